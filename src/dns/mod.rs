@@ -1,0 +1,1 @@
+//! The answer core: from query bytes, client and snapshot to response bytes. No I/O.

@@ -1,0 +1,1 @@
+//! Locating a client: MaxMind-format database reader and writer.

@@ -1,0 +1,1 @@
+//! Edge health: probes, state machine, admin overrides and load feed.

@@ -1,0 +1,1 @@
+//! HTTP listener: metrics, admin API, health of the server itself.

@@ -1,0 +1,28 @@
+//! geosteer: a geo-aware authoritative DNS server for CDN request steering.
+//!
+//! One query's path through the modules:
+//!
+//! 1. [`net`] receives a packet (UDP worker threads or a TCP connection) and
+//!    hands the bytes to [`dns::respond`], with the client's address.
+//! 2. [`dns::wire`] parses the header, the question and the OPT record (ECS
+//!    included) without building a `Message`.
+//! 3. [`dns::answer`] finds the closest enclosing zone in the [`snapshot`] and
+//!    applies authoritative semantics (NXDOMAIN/NODATA, referral, CNAME,
+//!    wildcard). For a steered name it asks [`steer`].
+//! 4. [`steer`] locates the client with [`geo`] (ECS address, else source),
+//!    filters candidates by [`health`] state and orders them by distance.
+//! 5. [`dns::render`] writes the response straight into the output buffer.
+//!
+//! Beside that flow: [`reload`] builds new snapshots from [`config`] and
+//! [`zone`] files and swaps them in; [`health`] probes edges; [`http`] serves
+//! metrics and the admin API.
+
+pub mod config;
+pub mod dns;
+pub mod geo;
+pub mod health;
+pub mod http;
+pub mod net;
+pub mod snapshot;
+pub mod steer;
+pub mod zone;

@@ -1,0 +1,1 @@
+//! The immutable runtime state (zones, steering, GeoIP DB), swapped whole.

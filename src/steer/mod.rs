@@ -1,0 +1,1 @@
+//! Choosing edges: candidates, health filter, distance order, spreading.

@@ -1,0 +1,1 @@
+//! RFC 1035 master-file loading with file:line errors.
