@@ -23,6 +23,7 @@ pub mod geo;
 pub mod health;
 pub mod http;
 pub mod net;
+pub mod reload;
 pub mod snapshot;
 pub mod steer;
 pub mod zone;

@@ -1,1 +1,337 @@
-//! The answer core: from query bytes, client and snapshot to response bytes. No I/O.
+//! The answer core: from query bytes, client and snapshot to response
+//! bytes. No I/O, no allocation on the common path.
+//!
+//! [`respond`] = [`wire::parse_query`] → [`answer::lookup`] (which calls
+//! [`crate::steer`] for steered names) → render into the caller's buffer.
+
+pub mod answer;
+pub mod render;
+pub mod tree;
+pub mod wire;
+
+use std::net::{IpAddr, SocketAddr};
+
+use answer::{Answer, Item, Owner, Question};
+use render::{Full, Writer};
+use wire::*;
+
+use crate::net::Transport;
+use crate::snapshot::Snapshot;
+use crate::steer::{self, Client, Family};
+
+/// The UDP payload size we advertise and never exceed (DNS flag day 2020).
+pub const OUR_UDP_SIZE: u16 = 1232;
+/// Plain DNS over UDP without EDNS (RFC 1035 §4.2.1).
+const CLASSIC_UDP: usize = 512;
+
+/// A summary of one response, for metrics and the query log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub len: usize,
+    pub rcode: Rcode,
+    pub qtype: u16,
+    pub truncated: bool,
+    pub ecs: bool,
+    /// (zone apex generation-independent id, host index) of a steered answer.
+    pub steered: bool,
+}
+
+/// Answers one query. Returns `None` when the packet deserves no answer.
+pub fn respond(
+    snap: &Snapshot,
+    query: &[u8],
+    client: SocketAddr,
+    transport: Transport,
+    out: &mut [u8],
+) -> Option<usize> {
+    respond_traced(snap, query, client.ip(), transport, out, &mut ()).map(|s| s.len)
+}
+
+/// [`respond`] with a steering trace and a summary of what was sent.
+pub fn respond_traced<T: steer::Trace>(
+    snap: &Snapshot,
+    query: &[u8],
+    source: IpAddr,
+    transport: Transport,
+    out: &mut [u8],
+    trace: &mut T,
+) -> Option<Summary> {
+    let q = match parse_query(query) {
+        Ok(q) => q,
+        Err(ParseError::Drop) => return None,
+        Err(ParseError::Reply {
+            rcode,
+            question,
+            edns,
+        }) => return Some(error_reply(query, rcode, question, edns, transport, out)),
+    };
+    let max = match transport {
+        Transport::Tcp => out.len().min(65_535),
+        Transport::Udp => match q.edns {
+            Some(e) => (e.udp_size.clamp(CLASSIC_UDP as u16, OUR_UDP_SIZE)) as usize,
+            None => CLASSIC_UDP,
+        },
+    };
+    let rcode = if q.opcode() != 0 {
+        Some(Rcode::NotImp)
+    } else if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
+        Some(Rcode::Refused)
+    } else if matches!(q.qtype, TYPE_AXFR | TYPE_IXFR) {
+        // Zone transfers are not offered (and never over UDP).
+        Some(Rcode::Refused)
+    } else if matches!(q.qtype, TYPE_OPT | TYPE_MAILA | TYPE_MAILB) {
+        Some(Rcode::FormErr)
+    } else {
+        None
+    };
+    let ans = match rcode {
+        Some(r) => Answer::new(r),
+        None => {
+            let client = match q.edns.and_then(|e| e.ecs) {
+                Some(ecs) if ecs.source_prefix > 0 => Client {
+                    addr: ecs.addr,
+                    ecs_source: Some(ecs.source_prefix),
+                },
+                _ => Client {
+                    addr: source,
+                    ecs_source: None,
+                },
+            };
+            let question = Question {
+                name: q.qname.as_bytes(),
+                qtype: q.qtype,
+                transport,
+                client,
+            };
+            answer::lookup(snap, &question, trace)
+        }
+    };
+    let (len, truncated) = render_answer(&q, &ans, max, out);
+    Some(Summary {
+        len,
+        rcode: ans.rcode,
+        qtype: q.qtype,
+        truncated,
+        ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
+        steered: ans.steered.is_some(),
+    })
+}
+
+fn header_flags(query_flags: u16, aa: bool, tc: bool, rcode: Rcode) -> u16 {
+    // QR, opcode, RD and CD come from the query; RA is never set.
+    let mut f = 0x8000 | (query_flags & 0x7800) | (query_flags & 0x0100) | (query_flags & 0x0010);
+    if aa {
+        f |= 0x0400;
+    }
+    if tc {
+        f |= 0x0200;
+    }
+    f | (rcode as u16 & 0xF)
+}
+
+/// Length of our OPT record for this query's EDNS.
+fn opt_len(edns: &Edns) -> usize {
+    11 + edns
+        .ecs
+        .map_or(0, |e| 8 + (e.source_prefix as usize).div_ceil(8))
+}
+
+fn write_opt(w: &mut Writer<'_>, edns: &Edns, rcode: Rcode, scope: u8) -> Result<(), Full> {
+    w.bytes(&[0])?;
+    w.u16(TYPE_OPT)?;
+    w.u16(OUR_UDP_SIZE)?;
+    // Extended rcode, version 0, and of the flags only DO (RFC 3225 says
+    // echo it); unknown flags are cleared.
+    let ext = ((rcode as u32) >> 4) << 24;
+    let flags = if edns.dnssec_ok { 0x8000 } else { 0 };
+    w.u32(ext | flags)?;
+    match edns.ecs {
+        Some(ecs) => {
+            let alen = (ecs.source_prefix as usize).div_ceil(8);
+            w.u16((8 + alen) as u16)?;
+            w.u16(OPT_ECS)?;
+            w.u16((4 + alen) as u16)?;
+            w.u16(ecs.family)?;
+            w.bytes(&[ecs.source_prefix, scope])?;
+            match ecs.addr {
+                IpAddr::V4(a) => w.bytes(&a.octets()[..alen]),
+                IpAddr::V6(a) => w.bytes(&a.octets()[..alen]),
+            }
+        }
+        None => w.u16(0),
+    }
+}
+
+/// A response to a query we could not fully parse: header, the question
+/// when it was readable, and OPT when EDNS was.
+fn error_reply(
+    query: &[u8],
+    rcode: Rcode,
+    question: Option<(usize, usize)>,
+    edns: Option<Edns>,
+    transport: Transport,
+    out: &mut [u8],
+) -> Summary {
+    let mut w = Writer::new(out, if transport == Transport::Tcp { 65_535 } else { CLASSIC_UDP });
+    let flags = u16::from_be_bytes([query[2], query[3]]);
+    let qtype = question.map_or(0, |(_, e)| u16::from_be_bytes([query[e - 4], query[e - 3]]));
+    // Both fit in 512 bytes: a question is at most 259 bytes, our OPT 31.
+    let _ = w.bytes(&query[..2]);
+    let _ = w.u16(header_flags(flags, false, false, rcode));
+    let _ = w.u16(question.is_some() as u16);
+    let _ = w.bytes(&[0, 0, 0, 0]);
+    let _ = w.u16(edns.is_some() as u16);
+    if let Some((s, e)) = question {
+        let _ = w.bytes(&query[s..e]);
+    }
+    if let Some(e) = edns {
+        let e = Edns {
+            ecs: None,
+            ..e
+        };
+        let _ = write_opt(&mut w, &e, rcode, 0);
+    }
+    Summary {
+        len: w.pos,
+        rcode,
+        qtype,
+        truncated: false,
+        ecs: false,
+        steered: false,
+    }
+}
+
+fn write_item(w: &mut Writer<'_>, item: &Item<'_>) -> Result<u16, Full> {
+    fn owner(w: &mut Writer<'_>, o: Owner<'_>) -> Result<(), Full> {
+        match o {
+            Owner::Query => w.qname_ptr(),
+            Owner::Name(n) => w.name(n, true),
+        }
+    }
+    match item {
+        Item::Set(o, set) => {
+            for rd in &set.rdata {
+                owner(w, *o)?;
+                w.u16(set.rtype)?;
+                w.u16(CLASS_IN)?;
+                w.u32(set.ttl)?;
+                w.rdata(rd)?;
+            }
+            Ok(set.rdata.len() as u16)
+        }
+        Item::Edges {
+            owner: o,
+            ttl,
+            family,
+            steering,
+            edges,
+        } => {
+            let mut n = 0u16;
+            for &e in edges {
+                let edge = &steering.edges[e as usize];
+                match family {
+                    Family::V4 => {
+                        for a in &edge.v4 {
+                            owner(w, *o)?;
+                            w.bytes(&[0, TYPE_A as u8, 0, 1])?;
+                            w.u32(*ttl)?;
+                            w.u16(4)?;
+                            w.bytes(&a.octets())?;
+                            n += 1;
+                        }
+                    }
+                    Family::V6 => {
+                        for a in &edge.v6 {
+                            owner(w, *o)?;
+                            w.bytes(&[0, TYPE_AAAA as u8, 0, 1])?;
+                            w.u32(*ttl)?;
+                            w.u16(16)?;
+                            w.bytes(&a.octets())?;
+                            n += 1;
+                        }
+                    }
+                }
+            }
+            Ok(n)
+        }
+        Item::Cname {
+            owner: o,
+            ttl,
+            target,
+        } => {
+            owner(w, *o)?;
+            w.u16(TYPE_CNAME)?;
+            w.u16(CLASS_IN)?;
+            w.u32(*ttl)?;
+            let at = w.pos;
+            w.u16(0)?;
+            w.name(target, true)?;
+            let len = w.pos - at - 2;
+            w.put_u16_at(at, len as u16);
+            Ok(1)
+        }
+    }
+}
+
+/// Renders an answer; returns (length, truncated).
+fn render_answer(q: &Query<'_>, ans: &Answer<'_>, max: usize, out: &mut [u8]) -> (usize, bool) {
+    let opt = q.edns.as_ref().map_or(0, opt_len);
+    let mut w = Writer::new(out, max.saturating_sub(opt));
+    let qlen = q.qname_raw.len() + 4;
+    // Header and question always fit: max >= 512 and a question <= 259.
+    let _ = w.bytes(&q.id.to_be_bytes());
+    let _ = w.bytes(&[0; 10]);
+    let _ = w.bytes(q.qname_raw);
+    let _ = w.u16(q.qtype);
+    let _ = w.u16(q.qclass);
+    w.remember_name(HEADER);
+    let after_question = HEADER + qlen;
+
+    let mut counts = [0u16; 3];
+    let mut truncated = false;
+    'sections: for (i, section) in [&ans.answer[..], &ans.authority[..]].into_iter().enumerate() {
+        for item in section.iter() {
+            match write_item(&mut w, item) {
+                Ok(n) => counts[i] += n,
+                Err(Full) => {
+                    // An answer or authority RRset that doesn't fit: send
+                    // the question with TC so the client retries over TCP.
+                    truncated = true;
+                    counts = [0; 3];
+                    w.truncate(after_question);
+                    break 'sections;
+                }
+            }
+        }
+    }
+    if !truncated {
+        for item in ans.additional.iter() {
+            let mark = w.pos;
+            match write_item(&mut w, item) {
+                Ok(n) => counts[2] += n,
+                Err(Full) => {
+                    // Additional data is optional: stop adding, no TC.
+                    w.truncate(mark);
+                    break;
+                }
+            }
+        }
+    }
+    // Give back the room kept for OPT.
+    w.set_limit(max);
+    let mut arcount = counts[2];
+    if let Some(e) = &q.edns {
+        let scope = if e.ecs.is_some_and(|c| c.source_prefix > 0) { ans.scope } else { 0 };
+        if write_opt(&mut w, e, ans.rcode, scope).is_ok() {
+            arcount += 1;
+        }
+    }
+    let len = w.pos;
+    let flags = header_flags(q.flags, ans.aa, truncated, ans.rcode);
+    w.put_u16_at(2, flags);
+    w.put_u16_at(4, 1);
+    w.put_u16_at(6, counts[0]);
+    w.put_u16_at(8, counts[1]);
+    w.put_u16_at(10, arcount);
+    (len, truncated)
+}

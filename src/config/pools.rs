@@ -1,0 +1,408 @@
+//! `<zone>.pools.yaml`: the edge-pool map operators edit. Parsed strictly,
+//! then validated into [`Steering`], which refers to edges by index.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use hickory_proto::rr::Name;
+use indexmap::IndexMap;
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use smallvec::SmallVec;
+
+use super::{ConfigError, parse_yaml};
+use crate::dns::wire;
+use crate::geo::{Code, Coords, Location};
+use crate::health::EdgeHealth;
+use crate::steer::{AllDown, Edge, EdgeIdx, Host, NetTarget, Nets, Rule, Steering};
+
+/// Default TTL of steered answers when neither the file nor the host says.
+pub const DEFAULT_TTL: u32 = 30;
+/// More edges than this can't be indexed by [`EdgeIdx`].
+const MAX_EDGES: usize = u16::MAX as usize;
+
+/// A scalar or a list of them (`country: US` or `country: [US, CA]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    fn to_vec(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeRaw {
+    pub addresses: Vec<Spanned<String>>,
+    pub location: [f64; 2],
+    #[serde(default)]
+    pub weight: Option<u32>,
+    #[serde(default)]
+    pub check: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleRaw {
+    #[serde(default)]
+    pub continent: Option<OneOrMany<String>>,
+    #[serde(default)]
+    pub country: Option<OneOrMany<String>>,
+    #[serde(default)]
+    pub subdivision: Option<OneOrMany<String>>,
+    #[serde(default)]
+    pub asn: Option<OneOrMany<u32>>,
+    pub edges: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostRaw {
+    #[serde(default)]
+    pub edges: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub answers: Option<u8>,
+    #[serde(default)]
+    pub ttl: Option<u32>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<RuleRaw>>,
+    #[serde(default)]
+    pub fallback: Option<String>,
+    #[serde(default)]
+    pub spread_km: Option<f64>,
+    #[serde(default)]
+    pub all_down: Option<AllDown>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetMapRaw {
+    #[serde(default)]
+    pub location: Option<[f64; 2]>,
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub continent: Option<String>,
+    #[serde(default)]
+    pub edges: Option<Vec<String>>,
+}
+
+/// An override net: `[lat, lon]` or a map.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum NetRaw {
+    At([f64; 2]),
+    Map(NetMapRaw),
+}
+
+/// The whole file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolsRaw {
+    #[serde(default)]
+    pub ttl: Option<u32>,
+    #[serde(default)]
+    pub edges: IndexMap<Spanned<String>, EdgeRaw>,
+    #[serde(default)]
+    pub nets: IndexMap<Spanned<String>, NetRaw>,
+    #[serde(default)]
+    pub hosts: IndexMap<Spanned<String>, HostRaw>,
+}
+
+/// What a pools file adds to its zone.
+#[derive(Debug)]
+pub struct Pools {
+    pub steering: Steering,
+    /// Each host's owner name (wire form, case kept), the host index, and
+    /// its line, for conflict errors.
+    pub names: Vec<(Box<[u8]>, u32, u32)>,
+}
+
+/// Hands out the health handle of an edge; the reloader passes one that
+/// keeps state by edge name across reloads.
+pub trait HealthSource {
+    fn edge(&mut self, edge: &str, check: Option<&str>) -> Arc<EdgeHealth>;
+}
+
+/// Every edge always up: for `check`, `explain` and tests without a checker.
+pub struct AlwaysUp;
+
+impl HealthSource for AlwaysUp {
+    fn edge(&mut self, _edge: &str, _check: Option<&str>) -> Arc<EdgeHealth> {
+        Arc::new(EdgeHealth::default())
+    }
+}
+
+fn check_coords(lat: f64, lon: f64) -> Result<Coords, String> {
+    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+        return Err(format!("location [{lat}, {lon}] is not [latitude -90..90, longitude -180..180]"));
+    }
+    Ok(Coords { lat, lon })
+}
+
+fn codes(v: &Option<OneOrMany<String>>, what: &str) -> Result<Vec<Code>, String> {
+    v.as_ref()
+        .map(|v| v.to_vec())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.parse::<Code>().map_err(|e| format!("{what}: {e}")))
+        .collect()
+}
+
+/// Reads and validates a pools file against its zone's origin.
+pub fn load(path: &Path, origin: &Name, health: &mut dyn HealthSource) -> Result<Pools, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![ConfigError::new(path, 0, format!("cannot read: {e}"))])?;
+    from_str(&text, path, origin, health)
+}
+
+/// [`load`] from memory.
+pub fn from_str(
+    text: &str,
+    path: &Path,
+    origin: &Name,
+    health: &mut dyn HealthSource,
+) -> Result<Pools, Vec<ConfigError>> {
+    let raw: PoolsRaw = parse_yaml(text, path).map_err(|e| vec![e])?;
+    let mut errs = Vec::new();
+    let mut err = |line: u32, msg: String| errs.push(ConfigError::new(path, line, msg));
+    let default_ttl = raw.ttl.unwrap_or(DEFAULT_TTL);
+
+    // Edges, by index.
+    if raw.edges.len() > MAX_EDGES {
+        err(0, format!("edges: at most {MAX_EDGES} edges per zone"));
+    }
+    let mut index: HashMap<&str, EdgeIdx> = HashMap::new();
+    let mut edges = Vec::with_capacity(raw.edges.len());
+    for (name, e) in &raw.edges {
+        let line = name.referenced.line() as u32;
+        let mut v4 = SmallVec::new();
+        let mut v6 = SmallVec::new();
+        for a in &e.addresses {
+            match a.value.parse::<IpAddr>() {
+                Ok(IpAddr::V4(x)) => v4.push(x),
+                Ok(IpAddr::V6(x)) => v6.push(x),
+                Err(_) => err(
+                    a.referenced.line() as u32,
+                    format!("edges.{}.addresses: {:?} is not an IP address", name.value, a.value),
+                ),
+            }
+        }
+        if e.addresses.is_empty() {
+            err(line, format!("edges.{}.addresses: an edge needs at least one address", name.value));
+        }
+        let coords = check_coords(e.location[0], e.location[1]).unwrap_or_else(|m| {
+            err(line, format!("edges.{}.location: {m}", name.value));
+            Coords::default()
+        });
+        let weight = e.weight.unwrap_or(1);
+        if weight == 0 {
+            err(line, format!("edges.{}.weight: must be at least 1", name.value));
+        }
+        let check = e.check.as_ref().map(|c| c.value.clone());
+        let h = health.edge(&name.value, check.as_deref());
+        index.insert(name.value.as_str(), edges.len() as EdgeIdx);
+        edges.push(Edge::new(name.value.clone(), v4, v6, coords, weight, check, h));
+    }
+    let resolve = |list: &[Spanned<String>], key: &str, err: &mut dyn FnMut(u32, String)| -> Vec<EdgeIdx> {
+        let mut out = Vec::new();
+        for e in list {
+            match index.get(e.value.as_str()) {
+                Some(&i) if !out.contains(&i) => out.push(i),
+                Some(_) => {}
+                None => err(e.referenced.line() as u32, format!("{key}: unknown edge {:?}", e.value)),
+            }
+        }
+        out
+    };
+
+    // Override nets.
+    let mut nets = Vec::new();
+    for (net, target) in &raw.nets {
+        let line = net.referenced.line() as u32;
+        let parsed: IpNet = match net.value.parse::<IpNet>() {
+            Ok(n) => n,
+            Err(_) => match net.value.parse::<IpAddr>() {
+                Ok(a) => IpNet::from(a),
+                Err(_) => {
+                    err(line, format!("nets: {:?} is not a network (like 10.20.0.0/16)", net.value));
+                    continue;
+                }
+            },
+        };
+        if parsed.trunc() != parsed {
+            err(line, format!("nets: {} has host bits set (did you mean {}?)", parsed, parsed.trunc()));
+            continue;
+        }
+        let key = format!("nets.{}", net.value);
+        let t = match target {
+            NetRaw::At([lat, lon]) => match check_coords(*lat, *lon) {
+                Ok(c) => NetTarget::Location(Location {
+                    coords: Some(c),
+                    ..Location::default()
+                }),
+                Err(m) => {
+                    err(line, format!("{key}: {m}"));
+                    continue;
+                }
+            },
+            NetRaw::Map(m) => {
+                if let Some(list) = &m.edges {
+                    if m.location.is_some() || m.country.is_some() || m.continent.is_some() {
+                        err(line, format!("{key}: give either edges or a location, not both"));
+                    }
+                    let spanned: Vec<Spanned<String>> = list
+                        .iter()
+                        .map(|s| Spanned::new(s.clone(), net.referenced, net.defined))
+                        .collect();
+                    let idx = resolve(&spanned, &key, &mut err);
+                    if idx.is_empty() {
+                        err(line, format!("{key}: edges: needs at least one edge"));
+                    }
+                    NetTarget::Edges(idx)
+                } else {
+                    let mut loc = Location::default();
+                    if let Some([lat, lon]) = m.location {
+                        match check_coords(lat, lon) {
+                            Ok(c) => loc.coords = Some(c),
+                            Err(msg) => err(line, format!("{key}: {msg}")),
+                        }
+                    }
+                    for (field, val, slot) in [
+                        ("country", &m.country, &mut loc.country),
+                        ("continent", &m.continent, &mut loc.continent),
+                    ] {
+                        if let Some(v) = val {
+                            match v.parse::<Code>() {
+                                Ok(c) => *slot = Some(c),
+                                Err(e) => err(line, format!("{key}.{field}: {e}")),
+                            }
+                        }
+                    }
+                    if loc == Location::default() {
+                        err(line, format!("{key}: needs a location, a country, a continent or edges"));
+                    }
+                    NetTarget::Location(loc)
+                }
+            }
+        };
+        nets.push((parsed, t));
+    }
+
+    // Hosts.
+    let mut hosts = Vec::new();
+    let mut names = Vec::new();
+    let all: Vec<EdgeIdx> = (0..edges.len() as EdgeIdx).collect();
+    for (hname, h) in &raw.hosts {
+        let line = hname.referenced.line() as u32;
+        let key = format!("hosts.{}", hname.value);
+        let owner = if hname.value == "@" {
+            Ok(origin.clone())
+        } else {
+            Name::parse(&hname.value, Some(origin))
+        };
+        let owner = match owner {
+            Ok(n) if origin.zone_of(&n) => n,
+            Ok(n) => {
+                err(line, format!("{key}: {n} is not inside zone {origin}"));
+                continue;
+            }
+            Err(e) => {
+                err(line, format!("{key}: invalid name: {e}"));
+                continue;
+            }
+        };
+        let candidates = match &h.edges {
+            Some(list) => resolve(list, &format!("{key}.edges"), &mut err),
+            None => all.clone(),
+        };
+        if candidates.is_empty() && h.rules.is_empty() {
+            err(line, format!("{key}: no candidate edges"));
+        }
+        let mut rules = Vec::new();
+        for (i, r) in h.rules.iter().enumerate() {
+            let rl = r.referenced.line() as u32;
+            let rkey = format!("{key}.rules[{i}]");
+            let r = &r.value;
+            let mut rule = Rule {
+                edges: resolve(&r.edges, &format!("{rkey}.edges"), &mut err),
+                asn: r.asn.as_ref().map(|a| a.to_vec()).unwrap_or_default(),
+                ..Rule::default()
+            };
+            match (
+                codes(&r.continent, "continent"),
+                codes(&r.country, "country"),
+                codes(&r.subdivision, "subdivision"),
+            ) {
+                (Ok(a), Ok(b), Ok(c)) => {
+                    rule.continent = a;
+                    rule.country = b;
+                    rule.subdivision = c;
+                }
+                (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => err(rl, format!("{rkey}.{m}")),
+            }
+            if rule.continent.is_empty() && rule.country.is_empty() && rule.subdivision.is_empty() && rule.asn.is_empty() {
+                err(rl, format!("{rkey}: a rule needs continent, country, subdivision or asn"));
+            }
+            if rule.edges.is_empty() {
+                err(rl, format!("{rkey}.edges: needs at least one edge"));
+            }
+            rules.push(rule);
+        }
+        let answers = h.answers.unwrap_or(1);
+        if answers == 0 {
+            err(line, format!("{key}.answers: must be at least 1"));
+        }
+        let spread_km = h.spread_km.unwrap_or(0.0);
+        if !(spread_km >= 0.0 && spread_km.is_finite()) {
+            err(line, format!("{key}.spread_km: must be a distance >= 0"));
+        }
+        let fallback = match &h.fallback {
+            Some(f) => match Name::parse(f, Some(origin)) {
+                Ok(n) => Some(wire::from_hickory(&n)),
+                Err(e) => {
+                    err(line, format!("{key}.fallback: invalid name {f:?}: {e}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        let all_down = h.all_down.unwrap_or_default();
+        if all_down == AllDown::Fallback && fallback.is_none() {
+            err(line, format!("{key}.all_down: `fallback` needs a fallback name"));
+        }
+        names.push((wire::from_hickory(&owner), hosts.len() as u32, line));
+        hosts.push(Host {
+            name: hname.value.clone(),
+            candidates,
+            rules,
+            answers: answers.max(1),
+            ttl: h.ttl.unwrap_or(default_ttl),
+            spread_km,
+            fallback,
+            all_down,
+        });
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    Ok(Pools {
+        steering: Steering {
+            edges,
+            hosts,
+            nets: Nets::new(nets),
+        },
+        names,
+    })
+}

@@ -1,0 +1,361 @@
+//! Authoritative logic: which records answer a question, by RFC 1034
+//! §4.3.2 with RFC 4592 wildcards, RFC 2308 negative answers, RFC 6604
+//! CNAME chains and RFC 8482 ANY. Produces an [`Answer`] of references
+//! into the snapshot; [`super::respond`] renders it.
+
+use smallvec::SmallVec;
+
+use super::tree::{Node, Rrset, Tree};
+use super::wire::*;
+use crate::net::Transport;
+use crate::snapshot::{Snapshot, Zone};
+use crate::steer::{self, Client, Decision, EdgeIdx, Family, Outcome, Steering};
+
+/// Longest CNAME chain we follow inside a zone.
+const MAX_CHAIN: usize = 8;
+
+/// Whose name a record carries.
+#[derive(Clone, Copy, Debug)]
+pub enum Owner<'a> {
+    /// The question's name (written as a pointer: keeps the client's case).
+    Query,
+    /// A name from the zone, uncompressed wire form.
+    Name(&'a [u8]),
+}
+
+/// One RRset to write.
+#[derive(Clone, Debug)]
+pub enum Item<'a> {
+    Set(Owner<'a>, &'a Rrset),
+    /// Steered A or AAAA records: the addresses of these edges.
+    Edges {
+        owner: Owner<'a>,
+        ttl: u32,
+        family: Family,
+        steering: &'a Steering,
+        edges: SmallVec<[EdgeIdx; 8]>,
+    },
+    /// A synthesized CNAME (a host's fallback).
+    Cname {
+        owner: Owner<'a>,
+        ttl: u32,
+        target: &'a [u8],
+    },
+}
+
+/// Which steered host answered, for metrics, logs and `explain`.
+#[derive(Clone, Debug)]
+pub struct Steered<'a> {
+    pub zone: &'a Zone,
+    pub host: u32,
+    pub decision: Decision,
+}
+
+/// The outcome of the authoritative lookup.
+#[derive(Debug)]
+pub struct Answer<'a> {
+    pub rcode: Rcode,
+    pub aa: bool,
+    pub answer: SmallVec<[Item<'a>; 4]>,
+    pub authority: SmallVec<[Item<'a>; 2]>,
+    pub additional: SmallVec<[Item<'a>; 4]>,
+    /// ECS scope prefix to echo (0 unless location decided the answer).
+    pub scope: u8,
+    pub steered: Option<Steered<'a>>,
+}
+
+impl<'a> Answer<'a> {
+    pub fn new(rcode: Rcode) -> Answer<'a> {
+        Answer {
+            rcode,
+            aa: false,
+            answer: SmallVec::new(),
+            authority: SmallVec::new(),
+            additional: SmallVec::new(),
+            scope: 0,
+            steered: None,
+        }
+    }
+}
+
+/// The question as the lookup sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Question<'q> {
+    /// Lowercased wire name.
+    pub name: &'q [u8],
+    pub qtype: u16,
+    pub transport: Transport,
+    pub client: Client,
+}
+
+/// Answers a question from a snapshot. `trace` observes steering.
+pub fn lookup<'a, T: steer::Trace>(
+    snap: &'a Snapshot,
+    q: &Question<'_>,
+    trace: &mut T,
+) -> Answer<'a> {
+    let Some(zone) = snap.find_zone(q.name) else {
+        return Answer::new(Rcode::Refused);
+    };
+    let mut ans = Answer::new(Rcode::NoError);
+    ans.aa = true;
+    let tree = &zone.tree;
+    let mut name = NameBuf::empty();
+    name.buf[..q.name.len()].copy_from_slice(q.name);
+    name.len = q.name.len() as u8;
+    let mut owner = Owner::Query;
+
+    for step in 0..MAX_CHAIN {
+        let lname = name.as_bytes();
+        if step > 0 && !in_zone(tree, lname) {
+            // The chain left the zone: the resolver follows it.
+            return ans;
+        }
+        // A zone cut above (or at) the name: refer, unless this is DS at
+        // the cut itself, which the parent answers (RFC 4035 §3.1.4.1).
+        if tree.has_cuts
+            && let Some((cut, at)) = find_cut(tree, lname)
+            && !(at && q.qtype == TYPE_DS)
+        {
+            if step == 0 {
+                ans.aa = false;
+            }
+            if let Some(ns) = cut.rrset(TYPE_NS) {
+                ans.authority.push(Item::Set(Owner::Name(&cut.owner), ns));
+                add_glue(tree, ns, &mut ans);
+            }
+            return ans;
+        }
+        let node = match tree.nodes.get(lname) {
+            Some(n) => n,
+            None => match wildcard(tree, lname) {
+                Some(w) => w,
+                None => {
+                    ans.rcode = Rcode::NxDomain;
+                    negative(tree, &mut ans);
+                    return ans;
+                }
+            },
+        };
+        if node.host.is_some() && matches!(q.qtype, TYPE_A | TYPE_AAAA | TYPE_ANY) {
+            match steer_answer(snap, zone, node, owner, q, trace, &mut ans) {
+                Some(target) => {
+                    // Fallback CNAME: follow it if it stays in the zone.
+                    set_name(&mut name, target);
+                    owner = Owner::Name(target);
+                    continue;
+                }
+                None => return ans,
+            }
+        }
+        if q.qtype != TYPE_CNAME
+            && let Some(cname) = node.rrset(TYPE_CNAME)
+        {
+            ans.answer.push(Item::Set(owner, cname));
+            let Some(target) = cname.rdata[0].target() else {
+                return ans;
+            };
+            set_name(&mut name, target);
+            owner = Owner::Name(target);
+            continue;
+        }
+        if q.qtype == TYPE_ANY {
+            any(node, q.transport, owner, tree, &mut ans);
+            return ans;
+        }
+        match node.rrset(q.qtype) {
+            Some(set) => {
+                ans.answer.push(Item::Set(owner, set));
+                add_additional(tree, set, &mut ans);
+            }
+            None => negative(tree, &mut ans),
+        }
+        return ans;
+    }
+    ans
+}
+
+fn set_name(name: &mut NameBuf, target: &[u8]) {
+    let n = target.len().min(MAX_NAME);
+    for (d, s) in name.buf[..n].iter_mut().zip(target) {
+        *d = s.to_ascii_lowercase();
+    }
+    name.len = n as u8;
+}
+
+fn in_zone(tree: &Tree, lname: &[u8]) -> bool {
+    lname.len() >= tree.apex_lower.len()
+        && lname.ends_with(&tree.apex_lower)
+        && (lname.len() == tree.apex_lower.len() || is_label_boundary(lname, lname.len() - tree.apex_lower.len()))
+}
+
+fn is_label_boundary(name: &[u8], at: usize) -> bool {
+    let mut p = 0;
+    while p < at {
+        p += 1 + name[p] as usize;
+    }
+    p == at
+}
+
+/// The topmost zone cut at or above `lname` (below the apex), and whether
+/// it is `lname` itself.
+fn find_cut<'t>(tree: &'t Tree, lname: &[u8]) -> Option<(&'t Node, bool)> {
+    let mut offs = [0u8; 128];
+    let n = label_offsets(lname, &mut offs);
+    let apex = tree.apex_lower.len();
+    for &off in offs[..n].iter().rev() {
+        let key = &lname[off as usize..];
+        if key.len() <= apex {
+            continue;
+        }
+        // Ancestors of every node exist (empty non-terminals), so a missing
+        // node means nothing deeper exists either.
+        let node = tree.nodes.get(key)?;
+        if node.cut {
+            return Some((node, off == 0));
+        }
+    }
+    None
+}
+
+/// RFC 4592: the source of synthesis is `*.<closest encloser>`.
+fn wildcard<'t>(tree: &'t Tree, lname: &[u8]) -> Option<&'t Node> {
+    if !tree.has_wildcards {
+        return None;
+    }
+    let mut offs = [0u8; 128];
+    let n = label_offsets(lname, &mut offs);
+    let encloser = offs[1..n]
+        .iter()
+        .map(|&o| &lname[o as usize..])
+        .find(|k| tree.nodes.contains_key(*k))
+        .unwrap_or(&tree.apex_lower);
+    let mut key = NameBuf::empty();
+    if encloser.len() + 2 > MAX_NAME {
+        return None;
+    }
+    key.buf[..2].copy_from_slice(b"\x01*");
+    key.buf[2..2 + encloser.len()].copy_from_slice(encloser);
+    key.len = (2 + encloser.len()) as u8;
+    tree.nodes.get(key.as_bytes())
+}
+
+/// NXDOMAIN and NODATA carry the SOA (RFC 2308 §3) with the negative TTL.
+fn negative<'a>(tree: &'a Tree, ans: &mut Answer<'a>) {
+    ans.authority
+        .push(Item::Set(Owner::Name(&tree.apex_node().owner), tree.soa()));
+}
+
+/// RFC 8482: over UDP one RRset is enough (the smallest, to deny
+/// amplification); TCP gets them all.
+fn any<'a>(node: &'a Node, transport: Transport, owner: Owner<'a>, tree: &'a Tree, ans: &mut Answer<'a>) {
+    if node.rrsets.is_empty() {
+        negative(tree, ans);
+        return;
+    }
+    match transport {
+        Transport::Udp => {
+            let smallest = node
+                .rrsets
+                .iter()
+                .min_by_key(|s| s.rdata.len())
+                .expect("non-empty");
+            ans.answer.push(Item::Set(owner, smallest));
+        }
+        Transport::Tcp => {
+            for set in &node.rrsets {
+                ans.answer.push(Item::Set(owner, set));
+            }
+        }
+    }
+}
+
+/// Address records of in-zone targets (NS, MX, SRV), as Knot adds them.
+fn add_additional<'a>(tree: &'a Tree, set: &'a Rrset, ans: &mut Answer<'a>) {
+    if matches!(set.rtype, TYPE_NS | TYPE_MX | TYPE_SRV) {
+        add_glue(tree, set, ans);
+    }
+}
+
+fn add_glue<'a>(tree: &'a Tree, set: &'a Rrset, ans: &mut Answer<'a>) {
+    for rd in &set.rdata {
+        let Some(target) = rd.target() else { continue };
+        let mut lower = NameBuf::empty();
+        set_name(&mut lower, target);
+        let Some(node) = tree.nodes.get(lower.as_bytes()) else {
+            continue;
+        };
+        for t in [TYPE_A, TYPE_AAAA] {
+            if let Some(s) = node.rrset(t) {
+                ans.additional.push(Item::Set(Owner::Name(&node.owner), s));
+            }
+        }
+    }
+}
+
+/// Fills the answer of a steered name. Returns a fallback CNAME target to
+/// chase, if steering chose the fallback.
+fn steer_answer<'a, T: steer::Trace>(
+    snap: &'a Snapshot,
+    zone: &'a Zone,
+    node: &'a Node,
+    owner: Owner<'a>,
+    q: &Question<'_>,
+    trace: &mut T,
+    ans: &mut Answer<'a>,
+) -> Option<&'a [u8]> {
+    let hidx = node.host? as usize;
+    let host = &zone.steering.hosts[hidx];
+    let families: &[Family] = match (q.qtype, q.transport) {
+        (TYPE_A, _) | (TYPE_ANY, Transport::Udp) => &[Family::V4],
+        (TYPE_AAAA, _) => &[Family::V6],
+        _ => &[Family::V4, Family::V6],
+    };
+    let mut fallback = None;
+    for &family in families {
+        let d = steer::decide(&zone.steering, host, snap.geodb.as_deref(), q.client, family, trace);
+        ans.scope = ans.scope.max(d.scope);
+        match d.outcome {
+            Outcome::Edges => ans.answer.push(Item::Edges {
+                owner,
+                ttl: host.ttl,
+                family,
+                steering: &zone.steering,
+                edges: d.edges.clone(),
+            }),
+            Outcome::NoData => {
+                if families.len() == 1 {
+                    negative(&zone.tree, ans);
+                }
+            }
+            Outcome::Fallback => {
+                if let Some(target) = host.fallback.as_deref() {
+                    ans.answer.push(Item::Cname {
+                        owner,
+                        ttl: host.ttl,
+                        target,
+                    });
+                    fallback = Some(target);
+                }
+            }
+            Outcome::ServFail => {
+                ans.rcode = Rcode::ServFail;
+                ans.answer.clear();
+                ans.authority.clear();
+            }
+            Outcome::Empty => {}
+        }
+        ans.steered = Some(Steered {
+            zone,
+            host: hidx as u32,
+            decision: d,
+        });
+        if fallback.is_some() || ans.rcode != Rcode::NoError {
+            break;
+        }
+    }
+    if families.len() > 1 && ans.answer.is_empty() && ans.rcode == Rcode::NoError && fallback.is_none() {
+        negative(&zone.tree, ans);
+    }
+    fallback
+}

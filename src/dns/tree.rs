@@ -1,0 +1,251 @@
+//! The in-memory zone: nodes by lowercased wire name, with RDATA encoded
+//! once at build time so answering only copies bytes.
+
+use std::collections::HashMap;
+
+use hickory_proto::rr::{RData, Record};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+
+use super::wire::{self, TYPE_CNAME, TYPE_NS, TYPE_SOA};
+
+/// RDATA in wire form, split where it holds names so the renderer can
+/// compress them (or, for SRV, must not).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rdata {
+    /// No names inside: A, AAAA, TXT, CAA.
+    Opaque(Box<[u8]>),
+    /// NS, CNAME, PTR: one compressible name.
+    Name(Box<[u8]>),
+    /// MX: preference, then a compressible name.
+    Mx(u16, Box<[u8]>),
+    /// SRV: priority, weight, port; the target is never compressed (RFC 2782).
+    Srv([u8; 6], Box<[u8]>),
+    /// SOA: two compressible names and the five counters.
+    Soa {
+        mname: Box<[u8]>,
+        rname: Box<[u8]>,
+        tail: [u8; 20],
+    },
+}
+
+impl Rdata {
+    /// Encodes hickory RDATA. Returns `None` for types we don't serve.
+    pub fn from_hickory(data: &RData) -> Option<Rdata> {
+        Some(match data {
+            RData::NS(n) => Rdata::Name(wire::from_hickory(&n.0)),
+            RData::CNAME(n) => Rdata::Name(wire::from_hickory(&n.0)),
+            RData::PTR(n) => Rdata::Name(wire::from_hickory(&n.0)),
+            RData::MX(mx) => Rdata::Mx(mx.preference, wire::from_hickory(&mx.exchange)),
+            RData::SRV(srv) => {
+                let mut head = [0u8; 6];
+                head[0..2].copy_from_slice(&srv.priority.to_be_bytes());
+                head[2..4].copy_from_slice(&srv.weight.to_be_bytes());
+                head[4..6].copy_from_slice(&srv.port.to_be_bytes());
+                Rdata::Srv(head, wire::from_hickory(&srv.target))
+            }
+            RData::SOA(soa) => {
+                let mut tail = [0u8; 20];
+                tail[0..4].copy_from_slice(&soa.serial.to_be_bytes());
+                tail[4..8].copy_from_slice(&soa.refresh.to_be_bytes());
+                tail[8..12].copy_from_slice(&soa.retry.to_be_bytes());
+                tail[12..16].copy_from_slice(&soa.expire.to_be_bytes());
+                tail[16..20].copy_from_slice(&soa.minimum.to_be_bytes());
+                Rdata::Soa {
+                    mname: wire::from_hickory(&soa.mname),
+                    rname: wire::from_hickory(&soa.rname),
+                    tail,
+                }
+            }
+            RData::A(_) | RData::AAAA(_) | RData::TXT(_) | RData::CAA(_) => {
+                let mut buf = Vec::new();
+                let mut enc = BinEncoder::new(&mut buf);
+                data.emit(&mut enc).ok()?;
+                Rdata::Opaque(buf.into_boxed_slice())
+            }
+            _ => return None,
+        })
+    }
+
+    /// The name additional-section processing looks up (RFC 1035 §3.3).
+    pub fn target(&self) -> Option<&[u8]> {
+        match self {
+            Rdata::Name(n) | Rdata::Mx(_, n) | Rdata::Srv(_, n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// SOA MINIMUM, for negative TTLs.
+    pub fn soa_minimum(&self) -> Option<u32> {
+        match self {
+            Rdata::Soa { tail, .. } => Some(u32::from_be_bytes([
+                tail[16], tail[17], tail[18], tail[19],
+            ])),
+            _ => None,
+        }
+    }
+}
+
+/// All records of one type at one name.
+#[derive(Clone, Debug)]
+pub struct Rrset {
+    pub rtype: u16,
+    pub ttl: u32,
+    pub rdata: Vec<Rdata>,
+}
+
+/// One name in a zone. Empty non-terminals exist as nodes without data so
+/// that NXDOMAIN vs NODATA and wildcard matching follow RFC 4592.
+#[derive(Clone, Debug, Default)]
+pub struct Node {
+    /// The owner as written in the zone (case kept).
+    pub owner: Box<[u8]>,
+    pub rrsets: Vec<Rrset>,
+    /// Index into the zone's steered hosts, for names answered by steering.
+    pub host: Option<u32>,
+    /// NS records here, and this is not the apex: a zone cut.
+    pub cut: bool,
+}
+
+impl Node {
+    pub fn rrset(&self, rtype: u16) -> Option<&Rrset> {
+        self.rrsets.iter().find(|s| s.rtype == rtype)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rrsets.is_empty() && self.host.is_none()
+    }
+}
+
+/// A zone's names. `S` is the per-zone steering data.
+#[derive(Debug)]
+pub struct Tree {
+    pub apex: Box<[u8]>,
+    pub apex_lower: Box<[u8]>,
+    pub nodes: HashMap<Box<[u8]>, Node>,
+    /// TTL of the SOA in negative answers: min(SOA TTL, MINIMUM) (RFC 2308).
+    pub neg_ttl: u32,
+    pub has_cuts: bool,
+    pub has_wildcards: bool,
+}
+
+/// A record that could not go into the tree.
+#[derive(Debug, Clone)]
+pub struct TreeError {
+    pub index: usize,
+    pub reason: String,
+}
+
+impl Tree {
+    /// Builds the tree from records already validated by [`crate::zone`].
+    /// `records` yields (index for error reporting, record).
+    pub fn build<'a>(
+        apex: &hickory_proto::rr::Name,
+        records: impl IntoIterator<Item = (usize, &'a Record)>,
+    ) -> Result<Tree, Vec<TreeError>> {
+        let apex_wire = wire::from_hickory(apex);
+        let apex_lower = wire::lowercase(&apex_wire);
+        let mut nodes: HashMap<Box<[u8]>, Node> = HashMap::new();
+        let mut errors = Vec::new();
+        for (index, rec) in records {
+            let Some(rdata) = Rdata::from_hickory(&rec.data) else {
+                errors.push(TreeError {
+                    index,
+                    reason: format!("unsupported record type {}", rec.record_type()),
+                });
+                continue;
+            };
+            let owner = wire::from_hickory(&rec.name);
+            let key = wire::lowercase(&owner);
+            let node = nodes.entry(key).or_insert_with(|| Node {
+                owner: owner.clone(),
+                ..Node::default()
+            });
+            let rtype = u16::from(rec.record_type());
+            match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
+                Some(set) => {
+                    if !set.rdata.contains(&rdata) {
+                        set.rdata.push(rdata);
+                    }
+                }
+                None => node.rrsets.push(Rrset {
+                    rtype,
+                    ttl: rec.ttl,
+                    rdata: vec![rdata],
+                }),
+            }
+        }
+        let mut tree = Tree {
+            apex: apex_wire,
+            apex_lower,
+            nodes,
+            neg_ttl: 0,
+            has_cuts: false,
+            has_wildcards: false,
+        };
+        match tree
+            .nodes
+            .get(&tree.apex_lower)
+            .and_then(|n| n.rrset(TYPE_SOA))
+        {
+            Some(soa) => {
+                let min = soa.rdata[0].soa_minimum().unwrap_or(0);
+                tree.neg_ttl = soa.ttl.min(min);
+            }
+            None => errors.push(TreeError {
+                index: usize::MAX,
+                reason: "no SOA record at the zone apex".into(),
+            }),
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        tree.finish();
+        Ok(tree)
+    }
+
+    /// Marks cuts and wildcards and adds empty non-terminals. Call again
+    /// after adding nodes (steered hosts).
+    pub fn finish(&mut self) {
+        let apex_len = self.apex_lower.len();
+        let mut missing: Vec<(Box<[u8]>, Box<[u8]>)> = Vec::new();
+        self.has_cuts = false;
+        self.has_wildcards = false;
+        for (key, node) in self.nodes.iter_mut() {
+            node.cut = key.len() != apex_len && node.rrset(TYPE_NS).is_some();
+            self.has_cuts |= node.cut;
+            self.has_wildcards |= key.starts_with(b"\x01*");
+            let mut offs = [0u8; 128];
+            let n = wire::label_offsets(key, &mut offs);
+            for &off in &offs[1..n] {
+                let anc = &key[off as usize..];
+                if anc.len() <= apex_len {
+                    break;
+                }
+                missing.push((anc.into(), node.owner[off as usize..].into()));
+            }
+        }
+        for (key, owner) in missing {
+            self.nodes.entry(key).or_insert_with(|| Node {
+                owner,
+                ..Node::default()
+            });
+        }
+    }
+
+    pub fn apex_node(&self) -> &Node {
+        &self.nodes[&self.apex_lower]
+    }
+
+    pub fn soa(&self) -> &Rrset {
+        // `build` refuses a zone without an apex SOA.
+        self.apex_node()
+            .rrset(TYPE_SOA)
+            .expect("tree built without apex SOA")
+    }
+
+    /// Does the name have a CNAME (used by validation of steered hosts).
+    pub fn has_cname(&self, key: &[u8]) -> bool {
+        self.nodes
+            .get(key)
+            .is_some_and(|n| n.rrset(TYPE_CNAME).is_some())
+    }
+}

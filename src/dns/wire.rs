@@ -1,0 +1,491 @@
+//! Query parsing straight from the packet bytes: header, question, OPT and
+//! ECS, without building a `Message` and without allocating.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Header length of every DNS message.
+pub const HEADER: usize = 12;
+/// Longest domain name in wire form (RFC 1035 §2.3.4).
+pub const MAX_NAME: usize = 255;
+
+pub const TYPE_A: u16 = 1;
+pub const TYPE_NS: u16 = 2;
+pub const TYPE_CNAME: u16 = 5;
+pub const TYPE_SOA: u16 = 6;
+pub const TYPE_PTR: u16 = 12;
+pub const TYPE_MX: u16 = 15;
+pub const TYPE_TXT: u16 = 16;
+pub const TYPE_AAAA: u16 = 28;
+pub const TYPE_SRV: u16 = 33;
+pub const TYPE_OPT: u16 = 41;
+pub const TYPE_DS: u16 = 43;
+pub const TYPE_IXFR: u16 = 251;
+pub const TYPE_AXFR: u16 = 252;
+pub const TYPE_MAILB: u16 = 253;
+pub const TYPE_MAILA: u16 = 254;
+pub const TYPE_ANY: u16 = 255;
+pub const TYPE_CAA: u16 = 257;
+pub const CLASS_IN: u16 = 1;
+pub const CLASS_CH: u16 = 3;
+pub const CLASS_ANY: u16 = 255;
+pub const OPT_ECS: u16 = 8;
+
+/// Response codes we produce (the low 4 bits go in the header; BADVERS
+/// needs the OPT extended bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rcode {
+    NoError = 0,
+    FormErr = 1,
+    ServFail = 2,
+    NxDomain = 3,
+    NotImp = 4,
+    Refused = 5,
+    BadVers = 16,
+}
+
+impl Rcode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rcode::NoError => "NOERROR",
+            Rcode::FormErr => "FORMERR",
+            Rcode::ServFail => "SERVFAIL",
+            Rcode::NxDomain => "NXDOMAIN",
+            Rcode::NotImp => "NOTIMP",
+            Rcode::Refused => "REFUSED",
+            Rcode::BadVers => "BADVERS",
+        }
+    }
+}
+
+/// A lowercased wire-format name in a fixed buffer (no allocation).
+#[derive(Clone, Copy)]
+pub struct NameBuf {
+    pub buf: [u8; MAX_NAME],
+    pub len: u8,
+}
+
+impl NameBuf {
+    pub const fn empty() -> Self {
+        NameBuf {
+            buf: [0; MAX_NAME],
+            len: 0,
+        }
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len as usize]
+    }
+}
+
+impl std::fmt::Debug for NameBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&name_to_string(self.as_bytes()))
+    }
+}
+
+/// The EDNS Client Subnet option of a query (RFC 7871), validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ecs {
+    pub family: u16,
+    pub source_prefix: u8,
+    /// The address, zero beyond the source prefix (validated).
+    pub addr: IpAddr,
+}
+
+/// What the OPT record of a query said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edns {
+    pub udp_size: u16,
+    pub version: u8,
+    pub dnssec_ok: bool,
+    pub ecs: Option<Ecs>,
+}
+
+/// A parsed query. `qname_raw` keeps the client's letter case for echoing.
+#[derive(Clone, Copy, Debug)]
+pub struct Query<'a> {
+    pub id: u16,
+    /// Header bytes 2..4 as sent (opcode, RD, CD...).
+    pub flags: u16,
+    pub qname_raw: &'a [u8],
+    pub qname: NameBuf,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub edns: Option<Edns>,
+}
+
+impl Query<'_> {
+    pub fn opcode(&self) -> u8 {
+        ((self.flags >> 11) & 0xF) as u8
+    }
+    pub fn rd(&self) -> bool {
+        self.flags & 0x0100 != 0
+    }
+    pub fn cd(&self) -> bool {
+        self.flags & 0x0010 != 0
+    }
+}
+
+/// Why a packet could not be answered normally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not worth answering: too short for a header, or a response.
+    Drop,
+    /// Answer with this rcode, echoing what of the query was readable.
+    /// `question` is the byte range of a well-formed question, if any.
+    Reply {
+        rcode: Rcode,
+        question: Option<(usize, usize)>,
+        edns: Option<Edns>,
+    },
+}
+
+fn rd16(p: &[u8], i: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*p.get(i)?, *p.get(i + 1)?]))
+}
+
+/// Reads an uncompressed name at `pos` into `out` (lowercased). Question
+/// names are never compressed in practice; a pointer there is a FORMERR.
+fn read_plain_name(p: &[u8], mut pos: usize, out: &mut NameBuf) -> Option<usize> {
+    let mut n = 0usize;
+    loop {
+        let len = *p.get(pos)? as usize;
+        if len & 0xC0 != 0 {
+            return None;
+        }
+        if n + len + 1 > MAX_NAME {
+            return None;
+        }
+        let label = p.get(pos..pos + 1 + len)?;
+        out.buf[n] = len as u8;
+        for (d, s) in out.buf[n + 1..n + 1 + len].iter_mut().zip(&label[1..]) {
+            *d = s.to_ascii_lowercase();
+        }
+        n += len + 1;
+        pos += len + 1;
+        if len == 0 {
+            out.len = n as u8;
+            return Some(pos);
+        }
+    }
+}
+
+/// Skips a possibly compressed name; returns the position after it.
+fn skip_name(p: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        let len = *p.get(pos)?;
+        match len & 0xC0 {
+            0x00 if len == 0 => return Some(pos + 1),
+            0x00 => pos += 1 + len as usize,
+            0xC0 => {
+                p.get(pos + 1)?;
+                return Some(pos + 2);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Parses a query. Never panics; every malformed shape maps to a
+/// [`ParseError`].
+pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
+    if p.len() < HEADER {
+        return Err(ParseError::Drop);
+    }
+    let flags = u16::from_be_bytes([p[2], p[3]]);
+    if flags & 0x8000 != 0 {
+        // A response sent to us: answering could loop two servers forever.
+        return Err(ParseError::Drop);
+    }
+    let qd = u16::from_be_bytes([p[4], p[5]]);
+    let an = u16::from_be_bytes([p[6], p[7]]);
+    let ns = u16::from_be_bytes([p[8], p[9]]);
+    let ar = u16::from_be_bytes([p[10], p[11]]);
+    let formerr = |question, edns| ParseError::Reply {
+        rcode: Rcode::FormErr,
+        question,
+        edns,
+    };
+    if qd != 1 {
+        return Err(formerr(None, None));
+    }
+    let mut qname = NameBuf::empty();
+    let qend = read_plain_name(p, HEADER, &mut qname).ok_or(formerr(None, None))?;
+    let (Some(qtype), Some(qclass)) = (rd16(p, qend), rd16(p, qend + 2)) else {
+        return Err(formerr(None, None));
+    };
+    let question = Some((HEADER, qend + 4));
+    let mut pos = qend + 4;
+    // Answer and authority records have no business in a query, but NOTIFY
+    // and UPDATE carry them; skip them so the OPT record can still be found.
+    for _ in 0..(an as u32 + ns as u32) {
+        pos = skip_name(p, pos).ok_or(formerr(question, None))?;
+        let rdlen = rd16(p, pos + 8).ok_or(formerr(question, None))? as usize;
+        pos += 10 + rdlen;
+        if pos > p.len() {
+            return Err(formerr(question, None));
+        }
+    }
+    let mut edns: Option<Edns> = None;
+    for _ in 0..ar {
+        let owner = pos;
+        pos = skip_name(p, pos).ok_or(formerr(question, edns))?;
+        let (Some(rtype), Some(rdlen)) = (rd16(p, pos), rd16(p, pos + 8)) else {
+            return Err(formerr(question, edns));
+        };
+        let rdata = pos + 10;
+        let end = rdata + rdlen as usize;
+        if end > p.len() {
+            return Err(formerr(question, edns));
+        }
+        if rtype == TYPE_OPT {
+            // RFC 6891 §6.1.1: one OPT, owned by the root.
+            if edns.is_some() || pos != owner + 1 || p[owner] != 0 {
+                return Err(formerr(question, edns));
+            }
+            let udp_size = u16::from_be_bytes([p[pos + 2], p[pos + 3]]);
+            let version = p[pos + 5];
+            let dnssec_ok = p[pos + 6] & 0x80 != 0;
+            let mut e = Edns {
+                udp_size,
+                version,
+                dnssec_ok,
+                ecs: None,
+            };
+            // A version we don't speak is answered BADVERS before we look
+            // at options we might not understand (RFC 6891 §6.1.3).
+            if version == 0 {
+                e.ecs = parse_options(&p[rdata..end]).map_err(|()| formerr(question, Some(e)))?;
+            }
+            edns = Some(e);
+        }
+        pos = end;
+    }
+    if let Some(e) = edns
+        && e.version > 0
+    {
+        return Err(ParseError::Reply {
+            rcode: Rcode::BadVers,
+            question,
+            edns: Some(e),
+        });
+    }
+    Ok(Query {
+        id: u16::from_be_bytes([p[0], p[1]]),
+        flags,
+        qname_raw: &p[HEADER..qend],
+        qname,
+        qtype,
+        qclass,
+        edns,
+    })
+}
+
+/// Walks the OPT options; returns the ECS option if present and valid.
+/// Unknown options are skipped (and will not be echoed).
+fn parse_options(mut o: &[u8]) -> Result<Option<Ecs>, ()> {
+    let mut ecs = None;
+    while !o.is_empty() {
+        let (Some(code), Some(len)) = (rd16(o, 0), rd16(o, 2)) else {
+            return Err(());
+        };
+        let body = o.get(4..4 + len as usize).ok_or(())?;
+        if code == OPT_ECS {
+            if ecs.is_some() {
+                return Err(());
+            }
+            ecs = Some(parse_ecs(body)?);
+        }
+        o = &o[4 + len as usize..];
+    }
+    Ok(ecs)
+}
+
+/// RFC 7871 §6 validation, stricter than hickory: the address must be
+/// exactly as long as the source prefix needs, carry no bits beyond it, and
+/// the query's scope must be zero.
+pub fn parse_ecs(b: &[u8]) -> Result<Ecs, ()> {
+    if b.len() < 4 {
+        return Err(());
+    }
+    let family = u16::from_be_bytes([b[0], b[1]]);
+    let source = b[2];
+    let scope = b[3];
+    let addr = &b[4..];
+    let max = match family {
+        1 => 32,
+        2 => 128,
+        _ => return Err(()),
+    };
+    if source > max || scope != 0 || addr.len() != (source as usize).div_ceil(8) {
+        return Err(());
+    }
+    let mut full = [0u8; 16];
+    full[..addr.len()].copy_from_slice(addr);
+    if source % 8 != 0 {
+        let last = addr.len() - 1;
+        let mask = 0xFFu8 >> (source % 8);
+        if addr[last] & mask != 0 {
+            return Err(());
+        }
+    }
+    let ip = if family == 1 {
+        IpAddr::V4(Ipv4Addr::new(full[0], full[1], full[2], full[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(full))
+    };
+    Ok(Ecs {
+        family,
+        source_prefix: source,
+        addr: ip,
+    })
+}
+
+/// Iterates the label start offsets of a wire name, so that `&name[off..]`
+/// is each ancestor, from the name itself up to (excluding) the root.
+pub fn label_offsets(name: &[u8], out: &mut [u8; 128]) -> usize {
+    let mut n = 0;
+    let mut pos = 0usize;
+    while pos < name.len() && name[pos] != 0 && n < 128 {
+        out[n] = pos as u8;
+        n += 1;
+        pos += 1 + name[pos] as usize;
+    }
+    n
+}
+
+/// Number of labels in a wire name, root excluded.
+pub fn label_count(name: &[u8]) -> usize {
+    let mut offs = [0u8; 128];
+    label_offsets(name, &mut offs)
+}
+
+/// Presentation form of a wire name, for logs and `explain`.
+pub fn name_to_string(name: &[u8]) -> String {
+    let mut s = String::new();
+    let mut pos = 0;
+    while pos < name.len() {
+        let len = name[pos] as usize;
+        if len == 0 {
+            break;
+        }
+        for &c in name.get(pos + 1..pos + 1 + len).unwrap_or(&[]) {
+            match c {
+                b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'$' => {
+                    s.push('\\');
+                    s.push(c as char);
+                }
+                0x21..=0x7E => s.push(c as char),
+                _ => s.push_str(&format!("\\{c:03}")),
+            }
+        }
+        s.push('.');
+        pos += 1 + len;
+    }
+    if s.is_empty() {
+        s.push('.');
+    }
+    s
+}
+
+/// Lowercase copy of a wire name.
+pub fn lowercase(name: &[u8]) -> Box<[u8]> {
+    name.iter().map(u8::to_ascii_lowercase).collect()
+}
+
+/// Wire form of a hickory name (case kept).
+pub fn from_hickory(name: &hickory_proto::rr::Name) -> Box<[u8]> {
+    let mut v = Vec::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        v.push(label.len() as u8);
+        v.extend_from_slice(label);
+    }
+    v.push(0);
+    v.into_boxed_slice()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(name: &[u8], opt: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        if !opt.is_empty() {
+            p[11] = 1;
+        }
+        p.extend_from_slice(name);
+        p.extend_from_slice(&[0, 1, 0, 1]);
+        p.extend_from_slice(opt);
+        p
+    }
+
+    fn opt(options: &[u8]) -> Vec<u8> {
+        let mut o = vec![0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0];
+        o.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        o.extend_from_slice(options);
+        o
+    }
+
+    #[test]
+    fn parses_case_and_ecs() {
+        let ecs = [0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2];
+        let p = q(b"\x03WwW\x07example\x00", &opt(&ecs));
+        let q = parse_query(&p).unwrap();
+        assert_eq!(q.qname.as_bytes(), b"\x03www\x07example\x00");
+        assert_eq!(q.qname_raw, b"\x03WwW\x07example\x00");
+        let e = q.edns.unwrap();
+        assert_eq!(e.udp_size, 1232);
+        assert_eq!(
+            e.ecs,
+            Some(Ecs {
+                family: 1,
+                source_prefix: 24,
+                addr: "192.0.2.0".parse().unwrap()
+            })
+        );
+    }
+
+    #[test]
+    fn ecs_validation() {
+        assert!(parse_ecs(&[0, 3, 0, 0]).is_err(), "unknown family");
+        assert!(parse_ecs(&[0, 1, 33, 0, 1, 2, 3, 4, 5]).is_err(), "prefix too long");
+        assert!(parse_ecs(&[0, 1, 23, 0, 192, 0, 3]).is_err(), "bits beyond prefix");
+        assert!(parse_ecs(&[0, 1, 24, 8, 192, 0, 2]).is_err(), "scope set");
+        assert!(parse_ecs(&[0, 1, 24, 0, 192, 0, 2, 0]).is_err(), "address too long");
+        assert!(parse_ecs(&[0, 1, 0, 0]).is_ok());
+        assert!(parse_ecs(&[0, 2, 56, 0, 0x20, 1, 0xd, 0xb8, 0, 0, 1]).is_ok());
+    }
+
+    #[test]
+    fn rejects_shapes() {
+        assert_eq!(parse_query(&[0; 5]).unwrap_err(), ParseError::Drop);
+        let mut p = q(b"\x01a\x00", &[]);
+        p[4..6].copy_from_slice(&[0, 2]);
+        assert!(matches!(
+            parse_query(&p),
+            Err(ParseError::Reply {
+                rcode: Rcode::FormErr,
+                ..
+            })
+        ));
+        // version 1 -> BADVERS
+        let mut o = opt(&[]);
+        o[6] = 1;
+        let p = q(b"\x01a\x00", &o);
+        assert!(matches!(
+            parse_query(&p),
+            Err(ParseError::Reply {
+                rcode: Rcode::BadVers,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn never_panics_on_prefixes() {
+        let ecs = [0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2];
+        let p = q(b"\x03www\x07example\x00", &opt(&ecs));
+        for n in 0..p.len() {
+            let _ = parse_query(&p[..n]);
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Assembles a running server: binds the listeners, connects the
+//! transports to the answer core, and shuts everything down in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::ServerConfig;
+use crate::dns;
+use crate::net::{Handler, TcpConfig, Transport, UdpRunning, UdpServer, serve_tcp};
+use crate::snapshot::{Shared, Snapshot};
+
+/// The bridge from transports to the answer core: loads the current
+/// snapshot and answers.
+pub struct Responder {
+    shared: Shared,
+}
+
+impl Responder {
+    pub fn new(shared: Shared) -> Responder {
+        Responder { shared }
+    }
+}
+
+impl Handler for Responder {
+    fn handle(&self, query: &[u8], client: SocketAddr, transport: Transport, out: &mut [u8]) -> Option<usize> {
+        let snap = self.shared.load();
+        dns::respond(&snap, query, client, transport, out)
+    }
+}
+
+/// A server with its listeners bound and running.
+pub struct Running {
+    pub shared: Shared,
+    udp: Vec<UdpRunning>,
+    tcp: Vec<JoinHandle<std::io::Result<()>>>,
+    /// (UDP, TCP) bound addresses, one pair per `listen` entry.
+    pub addrs: Vec<(SocketAddr, SocketAddr)>,
+    stop: watch::Sender<bool>,
+}
+
+impl Running {
+    /// The first listener's UDP address.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.addrs[0].0
+    }
+    /// The first listener's TCP address.
+    pub fn tcp_addr(&self) -> SocketAddr {
+        self.addrs[0].1
+    }
+
+    /// Stops accepting, lets in-flight answers finish, then returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tcp {
+            let _ = t.await;
+        }
+        let udp = self.udp;
+        let _ = tokio::task::spawn_blocking(move || {
+            for u in udp {
+                u.shutdown();
+            }
+        })
+        .await;
+    }
+}
+
+/// Binds one address for UDP and TCP on the same port. With port 0 the UDP
+/// socket picks the port; if TCP can't have it, try another.
+async fn bind_pair(addr: SocketAddr, workers: usize) -> std::io::Result<(UdpServer, TcpListener)> {
+    let mut last = None;
+    for _ in 0..16 {
+        let udp = UdpServer::bind(addr, workers)?;
+        match TcpListener::bind(udp.local_addr()).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free port")))
+}
+
+/// Starts serving `snapshot` on every `listen` address of `cfg`.
+pub async fn start(cfg: &ServerConfig, snapshot: Snapshot) -> std::io::Result<Running> {
+    let shared: Shared = Arc::new(ArcSwap::from_pointee(snapshot));
+    start_shared(cfg, shared).await
+}
+
+/// [`start`] with a snapshot handle the caller keeps (for reloads).
+pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result<Running> {
+    let handler: Arc<dyn Handler> = Arc::new(Responder::new(shared.clone()));
+    let (stop, _) = watch::channel(false);
+    let mut running = Running {
+        shared,
+        udp: Vec::new(),
+        tcp: Vec::new(),
+        addrs: Vec::new(),
+        stop,
+    };
+    let tcp_cfg = TcpConfig {
+        idle_timeout: cfg.tcp.idle_timeout,
+        max_connections: cfg.tcp.max_connections,
+        max_per_client: cfg.tcp.max_per_client,
+        ..TcpConfig::default()
+    };
+    for &addr in &cfg.listen {
+        let (udp, tcp) = bind_pair(addr, cfg.workers).await?;
+        let tcp_addr = tcp.local_addr()?;
+        let udp = udp.start(handler.clone())?;
+        running.addrs.push((udp.local_addr(), tcp_addr));
+        running.udp.push(udp);
+        let mut rx = running.stop.subscribe();
+        let shutdown = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        running
+            .tcp
+            .push(tokio::spawn(serve_tcp(tcp, handler.clone(), tcp_cfg.clone(), shutdown)));
+        tracing::info!(udp = %running.addrs.last().map(|a| a.0).unwrap_or(addr), tcp = %tcp_addr, "listening");
+    }
+    Ok(running)
+}
