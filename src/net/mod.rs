@@ -39,3 +39,9 @@ pub trait Handler: Send + Sync + 'static {
         out: &mut [u8],
     ) -> Option<usize>;
 }
+
+pub mod tcp;
+pub mod udp;
+
+pub use tcp::{TcpConfig, serve_tcp};
+pub use udp::{UdpRunning, UdpServer};

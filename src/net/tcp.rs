@@ -1,0 +1,387 @@
+//! DNS over TCP (RFC 7766): pipelined queries, idle timeout, connection caps, graceful shutdown.
+//!
+//! One tokio task per connection. The handler is synchronous and cheap, so
+//! a connection answers inline: it reads what has arrived, answers every
+//! complete message in the buffer in order, writes all those answers with
+//! one `write_all`, and reads again. Pipelined queries thus get coalesced
+//! answers without a separate writer task, and a client that stops reading
+//! stops being read (backpressure).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use metrics::{Counter, Gauge};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::{Handler, MAX_MESSAGE, Transport};
+
+/// Limits for the TCP listener.
+#[derive(Clone, Debug)]
+pub struct TcpConfig {
+    /// A connection that completes no message for this long is closed,
+    /// whether it is silent or trickling bytes (slowloris). Also bounds each
+    /// write of answers to a client that does not read.
+    pub idle_timeout: Duration,
+    /// Open connections at most. At the cap a new connection evicts the
+    /// least recently active idle one, or is refused if none is idle.
+    pub max_connections: usize,
+    /// Open connections per client IP at most; more are refused.
+    pub max_per_client: usize,
+    /// After shutdown, how long connections get to finish their answers
+    /// before they are aborted.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            idle_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            max_per_client: 64,
+            shutdown_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Answers are written once this many bytes are pending, so a long
+/// pipeline of queries cannot make us buffer megabytes of answers.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Bytes reserved for each read.
+const READ_CHUNK: usize = 4096;
+
+/// Serves DNS over TCP on `listener` until `shutdown` resolves, then stops
+/// accepting, lets connections write the answers to what they have already
+/// read, and returns once they are all closed (aborting stragglers after
+/// [`TcpConfig::shutdown_grace`]).
+///
+/// Metric handles are registered when this function is called, not when
+/// the future is first polled.
+pub fn serve_tcp(
+    listener: TcpListener,
+    handler: Arc<dyn Handler>,
+    cfg: TcpConfig,
+    shutdown: impl Future<Output = ()>,
+) -> impl Future<Output = io::Result<()>> {
+    let metrics = TcpMetrics::new();
+    async move {
+        let shared = Arc::new(Shared {
+            handler,
+            cfg,
+            metrics,
+            epoch: Instant::now(),
+            registry: Mutex::new(Registry::default()),
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                // Reap finished connections so the JoinSet stays small.
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        if let Some(conn) = admit(&shared, peer) {
+                            let shared = shared.clone();
+                            let stop = stop_rx.clone();
+                            tasks.spawn(async move {
+                                let _guard = Deregister { shared: &shared, conn: &conn };
+                                serve_conn(stream, peer, &shared, &conn, stop).await;
+                            });
+                        }
+                        // else: `stream` is dropped, i.e. closed at once.
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "tcp: accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        let _ = stop_tx.send(true);
+        let grace = shared.cfg.shutdown_grace;
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = tasks.len(),
+                "tcp: grace period over, aborting connections"
+            );
+            tasks.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+struct Shared {
+    handler: Arc<dyn Handler>,
+    cfg: TcpConfig,
+    metrics: TcpMetrics,
+    /// Origin of the millisecond activity stamps.
+    epoch: Instant,
+    registry: Mutex<Registry>,
+}
+
+impl Shared {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // Nothing panics while holding the lock; if something did, the
+        // bookkeeping is still usable.
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+}
+
+/// Open connections, for the caps and eviction.
+#[derive(Default)]
+struct Registry {
+    next_id: u64,
+    conns: HashMap<u64, Arc<Conn>>,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl Registry {
+    fn remove(&mut self, id: u64) -> Option<Arc<Conn>> {
+        let conn = self.conns.remove(&id)?;
+        if let Some(n) = self.per_ip.get_mut(&conn.ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&conn.ip);
+            }
+        }
+        Some(conn)
+    }
+}
+
+/// What the registry knows about one connection.
+struct Conn {
+    id: u64,
+    ip: IpAddr,
+    /// Waiting for the first byte of a message with nothing to answer.
+    idle: AtomicBool,
+    /// [`Shared::now_ms`] of the last complete message (or the accept).
+    last_active_ms: AtomicU64,
+    /// Signalled when the connection is evicted.
+    evict: Notify,
+}
+
+/// Removes a connection from the registry when its task ends, however it
+/// ends (including a panic or an abort).
+struct Deregister<'a> {
+    shared: &'a Shared,
+    conn: &'a Arc<Conn>,
+}
+
+impl Drop for Deregister<'_> {
+    fn drop(&mut self) {
+        self.shared.registry().remove(self.conn.id);
+        self.shared.metrics.open.decrement(1.0);
+    }
+}
+
+#[derive(Clone)]
+struct TcpMetrics {
+    accepted: Counter,
+    open: Gauge,
+    evicted: Counter,
+    refused_full: Counter,
+    refused_per_client: Counter,
+    idle_timeouts: Counter,
+    declined: Counter,
+}
+
+impl TcpMetrics {
+    fn new() -> Self {
+        TcpMetrics {
+            accepted: metrics::counter!("geosteer_tcp_connections_total"),
+            open: metrics::gauge!("geosteer_tcp_connections_open"),
+            evicted: metrics::counter!("geosteer_tcp_evicted_total"),
+            refused_full: metrics::counter!("geosteer_tcp_refused_total", "reason" => "max_connections"),
+            refused_per_client: metrics::counter!("geosteer_tcp_refused_total", "reason" => "max_per_client"),
+            idle_timeouts: metrics::counter!("geosteer_tcp_idle_timeouts_total"),
+            declined: metrics::counter!("geosteer_tcp_dropped_total", "reason" => "declined"),
+        }
+    }
+}
+
+/// Applies the caps to a new connection from `peer`; `None` means refuse.
+fn admit(shared: &Shared, peer: SocketAddr) -> Option<Arc<Conn>> {
+    let ip = peer.ip().to_canonical();
+    let cfg = &shared.cfg;
+    let mut reg = shared.registry();
+    if reg.per_ip.get(&ip).copied().unwrap_or(0) >= cfg.max_per_client {
+        shared.metrics.refused_per_client.increment(1);
+        return None;
+    }
+    if reg.conns.len() >= cfg.max_connections {
+        let victim = reg
+            .conns
+            .values()
+            .filter(|c| c.idle.load(Ordering::Acquire))
+            .min_by_key(|c| c.last_active_ms.load(Ordering::Relaxed))
+            .map(|c| c.id);
+        match victim.and_then(|id| reg.remove(id)) {
+            Some(victim) => {
+                // notify_one stores a permit, so the victim sees it even if
+                // it is not waiting right now.
+                victim.evict.notify_one();
+                shared.metrics.evicted.increment(1);
+            }
+            None => {
+                shared.metrics.refused_full.increment(1);
+                return None;
+            }
+        }
+    }
+    let id = reg.next_id;
+    reg.next_id += 1;
+    let conn = Arc::new(Conn {
+        id,
+        ip,
+        idle: AtomicBool::new(true),
+        last_active_ms: AtomicU64::new(shared.now_ms()),
+        evict: Notify::new(),
+    });
+    reg.conns.insert(id, conn.clone());
+    *reg.per_ip.entry(ip).or_insert(0) += 1;
+    shared.metrics.accepted.increment(1);
+    shared.metrics.open.increment(1.0);
+    Some(conn)
+}
+
+thread_local! {
+    /// The handler's output buffer. The handler runs synchronously, so one
+    /// per runtime thread serves every connection on it.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; MAX_MESSAGE].into_boxed_slice());
+}
+
+/// Why [`answer_buffered`] stopped.
+enum Parsed {
+    /// Consumed this many bytes of the read buffer.
+    Consumed(usize),
+    /// Consumed this many bytes, then met a zero-length message.
+    Close(usize),
+}
+
+/// Answers the complete messages at the front of `buf` into `out` (each
+/// with its length prefix) until `out` holds [`FLUSH_AT`] bytes.
+fn answer_buffered(shared: &Shared, client: SocketAddr, buf: &[u8], out: &mut Vec<u8>) -> Parsed {
+    let mut pos = 0;
+    while out.len() < FLUSH_AT {
+        let Some(prefix) = buf.get(pos..pos + 2) else {
+            break;
+        };
+        let len = u16::from_be_bytes([prefix[0], prefix[1]]) as usize;
+        if len == 0 {
+            return Parsed::Close(pos);
+        }
+        let Some(query) = buf.get(pos + 2..pos + 2 + len) else {
+            break;
+        };
+        pos += 2 + len;
+        let answered = SCRATCH.with_borrow_mut(|scratch| {
+            let handled = catch_unwind(AssertUnwindSafe(|| {
+                shared
+                    .handler
+                    .handle(query, client, Transport::Tcp, scratch)
+            }));
+            match handled {
+                Ok(Some(n)) if n > 0 && n <= MAX_MESSAGE => {
+                    out.extend_from_slice(&(n as u16).to_be_bytes());
+                    out.extend_from_slice(&scratch[..n]);
+                    true
+                }
+                _ => false,
+            }
+        });
+        if !answered {
+            shared.metrics.declined.increment(1);
+        }
+    }
+    Parsed::Consumed(pos)
+}
+
+/// True if `buf` starts with a whole message (or a zero-length one).
+fn has_message(buf: &[u8]) -> bool {
+    match buf {
+        [a, b, rest @ ..] => rest.len() >= u16::from_be_bytes([*a, *b]) as usize,
+        _ => false,
+    }
+}
+
+async fn serve_conn(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+    conn: &Conn,
+    mut stop: watch::Receiver<bool>,
+) {
+    // We coalesce answers ourselves; Nagle would only delay them.
+    let _ = stream.set_nodelay(true);
+    let idle = shared.cfg.idle_timeout;
+    let mut deadline = Instant::now() + idle;
+    let mut rbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        let parsed = answer_buffered(shared, peer, &rbuf, &mut out);
+        let (consumed, close) = match parsed {
+            Parsed::Consumed(n) => (n, false),
+            Parsed::Close(n) => (n, true),
+        };
+        if consumed > 0 {
+            rbuf.drain(..consumed);
+            // Only complete messages count as activity: trickled bytes do
+            // not push the deadline back.
+            deadline = Instant::now() + idle;
+            conn.last_active_ms
+                .store(shared.now_ms(), Ordering::Relaxed);
+        }
+        if !out.is_empty() {
+            match tokio::time::timeout(idle, stream.write_all(&out)).await {
+                Ok(Ok(())) => out.clear(),
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
+        if close {
+            return;
+        }
+        if has_message(&rbuf) {
+            // Stopped at FLUSH_AT with more to answer.
+            continue;
+        }
+        if *stop.borrow_and_update() {
+            return;
+        }
+        conn.idle.store(rbuf.is_empty(), Ordering::Release);
+        rbuf.reserve(READ_CHUNK);
+        tokio::select! {
+            biased;
+            _ = conn.evict.notified() => return,
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep_until(deadline) => {
+                shared.metrics.idle_timeouts.increment(1);
+                return;
+            }
+            read = stream.read_buf(&mut rbuf) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => conn.idle.store(false, Ordering::Release),
+            },
+        }
+    }
+}
