@@ -17,13 +17,17 @@
 //! [`zone`] files and swaps them in; [`health`] probes edges; [`http`] serves
 //! metrics and the admin API.
 
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod explain;
 pub mod geo;
 pub mod health;
 pub mod http;
 pub mod net;
 pub mod reload;
+pub mod server;
 pub mod snapshot;
 pub mod steer;
 pub mod zone;

@@ -1,1 +1,15 @@
-fn main() {}
+//! The geosteer binary: parse the command line, set up logging, run.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = geosteer::cli::Cli::parse();
+    geosteer::cli::init_tracing(cli.log_format);
+    match geosteer::cli::run(cli) {
+        Ok(code) => std::process::ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("geosteer: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

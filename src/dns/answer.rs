@@ -27,6 +27,8 @@ pub enum Owner<'a> {
 #[derive(Clone, Debug)]
 pub enum Item<'a> {
     Set(Owner<'a>, &'a Rrset),
+    /// The SOA of a negative answer, with the negative TTL (RFC 2308 §3).
+    NegativeSoa(&'a Tree),
     /// Steered A or AAAA records: the addresses of these edges.
     Edges {
         owner: Owner<'a>,
@@ -242,8 +244,7 @@ fn wildcard<'t>(tree: &'t Tree, lname: &[u8]) -> Option<&'t Node> {
 
 /// NXDOMAIN and NODATA carry the SOA (RFC 2308 §3) with the negative TTL.
 fn negative<'a>(tree: &'a Tree, ans: &mut Answer<'a>) {
-    ans.authority
-        .push(Item::Set(Owner::Name(&tree.apex_node().owner), tree.soa()));
+    ans.authority.push(Item::NegativeSoa(tree));
 }
 
 /// RFC 8482: over UDP one RRset is enough (the smallest, to deny

@@ -13,6 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use answer::{Answer, Item, Owner, Question};
 use render::{Full, Writer};
+use tree::Rrset;
 use wire::*;
 
 use crate::net::Transport;
@@ -208,17 +209,19 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>) -> Result<u16, Full> {
             Owner::Name(n) => w.name(n, true),
         }
     }
-    match item {
-        Item::Set(o, set) => {
-            for rd in &set.rdata {
-                owner(w, *o)?;
-                w.u16(set.rtype)?;
-                w.u16(CLASS_IN)?;
-                w.u32(set.ttl)?;
-                w.rdata(rd)?;
-            }
-            Ok(set.rdata.len() as u16)
+    fn set(w: &mut Writer<'_>, o: Owner<'_>, set: &Rrset, ttl: u32) -> Result<u16, Full> {
+        for rd in &set.rdata {
+            owner(w, o)?;
+            w.u16(set.rtype)?;
+            w.u16(CLASS_IN)?;
+            w.u32(ttl)?;
+            w.rdata(rd)?;
         }
+        Ok(set.rdata.len() as u16)
+    }
+    match item {
+        Item::Set(o, s) => set(w, *o, s, s.ttl),
+        Item::NegativeSoa(tree) => set(w, Owner::Name(&tree.apex_node().owner), tree.soa(), tree.neg_ttl),
         Item::Edges {
             owner: o,
             ttl,

@@ -72,3 +72,17 @@ impl GeoDb {
         None
     }
 }
+
+#[derive(Debug, Clone, Copy)]
+pub enum Schema {
+    City,
+    Flat,
+}
+
+pub fn build(_s: &Path, out: &Path, _schema: Schema) -> Result<(), GeoError> {
+    Err(GeoError { path: out.display().to_string(), reason: "not implemented".into() })
+}
+
+pub fn describe(m: &GeoMatch) -> serde_json::Value {
+    serde_json::json!({ "network": m.network.to_string() })
+}
