@@ -1,0 +1,251 @@
+//! The long-lived set of edges, keyed by (zone, edge), with admin overrides
+//! persisted to a JSON state file.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::HealthError;
+use super::state::{AdminState, EdgeHealth, EdgeState, EdgeStatus};
+
+type Key = (String, String);
+
+/// On-disk form of the admin overrides.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StateFile {
+    version: u32,
+    overrides: Vec<Override>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Override {
+    zone: String,
+    edge: String,
+    admin: AdminState,
+}
+
+/// Every edge's health, surviving config reloads.
+#[derive(Debug, Default)]
+pub struct Registry {
+    edges: RwLock<HashMap<Key, Arc<EdgeHealth>>>,
+    /// Non-`Auto` overrides, including ones for edges not currently
+    /// configured (re-applied if they come back). Also serialises writes
+    /// of the state file.
+    overrides: Mutex<BTreeMap<Key, AdminState>>,
+    state_file: Option<PathBuf>,
+}
+
+impl Registry {
+    /// A registry whose admin overrides live only in memory.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// A registry persisting admin overrides to `path` (JSON), loading the
+    /// ones already there. A missing file is an empty one.
+    pub fn with_state_file(path: impl Into<PathBuf>) -> Result<Registry, HealthError> {
+        let path = path.into();
+        let overrides = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let file: StateFile =
+                    serde_json::from_slice(&bytes).map_err(|source| HealthError::StateFormat {
+                        path: path.clone(),
+                        source,
+                    })?;
+                file.overrides
+                    .into_iter()
+                    .filter(|o| o.admin != AdminState::Auto)
+                    .map(|o| ((o.zone, o.edge), o.admin))
+                    .collect()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(source) => return Err(HealthError::StateFile { path, source }),
+        };
+        Ok(Registry {
+            edges: RwLock::default(),
+            overrides: Mutex::new(overrides),
+            state_file: Some(path),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Key, Arc<EdgeHealth>>> {
+        self.edges.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Key, Arc<EdgeHealth>>> {
+        self.edges.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn overrides(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, AdminState>> {
+        self.overrides.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The edge's health: the existing one (state and counters carried over)
+    /// or a new one starting in `initial` (`Overloaded` counts as up), with
+    /// any persisted admin override applied.
+    pub fn edge(&self, zone: &str, edge: &str, initial: EdgeState) -> Arc<EdgeHealth> {
+        let key = (zone.to_owned(), edge.to_owned());
+        if let Some(h) = self.read().get(&key) {
+            return h.clone();
+        }
+        let admin = self.overrides().get(&key).copied().unwrap_or_default();
+        self.write()
+            .entry(key)
+            .or_insert_with(|| Arc::new(EdgeHealth::new(zone, edge, initial, admin)))
+            .clone()
+    }
+
+    /// The edge's health if it exists.
+    pub fn get(&self, zone: &str, edge: &str) -> Option<Arc<EdgeHealth>> {
+        self.read()
+            .get(&(zone.to_owned(), edge.to_owned()))
+            .cloned()
+    }
+
+    /// Drops edges not in `live` (after a reload removed them). Their admin
+    /// overrides stay on file, for when they come back.
+    pub fn retain(&self, live: &HashSet<(String, String)>) {
+        self.write().retain(|k, _| live.contains(k));
+    }
+
+    /// How many edges there are.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether there are no edges.
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    fn matching(&self, zone: Option<&str>, edge: &str) -> Vec<Arc<EdgeHealth>> {
+        let mut v: Vec<_> = self
+            .read()
+            .iter()
+            .filter(|((z, e), _)| e == edge && zone.is_none_or(|zone| zone == z))
+            .map(|(_, h)| h.clone())
+            .collect();
+        v.sort_by(|a, b| a.zone().cmp(b.zone()));
+        v
+    }
+
+    /// Sets the admin override of `edge` in `zone` (or in every zone having
+    /// an edge of that name) and persists it. Returns how many edges matched;
+    /// none is [`HealthError::UnknownEdge`]. If the state file cannot be
+    /// written nothing changes.
+    pub fn set_admin(
+        &self,
+        zone: Option<&str>,
+        edge: &str,
+        admin: AdminState,
+    ) -> Result<usize, HealthError> {
+        let targets = self.matching(zone, edge);
+        if targets.is_empty() {
+            return Err(HealthError::UnknownEdge {
+                zone: zone.map(str::to_owned),
+                edge: edge.to_owned(),
+            });
+        }
+        let mut overrides = self.overrides();
+        let mut next = overrides.clone();
+        for h in &targets {
+            let key = (h.zone().to_owned(), h.name().to_owned());
+            if admin == AdminState::Auto {
+                next.remove(&key);
+            } else {
+                next.insert(key, admin);
+            }
+        }
+        if let Some(path) = &self.state_file {
+            write_state(path, &next)?;
+        }
+        *overrides = next;
+        for h in &targets {
+            h.set_admin(admin);
+        }
+        Ok(targets.len())
+    }
+
+    /// Feeds a load (0..=1) valid for `ttl` to `edge` in `zone` (or in every
+    /// zone having it). Returns how many edges matched.
+    pub fn feed_load(
+        &self,
+        zone: Option<&str>,
+        edge: &str,
+        load: f64,
+        ttl: Duration,
+    ) -> Result<usize, HealthError> {
+        if !(0.0..=1.0).contains(&load) {
+            return Err(HealthError::InvalidLoad(load));
+        }
+        let targets = self.matching(zone, edge);
+        if targets.is_empty() {
+            return Err(HealthError::UnknownEdge {
+                zone: zone.map(str::to_owned),
+                edge: edge.to_owned(),
+            });
+        }
+        for h in &targets {
+            h.feed_load(load, ttl);
+        }
+        Ok(targets.len())
+    }
+
+    /// Every edge's status, sorted by zone then name.
+    pub fn snapshot(&self) -> Vec<EdgeStatus> {
+        let edges: Vec<_> = self.read().values().cloned().collect();
+        let mut v: Vec<_> = edges.iter().map(|h| h.status()).collect();
+        v.sort_by(|a, b| (&a.zone, &a.name).cmp(&(&b.zone, &b.name)));
+        v
+    }
+
+    /// Re-evaluates load expiry on every edge. The checker calls this every
+    /// 200 ms; call it yourself if you run without a checker.
+    pub fn refresh(&self) {
+        let now = Instant::now();
+        let edges: Vec<_> = self.read().values().cloned().collect();
+        for h in edges {
+            h.refresh(now);
+        }
+    }
+}
+
+/// Writes the overrides atomically: a temp file in the same directory,
+/// synced, then renamed over the old one.
+fn write_state(path: &Path, overrides: &BTreeMap<Key, AdminState>) -> Result<(), HealthError> {
+    let file = StateFile {
+        version: 1,
+        overrides: overrides
+            .iter()
+            .map(|((zone, edge), admin)| Override {
+                zone: zone.clone(),
+                edge: edge.clone(),
+                admin: *admin,
+            })
+            .collect(),
+    };
+    let err = |source| HealthError::StateFile {
+        path: path.to_owned(),
+        source,
+    };
+    let json = serde_json::to_vec_pretty(&file).map_err(|e| err(std::io::Error::other(e)))?;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&json)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
+    Ok(())
+}
