@@ -8,7 +8,7 @@ use crate::config::pools::AlwaysUp;
 
 /// Serves until SIGINT or SIGTERM; in-flight answers finish first.
 pub async fn serve(cfg: ServerConfig) -> Result<()> {
-    let snap = crate::reload::build_snapshot(&cfg, &mut AlwaysUp, 1).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let snap = crate::reload::build_snapshot(&cfg, &AlwaysUp, 1).map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!(zones = snap.zones.len(), geodb = snap.geodb.is_some(), "snapshot built");
     let running = crate::server::start(&cfg, snap)
         .await

@@ -107,7 +107,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     return Ok(1);
                 }
             };
-            match crate::reload::build_snapshot(&cfg, &mut AlwaysUp, 0) {
+            match crate::reload::build_snapshot(&cfg, &AlwaysUp, 0) {
                 Ok(snap) => {
                     let hosts: usize = snap.zones.values().map(|z| z.steering.hosts.len()).sum();
                     let edges: usize = snap.zones.values().map(|z| z.steering.edges.len()).sum();
@@ -135,7 +135,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             config,
         } => {
             let cfg = ServerConfig::load(&config)?;
-            let snap = crate::reload::build_snapshot(&cfg, &mut AlwaysUp, 0).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let snap = crate::reload::build_snapshot(&cfg, &AlwaysUp, 0).map_err(|e| anyhow::anyhow!("{e}"))?;
             let report = crate::explain::explain(&snap, &name, client, ecs, &qtype)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report.to_json())?);

@@ -34,7 +34,7 @@ pub fn pools_path(zone_file: &Path) -> PathBuf {
 }
 
 /// Loads one zone and its pools file into a [`Zone`].
-pub fn build_zone(zone_file: &Path, health: &mut dyn HealthSource) -> Result<Zone, Vec<ConfigError>> {
+pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, Vec<ConfigError>> {
     let origin = crate::zone::origin_from_filename(zone_file).ok_or_else(|| {
         vec![ConfigError::new(
             zone_file,
@@ -129,7 +129,7 @@ pub fn build_zone(zone_file: &Path, health: &mut dyn HealthSource) -> Result<Zon
 /// Builds a complete snapshot from the config, or reports every problem.
 pub fn build_snapshot(
     cfg: &ServerConfig,
-    health: &mut dyn HealthSource,
+    health: &dyn HealthSource,
     generation: u64,
 ) -> Result<Snapshot, ConfigErrors> {
     let mut errs = Vec::new();

@@ -16,7 +16,7 @@ use smallvec::SmallVec;
 use super::{ConfigError, parse_yaml};
 use crate::dns::wire;
 use crate::geo::{Code, Coords, Location};
-use crate::health::EdgeHealth;
+use crate::health::{AdminState, CheckConfig, CheckSpec, EdgeHealth, EdgeState};
 use crate::steer::{AllDown, Edge, EdgeIdx, Host, NetTarget, Nets, Rule, Steering};
 
 /// Default TTL of steered answers when neither the file nor the host says.
@@ -118,6 +118,8 @@ pub struct PoolsRaw {
     pub nets: IndexMap<Spanned<String>, NetRaw>,
     #[serde(default)]
     pub hosts: IndexMap<Spanned<String>, HostRaw>,
+    #[serde(default)]
+    pub checks: IndexMap<Spanned<String>, CheckConfig>,
 }
 
 /// What a pools file adds to its zone.
@@ -132,15 +134,23 @@ pub struct Pools {
 /// Hands out the health handle of an edge; the reloader passes one that
 /// keeps state by edge name across reloads.
 pub trait HealthSource {
-    fn edge(&mut self, edge: &str, check: Option<&str>) -> Arc<EdgeHealth>;
+    fn edge(&self, zone: &str, edge: &str, check: Option<&CheckSpec>) -> Arc<EdgeHealth>;
 }
 
 /// Every edge always up: for `check`, `explain` and tests without a checker.
 pub struct AlwaysUp;
 
 impl HealthSource for AlwaysUp {
-    fn edge(&mut self, _edge: &str, _check: Option<&str>) -> Arc<EdgeHealth> {
-        Arc::new(EdgeHealth::default())
+    fn edge(&self, zone: &str, edge: &str, _check: Option<&CheckSpec>) -> Arc<EdgeHealth> {
+        Arc::new(EdgeHealth::new(zone, edge, EdgeState::Up, AdminState::Auto))
+    }
+}
+
+/// Health kept by edge name in a long-lived registry, so state and
+/// counters survive reloads.
+impl HealthSource for crate::health::Registry {
+    fn edge(&self, zone: &str, edge: &str, check: Option<&CheckSpec>) -> Arc<EdgeHealth> {
+        crate::health::Registry::edge(self, zone, edge, check.map_or(EdgeState::Up, |c| c.initial))
     }
 }
 
@@ -161,7 +171,7 @@ fn codes(v: &Option<OneOrMany<String>>, what: &str) -> Result<Vec<Code>, String>
 }
 
 /// Reads and validates a pools file against its zone's origin.
-pub fn load(path: &Path, origin: &Name, health: &mut dyn HealthSource) -> Result<Pools, Vec<ConfigError>> {
+pub fn load(path: &Path, origin: &Name, health: &dyn HealthSource) -> Result<Pools, Vec<ConfigError>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| vec![ConfigError::new(path, 0, format!("cannot read: {e}"))])?;
     from_str(&text, path, origin, health)
@@ -172,12 +182,25 @@ pub fn from_str(
     text: &str,
     path: &Path,
     origin: &Name,
-    health: &mut dyn HealthSource,
+    health: &dyn HealthSource,
 ) -> Result<Pools, Vec<ConfigError>> {
     let raw: PoolsRaw = parse_yaml(text, path).map_err(|e| vec![e])?;
     let mut errs = Vec::new();
     let mut err = |line: u32, msg: String| errs.push(ConfigError::new(path, line, msg));
     let default_ttl = raw.ttl.unwrap_or(DEFAULT_TTL);
+    let zone_name = origin.to_string();
+    let base = path.parent().unwrap_or(Path::new("."));
+
+    // Checks, by name.
+    let mut checks: HashMap<&str, Arc<CheckSpec>> = HashMap::new();
+    for (name, c) in &raw.checks {
+        match c.validate(base) {
+            Ok(spec) => {
+                checks.insert(name.value.as_str(), Arc::new(spec.named(name.value.clone())));
+            }
+            Err(m) => err(name.referenced.line() as u32, format!("checks.{}: {m}", name.value)),
+        }
+    }
 
     // Edges, by index.
     if raw.edges.len() > MAX_EDGES {
@@ -210,8 +233,19 @@ pub fn from_str(
         if weight == 0 {
             err(line, format!("edges.{}.weight: must be at least 1", name.value));
         }
-        let check = e.check.as_ref().map(|c| c.value.clone());
-        let h = health.edge(&name.value, check.as_deref());
+        let check = match &e.check {
+            Some(c) => match checks.get(c.value.as_str()) {
+                Some(spec) => Some(spec.clone()),
+                None => {
+                    if !raw.checks.keys().any(|k| k.value == c.value) {
+                        err(c.referenced.line() as u32, format!("edges.{}.check: unknown check {:?}", name.value, c.value));
+                    }
+                    None
+                }
+            },
+            None => None,
+        };
+        let h = health.edge(&zone_name, &name.value, check.as_deref());
         index.insert(name.value.as_str(), edges.len() as EdgeIdx);
         edges.push(Edge::new(name.value.clone(), v4, v6, coords, weight, check, h));
     }

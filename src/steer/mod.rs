@@ -35,8 +35,8 @@ pub struct Edge {
     /// Precomputed for haversine: latitude and longitude in radians, cos(lat).
     rad: (f64, f64, f64),
     pub weight: u32,
-    /// Name of the health check, if any.
-    pub check: Option<String>,
+    /// The health check, if any.
+    pub check: Option<Arc<crate::health::CheckSpec>>,
     /// Shared with the health checker; carried over across reloads by name.
     pub health: Arc<EdgeHealth>,
 }
@@ -48,7 +48,7 @@ impl Edge {
         v6: SmallVec<[Ipv6Addr; 2]>,
         coords: Coords,
         weight: u32,
-        check: Option<String>,
+        check: Option<Arc<crate::health::CheckSpec>>,
         health: Arc<EdgeHealth>,
     ) -> Edge {
         let lat = coords.lat.to_radians();
