@@ -25,6 +25,7 @@ pub mod explain;
 pub mod geo;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod net;
 pub mod reload;
 pub mod server;

@@ -132,6 +132,58 @@ pub fn build_snapshot(
     health: &dyn HealthSource,
     generation: u64,
 ) -> Result<Snapshot, ConfigErrors> {
+    build_snapshot_with(cfg, health, generation, &mut GeoCache::default())
+}
+
+/// Keeps the opened GeoIP DB while its file is unchanged, so a reload of a
+/// pools file doesn't copy and verify a 100 MB database again.
+#[derive(Default)]
+pub struct GeoCache {
+    held: Option<(PathBuf, FileStamp, Arc<GeoDb>)>,
+}
+
+/// What identifies a file version without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    ino: u64,
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        len: m.len(),
+        modified: m.modified().ok(),
+        ino: m.ino(),
+    })
+}
+
+impl GeoCache {
+    fn open(&mut self, path: &Path) -> Result<Arc<GeoDb>, String> {
+        let before = stamp(path);
+        if let (Some((p, s, db)), Some(now)) = (&self.held, before)
+            && p == path
+            && *s == now
+        {
+            return Ok(db.clone());
+        }
+        let db = Arc::new(GeoDb::open(path).map_err(|e| e.to_string())?);
+        if let Some(s) = before {
+            self.held = Some((path.to_path_buf(), s, db.clone()));
+        }
+        Ok(db)
+    }
+}
+
+/// [`build_snapshot`] reusing an unchanged GeoIP DB.
+pub fn build_snapshot_with(
+    cfg: &ServerConfig,
+    health: &dyn HealthSource,
+    generation: u64,
+    geo: &mut GeoCache,
+) -> Result<Snapshot, ConfigErrors> {
     let mut errs = Vec::new();
     let mut zones = Vec::new();
     match zone_files(&cfg.zones) {
@@ -154,10 +206,10 @@ pub fn build_snapshot(
         Err(e) => errs.push(e),
     }
     let geodb = match &cfg.geodb {
-        Some(p) => match GeoDb::open(p) {
-            Ok(db) => Some(Arc::new(db)),
+        Some(p) => match geo.open(p) {
+            Ok(db) => Some(db),
             Err(e) => {
-                errs.push(ConfigError::new(p, 0, e.to_string()));
+                errs.push(ConfigError::new(p, 0, e));
                 None
             }
         },
@@ -167,4 +219,265 @@ pub fn build_snapshot(
         return Err(ConfigErrors(errs));
     }
     Ok(Snapshot::new(zones, geodb, generation))
+}
+
+/// `<zone>.load.yaml`: loads pushed by telemetry, as a file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadEntry {
+    load: f64,
+    #[serde(with = "crate::config::humantime_serde")]
+    ttl: std::time::Duration,
+}
+
+/// `zones/cdn.example.zone` → `zones/cdn.example.load.yaml`.
+pub fn load_path(zone_file: &Path) -> PathBuf {
+    zone_file.with_extension("load.yaml")
+}
+
+/// Reads every zone's load file; errors name file and line.
+fn read_loads(snap: &Snapshot) -> Result<Vec<(String, String, f64, std::time::Duration)>, Vec<ConfigError>> {
+    let mut out = Vec::new();
+    let mut errs = Vec::new();
+    for zone in snap.zones.values() {
+        let path = load_path(&zone.zone_file);
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let parsed: Result<indexmap::IndexMap<serde_saphyr::Spanned<String>, LoadEntry>, _> =
+            crate::config::parse_yaml(&text, &path);
+        match parsed {
+            Ok(map) => {
+                for (edge, e) in map {
+                    let line = edge.referenced.line() as u32;
+                    if !zone.steering.edges.iter().any(|x| x.name == edge.value) {
+                        errs.push(ConfigError::new(&path, line, format!("{}: unknown edge", edge.value)));
+                    } else if !(0.0..=1.0).contains(&e.load) {
+                        errs.push(ConfigError::new(&path, line, format!("{}.load: {} is not within 0..1", edge.value, e.load)));
+                    } else {
+                        out.push((zone.name.clone(), edge.value, e.load, e.ttl));
+                    }
+                }
+            }
+            Err(e) => errs.push(e),
+        }
+    }
+    if errs.is_empty() { Ok(out) } else { Err(errs) }
+}
+
+/// The outcome of the last reload, for `/api/status` and logs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadStatus {
+    pub ok: bool,
+    /// Unix time of the attempt.
+    pub at: u64,
+    pub trigger: String,
+    pub generation: u64,
+    pub duration_ms: f64,
+    pub errors: Vec<String>,
+}
+
+/// Owns the live snapshot handle and rebuilds it on demand.
+pub struct Reloader {
+    pub cfg: ServerConfig,
+    shared: crate::snapshot::Shared,
+    pub registry: Arc<crate::health::Registry>,
+    checker: Option<crate::health::Checker>,
+    /// Serialises reloads; holds the GeoIP DB cache.
+    geo: std::sync::Mutex<GeoCache>,
+    status: std::sync::Mutex<ReloadStatus>,
+    metrics: crate::metrics::ReloadMetrics,
+}
+
+impl Reloader {
+    /// Builds the first snapshot; fails if it can't (a server with nothing
+    /// valid to serve should not start).
+    pub fn new(
+        cfg: ServerConfig,
+        registry: Arc<crate::health::Registry>,
+        checker: Option<crate::health::Checker>,
+    ) -> Result<Arc<Reloader>, ConfigErrors> {
+        let mut geo = GeoCache::default();
+        let started = std::time::Instant::now();
+        let snap = build_snapshot_with(&cfg, &*registry, 1, &mut geo)?;
+        let loads = read_loads(&snap).map_err(ConfigErrors)?;
+        let metrics = crate::metrics::ReloadMetrics::new();
+        metrics.observe(&snap);
+        let r = Reloader {
+            shared: Arc::new(arc_swap::ArcSwap::from_pointee(snap)),
+            cfg,
+            registry,
+            checker,
+            geo: std::sync::Mutex::new(geo),
+            status: std::sync::Mutex::new(ReloadStatus {
+                ok: true,
+                at: unix_now(),
+                trigger: "start".into(),
+                generation: 1,
+                duration_ms: started.elapsed().as_secs_f64() * 1e3,
+                errors: Vec::new(),
+            }),
+            metrics,
+        };
+        r.after_swap(loads);
+        Ok(Arc::new(r))
+    }
+
+    pub fn shared(&self) -> &crate::snapshot::Shared {
+        &self.shared
+    }
+
+    pub fn status(&self) -> ReloadStatus {
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Rebuilds from files and swaps the new snapshot in, or keeps the old
+    /// one and reports why. Blocking (file I/O): call from a blocking thread.
+    pub fn reload(&self, trigger: &str) -> Result<u64, ConfigErrors> {
+        let mut geo = self.geo.lock().unwrap_or_else(|e| e.into_inner());
+        let started = std::time::Instant::now();
+        let generation = self.shared.load().generation + 1;
+        let built = build_snapshot_with(&self.cfg, &*self.registry, generation, &mut geo)
+            .and_then(|snap| read_loads(&snap).map(|l| (snap, l)).map_err(ConfigErrors));
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        let result = match built {
+            Ok((snap, loads)) => {
+                self.metrics.observe(&snap);
+                self.shared.store(Arc::new(snap));
+                self.after_swap(loads);
+                self.metrics.reloaded();
+                tracing::info!(trigger, generation, ms, "reloaded");
+                Ok(generation)
+            }
+            Err(errs) => {
+                self.metrics.failed();
+                for e in &errs.0 {
+                    tracing::error!(trigger, "reload rejected, still serving the last good state: {e}");
+                }
+                Err(errs)
+            }
+        };
+        *self.status.lock().unwrap_or_else(|e| e.into_inner()) = ReloadStatus {
+            ok: result.is_ok(),
+            at: unix_now(),
+            trigger: trigger.to_string(),
+            generation: self.shared.load().generation,
+            duration_ms: ms,
+            errors: result.as_ref().err().map(|e| e.0.iter().map(|x| x.to_string()).collect()).unwrap_or_default(),
+        };
+        result
+    }
+
+    /// Health bookkeeping for the snapshot just swapped in: feed file loads,
+    /// forget removed edges, probe the current set.
+    fn after_swap(&self, loads: Vec<(String, String, f64, std::time::Duration)>) {
+        let snap = self.shared.load();
+        for (zone, edge, load, ttl) in loads {
+            let _ = self.registry.feed_load(Some(&zone), &edge, load, ttl);
+        }
+        let mut live = HashSet::new();
+        let mut targets = Vec::new();
+        for zone in snap.zones.values() {
+            for e in &zone.steering.edges {
+                live.insert((zone.name.clone(), e.name.clone()));
+                if let Some(check) = &e.check {
+                    targets.push(crate::health::ProbeTarget {
+                        zone: zone.name.clone(),
+                        edge: e.name.clone(),
+                        addresses: e.v4.iter().map(|a| (*a).into()).chain(e.v6.iter().map(|a| (*a).into())).collect(),
+                        check: check.clone(),
+                        health: e.health.clone(),
+                    });
+                }
+            }
+        }
+        self.registry.retain(&live);
+        if let Some(c) = &self.checker {
+            c.reconcile(targets);
+        }
+    }
+
+    /// The paths whose changes trigger a reload: the zones directory (and
+    /// its parent, to see the directory itself being replaced, e.g. a
+    /// symlink flip) and the GeoIP DB's directory.
+    fn watch_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.cfg.zones.clone()];
+        if let Some(parent) = self.cfg.zones.parent() {
+            dirs.push(if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_path_buf() });
+        }
+        if let Some(db) = &self.cfg.geodb
+            && let Some(parent) = db.parent()
+        {
+            dirs.push(if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_path_buf() });
+        }
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+
+    /// Is a change at `path` one we care about?
+    fn relevant(&self, path: &Path) -> bool {
+        let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let zones = canon(&self.cfg.zones);
+        let parent_is = |dir: &Path| path.parent().is_some_and(|p| canon(p) == dir);
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        // Anything in the zones dir except editor droppings; the zones dir
+        // entry itself; the DB file.
+        (parent_is(&zones) && !name.ends_with('~') && !name.ends_with(".swp") && !name.starts_with(".#"))
+            || path.file_name() == self.cfg.zones.file_name() && self.cfg.zones.parent().is_some_and(|p| parent_is(&canon(p)))
+            || self.cfg.geodb.as_ref().is_some_and(|db| path.file_name() == db.file_name() && db.parent().is_some_and(|p| parent_is(&canon(p))))
+    }
+
+    /// Watches the files and reloads after 300 ms of quiet. The returned
+    /// handle stops watching when dropped.
+    pub fn watch(self: &Arc<Self>) -> Result<Watch, notify::Error> {
+        use notify::{RecursiveMode, Watcher};
+        let (tx, rx) = std::sync::mpsc::channel::<notify_debouncer_mini::DebounceEventResult>();
+        let mut debouncer = notify_debouncer_mini::new_debouncer(std::time::Duration::from_millis(300), tx)?;
+        let dirs = self.watch_dirs();
+        for d in &dirs {
+            debouncer.watcher().watch(d, RecursiveMode::NonRecursive)?;
+        }
+        let me = Arc::downgrade(self);
+        let debouncer = Arc::new(std::sync::Mutex::new(debouncer));
+        let deb = Arc::downgrade(&debouncer);
+        let thread = std::thread::Builder::new().name("geosteer-watch".into()).spawn(move || {
+            while let Ok(res) = rx.recv() {
+                let Some(me) = me.upgrade() else { break };
+                let events = match res {
+                    Ok(ev) => ev,
+                    Err(e) => {
+                        tracing::warn!("file watch error: {e}");
+                        continue;
+                    }
+                };
+                if !events.iter().any(|e| me.relevant(&e.path)) {
+                    continue;
+                }
+                let _ = me.reload("file change");
+                // Re-arm: a replaced directory needs a fresh watch.
+                let Some(deb) = deb.upgrade() else { break };
+                let mut d = deb.lock().unwrap_or_else(|e| e.into_inner());
+                for dir in me.watch_dirs() {
+                    let _ = d.watcher().unwatch(&dir);
+                    if let Err(e) = d.watcher().watch(&dir, RecursiveMode::NonRecursive) {
+                        tracing::warn!(dir = %dir.display(), "cannot watch: {e}");
+                    }
+                }
+            }
+        });
+        if let Err(e) = thread {
+            tracing::error!("cannot start the file watcher: {e}");
+        }
+        Ok(Watch { _debouncer: debouncer })
+    }
+}
+
+/// Keeps the file watcher alive.
+pub struct Watch {
+    _debouncer: Arc<std::sync::Mutex<notify_debouncer_mini::Debouncer<notify::RecommendedWatcher>>>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

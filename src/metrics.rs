@@ -1,0 +1,161 @@
+//! Prometheus metrics. Handles are created once (at start-up or snapshot
+//! build), never per query: the query path only bumps atomics.
+
+use std::sync::OnceLock;
+
+use metrics::{Counter, Gauge, counter, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::dns::Summary;
+use crate::dns::wire::*;
+use crate::net::Transport;
+use crate::snapshot::Snapshot;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the global recorder once per process and returns its handle.
+/// Metric handles made before this call go nowhere, so call it first.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .expect("static buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (a test harness);
+            // then ours only renders what it has.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+const QTYPES: [(u16, &str); 11] = [
+    (TYPE_A, "A"),
+    (TYPE_AAAA, "AAAA"),
+    (TYPE_CNAME, "CNAME"),
+    (TYPE_NS, "NS"),
+    (TYPE_SOA, "SOA"),
+    (TYPE_MX, "MX"),
+    (TYPE_TXT, "TXT"),
+    (TYPE_SRV, "SRV"),
+    (TYPE_PTR, "PTR"),
+    (TYPE_CAA, "CAA"),
+    (TYPE_ANY, "ANY"),
+];
+const RCODES: [Rcode; 7] = [
+    Rcode::NoError,
+    Rcode::FormErr,
+    Rcode::ServFail,
+    Rcode::NxDomain,
+    Rcode::NotImp,
+    Rcode::Refused,
+    Rcode::BadVers,
+];
+
+fn rcode_index(r: Rcode) -> usize {
+    RCODES.iter().position(|x| *x == r).unwrap_or(0)
+}
+
+fn qtype_index(t: u16) -> usize {
+    QTYPES.iter().position(|(q, _)| *q == t).unwrap_or(QTYPES.len())
+}
+
+/// Per-query counters, by transport × qtype × rcode.
+pub struct QueryMetrics {
+    /// [transport][qtype (last = other)][rcode]
+    queries: Vec<Counter>,
+    truncated: [Counter; 2],
+    ecs: [Counter; 2],
+    dropped: [Counter; 2],
+}
+
+impl QueryMetrics {
+    pub fn new() -> QueryMetrics {
+        let mut queries = Vec::new();
+        for t in [Transport::Udp, Transport::Tcp] {
+            for q in QTYPES.iter().map(|q| q.1).chain(["other"]) {
+                for r in RCODES {
+                    queries.push(counter!("geosteer_queries_total", "transport" => t.as_str(), "qtype" => q, "rcode" => r.as_str()));
+                }
+            }
+        }
+        let per = |name: &'static str| [Transport::Udp, Transport::Tcp].map(|t| counter!(name, "transport" => t.as_str()));
+        QueryMetrics {
+            queries,
+            truncated: per("geosteer_truncated_total"),
+            ecs: per("geosteer_ecs_queries_total"),
+            dropped: per("geosteer_dropped_total"),
+        }
+    }
+
+    /// Counts one handled packet.
+    #[inline]
+    pub fn record(&self, transport: Transport, summary: Option<&Summary>) {
+        let t = transport as usize;
+        let Some(s) = summary else {
+            self.dropped[t].increment(1);
+            return;
+        };
+        let idx = (t * (QTYPES.len() + 1) + qtype_index(s.qtype)) * RCODES.len() + rcode_index(s.rcode);
+        self.queries[idx].increment(1);
+        if s.truncated {
+            self.truncated[t].increment(1);
+        }
+        if s.ecs {
+            self.ecs[t].increment(1);
+        }
+    }
+}
+
+impl Default for QueryMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Reload and snapshot gauges.
+pub struct ReloadMetrics {
+    reloads: Counter,
+    failures: Counter,
+    generation: Gauge,
+    built: Gauge,
+    db_epoch: Gauge,
+}
+
+impl ReloadMetrics {
+    pub fn new() -> ReloadMetrics {
+        ReloadMetrics {
+            reloads: counter!("geosteer_reloads_total"),
+            failures: counter!("geosteer_reload_failures_total"),
+            generation: gauge!("geosteer_snapshot_generation"),
+            built: gauge!("geosteer_snapshot_timestamp_seconds"),
+            db_epoch: gauge!("geosteer_geodb_build_epoch_seconds"),
+        }
+    }
+    pub fn reloaded(&self) {
+        self.reloads.increment(1);
+    }
+    pub fn failed(&self) {
+        self.failures.increment(1);
+    }
+    /// Records a snapshot about to go live.
+    pub fn observe(&self, snap: &Snapshot) {
+        self.generation.set(snap.generation as f64);
+        let built = snap
+            .built_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.built.set(built);
+        if let Some(db) = &snap.geodb {
+            self.db_epoch.set(db.info().build_epoch as f64);
+        }
+    }
+}
+
+impl Default for ReloadMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
