@@ -66,8 +66,23 @@ impl GeoDb {
         // maxminddb is meant to return errors on hostile input; catch_unwind is a second
         // line of defence so a reader bug on a corrupt file cannot take the server down.
         let opened = catch_unwind(AssertUnwindSafe(|| -> Result<_, String> {
+            // A borrowed reader first, so the tree scan can see the raw bytes.
+            let meta = Reader::from_source(snapshot.as_ref())
+                .map_err(|e| e.to_string())?
+                .metadata()
+                .clone();
+            scan_tree(snapshot.as_ref(), &meta)?;
             let reader = Reader::from_source(snapshot).map_err(|e| e.to_string())?;
-            reader.verify().map_err(|e| e.to_string())?;
+            if let Err(e) = reader.verify() {
+                let msg = e.to_string();
+                // verify() is stricter than the format: it rejects an empty description
+                // map, which some third-party builders emit. Such files get our own full
+                // walk instead of being refused outright.
+                if !msg.contains("description - Expected: non-empty map") {
+                    return Err(msg);
+                }
+                walk_all(&reader).map_err(|e| e.to_string())?;
+            }
             let schema = detect_schema(&reader).map_err(|e| e.to_string())?;
             Ok((reader, schema))
         }));
@@ -116,6 +131,135 @@ impl GeoDb {
     /// Metadata and file facts.
     pub fn info(&self) -> &GeoInfo {
         &self.info
+    }
+}
+
+/// The metadata marker; the spec limits the metadata section to the last 128 KiB.
+const METADATA_MARKER: &[u8] = b"\xab\xcd\xefMaxMind.com";
+const METADATA_MAX: usize = 128 * 1024;
+
+/// Linear scan of every tree node, catching what a reachability walk cannot: a record
+/// pointing back to the root (always a cycle), into the 16-byte separator, or past the
+/// data section. `verify()` only checks nodes reachable from the root, so a tree with
+/// garbage nodes would otherwise pass. O(node_count), a few ms per million nodes.
+fn scan_tree(buf: &[u8], m: &maxminddb::Metadata) -> Result<(), String> {
+    let node_count = m.node_count as usize;
+    let node_bytes = usize::from(m.record_size) / 4;
+    let tree_len = node_count
+        .checked_mul(node_bytes)
+        .filter(|&l| l <= buf.len())
+        .ok_or("search tree extends beyond the file")?;
+    let tail_start = buf.len().saturating_sub(METADATA_MAX + METADATA_MARKER.len());
+    let marker = buf[tail_start..]
+        .windows(METADATA_MARKER.len())
+        .rposition(|w| w == METADATA_MARKER)
+        .map(|p| p + tail_start)
+        .ok_or("no metadata marker in the last 128 KiB")?;
+    let data_len = marker
+        .checked_sub(tree_len + 16)
+        .ok_or("search tree overlaps the metadata")?;
+    let tree = &buf[..tree_len];
+    for (node, chunk) in tree.chunks_exact(node_bytes).enumerate() {
+        let (left, right) = match m.record_size {
+            24 => (be(&chunk[0..3]), be(&chunk[3..6])),
+            28 => (
+                (be(&chunk[0..3]) | ((u64::from(chunk[3]) & 0xf0) << 20)),
+                (be(&chunk[4..7]) | ((u64::from(chunk[3]) & 0x0f) << 24)),
+            ),
+            32 => (be(&chunk[0..4]), be(&chunk[4..8])),
+            other => return Err(format!("unsupported record size {other}")),
+        };
+        for rec in [left, right] {
+            let rec = rec as usize;
+            let bad = if rec == 0 {
+                Some("points back to the root node (cycle)")
+            } else if rec > node_count && rec < node_count + 16 {
+                Some("points into the data section separator")
+            } else if rec >= node_count + 16 && rec - node_count - 16 >= data_len {
+                Some("points beyond the data section")
+            } else {
+                None
+            };
+            if let Some(why) = bad {
+                return Err(format!("corrupt search tree: node {node} record {rec} {why}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn be(b: &[u8]) -> u64 {
+    b.iter().fold(0, |acc, &x| (acc << 8) | u64::from(x))
+}
+
+/// Fallback verification: walks every tree node (bounded, as `verify()` does) and fully
+/// decodes each distinct record, following pointers, under the decoder's depth and size
+/// limits.
+fn walk_all(reader: &Reader<Snapshot>) -> Result<(), maxminddb::MaxMindDbError> {
+    let opts = WithinOptions::default().include_networks_without_data();
+    let max_iterations = (reader.metadata().node_count as usize).saturating_mul(3);
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in reader.networks(opts)?.enumerate() {
+        if i > max_iterations {
+            return Err(maxminddb::MaxMindDbError::invalid_database(
+                "search tree has a cycle or invalid structure",
+            ));
+        }
+        let item = item?;
+        if let Some(offset) = item.offset()
+            && seen.insert(offset)
+        {
+            item.decode::<DeepSkip>()?;
+        }
+    }
+    Ok(())
+}
+
+/// Decodes and discards a whole value, following every pointer (unlike `IgnoredAny`).
+struct DeepSkip;
+
+impl<'de> serde::Deserialize<'de> for DeepSkip {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DeepSkip)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DeepSkip {
+    type Value = DeepSkip;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_u128<E>(self, _: u128) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_bytes<E>(self, _: &[u8]) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_unit<E>(self) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<DeepSkip, A::Error> {
+        while seq.next_element::<DeepSkip>()?.is_some() {}
+        Ok(DeepSkip)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<DeepSkip, A::Error> {
+        while map.next_entry::<DeepSkip, DeepSkip>()?.is_some() {}
+        Ok(DeepSkip)
     }
 }
 
