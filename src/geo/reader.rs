@@ -1,0 +1,293 @@
+//! `GeoDb`: an opened, verified, immutable database and its allocation-free lookup.
+
+use std::net::IpAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use maxminddb::{Reader, WithinOptions};
+
+use super::load::{Snapshot, load};
+use super::record::RawRecord;
+use super::{GeoError, GeoMatch, Location, normalize};
+
+/// Record layout detected in a database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum RecordSchema {
+    /// GeoIP2/GeoLite2 City, Country, ASN: `country.iso_code`, `location.latitude`, ...
+    Nested,
+    /// DB-IP Lite / ip-location-db: `country_code`, `latitude`, `state1`, ...
+    Flat,
+}
+
+/// Facts about an opened database, for logs, metrics and `geosteer geodb info`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GeoInfo {
+    pub path: PathBuf,
+    pub database_type: String,
+    /// Unix seconds at which the database was built.
+    pub build_epoch: u64,
+    pub node_count: u32,
+    pub record_size: u16,
+    /// 4 or 6.
+    pub ip_version: u16,
+    pub schema: RecordSchema,
+    pub languages: Vec<String>,
+    /// The English description, if any.
+    pub description: Option<String>,
+    pub file_size: u64,
+}
+
+/// An opened MaxMind-format database. Immutable after [`GeoDb::open`]; `Send + Sync`.
+pub struct GeoDb {
+    reader: Reader<Snapshot>,
+    info: GeoInfo,
+}
+
+impl std::fmt::Debug for GeoDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeoDb").field("info", &self.info).finish()
+    }
+}
+
+/// How many records the schema detection samples.
+const SCHEMA_SAMPLE: usize = 256;
+
+impl GeoDb {
+    /// Snapshots `path` into private memory, verifies the whole database and detects its
+    /// schema. Never uses a file that changed during the copy, and rejects corrupt trees,
+    /// bad pointers, cyclic or too-deep data with [`GeoError::Invalid`].
+    pub fn open(path: &Path) -> Result<GeoDb, GeoError> {
+        let (snapshot, file_size) = load(path)?;
+        let invalid = |reason: String| GeoError::Invalid {
+            path: path.to_owned(),
+            reason,
+        };
+        // maxminddb is meant to return errors on hostile input; catch_unwind is a second
+        // line of defence so a reader bug on a corrupt file cannot take the server down.
+        let opened = catch_unwind(AssertUnwindSafe(|| -> Result<_, String> {
+            // A borrowed reader first, so the tree scan can see the raw bytes.
+            let meta = Reader::from_source(snapshot.as_ref())
+                .map_err(|e| e.to_string())?
+                .metadata()
+                .clone();
+            scan_tree(snapshot.as_ref(), &meta)?;
+            let reader = Reader::from_source(snapshot).map_err(|e| e.to_string())?;
+            if let Err(e) = reader.verify() {
+                let msg = e.to_string();
+                // verify() is stricter than the format: it rejects an empty description
+                // map, which some third-party builders emit. Such files get our own full
+                // walk instead of being refused outright.
+                if !msg.contains("description - Expected: non-empty map") {
+                    return Err(msg);
+                }
+                walk_all(&reader).map_err(|e| e.to_string())?;
+            }
+            let schema = detect_schema(&reader).map_err(|e| e.to_string())?;
+            Ok((reader, schema))
+        }));
+        let (reader, schema) = match opened {
+            Ok(Ok(v)) => v,
+            Ok(Err(reason)) => return Err(invalid(reason)),
+            Err(_) => return Err(invalid("reader panicked while verifying".into())),
+        };
+        let m = reader.metadata();
+        let info = GeoInfo {
+            path: path.to_owned(),
+            database_type: m.database_type.clone(),
+            build_epoch: m.build_epoch,
+            node_count: m.node_count,
+            record_size: m.record_size,
+            ip_version: m.ip_version,
+            schema,
+            languages: m.languages.clone(),
+            description: m.description.get("en").cloned(),
+            file_size,
+        };
+        Ok(GeoDb { reader, info })
+    }
+
+    /// Locates `ip` (after [`normalize`]). `None` when the address is not in the database
+    /// or its record carries nothing we understand. Does not allocate.
+    pub fn lookup(&self, ip: IpAddr) -> Option<GeoMatch> {
+        let ip = normalize(ip);
+        let result = self.reader.lookup(ip).ok()?;
+        if !result.has_data() {
+            return None;
+        }
+        let raw: RawRecord<'_> = result.decode().ok()??;
+        let location = raw.location();
+        if location == Location::default() {
+            return None;
+        }
+        let net = result.network().ok()?;
+        let network = match net.ip() {
+            IpAddr::V4(a) => IpNet::V4(Ipv4Net::new(a, net.prefix()).ok()?),
+            IpAddr::V6(a) => IpNet::V6(Ipv6Net::new(a, net.prefix()).ok()?),
+        };
+        Some(GeoMatch { location, network })
+    }
+
+    /// Metadata and file facts.
+    pub fn info(&self) -> &GeoInfo {
+        &self.info
+    }
+}
+
+/// The metadata marker; the spec limits the metadata section to the last 128 KiB.
+const METADATA_MARKER: &[u8] = b"\xab\xcd\xefMaxMind.com";
+const METADATA_MAX: usize = 128 * 1024;
+
+/// Linear scan of every tree node, catching what a reachability walk cannot: a record
+/// pointing back to the root (always a cycle), into the 16-byte separator, or past the
+/// data section. `verify()` only checks nodes reachable from the root, so a tree with
+/// garbage nodes would otherwise pass. O(node_count), a few ms per million nodes.
+fn scan_tree(buf: &[u8], m: &maxminddb::Metadata) -> Result<(), String> {
+    let node_count = m.node_count as usize;
+    let node_bytes = usize::from(m.record_size) / 4;
+    let tree_len = node_count
+        .checked_mul(node_bytes)
+        .filter(|&l| l <= buf.len())
+        .ok_or("search tree extends beyond the file")?;
+    let tail_start = buf.len().saturating_sub(METADATA_MAX + METADATA_MARKER.len());
+    let marker = buf[tail_start..]
+        .windows(METADATA_MARKER.len())
+        .rposition(|w| w == METADATA_MARKER)
+        .map(|p| p + tail_start)
+        .ok_or("no metadata marker in the last 128 KiB")?;
+    let data_len = marker
+        .checked_sub(tree_len + 16)
+        .ok_or("search tree overlaps the metadata")?;
+    let tree = &buf[..tree_len];
+    for (node, chunk) in tree.chunks_exact(node_bytes).enumerate() {
+        let (left, right) = match m.record_size {
+            24 => (be(&chunk[0..3]), be(&chunk[3..6])),
+            28 => (
+                (be(&chunk[0..3]) | ((u64::from(chunk[3]) & 0xf0) << 20)),
+                (be(&chunk[4..7]) | ((u64::from(chunk[3]) & 0x0f) << 24)),
+            ),
+            32 => (be(&chunk[0..4]), be(&chunk[4..8])),
+            other => return Err(format!("unsupported record size {other}")),
+        };
+        for rec in [left, right] {
+            let rec = rec as usize;
+            let bad = if rec == 0 {
+                Some("points back to the root node (cycle)")
+            } else if rec > node_count && rec < node_count + 16 {
+                Some("points into the data section separator")
+            } else if rec >= node_count + 16 && rec - node_count - 16 >= data_len {
+                Some("points beyond the data section")
+            } else {
+                None
+            };
+            if let Some(why) = bad {
+                return Err(format!("corrupt search tree: node {node} record {rec} {why}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn be(b: &[u8]) -> u64 {
+    b.iter().fold(0, |acc, &x| (acc << 8) | u64::from(x))
+}
+
+/// Fallback verification: walks every tree node (bounded, as `verify()` does) and fully
+/// decodes each distinct record, following pointers, under the decoder's depth and size
+/// limits.
+fn walk_all(reader: &Reader<Snapshot>) -> Result<(), maxminddb::MaxMindDbError> {
+    let opts = WithinOptions::default().include_networks_without_data();
+    let max_iterations = (reader.metadata().node_count as usize).saturating_mul(3);
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in reader.networks(opts)?.enumerate() {
+        if i > max_iterations {
+            return Err(maxminddb::MaxMindDbError::invalid_database(
+                "search tree has a cycle or invalid structure",
+            ));
+        }
+        let item = item?;
+        if let Some(offset) = item.offset()
+            && seen.insert(offset)
+        {
+            item.decode::<DeepSkip>()?;
+        }
+    }
+    Ok(())
+}
+
+/// Decodes and discards a whole value, following every pointer (unlike `IgnoredAny`).
+struct DeepSkip;
+
+impl<'de> serde::Deserialize<'de> for DeepSkip {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DeepSkip)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DeepSkip {
+    type Value = DeepSkip;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_u128<E>(self, _: u128) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_bytes<E>(self, _: &[u8]) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_unit<E>(self) -> Result<DeepSkip, E> {
+        Ok(DeepSkip)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<DeepSkip, A::Error> {
+        while seq.next_element::<DeepSkip>()?.is_some() {}
+        Ok(DeepSkip)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<DeepSkip, A::Error> {
+        while map.next_entry::<DeepSkip, DeepSkip>()?.is_some() {}
+        Ok(DeepSkip)
+    }
+}
+
+/// Samples the first records: flat-only keys make it `Flat`, anything else `Nested`
+/// (including empty databases and ASN-only ones, whose key is shared by both).
+fn detect_schema(reader: &Reader<Snapshot>) -> Result<RecordSchema, maxminddb::MaxMindDbError> {
+    let (mut flat, mut nested) = (0usize, 0usize);
+    for item in reader.networks(WithinOptions::default())?.take(SCHEMA_SAMPLE) {
+        let Some(raw) = item?.decode::<RawRecord<'_>>()? else {
+            continue;
+        };
+        flat += usize::from(raw.flat_shape && !raw.nested_shape);
+        nested += usize::from(raw.nested_shape);
+    }
+    Ok(if flat > nested {
+        RecordSchema::Flat
+    } else {
+        RecordSchema::Nested
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geodb_is_send_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<GeoDb>();
+    }
+}
