@@ -1,0 +1,229 @@
+//! Zone-level checks (apex, CNAME, delegation rules) and RRset normalisation.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use hickory_proto::rr::{LowerName, Name, RecordType};
+
+use super::{SourcedRecord, ZoneError, ZoneFile};
+
+fn at(r: &SourcedRecord, reason: String) -> ZoneError {
+    ZoneError {
+        file: r.file.to_path_buf(),
+        line: r.line,
+        reason,
+    }
+}
+
+fn loc(r: &SourcedRecord) -> String {
+    format!("{}:{}", r.file.display(), r.line)
+}
+
+/// Indices of records grouped by (owner, type), groups in order of first
+/// appearance.
+fn rrsets(records: &[SourcedRecord]) -> Vec<Vec<usize>> {
+    let mut index: HashMap<(LowerName, RecordType), usize> = HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let key = (LowerName::new(&r.record.name), r.record.record_type());
+        let g = *index.entry(key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
+    }
+    groups
+}
+
+/// Gives every RRset the TTL of its first record, warning about each record
+/// that said otherwise (RFC 2181 §5.2), then drops records identical to an
+/// earlier one (RFC 2181 §5: an RRset has no duplicates). File order is kept.
+pub(crate) fn normalise(records: &mut Vec<SourcedRecord>, warnings: &mut Vec<ZoneError>) {
+    let mut drop = vec![false; records.len()];
+    for group in rrsets(records) {
+        let Some((&first, rest)) = group.split_first() else {
+            continue;
+        };
+        let ttl = records[first].record.ttl;
+        for &i in rest {
+            if records[i].record.ttl != ttl {
+                warnings.push(at(
+                    &records[i],
+                    format!(
+                        "TTL {} differs from TTL {ttl} of the {} {} RRset first defined at {}; using {ttl} (RFC 2181 §5.2)",
+                        records[i].record.ttl,
+                        records[i].record.name,
+                        records[i].record.record_type(),
+                        loc(&records[first]),
+                    ),
+                ));
+                records[i].record.ttl = ttl;
+            }
+        }
+        for (k, &i) in group.iter().enumerate() {
+            if group[..k]
+                .iter()
+                .any(|&j| !drop[j] && records[j].record.data == records[i].record.data)
+            {
+                drop[i] = true;
+            }
+        }
+    }
+    let mut keep = drop.iter().map(|d| !d);
+    records.retain(|_| keep.next().unwrap_or(true));
+}
+
+/// Runs every zone-level check. `top` is where zone-wide problems (no SOA,
+/// no NS) are reported, at line 0. `partial` says some entries failed to
+/// parse; the missing-SOA/NS checks are skipped then because the missing
+/// record is most likely the one that failed, already reported.
+pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError> {
+    let apex = &zone.origin;
+    let records = &zone.records;
+    // (record index, error) so the result follows file order.
+    let mut errors: Vec<(usize, ZoneError)> = Vec::new();
+
+    let in_zone: Vec<bool> = records.iter().map(|r| apex.zone_of(&r.record.name)).collect();
+    let apex_label_count = apex.iter().count();
+
+    for (i, r) in records.iter().enumerate() {
+        let name = &r.record.name;
+        if !in_zone[i] {
+            errors.push((i, at(r, format!("out-of-zone record: {name} is not at or below the origin {apex}"))));
+            continue;
+        }
+        // RFC 4592 §2.1.1: '*' is a wildcard only as the whole leftmost label.
+        let bad_star = name
+            .iter()
+            .enumerate()
+            .any(|(k, label)| label.contains(&b'*') && !(k == 0 && label == b"*"));
+        if bad_star {
+            errors.push((i, at(r, format!("'*' in {name} is only allowed as the whole leftmost label"))));
+        }
+    }
+
+    // SOA: exactly one, at the apex.
+    let mut first_soa: Option<usize> = None;
+    for (i, r) in records.iter().enumerate() {
+        if !in_zone[i] || r.record.record_type() != RecordType::SOA {
+            continue;
+        }
+        if r.record.name != *apex {
+            errors.push((i, at(r, format!("SOA record must be at the zone apex {apex}, not {}", r.record.name))));
+        } else if let Some(f) = first_soa {
+            errors.push((i, at(r, format!("second SOA record at the apex (first at {})", loc(&records[f])))));
+        } else {
+            first_soa = Some(i);
+        }
+    }
+    let apex_ns = records
+        .iter()
+        .any(|r| r.record.record_type() == RecordType::NS && r.record.name == *apex);
+    let zone_wide = |reason: String| ZoneError {
+        file: top.to_path_buf(),
+        line: 0,
+        reason,
+    };
+    if first_soa.is_none() && !partial {
+        errors.push((usize::MAX, zone_wide(format!("no SOA record at the zone apex {apex}"))));
+    }
+    if !apex_ns && !partial {
+        errors.push((usize::MAX, zone_wide(format!("no NS records at the zone apex {apex}"))));
+    }
+
+    // CNAME: RFC 2181 §10.1 - alone at its name, at most one, not at the apex.
+    let mut by_name: HashMap<LowerName, Vec<usize>> = HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        if in_zone[i] {
+            by_name.entry(LowerName::new(&r.record.name)).or_default().push(i);
+        }
+    }
+    for idxs in by_name.values() {
+        let (cnames, others): (Vec<usize>, Vec<usize>) = idxs
+            .iter()
+            .partition(|&&i| records[i].record.record_type() == RecordType::CNAME);
+        let Some((&first, extra)) = cnames.split_first() else {
+            continue;
+        };
+        if records[first].record.name == *apex {
+            for &c in &cnames {
+                errors.push((c, at(&records[c], format!("CNAME not allowed at the zone apex {apex}"))));
+            }
+            continue;
+        }
+        for &c in extra {
+            errors.push((
+                c,
+                at(
+                    &records[c],
+                    format!(
+                        "more than one CNAME at {} (first at {}; RFC 2181 §10.1)",
+                        records[c].record.name,
+                        loc(&records[first])
+                    ),
+                ),
+            ));
+        }
+        if !others.is_empty() {
+            let list: Vec<String> = others
+                .iter()
+                .map(|&o| format!("{} at {}", records[o].record.record_type(), loc(&records[o])))
+                .collect();
+            errors.push((
+                first,
+                at(
+                    &records[first],
+                    format!(
+                        "CNAME at {} cannot coexist with other data: {} (RFC 2181 §10.1)",
+                        records[first].record.name,
+                        list.join(", ")
+                    ),
+                ),
+            ));
+        }
+    }
+
+    // Delegations: NS below the apex cuts the zone; below a cut only glue
+    // addresses may appear, at the cut only NS and glue.
+    let cuts: HashSet<LowerName> = records
+        .iter()
+        .enumerate()
+        .filter(|&(i, r)| in_zone[i] && r.record.record_type() == RecordType::NS && r.record.name != *apex)
+        .map(|(_, r)| LowerName::new(&r.record.name))
+        .collect();
+    if !cuts.is_empty() {
+        for (i, r) in records.iter().enumerate() {
+            if !in_zone[i] {
+                continue;
+            }
+            let Some(cut) = highest_cut(&r.record.name, apex_label_count, &cuts) else {
+                continue;
+            };
+            let rtype = r.record.record_type();
+            let at_cut = cut == r.record.name;
+            let allowed = match rtype {
+                RecordType::A | RecordType::AAAA => true,
+                // CNAME at a cut is already reported as CNAME and other data.
+                RecordType::NS | RecordType::CNAME => at_cut,
+                _ => false,
+            };
+            if !allowed {
+                errors.push((
+                    i,
+                    at(r, format!("{rtype} record at {} is occluded by delegation at {cut}", r.record.name)),
+                ));
+            }
+        }
+    }
+
+    errors.sort_by_key(|(i, _)| *i);
+    errors.into_iter().map(|(_, e)| e).collect()
+}
+
+/// The delegation point closest to the apex at or above `name`, if any.
+fn highest_cut(name: &Name, apex_labels: usize, cuts: &HashSet<LowerName>) -> Option<Name> {
+    let total = name.iter().count();
+    (apex_labels + 1..=total)
+        .map(|n| name.trim_to(n))
+        .find(|a| cuts.contains(&LowerName::new(a)))
+}
