@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use hickory_proto::rr::{LowerName, Name, RecordType};
+use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 
 use super::{SourcedRecord, ZoneError, ZoneFile};
 
@@ -60,11 +60,10 @@ pub(crate) fn normalise(records: &mut Vec<SourcedRecord>, warnings: &mut Vec<Zon
                 records[i].record.ttl = ttl;
             }
         }
-        for (k, &i) in group.iter().enumerate() {
-            if group[..k]
-                .iter()
-                .any(|&j| !drop[j] && records[j].record.data == records[i].record.data)
-            {
+        // RData's Hash, like its Eq, ignores case in embedded names.
+        let mut seen: HashSet<&RData> = HashSet::with_capacity(group.len());
+        for &i in &group {
+            if !seen.insert(&records[i].record.data) {
                 drop[i] = true;
             }
         }
