@@ -239,8 +239,9 @@ impl Lexer<'_> {
                 reason: "escape '\\DDD' needs exactly three decimal digits".into(),
             });
         }
-        let value =
-            u32::from(digits[0] - b'0') * 100 + u32::from(digits[1] - b'0') * 10 + u32::from(digits[2] - b'0');
+        let value = u32::from(digits[0] - b'0') * 100
+            + u32::from(digits[1] - b'0') * 10
+            + u32::from(digits[2] - b'0');
         self.pos += 3;
         u8::try_from(value).map_err(|_| LexError {
             line,

@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{Name, Record};
 
-
+pub use parse::MAX_INCLUDE_DEPTH;
 
 /// One problem in a zone file, displayed as `file:line: reason`.
 ///
@@ -106,7 +106,11 @@ pub fn parse_zone_str(text: &str, path: &Path, origin: &Name) -> Result<ZoneFile
     validate::normalise(&mut zone.records, &mut zone.warnings);
     let partial = !errors.is_empty();
     errors.extend(validate::check(&zone, path, partial));
-    if errors.is_empty() { Ok(zone) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(zone)
+    } else {
+        Err(errors)
+    }
 }
 
 /// zones/cdn.example.zone -> "cdn.example."; None for files not ending in ".zone".
@@ -128,7 +132,14 @@ pub fn origin_from_filename(path: &Path) -> Option<Name> {
 /// Zone-wide problems are reported against the first record's file (this
 /// function does not know the top-level path), at line 0.
 pub fn validate(zone: &ZoneFile) -> Result<(), Vec<ZoneError>> {
-    let top = zone.records.first().map_or_else(PathBuf::new, |r| r.file.to_path_buf());
+    let top = zone
+        .records
+        .first()
+        .map_or_else(PathBuf::new, |r| r.file.to_path_buf());
     let errors = validate::check(zone, &top, false);
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }

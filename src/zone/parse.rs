@@ -10,9 +10,9 @@ use super::lexer::{Entry, Token, split_entries};
 use super::rdata::{parse_name, parse_rdata, supported_type};
 use super::{SourcedRecord, ZoneError};
 
-/// Deepest `$INCLUDE` nesting accepted; deeper is almost certainly a mistake
+/// Deepest `$INCLUDE` nesting accepted (files below the top-level one); deeper is almost certainly a mistake
 /// and the limit bounds work on hostile input.
-pub(crate) const MAX_INCLUDE_DEPTH: usize = 10;
+pub const MAX_INCLUDE_DEPTH: usize = 10;
 
 /// RFC 2181 §8: TTLs are 31-bit; BIND and Knot refuse larger values.
 const MAX_TTL: u32 = i32::MAX as u32;
@@ -100,7 +100,8 @@ impl Loader {
             rest = &entry.tokens[..];
             st.last_owner.clone().ok_or((
                 entry.line,
-                "line starts with a blank but there is no previous owner name to inherit".to_string(),
+                "line starts with a blank but there is no previous owner name to inherit"
+                    .to_string(),
             ))?
         } else {
             rest = entry.tokens.get(1..).unwrap_or_default();
@@ -121,7 +122,13 @@ impl Loader {
     }
 
     /// `[<TTL>] [<class>] <type> <RDATA>` or `[<class>] [<TTL>] <type> <RDATA>`.
-    fn record(&mut self, owner: Name, tokens: &[Token], line: u32, st: &mut FileState) -> Result<Record, (u32, String)> {
+    fn record(
+        &mut self,
+        owner: Name,
+        tokens: &[Token],
+        line: u32,
+        st: &mut FileState,
+    ) -> Result<Record, (u32, String)> {
         let mut ttl: Option<u32> = None;
         let mut class_seen = false;
         let mut i = 0;
@@ -130,7 +137,13 @@ impl Loader {
                 return Err((line, "missing record type".into()));
             };
             if t.quoted {
-                return Err((t.line, format!("expected TTL, class or type, found quoted string \"{}\"", t.raw)));
+                return Err((
+                    t.line,
+                    format!(
+                        "expected TTL, class or type, found quoted string \"{}\"",
+                        t.raw
+                    ),
+                ));
             }
             let word = t.raw.as_str();
             if word.starts_with(|c: char| c.is_ascii_digit()) {
@@ -143,16 +156,24 @@ impl Loader {
                     return Err((t.line, format!("second class '{word}' in one record")));
                 }
                 if !word.eq_ignore_ascii_case("IN") {
-                    return Err((t.line, format!("unsupported class {word} (only IN is served)")));
+                    return Err((
+                        t.line,
+                        format!("unsupported class {word} (only IN is served)"),
+                    ));
                 }
                 class_seen = true;
             } else {
-                break supported_type(word)
-                    .ok_or_else(|| (t.line, format!("unsupported record type {}", word.to_ascii_uppercase())))?;
+                break supported_type(word).ok_or_else(|| {
+                    (
+                        t.line,
+                        format!("unsupported record type {}", word.to_ascii_uppercase()),
+                    )
+                })?;
             }
             i += 1;
         };
-        let rdata = parse_rdata(rtype, &tokens[i + 1..], &st.origin, line).map_err(|e| (e.line, e.reason))?;
+        let rdata = parse_rdata(rtype, &tokens[i + 1..], &st.origin, line)
+            .map_err(|e| (e.line, e.reason))?;
 
         // RFC 1035 §5.1 / RFC 2308 §4, as BIND: explicit TTL, else $TTL,
         // else the last explicit TTL. With none of them it is an error rather
@@ -183,7 +204,8 @@ impl Loader {
                 let [arg] = args else {
                     return Err((line, "$ORIGIN takes exactly one domain name".into()));
                 };
-                st.origin = parse_name(&arg.raw, &st.origin).map_err(|r| (arg.line, format!("invalid $ORIGIN: {r}")))?;
+                st.origin = parse_name(&arg.raw, &st.origin)
+                    .map_err(|r| (arg.line, format!("invalid $ORIGIN: {r}")))?;
             }
             "$TTL" => {
                 let [arg] = args else {
@@ -199,7 +221,12 @@ impl Loader {
                         parse_name(&origin.raw, &st.origin)
                             .map_err(|r| (origin.line, format!("invalid $INCLUDE origin: {r}")))?,
                     ),
-                    _ => return Err((line, "$INCLUDE takes a file name and an optional origin".into())),
+                    _ => {
+                        return Err((
+                            line,
+                            "$INCLUDE takes a file name and an optional origin".into(),
+                        ));
+                    }
                 };
                 self.include(file, origin, line, st)?;
             }
@@ -208,7 +235,13 @@ impl Loader {
         Ok(())
     }
 
-    fn include(&mut self, file: &Token, origin: Name, line: u32, st: &FileState) -> Result<(), (u32, String)> {
+    fn include(
+        &mut self,
+        file: &Token,
+        origin: Name,
+        line: u32,
+        st: &FileState,
+    ) -> Result<(), (u32, String)> {
         let rel = std::str::from_utf8(&file.bytes)
             .map_err(|_| (line, "$INCLUDE file name is not valid UTF-8".to_string()))?;
         // Relative to the including file, not the working directory, so a
@@ -218,14 +251,24 @@ impl Loader {
             None => PathBuf::from(rel),
         };
         if self.stack.len() > MAX_INCLUDE_DEPTH {
-            return Err((line, format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH} files")));
+            return Err((
+                line,
+                format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH} files"),
+            ));
         }
         let id = identity(&target);
         if self.stack.contains(&id) {
-            return Err((line, format!("$INCLUDE cycle: {} is already being read", target.display())));
+            return Err((
+                line,
+                format!("$INCLUDE cycle: {} is already being read", target.display()),
+            ));
         }
-        let text = std::fs::read_to_string(&target)
-            .map_err(|e| (line, format!("cannot read $INCLUDE file {}: {e}", target.display())))?;
+        let text = std::fs::read_to_string(&target).map_err(|e| {
+            (
+                line,
+                format!("cannot read $INCLUDE file {}: {e}", target.display()),
+            )
+        })?;
         self.stack.push(id);
         let child = FileState {
             path: Arc::from(target.as_path()),
@@ -248,7 +291,10 @@ fn identity(path: &Path) -> PathBuf {
 
 fn owner_name(tok: &Token, origin: &Name) -> Result<Name, (u32, String)> {
     if tok.quoted {
-        return Err((tok.line, format!("owner name cannot be a quoted string \"{}\"", tok.raw)));
+        return Err((
+            tok.line,
+            format!("owner name cannot be a quoted string \"{}\"", tok.raw),
+        ));
     }
     parse_name(&tok.raw, origin).map_err(|r| (tok.line, format!("invalid owner name: {r}")))
 }

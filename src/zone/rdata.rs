@@ -97,7 +97,8 @@ pub(crate) fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
     if !label.is_empty() {
         labels.push(label);
     }
-    let name = Name::from_labels(labels).map_err(|e| format!("invalid domain name '{text}': {e}"))?;
+    let name =
+        Name::from_labels(labels).map_err(|e| format!("invalid domain name '{text}': {e}"))?;
     if absolute {
         Ok(name)
     } else {
@@ -202,7 +203,9 @@ pub(crate) fn parse_rdata(
                     });
                 }
             }
-            RData::TXT(TXT::from_bytes(tokens.iter().map(|t| t.bytes.as_slice()).collect()))
+            RData::TXT(TXT::from_bytes(
+                tokens.iter().map(|t| t.bytes.as_slice()).collect(),
+            ))
         }
         RecordType::CAA => caa(&f)?,
         other => {
@@ -281,7 +284,12 @@ impl Fields<'_> {
         Ok(&t.raw)
     }
 
-    fn parse<T, E>(&self, i: usize, what: &str, p: impl Fn(&str) -> Result<T, E>) -> Result<T, FieldError> {
+    fn parse<T, E>(
+        &self,
+        i: usize,
+        what: &str,
+        p: impl Fn(&str) -> Result<T, E>,
+    ) -> Result<T, FieldError> {
         let text = self.plain(i)?;
         p(text).map_err(|_| self.err(i, format!("invalid {what} '{text}'")))
     }

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use hickory_proto::rr::{LowerName, Name, RecordType};
+use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 
 use super::{SourcedRecord, ZoneError, ZoneFile};
 
@@ -60,11 +60,10 @@ pub(crate) fn normalise(records: &mut Vec<SourcedRecord>, warnings: &mut Vec<Zon
                 records[i].record.ttl = ttl;
             }
         }
-        for (k, &i) in group.iter().enumerate() {
-            if group[..k]
-                .iter()
-                .any(|&j| !drop[j] && records[j].record.data == records[i].record.data)
-            {
+        // RData's Hash, like its Eq, ignores case in embedded names.
+        let mut seen: HashSet<&RData> = HashSet::with_capacity(group.len());
+        for &i in &group {
+            if !seen.insert(&records[i].record.data) {
                 drop[i] = true;
             }
         }
@@ -83,13 +82,22 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
     // (record index, error) so the result follows file order.
     let mut errors: Vec<(usize, ZoneError)> = Vec::new();
 
-    let in_zone: Vec<bool> = records.iter().map(|r| apex.zone_of(&r.record.name)).collect();
+    let in_zone: Vec<bool> = records
+        .iter()
+        .map(|r| apex.zone_of(&r.record.name))
+        .collect();
     let apex_label_count = apex.iter().count();
 
     for (i, r) in records.iter().enumerate() {
         let name = &r.record.name;
         if !in_zone[i] {
-            errors.push((i, at(r, format!("out-of-zone record: {name} is not at or below the origin {apex}"))));
+            errors.push((
+                i,
+                at(
+                    r,
+                    format!("out-of-zone record: {name} is not at or below the origin {apex}"),
+                ),
+            ));
             continue;
         }
         // RFC 4592 §2.1.1: '*' is a wildcard only as the whole leftmost label.
@@ -98,7 +106,13 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
             .enumerate()
             .any(|(k, label)| label.contains(&b'*') && !(k == 0 && label == b"*"));
         if bad_star {
-            errors.push((i, at(r, format!("'*' in {name} is only allowed as the whole leftmost label"))));
+            errors.push((
+                i,
+                at(
+                    r,
+                    format!("'*' in {name} is only allowed as the whole leftmost label"),
+                ),
+            ));
         }
     }
 
@@ -109,9 +123,27 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
             continue;
         }
         if r.record.name != *apex {
-            errors.push((i, at(r, format!("SOA record must be at the zone apex {apex}, not {}", r.record.name))));
+            errors.push((
+                i,
+                at(
+                    r,
+                    format!(
+                        "SOA record must be at the zone apex {apex}, not {}",
+                        r.record.name
+                    ),
+                ),
+            ));
         } else if let Some(f) = first_soa {
-            errors.push((i, at(r, format!("second SOA record at the apex (first at {})", loc(&records[f])))));
+            errors.push((
+                i,
+                at(
+                    r,
+                    format!(
+                        "second SOA record at the apex (first at {})",
+                        loc(&records[f])
+                    ),
+                ),
+            ));
         } else {
             first_soa = Some(i);
         }
@@ -125,17 +157,26 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
         reason,
     };
     if first_soa.is_none() && !partial {
-        errors.push((usize::MAX, zone_wide(format!("no SOA record at the zone apex {apex}"))));
+        errors.push((
+            usize::MAX,
+            zone_wide(format!("no SOA record at the zone apex {apex}")),
+        ));
     }
     if !apex_ns && !partial {
-        errors.push((usize::MAX, zone_wide(format!("no NS records at the zone apex {apex}"))));
+        errors.push((
+            usize::MAX,
+            zone_wide(format!("no NS records at the zone apex {apex}")),
+        ));
     }
 
     // CNAME: RFC 2181 §10.1 - alone at its name, at most one, not at the apex.
     let mut by_name: HashMap<LowerName, Vec<usize>> = HashMap::new();
     for (i, r) in records.iter().enumerate() {
         if in_zone[i] {
-            by_name.entry(LowerName::new(&r.record.name)).or_default().push(i);
+            by_name
+                .entry(LowerName::new(&r.record.name))
+                .or_default()
+                .push(i);
         }
     }
     for idxs in by_name.values() {
@@ -147,7 +188,13 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
         };
         if records[first].record.name == *apex {
             for &c in &cnames {
-                errors.push((c, at(&records[c], format!("CNAME not allowed at the zone apex {apex}"))));
+                errors.push((
+                    c,
+                    at(
+                        &records[c],
+                        format!("CNAME not allowed at the zone apex {apex}"),
+                    ),
+                ));
             }
             continue;
         }
@@ -167,7 +214,13 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
         if !others.is_empty() {
             let list: Vec<String> = others
                 .iter()
-                .map(|&o| format!("{} at {}", records[o].record.record_type(), loc(&records[o])))
+                .map(|&o| {
+                    format!(
+                        "{} at {}",
+                        records[o].record.record_type(),
+                        loc(&records[o])
+                    )
+                })
                 .collect();
             errors.push((
                 first,
@@ -188,7 +241,9 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
     let cuts: HashSet<LowerName> = records
         .iter()
         .enumerate()
-        .filter(|&(i, r)| in_zone[i] && r.record.record_type() == RecordType::NS && r.record.name != *apex)
+        .filter(|&(i, r)| {
+            in_zone[i] && r.record.record_type() == RecordType::NS && r.record.name != *apex
+        })
         .map(|(_, r)| LowerName::new(&r.record.name))
         .collect();
     if !cuts.is_empty() {
@@ -210,7 +265,13 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
             if !allowed {
                 errors.push((
                     i,
-                    at(r, format!("{rtype} record at {} is occluded by delegation at {cut}", r.record.name)),
+                    at(
+                        r,
+                        format!(
+                            "{rtype} record at {} is occluded by delegation at {cut}",
+                            r.record.name
+                        ),
+                    ),
                 ));
             }
         }
