@@ -428,52 +428,66 @@ impl Reloader {
 
     /// Watches the files and reloads after 300 ms of quiet. The returned
     /// handle stops watching when dropped.
+    ///
+    /// Raw notify plus our own debounce rather than a debouncer crate:
+    /// reloading *reads* the files, and the read (access) events must be
+    /// filtered out by kind, or every reload would trigger the next one.
     pub fn watch(self: &Arc<Self>) -> Result<Watch, notify::Error> {
-        use notify::{RecursiveMode, Watcher};
-        let (tx, rx) = std::sync::mpsc::channel::<notify_debouncer_mini::DebounceEventResult>();
-        let mut debouncer = notify_debouncer_mini::new_debouncer(std::time::Duration::from_millis(300), tx)?;
-        let dirs = self.watch_dirs();
-        for d in &dirs {
-            debouncer.watcher().watch(d, RecursiveMode::NonRecursive)?;
+        use notify::{EventKind, RecursiveMode, Watcher};
+        let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
+        let mut watcher = notify::recommended_watcher(tx)?;
+        for d in self.watch_dirs() {
+            watcher.watch(&d, RecursiveMode::NonRecursive)?;
         }
+        let watcher = Arc::new(std::sync::Mutex::new(watcher));
+        let weak_watcher = Arc::downgrade(&watcher);
         let me = Arc::downgrade(self);
-        let debouncer = Arc::new(std::sync::Mutex::new(debouncer));
-        let deb = Arc::downgrade(&debouncer);
-        let thread = std::thread::Builder::new().name("geosteer-watch".into()).spawn(move || {
-            while let Ok(res) = rx.recv() {
+        let quiet = std::time::Duration::from_millis(300);
+        let relevant = move |me: &Reloader, ev: &notify::Result<notify::Event>| match ev {
+            Ok(ev) => !matches!(ev.kind, EventKind::Access(_)) && ev.paths.iter().any(|p| me.relevant(p)),
+            Err(e) => {
+                tracing::warn!("file watch error: {e}");
+                false
+            }
+        };
+        let spawned = std::thread::Builder::new().name("geosteer-watch".into()).spawn(move || {
+            while let Ok(ev) = rx.recv() {
                 let Some(me) = me.upgrade() else { break };
-                let events = match res {
-                    Ok(ev) => ev,
-                    Err(e) => {
-                        tracing::warn!("file watch error: {e}");
-                        continue;
-                    }
-                };
-                if !events.iter().any(|e| me.relevant(&e.path)) {
+                if !relevant(&me, &ev) {
                     continue;
+                }
+                // Debounce: wait for `quiet` without relevant events, so an
+                // rsync of many files is one reload.
+                loop {
+                    match rx.recv_timeout(quiet) {
+                        Ok(ev) if relevant(&me, &ev) => continue,
+                        Ok(_) => continue,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
                 }
                 let _ = me.reload("file change");
                 // Re-arm: a replaced directory needs a fresh watch.
-                let Some(deb) = deb.upgrade() else { break };
-                let mut d = deb.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(w) = weak_watcher.upgrade() else { break };
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
                 for dir in me.watch_dirs() {
-                    let _ = d.watcher().unwatch(&dir);
-                    if let Err(e) = d.watcher().watch(&dir, RecursiveMode::NonRecursive) {
+                    let _ = w.unwatch(&dir);
+                    if let Err(e) = w.watch(&dir, RecursiveMode::NonRecursive) {
                         tracing::warn!(dir = %dir.display(), "cannot watch: {e}");
                     }
                 }
             }
         });
-        if let Err(e) = thread {
+        if let Err(e) = spawned {
             tracing::error!("cannot start the file watcher: {e}");
         }
-        Ok(Watch { _debouncer: debouncer })
+        Ok(Watch { _watcher: watcher })
     }
 }
 
 /// Keeps the file watcher alive.
 pub struct Watch {
-    _debouncer: Arc<std::sync::Mutex<notify_debouncer_mini::Debouncer<notify::RecommendedWatcher>>>,
+    _watcher: Arc<std::sync::Mutex<notify::RecommendedWatcher>>,
 }
 
 fn unix_now() -> u64 {

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::ServerConfig;
 use crate::dns;
+use crate::metrics::QueryMetrics;
 use crate::net::{Handler, TcpConfig, Transport, UdpRunning, UdpServer, serve_tcp};
 use crate::snapshot::{Shared, Snapshot};
 
@@ -18,18 +19,24 @@ use crate::snapshot::{Shared, Snapshot};
 /// snapshot and answers.
 pub struct Responder {
     shared: Shared,
+    metrics: QueryMetrics,
 }
 
 impl Responder {
     pub fn new(shared: Shared) -> Responder {
-        Responder { shared }
+        Responder {
+            shared,
+            metrics: QueryMetrics::new(),
+        }
     }
 }
 
 impl Handler for Responder {
     fn handle(&self, query: &[u8], client: SocketAddr, transport: Transport, out: &mut [u8]) -> Option<usize> {
         let snap = self.shared.load();
-        dns::respond(&snap, query, client, transport, out)
+        let summary = dns::respond_traced(&snap, query, client.ip(), transport, out, &mut ());
+        self.metrics.record(transport, summary.as_ref());
+        summary.map(|s| s.len)
     }
 }
 

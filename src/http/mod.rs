@@ -1,1 +1,248 @@
-//! HTTP listener: metrics, admin API, health of the server itself.
+//! HTTP listener: Prometheus metrics, the admin API, and the server's own
+//! liveness. Beside the query path, never in it.
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/metrics` | Prometheus text |
+//! | GET | `/healthz` | 200 when a snapshot is serving |
+//! | GET | `/api/status` | version, uptime, files, DB, last reload, zones |
+//! | GET | `/api/edges` | every edge's health |
+//! | POST | `/api/edges/{name}/admin` | `{"state": "drain"}` (auth) |
+//! | PUT | `/api/edges/{name}/load` | `{"load": 0.93, "ttl": "60s"}` (auth) |
+//! | POST | `/api/reload` | rebuild from files now (auth) |
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::health::AdminState;
+use crate::reload::Reloader;
+
+/// Largest request body we read: these are tiny JSON documents.
+const BODY_LIMIT: usize = 16 * 1024;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct Api {
+    pub reloader: Arc<Reloader>,
+    pub prometheus: PrometheusHandle,
+    pub started: Instant,
+    /// Required as `Authorization: Bearer <token>` on mutating endpoints
+    /// when set.
+    pub token: Option<String>,
+}
+
+/// Builds the router.
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/api/status", get(status))
+        .route("/api/edges", get(edges))
+        .route("/api/edges/{name}/admin", post(set_admin))
+        .route("/api/edges/{name}/load", put(feed_load))
+        .route("/api/reload", post(reload))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(api)
+}
+
+/// The token mutating endpoints need: from the config, else the
+/// `GEOSTEER_HTTP_TOKEN` environment variable. A listener off loopback
+/// without one is refused at start-up, so the admin API is never open.
+pub fn resolve_token(addr: SocketAddr, configured: Option<&str>) -> Result<Option<String>, String> {
+    let token = configured
+        .map(str::to_owned)
+        .or_else(|| std::env::var("GEOSTEER_HTTP_TOKEN").ok())
+        .filter(|t| !t.is_empty());
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(format!(
+            "http: {addr} is not a loopback address, so the admin API needs a token (http_token or GEOSTEER_HTTP_TOKEN)"
+        ));
+    }
+    Ok(token)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    api: Api,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
+}
+
+fn error(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, Json(json!({ "error": msg.into() }))).into_response()
+}
+
+fn authorized(api: &Api, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = &api.token else { return Ok(()) };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compare without an early exit, so timing doesn't leak the token.
+    let ok = given.is_some_and(|g| {
+        g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+    }
+}
+
+async fn metrics(State(api): State<Api>) -> impl IntoResponse {
+    let snap = api.reloader.shared().load();
+    if let Ok(age) = snap.built_at.elapsed() {
+        metrics::gauge!("geosteer_snapshot_age_seconds").set(age.as_secs_f64());
+    }
+    drop(snap);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        api.prometheus.render(),
+    )
+}
+
+async fn healthz(State(api): State<Api>) -> impl IntoResponse {
+    let snap = api.reloader.shared().load();
+    (StatusCode::OK, format!("ok generation={}\n", snap.generation))
+}
+
+async fn status(State(api): State<Api>) -> impl IntoResponse {
+    let snap = api.reloader.shared().load();
+    let cfg = &api.reloader.cfg;
+    let mut zones: Vec<_> = snap
+        .zones
+        .values()
+        .map(|z| {
+            json!({
+                "name": z.name,
+                "zone_file": z.zone_file,
+                "pools_file": z.pools_file,
+                "names": z.tree.nodes.len(),
+                "hosts": z.steering.hosts.iter().map(|h| &h.name).collect::<Vec<_>>(),
+                "edges": z.steering.edges.len(),
+            })
+        })
+        .collect();
+    zones.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let db = snap.geodb.as_ref().map(|db| {
+        let i = db.info();
+        json!({
+            "path": cfg.geodb,
+            "database_type": i.database_type,
+            "build_epoch": i.build_epoch,
+            "node_count": i.node_count,
+            "ip_version": i.ip_version,
+        })
+    });
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": api.started.elapsed().as_secs(),
+        "config": cfg.path,
+        "zones_dir": cfg.zones,
+        "geodb": db,
+        "generation": snap.generation,
+        "last_reload": api.reloader.status(),
+        "zones": zones,
+    }))
+}
+
+async fn edges(State(api): State<Api>) -> impl IntoResponse {
+    Json(api.reloader.registry.snapshot())
+}
+
+#[derive(Deserialize)]
+struct ZoneParam {
+    zone: Option<String>,
+}
+
+/// `cdn.example` and `cdn.example.` name the same zone.
+fn zone_key(z: Option<String>) -> Option<String> {
+    z.map(|z| if z.ends_with('.') { z } else { format!("{z}.") })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminBody {
+    state: AdminState,
+}
+
+async fn set_admin(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<ZoneParam>,
+    body: Result<Json<AdminBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(r) = authorized(&api, &headers) {
+        return r;
+    }
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    match api.reloader.registry.set_admin(zone_key(q.zone).as_deref(), &name, body.state) {
+        Ok(n) => Json(json!({ "edge": name, "state": body.state, "matched": n })).into_response(),
+        Err(e @ crate::health::HealthError::UnknownEdge { .. }) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadBody {
+    load: f64,
+    ttl: String,
+}
+
+async fn feed_load(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<ZoneParam>,
+    body: Result<Json<LoadBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(r) = authorized(&api, &headers) {
+        return r;
+    }
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let ttl = match humantime::parse_duration(&body.ttl) {
+        Ok(t) if !t.is_zero() => t,
+        _ => return error(StatusCode::BAD_REQUEST, format!("ttl: invalid duration {:?} (like \"60s\")", body.ttl)),
+    };
+    match api.reloader.registry.feed_load(zone_key(q.zone).as_deref(), &name, body.load, ttl) {
+        Ok(n) => Json(json!({ "edge": name, "load": body.load, "ttl_secs": ttl.as_secs_f64(), "matched": n })).into_response(),
+        Err(e @ crate::health::HealthError::UnknownEdge { .. }) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn reload(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorized(&api, &headers) {
+        return r;
+    }
+    let r = api.reloader.clone();
+    match tokio::task::spawn_blocking(move || r.reload("api")).await {
+        Ok(Ok(generation)) => Json(json!({ "ok": true, "generation": generation })).into_response(),
+        Ok(Err(errs)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "ok": false, "errors": errs.0.iter().map(|e| e.to_string()).collect::<Vec<_>>() })),
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
