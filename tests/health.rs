@@ -399,7 +399,11 @@ async fn load_header_overload_with_hysteresis() {
     assert_eq!(status(&h).last_load, Some(0.5));
 
     srv.set(load("0.95"));
-    assert!(wait_until(Duration::from_secs(2), || h.effective() == Effective::Overloaded).await);
+    assert!(
+        wait_until(Duration::from_secs(2), || h.effective()
+            == Effective::Overloaded)
+        .await
+    );
     assert_eq!(h.state(), EdgeState::Overloaded);
 
     // Between recover and overload: stays overloaded.
@@ -427,7 +431,10 @@ async fn load_header_overload_with_hysteresis() {
     wait_served(&srv, 1).await;
     assert_eq!(h.effective(), Effective::Up);
     let err = status(&h).last_error.unwrap();
-    assert!(err.contains("load ignored") && err.contains("lots"), "{err}");
+    assert!(
+        err.contains("load ignored") && err.contains("lots"),
+        "{err}"
+    );
     srv.set(load("1.5"));
     wait_served(&srv, 1).await;
     assert_eq!(h.effective(), Effective::Up);
@@ -617,7 +624,10 @@ async fn tcp_check_connects() {
     let a = target(&reg, "z", "a", &local(), &up);
     let b = target(&reg, "z", "b", &local(), &refused);
     let (ha, hb) = (a.health.clone(), b.health.clone());
-    assert_eq!((ha.effective(), hb.effective()), (Effective::Down, Effective::Up));
+    assert_eq!(
+        (ha.effective(), hb.effective()),
+        (Effective::Down, Effective::Up)
+    );
     checker.reconcile(vec![a, b]);
     assert!(
         wait_until(Duration::from_secs(2), || ha.effective() == Effective::Up
@@ -768,7 +778,11 @@ async fn https_verifies_certificates() {
     let mut targets = Vec::new();
     for (edge, check, expected) in &checks {
         let t = target(&reg, "z", edge, &local(), check);
-        assert_ne!(t.health.effective(), *expected, "{edge} starts where it ends");
+        assert_ne!(
+            t.health.effective(),
+            *expected,
+            "{edge} starts where it ends"
+        );
         targets.push(t);
     }
     let healths: Vec<_> = targets.iter().map(|t| t.health.clone()).collect();
@@ -826,7 +840,10 @@ async fn thousand_edges_probed_within_interval_under_the_cap() {
     })
     .await;
     let seen = srv.state.hits.lock().unwrap().len();
-    assert!(all_seen, "only {seen} of {EDGES} edges probed within {interval:?}");
+    assert!(
+        all_seen,
+        "only {seen} of {EDGES} edges probed within {interval:?}"
+    );
     let hits = srv.state.hits.lock().unwrap().clone();
     for (path, times) in &hits {
         assert!(times[0] - t0 <= interval + slack, "{path} first probe late");
@@ -872,8 +889,14 @@ fn check_config_defaults_and_validation() {
     assert_eq!(spec("type: http").port, 80);
 
     // Equal configs give equal specs; a change is visible.
-    assert_eq!(spec("{type: http, port: 81}"), spec("{type: http, port: 81}"));
-    assert_ne!(spec("{type: http, port: 81}"), spec("{type: http, port: 82}"));
+    assert_eq!(
+        spec("{type: http, port: 81}"),
+        spec("{type: http, port: 81}")
+    );
+    assert_ne!(
+        spec("{type: http, port: 81}"),
+        spec("{type: http, port: 82}")
+    );
 
     let err = |yaml: &str| -> String {
         match serde_saphyr::from_str::<CheckConfig>(yaml) {
@@ -904,5 +927,8 @@ fn check_config_defaults_and_validation() {
     assert!(cfg.validate(dir.path()).is_err());
     std::fs::write(dir.path().join("ca.pem"), pki().ca_pem).unwrap();
     let ok = cfg.validate(dir.path()).unwrap();
-    assert_eq!(ok.ca_file.as_deref(), Some(dir.path().join("ca.pem").as_path()));
+    assert_eq!(
+        ok.ca_file.as_deref(),
+        Some(dir.path().join("ca.pem").as_path())
+    );
 }

@@ -166,10 +166,7 @@ impl Checker {
                 }
             }
             let mode = TlsMode::of(&t.check);
-            let tls = tls_cache
-                .entry(mode)
-                .or_insert_with_key(tls_config)
-                .clone();
+            let tls = tls_cache.entry(mode).or_insert_with_key(tls_config).clone();
             let probes = t
                 .addresses
                 .iter()
