@@ -480,6 +480,10 @@ async fn fed_load_overloads_and_expires() {
     );
     assert!(fed.elapsed() >= ttl, "expired before its ttl");
     assert_eq!(a.status().last_load, None);
+    // Any TTL the admin API passes through is fine, however long.
+    reg.feed_load(Some("z1"), "lhr", 0.95, Duration::MAX)
+        .unwrap();
+    assert_eq!(a.effective(), Effective::Overloaded);
     checker.shutdown();
 }
 
