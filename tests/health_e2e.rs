@@ -29,7 +29,9 @@ impl EdgeServer {
         let (l, u) = (load.clone(), up.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = listener.accept().await else { return };
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
                 let (l, u) = (l.clone(), u.clone());
                 tokio::spawn(async move {
                     let mut buf = [0u8; 1024];
@@ -38,7 +40,9 @@ impl EdgeServer {
                         return; // dead edge: hang up without a reply
                     }
                     let load = f64::from_bits(l.load(Ordering::SeqCst));
-                    let resp = format!("HTTP/1.1 200 OK\r\nX-Edge-Load: {load}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nX-Edge-Load: {load}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                    );
                     let _ = s.write_all(resp.as_bytes()).await;
                 });
             }
@@ -94,7 +98,11 @@ async fn ask(server: SocketAddr, name: &str) -> Message {
     let mut edns = Edns::new();
     edns.set_max_payload(1232);
     edns.options_mut()
-        .insert(EdnsOption::Subnet(ClientSubnet::new("10.1.2.0".parse().unwrap(), 24, 0)));
+        .insert(EdnsOption::Subnet(ClientSubnet::new(
+            "10.1.2.0".parse().unwrap(),
+            24,
+            0,
+        )));
     m.edns = Some(edns);
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     sock.send_to(&m.to_vec().unwrap(), server).await.unwrap();
@@ -124,7 +132,10 @@ async fn wait_for(server: SocketAddr, name: &str, want: &str, limit: Duration) -
         if got.first().map(|a| a.to_string()).as_deref() == Some(want) {
             return start.elapsed();
         }
-        assert!(start.elapsed() < limit, "{name}: still {got:?} after {limit:?}, want {want}");
+        assert!(
+            start.elapsed() < limit,
+            "{name}: still {got:?} after {limit:?}, want {want}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -178,18 +189,34 @@ async fn answers_follow_edge_health() {
     wait_for(dns, "www.t.example.", "127.0.0.3", Duration::from_secs(3)).await;
     near.set_load(0.80);
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(addrs(&ask(dns, "www.t.example.").await)[0].to_string(), "127.0.0.3", "hysteresis: 0.80 is above recover");
+    assert_eq!(
+        addrs(&ask(dns, "www.t.example.").await)[0].to_string(),
+        "127.0.0.3",
+        "hysteresis: 0.80 is above recover"
+    );
     near.set_load(0.50);
     wait_for(dns, "www.t.example.", "127.0.0.2", Duration::from_secs(3)).await;
 
     // A fed load drives overload and expires after its TTL.
-    let (code, body) = http(api, "PUT", "/api/edges/near/load", r#"{"load": 0.97, "ttl": "1s"}"#).await;
+    let (code, body) = http(
+        api,
+        "PUT",
+        "/api/edges/near/load",
+        r#"{"load": 0.97, "ttl": "1s"}"#,
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     wait_for(dns, "www.t.example.", "127.0.0.3", Duration::from_secs(1)).await;
     wait_for(dns, "www.t.example.", "127.0.0.2", Duration::from_secs(3)).await;
 
     // Admin drain moves clients away and survives a restart.
-    let (code, body) = http(api, "POST", "/api/edges/near/admin", r#"{"state": "drain"}"#).await;
+    let (code, body) = http(
+        api,
+        "POST",
+        "/api/edges/near/admin",
+        r#"{"state": "drain"}"#,
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     wait_for(dns, "www.t.example.", "127.0.0.3", Duration::from_secs(1)).await;
     app.shutdown().await;
@@ -198,13 +225,23 @@ async fn answers_follow_edge_health() {
     let app = App::start(cfg).await.unwrap();
     let dns = app.running.udp_addr();
     let api = app.http_addr.unwrap();
-    assert_eq!(addrs(&ask(dns, "www.t.example.").await)[0].to_string(), "127.0.0.3", "drain persisted");
+    assert_eq!(
+        addrs(&ask(dns, "www.t.example.").await)[0].to_string(),
+        "127.0.0.3",
+        "drain persisted"
+    );
     let (code, _) = http(api, "POST", "/api/edges/near/admin", r#"{"state": "auto"}"#).await;
     assert_eq!(code, 200);
     wait_for(dns, "www.t.example.", "127.0.0.2", Duration::from_secs(1)).await;
     let (code, _) = http(api, "POST", "/api/edges/nope/admin", r#"{"state": "down"}"#).await;
     assert_eq!(code, 404);
-    let (code, _) = http(api, "POST", "/api/edges/near/admin", r#"{"state": "sideways"}"#).await;
+    let (code, _) = http(
+        api,
+        "POST",
+        "/api/edges/near/admin",
+        r#"{"state": "sideways"}"#,
+    )
+    .await;
     assert!(code == 400 || code == 422, "{code}");
     app.shutdown().await;
     near.task.abort();
@@ -236,18 +273,32 @@ async fn all_down_modes() {
         if m.metadata.response_code == hickory_proto::op::ResponseCode::ServFail {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(3), "edges never went down");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "edges never went down"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // serve: fail open, nearest first.
-    assert_eq!(addrs(&ask(dns, "serve.t.example.").await)[0].to_string(), "127.0.0.2");
+    assert_eq!(
+        addrs(&ask(dns, "serve.t.example.").await)[0].to_string(),
+        "127.0.0.2"
+    );
     // fallback: the CNAME.
     let m = ask(dns, "fb.t.example.").await;
     assert_eq!(m.answers.len(), 1);
-    assert_eq!(m.answers[0].data, RData::CNAME(hickory_proto::rr::rdata::CNAME(Name::from_ascii("elsewhere.example.net.").unwrap())));
+    assert_eq!(
+        m.answers[0].data,
+        RData::CNAME(hickory_proto::rr::rdata::CNAME(
+            Name::from_ascii("elsewhere.example.net.").unwrap()
+        ))
+    );
     // empty: NOERROR, nothing at all.
     let m = ask(dns, "empty.t.example.").await;
-    assert_eq!(m.metadata.response_code, hickory_proto::op::ResponseCode::NoError);
+    assert_eq!(
+        m.metadata.response_code,
+        hickory_proto::op::ResponseCode::NoError
+    );
     assert!(m.answers.is_empty() && m.authorities.is_empty());
     app.shutdown().await;
     near.task.abort();

@@ -441,12 +441,10 @@ async fn read_msg(s: &mut TcpStream) -> Vec<u8> {
 async fn closed_within(s: &mut TcpStream, within: Duration) -> Duration {
     let t = Instant::now();
     let mut buf = [0u8; 64];
-    loop {
-        match tokio::time::timeout(within, s.read(&mut buf)).await {
-            Err(_) => panic!("connection still open after {within:?}"),
-            Ok(Ok(0)) | Ok(Err(_)) => return t.elapsed(),
-            Ok(Ok(n)) => panic!("unexpected {n} bytes"),
-        }
+    match tokio::time::timeout(within, s.read(&mut buf)).await {
+        Err(_) => panic!("connection still open after {within:?}"),
+        Ok(Ok(0)) | Ok(Err(_)) => t.elapsed(),
+        Ok(Ok(n)) => panic!("unexpected {n} bytes"),
     }
 }
 

@@ -173,7 +173,14 @@ fn error_reply(
     transport: Transport,
     out: &mut [u8],
 ) -> Summary {
-    let mut w = Writer::new(out, if transport == Transport::Tcp { 65_535 } else { CLASSIC_UDP });
+    let mut w = Writer::new(
+        out,
+        if transport == Transport::Tcp {
+            65_535
+        } else {
+            CLASSIC_UDP
+        },
+    );
     let flags = u16::from_be_bytes([query[2], query[3]]);
     let qtype = question.map_or(0, |(_, e)| u16::from_be_bytes([query[e - 4], query[e - 3]]));
     // Both fit in 512 bytes: a question is at most 259 bytes, our OPT 31.
@@ -186,10 +193,7 @@ fn error_reply(
         let _ = w.bytes(&query[s..e]);
     }
     if let Some(e) = edns {
-        let e = Edns {
-            ecs: None,
-            ..e
-        };
+        let e = Edns { ecs: None, ..e };
         let _ = write_opt(&mut w, &e, rcode, 0);
     }
     Summary {
@@ -221,7 +225,12 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>) -> Result<u16, Full> {
     }
     match item {
         Item::Set(o, s) => set(w, *o, s, s.ttl),
-        Item::NegativeSoa(tree) => set(w, Owner::Name(&tree.apex_node().owner), tree.soa(), tree.neg_ttl),
+        Item::NegativeSoa(tree) => set(
+            w,
+            Owner::Name(&tree.apex_node().owner),
+            tree.soa(),
+            tree.neg_ttl,
+        ),
         Item::Edges {
             owner: o,
             ttl,
@@ -292,7 +301,10 @@ fn render_answer(q: &Query<'_>, ans: &Answer<'_>, max: usize, out: &mut [u8]) ->
 
     let mut counts = [0u16; 3];
     let mut truncated = false;
-    'sections: for (i, section) in [&ans.answer[..], &ans.authority[..]].into_iter().enumerate() {
+    'sections: for (i, section) in [&ans.answer[..], &ans.authority[..]]
+        .into_iter()
+        .enumerate()
+    {
         for item in section.iter() {
             match write_item(&mut w, item) {
                 Ok(n) => counts[i] += n,
@@ -324,7 +336,11 @@ fn render_answer(q: &Query<'_>, ans: &Answer<'_>, max: usize, out: &mut [u8]) ->
     w.set_limit(max);
     let mut arcount = counts[2];
     if let Some(e) = &q.edns {
-        let scope = if e.ecs.is_some_and(|c| c.source_prefix > 0) { ans.scope } else { 0 };
+        let scope = if e.ecs.is_some_and(|c| c.source_prefix > 0) {
+            ans.scope
+        } else {
+            0
+        };
         if write_opt(&mut w, e, ans.rcode, scope).is_ok() {
             arcount += 1;
         }

@@ -32,10 +32,7 @@ impl RawRecord<'_> {
     /// Validates and converts to a [`Location`]. Out-of-range or malformed values are
     /// dropped rather than trusted.
     pub(crate) fn location(&self) -> Location {
-        let country = self
-            .country
-            .and_then(Code::parse)
-            .filter(|c| c.len() == 2);
+        let country = self.country.and_then(Code::parse).filter(|c| c.len() == 2);
         let continent = self
             .continent
             .and_then(Code::parse)

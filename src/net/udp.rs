@@ -456,7 +456,7 @@ impl Worker {
                 }
             };
             let control = if controllen > 0 {
-                prepare_pktinfo_reply(&mut b.cmsgs[i], controllen as usize);
+                prepare_pktinfo_reply(&mut b.cmsgs[i], controllen);
                 Some(((&raw mut b.cmsgs[i]).cast::<libc::c_void>(), controllen))
             } else {
                 None

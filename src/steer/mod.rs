@@ -267,11 +267,19 @@ fn masked_bits(addr: IpAddr, prefix: u8) -> u128 {
     match addr {
         IpAddr::V4(a) => {
             let v = u32::from(a) as u128;
-            if prefix == 0 { 0 } else { v & (u32::MAX << (32 - prefix.min(32))) as u128 }
+            if prefix == 0 {
+                0
+            } else {
+                v & (u32::MAX << (32 - prefix.min(32))) as u128
+            }
         }
         IpAddr::V6(a) => {
             let v = u128::from(a);
-            if prefix == 0 { 0 } else { v & (u128::MAX << (128 - prefix.min(128))) }
+            if prefix == 0 {
+                0
+            } else {
+                v & (u128::MAX << (128 - prefix.min(128)))
+            }
         }
     }
 }
@@ -329,12 +337,10 @@ pub fn decide<T: Trace>(
     };
     trace.rule(rule_hit);
 
-    let here = loc
-        .and_then(|l| l.coords)
-        .map(|c| {
-            let lat = c.lat.to_radians();
-            (lat, c.lon.to_radians(), lat.cos())
-        });
+    let here = loc.and_then(|l| l.coords).map(|c| {
+        let lat = c.lat.to_radians();
+        (lat, c.lon.to_radians(), lat.cos())
+    });
 
     // 2. Family and health filter.
     let mut list: SmallVec<[Cand; 16]> = SmallVec::new();
