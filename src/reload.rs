@@ -222,7 +222,13 @@ pub fn build_snapshot_with(
         Some(p) => match geo.open(p) {
             Ok(db) => Some(db),
             Err(e) => {
-                errs.push(ConfigError::new(p, 0, e));
+                // GeoError already names the file.
+                let prefix = format!("{}: ", p.display());
+                errs.push(ConfigError::new(
+                    p,
+                    0,
+                    e.strip_prefix(&prefix).unwrap_or(&e),
+                ));
                 None
             }
         },

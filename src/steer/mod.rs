@@ -155,7 +155,10 @@ impl Nets {
     pub fn narrow_scope(&self, addr: IpAddr, scope: u8) -> u8 {
         let mut scope = scope;
         for (net, _) in &self.list {
-            if net.prefix_len() <= scope || net.contains(&addr) {
+            if net.prefix_len() <= scope
+                || net.contains(&addr)
+                || net.network().is_ipv4() != addr.is_ipv4()
+            {
                 continue;
             }
             let common = common_prefix(addr, net.network());
@@ -234,6 +237,9 @@ pub fn locate<'s>(
     geo: Option<&GeoDb>,
     addr: IpAddr,
 ) -> (Located, Option<Location>, Option<&'s [EdgeIdx]>) {
+    // IPv4-mapped, 6to4 and Teredo clients are located as their IPv4
+    // address, in the override nets as in the database.
+    let addr = crate::geo::normalize(addr);
     if let Some((net, target)) = st.nets.lookup(addr) {
         return match target {
             NetTarget::Location(l) => (Located::Net(*net), Some(*l), None),
@@ -281,6 +287,19 @@ fn masked_bits(addr: IpAddr, prefix: u8) -> u128 {
                 v & (u128::MAX << (128 - prefix.min(128)))
             }
         }
+    }
+}
+
+/// The decisive network's prefix in the client address's own family. An
+/// IPv6 client located by its embedded IPv4 address (mapped, 6to4, Teredo)
+/// was decided by the bits that hold that IPv4 address.
+fn embedded_prefix(client: IpAddr, net: IpNet) -> u8 {
+    match (client, net) {
+        (IpAddr::V6(a), IpNet::V4(n)) => {
+            let offset = if a.segments()[0] == 0x2002 { 16 } else { 96 };
+            (offset + n.prefix_len()).min(128)
+        }
+        _ => net.prefix_len(),
     }
 }
 
@@ -443,7 +462,7 @@ pub fn decide<T: Trace>(
         let depends = !st.nets.is_empty() || !host.rules.is_empty() || list.len() > 1;
         if depends {
             let mut scope = match how {
-                Located::Net(n) | Located::Db(n) => n.prefix_len(),
+                Located::Net(n) | Located::Db(n) => embedded_prefix(client.addr, n),
                 Located::Unknown => source,
             };
             if let Some(p) = spread_bits {
