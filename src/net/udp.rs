@@ -246,6 +246,7 @@ struct UdpMetrics {
     declined: Counter,
     truncated: Counter,
     bad_answer: Counter,
+    bad_address: Counter,
     send_errors: Counter,
     recv_errors: Counter,
 }
@@ -260,6 +261,7 @@ impl UdpMetrics {
             declined: metrics::counter!("geosteer_udp_dropped_total", "reason" => "declined"),
             truncated: metrics::counter!("geosteer_udp_dropped_total", "reason" => "truncated"),
             bad_answer: metrics::counter!("geosteer_udp_dropped_total", "reason" => "handler_error"),
+            bad_address: metrics::counter!("geosteer_udp_dropped_total", "reason" => "bad_address"),
             send_errors: metrics::counter!("geosteer_udp_send_errors_total"),
             recv_errors: metrics::counter!("geosteer_udp_recv_errors_total"),
         }
@@ -434,7 +436,7 @@ impl Worker {
                 continue;
             }
             let Some(client) = sockaddr_to_std(&b.names[i], namelen) else {
-                self.metrics.bad_answer.increment(1);
+                self.metrics.bad_address.increment(1);
                 continue;
             };
             let query = &b.rx[i * RX_SLOT..i * RX_SLOT + len.min(RX_SLOT)];
