@@ -22,6 +22,8 @@ const DECLINE: u8 = 1;
 const SIZED: u8 = 2;
 /// Sleeps 300 ms, then echoes (an answer "in flight" at shutdown).
 const SLOW: u8 = 3;
+/// The handler panics (a bug in the answer core must not kill a worker).
+const PANIC: u8 = 4;
 
 #[derive(Default)]
 struct TestHandler {
@@ -63,6 +65,7 @@ impl Handler for TestHandler {
                 out[..query.len()].copy_from_slice(query);
                 query.len()
             }
+            PANIC => panic!("test handler asked to panic"),
             _ => return None,
         };
         out[2] |= 0x80; // QR
@@ -252,6 +255,32 @@ fn udp_declined_query_gets_nothing_and_server_keeps_answering() {
         f.metrics
             .counter("geosteer_udp_dropped_total{reason=declined}"),
         2
+    );
+}
+
+#[test]
+fn udp_oversized_query_and_panicking_handler_are_dropped_and_counted() {
+    let f = udp_server("127.0.0.1:0", 1);
+    let s = udp_client(f.running.local_addr());
+    let mut big = query(1, ECHO);
+    big.resize(5000, 0); // above the 4096-byte receive slot
+    s.send(&big).unwrap();
+    s.send(&query(2, PANIC)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 8192];
+    assert!(s.recv(&mut buf).is_err(), "no answer expected");
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert_eq!(&udp_roundtrip(&s, 3)[..2], &3u16.to_be_bytes());
+    assert_eq!(
+        f.metrics
+            .counter("geosteer_udp_dropped_total{reason=truncated}"),
+        1
+    );
+    assert_eq!(
+        f.metrics
+            .counter("geosteer_udp_dropped_total{reason=handler_error}"),
+        1
     );
 }
 
@@ -484,6 +513,17 @@ async fn tcp_pipelined_queries_answered_in_order() {
     assert_eq!(f.metrics.counter("geosteer_tcp_connections_total"), 1);
     assert_eq!(f.metrics.gauge("geosteer_tcp_connections_open"), 1.0);
     drop(s);
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_panicking_handler_skips_that_query_only() {
+    let f = tcp_server(TcpConfig::default()).await;
+    let mut s = TcpStream::connect(f.addr).await.unwrap();
+    let mut w = framed(&query(1, PANIC));
+    w.extend(framed(&query(2, ECHO)));
+    s.write_all(&w).await.unwrap();
+    assert_eq!(&read_msg(&mut s).await[..2], &2u16.to_be_bytes());
     f.shutdown().await;
 }
 

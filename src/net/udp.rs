@@ -477,6 +477,7 @@ impl Worker {
                 None
             };
             let j = out_count;
+            // SAFETY: same in-bounds window start as `out` above.
             b.tx_iov[j].iov_base = unsafe { tx.add(i * TX_SLOT) }.cast();
             b.tx_iov[j].iov_len = answer_len;
             let h = &mut b.tx_msgs[j].msg_hdr;
