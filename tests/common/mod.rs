@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
@@ -138,7 +137,7 @@ pub fn query(name: &str, t: RecordType) -> Message {
     let mut m = Message::query();
     m.metadata.id = next_id();
     m.metadata.recursion_desired = false;
-    m.add_query(Query::query(Name::from_str(name).unwrap(), t));
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
     m
 }
 
@@ -281,8 +280,22 @@ pub fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// `Message::to_vec` lowercases names; put the question's letter case back
+/// (the point of the case-preservation tests).
+pub fn to_wire(m: &Message) -> Vec<u8> {
+    let mut q = m.to_vec().unwrap();
+    if let Some(question) = m.queries.first() {
+        let want = wire_name(&question.name.to_string());
+        let have = q.get(12..12 + want.len());
+        if have.is_some_and(|h| h.eq_ignore_ascii_case(&want)) {
+            q[12..12 + want.len()].copy_from_slice(&want);
+        }
+    }
+    q
+}
+
 pub fn udp(addr: SocketAddr, m: &Message) -> Resp {
-    let q = m.to_vec().unwrap();
+    let q = to_wire(m);
     let raw = udp_raw(addr, &q).unwrap_or_else(|| panic!("no UDP answer from {addr} to {:?}", m.queries));
     let r = Resp::parse(raw);
     assert_eq!(r.msg.metadata.id, m.metadata.id, "UDP response ID");
@@ -290,7 +303,7 @@ pub fn udp(addr: SocketAddr, m: &Message) -> Resp {
 }
 
 pub fn tcp(addr: SocketAddr, m: &Message) -> Resp {
-    let q = m.to_vec().unwrap();
+    let q = to_wire(m);
     let raw = tcp_raw(addr, &q).unwrap_or_else(|| panic!("no TCP answer from {addr} to {:?}", m.queries));
     let r = Resp::parse(raw);
     assert_eq!(r.msg.metadata.id, m.metadata.id, "TCP response ID");
