@@ -223,6 +223,28 @@ fn referral_below_the_cut() {
 }
 
 #[test]
+fn referral_glue_that_does_not_fit_sets_tc() {
+    // RFC 9471 §3: glue for in-domain name servers is not optional; when it
+    // doesn't fit, TC tells the resolver to retry over TCP.
+    let s = shared();
+    for q in [query("x.fat.example.", RecordType::A), query_edns("x.fat.example.", RecordType::A, 512)] {
+        let u = s.udp(&q);
+        assert!(u.tc(), "TC when glue is cut");
+        assert!(!u.aa());
+        assert!(u.len() <= 512);
+        assert_eq!(u.msg.authorities.len(), 10, "the NS RRset is whole");
+        assert!(u.msg.additionals.len() < 20);
+        let t = s.tcp(&q);
+        check(&t, ResponseCode::NoError, false);
+        assert_eq!(t.msg.additionals.len(), 20, "all glue over TCP");
+    }
+    // With room for it all (EDNS 1232), no TC.
+    let u = s.udp(&query_edns("x.fat.example.", RecordType::A, 1232));
+    check(&u, ResponseCode::NoError, false);
+    assert_eq!(u.msg.additionals.len(), 20);
+}
+
+#[test]
 fn referral_at_the_cut() {
     let s = shared();
     for t in [RecordType::A, RecordType::NS, RecordType::SOA, RecordType::MX] {

@@ -272,6 +272,22 @@ fn cases() -> Vec<(String, Vec<u8>, Vec<Via>)> {
     v
 }
 
+/// Differences from Knot that stay, each with geosteer's expected answer
+/// (rcode) so the test still fails if it changes, and the reason.
+///
+/// - qdcount 2: Knot 3.2 drops the packet; RFC 9619 §3 makes QDCOUNT > 1 a
+///   malformed query and geosteer answers FORMERR (the issue asks for it).
+/// - AXFR: Knot says NOTIMP over UDP (RFC 5936 §4.2: AXFR over UDP is not
+///   defined) and NOTAUTH over TCP (no ACL); geosteer offers no transfers
+///   and says REFUSED on both, as the issue asks.
+fn accepted_difference(label: &str) -> Option<u16> {
+    match label {
+        "qdcount 2" => Some(1),
+        "AXFR" => Some(5),
+        _ => None,
+    }
+}
+
 #[test]
 fn answers_like_knot() {
     if !tool_available("knotd", "knot") {
@@ -288,6 +304,13 @@ fn answers_like_knot() {
             let ours = ask(if via == Via::Udp { gs.udp } else { gs.tcp }, via, &q);
             let theirs = ask(knot.addr, via, &q);
             compared += 1;
+            if let Some(rcode) = accepted_difference(&label) {
+                let ours = shape(&ours.unwrap_or_else(|| panic!("{label}: no answer from geosteer")));
+                assert_eq!(ours.rcode, rcode, "{label} over {via:?}: {}", describe(&ours));
+                let theirs = theirs.map(|t| describe(&shape(&t)));
+                eprintln!("accepted difference, {label} over {via:?}: geosteer rcode {rcode}, knot {theirs:?}");
+                continue;
+            }
             let (ours, theirs) = match (ours, theirs) {
                 (Some(o), Some(t)) => (shape(&o), shape(&t)),
                 (o, t) => {
