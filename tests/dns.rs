@@ -931,3 +931,32 @@ fn sigterm_and_sigint_exit_zero() {
         assert_eq!(status.code(), Some(0), "signal {sig}: {status:?}");
     }
 }
+
+// ------------------------------------------------------------ steered names
+
+#[test]
+fn steered_names_answer_like_static_ones() {
+    let s = shared();
+    // No TXT at a steered name: NODATA with the negative SOA, not NXDOMAIN.
+    for r in s.both(&query("www.cdn.example.", RecordType::TXT)) {
+        check(&r, ResponseCode::NoError, true);
+        assert!(r.msg.answers.is_empty());
+        assert_eq!(r.msg.authorities.len(), 1);
+        assert_eq!(r.msg.authorities[0].record_type(), RecordType::SOA);
+        assert_eq!(r.msg.authorities[0].ttl, 300);
+    }
+    for r in s.both(&query("www.cdn.example.", RecordType::AAAA)) {
+        check(&r, ResponseCode::NoError, true);
+        assert!(!r.msg.answers.is_empty());
+        assert!(r.msg.answers.iter().all(|a| a.record_type() == RecordType::AAAA && a.ttl == 20));
+    }
+    // Over TCP, ANY at a steered name gives both families.
+    let t = s.tcp(&query("www.cdn.example.", RecordType::ANY));
+    check(&t, ResponseCode::NoError, true);
+    let types: std::collections::BTreeSet<_> = t.msg.answers.iter().map(|r| r.record_type()).collect();
+    assert_eq!(types, [RecordType::A, RecordType::AAAA].into_iter().collect());
+    // Below a steered name: NXDOMAIN.
+    for r in s.both(&query("x.www.cdn.example.", RecordType::A)) {
+        check(&r, ResponseCode::NXDomain, true);
+    }
+}
