@@ -285,6 +285,23 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>) -> Result<u16, Full> {
     }
 }
 
+/// Whether `item` is glue for a name server at or below the cut of a
+/// referral (not sibling glue, which stays optional).
+fn in_domain_glue(ans: &Answer<'_>, item: &Item<'_>) -> bool {
+    let (Some(Item::Set(Owner::Name(cut), ns)), Item::Set(Owner::Name(owner), _)) = (ans.authority.first(), item) else {
+        return false;
+    };
+    if ans.aa || ns.rtype != TYPE_NS || owner.len() < cut.len() {
+        return false;
+    }
+    let at = owner.len() - cut.len();
+    let mut p = 0;
+    while p < at {
+        p += 1 + owner[p] as usize;
+    }
+    p == at && owner[at..].eq_ignore_ascii_case(cut)
+}
+
 /// Renders an answer; returns (length, truncated).
 fn render_answer(q: &Query<'_>, ans: &Answer<'_>, max: usize, out: &mut [u8]) -> (usize, bool) {
     let opt = q.edns.as_ref().map_or(0, opt_len);
@@ -325,8 +342,11 @@ fn render_answer(q: &Query<'_>, ans: &Answer<'_>, max: usize, out: &mut [u8]) ->
             match write_item(&mut w, item) {
                 Ok(n) => counts[2] += n,
                 Err(Full) => {
-                    // Additional data is optional: stop adding, no TC.
+                    // Additional data is optional: stop adding, no TC,
+                    // except glue of in-domain name servers in a referral
+                    // (RFC 9471 §3: TC MUST be set when it doesn't fit).
                     w.truncate(mark);
+                    truncated = in_domain_glue(ans, item);
                     break;
                 }
             }
