@@ -33,27 +33,51 @@ fn serve() -> Serve {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let s = Serve { child, port, _dir: dir };
-    assert!(wait_dns(port, Duration::from_secs(10)), "geosteer did not come up on {port}");
+    let s = Serve {
+        child,
+        port,
+        _dir: dir,
+    };
+    assert!(
+        wait_dns(port, Duration::from_secs(10)),
+        "geosteer did not come up on {port}"
+    );
     s
 }
 
 fn dig(s: &Serve, args: &[&str]) -> String {
     let out = Command::new("dig")
         .arg("@127.0.0.1")
-        .args(["-p", &s.port.to_string(), "+time=2", "+tries=1", "+norecurse"])
+        .args([
+            "-p",
+            &s.port.to_string(),
+            "+time=2",
+            "+tries=1",
+            "+norecurse",
+        ])
         .args(args)
         .output()
         .expect("run dig");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "dig {args:?} failed:\n{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dig {args:?} failed:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     text
 }
 
 /// The `;; flags: ...;` part of dig's header comment.
 fn flags(out: &str) -> Vec<String> {
-    let line = out.lines().find(|l| l.starts_with(";; flags:")).unwrap_or_else(|| panic!("no flags in\n{out}"));
-    let f = line.trim_start_matches(";; flags:").split(';').next().unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(";; flags:"))
+        .unwrap_or_else(|| panic!("no flags in\n{out}"));
+    let f = line
+        .trim_start_matches(";; flags:")
+        .split(';')
+        .next()
+        .unwrap();
     f.split_whitespace().map(str::to_string).collect()
 }
 
@@ -77,20 +101,38 @@ fn dig_against_the_binary() {
     let out = dig(&s, &["www.example.", "A"]);
     assert!(out.contains("status: NOERROR"), "{out}");
     let f = flags(&out);
-    assert!(f.contains(&"qr".into()) && f.contains(&"aa".into()), "{f:?}");
-    assert!(!f.contains(&"ra".into()) && !f.contains(&"rd".into()), "{f:?}");
-    assert_eq!(answer_lines(&out), vec!["www.example. 7200 IN A 192.0.2.80"]);
-    assert!(out.contains("; EDNS: version: 0") && out.contains("udp: 1232"), "{out}");
+    assert!(
+        f.contains(&"qr".into()) && f.contains(&"aa".into()),
+        "{f:?}"
+    );
+    assert!(
+        !f.contains(&"ra".into()) && !f.contains(&"rd".into()),
+        "{f:?}"
+    );
+    assert_eq!(
+        answer_lines(&out),
+        vec!["www.example. 7200 IN A 192.0.2.80"]
+    );
+    assert!(
+        out.contains("; EDNS: version: 0") && out.contains("udp: 1232"),
+        "{out}"
+    );
 
     // The demo zone's static name.
     let out = dig(&s, &["static.cdn.example.", "A"]);
-    assert_eq!(answer_lines(&out), vec!["static.cdn.example. 300 IN A 198.51.100.10"]);
+    assert_eq!(
+        answer_lines(&out),
+        vec!["static.cdn.example. 300 IN A 198.51.100.10"]
+    );
 
     // NXDOMAIN with the SOA.
     let out = dig(&s, &["nx.host1.example.", "A"]);
     assert!(out.contains("status: NXDOMAIN"), "{out}");
     assert!(out.contains("AUTHORITY: 1"), "{out}");
-    assert!(out.contains("example.\t\t300\tIN\tSOA") || out.contains("example. 300 IN SOA"), "{out}");
+    assert!(
+        out.contains("example.\t\t300\tIN\tSOA") || out.contains("example. 300 IN SOA"),
+        "{out}"
+    );
 
     // TC over UDP with a 512-byte buffer, not retried.
     let out = dig(&s, &["big.example.", "TXT", "+bufsize=512", "+ignore"]);
@@ -107,10 +149,16 @@ fn dig_against_the_binary() {
 
     // +tcp from the start.
     let out = dig(&s, &["bigtxt.cdn.example.", "TXT", "+tcp"]);
-    assert!(out.contains("status: NOERROR") && out.contains("(TCP)"), "{out}");
+    assert!(
+        out.contains("status: NOERROR") && out.contains("(TCP)"),
+        "{out}"
+    );
     assert_eq!(answer_lines(&out).len(), 1, "{out}");
     let out = dig(&s, &["WwW.ExAmPlE.", "A", "+tcp"]);
-    assert_eq!(answer_lines(&out), vec!["WwW.ExAmPlE. 7200 IN A 192.0.2.80"]);
+    assert_eq!(
+        answer_lines(&out),
+        vec!["WwW.ExAmPlE. 7200 IN A 192.0.2.80"]
+    );
 
     // Refused outside our zones.
     let out = dig(&s, &["example.org.", "A"]);

@@ -48,7 +48,10 @@ fn start_knot(files: &[(String, String)]) -> Knot {
     let mut zones = String::new();
     for (name, text) in files {
         std::fs::write(d.join("zones").join(name), text).unwrap();
-        zones.push_str(&format!("  - domain: {}.\n", name.trim_end_matches(".zone")));
+        zones.push_str(&format!(
+            "  - domain: {}.\n",
+            name.trim_end_matches(".zone")
+        ));
     }
     let port = free_port();
     let conf = format!(
@@ -99,7 +102,8 @@ zone:
     let q = query("example.", RecordType::SOA);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(raw) = udp_raw_timeout(knot.addr, &q.to_vec().unwrap(), Duration::from_millis(200))
+        if let Some(raw) =
+            udp_raw_timeout(knot.addr, &q.to_vec().unwrap(), Duration::from_millis(200))
             && Message::from_vec(&raw).is_ok_and(|m| !m.answers.is_empty())
         {
             break;
@@ -107,7 +111,11 @@ zone:
         if let Ok(Some(s)) = knot.child.try_wait() {
             panic!("knotd exited: {s}");
         }
-        assert!(std::time::Instant::now() < deadline, "knotd did not come up on {}", knot.addr);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "knotd did not come up on {}",
+            knot.addr
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     knot
@@ -235,32 +243,62 @@ fn cases() -> Vec<(String, Vec<u8>, Vec<Via>)> {
     let mut v = Vec::new();
     for &(name, t) in names {
         let q = to_wire(&query(name, t));
-        v.push((format!("{name} {t} (no EDNS)"), q.clone(), vec![Via::Udp, Via::Tcp]));
+        v.push((
+            format!("{name} {t} (no EDNS)"),
+            q.clone(),
+            vec![Via::Udp, Via::Tcp],
+        ));
         for size in [512u16, 1232, 4096] {
             let q = to_wire(&query_edns(name, t, size));
-            let via = if size == 1232 { vec![Via::Udp, Via::Tcp] } else { vec![Via::Udp] };
+            let via = if size == 1232 {
+                vec![Via::Udp, Via::Tcp]
+            } else {
+                vec![Via::Udp]
+            };
             v.push((format!("{name} {t} (EDNS {size})"), q, via));
         }
     }
     for size in [600u16, 700, 800] {
-        v.push((format!("big.example. TXT (EDNS {size})"), to_wire(&query_edns("big.example.", TXT, size)), vec![Via::Udp]));
+        v.push((
+            format!("big.example. TXT (EDNS {size})"),
+            to_wire(&query_edns("big.example.", TXT, size)),
+            vec![Via::Udp],
+        ));
     }
     // Hand-made: BADVERS, DO and unknown flags/options, qdcount, opcodes, classes, transfers.
     v.push((
         "EDNS version 1".into(),
-        raw_query(1, 0, [1, 0, 0, 1], "www.example.", 1, &opt_rr(1232, 0, 1, 0, &[])),
+        raw_query(
+            1,
+            0,
+            [1, 0, 0, 1],
+            "www.example.",
+            1,
+            &opt_rr(1232, 0, 1, 0, &[]),
+        ),
         vec![Via::Udp, Via::Tcp],
     ));
     v.push((
         "DO + unknown flag + unknown option".into(),
-        raw_query(2, 0, [1, 0, 0, 1], "www.example.", 1, &opt_rr(1232, 0, 0, 0xC000, &[(65001, b"x")])),
+        raw_query(
+            2,
+            0,
+            [1, 0, 0, 1],
+            "www.example.",
+            1,
+            &opt_rr(1232, 0, 0, 0xC000, &[(65001, b"x")]),
+        ),
         vec![Via::Udp, Via::Tcp],
     ));
     let mut two = raw_query(3, 0, [2, 0, 0, 0], "www.example.", 1, &[]);
     two.extend_from_slice(&wire_name("example."));
     two.extend_from_slice(&[0, 6, 0, 1]);
     v.push(("qdcount 2".into(), two, vec![Via::Udp, Via::Tcp]));
-    v.push(("qdcount 0".into(), raw_query(4, 0, [0, 0, 0, 0], "", 0, &[])[..12].to_vec(), vec![Via::Udp]));
+    v.push((
+        "qdcount 0".into(),
+        raw_query(4, 0, [0, 0, 0, 0], "", 0, &[])[..12].to_vec(),
+        vec![Via::Udp],
+    ));
     for opcode in [2u16, 3, 15] {
         v.push((
             format!("opcode {opcode}"),
@@ -268,7 +306,11 @@ fn cases() -> Vec<(String, Vec<u8>, Vec<Via>)> {
             vec![Via::Udp, Via::Tcp],
         ));
     }
-    v.push(("AXFR".into(), to_wire(&query("example.", AXFR)), vec![Via::Udp, Via::Tcp]));
+    v.push((
+        "AXFR".into(),
+        to_wire(&query("example.", AXFR)),
+        vec![Via::Udp, Via::Tcp],
+    ));
     v
 }
 
@@ -305,17 +347,29 @@ fn answers_like_knot() {
             let theirs = ask(knot.addr, via, &q);
             compared += 1;
             if let Some(rcode) = accepted_difference(&label) {
-                let ours = shape(&ours.unwrap_or_else(|| panic!("{label}: no answer from geosteer")));
-                assert_eq!(ours.rcode, rcode, "{label} over {via:?}: {}", describe(&ours));
+                let ours =
+                    shape(&ours.unwrap_or_else(|| panic!("{label}: no answer from geosteer")));
+                assert_eq!(
+                    ours.rcode,
+                    rcode,
+                    "{label} over {via:?}: {}",
+                    describe(&ours)
+                );
                 let theirs = theirs.map(|t| describe(&shape(&t)));
-                eprintln!("accepted difference, {label} over {via:?}: geosteer rcode {rcode}, knot {theirs:?}");
+                eprintln!(
+                    "accepted difference, {label} over {via:?}: geosteer rcode {rcode}, knot {theirs:?}"
+                );
                 continue;
             }
             let (ours, theirs) = match (ours, theirs) {
                 (Some(o), Some(t)) => (shape(&o), shape(&t)),
                 (o, t) => {
                     if o.is_some() != t.is_some() {
-                        diffs.push(format!("{label} over {via:?}: geosteer answered={} knot answered={}", o.is_some(), t.is_some()));
+                        diffs.push(format!(
+                            "{label} over {via:?}: geosteer answered={} knot answered={}",
+                            o.is_some(),
+                            t.is_some()
+                        ));
                     }
                     continue;
                 }
@@ -330,7 +384,12 @@ fn answers_like_knot() {
         }
     }
     assert!(compared > 300, "{compared}");
-    assert!(diffs.is_empty(), "{} differences from Knot:\n{}", diffs.len(), diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{} differences from Knot:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
 }
 
 /// RFC 8482 leaves the choice open: Knot 3.2 answers ANY with one RRset over
@@ -345,21 +404,44 @@ fn any_like_knot() {
     let files = zone_files();
     let knot = start_knot(&files);
     let gs = TestServer::start(&files);
-    for name in ["www.example.", "example.", "cdn.example.", "ent2.example.", "nx.host1.example.", "host.deleg.example.", "host3.example."] {
+    for name in [
+        "www.example.",
+        "example.",
+        "cdn.example.",
+        "ent2.example.",
+        "nx.host1.example.",
+        "host.deleg.example.",
+        "host3.example.",
+    ] {
         let q = to_wire(&query(name, RecordType::ANY));
         let full = shape(&tcp_raw(gs.tcp, &q).unwrap());
         for via in [Via::Udp, Via::Tcp] {
             let ours = shape(&ask(if via == Via::Udp { gs.udp } else { gs.tcp }, via, &q).unwrap());
             let theirs = shape(&ask(knot.addr, via, &q).unwrap());
-            let ctx = format!("{name} ANY over {via:?}:\n  geosteer: {}\n  knot:     {}", describe(&ours), describe(&theirs));
-            assert_eq!((ours.rcode, ours.aa, ours.tc), (theirs.rcode, theirs.aa, theirs.tc), "{ctx}");
+            let ctx = format!(
+                "{name} ANY over {via:?}:\n  geosteer: {}\n  knot:     {}",
+                describe(&ours),
+                describe(&theirs)
+            );
+            assert_eq!(
+                (ours.rcode, ours.aa, ours.tc),
+                (theirs.rcode, theirs.aa, theirs.tc),
+                "{ctx}"
+            );
             assert_eq!(ours.authority, theirs.authority, "{ctx}");
             // Every record either side gives exists at the name.
             assert!(theirs.answer.is_subset(&full.answer), "{ctx}");
             assert!(ours.answer.is_subset(&full.answer), "{ctx}");
-            let types = |s: &BTreeSet<String>| s.iter().map(|r| r.split_whitespace().nth(3).unwrap().to_string()).collect::<BTreeSet<_>>();
+            let types = |s: &BTreeSet<String>| {
+                s.iter()
+                    .map(|r| r.split_whitespace().nth(3).unwrap().to_string())
+                    .collect::<BTreeSet<_>>()
+            };
             if via == Via::Udp {
-                assert!(types(&ours.answer).len() <= 1 && types(&theirs.answer).len() <= 1, "{ctx}");
+                assert!(
+                    types(&ours.answer).len() <= 1 && types(&theirs.answer).len() <= 1,
+                    "{ctx}"
+                );
                 assert_eq!(ours.answer.is_empty(), theirs.answer.is_empty(), "{ctx}");
             }
             if ours.answer != theirs.answer {

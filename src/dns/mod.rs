@@ -288,7 +288,9 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>) -> Result<u16, Full> {
 /// Whether `item` is glue for a name server at or below the cut of a
 /// referral (not sibling glue, which stays optional).
 fn in_domain_glue(ans: &Answer<'_>, item: &Item<'_>) -> bool {
-    let (Some(Item::Set(Owner::Name(cut), ns)), Item::Set(Owner::Name(owner), _)) = (ans.authority.first(), item) else {
+    let (Some(Item::Set(Owner::Name(cut), ns)), Item::Set(Owner::Name(owner), _)) =
+        (ans.authority.first(), item)
+    else {
         return false;
     };
     if ans.aa || ns.rtype != TYPE_NS || owner.len() < cut.len() {

@@ -75,8 +75,9 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let cfg_path = write_config(dir.path(), files, "127.0.0.1:0");
         let cfg = geosteer::config::ServerConfig::load(&cfg_path).unwrap();
-        let snap = geosteer::reload::build_snapshot(&cfg, &mut geosteer::config::pools::AlwaysUp, 1)
-            .unwrap_or_else(|e| panic!("fixture does not load:\n{e}"));
+        let snap =
+            geosteer::reload::build_snapshot(&cfg, &mut geosteer::config::pools::AlwaysUp, 1)
+                .unwrap_or_else(|e| panic!("fixture does not load:\n{e}"));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -152,7 +153,14 @@ pub fn query_edns(name: &str, t: RecordType, size: u16) -> Message {
 }
 
 /// A query by hand: header + question, `extra` appended, counts as given.
-pub fn raw_query(id: u16, flags: u16, counts: [u16; 4], name: &str, qtype: u16, extra: &[u8]) -> Vec<u8> {
+pub fn raw_query(
+    id: u16,
+    flags: u16,
+    counts: [u16; 4],
+    name: &str,
+    qtype: u16,
+    extra: &[u8],
+) -> Vec<u8> {
     let mut p = Vec::new();
     p.extend_from_slice(&id.to_be_bytes());
     p.extend_from_slice(&flags.to_be_bytes());
@@ -168,7 +176,11 @@ pub fn raw_query(id: u16, flags: u16, counts: [u16; 4], name: &str, qtype: u16, 
 
 pub fn wire_name(name: &str) -> Vec<u8> {
     let mut v = Vec::new();
-    for l in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+    for l in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
         v.push(l.len() as u8);
         v.extend_from_slice(l.as_bytes());
     }
@@ -177,7 +189,13 @@ pub fn wire_name(name: &str) -> Vec<u8> {
 }
 
 /// An OPT RR by hand: payload size, extended rcode, version, flags, options.
-pub fn opt_rr(size: u16, ext_rcode: u8, version: u8, flags: u16, options: &[(u16, &[u8])]) -> Vec<u8> {
+pub fn opt_rr(
+    size: u16,
+    ext_rcode: u8,
+    version: u8,
+    flags: u16,
+    options: &[(u16, &[u8])],
+) -> Vec<u8> {
     let mut rd = Vec::new();
     for (code, data) in options {
         rd.extend_from_slice(&code.to_be_bytes());
@@ -205,7 +223,8 @@ pub struct Resp {
 
 impl Resp {
     fn parse(raw: Vec<u8>) -> Resp {
-        let msg = Message::from_vec(&raw).unwrap_or_else(|e| panic!("unparseable response {raw:02x?}: {e}"));
+        let msg = Message::from_vec(&raw)
+            .unwrap_or_else(|e| panic!("unparseable response {raw:02x?}: {e}"));
         Resp { msg, raw }
     }
     pub fn len(&self) -> usize {
@@ -296,7 +315,8 @@ pub fn to_wire(m: &Message) -> Vec<u8> {
 
 pub fn udp(addr: SocketAddr, m: &Message) -> Resp {
     let q = to_wire(m);
-    let raw = udp_raw(addr, &q).unwrap_or_else(|| panic!("no UDP answer from {addr} to {:?}", m.queries));
+    let raw =
+        udp_raw(addr, &q).unwrap_or_else(|| panic!("no UDP answer from {addr} to {:?}", m.queries));
     let r = Resp::parse(raw);
     assert_eq!(r.msg.metadata.id, m.metadata.id, "UDP response ID");
     r
@@ -304,7 +324,8 @@ pub fn udp(addr: SocketAddr, m: &Message) -> Resp {
 
 pub fn tcp(addr: SocketAddr, m: &Message) -> Resp {
     let q = to_wire(m);
-    let raw = tcp_raw(addr, &q).unwrap_or_else(|| panic!("no TCP answer from {addr} to {:?}", m.queries));
+    let raw =
+        tcp_raw(addr, &q).unwrap_or_else(|| panic!("no TCP answer from {addr} to {:?}", m.queries));
     let r = Resp::parse(raw);
     assert_eq!(r.msg.metadata.id, m.metadata.id, "TCP response ID");
     r
@@ -313,7 +334,11 @@ pub fn tcp(addr: SocketAddr, m: &Message) -> Resp {
 /// Like a stub resolver: UDP, and TCP again when the answer is truncated.
 pub fn resolve(udp_addr: SocketAddr, tcp_addr: SocketAddr, m: &Message) -> (Resp, bool) {
     let r = udp(udp_addr, m);
-    if r.tc() { (tcp(tcp_addr, m), true) } else { (r, false) }
+    if r.tc() {
+        (tcp(tcp_addr, m), true)
+    } else {
+        (r, false)
+    }
 }
 
 /// Whether an external tool is installed; if not, fail when
