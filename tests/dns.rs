@@ -1042,7 +1042,7 @@ fn respond_fuzz_in_process() {
     let cfg = write_config(dir.path(), &default_zone_files(), "127.0.0.1:0");
     let cfg = geosteer::config::ServerConfig::load(&cfg).unwrap();
     let snap =
-        geosteer::reload::build_snapshot(&cfg, &mut geosteer::config::pools::AlwaysUp, 1).unwrap();
+        geosteer::reload::build_snapshot(&cfg, &geosteer::config::pools::AlwaysUp, 1).unwrap();
     let seeds = seeds();
     let mut rng = StdRng::seed_from_u64(42);
     let mut out = vec![0u8; 65_535];
