@@ -99,7 +99,9 @@ fn build_err(src: &str) -> String {
     let yaml = dir.path().join("bad.yaml");
     std::fs::write(&yaml, src).unwrap();
     let out = dir.path().join("db.mmdb");
-    let err = geo::build(&yaml, &out, Schema::City).unwrap_err().to_string();
+    let err = geo::build(&yaml, &out, Schema::City)
+        .unwrap_err()
+        .to_string();
     assert!(!out.exists(), "no output on error");
     err
 }
@@ -231,7 +233,10 @@ fn asn_in_both_schemas() {
     for schema in [Schema::City, Schema::Flat] {
         let (_d, path) = fixture(CITY_SRC, schema);
         let db = GeoDb::open(&path).unwrap();
-        assert_eq!(db.lookup(ip("81.2.69.1")).unwrap().location.asn, Some(20712));
+        assert_eq!(
+            db.lookup(ip("81.2.69.1")).unwrap().location.asn,
+            Some(20712)
+        );
         assert_eq!(db.lookup(ip("216.160.83.57")).unwrap().location.asn, None);
         // An ASN-only record is still a match.
         let m = db.lookup(ip("64.0.1.1")).unwrap();
@@ -290,10 +295,15 @@ fn describe_output() {
 fn lookup_does_not_allocate() {
     let (_d, path) = fixture(CITY_SRC, Schema::City);
     let db = GeoDb::open(&path).unwrap();
-    let addrs: Vec<IpAddr> = ["81.2.69.142", "2001:218::1", "2002:5102:458e::1", "10.0.0.1"]
-        .iter()
-        .map(|s| ip(s))
-        .collect();
+    let addrs: Vec<IpAddr> = [
+        "81.2.69.142",
+        "2001:218::1",
+        "2002:5102:458e::1",
+        "10.0.0.1",
+    ]
+    .iter()
+    .map(|s| ip(s))
+    .collect();
     let before = ALLOCS.with(Cell::get);
     let mut found = 0;
     for _ in 0..1000 {
@@ -311,7 +321,10 @@ fn missing_file_error_names_path() {
     let p = Path::new("/nonexistent/geosteer/test.mmdb");
     let err = GeoDb::open(p).unwrap_err();
     assert!(matches!(err, GeoError::Io { .. }), "{err:?}");
-    assert!(err.to_string().contains("/nonexistent/geosteer/test.mmdb"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/geosteer/test.mmdb"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -324,7 +337,10 @@ fn empty_and_garbage_files_are_rejected() {
     let junk = dir.path().join("junk.mmdb");
     std::fs::write(&junk, b"hello, this is not a database").unwrap();
     let err = GeoDb::open(&junk).unwrap_err().to_string();
-    assert!(err.contains("junk.mmdb") && err.contains("metadata"), "{err}");
+    assert!(
+        err.contains("junk.mmdb") && err.contains("metadata"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -368,7 +384,10 @@ fn byte_flips_never_panic() {
     }
     // Both outcomes must occur: flips in the tree are mostly caught, flips inside a
     // coordinate's mantissa are valid-but-different.
-    assert!(rejected > 0 && accepted > 0, "{rejected} rejected, {accepted} accepted");
+    assert!(
+        rejected > 0 && accepted > 0,
+        "{rejected} rejected, {accepted} accepted"
+    );
 }
 
 #[test]
@@ -426,18 +445,42 @@ fn source_errors_have_file_and_line() {
             ":2:",
             "together",
         ),
-        ("networks:\n  - network: 1.2.3.0/24\n    country: QQ\n", ":2:", "unknown country"),
-        ("networks:\n  - network: 1.2.3.0/24\n    country: USA1\n", ":2:", "invalid country"),
+        (
+            "networks:\n  - network: 1.2.3.0/24\n    country: QQ\n",
+            ":2:",
+            "unknown country",
+        ),
+        (
+            "networks:\n  - network: 1.2.3.0/24\n    country: USA1\n",
+            ":2:",
+            "invalid country",
+        ),
         (
             "networks:\n  - network: 1.2.3.0/24\n    country: US\n    continent: XX\n",
             ":2:",
             "continent",
         ),
-        ("networks:\n  - network: 1.2.3.4/24\n    country: US\n", ":2:", "host bits"),
-        ("networks:\n  - network: 1.2.3.0/33\n    country: US\n", ":2:", "invalid network"),
-        ("networks:\n  - network: ::ffff:0:0/104\n    country: US\n", ":2:", "IPv4-mapped"),
+        (
+            "networks:\n  - network: 1.2.3.4/24\n    country: US\n",
+            ":2:",
+            "host bits",
+        ),
+        (
+            "networks:\n  - network: 1.2.3.0/33\n    country: US\n",
+            ":2:",
+            "invalid network",
+        ),
+        (
+            "networks:\n  - network: ::ffff:0:0/104\n    country: US\n",
+            ":2:",
+            "IPv4-mapped",
+        ),
         ("networks:\n  - network: 1.2.3.0/24\n", ":2:", "no country"),
-        ("networks:\n  - network: 1.2.3.0/24\n    colour: red\n", "bad.yaml", "colour"),
+        (
+            "networks:\n  - network: 1.2.3.0/24\n    colour: red\n",
+            "bad.yaml",
+            "colour",
+        ),
     ];
     for (src, line, reason) in cases {
         let err = build_err(src);
@@ -465,8 +508,13 @@ fn csv_source() {
     check_cases(&db, &city_cases()[..1]);
     check_cases(&db, &city_cases()[6..]);
     std::fs::write(&csv, "network,country\n1.2.3.0/24,US\n1.2.3.0/25,US\n").unwrap();
-    let err = geo::build(&csv, &out, Schema::City).unwrap_err().to_string();
-    assert!(err.contains("src.csv:3:") && err.contains("overlaps"), "{err}");
+    let err = geo::build(&csv, &out, Schema::City)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("src.csv:3:") && err.contains("overlaps"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -480,7 +528,10 @@ fn synth_is_deterministic_and_valid() {
     let sa = geo::synth(&a, 2000, 7).unwrap();
     let sb = geo::synth(&b, 2000, 7).unwrap();
     geo::synth(&c2, 2000, 8).unwrap();
-    assert_eq!((sa.networks, sa.ipv4_networks, sa.ipv6_networks), (2000, 1000, 1000));
+    assert_eq!(
+        (sa.networks, sa.ipv4_networks, sa.ipv6_networks),
+        (2000, 1000, 1000)
+    );
     assert_eq!(sa.bytes, sb.bytes);
     let (da, db, dc) = (
         GeoDb::open(&a).unwrap(),
@@ -503,7 +554,10 @@ fn synth_is_deterministic_and_valid() {
 fn demo_db_is_current_and_correct() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let db = GeoDb::open(&root.join("geodb/demo-city.mmdb")).unwrap();
-    let cont = |a: &str| db.lookup(ip(a)).map(|m| m.location.continent.unwrap().to_string());
+    let cont = |a: &str| {
+        db.lookup(ip(a))
+            .map(|m| m.location.continent.unwrap().to_string())
+    };
     assert_eq!(cont("8.8.8.8").as_deref(), Some("NA"));
     assert_eq!(cont("2606:4700:4700::1111").as_deref(), Some("NA"));
     assert_eq!(cont("77.88.8.8").as_deref(), Some("EU"));
@@ -519,7 +573,14 @@ fn demo_db_is_current_and_correct() {
     let fresh = dir.path().join("demo.mmdb");
     geo::build(&root.join("geodb/demo-city.yaml"), &fresh, Schema::City).unwrap();
     let fresh = GeoDb::open(&fresh).unwrap();
-    for a in ["8.8.8.8", "1.0.0.1", "9.9.9.9", "208.67.222.222", "180.76.76.76", "2001:db8:c::1"] {
+    for a in [
+        "8.8.8.8",
+        "1.0.0.1",
+        "9.9.9.9",
+        "208.67.222.222",
+        "180.76.76.76",
+        "2001:db8:c::1",
+    ] {
         assert_eq!(db.lookup(ip(a)), fresh.lookup(ip(a)), "{a}");
     }
 }
@@ -527,7 +588,10 @@ fn demo_db_is_current_and_correct() {
 /// Cross-check with libmaxminddb's `mmdblookup` when it is installed.
 #[test]
 fn mmdblookup_agrees_when_available() {
-    let Ok(out) = std::process::Command::new("mmdblookup").arg("--version").output() else {
+    let Ok(out) = std::process::Command::new("mmdblookup")
+        .arg("--version")
+        .output()
+    else {
         eprintln!("mmdblookup not on PATH; skipping");
         return;
     };
@@ -555,4 +619,18 @@ fn mmdblookup_agrees_when_available() {
             .unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains("35.68536"));
     }
+}
+
+/// On Linux the snapshot must be the sealed memfd, not the heap fallback.
+#[cfg(target_os = "linux")]
+#[test]
+fn snapshot_is_a_sealed_memfd() {
+    let (_d, path) = fixture(CITY_SRC, Schema::City);
+    let _db = GeoDb::open(&path).unwrap();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    assert!(maps.contains("memfd:geosteer-geodb"), "no memfd mapping");
+    assert!(
+        !maps.lines().any(|l| l.ends_with("db.mmdb")),
+        "the database file itself must not be mapped"
+    );
 }
