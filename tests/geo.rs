@@ -620,3 +620,17 @@ fn mmdblookup_agrees_when_available() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("35.68536"));
     }
 }
+
+/// On Linux the snapshot must be the sealed memfd, not the heap fallback.
+#[cfg(target_os = "linux")]
+#[test]
+fn snapshot_is_a_sealed_memfd() {
+    let (_d, path) = fixture(CITY_SRC, Schema::City);
+    let _db = GeoDb::open(&path).unwrap();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    assert!(maps.contains("memfd:geosteer-geodb"), "no memfd mapping");
+    assert!(
+        !maps.lines().any(|l| l.ends_with("db.mmdb")),
+        "the database file itself must not be mapped"
+    );
+}

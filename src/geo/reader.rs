@@ -8,7 +8,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use maxminddb::{Reader, WithinOptions};
 
 use super::load::{Snapshot, load};
-use super::record::RawRecord;
+use super::record::{NestedRecord, RawRecord};
 use super::{GeoError, GeoMatch, Location, normalize};
 
 /// Record layout detected in a database.
@@ -115,7 +115,10 @@ impl GeoDb {
         if !result.has_data() {
             return None;
         }
-        let raw: RawRecord<'_> = result.decode().ok()??;
+        let raw: RawRecord<'_> = match self.info.schema {
+            RecordSchema::Nested => result.decode::<NestedRecord<'_>>().ok()??.0,
+            RecordSchema::Flat => result.decode().ok()??,
+        };
         let location = raw.location();
         if location == Location::default() {
             return None;

@@ -161,10 +161,10 @@ fn new_writer(database_type: &str, description: &str) -> Writer {
         .build()
 }
 
-/// (database description, entries with the line each came from).
-type ParsedSource = (Option<String>, Vec<(Option<u64>, SourceEntry)>);
+/// Source entries paired with their line number, when known.
+type Lines = Vec<(Option<u64>, SourceEntry)>;
 
-fn parse_yaml(path: &Path, text: &str) -> Result<ParsedSource, GeoError> {
+fn parse_yaml(path: &Path, text: &str) -> Result<(Option<String>, Lines), GeoError> {
     let doc: SourceDoc = serde_saphyr::from_str(text).map_err(|e| GeoError::Source {
         path: path.to_owned(),
         line: None,
@@ -180,7 +180,7 @@ fn parse_yaml(path: &Path, text: &str) -> Result<ParsedSource, GeoError> {
 
 /// Minimal CSV: a header naming the columns (same names as the YAML keys), comma
 /// separated, fields optionally double-quoted (no embedded quotes), `#` comments.
-fn parse_csv(path: &Path, text: &str) -> Result<Vec<(Option<u64>, SourceEntry)>, GeoError> {
+fn parse_csv(path: &Path, text: &str) -> Result<Lines, GeoError> {
     let err = |line: usize, reason: String| GeoError::Source {
         path: path.to_owned(),
         line: Some(line as u64),
