@@ -75,9 +75,8 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let cfg_path = write_config(dir.path(), files, "127.0.0.1:0");
         let cfg = geosteer::config::ServerConfig::load(&cfg_path).unwrap();
-        let snap =
-            geosteer::reload::build_snapshot(&cfg, &geosteer::config::pools::AlwaysUp, 1)
-                .unwrap_or_else(|e| panic!("fixture does not load:\n{e}"));
+        let snap = geosteer::reload::build_snapshot(&cfg, &geosteer::config::pools::AlwaysUp, 1)
+            .unwrap_or_else(|e| panic!("fixture does not load:\n{e}"));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
