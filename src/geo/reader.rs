@@ -42,6 +42,40 @@ pub struct GeoInfo {
 pub struct GeoDb {
     reader: Reader<Snapshot>,
     info: GeoInfo,
+    /// Unique per opened DB, so per-thread decode caches never mix DBs.
+    id: u64,
+}
+
+/// Hands out [`GeoDb::id`]s.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Slots of the per-thread cache of decoded records. Records are shared by
+/// many networks and traffic is skewed toward a few big resolvers, so a
+/// small direct-mapped cache turns most lookups into a tree walk plus one
+/// probe instead of a full serde decode of a City record (names in eight
+/// languages to skip).
+const DECODE_SLOTS: usize = 1024;
+
+/// (db id, data offset + 1, decoded location); offset 0 marks an empty slot.
+type Slot = (u64, usize, Location);
+
+const EMPTY_SLOT: Slot = (
+    0,
+    0,
+    Location {
+        continent: None,
+        country: None,
+        subdivision: None,
+        coords: None,
+        asn: None,
+    },
+);
+
+thread_local! {
+    // Inline in thread-local storage (about 48 KiB a thread), so not even
+    // the first lookup on a thread allocates.
+    static DECODED: std::cell::RefCell<[Slot; DECODE_SLOTS]> =
+        const { std::cell::RefCell::new([EMPTY_SLOT; DECODE_SLOTS]) };
 }
 
 impl std::fmt::Debug for GeoDb {
@@ -104,7 +138,11 @@ impl GeoDb {
             description: m.description.get("en").cloned(),
             file_size,
         };
-        Ok(GeoDb { reader, info })
+        Ok(GeoDb {
+            reader,
+            info,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        })
     }
 
     /// Locates `ip` (after [`normalize`]). `None` when the address is not in the database
@@ -112,14 +150,30 @@ impl GeoDb {
     pub fn lookup(&self, ip: IpAddr) -> Option<GeoMatch> {
         let ip = normalize(ip);
         let result = self.reader.lookup(ip).ok()?;
-        if !result.has_data() {
-            return None;
-        }
-        let raw: RawRecord<'_> = match self.info.schema {
-            RecordSchema::Nested => result.decode::<NestedRecord<'_>>().ok()??.0,
-            RecordSchema::Flat => result.decode().ok()??,
+        let offset = result.offset()?;
+        let key = offset + 1;
+        // Fibonacci hashing spreads record offsets (often multiples of a
+        // record size) over the slots.
+        let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            >> (usize::BITS - DECODE_SLOTS.trailing_zeros()))
+            % DECODE_SLOTS;
+        let cached = DECODED.with(|c| {
+            let c = c.borrow();
+            let (db, k, loc) = c[slot];
+            (db == self.id && k == key).then_some(loc)
+        });
+        let location = match cached {
+            Some(l) => l,
+            None => {
+                let raw: RawRecord<'_> = match self.info.schema {
+                    RecordSchema::Nested => result.decode::<NestedRecord<'_>>().ok()??.0,
+                    RecordSchema::Flat => result.decode().ok()??,
+                };
+                let l = raw.location();
+                DECODED.with(|c| c.borrow_mut()[slot] = (self.id, key, l));
+                l
+            }
         };
-        let location = raw.location();
         if location == Location::default() {
             return None;
         }
