@@ -111,7 +111,11 @@ fn decide_allocates_nothing() {
                 assert_eq!(d.edges.len(), first.edges.len());
             }
         });
-        assert_eq!(n, 0, "decide({}, {c:?}, {f:?}) allocated {n} times in {ROUNDS} runs", h.name);
+        assert_eq!(
+            n, 0,
+            "decide({}, {c:?}, {f:?}) allocated {n} times in {ROUNDS} runs",
+            h.name
+        );
     }
 }
 
@@ -121,14 +125,46 @@ fn respond_allocates_nothing() {
     let from: SocketAddr = "127.0.0.1:5353".parse().unwrap();
     let v6: SocketAddr = SocketAddr::new("2a02:c7c::1".parse::<IpAddr>().unwrap(), 5353);
     let queries = [
-        ("steered A with ECS", support::query("www", RecordType::A, Some("81.2.1.0/24")), from),
-        ("steered AAAA, IPv6 ECS", support::query("two", RecordType::AAAA, Some("2a02:c7c:1::/48")), from),
-        ("steered A by packet source", support::query("video", RecordType::A, None), v6),
-        ("spread A with ECS", support::query("spread", RecordType::A, Some("5.1.2.0/24")), from),
-        ("NODATA with ECS", support::query("mixed", RecordType::AAAA, Some("81.2.1.0/24")), from),
-        ("static A", support::query("static", RecordType::A, None), from),
-        ("static A with ECS", support::query("static", RecordType::A, Some("81.2.1.0/24")), from),
-        ("NXDOMAIN", support::query("nothing-here", RecordType::A, Some("81.2.1.0/24")), from),
+        (
+            "steered A with ECS",
+            support::query("www", RecordType::A, Some("81.2.1.0/24")),
+            from,
+        ),
+        (
+            "steered AAAA, IPv6 ECS",
+            support::query("two", RecordType::AAAA, Some("2a02:c7c:1::/48")),
+            from,
+        ),
+        (
+            "steered A by packet source",
+            support::query("video", RecordType::A, None),
+            v6,
+        ),
+        (
+            "spread A with ECS",
+            support::query("spread", RecordType::A, Some("5.1.2.0/24")),
+            from,
+        ),
+        (
+            "NODATA with ECS",
+            support::query("mixed", RecordType::AAAA, Some("81.2.1.0/24")),
+            from,
+        ),
+        (
+            "static A",
+            support::query("static", RecordType::A, None),
+            from,
+        ),
+        (
+            "static A with ECS",
+            support::query("static", RecordType::A, Some("81.2.1.0/24")),
+            from,
+        ),
+        (
+            "NXDOMAIN",
+            support::query("nothing-here", RecordType::A, Some("81.2.1.0/24")),
+            from,
+        ),
     ];
     let mut out = vec![0u8; 65_535];
     for (what, q, client) in &queries {

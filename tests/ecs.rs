@@ -90,20 +90,38 @@ fn cases() -> Vec<Case> {
         formerr("family 0", ecs(0, 0, 0, &[])),
         formerr("IPv4 source prefix 33", ecs(1, 33, 0, &[81, 2, 1, 0, 0])),
         formerr("IPv6 source prefix 129", ecs(2, 129, 0, &v6_129)),
-        formerr("bits set beyond the source prefix", ecs(1, 23, 0, &[81, 2, 1])),
+        formerr(
+            "bits set beyond the source prefix",
+            ecs(1, 23, 0, &[81, 2, 1]),
+        ),
         formerr("bits set beyond a /0", ecs(1, 0, 0, &[81])),
         formerr("non-zero scope in the query", ecs(1, 24, 16, &[81, 2, 1])),
-        formerr("address longer than the prefix needs", ecs(1, 24, 0, &[81, 2, 1, 0])),
-        formerr("address shorter than the prefix needs", ecs(1, 24, 0, &[81, 2])),
+        formerr(
+            "address longer than the prefix needs",
+            ecs(1, 24, 0, &[81, 2, 1, 0]),
+        ),
+        formerr(
+            "address shorter than the prefix needs",
+            ecs(1, 24, 0, &[81, 2]),
+        ),
         // The option says 7 bytes of data, the OPT holds only 5.
         formerr("truncated option", ecs_raw(7, 1, 24, 0, &[81])),
-        formerr("option shorter than its fixed part", ecs_raw(2, 1, 24, 0, &[])[..6].to_vec()),
+        formerr(
+            "option shorter than its fixed part",
+            ecs_raw(2, 1, 24, 0, &[])[..6].to_vec(),
+        ),
         formerr("two ECS options", two),
     ]
 }
 
-fn check(case: &Case, id: u16, reply: &[u8], snap: &geosteer::snapshot::Snapshot) -> Result<(), String> {
-    let msg = Message::from_vec(reply).map_err(|e| format!("{}: unparsable reply: {e}", case.what))?;
+fn check(
+    case: &Case,
+    id: u16,
+    reply: &[u8],
+    snap: &geosteer::snapshot::Snapshot,
+) -> Result<(), String> {
+    let msg =
+        Message::from_vec(reply).map_err(|e| format!("{}: unparsable reply: {e}", case.what))?;
     let got = msg.metadata.response_code.to_string();
     if msg.metadata.id != id {
         return Err(format!("{}: id {} != {id}", case.what, msg.metadata.id));
@@ -115,12 +133,18 @@ fn check(case: &Case, id: u16, reply: &[u8], snap: &geosteer::snapshot::Snapshot
         return Err(format!("{}: question not echoed", case.what));
     }
     if msg.edns.is_none() {
-        return Err(format!("{}: no OPT in the reply to an EDNS query", case.what));
+        return Err(format!(
+            "{}: no OPT in the reply to an EDNS query",
+            case.what
+        ));
     }
     if let Some((edge, scope)) = case.answer {
         let r = support::parse(snap, reply);
         if r.answer != [edge] || r.scope != scope {
-            return Err(format!("{}: wanted {edge} scope {scope:?}, got {r:?}", case.what));
+            return Err(format!(
+                "{}: wanted {edge} scope {scope:?}, got {r:?}",
+                case.what
+            ));
         }
     } else if !msg.answers.is_empty() {
         return Err(format!("{}: FORMERR with answers", case.what));
@@ -137,12 +161,20 @@ fn ecs_validation_over_udp_and_in_process() {
         let id = 0x4000 + i as u16;
         let q = query_with_options(id, &case.options);
         match support::udp(server.udp, &q) {
-            Some(reply) => failures.extend(check(case, id, &reply, &snap).err().map(|e| format!("UDP {e}"))),
+            Some(reply) => failures.extend(
+                check(case, id, &reply, &snap)
+                    .err()
+                    .map(|e| format!("UDP {e}")),
+            ),
             None => failures.push(format!("UDP {}: no answer", case.what)),
         }
         let local = support::respond(&snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp);
         match local {
-            Some(reply) => failures.extend(check(case, id, &reply, &snap).err().map(|e| format!("in-process {e}"))),
+            Some(reply) => failures.extend(
+                check(case, id, &reply, &snap)
+                    .err()
+                    .map(|e| format!("in-process {e}")),
+            ),
             None => failures.push(format!("in-process {}: dropped", case.what)),
         }
     }

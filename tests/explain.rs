@@ -77,10 +77,22 @@ fn json_for_an_ecs_client() {
     assert_eq!(l["network"], "81.2.0.0/16");
     let cands = v["candidates"].as_array().unwrap();
     let names: Vec<&str> = cands.iter().map(|c| c["edge"].as_str().unwrap()).collect();
-    assert_eq!(names, ["lhr", "fra", "cdg", "iad", "sjc", "gru", "nrt", "syd"], "{v}");
+    assert_eq!(
+        names,
+        ["lhr", "fra", "cdg", "iad", "sjc", "gru", "nrt", "syd"],
+        "{v}"
+    );
     assert!(cands.iter().all(|c| c["state"] == "up"), "{v}");
-    assert!((15.0..30.0).contains(&km(&v, "lhr")), "London→lhr {}", km(&v, "lhr"));
-    assert!((5800.0..6000.0).contains(&km(&v, "iad")), "London→iad {}", km(&v, "iad"));
+    assert!(
+        (15.0..30.0).contains(&km(&v, "lhr")),
+        "London→lhr {}",
+        km(&v, "lhr")
+    );
+    assert!(
+        (5800.0..6000.0).contains(&km(&v, "iad")),
+        "London→iad {}",
+        km(&v, "iad")
+    );
     assert_eq!(v["edges"], serde_json::json!(["lhr"]));
     assert_eq!(v["answers"], serde_json::json!(["192.0.2.10"]));
     assert_eq!(v["scope"], 18);
@@ -89,7 +101,13 @@ fn json_for_an_ecs_client() {
 
 #[test]
 fn json_for_a_packet_source_client() {
-    let v = explain_json(&["www.steer.example.", "--client", "126.1.2.3", "--type", "AAAA"]);
+    let v = explain_json(&[
+        "www.steer.example.",
+        "--client",
+        "126.1.2.3",
+        "--type",
+        "AAAA",
+    ]);
     assert_eq!(v["client"]["address"], "126.1.2.3", "{v}");
     assert_eq!(v["client"]["source"], "packet source");
     assert_eq!(v["client"]["ecs_prefix"], Value::Null);
@@ -106,7 +124,11 @@ fn json_for_override_nets_and_rules() {
     let v = explain_json(&["www.steer.example", "--ecs", "10.20.5.0/24"]);
     assert_eq!(v["location"]["network"], "10.20.5.0/24", "{v}");
     assert_eq!(v["location"]["source"], "override net");
-    assert_eq!(v["candidates"].as_array().unwrap().len(), 1, "pinned to one edge: {v}");
+    assert_eq!(
+        v["candidates"].as_array().unwrap().len(),
+        1,
+        "pinned to one edge: {v}"
+    );
     assert_eq!(v["edges"], serde_json::json!(["nrt"]));
     assert_eq!(v["scope"], 24);
 

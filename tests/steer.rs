@@ -40,7 +40,13 @@ struct Row {
 const A: RecordType = RecordType::A;
 const AAAA: RecordType = RecordType::AAAA;
 
-const fn row(host: &'static str, qtype: RecordType, client: &'static str, want: &'static str, scope: Option<u8>) -> Row {
+const fn row(
+    host: &'static str,
+    qtype: RecordType,
+    client: &'static str,
+    want: &'static str,
+    scope: Option<u8>,
+) -> Row {
     Row {
         host,
         qtype,
@@ -142,7 +148,12 @@ fn client(r: &Row) -> (IpAddr, Option<&'static str>) {
 
 /// Checks a reply against a row's expectation; returns a message on mismatch.
 fn check(r: &Row, got: &Reply, how: &str, ttl: u32) -> Result<(), String> {
-    let ctx = || format!("{how}: {} {} from {}: got {got:?}", r.host, r.qtype, r.client);
+    let ctx = || {
+        format!(
+            "{how}: {} {} from {}: got {got:?}",
+            r.host, r.qtype, r.client
+        )
+    };
     let (rcode, answer, soa): (&str, Vec<&str>, bool) = match r.want {
         "NODATA" => ("No Error", vec![], true),
         "NXDOMAIN" => ("Non-Existent Domain", vec![], true),
@@ -193,13 +204,22 @@ fn run_table(db: Db, network: bool) {
         if let Some(server) = &server
             && !r.client.starts_with("src:")
         {
-            for (how, reply) in [("UDP", support::udp(server.udp, &q)), ("TCP", support::tcp(server.tcp, &q))] {
-                let reply = support::parse(&snap, &reply.unwrap_or_else(|| panic!("{how}: no answer")));
+            for (how, reply) in [
+                ("UDP", support::udp(server.udp, &q)),
+                ("TCP", support::tcp(server.tcp, &q)),
+            ] {
+                let reply =
+                    support::parse(&snap, &reply.unwrap_or_else(|| panic!("{how}: no answer")));
                 failures.extend(check(r, &reply, &format!("{db:?} {how}"), ttl_of(r.host)).err());
             }
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -229,8 +249,22 @@ fn no_coordinates_still_drives_rules() {
     let mut failures = Vec::new();
     for r in &rows {
         let (src, ecs) = client(r);
-        let reply = support::respond(&snap, &support::query(r.host, r.qtype, ecs), src, Transport::Udp).unwrap();
-        failures.extend(check(r, &support::parse(&snap, &reply), "nocoords", ttl_of(r.host)).err());
+        let reply = support::respond(
+            &snap,
+            &support::query(r.host, r.qtype, ecs),
+            src,
+            Transport::Udp,
+        )
+        .unwrap();
+        failures.extend(
+            check(
+                r,
+                &support::parse(&snap, &reply),
+                "nocoords",
+                ttl_of(r.host),
+            )
+            .err(),
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -238,7 +272,10 @@ fn no_coordinates_still_drives_rules() {
 /// Answers one A query for `host` with ECS `ecs`, returning the edge names.
 fn edges(snap: &Snapshot, host: &str, ecs: &str) -> Reply {
     let q = support::query(host, A, Some(ecs));
-    support::parse(snap, &support::respond(snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp).unwrap())
+    support::parse(
+        snap,
+        &support::respond(snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp).unwrap(),
+    )
 }
 
 /// Reading is 36 km from lhr and ~680 km from fra, both within
@@ -256,13 +293,29 @@ fn spreading_by_weight_is_stable() {
         assert_eq!(a.answer.len(), 1, "{ecs}: {a:?}");
         assert_eq!(a.scope, Some(24), "{ecs}: spreading keys on the /24");
         // Same subnet again, and on another instance: same answer.
-        assert_eq!(edges(&snap, "spread", &ecs).answer, a.answer, "{ecs} repeat");
-        assert_eq!(edges(&other, "spread", &ecs).answer, a.answer, "{ecs} other snapshot");
+        assert_eq!(
+            edges(&snap, "spread", &ecs).answer,
+            a.answer,
+            "{ecs} repeat"
+        );
+        assert_eq!(
+            edges(&other, "spread", &ecs).answer,
+            a.answer,
+            "{ecs} other snapshot"
+        );
         *count.entry(a.answer[0].clone()).or_default() += 1;
     }
     let share = |e: &str| count.get(e).copied().unwrap_or(0) as f64 / n as f64;
-    assert!((share("lhr") - 2.0 / 3.0).abs() < 0.10, "lhr share {} ({count:?})", share("lhr"));
-    assert!((share("fra") - 1.0 / 3.0).abs() < 0.10, "fra share {} ({count:?})", share("fra"));
+    assert!(
+        (share("lhr") - 2.0 / 3.0).abs() < 0.10,
+        "lhr share {} ({count:?})",
+        share("lhr")
+    );
+    assert!(
+        (share("fra") - 1.0 / 3.0).abs() < 0.10,
+        "fra share {} ({count:?})",
+        share("fra")
+    );
     assert_eq!(share("nrt"), 0.0, "nrt is far beyond spread_km ({count:?})");
 }
 
@@ -277,13 +330,20 @@ fn spreading_by_source_address_keys_on_the_24() {
         for host in [1u32, 77, 254] {
             let ip: IpAddr = format!("5.1.{net}.{host}").parse().unwrap();
             let q = support::query("spread", A, None);
-            let r = support::parse(&snap, &support::respond(&snap, &q, ip, Transport::Udp).unwrap());
+            let r = support::parse(
+                &snap,
+                &support::respond(&snap, &q, ip, Transport::Udp).unwrap(),
+            );
             answers.insert(r.answer.clone());
             seen.insert(r.answer);
         }
         assert_eq!(answers.len(), 1, "5.1.{net}.0/24 split: {answers:?}");
     }
-    assert_eq!(seen.len(), 2, "64 /24s should use both lhr and fra: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        2,
+        "64 /24s should use both lhr and fra: {seen:?}"
+    );
 }
 
 /// Health tiers: down is skipped, overloaded and drain go behind up edges,
@@ -300,10 +360,12 @@ fn health_tiers() {
     };
     assert_eq!(order(&snap), "lhr cdg fra");
 
-    reg.feed_load(None, "lhr", 0.95, Duration::from_secs(60)).unwrap();
+    reg.feed_load(None, "lhr", 0.95, Duration::from_secs(60))
+        .unwrap();
     reg.refresh();
     assert_eq!(order(&snap), "cdg fra lhr", "overloaded goes last");
-    reg.feed_load(None, "lhr", 0.1, Duration::from_secs(60)).unwrap();
+    reg.feed_load(None, "lhr", 0.1, Duration::from_secs(60))
+        .unwrap();
     reg.refresh();
     assert_eq!(order(&snap), "lhr cdg fra", "recovered");
 
@@ -312,12 +374,17 @@ fn health_tiers() {
     admin("cdg", AdminState::Auto);
 
     admin("lhr", AdminState::Drain);
-    assert_eq!(order(&snap), "cdg fra", "drain takes no clients while others can");
+    assert_eq!(
+        order(&snap),
+        "cdg fra",
+        "drain takes no clients while others can"
+    );
     admin("cdg", AdminState::Down);
     admin("fra", AdminState::Down);
     assert_eq!(order(&snap), "lhr", "drain when nothing else");
     admin("cdg", AdminState::Auto);
-    reg.feed_load(None, "cdg", 0.95, Duration::from_secs(60)).unwrap();
+    reg.feed_load(None, "cdg", 0.95, Duration::from_secs(60))
+        .unwrap();
     assert_eq!(order(&snap), "cdg", "overloaded beats drain");
     // Admin up overrides load.
     admin("cdg", AdminState::Up);
@@ -338,20 +405,35 @@ fn all_down_modes() {
     let ny = "24.1.2.0/24";
     let cases = [
         row("down-serve", A, "ecs:24.1.2.0/24", "d2 d1", Some(12)),
-        row("down-fallback", A, "ecs:24.1.2.0/24", "CNAME backup.othercdn.example.", Some(12)),
+        row(
+            "down-fallback",
+            A,
+            "ecs:24.1.2.0/24",
+            "CNAME backup.othercdn.example.",
+            Some(12),
+        ),
         row("down-servfail", A, "ecs:24.1.2.0/24", "SERVFAIL", Some(12)),
         row("down-empty", A, "ecs:24.1.2.0/24", "EMPTY", Some(12)),
     ];
     // `down-serve` answers 1 edge: the nearest of the two, d2.
     let cases: Vec<Row> = cases
         .into_iter()
-        .map(|r| if r.host == "down-serve" { row(r.host, A, r.client, "d2", r.scope) } else { r })
+        .map(|r| {
+            if r.host == "down-serve" {
+                row(r.host, A, r.client, "d2", r.scope)
+            } else {
+                r
+            }
+        })
         .collect();
     let server = Server::start(Db::City, support::snapshot_with(Db::City, &reg));
     let mut failures = Vec::new();
     for r in &cases {
         let q = support::query(r.host, A, Some(ny));
-        let local = support::parse(&snap, &support::respond(&snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp).unwrap());
+        let local = support::parse(
+            &snap,
+            &support::respond(&snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp).unwrap(),
+        );
         failures.extend(check(r, &local, "in-process", 30).err());
         let udp = support::parse(&snap, &support::udp(server.udp, &q).expect("UDP answer"));
         failures.extend(check(r, &udp, "UDP", 30).err());
