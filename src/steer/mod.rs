@@ -155,6 +155,7 @@ impl Nets {
     pub fn narrow_scope(&self, addr: IpAddr, scope: u8) -> u8 {
         let mut scope = scope;
         for (net, _) in &self.list {
+            // Nets of the other family can't overlap the client's block.
             if net.prefix_len() <= scope
                 || net.contains(&addr)
                 || net.network().is_ipv4() != addr.is_ipv4()
@@ -237,9 +238,6 @@ pub fn locate<'s>(
     geo: Option<&GeoDb>,
     addr: IpAddr,
 ) -> (Located, Option<Location>, Option<&'s [EdgeIdx]>) {
-    // IPv4-mapped, 6to4 and Teredo clients are located as their IPv4
-    // address, in the override nets as in the database.
-    let addr = crate::geo::normalize(addr);
     if let Some((net, target)) = st.nets.lookup(addr) {
         return match target {
             NetTarget::Location(l) => (Located::Net(*net), Some(*l), None),
@@ -290,19 +288,6 @@ fn masked_bits(addr: IpAddr, prefix: u8) -> u128 {
     }
 }
 
-/// The decisive network's prefix in the client address's own family. An
-/// IPv6 client located by its embedded IPv4 address (mapped, 6to4, Teredo)
-/// was decided by the bits that hold that IPv4 address.
-fn embedded_prefix(client: IpAddr, net: IpNet) -> u8 {
-    match (client, net) {
-        (IpAddr::V6(a), IpNet::V4(n)) => {
-            let offset = if a.segments()[0] == 0x2002 { 16 } else { 96 };
-            (offset + n.prefix_len()).min(128)
-        }
-        _ => net.prefix_len(),
-    }
-}
-
 /// Length of the common leading bits of two addresses of one family.
 fn common_prefix(a: IpAddr, b: IpAddr) -> u8 {
     match (a, b) {
@@ -339,7 +324,29 @@ pub fn decide<T: Trace>(
     family: Family,
     trace: &mut T,
 ) -> Decision {
-    let (how, loc, pinned) = locate(st, geo, client.addr);
+    // An IPv4 client inside an IPv6 address (v4-mapped, 6to4, Teredo) is
+    // steered as that IPv4 address, as the GeoIP lookup already locates it:
+    // override nets, spreading and the scope then work in its IPv4 bits, and
+    // the scope is put back into IPv6 bits at the end. An override net
+    // written for the IPv6 address itself still wins.
+    let (mut addr, mut offset) = embedded_v4(client.addr);
+    if offset != 0 && st.nets.lookup(client.addr).is_some() {
+        (addr, offset) = (client.addr, 0);
+    }
+    let source = client.ecs_source.map(|s| {
+        if offset > 0 {
+            s.saturating_sub(offset).min(32)
+        } else {
+            s
+        }
+    });
+    let at = Located4 {
+        raw: client.addr,
+        addr,
+        offset,
+        source,
+    };
+    let (how, loc, pinned) = locate(st, geo, addr);
     trace.located(how, loc.as_ref());
 
     // 1. Candidates: a pinned net, else the first matching rule, else the host's list.
@@ -392,6 +399,11 @@ pub fn decide<T: Trace>(
     };
     if !any_family {
         decision.outcome = Outcome::NoData;
+        // NODATA depends on where the client is when a net or a rule chose
+        // the candidates: elsewhere the same name may have addresses.
+        if !st.nets.is_empty() || !host.rules.is_empty() {
+            decision.scope = at.scope(st, how, None);
+        }
         return decision;
     }
     // A draining edge takes new clients only when nothing else can serve.
@@ -432,8 +444,8 @@ pub fn decide<T: Trace>(
             .take_while(|c| c.tier == 0 && c.km <= limit)
             .count();
         if group > 1 {
-            let prefix = spread_prefix(client.addr).min(client.ecs_source.unwrap_or(u8::MAX));
-            let bits = masked_bits(client.addr, prefix);
+            let prefix = spread_prefix(addr).min(source.unwrap_or(u8::MAX));
+            let bits = masked_bits(addr, prefix);
             let key = mix((bits as u64) ^ mix((bits >> 64) as u64));
             let mut best = 0;
             let mut best_score = f64::INFINITY;
@@ -458,18 +470,60 @@ pub fn decide<T: Trace>(
 
     // 5. ECS scope: how much of the client's address decided this answer.
     // With one possible edge and nothing keyed on location, none of it.
-    if let Some(source) = client.ecs_source {
-        let depends = !st.nets.is_empty() || !host.rules.is_empty() || list.len() > 1;
-        if depends {
-            let mut scope = match how {
-                Located::Net(n) | Located::Db(n) => embedded_prefix(client.addr, n),
-                Located::Unknown => source,
-            };
-            if let Some(p) = spread_bits {
-                scope = scope.max(p);
-            }
-            decision.scope = st.nets.narrow_scope(client.addr, scope);
-        }
+    if !st.nets.is_empty() || !host.rules.is_empty() || list.len() > 1 {
+        decision.scope = at.scope(st, how, spread_bits);
     }
     decision
+}
+
+/// The address steering works with, and how it relates to the one asked
+/// about (for the ECS scope).
+struct Located4 {
+    /// The client address as given (packet source or ECS).
+    raw: IpAddr,
+    /// `raw`, or the IPv4 address embedded in it.
+    addr: IpAddr,
+    /// Bits of `raw` before the embedded IPv4 address (0: none).
+    offset: u8,
+    /// The ECS source prefix in `addr`'s bits; None without ECS.
+    source: Option<u8>,
+}
+
+impl Located4 {
+    /// The ECS scope of an answer decided by `how` (0 without ECS): the
+    /// deciding network's prefix, at least the spreading prefix, narrowed
+    /// around override nets, in the bits of the address that was asked.
+    fn scope(&self, st: &Steering, how: Located, spread_bits: Option<u8>) -> u8 {
+        let Some(source) = self.source else {
+            return 0;
+        };
+        let mut scope = match how {
+            Located::Net(n) | Located::Db(n) => n.prefix_len(),
+            Located::Unknown => source,
+        };
+        if let Some(p) = spread_bits {
+            scope = scope.max(p);
+        }
+        scope = st.nets.narrow_scope(self.addr, scope);
+        if self.offset > 0 {
+            // Back to IPv6 bits; IPv6 override nets get their say too.
+            scope = st
+                .nets
+                .narrow_scope(self.raw, (scope + self.offset).min(128));
+        }
+        scope
+    }
+}
+
+/// The IPv4 address inside a v4-mapped, 6to4 or Teredo address (as
+/// [`crate::geo::normalize`] finds it) and how many bits precede it; the
+/// address itself and 0 otherwise. Teredo's obfuscated client address is
+/// the last 32 bits, so its prefixes line up from bit 96 like v4-mapped.
+fn embedded_v4(addr: IpAddr) -> (IpAddr, u8) {
+    match (addr, crate::geo::normalize(addr)) {
+        (IpAddr::V6(a), v4 @ IpAddr::V4(_)) => {
+            (v4, if a.segments()[0] == 0x2002 { 16 } else { 96 })
+        }
+        _ => (addr, 0),
+    }
 }

@@ -1,0 +1,180 @@
+//! The answer path allocates nothing per query (issue 3 "Speed"): a
+//! counting global allocator watches `steer::decide` and `dns::respond`
+//! (steered with ECS, by packet source, static, NXDOMAIN, NODATA) after a
+//! warm-up.
+//!
+//! Counting is per thread, so the test harness's own threads don't count.
+
+#[path = "fixtures/steer/support.rs"]
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::{IpAddr, SocketAddr};
+
+use geosteer::net::Transport;
+use geosteer::steer::{self, Client, Family};
+use hickory_proto::rr::RecordType;
+use support::Db;
+
+struct Counting;
+
+thread_local! {
+    /// Allocations made by this thread while `COUNTING` is set.
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note() {
+    // try_with: the allocator may run while thread locals are torn down.
+    let _ = COUNTING.try_with(|c| {
+        if c.get() {
+            let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+        }
+    });
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by `f` on this thread.
+fn count(f: impl FnOnce()) -> u64 {
+    ALLOCS.with(|a| a.set(0));
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCS.with(|a| a.get())
+}
+
+const ROUNDS: usize = 2000;
+
+/// The counter itself works (else the zero assertions prove nothing).
+#[test]
+fn counter_sees_allocations() {
+    let n = count(|| {
+        let v = std::hint::black_box(vec![1u8; 64]);
+        drop(v);
+    });
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn decide_allocates_nothing() {
+    let snap = support::snapshot(Db::City);
+    let zone = snap.zone_named("steer.example").unwrap();
+    let st = &zone.steering;
+    let host = |name: &str| st.hosts.iter().find(|h| h.name == name).unwrap();
+    let geo = snap.geodb.as_deref();
+    let ecs = |a: &str, p: u8| Client {
+        addr: a.parse().unwrap(),
+        ecs_source: Some(p),
+    };
+    let src = |a: &str| Client {
+        addr: a.parse().unwrap(),
+        ecs_source: None,
+    };
+    let cases = [
+        (host("www"), ecs("81.2.1.0", 24), Family::V4),
+        (host("www"), ecs("2a02:c7c:1::", 48), Family::V6),
+        (host("www"), ecs("10.20.5.0", 24), Family::V4),
+        (host("www"), ecs("2002:5102:100::", 40), Family::V4),
+        (host("www"), src("::ffff:81.2.1.1"), Family::V4),
+        (host("www"), src("203.0.113.9"), Family::V4),
+        (host("video"), ecs("99.0.1.0", 24), Family::V4),
+        (host("two"), ecs("126.5.0.0", 16), Family::V4),
+        (host("spread"), ecs("5.1.2.0", 24), Family::V4),
+        (host("mixed"), ecs("81.2.1.0", 24), Family::V6),
+    ];
+    for (h, c, f) in cases {
+        let first = steer::decide(st, h, geo, c, f, &mut ());
+        let n = count(|| {
+            for _ in 0..ROUNDS {
+                let d = steer::decide(st, h, geo, c, f, &mut ());
+                assert_eq!(d.edges.len(), first.edges.len());
+            }
+        });
+        assert_eq!(
+            n, 0,
+            "decide({}, {c:?}, {f:?}) allocated {n} times in {ROUNDS} runs",
+            h.name
+        );
+    }
+}
+
+#[test]
+fn respond_allocates_nothing() {
+    let snap = support::snapshot(Db::City);
+    let from: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+    let v6: SocketAddr = SocketAddr::new("2a02:c7c::1".parse::<IpAddr>().unwrap(), 5353);
+    let queries = [
+        (
+            "steered A with ECS",
+            support::query("www", RecordType::A, Some("81.2.1.0/24")),
+            from,
+        ),
+        (
+            "steered AAAA, IPv6 ECS",
+            support::query("two", RecordType::AAAA, Some("2a02:c7c:1::/48")),
+            from,
+        ),
+        (
+            "steered A by packet source",
+            support::query("video", RecordType::A, None),
+            v6,
+        ),
+        (
+            "spread A with ECS",
+            support::query("spread", RecordType::A, Some("5.1.2.0/24")),
+            from,
+        ),
+        (
+            "NODATA with ECS",
+            support::query("mixed", RecordType::AAAA, Some("81.2.1.0/24")),
+            from,
+        ),
+        (
+            "static A",
+            support::query("static", RecordType::A, None),
+            from,
+        ),
+        (
+            "static A with ECS",
+            support::query("static", RecordType::A, Some("81.2.1.0/24")),
+            from,
+        ),
+        (
+            "NXDOMAIN",
+            support::query("nothing-here", RecordType::A, Some("81.2.1.0/24")),
+            from,
+        ),
+    ];
+    let mut out = vec![0u8; 65_535];
+    for (what, q, client) in &queries {
+        let len = geosteer::dns::respond(&snap, q, *client, Transport::Udp, &mut out).expect(what);
+        let n = count(|| {
+            for _ in 0..ROUNDS {
+                let l = geosteer::dns::respond(&snap, q, *client, Transport::Udp, &mut out);
+                assert_eq!(l, Some(len));
+            }
+        });
+        assert_eq!(n, 0, "respond({what}) allocated {n} times in {ROUNDS} runs");
+    }
+}
