@@ -9,6 +9,7 @@ mod code;
 mod load;
 mod reader;
 mod record;
+mod tree;
 mod writer;
 
 use std::net::{IpAddr, Ipv4Addr};

@@ -9,7 +9,9 @@ use maxminddb::{Reader, WithinOptions};
 
 use super::load::{Snapshot, load};
 use super::record::{NestedRecord, RawRecord};
+use super::tree::Tree;
 use super::{GeoError, GeoMatch, Location, normalize};
+use std::sync::Arc;
 
 /// Record layout detected in a database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -40,10 +42,22 @@ pub struct GeoInfo {
 
 /// An opened MaxMind-format database. Immutable after [`GeoDb::open`]; `Send + Sync`.
 pub struct GeoDb {
-    reader: Reader<Snapshot>,
+    /// Decodes records (on a cache miss) and serves `verify`/`within`.
+    reader: Reader<Shared>,
+    /// Walks the tree for every lookup (stride tables, see [`Tree`]).
+    tree: Tree<Snapshot>,
     info: GeoInfo,
     /// Unique per opened DB, so per-thread decode caches never mix DBs.
     id: u64,
+}
+
+/// The snapshot bytes, shared by the reader and our own tree walker.
+pub(crate) struct Shared(Arc<Snapshot>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_ref().as_ref()
+    }
 }
 
 /// Hands out [`GeoDb::id`]s.
@@ -106,7 +120,8 @@ impl GeoDb {
                 .metadata()
                 .clone();
             scan_tree(snapshot.as_ref(), &meta)?;
-            let reader = Reader::from_source(snapshot).map_err(|e| e.to_string())?;
+            let bytes = Arc::new(snapshot);
+            let reader = Reader::from_source(Shared(bytes.clone())).map_err(|e| e.to_string())?;
             if let Err(e) = reader.verify() {
                 let msg = e.to_string();
                 // verify() is stricter than the format: it rejects an empty description
@@ -118,9 +133,11 @@ impl GeoDb {
                 walk_all(&reader).map_err(|e| e.to_string())?;
             }
             let schema = detect_schema(&reader).map_err(|e| e.to_string())?;
-            Ok((reader, schema))
+            let m = reader.metadata();
+            let tree = Tree::new(bytes, m.node_count, m.record_size, m.ip_version);
+            Ok((reader, tree, schema))
         }));
-        let (reader, schema) = match opened {
+        let (reader, tree, schema) = match opened {
             Ok(Ok(v)) => v,
             Ok(Err(reason)) => return Err(invalid(reason)),
             Err(_) => return Err(invalid("reader panicked while verifying".into())),
@@ -140,6 +157,7 @@ impl GeoDb {
         };
         Ok(GeoDb {
             reader,
+            tree,
             info,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
@@ -149,22 +167,26 @@ impl GeoDb {
     /// or its record carries nothing we understand. Does not allocate.
     pub fn lookup(&self, ip: IpAddr) -> Option<GeoMatch> {
         let ip = normalize(ip);
-        let result = self.reader.lookup(ip).ok()?;
-        let offset = result.offset()?;
+        let walk = match ip {
+            IpAddr::V4(a) => self.tree.v4(u32::from(a)),
+            IpAddr::V6(a) => self.tree.v6(u128::from(a))?,
+        };
+        let offset = walk.offset?;
         let key = offset + 1;
         // Fibonacci hashing spreads record offsets (often multiples of a
         // record size) over the slots.
-        let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            >> (usize::BITS - DECODE_SLOTS.trailing_zeros()))
-            % DECODE_SLOTS;
+        let slot = key.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            >> (usize::BITS - DECODE_SLOTS.trailing_zeros());
         let cached = DECODED.with(|c| {
-            let c = c.borrow();
-            let (db, k, loc) = c[slot];
+            let (db, k, loc) = c.borrow()[slot];
             (db == self.id && k == key).then_some(loc)
         });
         let location = match cached {
             Some(l) => l,
             None => {
+                // A miss decodes through maxminddb, which walks again; the
+                // walks agree (tested), and misses are the rare case.
+                let result = self.reader.lookup(ip).ok()?;
                 let raw: RawRecord<'_> = match self.info.schema {
                     RecordSchema::Nested => result.decode::<NestedRecord<'_>>().ok()??.0,
                     RecordSchema::Flat => result.decode().ok()??,
@@ -177,12 +199,39 @@ impl GeoDb {
         if location == Location::default() {
             return None;
         }
-        let net = result.network().ok()?;
-        let network = match net.ip() {
-            IpAddr::V4(a) => IpNet::V4(Ipv4Net::new(a, net.prefix()).ok()?),
-            IpAddr::V6(a) => IpNet::V6(Ipv6Net::new(a, net.prefix()).ok()?),
+        let network = match ip {
+            IpAddr::V4(a) => IpNet::V4(Ipv4Net::new(a, walk.prefix).ok()?.trunc()),
+            IpAddr::V6(a) => IpNet::V6(Ipv6Net::new(a, walk.prefix).ok()?.trunc()),
         };
         Some(GeoMatch { location, network })
+    }
+
+    /// The maxminddb reader's own lookup: (data offset, network), for
+    /// checking our walker against it.
+    #[doc(hidden)]
+    pub fn reference_lookup(&self, ip: IpAddr) -> (Option<usize>, Option<IpNet>) {
+        let ip = normalize(ip);
+        let Ok(r) = self.reader.lookup(ip) else {
+            return (None, None);
+        };
+        let net = r
+            .network()
+            .ok()
+            .and_then(|n| IpNet::new(n.ip(), n.prefix()).ok());
+        (r.offset(), net)
+    }
+
+    /// Our walker's (data offset, prefix), for the same check.
+    #[doc(hidden)]
+    pub fn walk(&self, ip: IpAddr) -> (Option<usize>, u8) {
+        let w = match normalize(ip) {
+            IpAddr::V4(a) => self.tree.v4(u32::from(a)),
+            IpAddr::V6(a) => match self.tree.v6(u128::from(a)) {
+                Some(w) => w,
+                None => return (None, 0),
+            },
+        };
+        (w.offset, w.prefix)
     }
 
     /// Metadata and file facts.
@@ -256,7 +305,7 @@ fn be(b: &[u8]) -> u64 {
 /// Fallback verification: walks every tree node (bounded, as `verify()` does) and fully
 /// decodes each distinct record, following pointers, under the decoder's depth and size
 /// limits.
-fn walk_all(reader: &Reader<Snapshot>) -> Result<(), maxminddb::MaxMindDbError> {
+fn walk_all(reader: &Reader<Shared>) -> Result<(), maxminddb::MaxMindDbError> {
     let opts = WithinOptions::default().include_networks_without_data();
     let max_iterations = (reader.metadata().node_count as usize).saturating_mul(3);
     let mut seen = std::collections::HashSet::new();
@@ -326,7 +375,7 @@ impl<'de> serde::de::Visitor<'de> for DeepSkip {
 
 /// Samples the first records: flat-only keys make it `Flat`, anything else `Nested`
 /// (including empty databases and ASN-only ones, whose key is shared by both).
-fn detect_schema(reader: &Reader<Snapshot>) -> Result<RecordSchema, maxminddb::MaxMindDbError> {
+fn detect_schema(reader: &Reader<Shared>) -> Result<RecordSchema, maxminddb::MaxMindDbError> {
     let (mut flat, mut nested) = (0usize, 0usize);
     for item in reader
         .networks(WithinOptions::default())?
