@@ -78,9 +78,9 @@ impl Rdata {
     /// SOA MINIMUM, for negative TTLs.
     pub fn soa_minimum(&self) -> Option<u32> {
         match self {
-            Rdata::Soa { tail, .. } => Some(u32::from_be_bytes([
-                tail[16], tail[17], tail[18], tail[19],
-            ])),
+            Rdata::Soa { tail, .. } => {
+                Some(u32::from_be_bytes([tail[16], tail[17], tail[18], tail[19]]))
+            }
             _ => None,
         }
     }
@@ -257,7 +257,8 @@ impl Tree {
     /// after adding nodes (steered hosts).
     pub fn finish(&mut self) {
         let apex_len = self.apex_lower.len();
-        let mut missing: Vec<(Box<[u8]>, Box<[u8]>)> = Vec::new();
+        // (lowercased key, owner as written) of each missing ancestor.
+        let mut missing: Vec<[Box<[u8]>; 2]> = Vec::new();
         self.has_cuts = false;
         self.has_wildcards = false;
         for (key, node) in self.nodes.iter_mut() {
@@ -271,10 +272,10 @@ impl Tree {
                 if anc.len() <= apex_len {
                     break;
                 }
-                missing.push((anc.into(), node.owner[off as usize..].into()));
+                missing.push([anc.into(), node.owner[off as usize..].into()]);
             }
         }
-        for (key, owner) in missing {
+        for [key, owner] in missing {
             self.nodes.entry(key).or_insert_with(|| Node {
                 owner,
                 ..Node::default()

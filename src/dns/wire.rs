@@ -303,6 +303,9 @@ fn parse_options(mut o: &[u8]) -> Result<Option<Ecs>, ()> {
 /// RFC 7871 §6 validation, stricter than hickory: the address must be
 /// exactly as long as the source prefix needs, carry no bits beyond it, and
 /// the query's scope must be zero.
+// Every failure means the same thing to the caller (FORMERR), so the error
+// carries nothing.
+#[allow(clippy::result_unit_err)]
 pub fn parse_ecs(b: &[u8]) -> Result<Ecs, ()> {
     if b.len() < 4 {
         return Err(());
@@ -321,7 +324,7 @@ pub fn parse_ecs(b: &[u8]) -> Result<Ecs, ()> {
     }
     let mut full = [0u8; 16];
     full[..addr.len()].copy_from_slice(addr);
-    if source % 8 != 0 {
+    if !source.is_multiple_of(8) {
         let last = addr.len() - 1;
         let mask = 0xFFu8 >> (source % 8);
         if addr[last] & mask != 0 {
@@ -447,10 +450,19 @@ mod tests {
     #[test]
     fn ecs_validation() {
         assert!(parse_ecs(&[0, 3, 0, 0]).is_err(), "unknown family");
-        assert!(parse_ecs(&[0, 1, 33, 0, 1, 2, 3, 4, 5]).is_err(), "prefix too long");
-        assert!(parse_ecs(&[0, 1, 23, 0, 192, 0, 3]).is_err(), "bits beyond prefix");
+        assert!(
+            parse_ecs(&[0, 1, 33, 0, 1, 2, 3, 4, 5]).is_err(),
+            "prefix too long"
+        );
+        assert!(
+            parse_ecs(&[0, 1, 23, 0, 192, 0, 3]).is_err(),
+            "bits beyond prefix"
+        );
         assert!(parse_ecs(&[0, 1, 24, 8, 192, 0, 2]).is_err(), "scope set");
-        assert!(parse_ecs(&[0, 1, 24, 0, 192, 0, 2, 0]).is_err(), "address too long");
+        assert!(
+            parse_ecs(&[0, 1, 24, 0, 192, 0, 2, 0]).is_err(),
+            "address too long"
+        );
         assert!(parse_ecs(&[0, 1, 0, 0]).is_ok());
         assert!(parse_ecs(&[0, 2, 56, 0, 0x20, 1, 0xd, 0xb8, 0, 0, 1]).is_ok());
     }

@@ -456,6 +456,8 @@ impl Worker {
                 }
             };
             let control = if controllen > 0 {
+                // msg_controllen is size_t on glibc but socklen_t on musl.
+                #[allow(clippy::unnecessary_cast)]
                 prepare_pktinfo_reply(&mut b.cmsgs[i], controllen as usize);
                 Some(((&raw mut b.cmsgs[i]).cast::<libc::c_void>(), controllen))
             } else {
