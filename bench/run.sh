@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# bench/run.sh: geosteer vs Knot vs gdnsd vs a do-nothing floor, per issue 6.
+#
+#   Harness W: server pinned to CPU 1, dnsperf pinned to CPU 0 at a fixed
+#              offered rate; figure = server utime+stime / answered queries.
+#   Harness I: server under callgrind; zero the counters once it answers,
+#              send a fixed number of queries, dump; figure = Ir / answered.
+#
+# Usage: bench/run.sh            (full run, ~4-5 min)
+#        W_SECONDS=3 bench/run.sh  (shorter W runs while iterating)
+#        SKIP_I=1 / SKIP_W=1       (one harness only)
+# Writes the table to stdout and to $OUT/table.md (OUT defaults to a temp dir).
+# CI does not run this: it needs root-free loopback, 2 cores and minutes.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$(mktemp -d /tmp/geosteer-bench.XXXXXX)}
+mkdir -p "$OUT"
+W_SECONDS=${W_SECONDS:-8}
+W_RATE=${W_RATE:-100000}
+I_QUERIES=${I_QUERIES:-20000}
+SKIP_W=${SKIP_W:-0}
+SKIP_I=${SKIP_I:-0}
+# ECS subnets: located by the demo database in North America, Europe, Asia.
+ECS_SUBNETS=${ECS_SUBNETS:-"8.8.8.0/24 77.88.8.0/24 114.114.114.0/24"}
+P_GEOSTEER=5300 P_GDNSD=5301 P_KNOT=5302 P_FLOOR=5303
+TCK=$(getconf CLK_TCK)
+
+log() { printf '%s\n' "$*" >&2; }
+
+# --- prerequisites -----------------------------------------------------------
+need=()
+command -v dnsperf >/dev/null || need+=(dnsperf)
+command -v gdnsd >/dev/null || need+=(gdnsd)
+command -v knotd >/dev/null || need+=(knot)
+command -v valgrind >/dev/null || need+=(valgrind)
+command -v gcc >/dev/null || need+=(gcc)
+if ((${#need[@]})); then
+    log "installing ${need[*]}"
+    sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
+    $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq "${need[@]}" >&2
+fi
+# Debian starts knot and gdnsd on install; they would hold CPU and ports.
+for svc in knot gdnsd; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+        log "stopping the $svc service"; systemctl stop "$svc" || true
+    elif command -v service >/dev/null && service "$svc" status >/dev/null 2>&1; then
+        log "stopping the $svc service"; service "$svc" stop || true
+    fi
+done
+
+log "building release (cargo build --release) and bench/floor"
+(cd "$ROOT" && cargo build --release --quiet)
+GS=$ROOT/target/release/geosteer
+gcc -O2 -o "$OUT/floor" "$ROOT/bench/floor.c"
+
+# --- equivalent configs --------------------------------------------------------
+# One database for both geo servers, built by geosteer in the GeoIP2-City schema.
+"$GS" geodb build "$ROOT/geodb/demo-city.yaml" "$OUT/city.mmdb" >/dev/null
+mkdir -p "$OUT/gs/zones" "$OUT/knot" "$OUT/gdnsd/zones" "$OUT/gdnsd/geoip" "$OUT/q"
+cp "$ROOT/zones/cdn.example.zone" "$ROOT/zones/cdn.example.pools.yaml" "$OUT/gs/zones/"
+for w in 1 2; do
+    cat >"$OUT/gs/w$w.yaml" <<EOF
+listen: [127.0.0.1:$P_GEOSTEER]
+zones: zones
+geodb: ../city.mmdb
+http: 127.0.0.1:$((8053 + w))
+workers: $w
+state_file: state-w$w.json
+EOF
+done
+
+cp "$ROOT/zones/cdn.example.zone" "$OUT/knot/cdn.example.zone"
+cat >"$OUT/knot/knot.conf" <<EOF
+server:
+    listen: 127.0.0.1@$P_KNOT
+    rundir: $OUT/knot
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: $OUT/knot
+template:
+  - id: default
+    storage: $OUT/knot
+    file: "%s.zone"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+log:
+  - target: stderr
+    any: warning
+zone:
+  - domain: cdn.example
+EOF
+
+# gdnsd: the same zone plus www as a geoip DYNA. Edges, coordinates and the
+# override nets are those of zones/cdn.example.pools.yaml (www: all edges,
+# nearest first, TTL 20). gdnsd's nets map to DC lists, so the Paris lab net
+# is given Paris's DC. gdnsd has no CAA parser in 3.8; those lines go.
+grep -v ' CAA ' "$ROOT/zones/cdn.example.zone" >"$OUT/gdnsd/zones/cdn.example"
+echo 'www 20 DYNA geoip!www' >>"$OUT/gdnsd/zones/cdn.example"
+cp "$OUT/city.mmdb" "$OUT/gdnsd/geoip/city.mmdb"
+cat >"$OUT/gdnsd/config" <<EOF
+options => {
+    listen => [ 127.0.0.1:$P_GDNSD ]
+    udp_threads => 1
+    tcp_threads => 1
+}
+plugins => {
+  geoip => {
+    maps => {
+      cdn => {
+        geoip2_db => city.mmdb
+        datacenters => [lhr, fra, cdg, iad, sjc, gru, jnb, nrt, sin, syd, bom]
+        auto_dc_coords => {
+          lhr => [51.47, -0.45], fra => [50.03, 8.57], cdg => [49.01, 2.55],
+          iad => [38.95, -77.45], sjc => [37.36, -121.93], gru => [-23.43, -46.47],
+          jnb => [-26.14, 28.24], nrt => [35.76, 140.39], sin => [1.36, 103.99],
+          syd => [-33.95, 151.18], bom => [19.09, 72.87]
+        }
+        nets => { 10.20.0.0/16 => [cdg], 10.30.0.0/16 => [fra] }
+      }
+    }
+    resources => {
+      www => {
+        map => cdn
+        dcmap => {
+          lhr => { addrs_v4 => [192.0.2.10], addrs_v6 => [2001:db8:10::1] }
+          fra => { addrs_v4 => [192.0.2.20], addrs_v6 => [2001:db8:20::1] }
+          cdg => [192.0.2.30]
+          iad => { addrs_v4 => [198.51.100.10], addrs_v6 => [2001:db8:110::1] }
+          sjc => { addrs_v4 => [198.51.100.20], addrs_v6 => [2001:db8:120::1] }
+          gru => [198.51.100.30]
+          jnb => [198.51.100.40]
+          nrt => { addrs_v4 => [203.0.113.10], addrs_v6 => [2001:db8:210::1] }
+          sin => { addrs_v4 => [203.0.113.20], addrs_v6 => [2001:db8:220::1] }
+          syd => [203.0.113.30]
+          bom => [203.0.113.40]
+        }
+      }
+    }
+  }
+}
+EOF
+
+echo 'static.cdn.example A' >"$OUT/q/static"
+echo 'www.cdn.example A' >"$OUT/q/geo"
+
+# ECS option value (RFC 7871): family, source prefix, scope 0, address bytes.
+ecs_hex() {
+    local net=${1%/*} len=${1#*/} hex a b c d
+    IFS=. read -r a b c d <<<"$net"
+    hex=$(printf '%02x%02x%02x%02x' "$a" "$b" "$c" "$d")
+    printf '0001%02x00%s' "$len" "${hex:0:$(((len + 7) / 8 * 2))}"
+}
+
+# Query kinds: name|qfile|dnsperf extra args. Every kind sends EDNS (-e),
+# as real resolvers do.
+kinds_static=("static A|static|-e")
+kinds_geo=("geo A, no ECS|geo|-e")
+for s in $ECS_SUBNETS; do kinds_geo+=("geo A, ECS $s|geo|-E 8:$(ecs_hex "$s")"); done
+
+# --- servers -------------------------------------------------------------------
+# start_server NAME PREFIX... : starts the server (PREFIX is taskset or
+# valgrind), sets PID and PORT, waits until it answers.
+start_server() {
+    local name=$1; shift
+    case $name in
+    geosteer-w1 | geosteer-w2)
+        PORT=$P_GEOSTEER
+        (cd "$OUT/gs" && RUST_LOG=warn exec "$@" "$GS" serve --config "${name#geosteer-}.yaml") \
+            >"$OUT/$name.log" 2>&1 &
+        ;;
+    gdnsd) PORT=$P_GDNSD; "$@" gdnsd -c "$OUT/gdnsd" start >"$OUT/$name.log" 2>&1 & ;;
+    knot) PORT=$P_KNOT; "$@" knotd -c "$OUT/knot/knot.conf" >"$OUT/$name.log" 2>&1 & ;;
+    floor) PORT=$P_FLOOR; "$@" "$OUT/floor" $P_FLOOR >"$OUT/$name.log" 2>&1 & ;;
+    esac
+    PID=$!
+    local i
+    for i in $(seq 1 600); do
+        if dig +time=1 +tries=1 -p "$PORT" @127.0.0.1 static.cdn.example A 2>/dev/null |
+            grep -q 'status: NOERROR'; then
+            # Let start-up work (DB verification, runtime threads) finish
+            # so it is not billed to the queries.
+            sleep "${SETTLE:-1}"
+            return 0
+        fi
+        kill -0 "$PID" 2>/dev/null || { log "$name died:"; tail "$OUT/$name.log" >&2; return 1; }
+        sleep 0.2
+    done
+    log "$name never answered"; return 1
+}
+
+stop_server() {
+    kill "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+}
+
+# The pid whose /proc stat counts the server's CPU (valgrind/taskset exec).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# dnsperf summary fields -> "completed lost avg_ms stddev_ms".
+# dnsperf 2.10 has no percentiles; -v (one line per response) would give
+# them but halves the rate dnsperf can offer here, so W reports the mean
+# and standard deviation of latency instead of p99.
+dnsperf_stats() {
+    local f=$1
+    local completed lost sd avg
+    completed=$(awk '/Queries completed:/ {print $3}' "$f")
+    lost=$(awk '/Queries lost:/ {print $3}' "$f")
+    avg=$(awk '/Average Latency/ {printf "%.3f", $4 * 1000}' "$f")
+    sd=$(awk '/Latency StdDev/ {printf "%.3f", $4 * 1000}' "$f")
+    echo "${completed:-0} ${lost:-0} ${avg:--} ${sd:--}"
+}
+
+declare -A W_US W_QPS W_LOST W_LAT I_IR
+ROWS=()
+row() { local k="$1|$2"; [[ " ${ROWS[*]-} " == *" $k "* ]] || ROWS+=("$k"); }
+
+# W: one server, one kind.
+harness_w() {
+    local name=$1 kind=$2 qfile=$3 extra=$4
+    start_server "$name" taskset -c 1 || return 0
+    local t0 t1 out=$OUT/w-$name-${kind//[^a-zA-Z0-9]/_}.txt
+    t0=$(cpu_ticks "$PID")
+    # shellcheck disable=SC2086
+    taskset -c 0 dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q/$qfile" $extra \
+        -c 8 -q 200 -l "$W_SECONDS" -Q "$W_RATE" >"$out" 2>&1 || true
+    t1=$(cpu_ticks "$PID")
+    stop_server
+    local completed lost avg sd
+    read -r completed lost avg sd < <(dnsperf_stats "$out")
+    local key="$name|$kind"
+    row "$name" "$kind"
+    W_US[$key]=$(awk -v t=$((t1 - t0)) -v hz="$TCK" -v n="$completed" 'BEGIN {printf "%.2f", n ? t * 1e6 / hz / n : 0}')
+    W_QPS[$key]=$(awk -v n="$completed" -v s="$W_SECONDS" 'BEGIN {printf "%.0f", n / s}')
+    W_LOST[$key]=$lost
+    W_LAT[$key]="$avg ± $sd"
+    log "W $name / $kind: ${W_US[$key]} us/q, ${W_QPS[$key]} qps, lost $lost, latency ${avg} ± ${sd} ms"
+}
+
+# I: one server under callgrind, every kind it serves in turn.
+harness_i() {
+    local name=$1; shift
+    local cg=$OUT/cg-$name
+    mkdir -p "$cg"
+    start_server "$name" valgrind --tool=callgrind --callgrind-out-file="$cg/callgrind.out.%p" \
+        --dump-line=no --compress-strings=no || return 0
+    # valgrind execs the tool in place, so $PID is the server.
+    local spec kind qfile extra before after n ir out
+    for spec in "$@"; do
+        IFS='|' read -r kind qfile extra <<<"$spec"
+        # Warm the path once (page faults, lazy init), then zero.
+        # shellcheck disable=SC2086
+        dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q/$qfile" $extra -n 200 >/dev/null 2>&1 || true
+        callgrind_control -z "$PID" >/dev/null
+        out=$OUT/i-$name-${kind//[^a-zA-Z0-9]/_}.txt
+        # shellcheck disable=SC2086
+        dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q/$qfile" $extra -n "$I_QUERIES" -q 64 >"$out" 2>&1 || true
+        before=$(ls "$cg" | wc -l)
+        callgrind_control -d "$PID" >/dev/null
+        for _ in $(seq 1 100); do [ "$(ls "$cg" | wc -l)" -gt "$before" ] && break; sleep 0.1; done
+        # The newest dump; its "totals:" line is Ir over every thread.
+        local dump
+        dump=$(ls -t "$cg"/callgrind.out.* | head -1)
+        ir=$(awk '/^(totals|summary):/ {print $2; exit}' "$dump")
+        n=$(awk '/Queries completed:/ {print $3}' "$out")
+        row "$name" "$kind"
+        I_IR["$name|$kind"]=$(awk -v ir="${ir:-0}" -v n="${n:-0}" 'BEGIN {printf "%.0f", n ? ir / n : 0}')
+        log "I $name / $kind: ${I_IR[$name|$kind]} instr/q ($ir Ir / $n queries)"
+    done
+    stop_server
+}
+
+run_all_w() {
+    local spec kind qfile extra
+    harness_w floor "any (static A)" static -e
+    harness_w knot "static A" static -e
+    for spec in "${kinds_static[@]}" "${kinds_geo[@]}"; do
+        IFS='|' read -r kind qfile extra <<<"$spec"
+        harness_w gdnsd "$kind" "$qfile" "$extra"
+        harness_w geosteer-w1 "$kind" "$qfile" "$extra"
+    done
+    # workers: 2 on the same single pinned CPU is what the machine allows
+    # (dnsperf owns CPU 0); shown for the static and the first ECS kind.
+    for spec in "${kinds_static[0]}" "${kinds_geo[1]}"; do
+        IFS='|' read -r kind qfile extra <<<"$spec"
+        harness_w geosteer-w2 "$kind" "$qfile" "$extra"
+    done
+}
+
+run_all_i() {
+    harness_i floor "any (static A)|static|-e"
+    harness_i knot "${kinds_static[@]}"
+    harness_i gdnsd "${kinds_static[@]}" "${kinds_geo[@]}"
+    harness_i geosteer-w1 "${kinds_static[@]}" "${kinds_geo[@]}"
+}
+
+T0=$(date +%s)
+[ "$SKIP_W" = 1 ] || run_all_w
+[ "$SKIP_I" = 1 ] || run_all_i
+
+# --- table -------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a != "" && b != "" && b + 0 > 0) printf "%.2f", a / b; else print "–"}'; }
+knot_w=${W_US["knot|static A"]:-}
+knot_i=${I_IR["knot|static A"]:-}
+floor_w=${W_US["floor|any (static A)"]:-}
+{
+    echo "| server | query | W µs CPU/q | qps | lost | latency ms (mean ± sd) | I instr/q | W ÷ Knot static | W ÷ gdnsd same | W ÷ floor | I ÷ Knot static | I ÷ gdnsd same |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for r in "${ROWS[@]}"; do
+        name=${r%%|*} kind=${r#*|}
+        w=${W_US[$r]:-} i=${I_IR[$r]:-}
+        # Floor and Knot rows compare with gdnsd's static; the others with gdnsd's same kind.
+        case $name in floor | knot) g="gdnsd|static A" ;; *) g="gdnsd|$kind" ;; esac
+        echo "| $name | $kind | ${w:-–} | ${W_QPS[$r]:-–} | ${W_LOST[$r]:-–} | ${W_LAT[$r]:-–} | ${i:-–} | $(ratio "$w" "$knot_w") | $(ratio "$w" "${W_US[$g]:-}") | $(ratio "$w" "$floor_w") | $(ratio "$i" "$knot_i") | $(ratio "$i" "${I_IR[$g]:-}") |"
+    done
+    echo
+    echo "W: server \`taskset -c 1\`, \`taskset -c 0 dnsperf -c 8 -q 200 -l $W_SECONDS -Q $W_RATE\`, one name, loopback; utime+stime from /proc/<pid>/stat ÷ completed, counted from 1 s after the server first answers. qps is what dnsperf achieved (it falls short of the offered rate on this machine). dnsperf 2.10 reports no percentiles, so latency is mean ± sd, not p99."
+    echo "I: server under \`valgrind --tool=callgrind\`, \`callgrind_control -z\` after 200 warm-up queries, $I_QUERIES queries, \`callgrind_control -d\`; Ir (all threads) ÷ completed."
+    echo "Every query has EDNS (\`-e\` or \`-E 8:<ECS>\`). Knot: static only (Debian's knotd is built without libmaxminddb, so no mod-geoip)."
+    echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r); wall time $(($(date +%s) - T0)) s."
+} | tee "$OUT/table.md"
+log "details in $OUT"

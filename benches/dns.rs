@@ -1,0 +1,107 @@
+//! Criterion benches of the answer path without sockets: the query parse,
+//! the steering decision, and `respond` end to end (parse, lookup, render)
+//! for a static A, a steered A without ECS and a steered A with ECS.
+//!
+//! Run: `cargo bench --bench dns`. Numbers go in BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use geosteer::config::ServerConfig;
+use geosteer::config::pools::AlwaysUp;
+use geosteer::dns::{self, wire};
+use geosteer::net::Transport;
+use geosteer::steer::{self, Client, Family};
+
+/// A query for `name` (presentation, no trailing dot) with EDNS and,
+/// optionally, ECS for an IPv4 /24.
+fn query(name: &str, ecs: Option<[u8; 3]>) -> Vec<u8> {
+    let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+    for label in name.split('.') {
+        p.push(label.len() as u8);
+        p.extend_from_slice(label.as_bytes());
+    }
+    p.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let opts: Vec<u8> = match ecs {
+        Some(a) => [&[0, 8, 0, 7, 0, 1, 24, 0][..], &a[..]].concat(),
+        None => Vec::new(),
+    };
+    p.extend_from_slice(&[0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0]);
+    p.extend_from_slice(&(opts.len() as u16).to_be_bytes());
+    p.extend_from_slice(&opts);
+    p
+}
+
+fn benches(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cfg = ServerConfig::load(&root.join("geosteer.yaml")).expect("demo config");
+    let snap = geosteer::reload::build_snapshot(&cfg, &AlwaysUp, 0).expect("demo snapshot");
+    let client: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+    let mut out = vec![0u8; 65_535];
+
+    let cases = [
+        ("static A", query("static.cdn.example", None)),
+        ("geo A, no ECS", query("www.cdn.example", None)),
+        (
+            "geo A, ECS 8.8.8.0/24",
+            query("www.cdn.example", Some([8, 8, 8])),
+        ),
+        (
+            "geo A, ECS 77.88.8.0/24",
+            query("www.cdn.example", Some([77, 88, 8])),
+        ),
+    ];
+
+    let mut g = c.benchmark_group("parse");
+    for (name, q) in &cases {
+        g.bench_function(*name, |b| {
+            b.iter(|| wire::parse_query(black_box(q)).is_ok())
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("respond");
+    for (name, q) in &cases {
+        assert!(dns::respond(&snap, q, client, Transport::Udp, &mut out).is_some());
+        g.bench_function(*name, |b| {
+            b.iter(|| dns::respond(&snap, black_box(q), client, Transport::Udp, &mut out))
+        });
+    }
+    g.finish();
+
+    // The steering decision alone, for the ECS address of a US resolver.
+    let zone = snap.zone_named("cdn.example").expect("demo zone");
+    let host = zone
+        .steering
+        .hosts
+        .iter()
+        .find(|h| h.name == "www")
+        .expect("www");
+    let addr: IpAddr = "8.8.8.0".parse().unwrap();
+    let who = Client {
+        addr,
+        ecs_source: Some(24),
+    };
+    c.bench_function("steer::decide www ECS 8.8.8.0/24", |b| {
+        b.iter(|| {
+            steer::decide(
+                &zone.steering,
+                host,
+                snap.geodb.as_deref(),
+                black_box(who),
+                Family::V4,
+                &mut (),
+            )
+        })
+    });
+    if let Some(db) = snap.geodb.as_deref() {
+        c.bench_function("geo lookup 8.8.8.0", |b| {
+            b.iter(|| db.lookup(black_box(addr)))
+        });
+    }
+}
+
+criterion_group!(dns_benches, benches);
+criterion_main!(dns_benches);
