@@ -126,8 +126,10 @@ pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, V
     } else {
         Default::default()
     };
+    let name = zf.origin.to_string();
     Ok(Zone {
-        name: zf.origin.to_string(),
+        counters: crate::metrics::SteerCounters::new(&name, &steering),
+        name,
         tree,
         steering,
         zone_file: zone_file.to_path_buf(),
