@@ -130,6 +130,13 @@ pub struct ServerRaw {
     /// Sampled query log; off when absent.
     #[serde(default)]
     pub query_log: Option<crate::querylog::QueryLogConfig>,
+    /// Reload on file changes (default); `false` leaves SIGHUP and the API.
+    #[serde(default = "yes")]
+    pub watch: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The validated server config, paths resolved against the config's directory.
@@ -145,6 +152,7 @@ pub struct ServerConfig {
     pub tcp: TcpRaw,
     pub state_file: PathBuf,
     pub query_log: Option<crate::querylog::QueryLogConfig>,
+    pub watch: bool,
 }
 
 impl ServerConfig {
@@ -196,6 +204,7 @@ impl ServerConfig {
         });
         Ok(ServerConfig {
             query_log,
+            watch: raw.watch,
             path: path.to_path_buf(),
             listen: raw.listen,
             zones: base.join(raw.zones),
