@@ -305,7 +305,13 @@ pub fn status_text(st: &serde_json::Value, edges: &serde_json::Value) -> String 
                 "geodb {}  {}  built {}",
                 s(&db["path"]),
                 s(&db["database_type"]),
-                s(&db["build_epoch"])
+                db["build_epoch"].as_u64().map_or_else(
+                    || "-".to_string(),
+                    |t| humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)
+                    )
+                    .to_string()
+                )
             );
         }
         None => {
