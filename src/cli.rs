@@ -250,7 +250,9 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Val
     if !code.is_success() {
         bail!("GET {url}: HTTP {code}");
     }
-    resp.json().await.with_context(|| format!("GET {url}: not JSON"))
+    resp.json()
+        .await
+        .with_context(|| format!("GET {url}: not JSON"))
 }
 
 /// `geosteer status`: zones and edges as two short tables.
@@ -368,7 +370,13 @@ fn table(out: &mut String, rows: &[Vec<String>]) {
     use std::fmt::Write;
     let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for r in rows {
         let mut line = String::new();

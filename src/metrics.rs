@@ -39,19 +39,55 @@ pub fn install() -> PrometheusHandle {
 /// health modules' series render without HELP (still valid text format).
 fn describe() {
     use metrics::{describe_counter, describe_gauge};
-    describe_counter!("geosteer_queries_total", "DNS responses sent, by transport, qtype and rcode");
+    describe_counter!(
+        "geosteer_queries_total",
+        "DNS responses sent, by transport, qtype and rcode"
+    );
     describe_counter!("geosteer_truncated_total", "Responses sent with TC set");
-    describe_counter!("geosteer_ecs_queries_total", "Queries carrying EDNS Client Subnet");
-    describe_counter!("geosteer_dropped_total", "Packets that got no answer (unparseable)");
-    describe_counter!("geosteer_steered_answers_total", "Steered answers by zone and host");
-    describe_counter!("geosteer_steered_edge_answers_total", "Steered answers containing an edge, by zone and edge");
-    describe_counter!("geosteer_reloads_total", "Snapshots swapped in after start-up");
-    describe_counter!("geosteer_reload_failures_total", "Reloads rejected; the last good snapshot kept serving");
-    describe_gauge!("geosteer_snapshot_generation", "Generation of the serving snapshot");
-    describe_gauge!("geosteer_snapshot_timestamp_seconds", "Unix time the serving snapshot was built");
-    describe_gauge!("geosteer_snapshot_age_seconds", "Seconds since the serving snapshot was built");
-    describe_gauge!("geosteer_geodb_build_epoch_seconds", "Build time (Unix) of the serving GeoIP database");
-    describe_counter!("geosteer_querylog_dropped_total", "Sampled query-log lines dropped because the writer fell behind");
+    describe_counter!(
+        "geosteer_ecs_queries_total",
+        "Queries carrying EDNS Client Subnet"
+    );
+    describe_counter!(
+        "geosteer_dropped_total",
+        "Packets that got no answer (unparseable)"
+    );
+    describe_counter!(
+        "geosteer_steered_answers_total",
+        "Steered answers by zone and host"
+    );
+    describe_counter!(
+        "geosteer_steered_edge_answers_total",
+        "Steered answers containing an edge, by zone and edge"
+    );
+    describe_counter!(
+        "geosteer_reloads_total",
+        "Snapshots swapped in after start-up"
+    );
+    describe_counter!(
+        "geosteer_reload_failures_total",
+        "Reloads rejected; the last good snapshot kept serving"
+    );
+    describe_gauge!(
+        "geosteer_snapshot_generation",
+        "Generation of the serving snapshot"
+    );
+    describe_gauge!(
+        "geosteer_snapshot_timestamp_seconds",
+        "Unix time the serving snapshot was built"
+    );
+    describe_gauge!(
+        "geosteer_snapshot_age_seconds",
+        "Seconds since the serving snapshot was built"
+    );
+    describe_gauge!(
+        "geosteer_geodb_build_epoch_seconds",
+        "Build time (Unix) of the serving GeoIP database"
+    );
+    describe_counter!(
+        "geosteer_querylog_dropped_total",
+        "Sampled query-log lines dropped because the writer fell behind"
+    );
 }
 
 const QTYPES: [(u16, &str); 11] = [

@@ -95,7 +95,12 @@ impl QueryLog {
             return Ok(None);
         }
         let out: Box<dyn Write + Send> = match &cfg.path {
-            Some(p) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?),
+            Some(p) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            ),
             None => Box::new(std::io::stderr()),
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);

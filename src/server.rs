@@ -12,8 +12,8 @@ use tokio::task::JoinHandle;
 use crate::config::ServerConfig;
 use crate::dns;
 use crate::metrics::QueryMetrics;
-use crate::querylog::QueryLog;
 use crate::net::{Handler, TcpConfig, Transport, UdpRunning, UdpServer, serve_tcp};
+use crate::querylog::QueryLog;
 use crate::snapshot::{Shared, Snapshot};
 
 /// The bridge from transports to the answer core: loads the current

@@ -58,7 +58,9 @@ fn start(extra_cfg: &str) -> Server {
         .enable_all()
         .build()
         .unwrap();
-    let app = rt.block_on(App::start(ServerConfig::load(&cfg_path).unwrap())).unwrap();
+    let app = rt
+        .block_on(App::start(ServerConfig::load(&cfg_path).unwrap()))
+        .unwrap();
     Server {
         _dir: dir,
         root,
@@ -69,7 +71,13 @@ fn start(extra_cfg: &str) -> Server {
     }
 }
 
-fn http_with(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
+fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
@@ -98,7 +106,11 @@ fn ask(server: SocketAddr, name: &str, qtype: RecordType, ecs: Option<&str>) -> 
         let mut edns = Edns::new();
         edns.set_max_payload(1232);
         edns.options_mut()
-            .insert(EdnsOption::Subnet(ClientSubnet::new(net.parse().unwrap(), 24, 0)));
+            .insert(EdnsOption::Subnet(ClientSubnet::new(
+                net.parse().unwrap(),
+                24,
+                0,
+            )));
         m.edns = Some(edns);
     }
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -114,7 +126,8 @@ fn ask(server: SocketAddr, name: &str, qtype: RecordType, ecs: Option<&str>) -> 
 fn parse_prometheus(text: &str) -> HashMap<String, f64> {
     fn is_name(s: &str) -> bool {
         let mut c = s.chars();
-        c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
+        c.next()
+            .is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
             && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == ':')
     }
     let mut out = HashMap::new();
@@ -130,34 +143,48 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
             let name = parts.next().unwrap_or("");
             let arg = parts.next().unwrap_or("");
             match kind {
-                "HELP" => assert!(is_name(name) && !arg.is_empty(), "line {n}: bad HELP: {line}"),
+                "HELP" => assert!(
+                    is_name(name) && !arg.is_empty(),
+                    "line {n}: bad HELP: {line}"
+                ),
                 "TYPE" => {
                     assert!(is_name(name), "line {n}: bad TYPE name: {line}");
                     assert!(
                         ["counter", "gauge", "histogram", "summary", "untyped"].contains(&arg),
                         "line {n}: bad TYPE: {line}"
                     );
-                    assert!(typed.insert(name.to_string(), arg.to_string()).is_none(), "line {n}: TYPE twice: {line}");
+                    assert!(
+                        typed.insert(name.to_string(), arg.to_string()).is_none(),
+                        "line {n}: TYPE twice: {line}"
+                    );
                 }
                 _ => {}
             }
             continue;
         }
         // name{labels} value
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("line {n}: no value: {line}"));
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("line {n}: no value: {line}"));
         let v: f64 = match value {
             "+Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
             "NaN" => f64::NAN,
-            v => v.parse().unwrap_or_else(|_| panic!("line {n}: bad value: {line}")),
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("line {n}: bad value: {line}")),
         };
         let name = match series.split_once('{') {
             Some((name, labels)) => {
-                let labels = labels.strip_suffix('}').unwrap_or_else(|| panic!("line {n}: unclosed labels: {line}"));
+                let labels = labels
+                    .strip_suffix('}')
+                    .unwrap_or_else(|| panic!("line {n}: unclosed labels: {line}"));
                 // label="value" pairs, values quoted, separated by commas.
                 let mut rest = labels;
                 while !rest.is_empty() {
-                    let (k, after) = rest.split_once("=\"").unwrap_or_else(|| panic!("line {n}: bad label: {line}"));
+                    let (k, after) = rest
+                        .split_once("=\"")
+                        .unwrap_or_else(|| panic!("line {n}: bad label: {line}"));
                     assert!(is_name(k), "line {n}: bad label name {k:?}");
                     let mut end = None;
                     let mut esc = false;
@@ -172,7 +199,8 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
                             _ => {}
                         }
                     }
-                    let end = end.unwrap_or_else(|| panic!("line {n}: unterminated label value: {line}"));
+                    let end =
+                        end.unwrap_or_else(|| panic!("line {n}: unterminated label value: {line}"));
                     rest = &after[end + 1..];
                     rest = rest.strip_prefix(',').unwrap_or(rest);
                 }
@@ -199,10 +227,22 @@ fn val(m: &HashMap<String, f64>, series: &str) -> f64 {
 
 #[test]
 fn prometheus_parser_rejects_garbage() {
-    for bad in ["foo{a=\"1\" 1", "foo bar", "# TYPE foo nonsense", "9foo 1", "foo{a=1} 1"] {
-        assert!(std::panic::catch_unwind(|| parse_prometheus(bad)).is_err(), "{bad:?} accepted");
+    for bad in [
+        "foo{a=\"1\" 1",
+        "foo bar",
+        "# TYPE foo nonsense",
+        "9foo 1",
+        "foo{a=1} 1",
+    ] {
+        assert!(
+            std::panic::catch_unwind(|| parse_prometheus(bad)).is_err(),
+            "{bad:?} accepted"
+        );
     }
-    assert_eq!(parse_prometheus("# HELP a_b x y\n# TYPE a_b counter\na_b{x=\"q\\\"z\",y=\"\"} 3\n")["a_b{x=\"q\\\"z\",y=\"\"}"], 3.0);
+    assert_eq!(
+        parse_prometheus("# HELP a_b x y\n# TYPE a_b counter\na_b{x=\"q\\\"z\",y=\"\"} 3\n")["a_b{x=\"q\\\"z\",y=\"\"}"],
+        3.0
+    );
 }
 
 #[test]
@@ -225,7 +265,10 @@ fn metrics_parse_and_move() {
         "geosteer_snapshot_age_seconds",
         "geosteer_geodb_build_epoch_seconds",
     ] {
-        assert!(text.contains(&format!("\n{name}")) || text.starts_with(name), "{name} missing from /metrics");
+        assert!(
+            text.contains(&format!("\n{name}")) || text.starts_with(name),
+            "{name} missing from /metrics"
+        );
     }
     assert!(val(&m0, "geosteer_geodb_build_epoch_seconds") > 1.0e9);
 
@@ -242,19 +285,35 @@ fn metrics_parse_and_move() {
     // A malformed packet: header only, QDCOUNT 1 but no question.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    sock.send_to(&[0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0], srv.dns).unwrap();
+    sock.send_to(&[0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0], srv.dns)
+        .unwrap();
     let mut buf = [0u8; 512];
     let _ = sock.recv(&mut buf);
 
-    let r = Command::new(BIN).args(["reload", "--http", &srv.http.to_string(), "-c", "/nonexistent"]).output().unwrap();
+    let r = Command::new(BIN)
+        .args([
+            "reload",
+            "--http",
+            &srv.http.to_string(),
+            "-c",
+            "/nonexistent",
+        ])
+        .output()
+        .unwrap();
     assert!(r.status.success());
     let m1 = metrics(&srv);
     // Other tests in this process share the recorder: counters only grow,
     // so check growth by at least what this test did.
     assert!(val(&m1, noerr_a) - val(&m0, noerr_a) >= 4.0);
     assert!(val(&m1, nx_a) - val(&m0, nx_a) >= 1.0);
-    assert!(val(&m1, www) - val(&m0, www) >= 4.0, "steered by host did not move");
-    assert!(val(&m1, lon) - val(&m0, lon) >= 4.0, "steered by edge did not move");
+    assert!(
+        val(&m1, www) - val(&m0, www) >= 4.0,
+        "steered by host did not move"
+    );
+    assert!(
+        val(&m1, lon) - val(&m0, lon) >= 4.0,
+        "steered by edge did not move"
+    );
     assert!(val(&m1, ecs) - val(&m0, ecs) >= 1.0);
     assert!(val(&m1, "geosteer_reloads_total") - val(&m0, "geosteer_reloads_total") >= 1.0);
     let formerr: f64 = m1
@@ -263,7 +322,10 @@ fn metrics_parse_and_move() {
         .map(|(_, v)| v)
         .sum();
     let dropped = val(&m1, "geosteer_dropped_total{transport=\"udp\"}");
-    assert!(formerr + dropped >= 1.0, "the malformed packet was not counted");
+    assert!(
+        formerr + dropped >= 1.0,
+        "the malformed packet was not counted"
+    );
 }
 
 #[test]
@@ -294,20 +356,36 @@ fn status_and_healthz() {
 
     // geosteer status renders both tables.
     let out = Command::new(BIN)
-        .args(["status", "--http", &srv.http.to_string(), "-c", "/nonexistent"])
+        .args([
+            "status",
+            "--http",
+            &srv.http.to_string(),
+            "-c",
+            "/nonexistent",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("last reload: ok (start"), "{text}");
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines.iter().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["h.example.", "2", "2", "4"]), "{text}");
     assert!(
-        lines.iter().any(|l| l.starts_with("h.example.") && l.split_whitespace().nth(1) == Some("lon") && l.contains(" up ")),
+        lines
+            .iter()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["h.example.", "2", "2", "4"]),
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("h.example.")
+            && l.split_whitespace().nth(1) == Some("lon")
+            && l.contains(" up ")),
         "{text}"
     );
     // A server that isn't there: non-zero exit.
-    let out = Command::new(BIN).args(["status", "--http", "127.0.0.1:1", "-c", "/nonexistent"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["status", "--http", "127.0.0.1:1", "-c", "/nonexistent"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
 }
 
@@ -316,16 +394,34 @@ fn token_guards_mutations() {
     let srv = start("http_token: s3cret\n");
     let (code, _, _) = http_with(srv.http, "POST", "/api/reload", "", "");
     assert_eq!(code, 401);
-    let (code, _, _) = http_with(srv.http, "POST", "/api/reload", "Authorization: Bearer wrong\r\n", "");
+    let (code, _, _) = http_with(
+        srv.http,
+        "POST",
+        "/api/reload",
+        "Authorization: Bearer wrong\r\n",
+        "",
+    );
     assert_eq!(code, 401);
-    let (code, _, body) = http_with(srv.http, "POST", "/api/reload", "Authorization: Bearer s3cret\r\n", "");
+    let (code, _, body) = http_with(
+        srv.http,
+        "POST",
+        "/api/reload",
+        "Authorization: Bearer s3cret\r\n",
+        "",
+    );
     assert_eq!(code, 200, "{body}");
     // Reads stay open.
     assert_eq!(get(srv.http, "/api/status").0, 200);
     // The CLI takes the token from the environment.
     let run = |token: Option<&str>| {
         let mut c = Command::new(BIN);
-        c.args(["reload", "--http", &srv.http.to_string(), "-c", "/nonexistent"]);
+        c.args([
+            "reload",
+            "--http",
+            &srv.http.to_string(),
+            "-c",
+            "/nonexistent",
+        ]);
         match token {
             Some(t) => c.env("GEOSTEER_HTTP_TOKEN", t),
             None => c.env_remove("GEOSTEER_HTTP_TOKEN"),
@@ -340,7 +436,10 @@ fn read_lines(path: &std::path::Path, want: usize) -> Vec<serde_json::Value> {
     let start = Instant::now();
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         if lines.len() >= want || start.elapsed() > Duration::from_secs(2) {
             return lines;
         }
@@ -355,16 +454,25 @@ fn query_log_sampled_all() {
     ask(srv.dns, "nope.h.example.", RecordType::AAAA, None);
     let lines = read_lines(&srv.root.join("q.log"), 2);
     assert_eq!(lines.len(), 2, "{lines:?}");
-    let www = lines.iter().find(|l| l["name"] == "www.h.example.").expect("www line");
+    let www = lines
+        .iter()
+        .find(|l| l["name"] == "www.h.example.")
+        .expect("www line");
     assert_eq!(www["type"], "A");
     assert_eq!(www["rcode"], "NOERROR");
     assert_eq!(www["client"], "127.0.0.1");
     assert_eq!(www["ecs"], "192.0.2.0/24");
     assert_eq!(www["host"], "www");
-    assert!(www["edges"].as_array().is_some_and(|e| !e.is_empty()), "{www}");
+    assert!(
+        www["edges"].as_array().is_some_and(|e| !e.is_empty()),
+        "{www}"
+    );
     assert!(www["scope"].is_u64());
     assert!(www["latency_us"].as_f64().unwrap() > 0.0);
-    let nx = lines.iter().find(|l| l["name"] == "nope.h.example.").expect("nx line");
+    let nx = lines
+        .iter()
+        .find(|l| l["name"] == "nope.h.example.")
+        .expect("nx line");
     assert_eq!(nx["rcode"], "NXDOMAIN");
     assert_eq!(nx["type"], "AAAA");
     assert_eq!(nx["edges"], serde_json::json!([]));

@@ -80,10 +80,7 @@ impl Fx {
     /// Write to a temp name in the same directory, then rename over.
     fn replace(&self, rel: &str, bytes: &[u8]) {
         let p = self.path(rel);
-        let tmp = p.with_file_name(format!(
-            ".{}.tmp",
-            p.file_name().unwrap().to_string_lossy()
-        ));
+        let tmp = p.with_file_name(format!(".{}.tmp", p.file_name().unwrap().to_string_lossy()));
         std::fs::write(&tmp, bytes).unwrap();
         std::fs::rename(&tmp, &p).unwrap();
     }
@@ -138,7 +135,11 @@ fn query_bytes(id: u16, name: &str) -> Vec<u8> {
 }
 
 /// One A query for www.t.example. over UDP: (rcode, addresses).
-fn ask_on(sock: &UdpSocket, server: SocketAddr, id: u16) -> Result<(ResponseCode, Vec<Ipv4Addr>), String> {
+fn ask_on(
+    sock: &UdpSocket,
+    server: SocketAddr,
+    id: u16,
+) -> Result<(ResponseCode, Vec<Ipv4Addr>), String> {
     sock.send_to(&query_bytes(id, "www.t.example."), server)
         .map_err(|e| e.to_string())?;
     let mut buf = [0u8; 2048];
@@ -382,12 +383,22 @@ fn api_and_cli_trigger_reload() {
 
     fx.write("zones/t.example.pools.yaml", &pools(V1, 5));
     let out = Command::new(BIN)
-        .args(["reload", "--http", &srv.http.to_string(), "-c", "/nonexistent.yaml"])
+        .args([
+            "reload",
+            "--http",
+            &srv.http.to_string(),
+            "-c",
+            "/nonexistent.yaml",
+        ])
         .env_remove("GEOSTEER_HTTP_TOKEN")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.starts_with("reloaded: generation "), "{stdout}");
     let took = wait_answer(srv.dns, V1, Duration::from_secs(1));
     eprintln!("geosteer reload: switched in {took:?}");
@@ -395,7 +406,13 @@ fn api_and_cli_trigger_reload() {
     // A rejected reload: exit 1 and the file:line message.
     fx.write("zones/t.example.pools.yaml", "edges: [\n");
     let out = Command::new(BIN)
-        .args(["reload", "--http", &srv.http.to_string(), "-c", "/nonexistent.yaml"])
+        .args([
+            "reload",
+            "--http",
+            &srv.http.to_string(),
+            "-c",
+            "/nonexistent.yaml",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -406,7 +423,11 @@ fn api_and_cli_trigger_reload() {
 
 /// `geosteer check`'s output, one problem per line.
 fn check(cfg: &Path) -> (bool, String) {
-    let out = Command::new(BIN).args(["check", "-c"]).arg(cfg).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "-c"])
+        .arg(cfg)
+        .output()
+        .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
@@ -431,7 +452,10 @@ fn bad_changes_keep_the_old_answers() {
             "bad zone",
             Box::new(|fx: &Fx| {
                 fx.write("zones/t.example.pools.yaml", &pools_v2);
-                fx.write("zones/t.example.zone", &format!("{ZONE}www2 IN A 999.1.1.1\n"));
+                fx.write(
+                    "zones/t.example.zone",
+                    &format!("{ZONE}www2 IN A 999.1.1.1\n"),
+                );
             }),
             "t.example.zone:5:",
         ),
@@ -474,7 +498,10 @@ fn bad_changes_keep_the_old_answers() {
             {
                 break st;
             }
-            assert!(start.elapsed() < Duration::from_secs(3), "{what}: no failed reload seen: {st}");
+            assert!(
+                start.elapsed() < Duration::from_secs(3),
+                "{what}: no failed reload seen: {st}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         assert_eq!(answer(srv.dns), [V1], "{what}: the old answer must stay");
@@ -490,7 +517,11 @@ fn bad_changes_keep_the_old_answers() {
         );
         let (ok, printed) = check(&fx.config());
         assert!(!ok, "{what}: check passed");
-        assert_eq!(printed, errors.join("\n"), "{what}: check and /api/status differ");
+        assert_eq!(
+            printed,
+            errors.join("\n"),
+            "{what}: check and /api/status differ"
+        );
         eprintln!("{what}: {}", errors.join(" | "));
 
         // Restore the good state (DB in place too), then expect V1 again.
@@ -499,7 +530,10 @@ fn bad_changes_keep_the_old_answers() {
         fx.write_bytes_in_place("geodb/demo.mmdb", &good_db);
         let start = Instant::now();
         while status(&srv)["last_reload"]["ok"] != true {
-            assert!(start.elapsed() < Duration::from_secs(3), "{what}: good files not reloaded");
+            assert!(
+                start.elapsed() < Duration::from_secs(3),
+                "{what}: good files not reloaded"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(answer(srv.dns), [V1]);
@@ -522,7 +556,12 @@ fn admin_drain_survives_a_pools_edit() {
     let fx = Fx::with_plain_zones("");
     let srv = fx.start();
     assert_eq!(answer(srv.dns), [V1]);
-    let (code, body) = http(srv.http, "POST", "/api/edges/a/admin", r#"{"state":"drain"}"#);
+    let (code, body) = http(
+        srv.http,
+        "POST",
+        "/api/edges/a/admin",
+        r#"{"state":"drain"}"#,
+    );
     assert_eq!(code, 200, "{body}");
     wait_answer(srv.dns, B, Duration::from_secs(1));
 
@@ -599,7 +638,10 @@ fn concurrent_queries_across_reloads() {
     let reload_time = started.elapsed();
     std::thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::Relaxed);
-    let failures: Vec<String> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let failures: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     let c: Vec<u64> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     eprintln!(
         "100 reloads in {reload_time:?}; answers: v1 {} v2 {} servfail {} other {} failed {}",
@@ -607,7 +649,10 @@ fn concurrent_queries_across_reloads() {
     );
     assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(c[2], 0, "SERVFAIL during reloads");
-    assert!(c[0] > 0 && c[1] > 0, "both versions should have been seen: {c:?}");
+    assert!(
+        c[0] > 0 && c[1] > 0,
+        "both versions should have been seen: {c:?}"
+    );
     assert!(c[0] + c[1] > 300, "too few queries to mean anything: {c:?}");
 }
 
@@ -625,13 +670,28 @@ fn vm_rss_kb() -> u64 {
 fn rss_stays_flat_over_100_reloads() {
     if std::env::var_os("GEOSTEER_RSS_CHILD").is_none() {
         let out = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "rss_stays_flat_over_100_reloads", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "rss_stays_flat_over_100_reloads",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("GEOSTEER_RSS_CHILD", "1")
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stderr);
-        eprintln!("{}", text.lines().filter(|l| l.starts_with("rss")).collect::<Vec<_>>().join("\n"));
-        assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stdout));
+        eprintln!(
+            "{}",
+            text.lines()
+                .filter(|l| l.starts_with("rss"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        assert!(
+            out.status.success(),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         return;
     }
     // A zone big enough (~1600 records) that keeping every old snapshot
@@ -639,7 +699,10 @@ fn rss_stays_flat_over_100_reloads() {
     let fx = Fx::with_plain_zones("watch: false\n");
     let mut zone = ZONE.to_string();
     for i in 0..800 {
-        zone.push_str(&format!("h{i} IN A 198.51.100.{}\nh{i} IN TXT \"padding padding padding {i}\"\n", i % 250));
+        zone.push_str(&format!(
+            "h{i} IN A 198.51.100.{}\nh{i} IN TXT \"padding padding padding {i}\"\n",
+            i % 250
+        ));
     }
     fx.write("zones/t.example.zone", &zone);
     let srv = fx.start();
@@ -668,6 +731,12 @@ fn rss_stays_flat_over_100_reloads() {
     let after = vm_rss_kb();
     eprintln!("rss before {before} kB, after 100 reloads {after} kB");
     assert!(first.upgrade().is_none(), "an old snapshot is still alive");
-    assert!(first_db.upgrade().is_none(), "an old GeoIP DB is still alive");
-    assert!(after < before + 8 * 1024, "RSS grew from {before} kB to {after} kB");
+    assert!(
+        first_db.upgrade().is_none(),
+        "an old GeoIP DB is still alive"
+    );
+    assert!(
+        after < before + 8 * 1024,
+        "RSS grew from {before} kB to {after} kB"
+    );
 }

@@ -110,7 +110,11 @@ pub fn respond_traced<'s, T: steer::Trace>(
         }
     };
     let (len, truncated) = render_answer(&q, &ans, max, out);
-    let scope = if q.edns.and_then(|e| e.ecs).is_some_and(|c| c.source_prefix > 0) {
+    let scope = if q
+        .edns
+        .and_then(|e| e.ecs)
+        .is_some_and(|c| c.source_prefix > 0)
+    {
         ans.scope
     } else {
         0
