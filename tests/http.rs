@@ -344,6 +344,7 @@ fn status_and_healthz() {
     assert!(st["geodb"]["path"].as_str().unwrap().ends_with("demo.mmdb"));
     assert!(st["geodb"]["build_epoch"].as_u64().unwrap() > 1_000_000_000);
     assert!(st["geodb"]["node_count"].as_u64().unwrap() > 0);
+    assert!(st["geodb"]["build_date"].as_str().unwrap().ends_with('Z'));
     assert_eq!(st["last_reload"]["ok"], true);
     assert_eq!(st["last_reload"]["trigger"], "start");
     let zone = &st["zones"][0];
