@@ -59,11 +59,16 @@ impl App {
         let running = crate::server::start_shared(&cfg, reloader.shared().clone())
             .await
             .with_context(|| format!("binding {:?}", cfg.listen))?;
-        let watch = match reloader.watch() {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!("file watching is off: {e}; reload with SIGHUP or the API");
-                None
+        let watch = if !cfg.watch {
+            tracing::info!("file watching is off (watch: false); reload with SIGHUP or the API");
+            None
+        } else {
+            match reloader.watch() {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!("file watching is off: {e}; reload with SIGHUP or the API");
+                    None
+                }
             }
         };
         let (stop, _) = watch::channel(false);

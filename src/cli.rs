@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `explain`, `geodb build|lookup`.
+//! The command line: `serve`, `check`, `explain`, `status`, `reload`,
+//! `geodb build|lookup`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -61,11 +62,38 @@ pub enum Command {
         #[arg(long, short, default_value = "geosteer.yaml")]
         config: PathBuf,
     },
+    /// Show a running server's zones and edges (from its HTTP API).
+    Status {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Print the raw JSON of /api/status and /api/edges.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a running server to reload its files now (POST /api/reload).
+    Reload {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Build or query MaxMind-format databases.
     Geodb {
         #[command(subcommand)]
         command: GeodbCommand,
     },
+}
+
+/// Where a running server's HTTP API is.
+#[derive(clap::Args, Debug)]
+pub struct ApiArgs {
+    /// The server's `http` address; default: the config's, else 127.0.0.1:8053.
+    #[arg(long)]
+    pub http: Option<String>,
+    /// Bearer token for mutating calls; default: the config's `http_token`.
+    #[arg(long, env = "GEOSTEER_HTTP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Read the defaults above from this config, if it exists.
+    #[arg(long, short, default_value = "geosteer.yaml")]
+    pub config: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -115,7 +143,14 @@ pub fn run(cli: Cli) -> Result<i32> {
                     return Ok(1);
                 }
             };
-            match crate::reload::build_snapshot(&cfg, &AlwaysUp, 0) {
+            // The same build and load-file checks a reload runs, so the
+            // messages match what /api/status shows.
+            let built = crate::reload::build_snapshot(&cfg, &AlwaysUp, 0).and_then(|snap| {
+                crate::reload::read_loads(&snap)
+                    .map(|_| snap)
+                    .map_err(crate::config::ConfigErrors)
+            });
+            match built {
                 Ok(snap) => {
                     let hosts: usize = snap.zones.values().map(|z| z.steering.hosts.len()).sum();
                     let edges: usize = snap.zones.values().map(|z| z.steering.edges.len()).sum();
@@ -158,7 +193,234 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Geodb { command } => geodb(command),
+        Command::Status { api, json } => status(api, json),
+        Command::Reload { api } => reload(api),
     }
+}
+
+/// The base URL and token for talking to a running server.
+fn api_target(args: &ApiArgs) -> Result<(String, Option<String>)> {
+    let cfg = if args.config.exists() {
+        Some(ServerConfig::load(&args.config)?)
+    } else {
+        None
+    };
+    let addr = match &args.http {
+        Some(a) => a.clone(),
+        None => cfg
+            .as_ref()
+            .and_then(|c| c.http)
+            .map_or_else(|| "127.0.0.1:8053".to_string(), |a| a.to_string()),
+    };
+    let base = if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.trim_end_matches('/').to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    let token = args
+        .token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .or_else(|| cfg.and_then(|c| c.http_token));
+    Ok((base, token))
+}
+
+fn http_client() -> Result<reqwest::Client> {
+    crate::health::ensure_crypto_provider();
+    Ok(reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?)
+}
+
+/// Runs one small async job (an HTTP call) from the synchronous CLI.
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f))
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value> {
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    let code = resp.status();
+    if !code.is_success() {
+        bail!("GET {url}: HTTP {code}");
+    }
+    resp.json()
+        .await
+        .with_context(|| format!("GET {url}: not JSON"))
+}
+
+/// `geosteer status`: zones and edges as two short tables.
+fn status(args: ApiArgs, json: bool) -> Result<i32> {
+    let (base, _) = api_target(&args)?;
+    let client = http_client()?;
+    let (st, edges) = block_on(async {
+        let st = get_json(&client, &format!("{base}/api/status")).await?;
+        let edges = get_json(&client, &format!("{base}/api/edges")).await?;
+        anyhow::Ok((st, edges))
+    })??;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "status": st, "edges": edges }))?
+        );
+        return Ok(0);
+    }
+    print!("{}", status_text(&st, &edges));
+    Ok(0)
+}
+
+/// Renders `/api/status` and `/api/edges` for people.
+pub fn status_text(st: &serde_json::Value, edges: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(x) => x.clone(),
+        serde_json::Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    let mut out = String::new();
+    let last = &st["last_reload"];
+    let _ = writeln!(
+        out,
+        "geosteer {}  up {}s  generation {}  last reload: {} ({}, {:.1} ms)",
+        s(&st["version"]),
+        s(&st["uptime_secs"]),
+        s(&st["generation"]),
+        if last["ok"] == true { "ok" } else { "FAILED" },
+        s(&last["trigger"]),
+        last["duration_ms"].as_f64().unwrap_or(0.0),
+    );
+    if let Some(errs) = last["errors"].as_array() {
+        for e in errs {
+            let _ = writeln!(out, "  error: {}", s(e));
+        }
+    }
+    match st["geodb"].as_object() {
+        Some(db) => {
+            let _ = writeln!(
+                out,
+                "geodb {}  {}  built {}",
+                s(&db["path"]),
+                s(&db["database_type"]),
+                db["build_epoch"].as_u64().map_or_else(
+                    || "-".to_string(),
+                    |t| humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)
+                    )
+                    .to_string()
+                )
+            );
+        }
+        None => {
+            let _ = writeln!(out, "geodb none");
+        }
+    }
+    let _ = writeln!(out);
+    let mut rows = vec![vec![
+        "ZONE".to_string(),
+        "HOSTS".into(),
+        "EDGES".into(),
+        "NAMES".into(),
+    ]];
+    for z in st["zones"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            s(&z["name"]),
+            z["hosts"].as_array().map_or(0, |h| h.len()).to_string(),
+            s(&z["edges"]),
+            s(&z["names"]),
+        ]);
+    }
+    table(&mut out, &rows);
+    let _ = writeln!(out);
+    let mut rows = vec![vec![
+        "ZONE".to_string(),
+        "EDGE".into(),
+        "EFFECTIVE".into(),
+        "STATE".into(),
+        "ADMIN".into(),
+        "LOAD".into(),
+        "CHECK".into(),
+        "LAST ERROR".into(),
+    ]];
+    for e in edges.as_array().into_iter().flatten() {
+        rows.push(vec![
+            s(&e["zone"]),
+            s(&e["name"]),
+            s(&e["effective"]),
+            s(&e["state"]),
+            s(&e["admin"]),
+            e["last_load"]
+                .as_f64()
+                .map_or_else(|| "-".to_string(), |l| format!("{l:.2}")),
+            s(&e["check"]),
+            s(&e["last_error"]),
+        ]);
+    }
+    table(&mut out, &rows);
+    out
+}
+
+/// Left-aligned columns, two spaces apart.
+fn table(out: &mut String, rows: &[Vec<String>]) {
+    use std::fmt::Write;
+    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            let _ = write!(line, "{c:<w$}  ", w = widths[i]);
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+/// `geosteer reload`: exit 0 when the new files were swapped in, 1 when the
+/// server rejected them (and kept serving), 2 when it can't be reached.
+fn reload(args: ApiArgs) -> Result<i32> {
+    let (base, token) = api_target(&args)?;
+    let client = http_client()?;
+    let url = format!("{base}/api/reload");
+    let mut req = client.post(&url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let (code, body) = block_on(async {
+        let resp = req.send().await.with_context(|| format!("POST {url}"))?;
+        let code = resp.status();
+        let body: serde_json::Value = resp
+            .json()
+            .await
+            .with_context(|| format!("POST {url}: HTTP {code}, not JSON"))?;
+        anyhow::Ok((code, body))
+    })??;
+    if body["ok"] == true {
+        println!("reloaded: generation {}", body["generation"]);
+        return Ok(0);
+    }
+    if let Some(errs) = body["errors"].as_array() {
+        println!("reload rejected; the server keeps serving its last good state:");
+        for e in errs {
+            println!("{}", e.as_str().unwrap_or_default());
+        }
+        return Ok(1);
+    }
+    bail!(
+        "POST {url}: HTTP {code}: {}",
+        body["error"].as_str().unwrap_or("unexpected answer")
+    )
 }
 
 fn geodb(cmd: GeodbCommand) -> Result<i32> {

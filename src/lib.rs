@@ -15,7 +15,7 @@
 //!
 //! Beside that flow: [`reload`] builds new snapshots from [`config`] and
 //! [`zone`] files and swaps them in; [`health`] probes edges; [`http`] serves
-//! metrics and the admin API.
+//! metrics and the admin API; [`querylog`] writes sampled queries.
 
 pub mod app;
 pub mod cli;
@@ -27,6 +27,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod net;
+pub mod querylog;
 pub mod reload;
 pub mod server;
 pub mod snapshot;

@@ -10,6 +10,7 @@ use crate::dns::Summary;
 use crate::dns::wire::*;
 use crate::net::Transport;
 use crate::snapshot::Snapshot;
+use crate::steer::{EdgeIdx, Outcome, Steering};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -28,9 +29,65 @@ pub fn install() -> PrometheusHandle {
             // Another recorder may already be installed (a test harness);
             // then ours only renders what it has.
             let _ = metrics::set_global_recorder(recorder);
+            describe();
             handle
         })
         .clone()
+}
+
+/// HELP text for the series the query path and reloads own; the net and
+/// health modules' series render without HELP (still valid text format).
+fn describe() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_counter!(
+        "geosteer_queries_total",
+        "DNS responses sent, by transport, qtype and rcode"
+    );
+    describe_counter!("geosteer_truncated_total", "Responses sent with TC set");
+    describe_counter!(
+        "geosteer_ecs_queries_total",
+        "Queries carrying EDNS Client Subnet"
+    );
+    describe_counter!(
+        "geosteer_dropped_total",
+        "Packets that got no answer (unparseable)"
+    );
+    describe_counter!(
+        "geosteer_steered_answers_total",
+        "Steered answers by zone and host"
+    );
+    describe_counter!(
+        "geosteer_steered_edge_answers_total",
+        "Steered answers containing an edge, by zone and edge"
+    );
+    describe_counter!(
+        "geosteer_reloads_total",
+        "Snapshots swapped in after start-up"
+    );
+    describe_counter!(
+        "geosteer_reload_failures_total",
+        "Reloads rejected; the last good snapshot kept serving"
+    );
+    describe_gauge!(
+        "geosteer_snapshot_generation",
+        "Generation of the serving snapshot"
+    );
+    describe_gauge!(
+        "geosteer_snapshot_timestamp_seconds",
+        "Unix time the serving snapshot was built"
+    );
+    describe_gauge!(
+        "geosteer_snapshot_age_seconds",
+        "Seconds since the serving snapshot was built"
+    );
+    describe_gauge!(
+        "geosteer_geodb_build_epoch_seconds",
+        "Build time (Unix) of the serving GeoIP database"
+    );
+    describe_counter!(
+        "geosteer_querylog_dropped_total",
+        "Sampled query-log lines dropped because the writer fell behind"
+    );
 }
 
 const QTYPES: [(u16, &str); 11] = [
@@ -114,6 +171,64 @@ impl QueryMetrics {
         if s.ecs {
             self.ecs[t].increment(1);
         }
+        if let Some(st) = &s.steered {
+            let edges: &[EdgeIdx] = if st.decision.outcome == Outcome::Edges {
+                &st.decision.edges
+            } else {
+                &[]
+            };
+            st.zone.counters.record(st.host, edges);
+        }
+    }
+}
+
+/// Steered-answer counters of one zone, made when the zone is built, so
+/// the query path indexes a `Vec` instead of formatting labels. Series with
+/// the same labels share one atomic across reloads (the recorder keys them
+/// by name and labels), so counts carry over.
+#[derive(Default)]
+pub struct SteerCounters {
+    hosts: Vec<Counter>,
+    edges: Vec<Counter>,
+}
+
+impl SteerCounters {
+    pub fn new(zone: &str, steering: &Steering) -> SteerCounters {
+        let zone = zone.to_string();
+        SteerCounters {
+            hosts: steering
+                .hosts
+                .iter()
+                .map(|h| counter!("geosteer_steered_answers_total", "zone" => zone.clone(), "host" => h.name.clone()))
+                .collect(),
+            edges: steering
+                .edges
+                .iter()
+                .map(|e| counter!("geosteer_steered_edge_answers_total", "zone" => zone.clone(), "edge" => e.name.clone()))
+                .collect(),
+        }
+    }
+
+    /// Counts one steered answer for `host` made of `edges`.
+    #[inline]
+    pub fn record(&self, host: u32, edges: &[EdgeIdx]) {
+        if let Some(c) = self.hosts.get(host as usize) {
+            c.increment(1);
+        }
+        for &e in edges {
+            if let Some(c) = self.edges.get(e as usize) {
+                c.increment(1);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for SteerCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SteerCounters")
+            .field("hosts", &self.hosts.len())
+            .field("edges", &self.edges.len())
+            .finish()
     }
 }
 

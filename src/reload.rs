@@ -126,8 +126,10 @@ pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, V
     } else {
         Default::default()
     };
+    let name = zf.origin.to_string();
     Ok(Zone {
-        name: zf.origin.to_string(),
+        counters: crate::metrics::SteerCounters::new(&name, &steering),
+        name,
         tree,
         steering,
         zone_file: zone_file.to_path_buf(),
@@ -254,11 +256,11 @@ pub fn load_path(zone_file: &Path) -> PathBuf {
     zone_file.with_extension("load.yaml")
 }
 
-/// Reads every zone's load file; errors name file and line.
 /// (zone, edge, load, ttl) from a load file.
-type FedLoad = (String, String, f64, std::time::Duration);
+pub type FedLoad = (String, String, f64, std::time::Duration);
 
-fn read_loads(snap: &Snapshot) -> Result<Vec<FedLoad>, Vec<ConfigError>> {
+/// Reads every zone's load file; errors name file and line.
+pub fn read_loads(snap: &Snapshot) -> Result<Vec<FedLoad>, Vec<ConfigError>> {
     let mut out = Vec::new();
     let mut errs = Vec::new();
     for zone in snap.zones.values() {
@@ -492,7 +494,7 @@ impl Reloader {
             })
     }
 
-    /// Watches the files and reloads after 300 ms of quiet. The returned
+    /// Watches the files and reloads after [`QUIET`] (at most [`MAX_WAIT`]). The returned
     /// handle stops watching when dropped.
     ///
     /// Raw notify plus our own debounce rather than a debouncer crate:
@@ -508,7 +510,6 @@ impl Reloader {
         let watcher = Arc::new(std::sync::Mutex::new(watcher));
         let weak_watcher = Arc::downgrade(&watcher);
         let me = Arc::downgrade(self);
-        let quiet = std::time::Duration::from_millis(300);
         let relevant = move |me: &Reloader, ev: &notify::Result<notify::Event>| match ev {
             Ok(ev) => {
                 !matches!(ev.kind, EventKind::Access(_)) && ev.paths.iter().any(|p| me.relevant(p))
@@ -521,33 +522,49 @@ impl Reloader {
         let spawned = std::thread::Builder::new()
             .name("geosteer-watch".into())
             .spawn(move || {
+                use std::sync::mpsc::RecvTimeoutError;
+                use std::time::Instant;
                 while let Ok(ev) = rx.recv() {
                     let Some(me) = me.upgrade() else { break };
                     if !relevant(&me, &ev) {
                         continue;
                     }
-                    // Debounce: wait for `quiet` without relevant events, so an
-                    // rsync of many files is one reload.
+                    // Debounce: reload after QUIET without *relevant*
+                    // events (an rsync of many files is one reload), but
+                    // no later than MAX_WAIT after the first one, so a
+                    // file rewritten every 100 ms still gets loaded.
+                    // Irrelevant events (the state file, other files in
+                    // the parent directory) neither trigger nor delay.
+                    let first = Instant::now();
+                    let mut last = first;
                     loop {
-                        match rx.recv_timeout(quiet) {
-                            Ok(ev) if relevant(&me, &ev) => continue,
-                            Ok(_) => continue,
-                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
-                            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                        let deadline = (last + QUIET).min(first + MAX_WAIT);
+                        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                            break;
+                        };
+                        match rx.recv_timeout(left) {
+                            Ok(ev) if relevant(&me, &ev) => last = Instant::now(),
+                            Ok(_) => {}
+                            Err(RecvTimeoutError::Timeout) => break,
+                            Err(RecvTimeoutError::Disconnected) => return,
                         }
                     }
-                    let _ = me.reload("file change");
-                    // Re-arm: a replaced directory needs a fresh watch.
+                    // Re-arm first: a replaced directory (symlink flip)
+                    // needs a fresh watch, and a change made while the
+                    // reload runs must not be missed.
                     let Some(w) = weak_watcher.upgrade() else {
                         break;
                     };
-                    let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-                    for dir in me.watch_dirs() {
-                        let _ = w.unwatch(&dir);
-                        if let Err(e) = w.watch(&dir, RecursiveMode::NonRecursive) {
-                            tracing::warn!(dir = %dir.display(), "cannot watch: {e}");
+                    {
+                        let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                        for dir in me.watch_dirs() {
+                            let _ = w.unwatch(&dir);
+                            if let Err(e) = w.watch(&dir, RecursiveMode::NonRecursive) {
+                                tracing::warn!(dir = %dir.display(), "cannot watch: {e}");
+                            }
                         }
                     }
+                    let _ = me.reload("file change");
                 }
             });
         if let Err(e) = spawned {
@@ -556,6 +573,11 @@ impl Reloader {
         Ok(Watch { _watcher: watcher })
     }
 }
+
+/// How long the files must be quiet before a reload.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(300);
+/// The longest a reload waits for quiet after the first change.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Keeps the file watcher alive.
 pub struct Watch {

@@ -13,6 +13,7 @@ use crate::config::ServerConfig;
 use crate::dns;
 use crate::metrics::QueryMetrics;
 use crate::net::{Handler, TcpConfig, Transport, UdpRunning, UdpServer, serve_tcp};
+use crate::querylog::QueryLog;
 use crate::snapshot::{Shared, Snapshot};
 
 /// The bridge from transports to the answer core: loads the current
@@ -20,6 +21,7 @@ use crate::snapshot::{Shared, Snapshot};
 pub struct Responder {
     shared: Shared,
     metrics: QueryMetrics,
+    query_log: Option<QueryLog>,
 }
 
 impl Responder {
@@ -27,7 +29,14 @@ impl Responder {
         Responder {
             shared,
             metrics: QueryMetrics::new(),
+            query_log: None,
         }
+    }
+
+    /// Logs a sample of queries (see [`crate::querylog`]).
+    pub fn with_query_log(mut self, log: Option<QueryLog>) -> Responder {
+        self.query_log = log;
+        self
     }
 }
 
@@ -39,9 +48,13 @@ impl Handler for Responder {
         transport: Transport,
         out: &mut [u8],
     ) -> Option<usize> {
+        let sampled = self.query_log.as_ref().and_then(|l| l.sample());
         let snap = self.shared.load();
         let summary = dns::respond_traced(&snap, query, client.ip(), transport, out, &mut ());
         self.metrics.record(transport, summary.as_ref());
+        if let (Some(log), Some(t), Some(s)) = (&self.query_log, sampled, &summary) {
+            log.record(t, query, client.ip(), transport, s);
+        }
         summary.map(|s| s.len)
     }
 }
@@ -105,7 +118,12 @@ pub async fn start(cfg: &ServerConfig, snapshot: Snapshot) -> std::io::Result<Ru
 
 /// [`start`] with a snapshot handle the caller keeps (for reloads).
 pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result<Running> {
-    let handler: Arc<dyn Handler> = Arc::new(Responder::new(shared.clone()));
+    let query_log = match &cfg.query_log {
+        Some(q) => QueryLog::start(q)?,
+        None => None,
+    };
+    let handler: Arc<dyn Handler> =
+        Arc::new(Responder::new(shared.clone()).with_query_log(query_log));
     let (stop, _) = watch::channel(false);
     let mut running = Running {
         shared,

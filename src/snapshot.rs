@@ -27,6 +27,8 @@ pub struct Zone {
     /// The zone file it came from (and the pools file, if any).
     pub zone_file: PathBuf,
     pub pools_file: Option<PathBuf>,
+    /// Steered-answer counters, made with the zone.
+    pub counters: crate::metrics::SteerCounters,
 }
 
 /// Everything a query needs, immutable once built.

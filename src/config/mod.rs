@@ -127,6 +127,16 @@ pub struct ServerRaw {
     /// Where admin overrides persist; default `geosteer.state.json` beside the config.
     #[serde(default)]
     pub state_file: Option<PathBuf>,
+    /// Sampled query log; off when absent.
+    #[serde(default)]
+    pub query_log: Option<crate::querylog::QueryLogConfig>,
+    /// Reload on file changes (default); `false` leaves SIGHUP and the API.
+    #[serde(default = "yes")]
+    pub watch: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The validated server config, paths resolved against the config's directory.
@@ -141,6 +151,8 @@ pub struct ServerConfig {
     pub workers: usize,
     pub tcp: TcpRaw,
     pub state_file: PathBuf,
+    pub query_log: Option<crate::querylog::QueryLogConfig>,
+    pub watch: bool,
 }
 
 impl ServerConfig {
@@ -177,7 +189,22 @@ impl ServerConfig {
                 "tcp: connection limits must be at least 1",
             ));
         }
+        if let Some(q) = &raw.query_log
+            && !(0.0..=1.0).contains(&q.sample)
+        {
+            return Err(ConfigError::new(
+                path,
+                0,
+                format!("query_log.sample: {} is not within 0..1", q.sample),
+            ));
+        }
+        let query_log = raw.query_log.map(|mut q| {
+            q.path = q.path.map(|p| base.join(p));
+            q
+        });
         Ok(ServerConfig {
+            query_log,
+            watch: raw.watch,
             path: path.to_path_buf(),
             listen: raw.listen,
             zones: base.join(raw.zones),

@@ -26,15 +26,17 @@ pub const OUR_UDP_SIZE: u16 = 1232;
 const CLASSIC_UDP: usize = 512;
 
 /// A summary of one response, for metrics and the query log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Summary {
+#[derive(Clone, Debug)]
+pub struct Summary<'a> {
     pub len: usize,
     pub rcode: Rcode,
     pub qtype: u16,
     pub truncated: bool,
     pub ecs: bool,
-    /// (zone apex generation-independent id, host index) of a steered answer.
-    pub steered: bool,
+    /// ECS scope prefix sent (0 without ECS).
+    pub scope: u8,
+    /// The zone, host and decision of a steered answer.
+    pub steered: Option<answer::Steered<'a>>,
 }
 
 /// Answers one query. Returns `None` when the packet deserves no answer.
@@ -49,14 +51,14 @@ pub fn respond(
 }
 
 /// [`respond`] with a steering trace and a summary of what was sent.
-pub fn respond_traced<T: steer::Trace>(
-    snap: &Snapshot,
+pub fn respond_traced<'s, T: steer::Trace>(
+    snap: &'s Snapshot,
     query: &[u8],
     source: IpAddr,
     transport: Transport,
     out: &mut [u8],
     trace: &mut T,
-) -> Option<Summary> {
+) -> Option<Summary<'s>> {
     let q = match parse_query(query) {
         Ok(q) => q,
         Err(ParseError::Drop) => return None,
@@ -108,13 +110,23 @@ pub fn respond_traced<T: steer::Trace>(
         }
     };
     let (len, truncated) = render_answer(&q, &ans, max, out);
+    let scope = if q
+        .edns
+        .and_then(|e| e.ecs)
+        .is_some_and(|c| c.source_prefix > 0)
+    {
+        ans.scope
+    } else {
+        0
+    };
     Some(Summary {
         len,
         rcode: ans.rcode,
         qtype: q.qtype,
         truncated,
         ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
-        steered: ans.steered.is_some(),
+        scope,
+        steered: ans.steered,
     })
 }
 
@@ -172,7 +184,7 @@ fn error_reply(
     edns: Option<Edns>,
     transport: Transport,
     out: &mut [u8],
-) -> Summary {
+) -> Summary<'static> {
     let mut w = Writer::new(
         out,
         if transport == Transport::Tcp {
@@ -202,7 +214,8 @@ fn error_reply(
         qtype,
         truncated: false,
         ecs: false,
-        steered: false,
+        scope: 0,
+        steered: None,
     }
 }
 

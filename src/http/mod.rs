@@ -156,6 +156,11 @@ async fn status(State(api): State<Api>) -> impl IntoResponse {
             "path": cfg.geodb,
             "database_type": i.database_type,
             "build_epoch": i.build_epoch,
+            "build_date": humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(i.build_epoch)
+            )
+            .to_string(),
+            "file_size": i.file_size,
             "node_count": i.node_count,
             "ip_version": i.ip_version,
         })
