@@ -27,6 +27,7 @@ pub struct Recorder {
 }
 
 impl Trace for Recorder {
+    const DETAILED: bool = true;
     fn located(&mut self, how: Located, loc: Option<&Location>) {
         // ANY over TCP decides twice; the first is representative.
         if self.located.is_none() {

@@ -5,14 +5,13 @@
 //! side, validate it, and swap it in; in-flight queries finish on the old
 //! one, which is freed when its last reader drops it.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
-use crate::dns::tree::Tree;
+use crate::dns::tree::{NameMap, Tree};
 use crate::dns::wire;
 use crate::geo::GeoDb;
 use crate::steer::Steering;
@@ -34,7 +33,7 @@ pub struct Zone {
 /// Everything a query needs, immutable once built.
 pub struct Snapshot {
     /// Keyed by the lowercased wire apex.
-    pub zones: HashMap<Box<[u8]>, Arc<Zone>>,
+    pub zones: NameMap<Arc<Zone>>,
     pub geodb: Option<Arc<GeoDb>>,
     /// Increments with every swap; shown in the status API.
     pub generation: u64,

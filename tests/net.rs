@@ -231,6 +231,12 @@ fn udp_many_queries_across_two_workers() {
     let used = f.handler.threads.lock().unwrap().clone();
     assert_eq!(used.len(), 2, "both workers answered: {used:?}");
     assert_eq!(f.metrics.counter("geosteer_udp_received_total"), 800);
+    // The worker counts an answer after sendmmsg returns, which can be
+    // after the client already read it: give the count a moment.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while f.metrics.counter("geosteer_udp_answered_total") < 800 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert_eq!(f.metrics.counter("geosteer_udp_answered_total"), 800);
 }
 

@@ -32,8 +32,9 @@ pub struct Edge {
     pub v4: SmallVec<[Ipv4Addr; 2]>,
     pub v6: SmallVec<[Ipv6Addr; 2]>,
     pub coords: Coords,
-    /// Precomputed for haversine: latitude and longitude in radians, cos(lat).
-    rad: (f64, f64, f64),
+    /// Position on the unit sphere: ordering by straight-line (chord)
+    /// distance equals ordering by great-circle distance, without trig.
+    unit: [f64; 3],
     pub weight: u32,
     /// The health check, if any.
     pub check: Option<Arc<crate::health::CheckSpec>>,
@@ -51,13 +52,12 @@ impl Edge {
         check: Option<Arc<crate::health::CheckSpec>>,
         health: Arc<EdgeHealth>,
     ) -> Edge {
-        let lat = coords.lat.to_radians();
         Edge {
             name,
             v4,
             v6,
             coords,
-            rad: (lat, coords.lon.to_radians(), lat.cos()),
+            unit: unit_vector(coords),
             weight,
             check,
             health,
@@ -225,6 +225,9 @@ pub enum Located {
 /// Observes a decision; `()` observes nothing and costs nothing. `explain`
 /// records everything through this, so it runs the server's code path.
 pub trait Trace {
+    /// Whether [`Trace::candidate`] wants kilometres; computing them costs
+    /// an `asin` per edge that the query path doesn't need.
+    const DETAILED: bool = false;
     fn located(&mut self, _how: Located, _loc: Option<&Location>) {}
     fn rule(&mut self, _rule: Option<usize>) {}
     fn candidate(&mut self, _edge: EdgeIdx, _km: Option<f64>, _state: Effective) {}
@@ -250,12 +253,35 @@ pub fn locate<'s>(
     }
 }
 
-/// Great-circle distance in km (haversine, mean Earth radius).
-fn km(edge: &Edge, client: (f64, f64, f64)) -> f64 {
-    let (lat1, lon1, cos1) = edge.rad;
-    let (lat2, lon2, cos2) = client;
-    let a = ((lat2 - lat1) / 2.0).sin().powi(2) + cos1 * cos2 * ((lon2 - lon1) / 2.0).sin().powi(2);
-    2.0 * 6371.0 * a.sqrt().min(1.0).asin()
+/// Mean Earth radius, km.
+const EARTH_KM: f64 = 6371.0;
+
+/// A point on the unit sphere.
+fn unit_vector(c: Coords) -> [f64; 3] {
+    let (slat, clat) = c.lat.to_radians().sin_cos();
+    let (slon, clon) = c.lon.to_radians().sin_cos();
+    [clat * clon, clat * slon, slat]
+}
+
+/// Squared chord length between two unit vectors: monotonic in the
+/// great-circle distance, so it orders edges exactly as haversine would.
+fn chord2(a: &[f64; 3], b: &[f64; 3]) -> f64 {
+    let (x, y, z) = (a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+    x * x + y * y + z * z
+}
+
+/// Great-circle km from a squared chord (the haversine result).
+fn km_of(chord2: f64) -> f64 {
+    2.0 * EARTH_KM * (chord2.sqrt() / 2.0).min(1.0).asin()
+}
+
+/// Squared chord of a great-circle distance in km (capped at antipodes).
+fn chord2_of(km: f64) -> f64 {
+    let c = 2.0
+        * (km / (2.0 * EARTH_KM))
+            .min(std::f64::consts::FRAC_PI_2)
+            .sin();
+    c * c
 }
 
 /// Spreading granularity: one answer per /24 (IPv4) or /56 (IPv6), the
@@ -309,7 +335,8 @@ fn mix(mut x: u64) -> u64 {
 #[derive(Clone, Copy)]
 struct Cand {
     idx: EdgeIdx,
-    km: f64,
+    /// Squared chord distance to the client (0 without a location).
+    d: f64,
     /// 0 up, 1 overloaded, 2 drain.
     tier: u8,
 }
@@ -363,19 +390,20 @@ pub fn decide<T: Trace>(
     };
     trace.rule(rule_hit);
 
-    let here = loc.and_then(|l| l.coords).map(|c| {
-        let lat = c.lat.to_radians();
-        (lat, c.lon.to_radians(), lat.cos())
-    });
+    let here = loc.and_then(|l| l.coords).map(unit_vector);
 
     // 2. Family and health filter.
     let mut list: SmallVec<[Cand; 16]> = SmallVec::new();
     let mut any_family = false;
     for &idx in cands {
         let edge = &st.edges[idx as usize];
-        let dist = here.map(|h| km(edge, h));
+        let d = here.map(|h| chord2(&edge.unit, &h));
         let state = edge.health.effective();
-        trace.candidate(idx, dist, state);
+        if T::DETAILED {
+            trace.candidate(idx, d.map(km_of), state);
+        } else {
+            trace.candidate(idx, None, state);
+        }
         if !edge.serves(family) {
             continue;
         }
@@ -388,7 +416,7 @@ pub fn decide<T: Trace>(
         };
         list.push(Cand {
             idx,
-            km: dist.unwrap_or(0.0),
+            d: d.unwrap_or(0.0),
             tier,
         });
     }
@@ -418,7 +446,7 @@ pub fn decide<T: Trace>(
                     if edge.serves(family) {
                         list.push(Cand {
                             idx,
-                            km: here.map_or(0.0, |h| km(edge, h)),
+                            d: here.map_or(0.0, |h| chord2(&edge.unit, &h)),
                             tier: 0,
                         });
                     }
@@ -432,16 +460,23 @@ pub fn decide<T: Trace>(
 
     // 3. Order: healthy first, then by distance; stable, so with no
     // location the configured order stands.
-    list.sort_by(|a, b| a.tier.cmp(&b.tier).then(a.km.total_cmp(&b.km)));
+    // Insertion sort: lists are short, and it is stable and allocation-free.
+    for i in 1..list.len() {
+        let mut j = i;
+        while j > 0 && (list[j - 1].tier, list[j - 1].d) > (list[j].tier, list[j].d) {
+            list.swap(j - 1, j);
+            j -= 1;
+        }
+    }
 
     // 4. Spread among the healthy edges within spread_km of the nearest,
     // by weighted rendezvous hashing of the client's network.
     let mut spread_bits = None;
     if host.spread_km > 0.0 && list.len() > 1 && list[0].tier == 0 {
-        let limit = list[0].km + host.spread_km;
+        let limit = chord2_of(km_of(list[0].d) + host.spread_km);
         let group = list
             .iter()
-            .take_while(|c| c.tier == 0 && c.km <= limit)
+            .take_while(|c| c.tier == 0 && c.d <= limit)
             .count();
         if group > 1 {
             let prefix = spread_prefix(addr).min(source.unwrap_or(u8::MAX));
