@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -17,6 +16,32 @@ use crate::server::Running;
 
 /// How many probes may be in flight at once, across all edges.
 const PROBE_CONCURRENCY: usize = 256;
+
+/// Why the server could not start (or stopped).
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The files don't make a valid snapshot: one `file:line: reason` per line.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigErrors),
+    #[error("{0}")]
+    Health(#[from] crate::health::HealthError),
+    /// The HTTP listener's settings are unsafe (e.g. no token off loopback).
+    #[error("{0}")]
+    Http(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AppError {
+    let what = what.into();
+    move |source| AppError::Io { what, source }
+}
 
 /// A started server with everything around it.
 pub struct App {
@@ -31,22 +56,20 @@ pub struct App {
 impl App {
     /// Starts listeners, the health checker, the file watcher and the HTTP
     /// API. Fails if the files don't make a valid snapshot.
-    pub async fn start(cfg: ServerConfig) -> Result<App> {
+    pub async fn start(cfg: ServerConfig) -> Result<App, AppError> {
         let prometheus = crate::metrics::install();
         crate::health::ensure_crypto_provider();
-        let registry =
-            Arc::new(Registry::with_state_file(&cfg.state_file).map_err(|e| anyhow!("{e}"))?);
+        let registry = Arc::new(Registry::with_state_file(&cfg.state_file)?);
         let checker = Checker::start(registry.clone(), PROBE_CONCURRENCY);
         let token = match cfg.http {
             Some(addr) => crate::http::resolve_token(addr, cfg.http_token.as_deref())
-                .map_err(|e| anyhow!("{e}"))?,
+                .map_err(AppError::Http)?,
             None => None,
         };
         let reloader = {
             let cfg = cfg.clone();
             tokio::task::spawn_blocking(move || Reloader::new(cfg, registry, Some(checker)))
-                .await?
-                .map_err(|e| anyhow!("{e}"))?
+                .await??
         };
         let snap = reloader.shared().load();
         tracing::info!(
@@ -58,7 +81,7 @@ impl App {
         drop(snap);
         let running = crate::server::start_shared(&cfg, reloader.shared().clone())
             .await
-            .with_context(|| format!("binding {:?}", cfg.listen))?;
+            .map_err(io(format!("binding {:?}", cfg.listen)))?;
         let watch = if !cfg.watch {
             tracing::info!("file watching is off (watch: false); reload with SIGHUP or the API");
             None
@@ -76,8 +99,8 @@ impl App {
             Some(addr) => {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
-                    .with_context(|| format!("binding http {addr}"))?;
-                let bound = listener.local_addr()?;
+                    .map_err(io(format!("binding http {addr}")))?;
+                let bound = listener.local_addr().map_err(io("http listener"))?;
                 let api = crate::http::Api {
                     reloader: reloader.clone(),
                     prometheus,
@@ -120,10 +143,10 @@ impl App {
 }
 
 /// Serves until SIGINT or SIGTERM; SIGHUP reloads.
-pub async fn serve(cfg: ServerConfig) -> Result<()> {
+pub async fn serve(cfg: ServerConfig) -> Result<(), AppError> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate()).map_err(io("SIGTERM handler"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(io("SIGHUP handler"))?;
     let app = App::start(cfg).await?;
     loop {
         tokio::select! {

@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
-use anyhow::{Result, anyhow};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData, RecordType};
 use ipnet::IpNet;
@@ -17,6 +16,19 @@ use crate::health::Effective;
 use crate::net::Transport;
 use crate::snapshot::Snapshot;
 use crate::steer::{EdgeIdx, Located, Trace};
+
+/// Why a question could not be explained.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error("invalid name {0:?}: {1}")]
+    Name(String, String),
+    #[error("invalid type {0:?}: {1}")]
+    Type(String, String),
+    #[error("the answer core dropped the query")]
+    Dropped,
+    #[error("the response does not parse: {0}")]
+    Response(String),
+}
 
 /// Everything steering saw, in order.
 #[derive(Default, Debug)]
@@ -106,15 +118,17 @@ pub fn explain(
     client: Option<IpAddr>,
     ecs: Option<IpNet>,
     qtype: &str,
-) -> Result<Report> {
-    let qname = Name::from_str(name).map_err(|e| anyhow!("invalid name {name:?}: {e}"))?;
+) -> Result<Report, ExplainError> {
+    let bad_name =
+        |e: hickory_proto::ProtoError| ExplainError::Name(name.to_string(), e.to_string());
+    let qname = Name::from_str(name).map_err(bad_name)?;
     let qname = if qname.is_fqdn() {
         qname
     } else {
-        Name::from_str(&format!("{name}."))?
+        Name::from_str(&format!("{name}.")).map_err(bad_name)?
     };
     let rtype = RecordType::from_str(&qtype.to_ascii_uppercase())
-        .map_err(|e| anyhow!("invalid type {qtype:?}: {e}"))?;
+        .map_err(|e| ExplainError::Type(qtype.to_string(), e.to_string()))?;
     let ecs = ecs.map(|n| n.trunc());
     let source = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let packet = query_bytes(&qname, rtype, ecs);
@@ -122,9 +136,9 @@ pub fn explain(
     let mut rec = Recorder::default();
     // UDP, as most resolvers ask; explain shows what they would get.
     let summary = dns::respond_traced(snap, &packet, source, Transport::Udp, &mut out, &mut rec)
-        .ok_or_else(|| anyhow!("the query was dropped"))?;
+        .ok_or(ExplainError::Dropped)?;
     let msg = Message::from_vec(&out[..summary.len])
-        .map_err(|e| anyhow!("response does not parse: {e}"))?;
+        .map_err(|e| ExplainError::Response(e.to_string()))?;
 
     let mut lower = wire::NameBuf::empty();
     let w = wire::from_hickory(&qname);
