@@ -28,6 +28,7 @@ pub mod http;
 pub mod metrics;
 pub mod net;
 pub mod reload;
+pub mod rrl;
 pub mod server;
 pub mod snapshot;
 pub mod steer;

@@ -13,6 +13,7 @@ use crate::config::ServerConfig;
 use crate::dns;
 use crate::metrics::QueryMetrics;
 use crate::net::{Handler, TcpConfig, Transport, UdpRunning, UdpServer, serve_tcp};
+use crate::rrl::{Rrl, RrlConfig};
 use crate::snapshot::{Shared, Snapshot};
 
 /// The bridge from transports to the answer core: loads the current
@@ -20,6 +21,8 @@ use crate::snapshot::{Shared, Snapshot};
 pub struct Responder {
     shared: Shared,
     metrics: QueryMetrics,
+    /// UDP response rate limiting, when configured.
+    rrl: Option<Rrl>,
 }
 
 impl Responder {
@@ -27,7 +30,14 @@ impl Responder {
         Responder {
             shared,
             metrics: QueryMetrics::new(),
+            rrl: None,
         }
+    }
+
+    /// Limits UDP responses per client prefix (see [`crate::rrl`]).
+    pub fn with_rrl(mut self, cfg: Option<&RrlConfig>) -> Responder {
+        self.rrl = cfg.map(Rrl::new);
+        self
     }
 }
 
@@ -36,7 +46,12 @@ impl Handler for Responder {
         let snap = self.shared.load();
         let summary = dns::respond_traced(&snap, query, client.ip(), transport, out, &mut ());
         self.metrics.record(transport, summary.as_ref());
-        summary.map(|s| s.len)
+        let s = summary?;
+        match &self.rrl {
+            // TCP needs a real handshake, so its source is not forged.
+            Some(rrl) if transport == Transport::Udp => rrl.limit(client.ip(), s.rcode, out, s.len),
+            _ => Some(s.len),
+        }
     }
 }
 
@@ -99,7 +114,7 @@ pub async fn start(cfg: &ServerConfig, snapshot: Snapshot) -> std::io::Result<Ru
 
 /// [`start`] with a snapshot handle the caller keeps (for reloads).
 pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result<Running> {
-    let handler: Arc<dyn Handler> = Arc::new(Responder::new(shared.clone()));
+    let handler: Arc<dyn Handler> = Arc::new(Responder::new(shared.clone()).with_rrl(cfg.rrl.as_ref()));
     let (stop, _) = watch::channel(false);
     let mut running = Running {
         shared,

@@ -123,6 +123,9 @@ pub struct ServerRaw {
     pub workers: Option<usize>,
     #[serde(default)]
     pub tcp: TcpRaw,
+    /// Response rate limiting for UDP; absent: off.
+    #[serde(default)]
+    pub rrl: Option<crate::rrl::RrlConfig>,
     /// Where admin overrides persist; default `geosteer.state.json` beside the config.
     #[serde(default)]
     pub state_file: Option<PathBuf>,
@@ -139,6 +142,7 @@ pub struct ServerConfig {
     pub http_token: Option<String>,
     pub workers: usize,
     pub tcp: TcpRaw,
+    pub rrl: Option<crate::rrl::RrlConfig>,
     pub state_file: PathBuf,
 }
 
@@ -164,6 +168,9 @@ impl ServerConfig {
         if raw.tcp.max_connections == 0 || raw.tcp.max_per_client == 0 {
             return Err(ConfigError::new(path, 0, "tcp: connection limits must be at least 1"));
         }
+        if let Some(r) = &raw.rrl {
+            r.validate().map_err(|e| ConfigError::new(path, 0, e))?;
+        }
         Ok(ServerConfig {
             path: path.to_path_buf(),
             listen: raw.listen,
@@ -173,6 +180,7 @@ impl ServerConfig {
             http_token: raw.http_token,
             workers,
             tcp: raw.tcp,
+            rrl: raw.rrl,
             state_file: base.join(raw.state_file.unwrap_or_else(|| PathBuf::from("geosteer.state.json"))),
         })
     }
@@ -200,6 +208,16 @@ mod tests {
         assert_eq!(c.zones, Path::new("/etc/geosteer/zones"));
         assert_eq!(c.geodb.as_deref(), Some(Path::new("/etc/geosteer/geodb/x.mmdb")));
         assert_eq!(c.tcp.idle_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn rrl_off_by_default_and_parsed() {
+        let c = ServerConfig::from_str("{}\n", Path::new("g.yaml")).unwrap();
+        assert_eq!(c.rrl, None);
+        let c = ServerConfig::from_str("rrl: {rate: 100, slip: 2, window: 15s}\n", Path::new("g.yaml")).unwrap();
+        assert_eq!(c.rrl, Some(crate::rrl::RrlConfig::with_rate(100)));
+        let e = ServerConfig::from_str("rrl: {rate: 0}\n", Path::new("g.yaml")).unwrap_err();
+        assert!(e.to_string().contains("rrl.rate"), "{e}");
     }
 
     #[test]
