@@ -34,13 +34,12 @@ impl App {
     pub async fn start(cfg: ServerConfig) -> Result<App> {
         let prometheus = crate::metrics::install();
         crate::health::ensure_crypto_provider();
-        let registry = Arc::new(
-            Registry::with_state_file(&cfg.state_file)
-                .map_err(|e| anyhow!("{e}"))?,
-        );
+        let registry =
+            Arc::new(Registry::with_state_file(&cfg.state_file).map_err(|e| anyhow!("{e}"))?);
         let checker = Checker::start(registry.clone(), PROBE_CONCURRENCY);
         let token = match cfg.http {
-            Some(addr) => crate::http::resolve_token(addr, cfg.http_token.as_deref()).map_err(|e| anyhow!("{e}"))?,
+            Some(addr) => crate::http::resolve_token(addr, cfg.http_token.as_deref())
+                .map_err(|e| anyhow!("{e}"))?,
             None => None,
         };
         let reloader = {
@@ -50,7 +49,12 @@ impl App {
                 .map_err(|e| anyhow!("{e}"))?
         };
         let snap = reloader.shared().load();
-        tracing::info!(zones = snap.zones.len(), geodb = snap.geodb.is_some(), generation = snap.generation, "snapshot built");
+        tracing::info!(
+            zones = snap.zones.len(),
+            geodb = snap.geodb.is_some(),
+            generation = snap.generation,
+            "snapshot built"
+        );
         drop(snap);
         let running = crate::server::start_shared(&cfg, reloader.shared().clone())
             .await

@@ -10,7 +10,11 @@ use crate::config::ServerConfig;
 use crate::config::pools::AlwaysUp;
 
 #[derive(Parser, Debug)]
-#[command(name = "geosteer", version, about = "Geo-aware authoritative DNS for CDN request steering")]
+#[command(
+    name = "geosteer",
+    version,
+    about = "Geo-aware authoritative DNS for CDN request steering"
+)]
 pub struct Cli {
     /// Log format (filter with RUST_LOG, e.g. RUST_LOG=geosteer=debug).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -80,7 +84,9 @@ pub enum GeodbCommand {
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -95,7 +101,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             if !listen.is_empty() {
                 cfg.listen = listen;
             }
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(crate::app::serve(cfg))?;
             Ok(0)
         }
@@ -116,7 +124,11 @@ pub fn run(cli: Cli) -> Result<i32> {
                         snap.zones.len(),
                         hosts,
                         edges,
-                        if snap.geodb.is_some() { "loaded" } else { "none" }
+                        if snap.geodb.is_some() {
+                            "loaded"
+                        } else {
+                            "none"
+                        }
                     );
                     Ok(0)
                 }
@@ -135,7 +147,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             config,
         } => {
             let cfg = ServerConfig::load(&config)?;
-            let snap = crate::reload::build_snapshot(&cfg, &AlwaysUp, 0).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let snap = crate::reload::build_snapshot(&cfg, &AlwaysUp, 0)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let report = crate::explain::explain(&snap, &name, client, ecs, &qtype)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report.to_json())?);
@@ -160,7 +173,10 @@ fn geodb(cmd: GeodbCommand) -> Result<i32> {
             let db = crate::geo::GeoDb::open(&db)?;
             match db.lookup(ip) {
                 Some(m) => {
-                    println!("{}", serde_json::to_string_pretty(&crate::geo::describe(&m))?);
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&crate::geo::describe(&m))?
+                    );
                     Ok(0)
                 }
                 None => bail!("{ip}: not in the database"),

@@ -64,7 +64,20 @@ pub struct Report {
 
 /// Builds a query packet (with ECS if given).
 pub fn query_bytes(name: &Name, qtype: RecordType, ecs: Option<IpNet>) -> Vec<u8> {
-    let mut p = vec![0xBE, 0xEF, 0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(ecs.is_some())];
+    let mut p = vec![
+        0xBE,
+        0xEF,
+        0x00,
+        0x00,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        u8::from(ecs.is_some()),
+    ];
     p.extend_from_slice(&wire::from_hickory(name));
     p.extend_from_slice(&u16::from(qtype).to_be_bytes());
     p.extend_from_slice(&1u16.to_be_bytes());
@@ -86,10 +99,21 @@ pub fn query_bytes(name: &Name, qtype: RecordType, ecs: Option<IpNet>) -> Vec<u8
 }
 
 /// Runs the question through the answer core and records what happened.
-pub fn explain(snap: &Snapshot, name: &str, client: Option<IpAddr>, ecs: Option<IpNet>, qtype: &str) -> Result<Report> {
+pub fn explain(
+    snap: &Snapshot,
+    name: &str,
+    client: Option<IpAddr>,
+    ecs: Option<IpNet>,
+    qtype: &str,
+) -> Result<Report> {
     let qname = Name::from_str(name).map_err(|e| anyhow!("invalid name {name:?}: {e}"))?;
-    let qname = if qname.is_fqdn() { qname } else { Name::from_str(&format!("{name}."))? };
-    let rtype = RecordType::from_str(&qtype.to_ascii_uppercase()).map_err(|e| anyhow!("invalid type {qtype:?}: {e}"))?;
+    let qname = if qname.is_fqdn() {
+        qname
+    } else {
+        Name::from_str(&format!("{name}."))?
+    };
+    let rtype = RecordType::from_str(&qtype.to_ascii_uppercase())
+        .map_err(|e| anyhow!("invalid type {qtype:?}: {e}"))?;
     let ecs = ecs.map(|n| n.trunc());
     let source = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let packet = query_bytes(&qname, rtype, ecs);
@@ -98,7 +122,8 @@ pub fn explain(snap: &Snapshot, name: &str, client: Option<IpAddr>, ecs: Option<
     // UDP, as most resolvers ask; explain shows what they would get.
     let summary = dns::respond_traced(snap, &packet, source, Transport::Udp, &mut out, &mut rec)
         .ok_or_else(|| anyhow!("the query was dropped"))?;
-    let msg = Message::from_vec(&out[..summary.len]).map_err(|e| anyhow!("response does not parse: {e}"))?;
+    let msg = Message::from_vec(&out[..summary.len])
+        .map_err(|e| anyhow!("response does not parse: {e}"))?;
 
     let mut lower = wire::NameBuf::empty();
     let w = wire::from_hickory(&qname);
@@ -107,7 +132,12 @@ pub fn explain(snap: &Snapshot, name: &str, client: Option<IpAddr>, ecs: Option<
     }
     lower.len = w.len() as u8;
     let zone = snap.find_zone(lower.as_bytes());
-    let edge_name = |i: EdgeIdx| zone.map_or_else(|| i.to_string(), |z| z.steering.edges[i as usize].name.clone());
+    let edge_name = |i: EdgeIdx| {
+        zone.map_or_else(
+            || i.to_string(),
+            |z| z.steering.edges[i as usize].name.clone(),
+        )
+    };
     let candidate_names = rec.candidates.iter().map(|c| edge_name(c.0)).collect();
 
     let mut answers = Vec::new();
@@ -144,13 +174,12 @@ pub fn explain(snap: &Snapshot, name: &str, client: Option<IpAddr>, ecs: Option<
             rule = rec.rule.map(|i| format!("rules[{i}]"));
         }
     }
-    let scope = msg
-        .edns
-        .as_ref()
-        .and_then(|e| match e.option(hickory_proto::rr::rdata::opt::EdnsCode::Subnet) {
+    let scope = msg.edns.as_ref().and_then(|e| {
+        match e.option(hickory_proto::rr::rdata::opt::EdnsCode::Subnet) {
             Some(hickory_proto::rr::rdata::opt::EdnsOption::Subnet(s)) => Some(s.scope_prefix()),
             _ => None,
-        });
+        }
+    });
     Ok(Report {
         name: qname.to_string(),
         qtype: rtype,
@@ -237,14 +266,28 @@ impl Report {
         let _ = writeln!(s, "question  {} {}", self.name, self.qtype);
         match self.via_ecs {
             Some(p) => {
-                let _ = writeln!(s, "client    {}/{} (from ECS: the resolver said where its client is)", self.client, p);
+                let _ = writeln!(
+                    s,
+                    "client    {}/{} (from ECS: the resolver said where its client is)",
+                    self.client, p
+                );
             }
             None => {
-                let _ = writeln!(s, "client    {} (packet source: no ECS, so the resolver's own address)", self.client);
+                let _ = writeln!(
+                    s,
+                    "client    {} (packet source: no ECS, so the resolver's own address)",
+                    self.client
+                );
             }
         }
         if let Some(h) = &self.steered_host {
-            let _ = writeln!(s, "host      {h} (steered){}", self.rule.as_ref().map_or(String::new(), |r| format!(", matched {r}")));
+            let _ = writeln!(
+                s,
+                "host      {h} (steered){}",
+                self.rule
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(", matched {r}"))
+            );
         }
         let l = self.location_json();
         if !l.is_null() {
@@ -267,10 +310,34 @@ impl Report {
             }
         }
         let _ = writeln!(s, "rcode     {}", self.rcode);
-        let _ = writeln!(s, "edges     {}", if self.chosen.is_empty() { "-".into() } else { self.chosen.join(", ") });
-        let _ = writeln!(s, "answers   {}", if self.answers.is_empty() { "-".into() } else { self.answers.join(", ") });
-        let _ = writeln!(s, "ttl       {}", self.ttl.map_or("-".into(), |t| t.to_string()));
-        let _ = writeln!(s, "scope     {}", self.scope.map_or("-".into(), |t| t.to_string()));
+        let _ = writeln!(
+            s,
+            "edges     {}",
+            if self.chosen.is_empty() {
+                "-".into()
+            } else {
+                self.chosen.join(", ")
+            }
+        );
+        let _ = writeln!(
+            s,
+            "answers   {}",
+            if self.answers.is_empty() {
+                "-".into()
+            } else {
+                self.answers.join(", ")
+            }
+        );
+        let _ = writeln!(
+            s,
+            "ttl       {}",
+            self.ttl.map_or("-".into(), |t| t.to_string())
+        );
+        let _ = writeln!(
+            s,
+            "scope     {}",
+            self.scope.map_or("-".into(), |t| t.to_string())
+        );
         s
     }
 }

@@ -19,7 +19,9 @@ pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets(&[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .set_buckets(&[
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ])
                 .expect("static buckets")
                 .build_recorder();
             let handle = recorder.handle();
@@ -59,7 +61,10 @@ fn rcode_index(r: Rcode) -> usize {
 }
 
 fn qtype_index(t: u16) -> usize {
-    QTYPES.iter().position(|(q, _)| *q == t).unwrap_or(QTYPES.len())
+    QTYPES
+        .iter()
+        .position(|(q, _)| *q == t)
+        .unwrap_or(QTYPES.len())
 }
 
 /// Per-query counters, by transport × qtype × rcode.
@@ -81,7 +86,9 @@ impl QueryMetrics {
                 }
             }
         }
-        let per = |name: &'static str| [Transport::Udp, Transport::Tcp].map(|t| counter!(name, "transport" => t.as_str()));
+        let per = |name: &'static str| {
+            [Transport::Udp, Transport::Tcp].map(|t| counter!(name, "transport" => t.as_str()))
+        };
         QueryMetrics {
             queries,
             truncated: per("geosteer_truncated_total"),
@@ -98,7 +105,8 @@ impl QueryMetrics {
             self.dropped[t].increment(1);
             return;
         };
-        let idx = (t * (QTYPES.len() + 1) + qtype_index(s.qtype)) * RCODES.len() + rcode_index(s.rcode);
+        let idx =
+            (t * (QTYPES.len() + 1) + qtype_index(s.qtype)) * RCODES.len() + rcode_index(s.rcode);
         self.queries[idx].increment(1);
         if s.truncated {
             self.truncated[t].increment(1);

@@ -54,16 +54,18 @@ pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, V
     for w in &zf.warnings {
         tracing::warn!("{w}");
     }
-    let mut tree = Tree::build(&zf.origin, zf.records.iter().enumerate().map(|(i, r)| (i, &r.record))).map_err(
-        |errs| {
-            errs.into_iter()
-                .map(|e| match zf.records.get(e.index) {
-                    Some(r) => ConfigError::new(&r.file, r.line, e.reason),
-                    None => ConfigError::new(zone_file, 0, e.reason),
-                })
-                .collect::<Vec<_>>()
-        },
-    )?;
+    let mut tree = Tree::build(
+        &zf.origin,
+        zf.records.iter().enumerate().map(|(i, r)| (i, &r.record)),
+    )
+    .map_err(|errs| {
+        errs.into_iter()
+            .map(|e| match zf.records.get(e.index) {
+                Some(r) => ConfigError::new(&r.file, r.line, e.reason),
+                None => ConfigError::new(zone_file, 0, e.reason),
+            })
+            .collect::<Vec<_>>()
+    })?;
     let pools_file = pools_path(zone_file);
     let steering = if pools_file.exists() {
         let p = pools::load(&pools_file, &zf.origin, health)?;
@@ -90,13 +92,20 @@ pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, V
             let n = wire::label_offsets(&key, &mut offs);
             let occluded = offs[1..n].iter().any(|&o| {
                 let anc = &key[o as usize..];
-                anc.len() > tree.apex_lower.len() && tree.nodes.get(anc).is_some_and(|x| x.rrset(wire::TYPE_NS).is_some())
+                anc.len() > tree.apex_lower.len()
+                    && tree
+                        .nodes
+                        .get(anc)
+                        .is_some_and(|x| x.rrset(wire::TYPE_NS).is_some())
             });
             if occluded {
                 errs.push(ConfigError::new(
                     &pools_file,
                     *line,
-                    format!("hosts.{}: below a delegation", p.steering.hosts[*host as usize].name),
+                    format!(
+                        "hosts.{}: below a delegation",
+                        p.steering.hosts[*host as usize].name
+                    ),
                 ));
                 continue;
             }
@@ -189,7 +198,11 @@ pub fn build_snapshot_with(
     match zone_files(&cfg.zones) {
         Ok(files) => {
             if files.is_empty() {
-                errs.push(ConfigError::new(&cfg.zones, 0, "no *.zone files: nothing to serve"));
+                errs.push(ConfigError::new(
+                    &cfg.zones,
+                    0,
+                    "no *.zone files: nothing to serve",
+                ));
             }
             let mut seen = HashSet::new();
             for f in files {
@@ -209,7 +222,13 @@ pub fn build_snapshot_with(
         Some(p) => match geo.open(p) {
             Ok(db) => Some(db),
             Err(e) => {
-                errs.push(ConfigError::new(p, 0, e));
+                // GeoError already names the file.
+                let prefix = format!("{}: ", p.display());
+                errs.push(ConfigError::new(
+                    p,
+                    0,
+                    e.strip_prefix(&prefix).unwrap_or(&e),
+                ));
                 None
             }
         },
@@ -236,12 +255,17 @@ pub fn load_path(zone_file: &Path) -> PathBuf {
 }
 
 /// Reads every zone's load file; errors name file and line.
-fn read_loads(snap: &Snapshot) -> Result<Vec<(String, String, f64, std::time::Duration)>, Vec<ConfigError>> {
+/// (zone, edge, load, ttl) from a load file.
+type FedLoad = (String, String, f64, std::time::Duration);
+
+fn read_loads(snap: &Snapshot) -> Result<Vec<FedLoad>, Vec<ConfigError>> {
     let mut out = Vec::new();
     let mut errs = Vec::new();
     for zone in snap.zones.values() {
         let path = load_path(&zone.zone_file);
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
         let parsed: Result<indexmap::IndexMap<serde_saphyr::Spanned<String>, LoadEntry>, _> =
             crate::config::parse_yaml(&text, &path);
         match parsed {
@@ -249,9 +273,17 @@ fn read_loads(snap: &Snapshot) -> Result<Vec<(String, String, f64, std::time::Du
                 for (edge, e) in map {
                     let line = edge.referenced.line() as u32;
                     if !zone.steering.edges.iter().any(|x| x.name == edge.value) {
-                        errs.push(ConfigError::new(&path, line, format!("{}: unknown edge", edge.value)));
+                        errs.push(ConfigError::new(
+                            &path,
+                            line,
+                            format!("{}: unknown edge", edge.value),
+                        ));
                     } else if !(0.0..=1.0).contains(&e.load) {
-                        errs.push(ConfigError::new(&path, line, format!("{}.load: {} is not within 0..1", edge.value, e.load)));
+                        errs.push(ConfigError::new(
+                            &path,
+                            line,
+                            format!("{}.load: {} is not within 0..1", edge.value, e.load),
+                        ));
                     } else {
                         out.push((zone.name.clone(), edge.value, e.load, e.ttl));
                     }
@@ -326,7 +358,10 @@ impl Reloader {
     }
 
     pub fn status(&self) -> ReloadStatus {
-        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Rebuilds from files and swaps the new snapshot in, or keeps the old
@@ -350,7 +385,10 @@ impl Reloader {
             Err(errs) => {
                 self.metrics.failed();
                 for e in &errs.0 {
-                    tracing::error!(trigger, "reload rejected, still serving the last good state: {e}");
+                    tracing::error!(
+                        trigger,
+                        "reload rejected, still serving the last good state: {e}"
+                    );
                 }
                 Err(errs)
             }
@@ -361,14 +399,18 @@ impl Reloader {
             trigger: trigger.to_string(),
             generation: self.shared.load().generation,
             duration_ms: ms,
-            errors: result.as_ref().err().map(|e| e.0.iter().map(|x| x.to_string()).collect()).unwrap_or_default(),
+            errors: result
+                .as_ref()
+                .err()
+                .map(|e| e.0.iter().map(|x| x.to_string()).collect())
+                .unwrap_or_default(),
         };
         result
     }
 
     /// Health bookkeeping for the snapshot just swapped in: feed file loads,
     /// forget removed edges, probe the current set.
-    fn after_swap(&self, loads: Vec<(String, String, f64, std::time::Duration)>) {
+    fn after_swap(&self, loads: Vec<FedLoad>) {
         let snap = self.shared.load();
         for (zone, edge, load, ttl) in loads {
             let _ = self.registry.feed_load(Some(&zone), &edge, load, ttl);
@@ -382,7 +424,12 @@ impl Reloader {
                     targets.push(crate::health::ProbeTarget {
                         zone: zone.name.clone(),
                         edge: e.name.clone(),
-                        addresses: e.v4.iter().map(|a| (*a).into()).chain(e.v6.iter().map(|a| (*a).into())).collect(),
+                        addresses: e
+                            .v4
+                            .iter()
+                            .map(|a| (*a).into())
+                            .chain(e.v6.iter().map(|a| (*a).into()))
+                            .collect(),
                         check: check.clone(),
                         health: e.health.clone(),
                     });
@@ -401,12 +448,20 @@ impl Reloader {
     fn watch_dirs(&self) -> Vec<PathBuf> {
         let mut dirs = vec![self.cfg.zones.clone()];
         if let Some(parent) = self.cfg.zones.parent() {
-            dirs.push(if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_path_buf() });
+            dirs.push(if parent.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                parent.to_path_buf()
+            });
         }
         if let Some(db) = &self.cfg.geodb
             && let Some(parent) = db.parent()
         {
-            dirs.push(if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_path_buf() });
+            dirs.push(if parent.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                parent.to_path_buf()
+            });
         }
         dirs.sort();
         dirs.dedup();
@@ -421,9 +476,20 @@ impl Reloader {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         // Anything in the zones dir except editor droppings; the zones dir
         // entry itself; the DB file.
-        (parent_is(&zones) && !name.ends_with('~') && !name.ends_with(".swp") && !name.starts_with(".#"))
-            || path.file_name() == self.cfg.zones.file_name() && self.cfg.zones.parent().is_some_and(|p| parent_is(&canon(p)))
-            || self.cfg.geodb.as_ref().is_some_and(|db| path.file_name() == db.file_name() && db.parent().is_some_and(|p| parent_is(&canon(p))))
+        (parent_is(&zones)
+            && !name.ends_with('~')
+            && !name.ends_with(".swp")
+            && !name.starts_with(".#"))
+            || path.file_name() == self.cfg.zones.file_name()
+                && self
+                    .cfg
+                    .zones
+                    .parent()
+                    .is_some_and(|p| parent_is(&canon(p)))
+            || self.cfg.geodb.as_ref().is_some_and(|db| {
+                path.file_name() == db.file_name()
+                    && db.parent().is_some_and(|p| parent_is(&canon(p)))
+            })
     }
 
     /// Watches the files and reloads after 300 ms of quiet. The returned
@@ -444,40 +510,46 @@ impl Reloader {
         let me = Arc::downgrade(self);
         let quiet = std::time::Duration::from_millis(300);
         let relevant = move |me: &Reloader, ev: &notify::Result<notify::Event>| match ev {
-            Ok(ev) => !matches!(ev.kind, EventKind::Access(_)) && ev.paths.iter().any(|p| me.relevant(p)),
+            Ok(ev) => {
+                !matches!(ev.kind, EventKind::Access(_)) && ev.paths.iter().any(|p| me.relevant(p))
+            }
             Err(e) => {
                 tracing::warn!("file watch error: {e}");
                 false
             }
         };
-        let spawned = std::thread::Builder::new().name("geosteer-watch".into()).spawn(move || {
-            while let Ok(ev) = rx.recv() {
-                let Some(me) = me.upgrade() else { break };
-                if !relevant(&me, &ev) {
-                    continue;
-                }
-                // Debounce: wait for `quiet` without relevant events, so an
-                // rsync of many files is one reload.
-                loop {
-                    match rx.recv_timeout(quiet) {
-                        Ok(ev) if relevant(&me, &ev) => continue,
-                        Ok(_) => continue,
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
-                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        let spawned = std::thread::Builder::new()
+            .name("geosteer-watch".into())
+            .spawn(move || {
+                while let Ok(ev) = rx.recv() {
+                    let Some(me) = me.upgrade() else { break };
+                    if !relevant(&me, &ev) {
+                        continue;
+                    }
+                    // Debounce: wait for `quiet` without relevant events, so an
+                    // rsync of many files is one reload.
+                    loop {
+                        match rx.recv_timeout(quiet) {
+                            Ok(ev) if relevant(&me, &ev) => continue,
+                            Ok(_) => continue,
+                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+                            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                        }
+                    }
+                    let _ = me.reload("file change");
+                    // Re-arm: a replaced directory needs a fresh watch.
+                    let Some(w) = weak_watcher.upgrade() else {
+                        break;
+                    };
+                    let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                    for dir in me.watch_dirs() {
+                        let _ = w.unwatch(&dir);
+                        if let Err(e) = w.watch(&dir, RecursiveMode::NonRecursive) {
+                            tracing::warn!(dir = %dir.display(), "cannot watch: {e}");
+                        }
                     }
                 }
-                let _ = me.reload("file change");
-                // Re-arm: a replaced directory needs a fresh watch.
-                let Some(w) = weak_watcher.upgrade() else { break };
-                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-                for dir in me.watch_dirs() {
-                    let _ = w.unwatch(&dir);
-                    if let Err(e) = w.watch(&dir, RecursiveMode::NonRecursive) {
-                        tracing::warn!(dir = %dir.display(), "cannot watch: {e}");
-                    }
-                }
-            }
-        });
+            });
         if let Err(e) = spawned {
             tracing::error!("cannot start the file watcher: {e}");
         }

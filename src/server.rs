@@ -42,7 +42,13 @@ impl Responder {
 }
 
 impl Handler for Responder {
-    fn handle(&self, query: &[u8], client: SocketAddr, transport: Transport, out: &mut [u8]) -> Option<usize> {
+    fn handle(
+        &self,
+        query: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        out: &mut [u8],
+    ) -> Option<usize> {
         let snap = self.shared.load();
         let summary = dns::respond_traced(&snap, query, client.ip(), transport, out, &mut ());
         self.metrics.record(transport, summary.as_ref());
@@ -139,9 +145,12 @@ pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result
         let shutdown = async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        running
-            .tcp
-            .push(tokio::spawn(serve_tcp(tcp, handler.clone(), tcp_cfg.clone(), shutdown)));
+        running.tcp.push(tokio::spawn(serve_tcp(
+            tcp,
+            handler.clone(),
+            tcp_cfg.clone(),
+            shutdown,
+        )));
         tracing::info!(udp = %running.addrs.last().map(|a| a.0).unwrap_or(addr), tcp = %tcp_addr, "listening");
     }
     Ok(running)

@@ -42,7 +42,14 @@ pub struct Snapshot {
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Snapshot")
-            .field("zones", &self.zones.keys().map(|k| wire::name_to_string(k)).collect::<Vec<_>>())
+            .field(
+                "zones",
+                &self
+                    .zones
+                    .keys()
+                    .map(|k| wire::name_to_string(k))
+                    .collect::<Vec<_>>(),
+            )
             .field("generation", &self.generation)
             .finish()
     }
@@ -77,7 +84,11 @@ impl Snapshot {
     pub fn zone_named(&self, name: &str) -> Option<&Zone> {
         self.zones
             .values()
-            .find(|z| z.name.trim_end_matches('.').eq_ignore_ascii_case(name.trim_end_matches('.')))
+            .find(|z| {
+                z.name
+                    .trim_end_matches('.')
+                    .eq_ignore_ascii_case(name.trim_end_matches('.'))
+            })
             .map(|z| &**z)
     }
 }

@@ -22,6 +22,8 @@ const DECLINE: u8 = 1;
 const SIZED: u8 = 2;
 /// Sleeps 300 ms, then echoes (an answer "in flight" at shutdown).
 const SLOW: u8 = 3;
+/// The handler panics (a bug in the answer core must not kill a worker).
+const PANIC: u8 = 4;
 
 #[derive(Default)]
 struct TestHandler {
@@ -63,6 +65,7 @@ impl Handler for TestHandler {
                 out[..query.len()].copy_from_slice(query);
                 query.len()
             }
+            PANIC => panic!("test handler asked to panic"),
             _ => return None,
         };
         out[2] |= 0x80; // QR
@@ -256,6 +259,32 @@ fn udp_declined_query_gets_nothing_and_server_keeps_answering() {
 }
 
 #[test]
+fn udp_oversized_query_and_panicking_handler_are_dropped_and_counted() {
+    let f = udp_server("127.0.0.1:0", 1);
+    let s = udp_client(f.running.local_addr());
+    let mut big = query(1, ECHO);
+    big.resize(5000, 0); // above the 4096-byte receive slot
+    s.send(&big).unwrap();
+    s.send(&query(2, PANIC)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 8192];
+    assert!(s.recv(&mut buf).is_err(), "no answer expected");
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert_eq!(&udp_roundtrip(&s, 3)[..2], &3u16.to_be_bytes());
+    assert_eq!(
+        f.metrics
+            .counter("geosteer_udp_dropped_total{reason=truncated}"),
+        1
+    );
+    assert_eq!(
+        f.metrics
+            .counter("geosteer_udp_dropped_total{reason=handler_error}"),
+        1
+    );
+}
+
+#[test]
 fn udp_burst_of_2000_all_answered() {
     let f = udp_server("127.0.0.1:0", 2);
     let s = udp_client(f.running.local_addr());
@@ -441,12 +470,10 @@ async fn read_msg(s: &mut TcpStream) -> Vec<u8> {
 async fn closed_within(s: &mut TcpStream, within: Duration) -> Duration {
     let t = Instant::now();
     let mut buf = [0u8; 64];
-    loop {
-        match tokio::time::timeout(within, s.read(&mut buf)).await {
-            Err(_) => panic!("connection still open after {within:?}"),
-            Ok(Ok(0)) | Ok(Err(_)) => return t.elapsed(),
-            Ok(Ok(n)) => panic!("unexpected {n} bytes"),
-        }
+    match tokio::time::timeout(within, s.read(&mut buf)).await {
+        Err(_) => panic!("connection still open after {within:?}"),
+        Ok(Ok(0)) | Ok(Err(_)) => t.elapsed(),
+        Ok(Ok(n)) => panic!("unexpected {n} bytes"),
     }
 }
 
@@ -486,6 +513,17 @@ async fn tcp_pipelined_queries_answered_in_order() {
     assert_eq!(f.metrics.counter("geosteer_tcp_connections_total"), 1);
     assert_eq!(f.metrics.gauge("geosteer_tcp_connections_open"), 1.0);
     drop(s);
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_panicking_handler_skips_that_query_only() {
+    let f = tcp_server(TcpConfig::default()).await;
+    let mut s = TcpStream::connect(f.addr).await.unwrap();
+    let mut w = framed(&query(1, PANIC));
+    w.extend(framed(&query(2, ECHO)));
+    s.write_all(&w).await.unwrap();
+    assert_eq!(&read_msg(&mut s).await[..2], &2u16.to_be_bytes());
     f.shutdown().await;
 }
 
@@ -708,4 +746,74 @@ async fn tcp_partial_message_not_closed_before_timeout() {
     s.write_all(&q[6..]).await.unwrap();
     assert_eq!(&read_msg(&mut s).await[..2], &5u16.to_be_bytes());
     f.shutdown().await;
+}
+
+// ---------------------------------------------------------------- bench
+
+/// CPU per query of the UDP transport under dnsperf at a fixed rate:
+/// `GEOSTEER_BENCH_QPS=100000 cargo test --release --test net -- --ignored --nocapture udp_cpu_per_query`
+/// Needs `dnsperf` on PATH. Reports this process's CPU time (the workers;
+/// the test thread only sleeps) divided by the queries answered.
+#[test]
+#[ignore]
+fn udp_cpu_per_query() {
+    let qps: u64 = std::env::var("GEOSTEER_BENCH_QPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let secs: u64 = std::env::var("GEOSTEER_BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let workers: usize = std::env::var("GEOSTEER_BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let f = udp_server("127.0.0.1:0", workers);
+    let port = f.running.local_addr().port();
+    let qfile = std::env::temp_dir().join(format!("geosteer-bench-{port}.txt"));
+    std::fs::write(&qfile, "www.example.com A\n").unwrap();
+    let cpu = || {
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+        (t(ru.ru_utime), t(ru.ru_stime))
+    };
+    let (u0, s0) = cpu();
+    let q0 = f.metrics.counter("geosteer_udp_answered_total");
+    let r0 = f.metrics.counter("geosteer_udp_received_total");
+    let b0 = f.metrics.counter("geosteer_udp_batches_total");
+    let out = std::process::Command::new("dnsperf")
+        .args(["-s", "127.0.0.1", "-p", &port.to_string(), "-d"])
+        .arg(&qfile)
+        .args([
+            "-c",
+            "16",
+            "-l",
+            &secs.to_string(),
+            "-Q",
+            &qps.to_string(),
+            "-q",
+            "1000",
+        ])
+        .output()
+        .expect("dnsperf");
+    let (u1, s1) = cpu();
+    let q = f.metrics.counter("geosteer_udp_answered_total") - q0;
+    let r = f.metrics.counter("geosteer_udp_received_total") - r0;
+    let batches = f.metrics.counter("geosteer_udp_batches_total") - b0;
+    let (user, sys) = (u1 - u0, s1 - s0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in text
+        .lines()
+        .filter(|l| l.contains("Queries") || l.contains("lost"))
+    {
+        println!("dnsperf: {}", line.trim());
+    }
+    println!(
+        "workers={workers} answered={q} ({:.0}/s) datagrams/batch={:.2} user={user:.2}s sys={sys:.2}s cpu/query={:.2} us",
+        q as f64 / secs as f64,
+        r as f64 / batches.max(1) as f64,
+        (user + sys) * 1e6 / q.max(1) as f64
+    );
 }

@@ -73,7 +73,8 @@ pub fn parse_yaml<T: for<'de> Deserialize<'de>>(text: &str, file: &Path) -> Resu
 }
 
 fn read(file: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(file).map_err(|e| ConfigError::new(file, 0, format!("cannot read: {e}")))
+    std::fs::read_to_string(file)
+        .map_err(|e| ConfigError::new(file, 0, format!("cannot read: {e}")))
 }
 
 fn default_listen() -> Vec<SocketAddr> {
@@ -156,17 +157,29 @@ impl ServerConfig {
     pub fn from_str(text: &str, path: &Path) -> Result<ServerConfig, ConfigError> {
         let raw: ServerRaw = parse_yaml(text, path)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let base = if base.as_os_str().is_empty() { Path::new(".") } else { base };
+        let base = if base.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base
+        };
         let workers = match raw.workers {
             Some(0) => return Err(ConfigError::new(path, 0, "workers: must be at least 1")),
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         if raw.listen.is_empty() {
-            return Err(ConfigError::new(path, 0, "listen: at least one address is needed"));
+            return Err(ConfigError::new(
+                path,
+                0,
+                "listen: at least one address is needed",
+            ));
         }
         if raw.tcp.max_connections == 0 || raw.tcp.max_per_client == 0 {
-            return Err(ConfigError::new(path, 0, "tcp: connection limits must be at least 1"));
+            return Err(ConfigError::new(
+                path,
+                0,
+                "tcp: connection limits must be at least 1",
+            ));
         }
         if let Some(r) = &raw.rrl {
             r.validate().map_err(|e| ConfigError::new(path, 0, e))?;
@@ -181,7 +194,10 @@ impl ServerConfig {
             workers,
             tcp: raw.tcp,
             rrl: raw.rrl,
-            state_file: base.join(raw.state_file.unwrap_or_else(|| PathBuf::from("geosteer.state.json"))),
+            state_file: base.join(
+                raw.state_file
+                    .unwrap_or_else(|| PathBuf::from("geosteer.state.json")),
+            ),
         })
     }
 }
@@ -193,7 +209,8 @@ pub mod humantime_serde {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
     }
 }
 
@@ -203,10 +220,17 @@ mod tests {
 
     #[test]
     fn defaults_and_paths() {
-        let c = ServerConfig::from_str("geodb: geodb/x.mmdb\n", Path::new("/etc/geosteer/geosteer.yaml")).unwrap();
+        let c = ServerConfig::from_str(
+            "geodb: geodb/x.mmdb\n",
+            Path::new("/etc/geosteer/geosteer.yaml"),
+        )
+        .unwrap();
         assert_eq!(c.listen, default_listen());
         assert_eq!(c.zones, Path::new("/etc/geosteer/zones"));
-        assert_eq!(c.geodb.as_deref(), Some(Path::new("/etc/geosteer/geodb/x.mmdb")));
+        assert_eq!(
+            c.geodb.as_deref(),
+            Some(Path::new("/etc/geosteer/geodb/x.mmdb"))
+        );
         assert_eq!(c.tcp.idle_timeout, Duration::from_secs(10));
     }
 
@@ -214,7 +238,11 @@ mod tests {
     fn rrl_off_by_default_and_parsed() {
         let c = ServerConfig::from_str("{}\n", Path::new("g.yaml")).unwrap();
         assert_eq!(c.rrl, None);
-        let c = ServerConfig::from_str("rrl: {rate: 100, slip: 2, window: 15s}\n", Path::new("g.yaml")).unwrap();
+        let c = ServerConfig::from_str(
+            "rrl: {rate: 100, slip: 2, window: 15s}\n",
+            Path::new("g.yaml"),
+        )
+        .unwrap();
         assert_eq!(c.rrl, Some(crate::rrl::RrlConfig::with_rate(100)));
         let e = ServerConfig::from_str("rrl: {rate: 0}\n", Path::new("g.yaml")).unwrap_err();
         assert!(e.to_string().contains("rrl.rate"), "{e}");
@@ -222,8 +250,16 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line() {
-        let e = ServerConfig::from_str("listen: [127.0.0.1:53]\nlisten_udp: 1\n", Path::new("g.yaml")).unwrap_err();
+        let e = ServerConfig::from_str(
+            "listen: [127.0.0.1:53]\nlisten_udp: 1\n",
+            Path::new("g.yaml"),
+        )
+        .unwrap_err();
         assert_eq!(e.line, 2, "{e}");
-        assert!(e.to_string().starts_with("g.yaml:2: unknown field `listen_udp`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("g.yaml:2: unknown field `listen_udp`"),
+            "{e}"
+        );
     }
 }

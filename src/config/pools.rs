@@ -156,7 +156,9 @@ impl HealthSource for crate::health::Registry {
 
 fn check_coords(lat: f64, lon: f64) -> Result<Coords, String> {
     if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
-        return Err(format!("location [{lat}, {lon}] is not [latitude -90..90, longitude -180..180]"));
+        return Err(format!(
+            "location [{lat}, {lon}] is not [latitude -90..90, longitude -180..180]"
+        ));
     }
     Ok(Coords { lat, lon })
 }
@@ -171,7 +173,11 @@ fn codes(v: &Option<OneOrMany<String>>, what: &str) -> Result<Vec<Code>, String>
 }
 
 /// Reads and validates a pools file against its zone's origin.
-pub fn load(path: &Path, origin: &Name, health: &dyn HealthSource) -> Result<Pools, Vec<ConfigError>> {
+pub fn load(
+    path: &Path,
+    origin: &Name,
+    health: &dyn HealthSource,
+) -> Result<Pools, Vec<ConfigError>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| vec![ConfigError::new(path, 0, format!("cannot read: {e}"))])?;
     from_str(&text, path, origin, health)
@@ -196,9 +202,15 @@ pub fn from_str(
     for (name, c) in &raw.checks {
         match c.validate(base) {
             Ok(spec) => {
-                checks.insert(name.value.as_str(), Arc::new(spec.named(name.value.clone())));
+                checks.insert(
+                    name.value.as_str(),
+                    Arc::new(spec.named(name.value.clone())),
+                );
             }
-            Err(m) => err(name.referenced.line() as u32, format!("checks.{}: {m}", name.value)),
+            Err(m) => err(
+                name.referenced.line() as u32,
+                format!("checks.{}: {m}", name.value),
+            ),
         }
     }
 
@@ -218,12 +230,21 @@ pub fn from_str(
                 Ok(IpAddr::V6(x)) => v6.push(x),
                 Err(_) => err(
                     a.referenced.line() as u32,
-                    format!("edges.{}.addresses: {:?} is not an IP address", name.value, a.value),
+                    format!(
+                        "edges.{}.addresses: {:?} is not an IP address",
+                        name.value, a.value
+                    ),
                 ),
             }
         }
         if e.addresses.is_empty() {
-            err(line, format!("edges.{}.addresses: an edge needs at least one address", name.value));
+            err(
+                line,
+                format!(
+                    "edges.{}.addresses: an edge needs at least one address",
+                    name.value
+                ),
+            );
         }
         let coords = check_coords(e.location[0], e.location[1]).unwrap_or_else(|m| {
             err(line, format!("edges.{}.location: {m}", name.value));
@@ -231,14 +252,20 @@ pub fn from_str(
         });
         let weight = e.weight.unwrap_or(1);
         if weight == 0 {
-            err(line, format!("edges.{}.weight: must be at least 1", name.value));
+            err(
+                line,
+                format!("edges.{}.weight: must be at least 1", name.value),
+            );
         }
         let check = match &e.check {
             Some(c) => match checks.get(c.value.as_str()) {
                 Some(spec) => Some(spec.clone()),
                 None => {
                     if !raw.checks.keys().any(|k| k.value == c.value) {
-                        err(c.referenced.line() as u32, format!("edges.{}.check: unknown check {:?}", name.value, c.value));
+                        err(
+                            c.referenced.line() as u32,
+                            format!("edges.{}.check: unknown check {:?}", name.value, c.value),
+                        );
                     }
                     None
                 }
@@ -247,19 +274,31 @@ pub fn from_str(
         };
         let h = health.edge(&zone_name, &name.value, check.as_deref());
         index.insert(name.value.as_str(), edges.len() as EdgeIdx);
-        edges.push(Edge::new(name.value.clone(), v4, v6, coords, weight, check, h));
+        edges.push(Edge::new(
+            name.value.clone(),
+            v4,
+            v6,
+            coords,
+            weight,
+            check,
+            h,
+        ));
     }
-    let resolve = |list: &[Spanned<String>], key: &str, err: &mut dyn FnMut(u32, String)| -> Vec<EdgeIdx> {
-        let mut out = Vec::new();
-        for e in list {
-            match index.get(e.value.as_str()) {
-                Some(&i) if !out.contains(&i) => out.push(i),
-                Some(_) => {}
-                None => err(e.referenced.line() as u32, format!("{key}: unknown edge {:?}", e.value)),
+    let resolve =
+        |list: &[Spanned<String>], key: &str, err: &mut dyn FnMut(u32, String)| -> Vec<EdgeIdx> {
+            let mut out = Vec::new();
+            for e in list {
+                match index.get(e.value.as_str()) {
+                    Some(&i) if !out.contains(&i) => out.push(i),
+                    Some(_) => {}
+                    None => err(
+                        e.referenced.line() as u32,
+                        format!("{key}: unknown edge {:?}", e.value),
+                    ),
+                }
             }
-        }
-        out
-    };
+            out
+        };
 
     // Override nets.
     let mut nets = Vec::new();
@@ -270,13 +309,23 @@ pub fn from_str(
             Err(_) => match net.value.parse::<IpAddr>() {
                 Ok(a) => IpNet::from(a),
                 Err(_) => {
-                    err(line, format!("nets: {:?} is not a network (like 10.20.0.0/16)", net.value));
+                    err(
+                        line,
+                        format!("nets: {:?} is not a network (like 10.20.0.0/16)", net.value),
+                    );
                     continue;
                 }
             },
         };
         if parsed.trunc() != parsed {
-            err(line, format!("nets: {} has host bits set (did you mean {}?)", parsed, parsed.trunc()));
+            err(
+                line,
+                format!(
+                    "nets: {} has host bits set (did you mean {}?)",
+                    parsed,
+                    parsed.trunc()
+                ),
+            );
             continue;
         }
         let key = format!("nets.{}", net.value);
@@ -294,7 +343,10 @@ pub fn from_str(
             NetRaw::Map(m) => {
                 if let Some(list) = &m.edges {
                     if m.location.is_some() || m.country.is_some() || m.continent.is_some() {
-                        err(line, format!("{key}: give either edges or a location, not both"));
+                        err(
+                            line,
+                            format!("{key}: give either edges or a location, not both"),
+                        );
                     }
                     let spanned: Vec<Spanned<String>> = list
                         .iter()
@@ -325,7 +377,10 @@ pub fn from_str(
                         }
                     }
                     if loc == Location::default() {
-                        err(line, format!("{key}: needs a location, a country, a continent or edges"));
+                        err(
+                            line,
+                            format!("{key}: needs a location, a country, a continent or edges"),
+                        );
                     }
                     NetTarget::Location(loc)
                 }
@@ -386,8 +441,15 @@ pub fn from_str(
                 }
                 (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => err(rl, format!("{rkey}.{m}")),
             }
-            if rule.continent.is_empty() && rule.country.is_empty() && rule.subdivision.is_empty() && rule.asn.is_empty() {
-                err(rl, format!("{rkey}: a rule needs continent, country, subdivision or asn"));
+            if rule.continent.is_empty()
+                && rule.country.is_empty()
+                && rule.subdivision.is_empty()
+                && rule.asn.is_empty()
+            {
+                err(
+                    rl,
+                    format!("{rkey}: a rule needs continent, country, subdivision or asn"),
+                );
             }
             if rule.edges.is_empty() {
                 err(rl, format!("{rkey}.edges: needs at least one edge"));
@@ -414,7 +476,10 @@ pub fn from_str(
         };
         let all_down = h.all_down.unwrap_or_default();
         if all_down == AllDown::Fallback && fallback.is_none() {
-            err(line, format!("{key}.all_down: `fallback` needs a fallback name"));
+            err(
+                line,
+                format!("{key}.all_down: `fallback` needs a fallback name"),
+            );
         }
         names.push((wire::from_hickory(&owner), hosts.len() as u32, line));
         hosts.push(Host {

@@ -188,7 +188,8 @@ fn set_name(name: &mut NameBuf, target: &[u8]) {
 fn in_zone(tree: &Tree, lname: &[u8]) -> bool {
     lname.len() >= tree.apex_lower.len()
         && lname.ends_with(&tree.apex_lower)
-        && (lname.len() == tree.apex_lower.len() || is_label_boundary(lname, lname.len() - tree.apex_lower.len()))
+        && (lname.len() == tree.apex_lower.len()
+            || is_label_boundary(lname, lname.len() - tree.apex_lower.len()))
 }
 
 fn is_label_boundary(name: &[u8], at: usize) -> bool {
@@ -249,7 +250,13 @@ fn negative<'a>(tree: &'a Tree, ans: &mut Answer<'a>) {
 
 /// RFC 8482: over UDP one RRset is enough (the smallest, to deny
 /// amplification); TCP gets them all.
-fn any<'a>(node: &'a Node, transport: Transport, owner: Owner<'a>, tree: &'a Tree, ans: &mut Answer<'a>) {
+fn any<'a>(
+    node: &'a Node,
+    transport: Transport,
+    owner: Owner<'a>,
+    tree: &'a Tree,
+    ans: &mut Answer<'a>,
+) {
     if node.rrsets.is_empty() {
         negative(tree, ans);
         return;
@@ -314,7 +321,14 @@ fn steer_answer<'a, T: steer::Trace>(
     };
     let mut fallback = None;
     for &family in families {
-        let d = steer::decide(&zone.steering, host, snap.geodb.as_deref(), q.client, family, trace);
+        let d = steer::decide(
+            &zone.steering,
+            host,
+            snap.geodb.as_deref(),
+            q.client,
+            family,
+            trace,
+        );
         ans.scope = ans.scope.max(d.scope);
         match d.outcome {
             Outcome::Edges => ans.answer.push(Item::Edges {
@@ -355,7 +369,11 @@ fn steer_answer<'a, T: steer::Trace>(
             break;
         }
     }
-    if families.len() > 1 && ans.answer.is_empty() && ans.rcode == Rcode::NoError && fallback.is_none() {
+    if families.len() > 1
+        && ans.answer.is_empty()
+        && ans.rcode == Rcode::NoError
+        && fallback.is_none()
+    {
         negative(&zone.tree, ans);
     }
     fallback

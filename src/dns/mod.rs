@@ -173,7 +173,14 @@ fn error_reply(
     transport: Transport,
     out: &mut [u8],
 ) -> Summary {
-    let mut w = Writer::new(out, if transport == Transport::Tcp { 65_535 } else { CLASSIC_UDP });
+    let mut w = Writer::new(
+        out,
+        if transport == Transport::Tcp {
+            65_535
+        } else {
+            CLASSIC_UDP
+        },
+    );
     let flags = u16::from_be_bytes([query[2], query[3]]);
     let qtype = question.map_or(0, |(_, e)| u16::from_be_bytes([query[e - 4], query[e - 3]]));
     // Both fit in 512 bytes: a question is at most 259 bytes, our OPT 31.
@@ -186,10 +193,7 @@ fn error_reply(
         let _ = w.bytes(&query[s..e]);
     }
     if let Some(e) = edns {
-        let e = Edns {
-            ecs: None,
-            ..e
-        };
+        let e = Edns { ecs: None, ..e };
         let _ = write_opt(&mut w, &e, rcode, 0);
     }
     Summary {
@@ -221,7 +225,12 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>) -> Result<u16, Full> {
     }
     match item {
         Item::Set(o, s) => set(w, *o, s, s.ttl),
-        Item::NegativeSoa(tree) => set(w, Owner::Name(&tree.apex_node().owner), tree.soa(), tree.neg_ttl),
+        Item::NegativeSoa(tree) => set(
+            w,
+            Owner::Name(&tree.apex_node().owner),
+            tree.soa(),
+            tree.neg_ttl,
+        ),
         Item::Edges {
             owner: o,
             ttl,
@@ -276,6 +285,25 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>) -> Result<u16, Full> {
     }
 }
 
+/// Whether `item` is glue for a name server at or below the cut of a
+/// referral (not sibling glue, which stays optional).
+fn in_domain_glue(ans: &Answer<'_>, item: &Item<'_>) -> bool {
+    let (Some(Item::Set(Owner::Name(cut), ns)), Item::Set(Owner::Name(owner), _)) =
+        (ans.authority.first(), item)
+    else {
+        return false;
+    };
+    if ans.aa || ns.rtype != TYPE_NS || owner.len() < cut.len() {
+        return false;
+    }
+    let at = owner.len() - cut.len();
+    let mut p = 0;
+    while p < at {
+        p += 1 + owner[p] as usize;
+    }
+    p == at && owner[at..].eq_ignore_ascii_case(cut)
+}
+
 /// Renders an answer; returns (length, truncated).
 fn render_answer(q: &Query<'_>, ans: &Answer<'_>, max: usize, out: &mut [u8]) -> (usize, bool) {
     let opt = q.edns.as_ref().map_or(0, opt_len);
@@ -292,7 +320,10 @@ fn render_answer(q: &Query<'_>, ans: &Answer<'_>, max: usize, out: &mut [u8]) ->
 
     let mut counts = [0u16; 3];
     let mut truncated = false;
-    'sections: for (i, section) in [&ans.answer[..], &ans.authority[..]].into_iter().enumerate() {
+    'sections: for (i, section) in [&ans.answer[..], &ans.authority[..]]
+        .into_iter()
+        .enumerate()
+    {
         for item in section.iter() {
             match write_item(&mut w, item) {
                 Ok(n) => counts[i] += n,
@@ -313,8 +344,11 @@ fn render_answer(q: &Query<'_>, ans: &Answer<'_>, max: usize, out: &mut [u8]) ->
             match write_item(&mut w, item) {
                 Ok(n) => counts[2] += n,
                 Err(Full) => {
-                    // Additional data is optional: stop adding, no TC.
+                    // Additional data is optional: stop adding, no TC,
+                    // except glue of in-domain name servers in a referral
+                    // (RFC 9471 §3: TC MUST be set when it doesn't fit).
                     w.truncate(mark);
+                    truncated = in_domain_glue(ans, item);
                     break;
                 }
             }
@@ -324,7 +358,11 @@ fn render_answer(q: &Query<'_>, ans: &Answer<'_>, max: usize, out: &mut [u8]) ->
     w.set_limit(max);
     let mut arcount = counts[2];
     if let Some(e) = &q.edns {
-        let scope = if e.ecs.is_some_and(|c| c.source_prefix > 0) { ans.scope } else { 0 };
+        let scope = if e.ecs.is_some_and(|c| c.source_prefix > 0) {
+            ans.scope
+        } else {
+            0
+        };
         if write_opt(&mut w, e, ans.rcode, scope).is_ok() {
             arcount += 1;
         }

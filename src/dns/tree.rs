@@ -77,9 +77,9 @@ impl Rdata {
     /// SOA MINIMUM, for negative TTLs.
     pub fn soa_minimum(&self) -> Option<u32> {
         match self {
-            Rdata::Soa { tail, .. } => Some(u32::from_be_bytes([
-                tail[16], tail[17], tail[18], tail[19],
-            ])),
+            Rdata::Soa { tail, .. } => {
+                Some(u32::from_be_bytes([tail[16], tail[17], tail[18], tail[19]]))
+            }
             _ => None,
         }
     }
@@ -206,7 +206,9 @@ impl Tree {
     /// after adding nodes (steered hosts).
     pub fn finish(&mut self) {
         let apex_len = self.apex_lower.len();
-        let mut missing: Vec<(Box<[u8]>, Box<[u8]>)> = Vec::new();
+        // (lowercased key, owner as written) of each missing ancestor.
+        type Missing = (Box<[u8]>, Box<[u8]>);
+        let mut missing: Vec<Missing> = Vec::new();
         self.has_cuts = false;
         self.has_wildcards = false;
         for (key, node) in self.nodes.iter_mut() {

@@ -254,7 +254,8 @@ pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
             // A version we don't speak is answered BADVERS before we look
             // at options we might not understand (RFC 6891 §6.1.3).
             if version == 0 {
-                e.ecs = parse_options(&p[rdata..end]).map_err(|()| formerr(question, Some(e)))?;
+                e.ecs =
+                    parse_options(&p[rdata..end]).map_err(|BadEcs| formerr(question, Some(e)))?;
             }
             edns = Some(e);
         }
@@ -282,16 +283,16 @@ pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
 
 /// Walks the OPT options; returns the ECS option if present and valid.
 /// Unknown options are skipped (and will not be echoed).
-fn parse_options(mut o: &[u8]) -> Result<Option<Ecs>, ()> {
+fn parse_options(mut o: &[u8]) -> Result<Option<Ecs>, BadEcs> {
     let mut ecs = None;
     while !o.is_empty() {
         let (Some(code), Some(len)) = (rd16(o, 0), rd16(o, 2)) else {
-            return Err(());
+            return Err(BadEcs);
         };
-        let body = o.get(4..4 + len as usize).ok_or(())?;
+        let body = o.get(4..4 + len as usize).ok_or(BadEcs)?;
         if code == OPT_ECS {
             if ecs.is_some() {
-                return Err(());
+                return Err(BadEcs);
             }
             ecs = Some(parse_ecs(body)?);
         }
@@ -300,12 +301,16 @@ fn parse_options(mut o: &[u8]) -> Result<Option<Ecs>, ()> {
     Ok(ecs)
 }
 
+/// An ECS option that breaks RFC 7871 §6 (answered with FORMERR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadEcs;
+
 /// RFC 7871 §6 validation, stricter than hickory: the address must be
 /// exactly as long as the source prefix needs, carry no bits beyond it, and
 /// the query's scope must be zero.
-pub fn parse_ecs(b: &[u8]) -> Result<Ecs, ()> {
+pub fn parse_ecs(b: &[u8]) -> Result<Ecs, BadEcs> {
     if b.len() < 4 {
-        return Err(());
+        return Err(BadEcs);
     }
     let family = u16::from_be_bytes([b[0], b[1]]);
     let source = b[2];
@@ -314,18 +319,18 @@ pub fn parse_ecs(b: &[u8]) -> Result<Ecs, ()> {
     let max = match family {
         1 => 32,
         2 => 128,
-        _ => return Err(()),
+        _ => return Err(BadEcs),
     };
     if source > max || scope != 0 || addr.len() != (source as usize).div_ceil(8) {
-        return Err(());
+        return Err(BadEcs);
     }
     let mut full = [0u8; 16];
     full[..addr.len()].copy_from_slice(addr);
-    if source % 8 != 0 {
+    if !source.is_multiple_of(8) {
         let last = addr.len() - 1;
         let mask = 0xFFu8 >> (source % 8);
         if addr[last] & mask != 0 {
-            return Err(());
+            return Err(BadEcs);
         }
     }
     let ip = if family == 1 {
@@ -447,10 +452,19 @@ mod tests {
     #[test]
     fn ecs_validation() {
         assert!(parse_ecs(&[0, 3, 0, 0]).is_err(), "unknown family");
-        assert!(parse_ecs(&[0, 1, 33, 0, 1, 2, 3, 4, 5]).is_err(), "prefix too long");
-        assert!(parse_ecs(&[0, 1, 23, 0, 192, 0, 3]).is_err(), "bits beyond prefix");
+        assert!(
+            parse_ecs(&[0, 1, 33, 0, 1, 2, 3, 4, 5]).is_err(),
+            "prefix too long"
+        );
+        assert!(
+            parse_ecs(&[0, 1, 23, 0, 192, 0, 3]).is_err(),
+            "bits beyond prefix"
+        );
         assert!(parse_ecs(&[0, 1, 24, 8, 192, 0, 2]).is_err(), "scope set");
-        assert!(parse_ecs(&[0, 1, 24, 0, 192, 0, 2, 0]).is_err(), "address too long");
+        assert!(
+            parse_ecs(&[0, 1, 24, 0, 192, 0, 2, 0]).is_err(),
+            "address too long"
+        );
         assert!(parse_ecs(&[0, 1, 0, 0]).is_ok());
         assert!(parse_ecs(&[0, 2, 56, 0, 0x20, 1, 0xd, 0xb8, 0, 0, 1]).is_ok());
     }

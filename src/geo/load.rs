@@ -139,7 +139,8 @@ fn sealed_copy(file: &mut File, len: u64) -> Result<Option<Snapshot>, CopyError>
     // SAFETY: `fd` is a fresh descriptor that nothing else owns.
     let mut memfd = unsafe { File::from_raw_fd(fd) };
     // Copy at most len + 1 bytes: a file that grew is caught by the length check.
-    let copied = io::copy(&mut file.take(len.saturating_add(1)), &mut memfd).map_err(CopyError::Io)?;
+    let copied =
+        io::copy(&mut file.take(len.saturating_add(1)), &mut memfd).map_err(CopyError::Io)?;
     if copied != len {
         return Err(CopyError::Short);
     }

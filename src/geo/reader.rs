@@ -8,7 +8,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use maxminddb::{Reader, WithinOptions};
 
 use super::load::{Snapshot, load};
-use super::record::RawRecord;
+use super::record::{NestedRecord, RawRecord};
 use super::{GeoError, GeoMatch, Location, normalize};
 
 /// Record layout detected in a database.
@@ -115,7 +115,10 @@ impl GeoDb {
         if !result.has_data() {
             return None;
         }
-        let raw: RawRecord<'_> = result.decode().ok()??;
+        let raw: RawRecord<'_> = match self.info.schema {
+            RecordSchema::Nested => result.decode::<NestedRecord<'_>>().ok()??.0,
+            RecordSchema::Flat => result.decode().ok()??,
+        };
         let location = raw.location();
         if location == Location::default() {
             return None;
@@ -149,7 +152,9 @@ fn scan_tree(buf: &[u8], m: &maxminddb::Metadata) -> Result<(), String> {
         .checked_mul(node_bytes)
         .filter(|&l| l <= buf.len())
         .ok_or("search tree extends beyond the file")?;
-    let tail_start = buf.len().saturating_sub(METADATA_MAX + METADATA_MARKER.len());
+    let tail_start = buf
+        .len()
+        .saturating_sub(METADATA_MAX + METADATA_MARKER.len());
     let marker = buf[tail_start..]
         .windows(METADATA_MARKER.len())
         .rposition(|w| w == METADATA_MARKER)
@@ -181,7 +186,9 @@ fn scan_tree(buf: &[u8], m: &maxminddb::Metadata) -> Result<(), String> {
                 None
             };
             if let Some(why) = bad {
-                return Err(format!("corrupt search tree: node {node} record {rec} {why}"));
+                return Err(format!(
+                    "corrupt search tree: node {node} record {rec} {why}"
+                ));
             }
         }
     }
@@ -267,7 +274,10 @@ impl<'de> serde::de::Visitor<'de> for DeepSkip {
 /// (including empty databases and ASN-only ones, whose key is shared by both).
 fn detect_schema(reader: &Reader<Snapshot>) -> Result<RecordSchema, maxminddb::MaxMindDbError> {
     let (mut flat, mut nested) = (0usize, 0usize);
-    for item in reader.networks(WithinOptions::default())?.take(SCHEMA_SAMPLE) {
+    for item in reader
+        .networks(WithinOptions::default())?
+        .take(SCHEMA_SAMPLE)
+    {
         let Some(raw) = item?.decode::<RawRecord<'_>>()? else {
             continue;
         };

@@ -32,10 +32,7 @@ impl RawRecord<'_> {
     /// Validates and converts to a [`Location`]. Out-of-range or malformed values are
     /// dropped rather than trusted.
     pub(crate) fn location(&self) -> Location {
-        let country = self
-            .country
-            .and_then(Code::parse)
-            .filter(|c| c.len() == 2);
+        let country = self.country.and_then(Code::parse).filter(|c| c.len() == 2);
         let continent = self
             .continent
             .and_then(Code::parse)
@@ -253,9 +250,32 @@ impl<'de> Deserialize<'de> for Sub<'de> {
     }
 }
 
-struct RecordVisitor;
+/// A sub-map known to be a map (nested schema). `deserialize_map` lets maxminddb skip
+/// the per-key budget precharge of its dynamic `deserialize_any` path, which measured
+/// as a large share of lookup time.
+struct SubMap<'a>(Sub<'a>);
 
-impl<'de> Visitor<'de> for RecordVisitor {
+impl<'de> Deserialize<'de> for SubMap<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(SubVisitor).map(SubMap)
+    }
+}
+
+/// Decodes a sub-value: strictly as a map for nested databases, leniently otherwise.
+fn sub_value<'de, A: MapAccess<'de>, const NESTED: bool>(
+    map: &mut A,
+) -> Result<Sub<'de>, A::Error> {
+    if NESTED {
+        map.next_value::<SubMap>().map(|s| s.0)
+    } else {
+        map.next_value::<Sub>()
+    }
+}
+
+/// `NESTED`: the database was detected as nested, so sub-values are decoded as maps.
+struct RecordVisitor<const NESTED: bool>;
+
+impl<'de, const NESTED: bool> Visitor<'de> for RecordVisitor<NESTED> {
     type Value = RawRecord<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -270,7 +290,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
         while let Some(key) = map.next_key::<&'de str>()? {
             match key {
                 "continent" => {
-                    let s = map.next_value::<Sub>()?;
+                    let s = sub_value::<_, NESTED>(&mut map)?;
                     if s.was_map {
                         r.nested_shape = true;
                         r.continent = s.code;
@@ -280,7 +300,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
                     }
                 }
                 "country" => {
-                    let s = map.next_value::<Sub>()?;
+                    let s = sub_value::<_, NESTED>(&mut map)?;
                     if s.was_map {
                         r.nested_shape = true;
                         r.country = s.code;
@@ -293,13 +313,13 @@ impl<'de> Visitor<'de> for RecordVisitor {
                     r.subdivision = map.next_value::<Sub>()?.first;
                 }
                 "location" => {
-                    let s = map.next_value::<Sub>()?;
+                    let s = sub_value::<_, NESTED>(&mut map)?;
                     r.nested_shape |= s.was_map;
                     r.lat = s.latitude;
                     r.lon = s.longitude;
                 }
                 "traits" => {
-                    let s = map.next_value::<Sub>()?;
+                    let s = sub_value::<_, NESTED>(&mut map)?;
                     r.asn = r.asn.or(s.asn);
                 }
                 "autonomous_system_number" => {
@@ -381,8 +401,19 @@ impl<'de> Visitor<'de> for RecordVisitor {
     }
 }
 
+/// Lenient decoding for any shape: used for flat databases and schema detection.
 impl<'de> Deserialize<'de> for RawRecord<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(RecordVisitor)
+        d.deserialize_any(RecordVisitor::<false>)
+    }
+}
+
+/// Faster decoding for nested databases: the record and its sub-records must be maps
+/// (a non-map there makes the lookup return `None`).
+pub(crate) struct NestedRecord<'a>(pub(crate) RawRecord<'a>);
+
+impl<'de> Deserialize<'de> for NestedRecord<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RecordVisitor::<true>).map(NestedRecord)
     }
 }

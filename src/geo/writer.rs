@@ -161,10 +161,10 @@ fn new_writer(database_type: &str, description: &str) -> Writer {
         .build()
 }
 
-fn parse_yaml(
-    path: &Path,
-    text: &str,
-) -> Result<(Option<String>, Vec<(Option<u64>, SourceEntry)>), GeoError> {
+/// Source entries paired with their line number, when known.
+type Lines = Vec<(Option<u64>, SourceEntry)>;
+
+fn parse_yaml(path: &Path, text: &str) -> Result<(Option<String>, Lines), GeoError> {
     let doc: SourceDoc = serde_saphyr::from_str(text).map_err(|e| GeoError::Source {
         path: path.to_owned(),
         line: None,
@@ -180,7 +180,7 @@ fn parse_yaml(
 
 /// Minimal CSV: a header naming the columns (same names as the YAML keys), comma
 /// separated, fields optionally double-quoted (no embedded quotes), `#` comments.
-fn parse_csv(path: &Path, text: &str) -> Result<Vec<(Option<u64>, SourceEntry)>, GeoError> {
+fn parse_csv(path: &Path, text: &str) -> Result<Lines, GeoError> {
     let err = |line: usize, reason: String| GeoError::Source {
         path: path.to_owned(),
         line: Some(line as u64),
@@ -245,9 +245,18 @@ fn parse_csv(path: &Path, text: &str) -> Result<Vec<(Option<u64>, SourceEntry)>,
 fn forbidden_v6() -> [(Ipv6Net, &'static str); 4] {
     let net = |s: &str| s.parse::<Ipv6Net>().unwrap_or_default();
     [
-        (net("::/96"), "IPv4 subtree; write IPv4 networks in IPv4 notation"),
-        (net("::ffff:0:0/96"), "IPv4-mapped range, aliased to the IPv4 subtree"),
-        (net("2001::/32"), "Teredo range, aliased to the IPv4 subtree"),
+        (
+            net("::/96"),
+            "IPv4 subtree; write IPv4 networks in IPv4 notation",
+        ),
+        (
+            net("::ffff:0:0/96"),
+            "IPv4-mapped range, aliased to the IPv4 subtree",
+        ),
+        (
+            net("2001::/32"),
+            "Teredo range, aliased to the IPv4 subtree",
+        ),
         (net("2002::/16"), "6to4 range, aliased to the IPv4 subtree"),
     ]
 }
@@ -278,7 +287,9 @@ fn validate(path: &Path, line: Option<u64>, e: SourceEntry) -> Result<Entry, Geo
     }
     let code = |what: &str, v: &Option<String>| -> Result<Option<Code>, GeoError> {
         v.as_deref()
-            .map(|s| Code::parse(s.trim()).ok_or_else(|| fail(format!("invalid {what} code {s:?}"))))
+            .map(|s| {
+                Code::parse(s.trim()).ok_or_else(|| fail(format!("invalid {what} code {s:?}")))
+            })
             .transpose()
     };
     let country = code("country", &e.country)?;
@@ -381,7 +392,10 @@ fn record(schema: Schema, e: &Entry) -> Value {
                 m.push(("continent", Value::map([("code", Value::from(c.as_str()))])));
             }
             if let Some(c) = e.country {
-                m.push(("country", Value::map([("iso_code", Value::from(c.as_str()))])));
+                m.push((
+                    "country",
+                    Value::map([("iso_code", Value::from(c.as_str()))]),
+                ));
             }
             if let Some(s) = e.subdivision {
                 m.push((
@@ -605,14 +619,18 @@ pub fn synth(out: &Path, networks: usize, seed: u64) -> Result<BuildStats, GeoEr
             path: out.to_owned(),
             reason: e.to_string(),
         })?;
-        writer.insert_value(net, pick(&mut rng)).map_err(build_err)?;
+        writer
+            .insert_value(net, pick(&mut rng))
+            .map_err(build_err)?;
     }
     for &a in &v6 {
         let net = Ipv6Net::new(a.into(), 48).map_err(|e| GeoError::Build {
             path: out.to_owned(),
             reason: e.to_string(),
         })?;
-        writer.insert_value(net, pick(&mut rng)).map_err(build_err)?;
+        writer
+            .insert_value(net, pick(&mut rng))
+            .map_err(build_err)?;
     }
     let bytes = write_db(&writer, out)?;
     Ok(BuildStats {

@@ -166,10 +166,7 @@ impl Checker {
                 }
             }
             let mode = TlsMode::of(&t.check);
-            let tls = tls_cache
-                .entry(mode)
-                .or_insert_with_key(tls_config)
-                .clone();
+            let tls = tls_cache.entry(mode).or_insert_with_key(tls_config).clone();
             let probes = t
                 .addresses
                 .iter()
@@ -240,7 +237,8 @@ impl Drop for Checker {
 /// A target's life: a random phase within the first interval so targets
 /// started together do not fire in lockstep, then one round per interval.
 async fn run(job: Job) {
-    let interval = job.check.interval;
+    // Validation rejects a zero interval; a hand-built spec must not spin.
+    let interval = job.check.interval.max(Duration::from_millis(1));
     let phase = Duration::from_nanos(
         rand::rng().random_range(0..interval.as_nanos().min(u64::MAX as u128) as u64),
     );
@@ -248,7 +246,7 @@ async fn run(job: Job) {
     // A round that overran (waiting for a permit) pushes the schedule back
     // instead of firing a burst to catch up.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let load_ttl = interval * PROBE_LOAD_INTERVALS;
+    let load_ttl = interval.saturating_mul(PROBE_LOAD_INTERVALS);
     loop {
         ticks.tick().await;
         let verdict = round(&job).await;

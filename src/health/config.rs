@@ -223,7 +223,9 @@ impl CheckConfig {
             return Err(format!("path {path:?} must start with '/'"));
         }
         if path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-            return Err(format!("path {path:?} contains spaces or control characters"));
+            return Err(format!(
+                "path {path:?} contains spaces or control characters"
+            ));
         }
 
         if let Some(host) = &self.host
@@ -237,7 +239,9 @@ impl CheckConfig {
             return Err("`expect` must list at least one status code".into());
         }
         if let Some(bad) = expect.iter().find(|c| !(100..=599).contains(*c)) {
-            return Err(format!("expect: {bad} is not an HTTP status code (100..=599)"));
+            return Err(format!(
+                "expect: {bad} is not an HTTP status code (100..=599)"
+            ));
         }
 
         let interval = self.interval.unwrap_or(DEFAULT_INTERVAL);
@@ -270,7 +274,10 @@ impl CheckConfig {
             overload: self.overload.unwrap_or(defaults.overload),
             recover: self.recover.unwrap_or(defaults.recover),
         };
-        for (v, key) in [(thresholds.overload, "overload"), (thresholds.recover, "recover")] {
+        for (v, key) in [
+            (thresholds.overload, "overload"),
+            (thresholds.recover, "recover"),
+        ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!("{key} ({v}) must be within 0..=1"));
             }
@@ -287,8 +294,8 @@ impl CheckConfig {
             None => (None, None),
             Some(rel) => {
                 let path = base_dir.join(rel);
-                let pem = std::fs::read(&path)
-                    .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                let pem =
+                    std::fs::read(&path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
                 let count = super::probe::pem_certificates(&pem)
                     .map_err(|e| format!("ca_file {}: {e}", path.display()))?
                     .len();

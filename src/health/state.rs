@@ -119,6 +119,13 @@ pub struct EdgeStatus {
     pub transitions: u64,
 }
 
+/// `now + ttl`, saturating at a year out instead of panicking on overflow
+/// (a TTL comes from the admin API, so it can be anything).
+fn deadline(now: Instant, ttl: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    now + ttl.min(FAR)
+}
+
 /// One load reading and when it stops counting.
 #[derive(Debug, Clone, Copy)]
 struct TimedLoad {
@@ -256,7 +263,7 @@ impl EdgeHealth {
         let mut d = self.lock();
         d.fed_load = Some(TimedLoad {
             load: load.clamp(0.0, 1.0),
-            until: now + ttl,
+            until: deadline(now, ttl),
         });
         self.recompute(&mut d, now);
     }
@@ -325,7 +332,7 @@ impl EdgeHealth {
         if let Some(load) = v.load {
             d.probe_load = Some(TimedLoad {
                 load,
-                until: now + load_ttl,
+                until: deadline(now, load_ttl),
             });
         }
         self.recompute(&mut d, now);

@@ -77,27 +77,38 @@ pub async fn serve(
     api: Api,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(api))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 fn error(code: StatusCode, msg: impl Into<String>) -> Response {
     (code, Json(json!({ "error": msg.into() }))).into_response()
 }
 
-fn authorized(api: &Api, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(token) = &api.token else { return Ok(()) };
+fn authorized(api: &Api, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let Some(token) = &api.token else {
+        return Ok(());
+    };
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     // Compare without an early exit, so timing doesn't leak the token.
     let ok = given.is_some_and(|g| {
-        g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        g.len() == token.len()
+            && g.bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
     });
     if ok {
         Ok(())
     } else {
-        Err(error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+        Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        )))
     }
 }
 
@@ -115,7 +126,10 @@ async fn metrics(State(api): State<Api>) -> impl IntoResponse {
 
 async fn healthz(State(api): State<Api>) -> impl IntoResponse {
     let snap = api.reloader.shared().load();
-    (StatusCode::OK, format!("ok generation={}\n", snap.generation))
+    (
+        StatusCode::OK,
+        format!("ok generation={}\n", snap.generation),
+    )
 }
 
 async fn status(State(api): State<Api>) -> impl IntoResponse {
@@ -186,15 +200,21 @@ async fn set_admin(
     body: Result<Json<AdminBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     if let Err(r) = authorized(&api, &headers) {
-        return r;
+        return *r;
     }
     let Json(body) = match body {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    match api.reloader.registry.set_admin(zone_key(q.zone).as_deref(), &name, body.state) {
+    match api
+        .reloader
+        .registry
+        .set_admin(zone_key(q.zone).as_deref(), &name, body.state)
+    {
         Ok(n) => Json(json!({ "edge": name, "state": body.state, "matched": n })).into_response(),
-        Err(e @ crate::health::HealthError::UnknownEdge { .. }) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ crate::health::HealthError::UnknownEdge { .. }) => {
+            error(StatusCode::NOT_FOUND, e.to_string())
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -214,7 +234,7 @@ async fn feed_load(
     body: Result<Json<LoadBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     if let Err(r) = authorized(&api, &headers) {
-        return r;
+        return *r;
     }
     let Json(body) = match body {
         Ok(b) => b,
@@ -222,18 +242,32 @@ async fn feed_load(
     };
     let ttl = match humantime::parse_duration(&body.ttl) {
         Ok(t) if !t.is_zero() => t,
-        _ => return error(StatusCode::BAD_REQUEST, format!("ttl: invalid duration {:?} (like \"60s\")", body.ttl)),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("ttl: invalid duration {:?} (like \"60s\")", body.ttl),
+            );
+        }
     };
-    match api.reloader.registry.feed_load(zone_key(q.zone).as_deref(), &name, body.load, ttl) {
-        Ok(n) => Json(json!({ "edge": name, "load": body.load, "ttl_secs": ttl.as_secs_f64(), "matched": n })).into_response(),
-        Err(e @ crate::health::HealthError::UnknownEdge { .. }) => error(StatusCode::NOT_FOUND, e.to_string()),
+    match api
+        .reloader
+        .registry
+        .feed_load(zone_key(q.zone).as_deref(), &name, body.load, ttl)
+    {
+        Ok(n) => Json(
+            json!({ "edge": name, "load": body.load, "ttl_secs": ttl.as_secs_f64(), "matched": n }),
+        )
+        .into_response(),
+        Err(e @ crate::health::HealthError::UnknownEdge { .. }) => {
+            error(StatusCode::NOT_FOUND, e.to_string())
+        }
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 
 async fn reload(State(api): State<Api>, headers: HeaderMap) -> Response {
     if let Err(r) = authorized(&api, &headers) {
-        return r;
+        return *r;
     }
     let r = api.reloader.clone();
     match tokio::task::spawn_blocking(move || r.reload("api")).await {

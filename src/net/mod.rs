@@ -31,6 +31,13 @@ pub trait Handler: Send + Sync + 'static {
     /// Answers `query` from `client` into `out` (at least [`MAX_MESSAGE`]
     /// bytes long) and returns the response length, or `None` to send
     /// nothing (the packet was not worth an answer).
+    ///
+    /// Transports call this inline on their I/O thread: it must not block.
+    /// `out` is scratch space with stale contents, not zeroed. A returned
+    /// length of 0 or above `out.len()`, or a panic, is treated as a
+    /// handler bug: that message gets no answer and is counted. Over UDP,
+    /// answers up to [`udp::TX_SLOT`] bytes are batched; longer ones (beyond
+    /// any sane EDNS size) cost one extra `sendmsg`.
     fn handle(
         &self,
         query: &[u8],

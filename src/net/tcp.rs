@@ -61,6 +61,10 @@ const FLUSH_AT: usize = 64 * 1024;
 /// Bytes reserved for each read.
 const READ_CHUNK: usize = 4096;
 
+/// Buffers grown beyond this (by a large message or answer) are released
+/// once empty.
+const SHRINK_ABOVE: usize = 16 * 1024;
+
 /// Serves DNS over TCP on `listener` until `shutdown` resolves, then stops
 /// accepting, lets connections write the answers to what they have already
 /// read, and returns once they are all closed (aborting stragglers after
@@ -367,6 +371,13 @@ async fn serve_conn(
         }
         if *stop.borrow_and_update() {
             return;
+        }
+        if rbuf.is_empty() && rbuf.capacity() > SHRINK_ABOVE {
+            // One large message must not pin 64+ KiB on an idle connection.
+            rbuf = Vec::with_capacity(READ_CHUNK);
+        }
+        if out.capacity() > SHRINK_ABOVE {
+            out = Vec::new();
         }
         conn.idle.store(rbuf.is_empty(), Ordering::Release);
         rbuf.reserve(READ_CHUNK);

@@ -155,7 +155,10 @@ impl Nets {
     pub fn narrow_scope(&self, addr: IpAddr, scope: u8) -> u8 {
         let mut scope = scope;
         for (net, _) in &self.list {
-            if net.prefix_len() <= scope || net.contains(&addr) {
+            if net.prefix_len() <= scope
+                || net.contains(&addr)
+                || net.network().is_ipv4() != addr.is_ipv4()
+            {
                 continue;
             }
             let common = common_prefix(addr, net.network());
@@ -234,6 +237,9 @@ pub fn locate<'s>(
     geo: Option<&GeoDb>,
     addr: IpAddr,
 ) -> (Located, Option<Location>, Option<&'s [EdgeIdx]>) {
+    // IPv4-mapped, 6to4 and Teredo clients are located as their IPv4
+    // address, in the override nets as in the database.
+    let addr = crate::geo::normalize(addr);
     if let Some((net, target)) = st.nets.lookup(addr) {
         return match target {
             NetTarget::Location(l) => (Located::Net(*net), Some(*l), None),
@@ -267,12 +273,33 @@ fn masked_bits(addr: IpAddr, prefix: u8) -> u128 {
     match addr {
         IpAddr::V4(a) => {
             let v = u32::from(a) as u128;
-            if prefix == 0 { 0 } else { v & (u32::MAX << (32 - prefix.min(32))) as u128 }
+            if prefix == 0 {
+                0
+            } else {
+                v & (u32::MAX << (32 - prefix.min(32))) as u128
+            }
         }
         IpAddr::V6(a) => {
             let v = u128::from(a);
-            if prefix == 0 { 0 } else { v & (u128::MAX << (128 - prefix.min(128))) }
+            if prefix == 0 {
+                0
+            } else {
+                v & (u128::MAX << (128 - prefix.min(128)))
+            }
         }
+    }
+}
+
+/// The decisive network's prefix in the client address's own family. An
+/// IPv6 client located by its embedded IPv4 address (mapped, 6to4, Teredo)
+/// was decided by the bits that hold that IPv4 address.
+fn embedded_prefix(client: IpAddr, net: IpNet) -> u8 {
+    match (client, net) {
+        (IpAddr::V6(a), IpNet::V4(n)) => {
+            let offset = if a.segments()[0] == 0x2002 { 16 } else { 96 };
+            (offset + n.prefix_len()).min(128)
+        }
+        _ => net.prefix_len(),
     }
 }
 
@@ -329,12 +356,10 @@ pub fn decide<T: Trace>(
     };
     trace.rule(rule_hit);
 
-    let here = loc
-        .and_then(|l| l.coords)
-        .map(|c| {
-            let lat = c.lat.to_radians();
-            (lat, c.lon.to_radians(), lat.cos())
-        });
+    let here = loc.and_then(|l| l.coords).map(|c| {
+        let lat = c.lat.to_radians();
+        (lat, c.lon.to_radians(), lat.cos())
+    });
 
     // 2. Family and health filter.
     let mut list: SmallVec<[Cand; 16]> = SmallVec::new();
@@ -437,7 +462,7 @@ pub fn decide<T: Trace>(
         let depends = !st.nets.is_empty() || !host.rules.is_empty() || list.len() > 1;
         if depends {
             let mut scope = match how {
-                Located::Net(n) | Located::Db(n) => n.prefix_len(),
+                Located::Net(n) | Located::Db(n) => embedded_prefix(client.addr, n),
                 Located::Unknown => source,
             };
             if let Some(p) = spread_bits {

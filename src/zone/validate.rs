@@ -100,20 +100,9 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
             ));
             continue;
         }
-        // RFC 4592 §2.1.1: '*' is a wildcard only as the whole leftmost label.
-        let bad_star = name
-            .iter()
-            .enumerate()
-            .any(|(k, label)| label.contains(&b'*') && !(k == 0 && label == b"*"));
-        if bad_star {
-            errors.push((
-                i,
-                at(
-                    r,
-                    format!("'*' in {name} is only allowed as the whole leftmost label"),
-                ),
-            ));
-        }
+        // RFC 4592 §2.1.1: '*' makes a wildcard only as the whole leftmost
+        // label; anywhere else ('sub.*.example.', 'a*b') it is an ordinary
+        // character, and Knot and BIND load such names as they are.
     }
 
     // SOA: exactly one, at the apex.
