@@ -263,7 +263,11 @@ impl Rrl {
         }
         let credit = |e: &Entry| {
             let age = now.saturating_sub(e.last) as i64;
-            if age > self.window as i64 { self.rate } else { (e.balance as i64 + age * self.rate).min(self.rate) }
+            if age > self.window as i64 {
+                self.rate
+            } else {
+                (e.balance as i64 + age * self.rate).min(self.rate)
+            }
         };
         ways.iter()
             .enumerate()
@@ -302,7 +306,11 @@ pub fn truncate_to_stub(out: &mut [u8], len: usize) -> usize {
         while i < len && out[i] != 0 && out[i] & 0xC0 == 0 {
             i += 1 + out[i] as usize;
         }
-        end = if i < len && out[i] == 0 && i + 5 <= len { i + 5 } else { 12 };
+        end = if i < len && out[i] == 0 && i + 5 <= len {
+            i + 5
+        } else {
+            12
+        };
     }
     out[2] |= 0x02;
     out[4..6].copy_from_slice(&((end > 12) as u16).to_be_bytes());
@@ -377,13 +385,19 @@ mod tests {
             r.decide_at(IpAddr::V4(ip), Kind::Positive, 1);
         }
         assert_eq!(r.table_bytes(), bytes);
-        assert_eq!(run(&r, "192.0.2.1", Kind::Positive, 1, 1)[0], 0, "victim's entry was evicted");
+        assert_eq!(
+            run(&r, "192.0.2.1", Kind::Positive, 1, 1)[0],
+            0,
+            "victim's entry was evicted"
+        );
     }
 
     #[test]
     fn classify_and_stub() {
         // id, flags (QR AA), qd=1, an=1, ns=0, ar=0, www.x A IN, one A record.
-        let mut resp = vec![0, 1, 0x84, 0, 0, 1, 0, 1, 0, 0, 0, 0, 3, b'w', b'w', b'w', 1, b'x', 0, 0, 1, 0, 1];
+        let mut resp = vec![
+            0, 1, 0x84, 0, 0, 1, 0, 1, 0, 0, 0, 0, 3, b'w', b'w', b'w', 1, b'x', 0, 0, 1, 0, 1,
+        ];
         resp.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
         assert_eq!(Kind::of(Rcode::NoError, &resp), Kind::Positive);
         assert_eq!(Kind::of(Rcode::NxDomain, &resp), Kind::NxDomain);
@@ -404,7 +418,12 @@ mod tests {
     #[test]
     fn config_checks() {
         assert!(RrlConfig::with_rate(100).validate().is_ok());
-        assert!(RrlConfig::with_rate(0).validate().unwrap_err().contains("rrl.rate"));
+        assert!(
+            RrlConfig::with_rate(0)
+                .validate()
+                .unwrap_err()
+                .contains("rrl.rate")
+        );
         let mut c = RrlConfig::with_rate(1);
         c.window = Duration::from_millis(10);
         assert!(c.validate().unwrap_err().contains("rrl.window"));

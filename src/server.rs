@@ -120,7 +120,8 @@ pub async fn start(cfg: &ServerConfig, snapshot: Snapshot) -> std::io::Result<Ru
 
 /// [`start`] with a snapshot handle the caller keeps (for reloads).
 pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result<Running> {
-    let handler: Arc<dyn Handler> = Arc::new(Responder::new(shared.clone()).with_rrl(cfg.rrl.as_ref()));
+    let handler: Arc<dyn Handler> =
+        Arc::new(Responder::new(shared.clone()).with_rrl(cfg.rrl.as_ref()));
     let (stop, _) = watch::channel(false);
     let mut running = Running {
         shared,

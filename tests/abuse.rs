@@ -62,7 +62,8 @@ fn tcp_ask(c: &mut TcpStream, id: u16) -> std::io::Result<Vec<u8>> {
 /// took, or None if it is still open after `within`.
 fn closed_within(c: &mut TcpStream, within: Duration) -> Option<Duration> {
     let start = Instant::now();
-    c.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let mut buf = [0u8; 512];
     while start.elapsed() < within {
         match c.read(&mut buf) {
@@ -81,13 +82,22 @@ fn tcp_per_client_and_total_caps() {
     let s = server();
     let to = s.tcp();
     // Per client: five connections from one address work, the sixth is shut.
-    let mut mine: Vec<TcpStream> = (0..PER_CLIENT).map(|_| connect_from("127.0.2.1", to).unwrap()).collect();
+    let mut mine: Vec<TcpStream> = (0..PER_CLIENT)
+        .map(|_| connect_from("127.0.2.1", to).unwrap())
+        .collect();
     for (i, c) in mine.iter_mut().enumerate() {
         tcp_ask(c, i as u16).expect("a connection within the per-client cap answers");
     }
     let mut extra = connect_from("127.0.2.1", to).unwrap();
-    assert!(closed_within(&mut extra, Duration::from_secs(2)).is_some(), "sixth connection from one client stayed open");
-    assert!(s.metrics.sum("geosteer_tcp_refused_total{reason=max_per_client}") >= 1);
+    assert!(
+        closed_within(&mut extra, Duration::from_secs(2)).is_some(),
+        "sixth connection from one client stayed open"
+    );
+    assert!(
+        s.metrics
+            .sum("geosteer_tcp_refused_total{reason=max_per_client}")
+            >= 1
+    );
     for (i, c) in mine.iter_mut().enumerate() {
         tcp_ask(c, 100 + i as u16).expect("the first five still answer");
     }
@@ -104,15 +114,27 @@ fn tcp_per_client_and_total_caps() {
     }
     std::thread::sleep(Duration::from_millis(200));
     let mut over = connect_from("127.0.3.200", to).unwrap();
-    assert!(closed_within(&mut over, Duration::from_secs(1)).is_some(), "connection over the total cap stayed open");
-    assert!(s.metrics.sum("geosteer_tcp_refused_total{reason=max_connections}") >= 1);
+    assert!(
+        closed_within(&mut over, Duration::from_secs(1)).is_some(),
+        "connection over the total cap stayed open"
+    );
+    assert!(
+        s.metrics
+            .sum("geosteer_tcp_refused_total{reason=max_connections}")
+            >= 1
+    );
     let open = s.metrics.gauge("geosteer_tcp_connections_open");
-    assert!(open <= MAX_CONNS as f64, "{open} connections open, cap {MAX_CONNS}");
+    assert!(
+        open <= MAX_CONNS as f64,
+        "{open} connections open, cap {MAX_CONNS}"
+    );
     drop(busy);
 
     // With idle connections at the cap, a newcomer evicts the oldest idle.
     std::thread::sleep(Duration::from_millis(300));
-    let mut idle: Vec<TcpStream> = (0..MAX_CONNS).map(|i| connect_from(&format!("127.0.4.{}", i + 1), to).unwrap()).collect();
+    let mut idle: Vec<TcpStream> = (0..MAX_CONNS)
+        .map(|i| connect_from(&format!("127.0.4.{}", i + 1), to).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_millis(200));
     let mut newcomer = connect_from("127.0.4.200", to).unwrap();
     tcp_ask(&mut newcomer, 7).expect("a newcomer is served by evicting an idle connection");
@@ -129,7 +151,10 @@ fn tcp_per_client_and_total_caps() {
         })
         .filter(|&gone| gone)
         .count();
-    assert_eq!(closed, 1, "{closed} idle connections closed to admit one newcomer");
+    assert_eq!(
+        closed, 1,
+        "{closed} idle connections closed to admit one newcomer"
+    );
 }
 
 #[test]
@@ -164,16 +189,34 @@ fn slowloris_connections_are_closed_at_the_idle_timeout() {
         }
         None
     });
-    let a = silent.join().unwrap().expect("silent connection never closed");
-    let b = half_prefix.join().unwrap().expect("half-prefix connection never closed");
+    let a = silent
+        .join()
+        .unwrap()
+        .expect("silent connection never closed");
+    let b = half_prefix
+        .join()
+        .unwrap()
+        .expect("half-prefix connection never closed");
     println!("silent closed after {a:?}, half a length prefix after {b:?}");
     for (what, d) in [("silent", a), ("half prefix", b)] {
-        assert!(d >= IDLE - Duration::from_millis(300), "{what} closed early: {d:?}");
-        assert!(d <= IDLE + Duration::from_millis(1500), "{what} closed late: {d:?}");
+        assert!(
+            d >= IDLE - Duration::from_millis(300),
+            "{what} closed early: {d:?}"
+        );
+        assert!(
+            d <= IDLE + Duration::from_millis(1500),
+            "{what} closed late: {d:?}"
+        );
     }
-    let c = t.join().unwrap().expect("trickling connection never closed");
+    let c = t
+        .join()
+        .unwrap()
+        .expect("trickling connection never closed");
     println!("trickle closed (write failed) after {c:?}");
-    assert!(c <= IDLE * 2 + Duration::from_secs(1), "trickle closed late: {c:?}");
+    assert!(
+        c <= IDLE * 2 + Duration::from_secs(1),
+        "trickle closed late: {c:?}"
+    );
     assert!(s.metrics.sum("geosteer_tcp_idle_timeouts_total") >= 2);
 }
 
@@ -220,7 +263,14 @@ fn ten_thousand_connect_attempts_keep_memory_bounded() {
     let open = s.metrics.gauge("geosteer_tcp_connections_open");
     // The server is still serving.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    assert!(udp_exchange(&sock, s.udp(), &query(1, "static.cdn.example", 1, None, None)).is_some());
+    assert!(
+        udp_exchange(
+            &sock,
+            s.udp(),
+            &query(1, "static.cdn.example", 1, None, None)
+        )
+        .is_some()
+    );
     let mut c = connect_from("127.0.9.9", to).unwrap();
     tcp_ask(&mut c, 2).expect("TCP still answers after the flood");
     println!(
@@ -231,15 +281,24 @@ fn ten_thousand_connect_attempts_keep_memory_bounded() {
     assert!(open <= MAX_CONNS as f64);
     // Per connection the server keeps a small record and a read buffer,
     // for at most MAX_CONNS at once; 10,000 attempts must not add up.
-    assert!(peak.saturating_sub(before) < 8 * 1024, "RSS grew by {} KiB", peak - before);
+    assert!(
+        peak.saturating_sub(before) < 8 * 1024,
+        "RSS grew by {} KiB",
+        peak - before
+    );
 }
 
 /// Every owner name in the demo zone, the steered hosts, a wildcard match,
 /// a name below the delegation and one that does not exist.
 fn all_names() -> Vec<String> {
     let origin = hickory_proto::rr::Name::from_str("cdn.example.").unwrap();
-    let z = geosteer::zone::load_zone_file(&repo().join("zones/cdn.example.zone"), &origin).unwrap();
-    let mut names: Vec<String> = z.records.iter().map(|r| r.record.name.to_string()).collect();
+    let z =
+        geosteer::zone::load_zone_file(&repo().join("zones/cdn.example.zone"), &origin).unwrap();
+    let mut names: Vec<String> = z
+        .records
+        .iter()
+        .map(|r| r.record.name.to_string())
+        .collect();
     names.extend(
         ["www", "img", "video", "anything.wild", "host.sub", "nope"]
             .iter()
@@ -262,17 +321,33 @@ fn udp_responses_never_exceed_what_the_client_allows() {
     let mut largest = [0usize; 2];
     for name in all_names() {
         for qtype in TYPES {
-            for edns in [None, Some(0), Some(512), Some(700), Some(1232), Some(4096), Some(65_535)] {
+            for edns in [
+                None,
+                Some(0),
+                Some(512),
+                Some(700),
+                Some(1232),
+                Some(4096),
+                Some(65_535),
+            ] {
                 for ecs in [None, Some((IpAddr::from([8, 8, 8, 0]), 24))] {
                     id = id.wrapping_add(1);
                     let q = query(id, &name, qtype, edns, ecs.filter(|_| edns.is_some()));
-                    let r = udp_exchange(&sock, s.udp(), &q).unwrap_or_else(|| panic!("no answer: {name} {qtype}"));
+                    let r = udp_exchange(&sock, s.udp(), &q)
+                        .unwrap_or_else(|| panic!("no answer: {name} {qtype}"));
                     let limit = edns.map_or(512, |e| (e as usize).clamp(512, 1232));
-                    assert!(r.len() <= limit, "{name} type {qtype} EDNS {edns:?}: {} bytes > {limit}", r.len());
+                    assert!(
+                        r.len() <= limit,
+                        "{name} type {qtype} EDNS {edns:?}: {} bytes > {limit}",
+                        r.len()
+                    );
                     let m = Message::from_vec(&r).unwrap_or_else(|e| panic!("{name} {qtype}: {e}"));
                     if m.metadata.truncation {
                         truncated += 1;
-                        assert!(m.answers.is_empty(), "{name} {qtype}: TC with partial answers");
+                        assert!(
+                            m.answers.is_empty(),
+                            "{name} {qtype}: TC with partial answers"
+                        );
                     }
                     let i = edns.is_some() as usize;
                     largest[i] = largest[i].max(r.len());
@@ -280,7 +355,10 @@ fn udp_responses_never_exceed_what_the_client_allows() {
             }
         }
     }
-    println!("{id} UDP queries; largest answer {} B without EDNS, {} B with; {truncated} truncated", largest[0], largest[1]);
+    println!(
+        "{id} UDP queries; largest answer {} B without EDNS, {} B with; {truncated} truncated",
+        largest[0], largest[1]
+    );
     // bigtxt (844 bytes) must have hit the 512-byte limit and been truncated.
     assert!(truncated > 0 && largest[0] <= 512 && largest[1] > 512);
 }
@@ -291,15 +369,27 @@ fn any_over_udp_is_one_rrset() {
     let s = server();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     for (i, name) in all_names().iter().enumerate() {
-        let r = udp_exchange(&sock, s.udp(), &query(i as u16, name, 255, Some(1232), None)).unwrap();
+        let r = udp_exchange(
+            &sock,
+            s.udp(),
+            &query(i as u16, name, 255, Some(1232), None),
+        )
+        .unwrap();
         let m = Message::from_vec(&r).unwrap();
         // One RRset per owner. At a CNAME the chain is followed, so the
         // target's one RRset may follow the CNAME.
-        let mut per_owner = std::collections::BTreeMap::<String, std::collections::BTreeSet<RecordType>>::new();
+        let mut per_owner =
+            std::collections::BTreeMap::<String, std::collections::BTreeSet<RecordType>>::new();
         for rec in &m.answers {
-            per_owner.entry(rec.name.to_string()).or_default().insert(rec.record_type());
+            per_owner
+                .entry(rec.name.to_string())
+                .or_default()
+                .insert(rec.record_type());
         }
-        let non_cname: usize = per_owner.values().map(|t| t.iter().filter(|t| **t != RecordType::CNAME).count()).sum();
+        let non_cname: usize = per_owner
+            .values()
+            .map(|t| t.iter().filter(|t| **t != RecordType::CNAME).count())
+            .sum();
         assert!(
             per_owner.values().all(|t| t.len() == 1) && non_cname <= 1,
             "ANY {name} over UDP answered {per_owner:?}"
@@ -317,9 +407,14 @@ fn any_over_udp_is_one_rrset() {
     let mut r = vec![0u8; u16::from_be_bytes(len) as usize];
     c.read_exact(&mut r).unwrap();
     let m = Message::from_vec(&r).unwrap();
-    let tcp_types: std::collections::BTreeSet<RecordType> = m.answers.iter().map(|r| r.record_type()).collect();
+    let tcp_types: std::collections::BTreeSet<RecordType> =
+        m.answers.iter().map(|r| r.record_type()).collect();
     let u = udp_exchange(&sock, s.udp(), &q).unwrap();
     let udp_answers = Message::from_vec(&u).unwrap().answers.len();
-    println!("ANY cdn.example: TCP {tcp_types:?} ({} B), UDP {udp_answers} record(s) ({} B)", r.len(), u.len());
+    println!(
+        "ANY cdn.example: TCP {tcp_types:?} ({} B), UDP {udp_answers} record(s) ({} B)",
+        r.len(),
+        u.len()
+    );
     assert!(udp_answers >= 1, "ANY over UDP answered nothing");
 }

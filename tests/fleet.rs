@@ -35,7 +35,14 @@ fn subnets() -> Vec<(IpAddr, u8)> {
             let (a, p) = n.split_once('/').unwrap();
             let a: IpAddr = a.parse().unwrap();
             let p: u8 = p.parse().unwrap();
-            (a, if a.is_ipv4() { p.clamp(8, 24) } else { p.clamp(16, 56) })
+            (
+                a,
+                if a.is_ipv4() {
+                    p.clamp(8, 24)
+                } else {
+                    p.clamp(16, 56)
+                },
+            )
         })
         .collect();
     assert!(out.len() >= 10, "demo GeoIP source has too few networks");
@@ -45,7 +52,9 @@ fn subnets() -> Vec<(IpAddr, u8)> {
         x ^= x >> 7;
         x ^= x << 17;
         if i % 4 == 3 {
-            let a = Ipv6Addr::from(((0x2000u128 | (x as u128 & 0x0fff)) << 112) | ((x as u128 >> 12) << 80));
+            let a = Ipv6Addr::from(
+                ((0x2000u128 | (x as u128 & 0x0fff)) << 112) | ((x as u128 >> 12) << 80),
+            );
             out.push((IpAddr::V6(a), 48));
         } else {
             let a = Ipv4Addr::from((x as u32 % 0xDF00_0000 + 0x0100_0000) & 0xFFFF_FF00);
@@ -75,7 +84,10 @@ fn two_instances_answer_identically_for_the_same_ecs() {
     let ready = query(1, "static.cdn.example", 1, None, None);
     let end = Instant::now() + Duration::from_secs(20);
     while udp_exchange(&sock, b_addr, &ready).is_none() {
-        assert!(Instant::now() < end, "geosteer binary not answering on {b_addr}");
+        assert!(
+            Instant::now() < end,
+            "geosteer binary not answering on {b_addr}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
@@ -95,8 +107,10 @@ fn two_instances_answer_identically_for_the_same_ecs() {
         for (j, (name, qtype)) in questions.iter().enumerate() {
             let id = (i * questions.len() + j) as u16;
             let q = query(id, name, *qtype, Some(1232), Some((addr, prefix)));
-            let ra = udp_exchange(&sock, a.udp(), &q).unwrap_or_else(|| panic!("in-process: no answer {name} {addr}"));
-            let rb = udp_exchange(&sock, b_addr, &q).unwrap_or_else(|| panic!("binary: no answer {name} {addr}"));
+            let ra = udp_exchange(&sock, a.udp(), &q)
+                .unwrap_or_else(|| panic!("in-process: no answer {name} {addr}"));
+            let rb = udp_exchange(&sock, b_addr, &q)
+                .unwrap_or_else(|| panic!("binary: no answer {name} {addr}"));
             assert_eq!(
                 ra[2..],
                 rb[2..],
@@ -110,6 +124,13 @@ fn two_instances_answer_identically_for_the_same_ecs() {
     }
     // Make sure the comparison covered real steering variety, not one
     // answer repeated.
-    println!("{compared} responses compared, {} distinct (question, answer) pairs", answers.len());
-    assert!(answers.len() >= 20, "only {} distinct answers", answers.len());
+    println!(
+        "{compared} responses compared, {} distinct (question, answer) pairs",
+        answers.len()
+    );
+    assert!(
+        answers.len() >= 20,
+        "only {} distinct answers",
+        answers.len()
+    );
 }

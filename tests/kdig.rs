@@ -37,17 +37,34 @@ fn ecs_answers_over_udp_and_tcp_with_both_clients() {
         for transport in ["+notcp", "+tcp"] {
             for (subnet, edge) in CLIENTS {
                 let sub = format!("+subnet={subnet}");
-                let short = ask(&s, tool, &[transport, &sub, "+short", "www.cdn.example", "A"]);
+                let short = ask(
+                    &s,
+                    tool,
+                    &[transport, &sub, "+short", "www.cdn.example", "A"],
+                );
                 assert_eq!(short.trim(), edge, "{tool} {transport} {subnet}");
                 // The full answer echoes the subnet with scope /24, and is
                 // authoritative.
                 let full = ask(&s, tool, &[transport, &sub, "www.cdn.example", "A"]);
                 let echo = format!("CLIENT-SUBNET: {subnet}/24");
-                assert!(full.contains(&echo), "{tool} {transport} {subnet}: no ECS echo in\n{full}");
-                assert!(full.to_lowercase().contains("flags: qr aa"), "{tool}: not authoritative\n{full}");
-                let proto = if transport == "+tcp" { "(TCP)" } else { "(UDP)" };
+                assert!(
+                    full.contains(&echo),
+                    "{tool} {transport} {subnet}: no ECS echo in\n{full}"
+                );
+                assert!(
+                    full.to_lowercase().contains("flags: qr aa"),
+                    "{tool}: not authoritative\n{full}"
+                );
+                let proto = if transport == "+tcp" {
+                    "(TCP)"
+                } else {
+                    "(UDP)"
+                };
                 if tool == "kdig" {
-                    assert!(full.contains(proto), "kdig {transport}: wrong transport\n{full}");
+                    assert!(
+                        full.contains(proto),
+                        "kdig {transport}: wrong transport\n{full}"
+                    );
                 }
             }
         }
@@ -62,10 +79,21 @@ fn bufsize_512_truncates_then_tcp_retry_gets_the_answer() {
     let Some(s) = server() else { return };
     for tool in ["dig", "kdig"] {
         // Without the retry: TC and an empty answer section.
-        let trunc = ask(&s, tool, &["+bufsize=512", "+ignore", "bigtxt.cdn.example", "TXT"]);
-        let flags = trunc.lines().find(|l| l.to_lowercase().contains("flags: qr")).unwrap_or_default().to_lowercase();
+        let trunc = ask(
+            &s,
+            tool,
+            &["+bufsize=512", "+ignore", "bigtxt.cdn.example", "TXT"],
+        );
+        let flags = trunc
+            .lines()
+            .find(|l| l.to_lowercase().contains("flags: qr"))
+            .unwrap_or_default()
+            .to_lowercase();
         assert!(flags.contains(" tc"), "{tool}: no TC in\n{trunc}");
-        assert!(!trunc.contains("chunk4-delta-end"), "{tool}: a truncated answer carried records");
+        assert!(
+            !trunc.contains("chunk4-delta-end"),
+            "{tool}: a truncated answer carried records"
+        );
         // Default behaviour: notice TC and retry over TCP.
         let full = ask(&s, tool, &["+bufsize=512", "bigtxt.cdn.example", "TXT"]);
         let retried = match tool {
@@ -74,10 +102,20 @@ fn bufsize_512_truncates_then_tcp_retry_gets_the_answer() {
             _ => full.contains("(TCP)"),
         };
         assert!(retried, "{tool}: no TCP retry\n{full}");
-        assert!(full.contains("chunk1-alpha") && full.contains("chunk4-delta-end"), "{tool}: TXT incomplete\n{full}");
+        assert!(
+            full.contains("chunk1-alpha") && full.contains("chunk4-delta-end"),
+            "{tool}: TXT incomplete\n{full}"
+        );
         // Plain DNS (no EDNS) is truncated at 512 too.
-        let plain = ask(&s, tool, &["+noedns", "+ignore", "bigtxt.cdn.example", "TXT"]);
-        assert!(plain.to_lowercase().contains(" tc"), "{tool} +noedns: no TC\n{plain}");
+        let plain = ask(
+            &s,
+            tool,
+            &["+noedns", "+ignore", "bigtxt.cdn.example", "TXT"],
+        );
+        assert!(
+            plain.to_lowercase().contains(" tc"),
+            "{tool} +noedns: no TC\n{plain}"
+        );
     }
     assert!(s.metrics.sum("geosteer_truncated_total") >= 4);
 }
@@ -105,7 +143,13 @@ fn keepopen_pipelines_several_queries_on_one_tcp_connection() {
             "A",
         ],
     );
-    for want in ["198.51.100.20", "2001:db8::10", "chunk4-delta-end", "NXDOMAIN", "static.cdn.example."] {
+    for want in [
+        "198.51.100.20",
+        "2001:db8::10",
+        "chunk4-delta-end",
+        "NXDOMAIN",
+        "static.cdn.example.",
+    ] {
         assert!(out.contains(want), "missing {want} in\n{out}");
     }
     let conns = s.metrics.sum("geosteer_tcp_connections_total") - before;

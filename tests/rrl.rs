@@ -39,7 +39,8 @@ impl Flood {
 fn flood(to: SocketAddr, from: &str, q: &[u8], count: u64, per_sec: u64) -> Flood {
     let sock = UdpSocket::bind((from, 0)).unwrap();
     let rx = sock.try_clone().unwrap();
-    rx.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let counts = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
     let reader = {
@@ -86,7 +87,10 @@ fn flood(to: SocketAddr, from: &str, q: &[u8], count: u64, per_sec: u64) -> Floo
 }
 
 fn rrl_fixture() -> Fixture {
-    Fixture::new("", &format!("rrl: {{rate: {RATE}, slip: 2, window: 15s}}\n"))
+    Fixture::new(
+        "",
+        &format!("rrl: {{rate: {RATE}, slip: 2, window: 15s}}\n"),
+    )
 }
 
 fn big_txt() -> Vec<u8> {
@@ -107,7 +111,10 @@ fn flood_from_one_address_is_cut_to_the_rate_and_another_is_unaffected() {
         let q = query(10_000 + i, "www.cdn.example", 1, Some(1232), None);
         if let Some(r) = harden_support::udp_exchange(&sock, to, &q) {
             assert_eq!(r[2] & 0x02, 0, "the other client got TC");
-            assert!(u16::from_be_bytes([r[6], r[7]]) > 0, "the other client got no answer");
+            assert!(
+                u16::from_be_bytes([r[6], r[7]]) > 0,
+                "the other client got no answer"
+            );
             answered += 1;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -121,33 +128,57 @@ fn flood_from_one_address_is_cut_to_the_rate_and_another_is_unaffected() {
     );
     assert_eq!(answered, 40, "the client in another prefix was limited");
     // One second's credit, then the debt keeps the flood limited.
-    assert!(f.full <= RATE * (f.secs.ceil() as u64 + 1), "{} full answers in {:.2}s", f.full, f.secs);
-    assert!(f.full >= RATE / 2, "the first second's credit was not granted: {}", f.full);
+    assert!(
+        f.full <= RATE * (f.secs.ceil() as u64 + 1),
+        "{} full answers in {:.2}s",
+        f.full,
+        f.secs
+    );
+    assert!(
+        f.full >= RATE / 2,
+        "the first second's credit was not granted: {}",
+        f.full
+    );
     // slip 2: about every other limited response is a TC stub.
     let limited = f.sent - f.full;
-    assert!(f.stubs * 3 >= limited && f.stubs * 3 <= limited * 2, "{} stubs for {limited} limited", f.stubs);
+    assert!(
+        f.stubs * 3 >= limited && f.stubs * 3 <= limited * 2,
+        "{} stubs for {limited} limited",
+        f.stubs
+    );
     let dropped = s.metrics.sum("geosteer_rrl_dropped_total");
     let slipped = s.metrics.sum("geosteer_rrl_slipped_total");
     println!("metrics: geosteer_rrl_dropped_total {dropped}, geosteer_rrl_slipped_total {slipped}");
     assert_eq!(slipped, f.stubs, "slips counted in metrics");
-    assert!(dropped >= limited / 3, "drops counted in metrics: {dropped}");
+    assert!(
+        dropped >= limited / 3,
+        "drops counted in metrics: {dropped}"
+    );
 
     // The limit is per /24: a neighbour of the attacker is limited too.
     let neighbour = UdpSocket::bind("127.0.0.3:0").unwrap();
-    neighbour.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    neighbour
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let mut buf = [0u8; 2048];
     for i in 0..4u16 {
         let q = query(20_000 + i, "bigtxt.cdn.example", 16, Some(1232), None);
         neighbour.send_to(&q, to).unwrap();
         if let Ok(n) = neighbour.recv(&mut buf) {
             let r = &buf[..n];
-            assert!(r[2] & 0x02 != 0 && r[6..12] == [0; 6], "127.0.0.3 got a full answer inside a limited /24");
+            assert!(
+                r[2] & 0x02 != 0 && r[6..12] == [0; 6],
+                "127.0.0.3 got a full answer inside a limited /24"
+            );
         }
     }
 
     // TCP from the limited address is answered in full: a real resolver
     // that got a slip retries there.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let sock = tokio::net::TcpSocket::new_v4().unwrap();
@@ -174,7 +205,10 @@ fn rrl_cuts_amplification_for_any_and_big_txt() {
     let on_fx = rrl_fixture();
     let on = on_fx.start();
     let cases = [
-        ("ANY cdn.example (EDNS 1232)", query(0, "cdn.example", 255, Some(1232), None)),
+        (
+            "ANY cdn.example (EDNS 1232)",
+            query(0, "cdn.example", 255, Some(1232), None),
+        ),
         ("TXT bigtxt.cdn.example (EDNS 1232)", big_txt()),
     ];
     for (i, (what, q)) in cases.iter().enumerate() {
@@ -194,8 +228,17 @@ fn rrl_cuts_amplification_for_any_and_big_txt() {
             b.full,
             b.stubs
         );
-        assert!(a.full >= a.sent * 9 / 10, "{what}: unlimited server lost answers: {a:?}");
-        assert!(b.amplification() < 1.0, "{what}: RRL still amplifies: {b:?}");
-        assert!(b.amplification() * 2.0 < a.amplification(), "{what}: RRL did not cut amplification");
+        assert!(
+            a.full >= a.sent * 9 / 10,
+            "{what}: unlimited server lost answers: {a:?}"
+        );
+        assert!(
+            b.amplification() < 1.0,
+            "{what}: RRL still amplifies: {b:?}"
+        );
+        assert!(
+            b.amplification() * 2.0 < a.amplification(),
+            "{what}: RRL did not cut amplification"
+        );
     }
 }

@@ -81,11 +81,16 @@ stub-zone:
         // Ready when it answers anything for the zone.
         let end = Instant::now() + Duration::from_secs(15);
         loop {
-            if u.dig(&["+time=1", "+tries=1", "static.cdn.example", "A"]).is_some_and(|o| o.contains("198.51.100.10")) {
+            if u.dig(&["+time=1", "+tries=1", "static.cdn.example", "A"])
+                .is_some_and(|o| o.contains("198.51.100.10"))
+            {
                 break;
             }
             if let Ok(Some(st)) = u.child.try_wait() {
-                panic!("unbound exited ({st}):\n{}", std::fs::read_to_string(&u.log).unwrap_or_default());
+                panic!(
+                    "unbound exited ({st}):\n{}",
+                    std::fs::read_to_string(&u.log).unwrap_or_default()
+                );
             }
             assert!(
                 Instant::now() < end,
@@ -105,7 +110,9 @@ stub-zone:
             .args(args)
             .output()
             .ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// (addresses, TTL) of the A answer for `name`, with `+subnet=` if given.
@@ -115,17 +122,25 @@ stub-zone:
         if let Some(s) = &sub {
             args.insert(0, s);
         }
-        let out = self.dig(&args).unwrap_or_else(|| panic!("dig via unbound failed for {name} {subnet:?}"));
+        let out = self
+            .dig(&args)
+            .unwrap_or_else(|| panic!("dig via unbound failed for {name} {subnet:?}"));
         let mut addrs = Vec::new();
         let mut ttl = u32::MAX;
-        for l in out.lines().filter(|l| !l.starts_with(';') && !l.trim().is_empty()) {
+        for l in out
+            .lines()
+            .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        {
             let f: Vec<&str> = l.split_whitespace().collect();
             if f.len() >= 5 && f[3] == "A" {
                 ttl = ttl.min(f[1].parse().unwrap());
                 addrs.push(f[4].to_string());
             }
         }
-        assert!(!addrs.is_empty(), "no A answer for {name} {subnet:?}:\n{out}");
+        assert!(
+            !addrs.is_empty(),
+            "no A answer for {name} {subnet:?}:\n{out}"
+        );
         addrs.sort();
         (addrs, ttl)
     }
@@ -144,8 +159,8 @@ fn unbound_subnetcache_gives_each_continent_its_edge_and_caches_per_scope() {
 
     // (client subnet, another address in the same /24, www's nearest edge)
     let clients = [
-        ("8.8.8.0/24", "8.8.8.77/32", "198.51.100.20"),        // Mountain View → San Jose
-        ("77.88.8.0/24", "77.88.8.200/32", "192.0.2.20"),      // Moscow → Frankfurt
+        ("8.8.8.0/24", "8.8.8.77/32", "198.51.100.20"), // Mountain View → San Jose
+        ("77.88.8.0/24", "77.88.8.200/32", "192.0.2.20"), // Moscow → Frankfurt
         ("114.114.114.0/24", "114.114.114.9/32", "203.0.113.10"), // Nanjing → Tokyo
     ];
     let mut first_ttl = Vec::new();
@@ -153,10 +168,16 @@ fn unbound_subnetcache_gives_each_continent_its_edge_and_caches_per_scope() {
         let before = gs.queries();
         let (addrs, ttl) = ub.a("www.cdn.example", Some(subnet));
         assert_eq!(addrs, [edge], "{subnet} through unbound");
-        assert!(gs.queries() > before, "{subnet}: unbound did not ask geosteer (stale cache?)");
+        assert!(
+            gs.queries() > before,
+            "{subnet}: unbound did not ask geosteer (stale cache?)"
+        );
         first_ttl.push(ttl);
     }
-    assert!(gs.metrics.sum("geosteer_ecs_queries_total") >= 3, "unbound did not send ECS to geosteer");
+    assert!(
+        gs.metrics.sum("geosteer_ecs_queries_total") >= 3,
+        "unbound did not send ECS to geosteer"
+    );
 
     // Let a second pass so cached TTLs visibly count down.
     std::thread::sleep(Duration::from_millis(1300));
@@ -164,20 +185,38 @@ fn unbound_subnetcache_gives_each_continent_its_edge_and_caches_per_scope() {
     for ((subnet, same24, edge), ttl0) in clients.iter().zip(&first_ttl) {
         let (addrs, ttl) = ub.a("www.cdn.example", Some(subnet));
         assert_eq!(addrs, [*edge], "{subnet} repeat");
-        assert!(ttl < *ttl0, "{subnet}: TTL {ttl} not below {ttl0}: not from cache");
+        assert!(
+            ttl < *ttl0,
+            "{subnet}: TTL {ttl} not below {ttl0}: not from cache"
+        );
         // Another host in the same /24 is covered by the scope-/24 entry.
         let (addrs, _) = ub.a("www.cdn.example", Some(same24));
         assert_eq!(addrs, [*edge], "{same24} within the cached /24");
     }
-    assert_eq!(gs.queries(), asked, "repeat queries reached geosteer instead of Unbound's cache");
+    assert_eq!(
+        gs.queries(),
+        asked,
+        "repeat queries reached geosteer instead of Unbound's cache"
+    );
 
     // No ECS from the client: Unbound sends 127.0.0.0/24 on its behalf.
     let ecs_before = gs.metrics.sum("geosteer_ecs_queries_total");
     let (addrs, _) = ub.a("www.cdn.example", None);
-    assert_eq!(addrs, ["203.0.113.30"], "client without ECS, located by its source (Sydney)");
-    assert!(gs.metrics.sum("geosteer_ecs_queries_total") > ecs_before, "unbound sent no ECS for the plain client");
+    assert_eq!(
+        addrs,
+        ["203.0.113.30"],
+        "client without ECS, located by its source (Sydney)"
+    );
+    assert!(
+        gs.metrics.sum("geosteer_ecs_queries_total") > ecs_before,
+        "unbound sent no ECS for the plain client"
+    );
     // ...and that answer did not leak into the other continents' entries.
     for (subnet, _, edge) in clients {
-        assert_eq!(ub.a("www.cdn.example", Some(subnet)).0, [edge], "{subnet} after the plain client");
+        assert_eq!(
+            ub.a("www.cdn.example", Some(subnet)).0,
+            [edge],
+            "{subnet} after the plain client"
+        );
     }
 }

@@ -36,12 +36,19 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
 /// True when every tool is installed. Otherwise fails the test under CI
 /// (`GEOSTEER_REQUIRE_TOOLS=1`), or prints why it is skipped.
 pub fn need_tools(tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools.iter().copied().filter(|t| find_tool(t).is_none()).collect();
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| find_tool(t).is_none())
+        .collect();
     if missing.is_empty() {
         return true;
     }
     if std::env::var_os("GEOSTEER_REQUIRE_TOOLS").is_some_and(|v| v != "0" && !v.is_empty()) {
-        panic!("GEOSTEER_REQUIRE_TOOLS is set but {} is not installed", missing.join(", "));
+        panic!(
+            "GEOSTEER_REQUIRE_TOOLS is set but {} is not installed",
+            missing.join(", ")
+        );
     }
     for t in missing {
         println!("SKIPPED: {t} not installed");
@@ -64,9 +71,16 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let zones = dir.path().join("zones");
         std::fs::create_dir(&zones).unwrap();
-        std::fs::copy(repo().join("zones/cdn.example.zone"), zones.join("cdn.example.zone")).unwrap();
+        std::fs::copy(
+            repo().join("zones/cdn.example.zone"),
+            zones.join("cdn.example.zone"),
+        )
+        .unwrap();
         let pools = std::fs::read_to_string(repo().join("zones/cdn.example.pools.yaml")).unwrap();
-        assert!(pools.contains("\nnets:\n"), "demo pools file has no nets: section");
+        assert!(
+            pools.contains("\nnets:\n"),
+            "demo pools file has no nets: section"
+        );
         let pools = pools.replacen("\nnets:\n", &format!("\nnets:\n{nets}"), 1);
         std::fs::write(zones.join("cdn.example.pools.yaml"), pools).unwrap();
         geosteer::geo::build(
@@ -106,7 +120,10 @@ pub struct TestRecorder {
 impl TestRecorder {
     fn slot(&self, key: &Key) -> Arc<AtomicU64> {
         let mut name = key.name().to_owned();
-        let labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
         if !labels.is_empty() {
             name = format!("{name}{{{}}}", labels.join(","));
         }
@@ -166,8 +183,10 @@ impl Server {
         let metrics = Arc::new(TestRecorder::default());
         // The server registers its metric handles while starting, on this
         // thread, so they land in this server's recorder.
-        let running = metrics::with_local_recorder(&*metrics, || rt.block_on(geosteer::server::start(&cfg, snap)))
-            .expect("server starts");
+        let running = metrics::with_local_recorder(&*metrics, || {
+            rt.block_on(geosteer::server::start(&cfg, snap))
+        })
+        .expect("server starts");
         Server {
             rt,
             running: Some(running),
@@ -211,7 +230,11 @@ pub fn free_port() -> u16 {
 /// Encodes a presentation name (no trailing dot needed) as wire labels.
 pub fn wire_name(name: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    for l in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+    for l in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
         out.push(l.len() as u8);
         out.extend_from_slice(l.as_bytes());
     }
@@ -221,7 +244,13 @@ pub fn wire_name(name: &str) -> Vec<u8> {
 
 /// A query with RD clear. `edns`: the advertised UDP size; `ecs`: a
 /// client subnet option (address, source prefix), which implies EDNS.
-pub fn query(id: u16, name: &str, qtype: u16, edns: Option<u16>, ecs: Option<(IpAddr, u8)>) -> Vec<u8> {
+pub fn query(
+    id: u16,
+    name: &str,
+    qtype: u16,
+    edns: Option<u16>,
+    ecs: Option<(IpAddr, u8)>,
+) -> Vec<u8> {
     let edns = edns.or(ecs.map(|_| 1232));
     let mut q = Vec::with_capacity(64);
     q.extend_from_slice(&id.to_be_bytes());
@@ -268,7 +297,10 @@ pub fn udp_exchange(sock: &UdpSocket, to: SocketAddr, q: &[u8]) -> Option<Vec<u8
 
 /// Runs a command, panicking with its output if it fails; returns stdout.
 pub fn run(cmd: &Path, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{}: {e}", cmd.display()));
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", cmd.display()));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
