@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod net;
 pub mod querylog;
 pub mod reload;
+pub mod rrl;
 pub mod server;
 pub mod snapshot;
 pub mod steer;

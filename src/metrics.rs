@@ -238,6 +238,28 @@ impl Default for QueryMetrics {
     }
 }
 
+/// Response rate limiting: UDP responses dropped, and sent as truncated
+/// stubs instead of the answer (`slip`).
+pub struct RrlMetrics {
+    pub dropped: Counter,
+    pub slipped: Counter,
+}
+
+impl RrlMetrics {
+    pub fn new() -> RrlMetrics {
+        RrlMetrics {
+            dropped: counter!("geosteer_rrl_dropped_total"),
+            slipped: counter!("geosteer_rrl_slipped_total"),
+        }
+    }
+}
+
+impl Default for RrlMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Reload and snapshot gauges.
 pub struct ReloadMetrics {
     reloads: Counter,

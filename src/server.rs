@@ -14,6 +14,7 @@ use crate::dns;
 use crate::metrics::QueryMetrics;
 use crate::net::{Handler, TcpConfig, Transport, UdpRunning, UdpServer, serve_tcp};
 use crate::querylog::QueryLog;
+use crate::rrl::{Rrl, RrlConfig};
 use crate::snapshot::{Shared, Snapshot};
 
 /// The bridge from transports to the answer core: loads the current
@@ -22,6 +23,8 @@ pub struct Responder {
     shared: Shared,
     metrics: QueryMetrics,
     query_log: Option<QueryLog>,
+    /// UDP response rate limiting, when configured.
+    rrl: Option<Rrl>,
 }
 
 impl Responder {
@@ -30,12 +33,19 @@ impl Responder {
             shared,
             metrics: QueryMetrics::new(),
             query_log: None,
+            rrl: None,
         }
     }
 
     /// Logs a sample of queries (see [`crate::querylog`]).
     pub fn with_query_log(mut self, log: Option<QueryLog>) -> Responder {
         self.query_log = log;
+        self
+    }
+
+    /// Limits UDP responses per client prefix (see [`crate::rrl`]).
+    pub fn with_rrl(mut self, cfg: Option<&RrlConfig>) -> Responder {
+        self.rrl = cfg.map(Rrl::new);
         self
     }
 }
@@ -55,7 +65,12 @@ impl Handler for Responder {
         if let (Some(log), Some(t), Some(s)) = (&self.query_log, sampled, &summary) {
             log.record(t, query, client.ip(), transport, s);
         }
-        summary.map(|s| s.len)
+        let s = summary?;
+        match &self.rrl {
+            // TCP needs a real handshake, so its source is not forged.
+            Some(rrl) if transport == Transport::Udp => rrl.limit(client.ip(), s.rcode, out, s.len),
+            _ => Some(s.len),
+        }
     }
 }
 
@@ -122,8 +137,11 @@ pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result
         Some(q) => QueryLog::start(q)?,
         None => None,
     };
-    let handler: Arc<dyn Handler> =
-        Arc::new(Responder::new(shared.clone()).with_query_log(query_log));
+    let handler: Arc<dyn Handler> = Arc::new(
+        Responder::new(shared.clone())
+            .with_query_log(query_log)
+            .with_rrl(cfg.rrl.as_ref()),
+    );
     let (stop, _) = watch::channel(false);
     let mut running = Running {
         shared,

@@ -124,6 +124,9 @@ pub struct ServerRaw {
     pub workers: Option<usize>,
     #[serde(default)]
     pub tcp: TcpRaw,
+    /// Response rate limiting for UDP; absent: off.
+    #[serde(default)]
+    pub rrl: Option<crate::rrl::RrlConfig>,
     /// Where admin overrides persist; default `geosteer.state.json` beside the config.
     #[serde(default)]
     pub state_file: Option<PathBuf>,
@@ -150,6 +153,7 @@ pub struct ServerConfig {
     pub http_token: Option<String>,
     pub workers: usize,
     pub tcp: TcpRaw,
+    pub rrl: Option<crate::rrl::RrlConfig>,
     pub state_file: PathBuf,
     pub query_log: Option<crate::querylog::QueryLogConfig>,
     pub watch: bool,
@@ -189,6 +193,9 @@ impl ServerConfig {
                 "tcp: connection limits must be at least 1",
             ));
         }
+        if let Some(r) = &raw.rrl {
+            r.validate().map_err(|e| ConfigError::new(path, 0, e))?;
+        }
         if let Some(q) = &raw.query_log
             && !(0.0..=1.0).contains(&q.sample)
         {
@@ -213,6 +220,7 @@ impl ServerConfig {
             http_token: raw.http_token,
             workers,
             tcp: raw.tcp,
+            rrl: raw.rrl,
             state_file: base.join(
                 raw.state_file
                     .unwrap_or_else(|| PathBuf::from("geosteer.state.json")),
@@ -251,6 +259,20 @@ mod tests {
             Some(Path::new("/etc/geosteer/geodb/x.mmdb"))
         );
         assert_eq!(c.tcp.idle_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn rrl_off_by_default_and_parsed() {
+        let c = ServerConfig::from_str("{}\n", Path::new("g.yaml")).unwrap();
+        assert_eq!(c.rrl, None);
+        let c = ServerConfig::from_str(
+            "rrl: {rate: 100, slip: 2, window: 15s}\n",
+            Path::new("g.yaml"),
+        )
+        .unwrap();
+        assert_eq!(c.rrl, Some(crate::rrl::RrlConfig::with_rate(100)));
+        let e = ServerConfig::from_str("rrl: {rate: 0}\n", Path::new("g.yaml")).unwrap_err();
+        assert!(e.to_string().contains("rrl.rate"), "{e}");
     }
 
     #[test]

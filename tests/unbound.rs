@@ -1,0 +1,222 @@
+//! End to end through a real resolver: Unbound with its ECS module
+//! (`subnetcache`) in front of geosteer. Clients on different continents
+//! must each get their own nearest edge through Unbound's cache, a repeat
+//! must come from that cache, and a client that sends no ECS must be
+//! located by the address Unbound derives from its source. Together this
+//! shows the ECS scope geosteer returns is right: Unbound caches per /24
+//! and never hands one continent's answer to another.
+
+mod harden_support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harden_support::{Fixture, find_tool, free_port, need_tools};
+
+/// Unbound as a child process, killed when dropped.
+struct Unbound {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Unbound {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Unbound {
+    fn start(dir: &std::path::Path, authority: u16) -> Unbound {
+        let port = free_port();
+        let log = dir.join("unbound.log");
+        let conf = dir.join("unbound.conf");
+        let d = dir.display();
+        std::fs::write(
+            &conf,
+            format!(
+                r#"server:
+    interface: 127.0.0.1@{port}
+    port: {port}
+    do-ip6: no
+    num-threads: 1
+    so-reuseport: no
+    do-daemonize: no
+    use-syslog: no
+    verbosity: 1
+    logfile: "{d}/unbound.log"
+    username: ""
+    chroot: ""
+    directory: "{d}"
+    pidfile: "{d}/unbound.pid"
+    access-control: 127.0.0.0/8 allow
+    module-config: "subnetcache iterator"
+    # Our authority is on loopback; send it ECS and let it see ours.
+    send-client-subnet: 127.0.0.1
+    client-subnet-always-forward: yes
+    max-client-subnet-ipv4: 24
+    do-not-query-localhost: no
+    qname-minimisation: no
+    # Unbound's own queries come from another /24 than its client's, so
+    # geosteer can only place the plain client by the ECS Unbound derives.
+    outgoing-interface: 127.0.1.1
+stub-zone:
+    name: "cdn.example"
+    stub-addr: 127.0.0.1@{authority}
+"#
+            ),
+        )
+        .unwrap();
+        let bin = find_tool("unbound").unwrap();
+        let child = Command::new(bin)
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start unbound");
+        let mut u = Unbound { child, port, log };
+        // Ready when it answers anything for the zone.
+        let end = Instant::now() + Duration::from_secs(15);
+        loop {
+            if u.dig(&["+time=1", "+tries=1", "static.cdn.example", "A"])
+                .is_some_and(|o| o.contains("198.51.100.10"))
+            {
+                break;
+            }
+            if let Ok(Some(st)) = u.child.try_wait() {
+                panic!(
+                    "unbound exited ({st}):\n{}",
+                    std::fs::read_to_string(&u.log).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < end,
+                "unbound not answering:\n{}",
+                std::fs::read_to_string(&u.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        u
+    }
+
+    /// dig against Unbound (from 127.0.0.1); None if dig failed.
+    fn dig(&self, args: &[&str]) -> Option<String> {
+        let port = self.port.to_string();
+        let out = Command::new(find_tool("dig").unwrap())
+            .args(["@127.0.0.1", "-p", &port, "+noall", "+answer", "+comments"])
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// (addresses, TTL) of the A answer for `name`, with `+subnet=` if given.
+    fn a(&self, name: &str, subnet: Option<&str>) -> (Vec<String>, u32) {
+        let sub = subnet.map(|s| format!("+subnet={s}"));
+        let mut args = vec!["+time=3", "+tries=1", name, "A"];
+        if let Some(s) = &sub {
+            args.insert(0, s);
+        }
+        let out = self
+            .dig(&args)
+            .unwrap_or_else(|| panic!("dig via unbound failed for {name} {subnet:?}"));
+        let mut addrs = Vec::new();
+        let mut ttl = u32::MAX;
+        for l in out
+            .lines()
+            .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() >= 5 && f[3] == "A" {
+                ttl = ttl.min(f[1].parse().unwrap());
+                addrs.push(f[4].to_string());
+            }
+        }
+        assert!(
+            !addrs.is_empty(),
+            "no A answer for {name} {subnet:?}:\n{out}"
+        );
+        addrs.sort();
+        (addrs, ttl)
+    }
+}
+
+#[test]
+fn unbound_subnetcache_gives_each_continent_its_edge_and_caches_per_scope() {
+    if !need_tools(&["unbound", "dig"]) {
+        return;
+    }
+    // The client's loopback /24 is placed in Sydney; Unbound's outgoing
+    // address (127.0.1.1) stays unlocated, which would get London.
+    let fx = Fixture::new("  127.0.0.0/24: [-33.87, 151.21]\n", "");
+    let gs = fx.start();
+    let ub = Unbound::start(fx.dir.path(), gs.udp().port());
+
+    // (client subnet, another address in the same /24, www's nearest edge)
+    let clients = [
+        ("8.8.8.0/24", "8.8.8.77/32", "198.51.100.20"), // Mountain View → San Jose
+        ("77.88.8.0/24", "77.88.8.200/32", "192.0.2.20"), // Moscow → Frankfurt
+        ("114.114.114.0/24", "114.114.114.9/32", "203.0.113.10"), // Nanjing → Tokyo
+    ];
+    let mut first_ttl = Vec::new();
+    for (subnet, _, edge) in clients {
+        let before = gs.queries();
+        let (addrs, ttl) = ub.a("www.cdn.example", Some(subnet));
+        assert_eq!(addrs, [edge], "{subnet} through unbound");
+        assert!(
+            gs.queries() > before,
+            "{subnet}: unbound did not ask geosteer (stale cache?)"
+        );
+        first_ttl.push(ttl);
+    }
+    assert!(
+        gs.metrics.sum("geosteer_ecs_queries_total") >= 3,
+        "unbound did not send ECS to geosteer"
+    );
+
+    // Let a second pass so cached TTLs visibly count down.
+    std::thread::sleep(Duration::from_millis(1300));
+    let asked = gs.queries();
+    for ((subnet, same24, edge), ttl0) in clients.iter().zip(&first_ttl) {
+        let (addrs, ttl) = ub.a("www.cdn.example", Some(subnet));
+        assert_eq!(addrs, [*edge], "{subnet} repeat");
+        assert!(
+            ttl < *ttl0,
+            "{subnet}: TTL {ttl} not below {ttl0}: not from cache"
+        );
+        // Another host in the same /24 is covered by the scope-/24 entry.
+        let (addrs, _) = ub.a("www.cdn.example", Some(same24));
+        assert_eq!(addrs, [*edge], "{same24} within the cached /24");
+    }
+    assert_eq!(
+        gs.queries(),
+        asked,
+        "repeat queries reached geosteer instead of Unbound's cache"
+    );
+
+    // No ECS from the client: Unbound sends 127.0.0.0/24 on its behalf.
+    let ecs_before = gs.metrics.sum("geosteer_ecs_queries_total");
+    let (addrs, _) = ub.a("www.cdn.example", None);
+    assert_eq!(
+        addrs,
+        ["203.0.113.30"],
+        "client without ECS, located by its source (Sydney)"
+    );
+    assert!(
+        gs.metrics.sum("geosteer_ecs_queries_total") > ecs_before,
+        "unbound sent no ECS for the plain client"
+    );
+    // ...and that answer did not leak into the other continents' entries.
+    for (subnet, _, edge) in clients {
+        assert_eq!(
+            ub.a("www.cdn.example", Some(subnet)).0,
+            [edge],
+            "{subnet} after the plain client"
+        );
+    }
+}
