@@ -566,6 +566,16 @@ fn any_over_udp_is_minimal_and_over_tcp_complete() {
     }
 }
 
+#[test]
+fn any_at_a_cname_is_the_cname_alone() {
+    // RFC 1034 §4.3.2: ANY matches the CNAME, so the chain is not followed
+    // (as Knot and BIND answer).
+    for r in shared().both(&query("alias.example.", RecordType::ANY)) {
+        check(&r, ResponseCode::NoError, true);
+        assert_eq!(r.answers(), set(&["alias.example. 3600 IN CNAME www.example."]));
+    }
+}
+
 // ------------------------------------------------------------ EDNS
 
 #[test]

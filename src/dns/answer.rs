@@ -150,7 +150,10 @@ pub fn lookup<'a, T: steer::Trace>(
                 None => return ans,
             }
         }
+        // ANY matches the CNAME itself (RFC 1034 §4.3.2), so only other
+        // types follow the chain.
         if q.qtype != TYPE_CNAME
+            && q.qtype != TYPE_ANY
             && let Some(cname) = node.rrset(TYPE_CNAME)
         {
             ans.answer.push(Item::Set(owner, cname));
