@@ -38,6 +38,9 @@ pub struct Snapshot {
     /// Increments with every swap; shown in the status API.
     pub generation: u64,
     pub built_at: SystemTime,
+    /// Shortest and longest apex (wire bytes): [`Snapshot::find_zone`]
+    /// only probes suffixes of a length some zone has.
+    apex_len: (usize, usize),
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -58,6 +61,8 @@ impl std::fmt::Debug for Snapshot {
 
 impl Snapshot {
     pub fn new(zones: Vec<Zone>, geodb: Option<Arc<GeoDb>>, generation: u64) -> Snapshot {
+        let lens = zones.iter().map(|z| z.tree.apex_lower.len());
+        let apex_len = (lens.clone().min().unwrap_or(0), lens.max().unwrap_or(0));
         Snapshot {
             zones: zones
                 .into_iter()
@@ -66,19 +71,33 @@ impl Snapshot {
             geodb,
             generation,
             built_at: SystemTime::now(),
+            apex_len,
         }
     }
 
     /// The closest enclosing zone of a lowercased wire name.
     pub fn find_zone(&self, qname: &[u8]) -> Option<&Zone> {
-        let mut offs = [0u8; 128];
-        let n = wire::label_offsets(qname, &mut offs);
-        offs[..n]
-            .iter()
-            .map(|&o| &qname[o as usize..])
-            .chain(std::iter::once(&b"\0"[..]))
-            .find_map(|suffix| self.zones.get(suffix))
-            .map(|z| &**z)
+        let (min, max) = self.apex_len;
+        // Walk the labels from the left: the first suffix that is an apex
+        // is the closest enclosing zone. Suffixes longer than every apex
+        // are skipped without hashing; past the shortest apex, stop.
+        let mut pos = 0usize;
+        while pos < qname.len() {
+            let suffix = &qname[pos..];
+            if suffix.len() < min {
+                break;
+            }
+            if suffix.len() <= max
+                && let Some(z) = self.zones.get(suffix)
+            {
+                return Some(z);
+            }
+            if qname[pos] == 0 {
+                break;
+            }
+            pos += 1 + qname[pos] as usize;
+        }
+        None
     }
 
     /// Looks a zone up by presentation name (`cdn.example` or `cdn.example.`).

@@ -572,7 +572,10 @@ fn any_at_a_cname_is_the_cname_alone() {
     // (as Knot and BIND answer).
     for r in shared().both(&query("alias.example.", RecordType::ANY)) {
         check(&r, ResponseCode::NoError, true);
-        assert_eq!(r.answers(), set(&["alias.example. 3600 IN CNAME www.example."]));
+        assert_eq!(
+            r.answers(),
+            set(&["alias.example. 3600 IN CNAME www.example."])
+        );
     }
 }
 
