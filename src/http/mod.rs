@@ -191,6 +191,32 @@ fn zone_key(z: Option<String>) -> Option<String> {
     z.map(|z| if z.ends_with('.') { z } else { format!("{z}.") })
 }
 
+/// A mutating call's prelude: the token, then a well-formed JSON body.
+fn accept<T>(
+    api: &Api,
+    headers: &HeaderMap,
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, Box<Response>> {
+    authorized(api, headers)?;
+    body.map(|Json(b)| b)
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, e.body_text())))
+}
+
+/// The registry's answer as HTTP: an unknown edge is a 404.
+fn registry_reply(
+    r: Result<usize, crate::health::HealthError>,
+    ok: impl FnOnce(usize) -> serde_json::Value,
+    other: StatusCode,
+) -> Response {
+    match r {
+        Ok(n) => Json(ok(n)).into_response(),
+        Err(e @ crate::health::HealthError::UnknownEdge { .. }) => {
+            error(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Err(e) => error(other, e.to_string()),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AdminBody {
@@ -204,24 +230,20 @@ async fn set_admin(
     Query(q): Query<ZoneParam>,
     body: Result<Json<AdminBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(r) = authorized(&api, &headers) {
-        return *r;
-    }
-    let Json(body) = match body {
+    let body = match accept(&api, &headers, body) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+        Err(r) => return *r,
     };
-    match api
+    let r = api
         .reloader
         .registry
-        .set_admin(zone_key(q.zone).as_deref(), &name, body.state)
-    {
-        Ok(n) => Json(json!({ "edge": name, "state": body.state, "matched": n })).into_response(),
-        Err(e @ crate::health::HealthError::UnknownEdge { .. }) => {
-            error(StatusCode::NOT_FOUND, e.to_string())
-        }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+        .set_admin(zone_key(q.zone).as_deref(), &name, body.state);
+    registry_reply(
+        r,
+        |n| json!({ "edge": name, "state": body.state, "matched": n }),
+        // Only the state file can fail here.
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
 }
 
 #[derive(Deserialize)]
@@ -238,12 +260,9 @@ async fn feed_load(
     Query(q): Query<ZoneParam>,
     body: Result<Json<LoadBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(r) = authorized(&api, &headers) {
-        return *r;
-    }
-    let Json(body) = match body {
+    let body = match accept(&api, &headers, body) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+        Err(r) => return *r,
     };
     let ttl = match humantime::parse_duration(&body.ttl) {
         Ok(t) if !t.is_zero() => t,
@@ -254,20 +273,16 @@ async fn feed_load(
             );
         }
     };
-    match api
+    let r = api
         .reloader
         .registry
-        .feed_load(zone_key(q.zone).as_deref(), &name, body.load, ttl)
-    {
-        Ok(n) => Json(
-            json!({ "edge": name, "load": body.load, "ttl_secs": ttl.as_secs_f64(), "matched": n }),
-        )
-        .into_response(),
-        Err(e @ crate::health::HealthError::UnknownEdge { .. }) => {
-            error(StatusCode::NOT_FOUND, e.to_string())
-        }
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
-    }
+        .feed_load(zone_key(q.zone).as_deref(), &name, body.load, ttl);
+    registry_reply(
+        r,
+        |n| json!({ "edge": name, "load": body.load, "ttl_secs": ttl.as_secs_f64(), "matched": n }),
+        // An out-of-range load.
+        StatusCode::BAD_REQUEST,
+    )
 }
 
 async fn reload(State(api): State<Api>, headers: HeaderMap) -> Response {
