@@ -260,6 +260,14 @@ fn ten_thousand_connect_attempts_keep_memory_bounded() {
     let connected: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     let elapsed = start.elapsed();
     let peak = vm_rss_kib();
+    // Evicted connections close on their own tasks, a moment after the
+    // newcomer is admitted: let the gauge settle before reading it.
+    let settle = Instant::now() + Duration::from_secs(3);
+    while s.metrics.gauge("geosteer_tcp_connections_open") > MAX_CONNS as f64
+        && Instant::now() < settle
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let open = s.metrics.gauge("geosteer_tcp_connections_open");
     // The server is still serving.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
