@@ -3,7 +3,9 @@
 //! One query's path through the modules:
 //!
 //! 1. [`net`] receives a packet (UDP worker threads or a TCP connection) and
-//!    hands the bytes to [`dns::respond`], with the client's address.
+//!    hands the bytes to [`server::Responder`], which loads the current
+//!    [`snapshot`] and calls [`dns::respond`] with the client's address
+//!    ([`rrl`] may then limit the UDP response; [`metrics`] count it).
 //! 2. [`dns::wire`] parses the header, the question and the OPT record (ECS
 //!    included) without building a `Message`.
 //! 3. [`dns::answer`] finds the closest enclosing zone in the [`snapshot`] and
@@ -16,6 +18,10 @@
 //! Beside that flow: [`reload`] builds new snapshots from [`config`] and
 //! [`zone`] files and swaps them in; [`health`] probes edges; [`http`] serves
 //! metrics and the admin API; [`querylog`] writes sampled queries.
+//!
+//! At the edge: [`cli`] parses the command line, [`app`] starts a server with
+//! everything around it, and [`explain`] runs one question through the
+//! answer core for `geosteer explain`.
 
 pub mod app;
 pub mod cli;
