@@ -4,11 +4,14 @@
 //! (or, off, doesn't).
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+#[path = "support/http_client.rs"]
+mod http_client;
+use http_client::http_with;
 
 use geosteer::app::App;
 use geosteer::config::ServerConfig;
@@ -69,28 +72,6 @@ fn start(extra_cfg: &str) -> Server {
         app: Some(app),
         rt,
     }
-}
-
-fn http_with(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &str,
-    body: &str,
-) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let code = resp[9..12].parse().unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    (code, head.to_string(), body.to_string())
 }
 
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {

@@ -6,13 +6,17 @@
 //! the answer within 1 s; every bad change must leave the old answer in
 //! place and report `file:line: reason` the way `geosteer check` does.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+#[path = "support/http_client.rs"]
+mod http_client;
+use http_client::http;
 
 use geosteer::app::App;
 use geosteer::config::ServerConfig;
@@ -191,23 +195,6 @@ fn wait_answer(server: SocketAddr, want: Ipv4Addr, within: Duration) -> Duration
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// A minimal HTTP/1.1 client: (status, body).
-fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let code = resp[9..12].parse().unwrap();
-    let body = resp.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
-    (code, body)
 }
 
 fn status(srv: &Server) -> serde_json::Value {
