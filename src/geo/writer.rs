@@ -614,22 +614,21 @@ pub fn synth(out: &Path, networks: usize, seed: u64) -> Result<BuildStats, GeoEr
         reason: e.to_string(),
     };
     let pick = |rng: &mut SplitMix| values[(rng.next() % values.len() as u64) as usize].clone();
-    for &a in &v4 {
-        let net = Ipv4Net::new(a.into(), 24).map_err(|e| GeoError::Build {
-            path: out.to_owned(),
-            reason: e.to_string(),
-        })?;
+    let prefix_err = |e: ipnet::PrefixLenError| GeoError::Build {
+        path: out.to_owned(),
+        reason: e.to_string(),
+    };
+    // IPv4 /24s, then IPv6 /48s, each with a random record.
+    let nets = v4
+        .iter()
+        .map(|&a| Ipv4Net::new(a.into(), 24).map(IpNet::V4))
+        .chain(
+            v6.iter()
+                .map(|&a| Ipv6Net::new(a.into(), 48).map(IpNet::V6)),
+        );
+    for net in nets {
         writer
-            .insert_value(net, pick(&mut rng))
-            .map_err(build_err)?;
-    }
-    for &a in &v6 {
-        let net = Ipv6Net::new(a.into(), 48).map_err(|e| GeoError::Build {
-            path: out.to_owned(),
-            reason: e.to_string(),
-        })?;
-        writer
-            .insert_value(net, pick(&mut rng))
+            .insert_value(net.map_err(prefix_err)?, pick(&mut rng))
             .map_err(build_err)?;
     }
     let bytes = write_db(&writer, out)?;
