@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
+use crate::dns::fast::FastTable;
 use crate::dns::tree::{NameMap, Tree};
 use crate::dns::wire;
 use crate::geo::GeoDb;
@@ -38,6 +39,8 @@ pub struct Snapshot {
     /// Increments with every swap; shown in the status API.
     pub generation: u64,
     pub built_at: SystemTime,
+    /// Pre-rendered answers (see [`crate::dns::fast`]).
+    pub fast: FastTable,
     /// Shortest and longest apex (wire bytes): [`Snapshot::find_zone`]
     /// only probes suffixes of a length some zone has.
     apex_len: (usize, usize),
@@ -63,7 +66,7 @@ impl Snapshot {
     pub fn new(zones: Vec<Zone>, geodb: Option<Arc<GeoDb>>, generation: u64) -> Snapshot {
         let lens = zones.iter().map(|z| z.tree.apex_lower.len());
         let apex_len = (lens.clone().min().unwrap_or(0), lens.max().unwrap_or(0));
-        Snapshot {
+        let mut snap = Snapshot {
             zones: zones
                 .into_iter()
                 .map(|z| (z.tree.apex_lower.clone(), Arc::new(z)))
@@ -72,7 +75,10 @@ impl Snapshot {
             generation,
             built_at: SystemTime::now(),
             apex_len,
-        }
+            fast: FastTable::default(),
+        };
+        snap.fast = FastTable::build(&snap);
+        snap
     }
 
     /// The closest enclosing zone of a lowercased wire name.

@@ -497,11 +497,7 @@ pub fn from_str(
         return Err(errs);
     }
     Ok(Pools {
-        steering: Steering {
-            edges,
-            hosts,
-            nets: Nets::new(nets),
-        },
+        steering: Steering::new(edges, hosts, Nets::new(nets)),
         names,
     })
 }

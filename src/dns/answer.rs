@@ -205,7 +205,7 @@ fn is_label_boundary(name: &[u8], at: usize) -> bool {
 
 /// The topmost zone cut at or above `lname` (below the apex), and whether
 /// it is `lname` itself.
-fn find_cut<'t>(tree: &'t Tree, lname: &[u8]) -> Option<(&'t Node, bool)> {
+pub(crate) fn find_cut<'t>(tree: &'t Tree, lname: &[u8]) -> Option<(&'t Node, bool)> {
     let mut offs = [0u8; 128];
     let n = label_offsets(lname, &mut offs);
     let apex = tree.apex_lower.len();

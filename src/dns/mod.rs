@@ -5,6 +5,7 @@
 //! [`crate::steer`] for steered names) → render into the caller's buffer.
 
 pub mod answer;
+pub mod fast;
 pub mod render;
 pub mod tree;
 pub mod wire;
@@ -59,6 +60,31 @@ pub fn respond_traced<'s, T: steer::Trace>(
     out: &mut [u8],
     trace: &mut T,
 ) -> Option<Summary<'s>> {
+    respond_inner(snap, query, source, transport, out, trace, true)
+}
+
+/// [`respond`] without the pre-rendered answers of [`fast`]: what the fast
+/// path is checked against.
+#[doc(hidden)]
+pub fn respond_general(
+    snap: &Snapshot,
+    query: &[u8],
+    client: SocketAddr,
+    transport: Transport,
+    out: &mut [u8],
+) -> Option<usize> {
+    respond_inner(snap, query, client.ip(), transport, out, &mut (), false).map(|s| s.len)
+}
+
+fn respond_inner<'s, T: steer::Trace>(
+    snap: &'s Snapshot,
+    query: &[u8],
+    source: IpAddr,
+    transport: Transport,
+    out: &mut [u8],
+    trace: &mut T,
+    use_fast: bool,
+) -> Option<Summary<'s>> {
     let q = match parse_query(query) {
         Ok(q) => q,
         Err(ParseError::Drop) => return None,
@@ -100,6 +126,14 @@ pub fn respond_traced<'s, T: steer::Trace>(
                     ecs_source: None,
                 },
             };
+            // explain's detailed trace must see one decision, so it stays
+            // on the general path (same `decide`, same answer).
+            if use_fast
+                && !T::DETAILED
+                && let Some(s) = fast::respond(snap, &q, client, max, out, trace)
+            {
+                return Some(s);
+            }
             let question = Question {
                 name: q.qname.as_bytes(),
                 qtype: q.qtype,

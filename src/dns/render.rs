@@ -33,6 +33,14 @@ impl<'b> Writer<'b> {
         }
     }
 
+    /// A writer continuing at `pos` of a buffer whose first `pos` bytes
+    /// were written elsewhere; compresses against nothing before `pos`.
+    pub fn at(buf: &'b mut [u8], pos: usize) -> Writer<'b> {
+        let mut w = Writer::new(buf, usize::MAX);
+        w.pos = pos;
+        w
+    }
+
     pub fn limit(&self) -> usize {
         self.limit
     }

@@ -26,6 +26,17 @@ pub struct Coords {
     pub lon: f64,
 }
 
+impl Coords {
+    /// The point on the unit sphere. Ordering edges by straight-line
+    /// (chord) distance between such points equals ordering by
+    /// great-circle distance, with no trigonometry per comparison.
+    pub fn unit(self) -> [f64; 3] {
+        let (slat, clat) = self.lat.to_radians().sin_cos();
+        let (slon, clon) = self.lon.to_radians().sin_cos();
+        [clat * clon, clat * slon, slat]
+    }
+}
+
 /// Where an address is, as far as the database knows. Every field is optional: an ASN-only
 /// database fills `asn`, a country database fills `continent`/`country`.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -47,6 +58,12 @@ pub struct GeoMatch {
     /// The matched network, in the family of the normalized address: an IPv4 address found
     /// in an IPv6 database's IPv4 subtree reports an IPv4 net.
     pub network: ipnet::IpNet,
+    /// `location.coords` on the unit sphere ([`Coords::unit`]), computed
+    /// once per decoded record rather than once per query.
+    pub unit: Option<[f64; 3]>,
+    /// Identifies the database record (unique per opened database and
+    /// data offset): equal values mean equal locations.
+    pub record: u64,
 }
 
 /// Errors from opening, building or synthesizing a database. Every variant names the file.

@@ -57,7 +57,7 @@ impl Edge {
             v4,
             v6,
             coords,
-            unit: unit_vector(coords),
+            unit: coords.unit(),
             weight,
             check,
             health,
@@ -146,7 +146,12 @@ impl Nets {
         self.list.is_empty()
     }
     pub fn lookup(&self, ip: IpAddr) -> Option<&(IpNet, NetTarget)> {
-        self.list.iter().find(|(n, _)| n.contains(&ip))
+        self.lookup_index(ip).map(|(_, n)| n)
+    }
+
+    /// [`Nets::lookup`] with the net's position in the list.
+    fn lookup_index(&self, ip: IpAddr) -> Option<(usize, &(IpNet, NetTarget))> {
+        self.list.iter().enumerate().find(|(_, (n, _))| n.contains(&ip))
     }
 
     /// A scope must not cover an override net the client is not in, or a
@@ -172,11 +177,31 @@ impl Nets {
 }
 
 /// One zone's steering data, from `<zone>.pools.yaml`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Steering {
     pub edges: Vec<Edge>,
     pub hosts: Vec<Host>,
     pub nets: Nets,
+    /// Unique per instance, so cached orders never outlive their steering.
+    uid: u64,
+}
+
+impl Steering {
+    pub fn new(edges: Vec<Edge>, hosts: Vec<Host>, nets: Nets) -> Steering {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Steering {
+            edges,
+            hosts,
+            nets,
+            uid: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
+
+impl Default for Steering {
+    fn default() -> Steering {
+        Steering::new(Vec::new(), Vec::new(), Nets::default())
+    }
 }
 
 /// The address being located and how we got it.
@@ -235,33 +260,65 @@ pub trait Trace {
 
 impl Trace for () {}
 
+/// Where the client is, as [`locate`] found it.
+pub struct Place<'s> {
+    pub how: Located,
+    pub location: Option<Location>,
+    /// The location's point on the unit sphere, when it has coordinates.
+    pub unit: Option<[f64; 3]>,
+    /// Edges an override net pins, instead of a location.
+    pub pinned: Option<&'s [EdgeIdx]>,
+    /// Identifies where the location came from (a database record, an
+    /// override net, or nowhere) for the per-thread order cache: equal keys
+    /// within one [`Steering`] mean equal locations.
+    pub key: u64,
+}
+
+/// [`Place::key`] tags, in the top two bits.
+const KEY_DB: u64 = 1 << 62;
+const KEY_NET: u64 = 2 << 62;
+
 /// Where is the client: override nets first, then the database.
-pub fn locate<'s>(
-    st: &'s Steering,
-    geo: Option<&GeoDb>,
-    addr: IpAddr,
-) -> (Located, Option<Location>, Option<&'s [EdgeIdx]>) {
-    if let Some((net, target)) = st.nets.lookup(addr) {
+pub fn locate<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAddr) -> Place<'s> {
+    if let Some((i, (net, target))) = st.nets.lookup_index(addr) {
+        let key = KEY_NET | i as u64;
         return match target {
-            NetTarget::Location(l) => (Located::Net(*net), Some(*l), None),
-            NetTarget::Edges(e) => (Located::Net(*net), None, Some(e)),
+            NetTarget::Location(l) => Place {
+                how: Located::Net(*net),
+                location: Some(*l),
+                unit: l.coords.map(Coords::unit),
+                pinned: None,
+                key,
+            },
+            NetTarget::Edges(e) => Place {
+                how: Located::Net(*net),
+                location: None,
+                unit: None,
+                pinned: Some(e),
+                key,
+            },
         };
     }
     match geo.and_then(|g| g.lookup(addr)) {
-        Some(m) => (Located::Db(m.network), Some(m.location), None),
-        None => (Located::Unknown, None, None),
+        Some(m) => Place {
+            how: Located::Db(m.network),
+            location: Some(m.location),
+            unit: m.unit,
+            pinned: None,
+            key: KEY_DB | (m.record & !(3 << 62)),
+        },
+        None => Place {
+            how: Located::Unknown,
+            location: None,
+            unit: None,
+            pinned: None,
+            key: 0,
+        },
     }
 }
 
 /// Mean Earth radius, km.
 const EARTH_KM: f64 = 6371.0;
-
-/// A point on the unit sphere.
-fn unit_vector(c: Coords) -> [f64; 3] {
-    let (slat, clat) = c.lat.to_radians().sin_cos();
-    let (slon, clon) = c.lon.to_radians().sin_cos();
-    [clat * clon, clat * slon, slat]
-}
 
 /// Squared chord length between two unit vectors: monotonic in the
 /// great-circle distance, so it orders edges exactly as haversine would.
@@ -373,53 +430,46 @@ pub fn decide<T: Trace>(
         offset,
         source,
     };
-    let (how, loc, pinned) = locate(st, geo, addr);
-    trace.located(how, loc.as_ref());
-
-    // 1. Candidates: a pinned net, else the first matching rule, else the host's list.
-    let mut rule_hit = None;
-    let cands: &[EdgeIdx] = match pinned {
-        Some(p) => p,
-        None => {
-            let hit = loc
-                .as_ref()
-                .and_then(|l| host.rules.iter().position(|r| r.matches(l)));
-            rule_hit = hit;
-            hit.map_or(&host.candidates[..], |i| &host.rules[i].edges[..])
-        }
-    };
-    trace.rule(rule_hit);
-
-    let here = loc.and_then(|l| l.coords).map(unit_vector);
-
-    // 2. Family and health filter.
-    let mut list: SmallVec<[Cand; 16]> = SmallVec::new();
-    let mut any_family = false;
-    for &idx in cands {
-        let edge = &st.edges[idx as usize];
-        let d = here.map(|h| chord2(&edge.unit, &h));
-        let state = edge.health.effective();
+    let place = locate(st, geo, addr);
+    let how = place.how;
+    trace.located(how, place.location.as_ref());
+    with_order(st, host, family, &place, |order| {
+        trace.rule(order.rule().map(|r| r as usize));
         if T::DETAILED {
-            trace.candidate(idx, d.map(km_of), state);
-        } else {
-            trace.candidate(idx, None, state);
+            // Every candidate with its distance and state, for explain.
+            for &idx in candidates(host, &place, order.rule()) {
+                let edge = &st.edges[idx as usize];
+                let km = place.unit.map(|h| km_of(chord2(&edge.unit, &h)));
+                trace.candidate(idx, km, edge.health.effective());
+            }
         }
-        if !edge.serves(family) {
-            continue;
-        }
-        any_family = true;
-        let tier = match state {
-            Effective::Up => 0,
-            Effective::Overloaded => 1,
-            Effective::Drain => 2,
-            Effective::Down => continue,
-        };
-        list.push(Cand {
-            idx,
-            d: d.unwrap_or(0.0),
-            tier,
-        });
+        choose(st, host, order.list(), order.any_family(), addr, source, &at, how)
+    })
+}
+
+/// The candidates of a host for a client: the edges an override net pins,
+/// else the first matching rule's, else the host's own.
+fn candidates<'s>(host: &'s Host, place: &Place<'s>, rule: Option<u32>) -> &'s [EdgeIdx] {
+    match (place.pinned, rule) {
+        (Some(p), _) => p,
+        (None, Some(i)) => &host.rules[i as usize].edges,
+        (None, None) => &host.candidates,
     }
+}
+
+/// Picks from the candidates in distance order: health first, then the
+/// spreading hash, then `answers` of them.
+#[allow(clippy::too_many_arguments)]
+fn choose(
+    st: &Steering,
+    host: &Host,
+    order: &[(EdgeIdx, f64)],
+    any_family: bool,
+    addr: IpAddr,
+    source: Option<u8>,
+    at: &Located4,
+    how: Located,
+) -> Decision {
     let mut decision = Decision {
         outcome: Outcome::Edges,
         edges: SmallVec::new(),
@@ -434,40 +484,51 @@ pub fn decide<T: Trace>(
         }
         return decision;
     }
-    // A draining edge takes new clients only when nothing else can serve.
-    if list.iter().any(|c| c.tier < 2) {
-        list.retain(|c| c.tier < 2);
+    // 2. Health: one atomic load per candidate.
+    // Without spreading, once the first `answers` live candidates are all
+    // up and a second live one is known (it makes the scope matter), the
+    // rest cannot change the answer: stop reading there.
+    let wanted = usize::from(host.answers.max(1));
+    let early = host.spread_km <= 0.0;
+    let mut list: SmallVec<[Cand; 16]> = SmallVec::new();
+    let mut mixed = false;
+    for &(idx, d) in order {
+        let tier = match st.edges[idx as usize].health.effective() {
+            Effective::Up => 0,
+            Effective::Overloaded => 1,
+            Effective::Drain => 2,
+            Effective::Down => continue,
+        };
+        mixed |= tier != 0;
+        list.push(Cand { idx, d, tier });
+        if early && !mixed && list.len() >= wanted.max(2) {
+            break;
+        }
+    }
+    if mixed {
+        // A draining edge takes new clients only when nothing else can serve.
+        if list.iter().any(|c| c.tier < 2) {
+            list.retain(|c| c.tier < 2);
+        }
+        // 3. Healthy first. `order` is by distance, so a stable sort by
+        // tier orders by (tier, distance).
+        for i in 1..list.len() {
+            let mut j = i;
+            while j > 0 && list[j - 1].tier > list[j].tier {
+                list.swap(j - 1, j);
+                j -= 1;
+            }
+        }
     }
     if list.is_empty() {
         match host.all_down {
-            AllDown::Serve => {
-                for &idx in cands {
-                    let edge = &st.edges[idx as usize];
-                    if edge.serves(family) {
-                        list.push(Cand {
-                            idx,
-                            d: here.map_or(0.0, |h| chord2(&edge.unit, &h)),
-                            tier: 0,
-                        });
-                    }
-                }
-            }
+            AllDown::Serve => list.extend(order.iter().map(|&(idx, d)| Cand { idx, d, tier: 0 })),
             AllDown::Fallback => decision.outcome = Outcome::Fallback,
             AllDown::Servfail => decision.outcome = Outcome::ServFail,
             AllDown::Empty => decision.outcome = Outcome::Empty,
         }
     }
-
-    // 3. Order: healthy first, then by distance; stable, so with no
-    // location the configured order stands.
-    // Insertion sort: lists are short, and it is stable and allocation-free.
-    for i in 1..list.len() {
-        let mut j = i;
-        while j > 0 && (list[j - 1].tier, list[j - 1].d) > (list[j].tier, list[j].d) {
-            list.swap(j - 1, j);
-            j -= 1;
-        }
-    }
+    let list = &mut list[..];
 
     // 4. Spread among the healthy edges within spread_km of the nearest,
     // by weighted rendezvous hashing of the client's network.
@@ -509,6 +570,161 @@ pub fn decide<T: Trace>(
         decision.scope = at.scope(st, how, spread_bits);
     }
     decision
+}
+
+/// Candidates that can serve a family, nearest first (stable: equal
+/// distances keep the configured order). Depends only on the steering, the
+/// host, the family and the place, so it is computed once per place and
+/// cached; the per-query work is then health, spreading and the scope.
+#[derive(Clone, Copy)]
+struct Order {
+    /// The rule that chose the candidates.
+    rule: Option<u32>,
+    /// Some candidate has an address of the family (else NODATA).
+    any_family: bool,
+    len: u8,
+    list: [(EdgeIdx, f64); ORDER_MAX],
+}
+
+/// Longest cached order; hosts with more candidates compute theirs per query.
+const ORDER_MAX: usize = 16;
+
+impl Order {
+    fn list(&self) -> &[(EdgeIdx, f64)] {
+        &self.list[..self.len as usize]
+    }
+}
+
+/// (steering uid, host, family, place key) of a cached order.
+type OrderKey = (u64, u32, bool, u64);
+
+/// Slots in the per-thread order cache (about 70 KiB a thread). Keys are
+/// few (hosts × families × the cities clients come from) and skewed.
+const ORDER_SLOTS: usize = 256;
+
+const EMPTY_ORDER: (OrderKey, Order) = (
+    (0, 0, false, 0),
+    Order {
+        rule: None,
+        any_family: false,
+        len: 0,
+        list: [(0, 0.0); ORDER_MAX],
+    },
+);
+
+thread_local! {
+    static ORDERS: std::cell::RefCell<[(OrderKey, Order); ORDER_SLOTS]> =
+        const { std::cell::RefCell::new([EMPTY_ORDER; ORDER_SLOTS]) };
+}
+
+/// Runs `f` on the order of `host`'s candidates for `place`, from the
+/// per-thread cache when it has it. Uid 0 never occurs, so empty slots
+/// never match.
+fn with_order<R>(
+    st: &Steering,
+    host: &Host,
+    family: Family,
+    place: &Place<'_>,
+    f: impl FnOnce(&OrderRef<'_>) -> R,
+) -> R {
+    // The host's index identifies it in the key; a host that is not one of
+    // `st`'s (a caller's own) is never cached.
+    let hidx = (host as *const Host as usize).wrapping_sub(st.hosts.as_ptr() as usize)
+        / std::mem::size_of::<Host>().max(1);
+    let cacheable = st.hosts.get(hidx).is_some_and(|h| std::ptr::eq(h, host));
+    let key: OrderKey = (st.uid, hidx as u32, family == Family::V6, place.key);
+    let h = mix(key.0 ^ mix(key.1 as u64 ^ ((key.2 as u64) << 32) ^ mix(key.3)));
+    let slot = (h as usize) & (ORDER_SLOTS - 1);
+    let mut f = Some(f);
+    if cacheable {
+        // Used in place: an order is a few hundred bytes, not worth a copy.
+        let hit = ORDERS.with(|c| {
+            let c = c.borrow();
+            let (k, o) = &c[slot];
+            (*k == key).then(|| f.take().map(|f| f(&OrderRef::Cached(o))))
+        });
+        if let Some(Some(r)) = hit {
+            return r;
+        }
+    }
+    let f = f.take().expect("not called on a miss");
+    let (rule, any_family, list) = compute_order(st, host, family, place);
+    if list.len() <= ORDER_MAX && cacheable {
+        let mut o = Order {
+            rule,
+            any_family,
+            len: list.len() as u8,
+            list: [(0, 0.0); ORDER_MAX],
+        };
+        o.list[..list.len()].copy_from_slice(&list);
+        ORDERS.with(|c| c.borrow_mut()[slot] = (key, o));
+    }
+    f(&OrderRef::Computed {
+        rule,
+        any_family,
+        list: &list,
+    })
+}
+
+/// An order from the cache or just computed (possibly longer than a slot).
+enum OrderRef<'a> {
+    Cached(&'a Order),
+    Computed {
+        rule: Option<u32>,
+        any_family: bool,
+        list: &'a [(EdgeIdx, f64)],
+    },
+}
+
+impl OrderRef<'_> {
+    fn rule(&self) -> Option<u32> {
+        match self {
+            OrderRef::Cached(o) => o.rule,
+            OrderRef::Computed { rule, .. } => *rule,
+        }
+    }
+    fn any_family(&self) -> bool {
+        match self {
+            OrderRef::Cached(o) => o.any_family,
+            OrderRef::Computed { any_family, .. } => *any_family,
+        }
+    }
+    fn list(&self) -> &[(EdgeIdx, f64)] {
+        match self {
+            OrderRef::Cached(o) => o.list(),
+            OrderRef::Computed { list, .. } => list,
+        }
+    }
+}
+
+/// The candidates for `place` that serve `family`, nearest first.
+fn compute_order(
+    st: &Steering,
+    host: &Host,
+    family: Family,
+    place: &Place<'_>,
+) -> (Option<u32>, bool, SmallVec<[(EdgeIdx, f64); ORDER_MAX]>) {
+    let rule = match (place.pinned, &place.location) {
+        (None, Some(l)) => host.rules.iter().position(|r| r.matches(l)).map(|i| i as u32),
+        _ => None,
+    };
+    let mut list: SmallVec<[(EdgeIdx, f64); ORDER_MAX]> = SmallVec::new();
+    for &idx in candidates(host, place, rule) {
+        let edge = &st.edges[idx as usize];
+        if edge.serves(family) {
+            list.push((idx, place.unit.map_or(0.0, |h| chord2(&edge.unit, &h))));
+        }
+    }
+    // Insertion sort: short, stable, allocation-free.
+    for i in 1..list.len() {
+        let mut j = i;
+        while j > 0 && list[j - 1].1 > list[j].1 {
+            list.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    let any_family = !list.is_empty();
+    (rule, any_family, list)
 }
 
 /// The address steering works with, and how it relates to the one asked

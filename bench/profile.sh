@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# bench/profile.sh: where geosteer's user-space instructions go, per query.
+#
+# Runs the release binary under callgrind on the demo config, sends N
+# queries of one kind with dnsperf, and prints instructions per query plus
+# callgrind_annotate's inclusive profile of the UDP worker thread.
+#
+#   bench/profile.sh static          static.cdn.example A, EDNS
+#   bench/profile.sh geo             www.cdn.example A, EDNS, no ECS
+#   bench/profile.sh ecs [SUBNET]    www.cdn.example A, ECS (default 8.8.8.0/24)
+#   N=20000 TOP=40 bench/profile.sh ecs
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+KIND=${1:-ecs}
+SUBNET=${2:-8.8.8.0/24}
+N=${N:-20000}
+TOP=${TOP:-45}
+PORT=${PORT:-5390}
+OUT=$(mktemp -d /tmp/geosteer-profile.XXXXXX)
+GS=$ROOT/target/release/geosteer
+[ -x "$GS" ] || (cd "$ROOT" && cargo build --release --quiet)
+
+mkdir -p "$OUT/zones"
+cp "$ROOT/zones/cdn.example.zone" "$ROOT/zones/cdn.example.pools.yaml" "$OUT/zones/"
+cp "$ROOT/geodb/demo-city.mmdb" "$OUT/"
+cat >"$OUT/g.yaml" <<EOF
+listen: [127.0.0.1:$PORT]
+zones: zones
+geodb: demo-city.mmdb
+http: 127.0.0.1:$((PORT + 1))
+workers: 1
+state_file: state.json
+EOF
+
+ecs_hex() {
+    local net=${1%/*} len=${1#*/} hex a b c d
+    IFS=. read -r a b c d <<<"$net"
+    hex=$(printf '%02x%02x%02x%02x' "$a" "$b" "$c" "$d")
+    printf '0001%02x00%s' "$len" "${hex:0:$(((len + 7) / 8 * 2))}"
+}
+case $KIND in
+static) echo 'static.cdn.example A' >"$OUT/q"; EXTRA=(-e) ;;
+geo) echo 'www.cdn.example A' >"$OUT/q"; EXTRA=(-e) ;;
+ecs) echo 'www.cdn.example A' >"$OUT/q"; EXTRA=(-E "8:$(ecs_hex "$SUBNET")") ;;
+*) echo "unknown kind $KIND" >&2; exit 2 ;;
+esac
+
+(cd "$OUT" && RUST_LOG=warn exec valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.%p" \
+    --dump-line=${LINES_:-no} --compress-strings=no "$GS" serve --config g.yaml) >"$OUT/server.log" 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do
+    dig +time=1 +tries=1 -p "$PORT" @127.0.0.1 static.cdn.example A 2>/dev/null | grep -q NOERROR && break
+    sleep 0.2
+done
+sleep 1
+dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q" "${EXTRA[@]}" -n 200 >/dev/null 2>&1 || true
+callgrind_control -z "$PID" >/dev/null
+dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q" "${EXTRA[@]}" -n "$N" -q 64 >"$OUT/dnsperf.txt" 2>&1 || true
+before=$(ls "$OUT" | grep -c '^cg\.' || true)
+callgrind_control -d "$PID" >/dev/null
+for _ in $(seq 1 100); do [ "$(ls "$OUT" | grep -c '^cg\.')" -gt "$before" ] && break; sleep 0.1; done
+n=$(awk '/Queries completed:/ {print $3}' "$OUT/dnsperf.txt")
+# Every thread's part of the newest dump; the worker is the busiest.
+total=0
+best="" best_ir=0
+for f in "$OUT"/cg.*; do
+    ir=$(awk '/^(totals|summary):/ {print $2; exit}' "$f")
+    case $f in *.*-*) total=$((total + ${ir:-0})) ;; esac
+    if [ "${ir:-0}" -gt "$best_ir" ]; then best=$f best_ir=$ir; fi
+done
+echo "queries: $n; worker thread: $best_ir Ir = $((best_ir / n)) instr/query; dump $best"
+callgrind_annotate --inclusive=yes ${ANNOTATE:+--auto=yes --show-percs=no} "$best" 2>/dev/null | { [ -n "${ANNOTATE:-}" ] && cat || sed -n "1,$((TOP + 25))p"; } |
+    sed -e 's#/rustc/[0-9a-f]*/library/##' -e "s#$HOME/.cargo/registry/src/[^/]*/##"

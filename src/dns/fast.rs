@@ -1,0 +1,318 @@
+//! Pre-rendered answers: the common queries answered by copying bytes.
+//!
+//! When a snapshot is built, every (name, type) the zones hold is answered
+//! once through the general path ([`super::answer::lookup`] and the
+//! renderer) and the sections after the question are kept as bytes. A
+//! steered name's A and AAAA keep only which host to steer. A query then
+//! costs one hash probe on its lowercased name and type, and a copy: the
+//! header is patched with the query's ID and flags, the question is copied
+//! from the query (so its letter case survives; compression pointers into
+//! it stay valid because case never changes a name's length), and OPT with
+//! the ECS echo is written last.
+//!
+//! Anything else — names only a wildcard matches, NXDOMAIN, ANY, answers
+//! that don't fit the client's size, steering that chose something other
+//! than edges — returns `None` and takes the general path, which produces
+//! the same bytes for everything this path answers (`tests/fast_path.rs`
+//! compares the two over generated queries).
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
+
+use super::answer::{self, Question, Steered};
+use super::tree::NameHasher;
+use super::wire::*;
+use super::{Summary, header_flags, opt_len, render_answer, write_opt};
+use crate::net::Transport;
+use crate::snapshot::{Snapshot, Zone};
+use crate::steer::{self, Client, Family, Outcome};
+
+/// The sections after the question, rendered once.
+#[derive(Debug)]
+struct Static {
+    rcode: Rcode,
+    aa: bool,
+    /// Answer, authority and additional counts (without our OPT).
+    counts: [u16; 3],
+    body: Box<[u8]>,
+}
+
+#[derive(Debug)]
+enum Entry {
+    Static(Static),
+    /// A or AAAA of a steered name, asked directly (not through a CNAME).
+    Steered {
+        zone: Arc<Zone>,
+        host: u32,
+        family: Family,
+    },
+}
+
+/// Pre-rendered answers of one snapshot, keyed by lowercased wire name
+/// followed by the big-endian query type.
+#[derive(Debug, Default)]
+pub struct FastTable {
+    map: HashMap<Box<[u8]>, Entry, BuildHasherDefault<NameHasher>>,
+    /// Bytes held by static bodies, for the status API and tests.
+    pub bytes: usize,
+}
+
+/// Types rendered at every name even when absent there: A and AAAA are
+/// what clients ask most, and their NODATA answers are common too.
+const ALWAYS: [u16; 2] = [TYPE_A, TYPE_AAAA];
+
+impl FastTable {
+    /// Renders every (name, type) of every zone of `snap`. `snap.fast` is
+    /// not consulted, so the general path does the rendering.
+    pub fn build(snap: &Snapshot) -> FastTable {
+        let mut table = FastTable::default();
+        let mut out = vec![0u8; 65_535];
+        for zone in snap.zones.values() {
+            let tree = &zone.tree;
+            for (key, node) in &tree.nodes {
+                // A name inside a child zone we also serve is that zone's.
+                if !snap
+                    .find_zone(key)
+                    .is_some_and(|z| std::ptr::eq(z, &**zone))
+                {
+                    continue;
+                }
+                let direct_steer = node.host.is_some() && answer::find_cut(tree, key).is_none();
+                let types = node
+                    .rrsets
+                    .iter()
+                    .map(|s| s.rtype)
+                    .chain(ALWAYS)
+                    .filter(|&t| t != TYPE_ANY);
+                for qtype in types {
+                    let mut k = Vec::with_capacity(key.len() + 2);
+                    k.extend_from_slice(key);
+                    k.extend_from_slice(&qtype.to_be_bytes());
+                    if table.map.contains_key(&k[..]) {
+                        continue;
+                    }
+                    let entry = if direct_steer && matches!(qtype, TYPE_A | TYPE_AAAA) {
+                        Entry::Steered {
+                            zone: zone.clone(),
+                            host: node.host.unwrap_or_default(),
+                            family: if qtype == TYPE_A {
+                                Family::V4
+                            } else {
+                                Family::V6
+                            },
+                        }
+                    } else {
+                        match render_static(snap, key, qtype, &mut out) {
+                            Some(s) => {
+                                table.bytes += s.body.len();
+                                Entry::Static(s)
+                            }
+                            None => continue,
+                        }
+                    };
+                    table.map.insert(k.into_boxed_slice(), entry);
+                }
+            }
+        }
+        table
+    }
+
+    /// Number of pre-rendered (name, type) pairs.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// The general path's answer to `key`/`qtype`, if it doesn't depend on
+/// who asks or how.
+fn render_static(snap: &Snapshot, key: &[u8], qtype: u16, out: &mut [u8]) -> Option<Static> {
+    let question = Question {
+        name: key,
+        qtype,
+        transport: Transport::Udp,
+        // Only steering reads the client, and steered answers are skipped.
+        client: Client {
+            addr: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            ecs_source: None,
+        },
+    };
+    let ans = answer::lookup(snap, &question, &mut ());
+    if ans.steered.is_some() {
+        // Reached steering through a CNAME: the client decides.
+        return None;
+    }
+    let mut qname = NameBuf::empty();
+    qname.buf[..key.len()].copy_from_slice(key);
+    qname.len = key.len() as u8;
+    let q = Query {
+        id: 0,
+        flags: 0,
+        qname_raw: key,
+        qname,
+        qtype,
+        qclass: CLASS_IN,
+        edns: None,
+    };
+    let (len, truncated) = render_answer(&q, &ans, out.len(), out);
+    if truncated {
+        return None;
+    }
+    let count = |i: usize| u16::from_be_bytes([out[i], out[i + 1]]);
+    Some(Static {
+        rcode: ans.rcode,
+        aa: ans.aa,
+        counts: [count(6), count(8), count(10)],
+        body: out[HEADER + key.len() + 4..len].into(),
+    })
+}
+
+/// Writes the header and the client's question; returns the position after it.
+#[inline]
+fn head(q: &Query<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) -> usize {
+    out[0..2].copy_from_slice(&q.id.to_be_bytes());
+    out[2..4].copy_from_slice(&flags.to_be_bytes());
+    for (i, c) in counts.iter().enumerate() {
+        out[4 + 2 * i..6 + 2 * i].copy_from_slice(&c.to_be_bytes());
+    }
+    let qend = HEADER + q.qname_raw.len();
+    out[HEADER..qend].copy_from_slice(q.qname_raw);
+    out[qend..qend + 2].copy_from_slice(&q.qtype.to_be_bytes());
+    out[qend + 2..qend + 4].copy_from_slice(&q.qclass.to_be_bytes());
+    qend + 4
+}
+
+/// Appends our OPT record (if the query had EDNS) at `pos`; returns the end.
+#[inline]
+fn tail(q: &Query<'_>, rcode: Rcode, scope: u8, pos: usize, out: &mut [u8]) -> usize {
+    match &q.edns {
+        Some(e) => {
+            let mut w = super::render::Writer::at(out, pos);
+            // Room was checked by the caller.
+            let _ = write_opt(&mut w, e, rcode, scope);
+            w.pos
+        }
+        None => pos,
+    }
+}
+
+/// Answers `q` from the pre-rendered table, or `None` for the general path.
+/// `max` is the response size the transport allows; nothing else about the
+/// transport matters, as ANY (which differs over TCP) is never here.
+pub(super) fn respond<'s, T: steer::Trace>(
+    snap: &'s Snapshot,
+    q: &Query<'_>,
+    client: Client,
+    max: usize,
+    out: &mut [u8],
+    trace: &mut T,
+) -> Option<Summary<'s>> {
+    let name = q.qname.as_bytes();
+    let mut key = [0u8; MAX_NAME + 2];
+    key[..name.len()].copy_from_slice(name);
+    key[name.len()..name.len() + 2].copy_from_slice(&q.qtype.to_be_bytes());
+    let entry = snap.fast.map.get(&key[..name.len() + 2])?;
+    let opt = q.edns.as_ref().map_or(0, opt_len);
+    let qlen = HEADER + q.qname_raw.len() + 4;
+    let ecs_scoped = q
+        .edns
+        .and_then(|e| e.ecs)
+        .is_some_and(|e| e.source_prefix > 0);
+    match entry {
+        Entry::Static(s) => {
+            let end = qlen + s.body.len();
+            if end + opt > max.min(out.len()) {
+                return None;
+            }
+            let ar = s.counts[2] + u16::from(q.edns.is_some());
+            let flags = header_flags(q.flags, s.aa, false, s.rcode);
+            let pos = head(q, flags, [1, s.counts[0], s.counts[1], ar], out);
+            out[pos..end].copy_from_slice(&s.body);
+            let len = tail(q, s.rcode, 0, end, out);
+            Some(Summary {
+                len,
+                rcode: s.rcode,
+                qtype: q.qtype,
+                truncated: false,
+                ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
+                scope: 0,
+                steered: None,
+            })
+        }
+        Entry::Steered { zone, host, family } => {
+            let st = &zone.steering;
+            let h = &st.hosts[*host as usize];
+            let d = steer::decide(st, h, snap.geodb.as_deref(), client, *family, trace);
+            if d.outcome != Outcome::Edges {
+                return None;
+            }
+            let (rtype, rdlen) = match family {
+                Family::V4 => (TYPE_A, 4usize),
+                Family::V6 => (TYPE_AAAA, 16),
+            };
+            let records: usize = d
+                .edges
+                .iter()
+                .map(|&e| {
+                    let edge = &st.edges[e as usize];
+                    match family {
+                        Family::V4 => edge.v4.len(),
+                        Family::V6 => edge.v6.len(),
+                    }
+                })
+                .sum();
+            let end = qlen + records * (12 + rdlen);
+            if end + opt > max.min(out.len()) || records > usize::from(u16::MAX) {
+                return None;
+            }
+            let flags = header_flags(q.flags, true, false, Rcode::NoError);
+            let ar = u16::from(q.edns.is_some());
+            let mut pos = head(q, flags, [1, records as u16, 0, ar], out);
+            // Every record: pointer to the question, type, class, TTL, RDATA.
+            let mut fixed = [0u8; 12];
+            fixed[0..2].copy_from_slice(&(0xC000 | HEADER as u16).to_be_bytes());
+            fixed[2..4].copy_from_slice(&rtype.to_be_bytes());
+            fixed[4..6].copy_from_slice(&CLASS_IN.to_be_bytes());
+            fixed[6..10].copy_from_slice(&h.ttl.to_be_bytes());
+            fixed[10..12].copy_from_slice(&(rdlen as u16).to_be_bytes());
+            for &e in &d.edges {
+                let edge = &st.edges[e as usize];
+                match family {
+                    Family::V4 => {
+                        for a in &edge.v4 {
+                            out[pos..pos + 12].copy_from_slice(&fixed);
+                            out[pos + 12..pos + 16].copy_from_slice(&a.octets());
+                            pos += 16;
+                        }
+                    }
+                    Family::V6 => {
+                        for a in &edge.v6 {
+                            out[pos..pos + 12].copy_from_slice(&fixed);
+                            out[pos + 12..pos + 28].copy_from_slice(&a.octets());
+                            pos += 28;
+                        }
+                    }
+                }
+            }
+            let scope = if ecs_scoped { d.scope } else { 0 };
+            let len = tail(q, Rcode::NoError, scope, pos, out);
+            Some(Summary {
+                len,
+                rcode: Rcode::NoError,
+                qtype: q.qtype,
+                truncated: false,
+                ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
+                scope,
+                steered: Some(Steered {
+                    zone,
+                    host: *host,
+                    decision: d,
+                }),
+            })
+        }
+    }
+}
