@@ -190,7 +190,7 @@ fn writer(rx: Receiver<Entry>, out: Box<dyn Write + Send>) {
 fn format_entry(e: &Entry) -> serde_json::Value {
     let (name, qtype, ecs) = match wire::parse_query(&e.query) {
         Ok(q) => (
-            Some(wire::name_to_string(q.qname.as_bytes())),
+            Some(wire::name_to_string(q.qname().as_bytes())),
             Some(qtype_name(q.qtype)),
             q.edns
                 .and_then(|x| x.ecs)

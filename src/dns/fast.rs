@@ -146,14 +146,10 @@ fn render_static(snap: &Snapshot, key: &[u8], qtype: u16, out: &mut [u8]) -> Opt
         // Reached steering through a CNAME: the client decides.
         return None;
     }
-    let mut qname = NameBuf::empty();
-    qname.buf[..key.len()].copy_from_slice(key);
-    qname.len = key.len() as u8;
     let q = Query {
         id: 0,
         flags: 0,
         qname_raw: key,
-        qname,
         qtype,
         qclass: CLASS_IN,
         edns: None,
@@ -211,11 +207,10 @@ pub(super) fn respond<'s, T: steer::Trace>(
     out: &mut [u8],
     trace: &mut T,
 ) -> Option<Summary<'s>> {
-    let name = q.qname.as_bytes();
     let mut key = [0u8; MAX_NAME + 2];
-    key[..name.len()].copy_from_slice(name);
-    key[name.len()..name.len() + 2].copy_from_slice(&q.qtype.to_be_bytes());
-    let entry = snap.fast.map.get(&key[..name.len() + 2])?;
+    let n = q.lower_qname(&mut key);
+    key[n..n + 2].copy_from_slice(&q.qtype.to_be_bytes());
+    let entry = snap.fast.map.get(&key[..n + 2])?;
     let opt = q.edns.as_ref().map_or(0, opt_len);
     let qlen = HEADER + q.qname_raw.len() + 4;
     let ecs_scoped = q

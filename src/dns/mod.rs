@@ -134,8 +134,9 @@ fn respond_inner<'s, T: steer::Trace>(
             {
                 return Some(s);
             }
+            let qname = q.qname();
             let question = Question {
-                name: q.qname.as_bytes(),
+                name: qname.as_bytes(),
                 qtype: q.qtype,
                 transport,
                 client,
@@ -184,29 +185,32 @@ fn opt_len(edns: &Edns) -> usize {
 }
 
 fn write_opt(w: &mut Writer<'_>, edns: &Edns, rcode: Rcode, scope: u8) -> Result<(), Full> {
-    w.bytes(&[0])?;
-    w.u16(TYPE_OPT)?;
-    w.u16(OUR_UDP_SIZE)?;
+    // Assembled on the stack and written with one bounds check.
+    let mut b = [0u8; 11 + 8 + 16];
+    b[1..3].copy_from_slice(&TYPE_OPT.to_be_bytes());
+    b[3..5].copy_from_slice(&OUR_UDP_SIZE.to_be_bytes());
     // Extended rcode, version 0, and of the flags only DO (RFC 3225 says
     // echo it); unknown flags are cleared.
-    let ext = ((rcode as u32) >> 4) << 24;
-    let flags = if edns.dnssec_ok { 0x8000 } else { 0 };
-    w.u32(ext | flags)?;
-    match edns.ecs {
+    b[5] = (rcode as u8) >> 4;
+    b[7] = if edns.dnssec_ok { 0x80 } else { 0 };
+    let len = match edns.ecs {
         Some(ecs) => {
             let alen = (ecs.source_prefix as usize).div_ceil(8);
-            w.u16((8 + alen) as u16)?;
-            w.u16(OPT_ECS)?;
-            w.u16((4 + alen) as u16)?;
-            w.u16(ecs.family)?;
-            w.bytes(&[ecs.source_prefix, scope])?;
+            b[9..11].copy_from_slice(&((8 + alen) as u16).to_be_bytes());
+            b[11..13].copy_from_slice(&OPT_ECS.to_be_bytes());
+            b[13..15].copy_from_slice(&((4 + alen) as u16).to_be_bytes());
+            b[15..17].copy_from_slice(&ecs.family.to_be_bytes());
+            b[17] = ecs.source_prefix;
+            b[18] = scope;
             match ecs.addr {
-                IpAddr::V4(a) => w.bytes(&a.octets()[..alen]),
-                IpAddr::V6(a) => w.bytes(&a.octets()[..alen]),
+                IpAddr::V4(a) => b[19..19 + alen].copy_from_slice(&a.octets()[..alen]),
+                IpAddr::V6(a) => b[19..19 + alen].copy_from_slice(&a.octets()[..alen]),
             }
+            19 + alen
         }
-        None => w.u16(0),
-    }
+        None => 11,
+    };
+    w.bytes(&b[..len])
 }
 
 /// A response to a query we could not fully parse: header, the question

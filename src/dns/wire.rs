@@ -100,14 +100,15 @@ pub struct Edns {
     pub ecs: Option<Ecs>,
 }
 
-/// A parsed query. `qname_raw` keeps the client's letter case for echoing.
+/// A parsed query. `qname_raw` keeps the client's letter case for echoing;
+/// lookups want it lowercased ([`Query::lower_qname`]), which the caller
+/// does into its own buffer so the query itself stays small to move.
 #[derive(Clone, Copy, Debug)]
 pub struct Query<'a> {
     pub id: u16,
     /// Header bytes 2..4 as sent (opcode, RD, CD...).
     pub flags: u16,
     pub qname_raw: &'a [u8],
-    pub qname: NameBuf,
     pub qtype: u16,
     pub qclass: u16,
     pub edns: Option<Edns>,
@@ -122,6 +123,33 @@ impl Query<'_> {
     }
     pub fn cd(&self) -> bool {
         self.flags & 0x0010 != 0
+    }
+
+    /// Writes the question name, lowercased, to the start of `out` (at
+    /// least [`MAX_NAME`] bytes); returns its length.
+    #[inline]
+    pub fn lower_qname(&self, out: &mut [u8]) -> usize {
+        let n = self.qname_raw.len();
+        out[..n].copy_from_slice(self.qname_raw);
+        lowercase_in_place(&mut out[..n]);
+        n
+    }
+
+    /// The question name, lowercased.
+    pub fn qname(&self) -> NameBuf {
+        let mut name = NameBuf::empty();
+        name.len = self.lower_qname(&mut name.buf) as u8;
+        name
+    }
+}
+
+/// ASCII-lowercases wire-form bytes. Length octets (0..=63) are never
+/// letters, so a whole name can be done at once; branch-free, so the
+/// compiler vectorises it.
+#[inline]
+pub fn lowercase_in_place(b: &mut [u8]) {
+    for c in b {
+        *c |= u8::from(c.wrapping_sub(b'A') < 26) << 5;
     }
 }
 
@@ -143,27 +171,21 @@ fn rd16(p: &[u8], i: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*p.get(i)?, *p.get(i + 1)?]))
 }
 
-/// Reads an uncompressed name at `pos` into `out` (lowercased). Question
-/// names are never compressed in practice; a pointer there is a FORMERR.
-fn read_plain_name(p: &[u8], mut pos: usize, out: &mut NameBuf) -> Option<usize> {
-    let mut n = 0usize;
+/// The end of an uncompressed name at `pos`. Question names are never
+/// compressed in practice; a pointer there is a FORMERR.
+#[inline]
+fn plain_name_end(p: &[u8], mut pos: usize) -> Option<usize> {
+    let start = pos;
     loop {
         let len = *p.get(pos)? as usize;
         if len & 0xC0 != 0 {
             return None;
         }
-        if n + len + 1 > MAX_NAME {
+        pos += len + 1;
+        if pos - start > MAX_NAME {
             return None;
         }
-        let label = p.get(pos..pos + 1 + len)?;
-        out.buf[n] = len as u8;
-        for (d, s) in out.buf[n + 1..n + 1 + len].iter_mut().zip(&label[1..]) {
-            *d = s.to_ascii_lowercase();
-        }
-        n += len + 1;
-        pos += len + 1;
         if len == 0 {
-            out.len = n as u8;
             return Some(pos);
         }
     }
@@ -208,8 +230,7 @@ pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
     if qd != 1 {
         return Err(formerr(None, None));
     }
-    let mut qname = NameBuf::empty();
-    let qend = read_plain_name(p, HEADER, &mut qname).ok_or(formerr(None, None))?;
+    let qend = plain_name_end(p, HEADER).ok_or(formerr(None, None))?;
     let (Some(qtype), Some(qclass)) = (rd16(p, qend), rd16(p, qend + 2)) else {
         return Err(formerr(None, None));
     };
@@ -274,7 +295,6 @@ pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
         id: u16::from_be_bytes([p[0], p[1]]),
         flags,
         qname_raw: &p[HEADER..qend],
-        qname,
         qtype,
         qclass,
         edns,
@@ -435,7 +455,7 @@ mod tests {
         let ecs = [0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2];
         let p = q(b"\x03WwW\x07example\x00", &opt(&ecs));
         let q = parse_query(&p).unwrap();
-        assert_eq!(q.qname.as_bytes(), b"\x03www\x07example\x00");
+        assert_eq!(q.qname().as_bytes(), b"\x03www\x07example\x00");
         assert_eq!(q.qname_raw, b"\x03WwW\x07example\x00");
         let e = q.edns.unwrap();
         assert_eq!(e.udp_size, 1232);

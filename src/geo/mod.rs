@@ -52,7 +52,9 @@ pub struct Location {
 }
 
 /// A successful lookup: the location and the database network that matched.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Two matches are equal when they say the same (location and network),
+/// whichever database or record they came from.
+#[derive(Clone, Copy, Debug)]
 pub struct GeoMatch {
     pub location: Location,
     /// The matched network, in the family of the normalized address: an IPv4 address found
@@ -64,6 +66,12 @@ pub struct GeoMatch {
     /// Identifies the database record (unique per opened database and
     /// data offset): equal values mean equal locations.
     pub record: u64,
+}
+
+impl PartialEq for GeoMatch {
+    fn eq(&self, other: &GeoMatch) -> bool {
+        self.location == other.location && self.network == other.network
+    }
 }
 
 /// Errors from opening, building or synthesizing a database. Every variant names the file.
