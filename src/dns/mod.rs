@@ -76,6 +76,50 @@ pub fn respond_general(
     respond_inner(snap, query, client.ip(), transport, out, &mut (), false).map(|s| s.len)
 }
 
+/// Only the fast path: `None` when it would hand the query to the general
+/// path. For tests that must know which path answered.
+#[doc(hidden)]
+pub fn fast_respond(
+    snap: &Snapshot,
+    query: &[u8],
+    source: IpAddr,
+    transport: Transport,
+    out: &mut [u8],
+) -> Option<usize> {
+    let q = parse_query(query).ok()?;
+    if q.opcode() != 0 || q.qclass != CLASS_IN {
+        return None;
+    }
+    let max = response_max(&q, transport, out.len());
+    fast::respond(snap, &q, client_of(&q, source), max, out, &mut ()).map(|s| s.len)
+}
+
+/// The largest response the transport and the query's EDNS allow.
+fn response_max(q: &Query<'_>, transport: Transport, buf: usize) -> usize {
+    match transport {
+        Transport::Tcp => buf.min(65_535),
+        Transport::Udp => match q.edns {
+            Some(e) => (e.udp_size.clamp(CLASSIC_UDP as u16, OUR_UDP_SIZE)) as usize,
+            None => CLASSIC_UDP,
+        },
+    }
+}
+
+/// Who to locate: the ECS address when the query has a non-zero source
+/// prefix (RFC 7871 §7.1.2), else the packet's source.
+fn client_of(q: &Query<'_>, source: IpAddr) -> Client {
+    match q.edns.and_then(|e| e.ecs) {
+        Some(ecs) if ecs.source_prefix > 0 => Client {
+            addr: ecs.addr,
+            ecs_source: Some(ecs.source_prefix),
+        },
+        _ => Client {
+            addr: source,
+            ecs_source: None,
+        },
+    }
+}
+
 fn respond_inner<'s, T: steer::Trace>(
     snap: &'s Snapshot,
     query: &[u8],
@@ -94,13 +138,7 @@ fn respond_inner<'s, T: steer::Trace>(
             edns,
         }) => return Some(error_reply(query, rcode, question, edns, transport, out)),
     };
-    let max = match transport {
-        Transport::Tcp => out.len().min(65_535),
-        Transport::Udp => match q.edns {
-            Some(e) => (e.udp_size.clamp(CLASSIC_UDP as u16, OUR_UDP_SIZE)) as usize,
-            None => CLASSIC_UDP,
-        },
-    };
+    let max = response_max(&q, transport, out.len());
     let rcode = if q.opcode() != 0 {
         Some(Rcode::NotImp)
     } else if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
@@ -116,16 +154,7 @@ fn respond_inner<'s, T: steer::Trace>(
     let ans = match rcode {
         Some(r) => Answer::new(r),
         None => {
-            let client = match q.edns.and_then(|e| e.ecs) {
-                Some(ecs) if ecs.source_prefix > 0 => Client {
-                    addr: ecs.addr,
-                    ecs_source: Some(ecs.source_prefix),
-                },
-                _ => Client {
-                    addr: source,
-                    ecs_source: None,
-                },
-            };
+            let client = client_of(&q, source);
             // explain's detailed trace must see one decision, so it stays
             // on the general path (same `decide`, same answer).
             if use_fast

@@ -83,7 +83,7 @@ pub struct Rule {
 }
 
 impl Rule {
-    fn matches(&self, loc: &Location) -> bool {
+    pub fn matches(&self, loc: &Location) -> bool {
         fn one<T: PartialEq + Copy>(want: &[T], have: Option<T>) -> bool {
             want.is_empty() || have.is_some_and(|h| want.contains(&h))
         }

@@ -1,0 +1,381 @@
+//! The pre-rendered fast path (`dns::fast`) against the general path
+//! (`dns::respond_general`): over many generated queries — every name of
+//! four zones in random letter case, many types, with and without EDNS, DO,
+//! ECS from many networks, small and large buffers, UDP and TCP, and edges
+//! in random health states — both must produce the same bytes.
+//!
+//! Also checks the reworked `steer::decide` (per-place cached order, early
+//! stop) against a plain reference: sort every candidate by (health tier,
+//! great-circle distance), keep `answers`.
+
+#[path = "fixtures/steer/support.rs"]
+mod support;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use geosteer::dns;
+use geosteer::health::{AdminState, Effective, Registry};
+use geosteer::net::Transport;
+use geosteer::snapshot::Snapshot;
+use geosteer::steer::{self, Client, Family, Outcome};
+
+/// SplitMix64: a deterministic generator, so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len())]
+    }
+}
+
+/// The fixture zone (steering) plus the repository's demo zone and the
+/// static test zones (CNAME chains, wildcards, cuts with glue, big RRsets).
+fn snapshot(reg: &Registry) -> (Snapshot, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = dir.path().join("zones");
+    std::fs::create_dir(&zones).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (from, name) in [
+        ("tests/fixtures/example.zone", "example.zone"),
+        ("tests/fixtures/sub.example.zone", "sub.example.zone"),
+        ("zones/cdn.example.zone", "cdn.example.zone"),
+        ("zones/cdn.example.pools.yaml", "cdn.example.pools.yaml"),
+        (
+            "tests/fixtures/steer/zones/steer.example.zone",
+            "steer.example.zone",
+        ),
+        (
+            "tests/fixtures/steer/zones/steer.example.pools.yaml",
+            "steer.example.pools.yaml",
+        ),
+    ] {
+        std::fs::copy(root.join(from), zones.join(name)).unwrap();
+    }
+    let yaml = format!(
+        "listen: [\"127.0.0.1:0\"]\nzones: zones\ngeodb: {}\n",
+        support::geodb(support::Db::City).display()
+    );
+    let cfg =
+        geosteer::config::ServerConfig::from_str(&yaml, &dir.path().join("geosteer.yaml")).unwrap();
+    (
+        geosteer::reload::build_snapshot(&cfg, reg, 1).unwrap(),
+        dir,
+    )
+}
+
+/// Every name the snapshot holds, plus names that only wildcards or
+/// nothing match, and names outside every zone.
+fn names(snap: &Snapshot) -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = Vec::new();
+    for z in snap.zones.values() {
+        for key in z.tree.nodes.keys() {
+            v.push(key.to_vec());
+            v.push([b"\x04miss".as_slice(), key].concat());
+        }
+    }
+    v.push(b"\x07example\x03org\x00".to_vec());
+    v.push(b"\x00".to_vec());
+    v.sort();
+    v.dedup();
+    v
+}
+
+const QTYPES: [u16; 14] = [1, 28, 5, 2, 6, 15, 16, 33, 12, 257, 255, 43, 99, 65];
+
+fn query(rng: &mut Rng, name: &[u8], qtype: u16) -> Vec<u8> {
+    let mut p = Vec::with_capacity(128);
+    p.extend_from_slice(&(rng.next() as u16).to_be_bytes());
+    // RD and CD at random; they are echoed.
+    let flags: u16 = (rng.below(2) as u16) << 8 | (rng.below(2) as u16) << 4;
+    p.extend_from_slice(&flags.to_be_bytes());
+    p.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    for &b in name {
+        p.push(if b.is_ascii_lowercase() && rng.below(2) == 0 {
+            b.to_ascii_uppercase()
+        } else {
+            b
+        });
+    }
+    p.extend_from_slice(&qtype.to_be_bytes());
+    p.extend_from_slice(&[0, 1]);
+    if rng.below(4) != 0 {
+        p[11] = 1;
+        let size: u16 = *rng.pick(&[0, 512, 900, 1232, 4096]);
+        let mut opts = Vec::new();
+        if rng.below(3) != 0 {
+            // ECS: IPv4 or IPv6, prefixes from 0 to full.
+            let v6 = rng.below(3) == 0;
+            let (family, max) = if v6 { (2u16, 128u8) } else { (1, 32) };
+            let src = *rng.pick(&[0u8, 8, 16, 20, 24, 32, 48, 56, 64, 128]);
+            let src = src.min(max);
+            let mut addr = [0u8; 16];
+            let pool: &[[u8; 4]] = &[
+                [81, 2, 1, 0],
+                [81, 2, 69, 7],
+                [10, 20, 5, 1],
+                [10, 20, 9, 9],
+                [99, 0, 1, 0],
+                [126, 5, 0, 0],
+                [5, 1, 2, 0],
+                [8, 8, 8, 8],
+                [77, 88, 8, 8],
+                [114, 114, 114, 114],
+                [203, 0, 113, 9],
+            ];
+            if v6 {
+                let a: [[u8; 16]; 3] = [
+                    "2a02:c7c:1::".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                    "2001:db8:aaaa::".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                    "2002:5102:100::".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                ];
+                addr = *rng.pick(&a);
+            } else {
+                let a: &[u8; 4] = rng.pick(pool);
+                addr[..4].copy_from_slice(a);
+            }
+            let alen = (src as usize).div_ceil(8);
+            // Clear the bits past the prefix, as RFC 7871 requires.
+            for (i, b) in addr.iter_mut().enumerate() {
+                let keep = (src as usize).saturating_sub(i * 8).min(8);
+                *b &= !(0xFFu8.checked_shr(keep as u32).unwrap_or(0));
+            }
+            opts.extend_from_slice(&8u16.to_be_bytes());
+            opts.extend_from_slice(&(4 + alen as u16).to_be_bytes());
+            opts.extend_from_slice(&family.to_be_bytes());
+            opts.extend_from_slice(&[src, 0]);
+            opts.extend_from_slice(&addr[..alen]);
+        }
+        p.push(0);
+        p.extend_from_slice(&41u16.to_be_bytes());
+        p.extend_from_slice(&size.to_be_bytes());
+        let do_bit = if rng.below(2) == 0 { 0x80 } else { 0 };
+        p.extend_from_slice(&[0, 0, do_bit, 0]);
+        p.extend_from_slice(&(opts.len() as u16).to_be_bytes());
+        p.extend_from_slice(&opts);
+    }
+    p
+}
+
+/// Sets every edge of the fixture zones to a random health state.
+fn shuffle_health(rng: &mut Rng, reg: &Registry) {
+    for e in reg.snapshot() {
+        let a = *rng.pick(&[
+            AdminState::Auto,
+            AdminState::Auto,
+            AdminState::Auto,
+            AdminState::Down,
+            AdminState::Drain,
+        ]);
+        reg.set_admin(Some(&e.zone), &e.name, a).unwrap();
+        if rng.below(5) == 0 {
+            reg.feed_load(Some(&e.zone), &e.name, 0.99, Duration::from_secs(600))
+                .unwrap();
+        } else {
+            reg.feed_load(Some(&e.zone), &e.name, 0.0, Duration::from_secs(600))
+                .unwrap();
+        }
+    }
+    reg.refresh();
+}
+
+#[test]
+fn fast_path_matches_general_path() {
+    let reg = Registry::new();
+    let (snap, _dir) = snapshot(&reg);
+    assert!(
+        snap.fast.len() > 100,
+        "the table holds the zones' names ({})",
+        snap.fast.len()
+    );
+    let names = names(&snap);
+    let mut rng = Rng(0x5EED);
+    let sources: [SocketAddr; 4] = [
+        "127.0.0.1:53".parse().unwrap(),
+        "81.2.1.9:53".parse().unwrap(),
+        "[2a02:c7c:1::9]:53".parse().unwrap(),
+        "[::ffff:81.2.1.1]:53".parse().unwrap(),
+    ];
+    let (mut fast_out, mut general_out) = (vec![0u8; 65_535], vec![0u8; 65_535]);
+    let mut scratch = vec![0u8; 65_535];
+    let (mut compared, mut fast) = (0, 0);
+    for round in 0..40 {
+        if round % 4 == 3 {
+            shuffle_health(&mut rng, &reg);
+        }
+        for name in &names {
+            for &qtype in &QTYPES {
+                let q = query(&mut rng, name, qtype);
+                let source = *rng.pick(&sources);
+                let transport = if rng.below(5) == 0 {
+                    Transport::Tcp
+                } else {
+                    Transport::Udp
+                };
+                let a = dns::respond(&snap, &q, source, transport, &mut fast_out);
+                let b = dns::respond_general(&snap, &q, source, transport, &mut general_out);
+                assert_eq!(
+                    a.map(|n| &fast_out[..n]),
+                    b.map(|n| &general_out[..n]),
+                    "query {q:02x?} from {source} over {transport:?}"
+                );
+                compared += 1;
+                fast += usize::from(
+                    dns::fast_respond(&snap, &q, source.ip(), transport, &mut scratch).is_some(),
+                );
+            }
+        }
+    }
+    assert!(compared > 50_000, "{compared} queries compared");
+    // Half the names are misses and most of the 14 types are absent, so
+    // about a tenth is pre-rendered (A, AAAA and the types present); the
+    // rest (ANY, wildcards, NXDOMAIN, too big) is general on both sides.
+    assert!(fast * 20 > compared, "{fast} of {compared} on the fast path");
+}
+
+/// A response from the fast path really is one (not the general path
+/// every time): the table answers a static and a steered name.
+#[test]
+fn fast_path_answers_common_queries() {
+    let reg = Registry::new();
+    let (snap, _dir) = snapshot(&reg);
+    let mut out = vec![0u8; 1232];
+    for name in ["static.cdn.example.", "www.cdn.example.", "www.steer.example."] {
+        let q = support::query(name, hickory_proto::rr::RecordType::A, Some("81.2.1.0/24"));
+        let n = dns::fast_respond(
+            &snap,
+            &q,
+            "127.0.0.1".parse().unwrap(),
+            Transport::Udp,
+            &mut out,
+        );
+        assert!(n.is_some(), "{name} is answered by the fast path");
+    }
+}
+
+/// The reference decision: every candidate serving the family, stable
+/// sorted by (tier, distance), draining ones only when nothing else is
+/// left, all-down handling, then `answers` of them.
+fn reference(
+    st: &steer::Steering,
+    host: &steer::Host,
+    geo: Option<&geosteer::geo::GeoDb>,
+    addr: IpAddr,
+    family: Family,
+) -> (Outcome, Vec<u16>) {
+    let place = steer::locate(st, geo, addr);
+    let cands: Vec<u16> = match place.pinned {
+        Some(p) => p.to_vec(),
+        None => place
+            .location
+            .as_ref()
+            .and_then(|l| host.rules.iter().find(|r| r.matches(l)))
+            .map_or(host.candidates.clone(), |r| r.edges.clone()),
+    };
+    let coords = place.location.and_then(|l| l.coords);
+    let km = |e: u16| {
+        coords.map_or(0.0, |c| {
+            let ec = st.edges[e as usize].coords;
+            let (la1, la2) = (c.lat.to_radians(), ec.lat.to_radians());
+            let dlat = la2 - la1;
+            let dlon = (ec.lon - c.lon).to_radians();
+            let h = (dlat / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlon / 2.0).sin().powi(2);
+            2.0 * h.sqrt().asin()
+        })
+    };
+    let serving: Vec<u16> = cands
+        .into_iter()
+        .filter(|&e| st.edges[e as usize].serves(family))
+        .collect();
+    if serving.is_empty() {
+        return (Outcome::NoData, vec![]);
+    }
+    let tier = |e: u16| match st.edges[e as usize].health.effective() {
+        Effective::Up => Some(0),
+        Effective::Overloaded => Some(1),
+        Effective::Drain => Some(2),
+        Effective::Down => None,
+    };
+    let mut live: Vec<(u8, f64, u16)> = serving
+        .iter()
+        .filter_map(|&e| tier(e).map(|t| (t, km(e), e)))
+        .collect();
+    if live.iter().any(|c| c.0 < 2) {
+        live.retain(|c| c.0 < 2);
+    }
+    if live.is_empty() {
+        match host.all_down {
+            steer::AllDown::Serve => live = serving.iter().map(|&e| (0, km(e), e)).collect(),
+            steer::AllDown::Fallback => return (Outcome::Fallback, vec![]),
+            steer::AllDown::Servfail => return (Outcome::ServFail, vec![]),
+            steer::AllDown::Empty => return (Outcome::Empty, vec![]),
+        }
+    }
+    live.sort_by(|a, b| (a.0, a.1).partial_cmp(&(b.0, b.1)).unwrap());
+    let n = usize::from(host.answers.max(1));
+    (Outcome::Edges, live.iter().take(n).map(|c| c.2).collect())
+}
+
+#[test]
+fn decide_matches_reference_under_random_health() {
+    let reg = Registry::new();
+    let (snap, _dir) = snapshot(&reg);
+    let geo = snap.geodb.as_deref();
+    let mut rng = Rng(7);
+    let addrs: Vec<IpAddr> = [
+        "81.2.1.9",
+        "81.2.69.7",
+        "10.20.5.1",
+        "10.20.9.9",
+        "99.0.1.1",
+        "126.5.0.1",
+        "8.8.8.8",
+        "77.88.8.8",
+        "114.114.114.114",
+        "203.0.113.9",
+        "127.0.0.1",
+        "2a02:c7c:1::1",
+        "2001:db8:aaaa::1",
+        "::ffff:81.2.1.1",
+    ]
+    .iter()
+    .map(|a| a.parse().unwrap())
+    .collect();
+    let mut checked = 0;
+    for round in 0..200 {
+        if round % 2 == 1 {
+            shuffle_health(&mut rng, &reg);
+        }
+        for zone in snap.zones.values() {
+            let st = &zone.steering;
+            for host in st.hosts.iter().filter(|h| h.spread_km <= 0.0) {
+                for &addr in &addrs {
+                    for family in [Family::V4, Family::V6] {
+                        let client = Client {
+                            addr,
+                            ecs_source: None,
+                        };
+                        let d = steer::decide(st, host, geo, client, family, &mut ());
+                        let (outcome, edges) = reference(st, host, geo, addr, family);
+                        assert_eq!(d.outcome, outcome, "{} from {addr} {family:?}", host.name);
+                        if outcome == Outcome::Edges {
+                            assert_eq!(d.edges.to_vec(), edges, "{} from {addr}", host.name);
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 10_000, "{checked}");
+}
