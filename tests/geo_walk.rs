@@ -112,3 +112,68 @@ fn walk_matches_maxminddb_on_both_schemas() {
         assert!(hits > 1000, "{schema:?}: {hits}");
     }
 }
+
+/// Re-encodes a 24-bit-record database with 28- or 32-bit records: the
+/// same tree and data, so both readers must still agree everywhere. (Our
+/// writer picks 24 bits for anything under 16M nodes, so this is how the
+/// other two sizes get tested without a giant file.)
+fn widen(bytes: &[u8], nodes: usize, to: u16) -> Vec<u8> {
+    let marker = b"\xab\xcd\xefMaxMind.com";
+    let meta_at = bytes
+        .windows(marker.len())
+        .rposition(|w| w == marker)
+        .expect("metadata marker");
+    // "record_size" then its uint16 value 24: control byte 0xa1, 0x18.
+    let key = b"record_size";
+    let k = bytes[meta_at..]
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("record_size key")
+        + meta_at
+        + key.len();
+    assert_eq!(&bytes[k..k + 2], &[0xa1, 24], "a 24-bit source");
+    let rec = |i: usize, bit: usize| {
+        let o = i * 6 + bit * 3;
+        (u32::from(bytes[o]) << 16) | (u32::from(bytes[o + 1]) << 8) | u32::from(bytes[o + 2])
+    };
+    let mut out = Vec::with_capacity(bytes.len() + nodes * 2);
+    for i in 0..nodes {
+        let (l, r) = (rec(i, 0), rec(i, 1));
+        if to == 28 {
+            out.extend_from_slice(&l.to_be_bytes()[1..]);
+            out.push((((l >> 24) & 0x0F) << 4 | ((r >> 24) & 0x0F)) as u8);
+            out.extend_from_slice(&r.to_be_bytes()[1..]);
+        } else {
+            out.extend_from_slice(&l.to_be_bytes());
+            out.extend_from_slice(&r.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&bytes[nodes * 6..]);
+    let k = k + out.len() - bytes.len();
+    out[k + 1] = to as u8;
+    out
+}
+
+#[test]
+fn walk_matches_maxminddb_with_28_and_32_bit_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("synth.mmdb");
+    synth(&src, 20_000, 5).unwrap();
+    let bytes = std::fs::read(&src).unwrap();
+    let nodes = GeoDb::open(&src).unwrap().info().node_count as usize;
+    for to in [28u16, 32] {
+        let path = dir.path().join(format!("synth{to}.mmdb"));
+        std::fs::write(&path, widen(&bytes, nodes, to)).unwrap();
+        let db = GeoDb::open(&path).unwrap();
+        assert_eq!(db.info().record_size, to);
+        let mut rng = Rng(to as u64);
+        let mut hits = 0;
+        for _ in 0..200_000 {
+            let r = rng.next();
+            hits += usize::from(compare(&db, IpAddr::V4(Ipv4Addr::from(r as u32))));
+            compare(&db, IpAddr::V6(Ipv6Addr::from(u128::from(r) << 64 | 0x2000 << 112)));
+        }
+        // The synthetic networks are sparse: a few dozen random hits.
+        assert!(hits > 20, "{to}-bit: {hits} hits");
+    }
+}

@@ -19,6 +19,28 @@ pub(crate) struct Walk {
     pub prefix: u8,
 }
 
+/// An address as the walk reads it: one bit per level, most significant first.
+trait Address: Copy {
+    const BITS: u8;
+    fn bit(self, depth: u8) -> usize;
+}
+
+impl Address for u32 {
+    const BITS: u8 = 32;
+    #[inline(always)]
+    fn bit(self, depth: u8) -> usize {
+        ((self >> (31 - depth)) & 1) as usize
+    }
+}
+
+impl Address for u128 {
+    const BITS: u8 = 128;
+    #[inline(always)]
+    fn bit(self, depth: u8) -> usize {
+        ((self >> (127 - depth)) & 1) as usize
+    }
+}
+
 /// One stride entry: the node (or record) after `depth` bits.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -93,32 +115,42 @@ impl<B: AsRef<[u8]>> Tree<B> {
 
     #[inline(always)]
     fn read(&self, node: usize, bit: usize) -> usize {
-        let buf = self.bytes.as_ref().as_ref();
         match self.record_size {
+            24 => self.read_rs::<24>(node, bit),
+            28 => self.read_rs::<28>(node, bit),
+            _ => self.read_rs::<32>(node, bit),
+        }
+    }
+
+    /// Reads one record with the record size fixed at compile time, and one
+    /// bounds check: a record is read as the big-endian word it starts,
+    /// which stays inside the file because the 16-byte data section
+    /// separator follows the last node.
+    #[inline(always)]
+    fn read_rs<const RS: u16>(&self, node: usize, bit: usize) -> usize {
+        let buf = self.bytes.as_ref().as_ref();
+        match RS {
             24 => {
                 let o = node * 6 + bit * 3;
-                (usize::from(buf[o]) << 16)
-                    | (usize::from(buf[o + 1]) << 8)
-                    | usize::from(buf[o + 2])
+                let w: [u8; 4] = buf[o..o + 4].try_into().expect("4 bytes");
+                (u32::from_be_bytes(w) >> 8) as usize
             }
             28 => {
                 let o = node * 7;
-                let mid = usize::from(buf[o + 3]);
+                let w: [u8; 8] = buf[o..o + 8].try_into().expect("8 bytes");
+                let w = u64::from_be_bytes(w);
+                // Bytes 0-2 the left record, 4-6 the right; byte 3 holds
+                // the top nibble of each.
                 if bit == 0 {
-                    ((mid & 0xF0) << 20)
-                        | (usize::from(buf[o]) << 16)
-                        | (usize::from(buf[o + 1]) << 8)
-                        | usize::from(buf[o + 2])
+                    (((w >> 12) & 0x0F00_0000) | ((w >> 40) & 0x00FF_FFFF)) as usize
                 } else {
-                    ((mid & 0x0F) << 24)
-                        | (usize::from(buf[o + 4]) << 16)
-                        | (usize::from(buf[o + 5]) << 8)
-                        | usize::from(buf[o + 6])
+                    (((w >> 8) & 0x0F00_0000) | ((w >> 8) & 0x00FF_FFFF)) as usize
                 }
             }
             _ => {
                 let o = node * 8 + bit * 4;
-                u32::from_be_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]]) as usize
+                let w: [u8; 4] = buf[o..o + 4].try_into().expect("4 bytes");
+                u32::from_be_bytes(w) as usize
             }
         }
     }
@@ -135,23 +167,56 @@ impl<B: AsRef<[u8]>> Tree<B> {
     #[inline]
     pub(crate) fn v4(&self, ip: u32) -> Walk {
         let e = self.v4[(ip >> 16) as usize];
-        let (mut node, mut depth) = (e.node as usize, e.depth);
-        while depth < 32 && node < self.node_count {
-            node = self.read(node, ((ip >> (31 - depth)) & 1) as usize);
-            depth += 1;
+        match self.record_size {
+            24 => self.descend::<24, u32>(e, ip),
+            28 => self.descend::<28, u32>(e, ip),
+            _ => self.descend::<32, u32>(e, ip),
         }
-        self.finish(node, depth)
     }
 
     /// Walks an IPv6 address; `None` for an IPv4-only database.
     #[inline]
     pub(crate) fn v6(&self, ip: u128) -> Option<Walk> {
         let e = *self.v6.get((ip >> 112) as usize)?;
+        Some(match self.record_size {
+            24 => self.descend::<24, u128>(e, ip),
+            28 => self.descend::<28, u128>(e, ip),
+            _ => self.descend::<32, u128>(e, ip),
+        })
+    }
+
+    /// Continues a walk from a stride entry; the loop has no dispatch.
+    #[inline(always)]
+    fn descend<const RS: u16, A: Address>(&self, e: Entry, ip: A) -> Walk {
         let (mut node, mut depth) = (e.node as usize, e.depth);
-        while depth < 128 && node < self.node_count {
-            node = self.read(node, ((ip >> (127 - depth)) & 1) as usize);
+        while depth < A::BITS && node < self.node_count {
+            node = self.read_rs::<RS>(node, ip.bit(depth));
             depth += 1;
         }
-        Some(self.finish(node, depth))
+        self.finish(node, depth)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The top nibbles of 28-bit records (only set in trees of over 16M
+    /// nodes, so no test database reaches them): left in byte 3's high
+    /// half, right in its low half (MaxMind DB spec, "Node Layout").
+    #[test]
+    fn reads_28_bit_nibbles() {
+        let node = [0x12, 0x34, 0x56, 0xAB, 0x78, 0x9A, 0xBC];
+        let mut bytes = node.to_vec();
+        bytes.extend_from_slice(&[0; 16]);
+        let t = Tree {
+            bytes: Arc::new(bytes),
+            node_count: 1,
+            record_size: 28,
+            v4: Box::new([]),
+            v6: Box::new([]),
+        };
+        assert_eq!(t.read(0, 0), 0x0A12_3456);
+        assert_eq!(t.read(0, 1), 0x0B78_9ABC);
     }
 }

@@ -485,11 +485,28 @@ fn choose(
         return decision;
     }
     // 2. Health: one atomic load per candidate.
-    // Without spreading, once the first `answers` live candidates are all
-    // up and a second live one is known (it makes the scope matter), the
-    // rest cannot change the answer: stop reading there.
     let wanted = usize::from(host.answers.max(1));
-    let early = host.spread_km <= 0.0;
+    // The common case first: no spreading, and the nearest live candidates
+    // all up. Once `answers` of them are up and a second live one is known
+    // (it makes the scope matter), the rest cannot change the answer.
+    if host.spread_km <= 0.0 {
+        let mut live = 0;
+        for &(idx, _) in order {
+            match st.edges[idx as usize].health.effective() {
+                Effective::Up => live += 1,
+                Effective::Down => continue,
+                _ => break,
+            }
+            if decision.edges.len() < wanted {
+                decision.edges.push(idx);
+            }
+            if live >= wanted.max(2) {
+                decision.scope = at.scope(st, how, None);
+                return decision;
+            }
+        }
+        decision.edges.clear();
+    }
     let mut list: SmallVec<[Cand; 16]> = SmallVec::new();
     let mut mixed = false;
     for &(idx, d) in order {
@@ -501,9 +518,6 @@ fn choose(
         };
         mixed |= tier != 0;
         list.push(Cand { idx, d, tier });
-        if early && !mixed && list.len() >= wanted.max(2) {
-            break;
-        }
     }
     if mixed {
         // A draining edge takes new clients only when nothing else can serve.
