@@ -70,5 +70,5 @@ for f in "$OUT"/cg.*; do
     if [ "${ir:-0}" -gt "$best_ir" ]; then best=$f best_ir=$ir; fi
 done
 echo "queries: $n; worker thread: $best_ir Ir = $((best_ir / n)) instr/query; dump $best"
-callgrind_annotate --inclusive=yes ${ANNOTATE:+--auto=yes --show-percs=no} "$best" 2>/dev/null | { [ -n "${ANNOTATE:-}" ] && cat || sed -n "1,$((TOP + 25))p"; } |
+callgrind_annotate --inclusive=${INCL:-yes} ${ANNOTATE:+--auto=yes --show-percs=no} "$best" 2>/dev/null | { [ -n "${ANNOTATE:-}" ] && cat || sed -n "1,$((TOP + 25))p"; } |
     sed -e 's#/rustc/[0-9a-f]*/library/##' -e "s#$HOME/.cargo/registry/src/[^/]*/##"

@@ -90,6 +90,7 @@ fn describe() {
     );
 }
 
+/// A and AAAA first, as [`qtype_index`] assumes.
 const QTYPES: [(u16, &str); 11] = [
     (TYPE_A, "A"),
     (TYPE_AAAA, "AAAA"),
@@ -103,6 +104,7 @@ const QTYPES: [(u16, &str); 11] = [
     (TYPE_CAA, "CAA"),
     (TYPE_ANY, "ANY"),
 ];
+/// In [`rcode_index`] order.
 const RCODES: [Rcode; 7] = [
     Rcode::NoError,
     Rcode::FormErr,
@@ -113,15 +115,30 @@ const RCODES: [Rcode; 7] = [
     Rcode::BadVers,
 ];
 
+/// Position in [`RCODES`]: a match, which compiles to a table lookup.
 fn rcode_index(r: Rcode) -> usize {
-    RCODES.iter().position(|x| *x == r).unwrap_or(0)
+    match r {
+        Rcode::NoError => 0,
+        Rcode::FormErr => 1,
+        Rcode::ServFail => 2,
+        Rcode::NxDomain => 3,
+        Rcode::NotImp => 4,
+        Rcode::Refused => 5,
+        Rcode::BadVers => 6,
+    }
 }
 
+/// Position in [`QTYPES`] (its length for any other type). A and AAAA,
+/// most queries, are decided first.
 fn qtype_index(t: u16) -> usize {
-    QTYPES
-        .iter()
-        .position(|(q, _)| *q == t)
-        .unwrap_or(QTYPES.len())
+    match t {
+        TYPE_A => 0,
+        TYPE_AAAA => 1,
+        _ => QTYPES
+            .iter()
+            .position(|(q, _)| *q == t)
+            .unwrap_or(QTYPES.len()),
+    }
 }
 
 /// Per-query counters, by transport × qtype × rcode.
@@ -302,5 +319,21 @@ impl ReloadMetrics {
 impl Default for ReloadMetrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_match_the_label_tables() {
+        for (i, r) in RCODES.iter().enumerate() {
+            assert_eq!(rcode_index(*r), i);
+        }
+        for (i, (t, _)) in QTYPES.iter().enumerate() {
+            assert_eq!(qtype_index(*t), i);
+        }
+        assert_eq!(qtype_index(999), QTYPES.len());
     }
 }

@@ -176,14 +176,44 @@ impl GeoDb {
         })
     }
 
-    /// Locates `ip` (after [`normalize`]). `None` when the address is not in the database
-    /// or its record carries nothing we understand. Does not allocate.
-    pub fn lookup(&self, ip: IpAddr) -> Option<GeoMatch> {
+    /// Where `ip` falls in the tree, without decoding the record: (record
+    /// identity as in [`GeoMatch::record`], matched network). `None` when
+    /// the tree has no data for it. The steering path uses this and decodes
+    /// only when it has not seen the record before.
+    pub fn find(&self, ip: IpAddr) -> Option<(u64, IpNet)> {
         let ip = normalize(ip);
+        let (walk, network) = self.walk_net(ip)?;
+        Some((self.record_id(walk.offset?), network))
+    }
+
+    fn record_id(&self, offset: usize) -> u64 {
+        (self.id << 40) ^ offset as u64
+    }
+
+    /// The walk for a normalized address and the network it matched.
+    fn walk_net(&self, ip: IpAddr) -> Option<(super::tree::Walk, IpNet)> {
         let walk = match ip {
             IpAddr::V4(a) => self.tree.v4(u32::from(a)),
             IpAddr::V6(a) => self.tree.v6(u128::from(a))?,
         };
+        let network = match ip {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(walk.prefix)).unwrap_or(0);
+                IpNet::V4(Ipv4Net::new(Ipv4Addr::from(u32::from(a) & mask), walk.prefix).ok()?)
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(walk.prefix)).unwrap_or(0);
+                IpNet::V6(Ipv6Net::new(Ipv6Addr::from(u128::from(a) & mask), walk.prefix).ok()?)
+            }
+        };
+        Some((walk, network))
+    }
+
+    /// Locates `ip` (after [`normalize`]). `None` when the address is not in the database
+    /// or its record carries nothing we understand. Does not allocate.
+    pub fn lookup(&self, ip: IpAddr) -> Option<GeoMatch> {
+        let ip = normalize(ip);
+        let (walk, network) = self.walk_net(ip)?;
         let offset = walk.offset?;
         let key = offset + 1;
         // Fibonacci hashing spreads record offsets (often multiples of a
@@ -218,21 +248,11 @@ impl GeoDb {
         if !decoded.known {
             return None;
         }
-        let network = match ip {
-            IpAddr::V4(a) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(walk.prefix)).unwrap_or(0);
-                IpNet::V4(Ipv4Net::new(Ipv4Addr::from(u32::from(a) & mask), walk.prefix).ok()?)
-            }
-            IpAddr::V6(a) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(walk.prefix)).unwrap_or(0);
-                IpNet::V6(Ipv6Net::new(Ipv6Addr::from(u128::from(a) & mask), walk.prefix).ok()?)
-            }
-        };
         Some(GeoMatch {
             location: decoded.location,
             network,
             unit: decoded.unit,
-            record: (self.id << 40) ^ offset as u64,
+            record: self.record_id(offset),
         })
     }
 

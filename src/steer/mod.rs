@@ -272,6 +272,9 @@ pub struct Place<'s> {
     /// override net, or nowhere) for the per-thread order cache: equal keys
     /// within one [`Steering`] mean equal locations.
     pub key: u64,
+    /// `location` and `unit` are filled in. A lazily located place (a
+    /// database match not decoded yet) has only `how` and `key`.
+    pub resolved: bool,
 }
 
 /// [`Place::key`] tags, in the top two bits.
@@ -289,6 +292,7 @@ pub fn locate<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAddr) -> Place<
                 unit: l.coords.map(Coords::unit),
                 pinned: None,
                 key,
+                resolved: true,
             },
             NetTarget::Edges(e) => Place {
                 how: Located::Net(*net),
@@ -296,6 +300,7 @@ pub fn locate<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAddr) -> Place<
                 unit: None,
                 pinned: Some(e),
                 key,
+                resolved: true,
             },
         };
     }
@@ -306,6 +311,7 @@ pub fn locate<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAddr) -> Place<
             unit: m.unit,
             pinned: None,
             key: KEY_DB | (m.record & !(3 << 62)),
+            resolved: true,
         },
         None => Place {
             how: Located::Unknown,
@@ -313,6 +319,34 @@ pub fn locate<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAddr) -> Place<
             unit: None,
             pinned: None,
             key: 0,
+            resolved: true,
+        },
+    }
+}
+
+/// [`locate`] without decoding a database record: the tree walk gives the
+/// network and the record's identity, which is all a cached order needs.
+/// [`with_order`] resolves the rest on a cache miss.
+fn locate_lazy<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAddr) -> Place<'s> {
+    if !st.nets.is_empty() && st.nets.lookup(addr).is_some() {
+        return locate(st, geo, addr);
+    }
+    match geo.and_then(|g| g.find(addr)) {
+        Some((record, network)) => Place {
+            how: Located::Db(network),
+            location: None,
+            unit: None,
+            pinned: None,
+            key: KEY_DB | (record & !(3 << 62)),
+            resolved: false,
+        },
+        None => Place {
+            how: Located::Unknown,
+            location: None,
+            unit: None,
+            pinned: None,
+            key: 0,
+            resolved: true,
         },
     }
 }
@@ -430,20 +464,24 @@ pub fn decide<T: Trace>(
         offset,
         source,
     };
-    let place = locate(st, geo, addr);
-    let how = place.how;
-    trace.located(how, place.location.as_ref());
-    with_order(st, host, family, &place, |order| {
+    // explain's trace wants the decoded location, the query path doesn't.
+    let place = if T::DETAILED {
+        locate(st, geo, addr)
+    } else {
+        locate_lazy(st, geo, addr)
+    };
+    with_order(st, host, family, place, geo, addr, |order, place| {
+        trace.located(place.how, place.location.as_ref());
         trace.rule(order.rule().map(|r| r as usize));
         if T::DETAILED {
             // Every candidate with its distance and state, for explain.
-            for &idx in candidates(host, &place, order.rule()) {
+            for &idx in candidates(host, place, order.rule()) {
                 let edge = &st.edges[idx as usize];
                 let km = place.unit.map(|h| km_of(chord2(&edge.unit, &h)));
                 trace.candidate(idx, km, edge.health.effective());
             }
         }
-        choose(st, host, order.list(), order.any_family(), addr, source, &at, how)
+        choose(st, host, order.list(), order.any_family(), addr, source, &at, place.how)
     })
 }
 
@@ -596,6 +634,9 @@ struct Order {
     rule: Option<u32>,
     /// Some candidate has an address of the family (else NODATA).
     any_family: bool,
+    /// The place's database record located anything (else the client
+    /// counts as unknown).
+    known: bool,
     len: u8,
     list: [(EdgeIdx, f64); ORDER_MAX],
 }
@@ -621,6 +662,7 @@ const EMPTY_ORDER: (OrderKey, Order) = (
     Order {
         rule: None,
         any_family: false,
+        known: false,
         len: 0,
         list: [(0, 0.0); ORDER_MAX],
     },
@@ -632,14 +674,16 @@ thread_local! {
 }
 
 /// Runs `f` on the order of `host`'s candidates for `place`, from the
-/// per-thread cache when it has it. Uid 0 never occurs, so empty slots
-/// never match.
-fn with_order<R>(
-    st: &Steering,
+/// per-thread cache when it has it, and on the place as resolved. Uid 0
+/// never occurs, so empty slots never match.
+fn with_order<'s, R>(
+    st: &'s Steering,
     host: &Host,
     family: Family,
-    place: &Place<'_>,
-    f: impl FnOnce(&OrderRef<'_>) -> R,
+    mut place: Place<'s>,
+    geo: Option<&GeoDb>,
+    addr: IpAddr,
+    f: impl FnOnce(&OrderRef<'_>, &Place<'s>) -> R,
 ) -> R {
     // The host's index identifies it in the key; a host that is not one of
     // `st`'s (a caller's own) is never cached.
@@ -655,29 +699,49 @@ fn with_order<R>(
         let hit = ORDERS.with(|c| {
             let c = c.borrow();
             let (k, o) = &c[slot];
-            (*k == key).then(|| f.take().map(|f| f(&OrderRef::Cached(o))))
+            (*k == key).then(|| {
+                if !o.known {
+                    place.how = Located::Unknown;
+                }
+                f.take().map(|f| f(&OrderRef::Cached(o), &place))
+            })
         });
         if let Some(Some(r)) = hit {
             return r;
         }
     }
     let f = f.take().expect("not called on a miss");
-    let (rule, any_family, list) = compute_order(st, host, family, place);
+    if !place.resolved {
+        match geo.and_then(|g| g.lookup(addr)) {
+            Some(m) => {
+                place.location = Some(m.location);
+                place.unit = m.unit;
+            }
+            // The record says nothing we understand.
+            None => place.how = Located::Unknown,
+        }
+        place.resolved = true;
+    }
+    let (rule, any_family, list) = compute_order(st, host, family, &place);
     if list.len() <= ORDER_MAX && cacheable {
         let mut o = Order {
             rule,
             any_family,
+            known: !matches!(place.how, Located::Unknown),
             len: list.len() as u8,
             list: [(0, 0.0); ORDER_MAX],
         };
         o.list[..list.len()].copy_from_slice(&list);
         ORDERS.with(|c| c.borrow_mut()[slot] = (key, o));
     }
-    f(&OrderRef::Computed {
-        rule,
-        any_family,
-        list: &list,
-    })
+    f(
+        &OrderRef::Computed {
+            rule,
+            any_family,
+            list: &list,
+        },
+        &place,
+    )
 }
 
 /// An order from the cache or just computed (possibly longer than a slot).
