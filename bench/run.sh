@@ -167,9 +167,11 @@ for s in $ECS_SUBNETS; do kinds_geo+=("geo A, ECS $s|geo|-E 8:$(ecs_hex "$s")");
 start_server() {
     local name=$1; shift
     case $name in
-    geosteer-w1 | geosteer-w2)
+    geosteer-w1 | geosteer-w2 | geosteer-cpu0)
         PORT=$P_GEOSTEER
-        (cd "$OUT/gs" && RUST_LOG=warn exec "$@" "$GS" serve --config "${name#geosteer-}.yaml") \
+        local cfg=${name#geosteer-}
+        [ "$cfg" = cpu0 ] && cfg=w1
+        (cd "$OUT/gs" && RUST_LOG=warn exec "$@" "$GS" serve --config "$cfg.yaml") \
             >"$OUT/$name.log" 2>&1 &
         ;;
     gdnsd) PORT=$P_GDNSD; "$@" gdnsd -c "$OUT/gdnsd" start >"$OUT/$name.log" 2>&1 & ;;
@@ -218,10 +220,14 @@ declare -A W_US W_QPS W_LOST W_LAT I_IR
 ROWS=()
 row() { local k="$1|$2"; [[ " ${ROWS[*]-} " == *" $k "* ]] || ROWS+=("$k"); }
 
-# W: one server, one kind.
+# W: one server, one kind. Servers run on CPU 1, dnsperf on CPU 0; but
+# knotd pins its UDP worker threads itself (thread i to CPU i mod ncpus,
+# overriding taskset), so Knot's UDP worker shares CPU 0 with dnsperf.
+# geosteer-cpu0 puts geosteer's worker there too, to compare like with like.
 harness_w() {
-    local name=$1 kind=$2 qfile=$3 extra=$4
-    start_server "$name" taskset -c 1 || return 0
+    local name=$1 kind=$2 qfile=$3 extra=$4 cpu=1
+    [ "$name" = geosteer-cpu0 ] && cpu=0
+    start_server "$name" taskset -c $cpu || return 0
     local t0 t1 out=$OUT/w-$name-${kind//[^a-zA-Z0-9]/_}.txt
     t0=$(cpu_ticks "$PID")
     # shellcheck disable=SC2086
@@ -277,6 +283,10 @@ run_all_w() {
     local spec kind qfile extra
     harness_w floor "any (static A)" static -e
     harness_w knot "static A" static -e
+    for spec in "${kinds_static[0]}" "${kinds_geo[1]}"; do
+        IFS='|' read -r kind qfile extra <<<"$spec"
+        harness_w geosteer-cpu0 "$kind" "$qfile" "$extra"
+    done
     for spec in "${kinds_static[@]}" "${kinds_geo[@]}"; do
         IFS='|' read -r kind qfile extra <<<"$spec"
         harness_w gdnsd "$kind" "$qfile" "$extra"

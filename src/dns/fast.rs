@@ -26,7 +26,7 @@ use super::wire::*;
 use super::{Summary, header_flags, opt_len, render_answer, write_opt};
 use crate::net::Transport;
 use crate::snapshot::{Snapshot, Zone};
-use crate::steer::{self, Client, Family, Outcome};
+use crate::steer::{self, Client, EdgeIdx, Family, Outcome};
 
 /// The sections after the question, rendered once.
 #[derive(Debug)]
@@ -257,17 +257,14 @@ pub(super) fn respond<'s, T: steer::Trace>(
                 Family::V4 => (TYPE_A, 4usize),
                 Family::V6 => (TYPE_AAAA, 16),
             };
-            let records: usize = d
-                .edges
-                .iter()
-                .map(|&e| {
-                    let edge = &st.edges[e as usize];
-                    match family {
-                        Family::V4 => edge.v4.len(),
-                        Family::V6 => edge.v6.len(),
-                    }
-                })
-                .sum();
+            let addrs = |e: &EdgeIdx| {
+                let edge = &st.edges[*e as usize];
+                match family {
+                    Family::V4 => edge.v4.len(),
+                    Family::V6 => edge.v6.len(),
+                }
+            };
+            let records: usize = d.edges.iter().map(addrs).sum();
             let end = qlen + records * (12 + rdlen);
             if end + opt > max.min(out.len()) || records > usize::from(u16::MAX) {
                 return None;

@@ -209,6 +209,7 @@ fn skip_name(p: &[u8], mut pos: usize) -> Option<usize> {
 
 /// Parses a query. Never panics; every malformed shape maps to a
 /// [`ParseError`].
+#[inline]
 pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
     if p.len() < HEADER {
         return Err(ParseError::Drop);
@@ -303,6 +304,7 @@ pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
 
 /// Walks the OPT options; returns the ECS option if present and valid.
 /// Unknown options are skipped (and will not be echoed).
+#[inline(always)]
 fn parse_options(mut o: &[u8]) -> Result<Option<Ecs>, BadEcs> {
     let mut ecs = None;
     while !o.is_empty() {
@@ -328,6 +330,7 @@ pub struct BadEcs;
 /// RFC 7871 §6 validation, stricter than hickory: the address must be
 /// exactly as long as the source prefix needs, carry no bits beyond it, and
 /// the query's scope must be zero.
+#[inline]
 pub fn parse_ecs(b: &[u8]) -> Result<Ecs, BadEcs> {
     if b.len() < 4 {
         return Err(BadEcs);

@@ -128,31 +128,7 @@ impl<B: AsRef<[u8]>> Tree<B> {
     /// separator follows the last node.
     #[inline(always)]
     fn read_rs<const RS: u16>(&self, node: usize, bit: usize) -> usize {
-        let buf = self.bytes.as_ref().as_ref();
-        match RS {
-            24 => {
-                let o = node * 6 + bit * 3;
-                let w: [u8; 4] = buf[o..o + 4].try_into().expect("4 bytes");
-                (u32::from_be_bytes(w) >> 8) as usize
-            }
-            28 => {
-                let o = node * 7;
-                let w: [u8; 8] = buf[o..o + 8].try_into().expect("8 bytes");
-                let w = u64::from_be_bytes(w);
-                // Bytes 0-2 the left record, 4-6 the right; byte 3 holds
-                // the top nibble of each.
-                if bit == 0 {
-                    (((w >> 12) & 0x0F00_0000) | ((w >> 40) & 0x00FF_FFFF)) as usize
-                } else {
-                    (((w >> 8) & 0x0F00_0000) | ((w >> 8) & 0x00FF_FFFF)) as usize
-                }
-            }
-            _ => {
-                let o = node * 8 + bit * 4;
-                let w: [u8; 4] = buf[o..o + 4].try_into().expect("4 bytes");
-                u32::from_be_bytes(w) as usize
-            }
-        }
+        read_at::<RS>(self.bytes.as_ref().as_ref(), node, bit)
     }
 
     #[inline]
@@ -188,12 +164,42 @@ impl<B: AsRef<[u8]>> Tree<B> {
     /// Continues a walk from a stride entry; the loop has no dispatch.
     #[inline(always)]
     fn descend<const RS: u16, A: Address>(&self, e: Entry, ip: A) -> Walk {
+        let buf = self.bytes.as_ref().as_ref();
         let (mut node, mut depth) = (e.node as usize, e.depth);
         while depth < A::BITS && node < self.node_count {
-            node = self.read_rs::<RS>(node, ip.bit(depth));
+            node = read_at::<RS>(buf, node, ip.bit(depth));
             depth += 1;
         }
         self.finish(node, depth)
+    }
+}
+
+/// [`Tree::read_rs`] on the bytes themselves, so a walk fetches them once.
+#[inline(always)]
+fn read_at<const RS: u16>(buf: &[u8], node: usize, bit: usize) -> usize {
+    match RS {
+        24 => {
+            let o = node * 6 + bit * 3;
+            let w: [u8; 4] = buf[o..o + 4].try_into().expect("4 bytes");
+            (u32::from_be_bytes(w) >> 8) as usize
+        }
+        28 => {
+            let o = node * 7;
+            let w: [u8; 8] = buf[o..o + 8].try_into().expect("8 bytes");
+            let w = u64::from_be_bytes(w);
+            // Bytes 0-2 the left record, 4-6 the right; byte 3 holds
+            // the top nibble of each.
+            if bit == 0 {
+                (((w >> 12) & 0x0F00_0000) | ((w >> 40) & 0x00FF_FFFF)) as usize
+            } else {
+                (((w >> 8) & 0x0F00_0000) | ((w >> 8) & 0x00FF_FFFF)) as usize
+            }
+        }
+        _ => {
+            let o = node * 8 + bit * 4;
+            let w: [u8; 4] = buf[o..o + 4].try_into().expect("4 bytes");
+            u32::from_be_bytes(w) as usize
+        }
     }
 }
 

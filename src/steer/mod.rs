@@ -691,8 +691,11 @@ fn with_order<'s, R>(
         / std::mem::size_of::<Host>().max(1);
     let cacheable = st.hosts.get(hidx).is_some_and(|h| std::ptr::eq(h, host));
     let key: OrderKey = (st.uid, hidx as u32, family == Family::V6, place.key);
-    let h = mix(key.0 ^ mix(key.1 as u64 ^ ((key.2 as u64) << 32) ^ mix(key.3)));
-    let slot = (h as usize) & (ORDER_SLOTS - 1);
+    // Multiply-xor is mixing enough for a direct-mapped slot: the place
+    // key varies in its low bits, the rest rarely.
+    let h = (key.3 ^ key.0.rotate_left(29) ^ (u64::from(key.1) << 1 | u64::from(key.2)))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let slot = (h >> (64 - ORDER_SLOTS.trailing_zeros())) as usize;
     let mut f = Some(f);
     if cacheable {
         // Used in place: an order is a few hundred bytes, not worth a copy.
