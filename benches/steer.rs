@@ -149,6 +149,26 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    // Cold: both per-thread caches emptied before every decision (outside
+    // the timing), so each one walks the tree, decodes the City record
+    // through maxminddb and computes the candidate order. The synthetic DB
+    // has only 24 distinct records, so the warm rows above always hit the
+    // caches; this row is the cost of a place seen for the first time.
+    let mut i = 0;
+    let plain = host("plain");
+    g.bench_function("ecs_11_edges_cold", |b| {
+        b.iter_batched(
+            || {
+                steer::forget_cached_orders();
+                geosteer::geo::forget_decoded();
+                i = (i + 1) % clients.len();
+                clients[i]
+            },
+            |client| black_box(steer::decide(st, plain, geo, client, Family::V4, &mut ())),
+            // One setup per run, right before it: a batch would clear once.
+            criterion::BatchSize::PerIteration,
+        )
+    });
     // The GeoIP lookup alone, for comparison.
     let mut i = 0;
     g.bench_function("geodb_lookup_only", |b| {

@@ -68,10 +68,7 @@ fn snapshot(reg: &Registry) -> (Snapshot, tempfile::TempDir) {
     );
     let cfg =
         geosteer::config::ServerConfig::from_str(&yaml, &dir.path().join("geosteer.yaml")).unwrap();
-    (
-        geosteer::reload::build_snapshot(&cfg, reg, 1).unwrap(),
-        dir,
-    )
+    (geosteer::reload::build_snapshot(&cfg, reg, 1).unwrap(), dir)
 }
 
 /// Every name the snapshot holds, plus names that only wildcards or
@@ -135,9 +132,18 @@ fn query(rng: &mut Rng, name: &[u8], qtype: u16) -> Vec<u8> {
             ];
             if v6 {
                 let a: [[u8; 16]; 3] = [
-                    "2a02:c7c:1::".parse::<std::net::Ipv6Addr>().unwrap().octets(),
-                    "2001:db8:aaaa::".parse::<std::net::Ipv6Addr>().unwrap().octets(),
-                    "2002:5102:100::".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                    "2a02:c7c:1::"
+                        .parse::<std::net::Ipv6Addr>()
+                        .unwrap()
+                        .octets(),
+                    "2001:db8:aaaa::"
+                        .parse::<std::net::Ipv6Addr>()
+                        .unwrap()
+                        .octets(),
+                    "2002:5102:100::"
+                        .parse::<std::net::Ipv6Addr>()
+                        .unwrap()
+                        .octets(),
                 ];
                 addr = *rng.pick(&a);
             } else {
@@ -240,7 +246,10 @@ fn fast_path_matches_general_path() {
     // Half the names are misses and most of the 14 types are absent, so
     // about a tenth is pre-rendered (A, AAAA and the types present); the
     // rest (ANY, wildcards, NXDOMAIN, too big) is general on both sides.
-    assert!(fast * 20 > compared, "{fast} of {compared} on the fast path");
+    assert!(
+        fast * 20 > compared,
+        "{fast} of {compared} on the fast path"
+    );
 }
 
 /// A response from the fast path really is one (not the general path
@@ -250,7 +259,11 @@ fn fast_path_answers_common_queries() {
     let reg = Registry::new();
     let (snap, _dir) = snapshot(&reg);
     let mut out = vec![0u8; 1232];
-    for name in ["static.cdn.example.", "www.cdn.example.", "www.steer.example."] {
+    for name in [
+        "static.cdn.example.",
+        "www.cdn.example.",
+        "www.steer.example.",
+    ] {
         let q = support::query(name, hickory_proto::rr::RecordType::A, Some("81.2.1.0/24"));
         let n = dns::fast_respond(
             &snap,

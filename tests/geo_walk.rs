@@ -171,7 +171,10 @@ fn walk_matches_maxminddb_with_28_and_32_bit_records() {
         for _ in 0..200_000 {
             let r = rng.next();
             hits += usize::from(compare(&db, IpAddr::V4(Ipv4Addr::from(r as u32))));
-            compare(&db, IpAddr::V6(Ipv6Addr::from(u128::from(r) << 64 | 0x2000 << 112)));
+            compare(
+                &db,
+                IpAddr::V6(Ipv6Addr::from(u128::from(r) << 64 | 0x2000 << 112)),
+            );
         }
         // The synthetic networks are sparse: a few dozen random hits.
         assert!(hits > 20, "{to}-bit: {hits} hits");

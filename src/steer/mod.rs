@@ -151,7 +151,10 @@ impl Nets {
 
     /// [`Nets::lookup`] with the net's position in the list.
     fn lookup_index(&self, ip: IpAddr) -> Option<(usize, &(IpNet, NetTarget))> {
-        self.list.iter().enumerate().find(|(_, (n, _))| n.contains(&ip))
+        self.list
+            .iter()
+            .enumerate()
+            .find(|(_, (n, _))| n.contains(&ip))
     }
 
     /// A scope must not cover an override net the client is not in, or a
@@ -481,7 +484,16 @@ pub fn decide<T: Trace>(
                 trace.candidate(idx, km, edge.health.effective());
             }
         }
-        choose(st, host, order.list(), order.any_family(), addr, source, &at, place.how)
+        choose(
+            st,
+            host,
+            order.list(),
+            order.any_family(),
+            addr,
+            source,
+            &at,
+            place.how,
+        )
     })
 }
 
@@ -673,6 +685,13 @@ thread_local! {
         const { std::cell::RefCell::new([EMPTY_ORDER; ORDER_SLOTS]) };
 }
 
+/// Empties this thread's order cache, so the next decisions compute their
+/// orders afresh (benchmarks of the cold path).
+#[doc(hidden)]
+pub fn forget_cached_orders() {
+    ORDERS.with(|c| c.borrow_mut().fill(EMPTY_ORDER));
+}
+
 /// Runs `f` on the order of `host`'s candidates for `place`, from the
 /// per-thread cache when it has it, and on the place as resolved. Uid 0
 /// never occurs, so empty slots never match.
@@ -725,68 +744,63 @@ fn with_order<'s, R>(
         }
         place.resolved = true;
     }
-    let (rule, any_family, list) = compute_order(st, host, family, &place);
-    if list.len() <= ORDER_MAX && cacheable {
+    let fresh = compute_order(st, host, family, &place);
+    if fresh.list.len() <= ORDER_MAX && cacheable {
         let mut o = Order {
-            rule,
-            any_family,
+            rule: fresh.rule,
+            any_family: fresh.any_family,
             known: !matches!(place.how, Located::Unknown),
-            len: list.len() as u8,
+            len: fresh.list.len() as u8,
             list: [(0, 0.0); ORDER_MAX],
         };
-        o.list[..list.len()].copy_from_slice(&list);
+        o.list[..fresh.list.len()].copy_from_slice(&fresh.list);
         ORDERS.with(|c| c.borrow_mut()[slot] = (key, o));
     }
-    f(
-        &OrderRef::Computed {
-            rule,
-            any_family,
-            list: &list,
-        },
-        &place,
-    )
+    f(&OrderRef::Fresh(&fresh), &place)
 }
 
-/// An order from the cache or just computed (possibly longer than a slot).
+/// An order just computed (possibly longer than a cache slot holds).
+struct Fresh {
+    rule: Option<u32>,
+    any_family: bool,
+    list: SmallVec<[(EdgeIdx, f64); ORDER_MAX]>,
+}
+
+/// An order from the cache or just computed.
 enum OrderRef<'a> {
     Cached(&'a Order),
-    Computed {
-        rule: Option<u32>,
-        any_family: bool,
-        list: &'a [(EdgeIdx, f64)],
-    },
+    Fresh(&'a Fresh),
 }
 
 impl OrderRef<'_> {
     fn rule(&self) -> Option<u32> {
         match self {
             OrderRef::Cached(o) => o.rule,
-            OrderRef::Computed { rule, .. } => *rule,
+            OrderRef::Fresh(o) => o.rule,
         }
     }
     fn any_family(&self) -> bool {
         match self {
             OrderRef::Cached(o) => o.any_family,
-            OrderRef::Computed { any_family, .. } => *any_family,
+            OrderRef::Fresh(o) => o.any_family,
         }
     }
     fn list(&self) -> &[(EdgeIdx, f64)] {
         match self {
             OrderRef::Cached(o) => o.list(),
-            OrderRef::Computed { list, .. } => list,
+            OrderRef::Fresh(o) => &o.list,
         }
     }
 }
 
 /// The candidates for `place` that serve `family`, nearest first.
-fn compute_order(
-    st: &Steering,
-    host: &Host,
-    family: Family,
-    place: &Place<'_>,
-) -> (Option<u32>, bool, SmallVec<[(EdgeIdx, f64); ORDER_MAX]>) {
+fn compute_order(st: &Steering, host: &Host, family: Family, place: &Place<'_>) -> Fresh {
     let rule = match (place.pinned, &place.location) {
-        (None, Some(l)) => host.rules.iter().position(|r| r.matches(l)).map(|i| i as u32),
+        (None, Some(l)) => host
+            .rules
+            .iter()
+            .position(|r| r.matches(l))
+            .map(|i| i as u32),
         _ => None,
     };
     let mut list: SmallVec<[(EdgeIdx, f64); ORDER_MAX]> = SmallVec::new();
@@ -804,8 +818,11 @@ fn compute_order(
             j -= 1;
         }
     }
-    let any_family = !list.is_empty();
-    (rule, any_family, list)
+    Fresh {
+        rule,
+        any_family: !list.is_empty(),
+        list,
+    }
 }
 
 /// The address steering works with, and how it relates to the one asked
