@@ -21,6 +21,11 @@ W_RATE=${W_RATE:-100000}
 I_QUERIES=${I_QUERIES:-20000}
 SKIP_W=${SKIP_W:-0}
 SKIP_I=${SKIP_I:-0}
+SKIP_L=${SKIP_L:-0}
+# Harness L (latency percentiles): dnsperf -v prints one line per response,
+# which costs dnsperf enough that it can't offer 100k qps; L runs at L_RATE.
+L_RATE=${L_RATE:-40000}
+L_SECONDS=${L_SECONDS:-4}
 # ECS subnets: located by the demo database in North America, Europe, Asia.
 ECS_SUBNETS=${ECS_SUBNETS:-"8.8.8.0/24 77.88.8.0/24 114.114.114.0/24"}
 P_GEOSTEER=5300 P_GDNSD=5301 P_KNOT=5302 P_FLOOR=5303
@@ -216,7 +221,7 @@ dnsperf_stats() {
     echo "${completed:-0} ${lost:-0} ${avg:--} ${sd:--}"
 }
 
-declare -A W_US W_QPS W_LOST W_LAT I_IR
+declare -A W_US W_QPS W_LOST W_LAT I_IR L_PCT
 ROWS=()
 row() { local k="$1|$2"; [[ " ${ROWS[*]-} " == *" $k "* ]] || ROWS+=("$k"); }
 
@@ -244,6 +249,23 @@ harness_w() {
     W_LOST[$key]=$lost
     W_LAT[$key]="$avg ± $sd"
     log "W $name / $kind: ${W_US[$key]} us/q, ${W_QPS[$key]} qps, lost $lost, latency ${avg} ± ${sd} ms"
+}
+
+# L: one server, one kind, placed as in W; p50/p99 of dnsperf -v's
+# per-response latencies at a fixed offered rate every server sustains.
+harness_l() {
+    local name=$1 kind=$2 qfile=$3 extra=$4 cpu=1
+    [ "$name" = geosteer-cpu0 ] && cpu=0
+    start_server "$name" taskset -c $cpu || return 0
+    local out=$OUT/l-$name-${kind//[^a-zA-Z0-9]/_}.txt
+    # shellcheck disable=SC2086
+    taskset -c 0 dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q/$qfile" $extra -v \
+        -c 8 -q 200 -l "$L_SECONDS" -Q "$L_RATE" >"$out" 2>&1 || true
+    stop_server
+    row "$name" "$kind"
+    L_PCT["$name|$kind"]=$(awk '/^> / {print $NF * 1000}' "$out" | sort -g |
+        awk '{v[NR] = $1} END {if (NR) printf "%.3f / %.3f", v[int(NR * 0.5) + 1], v[int(NR * 0.99) + 1]; else print "–"}')
+    log "L $name / $kind: p50 / p99 ${L_PCT[$name|$kind]} ms"
 }
 
 # I: one server under callgrind, every kind it serves in turn.
@@ -300,6 +322,17 @@ run_all_w() {
     done
 }
 
+run_all_l() {
+    local spec kind qfile extra
+    harness_l knot "static A" static -e
+    for spec in "${kinds_static[0]}" "${kinds_geo[1]}"; do
+        IFS='|' read -r kind qfile extra <<<"$spec"
+        harness_l gdnsd "$kind" "$qfile" "$extra"
+        harness_l geosteer-w1 "$kind" "$qfile" "$extra"
+        harness_l geosteer-cpu0 "$kind" "$qfile" "$extra"
+    done
+}
+
 run_all_i() {
     harness_i floor "any (static A)|static|-e"
     harness_i knot "${kinds_static[@]}"
@@ -309,6 +342,7 @@ run_all_i() {
 
 T0=$(date +%s)
 [ "$SKIP_W" = 1 ] || run_all_w
+[ "$SKIP_L" = 1 ] || run_all_l
 [ "$SKIP_I" = 1 ] || run_all_i
 
 # --- table -------------------------------------------------------------------
@@ -317,17 +351,18 @@ knot_w=${W_US["knot|static A"]:-}
 knot_i=${I_IR["knot|static A"]:-}
 floor_w=${W_US["floor|any (static A)"]:-}
 {
-    echo "| server | query | W µs CPU/q | qps | lost | latency ms (mean ± sd) | I instr/q | W ÷ Knot static | W ÷ gdnsd same | W ÷ floor | I ÷ Knot static | I ÷ gdnsd same |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| server | query | W µs CPU/q | qps | lost | latency ms (mean ± sd) | L p50 / p99 ms | I instr/q | W ÷ Knot static | W ÷ gdnsd same | W ÷ floor | I ÷ Knot static | I ÷ gdnsd same |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for r in "${ROWS[@]}"; do
         name=${r%%|*} kind=${r#*|}
         w=${W_US[$r]:-} i=${I_IR[$r]:-}
         # Floor and Knot rows compare with gdnsd's static; the others with gdnsd's same kind.
         case $name in floor | knot) g="gdnsd|static A" ;; *) g="gdnsd|$kind" ;; esac
-        echo "| $name | $kind | ${w:-–} | ${W_QPS[$r]:-–} | ${W_LOST[$r]:-–} | ${W_LAT[$r]:-–} | ${i:-–} | $(ratio "$w" "$knot_w") | $(ratio "$w" "${W_US[$g]:-}") | $(ratio "$w" "$floor_w") | $(ratio "$i" "$knot_i") | $(ratio "$i" "${I_IR[$g]:-}") |"
+        echo "| $name | $kind | ${w:-–} | ${W_QPS[$r]:-–} | ${W_LOST[$r]:-–} | ${W_LAT[$r]:-–} | ${L_PCT[$r]:-–} | ${i:-–} | $(ratio "$w" "$knot_w") | $(ratio "$w" "${W_US[$g]:-}") | $(ratio "$w" "$floor_w") | $(ratio "$i" "$knot_i") | $(ratio "$i" "${I_IR[$g]:-}") |"
     done
     echo
     echo "W: server \`taskset -c 1\`, \`taskset -c 0 dnsperf -c 8 -q 200 -l $W_SECONDS -Q $W_RATE\`, one name, loopback; utime+stime from /proc/<pid>/stat ÷ completed, counted from 1 s after the server first answers. qps is what dnsperf achieved (it falls short of the offered rate on this machine). dnsperf 2.10 reports no percentiles, so latency is mean ± sd, not p99."
+    echo "L: placed as in W, \`taskset -c 0 dnsperf -v -c 8 -q 200 -l $L_SECONDS -Q $L_RATE\`; p50 / p99 of the per-response latencies dnsperf -v prints (it can't offer 100k qps while printing each one)."
     echo "I: server under \`valgrind --tool=callgrind\`, \`callgrind_control -z\` after 200 warm-up queries, $I_QUERIES queries, \`callgrind_control -d\`; Ir (all threads) ÷ completed."
     echo "Every query has EDNS (\`-e\` or \`-E 8:<ECS>\`). Knot: static only (Debian's knotd is built without libmaxminddb, so no mod-geoip)."
     echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r); wall time $(($(date +%s) - T0)) s."
