@@ -8,12 +8,17 @@
 //!    ([`rrl`] may then limit the UDP response; [`metrics`] count it).
 //! 2. [`dns::wire`] parses the header, the question and the OPT record (ECS
 //!    included) without building a `Message`.
-//! 3. [`dns::answer`] finds the closest enclosing zone in the [`snapshot`] and
-//!    applies authoritative semantics (NXDOMAIN/NODATA, referral, CNAME,
-//!    wildcard). For a steered name it asks [`steer`].
+//! 3. [`dns::fast`] answers the common queries from the snapshot's
+//!    pre-rendered answers (one hash probe and a copy; a steered A/AAAA asks
+//!    [`steer`] and writes its edges). The rest goes to [`dns::answer`], which
+//!    finds the closest enclosing zone in the [`snapshot`] and applies
+//!    authoritative semantics (NXDOMAIN/NODATA, referral, CNAME, wildcard).
+//!    For a steered name it asks [`steer`].
 //! 4. [`steer`] locates the client with [`geo`] (ECS address, else source),
-//!    filters candidates by [`health`] state and orders them by distance.
-//! 5. [`dns::render`] writes the response straight into the output buffer.
+//!    takes the candidates in distance order for that place (cached per
+//!    GeoIP record) and filters them by [`health`] state.
+//! 5. [`dns::render`] writes general-path responses straight into the output
+//!    buffer.
 //!
 //! Beside that flow: [`reload`] builds new snapshots from [`config`] and
 //! [`zone`] files and swaps them in; [`health`] probes edges; [`http`] serves
