@@ -221,10 +221,6 @@ pub(super) fn respond<'s, T: steer::Trace>(
     let entry = snap.fast.map.get(&key[..n + 2])?;
     let opt = q.edns.as_ref().map_or(0, opt_len);
     let qlen = HEADER + q.qname_raw.len() + 4;
-    let ecs_scoped = q
-        .edns
-        .and_then(|e| e.ecs)
-        .is_some_and(|e| e.source_prefix > 0);
     match entry {
         Entry::Static(s) => {
             let end = qlen + s.body.len();
@@ -298,7 +294,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
                     }
                 }
             }
-            let scope = if ecs_scoped { d.scope } else { 0 };
+            let scope = if q.ecs_scoped() { d.scope } else { 0 };
             let len = tail(q, Rcode::NoError, scope, pos, out);
             Some(Summary {
                 len,

@@ -60,7 +60,7 @@ pub fn respond_traced<'s, T: steer::Trace>(
     out: &mut [u8],
     trace: &mut T,
 ) -> Option<Summary<'s>> {
-    respond_inner(snap, query, source, transport, out, trace, true)
+    respond_inner(snap, query, source, transport, out, trace, Paths::Both)
 }
 
 /// [`respond`] without the pre-rendered answers of [`fast`]: what the fast
@@ -73,7 +73,16 @@ pub fn respond_general(
     transport: Transport,
     out: &mut [u8],
 ) -> Option<usize> {
-    respond_inner(snap, query, client.ip(), transport, out, &mut (), false).map(|s| s.len)
+    respond_inner(
+        snap,
+        query,
+        client.ip(),
+        transport,
+        out,
+        &mut (),
+        Paths::General,
+    )
+    .map(|s| s.len)
 }
 
 /// Only the fast path: `None` when it would hand the query to the general
@@ -86,12 +95,18 @@ pub fn fast_respond(
     transport: Transport,
     out: &mut [u8],
 ) -> Option<usize> {
-    let q = parse_query(query).ok()?;
-    if q.opcode() != 0 || q.qclass != CLASS_IN {
-        return None;
-    }
-    let max = response_max(&q, transport, out.len());
-    fast::respond(snap, &q, client_of(&q, source), max, out, &mut ()).map(|s| s.len)
+    respond_inner(snap, query, source, transport, out, &mut (), Paths::Fast).map(|s| s.len)
+}
+
+/// Which answer paths [`respond_inner`] may take.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Paths {
+    /// The fast path, else the general one: what serves queries.
+    Both,
+    /// Only the general path (to check the fast one against).
+    General,
+    /// Only the fast path; `None` where the general one would answer.
+    Fast,
 }
 
 /// The largest response the transport and the query's EDNS allow.
@@ -127,11 +142,12 @@ fn respond_inner<'s, T: steer::Trace>(
     transport: Transport,
     out: &mut [u8],
     trace: &mut T,
-    use_fast: bool,
+    paths: Paths,
 ) -> Option<Summary<'s>> {
     let q = match parse_query(query) {
         Ok(q) => q,
         Err(ParseError::Drop) => return None,
+        Err(_) if paths == Paths::Fast => return None,
         Err(ParseError::Reply {
             rcode,
             question,
@@ -152,16 +168,17 @@ fn respond_inner<'s, T: steer::Trace>(
         None
     };
     let ans = match rcode {
+        Some(_) if paths == Paths::Fast => return None,
         Some(r) => Answer::new(r),
         None => {
             let client = client_of(&q, source);
             // explain's detailed trace must see one decision, so it stays
             // on the general path (same `decide`, same answer).
-            if use_fast
-                && !T::DETAILED
-                && let Some(s) = fast::respond(snap, &q, client, max, out, trace)
-            {
-                return Some(s);
+            if paths != Paths::General && !T::DETAILED {
+                let fast = fast::respond(snap, &q, client, max, out, trace);
+                if fast.is_some() || paths == Paths::Fast {
+                    return fast;
+                }
             }
             let qname = q.qname();
             let question = Question {
@@ -174,15 +191,7 @@ fn respond_inner<'s, T: steer::Trace>(
         }
     };
     let (len, truncated) = render_answer(&q, &ans, max, out);
-    let scope = if q
-        .edns
-        .and_then(|e| e.ecs)
-        .is_some_and(|c| c.source_prefix > 0)
-    {
-        ans.scope
-    } else {
-        0
-    };
+    let scope = if q.ecs_scoped() { ans.scope } else { 0 };
     Some(Summary {
         len,
         rcode: ans.rcode,
@@ -438,11 +447,7 @@ fn render_answer(q: &Query<'_>, ans: &Answer<'_>, max: usize, out: &mut [u8]) ->
     w.set_limit(max);
     let mut arcount = counts[2];
     if let Some(e) = &q.edns {
-        let scope = if e.ecs.is_some_and(|c| c.source_prefix > 0) {
-            ans.scope
-        } else {
-            0
-        };
+        let scope = if q.ecs_scoped() { ans.scope } else { 0 };
         if write_opt(&mut w, e, ans.rcode, scope).is_ok() {
             arcount += 1;
         }

@@ -125,6 +125,14 @@ impl Query<'_> {
         self.flags & 0x0010 != 0
     }
 
+    /// The query has ECS with a non-zero source prefix: the answer's scope
+    /// is echoed, and the ECS address is the client (RFC 7871 §7.1.2).
+    pub fn ecs_scoped(&self) -> bool {
+        self.edns
+            .and_then(|e| e.ecs)
+            .is_some_and(|e| e.source_prefix > 0)
+    }
+
     /// Writes the question name, lowercased, to the start of `out` (at
     /// least [`MAX_NAME`] bytes); returns its length.
     #[inline]

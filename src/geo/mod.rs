@@ -60,9 +60,6 @@ pub struct GeoMatch {
     /// The matched network, in the family of the normalized address: an IPv4 address found
     /// in an IPv6 database's IPv4 subtree reports an IPv4 net.
     pub network: ipnet::IpNet,
-    /// `location.coords` on the unit sphere ([`Coords::unit`]), computed
-    /// once per decoded record rather than once per query.
-    pub unit: Option<[f64; 3]>,
     /// Identifies the database record (unique per opened database and
     /// data offset): equal values mean equal locations.
     pub record: u64,

@@ -70,36 +70,23 @@ static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// languages to skip).
 const DECODE_SLOTS: usize = 1024;
 
-/// A decoded record as lookups need it: the location, its point on the
-/// unit sphere, and whether it says anything at all.
-#[derive(Clone, Copy)]
-struct Decoded {
-    location: Location,
-    unit: Option<[f64; 3]>,
-    known: bool,
-}
-
-/// (db id, data offset + 1, record); offset 0 marks an empty slot.
-type Slot = (u64, usize, Decoded);
+/// (db id, data offset + 1, decoded location); offset 0 marks an empty slot.
+type Slot = (u64, usize, Location);
 
 const EMPTY_SLOT: Slot = (
     0,
     0,
-    Decoded {
-        location: Location {
-            continent: None,
-            country: None,
-            subdivision: None,
-            coords: None,
-            asn: None,
-        },
-        unit: None,
-        known: false,
+    Location {
+        continent: None,
+        country: None,
+        subdivision: None,
+        coords: None,
+        asn: None,
     },
 );
 
 thread_local! {
-    // Inline in thread-local storage (about 80 KiB a thread), so not even
+    // Inline in thread-local storage (about 72 KiB a thread), so not even
     // the first lookup on a thread allocates.
     static DECODED: std::cell::RefCell<[Slot; DECODE_SLOTS]> =
         const { std::cell::RefCell::new([EMPTY_SLOT; DECODE_SLOTS]) };
@@ -236,8 +223,8 @@ impl GeoDb {
             let (db, k, d) = &c[slot];
             (*db == self.id && *k == key).then_some(*d)
         });
-        let decoded = match cached {
-            Some(d) => d,
+        let location = match cached {
+            Some(l) => l,
             None => {
                 // A miss decodes through maxminddb, which walks again; the
                 // walks agree (tested), and misses are the rare case.
@@ -246,23 +233,17 @@ impl GeoDb {
                     RecordSchema::Nested => result.decode::<NestedRecord<'_>>().ok()??.0,
                     RecordSchema::Flat => result.decode().ok()??,
                 };
-                let location = raw.location();
-                let d = Decoded {
-                    location,
-                    unit: location.coords.map(|c| c.unit()),
-                    known: location != Location::default(),
-                };
-                DECODED.with(|c| c.borrow_mut()[slot] = (self.id, key, d));
-                d
+                let l = raw.location();
+                DECODED.with(|c| c.borrow_mut()[slot] = (self.id, key, l));
+                l
             }
         };
-        if !decoded.known {
+        if location == Location::default() {
             return None;
         }
         Some(GeoMatch {
-            location: decoded.location,
+            location,
             network,
-            unit: decoded.unit,
             record: self.record_id(offset),
         })
     }

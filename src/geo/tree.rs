@@ -115,20 +115,12 @@ impl<B: AsRef<[u8]>> Tree<B> {
 
     #[inline(always)]
     fn read(&self, node: usize, bit: usize) -> usize {
+        let buf = self.bytes.as_ref().as_ref();
         match self.record_size {
-            24 => self.read_rs::<24>(node, bit),
-            28 => self.read_rs::<28>(node, bit),
-            _ => self.read_rs::<32>(node, bit),
+            24 => read_at::<24>(buf, node, bit),
+            28 => read_at::<28>(buf, node, bit),
+            _ => read_at::<32>(buf, node, bit),
         }
-    }
-
-    /// Reads one record with the record size fixed at compile time, and one
-    /// bounds check: a record is read as the big-endian word it starts,
-    /// which stays inside the file because the 16-byte data section
-    /// separator follows the last node.
-    #[inline(always)]
-    fn read_rs<const RS: u16>(&self, node: usize, bit: usize) -> usize {
-        read_at::<RS>(self.bytes.as_ref().as_ref(), node, bit)
     }
 
     #[inline]
@@ -174,7 +166,10 @@ impl<B: AsRef<[u8]>> Tree<B> {
     }
 }
 
-/// [`Tree::read_rs`] on the bytes themselves, so a walk fetches them once.
+/// Reads one record with the record size fixed at compile time, and one
+/// bounds check: a record is read as the big-endian word it starts, which
+/// stays inside the file because the 16-byte data section separator
+/// follows the last node. Takes the bytes, so a walk fetches them once.
 #[inline(always)]
 fn read_at<const RS: u16>(buf: &[u8], node: usize, bit: usize) -> usize {
     match RS {

@@ -266,92 +266,83 @@ impl Trace for () {}
 /// Where the client is, as [`locate`] found it.
 pub struct Place<'s> {
     pub how: Located,
+    /// The decoded location. `None` for an unknown client, a pinned net,
+    /// or a database match not decoded yet ([`Place::is_lazy`]).
     pub location: Option<Location>,
-    /// The location's point on the unit sphere, when it has coordinates.
-    pub unit: Option<[f64; 3]>,
     /// Edges an override net pins, instead of a location.
     pub pinned: Option<&'s [EdgeIdx]>,
     /// Identifies where the location came from (a database record, an
     /// override net, or nowhere) for the per-thread order cache: equal keys
     /// within one [`Steering`] mean equal locations.
     pub key: u64,
-    /// `location` and `unit` are filled in. A lazily located place (a
-    /// database match not decoded yet) has only `how` and `key`.
-    pub resolved: bool,
 }
 
 /// [`Place::key`] tags, in the top two bits.
 const KEY_DB: u64 = 1 << 62;
 const KEY_NET: u64 = 2 << 62;
 
-/// Where is the client: override nets first, then the database.
-pub fn locate<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAddr) -> Place<'s> {
-    if let Some((i, (net, target))) = st.nets.lookup_index(addr) {
-        let key = KEY_NET | i as u64;
-        return match target {
-            NetTarget::Location(l) => Place {
-                how: Located::Net(*net),
-                location: Some(*l),
-                unit: l.coords.map(Coords::unit),
-                pinned: None,
-                key,
-                resolved: true,
-            },
-            NetTarget::Edges(e) => Place {
-                how: Located::Net(*net),
-                location: None,
-                unit: None,
-                pinned: Some(e),
-                key,
-                resolved: true,
-            },
-        };
-    }
-    match geo.and_then(|g| g.lookup(addr)) {
-        Some(m) => Place {
-            how: Located::Db(m.network),
-            location: Some(m.location),
-            unit: m.unit,
-            pinned: None,
-            key: KEY_DB | (m.record & !(3 << 62)),
-            resolved: true,
-        },
-        None => Place {
+impl Place<'_> {
+    fn unknown() -> Place<'static> {
+        Place {
             how: Located::Unknown,
             location: None,
-            unit: None,
             pinned: None,
             key: 0,
-            resolved: true,
-        },
+        }
     }
+
+    /// A database match whose record is `record` ([`crate::geo::GeoMatch::record`]).
+    fn db(network: IpNet, location: Option<Location>, record: u64) -> Place<'static> {
+        Place {
+            how: Located::Db(network),
+            location,
+            pinned: None,
+            key: KEY_DB | (record & !(3 << 62)),
+        }
+    }
+
+    /// Located by the database but not decoded yet.
+    fn is_lazy(&self) -> bool {
+        matches!(self.how, Located::Db(_)) && self.location.is_none()
+    }
+
+    /// The location's point on the unit sphere, when it has coordinates.
+    fn unit(&self) -> Option<[f64; 3]> {
+        self.location.and_then(|l| l.coords).map(Coords::unit)
+    }
+}
+
+/// The override net `addr` is in, as a place.
+fn locate_net<'s>(st: &'s Steering, addr: IpAddr) -> Option<Place<'s>> {
+    let (i, (net, target)) = st.nets.lookup_index(addr)?;
+    let (location, pinned) = match target {
+        NetTarget::Location(l) => (Some(*l), None),
+        NetTarget::Edges(e) => (None, Some(&e[..])),
+    };
+    Some(Place {
+        how: Located::Net(*net),
+        location,
+        pinned,
+        key: KEY_NET | i as u64,
+    })
+}
+
+/// Where is the client: override nets first, then the database.
+pub fn locate<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAddr) -> Place<'s> {
+    locate_net(st, addr).unwrap_or_else(|| match geo.and_then(|g| g.lookup(addr)) {
+        Some(m) => Place::db(m.network, Some(m.location), m.record),
+        None => Place::unknown(),
+    })
 }
 
 /// [`locate`] without decoding a database record: the tree walk gives the
 /// network and the record's identity, which is all a cached order needs.
-/// [`with_order`] resolves the rest on a cache miss.
+/// [`with_order`] decodes on a cache miss.
 fn locate_lazy<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAddr) -> Place<'s> {
-    if !st.nets.is_empty() && st.nets.lookup(addr).is_some() {
-        return locate(st, geo, addr);
-    }
-    match geo.and_then(|g| g.find(addr)) {
-        Some((record, network)) => Place {
-            how: Located::Db(network),
-            location: None,
-            unit: None,
-            pinned: None,
-            key: KEY_DB | (record & !(3 << 62)),
-            resolved: false,
-        },
-        None => Place {
-            how: Located::Unknown,
-            location: None,
-            unit: None,
-            pinned: None,
-            key: 0,
-            resolved: true,
-        },
-    }
+    locate_net(st, addr).unwrap_or_else(|| match geo.and_then(|g| g.find(addr)) {
+        Some((record, network)) => Place::db(network, None, record),
+        None => Place::unknown(),
+    })
 }
 
 /// Mean Earth radius, km.
@@ -478,9 +469,10 @@ pub fn decide<T: Trace>(
         trace.rule(order.rule().map(|r| r as usize));
         if T::DETAILED {
             // Every candidate with its distance and state, for explain.
+            let here = place.unit();
             for &idx in candidates(host, place, order.rule()) {
                 let edge = &st.edges[idx as usize];
-                let km = place.unit.map(|h| km_of(chord2(&edge.unit, &h)));
+                let km = here.map(|h| km_of(chord2(&edge.unit, &h)));
                 trace.candidate(idx, km, edge.health.effective());
             }
         }
@@ -733,16 +725,12 @@ fn with_order<'s, R>(
         }
     }
     let f = f.take().expect("not called on a miss");
-    if !place.resolved {
+    if place.is_lazy() {
         match geo.and_then(|g| g.lookup(addr)) {
-            Some(m) => {
-                place.location = Some(m.location);
-                place.unit = m.unit;
-            }
+            Some(m) => place.location = Some(m.location),
             // The record says nothing we understand.
             None => place.how = Located::Unknown,
         }
-        place.resolved = true;
     }
     let fresh = compute_order(st, host, family, &place);
     if fresh.list.len() <= ORDER_MAX && cacheable {
@@ -803,11 +791,12 @@ fn compute_order(st: &Steering, host: &Host, family: Family, place: &Place<'_>) 
             .map(|i| i as u32),
         _ => None,
     };
+    let here = place.unit();
     let mut list: SmallVec<[(EdgeIdx, f64); ORDER_MAX]> = SmallVec::new();
     for &idx in candidates(host, place, rule) {
         let edge = &st.edges[idx as usize];
         if edge.serves(family) {
-            list.push((idx, place.unit.map_or(0.0, |h| chord2(&edge.unit, &h))));
+            list.push((idx, here.map_or(0.0, |h| chord2(&edge.unit, &h))));
         }
     }
     // Insertion sort: short, stable, allocation-free.
