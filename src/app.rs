@@ -106,6 +106,7 @@ impl App {
                     prometheus,
                     started: Instant::now(),
                     token,
+                    rates: Default::default(),
                 };
                 let mut rx = stop.subscribe();
                 let task = tokio::spawn(crate::http::serve(listener, api, async move {

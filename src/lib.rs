@@ -43,5 +43,6 @@ pub mod reload;
 pub mod rrl;
 pub mod server;
 pub mod snapshot;
+pub mod status;
 pub mod steer;
 pub mod zone;
