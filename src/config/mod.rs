@@ -133,6 +133,9 @@ pub struct ServerRaw {
     /// Sampled query log; off when absent.
     #[serde(default)]
     pub query_log: Option<crate::querylog::QueryLogConfig>,
+    /// dnstap output; off when absent.
+    #[serde(default)]
+    pub dnstap: Option<crate::dnstap::DnstapConfig>,
     /// Reload on file changes (default); `false` leaves SIGHUP and the API.
     #[serde(default = "yes")]
     pub watch: bool,
@@ -156,6 +159,7 @@ pub struct ServerConfig {
     pub rrl: Option<crate::rrl::RrlConfig>,
     pub state_file: PathBuf,
     pub query_log: Option<crate::querylog::QueryLogConfig>,
+    pub dnstap: Option<crate::dnstap::DnstapConfig>,
     pub watch: bool,
 }
 
@@ -209,8 +213,17 @@ impl ServerConfig {
             q.path = q.path.map(|p| base.join(p));
             q
         });
+        if let Some(d) = &raw.dnstap {
+            d.validate().map_err(|e| ConfigError::new(path, 0, e))?;
+        }
+        let dnstap = raw.dnstap.map(|mut d| {
+            d.socket = d.socket.map(|p| base.join(p));
+            d.file = d.file.map(|p| base.join(p));
+            d
+        });
         Ok(ServerConfig {
             query_log,
+            dnstap,
             watch: raw.watch,
             path: path.to_path_buf(),
             listen: raw.listen,
