@@ -125,21 +125,20 @@ fn api_countries(v: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-#[test]
-fn status_page_in_chromium() {
-    if !common::tool_available("chromium", "chromium")
-        || !common::tool_available("chromedriver", "chromium-driver")
-    {
-        return;
-    }
+/// A server on a copy of the demo zone (so a test can break it) and the
+/// demo DB; watching off, reloads by the API.
+fn demo() -> (tempfile::TempDir, tokio::runtime::Runtime, App) {
     let dir = tempfile::tempdir().unwrap();
     let root = common::manifest();
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    for f in ["cdn.example.zone", "cdn.example.pools.yaml"] {
+        std::fs::copy(root.join("zones").join(f), dir.path().join("zones").join(f)).unwrap();
+    }
     let cfg = dir.path().join("geosteer.yaml");
     std::fs::write(
         &cfg,
         format!(
-            "listen: [127.0.0.1:0]\nzones: {}\ngeodb: {}\nhttp: 127.0.0.1:0\nworkers: 1\nwatch: false\n",
-            root.join("zones").display(),
+            "listen: [127.0.0.1:0]\nzones: zones\ngeodb: {}\nhttp: 127.0.0.1:0\nworkers: 1\nwatch: false\n",
             root.join("geodb/demo-city.mmdb").display()
         ),
     )
@@ -152,7 +151,19 @@ fn status_page_in_chromium() {
     let app = rt
         .block_on(App::start(ServerConfig::load(&cfg).unwrap()))
         .unwrap();
+    (dir, rt, app)
+}
+
+#[test]
+fn status_page_in_chromium() {
+    if !common::tool_available("chromium", "chromium")
+        || !common::tool_available("chromedriver", "chromium-driver")
+    {
+        return;
+    }
+    let (dir, rt, app) = demo();
     let http = app.http_addr.unwrap();
+    let dns = app.running.udp_addr();
 
     let port = common::free_port();
     let driver = Driver(
@@ -194,7 +205,7 @@ fn status_page_in_chromium() {
                 Err(e) => panic!("chromedriver: {e}"),
             }
         };
-        let r = steps(&c, http).await;
+        let r = steps(&c, http, dns, dir.path()).await;
         let _ = c.close().await;
         r
     });
@@ -202,7 +213,7 @@ fn status_page_in_chromium() {
     rt.block_on(app.shutdown());
 }
 
-async fn steps(c: &Client, http: SocketAddr) {
+async fn steps(c: &Client, http: SocketAddr, dns: SocketAddr, root: &std::path::Path) {
     let origin = format!("http://{http}");
     c.goto(&format!("{origin}/")).await.unwrap();
     until_js(
@@ -415,7 +426,93 @@ async fn steps(c: &Client, http: SocketAddr) {
     )
     .await;
 
-    // 5. A screenshot that is not blank: the browser decodes it and counts
+    // 5. A load reading arrives: syd goes overloaded, its dot grows.
+    let r0 = js(
+        c,
+        "return +document.querySelector('.marker[data-edge=syd]').getAttribute('r')",
+    )
+    .await;
+    let (code, _, body) = http_client::http_with(
+        http,
+        "PUT",
+        "/api/edges/syd/load",
+        "",
+        r#"{"load": 0.95, "ttl": "60s"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let (_, took) = until_js(
+        c,
+        "syd overloaded",
+        "return document.querySelector('.marker[data-edge=syd]').dataset.state === 'overloaded'",
+        Duration::from_secs(3),
+    )
+    .await;
+    eprintln!("status page: load reading → marker changed in {took:?}");
+    let r1 = js(
+        c,
+        "return +document.querySelector('.marker[data-edge=syd]').getAttribute('r')",
+    )
+    .await;
+    assert!(r1.as_f64().unwrap() > r0.as_f64().unwrap(), "{r0} → {r1}");
+
+    // Answers per second per edge, from the metrics: Paris clients → cdg.
+    let q = geosteer::explain::query_bytes(
+        &"www.cdn.example.".parse().unwrap(),
+        hickory_proto::rr::RecordType::A,
+        Some("203.0.113.0/24".parse().unwrap()),
+    );
+    let t = Instant::now();
+    loop {
+        for _ in 0..20 {
+            common::udp_raw(dns, &q).expect("an answer");
+        }
+        let rate = js(
+            c,
+            "const r = document.querySelector('#edge-rows tr[data-edge=cdg]'); return r ? +r.children[5].textContent || 0 : 0",
+        )
+        .await;
+        if rate.as_f64().unwrap_or(0.0) > 0.0 {
+            break;
+        }
+        assert!(t.elapsed() < PATIENCE, "cdg's answers/s never rose");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A rejected reload shows at the top with file:line: reason.
+    let pools = root.join("zones/cdn.example.pools.yaml");
+    let good = std::fs::read_to_string(&pools).unwrap();
+    std::fs::write(
+        &pools,
+        good.replace("edges: [iad, fra]", "edges: [iad, ams]"),
+    )
+    .unwrap();
+    let (code, _, body) = http_client::http_with(http, "POST", "/api/reload", "", "");
+    assert_eq!(code, 422, "{body}");
+    let (text, took) = until_js(
+        c,
+        "the rejected reload on the page",
+        "const r = document.getElementById('reload'); return r.dataset.ok === 'false' && r.textContent",
+        Duration::from_secs(3),
+    )
+    .await;
+    eprintln!("status page: rejected reload shown in {took:?}");
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains("cdn.example.pools.yaml:") && text.contains("unknown edge \"ams\""),
+        "{text}"
+    );
+    std::fs::write(&pools, good).unwrap();
+    let (code, _, body) = http_client::http_with(http, "POST", "/api/reload", "", "");
+    assert_eq!(code, 200, "{body}");
+    until_js(
+        c,
+        "the good reload on the page",
+        "return document.getElementById('reload').dataset.ok === 'true'",
+        PATIENCE,
+    )
+    .await;
+
+    // 6. A screenshot that is not blank: the browser decodes it and counts
     // its colours.
     let png = c.screenshot().await.unwrap();
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
@@ -444,7 +541,7 @@ async fn steps(c: &Client, http: SocketAddr) {
     assert!(w >= 800 && h >= 600, "{colours}");
     assert!(n >= 12, "a near-blank screenshot: {n} colours");
 
-    // 6. No console errors, and no request left the server.
+    // 7. No console errors, and no request left the server.
     let console = log(c, "browser").await;
     let errors: Vec<_> = console
         .iter()
@@ -506,4 +603,68 @@ fn base64_encode(b: &[u8]) -> String {
         }
     }
     s
+}
+
+/// The page and its JSON without a browser (runs where Chromium is absent).
+#[test]
+fn page_and_whatif_api() {
+    let (_dir, rt, app) = demo();
+    let http = app.http_addr.unwrap();
+    let (code, head, body) = http_client::http_with(http, "GET", "/", "", "");
+    assert_eq!(code, 200);
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
+    assert!(body.contains("data-country=\"GB\"") && body.contains("data-country=\"JP\""));
+    for attr in ["src=\"http", "href=\"http", "url(http", "@import"] {
+        assert!(!body.contains(attr), "an external resource: {attr}");
+    }
+
+    let live = api_countries(&get_json(http, "/api/whatif"));
+    assert_eq!(live, api_countries(&get_json(http, "/api/view")));
+    assert_eq!((live["GB"].as_str(), live["JP"].as_str()), ("lhr", "nrt"));
+
+    // Down: GB goes elsewhere; drain: the same while others can serve.
+    let down = api_countries(&get_json(http, "/api/whatif?down=lhr"));
+    assert_ne!(down["GB"], "lhr");
+    assert!(!down.values().any(|e| e == "lhr"));
+    let drain = api_countries(&get_json(
+        http,
+        "/api/whatif?zone=cdn.example.&host=www&drain=lhr",
+    ));
+    assert_eq!(drain, down);
+    // Several at once; and the video host's rules apply (EU → fra, lhr).
+    let v = get_json(http, "/api/whatif?host=video&down=fra");
+    assert_eq!(v["countries"]["DE"]["edge"], "lhr");
+    assert_eq!(v["countries"]["US"]["edge"], "iad");
+    // Every European country on video with fra and lhr gone: fallback.
+    let v = get_json(http, "/api/whatif?host=video&down=fra,lhr");
+    assert_eq!(v["countries"]["DE"]["outcome"], "fallback");
+    assert_eq!(v["countries"]["DE"]["edge"], Value::Null);
+    // img answers two edges.
+    let v = get_json(http, "/api/whatif?host=img");
+    assert_eq!(v["countries"]["FR"]["edges"].as_array().unwrap().len(), 2);
+
+    // Nothing changed for real.
+    for e in get_json(http, "/api/edges").as_array().unwrap() {
+        assert_eq!(e["admin"], "auto", "{e}");
+    }
+    // Bad parameters are clear errors.
+    for (path, code, msg) in [
+        ("/api/whatif?down=ams", 404, "has no edge"),
+        ("/api/whatif?host=nope", 404, "no steered host"),
+        ("/api/whatif?zone=nope.example", 404, "no zone"),
+        ("/api/whatif?bogus=1", 400, "bogus"),
+        ("/api/explain?name=www.cdn.example", 400, "client= or ecs="),
+    ] {
+        let (c, _, body) = http_client::http_with(http, "GET", path, "", "");
+        assert_eq!(c, code, "{path}: {body}");
+        assert!(body.contains(msg), "{path}: {body}");
+    }
+    let e = get_json(http, "/api/explain?name=www.cdn.example&ecs=77.88.8.0/24");
+    assert_eq!(e["edges"][0], "fra");
+    rt.block_on(app.shutdown());
 }

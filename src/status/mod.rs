@@ -343,7 +343,7 @@ pub struct EdgeView {
 }
 
 /// Every edge of every zone, with its health and answer rate.
-pub fn edges(snap: &Snapshot, rates: &HashMap<(String, String), f64>) -> Vec<EdgeView> {
+pub fn edges(snap: &Snapshot, rates: &PerEdge) -> Vec<EdgeView> {
     let mut out = Vec::new();
     for z in sorted_zones(snap) {
         for e in &z.steering.edges {
@@ -368,11 +368,14 @@ pub fn edges(snap: &Snapshot, rates: &HashMap<(String, String), f64>) -> Vec<Edg
     out
 }
 
+/// A value per (zone, edge).
+pub type PerEdge = HashMap<(String, String), f64>;
+
 /// Per-edge answer rates, from `geosteer_steered_edge_answers_total`
 /// sampled once a second.
 #[derive(Default)]
 pub struct Rates {
-    samples: Mutex<VecDeque<(Instant, HashMap<(String, String), f64>)>>,
+    samples: Mutex<VecDeque<(Instant, PerEdge)>>,
 }
 
 /// Samples kept: the rate is over the last two seconds, short enough that
@@ -392,7 +395,7 @@ impl Rates {
 
     /// Answers per second per (zone, edge) between the oldest and newest
     /// sample; empty until two samples exist.
-    pub fn current(&self) -> HashMap<(String, String), f64> {
+    pub fn current(&self) -> PerEdge {
         let s = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         let (Some((t0, old)), Some((t1, new))) = (s.front(), s.back()) else {
             return HashMap::new();
@@ -415,7 +418,7 @@ impl Rates {
 
 /// `geosteer_steered_edge_answers_total{edge="fra",zone="cdn.example."} 12`
 /// lines, by (zone, edge).
-fn parse_edge_answers(text: &str) -> HashMap<(String, String), f64> {
+fn parse_edge_answers(text: &str) -> PerEdge {
     let mut out = HashMap::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("geosteer_steered_edge_answers_total{") else {
