@@ -22,7 +22,10 @@
 //!
 //! Beside that flow: [`reload`] builds new snapshots from [`config`] and
 //! [`zone`] files and swaps them in; [`health`] probes edges; [`http`] serves
-//! metrics and the admin API; [`querylog`] writes sampled queries.
+//! metrics, the admin API and the [`status`] page (a world map of where each
+//! country's clients go, computed by [`steer::decide`], and what-ifs);
+//! [`querylog`] writes sampled queries as JSON lines and [`dnstap`] as
+//! dnstap messages.
 //!
 //! At the edge: [`cli`] parses the command line, [`app`] starts a server with
 //! everything around it, and [`explain`] runs one question through the

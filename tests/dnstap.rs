@@ -315,3 +315,108 @@ fn socket_reader_that_goes_away_and_comes_back() {
     rt.block_on(app.shutdown());
     reader.go_away();
 }
+
+/// fstrm_capture (the Frame Streams reference library's reader), started on
+/// `sock`, writing `out`. Stopped with SIGINT, which makes it flush.
+struct Capture(std::process::Child);
+
+impl Capture {
+    fn start(sock: &Path, out: &Path) -> Capture {
+        let _ = std::fs::remove_file(sock);
+        let child = std::process::Command::new("fstrm_capture")
+            .args(["-t", "protobuf:dnstap.Dnstap", "-u"])
+            .arg(sock)
+            .arg("-w")
+            .arg(out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        until("fstrm_capture's socket", || sock.exists().then_some(()));
+        Capture(child)
+    }
+
+    /// SIGINT, then wait for it to exit (it writes its file on the way out).
+    fn stop(mut self) {
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGINT) };
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ldns_lines(file: &Path) -> Vec<String> {
+    let out = std::process::Command::new("dnstap-ldns")
+        .arg("-r")
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The same with the reference reader: it leaves (SIGINT) and a new one
+/// comes back on the same path; both files read back with dnstap-ldns.
+#[test]
+fn fstrm_capture_reader_comes_back() {
+    if !common::tool_available("fstrm_capture", "fstrm-bin")
+        || !common::tool_available("dnstap-ldns", "dnstap-ldns")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("tap.sock");
+    let (out1, out2) = (dir.path().join("one.fstrm"), dir.path().join("two.fstrm"));
+    let cap = Capture::start(&sock, &out1);
+    let rt = runtime();
+    let app = rt
+        .block_on(App::start(config(
+            dir.path(),
+            "dnstap: { socket: tap.sock }\n",
+        )))
+        .unwrap();
+    let udp = app.running.udp_addr();
+    let http = app.http_addr.unwrap();
+    let written = || metric(http, "geosteer_dnstap_messages_total");
+
+    common::udp_raw(udp, &query("77.88.8.0/24")).expect("an answer");
+    until("two messages written", || (written() >= 2.0).then_some(()));
+    std::thread::sleep(Duration::from_millis(500));
+    cap.stop();
+    let one = ldns_lines(&out1);
+    assert_eq!(one.len(), 2, "{one:?}");
+    assert!(one[0].contains(" AQ 127.0.0.1 UDP "), "{one:?}");
+    assert!(one[1].contains(" AR 127.0.0.1 UDP "), "{one:?}");
+
+    // Away: answers go on, messages are dropped.
+    let dropped = metric(http, "geosteer_dnstap_dropped_total");
+    until("drops while the reader is away", || {
+        common::udp_raw(udp, &query("203.0.113.0/24")).expect("an answer");
+        (metric(http, "geosteer_dnstap_dropped_total") > dropped).then_some(())
+    });
+
+    // Back: the writer reconnects within a second or two.
+    let cap = Capture::start(&sock, &out2);
+    let before = written();
+    until("messages to the new reader", || {
+        common::udp_raw(udp, &query("198.18.7.0/24")).expect("an answer");
+        (written() >= before + 2.0).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    cap.stop();
+    let two = ldns_lines(&out2);
+    assert!(two.len() >= 2, "{two:?}");
+    assert!(
+        two.iter().any(|l| l.contains(" AQ 127.0.0.1 UDP ")),
+        "{two:?}"
+    );
+    rt.block_on(app.shutdown());
+}

@@ -116,6 +116,7 @@ impl Dnstap {
             identity,
             written: metrics::counter!("geosteer_dnstap_messages_total"),
             dropped: dropped.clone(),
+            pending: 0,
         };
         std::thread::Builder::new()
             .name("geosteer-dnstap".into())
@@ -195,6 +196,9 @@ struct Writer {
     identity: Vec<u8>,
     written: Counter,
     dropped: Counter,
+    /// Messages in the write buffer since the last successful flush: they
+    /// count as written once flushed, as dropped if the flush fails.
+    pending: u64,
 }
 
 /// READY → ACCEPT → START on a fresh connection.
@@ -245,7 +249,7 @@ impl Writer {
                         buf.clear();
                         self.encode(&e, kind, &mut buf);
                         if self.write(&buf) {
-                            self.written.increment(1);
+                            self.pending += 1;
                             dirty = true;
                         } else {
                             self.dropped.increment(1);
@@ -340,9 +344,11 @@ impl Writer {
                 match fstrm::write_data(c, payload) {
                     Ok(()) => true,
                     Err(e) => {
+                        // The buffer's earlier messages went down with it.
                         tracing::warn!(socket = %path.display(), "dnstap: reader gone: {e}");
                         *conn = None;
                         *next_try = Instant::now();
+                        self.dropped.increment(std::mem::take(&mut self.pending));
                         false
                     }
                 }
@@ -356,16 +362,22 @@ impl Writer {
             Sink::Socket { conn: Some(c), .. } => c.flush(),
             Sink::Socket { conn: None, .. } => Ok(()),
         };
-        if let Err(e) = r {
-            tracing::warn!("dnstap: flush failed: {e}");
-            if let Sink::Socket { conn, .. } = &mut self.sink {
-                *conn = None;
+        let pending = std::mem::take(&mut self.pending);
+        match r {
+            Ok(()) => self.written.increment(pending),
+            Err(e) => {
+                tracing::warn!("dnstap: flush failed: {e}");
+                self.dropped.increment(pending);
+                if let Sink::Socket { conn, .. } = &mut self.sink {
+                    *conn = None;
+                }
             }
         }
     }
 
     /// STOP, and on a socket wait briefly for the reader's FINISH.
     fn finish(mut self) {
+        self.flush();
         match &mut self.sink {
             Sink::File(f) => {
                 let _ = fstrm::write_control(f, fstrm::Control::Stop);
@@ -416,6 +428,7 @@ mod tests {
             identity: b"ns1".to_vec(),
             written: Counter::noop(),
             dropped: Counter::noop(),
+            pending: 0,
         };
         let e = Entry {
             client: "192.0.2.1:5353".parse().unwrap(),
