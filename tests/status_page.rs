@@ -175,9 +175,19 @@ fn status_page_in_chromium() {
             .unwrap(),
     );
     let profile = dir.path().join("chromium-profile");
+    let chromium = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v chromium"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
     let caps = json!({
         "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
+            "binary": chromium,
             "args": [
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -435,6 +435,22 @@ mod tests {
     }
 
     #[test]
+    fn samples_about_the_configured_fraction() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = DnstapConfig {
+            socket: None,
+            file: Some(dir.path().join("t.fstrm")),
+            sample: 0.25,
+            identity: None,
+        };
+        let tap = Dnstap::start(&cfg).unwrap().unwrap();
+        let n = (0..100_000).filter(|_| tap.sample().is_some()).count();
+        assert!((22_000..28_000).contains(&n), "{n} of 100000 at 0.25");
+        let off = DnstapConfig { sample: 0.0, ..cfg };
+        assert!(Dnstap::start(&off).unwrap().is_none());
+    }
+
+    #[test]
     fn message_decodes_back() {
         let w = Writer {
             sink: Sink::Socket {
