@@ -215,9 +215,14 @@ fn status_page_in_chromium() {
                 Err(e) => panic!("chromedriver: {e}"),
             }
         };
-        let r = steps(&c, http, dns, dir.path()).await;
+        // The steps run as a task so that a failing one still ends the
+        // session (and so Chromium) before the panic goes on.
+        let (c2, root) = (c.clone(), dir.path().to_path_buf());
+        let r = tokio::spawn(async move { steps(&c2, http, dns, &root).await }).await;
         let _ = c.close().await;
-        r
+        if let Err(e) = r {
+            std::panic::resume_unwind(e.into_panic());
+        }
     });
     drop(driver);
     rt.block_on(app.shutdown());
