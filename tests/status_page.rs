@@ -600,6 +600,36 @@ async fn steps(c: &Client, http: SocketAddr, dns: SocketAddr, root: &std::path::
         json!([]),
         "the page loaded something from elsewhere"
     );
+
+    // 8. A link preselects host and what-if: /?host=video&drain=fra.
+    c.goto(&format!("{origin}/?host=video&drain=fra"))
+        .await
+        .unwrap();
+    until_js(
+        c,
+        "the linked what-if",
+        "return document.body.dataset.whatif === JSON.stringify({drain: 'fra'})",
+        PATIENCE,
+    )
+    .await;
+    let want = api_countries(&get_json(http, "/api/whatif?host=video&drain=fra"));
+    let t = Instant::now();
+    while page_countries(c).await != want {
+        assert!(
+            t.elapsed() < PATIENCE,
+            "the linked what-if never matched the API's"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        js(c, "return document.getElementById('host').value").await,
+        "video"
+    );
+    let console = log(c, "browser").await;
+    assert!(
+        !console.iter().any(|e| e["level"] == "SEVERE"),
+        "console: {console:?}"
+    );
 }
 
 fn base64_encode(b: &[u8]) -> String {
