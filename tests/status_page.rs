@@ -711,5 +711,25 @@ fn page_and_whatif_api() {
     }
     let e = get_json(http, "/api/explain?name=www.cdn.example&ecs=77.88.8.0/24");
     assert_eq!(e["edges"][0], "fra");
+    // The live map agrees with explain for the demo DB's clients in those
+    // countries (London, Frankfurt, Paris, Tokyo, Sydney, São Paulo, …).
+    for (ecs, cc) in [
+        ("192.0.2.0/24", "GB"),
+        ("198.51.100.0/24", "DE"),
+        ("203.0.113.0/24", "FR"),
+        ("198.18.7.0/24", "JP"),
+        ("198.18.6.0/24", "AU"),
+        ("198.18.4.0/24", "BR"),
+        ("198.18.5.0/24", "ZA"),
+        ("198.18.9.0/24", "IN"),
+        ("198.18.2.0/24", "US"),
+    ] {
+        let e = get_json(
+            http,
+            &format!("/api/explain?name=www.cdn.example&ecs={ecs}"),
+        );
+        assert_eq!(e["location"]["country"], cc, "{e}");
+        assert_eq!(e["edges"][0].as_str().unwrap(), live[cc], "{cc}: {e}");
+    }
     rt.block_on(app.shutdown());
 }
