@@ -33,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod explain;
+pub mod fleet;
 pub mod geo;
 pub mod health;
 pub mod http;
