@@ -654,7 +654,11 @@ impl Fleet {
     }
 }
 
-async fn connect(cfg: &FleetConfig) -> Result<Client, FleetError> {
+/// Connects to one endpoint. etcd-client's own multi-endpoint channel
+/// fails every call while any one endpoint is down (etcd-client issue
+/// #39), which is exactly when a fleet needs etcd, so the link talks to one
+/// member at a time and moves to the next when a session fails.
+async fn connect(cfg: &FleetConfig, endpoint: &str) -> Result<Client, FleetError> {
     let mut opts = ConnectOptions::new()
         .with_connect_timeout(cfg.timeout)
         .with_timeout(cfg.timeout)
@@ -689,7 +693,7 @@ async fn connect(cfg: &FleetConfig) -> Result<Client, FleetError> {
     within(
         cfg.timeout,
         "connect",
-        Client::connect(&cfg.etcd, Some(opts)),
+        Client::connect([endpoint], Some(opts)),
     )
     .await
 }
@@ -699,20 +703,31 @@ async fn run(fleet: Arc<Fleet>) {
     let mut backoff = Duration::from_millis(200);
     let mut lease: Option<i64> = None;
     let mut failures = 0u64;
+    // Failed sessions in a row: a full round over the endpoints backs off.
+    let mut in_a_row = 0usize;
+    let mut next = 0usize;
+    let n = fleet.cfg.etcd.len().max(1);
     loop {
-        let err = session(&fleet, &mut lease).await.unwrap_err();
+        let endpoint = fleet.cfg.etcd[next % n].clone();
+        let err = session(&fleet, &endpoint, &mut lease).await.unwrap_err();
         failures += 1;
+        next += 1;
         if fleet.is_connected() {
             backoff = Duration::from_millis(200);
+            in_a_row = 0;
         } else if failures > 1 {
-            tracing::debug!(error = %err, "fleet: etcd still unreachable");
+            tracing::debug!(endpoint, error = %err, "fleet: etcd still unreachable");
         } else {
-            tracing::warn!(error = %err, "fleet: etcd unreachable; serving from the state file until it is");
+            tracing::warn!(endpoint, error = %err, "fleet: etcd unreachable; serving from the state file until it is");
         }
-        fleet.set_connected(false, Some(err.to_string()));
+        fleet.set_connected(false, Some(format!("{endpoint}: {err}")));
         fleet.apply_quorum();
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        in_a_row += 1;
+        if in_a_row >= n {
+            in_a_row = 0;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
     }
 }
 
@@ -720,11 +735,12 @@ async fn run(fleet: Arc<Fleet>) {
 /// something fails.
 async fn session(
     fleet: &Arc<Fleet>,
+    endpoint: &str,
     lease_slot: &mut Option<i64>,
 ) -> Result<std::convert::Infallible, FleetError> {
     let cfg = &fleet.cfg;
     let t = cfg.timeout;
-    let mut client = connect(cfg).await?;
+    let mut client = connect(cfg, endpoint).await?;
     let ttl = cfg.lease_ttl.as_secs().max(2) as i64;
     // Keep the lease of the last session if it is still alive, so a short
     // blip does not make the other instances drop this one.
