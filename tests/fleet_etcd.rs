@@ -334,6 +334,12 @@ fleet:\n  etcd: [{}]\n  prefix: {PREFIX}\n  instance: {name}\n  lease_ttl: 2s\n 
                 .expect("start geosteer"),
         );
         let end = Instant::now() + Duration::from_secs(30);
+        // The HTTP port refuses at once while the process starts (a UDP
+        // query would wait out its timeout); DNS is bound before HTTP.
+        while std::net::TcpStream::connect(self.http).is_err() {
+            assert!(Instant::now() < end, "{} not listening", self.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
         while first_answer(self.dns).is_none() {
             assert!(Instant::now() < end, "{} not answering", self.name);
             std::thread::sleep(Duration::from_millis(50));

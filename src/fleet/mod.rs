@@ -745,13 +745,17 @@ async fn session(
     // Keep the lease of the last session if it is still alive, so a short
     // blip does not make the other instances drop this one.
     let mut lease = None;
-    if let Some(id) = *lease_slot {
-        let (mut k, mut s) = within(t, "lease keep-alive", client.lease_keep_alive(id)).await?;
-        within(t, "lease keep-alive", k.keep_alive()).await?;
-        if let Some(r) = within(t, "lease keep-alive", s.message()).await?
-            && r.ttl() > 0
-        {
-            lease = Some((id, k, s));
+    if let Some(id) = lease_slot.take() {
+        let revived = async {
+            let (mut k, mut s) = within(t, "lease keep-alive", client.lease_keep_alive(id)).await?;
+            within(t, "lease keep-alive", k.keep_alive()).await?;
+            let r = within(t, "lease keep-alive", s.message()).await?;
+            Ok::<_, FleetError>(r.filter(|r| r.ttl() > 0).map(|_| (id, k, s)))
+        };
+        // An expired or unknown lease ("lease not found") means a new one.
+        match revived.await {
+            Ok(l) => lease = l,
+            Err(e) => tracing::debug!(error = %e, "fleet: previous lease is gone"),
         }
     }
     let (lease, mut keeper, mut ka) = match lease {
