@@ -45,11 +45,63 @@ struct Member {
 struct Etcd {
     dir: tempfile::TempDir,
     members: Vec<Member>,
+    /// Serve clients over TLS with these files (and require client certs).
+    tls: Option<Pki>,
+    /// Authenticate the test's own client as this user once auth is on.
+    user: Option<(String, String)>,
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate,
+/// written as PEM files.
+struct Pki {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+}
+
+impl Pki {
+    fn write(dir: &Path) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "geosteer fleet test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let leaf = |names: Vec<String>, cn: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(names).unwrap();
+            p.distinguished_name.push(DnType::CommonName, cn);
+            let cert = p.signed_by(&key, &ca).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (sc, sk) = leaf(vec!["127.0.0.1".into(), "localhost".into()], "etcd");
+        let (cc, ck) = leaf(vec![], "geosteer");
+        let put = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        Pki {
+            ca: put("ca.pem", &ca.pem()),
+            server_cert: put("server.pem", &sc),
+            server_key: put("server.key", &sk),
+            client_cert: put("client.pem", &cc),
+            client_key: put("client.key", &ck),
+        }
+    }
 }
 
 impl Etcd {
     fn start(n: usize) -> Etcd {
+        Etcd::start_with(n, false)
+    }
+
+    fn start_with(n: usize, tls: bool) -> Etcd {
         let dir = tempfile::tempdir().unwrap();
+        let tls = tls.then(|| Pki::write(dir.path()));
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
                 name: format!("e{i}"),
@@ -58,7 +110,12 @@ impl Etcd {
                 child: None,
             })
             .collect();
-        let mut e = Etcd { dir, members };
+        let mut e = Etcd {
+            dir,
+            members,
+            tls,
+            user: None,
+        };
         for i in 0..n {
             e.start_member(i);
         }
@@ -74,6 +131,19 @@ impl Etcd {
             .collect::<Vec<_>>()
             .join(",");
         let m = &self.members[i];
+        let scheme = self.scheme();
+        let mut tls_args: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(p) = &self.tls {
+            for (flag, path) in [
+                ("--cert-file", &p.server_cert),
+                ("--key-file", &p.server_key),
+                ("--trusted-ca-file", &p.ca),
+            ] {
+                tls_args.push(flag.into());
+                tls_args.push(path.into());
+            }
+            tls_args.push("--client-cert-auth".into());
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -85,9 +155,9 @@ impl Etcd {
             .arg(self.dir.path().join(&m.name))
             .args([
                 "--listen-client-urls",
-                &format!("http://127.0.0.1:{}", m.client),
+                &format!("{scheme}://127.0.0.1:{}", m.client),
                 "--advertise-client-urls",
-                &format!("http://127.0.0.1:{}", m.client),
+                &format!("{scheme}://127.0.0.1:{}", m.client),
                 "--listen-peer-urls",
                 &format!("http://127.0.0.1:{}", m.peer),
                 "--initial-advertise-peer-urls",
@@ -107,6 +177,7 @@ impl Etcd {
                 "--log-level",
                 "warn",
             ])
+            .args(tls_args)
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
@@ -114,10 +185,14 @@ impl Etcd {
         self.members[i].child = Some(child);
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     fn endpoints(&self) -> Vec<String> {
         self.members
             .iter()
-            .map(|m| format!("http://127.0.0.1:{}", m.client))
+            .map(|m| format!("{}://127.0.0.1:{}", self.scheme(), m.client))
             .collect()
     }
 
@@ -130,16 +205,30 @@ impl Etcd {
             .members
             .iter()
             .filter(|m| m.child.is_some())
-            .map(|m| format!("http://127.0.0.1:{}", m.client))
+            .map(|m| format!("{}://127.0.0.1:{}", self.scheme(), m.client))
             .collect();
+        let mut opts = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(3));
+        if let Some(p) = &self.tls {
+            let read = |p: &PathBuf| std::fs::read(p).unwrap();
+            opts = opts.with_tls(
+                etcd_client::TlsOptions::new()
+                    .ca_certificate(etcd_client::Certificate::from_pem(read(&p.ca)))
+                    .identity(etcd_client::Identity::from_pem(
+                        read(&p.client_cert),
+                        read(&p.client_key),
+                    )),
+            );
+        }
+        if let Some((u, pw)) = &self.user {
+            opts = opts.with_user(u.clone(), pw.clone());
+        }
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
             .block_on(async move {
-                let opts = etcd_client::ConnectOptions::new()
-                    .with_connect_timeout(Duration::from_secs(2))
-                    .with_timeout(Duration::from_secs(3));
                 let mut c = etcd_client::Client::connect(eps, Some(opts)).await?;
                 f(&mut c).await
             })
@@ -270,6 +359,7 @@ struct Instance {
     dir: PathBuf,
     dns: SocketAddr,
     http: SocketAddr,
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -284,6 +374,20 @@ hosts:\n  www: {{ edges: [near, far], ttl: 5 }}\n{extra}"
 
 impl Instance {
     fn new(root: &Path, name: &str, source: &str, etcd: &[String], edge_port: u16) -> Instance {
+        Instance::new_with(root, name, source, etcd, edge_port, "", Vec::new())
+    }
+
+    /// `fleet_extra`: more `fleet:` lines (indented two spaces); `env`: the
+    /// process's extra environment.
+    fn new_with(
+        root: &Path,
+        name: &str,
+        source: &str,
+        etcd: &[String],
+        edge_port: u16,
+        fleet_extra: &str,
+        env: Vec<(String, String)>,
+    ) -> Instance {
         let dir = root.join(name);
         std::fs::create_dir_all(dir.join("zones")).unwrap();
         std::fs::write(
@@ -298,7 +402,7 @@ impl Instance {
             dir.join("geosteer.yaml"),
             format!(
                 "listen: [\"{dns}\"]\nzones: zones\nhttp: {http}\nworkers: 1\nprobe_source: {source}\n\
-fleet:\n  etcd: [{}]\n  prefix: {PREFIX}\n  instance: {name}\n  lease_ttl: 2s\n  timeout: 1s\n",
+fleet:\n  etcd: [{}]\n  prefix: {PREFIX}\n  instance: {name}\n  lease_ttl: 2s\n  timeout: 1s\n{fleet_extra}",
                 etcd.iter()
                     .map(|e| format!("\"{e}\""))
                     .collect::<Vec<_>>()
@@ -311,6 +415,7 @@ fleet:\n  etcd: [{}]\n  prefix: {PREFIX}\n  instance: {name}\n  lease_ttl: 2s\n 
             dir,
             dns,
             http,
+            env,
             child: None,
         };
         i.start();
@@ -328,6 +433,7 @@ fleet:\n  etcd: [{}]\n  prefix: {PREFIX}\n  instance: {name}\n  lease_ttl: 2s\n 
                 .args(["serve", "-c"])
                 .arg(self.dir.join("geosteer.yaml"))
                 .env("RUST_LOG", "geosteer=info,geosteer::fleet=debug")
+                .envs(self.env.iter().map(|(k, v)| (k, v)))
                 .stdout(Stdio::null())
                 .stderr(Stdio::from(log))
                 .spawn()
@@ -784,4 +890,81 @@ fn drain_propagation_latency() {
             v[v.len() - 1].as_secs_f64() * 1e3
         );
     }
+}
+
+/// The link over TLS with a client certificate and etcd's password auth
+/// (the password from the environment): a drain is written where an
+/// authenticated reader sees it; a wrong password stays disconnected and
+/// says why.
+#[test]
+fn etcd_over_tls_with_client_cert_and_password() {
+    if !need_tools(&["etcd"]) {
+        return;
+    }
+    let mut etcd = Etcd::start_with(1, true);
+    etcd.with_client(async |c| {
+        let _ = c.role_add("root").await;
+        c.user_add("root", "s3cret", None).await?;
+        c.user_grant_role("root", "root").await?;
+        c.auth_enable().await?;
+        Ok(())
+    })
+    .unwrap();
+    etcd.user = Some(("root".into(), "s3cret".into()));
+    let edges = Edges::start();
+    let root = tempfile::tempdir().unwrap();
+    let p = etcd.tls.as_ref().unwrap();
+    let tls = format!(
+        "  ca_file: {}\n  cert_file: {}\n  key_file: {}\n  username: root\n",
+        p.ca.display(),
+        p.client_cert.display(),
+        p.client_key.display()
+    );
+    let eps = etcd.endpoints();
+    let good = Instance::new_with(
+        root.path(),
+        "tls1",
+        "127.0.0.11",
+        &eps,
+        edges.port,
+        &tls,
+        vec![("GEOSTEER_ETCD_PASSWORD".into(), "s3cret".into())],
+    );
+    let bad = Instance::new_with(
+        root.path(),
+        "tls2",
+        "127.0.0.12",
+        &eps,
+        edges.port,
+        &tls,
+        vec![("GEOSTEER_ETCD_PASSWORD".into(), "wrong".into())],
+    );
+    wait_until("tls1 connected", Duration::from_secs(15), || {
+        good.connected()
+    });
+    good.call("POST", "/api/edges/near/admin", r#"{"state":"drain"}"#);
+    wait_until("drain written to etcd", Duration::from_secs(5), || {
+        etcd.with_client(async |c| {
+            let r = c
+                .get(format!("{PREFIX}admin/t.example./near"), None)
+                .await?;
+            Ok(r.kvs().first().map(|kv| kv.value().to_vec()))
+        })
+        .ok()
+        .flatten()
+        .is_some_and(|v| String::from_utf8_lossy(&v).contains("drain"))
+    });
+    wait_until("tls2 reports its error", Duration::from_secs(10), || {
+        let st = bad.get("/api/status");
+        st["fleet"]["connected"] == false
+            && st["fleet"]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("authentication failed"))
+    });
+    assert_eq!(
+        first_answer(bad.dns).as_deref(),
+        Some(NEAR),
+        "tls2 never heard of the drain"
+    );
+    assert_eq!(first_answer(good.dns).as_deref(), Some(FAR));
 }

@@ -770,6 +770,19 @@ async fn session(
     };
     *lease_slot = Some(lease);
 
+    // Another live process under this name would overwrite this one's
+    // verdicts and info; say so loudly (the config must make names unique).
+    let me = fleet.key(&format!("instances/{}", cfg.instance));
+    let mine = within(t, "read", client.get(me.as_bytes(), None)).await?;
+    if let Some(kv) = mine.kvs().first()
+        && kv.lease() != lease
+        && kv.lease() != 0
+    {
+        tracing::warn!(
+            instance = %cfg.instance,
+            "fleet: this name is held by another lease: either this instance restarted within lease_ttl (harmless) or another instance uses the same name (fleet.instance must be unique, or their verdicts mix)"
+        );
+    }
     flush(fleet, &mut client).await?;
     let mut generation = 0u64;
     publish_info(fleet, &mut client, lease, &mut generation).await?;
