@@ -208,7 +208,7 @@ enum Bad {
     NotJson,
     UnknownEdge,
     OutOfRange,
-    BadKey,
+    Foreign,
 }
 
 impl Bad {
@@ -217,7 +217,7 @@ impl Bad {
             Bad::NotJson => "not_json",
             Bad::UnknownEdge => "unknown_edge",
             Bad::OutOfRange => "out_of_range",
-            Bad::BadKey => "bad_key",
+            Bad::Foreign => "unknown_key",
         }
     }
 }
@@ -485,7 +485,7 @@ impl Fleet {
         };
         let Some(k) = parse_key(rest) else {
             if value.is_some() {
-                self.bad(key, Bad::BadKey, "not a key geosteer writes");
+                self.bad(key, Bad::Foreign, "not a key geosteer writes");
             }
             return;
         };
