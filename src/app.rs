@@ -156,7 +156,7 @@ impl App {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         if let Some(f) = &self.fleet {
-            f.stop();
+            f.stop().await;
         }
         self.running.shutdown().await;
         if let Some(h) = self.http {

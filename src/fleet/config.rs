@@ -270,6 +270,68 @@ mod tests {
     }
 
     #[test]
+    fn fleet_section_parses_and_validates() {
+        use crate::config::ServerConfig;
+        let c = ServerConfig::from_str(
+            "fleet:\n  etcd: [\"http://10.0.0.1:2379\"]\n  instance: ns1\n  health_quorum: 2\n  prefix: /gs\n",
+            Path::new("/etc/geosteer/geosteer.yaml"),
+        )
+        .unwrap();
+        let f = c.fleet.unwrap();
+        assert_eq!(f.health_quorum, Quorum::Count(2));
+        assert_eq!(f.prefix, "/gs/");
+        assert_eq!(f.lease_ttl, Duration::from_secs(10));
+        let c = ServerConfig::from_str(
+            "fleet:\n  etcd: [\"https://e:2379\"]\n  instance: a\n  health_quorum: 0.5\n  ca_file: ca.pem\n",
+            Path::new("/etc/geosteer/geosteer.yaml"),
+        )
+        .unwrap();
+        let f = c.fleet.unwrap();
+        assert_eq!(f.health_quorum, Quorum::Fraction(0.5));
+        assert_eq!(
+            f.ca_file.as_deref(),
+            Some(Path::new("/etc/geosteer/ca.pem"))
+        );
+        assert!(
+            ServerConfig::from_str("{}\n", Path::new("g.yaml"))
+                .unwrap()
+                .fleet
+                .is_none()
+        );
+        for (bad, why) in [
+            ("fleet:\n  etcd: []\n  instance: a\n", "at least one"),
+            (
+                "fleet:\n  etcd: [\"http://e:1\"]\n  instance: a\n  ca_file: x\n",
+                "plain http",
+            ),
+            ("fleet:\n  etcd: [\"e:1\"]\n  instance: a\n", "http://"),
+            (
+                "fleet:\n  etcd: [\"http://e:1\"]\n  instance: a/b\n",
+                "fleet.instance",
+            ),
+            (
+                "fleet:\n  etcd: [\"http://e:1\"]\n  instance: a\n  health_quorum: most\n",
+                "health_quorum",
+            ),
+            (
+                "fleet:\n  etcd: [\"http://e:1\"]\n  instance: a\n  lease_ttl: 1s\n",
+                "lease_ttl",
+            ),
+            (
+                "fleet:\n  etcd: [\"http://e:1\"]\n  instance: a\n  password: x\n",
+                "username",
+            ),
+            (
+                "fleet:\n  etcd: [\"http://e:1\"]\n  instance: a\n  colour: red\n",
+                "unknown field",
+            ),
+        ] {
+            let e = ServerConfig::from_str(bad, Path::new("g.yaml")).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn quorum_parse() {
         assert_eq!(Quorum::parse("majority"), Ok(Quorum::Majority));
         assert_eq!(Quorum::parse("2"), Ok(Quorum::Count(2)));

@@ -191,6 +191,10 @@ pub struct Fleet {
     connected: AtomicBool,
     connected_gauge: metrics::Gauge,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// The current lease (0: none), for revoking it on shutdown.
+    lease: std::sync::atomic::AtomicI64,
+    /// Index into `cfg.etcd` of the member last used.
+    endpoint: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -285,17 +289,42 @@ impl Fleet {
             connected: AtomicBool::new(false),
             connected_gauge: gauge,
             task: Mutex::new(None),
+            lease: Default::default(),
+            endpoint: Default::default(),
         });
         let task = tokio::spawn(run(fleet.clone()));
         *fleet.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         fleet
     }
 
-    /// Stops the link (its lease then expires on its own, or is revoked
-    /// here if etcd answers quickly).
-    pub fn stop(&self) {
+    /// Stops the link and revokes this instance's lease, so the others
+    /// drop its verdicts now rather than after `lease_ttl`. Bounded by
+    /// `timeout`; if etcd does not answer, the lease simply expires.
+    pub async fn stop(&self) {
         if let Some(t) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
             t.abort();
+        }
+        let lease = self.lease.swap(0, Ordering::AcqRel);
+        if lease == 0 {
+            return;
+        }
+        let endpoint =
+            self.cfg.etcd[self.endpoint.load(Ordering::Acquire) % self.cfg.etcd.len()].clone();
+        let revoke = async {
+            let mut c = connect(&self.cfg, &endpoint).await?;
+            within(self.cfg.timeout, "lease revoke", c.lease_revoke(lease)).await?;
+            Ok::<_, FleetError>(())
+        };
+        let revoke = async {
+            tokio::time::timeout(self.cfg.timeout, revoke)
+                .await
+                .unwrap_or(Err(FleetError::Timeout("lease revoke")))
+        };
+        match revoke.await {
+            Ok(()) => tracing::info!(instance = %self.cfg.instance, "fleet: left (lease revoked)"),
+            Err(e) => {
+                tracing::debug!(error = %e, "fleet: lease not revoked; it expires on its own")
+            }
         }
     }
 
@@ -709,6 +738,7 @@ async fn run(fleet: Arc<Fleet>) {
     let n = fleet.cfg.etcd.len().max(1);
     loop {
         let endpoint = fleet.cfg.etcd[next % n].clone();
+        fleet.endpoint.store(next % n, Ordering::Release);
         let err = session(&fleet, &endpoint, &mut lease).await.unwrap_err();
         failures += 1;
         next += 1;
@@ -769,6 +799,7 @@ async fn session(
         }
     };
     *lease_slot = Some(lease);
+    fleet.lease.store(lease, Ordering::Release);
 
     // Another live process under this name would overwrite this one's
     // verdicts and info; say so loudly (the config must make names unique).
