@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use etcd_client::{
-    Client, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, WatchOptions,
+    Client, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, Txn, TxnOp, WatchOptions,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -41,6 +41,9 @@ use crate::snapshot::Shared;
 /// How often own verdicts, the snapshot generation and the quorum are
 /// re-examined. Bounds how late a local probe verdict reaches etcd.
 const TICK: Duration = Duration::from_millis(100);
+
+/// Operations per etcd transaction (etcd's `--max-txn-ops` default is 128).
+const TXN_OPS: usize = 100;
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -973,36 +976,37 @@ async fn publish_verdicts(
             current.insert((h.zone().to_owned(), h.name().to_owned()), up);
         }
     }
+    // Batched, so a fresh session publishing hundreds of verdicts over a
+    // WAN costs a few round trips, not one per edge.
+    let mut ops: Vec<(EdgeKey, Option<bool>, TxnOp)> = Vec::new();
     for (k, up) in &current {
         if !force && published.get(k) == Some(up) {
             continue;
         }
         let v = serde_json::to_vec(&VerdictValue { up: *up }).unwrap_or_default();
-        within(
-            t,
-            "write",
-            client.put(
-                fleet.key(&format!("health/{}/{}/{inst}", k.0, k.1)),
-                v,
-                Some(PutOptions::new().with_lease(lease)),
-            ),
-        )
-        .await?;
-        published.insert(k.clone(), *up);
+        let key = fleet.key(&format!("health/{}/{}/{inst}", k.0, k.1));
+        ops.push((
+            k.clone(),
+            Some(*up),
+            TxnOp::put(key, v, Some(PutOptions::new().with_lease(lease))),
+        ));
     }
-    let stale: Vec<EdgeKey> = published
-        .keys()
-        .filter(|k| !current.contains_key(*k))
-        .cloned()
-        .collect();
-    for k in stale {
-        within(
-            t,
-            "write",
-            client.delete(fleet.key(&format!("health/{}/{}/{inst}", k.0, k.1)), None),
-        )
-        .await?;
-        published.remove(&k);
+    for k in published.keys().filter(|k| !current.contains_key(*k)) {
+        let key = fleet.key(&format!("health/{}/{}/{inst}", k.0, k.1));
+        ops.push((k.clone(), None, TxnOp::delete(key, None)));
+    }
+    while !ops.is_empty() {
+        let rest = ops.split_off(ops.len().min(TXN_OPS));
+        let batch = std::mem::replace(&mut ops, rest);
+        let (done, txn_ops): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|(k, up, op)| ((k, up), op)).unzip();
+        within(t, "write", client.txn(Txn::new().and_then(txn_ops))).await?;
+        for (k, up) in done {
+            match up {
+                Some(up) => published.insert(k, up),
+                None => published.remove(&k),
+            };
+        }
     }
     Ok(())
 }
