@@ -402,11 +402,16 @@ impl Instance {
             dir.join("geosteer.yaml"),
             format!(
                 "listen: [\"{dns}\"]\nzones: zones\nhttp: {http}\nworkers: 1\nprobe_source: {source}\n\
-fleet:\n  etcd: [{}]\n  prefix: {PREFIX}\n  instance: {name}\n  lease_ttl: 2s\n  timeout: 1s\n{fleet_extra}",
+fleet:\n  etcd: [{}]\n  prefix: {PREFIX}\n  instance: {name}\n  lease_ttl: 2s\n{}{fleet_extra}",
                 etcd.iter()
                     .map(|e| format!("\"{e}\""))
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                if fleet_extra.contains("  timeout:") {
+                    ""
+                } else {
+                    "  timeout: 1s\n"
+                }
             ),
         )
         .unwrap();
@@ -915,7 +920,9 @@ fn etcd_over_tls_with_client_cert_and_password() {
     let root = tempfile::tempdir().unwrap();
     let p = etcd.tls.as_ref().unwrap();
     let tls = format!(
-        "  ca_file: {}\n  cert_file: {}\n  key_file: {}\n  username: root\n",
+        // Password auth costs the server a bcrypt per connection: leave
+        // room for it on a loaded machine.
+        "  ca_file: {}\n  cert_file: {}\n  key_file: {}\n  username: root\n  timeout: 5s\n",
         p.ca.display(),
         p.client_cert.display(),
         p.client_key.display()
