@@ -842,21 +842,15 @@ async fn session(
         ),
     )
     .await?;
-    let mut published: HashMap<EdgeKey, bool> = HashMap::new();
-    // This session's lease may be new: drop verdicts of edges no longer
-    // probed here, then write the current ones.
-    {
-        let own_prefix_edges: Vec<EdgeKey> = fleet
-            .view()
-            .verdicts
-            .iter()
-            .filter(|(_, m)| m.contains_key(&cfg.instance))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in own_prefix_edges {
-            published.insert(k, true);
-        }
-    }
+    // What etcd holds of this instance's verdicts (from the resync): the
+    // forced publish below rewrites the current ones under this session's
+    // lease and deletes those of edges no longer probed here.
+    let mut published: HashMap<EdgeKey, bool> = fleet
+        .view()
+        .verdicts
+        .iter()
+        .filter_map(|(k, m)| m.get(&cfg.instance).map(|up| (k.clone(), *up)))
+        .collect();
     publish_verdicts(fleet, &mut client, lease, &mut published, true).await?;
     fleet.set_connected(true, None);
     fleet.apply_quorum();
