@@ -1,7 +1,8 @@
 //! A fleet through a real etcd: a 3-member etcd cluster on loopback and
 //! three `geosteer` processes sharing overrides, load and health verdicts
-//! through it, then the faults (leader killed, all of etcd killed, an
-//! instance restarted while etcd is down, etcd back) and drift.
+//! through it, then the faults (leader killed, etcd hung, all of etcd
+//! killed, an instance restarted while etcd is down, etcd back) and drift;
+//! and the link over TLS with a client certificate and password auth.
 //!
 //! Needs `etcd` (Debian etcd-server); prints SKIPPED without it unless
 //! GEOSTEER_REQUIRE_TOOLS=1.
@@ -279,6 +280,15 @@ impl Etcd {
 
     fn kill(&mut self, i: usize) {
         kill(&mut self.members[i].child);
+    }
+
+    fn signal_all(&self, sig: libc::c_int) {
+        for m in &self.members {
+            if let Some(c) = &m.child {
+                // SAFETY: signalling our own child by its pid.
+                unsafe { libc::kill(c.id() as libc::pid_t, sig) };
+            }
+        }
     }
 }
 
@@ -763,6 +773,28 @@ fn a_fleet_through_etcd() {
     println!("drain after a leader loss reached all three in {took:?}");
     f.etcd.start_member(leader);
     f.etcd.wait_healthy();
+
+    // etcd hangs (every member stopped: connections stay open, nothing
+    // answers), as behind a partition that drops packets: the instances
+    // notice by their timeouts, keep answering, and reconnect when it
+    // resumes.
+    f.etcd.signal_all(libc::SIGSTOP);
+    for i in &f.insts {
+        wait_until(
+            &format!("{} notices the hang", i.name),
+            Duration::from_secs(10),
+            || !i.connected(),
+        );
+    }
+    holds(&f.all(), FAR, Duration::from_millis(300));
+    f.etcd.signal_all(libc::SIGCONT);
+    for i in &f.insts {
+        wait_until(
+            &format!("{} back after the hang", i.name),
+            Duration::from_secs(15),
+            || i.connected(),
+        );
+    }
 
     // Kill all of etcd under a running query loop: every instance keeps
     // answering (the drain still in force), none loses a query, each says
