@@ -45,6 +45,9 @@ const TICK: Duration = Duration::from_millis(100);
 /// Operations per etcd transaction (etcd's `--max-txn-ops` default is 128).
 const TXN_OPS: usize = 100;
 
+/// How long `/api/fleet` lists an instance after its lease ended.
+const GONE_KEEP_MS: u64 = 3600 * 1000;
+
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -597,7 +600,12 @@ impl Fleet {
                     None => {
                         if let Some(i) = v.instances.remove(inst) {
                             tracing::info!(instance = inst, "fleet: instance left (lease ended)");
-                            v.gone.insert(inst.to_owned(), (i, now_ms()));
+                            let now = now_ms();
+                            // Pods named after their host come and go; keep
+                            // the departed for a while, not forever.
+                            v.gone
+                                .retain(|_, (_, at)| now.saturating_sub(*at) < GONE_KEEP_MS);
+                            v.gone.insert(inst.to_owned(), (i, now));
                         }
                     }
                     Some(b) => match serde_json::from_slice::<InstanceInfo>(b) {
