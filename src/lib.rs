@@ -21,8 +21,10 @@
 //!    buffer.
 //!
 //! Beside that flow: [`reload`] builds new snapshots from [`config`] and
-//! [`zone`] files and swaps them in; [`health`] probes edges; [`http`] serves
-//! metrics and the admin API; [`querylog`] writes sampled queries.
+//! [`zone`] files and swaps them in; [`health`] probes edges; [`fleet`]
+//! shares overrides, load and probe verdicts with other instances through
+//! etcd (feeding [`health`]); [`http`] serves metrics and the admin API;
+//! [`querylog`] writes sampled queries.
 //!
 //! At the edge: [`cli`] parses the command line, [`app`] starts a server with
 //! everything around it, and [`explain`] runs one question through the
@@ -33,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod explain;
+pub mod fleet;
 pub mod geo;
 pub mod health;
 pub mod http;

@@ -44,6 +44,18 @@ fn describe() {
         "DNS responses sent, by transport, qtype and rcode"
     );
     describe_counter!("geosteer_truncated_total", "Responses sent with TC set");
+    describe_gauge!(
+        "geosteer_fleet_connected",
+        "1 while the fleet link to etcd is up and resynced, 0 otherwise"
+    );
+    describe_counter!(
+        "geosteer_fleet_bad_values_total",
+        "Values read from etcd and ignored, by reason"
+    );
+    describe_counter!(
+        "geosteer_fleet_writes_total",
+        "Overrides and load readings written to etcd, by result"
+    );
     describe_counter!(
         "geosteer_ecs_queries_total",
         "Queries carrying EDNS Client Subnet"

@@ -136,6 +136,13 @@ pub struct ServerRaw {
     /// Reload on file changes (default); `false` leaves SIGHUP and the API.
     #[serde(default = "yes")]
     pub watch: bool,
+    /// Share overrides, load and health with other instances through etcd;
+    /// off when absent.
+    #[serde(default)]
+    pub fleet: Option<crate::fleet::FleetRaw>,
+    /// Local address health probes leave from, for checks without their own.
+    #[serde(default)]
+    pub probe_source: Option<std::net::IpAddr>,
 }
 
 fn yes() -> bool {
@@ -157,6 +164,8 @@ pub struct ServerConfig {
     pub state_file: PathBuf,
     pub query_log: Option<crate::querylog::QueryLogConfig>,
     pub watch: bool,
+    pub fleet: Option<crate::fleet::FleetConfig>,
+    pub probe_source: Option<std::net::IpAddr>,
 }
 
 impl ServerConfig {
@@ -205,11 +214,18 @@ impl ServerConfig {
                 format!("query_log.sample: {} is not within 0..1", q.sample),
             ));
         }
+        let fleet = raw
+            .fleet
+            .map(|f| f.validate(base))
+            .transpose()
+            .map_err(|e| ConfigError::new(path, 0, e))?;
         let query_log = raw.query_log.map(|mut q| {
             q.path = q.path.map(|p| base.join(p));
             q
         });
         Ok(ServerConfig {
+            fleet,
+            probe_source: raw.probe_source,
             query_log,
             watch: raw.watch,
             path: path.to_path_buf(),
