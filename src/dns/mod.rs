@@ -295,14 +295,15 @@ fn error_reply(
     }
 }
 
-fn write_item(w: &mut Writer<'_>, item: &Item<'_>) -> Result<u16, Full> {
-    fn owner(w: &mut Writer<'_>, o: Owner<'_>) -> Result<(), Full> {
+fn write_item(w: &mut Writer<'_>, item: &Item<'_>, synth: &[Box<[u8]>]) -> Result<u16, Full> {
+    let owner = |w: &mut Writer<'_>, o: Owner<'_>| -> Result<(), Full> {
         match o {
             Owner::Query => w.qname_ptr(),
             Owner::Name(n) => w.name(n, true),
+            Owner::Synth(i) => w.name(&synth[i as usize], true),
         }
-    }
-    fn set(w: &mut Writer<'_>, o: Owner<'_>, set: &Rrset, ttl: u32) -> Result<u16, Full> {
+    };
+    let set = |w: &mut Writer<'_>, o: Owner<'_>, set: &Rrset, ttl: u32| -> Result<u16, Full> {
         for rd in &set.rdata {
             owner(w, o)?;
             w.u16(set.rtype)?;
@@ -311,7 +312,19 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>) -> Result<u16, Full> {
             w.rdata(rd)?;
         }
         Ok(set.rdata.len() as u16)
-    }
+    };
+    let cname = |w: &mut Writer<'_>, o: Owner<'_>, ttl: u32, target: &[u8]| -> Result<u16, Full> {
+        owner(w, o)?;
+        w.u16(TYPE_CNAME)?;
+        w.u16(CLASS_IN)?;
+        w.u32(ttl)?;
+        let at = w.pos;
+        w.u16(0)?;
+        w.name(target, true)?;
+        let len = w.pos - at - 2;
+        w.put_u16_at(at, len as u16);
+        Ok(1)
+    };
     match item {
         Item::Set(o, s) => set(w, *o, s, s.ttl),
         Item::NegativeSoa(tree) => set(
@@ -359,18 +372,12 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>) -> Result<u16, Full> {
             owner: o,
             ttl,
             target,
-        } => {
-            owner(w, *o)?;
-            w.u16(TYPE_CNAME)?;
-            w.u16(CLASS_IN)?;
-            w.u32(*ttl)?;
-            let at = w.pos;
-            w.u16(0)?;
-            w.name(target, true)?;
-            let len = w.pos - at - 2;
-            w.put_u16_at(at, len as u16);
-            Ok(1)
-        }
+        } => cname(w, *o, *ttl, target),
+        Item::DnameCname {
+            owner: o,
+            ttl,
+            target,
+        } => cname(w, *o, *ttl, &synth[*target as usize]),
     }
 }
 
@@ -414,7 +421,7 @@ fn render_answer(q: &Query<'_>, ans: &Answer<'_>, max: usize, out: &mut [u8]) ->
         .enumerate()
     {
         for item in section.iter() {
-            match write_item(&mut w, item) {
+            match write_item(&mut w, item, &ans.synth) {
                 Ok(n) => counts[i] += n,
                 Err(Full) => {
                     // An answer or authority RRset that doesn't fit: send
@@ -430,7 +437,7 @@ fn render_answer(q: &Query<'_>, ans: &Answer<'_>, max: usize, out: &mut [u8]) ->
     if !truncated {
         for item in ans.additional.iter() {
             let mark = w.pos;
-            match write_item(&mut w, item) {
+            match write_item(&mut w, item, &ans.synth) {
                 Ok(n) => counts[2] += n,
                 Err(Full) => {
                     // Additional data is optional: stop adding, no TC,
