@@ -155,9 +155,8 @@ fn respond_inner<'s, T: steer::Trace>(
         }) => return Some(error_reply(query, rcode, question, edns, transport, out)),
     };
     let max = response_max(&q, transport, out.len());
-    let rcode = if q.opcode() != 0 {
-        Some(Rcode::NotImp)
-    } else if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
+    // Opcodes other than QUERY never get here (parse_query says NOTIMP).
+    let rcode = if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
         Some(Rcode::Refused)
     } else if matches!(q.qtype, TYPE_AXFR | TYPE_IXFR) {
         // Zone transfers are not offered (and never over UDP).
@@ -204,8 +203,15 @@ fn respond_inner<'s, T: steer::Trace>(
 }
 
 fn header_flags(query_flags: u16, aa: bool, tc: bool, rcode: Rcode) -> u16 {
-    // QR, opcode, RD and CD come from the query; RA is never set.
-    let mut f = 0x8000 | (query_flags & 0x7800) | (query_flags & 0x0100) | (query_flags & 0x0010);
+    // QR, opcode, RD and CD come from the query; RA is never set. A NOTIMP
+    // echoes only RD: the other flags mean nothing for an opcode we don't
+    // know (what Knot and gdnsd do; ISC's ednscomp "opcodeflg" test).
+    let cd = if rcode == Rcode::NotImp {
+        0
+    } else {
+        query_flags & 0x0010
+    };
+    let mut f = 0x8000 | (query_flags & 0x7800) | (query_flags & 0x0100) | cd;
     if aa {
         f |= 0x0400;
     }

@@ -222,6 +222,9 @@ fn skip_name(p: &[u8], mut pos: usize) -> Option<usize> {
 
 /// Parses a query. Never panics; every malformed shape maps to a
 /// [`ParseError`].
+///
+/// Any opcode but QUERY is NOTIMP (RFC 1035 §4.1.1), with or without a
+/// question, echoing what was readable of it (as Knot and gdnsd do).
 #[inline]
 pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
     if p.len() < HEADER {
@@ -232,6 +235,23 @@ pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
         // A response sent to us: answering could loop two servers forever.
         return Err(ParseError::Drop);
     }
+    if flags & 0x7800 != 0 {
+        let (question, edns) = match parse_message(p, flags) {
+            Ok(q) => (Some((HEADER, HEADER + q.qname_raw.len() + 4)), q.edns),
+            Err(ParseError::Reply { question, edns, .. }) => (question, edns),
+            Err(ParseError::Drop) => (None, None),
+        };
+        return Err(ParseError::Reply {
+            rcode: Rcode::NotImp,
+            question,
+            edns,
+        });
+    }
+    parse_message(p, flags)
+}
+
+#[inline(always)]
+fn parse_message(p: &[u8], flags: u16) -> Result<Query<'_>, ParseError> {
     let qd = u16::from_be_bytes([p[4], p[5]]);
     let an = u16::from_be_bytes([p[6], p[7]]);
     let ns = u16::from_be_bytes([p[8], p[9]]);
