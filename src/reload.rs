@@ -236,10 +236,11 @@ pub fn build_snapshot_with(
         },
         None => None,
     };
+    let protocol = cfg.protocol().map_err(|e| errs.push(e)).ok();
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
-    Ok(Snapshot::new(zones, geodb, generation))
+    Ok(Snapshot::new(zones, geodb, generation).with_protocol(protocol.unwrap_or_default()))
 }
 
 /// `<zone>.load.yaml`: loads pushed by telemetry, as a file.

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 
 use crate::dns::fast::FastTable;
+use crate::dns::opt::Protocol;
 use crate::dns::tree::{NameMap, Tree};
 use crate::dns::wire;
 use crate::geo::GeoDb;
@@ -41,6 +42,8 @@ pub struct Snapshot {
     pub built_at: SystemTime,
     /// Pre-rendered answers (see [`crate::dns::fast`]).
     pub fast: FastTable,
+    /// NSID and cookie secret (from `geosteer.yaml`).
+    pub protocol: Protocol,
     /// Shortest and longest apex (wire bytes): [`Snapshot::find_zone`]
     /// only probes suffixes of a length some zone has.
     apex_len: (usize, usize),
@@ -76,9 +79,16 @@ impl Snapshot {
             built_at: SystemTime::now(),
             apex_len,
             fast: FastTable::default(),
+            protocol: Protocol::default(),
         };
         snap.fast = FastTable::build(&snap);
         snap
+    }
+
+    /// Sets the NSID and cookie settings answers use.
+    pub fn with_protocol(mut self, protocol: Protocol) -> Snapshot {
+        self.protocol = protocol;
+        self
     }
 
     /// The closest enclosing zone of a lowercased wire name.

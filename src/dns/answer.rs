@@ -3,8 +3,11 @@
 //! CNAME chains and RFC 8482 ANY. Produces an [`Answer`] of references
 //! into the snapshot; [`super::respond`] renders it.
 
+use std::borrow::Cow;
+
 use smallvec::SmallVec;
 
+use super::opt::{EDE_NETWORK_ERROR, EDE_NOT_AUTHORITATIVE, Ede};
 use super::tree::{Node, Rrset, Tree};
 use super::wire::*;
 use crate::net::Transport;
@@ -76,6 +79,8 @@ pub struct Answer<'a> {
     /// Names made by DNAME substitution, in chain order (empty, and not
     /// allocated, unless a DNAME applied).
     pub synth: Vec<Box<[u8]>>,
+    /// Extended DNS Error for the OPT record (RFC 8914).
+    pub ede: Option<Ede<'a>>,
 }
 
 impl<'a> Answer<'a> {
@@ -89,6 +94,7 @@ impl<'a> Answer<'a> {
             scope: 0,
             steered: None,
             synth: Vec::new(),
+            ede: None,
         }
     }
 
@@ -119,7 +125,12 @@ pub fn lookup<'a, T: steer::Trace>(
     trace: &mut T,
 ) -> Answer<'a> {
     let Some(mut zone) = snap.find_zone(q.name) else {
-        return Answer::new(Rcode::Refused);
+        let mut ans = Answer::new(Rcode::Refused);
+        ans.ede = Some(Ede {
+            code: EDE_NOT_AUTHORITATIVE,
+            text: Cow::Borrowed(""),
+        });
+        return ans;
     };
     // DS at a zone's apex is the parent's data (RFC 4035 §3.1.4.1): answer
     // from the parent zone when we serve it too.
@@ -473,6 +484,11 @@ fn steer_answer<'a, T: steer::Trace>(
                 ans.rcode = Rcode::ServFail;
                 ans.answer.clear();
                 ans.authority.clear();
+                // `all_down: servfail` and nothing up: say so (RFC 8914).
+                ans.ede = Some(Ede {
+                    code: EDE_NETWORK_ERROR,
+                    text: Cow::Owned(format!("no edge can serve {}", host.name)),
+                });
             }
             Outcome::Empty => {}
         }
