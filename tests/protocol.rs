@@ -15,9 +15,6 @@ use common::*;
 /// Options of the OPT record of a response: (code, data), in order;
 /// `None` when the response has no OPT.
 fn options(raw: &[u8]) -> Option<Vec<(u16, Vec<u8>)>> {
-    let m = hickory_proto::op::Message::from_vec(raw).expect("response parses");
-    let counts = [m.answers.len(), m.authorities.len(), m.additionals.len()];
-    let _ = counts;
     // Walk the additional section by hand: hickory's Edns drops options it
     // does not know.
     let mut pos = 12;
@@ -479,8 +476,7 @@ fn all_down_servfail_carries_ede_with_text() {
     let reg = Registry::new();
     let snap = support::snapshot_with(support::Db::City, &reg);
     for e in ["d1", "d2"] {
-        reg.set_admin(None, e, AdminState::Down)
-            .unwrap();
+        reg.set_admin(None, e, AdminState::Down).unwrap();
     }
     reg.refresh();
     let q = q_opts(9, "down-servfail.steer.example.", 1, &[(3, b"")]);
@@ -500,12 +496,229 @@ fn all_down_servfail_carries_ede_with_text() {
     }
     // Edges up again: no EDE.
     for e in ["d1", "d2"] {
-        reg.set_admin(None, e, AdminState::Auto)
-            .unwrap();
+        reg.set_admin(None, e, AdminState::Auto).unwrap();
     }
     reg.refresh();
     let mut out = vec![0u8; 65_535];
     let n = geosteer::dns::respond(&snap, &q, src, Transport::Udp, &mut out).unwrap();
     assert_eq!(rcode(&out[..n]), 0);
     assert_eq!(option(&out[..n], 15), None);
+}
+
+/// One probe of ISC's EDNS compliance tester (genreport), as it sends it.
+struct Probe {
+    name: &'static str,
+    /// Header flag bits to set (AA 0x0400, TC 0x0200, RD 0x0100, RA 0x0080,
+    /// Z 0x0040, AD 0x0020, CD 0x0010).
+    flags: u16,
+    opcode: u16,
+    qtype: u16,
+    /// (UDP size, version, EDNS flags); `None`: no EDNS.
+    edns: Option<(u16, u8, u16)>,
+    options: &'static [(u16, &'static [u8])],
+    tcp: bool,
+}
+
+const NSID: (u16, &[u8]) = (3, b"");
+const COOKIE: (u16, &[u8]) = (10, b"\x01\x02\x03\x04\x05\x06\x07\x08");
+const EXPIRE: (u16, &[u8]) = (9, b"");
+const SUBNET: (u16, &[u8]) = (8, b"\x00\x01\x00\x00");
+
+/// The probes of `ednscomp` (names as it reports them), against `example.`.
+fn probes() -> Vec<Probe> {
+    let p = |name, flags, opcode, qtype, edns, options, tcp| Probe {
+        name,
+        flags,
+        opcode,
+        qtype,
+        edns,
+        options,
+        tcp,
+    };
+    let e = |v: u8| Some((4096u16, v, 0u16));
+    vec![
+        p("dns", 0, 0, 6, None, &[], false),
+        p("aa", 0x0400, 0, 6, None, &[], false),
+        p("ad", 0x0020, 0, 6, None, &[], false),
+        p("cd", 0x0010, 0, 6, None, &[], false),
+        p("ra", 0x0080, 0, 6, None, &[], false),
+        p("rd", 0x0100, 0, 6, None, &[], false),
+        p("tc", 0x0200, 0, 6, None, &[], false),
+        p("zflag", 0x0040, 0, 6, None, &[], false),
+        p("opcode", 0, 15, 0, None, &[], false),
+        p("opcodeflg", 0x07F0, 15, 0, None, &[], false),
+        p("type666", 0, 0, 666, None, &[], false),
+        p("tcp", 0, 0, 6, None, &[], true),
+        p("edns", 0, 0, 6, e(0), &[], false),
+        p("edns1", 0, 0, 6, e(1), &[], false),
+        p("edns@512", 0, 0, 48, Some((512, 0, 0)), &[], false),
+        p("ednsopt", 0, 0, 6, e(0), &[(100, b"")], false),
+        p("edns1opt", 0, 0, 6, e(1), &[(100, b"")], false),
+        p("do", 0, 0, 6, Some((4096, 0, 0x8000)), &[], false),
+        p("docd", 0x0010, 0, 6, Some((4096, 0, 0x8000)), &[], false),
+        p("edns1do", 0, 0, 6, Some((4096, 1, 0x8000)), &[], false),
+        p("ednsflags", 0, 0, 6, Some((4096, 0, 0x0080)), &[], false),
+        p(
+            "optlist",
+            0,
+            0,
+            6,
+            e(0),
+            &[NSID, SUBNET, EXPIRE, COOKIE],
+            false,
+        ),
+        p("ednsnsid", 0, 0, 6, e(0), &[NSID], false),
+        p("ednscookie", 0, 0, 6, e(0), &[COOKIE], false),
+        p("ednsexpire", 0, 0, 6, e(0), &[EXPIRE], false),
+        p("ednssubnet", 0, 0, 6, e(0), &[SUBNET], false),
+        p("edns1nsid", 0, 0, 6, e(1), &[NSID], false),
+        p("edns1cookie", 0, 0, 6, e(1), &[COOKIE], false),
+        p("edns1expire", 0, 0, 6, e(1), &[EXPIRE], false),
+        p("edns1subnet", 0, 0, 6, e(1), &[SUBNET], false),
+        p("ednstcp", 0, 0, 48, Some((512, 0, 0x8000)), &[], true),
+    ]
+}
+
+fn probe_bytes(p: &Probe) -> Vec<u8> {
+    let opt = p
+        .edns
+        .map(|(size, v, f)| opt_rr(size, 0, v, f, p.options))
+        .unwrap_or_default();
+    let ar = u16::from(p.edns.is_some());
+    if p.opcode != 0 {
+        // Header only (plus OPT), as genreport sends it.
+        let mut q =
+            raw_query(1, p.opcode << 11 | p.flags, [0, 0, 0, ar], "", 0, &[])[..12].to_vec();
+        q.extend_from_slice(&opt);
+        return q;
+    }
+    raw_query(next_id(), p.flags, [1, 0, 0, ar], "example.", p.qtype, &opt)
+}
+
+/// genreport's verdict on one response, as its `ok` rules read: the
+/// problems it would tag, empty for `ok`.
+fn verdict(p: &Probe, raw: &[u8]) -> Vec<String> {
+    let mut bad = Vec::new();
+    let m = hickory_proto::op::Message::from_vec(raw).expect("parses");
+    let flags = u16::from_be_bytes([raw[2], raw[3]]);
+    let version = p.edns.map_or(0, |e| e.1);
+    let opt = options(raw);
+    let rcode = u16::from(m.metadata.response_code);
+    let want = if p.opcode != 0 {
+        4
+    } else if version != 0 {
+        16
+    } else {
+        0
+    };
+    if rcode != want {
+        bad.push(format!("rcode {rcode}, want {want}"));
+    }
+    if opt.is_some() != p.edns.is_some() {
+        bad.push("OPT presence".into());
+    }
+    if let Some(e) = &m.edns {
+        if e.version() != 0 {
+            bad.push("version-not-zero".into());
+        }
+        // The raw OPT flags: only DO may be set, and only if asked.
+        let oflags = raw_opt_flags(raw);
+        if oflags & 0x7FFF != 0 {
+            bad.push("mbz".into());
+        }
+        let asked_do = p.edns.is_some_and(|e| e.2 & 0x8000 != 0);
+        if (oflags & 0x8000 != 0) != asked_do {
+            bad.push("DO echo".into());
+        }
+    }
+    let soa = m
+        .answers
+        .iter()
+        .any(|r| r.record_type() == hickory_proto::rr::RecordType::SOA);
+    if p.qtype == 6 && version == 0 && rcode == 0 && !soa {
+        bad.push("nosoa".into());
+    }
+    if p.qtype == 6 && soa && (version != 0 || rcode != 0) {
+        bad.push("soa".into());
+    }
+    if let Some(o) = &opt {
+        for (code, _) in o {
+            if ![3u16, 8, 10].contains(code) {
+                bad.push(format!("echoed option {code}"));
+            }
+        }
+    }
+    let aa = flags & 0x0400 != 0;
+    if !aa && version == 0 && rcode == 0 && p.opcode == 0 {
+        bad.push("noaa".into());
+    }
+    if aa && p.opcode != 0 {
+        bad.push("aa".into());
+    }
+    if flags & 0x0080 != 0 {
+        bad.push("ra".into());
+    }
+    let rd = flags & 0x0100 != 0;
+    if rd != (p.flags & 0x0100 != 0) {
+        // opcodeflg=rd: RD echoed on an unknown opcode, as Knot and gdnsd.
+        if !(p.opcode != 0 && rd) {
+            bad.push("rd".into());
+        }
+    }
+    if flags & 0x0020 != 0 {
+        bad.push("ad".into());
+    }
+    if flags & 0x0010 != 0 && (p.opcode != 0 || p.flags & 0x0010 == 0) {
+        bad.push("cd".into());
+    }
+    if flags & 0x0040 != 0 {
+        bad.push("z".into());
+    }
+    if p.opcode != 0 && raw[4..6] != [0, 0] {
+        bad.push("non-empty-question-section".into());
+    }
+    if !p.tcp && raw.len() > p.edns.map_or(512, |e| usize::from(e.0)) {
+        bad.push("toobig".into());
+    }
+    // What it notes beside ok: NSID, cookie and subnet only when asked,
+    // and never on a BADVERS (we read no options of a version we lack).
+    let asked = |code: u16| version == 0 && p.options.iter().any(|(c, _)| *c == code);
+    for code in [3u16, 8, 10] {
+        let seen = opt
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|(c, _)| *c == code));
+        if seen != asked(code) {
+            bad.push(format!("option {code} seen={seen}"));
+        }
+    }
+    if asked(10) {
+        let c = option(raw, 10).unwrap();
+        if c[..8] != COOKIE.1[..] {
+            bad.push("cookie-mismatch".into());
+        }
+    }
+    bad
+}
+
+/// The OPT record's flags field (DO and the must-be-zero bits).
+fn raw_opt_flags(raw: &[u8]) -> u16 {
+    let pos = raw
+        .windows(3)
+        .rposition(|w| w == [0, 0, 41])
+        .expect("an OPT record");
+    u16::from_be_bytes([raw[pos + 7], raw[pos + 8]])
+}
+
+/// Every check of ISC's `ednscomp` against geosteer comes out `ok` (its
+/// own run is recorded in SECURITY.md; the tool is not part of the tests).
+#[test]
+fn ednscomp_checks_are_ok() {
+    let s = TestServer::start_with(&default_zone_files(), "nsid: ednscomp\n");
+    for p in probes() {
+        let q = probe_bytes(&p);
+        let raw = if p.tcp { s.tcp_raw(&q) } else { s.udp_raw(&q) }
+            .unwrap_or_else(|| panic!("{}: no answer", p.name));
+        let bad = verdict(&p, &raw);
+        assert!(bad.is_empty(), "{}: {bad:?} in {raw:02x?}", p.name);
+    }
 }
