@@ -30,6 +30,17 @@ pub struct Zone {
     pub pools_file: Option<PathBuf>,
     /// Steered-answer counters, made with the zone.
     pub counters: crate::metrics::SteerCounters,
+    /// HTTPS/SVCB templates of steered hosts (pools file).
+    pub svcb: Vec<crate::zone::svcb::Template>,
+}
+
+impl Zone {
+    /// The steered HTTPS (65) or SVCB (64) template of host `host`.
+    pub fn svcb_template(&self, host: u32, rtype: u16) -> Option<&crate::zone::svcb::Template> {
+        self.svcb
+            .iter()
+            .find(|t| t.host == host && t.rtype == rtype)
+    }
 }
 
 /// Everything a query needs, immutable once built.

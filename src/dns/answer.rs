@@ -48,6 +48,16 @@ pub enum Item<'a> {
         ttl: u32,
         target: &'a [u8],
     },
+    /// A steered host's HTTPS/SVCB record: the template with the
+    /// addresses of the edges its A and AAAA answers would carry as hints.
+    Svcb {
+        owner: Owner<'a>,
+        ttl: u32,
+        template: &'a crate::zone::svcb::Template,
+        steering: &'a Steering,
+        v4: SmallVec<[EdgeIdx; 8]>,
+        v6: SmallVec<[EdgeIdx; 8]>,
+    },
     /// The CNAME synthesised from a DNAME (RFC 6672 §3.1), to the name at
     /// [`Answer::synth`]`[target]`, with the DNAME's TTL.
     DnameCname {
@@ -219,6 +229,20 @@ pub fn lookup<'a, T: steer::Trace>(
             match steer_answer(snap, zone, node, owner, q, trace, &mut ans) {
                 Some(target) => {
                     // Fallback CNAME: follow it if it stays in the zone.
+                    set_name(&mut name, target);
+                    owner = Owner::Name(target);
+                    continue;
+                }
+                None => return ans,
+            }
+        }
+        if let Some(h) = node.host
+            && matches!(q.qtype, TYPE_HTTPS | TYPE_SVCB)
+            && let Some(t) = zone.svcb_template(h, q.qtype)
+        {
+            match steer_svcb(snap, zone, node, t, owner, q, trace, &mut ans) {
+                Some(target) => {
+                    // Steered to a CNAME: the HTTPS answer follows it.
                     set_name(&mut name, target);
                     owner = Owner::Name(target);
                     continue;
@@ -509,4 +533,81 @@ fn steer_answer<'a, T: steer::Trace>(
         negative(&zone.tree, ans);
     }
     fallback
+}
+
+/// Fills the HTTPS/SVCB answer of a steered host from its template: one
+/// decision per family, exactly as its A and AAAA answers make them (same
+/// edges in the same order, the larger ECS scope of the two, the host's
+/// TTL). A decision for a CNAME (fallback) is answered with that CNAME,
+/// whose target the caller follows; SERVFAIL stays SERVFAIL.
+#[allow(clippy::too_many_arguments)]
+fn steer_svcb<'a, T: steer::Trace>(
+    snap: &'a Snapshot,
+    zone: &'a Zone,
+    node: &'a Node,
+    template: &'a crate::zone::svcb::Template,
+    owner: Owner<'a>,
+    q: &Question<'_>,
+    trace: &mut T,
+    ans: &mut Answer<'a>,
+) -> Option<&'a [u8]> {
+    let hidx = node.host? as usize;
+    let host = &zone.steering.hosts[hidx];
+    let mut hints: [SmallVec<[EdgeIdx; 8]>; 2] = Default::default();
+    let mut empty = 0;
+    for (i, family) in [Family::V4, Family::V6].into_iter().enumerate() {
+        let d = steer::decide(
+            &zone.steering,
+            host,
+            snap.geodb.as_deref(),
+            q.client,
+            family,
+            trace,
+        );
+        ans.scope = ans.scope.max(d.scope);
+        let outcome = d.outcome;
+        let edges = d.edges.clone();
+        ans.steered = Some(Steered {
+            zone,
+            host: hidx as u32,
+            decision: d,
+        });
+        match outcome {
+            Outcome::Edges => hints[i] = edges,
+            Outcome::NoData => {}
+            Outcome::Empty => empty += 1,
+            Outcome::Fallback => {
+                let target = host.fallback.as_deref()?;
+                ans.answer.push(Item::Cname {
+                    owner,
+                    ttl: host.ttl,
+                    target,
+                });
+                return Some(target);
+            }
+            Outcome::ServFail => {
+                ans.rcode = Rcode::ServFail;
+                ans.ede = Some(Ede {
+                    code: EDE_NETWORK_ERROR,
+                    text: Cow::Owned(format!("no edge can serve {}", host.name)),
+                });
+                return None;
+            }
+        }
+    }
+    if empty == 2 {
+        // `all_down: empty`: the same empty answer as A and AAAA get.
+        negative(&zone.tree, ans);
+        return None;
+    }
+    let [v4, v6] = hints;
+    ans.answer.push(Item::Svcb {
+        owner,
+        ttl: host.ttl,
+        template,
+        steering: &zone.steering,
+        v4,
+        v6,
+    });
+    None
 }

@@ -16,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use answer::{Answer, Item, Owner, Question};
 use opt::{Ede, OptExtra};
 use render::{Full, Writer};
+use smallvec::SmallVec;
 use tree::Rrset;
 use wire::*;
 
@@ -421,6 +422,32 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>, synth: &[Box<[u8]>]) -> Resul
             ttl,
             target,
         } => cname(w, *o, *ttl, &synth[*target as usize]),
+        Item::Svcb {
+            owner: o,
+            ttl,
+            template,
+            steering,
+            v4,
+            v6,
+        } => {
+            let a4: SmallVec<[std::net::Ipv4Addr; 8]> = v4
+                .iter()
+                .flat_map(|&e| steering.edges[e as usize].v4.iter().copied())
+                .collect();
+            let a6: SmallVec<[std::net::Ipv6Addr; 8]> = v6
+                .iter()
+                .flat_map(|&e| steering.edges[e as usize].v6.iter().copied())
+                .collect();
+            owner(w, *o)?;
+            w.u16(template.rtype)?;
+            w.u16(CLASS_IN)?;
+            w.u32(*ttl)?;
+            let len = template.rdata_len(a4.len(), a6.len());
+            w.u16(u16::try_from(len).map_err(|_| Full)?)?;
+            // The target is never compressed (RFC 9460 §2.2).
+            template.write(&a4, &a6, |b| w.bytes(b))?;
+            Ok(1)
+        }
     }
 }
 
