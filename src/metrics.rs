@@ -91,7 +91,7 @@ fn describe() {
 }
 
 /// A and AAAA first, as [`qtype_index`] assumes.
-const QTYPES: [(u16, &str); 11] = [
+const QTYPES: [(u16, &str); 14] = [
     (TYPE_A, "A"),
     (TYPE_AAAA, "AAAA"),
     (TYPE_CNAME, "CNAME"),
@@ -103,6 +103,9 @@ const QTYPES: [(u16, &str); 11] = [
     (TYPE_PTR, "PTR"),
     (TYPE_CAA, "CAA"),
     (TYPE_ANY, "ANY"),
+    (TYPE_HTTPS, "HTTPS"),
+    (TYPE_SVCB, "SVCB"),
+    (TYPE_DS, "DS"),
 ];
 /// In [`rcode_index`] order.
 const RCODES: [Rcode; 8] = [
