@@ -40,6 +40,11 @@ fn zone_files() -> Vec<(String, String)> {
 }
 
 fn start_knot(files: &[(String, String)]) -> Knot {
+    start_knot_with(files, "")
+}
+
+/// Knot with more `server:` settings (`nsid: ...`).
+fn start_knot_with(files: &[(String, String)], server_extra: &str) -> Knot {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for sub in ["zones", "run", "db"] {
@@ -63,6 +68,7 @@ fn start_knot(files: &[(String, String)]) -> Knot {
     tcp-workers: 1
     background-workers: 1
     udp-max-payload: 1232
+{server_extra}
 database:
     storage: "{db}"
 control:
@@ -521,6 +527,50 @@ fn any_like_knot() {
             }
             if ours.answer != theirs.answer {
                 eprintln!("note (allowed by RFC 8482): {ctx}");
+            }
+        }
+    }
+}
+
+/// NSID (RFC 5001) as Knot sends it (`server: nsid:`): the same option
+/// bytes for a positive answer, a negative one, a referral and a REFUSED,
+/// over UDP and TCP; and none when not asked.
+#[test]
+fn nsid_like_knot() {
+    if !tool_available("knotd", "knot") {
+        return;
+    }
+    let files = zone_files();
+    let knot = start_knot_with(&files, "    nsid: \"fra-1.example\"");
+    let gs = TestServer::start_with(&files, "nsid: fra-1.example\n");
+    // The option as it must appear in the OPT RDATA: code 3, length, bytes.
+    let nsid_of = |raw: &[u8]| -> Option<Vec<u8>> {
+        let want = [&[0u8, 3, 0, 13][..], b"fra-1.example"].concat();
+        raw.windows(want.len())
+            .any(|w| w == want.as_slice())
+            .then_some(want)
+    };
+    for (name, t) in [
+        ("www.example.", 1u16),
+        ("nx.example.", 1),
+        ("host.deleg.example.", 1),
+        ("www.example.org.", 1),
+        ("types.example.", 65),
+    ] {
+        for asked in [true, false] {
+            let opts: &[(u16, &[u8])] = if asked { &[(3, b"")] } else { &[] };
+            let q = raw_query(9, 0, [1, 0, 0, 1], name, t, &opt_rr(1232, 0, 0, 0, opts));
+            for via in [Via::Udp, Via::Tcp] {
+                let ours = ask(if via == Via::Udp { gs.udp } else { gs.tcp }, via, &q).unwrap();
+                let theirs = ask(knot.addr, via, &q).unwrap();
+                assert_eq!(
+                    nsid_of(&ours),
+                    nsid_of(&theirs),
+                    "{name} {t} asked={asked} over {via:?}"
+                );
+                if asked {
+                    assert!(nsid_of(&ours).is_some(), "{name}: NSID sent");
+                }
             }
         }
     }
