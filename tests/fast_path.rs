@@ -1,6 +1,7 @@
 //! The pre-rendered fast path (`dns::fast`) against the general path
 //! (`dns::respond_general`): over many generated queries — every name of
-//! four zones in random letter case, many types, with and without EDNS, DO,
+//! five zones (types.example: HTTPS, DS, DNAME...) in random letter case, many
+//! types, with and without EDNS, DO, NSID, cookies (client-only, foreign, malformed),
 //! ECS from many networks, small and large buffers, UDP and TCP, and edges
 //! in random health states — both must produce the same bytes.
 //!
