@@ -268,6 +268,18 @@ fn nsid_value(raw: Option<String>, path: &Path) -> Result<Option<Box<[u8]>>, Con
 /// (`openssl rand -hex 16`), `#` comments; the first makes cookies.
 pub fn read_cookie_secrets(file: &Path) -> Result<Vec<[u8; 16]>, ConfigError> {
     let text = read(file)?;
+    // Whoever reads the secret can mint cookies that bypass RRL.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(file)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                file = %file.display(),
+                "cookie secret file is readable by group or others; chmod 600 it"
+            );
+        }
+    }
     let mut secrets = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
