@@ -231,12 +231,12 @@ pub struct PoolsRaw {
 /// What a pools file adds to its zone.
 #[derive(Debug)]
 pub struct Pools {
+    /// Steered HTTPS/SVCB templates (`hosts.<name>.https`, `.svcb`).
+    pub svcb: Vec<crate::zone::svcb::Template>,
     pub steering: Steering,
     /// Each host's owner name (wire form, case kept), the host index, and
     /// its line, for conflict errors.
     pub names: Vec<(Box<[u8]>, u32, u32)>,
-    /// Steered HTTPS/SVCB templates (`hosts.<name>.https`, `.svcb`).
-    pub svcb: Vec<crate::zone::svcb::Template>,
 }
 
 /// Hands out the health handle of an edge; the reloader passes one that
@@ -304,6 +304,8 @@ pub fn from_str(
     let default_ttl = raw.ttl.unwrap_or(DEFAULT_TTL);
     let zone_name = origin.to_string();
     let base = path.parent().unwrap_or(Path::new("."));
+
+    let mut svcb = Vec::new();
 
     // Checks, by name.
     let mut checks: HashMap<&str, Arc<CheckSpec>> = HashMap::new();
@@ -501,7 +503,6 @@ pub fn from_str(
     let mut hosts = Vec::new();
     let mut names = Vec::new();
     let all: Vec<EdgeIdx> = (0..edges.len() as EdgeIdx).collect();
-    let mut svcb = Vec::new();
     for (hname, h) in &raw.hosts {
         let line = hname.referenced.line() as u32;
         let key = format!("hosts.{}", hname.value);
@@ -614,8 +615,8 @@ pub fn from_str(
         return Err(errs);
     }
     Ok(Pools {
+        svcb,
         steering: Steering::new(edges, hosts, Nets::new(nets)),
         names,
-        svcb,
     })
 }
