@@ -103,7 +103,7 @@ fn describe() {
 }
 
 /// A and AAAA first, as [`qtype_index`] assumes.
-const QTYPES: [(u16, &str); 11] = [
+const QTYPES: [(u16, &str); 14] = [
     (TYPE_A, "A"),
     (TYPE_AAAA, "AAAA"),
     (TYPE_CNAME, "CNAME"),
@@ -115,9 +115,12 @@ const QTYPES: [(u16, &str); 11] = [
     (TYPE_PTR, "PTR"),
     (TYPE_CAA, "CAA"),
     (TYPE_ANY, "ANY"),
+    (TYPE_HTTPS, "HTTPS"),
+    (TYPE_SVCB, "SVCB"),
+    (TYPE_DS, "DS"),
 ];
 /// In [`rcode_index`] order.
-const RCODES: [Rcode; 7] = [
+const RCODES: [Rcode; 8] = [
     Rcode::NoError,
     Rcode::FormErr,
     Rcode::ServFail,
@@ -125,6 +128,7 @@ const RCODES: [Rcode; 7] = [
     Rcode::NotImp,
     Rcode::Refused,
     Rcode::BadVers,
+    Rcode::YxDomain,
 ];
 
 /// Position in [`RCODES`]: a match, which compiles to a table lookup.
@@ -137,6 +141,7 @@ fn rcode_index(r: Rcode) -> usize {
         Rcode::NotImp => 4,
         Rcode::Refused => 5,
         Rcode::BadVers => 6,
+        Rcode::YxDomain => 7,
     }
 }
 
