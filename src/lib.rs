@@ -21,11 +21,12 @@
 //!    buffer.
 //!
 //! Beside that flow: [`reload`] builds new snapshots from [`config`] and
-//! [`zone`] files and swaps them in; [`health`] probes edges; [`http`] serves
-//! metrics, the admin API and the [`status`] page (a world map of where each
-//! country's clients go, computed by [`steer::decide`], and what-ifs);
-//! [`querylog`] writes sampled queries as JSON lines and [`dnstap`] as
-//! dnstap messages.
+//! [`zone`] files and swaps them in; [`health`] probes edges; [`fleet`]
+//! shares overrides, load and probe verdicts with other instances through
+//! etcd (feeding [`health`]); [`http`] serves metrics, the admin API and the
+//! [`status`] page (a world map of where each country's clients go, computed
+//! by [`steer::decide`], and what-ifs); [`querylog`] writes sampled queries
+//! as JSON lines and [`dnstap`] as dnstap messages.
 //!
 //! At the edge: [`cli`] parses the command line, [`app`] starts a server with
 //! everything around it, and [`explain`] runs one question through the
@@ -37,6 +38,7 @@ pub mod config;
 pub mod dns;
 pub mod dnstap;
 pub mod explain;
+pub mod fleet;
 pub mod geo;
 pub mod health;
 pub mod http;

@@ -67,6 +67,7 @@ pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, V
             .collect::<Vec<_>>()
     })?;
     let pools_file = pools_path(zone_file);
+    let mut svcb = Vec::new();
     let steering = if pools_file.exists() {
         let p = pools::load(&pools_file, &zf.origin, health)?;
         let mut errs = Vec::new();
@@ -122,6 +123,7 @@ pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, V
             return Err(errs);
         }
         tree.finish();
+        svcb = p.svcb;
         p.steering
     } else {
         Default::default()
@@ -134,6 +136,7 @@ pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, V
         steering,
         zone_file: zone_file.to_path_buf(),
         pools_file: pools_file.exists().then_some(pools_file),
+        svcb,
     })
 }
 
@@ -236,10 +239,11 @@ pub fn build_snapshot_with(
         },
         None => None,
     };
+    let protocol = cfg.protocol().map_err(|e| errs.push(e)).ok();
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
-    Ok(Snapshot::new(zones, geodb, generation))
+    Ok(Snapshot::new(zones, geodb, generation).with_protocol(protocol.unwrap_or_default()))
 }
 
 /// `<zone>.load.yaml`: loads pushed by telemetry, as a file.

@@ -79,8 +79,9 @@ impl Handler for Responder {
             }
             let s = summary?;
             match &self.rrl {
-                // TCP needs a real handshake, so its source is not forged.
-                Some(rrl) if transport == Transport::Udp => {
+                // TCP needs a real handshake, so its source is not forged;
+                // nor is that of a valid server cookie (as BIND exempts it).
+                Some(rrl) if transport == Transport::Udp && !s.cookie_valid => {
                     rrl.limit(client.ip(), s.rcode, out, s.len)
                 }
                 _ => Some(s.len),

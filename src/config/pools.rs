@@ -69,6 +69,12 @@ pub struct RuleRaw {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostRaw {
+    /// An HTTPS record whose hints follow this host's steering.
+    #[serde(default)]
+    pub https: Option<Spanned<SvcbRaw>>,
+    /// The same as SVCB (RFC 9460 §2).
+    #[serde(default)]
+    pub svcb: Option<Spanned<SvcbRaw>>,
     #[serde(default)]
     pub edges: Option<Vec<Spanned<String>>>,
     #[serde(default)]
@@ -98,6 +104,106 @@ pub struct NetMapRaw {
     pub edges: Option<Vec<String>>,
 }
 
+/// `https: { priority: 1, target: ".", alpn: [h3, h2], port: 443, ech: "..." }`:
+/// the SvcParams of RFC 9460 §7 by name, hints left to steering.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SvcbRaw {
+    #[serde(default = "one")]
+    pub priority: u16,
+    #[serde(default = "dot")]
+    pub target: String,
+    #[serde(default)]
+    pub alpn: Vec<String>,
+    #[serde(default, rename = "no-default-alpn")]
+    pub no_default_alpn: bool,
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// ECHConfigList, base64.
+    #[serde(default)]
+    pub ech: Option<String>,
+    #[serde(default)]
+    pub mandatory: Vec<String>,
+}
+
+fn one() -> u16 {
+    1
+}
+
+fn dot() -> String {
+    ".".into()
+}
+
+/// Validates a template into wire params (hints excluded).
+fn svcb_template(
+    raw: &SvcbRaw,
+    rtype: u16,
+    host: u32,
+    origin: &Name,
+) -> Result<crate::zone::svcb::Template, String> {
+    use crate::zone::svcb::{self, Params};
+    if raw.priority == 0 {
+        return Err(
+            "priority 0 (AliasMode) has no hints to steer; write it as a static record in the zone file".into(),
+        );
+    }
+    let target = if raw.target == "." {
+        Name::root()
+    } else {
+        Name::parse(&raw.target, Some(origin)).map_err(|e| format!("target: invalid name: {e}"))?
+    };
+    let mut params = Params::new();
+    let mut put = |key: u16, value: Option<&[u8]>| -> Result<(), String> {
+        params.insert(key, svcb::encode_value(key, value)?);
+        Ok(())
+    };
+    if !raw.mandatory.is_empty() {
+        put(
+            svcb::KEY_MANDATORY,
+            Some(raw.mandatory.join(",").as_bytes()),
+        )?;
+    }
+    if !raw.alpn.is_empty() {
+        // Commas inside an id are escaped for the value-list syntax.
+        let list: Vec<String> = raw
+            .alpn
+            .iter()
+            .map(|a| a.replace('\\', "\\\\").replace(',', "\\,"))
+            .collect();
+        put(svcb::KEY_ALPN, Some(list.join(",").as_bytes()))?;
+    }
+    if raw.no_default_alpn {
+        put(svcb::KEY_NO_DEFAULT_ALPN, None)?;
+    }
+    if let Some(p) = raw.port {
+        put(svcb::KEY_PORT, Some(p.to_string().as_bytes()))?;
+    }
+    if let Some(e) = &raw.ech {
+        put(svcb::KEY_ECH, Some(e.as_bytes()))?;
+    }
+    let t = svcb::Template {
+        rtype,
+        host,
+        priority: raw.priority,
+        target: wire::from_hickory(&target),
+        params,
+    };
+    // The same RFC 9460 checks as a zone file's (mandatory keys present,
+    // no-default-alpn with alpn), on the RDATA as it goes out with hints.
+    let mut bytes = Vec::new();
+    t.write::<()>(
+        &[std::net::Ipv4Addr::UNSPECIFIED],
+        &[std::net::Ipv6Addr::UNSPECIFIED],
+        |b| {
+            bytes.extend_from_slice(b);
+            Ok(())
+        },
+    )
+    .ok();
+    crate::zone::check_svcb_rdata(&bytes)?;
+    Ok(t)
+}
+
 /// An override net: `[lat, lon]` or a map.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -125,6 +231,8 @@ pub struct PoolsRaw {
 /// What a pools file adds to its zone.
 #[derive(Debug)]
 pub struct Pools {
+    /// Steered HTTPS/SVCB templates (`hosts.<name>.https`, `.svcb`).
+    pub svcb: Vec<crate::zone::svcb::Template>,
     pub steering: Steering,
     /// Each host's owner name (wire form, case kept), the host index, and
     /// its line, for conflict errors.
@@ -196,6 +304,8 @@ pub fn from_str(
     let default_ttl = raw.ttl.unwrap_or(DEFAULT_TTL);
     let zone_name = origin.to_string();
     let base = path.parent().unwrap_or(Path::new("."));
+
+    let mut svcb = Vec::new();
 
     // Checks, by name.
     let mut checks: HashMap<&str, Arc<CheckSpec>> = HashMap::new();
@@ -481,6 +591,14 @@ pub fn from_str(
                 format!("{key}.all_down: `fallback` needs a fallback name"),
             );
         }
+        for (field, rtype) in [(&h.https, 65u16), (&h.svcb, 64)] {
+            let Some(raw) = field else { continue };
+            let which = if rtype == 65 { "https" } else { "svcb" };
+            match svcb_template(&raw.value, rtype, hosts.len() as u32, origin) {
+                Ok(t) => svcb.push(t),
+                Err(m) => err(raw.referenced.line() as u32, format!("{key}.{which}: {m}")),
+            }
+        }
         names.push((wire::from_hickory(&owner), hosts.len() as u32, line));
         hosts.push(Host {
             name: hname.value.clone(),
@@ -497,6 +615,7 @@ pub fn from_str(
         return Err(errs);
     }
     Ok(Pools {
+        svcb,
         steering: Steering::new(edges, hosts, Nets::new(nets)),
         names,
     })

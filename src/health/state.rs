@@ -117,6 +117,12 @@ pub struct EdgeStatus {
     pub consecutive: u32,
     /// How many times the effective state changed.
     pub transitions: u64,
+    /// This instance's own probes say up (rise/fall applied).
+    pub probe_healthy: bool,
+    /// The fleet's quorum verdict when it decides (see `fleet.health_quorum`);
+    /// absent when this instance goes by its own probes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet_healthy: Option<bool>,
 }
 
 /// `now + ttl`, saturating at a year out instead of panicking on overflow
@@ -146,8 +152,10 @@ pub struct Verdict {
 #[derive(Debug)]
 struct Details {
     admin: AdminState,
-    /// Up/down as decided by rise/fall.
+    /// Up/down as decided by rise/fall on this instance's probes.
     healthy: bool,
+    /// The fleet's quorum verdict, which overrides `healthy` while set.
+    fleet_healthy: Option<bool>,
     /// Consecutive verdicts that disagree with `healthy`.
     consecutive: u32,
     overloaded: bool,
@@ -187,6 +195,7 @@ impl EdgeHealth {
         let d = Details {
             admin,
             healthy: initial != EdgeState::Down,
+            fleet_healthy: None,
             consecutive: 0,
             overloaded: false,
             thresholds: Thresholds::default(),
@@ -300,10 +309,30 @@ impl EdgeHealth {
         d.check = None;
         d.thresholds = Thresholds::default();
         d.healthy = true;
+        d.fleet_healthy = None;
         d.consecutive = 0;
         d.probe_load = None;
         d.last_error = None;
         self.recompute(&mut d, Instant::now());
+    }
+
+    /// This instance's own probe verdict (rise/fall applied), `None` for an
+    /// edge without a check: what the fleet link publishes.
+    pub fn own_verdict(&self) -> Option<bool> {
+        let d = self.lock();
+        d.check.as_ref().map(|_| d.healthy)
+    }
+
+    /// Sets (or, with `None`, clears) the fleet's quorum verdict, which
+    /// replaces this instance's own up/down while set. Ignored for an edge
+    /// without a check: it is always up.
+    pub fn set_fleet_verdict(&self, healthy: Option<bool>) {
+        let mut d = self.lock();
+        let healthy = healthy.filter(|_| d.check.is_some());
+        if d.fleet_healthy != healthy {
+            d.fleet_healthy = healthy;
+            self.recompute(&mut d, Instant::now());
+        }
     }
 
     /// Applies one probe round's verdict, counting consecutive results the
@@ -357,7 +386,7 @@ impl EdgeHealth {
             Some(l) if d.overloaded => l > d.thresholds.recover,
             Some(l) => l >= d.thresholds.overload,
         };
-        let state = if !d.healthy {
+        let state = if !d.fleet_healthy.unwrap_or(d.healthy) {
             EdgeState::Down
         } else if d.overloaded {
             EdgeState::Overloaded
@@ -404,6 +433,8 @@ impl EdgeHealth {
             probes_failed: d.probes_failed,
             consecutive: d.consecutive,
             transitions: d.transitions,
+            probe_healthy: d.healthy,
+            fleet_healthy: d.fleet_healthy,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! | GET | `/healthz` | 200 when a snapshot is serving |
 //! | GET | `/api/status` | version, uptime, files, DB, last reload, zones |
 //! | GET | `/api/edges` | every edge's health |
+//! | GET | `/api/fleet` | instances, liveness, verdicts per edge, drift |
 //! | POST | `/api/edges/{name}/admin` | `{"state": "drain"}` (auth) |
 //! | PUT | `/api/edges/{name}/load` | `{"load": 0.93, "ttl": "60s"}` (auth) |
 //! | POST | `/api/reload` | rebuild from files now (auth) |
@@ -45,6 +46,8 @@ pub struct Api {
     pub token: Option<String>,
     /// Per-edge answer rates for the status page, sampled by [`serve`].
     pub rates: Arc<crate::status::Rates>,
+    /// The etcd link, when `fleet:` is configured.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 /// Builds the router.
@@ -54,6 +57,7 @@ pub fn router(api: Api) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/status", get(status))
         .route("/api/edges", get(edges))
+        .route("/api/fleet", get(fleet))
         .route("/api/edges/{name}/admin", post(set_admin))
         .route("/api/edges/{name}/load", put(feed_load))
         .route("/api/reload", post(reload))
@@ -198,7 +202,18 @@ async fn status(State(api): State<Api>) -> impl IntoResponse {
         "generation": snap.generation,
         "last_reload": api.reloader.status(),
         "zones": zones,
+        "fleet": api.fleet.as_ref().map(|f| f.status_json()),
     }))
+}
+
+async fn fleet(State(api): State<Api>) -> Response {
+    match &api.fleet {
+        Some(f) => Json(f.report()).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "fleet is off: no `fleet:` section in the config",
+        ),
+    }
 }
 
 async fn edges(State(api): State<Api>) -> impl IntoResponse {
