@@ -124,6 +124,7 @@ impl App {
                     prometheus,
                     started: Instant::now(),
                     token,
+                    rates: Default::default(),
                     fleet: fleet.clone(),
                 };
                 let mut rx = stop.subscribe();

@@ -23,8 +23,10 @@
 //! Beside that flow: [`reload`] builds new snapshots from [`config`] and
 //! [`zone`] files and swaps them in; [`health`] probes edges; [`fleet`]
 //! shares overrides, load and probe verdicts with other instances through
-//! etcd (feeding [`health`]); [`http`] serves metrics and the admin API;
-//! [`querylog`] writes sampled queries.
+//! etcd (feeding [`health`]); [`http`] serves metrics, the admin API and the
+//! [`status`] page (a world map of where each country's clients go, computed
+//! by [`steer::decide`], and what-ifs); [`querylog`] writes sampled queries
+//! as JSON lines and [`dnstap`] as dnstap messages.
 //!
 //! At the edge: [`cli`] parses the command line, [`app`] starts a server with
 //! everything around it, and [`explain`] runs one question through the
@@ -34,6 +36,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod dnstap;
 pub mod explain;
 pub mod fleet;
 pub mod geo;
@@ -46,5 +49,6 @@ pub mod reload;
 pub mod rrl;
 pub mod server;
 pub mod snapshot;
+pub mod status;
 pub mod steer;
 pub mod zone;

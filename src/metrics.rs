@@ -100,6 +100,14 @@ fn describe() {
         "geosteer_querylog_dropped_total",
         "Sampled query-log lines dropped because the writer fell behind"
     );
+    describe_counter!(
+        "geosteer_dnstap_messages_total",
+        "dnstap messages written (flushed to the file or socket)"
+    );
+    describe_counter!(
+        "geosteer_dnstap_dropped_total",
+        "dnstap messages dropped: queue full, no socket reader, or a failed write"
+    );
 }
 
 /// A and AAAA first, as [`qtype_index`] assumes.

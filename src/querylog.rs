@@ -74,7 +74,7 @@ fn seed() -> u64 {
 
 /// xorshift64: a few cycles, good enough to pick a sample.
 #[inline]
-fn draw() -> u64 {
+pub(crate) fn draw() -> u64 {
     RNG.with(|r| {
         let mut x = r.get();
         x ^= x << 13;

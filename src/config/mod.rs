@@ -133,6 +133,9 @@ pub struct ServerRaw {
     /// Sampled query log; off when absent.
     #[serde(default)]
     pub query_log: Option<crate::querylog::QueryLogConfig>,
+    /// dnstap output; off when absent.
+    #[serde(default)]
+    pub dnstap: Option<crate::dnstap::DnstapConfig>,
     /// Reload on file changes (default); `false` leaves SIGHUP and the API.
     #[serde(default = "yes")]
     pub watch: bool,
@@ -333,6 +336,7 @@ pub struct ServerConfig {
     pub rrl: Option<crate::rrl::RrlConfig>,
     pub state_file: PathBuf,
     pub query_log: Option<crate::querylog::QueryLogConfig>,
+    pub dnstap: Option<crate::dnstap::DnstapConfig>,
     pub watch: bool,
     pub fleet: Option<crate::fleet::FleetConfig>,
     pub probe_source: Option<std::net::IpAddr>,
@@ -422,12 +426,21 @@ impl ServerConfig {
         });
         let nsid = nsid_value(raw.nsid, path)?;
         let cookies = cookies_setting(raw.cookies, base, path)?;
+        if let Some(d) = &raw.dnstap {
+            d.validate().map_err(|e| ConfigError::new(path, 0, e))?;
+        }
+        let dnstap = raw.dnstap.map(|mut d| {
+            d.socket = d.socket.map(|p| base.join(p));
+            d.file = d.file.map(|p| base.join(p));
+            d
+        });
         Ok(ServerConfig {
             fleet,
             probe_source: raw.probe_source,
             nsid,
             cookies,
             query_log,
+            dnstap,
             watch: raw.watch,
             path: path.to_path_buf(),
             listen: raw.listen,
