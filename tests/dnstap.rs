@@ -389,7 +389,8 @@ fn fstrm_capture_reader_comes_back() {
 
     common::udp_raw(udp, &query("77.88.8.0/24")).expect("an answer");
     until("two messages written", || (written() >= 2.0).then_some(()));
-    std::thread::sleep(Duration::from_millis(500));
+    // Counted when buffered; the writer flushes at least once a second.
+    std::thread::sleep(Duration::from_millis(1500));
     cap.stop();
     let one = ldns_lines(&out1);
     assert_eq!(one.len(), 2, "{one:?}");
@@ -410,7 +411,8 @@ fn fstrm_capture_reader_comes_back() {
         common::udp_raw(udp, &query("198.18.7.0/24")).expect("an answer");
         (written() >= before + 2.0).then_some(())
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // Counted when buffered; the writer flushes at least once a second.
+    std::thread::sleep(Duration::from_millis(1500));
     cap.stop();
     let two = ldns_lines(&out2);
     assert!(two.len() >= 2, "{two:?}");
