@@ -33,7 +33,12 @@ pub fn pools_path(zone_file: &Path) -> PathBuf {
     zone_file.with_extension("pools.yaml")
 }
 
-/// Loads one zone and its pools file into a [`Zone`].
+/// `zones/cdn.example.zone` → `zones/cdn.example.rtt.csv`.
+pub fn rtt_path(zone_file: &Path) -> PathBuf {
+    zone_file.with_extension("rtt.csv")
+}
+
+/// Loads one zone and its pools (and RTT) file into a [`Zone`].
 pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, Vec<ConfigError>> {
     let origin = crate::zone::origin_from_filename(zone_file).ok_or_else(|| {
         vec![ConfigError::new(
@@ -68,7 +73,12 @@ pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, V
     })?;
     let pools_file = pools_path(zone_file);
     let steering = if pools_file.exists() {
-        let p = pools::load(&pools_file, &zf.origin, health)?;
+        let mut p = pools::load(&pools_file, &zf.origin, health)?;
+        let rtt_file = rtt_path(zone_file);
+        if rtt_file.exists() {
+            let table = crate::config::rtt::load(&rtt_file, &p.steering, p.rtt_min_samples)?;
+            p.steering = p.steering.with_rtt(table);
+        }
         let mut errs = Vec::new();
         for (owner, host, line) in &p.names {
             let key = wire::lowercase(owner);
@@ -426,12 +436,7 @@ impl Reloader {
                     targets.push(crate::health::ProbeTarget {
                         zone: zone.name.clone(),
                         edge: e.name.clone(),
-                        addresses: e
-                            .v4
-                            .iter()
-                            .map(|a| (*a).into())
-                            .chain(e.v6.iter().map(|a| (*a).into()))
-                            .collect(),
+                        addresses: e.probe_addresses(),
                         check: check.clone(),
                         health: e.health.clone(),
                     });

@@ -298,7 +298,7 @@ fn reference(
     let coords = place.location.and_then(|l| l.coords);
     let km = |e: u16| {
         coords.map_or(0.0, |c| {
-            let ec = st.edges[e as usize].coords;
+            let ec = st.edges[e as usize].coords.expect("located edge");
             let (la1, la2) = (c.lat.to_radians(), ec.lat.to_radians());
             let dlat = la2 - la1;
             let dlon = (ec.lon - c.lon).to_radians();

@@ -3,6 +3,7 @@
 //! Every error names the file, the line and the key.
 
 pub mod pools;
+pub mod rtt;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -304,8 +304,8 @@ fn add_glue<'a>(tree: &'a Tree, set: &'a Rrset, ans: &mut Answer<'a>) {
     }
 }
 
-/// Fills the answer of a steered name. Returns a fallback CNAME target to
-/// chase, if steering chose the fallback.
+/// Fills the answer of a steered name. Returns a CNAME target to chase, if
+/// steering chose the fallback or a partner CDN.
 fn steer_answer<'a, T: steer::Trace>(
     snap: &'a Snapshot,
     zone: &'a Zone,
@@ -348,6 +348,17 @@ fn steer_answer<'a, T: steer::Trace>(
             }
             Outcome::Fallback => {
                 if let Some(target) = host.fallback.as_deref() {
+                    ans.answer.push(Item::Cname {
+                        owner,
+                        ttl: host.ttl,
+                        target,
+                    });
+                    fallback = Some(target);
+                }
+            }
+            Outcome::Partner(e) => {
+                // A partner CDN: its CNAME, chased like the fallback's.
+                if let Some(target) = zone.steering.edges[e as usize].cname.as_deref() {
                     ans.answer.push(Item::Cname {
                         owner,
                         ttl: host.ttl,

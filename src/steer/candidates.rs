@@ -5,6 +5,7 @@
 use smallvec::SmallVec;
 
 use super::locate::Place;
+use super::order::{Class, Ranked};
 use super::{EdgeIdx, Host, Steering};
 use crate::geo::{Code, Location};
 use crate::health::Effective;
@@ -62,31 +63,45 @@ pub(super) fn candidates<'s>(
 #[derive(Clone, Copy)]
 pub(super) struct Cand {
     pub idx: EdgeIdx,
-    /// The ordering metric (squared chord distance; 0 without a location).
-    pub d: f64,
+    pub class: Class,
+    /// The ordering metric (ms or km, biased).
+    pub metric: f64,
     /// 0 up, 1 overloaded, 2 drain.
     pub tier: u8,
 }
 
-/// The common case without spreading: when the first live candidates in
-/// `order` are all up, the answer is `answers` of them and no health beyond
-/// them matters. Pushes them into `out` and returns true then; leaves `out`
-/// empty and returns false when the full filter is needed.
+impl Cand {
+    pub fn new(r: &Ranked, tier: u8) -> Cand {
+        Cand {
+            idx: r.idx,
+            class: r.class,
+            metric: r.metric,
+            tier,
+        }
+    }
+}
+
+/// The common case of a plain host: when the first live candidates in
+/// `order` are all up edges of our own, the answer is `answers` of them and
+/// no health beyond them matters. Pushes them into `out` and returns true
+/// then; leaves `out` empty and returns false when the full filter is
+/// needed.
 pub(super) fn all_up_prefix(
     st: &Steering,
-    order: &[(EdgeIdx, f64)],
+    order: &[Ranked],
     wanted: usize,
     out: &mut SmallVec<[EdgeIdx; 8]>,
 ) -> bool {
     let mut live = 0;
-    for &(idx, _) in order {
-        match st.edges[idx as usize].health.effective() {
-            Effective::Up => live += 1,
+    for r in order {
+        let edge = &st.edges[r.idx as usize];
+        match edge.health.effective() {
             Effective::Down => continue,
+            Effective::Up if !edge.is_partner() => live += 1,
             _ => break,
         }
         if out.len() < wanted {
-            out.push(idx);
+            out.push(r.idx);
         }
         // Once `answers` of them are up and a second live one is known (it
         // makes the scope matter), the rest cannot change the answer.
@@ -101,18 +116,18 @@ pub(super) fn all_up_prefix(
 /// The candidates that can serve, by (tier, order): down edges skipped,
 /// overloaded ones behind every up edge, draining ones only when nothing
 /// else can serve. One atomic load per candidate.
-pub(super) fn by_health(st: &Steering, order: &[(EdgeIdx, f64)]) -> SmallVec<[Cand; 16]> {
+pub(super) fn by_health(st: &Steering, order: &[Ranked]) -> SmallVec<[Cand; 16]> {
     let mut list: SmallVec<[Cand; 16]> = SmallVec::new();
     let mut mixed = false;
-    for &(idx, d) in order {
-        let tier = match st.edges[idx as usize].health.effective() {
+    for r in order {
+        let tier = match st.edges[r.idx as usize].health.effective() {
             Effective::Up => 0,
             Effective::Overloaded => 1,
             Effective::Drain => 2,
             Effective::Down => continue,
         };
         mixed |= tier != 0;
-        list.push(Cand { idx, d, tier });
+        list.push(Cand::new(r, tier));
     }
     if mixed {
         if list.iter().any(|c| c.tier < 2) {
@@ -120,13 +135,18 @@ pub(super) fn by_health(st: &Steering, order: &[(EdgeIdx, f64)]) -> SmallVec<[Ca
         }
         // `order` is sorted by metric, so a stable sort by tier orders by
         // (tier, metric).
-        for i in 1..list.len() {
-            let mut j = i;
-            while j > 0 && list[j - 1].tier > list[j].tier {
-                list.swap(j - 1, j);
-                j -= 1;
-            }
-        }
+        stable_sort_by_key(&mut list, |c| c.tier);
     }
     list
+}
+
+/// Insertion sort: short lists, stable, allocation-free.
+pub(super) fn stable_sort_by_key<K: PartialOrd>(list: &mut [Cand], key: impl Fn(&Cand) -> K) {
+    for i in 1..list.len() {
+        let mut j = i;
+        while j > 0 && key(&list[j - 1]) > key(&list[j]) {
+            list.swap(j - 1, j);
+            j -= 1;
+        }
+    }
 }

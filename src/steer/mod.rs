@@ -14,6 +14,7 @@
 mod candidates;
 mod locate;
 mod order;
+pub mod rtt;
 mod scope;
 mod spread;
 
@@ -25,7 +26,8 @@ use smallvec::SmallVec;
 
 pub use candidates::Rule;
 pub use locate::{NetTarget, Nets, Place, locate};
-pub use order::forget_cached_orders;
+pub use order::{Class, Ranked, forget_cached_orders};
+pub use rtt::{RttHit, RttKey, RttTable};
 
 use crate::geo::{Coords, GeoDb, Location};
 use crate::health::{EdgeHealth, Effective};
@@ -41,17 +43,31 @@ pub enum Family {
     V6,
 }
 
-/// An edge server (or PoP) answers are made of.
+/// An edge server (or PoP) answers are made of, or a partner CDN answered
+/// with a CNAME.
 #[derive(Debug)]
 pub struct Edge {
     pub name: String,
     pub v4: SmallVec<[Ipv4Addr; 2]>,
     pub v6: SmallVec<[Ipv6Addr; 2]>,
-    pub coords: Coords,
+    /// None for a partner CDN, which has no place on the map.
+    pub coords: Option<Coords>,
     /// Position on the unit sphere: ordering by straight-line (chord)
     /// distance equals ordering by great-circle distance, without trig.
-    unit: [f64; 3],
+    unit: Option<[f64; 3]>,
     pub weight: u32,
+    /// Route 53's geoproximity bias, -99..99: the ordering metric (km or
+    /// ms) is multiplied by `1 - bias/100`.
+    pub bias: i8,
+    /// What serving from here costs (default 1); see `cost_margin_*`.
+    pub cost: f64,
+    /// Relative capacity for shares among near-equal edges (None: `weight`).
+    pub capacity: Option<f64>,
+    /// A partner CDN's CNAME target (wire form); such an edge has no
+    /// addresses of its own.
+    pub cname: Option<Box<[u8]>>,
+    /// Addresses a partner's health check probes (a CNAME has none).
+    pub probe: Vec<IpAddr>,
     /// The health check, if any.
     pub check: Option<Arc<crate::health::CheckSpec>>,
     /// Shared with the health checker; carried over across reloads by name.
@@ -59,6 +75,7 @@ pub struct Edge {
 }
 
 impl Edge {
+    /// An edge of our own at `coords`, unbiased, cost 1, capacity by weight.
     pub fn new(
         name: String,
         v4: SmallVec<[Ipv4Addr; 2]>,
@@ -72,18 +89,81 @@ impl Edge {
             name,
             v4,
             v6,
-            coords,
-            unit: coords.unit(),
+            coords: Some(coords),
+            unit: Some(coords.unit()),
             weight,
+            bias: 0,
+            cost: 1.0,
+            capacity: None,
+            cname: None,
+            probe: Vec::new(),
             check,
             health,
         }
     }
 
+    /// A partner CDN answered with a CNAME to `target` (wire form).
+    pub fn partner(
+        name: String,
+        target: Box<[u8]>,
+        weight: u32,
+        check: Option<Arc<crate::health::CheckSpec>>,
+        health: Arc<EdgeHealth>,
+    ) -> Edge {
+        Edge {
+            coords: None,
+            unit: None,
+            cname: Some(target),
+            ..Edge::new(
+                name,
+                SmallVec::new(),
+                SmallVec::new(),
+                Coords::default(),
+                weight,
+                check,
+                health,
+            )
+        }
+    }
+
+    pub fn is_partner(&self) -> bool {
+        self.cname.is_some()
+    }
+
+    /// Whether the edge can answer a family: an address of it, or a CNAME.
     pub fn serves(&self, family: Family) -> bool {
-        match family {
-            Family::V4 => !self.v4.is_empty(),
-            Family::V6 => !self.v6.is_empty(),
+        self.is_partner()
+            || match family {
+                Family::V4 => !self.v4.is_empty(),
+                Family::V6 => !self.v6.is_empty(),
+            }
+    }
+
+    /// The addresses its health check probes.
+    pub fn probe_addresses(&self) -> Vec<IpAddr> {
+        if self.is_partner() {
+            return self.probe.clone();
+        }
+        self.v4
+            .iter()
+            .map(|a| IpAddr::from(*a))
+            .chain(self.v6.iter().map(|a| IpAddr::from(*a)))
+            .collect()
+    }
+
+    /// The factor bias puts on the ordering metric.
+    fn scale(&self) -> f64 {
+        1.0 - f64::from(self.bias) / 100.0
+    }
+
+    /// The weight of a share among near-equal edges: capacity (or weight)
+    /// times the idle fraction when the load is known, so an idle edge
+    /// takes clients from a busy one before it overloads.
+    pub fn share_weight(&self) -> f64 {
+        let base = self.capacity.unwrap_or(f64::from(self.weight.max(1)));
+        match self.health.load() {
+            Some(load) => base * (1.0 - load).max(0.001),
+            None => base,
         }
     }
 }
@@ -112,17 +192,40 @@ pub struct Host {
     pub answers: u8,
     pub ttl: u32,
     pub spread_km: f64,
+    /// Edges within this many ms of the best by RTT share clients.
+    pub spread_ms: f64,
+    /// Among candidates within this margin of the best, the cheapest wins
+    /// (0: off); km for distance order, ms for RTT order.
+    pub cost_margin_km: f64,
+    pub cost_margin_ms: f64,
+    /// Fraction of clients (by subnet hash) sent to healthy partners even
+    /// when own edges are up; None: partners only rank by RTT or last.
+    pub partner_share: Option<f64>,
     /// Wire-form CNAME target.
     pub fallback: Option<Box<[u8]>>,
     pub all_down: AllDown,
 }
 
-/// One zone's steering data, from `<zone>.pools.yaml`.
+impl Host {
+    /// No spreading, cost margin or partner split: the first live
+    /// candidates in order are the answer.
+    fn plain(&self) -> bool {
+        self.spread_km <= 0.0
+            && self.spread_ms <= 0.0
+            && self.cost_margin_km <= 0.0
+            && self.cost_margin_ms <= 0.0
+            && self.partner_share.is_none()
+    }
+}
+
+/// One zone's steering data, from `<zone>.pools.yaml` and `<zone>.rtt.csv`.
 #[derive(Debug)]
 pub struct Steering {
     pub edges: Vec<Edge>,
     pub hosts: Vec<Host>,
     pub nets: Nets,
+    /// Measured RTTs (empty without an RTT file).
+    pub rtt: RttTable,
     /// Unique per instance, so cached orders never outlive their steering.
     uid: u64,
 }
@@ -134,8 +237,17 @@ impl Steering {
             edges,
             hosts,
             nets,
+            rtt: RttTable::default(),
             uid: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// The same steering with RTT data: a new instance, so no order cached
+    /// without it is used.
+    pub fn with_rtt(self, rtt: RttTable) -> Steering {
+        let mut st = Steering::new(self.edges, self.hosts, self.nets);
+        st.rtt = rtt;
+        st
     }
 }
 
@@ -159,6 +271,9 @@ pub struct Client {
 pub enum Outcome {
     /// Addresses of `Decision::edges`.
     Edges,
+    /// CNAME to this partner CDN's target (`Edge::cname`); `edges` holds it
+    /// alone.
+    Partner(EdgeIdx),
     /// No candidate has an address of this family.
     NoData,
     /// CNAME to the host's fallback.
@@ -191,12 +306,22 @@ pub enum Located {
 /// Observes a decision; `()` observes nothing and costs nothing. `explain`
 /// records everything through this, so it runs the server's code path.
 pub trait Trace {
-    /// Whether [`Trace::candidate`] wants kilometres; computing them costs
-    /// an `asin` per edge that the query path doesn't need.
+    /// Whether the trace wants the detail the query path doesn't need
+    /// (kilometres per candidate, share weights): computing it costs.
     const DETAILED: bool = false;
     fn located(&mut self, _how: Located, _loc: Option<&Location>) {}
     fn rule(&mut self, _rule: Option<usize>) {}
     fn candidate(&mut self, _edge: EdgeIdx, _km: Option<f64>, _state: Effective) {}
+    /// The RTT key that matched and its rows (fastest first), if any.
+    fn rtt(&mut self, _key: Option<(&RttKey, &[(EdgeIdx, f32)])>) {}
+    /// The candidates in order, before health.
+    fn ranked(&mut self, _order: &[Ranked]) {}
+    /// `partner_share` decided: the subnet's draw in (0, 1] against it.
+    fn partner_split(&mut self, _share: f64, _draw: f64, _to_partner: bool) {}
+    /// A cost margin reordered these candidates (cheapest first).
+    fn cost(&mut self, _margin: f64, _group: &[EdgeIdx]) {}
+    /// Near-equal edges shared clients with these weights; `chosen` won.
+    fn shares(&mut self, _weights: &[(EdgeIdx, f64)], _chosen: EdgeIdx) {}
 }
 
 impl Trace for () {}
@@ -227,11 +352,19 @@ pub fn decide<T: Trace>(
             s
         }
     });
+    // The most specific RTT prefix is a range lookup on the address; keys
+    // the location implies are found with the order, once per place.
+    let prefix = if st.rtt.is_empty() {
+        None
+    } else {
+        st.rtt.prefix(addr)
+    };
     let at = Located4 {
         raw: client.addr,
         addr,
         offset,
         source,
+        rtt_prefix: prefix.and_then(|h| h.prefix),
     };
     // explain's trace wants the decoded location, the query path doesn't.
     let place = if T::DETAILED {
@@ -239,43 +372,50 @@ pub fn decide<T: Trace>(
     } else {
         locate::locate_lazy(st, geo, addr)
     };
-    order::with_order(st, host, family, place, geo, addr, |order, place| {
+    order::with_order(st, host, family, place, prefix, geo, addr, |ord, place| {
         trace.located(place.how, place.location.as_ref());
-        trace.rule(order.rule().map(|r| r as usize));
+        trace.rule(ord.rule().map(|r| r as usize));
         if T::DETAILED {
             // Every candidate with its distance and state, for explain.
             let here = place.unit();
-            for &idx in candidates::candidates(host, place, order.rule()) {
+            for &idx in candidates::candidates(host, place, ord.rule()) {
                 let edge = &st.edges[idx as usize];
-                let km = here.map(|h| order::km_of(order::chord2(&edge.unit, &h)));
+                let km = here
+                    .zip(edge.unit)
+                    .map(|(h, e)| order::km_of(order::chord2(&e, &h)));
                 trace.candidate(idx, km, edge.health.effective());
             }
+            trace.rtt(ord.rtt().map(|k| (st.rtt.key(k), st.rtt.rows_of(k))));
+            trace.ranked(ord.list());
         }
         choose(
             st,
             host,
-            order.list(),
-            order.any_family(),
+            ord.list(),
+            ord.any_family(),
             addr,
             source,
             &at,
             place.how,
+            trace,
         )
     })
 }
 
 /// Picks from the candidates in metric order: health first, then the
-/// spreading hash, then `answers` of them.
+/// partner split, the cost margin and the capacity shares, then `answers`
+/// of them (a partner answers alone, with its CNAME).
 #[allow(clippy::too_many_arguments)]
-fn choose(
+fn choose<T: Trace>(
     st: &Steering,
     host: &Host,
-    order: &[(EdgeIdx, f64)],
+    order: &[Ranked],
     any_family: bool,
     addr: IpAddr,
     source: Option<u8>,
     at: &Located4,
     how: Located,
+    trace: &mut T,
 ) -> Decision {
     let mut decision = Decision {
         outcome: Outcome::Edges,
@@ -292,33 +432,38 @@ fn choose(
         return decision;
     }
     let wanted = usize::from(host.answers.max(1));
-    if host.spread_km <= 0.0 && candidates::all_up_prefix(st, order, wanted, &mut decision.edges) {
+    if host.plain() && candidates::all_up_prefix(st, order, wanted, &mut decision.edges) {
         decision.scope = at.scope(st, how, None);
         return decision;
     }
     let mut list = candidates::by_health(st, order);
     if list.is_empty() {
         match host.all_down {
-            AllDown::Serve => {
-                list.extend(
-                    order
-                        .iter()
-                        .map(|&(idx, d)| candidates::Cand { idx, d, tier: 0 }),
-                )
-            }
+            AllDown::Serve => list.extend(order.iter().map(|r| candidates::Cand::new(r, 0))),
             AllDown::Fallback => decision.outcome = Outcome::Fallback,
             AllDown::Servfail => decision.outcome = Outcome::ServFail,
             AllDown::Empty => decision.outcome = Outcome::Empty,
         }
     }
-    let spread_bits = spread::spread(st, host, &mut list, addr, source);
-    for c in list.iter().take(wanted) {
-        decision.edges.push(c.idx);
+    let split_bits = spread::partner_split(st, host, &mut list, addr, source, trace);
+    spread::cost_first(st, host, &mut list, trace);
+    let spread_bits = spread::spread(st, host, &mut list, addr, source, trace);
+    match list.first() {
+        Some(c) if st.edges[c.idx as usize].is_partner() => {
+            decision.outcome = Outcome::Partner(c.idx);
+            decision.edges.push(c.idx);
+        }
+        _ => decision.edges.extend(
+            list.iter()
+                .filter(|c| !st.edges[c.idx as usize].is_partner())
+                .take(wanted)
+                .map(|c| c.idx),
+        ),
     }
     // ECS scope: how much of the client's address decided this answer.
     // With one possible edge and nothing keyed on location, none of it.
     if !st.nets.is_empty() || !host.rules.is_empty() || list.len() > 1 {
-        decision.scope = at.scope(st, how, spread_bits);
+        decision.scope = at.scope(st, how, split_bits.max(spread_bits));
     }
     decision
 }

@@ -1,6 +1,8 @@
-//! Candidates in metric order (great-circle distance), computed once per
-//! place and kept in a small per-thread cache, so the per-query work is
-//! health, spreading and the scope.
+//! Candidates in metric order, computed once per place (and RTT key) and
+//! kept in a small per-thread cache, so the per-query work is health,
+//! spreading and the scope. Edges with an RTT for the client's key come
+//! first by measured ms, then located edges by great-circle km, then
+//! partners without RTT; bias scales both metrics.
 
 use std::net::IpAddr;
 
@@ -8,6 +10,7 @@ use smallvec::SmallVec;
 
 use super::candidates::{candidates, matching_rule};
 use super::locate::Place;
+use super::rtt::RttHit;
 use super::{EdgeIdx, Family, Host, Located, Steering};
 use crate::geo::GeoDb;
 
@@ -26,16 +29,33 @@ pub(super) fn km_of(chord2: f64) -> f64 {
     2.0 * EARTH_KM * (chord2.sqrt() / 2.0).min(1.0).asin()
 }
 
-/// Squared chord of a great-circle distance in km (capped at antipodes).
-pub(super) fn chord2_of(km: f64) -> f64 {
-    let c = 2.0
-        * (km / (2.0 * EARTH_KM))
-            .min(std::f64::consts::FRAC_PI_2)
-            .sin();
-    c * c
+/// What a candidate's metric measures; candidates order by class first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Class {
+    /// Measured RTT for the client's key, ms.
+    Rtt,
+    /// Great-circle distance, km (0 for a client with no coordinates).
+    Distance,
+    /// A partner CDN without RTT data: after every located edge.
+    Partner,
 }
 
-/// Candidates that can serve a family, nearest first (stable: equal
+/// A candidate in order: its class and metric (ms or km, times the bias
+/// factor).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ranked {
+    pub idx: EdgeIdx,
+    pub class: Class,
+    pub metric: f64,
+}
+
+const NO_RANK: Ranked = Ranked {
+    idx: 0,
+    class: Class::Partner,
+    metric: 0.0,
+};
+
+/// Candidates that can serve a family, best first (stable: equal
 /// distances keep the configured order). Depends only on the steering, the
 /// host, the family and the place, so it is computed once per place and
 /// cached.
@@ -43,39 +63,44 @@ pub(super) fn chord2_of(km: f64) -> f64 {
 pub(super) struct Order {
     /// The rule that chose the candidates.
     rule: Option<u32>,
+    /// The RTT key whose rows ranked them.
+    rtt: Option<u32>,
     /// Some candidate has an address of the family (else NODATA).
     any_family: bool,
     /// The place's database record located anything (else the client
     /// counts as unknown).
     known: bool,
     len: u8,
-    list: [(EdgeIdx, f64); ORDER_MAX],
+    list: [Ranked; ORDER_MAX],
 }
 
 /// Longest cached order; hosts with more candidates compute theirs per query.
 const ORDER_MAX: usize = 16;
 
 impl Order {
-    fn list(&self) -> &[(EdgeIdx, f64)] {
+    fn list(&self) -> &[Ranked] {
         &self.list[..self.len as usize]
     }
 }
 
-/// (steering uid, host, family, place key) of a cached order.
-type OrderKey = (u64, u32, bool, u64);
+/// (steering uid, host, family, place key, RTT prefix key or `u32::MAX`)
+/// of a cached order. A key the place implies (ASN, country, continent)
+/// needs no slot of its own: the place key already fixes it.
+type OrderKey = (u64, u32, bool, u64, u32);
 
 /// Slots in the per-thread order cache (about 70 KiB a thread). Keys are
 /// few (hosts × families × the cities clients come from) and skewed.
 const ORDER_SLOTS: usize = 256;
 
 const EMPTY_ORDER: (OrderKey, Order) = (
-    (0, 0, false, 0),
+    (0, 0, false, 0, 0),
     Order {
         rule: None,
+        rtt: None,
         any_family: false,
         known: false,
         len: 0,
-        list: [(0, 0.0); ORDER_MAX],
+        list: [NO_RANK; ORDER_MAX],
     },
 );
 
@@ -99,6 +124,7 @@ pub(super) fn with_order<'s, R>(
     host: &Host,
     family: Family,
     mut place: Place<'s>,
+    prefix: Option<RttHit>,
     geo: Option<&GeoDb>,
     addr: IpAddr,
     f: impl FnOnce(&OrderRef<'_>, &Place<'s>) -> R,
@@ -108,11 +134,21 @@ pub(super) fn with_order<'s, R>(
     let hidx = (host as *const Host as usize).wrapping_sub(st.hosts.as_ptr() as usize)
         / std::mem::size_of::<Host>().max(1);
     let cacheable = st.hosts.get(hidx).is_some_and(|h| std::ptr::eq(h, host));
-    let key: OrderKey = (st.uid, hidx as u32, family == Family::V6, place.key);
+    let rtt_key = prefix.map_or(u32::MAX, |h| h.key);
+    let key: OrderKey = (
+        st.uid,
+        hidx as u32,
+        family == Family::V6,
+        place.key,
+        rtt_key,
+    );
     // Multiply-xor is mixing enough for a direct-mapped slot: the place
     // key varies in its low bits, the rest rarely.
-    let h = (key.3 ^ key.0.rotate_left(29) ^ (u64::from(key.1) << 1 | u64::from(key.2)))
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let h = (key.3
+        ^ key.0.rotate_left(29)
+        ^ (u64::from(key.1) << 1 | u64::from(key.2))
+        ^ u64::from(rtt_key).rotate_left(17))
+    .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let slot = (h >> (64 - ORDER_SLOTS.trailing_zeros())) as usize;
     let mut f = Some(f);
     if cacheable {
@@ -139,14 +175,15 @@ pub(super) fn with_order<'s, R>(
             None => place.how = Located::Unknown,
         }
     }
-    let fresh = compute_order(st, host, family, &place);
+    let fresh = compute_order(st, host, family, &place, prefix);
     if fresh.list.len() <= ORDER_MAX && cacheable {
         let mut o = Order {
             rule: fresh.rule,
+            rtt: fresh.rtt,
             any_family: fresh.any_family,
             known: !matches!(place.how, Located::Unknown),
             len: fresh.list.len() as u8,
-            list: [(0, 0.0); ORDER_MAX],
+            list: [NO_RANK; ORDER_MAX],
         };
         o.list[..fresh.list.len()].copy_from_slice(&fresh.list);
         ORDERS.with(|c| c.borrow_mut()[slot] = (key, o));
@@ -157,8 +194,9 @@ pub(super) fn with_order<'s, R>(
 /// An order just computed (possibly longer than a cache slot holds).
 pub(super) struct Fresh {
     rule: Option<u32>,
+    rtt: Option<u32>,
     any_family: bool,
-    list: SmallVec<[(EdgeIdx, f64); ORDER_MAX]>,
+    list: SmallVec<[Ranked; ORDER_MAX]>,
 }
 
 /// An order from the cache or just computed.
@@ -174,13 +212,19 @@ impl OrderRef<'_> {
             OrderRef::Fresh(o) => o.rule,
         }
     }
+    pub fn rtt(&self) -> Option<u32> {
+        match self {
+            OrderRef::Cached(o) => o.rtt,
+            OrderRef::Fresh(o) => o.rtt,
+        }
+    }
     pub fn any_family(&self) -> bool {
         match self {
             OrderRef::Cached(o) => o.any_family,
             OrderRef::Fresh(o) => o.any_family,
         }
     }
-    pub fn list(&self) -> &[(EdgeIdx, f64)] {
+    pub fn list(&self) -> &[Ranked] {
         match self {
             OrderRef::Cached(o) => o.list(),
             OrderRef::Fresh(o) => &o.list,
@@ -188,27 +232,56 @@ impl OrderRef<'_> {
     }
 }
 
-/// The candidates for `place` that serve `family`, nearest first.
-fn compute_order(st: &Steering, host: &Host, family: Family, place: &Place<'_>) -> Fresh {
+/// The candidates for `place` that serve `family`, best first.
+fn compute_order(
+    st: &Steering,
+    host: &Host,
+    family: Family,
+    place: &Place<'_>,
+    prefix: Option<RttHit>,
+) -> Fresh {
     let rule = matching_rule(host, place);
     let here = place.unit();
-    let mut list: SmallVec<[(EdgeIdx, f64); ORDER_MAX]> = SmallVec::new();
+    let rtt = if st.rtt.is_empty() {
+        None
+    } else {
+        prefix
+            .or_else(|| place.location.and_then(|l| st.rtt.by_location(&l)))
+            .map(|h| h.key)
+    };
+    let rows = rtt.map_or(&[][..], |k| st.rtt.rows_of(k));
+    let mut list: SmallVec<[Ranked; ORDER_MAX]> = SmallVec::new();
     for &idx in candidates(host, place, rule) {
         let edge = &st.edges[idx as usize];
-        if edge.serves(family) {
-            list.push((idx, here.map_or(0.0, |h| chord2(&edge.unit, &h))));
+        if !edge.serves(family) {
+            continue;
         }
+        let (class, raw) = match rows.iter().find(|r| r.0 == idx) {
+            Some(&(_, ms)) => (Class::Rtt, f64::from(ms)),
+            None => match (edge.unit, here) {
+                (Some(e), Some(h)) => (Class::Distance, km_of(chord2(&e, &h))),
+                (Some(_), None) => (Class::Distance, 0.0),
+                (None, _) => (Class::Partner, 0.0),
+            },
+        };
+        list.push(Ranked {
+            idx,
+            class,
+            metric: raw * edge.scale(),
+        });
     }
     // Insertion sort: short, stable, allocation-free.
+    let before = |a: &Ranked, b: &Ranked| (a.class, a.metric) > (b.class, b.metric);
     for i in 1..list.len() {
         let mut j = i;
-        while j > 0 && list[j - 1].1 > list[j].1 {
+        while j > 0 && before(&list[j - 1], &list[j]) {
             list.swap(j - 1, j);
             j -= 1;
         }
     }
     Fresh {
         rule,
+        rtt,
         any_family: !list.is_empty(),
         list,
     }

@@ -16,12 +16,15 @@ pub(super) struct Located4 {
     pub offset: u8,
     /// The ECS source prefix in `addr`'s bits; None without ECS.
     pub source: Option<u8>,
+    /// The length of the RTT prefix row that holds `addr`, if any.
+    pub rtt_prefix: Option<u8>,
 }
 
 impl Located4 {
     /// The ECS scope of an answer decided by `how` (0 without ECS): the
-    /// deciding network's prefix, at least the spreading prefix, narrowed
-    /// around override nets, in the bits of the address that was asked.
+    /// deciding network's prefix, at least the spreading prefix and the RTT
+    /// prefix, narrowed around override nets and more specific RTT rows, in
+    /// the bits of the address that was asked.
     pub fn scope(&self, st: &Steering, how: Located, spread_bits: Option<u8>) -> u8 {
         let Some(source) = self.source else {
             return 0;
@@ -30,15 +33,21 @@ impl Located4 {
             Located::Net(n) | Located::Db(n) => n.prefix_len(),
             Located::Unknown => source,
         };
-        if let Some(p) = spread_bits {
-            scope = scope.max(p);
-        }
+        scope = scope
+            .max(spread_bits.unwrap_or(0))
+            .max(self.rtt_prefix.unwrap_or(0));
         scope = st.nets.narrow_scope(self.addr, scope);
+        if !st.rtt.is_empty() {
+            scope = st.rtt.narrow_scope(self.addr, scope);
+        }
         if self.offset > 0 {
             // Back to IPv6 bits; IPv6 override nets get their say too.
             scope = st
                 .nets
                 .narrow_scope(self.raw, (scope + self.offset).min(128));
+            if !st.rtt.is_empty() {
+                scope = st.rtt.narrow_scope(self.raw, scope);
+            }
         }
         scope
     }
