@@ -1,0 +1,387 @@
+//! Steering by measured RTT, bias, cost and idle capacity, and partner CDNs
+//! (issue 11): table tests (client or ECS prefix → expected edges and
+//! scope) for every rule, in-process and over real UDP and TCP, on a
+//! database built with `geo::build` from tests/fixtures/rtt/geo.yaml; the
+//! capacity share test; partner health and `all_down`; bad RTT files.
+//!
+//! The fixture's RTT file (tests/fixtures/rtt/zones/steer.example.rtt.csv)
+//! has prefix rows narrower (81.2.1.0/24 in London's /16) and wider
+//! (24.0.0.0/11 around New York's /12) than the GeoIP networks, ASN,
+//! country and continent rows, and a row below `min_samples`.
+
+#[path = "fixtures/steer/support.rs"]
+mod support;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use geosteer::config::ServerConfig;
+use geosteer::config::pools::{AlwaysUp, HealthSource};
+use geosteer::geo::{self, Schema};
+use geosteer::health::{AdminState, Registry};
+use geosteer::net::Transport;
+use geosteer::snapshot::Snapshot;
+use hickory_proto::rr::RecordType;
+use support::Reply;
+
+const A: RecordType = RecordType::A;
+const AAAA: RecordType = RecordType::AAAA;
+
+/// `tests/fixtures/rtt`.
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rtt")
+}
+
+/// The fixture database, built once per test binary.
+fn geodb() -> &'static Path {
+    static DB: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &DB.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("rtt.mmdb");
+        geo::build(&fixture().join("geo.yaml"), &out, Schema::City).expect("build geodb");
+        (dir, out)
+    })
+    .1
+}
+
+fn config(zones: &Path) -> ServerConfig {
+    let yaml = format!(
+        "listen: [\"127.0.0.1:0\"]\nzones: {}\ngeodb: {}\nworkers: 1\n",
+        zones.display(),
+        geodb().display()
+    );
+    ServerConfig::from_str(&yaml, &fixture().join("geosteer.yaml")).expect("config")
+}
+
+fn snapshot_with(health: &dyn HealthSource) -> Snapshot {
+    geosteer::reload::build_snapshot(&config(&fixture().join("zones")), health, 1)
+        .expect("fixture snapshot")
+}
+
+/// One table row: host, type, client (`ecs:<prefix>` or `src:<ip>`),
+/// expected answer (edges in order, `CNAME <target>`, `SERVFAIL`) and scope.
+type Row = (
+    &'static str,
+    RecordType,
+    &'static str,
+    &'static str,
+    Option<u8>,
+);
+
+const TABLE: &[Row] = &[
+    // --- RTT prefix narrower than the GeoIP network: fastest first; the
+    // scope is the RTT prefix.
+    ("www", A, "ecs:81.2.1.0/24", "fra", Some(24)),
+    ("www", A, "src:81.2.1.7", "fra", None),
+    ("two", A, "ecs:81.2.1.0/24", "fra lhr", Some(24)),
+    // Outside that /24, London's ASN row decides (cdg), then distance; the
+    // GeoIP /16 is narrowed so it never covers the /24.
+    ("www", A, "ecs:81.2.128.0/24", "cdg", Some(17)),
+    ("www", A, "ecs:81.2.2.0/24", "cdg", Some(23)),
+    ("www", A, "ecs:81.2.0.0/16", "cdg", Some(24)),
+    ("two", A, "ecs:81.2.128.0/24", "cdg lhr", Some(17)),
+    // --- RTT prefix wider than the GeoIP network: the GeoIP network's
+    // scope; where GeoIP knows nothing, the source prefix.
+    ("www", A, "ecs:24.1.2.0/24", "lhr", Some(12)),
+    ("www", A, "ecs:24.20.0.0/16", "lhr", Some(16)),
+    // --- Rows below min_samples are ignored: distance order (fra).
+    ("www", A, "ecs:85.10.200.0/24", "fra", Some(18)),
+    // --- Country and continent keys.
+    ("www", A, "ecs:126.5.0.0/16", "syd", Some(8)),
+    ("two", A, "ecs:126.5.0.0/16", "syd nrt", Some(8)),
+    ("www", A, "ecs:1.121.0.0/24", "lhr", Some(13)),
+    // --- No RTT for the client: distance as before.
+    ("www", A, "ecs:90.84.3.0/24", "cdg", Some(16)),
+    ("www", A, "ecs:203.0.113.0/24", "lhr", Some(24)),
+    // --- IPv6 prefix row, and a client beside it.
+    ("www", AAAA, "ecs:2a02:c7c:1::/48", "fra", Some(48)),
+    ("www", AAAA, "ecs:2a02:c7c:2::/48", "lhr", Some(47)),
+    // --- bias 99 pulls Reading's clients to Frankfurt (6.8 "km" < 37);
+    // an RTT row still beats any distance.
+    ("biased", A, "ecs:5.1.0.0/24", "frab", Some(12)),
+    ("biased", A, "ecs:90.84.3.0/24", "frab", Some(16)),
+    ("biased", A, "ecs:81.2.1.0/24", "lhr", Some(24)),
+    // --- cost_margin_km 800: London's nearest is lhr, cheap (Paris, cost
+    // 0.2) is within the margin and wins. RTT order uses cost_margin_ms.
+    ("cost", A, "ecs:81.2.128.0/24", "cheap", Some(17)),
+    ("cost", A, "ecs:24.1.2.0/24", "lhr", Some(12)),
+    ("costms", A, "ecs:81.2.1.0/24", "cheap", Some(24)),
+    ("costms", A, "ecs:81.2.128.0/24", "lhr", Some(17)),
+    // --- Partners: ranked by RTT when rows have them, else after every
+    // located edge.
+    (
+        "multi",
+        A,
+        "ecs:81.2.1.0/24",
+        "CNAME www.cdn.example.edgekey.example.",
+        Some(24),
+    ),
+    (
+        "multi",
+        AAAA,
+        "ecs:81.2.1.0/24",
+        "CNAME www.cdn.example.edgekey.example.",
+        Some(24),
+    ),
+    ("multi", A, "ecs:81.2.128.0/24", "lhr", Some(17)),
+    ("partner-last", A, "ecs:81.2.128.0/24", "lhr", Some(17)),
+    ("partner-last", A, "ecs:203.0.113.0/24", "lhr", Some(24)),
+];
+
+/// Splits a row's client into (packet source, ECS).
+fn client(c: &str) -> (IpAddr, Option<&str>) {
+    let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+    match c.split_once(':') {
+        Some(("ecs", e)) => (loopback, Some(e)),
+        Some(("src", s)) => (s.parse().unwrap(), None),
+        _ => (loopback, None),
+    }
+}
+
+fn ask(snap: &Snapshot, host: &str, qtype: RecordType, who: &str) -> Reply {
+    let (src, ecs) = client(who);
+    let q = support::query(host, qtype, ecs);
+    let bytes = support::respond(snap, &q, src, Transport::Udp).expect("an answer");
+    support::parse(snap, &bytes)
+}
+
+fn check(row: &Row, got: &Reply, how: &str) -> Result<(), String> {
+    let (host, qtype, who, want, scope) = *row;
+    let answer: Vec<String> = match want {
+        "SERVFAIL" => vec![],
+        w if w.starts_with("CNAME ") => w.split(" + ").map(str::to_owned).collect(),
+        w => w.split(' ').map(str::to_owned).collect(),
+    };
+    let rcode = if want == "SERVFAIL" {
+        "Server Failure"
+    } else {
+        "No Error"
+    };
+    if got.rcode != rcode || got.answer != answer || got.scope != scope {
+        return Err(format!(
+            "{how}: {host} {qtype} from {who}: want {answer:?} scope {scope:?} ({rcode}), got {got:?}"
+        ));
+    }
+    Ok(())
+}
+
+fn run(snap: &Snapshot, rows: &[Row], how: &str) {
+    let failures: Vec<String> = rows
+        .iter()
+        .filter_map(|r| check(r, &ask(snap, r.0, r.1, r.2), how).err())
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn table_in_process_udp_tcp() {
+    let snap = snapshot_with(&AlwaysUp);
+    run(&snap, TABLE, "in-process");
+    // The same over the network, ECS rows only (the source is loopback).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cfg = config(&fixture().join("zones"));
+    let running = rt
+        .block_on(geosteer::server::start(&cfg, snapshot_with(&AlwaysUp)))
+        .expect("server starts");
+    let mut failures = Vec::new();
+    for r in TABLE.iter().filter(|r| r.2.starts_with("ecs:")) {
+        let q = support::query(r.0, r.1, client(r.2).1);
+        for (how, reply) in [
+            ("UDP", support::udp(running.udp_addr(), &q)),
+            ("TCP", support::tcp(running.tcp_addr(), &q)),
+        ] {
+            let reply = support::parse(&snap, &reply.expect("a reply"));
+            failures.extend(check(r, &reply, how).err());
+        }
+    }
+    rt.block_on(running.shutdown());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Health applies as without RTT: down skipped, overloaded behind every up
+/// edge; a partner takes every client when no own edge can serve, and
+/// `all_down` decides when the partners are down too.
+#[test]
+fn health_and_partners() {
+    let reg = Registry::new();
+    let snap = snapshot_with(&reg);
+    let set = |edge: &str, a: AdminState| reg.set_admin(None, edge, a).unwrap();
+    reg.feed_load(None, "fra", 0.95, Duration::from_secs(60))
+        .unwrap();
+    run(
+        &snap,
+        &[
+            ("www", A, "ecs:81.2.1.0/24", "lhr", Some(24)),
+            ("two", A, "ecs:81.2.1.0/24", "lhr cdg", Some(24)),
+        ],
+        "fra overloaded",
+    );
+    reg.feed_load(None, "fra", 0.1, Duration::from_secs(60))
+        .unwrap();
+    set("lhr", AdminState::Down);
+    run(
+        &snap,
+        &[
+            ("multi", A, "ecs:81.2.128.0/24", "fra", Some(17)),
+            (
+                "chain",
+                A,
+                "ecs:81.2.128.0/24",
+                "CNAME backup.steer.example. + 198.51.100.77",
+                // One edge can serve: nothing about the client decided.
+                Some(0),
+            ),
+        ],
+        "lhr down",
+    );
+    set("fra", AdminState::Down);
+    run(
+        &snap,
+        &[(
+            "multi",
+            A,
+            "ecs:81.2.128.0/24",
+            "CNAME www.cdn.example.edgekey.example.",
+            Some(0),
+        )],
+        "own edges down",
+    );
+    set("akamai", AdminState::Down);
+    run(
+        &snap,
+        &[("multi", A, "ecs:81.2.128.0/24", "SERVFAIL", Some(0))],
+        "partners down too",
+    );
+}
+
+/// Shares of `host`'s answers over `n` ECS /24s in 10.0.0.0/8 (one RTT
+/// prefix, so every subnet ranks the same edges).
+fn shares(snap: &Snapshot, host: &str, n: u32) -> std::collections::HashMap<String, u32> {
+    let mut count = std::collections::HashMap::new();
+    for i in 0..n {
+        let ecs = format!("10.{}.{}.0/24", i / 256, i % 256);
+        let q = support::query(host, A, Some(&ecs));
+        let r = support::respond(snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp)
+            .expect("answer");
+        let r = support::parse(snap, &r);
+        *count.entry(r.answer[0].clone()).or_insert(0) += 1;
+    }
+    count
+}
+
+/// Two edges in one spread set, equal capacity, loads 0.2 and 0.6: the idle
+/// one takes 2/3 of the subnets (±5%), and a subnet keeps its edge while
+/// loads are steady. Without loads the split is even.
+#[test]
+fn capacity_shares_follow_idle_capacity() {
+    const N: u32 = 4000;
+    let reg = Registry::new();
+    let snap = snapshot_with(&reg);
+    let even = shares(&snap, "shares", N);
+    let s1 = f64::from(even["s1"]) / f64::from(N);
+    assert!((s1 - 0.5).abs() < 0.05, "no load: s1 took {s1}");
+    reg.feed_load(None, "s1", 0.2, Duration::from_secs(600))
+        .unwrap();
+    reg.feed_load(None, "s2", 0.6, Duration::from_secs(600))
+        .unwrap();
+    let loaded = shares(&snap, "shares", N);
+    let s1 = f64::from(loaded["s1"]) / f64::from(N);
+    assert!(
+        (s1 - 2.0 / 3.0).abs() < 0.05,
+        "loads 0.2/0.6: s1 took {s1} ({loaded:?})"
+    );
+    assert_eq!(
+        shares(&snap, "shares", N),
+        loaded,
+        "stable while loads hold"
+    );
+    // The shares are by /24: a scope of at least 24 tells resolvers so.
+    run(
+        &snap,
+        &[("shares", A, "ecs:10.1.2.0/24", loaded_edge(&snap), Some(24))],
+        "scope",
+    );
+}
+
+fn loaded_edge(snap: &Snapshot) -> &'static str {
+    match ask(snap, "shares", A, "ecs:10.1.2.0/24").answer[0].as_str() {
+        "s1" => "s1",
+        _ => "s2",
+    }
+}
+
+/// `partner_share: 0.3` sends about 30% of subnets to the partner while the
+/// own edge is up; all of them once it is down.
+#[test]
+fn partner_share_splits_by_subnet() {
+    const N: u32 = 3000;
+    let reg = Registry::new();
+    let snap = snapshot_with(&reg);
+    let got = shares(&snap, "split", N);
+    let partner = f64::from(got["CNAME www.cdn.example.edgekey.example."]) / f64::from(N);
+    assert!((partner - 0.3).abs() < 0.04, "partner took {partner}");
+    reg.set_admin(None, "lhr", AdminState::Down).unwrap();
+    let got = shares(&snap, "split", 500);
+    assert_eq!(got.len(), 1, "{got:?}");
+    reg.set_admin(None, "lhr", AdminState::Auto).unwrap();
+    reg.set_admin(None, "akamai", AdminState::Down).unwrap();
+    let got = shares(&snap, "split", 500);
+    assert_eq!(got.keys().collect::<Vec<_>>(), ["lhr"], "{got:?}");
+}
+
+/// A copy of the fixture zones in a temp dir, with `rtt` as the RTT file.
+fn zones_with(rtt: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["steer.example.zone", "steer.example.pools.yaml"] {
+        std::fs::copy(fixture().join("zones").join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(dir.path().join("steer.example.rtt.csv"), rtt).unwrap();
+    dir
+}
+
+/// A bad RTT file is rejected whole with file:line: reason.
+#[test]
+fn bad_rtt_files_are_rejected_with_file_and_line() {
+    let head = "client,edge,rtt_ms,samples\n81.2.1.0/24,fra,8,500\n";
+    for (body, line, reason) in [
+        (
+            "81.2.1.0/24,nowhere,8,500\n",
+            3,
+            "edge \"nowhere\": unknown edge",
+        ),
+        (
+            "81.2.1.0/33,fra,8,500\n",
+            3,
+            "client \"81.2.1.0/33\": not a prefix",
+        ),
+        (
+            "81.2.3.0/24,fra,-4,500\n",
+            3,
+            "rtt_ms \"-4\": must be a number >= 0",
+        ),
+    ] {
+        let dir = zones_with(&format!("{head}{body}"));
+        let e = geosteer::reload::build_snapshot(&config(dir.path()), &AlwaysUp, 1)
+            .err()
+            .expect("rejected")
+            .to_string();
+        let want = format!(
+            "{}:{line}: {reason}",
+            dir.path().join("steer.example.rtt.csv").display()
+        );
+        assert!(e.starts_with(&want), "got {e:?}, want {want:?}");
+    }
+    let dir = zones_with("81.2.1.0/24,fra,8,500\n");
+    let e = geosteer::reload::build_snapshot(&config(dir.path()), &AlwaysUp, 1)
+        .err()
+        .expect("rejected")
+        .to_string();
+    assert!(e.contains("steer.example.rtt.csv:1: "), "{e}");
+    assert!(e.contains("missing header"), "{e}");
+}
