@@ -385,3 +385,75 @@ fn bad_rtt_files_are_rejected_with_file_and_line() {
     assert!(e.contains("steer.example.rtt.csv:1: "), "{e}");
     assert!(e.contains("missing header"), "{e}");
 }
+
+/// `geosteer explain --json` shows every step: the RTT key and its rows,
+/// bias, the cost margin, capacity shares, the partner split, and why.
+#[test]
+fn explain_shows_each_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("geosteer.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "zones: {}\ngeodb: {}\n",
+            fixture().join("zones").display(),
+            geodb().display()
+        ),
+    )
+    .unwrap();
+    let explain = |name: &str, ecs: &str| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_geosteer"))
+            .args(["explain", name, "--ecs", ecs, "--json", "--config"])
+            .arg(&cfg)
+            .output()
+            .expect("run geosteer");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let v = explain("multi.steer.example", "81.2.1.0/24");
+    let st = &v["steering"];
+    assert_eq!(st["rtt"]["key"], "81.2.1.0/24", "{v:#}");
+    assert_eq!(st["rtt"]["rows"][0]["edge"], "akamai", "{v:#}");
+    assert_eq!(st["rtt"]["rows"][0]["rtt_ms"], 3.0, "{v:#}");
+    assert_eq!(st["order"][0]["edge"], "akamai", "{v:#}");
+    assert_eq!(st["order"][0]["by"], "rtt_ms", "{v:#}");
+    assert_eq!(v["edges"], serde_json::json!(["akamai"]), "{v:#}");
+    assert!(
+        v["why"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("RTT key 81.2.1.0/24 matched"),
+        "{v:#}"
+    );
+
+    let v = explain("biased.steer.example", "5.1.0.0/24");
+    let order = v["steering"]["order"].as_array().unwrap();
+    assert_eq!(order[0]["edge"], "frab", "{v:#}");
+    assert_eq!(order[0]["bias"], 99, "{v:#}");
+    assert!(v["why"].to_string().contains("bias 99 on frab"), "{v:#}");
+
+    let v = explain("cost.steer.example", "81.2.128.0/24");
+    assert_eq!(v["steering"]["cost_margin"]["margin"], 800.0, "{v:#}");
+    assert_eq!(v["steering"]["cost_margin"]["order"][0], "cheap", "{v:#}");
+    assert_eq!(v["steering"]["rtt"]["key"], "AS64501", "{v:#}");
+
+    let v = explain("shares.steer.example", "10.1.2.0/24");
+    let shares = &v["steering"]["shares"];
+    assert_eq!(shares["edges"].as_array().unwrap().len(), 2, "{v:#}");
+    assert_eq!(shares["edges"][0]["share"], 0.5, "{v:#}");
+    assert_eq!(v["edges"][0], shares["chosen"], "{v:#}");
+
+    let v = explain("split.steer.example", "81.2.128.0/24");
+    let p = &v["steering"]["partner_share"];
+    assert_eq!(p["share"], 0.3, "{v:#}");
+    let to_partner = p["to_partner"].as_bool().unwrap();
+    assert_eq!(
+        v["edges"][0],
+        if to_partner { "akamai" } else { "lhr" },
+        "{v:#}"
+    );
+}
