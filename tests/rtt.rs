@@ -457,3 +457,225 @@ fn explain_shows_each_step() {
         "{v:#}"
     );
 }
+
+/// The fixture zones copied into a temp dir with a config, for a running
+/// server whose RTT file the test edits.
+struct Live {
+    _dir: tempfile::TempDir,
+    zones: PathBuf,
+    app: Option<geosteer::app::App>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Live {
+    fn start() -> Live {
+        let dir = tempfile::tempdir().unwrap();
+        let zones = dir.path().canonicalize().unwrap().join("zones");
+        std::fs::create_dir_all(&zones).unwrap();
+        for f in [
+            "steer.example.zone",
+            "steer.example.pools.yaml",
+            "steer.example.rtt.csv",
+        ] {
+            std::fs::copy(fixture().join("zones").join(f), zones.join(f)).unwrap();
+        }
+        let cfg_path = dir.path().join("geosteer.yaml");
+        std::fs::write(
+            &cfg_path,
+            format!(
+                "listen: [127.0.0.1:0]\nzones: zones\ngeodb: {}\nworkers: 1\n",
+                geodb().display()
+            ),
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let cfg = ServerConfig::load(&cfg_path).unwrap();
+        let app = rt.block_on(geosteer::app::App::start(cfg)).unwrap();
+        Live {
+            _dir: dir,
+            zones,
+            app: Some(app),
+            rt,
+        }
+    }
+
+    fn app(&self) -> &geosteer::app::App {
+        self.app.as_ref().unwrap()
+    }
+
+    fn dns(&self) -> std::net::SocketAddr {
+        self.app().running.udp_addr()
+    }
+
+    /// Replaces the RTT file the way a deploy does: write aside, rename over.
+    fn put_rtt(&self, text: &str) {
+        let p = self.zones.join("steer.example.rtt.csv");
+        let tmp = self.zones.join(".steer.example.rtt.csv.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(app) = self.app.take() {
+            self.rt.block_on(app.shutdown());
+        }
+    }
+}
+
+/// The fixture's RTT file with London's /24 measured fastest on `fast`.
+fn rtt_file(fast: &str) -> String {
+    let text = std::fs::read_to_string(fixture().join("zones/steer.example.rtt.csv")).unwrap();
+    let slow = if fast == "fra" { "lhr" } else { "fra" };
+    text.replace("81.2.1.0/24,fra,8,", &format!("81.2.1.0/24,{fast},8,"))
+        .replace("81.2.1.0/24,lhr,12,", &format!("81.2.1.0/24,{slow},12,"))
+}
+
+/// www from ECS 81.2.1.0/24 over UDP: the answer's edge name, "SERVFAIL",
+/// or an error.
+fn ask_udp(
+    sock: &std::net::UdpSocket,
+    server: std::net::SocketAddr,
+    id: u16,
+) -> Result<String, String> {
+    let mut q = support::query("www", A, Some("81.2.1.0/24"));
+    q[0..2].copy_from_slice(&id.to_be_bytes());
+    sock.send_to(&q, server).map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 2048];
+    loop {
+        let n = sock.recv(&mut buf).map_err(|e| format!("lost: {e}"))?;
+        if buf[0..2] != id.to_be_bytes() {
+            continue;
+        }
+        let m = hickory_proto::op::Message::from_vec(&buf[..n]).map_err(|e| e.to_string())?;
+        if m.metadata.response_code != hickory_proto::op::ResponseCode::NoError {
+            return Ok(m.metadata.response_code.to_string());
+        }
+        return Ok(match m.answers.first().map(|r| &r.data) {
+            Some(hickory_proto::rr::RData::A(a)) if a.0.to_string() == "192.0.2.20" => "fra".into(),
+            Some(hickory_proto::rr::RData::A(a)) if a.0.to_string() == "192.0.2.10" => "lhr".into(),
+            other => format!("{other:?}"),
+        });
+    }
+}
+
+fn udp_socket() -> std::net::UdpSocket {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s
+}
+
+/// Polls until www answers `want` for the London /24.
+fn wait_for(live: &Live, want: &str, within: Duration) {
+    let sock = udp_socket();
+    let start = std::time::Instant::now();
+    let mut id = 1u16;
+    loop {
+        id = id.wrapping_add(1);
+        if ask_udp(&sock, live.dns(), id).as_deref() == Ok(want) {
+            return;
+        }
+        assert!(start.elapsed() < within, "answer did not become {want}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reloading the RTT file under load: zero lost, zero SERVFAIL, both
+/// versions seen; the file watcher picks edits up; a bad file is rejected
+/// with file:line and the old answers stay.
+#[test]
+fn rtt_reload_under_load_and_bad_files() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let live = Live::start();
+    wait_for(&live, "fra", Duration::from_secs(5));
+    // The watcher: an edit switches the answer.
+    live.put_rtt(&rtt_file("lhr"));
+    wait_for(&live, "lhr", Duration::from_secs(10));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = live.dns();
+    let threads: Vec<_> = (0..3u16)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let sock = udp_socket();
+                let mut id = t << 12;
+                let mut seen = std::collections::HashMap::<String, u64>::new();
+                while !stop.load(Ordering::Relaxed) {
+                    id = id.wrapping_add(1);
+                    let k = ask_udp(&sock, server, id).unwrap_or_else(|e| e);
+                    *seen.entry(k).or_insert(0) += 1;
+                }
+                seen
+            })
+        })
+        .collect();
+    for i in 0..40 {
+        live.put_rtt(&rtt_file(if i % 2 == 0 { "fra" } else { "lhr" }));
+        live.app().reloader.reload("test").expect("good RTT file");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let mut seen = std::collections::HashMap::<String, u64>::new();
+    for t in threads {
+        for (k, v) in t.join().unwrap() {
+            *seen.entry(k).or_insert(0) += v;
+        }
+    }
+    eprintln!("answers during 40 RTT reloads: {seen:?}");
+    let total: u64 = seen.values().sum();
+    assert_eq!(
+        seen.get("fra").copied().unwrap_or(0) + seen.get("lhr").copied().unwrap_or(0),
+        total,
+        "lost or SERVFAIL answers: {seen:?}"
+    );
+    assert!(
+        seen.contains_key("fra") && seen.contains_key("lhr"),
+        "{seen:?}"
+    );
+    assert!(total > 100, "too few queries to mean anything: {seen:?}");
+
+    // The last reload put "lhr" fastest. Bad files keep it.
+    let path = live.zones.join("steer.example.rtt.csv");
+    let next = rtt_file("fra").lines().count() + 1;
+    for (bad, want) in [
+        (
+            rtt_file("fra") + "81.2.9.0/24,nowhere,3,100\n",
+            format!("{}:{next}: edge \"nowhere\": unknown edge", path.display()),
+        ),
+        (
+            rtt_file("fra") + "81.2.9.0/24,fra,-3,100\n",
+            format!(
+                "{}:{next}: rtt_ms \"-3\": must be a number >= 0",
+                path.display()
+            ),
+        ),
+        (
+            rtt_file("fra") + "81.2.9.0/99,fra,3,100\n",
+            format!(
+                "{}:{next}: client \"81.2.9.0/99\": not a prefix",
+                path.display()
+            ),
+        ),
+        (
+            rtt_file("fra").replacen("client,edge,rtt_ms,samples\n", "", 1),
+            format!("{}:1: ", path.display()),
+        ),
+    ] {
+        live.put_rtt(&bad);
+        let e = live
+            .app()
+            .reloader
+            .reload("test")
+            .expect_err("bad RTT file")
+            .to_string();
+        assert!(e.starts_with(&want), "got {e:?}, want {want:?}");
+        assert_eq!(ask_udp(&udp_socket(), live.dns(), 9).as_deref(), Ok("lhr"));
+    }
+}
