@@ -503,7 +503,11 @@ pub fn from_str(
     // Hosts.
     let mut hosts = Vec::new();
     let mut names = Vec::new();
-    let all: Vec<EdgeIdx> = (0..edges.len() as EdgeIdx).collect();
+    // Partners join a host only when named: a host without `edges:` is
+    // served by every edge of our own.
+    let all: Vec<EdgeIdx> = (0..edges.len() as EdgeIdx)
+        .filter(|&i| !edges[i as usize].is_partner())
+        .collect();
     for (hname, h) in &raw.hosts {
         let line = hname.referenced.line() as u32;
         let key = format!("hosts.{}", hname.value);
