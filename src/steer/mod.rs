@@ -352,8 +352,8 @@ pub fn decide<T: Trace>(
             s
         }
     });
-    // The most specific RTT prefix is a range lookup on the address; keys
-    // the location implies are found with the order, once per place.
+    // The most specific RTT prefix is a range lookup on the address; a key
+    // the location implies is found with the order, once per place.
     let prefix = if st.rtt.is_empty() {
         None
     } else {
@@ -372,9 +372,19 @@ pub fn decide<T: Trace>(
     } else {
         locate::locate_lazy(st, geo, addr)
     };
-    order::with_order(st, host, family, place, prefix, geo, addr, |ord, place| {
+    order::with_order(st, host, family, place, geo, addr, |ord, place| {
         trace.located(place.how, place.location.as_ref());
         trace.rule(ord.rule().map(|r| r as usize));
+        // The winning RTT key: a prefix, else what the location implies.
+        let key = prefix.map(|h| h.key).or(ord.rtt());
+        let merged;
+        let list = match key {
+            Some(k) => {
+                merged = order::merge_rtt(st, ord.list(), st.rtt.rows_of(k));
+                &merged[..]
+            }
+            None => ord.list(),
+        };
         if T::DETAILED {
             // Every candidate with its distance and state, for explain.
             let here = place.unit();
@@ -385,13 +395,13 @@ pub fn decide<T: Trace>(
                     .map(|(h, e)| order::km_of(order::chord2(&e, &h)));
                 trace.candidate(idx, km, edge.health.effective());
             }
-            trace.rtt(ord.rtt().map(|k| (st.rtt.key(k), st.rtt.rows_of(k))));
-            trace.ranked(ord.list());
+            trace.rtt(key.map(|k| (st.rtt.key(k), st.rtt.rows_of(k))));
+            trace.ranked(list);
         }
         choose(
             st,
             host,
-            ord.list(),
+            list,
             ord.any_family(),
             addr,
             source,

@@ -1,8 +1,9 @@
-//! Candidates in metric order, computed once per place (and RTT key) and
-//! kept in a small per-thread cache, so the per-query work is health,
-//! spreading and the scope. Edges with an RTT for the client's key come
-//! first by measured ms, then located edges by great-circle km, then
-//! partners without RTT; bias scales both metrics.
+//! Candidates in metric order. The distance order depends only on the
+//! place, so it is computed once per place and kept in a small per-thread
+//! cache; the RTT rows of the client's key (often one per /24, too many to
+//! cache orders for) are merged in front of it per query, which costs a
+//! few comparisons. Edges with an RTT come first by measured ms, then
+//! located edges by great-circle km, then partners; bias scales both.
 
 use std::net::IpAddr;
 
@@ -10,7 +11,6 @@ use smallvec::SmallVec;
 
 use super::candidates::{candidates, matching_rule};
 use super::locate::Place;
-use super::rtt::RttHit;
 use super::{EdgeIdx, Family, Host, Located, Steering};
 use crate::geo::GeoDb;
 
@@ -63,7 +63,8 @@ const NO_RANK: Ranked = Ranked {
 pub(super) struct Order {
     /// The rule that chose the candidates.
     rule: Option<u32>,
-    /// The RTT key whose rows ranked them.
+    /// The RTT key the place's location implies (ASN, country or
+    /// continent), for clients no RTT prefix covers.
     rtt: Option<u32>,
     /// Some candidate has an address of the family (else NODATA).
     any_family: bool,
@@ -83,17 +84,15 @@ impl Order {
     }
 }
 
-/// (steering uid, host, family, place key, RTT prefix key or `u32::MAX`)
-/// of a cached order. A key the place implies (ASN, country, continent)
-/// needs no slot of its own: the place key already fixes it.
-type OrderKey = (u64, u32, bool, u64, u32);
+/// (steering uid, host, family, place key) of a cached order.
+type OrderKey = (u64, u32, bool, u64);
 
 /// Slots in the per-thread order cache (about 70 KiB a thread). Keys are
 /// few (hosts × families × the cities clients come from) and skewed.
 const ORDER_SLOTS: usize = 256;
 
 const EMPTY_ORDER: (OrderKey, Order) = (
-    (0, 0, false, 0, 0),
+    (0, 0, false, 0),
     Order {
         rule: None,
         rtt: None,
@@ -124,7 +123,6 @@ pub(super) fn with_order<'s, R>(
     host: &Host,
     family: Family,
     mut place: Place<'s>,
-    prefix: Option<RttHit>,
     geo: Option<&GeoDb>,
     addr: IpAddr,
     f: impl FnOnce(&OrderRef<'_>, &Place<'s>) -> R,
@@ -134,21 +132,11 @@ pub(super) fn with_order<'s, R>(
     let hidx = (host as *const Host as usize).wrapping_sub(st.hosts.as_ptr() as usize)
         / std::mem::size_of::<Host>().max(1);
     let cacheable = st.hosts.get(hidx).is_some_and(|h| std::ptr::eq(h, host));
-    let rtt_key = prefix.map_or(u32::MAX, |h| h.key);
-    let key: OrderKey = (
-        st.uid,
-        hidx as u32,
-        family == Family::V6,
-        place.key,
-        rtt_key,
-    );
+    let key: OrderKey = (st.uid, hidx as u32, family == Family::V6, place.key);
     // Multiply-xor is mixing enough for a direct-mapped slot: the place
     // key varies in its low bits, the rest rarely.
-    let h = (key.3
-        ^ key.0.rotate_left(29)
-        ^ (u64::from(key.1) << 1 | u64::from(key.2))
-        ^ u64::from(rtt_key).rotate_left(17))
-    .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let h = (key.3 ^ key.0.rotate_left(29) ^ (u64::from(key.1) << 1 | u64::from(key.2)))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let slot = (h >> (64 - ORDER_SLOTS.trailing_zeros())) as usize;
     let mut f = Some(f);
     if cacheable {
@@ -175,7 +163,7 @@ pub(super) fn with_order<'s, R>(
             None => place.how = Located::Unknown,
         }
     }
-    let fresh = compute_order(st, host, family, &place, prefix);
+    let fresh = compute_order(st, host, family, &place);
     if fresh.list.len() <= ORDER_MAX && cacheable {
         let mut o = Order {
             rule: fresh.rule,
@@ -232,45 +220,46 @@ impl OrderRef<'_> {
     }
 }
 
-/// The candidates for `place` that serve `family`, best first.
-fn compute_order(
-    st: &Steering,
-    host: &Host,
-    family: Family,
-    place: &Place<'_>,
-    prefix: Option<RttHit>,
-) -> Fresh {
+/// The candidates for `place` that serve `family`, nearest first.
+fn compute_order(st: &Steering, host: &Host, family: Family, place: &Place<'_>) -> Fresh {
     let rule = matching_rule(host, place);
     let here = place.unit();
     let rtt = if st.rtt.is_empty() {
         None
     } else {
-        prefix
-            .or_else(|| place.location.and_then(|l| st.rtt.by_location(&l)))
+        place
+            .location
+            .and_then(|l| st.rtt.by_location(&l))
             .map(|h| h.key)
     };
-    let rows = rtt.map_or(&[][..], |k| st.rtt.rows_of(k));
     let mut list: SmallVec<[Ranked; ORDER_MAX]> = SmallVec::new();
     for &idx in candidates(host, place, rule) {
         let edge = &st.edges[idx as usize];
         if !edge.serves(family) {
             continue;
         }
-        let (class, raw) = match rows.iter().find(|r| r.0 == idx) {
-            Some(&(_, ms)) => (Class::Rtt, f64::from(ms)),
-            None => match (edge.unit, here) {
-                (Some(e), Some(h)) => (Class::Distance, km_of(chord2(&e, &h))),
-                (Some(_), None) => (Class::Distance, 0.0),
-                (None, _) => (Class::Partner, 0.0),
-            },
+        let (class, km) = match (edge.unit, here) {
+            (Some(e), Some(h)) => (Class::Distance, km_of(chord2(&e, &h))),
+            (Some(_), None) => (Class::Distance, 0.0),
+            (None, _) => (Class::Partner, 0.0),
         };
         list.push(Ranked {
             idx,
             class,
-            metric: raw * edge.scale(),
+            metric: km * edge.scale(),
         });
     }
-    // Insertion sort: short, stable, allocation-free.
+    sort_ranked(&mut list);
+    Fresh {
+        rule,
+        rtt,
+        any_family: !list.is_empty(),
+        list,
+    }
+}
+
+/// Insertion sort by (class, metric): short, stable, allocation-free.
+fn sort_ranked(list: &mut [Ranked]) {
     let before = |a: &Ranked, b: &Ranked| (a.class, a.metric) > (b.class, b.metric);
     for i in 1..list.len() {
         let mut j = i;
@@ -279,10 +268,50 @@ fn compute_order(
             j -= 1;
         }
     }
-    Fresh {
-        rule,
-        rtt,
-        any_family: !list.is_empty(),
-        list,
+}
+
+/// `base` (a place's distance order) with the candidates that have a row
+/// in `rows` (a key's RTT rows, fastest first) moved in front, by ms.
+pub(super) fn merge_rtt(
+    st: &Steering,
+    base: &[Ranked],
+    rows: &[(EdgeIdx, f32)],
+) -> SmallVec<[Ranked; ORDER_MAX]> {
+    let mut out: SmallVec<[Ranked; ORDER_MAX]> = SmallVec::new();
+    // Positions in `base` that moved; hosts with more candidates than bits
+    // fall back to a scan.
+    let mut moved = 0u64;
+    let mut biased = false;
+    for &(idx, ms) in rows {
+        if let Some(pos) = base.iter().position(|r| r.idx == idx) {
+            let edge = &st.edges[idx as usize];
+            biased |= edge.bias != 0;
+            out.push(Ranked {
+                idx,
+                class: Class::Rtt,
+                metric: f64::from(ms) * edge.scale(),
+            });
+            if pos < 64 {
+                moved |= 1 << pos;
+            }
+        }
     }
+    if out.is_empty() {
+        out.extend_from_slice(base);
+        return out;
+    }
+    if biased {
+        sort_ranked(&mut out);
+    }
+    for (pos, r) in base.iter().enumerate() {
+        let gone = if pos < 64 {
+            moved & (1 << pos) != 0
+        } else {
+            rows.iter().any(|x| x.0 == r.idx)
+        };
+        if !gone {
+            out.push(*r);
+        }
+    }
+    out
 }

@@ -43,8 +43,10 @@ const NONE: u32 = u32::MAX;
 #[derive(Debug, Default)]
 struct Ranges {
     /// Addresses left-aligned in a u128 (IPv4 in the top 32 bits), so one
-    /// type serves both families.
+    /// type serves both families. Empty for IPv4, which keeps `starts4`.
     starts: Vec<u128>,
+    /// IPv4 starts as u32: a quarter of the memory the binary search walks.
+    starts4: Vec<u32>,
     keys: Vec<u32>,
     /// `bucket[b]`: the range holding the first address of bucket `b`
     /// (65,537 entries; empty when there are no prefixes).
@@ -116,10 +118,19 @@ impl Ranges {
             }
             bucket.push(i as u32);
         }
-        starts.shrink_to_fit();
         keys.shrink_to_fit();
+        if width == 32 {
+            return Ranges {
+                starts4: starts.iter().map(|&s| (s >> 96) as u32).collect(),
+                starts: Vec::new(),
+                keys,
+                bucket,
+            };
+        }
+        starts.shrink_to_fit();
         Ranges {
             starts,
+            starts4: Vec::new(),
             keys,
             bucket,
         }
@@ -133,18 +144,33 @@ impl Ranges {
         }
         let b = (a >> 112) as usize;
         let (lo, hi) = (self.bucket[b] as usize, self.bucket[b + 1] as usize);
-        let within = &self.starts[lo..=hi];
-        Some(lo + within.partition_point(|&s| s <= a) - 1)
+        if !self.starts4.is_empty() {
+            let a = (a >> 96) as u32;
+            return Some(lo + self.starts4[lo..=hi].partition_point(|&s| s <= a) - 1);
+        }
+        Some(lo + self.starts[lo..=hi].partition_point(|&s| s <= a) - 1)
+    }
+
+    /// The left-aligned start of range `i`.
+    fn start(&self, i: usize) -> u128 {
+        match self.starts4.get(i) {
+            Some(&s) => u128::from(s) << 96,
+            None => self.starts[i],
+        }
     }
 
     /// First and last address of range `i`.
     fn bounds(&self, i: usize, step: u128) -> (u128, u128) {
-        let end = self.starts.get(i + 1).map_or(u128::MAX, |&n| n - step);
-        (self.starts[i], end)
+        let end = if i + 1 < self.len() {
+            self.start(i + 1) - step
+        } else {
+            u128::MAX
+        };
+        (self.start(i), end)
     }
 
     fn len(&self) -> usize {
-        self.starts.len()
+        self.starts.len().max(self.starts4.len())
     }
 }
 
