@@ -679,3 +679,60 @@ fn rtt_reload_under_load_and_bad_files() {
         assert_eq!(ask_udp(&udp_socket(), live.dns(), 9).as_deref(), Ok("lhr"));
     }
 }
+
+/// `geodb_asn:` adds a GeoLite2-ASN-format database's ASN to a main
+/// database without ASN data, for `AS` RTT keys and `asn:` rules; the scope
+/// is the narrower of the two databases' networks.
+#[test]
+fn geodb_asn_feeds_as_keys_and_asn_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(
+        root.join("asn.yaml"),
+        "description: ASN test\nnetworks:\n  - { network: 85.10.200.0/21, asn: 3320 }\n",
+    )
+    .unwrap();
+    geo::build(&root.join("asn.yaml"), &root.join("asn.mmdb"), Schema::Flat).unwrap();
+    let zones = root.join("zones");
+    std::fs::create_dir(&zones).unwrap();
+    std::fs::copy(
+        fixture().join("zones/steer.example.zone"),
+        zones.join("steer.example.zone"),
+    )
+    .unwrap();
+    let pools = std::fs::read_to_string(fixture().join("zones/steer.example.pools.yaml")).unwrap()
+        + "  asnrule: { rules: [ { asn: 3320, edges: [nrt] } ], edges: [lhr] }\n";
+    std::fs::write(zones.join("steer.example.pools.yaml"), pools).unwrap();
+    std::fs::write(
+        zones.join("steer.example.rtt.csv"),
+        "client,edge,rtt_ms,samples\nAS3320,syd,4,100\n",
+    )
+    .unwrap();
+    let yaml = format!(
+        "zones: zones\ngeodb: {}\ngeodb_asn: asn.mmdb\n",
+        geodb().display()
+    );
+    let cfg = ServerConfig::from_str(&yaml, &root.join("geosteer.yaml")).unwrap();
+    let snap = geosteer::reload::build_snapshot(&cfg, &AlwaysUp, 1).expect("snapshot");
+    run(
+        &snap,
+        &[
+            ("www", A, "ecs:85.10.200.0/24", "syd", Some(21)),
+            ("www", A, "ecs:85.10.193.0/24", "fra", Some(21)),
+            ("asnrule", A, "ecs:85.10.201.0/24", "nrt", Some(21)),
+            ("asnrule", A, "ecs:85.10.193.0/24", "lhr", Some(21)),
+            // Elsewhere the main database alone decides, as before.
+            ("www", A, "ecs:126.5.0.0/16", "nrt", Some(8)),
+            ("www", A, "ecs:90.84.3.0/24", "cdg", Some(16)),
+        ],
+        "geodb_asn",
+    );
+    // Without the main database the ASN one is refused.
+    let cfg = ServerConfig::from_str("zones: zones\ngeodb_asn: asn.mmdb\n", &root.join("g.yaml"))
+        .unwrap();
+    let e = geosteer::reload::build_snapshot(&cfg, &AlwaysUp, 1)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("geodb_asn: needs geodb"), "{e}");
+}

@@ -27,7 +27,7 @@ use smallvec::SmallVec;
 pub use candidates::Rule;
 pub use locate::{NetTarget, Nets, Place, locate};
 pub use order::{Class, Ranked, forget_cached_orders};
-pub use rtt::{RttHit, RttKey, RttTable};
+pub use rtt::{RttAt, RttHit, RttKey, RttTable};
 
 use crate::geo::{Coords, GeoDb, Location};
 use crate::health::{EdgeHealth, Effective};
@@ -354,17 +354,18 @@ pub fn decide<T: Trace>(
     });
     // The most specific RTT prefix is a range lookup on the address; a key
     // the location implies is found with the order, once per place.
-    let prefix = if st.rtt.is_empty() {
+    let rtt_at = if st.rtt.is_empty() {
         None
     } else {
-        st.rtt.prefix(addr)
+        st.rtt.at(addr)
     };
+    let prefix = rtt_at.and_then(|a| a.hit);
     let at = Located4 {
         raw: client.addr,
         addr,
         offset,
         source,
-        rtt_prefix: prefix.and_then(|h| h.prefix),
+        rtt: rtt_at,
     };
     // explain's trace wants the decoded location, the query path doesn't.
     let place = if T::DETAILED {

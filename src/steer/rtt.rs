@@ -48,6 +48,9 @@ struct Ranges {
     /// IPv4 starts as u32: a quarter of the memory the binary search walks.
     starts4: Vec<u32>,
     keys: Vec<u32>,
+    /// The prefix length of each range's key (0 for none): the scope needs
+    /// it without touching the key list.
+    lens: Vec<u8>,
     /// `bucket[b]`: the range holding the first address of bucket `b`
     /// (65,537 entries; empty when there are no prefixes).
     bucket: Vec<u32>,
@@ -119,11 +122,20 @@ impl Ranges {
             bucket.push(i as u32);
         }
         keys.shrink_to_fit();
+        let mut len_of = vec![0u8; prefixes.iter().map(|p| p.2 as usize + 1).max().unwrap_or(0)];
+        for &(_, len, key) in prefixes {
+            len_of[key as usize] = len;
+        }
+        let lens: Vec<u8> = keys
+            .iter()
+            .map(|&k| if k == NONE { 0 } else { len_of[k as usize] })
+            .collect();
         if width == 32 {
             return Ranges {
                 starts4: starts.iter().map(|&s| (s >> 96) as u32).collect(),
                 starts: Vec::new(),
                 keys,
+                lens,
                 bucket,
             };
         }
@@ -132,6 +144,7 @@ impl Ranges {
             starts,
             starts4: Vec::new(),
             keys,
+            lens,
             bucket,
         }
     }
@@ -203,6 +216,14 @@ pub struct RttTable {
     asn: Vec<(u32, u32)>,
     country: Vec<(Code, u32)>,
     continent: Vec<(Code, u32)>,
+}
+
+/// Where an address falls in the prefix ranges: the range (for the scope)
+/// and the prefix key holding it, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RttAt {
+    range: u32,
+    pub hit: Option<RttHit>,
 }
 
 /// The RTT key a client matched.
@@ -281,19 +302,25 @@ impl RttTable {
         }
     }
 
-    /// The most specific prefix holding `addr`, if any.
+    /// Where `addr` falls in the prefix ranges; None when its family has
+    /// no prefix rows.
     #[inline]
-    pub fn prefix(&self, addr: IpAddr) -> Option<RttHit> {
+    pub fn at(&self, addr: IpAddr) -> Option<RttAt> {
         let (r, _, _) = self.ranges(addr);
         let i = r.find(aligned(addr))?;
         let key = r.keys[i];
-        (key != NONE).then(|| RttHit {
-            key,
-            prefix: match self.keys[key as usize] {
-                RttKey::Prefix(n) => Some(n.prefix_len()),
-                _ => None,
-            },
+        Some(RttAt {
+            range: i as u32,
+            hit: (key != NONE).then(|| RttHit {
+                key,
+                prefix: Some(r.lens[i]),
+            }),
         })
+    }
+
+    /// The most specific prefix holding `addr`, if any.
+    pub fn prefix(&self, addr: IpAddr) -> Option<RttHit> {
+        self.at(addr)?.hit
     }
 
     /// The key for a client no prefix covers: its ASN, else country, else
@@ -316,14 +343,20 @@ impl RttTable {
     /// a caching resolver never hands our answer to a client another RTT
     /// row decides.
     pub fn narrow_scope(&self, addr: IpAddr, scope: u8) -> u8 {
+        match self.at(addr) {
+            Some(at) => self.narrow_scope_at(&at, addr, scope),
+            None => scope,
+        }
+    }
+
+    /// [`RttTable::narrow_scope`] for an address already located with
+    /// [`RttTable::at`].
+    pub fn narrow_scope_at(&self, at: &RttAt, addr: IpAddr, scope: u8) -> u8 {
         let (r, step, width) = self.ranges(addr);
-        let Some(i) = r.find(aligned(addr)) else {
-            return scope;
-        };
         if r.len() == 1 {
             return scope;
         }
-        let (lo, hi) = r.bounds(i, step);
+        let (lo, hi) = r.bounds(at.range as usize, step);
         let a = aligned(addr);
         let mut len = scope.min(width);
         while len < width {

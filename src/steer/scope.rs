@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use super::rtt::RttAt;
 use super::{Located, Steering};
 
 /// The address steering works with, and how it relates to the one asked
@@ -16,8 +17,8 @@ pub(super) struct Located4 {
     pub offset: u8,
     /// The ECS source prefix in `addr`'s bits; None without ECS.
     pub source: Option<u8>,
-    /// The length of the RTT prefix row that holds `addr`, if any.
-    pub rtt_prefix: Option<u8>,
+    /// Where `addr` falls among the RTT prefixes (None: no prefix rows).
+    pub rtt: Option<RttAt>,
 }
 
 impl Located4 {
@@ -35,10 +36,10 @@ impl Located4 {
         };
         scope = scope
             .max(spread_bits.unwrap_or(0))
-            .max(self.rtt_prefix.unwrap_or(0));
+            .max(self.rtt.and_then(|r| r.hit?.prefix).unwrap_or(0));
         scope = st.nets.narrow_scope(self.addr, scope);
-        if !st.rtt.is_empty() {
-            scope = st.rtt.narrow_scope(self.addr, scope);
+        if let Some(at) = &self.rtt {
+            scope = st.rtt.narrow_scope_at(at, self.addr, scope);
         }
         if self.offset > 0 {
             // Back to IPv6 bits; IPv6 override nets get their say too.
