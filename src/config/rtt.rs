@@ -207,6 +207,17 @@ pub fn from_bytes(
             );
         }
     }
+    // Keys index the row groups in 24 bits (rows plus one header a key).
+    if rows.len() * 2 > crate::steer::rtt::MAX_ROWS {
+        err(
+            0,
+            format!(
+                "{} rows: at most {} are supported",
+                rows.len(),
+                crate::steer::rtt::MAX_ROWS / 2
+            ),
+        );
+    }
     if more > 0 {
         errs.push(ConfigError::new(
             path,
