@@ -134,6 +134,13 @@ pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, V
         tree.finish();
         p.steering
     } else {
+        if rtt_path(zone_file).exists() {
+            tracing::warn!(
+                "{}: ignored: no {} to steer with",
+                rtt_path(zone_file).display(),
+                pools_file.display()
+            );
+        }
         Default::default()
     };
     let name = zf.origin.to_string();

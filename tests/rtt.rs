@@ -368,8 +368,7 @@ fn bad_rtt_files_are_rejected_with_file_and_line() {
     ] {
         let dir = zones_with(&format!("{head}{body}"));
         let e = geosteer::reload::build_snapshot(&config(dir.path()), &AlwaysUp, 1)
-            .err()
-            .expect("rejected")
+            .expect_err("rejected")
             .to_string();
         let want = format!(
             "{}:{line}: {reason}",
@@ -379,8 +378,7 @@ fn bad_rtt_files_are_rejected_with_file_and_line() {
     }
     let dir = zones_with("81.2.1.0/24,fra,8,500\n");
     let e = geosteer::reload::build_snapshot(&config(dir.path()), &AlwaysUp, 1)
-        .err()
-        .expect("rejected")
+        .expect_err("rejected")
         .to_string();
     assert!(e.contains("steer.example.rtt.csv:1: "), "{e}");
     assert!(e.contains("missing header"), "{e}");
@@ -731,8 +729,7 @@ fn geodb_asn_feeds_as_keys_and_asn_rules() {
     let cfg = ServerConfig::from_str("zones: zones\ngeodb_asn: asn.mmdb\n", &root.join("g.yaml"))
         .unwrap();
     let e = geosteer::reload::build_snapshot(&cfg, &AlwaysUp, 1)
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(e.contains("geodb_asn: needs geodb"), "{e}");
 }

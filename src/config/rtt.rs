@@ -195,7 +195,7 @@ pub fn from_bytes(
     }
     // The same client and edge twice is a mistake an export makes when it
     // is concatenated; which row counts would be a guess.
-    rows.sort_unstable_by(|a, b| (a.0, a.1, a.3).cmp(&(b.0, b.1, b.3)));
+    rows.sort_unstable_by_key(|r| (r.0, r.1, r.3));
     for w in rows.windows(2) {
         if w[0].0 == w[1].0 && w[0].1 == w[1].1 {
             err(

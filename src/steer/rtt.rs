@@ -334,7 +334,7 @@ impl RttTable {
         let key = r.keys[i];
         Some(RttAt {
             range: i as u32,
-            hit: (key != NONE).then(|| RttHit {
+            hit: (key != NONE).then_some(RttHit {
                 key: key & KEY_MASK,
                 prefix: Some((key >> 24) as u8),
             }),
