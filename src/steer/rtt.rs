@@ -51,8 +51,9 @@ struct Ranges {
     /// Addresses left-aligned in a u128 (IPv4 in the top 32 bits), so one
     /// type serves both families. Empty for IPv4, which keeps `starts4`.
     starts: Vec<u128>,
-    /// IPv4 starts as u32: a quarter of the memory the binary search walks.
-    starts4: Vec<u32>,
+    /// IPv4 (start as u32, key) pairs: a quarter of the memory the binary
+    /// search walks, and the key on the line the search ends on.
+    starts4: Vec<(u32, u32)>,
     /// Each range's key with its prefix length in the top 8 bits (the scope
     /// needs it), or [`NONE`].
     keys: Vec<u32>,
@@ -143,9 +144,13 @@ impl Ranges {
             .collect();
         if width == 32 {
             return Ranges {
-                starts4: starts.iter().map(|&s| (s >> 96) as u32).collect(),
+                starts4: starts
+                    .iter()
+                    .zip(&keys)
+                    .map(|(&s, &k)| ((s >> 96) as u32, k))
+                    .collect(),
                 starts: Vec::new(),
-                keys,
+                keys: Vec::new(),
                 bucket,
             };
         }
@@ -168,7 +173,7 @@ impl Ranges {
         let (lo, hi) = (self.bucket[b] as usize, self.bucket[b + 1] as usize);
         if !self.starts4.is_empty() {
             let a = (a >> 96) as u32;
-            return Some(lo + self.starts4[lo..=hi].partition_point(|&s| s <= a) - 1);
+            return Some(lo + self.starts4[lo..=hi].partition_point(|s| s.0 <= a) - 1);
         }
         Some(lo + self.starts[lo..=hi].partition_point(|&s| s <= a) - 1)
     }
@@ -176,7 +181,7 @@ impl Ranges {
     /// The left-aligned start of range `i`.
     fn start(&self, i: usize) -> u128 {
         match self.starts4.get(i) {
-            Some(&s) => u128::from(s) << 96,
+            Some(&(s, _)) => u128::from(s) << 96,
             None => self.starts[i],
         }
     }
@@ -193,6 +198,15 @@ impl Ranges {
 
     fn len(&self) -> usize {
         self.starts.len().max(self.starts4.len())
+    }
+
+    /// Range `i`'s key word (key and prefix length, or [`NONE`]).
+    #[inline]
+    fn key(&self, i: usize) -> u32 {
+        match self.starts4.get(i) {
+            Some(&(_, k)) => k,
+            None => self.keys[i],
+        }
     }
 }
 
@@ -331,7 +345,7 @@ impl RttTable {
     pub fn at(&self, addr: IpAddr) -> Option<RttAt> {
         let (r, _, _) = self.ranges(addr);
         let i = r.find(aligned(addr))?;
-        let key = r.keys[i];
+        let key = r.key(i);
         Some(RttAt {
             range: i as u32,
             hit: (key != NONE).then_some(RttHit {
