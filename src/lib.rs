@@ -16,7 +16,9 @@
 //!    For a steered name it asks [`steer`].
 //! 4. [`steer`] locates the client with [`geo`] (ECS address, else source),
 //!    takes the candidates in distance order for that place (cached per
-//!    GeoIP record) and filters them by [`health`] state.
+//!    GeoIP record), puts those with a measured RTT for the client first
+//!    (`<zone>.rtt.csv`), filters them by [`health`] state, and applies
+//!    partner split, cost margin and capacity shares.
 //! 5. [`dns::render`] writes general-path responses straight into the output
 //!    buffer.
 //!

@@ -214,11 +214,12 @@ impl QueryMetrics {
             self.ecs[t].increment(1);
         }
         if let Some(st) = &s.steered {
-            let edges: &[EdgeIdx] = if st.decision.outcome == Outcome::Edges {
-                &st.decision.edges
-            } else {
-                &[]
-            };
+            let edges: &[EdgeIdx] =
+                if matches!(st.decision.outcome, Outcome::Edges | Outcome::Partner(_)) {
+                    &st.decision.edges
+                } else {
+                    &[]
+                };
             st.zone.counters.record(st.host, edges);
         }
     }

@@ -143,7 +143,10 @@ impl QueryLog {
                     .hosts
                     .get(st.host as usize)
                     .map_or_else(String::new, |h| h.name.clone());
-                let edges = if st.decision.outcome == crate::steer::Outcome::Edges {
+                let edges = if matches!(
+                    st.decision.outcome,
+                    crate::steer::Outcome::Edges | crate::steer::Outcome::Partner(_)
+                ) {
                     st.decision
                         .edges
                         .iter()

@@ -239,12 +239,26 @@ async fn steps(c: &Client, http: SocketAddr, dns: SocketAddr, root: &std::path::
     )
     .await;
 
-    // 1. One marker per edge, with its state.
+    // 1. One marker per located edge, with its state; partner CDNs have no
+    // place on the map and are listed beside it.
     let edges = get_json(http, "/api/edges");
+    let view = get_json(http, "/api/view");
+    let partners: BTreeSet<String> = view["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["cname"].is_string())
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        partners.contains("akamai"),
+        "the demo's partner: {partners:?}"
+    );
     let want: BTreeSet<(String, String)> = edges
         .as_array()
         .unwrap()
         .iter()
+        .filter(|e| !partners.contains(e["name"].as_str().unwrap()))
         .map(|e| {
             (
                 e["name"].as_str().unwrap().to_owned(),
@@ -268,13 +282,18 @@ async fn steps(c: &Client, http: SocketAddr, dns: SocketAddr, root: &std::path::
         assert_eq!(m[2], "0", "markers are keyboard-focusable: {m:?}");
         assert!(m[3].as_str().unwrap().starts_with("edge "), "{m:?}");
     }
-    // A plain table of the same edges under the map.
+    // A plain table of every edge, partners included, under the map.
     let rows = js(
         c,
         "return document.querySelectorAll('#edge-rows tr[data-edge]').length",
     )
     .await;
-    assert_eq!(rows, json!(want.len()));
+    assert_eq!(rows, json!(edges.as_array().unwrap().len()));
+    let listed = js(c, "return document.getElementById('partners').textContent").await;
+    assert!(
+        listed.as_str().unwrap().contains("akamai"),
+        "partners listed beside the map: {listed}"
+    );
 
     // 2. Countries coloured as the server's decide says, for the first host
     // (www: every edge a candidate, the nearest answers).

@@ -3,6 +3,7 @@
 //! Every error names the file, the line and the key.
 
 pub mod pools;
+pub mod rtt;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -115,6 +116,10 @@ pub struct ServerRaw {
     pub zones: PathBuf,
     #[serde(default)]
     pub geodb: Option<PathBuf>,
+    /// A GeoLite2-ASN-format database for `AS` RTT keys and `asn:` rules
+    /// when the main one has no ASN data.
+    #[serde(default)]
+    pub geodb_asn: Option<PathBuf>,
     #[serde(default)]
     pub http: Option<SocketAddr>,
     #[serde(default)]
@@ -329,6 +334,7 @@ pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     pub zones: PathBuf,
     pub geodb: Option<PathBuf>,
+    pub geodb_asn: Option<PathBuf>,
     pub http: Option<SocketAddr>,
     pub http_token: Option<String>,
     pub workers: usize,
@@ -446,6 +452,7 @@ impl ServerConfig {
             listen: raw.listen,
             zones: base.join(raw.zones),
             geodb: raw.geodb.map(|p| base.join(p)),
+            geodb_asn: raw.geodb_asn.map(|p| base.join(p)),
             http: raw.http,
             http_token: raw.http_token,
             workers,

@@ -44,12 +44,34 @@ impl<T: Clone> OneOrMany<T> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeRaw {
+    #[serde(default)]
     pub addresses: Vec<Spanned<String>>,
-    pub location: [f64; 2],
+    #[serde(default)]
+    pub location: Option<[f64; 2]>,
     #[serde(default)]
     pub weight: Option<u32>,
     #[serde(default)]
     pub check: Option<Spanned<String>>,
+    #[serde(default)]
+    pub bias: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub cost: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub capacity: Option<Spanned<f64>>,
+    /// A partner CDN: answered with this CNAME instead of addresses.
+    #[serde(default)]
+    pub cname: Option<Spanned<String>>,
+    /// What a partner's check probes.
+    #[serde(default)]
+    pub probe: Vec<Spanned<String>>,
+}
+
+/// `rtt:` settings for the zone's RTT file.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RttRaw {
+    #[serde(default)]
+    pub min_samples: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +109,14 @@ pub struct HostRaw {
     pub fallback: Option<String>,
     #[serde(default)]
     pub spread_km: Option<f64>,
+    #[serde(default)]
+    pub spread_ms: Option<f64>,
+    #[serde(default)]
+    pub cost_margin_km: Option<f64>,
+    #[serde(default)]
+    pub cost_margin_ms: Option<f64>,
+    #[serde(default)]
+    pub partner_share: Option<f64>,
     #[serde(default)]
     pub all_down: Option<AllDown>,
 }
@@ -226,6 +256,8 @@ pub struct PoolsRaw {
     pub hosts: IndexMap<Spanned<String>, HostRaw>,
     #[serde(default)]
     pub checks: IndexMap<Spanned<String>, CheckConfig>,
+    #[serde(default)]
+    pub rtt: RttRaw,
 }
 
 /// What a pools file adds to its zone.
@@ -237,6 +269,8 @@ pub struct Pools {
     /// Each host's owner name (wire form, case kept), the host index, and
     /// its line, for conflict errors.
     pub names: Vec<(Box<[u8]>, u32, u32)>,
+    /// RTT rows with fewer samples are ignored (`rtt.min_samples`).
+    pub rtt_min_samples: u64,
 }
 
 /// Hands out the health handle of an edge; the reloader passes one that
@@ -332,6 +366,7 @@ pub fn from_str(
     let mut edges = Vec::with_capacity(raw.edges.len());
     for (name, e) in &raw.edges {
         let line = name.referenced.line() as u32;
+        let key = format!("edges.{}", name.value);
         let mut v4 = SmallVec::new();
         let mut v6 = SmallVec::new();
         for a in &e.addresses {
@@ -340,33 +375,101 @@ pub fn from_str(
                 Ok(IpAddr::V6(x)) => v6.push(x),
                 Err(_) => err(
                     a.referenced.line() as u32,
-                    format!(
-                        "edges.{}.addresses: {:?} is not an IP address",
-                        name.value, a.value
-                    ),
+                    format!("{key}.addresses: {:?} is not an IP address", a.value),
                 ),
             }
         }
-        if e.addresses.is_empty() {
-            err(
-                line,
-                format!(
-                    "edges.{}.addresses: an edge needs at least one address",
-                    name.value
+        let mut probe = Vec::new();
+        for a in &e.probe {
+            match a.value.parse::<IpAddr>() {
+                Ok(x) => probe.push(x),
+                Err(_) => err(
+                    a.referenced.line() as u32,
+                    format!("{key}.probe: {:?} is not an IP address", a.value),
                 ),
-            );
+            }
         }
-        let coords = check_coords(e.location[0], e.location[1]).unwrap_or_else(|m| {
-            err(line, format!("edges.{}.location: {m}", name.value));
-            Coords::default()
+        let cname = match &e.cname {
+            Some(c) => {
+                let cl = c.referenced.line() as u32;
+                if !e.addresses.is_empty() || e.location.is_some() {
+                    err(
+                        cl,
+                        format!("{key}: a partner (cname) has neither addresses nor a location"),
+                    );
+                }
+                match Name::parse(&c.value, Some(origin)) {
+                    Ok(n) => Some(wire::from_hickory(&n)),
+                    Err(x) => {
+                        err(cl, format!("{key}.cname: invalid name {:?}: {x}", c.value));
+                        None
+                    }
+                }
+            }
+            None => {
+                if e.addresses.is_empty() {
+                    err(
+                        line,
+                        format!(
+                            "{key}.addresses: an edge needs at least one address (or a cname, for a partner CDN)"
+                        ),
+                    );
+                }
+                if e.location.is_none() {
+                    err(line, format!("{key}.location: an edge needs [lat, lon]"));
+                }
+                if !e.probe.is_empty() {
+                    err(
+                        line,
+                        format!("{key}.probe: only a partner (cname) names what to probe"),
+                    );
+                }
+                None
+            }
+        };
+        let coords = e.location.map_or(Coords::default(), |[lat, lon]| {
+            check_coords(lat, lon).unwrap_or_else(|m| {
+                err(line, format!("{key}.location: {m}"));
+                Coords::default()
+            })
         });
         let weight = e.weight.unwrap_or(1);
         if weight == 0 {
-            err(
-                line,
-                format!("edges.{}.weight: must be at least 1", name.value),
-            );
+            err(line, format!("{key}.weight: must be at least 1"));
         }
+        let bias = match &e.bias {
+            Some(b) if !(-99..=99).contains(&b.value) => {
+                err(
+                    b.referenced.line() as u32,
+                    format!("{key}.bias: {} is not within -99..99", b.value),
+                );
+                0
+            }
+            Some(b) => b.value as i8,
+            None => 0,
+        };
+        let cost = match &e.cost {
+            Some(c) if !(c.value >= 0.0 && c.value.is_finite()) => {
+                err(
+                    c.referenced.line() as u32,
+                    format!("{key}.cost: must be a number >= 0"),
+                );
+                1.0
+            }
+            Some(c) => c.value,
+            None => 1.0,
+        };
+        let capacity = match &e.capacity {
+            Some(c) if !(c.value > 0.0 && c.value.is_finite()) => {
+                err(
+                    c.referenced.line() as u32,
+                    format!("{key}.capacity: must be a number > 0"),
+                );
+                None
+            }
+            Some(c) => Some(c.value),
+            None => None,
+        };
         let check = match &e.check {
             Some(c) => match checks.get(c.value.as_str()) {
                 Some(spec) => Some(spec.clone()),
@@ -374,7 +477,7 @@ pub fn from_str(
                     if !raw.checks.keys().any(|k| k.value == c.value) {
                         err(
                             c.referenced.line() as u32,
-                            format!("edges.{}.check: unknown check {:?}", name.value, c.value),
+                            format!("{key}.check: unknown check {:?}", c.value),
                         );
                     }
                     None
@@ -382,17 +485,25 @@ pub fn from_str(
             },
             None => None,
         };
+        if e.cname.is_some() && e.check.is_some() && probe.is_empty() {
+            err(
+                line,
+                format!(
+                    "{key}.probe: a partner's check needs addresses to probe (probe: [address, ...])"
+                ),
+            );
+        }
         let h = health.edge(&zone_name, &name.value, check.as_deref());
         index.insert(name.value.as_str(), edges.len() as EdgeIdx);
-        edges.push(Edge::new(
-            name.value.clone(),
-            v4,
-            v6,
-            coords,
-            weight,
-            check,
-            h,
-        ));
+        let mut edge = match cname {
+            Some(target) => Edge::partner(name.value.clone(), target, weight, check, h),
+            None => Edge::new(name.value.clone(), v4, v6, coords, weight, check, h),
+        };
+        edge.bias = bias;
+        edge.cost = cost;
+        edge.capacity = capacity;
+        edge.probe = probe;
+        edges.push(edge);
     }
     let resolve =
         |list: &[Spanned<String>], key: &str, err: &mut dyn FnMut(u32, String)| -> Vec<EdgeIdx> {
@@ -502,7 +613,11 @@ pub fn from_str(
     // Hosts.
     let mut hosts = Vec::new();
     let mut names = Vec::new();
-    let all: Vec<EdgeIdx> = (0..edges.len() as EdgeIdx).collect();
+    // Partners join a host only when named: a host without `edges:` is
+    // served by every edge of our own.
+    let all: Vec<EdgeIdx> = (0..edges.len() as EdgeIdx)
+        .filter(|&i| !edges[i as usize].is_partner())
+        .collect();
     for (hname, h) in &raw.hosts {
         let line = hname.referenced.line() as u32;
         let key = format!("hosts.{}", hname.value);
@@ -570,9 +685,21 @@ pub fn from_str(
         if answers == 0 {
             err(line, format!("{key}.answers: must be at least 1"));
         }
-        let spread_km = h.spread_km.unwrap_or(0.0);
-        if !(spread_km >= 0.0 && spread_km.is_finite()) {
-            err(line, format!("{key}.spread_km: must be a distance >= 0"));
+        let mut nonneg = |v: Option<f64>, what: &str| {
+            let v = v.unwrap_or(0.0);
+            if !(v >= 0.0 && v.is_finite()) {
+                err(line, format!("{key}.{what}: must be a number >= 0"));
+            }
+            v
+        };
+        let spread_km = nonneg(h.spread_km, "spread_km");
+        let spread_ms = nonneg(h.spread_ms, "spread_ms");
+        let cost_margin_km = nonneg(h.cost_margin_km, "cost_margin_km");
+        let cost_margin_ms = nonneg(h.cost_margin_ms, "cost_margin_ms");
+        if let Some(p) = h.partner_share
+            && !(0.0..=1.0).contains(&p)
+        {
+            err(line, format!("{key}.partner_share: {p} is not within 0..1"));
         }
         let fallback = match &h.fallback {
             Some(f) => match Name::parse(f, Some(origin)) {
@@ -607,10 +734,15 @@ pub fn from_str(
             answers: answers.max(1),
             ttl: h.ttl.unwrap_or(default_ttl),
             spread_km,
+            spread_ms,
+            cost_margin_km,
+            cost_margin_ms,
+            partner_share: h.partner_share,
             fallback,
             all_down,
         });
     }
+    let min_samples = raw.rtt.min_samples.unwrap_or(1);
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -618,5 +750,6 @@ pub fn from_str(
         svcb,
         steering: Steering::new(edges, hosts, Nets::new(nets)),
         names,
+        rtt_min_samples: min_samples,
     })
 }

@@ -452,8 +452,8 @@ fn add_glue<'a>(tree: &'a Tree, set: &'a Rrset, ans: &mut Answer<'a>) {
     }
 }
 
-/// Fills the answer of a steered name. Returns a fallback CNAME target to
-/// chase, if steering chose the fallback.
+/// Fills the answer of a steered name. Returns a CNAME target to chase, if
+/// steering chose the fallback or a partner CDN.
 fn steer_answer<'a, T: steer::Trace>(
     snap: &'a Snapshot,
     zone: &'a Zone,
@@ -496,6 +496,17 @@ fn steer_answer<'a, T: steer::Trace>(
             }
             Outcome::Fallback => {
                 if let Some(target) = host.fallback.as_deref() {
+                    ans.answer.push(Item::Cname {
+                        owner,
+                        ttl: host.ttl,
+                        target,
+                    });
+                    fallback = Some(target);
+                }
+            }
+            Outcome::Partner(e) => {
+                // A partner CDN: its CNAME, chased like the fallback's.
+                if let Some(target) = zone.steering.edges[e as usize].cname.as_deref() {
                     ans.answer.push(Item::Cname {
                         owner,
                         ttl: host.ttl,
@@ -576,8 +587,13 @@ fn steer_svcb<'a, T: steer::Trace>(
             Outcome::Edges => hints[i] = edges,
             Outcome::NoData => {}
             Outcome::Empty => empty += 1,
-            Outcome::Fallback => {
-                let target = host.fallback.as_deref()?;
+            // Steered to a CNAME (the fallback or a partner CDN): the
+            // HTTPS answer follows it instead of carrying hints.
+            Outcome::Fallback | Outcome::Partner(_) => {
+                let target = match outcome {
+                    Outcome::Partner(e) => zone.steering.edges[e as usize].cname.as_deref()?,
+                    _ => host.fallback.as_deref()?,
+                };
                 ans.answer.push(Item::Cname {
                     owner,
                     ttl: host.ttl,

@@ -2,7 +2,7 @@
 //! the details behind it (rise/fall counting, load hysteresis, admin override).
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU16, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -179,10 +179,16 @@ pub struct EdgeHealth {
     name: String,
     /// Effective in bits 0..2, EdgeState in bits 2..4: the query path's one load.
     packed: AtomicU8,
+    /// The load in force, in permille, or [`NO_LOAD`]: steering's
+    /// capacity shares read it with one atomic load.
+    load_permille: AtomicU16,
     details: Mutex<Details>,
     state_gauge: metrics::Gauge,
     load_gauge: metrics::Gauge,
 }
+
+/// [`EdgeHealth::load_permille`] when no load is known.
+const NO_LOAD: u16 = u16::MAX;
 
 fn pack(e: Effective, s: EdgeState) -> u8 {
     e.to_bits() | (s.to_bits() << 2)
@@ -220,6 +226,7 @@ impl EdgeHealth {
             zone: zone.to_owned(),
             name: name.to_owned(),
             packed: AtomicU8::new(pack(eff, state)),
+            load_permille: AtomicU16::new(NO_LOAD),
             details: Mutex::new(d),
             state_gauge: metrics::gauge!("geosteer_edge_state", &labels),
             load_gauge: metrics::gauge!("geosteer_edge_load", &labels),
@@ -248,6 +255,15 @@ impl EdgeHealth {
     #[inline]
     pub fn state(&self) -> EdgeState {
         EdgeState::from_bits(self.packed.load(Ordering::Acquire) >> 2)
+    }
+
+    /// The load in force (0..=1), if any is known. One atomic load.
+    #[inline]
+    pub fn load(&self) -> Option<f64> {
+        match self.load_permille.load(Ordering::Relaxed) {
+            NO_LOAD => None,
+            p => Some(f64::from(p) / 1000.0),
+        }
     }
 
     /// The current admin override.
@@ -380,6 +396,10 @@ impl EdgeHealth {
             .map(|l| l.load)
             .reduce(f64::max);
         d.current_load = load;
+        self.load_permille.store(
+            load.map_or(NO_LOAD, |l| (l.clamp(0.0, 1.0) * 1000.0).round() as u16),
+            Ordering::Relaxed,
+        );
         d.overloaded = match load {
             None => false,
             // Hysteresis: between recover and overload the state holds.

@@ -243,15 +243,7 @@ pub fn assign(
                 Some(admin) => whatif_health(&zone.name, &e.name, admin),
                 None => e.health.clone(),
             };
-            Edge::new(
-                e.name.clone(),
-                e.v4.clone(),
-                e.v6.clone(),
-                e.coords,
-                e.weight,
-                None,
-                health,
-            )
+            e.with_health(health)
         })
         .collect();
     let world = countries();
@@ -275,7 +267,7 @@ pub fn assign(
     // `host` is not one of this steering's hosts, so `decide` neither
     // caches its orders nor mistakes it for another; its edge indices are
     // the zone's, which `edges` keeps.
-    let synthetic = Steering::new(edges, Vec::new(), Nets::new(nets));
+    let synthetic = Steering::new(edges, Vec::new(), Nets::new(nets)).with_rtt(st.rtt.clone());
     let v4 = host
         .candidates
         .iter()
@@ -321,6 +313,7 @@ fn outcome_str(o: Outcome) -> &'static str {
         Outcome::Edges => "edges",
         Outcome::NoData => "nodata",
         Outcome::Fallback => "fallback",
+        Outcome::Partner(_) => "partner",
         Outcome::ServFail => "servfail",
         Outcome::Empty => "empty",
     }
@@ -334,6 +327,8 @@ pub struct EdgeView {
     pub addresses: Vec<String>,
     /// `[lat, lon]`; `None` for an edge without a location.
     pub location: Option<[f64; 2]>,
+    /// A partner CDN's CNAME target; such an edge has no location.
+    pub cname: Option<String>,
     pub weight: u32,
     /// `up`, `overloaded`, `drain` or `down`.
     pub state: crate::health::Effective,
@@ -357,7 +352,8 @@ pub fn edges(snap: &Snapshot, rates: &PerEdge) -> Vec<EdgeView> {
                 zone: z.name.clone(),
                 name: e.name.clone(),
                 addresses,
-                location: Some([e.coords.lat, e.coords.lon]),
+                location: e.coords.map(|c| [c.lat, c.lon]),
+                cname: e.cname.as_deref().map(crate::dns::wire::name_to_string),
                 weight: e.weight,
                 state: health.effective,
                 answers_per_sec: rates.get(&(z.name.clone(), e.name.clone())).copied(),
