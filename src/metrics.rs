@@ -44,6 +44,18 @@ fn describe() {
         "DNS responses sent, by transport, qtype and rcode"
     );
     describe_counter!("geosteer_truncated_total", "Responses sent with TC set");
+    describe_gauge!(
+        "geosteer_fleet_connected",
+        "1 while the fleet link to etcd is up and resynced, 0 otherwise"
+    );
+    describe_counter!(
+        "geosteer_fleet_bad_values_total",
+        "Values read from etcd and ignored, by reason"
+    );
+    describe_counter!(
+        "geosteer_fleet_writes_total",
+        "Overrides and load readings written to etcd, by result"
+    );
     describe_counter!(
         "geosteer_ecs_queries_total",
         "Queries carrying EDNS Client Subnet"
@@ -88,10 +100,18 @@ fn describe() {
         "geosteer_querylog_dropped_total",
         "Sampled query-log lines dropped because the writer fell behind"
     );
+    describe_counter!(
+        "geosteer_dnstap_messages_total",
+        "dnstap messages written (flushed to the file or socket)"
+    );
+    describe_counter!(
+        "geosteer_dnstap_dropped_total",
+        "dnstap messages dropped: queue full, no socket reader, or a failed write"
+    );
 }
 
 /// A and AAAA first, as [`qtype_index`] assumes.
-const QTYPES: [(u16, &str); 11] = [
+const QTYPES: [(u16, &str); 14] = [
     (TYPE_A, "A"),
     (TYPE_AAAA, "AAAA"),
     (TYPE_CNAME, "CNAME"),
@@ -103,9 +123,12 @@ const QTYPES: [(u16, &str); 11] = [
     (TYPE_PTR, "PTR"),
     (TYPE_CAA, "CAA"),
     (TYPE_ANY, "ANY"),
+    (TYPE_HTTPS, "HTTPS"),
+    (TYPE_SVCB, "SVCB"),
+    (TYPE_DS, "DS"),
 ];
 /// In [`rcode_index`] order.
-const RCODES: [Rcode; 7] = [
+const RCODES: [Rcode; 8] = [
     Rcode::NoError,
     Rcode::FormErr,
     Rcode::ServFail,
@@ -113,6 +136,7 @@ const RCODES: [Rcode; 7] = [
     Rcode::NotImp,
     Rcode::Refused,
     Rcode::BadVers,
+    Rcode::YxDomain,
 ];
 
 /// Position in [`RCODES`]: a match, which compiles to a table lookup.
@@ -125,6 +149,7 @@ fn rcode_index(r: Rcode) -> usize {
         Rcode::NotImp => 4,
         Rcode::Refused => 5,
         Rcode::BadVers => 6,
+        Rcode::YxDomain => 7,
     }
 }
 
@@ -189,11 +214,12 @@ impl QueryMetrics {
             self.ecs[t].increment(1);
         }
         if let Some(st) = &s.steered {
-            let edges: &[EdgeIdx] = if st.decision.outcome == Outcome::Edges {
-                &st.decision.edges
-            } else {
-                &[]
-            };
+            let edges: &[EdgeIdx] =
+                if matches!(st.decision.outcome, Outcome::Edges | Outcome::Partner(_)) {
+                    &st.decision.edges
+                } else {
+                    &[]
+                };
             st.zone.counters.record(st.host, edges);
         }
     }

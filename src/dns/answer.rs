@@ -3,8 +3,11 @@
 //! CNAME chains and RFC 8482 ANY. Produces an [`Answer`] of references
 //! into the snapshot; [`super::respond`] renders it.
 
+use std::borrow::Cow;
+
 use smallvec::SmallVec;
 
+use super::opt::{EDE_NETWORK_ERROR, EDE_NOT_AUTHORITATIVE, Ede};
 use super::tree::{Node, Rrset, Tree};
 use super::wire::*;
 use crate::net::Transport;
@@ -21,6 +24,8 @@ pub enum Owner<'a> {
     Query,
     /// A name from the zone, uncompressed wire form.
     Name(&'a [u8]),
+    /// A name made by DNAME substitution: index into [`Answer::synth`].
+    Synth(u8),
 }
 
 /// One RRset to write.
@@ -43,6 +48,23 @@ pub enum Item<'a> {
         ttl: u32,
         target: &'a [u8],
     },
+    /// A steered host's HTTPS/SVCB record: the template with the
+    /// addresses of the edges its A and AAAA answers would carry as hints.
+    Svcb {
+        owner: Owner<'a>,
+        ttl: u32,
+        template: &'a crate::zone::svcb::Template,
+        steering: &'a Steering,
+        v4: SmallVec<[EdgeIdx; 8]>,
+        v6: SmallVec<[EdgeIdx; 8]>,
+    },
+    /// The CNAME synthesised from a DNAME (RFC 6672 §3.1), to the name at
+    /// [`Answer::synth`]`[target]`, with the DNAME's TTL.
+    DnameCname {
+        owner: Owner<'a>,
+        ttl: u32,
+        target: u8,
+    },
 }
 
 /// Which steered host answered, for metrics, logs and `explain`.
@@ -64,6 +86,11 @@ pub struct Answer<'a> {
     /// ECS scope prefix to echo (0 unless location decided the answer).
     pub scope: u8,
     pub steered: Option<Steered<'a>>,
+    /// Names made by DNAME substitution, in chain order (empty, and not
+    /// allocated, unless a DNAME applied).
+    pub synth: Vec<Box<[u8]>>,
+    /// Extended DNS Error for the OPT record (RFC 8914).
+    pub ede: Option<Ede<'a>>,
 }
 
 impl<'a> Answer<'a> {
@@ -76,6 +103,17 @@ impl<'a> Answer<'a> {
             additional: SmallVec::new(),
             scope: 0,
             steered: None,
+            synth: Vec::new(),
+            ede: None,
+        }
+    }
+
+    /// The wire name an owner stands for (`None` for the question's).
+    pub fn owner_name<'s>(&'s self, o: &Owner<'s>) -> Option<&'s [u8]> {
+        match o {
+            Owner::Query => None,
+            Owner::Name(n) => Some(n),
+            Owner::Synth(i) => Some(&self.synth[*i as usize]),
         }
     }
 }
@@ -96,9 +134,23 @@ pub fn lookup<'a, T: steer::Trace>(
     q: &Question<'_>,
     trace: &mut T,
 ) -> Answer<'a> {
-    let Some(zone) = snap.find_zone(q.name) else {
-        return Answer::new(Rcode::Refused);
+    let Some(mut zone) = snap.find_zone(q.name) else {
+        let mut ans = Answer::new(Rcode::Refused);
+        ans.ede = Some(Ede {
+            code: EDE_NOT_AUTHORITATIVE,
+            text: Cow::Borrowed(""),
+        });
+        return ans;
     };
+    // DS at a zone's apex is the parent's data (RFC 4035 §3.1.4.1): answer
+    // from the parent zone when we serve it too.
+    if q.qtype == TYPE_DS
+        && q.name.len() == zone.tree.apex_lower.len()
+        && q.name.len() > 1
+        && let Some(parent) = snap.find_zone(&q.name[1 + q.name[0] as usize..])
+    {
+        zone = parent;
+    }
     let mut ans = Answer::new(Rcode::NoError);
     ans.aa = true;
     let tree = &zone.tree;
@@ -128,6 +180,40 @@ pub fn lookup<'a, T: steer::Trace>(
             }
             return ans;
         }
+        // A DNAME above the name redirects its whole subtree (RFC 6672 §3.2).
+        if tree.has_dnames
+            && let Some((dnode, dname)) = find_dname(tree, lname)
+        {
+            ans.answer.push(Item::Set(Owner::Name(&dnode.owner), dname));
+            let target = dname.rdata[0].opaque().unwrap_or(&[0]);
+            let keep = lname.len() - dnode.owner.len();
+            if keep + target.len() > MAX_NAME || ans.synth.len() >= MAX_CHAIN {
+                // The substituted name is too long (RFC 6672 §2.2).
+                ans.rcode = Rcode::YxDomain;
+                return ans;
+            }
+            let mut new = Vec::with_capacity(keep + target.len());
+            new.extend_from_slice(&lname[..keep]);
+            new.extend_from_slice(target);
+            let idx = ans.synth.len() as u8;
+            ans.synth.push(new.into_boxed_slice());
+            ans.answer.push(Item::DnameCname {
+                owner,
+                ttl: dname.ttl,
+                target: idx,
+            });
+            if q.qtype == TYPE_CNAME {
+                return ans;
+            }
+            let synth = &ans.synth[idx as usize];
+            let mut next = NameBuf::empty();
+            set_name(&mut next, synth);
+            name = next;
+            owner = Owner::Synth(idx);
+            // A chain into another zone we serve stops at our zone's edge
+            // as for a CNAME: the resolver follows it.
+            continue;
+        }
         let node = match tree.nodes.get(lname) {
             Some(n) => n,
             None => match wildcard(tree, lname) {
@@ -143,6 +229,20 @@ pub fn lookup<'a, T: steer::Trace>(
             match steer_answer(snap, zone, node, owner, q, trace, &mut ans) {
                 Some(target) => {
                     // Fallback CNAME: follow it if it stays in the zone.
+                    set_name(&mut name, target);
+                    owner = Owner::Name(target);
+                    continue;
+                }
+                None => return ans,
+            }
+        }
+        if let Some(h) = node.host
+            && matches!(q.qtype, TYPE_HTTPS | TYPE_SVCB)
+            && let Some(t) = zone.svcb_template(h, q.qtype)
+        {
+            match steer_svcb(snap, zone, node, t, owner, q, trace, &mut ans) {
+                Some(target) => {
+                    // Steered to a CNAME: the HTTPS answer follows it.
                     set_name(&mut name, target);
                     owner = Owner::Name(target);
                     continue;
@@ -224,6 +324,26 @@ pub(crate) fn find_cut<'t>(tree: &'t Tree, lname: &[u8]) -> Option<(&'t Node, bo
     None
 }
 
+/// The DNAME at a proper ancestor of `lname` inside the zone, if any.
+/// Validation leaves nothing below a DNAME, so there is at most one and
+/// a missing node on the way down means there is none.
+fn find_dname<'t>(tree: &'t Tree, lname: &[u8]) -> Option<(&'t Node, &'t Rrset)> {
+    let mut offs = [0u8; 128];
+    let n = label_offsets(lname, &mut offs);
+    let apex = tree.apex_lower.len();
+    for &off in offs[1..n].iter().rev() {
+        let key = &lname[off as usize..];
+        if key.len() < apex {
+            continue;
+        }
+        let node = tree.nodes.get(key)?;
+        if let Some(d) = node.rrset(TYPE_DNAME) {
+            return Some((node, d));
+        }
+    }
+    None
+}
+
 /// RFC 4592: the source of synthesis is `*.<closest encloser>`.
 fn wildcard<'t>(tree: &'t Tree, lname: &[u8]) -> Option<&'t Node> {
     if !tree.has_wildcards {
@@ -281,10 +401,38 @@ fn any<'a>(
     }
 }
 
-/// Address records of in-zone targets (NS, MX, SRV), as Knot adds them.
+/// Address records of in-zone targets (NS, MX, SRV, SVCB, HTTPS), as Knot
+/// adds them; an AliasMode SVCB/HTTPS also brings the target's own RRset
+/// of that type (RFC 9460 §4.1).
 fn add_additional<'a>(tree: &'a Tree, set: &'a Rrset, ans: &mut Answer<'a>) {
     if matches!(set.rtype, TYPE_NS | TYPE_MX | TYPE_SRV) {
         add_glue(tree, set, ans);
+    }
+    if matches!(set.rtype, TYPE_SVCB | TYPE_HTTPS) {
+        for rd in &set.rdata {
+            let Some((priority, target)) = rd.svcb_target() else {
+                continue;
+            };
+            // "." means the owner itself (RFC 9460 §2.5): nothing to add.
+            if target == [0] {
+                continue;
+            }
+            let mut lower = NameBuf::empty();
+            set_name(&mut lower, target);
+            let Some(node) = tree.nodes.get(lower.as_bytes()) else {
+                continue;
+            };
+            let mut types: SmallVec<[u16; 3]> = SmallVec::new();
+            if priority == 0 {
+                types.push(set.rtype);
+            }
+            types.extend([TYPE_A, TYPE_AAAA]);
+            for t in types {
+                if let Some(s) = node.rrset(t) {
+                    ans.additional.push(Item::Set(Owner::Name(&node.owner), s));
+                }
+            }
+        }
     }
 }
 
@@ -304,8 +452,8 @@ fn add_glue<'a>(tree: &'a Tree, set: &'a Rrset, ans: &mut Answer<'a>) {
     }
 }
 
-/// Fills the answer of a steered name. Returns a fallback CNAME target to
-/// chase, if steering chose the fallback.
+/// Fills the answer of a steered name. Returns a CNAME target to chase, if
+/// steering chose the fallback or a partner CDN.
 fn steer_answer<'a, T: steer::Trace>(
     snap: &'a Snapshot,
     zone: &'a Zone,
@@ -356,10 +504,26 @@ fn steer_answer<'a, T: steer::Trace>(
                     fallback = Some(target);
                 }
             }
+            Outcome::Partner(e) => {
+                // A partner CDN: its CNAME, chased like the fallback's.
+                if let Some(target) = zone.steering.edges[e as usize].cname.as_deref() {
+                    ans.answer.push(Item::Cname {
+                        owner,
+                        ttl: host.ttl,
+                        target,
+                    });
+                    fallback = Some(target);
+                }
+            }
             Outcome::ServFail => {
                 ans.rcode = Rcode::ServFail;
                 ans.answer.clear();
                 ans.authority.clear();
+                // `all_down: servfail` and nothing up: say so (RFC 8914).
+                ans.ede = Some(Ede {
+                    code: EDE_NETWORK_ERROR,
+                    text: Cow::Owned(format!("no edge can serve {}", host.name)),
+                });
             }
             Outcome::Empty => {}
         }
@@ -380,4 +544,86 @@ fn steer_answer<'a, T: steer::Trace>(
         negative(&zone.tree, ans);
     }
     fallback
+}
+
+/// Fills the HTTPS/SVCB answer of a steered host from its template: one
+/// decision per family, exactly as its A and AAAA answers make them (same
+/// edges in the same order, the larger ECS scope of the two, the host's
+/// TTL). A decision for a CNAME (fallback) is answered with that CNAME,
+/// whose target the caller follows; SERVFAIL stays SERVFAIL.
+#[allow(clippy::too_many_arguments)]
+fn steer_svcb<'a, T: steer::Trace>(
+    snap: &'a Snapshot,
+    zone: &'a Zone,
+    node: &'a Node,
+    template: &'a crate::zone::svcb::Template,
+    owner: Owner<'a>,
+    q: &Question<'_>,
+    trace: &mut T,
+    ans: &mut Answer<'a>,
+) -> Option<&'a [u8]> {
+    let hidx = node.host? as usize;
+    let host = &zone.steering.hosts[hidx];
+    let mut hints: [SmallVec<[EdgeIdx; 8]>; 2] = Default::default();
+    let mut empty = 0;
+    for (i, family) in [Family::V4, Family::V6].into_iter().enumerate() {
+        let d = steer::decide(
+            &zone.steering,
+            host,
+            snap.geodb.as_deref(),
+            q.client,
+            family,
+            trace,
+        );
+        ans.scope = ans.scope.max(d.scope);
+        let outcome = d.outcome;
+        let edges = d.edges.clone();
+        ans.steered = Some(Steered {
+            zone,
+            host: hidx as u32,
+            decision: d,
+        });
+        match outcome {
+            Outcome::Edges => hints[i] = edges,
+            Outcome::NoData => {}
+            Outcome::Empty => empty += 1,
+            // Steered to a CNAME (the fallback or a partner CDN): the
+            // HTTPS answer follows it instead of carrying hints.
+            Outcome::Fallback | Outcome::Partner(_) => {
+                let target = match outcome {
+                    Outcome::Partner(e) => zone.steering.edges[e as usize].cname.as_deref()?,
+                    _ => host.fallback.as_deref()?,
+                };
+                ans.answer.push(Item::Cname {
+                    owner,
+                    ttl: host.ttl,
+                    target,
+                });
+                return Some(target);
+            }
+            Outcome::ServFail => {
+                ans.rcode = Rcode::ServFail;
+                ans.ede = Some(Ede {
+                    code: EDE_NETWORK_ERROR,
+                    text: Cow::Owned(format!("no edge can serve {}", host.name)),
+                });
+                return None;
+            }
+        }
+    }
+    if empty == 2 {
+        // `all_down: empty`: the same empty answer as A and AAAA get.
+        negative(&zone.tree, ans);
+        return None;
+    }
+    let [v4, v6] = hints;
+    ans.answer.push(Item::Svcb {
+        owner,
+        ttl: host.ttl,
+        template,
+        steering: &zone.steering,
+        v4,
+        v6,
+    });
+    None
 }

@@ -21,6 +21,7 @@ use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use super::answer::{self, Question, Steered};
+use super::opt::OptExtra;
 use super::tree::NameHasher;
 use super::wire::*;
 use super::{Summary, header_flags, opt_len, render_answer, write_opt};
@@ -154,7 +155,7 @@ fn render_static(snap: &Snapshot, key: &[u8], qtype: u16, out: &mut [u8]) -> Opt
         qclass: CLASS_IN,
         edns: None,
     };
-    let (len, truncated) = render_answer(&q, &ans, out.len(), out);
+    let (len, truncated) = render_answer(&q, &ans, &OptExtra::default(), out.len(), out);
     if truncated {
         return None;
     }
@@ -184,12 +185,19 @@ fn head(q: &Query<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) -> usize {
 
 /// Appends our OPT record (if the query had EDNS) at `pos`; returns the end.
 #[inline]
-fn tail(q: &Query<'_>, rcode: Rcode, scope: u8, pos: usize, out: &mut [u8]) -> usize {
+fn tail(
+    q: &Query<'_>,
+    extra: &OptExtra<'_>,
+    rcode: Rcode,
+    scope: u8,
+    pos: usize,
+    out: &mut [u8],
+) -> usize {
     match &q.edns {
         Some(e) => {
             let mut w = super::render::Writer::at(out, pos);
             // Room was checked by the caller.
-            let _ = write_opt(&mut w, e, rcode, scope);
+            let _ = write_opt(&mut w, e, rcode, scope, extra, None);
             w.pos
         }
         None => pos,
@@ -202,6 +210,7 @@ fn tail(q: &Query<'_>, rcode: Rcode, scope: u8, pos: usize, out: &mut [u8]) -> u
 pub(super) fn respond<'s, T: steer::Trace>(
     snap: &'s Snapshot,
     q: &Query<'_>,
+    extra: &OptExtra<'_>,
     client: Client,
     max: usize,
     out: &mut [u8],
@@ -219,7 +228,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
     let n = q.lower_qname(key);
     key[n..n + 2].copy_from_slice(&q.qtype.to_be_bytes());
     let entry = snap.fast.map.get(&key[..n + 2])?;
-    let opt = q.edns.as_ref().map_or(0, opt_len);
+    let opt = q.edns.as_ref().map_or(0, |e| opt_len(e, extra, None));
     let qlen = HEADER + q.qname_raw.len() + 4;
     match entry {
         Entry::Static(s) => {
@@ -231,7 +240,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
             let flags = header_flags(q.flags, s.aa, false, s.rcode);
             let pos = head(q, flags, [1, s.counts[0], s.counts[1], ar], out);
             out[pos..end].copy_from_slice(&s.body);
-            let len = tail(q, s.rcode, 0, end, out);
+            let len = tail(q, extra, s.rcode, 0, end, out);
             Some(Summary {
                 len,
                 rcode: s.rcode,
@@ -240,6 +249,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
                 ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
                 scope: 0,
                 steered: None,
+                cookie_valid: extra.cookie_valid,
             })
         }
         Entry::Steered { zone, host, family } => {
@@ -295,7 +305,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
                 }
             }
             let scope = if q.ecs_scoped() { d.scope } else { 0 };
-            let len = tail(q, Rcode::NoError, scope, pos, out);
+            let len = tail(q, extra, Rcode::NoError, scope, pos, out);
             Some(Summary {
                 len,
                 rcode: Rcode::NoError,
@@ -308,6 +318,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
                     host: *host,
                     decision: d,
                 }),
+                cookie_valid: extra.cookie_valid,
             })
         }
     }
