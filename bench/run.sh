@@ -120,6 +120,11 @@ gs_config w1 ../city.mmdb 1 ""
 gs_config w2 ../city.mmdb 2 ""
 gs_config dense ../dense.mmdb 1 ""
 gs_config rrl ../dense.mmdb 1 "rrl: { rate: 1000000 }"
+# signed: the demo, with the zone signed (a KSK and a ZSK made now): DO=1 rows.
+mkdir -p "$OUT/gs/keys"
+"$GS" dnssec keygen cdn.example --ksk --dir "$OUT/gs/keys" >/dev/null
+"$GS" dnssec keygen cdn.example --dir "$OUT/gs/keys" >/dev/null
+gs_config signed ../city.mmdb 1 "dnssec: { keys: keys }"
 
 cp "$ROOT/zones/cdn.example.zone" "$OUT/knot/cdn.example.zone"
 cat >"$OUT/knot/knot.conf" <<EOF
@@ -222,6 +227,10 @@ ecs_hex() {
 kinds_static=("static A|static|-e")
 kinds_geo=("geo A, no ECS|geo|-e")
 for s in $ECS_SUBNETS; do kinds_geo+=("geo A, ECS $s|geo|-E 8:$(ecs_hex "$s")"); done
+# DO=1 against the signed zone (geosteer-signed), signature cache warm: the
+# first ECS subnet's kind and the static one, each beside its unsigned twin.
+first_ecs=${ECS_SUBNETS%% *}
+kinds_signed=("static A DO=1|static|-D" "geo A, ECS $first_ecs DO=1|geo|-D -E 8:$(ecs_hex "$first_ecs")")
 
 # --- servers -------------------------------------------------------------------
 # start_server NAME PREFIX... : starts the server (PREFIX is on_cpu or
@@ -417,6 +426,10 @@ run_all_w() {
         harness_w gdnsd "$kind" "$qfile" "$extra"
         harness_w geosteer-w1 "$kind" "$qfile" "$extra"
     done
+    for spec in "${kinds_signed[@]}"; do
+        IFS='|' read -r kind qfile extra <<<"$spec"
+        harness_w geosteer-signed "$kind" "$qfile" "$extra"
+    done
     # workers: 2 on the one CPU the cpuset gives the server.
     for spec in "${kinds_static[0]}" "${kinds_geo[1]}"; do
         IFS='|' read -r kind qfile extra <<<"$spec"
@@ -453,6 +466,7 @@ run_all_i() {
     harness_i knot "${kinds_static[@]}"
     harness_i gdnsd "${kinds_static[@]}" "${kinds_geo[@]}"
     harness_i geosteer-w1 "${kinds_static[@]}" "${kinds_geo[@]}"
+    harness_i geosteer-signed "${kinds_signed[@]}"
     harness_i gdnsd-dense "$KIND_ONE" "$KIND_MANY" "$KIND_FLOOD"
     harness_i geosteer-dense "$KIND_ONE" "$KIND_MANY" "$KIND_FLOOD"
 }
@@ -477,6 +491,8 @@ floor_w=${W_US["floor|any (static A)"]:-}
         # gdnsd's same kind (on the demo or the dense DB, whichever ran it).
         case $name in
         floor | knot) g="gdnsd|static A" ;;
+        # Signed rows: the gdnsd columns compare with geosteer's unsigned same query.
+        geosteer-signed) g="geosteer-w1|${kind% DO=1}" ;;
         *) g="gdnsd|$kind"; [ -n "${W_US[$g]:-}${I_IR[$g]:-}" ] || g="gdnsd-dense|$kind" ;;
         esac
         k="knot|$kind"; [ -n "${W_US[$k]:-}" ] || k="knot|static A"
@@ -488,6 +504,7 @@ floor_w=${W_US["floor|any (static A)"]:-}
     echo "Dense DB: \`synth_db OUT dense $DENSE_RECORDS $SEED\`, public IPv4 and 2000::/3 covered by networks of random length over $DENSE_RECORDS distinct cities."
     echo "L: placed as in W, \`dnsperf -v -c 8 -q 200 -l $L_SECONDS -Q $L_RATE\`; p50 / p99 of the per-response latencies dnsperf -v prints."
     echo "I: server under \`valgrind --tool=callgrind\`, \`callgrind_control -z\` after 200 warm-up queries, $I_QUERIES queries (loadgen at 3,000 qps for the .bin kinds), \`callgrind_control -d\`; Ir (all threads) ÷ answered."
+    echo "geosteer-signed: the zone signed (ECDSAP256SHA256 KSK + ZSK), queries with DO=1 (\`-D\`), signature cache warm; its \"÷ gdnsd same\" columns are ÷ geosteer-w1's unsigned same query (targets: W ≤ 1.3×, I ≤ 1.5×)."
     echo "Every query has EDNS. Knot: static and flood only (Debian's knotd is built without libmaxminddb, so no mod-geoip)."
     echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r); wall time $(($(date +%s) - T0)) s."
 } | tee "$OUT/table.md"
