@@ -327,9 +327,11 @@ record() {
     log "W $name / $kind: ${W_US[$key]} us/q, ${W_QPS[$key]} qps, lost $lost, latency ${W_LAT[$key]}"
 }
 
-# W: one server on CPU 1, one kind offered from CPU 0.
+# W: one server on CPU 1, one kind offered from CPU 0. ONLY=PATTERN runs
+# just the rows whose "server|kind" matches (while iterating).
 harness_w() {
     local name=$1 kind=$2 qfile=$3 extra=$4
+    [[ -z ${ONLY:-} || "$name|$kind" == *$ONLY* ]] || return 0
     start_server "$name" "$OUT/on_cpu" 1 || return 0
     local t0 t1 out=$OUT/w-$name-${kind//[^a-zA-Z0-9]/_}.txt
     t0=$(cpu_ticks "$PID")
@@ -343,6 +345,7 @@ harness_w() {
 # the same 100,000 again (warm), each billed on its own.
 harness_cold() {
     local name=$1
+    [[ -z ${ONLY:-} || "$name|cold" == *$ONLY* ]] || return 0
     start_server "$name" "$OUT/on_cpu" 1 || return 0
     local pass t0 t1 out
     for pass in cold warm; do
