@@ -32,6 +32,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod dnssec;
 pub mod explain;
 pub mod geo;
 pub mod health;
