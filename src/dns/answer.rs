@@ -43,6 +43,8 @@ pub enum Item<'a> {
         ttl: u32,
         target: &'a [u8],
     },
+    /// An NSEC made for a DNSSEC answer (see [`super::secure`]).
+    Nsec(Box<super::secure::Nsec<'a>>),
 }
 
 /// Which steered host answered, for metrics, logs and `explain`.
@@ -225,7 +227,7 @@ pub(crate) fn find_cut<'t>(tree: &'t Tree, lname: &[u8]) -> Option<(&'t Node, bo
 }
 
 /// RFC 4592: the source of synthesis is `*.<closest encloser>`.
-fn wildcard<'t>(tree: &'t Tree, lname: &[u8]) -> Option<&'t Node> {
+pub(crate) fn wildcard<'t>(tree: &'t Tree, lname: &[u8]) -> Option<&'t Node> {
     if !tree.has_wildcards {
         return None;
     }

@@ -36,6 +36,8 @@ struct Static {
     /// Answer, authority and additional counts (without our OPT).
     counts: [u16; 3],
     body: Box<[u8]>,
+    /// In a signed zone: DO=1 queries take the general path, which signs.
+    signed: bool,
 }
 
 #[derive(Debug)]
@@ -154,12 +156,13 @@ fn render_static(snap: &Snapshot, key: &[u8], qtype: u16, out: &mut [u8]) -> Opt
         qclass: CLASS_IN,
         edns: None,
     };
-    let (len, truncated) = render_answer(&q, &ans, out.len(), out);
+    let (len, truncated) = render_answer(&q, &ans, out.len(), out, None);
     if truncated {
         return None;
     }
     let count = |i: usize| u16::from_be_bytes([out[i], out[i + 1]]);
     Some(Static {
+        signed: snap.find_zone(key).is_some_and(|z| z.dnssec.is_some()),
         rcode: ans.rcode,
         aa: ans.aa,
         counts: [count(6), count(8), count(10)],
@@ -219,6 +222,15 @@ pub(super) fn respond<'s, T: steer::Trace>(
     let n = q.lower_qname(key);
     key[n..n + 2].copy_from_slice(&q.qtype.to_be_bytes());
     let entry = snap.fast.map.get(&key[..n + 2])?;
+    if q.edns.is_some_and(|e| e.dnssec_ok) {
+        let signed = match entry {
+            Entry::Static(s) => s.signed,
+            Entry::Steered { zone, .. } => zone.dnssec.is_some(),
+        };
+        if signed {
+            return None;
+        }
+    }
     let opt = q.edns.as_ref().map_or(0, opt_len);
     let qlen = HEADER + q.qname_raw.len() + 4;
     match entry {

@@ -7,6 +7,7 @@
 pub mod answer;
 pub mod fast;
 pub mod render;
+pub mod secure;
 pub mod tree;
 pub mod wire;
 
@@ -190,7 +191,12 @@ fn respond_inner<'s, T: steer::Trace>(
             answer::lookup(snap, &question, trace)
         }
     };
-    let (len, truncated) = render_answer(&q, &ans, max, out);
+    let mut ans = ans;
+    let sec = match q.edns {
+        Some(e) if e.dnssec_ok => secure::prepare(snap, q.qname(), q.qtype, e.compact_ok, &mut ans),
+        _ => None,
+    };
+    let (len, truncated) = render_answer(&q, &ans, max, out, sec.as_ref());
     let scope = if q.ecs_scoped() { ans.scope } else { 0 };
     Some(Summary {
         len,
@@ -230,7 +236,13 @@ fn write_opt(w: &mut Writer<'_>, edns: &Edns, rcode: Rcode, scope: u8) -> Result
     // Extended rcode, version 0, and of the flags only DO (RFC 3225 says
     // echo it); unknown flags are cleared.
     b[5] = (rcode as u8) >> 4;
-    b[7] = if edns.dnssec_ok { 0x80 } else { 0 };
+    // CO is echoed too: we honour it (RFC 9824 §4).
+    b[7] = if edns.dnssec_ok { 0x80 } else { 0 }
+        | if edns.dnssec_ok && edns.compact_ok {
+            0x40
+        } else {
+            0
+        };
     let len = match edns.ecs {
         Some(ecs) => {
             let alen = (ecs.source_prefix as usize).div_ceil(8);
@@ -371,6 +383,36 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>) -> Result<u16, Full> {
             w.put_u16_at(at, len as u16);
             Ok(1)
         }
+        Item::Nsec(n) => {
+            match &n.synth {
+                Some(s) => w.name(s, true)?,
+                None => owner(w, n.owner)?,
+            }
+            w.u16(secure_types::NSEC)?;
+            w.u16(CLASS_IN)?;
+            w.u32(n.ttl)?;
+            w.u16(n.rdata.len() as u16)?;
+            // The next name is never compressed (RFC 4034 §4.1.1).
+            w.bytes(&n.rdata)?;
+            Ok(1)
+        }
+    }
+}
+
+mod secure_types {
+    pub const NSEC: u16 = crate::dnssec::sign::TYPE_NSEC;
+}
+
+/// An item and, for a signed answer, its RRSIGs: written whole or not at all.
+fn write_signed(
+    w: &mut Writer<'_>,
+    item: &Item<'_>,
+    sec: Option<&secure::Ctx<'_>>,
+) -> Result<u16, Full> {
+    let n = write_item(w, item)?;
+    match sec {
+        Some(ctx) => Ok(n + secure::write_rrsigs(w, ctx, item)?),
+        None => Ok(n),
     }
 }
 
@@ -394,7 +436,13 @@ fn in_domain_glue(ans: &Answer<'_>, item: &Item<'_>) -> bool {
 }
 
 /// Renders an answer; returns (length, truncated).
-fn render_answer(q: &Query<'_>, ans: &Answer<'_>, max: usize, out: &mut [u8]) -> (usize, bool) {
+fn render_answer(
+    q: &Query<'_>,
+    ans: &Answer<'_>,
+    max: usize,
+    out: &mut [u8],
+    sec: Option<&secure::Ctx<'_>>,
+) -> (usize, bool) {
     let opt = q.edns.as_ref().map_or(0, opt_len);
     let mut w = Writer::new(out, max.saturating_sub(opt));
     let qlen = q.qname_raw.len() + 4;
@@ -414,7 +462,7 @@ fn render_answer(q: &Query<'_>, ans: &Answer<'_>, max: usize, out: &mut [u8]) ->
         .enumerate()
     {
         for item in section.iter() {
-            match write_item(&mut w, item) {
+            match write_signed(&mut w, item, sec) {
                 Ok(n) => counts[i] += n,
                 Err(Full) => {
                     // An answer or authority RRset that doesn't fit: send
@@ -430,7 +478,7 @@ fn render_answer(q: &Query<'_>, ans: &Answer<'_>, max: usize, out: &mut [u8]) ->
     if !truncated {
         for item in ans.additional.iter() {
             let mark = w.pos;
-            match write_item(&mut w, item) {
+            match write_signed(&mut w, item, sec) {
                 Ok(n) => counts[2] += n,
                 Err(Full) => {
                     // Additional data is optional: stop adding, no TC,

@@ -97,6 +97,8 @@ pub struct Edns {
     pub udp_size: u16,
     pub version: u8,
     pub dnssec_ok: bool,
+    /// Compact Answers OK (RFC 9824 §4): NXDOMAIN may keep its rcode.
+    pub compact_ok: bool,
     pub ecs: Option<Ecs>,
 }
 
@@ -279,6 +281,7 @@ pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
                 udp_size,
                 version,
                 dnssec_ok,
+                compact_ok: p[pos + 6] & 0x40 != 0,
                 ecs: None,
             };
             // A version we don't speak is answered BADVERS before we look

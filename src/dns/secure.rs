@@ -1,0 +1,414 @@
+//! DNSSEC for queries with DO=1 to a signed zone: the denial records an
+//! answer needs ([`prepare`]) and an RRSIG after every RRset it writes
+//! ([`write_rrsigs`]).
+//!
+//! Denial is RFC 9824 compact denial: NODATA and NXDOMAIN get one NSEC at
+//! the denied name whose next name is `\000.<name>` (nothing else lies
+//! between), with the types there in its bitmap, or RRSIG NSEC NXNAME for
+//! a name that does not exist; the rcode of the latter is NOERROR unless
+//! the query set CO. A wildcard answer is signed with the wildcard's label
+//! count (RFC 4035 §5.3.4) and carries an NSEC that minimally covers the
+//! next closer name (RFC 4470 style), proving no closer match exists. A
+//! referral carries the DS (signed) or the NSEC at the cut proving there
+//! is none; the NS at the cut and glue stay unsigned (RFC 4035 §3.1.4).
+
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+
+use super::answer::{self, Answer, Item, Owner};
+use super::render::{Full, Writer};
+use super::tree::{Node, Tree};
+use super::wire::*;
+use crate::dnssec::ZoneSigner;
+use crate::dnssec::sign::{Canon, TYPE_NSEC, TYPE_NXNAME, TYPE_RRSIG, nsec_rdata};
+use crate::snapshot::{Snapshot, Zone};
+
+/// An NSEC made for one answer.
+#[derive(Clone, Debug)]
+pub struct Nsec<'a> {
+    /// Where it is written when it is a name of the answer.
+    pub owner: Owner<'a>,
+    /// A made-up owner (wildcard proofs), lowercased; wins over `owner`.
+    pub synth: Option<Box<[u8]>>,
+    pub ttl: u32,
+    /// Next owner name and type bitmap.
+    pub rdata: Box<[u8]>,
+}
+
+/// What signing needs while rendering one answer.
+pub struct Ctx<'a> {
+    pub signer: &'a ZoneSigner,
+    pub tree: &'a Tree,
+    /// The question name, lowercased.
+    pub qname: NameBuf,
+}
+
+/// For a DO=1 query to a signed zone: adds the denial and DS records the
+/// answer needs and returns the signing context; `None` for anything
+/// else (unsigned zone, an error rcode, no zone).
+pub fn prepare<'a>(
+    snap: &'a Snapshot,
+    qname: NameBuf,
+    qtype: u16,
+    compact_ok: bool,
+    ans: &mut Answer<'a>,
+) -> Option<Ctx<'a>> {
+    if !matches!(ans.rcode, Rcode::NoError | Rcode::NxDomain) {
+        return None;
+    }
+    let zone: &'a Zone = snap.find_zone(qname.as_bytes())?;
+    let signer = zone.dnssec.as_deref()?;
+    let tree = &zone.tree;
+    let ctx = Ctx {
+        signer,
+        tree,
+        qname,
+    };
+    referral(tree, ans);
+    wildcard_proofs(&ctx, ans);
+    if ans
+        .authority
+        .iter()
+        .any(|i| matches!(i, Item::NegativeSoa(_)))
+    {
+        denial(&ctx, qtype, compact_ok, ans);
+    }
+    Some(ctx)
+}
+
+/// The lowercased name an owner stands for.
+fn lower_owner(ctx: &Ctx<'_>, o: Owner<'_>) -> NameBuf {
+    match o {
+        Owner::Query => ctx.qname,
+        Owner::Name(n) => lower_buf(n),
+    }
+}
+
+fn lower_buf(n: &[u8]) -> NameBuf {
+    let mut b = NameBuf::empty();
+    let len = n.len().min(MAX_NAME);
+    b.buf[..len].copy_from_slice(&n[..len]);
+    lowercase_in_place(&mut b.buf[..len]);
+    b.len = len as u8;
+    b
+}
+
+/// `\000.<name>`: the next name of a compact-denial NSEC. A name too long
+/// for the extra label uses itself (an NSEC covering nothing else).
+fn next_of(name: &[u8]) -> Vec<u8> {
+    if name.len() + 2 > MAX_NAME {
+        return name.to_vec();
+    }
+    let mut v = Vec::with_capacity(name.len() + 2);
+    v.extend_from_slice(&[1, 0]);
+    v.extend_from_slice(name);
+    v
+}
+
+/// The types a node holds, for an NSEC bitmap, without `except`.
+fn node_types(node: Option<&Node>, except: u16) -> Vec<u16> {
+    let mut t = vec![TYPE_RRSIG, TYPE_NSEC];
+    if let Some(n) = node {
+        t.extend(n.rrsets.iter().map(|s| s.rtype));
+        if n.host.is_some() {
+            t.extend([TYPE_A, TYPE_AAAA]);
+        }
+    }
+    t.retain(|&x| x != except);
+    t.sort_unstable();
+    t.dedup();
+    t
+}
+
+/// NXDOMAIN or NODATA: one NSEC at the denied name (the last CNAME's
+/// target, else the question).
+fn denial<'a>(ctx: &Ctx<'a>, qtype: u16, compact_ok: bool, ans: &mut Answer<'a>) {
+    let owner = ans
+        .answer
+        .iter()
+        .rev()
+        .find_map(|i| match i {
+            Item::Set(_, s) if s.rtype == TYPE_CNAME => s.rdata[0].target().map(Owner::Name),
+            Item::Cname { target, .. } => Some(Owner::Name(target)),
+            _ => None,
+        })
+        .unwrap_or(Owner::Query);
+    let lname = lower_owner(ctx, owner);
+    let mut types = if ans.rcode == Rcode::NxDomain {
+        vec![TYPE_RRSIG, TYPE_NSEC, TYPE_NXNAME]
+    } else {
+        let node = ctx
+            .tree
+            .nodes
+            .get(lname.as_bytes())
+            .or_else(|| answer::wildcard(ctx.tree, lname.as_bytes()));
+        node_types(node, qtype)
+    };
+    if ans.rcode == Rcode::NxDomain && !compact_ok {
+        ans.rcode = Rcode::NoError;
+    }
+    ans.authority.push(Item::Nsec(Box::new(Nsec {
+        owner,
+        synth: None,
+        ttl: ctx.tree.neg_ttl,
+        rdata: nsec_rdata(&next_of(lname.as_bytes()), &mut types).into(),
+    })));
+}
+
+/// A referral gets the cut's DS, or the NSEC proving it has none.
+fn referral<'a>(tree: &'a Tree, ans: &mut Answer<'a>) {
+    let cut = ans.authority.iter().find_map(|i| match i {
+        Item::Set(Owner::Name(n), s) if s.rtype == TYPE_NS && n.len() != tree.apex.len() => {
+            Some(*n)
+        }
+        _ => None,
+    });
+    let Some(cut) = cut else { return };
+    let Some(node) = tree.nodes.get(lower_buf(cut).as_bytes()) else {
+        return;
+    };
+    match node.rrset(TYPE_DS) {
+        Some(ds) => ans.authority.push(Item::Set(Owner::Name(&node.owner), ds)),
+        None => {
+            let mut types = node_types(Some(node), TYPE_DS);
+            ans.authority.push(Item::Nsec(Box::new(Nsec {
+                owner: Owner::Name(&node.owner),
+                synth: None,
+                ttl: tree.neg_ttl,
+                rdata: nsec_rdata(&next_of(&wire_lower(&node.owner)), &mut types).into(),
+            })));
+        }
+    }
+}
+
+fn wire_lower(n: &[u8]) -> Vec<u8> {
+    n.iter().map(u8::to_ascii_lowercase).collect()
+}
+
+/// For each answer RRset synthesised from a wildcard: the NSEC covering
+/// the next closer name, from just before it to just after it and its
+/// descendants (`<label>\000`), so the closest encloser a validator
+/// derives from it is the wildcard's parent.
+fn wildcard_proofs<'a>(ctx: &Ctx<'a>, ans: &mut Answer<'a>) {
+    let mut proofs: SmallVec<[Item<'a>; 1]> = SmallVec::new();
+    for item in &ans.answer {
+        let Item::Set(owner, _) = item else { continue };
+        let lname = lower_owner(ctx, *owner);
+        if ctx.tree.nodes.contains_key(lname.as_bytes()) {
+            continue;
+        }
+        let Some(wild) = answer::wildcard(ctx.tree, lname.as_bytes()) else {
+            continue;
+        };
+        // Closest encloser: the wildcard minus `*`; next closer: the
+        // question's suffix one label longer.
+        let ce_labels = label_count(&wild.owner) - 1;
+        let mut offs = [0u8; 128];
+        let n = label_offsets(lname.as_bytes(), &mut offs);
+        let nc = &lname.as_bytes()[offs[n - ce_labels - 1] as usize..];
+        let (pred, succ) = around(nc);
+        if proofs
+            .iter()
+            .any(|p| matches!(p, Item::Nsec(x) if x.synth.as_deref() == Some(&pred[..])))
+        {
+            continue;
+        }
+        proofs.push(Item::Nsec(Box::new(Nsec {
+            owner: Owner::Query,
+            synth: Some(pred.into()),
+            ttl: ctx.tree.neg_ttl,
+            rdata: nsec_rdata(&succ, &mut [TYPE_RRSIG, TYPE_NSEC]).into(),
+        })));
+    }
+    ans.authority.extend(proofs);
+}
+
+/// A name just before `name` in canonical order and one just after it and
+/// all its descendants (same parent, first label changed).
+fn around(name: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let l = name[0] as usize;
+    let label = &name[1..1 + l];
+    let rest = &name[1 + l..];
+    // Successor: the label with \000 appended sorts after the label and
+    // everything below it.
+    let succ = if l < 63 && name.len() < MAX_NAME {
+        let mut v = vec![(l + 1) as u8];
+        v.extend_from_slice(label);
+        v.push(0);
+        v.extend_from_slice(rest);
+        v
+    } else {
+        next_of(name)
+    };
+    // Predecessor: a shorter label if it ends in \000, else the last octet
+    // decremented (never onto an upper-case letter, which sorts as lower
+    // case) and padded with \255.
+    let pred = if label.last() == Some(&0) {
+        if l == 1 {
+            rest.to_vec()
+        } else {
+            let mut v = vec![(l - 1) as u8];
+            v.extend_from_slice(&label[..l - 1]);
+            v.extend_from_slice(rest);
+            v
+        }
+    } else {
+        let mut lab = label.to_vec();
+        let last = lab.last_mut().expect("labels are not empty");
+        *last -= 1;
+        if last.is_ascii_uppercase() {
+            *last = b'@';
+        }
+        let room = (MAX_NAME - rest.len() - 1).min(63);
+        while lab.len() < room {
+            lab.push(0xFF);
+        }
+        let mut v = vec![lab.len() as u8];
+        v.extend_from_slice(&lab);
+        v.extend_from_slice(rest);
+        v
+    };
+    (pred, succ)
+}
+
+/// Writes the RRSIGs of `item`, just written, when it is to be signed;
+/// returns how many records that was.
+pub fn write_rrsigs(w: &mut Writer<'_>, ctx: &Ctx<'_>, item: &Item<'_>) -> Result<u16, Full> {
+    thread_local! {
+        static CANON: std::cell::RefCell<Canon> = std::cell::RefCell::new(Canon::default());
+    }
+    let mut sigs: SmallVec<[Arc<[u8]>; 2]> = SmallVec::new();
+    let tree = ctx.tree;
+    // (how the owner is written, TTL of the written records)
+    let (owner, synth, ttl): (Owner<'_>, Option<&[u8]>, u32) =
+        CANON.with_borrow_mut(|c| match item {
+            Item::Set(o, set) => {
+                let lname = lower_owner(ctx, *o);
+                // NS at a cut and glue below it are the child's (unsigned);
+                // DS at a cut is the parent's.
+                if set.rtype != TYPE_DS && answer::find_cut(tree, lname.as_bytes()).is_some() {
+                    return (*o, None, 0);
+                }
+                let (sign_owner, labels) = match tree.nodes.contains_key(lname.as_bytes()) {
+                    true => (lname, label_count(lname.as_bytes())),
+                    false => match answer::wildcard(tree, lname.as_bytes()) {
+                        Some(wild) => (lower_buf(&wild.owner), label_count(&wild.owner) - 1),
+                        None => (lname, label_count(lname.as_bytes())),
+                    },
+                };
+                c.start(set.rtype, set.ttl, labels as u8);
+                for rd in &set.rdata {
+                    c.push_rdata(rd);
+                }
+                ctx.signer.rrsigs(sign_owner.as_bytes(), c, &mut sigs);
+                (*o, None, set.ttl)
+            }
+            Item::NegativeSoa(t) => {
+                let soa = t.soa();
+                c.start(TYPE_SOA, soa.ttl, label_count(&t.apex_lower) as u8);
+                c.push_rdata(&soa.rdata[0]);
+                ctx.signer.rrsigs(&t.apex_lower, c, &mut sigs);
+                (Owner::Name(&t.apex_node().owner), None, t.neg_ttl)
+            }
+            Item::Edges {
+                owner,
+                ttl,
+                family,
+                steering,
+                edges,
+            } => {
+                let lname = lower_owner(ctx, *owner);
+                let rtype = match family {
+                    crate::steer::Family::V4 => TYPE_A,
+                    crate::steer::Family::V6 => TYPE_AAAA,
+                };
+                c.start(rtype, *ttl, label_count(lname.as_bytes()) as u8);
+                for &e in edges {
+                    let edge = &steering.edges[e as usize];
+                    match family {
+                        crate::steer::Family::V4 => {
+                            edge.v4.iter().for_each(|a| c.push(&a.octets()))
+                        }
+                        crate::steer::Family::V6 => {
+                            edge.v6.iter().for_each(|a| c.push(&a.octets()))
+                        }
+                    }
+                }
+                ctx.signer.rrsigs(lname.as_bytes(), c, &mut sigs);
+                (*owner, None, *ttl)
+            }
+            Item::Cname { owner, ttl, target } => {
+                let lname = lower_owner(ctx, *owner);
+                c.start(TYPE_CNAME, *ttl, label_count(lname.as_bytes()) as u8);
+                c.push(&wire_lower(target));
+                ctx.signer.rrsigs(lname.as_bytes(), c, &mut sigs);
+                (*owner, None, *ttl)
+            }
+            Item::Nsec(n) => {
+                let lname = match &n.synth {
+                    Some(s) => lower_buf(s),
+                    None => lower_owner(ctx, n.owner),
+                };
+                c.start(TYPE_NSEC, n.ttl, label_count(lname.as_bytes()) as u8);
+                c.push(&n.rdata);
+                ctx.signer.rrsigs(lname.as_bytes(), c, &mut sigs);
+                (n.owner, n.synth.as_deref(), n.ttl)
+            }
+        });
+    for sig in &sigs {
+        match synth {
+            Some(s) => w.name(s, true)?,
+            None => match owner {
+                Owner::Query => w.qname_ptr()?,
+                Owner::Name(n) => w.name(n, true)?,
+            },
+        }
+        w.u16(TYPE_RRSIG)?;
+        w.u16(CLASS_IN)?;
+        w.u32(ttl)?;
+        w.u16(sig.len() as u16)?;
+        w.bytes(sig)?;
+    }
+    Ok(sigs.len() as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 4034 §6.1 order of two wire names.
+    fn canonical_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+        let labels = |n: &[u8]| {
+            let mut offs = [0u8; 128];
+            let k = label_offsets(n, &mut offs);
+            offs[..k]
+                .iter()
+                .rev()
+                .map(|&o| {
+                    let o = o as usize;
+                    n[o + 1..o + 1 + n[o] as usize].to_ascii_lowercase()
+                })
+                .collect::<Vec<_>>()
+        };
+        labels(a).cmp(&labels(b))
+    }
+
+    #[test]
+    fn around_brackets_the_name_and_its_subtree() {
+        for name in [
+            &b"\x03foo\x04wild\x00"[..],
+            b"\x01a\x04wild\x00",
+            b"\x02a\x00\x04wild\x00",
+            b"\x01[\x04wild\x00",
+        ] {
+            let (p, s) = around(name);
+            assert_eq!(canonical_cmp(&p, name), std::cmp::Ordering::Less, "{p:?}");
+            assert_eq!(canonical_cmp(name, &s), std::cmp::Ordering::Less);
+            let child = [b"\x01z".as_slice(), name].concat();
+            assert_eq!(canonical_cmp(&child, &s), std::cmp::Ordering::Less);
+            assert!(p.len() <= MAX_NAME && s.len() <= MAX_NAME);
+            assert_eq!(&p[p.len() - 6..], b"\x04wild\x00");
+        }
+    }
+}
