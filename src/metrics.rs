@@ -121,7 +121,7 @@ const QTYPES: [(u16, &str); 11] = [
     (TYPE_ANY, "ANY"),
 ];
 /// In [`rcode_index`] order.
-const RCODES: [Rcode; 7] = [
+const RCODES: [Rcode; 8] = [
     Rcode::NoError,
     Rcode::FormErr,
     Rcode::ServFail,
@@ -129,6 +129,7 @@ const RCODES: [Rcode; 7] = [
     Rcode::NotImp,
     Rcode::Refused,
     Rcode::BadVers,
+    Rcode::YxDomain,
 ];
 
 /// Position in [`RCODES`]: a match, which compiles to a table lookup.
@@ -141,6 +142,7 @@ fn rcode_index(r: Rcode) -> usize {
         Rcode::NotImp => 4,
         Rcode::Refused => 5,
         Rcode::BadVers => 6,
+        Rcode::YxDomain => 7,
     }
 }
 

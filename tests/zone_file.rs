@@ -636,9 +636,9 @@ fn bad_ip_addresses() {
 #[test]
 fn unknown_type_is_unsupported() {
     assert_one_error(
-        &format!("{HEAD}x HINFO cpu os\n"),
+        &format!("{HEAD}x WKS 192.0.2.1 6 25\n"),
         5,
-        "unsupported record type HINFO",
+        "unsupported record type WKS",
     );
     assert_one_error(
         &format!("{HEAD}x 300 IN bogus data\n"),
@@ -893,4 +893,243 @@ fn demo_zone_loads_and_validates() {
             "{steered} must not be in the zone file"
         );
     }
+}
+
+// ------------------------------------------------ types beyond RFC 1035's
+
+/// The wire RDATA of the single record at `owner` of type `t`.
+fn rdata_of(z: &ZoneFile, owner: &str, t: RecordType) -> Vec<u8> {
+    use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+    let r = z
+        .records
+        .iter()
+        .find(|r| r.record.name == name(owner) && r.record.record_type() == t)
+        .unwrap_or_else(|| panic!("no {t} at {owner}"));
+    let mut buf = Vec::new();
+    r.record.data.emit(&mut BinEncoder::new(&mut buf)).unwrap();
+    buf
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn fixture_with_every_new_type_loads() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/types.example.zone");
+    let z = load_zone_file(&path, &name("types.example.")).unwrap_or_else(|e| panic!("{e:#?}"));
+    let types: std::collections::BTreeSet<u16> = z
+        .records
+        .iter()
+        .map(|r| u16::from(r.record.record_type()))
+        .collect();
+    for t in [
+        65, 64, 52, 53, 44, 35, 43, 59, 48, 60, 39, 29, 256, 13, 17, 37, 61, 65280, 65281,
+    ] {
+        assert!(types.contains(&t), "type {t} missing");
+    }
+}
+
+#[test]
+fn new_types_wire_form() {
+    let z = ok(&format!(
+        "{HEAD}\
+         h HTTPS 1 . alpn=\"h3,h2\" port=443 ipv4hint=192.0.2.1,192.0.2.2\n\
+         a HTTPS 0 www.example.net.\n\
+         s SVCB 16 svc mandatory=port,alpn alpn=h2 port=8443 key65000=\"a b\"\n\
+         d DNAME other.example.\n\
+         t TLSA 3 1 1 ( 0102 0304 )\n\
+         f SSHFP 4 2 abcd\n\
+         n NAPTR 100 10 \"S\" \"SIP+D2U\" \"\" _sip._udp\n\
+         u URI 10 1 \"https://x/\"\n\
+         i HINFO \"PC\" Linux\n\
+         r RP admin.example.com. .\n\
+         l LOC 52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000m 10m\n\
+         k DNSKEY 257 3 ECDSAP256SHA256 AQID\n\
+         g TYPE65280 \\# 4 0a000001\n\
+         g2 CLASS1 TYPE1 \\# 4 c0000201\n\
+         g3 A \\# 4 c0000202\n\
+         e TYPE65281 \\# 0\n"
+    ));
+    assert_eq!(
+        rdata_of(&z, "h.example.com.", RecordType::HTTPS),
+        hex("0001 00 0001 0006 02683302683 2 0003 0002 01bb 0004 0008 c0000201 c0000202")
+    );
+    assert_eq!(
+        rdata_of(&z, "a.example.com.", RecordType::HTTPS),
+        hex("0000 03777777 076578616d706c65 036e6574 00")
+    );
+    // mandatory keys sorted on the wire whatever the text order.
+    assert_eq!(
+        rdata_of(&z, "s.example.com.", RecordType::SVCB),
+        hex(
+            "0010 03737663 076578616d706c65 03636f6d 00 0000 0004 0001 0003 0001 0003 026832 0003 0002 20fb fde8 0003 612062"
+        )
+    );
+    assert_eq!(
+        rdata_of(&z, "d.example.com.", RecordType::DNAME),
+        hex("056f74686572 076578616d706c65 00")
+    );
+    assert_eq!(
+        rdata_of(&z, "t.example.com.", RecordType::TLSA),
+        hex("030101 01020304")
+    );
+    assert_eq!(
+        rdata_of(&z, "f.example.com.", RecordType::SSHFP),
+        hex("0402 abcd")
+    );
+    assert_eq!(
+        rdata_of(&z, "n.example.com.", RecordType::NAPTR),
+        hex(
+            "0064 000a 0153 075349502b443255 00 045f736970 045f756470 076578616d706c65 03636f6d 00"
+        )
+    );
+    assert_eq!(
+        rdata_of(&z, "u.example.com.", RecordType::Unknown(256)),
+        hex("000a 0001 68747470733a2f2f782f")
+    );
+    assert_eq!(
+        rdata_of(&z, "i.example.com.", RecordType::HINFO),
+        hex("025043 054c696e7578")
+    );
+    assert_eq!(
+        rdata_of(&z, "r.example.com.", RecordType::Unknown(17)),
+        hex("0561646d696e 076578616d706c65 03636f6d 00 00")
+    );
+    // The same LOC as tests/fixtures/types.example.zone, where
+    // tests/knot_diff.rs checks Knot gives these bytes too.
+    assert_eq!(
+        rdata_of(&z, "l.example.com.", RecordType::Unknown(29)),
+        hex("00 00 16 13 8b3cf018 810cbce0 009895b8")
+    );
+    assert_eq!(
+        rdata_of(&z, "k.example.com.", RecordType::DNSKEY),
+        hex("0101 03 0d 010203")
+    );
+    assert_eq!(
+        rdata_of(&z, "g.example.com.", RecordType::Unknown(65280)),
+        hex("0a000001")
+    );
+    assert_eq!(
+        rdata_of(&z, "g2.example.com.", RecordType::A),
+        hex("c0000201"),
+        "CLASS1 and TYPE1 are IN and A"
+    );
+    assert!(matches!(
+        z.records
+            .iter()
+            .find(|r| r.record.name == name("g3.example.com."))
+            .unwrap()
+            .record
+            .data,
+        RData::A(_)
+    ));
+    assert_eq!(
+        rdata_of(&z, "e.example.com.", RecordType::Unknown(65281)),
+        Vec::<u8>::new()
+    );
+}
+
+#[test]
+fn new_type_errors_name_the_line() {
+    let cases: &[(&str, &str)] = &[
+        ("x TYPE65280 \\# 3 0a000001", "says 3 bytes but has 4"),
+        ("x TYPE65280 0a000001", "\\# <length> <hex>"),
+        ("x TYPE0 \\# 0", "meta type"),
+        ("x TYPE41 \\# 0", "meta type"),
+        ("x A \\# 3 0a0000", "not a valid A"),
+        ("x HTTPS 1 . alpn=h2 alpn=h3", "appears twice"),
+        (
+            "x HTTPS 1 . mandatory=port alpn=h2",
+            "mandatory SvcParam port is missing",
+        ),
+        ("x HTTPS 1 . mandatory=mandatory", "cannot list itself"),
+        ("x HTTPS 1 . port=99999", "port"),
+        ("x HTTPS 1 . ipv4hint=::1", "not an IPv4 address"),
+        ("x HTTPS 1 . bogus=1", "unknown SvcParam key"),
+        ("x HTTPS 1 . no-default-alpn", "needs alpn"),
+        // generic form: key 3 (port) before key 1 (alpn)
+        (
+            "x HTTPS \\# 16 0001 00 0003 0002 01bb 0001 0003 026832",
+            "out of order",
+        ),
+        (
+            "x HTTPS \\# 9 0001 00 0000 0002 0003",
+            "mandatory SvcParam port is missing",
+        ),
+        ("x DS 1 8 2 abcd", "32-byte digest"),
+        ("x DS 1 NOPE 2 abcd", "invalid algorithm"),
+        ("x DNSKEY 257 2 13 AQID", "protocol must be 3"),
+        ("x DNSKEY 257 3 13 !!!", "not valid base64"),
+        ("x TLSA 3 1 1 abc", "odd number of hex digits"),
+        ("x LOC 91 0 0 N 0 0 0 E 0m", "out of range"),
+        ("x LOC 52 22 23 X 4 53 32 E 0m", "expected N or S"),
+        ("x URI 1 1 unquoted", "quoted string"),
+    ];
+    for (line, needle) in cases {
+        assert_one_error(&format!("{HEAD}{line}\n"), 5, needle);
+    }
+}
+
+#[test]
+fn kzonecheck_rules_for_ds_and_dname() {
+    // DS at the apex belongs to the parent.
+    assert_one_error(
+        &format!("{HEAD}@ DS 1 13 2 {}\n", "ab".repeat(32)),
+        5,
+        "DS record at the zone apex",
+    );
+    // DS where there is no delegation.
+    assert_one_error(
+        &format!("{HEAD}x DS 1 13 2 {}\n", "ab".repeat(32)),
+        5,
+        "not a delegation",
+    );
+    // DS at a delegation is fine.
+    ok(&format!(
+        "{HEAD}x NS ns.example.net.\nx DS 1 13 2 {}\n",
+        "ab".repeat(32)
+    ));
+    // DNAME beside a CNAME (both rules report it, at their own lines).
+    let errs = errors(&format!(
+        "{HEAD}x DNAME y.example.net.\nx CNAME z.example.net.\n"
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains(":5: DNAME at x.example.com. beside the CNAME")),
+        "{errs:#?}"
+    );
+    // Data below a DNAME.
+    assert_one_error(
+        &format!("{HEAD}x DNAME y.example.net.\na.x A 192.0.2.1\n"),
+        6,
+        "below the DNAME at x.example.com.",
+    );
+    // A DNAME at the apex makes every other name an error.
+    let errs = errors(&format!("{HEAD}@ DNAME y.example.net.\n"));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains(":4: A record at ns1.example.com. is below the DNAME")),
+        "{errs:#?}"
+    );
+    assert_one_error(
+        &format!("{HEAD}x DNAME y.example.net.\nx DNAME z.example.net.\n"),
+        6,
+        "more than one DNAME",
+    );
+}
+
+#[test]
+fn svcb_quoted_values_keep_blanks_and_escapes() {
+    let z = ok(&format!(
+        "{HEAD}s SVCB 1 . alpn=\"h2,with\\\\,comma\" key65000=\"a b\\059\"\n"
+    ));
+    assert_eq!(
+        rdata_of(&z, "s.example.com.", RecordType::SVCB),
+        hex("0001 00 0001 000e 026832 0a776974682c636f6d6d61 fde8 0004 6120623b")
+    );
 }

@@ -21,6 +21,8 @@ pub enum Owner<'a> {
     Query,
     /// A name from the zone, uncompressed wire form.
     Name(&'a [u8]),
+    /// A name made by DNAME substitution: index into [`Answer::synth`].
+    Synth(u8),
 }
 
 /// One RRset to write.
@@ -45,6 +47,13 @@ pub enum Item<'a> {
     },
     /// An NSEC made for a DNSSEC answer (see [`super::secure`]).
     Nsec(Box<super::secure::Nsec<'a>>),
+    /// The CNAME synthesised from a DNAME (RFC 6672 §3.1), to the name at
+    /// [`Answer::synth`]`[target]`, with the DNAME's TTL.
+    DnameCname {
+        owner: Owner<'a>,
+        ttl: u32,
+        target: u8,
+    },
 }
 
 /// Which steered host answered, for metrics, logs and `explain`.
@@ -66,6 +75,9 @@ pub struct Answer<'a> {
     /// ECS scope prefix to echo (0 unless location decided the answer).
     pub scope: u8,
     pub steered: Option<Steered<'a>>,
+    /// Names made by DNAME substitution, in chain order (empty, and not
+    /// allocated, unless a DNAME applied).
+    pub synth: Vec<Box<[u8]>>,
 }
 
 impl<'a> Answer<'a> {
@@ -78,6 +90,16 @@ impl<'a> Answer<'a> {
             additional: SmallVec::new(),
             scope: 0,
             steered: None,
+            synth: Vec::new(),
+        }
+    }
+
+    /// The wire name an owner stands for (`None` for the question's).
+    pub fn owner_name<'s>(&'s self, o: &Owner<'s>) -> Option<&'s [u8]> {
+        match o {
+            Owner::Query => None,
+            Owner::Name(n) => Some(n),
+            Owner::Synth(i) => Some(&self.synth[*i as usize]),
         }
     }
 }
@@ -98,9 +120,18 @@ pub fn lookup<'a, T: steer::Trace>(
     q: &Question<'_>,
     trace: &mut T,
 ) -> Answer<'a> {
-    let Some(zone) = snap.find_zone(q.name) else {
+    let Some(mut zone) = snap.find_zone(q.name) else {
         return Answer::new(Rcode::Refused);
     };
+    // DS at a zone's apex is the parent's data (RFC 4035 §3.1.4.1): answer
+    // from the parent zone when we serve it too.
+    if q.qtype == TYPE_DS
+        && q.name.len() == zone.tree.apex_lower.len()
+        && q.name.len() > 1
+        && let Some(parent) = snap.find_zone(&q.name[1 + q.name[0] as usize..])
+    {
+        zone = parent;
+    }
     let mut ans = Answer::new(Rcode::NoError);
     ans.aa = true;
     let tree = &zone.tree;
@@ -129,6 +160,40 @@ pub fn lookup<'a, T: steer::Trace>(
                 add_glue(tree, ns, &mut ans);
             }
             return ans;
+        }
+        // A DNAME above the name redirects its whole subtree (RFC 6672 §3.2).
+        if tree.has_dnames
+            && let Some((dnode, dname)) = find_dname(tree, lname)
+        {
+            ans.answer.push(Item::Set(Owner::Name(&dnode.owner), dname));
+            let target = dname.rdata[0].opaque().unwrap_or(&[0]);
+            let keep = lname.len() - dnode.owner.len();
+            if keep + target.len() > MAX_NAME || ans.synth.len() >= MAX_CHAIN {
+                // The substituted name is too long (RFC 6672 §2.2).
+                ans.rcode = Rcode::YxDomain;
+                return ans;
+            }
+            let mut new = Vec::with_capacity(keep + target.len());
+            new.extend_from_slice(&lname[..keep]);
+            new.extend_from_slice(target);
+            let idx = ans.synth.len() as u8;
+            ans.synth.push(new.into_boxed_slice());
+            ans.answer.push(Item::DnameCname {
+                owner,
+                ttl: dname.ttl,
+                target: idx,
+            });
+            if q.qtype == TYPE_CNAME {
+                return ans;
+            }
+            let synth = &ans.synth[idx as usize];
+            let mut next = NameBuf::empty();
+            set_name(&mut next, synth);
+            name = next;
+            owner = Owner::Synth(idx);
+            // A chain into another zone we serve stops at our zone's edge
+            // as for a CNAME: the resolver follows it.
+            continue;
         }
         let node = match tree.nodes.get(lname) {
             Some(n) => n,
@@ -226,6 +291,26 @@ pub(crate) fn find_cut<'t>(tree: &'t Tree, lname: &[u8]) -> Option<(&'t Node, bo
     None
 }
 
+/// The DNAME at a proper ancestor of `lname` inside the zone, if any.
+/// Validation leaves nothing below a DNAME, so there is at most one and
+/// a missing node on the way down means there is none.
+fn find_dname<'t>(tree: &'t Tree, lname: &[u8]) -> Option<(&'t Node, &'t Rrset)> {
+    let mut offs = [0u8; 128];
+    let n = label_offsets(lname, &mut offs);
+    let apex = tree.apex_lower.len();
+    for &off in offs[1..n].iter().rev() {
+        let key = &lname[off as usize..];
+        if key.len() < apex {
+            continue;
+        }
+        let node = tree.nodes.get(key)?;
+        if let Some(d) = node.rrset(TYPE_DNAME) {
+            return Some((node, d));
+        }
+    }
+    None
+}
+
 /// RFC 4592: the source of synthesis is `*.<closest encloser>`.
 pub(crate) fn wildcard<'t>(tree: &'t Tree, lname: &[u8]) -> Option<&'t Node> {
     if !tree.has_wildcards {
@@ -283,10 +368,38 @@ fn any<'a>(
     }
 }
 
-/// Address records of in-zone targets (NS, MX, SRV), as Knot adds them.
+/// Address records of in-zone targets (NS, MX, SRV, SVCB, HTTPS), as Knot
+/// adds them; an AliasMode SVCB/HTTPS also brings the target's own RRset
+/// of that type (RFC 9460 §4.1).
 fn add_additional<'a>(tree: &'a Tree, set: &'a Rrset, ans: &mut Answer<'a>) {
     if matches!(set.rtype, TYPE_NS | TYPE_MX | TYPE_SRV) {
         add_glue(tree, set, ans);
+    }
+    if matches!(set.rtype, TYPE_SVCB | TYPE_HTTPS) {
+        for rd in &set.rdata {
+            let Some((priority, target)) = rd.svcb_target() else {
+                continue;
+            };
+            // "." means the owner itself (RFC 9460 §2.5): nothing to add.
+            if target == [0] {
+                continue;
+            }
+            let mut lower = NameBuf::empty();
+            set_name(&mut lower, target);
+            let Some(node) = tree.nodes.get(lower.as_bytes()) else {
+                continue;
+            };
+            let mut types: SmallVec<[u16; 3]> = SmallVec::new();
+            if priority == 0 {
+                types.push(set.rtype);
+            }
+            types.extend([TYPE_A, TYPE_AAAA]);
+            for t in types {
+                if let Some(s) = node.rrset(t) {
+                    ans.additional.push(Item::Set(Owner::Name(&node.owner), s));
+                }
+            }
+        }
     }
 }
 

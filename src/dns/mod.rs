@@ -307,14 +307,15 @@ fn error_reply(
     }
 }
 
-fn write_item(w: &mut Writer<'_>, item: &Item<'_>) -> Result<u16, Full> {
-    fn owner(w: &mut Writer<'_>, o: Owner<'_>) -> Result<(), Full> {
+fn write_item(w: &mut Writer<'_>, item: &Item<'_>, synth: &[Box<[u8]>]) -> Result<u16, Full> {
+    let owner = |w: &mut Writer<'_>, o: Owner<'_>| -> Result<(), Full> {
         match o {
             Owner::Query => w.qname_ptr(),
             Owner::Name(n) => w.name(n, true),
+            Owner::Synth(i) => w.name(&synth[i as usize], true),
         }
-    }
-    fn set(w: &mut Writer<'_>, o: Owner<'_>, set: &Rrset, ttl: u32) -> Result<u16, Full> {
+    };
+    let set = |w: &mut Writer<'_>, o: Owner<'_>, set: &Rrset, ttl: u32| -> Result<u16, Full> {
         for rd in &set.rdata {
             owner(w, o)?;
             w.u16(set.rtype)?;
@@ -323,7 +324,19 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>) -> Result<u16, Full> {
             w.rdata(rd)?;
         }
         Ok(set.rdata.len() as u16)
-    }
+    };
+    let cname = |w: &mut Writer<'_>, o: Owner<'_>, ttl: u32, target: &[u8]| -> Result<u16, Full> {
+        owner(w, o)?;
+        w.u16(TYPE_CNAME)?;
+        w.u16(CLASS_IN)?;
+        w.u32(ttl)?;
+        let at = w.pos;
+        w.u16(0)?;
+        w.name(target, true)?;
+        let len = w.pos - at - 2;
+        w.put_u16_at(at, len as u16);
+        Ok(1)
+    };
     match item {
         Item::Set(o, s) => set(w, *o, s, s.ttl),
         Item::NegativeSoa(tree) => set(
@@ -371,18 +384,12 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>) -> Result<u16, Full> {
             owner: o,
             ttl,
             target,
-        } => {
-            owner(w, *o)?;
-            w.u16(TYPE_CNAME)?;
-            w.u16(CLASS_IN)?;
-            w.u32(*ttl)?;
-            let at = w.pos;
-            w.u16(0)?;
-            w.name(target, true)?;
-            let len = w.pos - at - 2;
-            w.put_u16_at(at, len as u16);
-            Ok(1)
-        }
+        } => cname(w, *o, *ttl, target),
+        Item::DnameCname {
+            owner: o,
+            ttl,
+            target,
+        } => cname(w, *o, *ttl, &synth[*target as usize]),
         Item::Nsec(n) => {
             match &n.synth {
                 Some(s) => w.name(s, true)?,
@@ -407,11 +414,12 @@ mod secure_types {
 fn write_signed(
     w: &mut Writer<'_>,
     item: &Item<'_>,
+    synth: &[Box<[u8]>],
     sec: Option<&secure::Ctx<'_>>,
 ) -> Result<u16, Full> {
-    let n = write_item(w, item)?;
+    let n = write_item(w, item, synth)?;
     match sec {
-        Some(ctx) => Ok(n + secure::write_rrsigs(w, ctx, item)?),
+        Some(ctx) => Ok(n + secure::write_rrsigs(w, ctx, item, synth)?),
         None => Ok(n),
     }
 }
@@ -462,7 +470,7 @@ fn render_answer(
         .enumerate()
     {
         for item in section.iter() {
-            match write_signed(&mut w, item, sec) {
+            match write_signed(&mut w, item, &ans.synth, sec) {
                 Ok(n) => counts[i] += n,
                 Err(Full) => {
                     // An answer or authority RRset that doesn't fit: send
@@ -478,7 +486,7 @@ fn render_answer(
     if !truncated {
         for item in ans.additional.iter() {
             let mark = w.pos;
-            match write_signed(&mut w, item, sec) {
+            match write_signed(&mut w, item, &ans.synth, sec) {
                 Ok(n) => counts[2] += n,
                 Err(Full) => {
                     // Additional data is optional: stop adding, no TC,

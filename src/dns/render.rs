@@ -161,6 +161,7 @@ impl<'b> Writer<'b> {
         self.u16(0)?;
         match rd {
             Rdata::Opaque(b) => self.bytes(b)?,
+
             Rdata::Name(n) => self.name(n, true)?,
             Rdata::Mx(pref, n) => {
                 self.u16(*pref)?;

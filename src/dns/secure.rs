@@ -78,10 +78,11 @@ pub fn prepare<'a>(
 }
 
 /// The lowercased name an owner stands for.
-fn lower_owner(ctx: &Ctx<'_>, o: Owner<'_>) -> NameBuf {
+fn lower_owner(ctx: &Ctx<'_>, o: Owner<'_>, synth: &[Box<[u8]>]) -> NameBuf {
     match o {
         Owner::Query => ctx.qname,
         Owner::Name(n) => lower_buf(n),
+        Owner::Synth(i) => lower_buf(&synth[i as usize]),
     }
 }
 
@@ -131,10 +132,11 @@ fn denial<'a>(ctx: &Ctx<'a>, qtype: u16, compact_ok: bool, ans: &mut Answer<'a>)
         .find_map(|i| match i {
             Item::Set(_, s) if s.rtype == TYPE_CNAME => s.rdata[0].target().map(Owner::Name),
             Item::Cname { target, .. } => Some(Owner::Name(target)),
+            Item::DnameCname { target, .. } => Some(Owner::Synth(*target)),
             _ => None,
         })
         .unwrap_or(Owner::Query);
-    let lname = lower_owner(ctx, owner);
+    let lname = lower_owner(ctx, owner, &ans.synth);
     let mut types = if ans.rcode == Rcode::NxDomain {
         vec![TYPE_RRSIG, TYPE_NSEC, TYPE_NXNAME]
     } else {
@@ -194,7 +196,7 @@ fn wildcard_proofs<'a>(ctx: &Ctx<'a>, ans: &mut Answer<'a>) {
     let mut proofs: SmallVec<[Item<'a>; 1]> = SmallVec::new();
     for item in &ans.answer {
         let Item::Set(owner, _) = item else { continue };
-        let lname = lower_owner(ctx, *owner);
+        let lname = lower_owner(ctx, *owner, &ans.synth);
         if ctx.tree.nodes.contains_key(lname.as_bytes()) {
             continue;
         }
@@ -274,17 +276,22 @@ fn around(name: &[u8]) -> (Vec<u8>, Vec<u8>) {
 
 /// Writes the RRSIGs of `item`, just written, when it is to be signed;
 /// returns how many records that was.
-pub fn write_rrsigs(w: &mut Writer<'_>, ctx: &Ctx<'_>, item: &Item<'_>) -> Result<u16, Full> {
+pub fn write_rrsigs(
+    w: &mut Writer<'_>,
+    ctx: &Ctx<'_>,
+    item: &Item<'_>,
+    synth: &[Box<[u8]>],
+) -> Result<u16, Full> {
     thread_local! {
         static CANON: std::cell::RefCell<Canon> = std::cell::RefCell::new(Canon::default());
     }
     let mut sigs: SmallVec<[Arc<[u8]>; 2]> = SmallVec::new();
     let tree = ctx.tree;
     // (how the owner is written, TTL of the written records)
-    let (owner, synth, ttl): (Owner<'_>, Option<&[u8]>, u32) =
+    let (owner, made, ttl): (Owner<'_>, Option<&[u8]>, u32) =
         CANON.with_borrow_mut(|c| match item {
             Item::Set(o, set) => {
-                let lname = lower_owner(ctx, *o);
+                let lname = lower_owner(ctx, *o, synth);
                 // NS at a cut and glue below it are the child's (unsigned);
                 // DS at a cut is the parent's.
                 if set.rtype != TYPE_DS && answer::find_cut(tree, lname.as_bytes()).is_some() {
@@ -318,7 +325,7 @@ pub fn write_rrsigs(w: &mut Writer<'_>, ctx: &Ctx<'_>, item: &Item<'_>) -> Resul
                 steering,
                 edges,
             } => {
-                let lname = lower_owner(ctx, *owner);
+                let lname = lower_owner(ctx, *owner, synth);
                 let rtype = match family {
                     crate::steer::Family::V4 => TYPE_A,
                     crate::steer::Family::V6 => TYPE_AAAA,
@@ -339,16 +346,19 @@ pub fn write_rrsigs(w: &mut Writer<'_>, ctx: &Ctx<'_>, item: &Item<'_>) -> Resul
                 (*owner, None, *ttl)
             }
             Item::Cname { owner, ttl, target } => {
-                let lname = lower_owner(ctx, *owner);
+                let lname = lower_owner(ctx, *owner, synth);
                 c.start(TYPE_CNAME, *ttl, label_count(lname.as_bytes()) as u8);
                 c.push(&wire_lower(target));
                 ctx.signer.rrsigs(lname.as_bytes(), c, &mut sigs);
                 (*owner, None, *ttl)
             }
+            // Validators make this CNAME from the signed DNAME themselves
+            // (RFC 6672 §5.3.1): it is sent unsigned.
+            Item::DnameCname { owner, .. } => (*owner, None, 0),
             Item::Nsec(n) => {
                 let lname = match &n.synth {
                     Some(s) => lower_buf(s),
-                    None => lower_owner(ctx, n.owner),
+                    None => lower_owner(ctx, n.owner, synth),
                 };
                 c.start(TYPE_NSEC, n.ttl, label_count(lname.as_bytes()) as u8);
                 c.push(&n.rdata);
@@ -357,11 +367,12 @@ pub fn write_rrsigs(w: &mut Writer<'_>, ctx: &Ctx<'_>, item: &Item<'_>) -> Resul
             }
         });
     for sig in &sigs {
-        match synth {
+        match made {
             Some(s) => w.name(s, true)?,
             None => match owner {
                 Owner::Query => w.qname_ptr()?,
                 Owner::Name(n) => w.name(n, true)?,
+                Owner::Synth(i) => w.name(&synth[i as usize], true)?,
             },
         }
         w.u16(TYPE_RRSIG)?;

@@ -13,7 +13,8 @@ use super::wire::{self, TYPE_CNAME, TYPE_NS, TYPE_SOA};
 /// compress them (or, for SRV, must not).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rdata {
-    /// No names inside: A, AAAA, TXT, CAA.
+    /// No compressible names inside: A, AAAA, TXT, CAA, and every type
+    /// beyond RFC 1035's (HTTPS, SVCB, DS, DNAME, NAPTR...) as raw bytes.
     Opaque(Box<[u8]>),
     /// NS, CNAME, PTR: one compressible name.
     Name(Box<[u8]>),
@@ -63,6 +64,12 @@ impl Rdata {
                 data.emit(&mut enc).ok()?;
                 Rdata::Opaque(buf.into_boxed_slice())
             }
+            // Types kept as wire bytes by the zone loader (HTTPS, SVCB,
+            // DS, DNAME, ...): their names are never compressed (RFC 3597
+            // §4), so the bytes are the answer.
+            RData::Unknown { rdata, .. } => {
+                Rdata::Opaque(rdata.anything.clone().into_boxed_slice())
+            }
             _ => return None,
         })
     }
@@ -73,6 +80,22 @@ impl Rdata {
             Rdata::Name(n) | Rdata::Mx(_, n) | Rdata::Srv(_, n) => Some(n),
             _ => None,
         }
+    }
+
+    /// The bytes of opaque RDATA (a DNAME's target name, for one).
+    pub fn opaque(&self) -> Option<&[u8]> {
+        match self {
+            Rdata::Opaque(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// SvcPriority and TargetName of SVCB/HTTPS RDATA (kept opaque).
+    pub fn svcb_target(&self) -> Option<(u16, &[u8])> {
+        let Rdata::Opaque(b) = self else { return None };
+        let priority = u16::from_be_bytes([*b.first()?, *b.get(1)?]);
+        let end = wire::name_len(b.get(2..)?)?;
+        Some((priority, &b[2..2 + end]))
     }
 
     /// SOA MINIMUM, for negative TTLs.
@@ -176,6 +199,8 @@ pub struct Tree {
     pub neg_ttl: u32,
     pub has_cuts: bool,
     pub has_wildcards: bool,
+    /// Some node has a DNAME, so lookups check the ancestors for one.
+    pub has_dnames: bool,
 }
 
 /// A record that could not go into the tree.
@@ -231,6 +256,7 @@ impl Tree {
             neg_ttl: 0,
             has_cuts: false,
             has_wildcards: false,
+            has_dnames: false,
         };
         match tree
             .nodes
@@ -262,10 +288,12 @@ impl Tree {
         let mut missing: Vec<Missing> = Vec::new();
         self.has_cuts = false;
         self.has_wildcards = false;
+        self.has_dnames = false;
         for (key, node) in self.nodes.iter_mut() {
             node.cut = key.len() != apex_len && node.rrset(TYPE_NS).is_some();
             self.has_cuts |= node.cut;
             self.has_wildcards |= key.starts_with(b"\x01*");
+            self.has_dnames |= node.rrset(wire::TYPE_DNAME).is_some();
             let mut offs = [0u8; 128];
             let n = wire::label_offsets(key, &mut offs);
             for &off in &offs[1..n] {

@@ -25,6 +25,9 @@ pub const TYPE_MAILB: u16 = 253;
 pub const TYPE_MAILA: u16 = 254;
 pub const TYPE_ANY: u16 = 255;
 pub const TYPE_CAA: u16 = 257;
+pub const TYPE_DNAME: u16 = 39;
+pub const TYPE_SVCB: u16 = 64;
+pub const TYPE_HTTPS: u16 = 65;
 pub const CLASS_IN: u16 = 1;
 pub const CLASS_CH: u16 = 3;
 pub const CLASS_ANY: u16 = 255;
@@ -40,6 +43,7 @@ pub enum Rcode {
     NxDomain = 3,
     NotImp = 4,
     Refused = 5,
+    YxDomain = 6,
     BadVers = 16,
 }
 
@@ -52,6 +56,7 @@ impl Rcode {
             Rcode::NxDomain => "NXDOMAIN",
             Rcode::NotImp => "NOTIMP",
             Rcode::Refused => "REFUSED",
+            Rcode::YxDomain => "YXDOMAIN",
             Rcode::BadVers => "BADVERS",
         }
     }
@@ -390,6 +395,25 @@ pub fn label_offsets(name: &[u8], out: &mut [u8; 128]) -> usize {
         pos += 1 + name[pos] as usize;
     }
     n
+}
+
+/// Length of the uncompressed wire name at the start of `b` (root label
+/// included), if it is one.
+pub fn name_len(b: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    loop {
+        let len = *b.get(pos)? as usize;
+        if len > 63 {
+            return None;
+        }
+        pos += 1 + len;
+        if pos > MAX_NAME || pos > b.len() {
+            return None;
+        }
+        if len == 0 {
+            return Some(pos);
+        }
+    }
 }
 
 /// Number of labels in a wire name, root excluded.

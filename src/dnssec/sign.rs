@@ -40,12 +40,33 @@ impl Default for Policy {
     }
 }
 
-/// Appends the canonical (RFC 4034 §6.2) form of RDATA: names inside
-/// NS, CNAME, PTR, MX, SRV and SOA lowercased, uncompressed.
-pub fn canonical_rdata(rd: &Rdata, out: &mut Vec<u8>) {
+/// Appends the canonical (RFC 4034 §6.2) form of RDATA of type `rtype`:
+/// the names inside NS, CNAME, PTR, MX, SRV, SOA, DNAME, RP, AFSDB, RT,
+/// KX and NAPTR lowercased, uncompressed (wire names have no letters in
+/// their length octets, so a whole name lowercases at once).
+pub fn canonical_rdata(rtype: u16, rd: &Rdata, out: &mut Vec<u8>) {
     let lower = |n: &[u8], out: &mut Vec<u8>| out.extend(n.iter().map(u8::to_ascii_lowercase));
     match rd {
-        Rdata::Opaque(b) => out.extend_from_slice(b),
+        Rdata::Opaque(b) => match rtype {
+            // DNAME (39) is one name, RP (17) two.
+            39 | 17 => lower(b, out),
+            // AFSDB (18), RT (21), KX (36): a 16-bit field, then a name.
+            18 | 21 | 36 if b.len() > 2 => {
+                out.extend_from_slice(&b[..2]);
+                lower(&b[2..], out);
+            }
+            // NAPTR (35): order, preference, three strings, then a name.
+            35 => {
+                let mut p = 4;
+                for _ in 0..3 {
+                    p += 1 + usize::from(*b.get(p).unwrap_or(&0));
+                }
+                let p = p.min(b.len());
+                out.extend_from_slice(&b[..p]);
+                lower(&b[p..], out);
+            }
+            _ => out.extend_from_slice(b),
+        },
         Rdata::Name(n) => lower(n, out),
         Rdata::Mx(p, n) => {
             out.extend_from_slice(&p.to_be_bytes());
@@ -98,7 +119,7 @@ impl Canon {
 
     pub fn push_rdata(&mut self, rd: &Rdata) {
         let at = self.rdata.len() as u32;
-        canonical_rdata(rd, &mut self.rdata);
+        canonical_rdata(self.rtype, rd, &mut self.rdata);
         self.spans.push((at, self.rdata.len() as u32 - at));
     }
 

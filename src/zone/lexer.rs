@@ -197,6 +197,30 @@ impl Lexer<'_> {
             match c {
                 b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' => break,
                 b'\\' => bytes.push(self.escape()?),
+                // `key="a b"` (RFC 9460 SvcParams): a quoted value inside a
+                // token keeps its blanks; the quotes stay in `raw`.
+                b'"' if self.pos > start => {
+                    self.pos += 1;
+                    loop {
+                        match self.peek() {
+                            None | Some(b'\n') => {
+                                return Err(LexError {
+                                    line,
+                                    reason: "unterminated quoted string".into(),
+                                });
+                            }
+                            Some(b'"') => {
+                                self.pos += 1;
+                                break;
+                            }
+                            Some(b'\\') => bytes.push(self.escape()?),
+                            Some(c) => {
+                                bytes.push(c);
+                                self.pos += 1;
+                            }
+                        }
+                    }
+                }
                 _ => {
                     bytes.push(c);
                     self.pos += 1;

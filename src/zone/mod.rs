@@ -8,9 +8,14 @@
 //! 2. `parse` applies the directives (`$ORIGIN`, `$TTL`, `$INCLUDE`), owner
 //!    inheritance and TTL/class defaults, and `rdata` builds hickory-proto
 //!    `RData` for SOA, NS, A, AAAA, CNAME, MX, TXT, SRV, CAA and PTR with
-//!    relative names completed against the `$ORIGIN` in force;
+//!    relative names completed against the `$ORIGIN` in force; `types`
+//!    (with `svcb` for SvcParams) writes HTTPS, SVCB, TLSA, SMIMEA, SSHFP,
+//!    NAPTR, DS, CDS, DNSKEY, CDNSKEY, DNAME, LOC, URI, HINFO, RP, CERT and
+//!    OPENPGPKEY straight to wire bytes, and reads RFC 3597's `TYPEnnn`,
+//!    `CLASS1` and `\# len hex` for any type;
 //! 3. `validate` normalises RRsets (one TTL, no duplicates) and checks the
-//!    zone as a whole (SOA/NS at the apex, CNAME rules, delegations).
+//!    zone as a whole (SOA/NS at the apex, CNAME rules, delegations, and
+//!    kzonecheck's DS, DNAME and SVCB/HTTPS rules).
 //!
 //! hickory-proto's zone `Parser` is not used: it reports no line numbers, and
 //! its lexer and name parser decode `\DDD` escapes wrongly (as
@@ -21,7 +26,7 @@
 //! Choices where the RFCs leave room (all as BIND or Knot do, or stricter):
 //! - a record without a TTL takes `$TTL`, else the last explicit TTL in the
 //!   file; with neither it is an error (no silent SOA-minimum fallback);
-//! - only class IN is accepted; any other class is an error;
+//! - only class IN (or `CLASS1`) is accepted; any other class is an error;
 //! - a raw newline inside a quoted string is an error (use `\010` or several
 //!   strings), so a forgotten quote does not swallow the rest of the file;
 //! - `$INCLUDE` paths are relative to the including file; the included file
@@ -35,6 +40,8 @@
 mod lexer;
 mod parse;
 mod rdata;
+pub mod svcb;
+mod types;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -155,7 +155,7 @@ impl Loader {
                 if class_seen {
                     return Err((t.line, format!("second class '{word}' in one record")));
                 }
-                if !word.eq_ignore_ascii_case("IN") {
+                if !word.eq_ignore_ascii_case("IN") && !word.eq_ignore_ascii_case("CLASS1") {
                     return Err((
                         t.line,
                         format!("unsupported class {word} (only IN is served)"),
@@ -163,12 +163,14 @@ impl Loader {
                 }
                 class_seen = true;
             } else {
-                break supported_type(word).ok_or_else(|| {
-                    (
-                        t.line,
-                        format!("unsupported record type {}", word.to_ascii_uppercase()),
-                    )
-                })?;
+                break supported_type(word)
+                    .map_err(|e| (t.line, e))?
+                    .ok_or_else(|| {
+                        (
+                            t.line,
+                            format!("unsupported record type {}", word.to_ascii_uppercase()),
+                        )
+                    })?;
             }
             i += 1;
         };

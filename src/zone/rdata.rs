@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinDecoder, Restrict};
 use hickory_proto::serialize::txt::parse_ttl;
 
 use super::lexer::Token;
@@ -21,10 +22,14 @@ pub(crate) struct FieldError {
     pub reason: String,
 }
 
-/// The record types this server loads; anything else is refused with
-/// `unsupported record type X`.
-pub(crate) fn supported_type(mnemonic: &str) -> Option<RecordType> {
-    Some(match mnemonic.to_ascii_uppercase().as_str() {
+/// The record types this server loads, by mnemonic or RFC 3597 `TYPEnnn`;
+/// anything else is refused with `unsupported record type X`.
+pub(crate) fn supported_type(mnemonic: &str) -> Result<Option<RecordType>, String> {
+    let upper = mnemonic.to_ascii_uppercase();
+    if let Some(t) = super::types::generic_type(&upper)? {
+        return Ok(Some(t));
+    }
+    Ok(Some(match upper.as_str() {
         "SOA" => RecordType::SOA,
         "NS" => RecordType::NS,
         "A" => RecordType::A,
@@ -35,8 +40,26 @@ pub(crate) fn supported_type(mnemonic: &str) -> Option<RecordType> {
         "SRV" => RecordType::SRV,
         "CAA" => RecordType::CAA,
         "PTR" => RecordType::PTR,
-        _ => return None,
-    })
+        other => return Ok(super::types::extra_type(other)),
+    }))
+}
+
+/// Types RDATA is built for as hickory's typed RDATA (the answer tree
+/// compresses their names); every other type is kept as wire bytes.
+fn core_type(t: RecordType) -> bool {
+    matches!(
+        t,
+        RecordType::SOA
+            | RecordType::NS
+            | RecordType::A
+            | RecordType::AAAA
+            | RecordType::CNAME
+            | RecordType::MX
+            | RecordType::TXT
+            | RecordType::SRV
+            | RecordType::CAA
+            | RecordType::PTR
+    )
 }
 
 /// Parses a domain name as written in a master file: `@` is the origin, a
@@ -115,20 +138,36 @@ pub(crate) fn parse_rdata(
     origin: &Name,
     entry_line: u32,
 ) -> Result<RData, FieldError> {
-    if let Some(t) = tokens.first()
-        && !t.quoted
-        && t.raw == "\\#"
-    {
-        return Err(FieldError {
-            line: t.line,
-            reason: "generic RDATA syntax '\\#' (RFC 3597) is not supported".into(),
-        });
-    }
     let f = Fields {
         rtype,
         tokens,
         entry_line,
     };
+    if let Some(t) = tokens.first()
+        && !t.quoted
+        && t.raw == "\\#"
+    {
+        // RFC 3597 §5: any type, known or not, in generic form.
+        let bytes = super::types::generic_bytes(&f)?;
+        super::types::validate_wire(rtype, &bytes).map_err(|e| f.err(0, e))?;
+        if core_type(rtype) {
+            let mut d = BinDecoder::new(&bytes);
+            return RData::read(&mut d, rtype, Restrict::new(bytes.len() as u16))
+                .map_err(|e| f.err(0, format!("invalid generic {rtype} RDATA: {e}")));
+        }
+        return Ok(super::types::opaque(rtype, bytes));
+    }
+    if !core_type(rtype) {
+        if matches!(rtype, RecordType::Unknown(_)) && super::types::extra_type_code(rtype).is_none()
+        {
+            return Err(f.err(
+                0,
+                format!("record type {rtype} has no known text form: write its RDATA as '\\# <length> <hex>' (RFC 3597)"),
+            ));
+        }
+        let bytes = super::types::parse_extra(rtype, &f, origin)?;
+        return Ok(super::types::opaque(rtype, bytes));
+    }
     Ok(match rtype {
         RecordType::A => {
             f.count(&["address"])?;
@@ -236,14 +275,14 @@ fn caa(f: &Fields<'_>) -> Result<RData, FieldError> {
 }
 
 /// Field access for one record's RDATA tokens, with errors naming the field.
-struct Fields<'a> {
-    rtype: RecordType,
-    tokens: &'a [Token],
-    entry_line: u32,
+pub(crate) struct Fields<'a> {
+    pub(crate) rtype: RecordType,
+    pub(crate) tokens: &'a [Token],
+    pub(crate) entry_line: u32,
 }
 
 impl Fields<'_> {
-    fn err(&self, i: usize, reason: String) -> FieldError {
+    pub(crate) fn err(&self, i: usize, reason: String) -> FieldError {
         FieldError {
             line: self.tokens.get(i).map_or(self.entry_line, |t| t.line),
             reason,
@@ -251,7 +290,7 @@ impl Fields<'_> {
     }
 
     /// Checks the number of fields, naming the first missing one.
-    fn count(&self, names: &[&str]) -> Result<(), FieldError> {
+    pub(crate) fn count(&self, names: &[&str]) -> Result<(), FieldError> {
         if let Some(missing) = names.get(self.tokens.len()) {
             return Err(FieldError {
                 line: self.tokens.last().map_or(self.entry_line, |t| t.line),
@@ -274,7 +313,7 @@ impl Fields<'_> {
     }
 
     /// An unquoted field's text.
-    fn plain(&self, i: usize) -> Result<&str, FieldError> {
+    pub(crate) fn plain(&self, i: usize) -> Result<&str, FieldError> {
         let Some(t) = self.tokens.get(i) else {
             return Err(self.err(i, format!("{} record is missing a field", self.rtype)));
         };
@@ -284,7 +323,7 @@ impl Fields<'_> {
         Ok(&t.raw)
     }
 
-    fn parse<T, E>(
+    pub(crate) fn parse<T, E>(
         &self,
         i: usize,
         what: &str,
@@ -294,7 +333,7 @@ impl Fields<'_> {
         p(text).map_err(|_| self.err(i, format!("invalid {what} '{text}'")))
     }
 
-    fn name(&self, i: usize, origin: &Name) -> Result<Name, FieldError> {
+    pub(crate) fn name(&self, i: usize, origin: &Name) -> Result<Name, FieldError> {
         let text = self.plain(i)?;
         parse_name(text, origin).map_err(|e| self.err(i, e))
     }

@@ -248,7 +248,8 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
             let allowed = match rtype {
                 RecordType::A | RecordType::AAAA => true,
                 // CNAME at a cut is already reported as CNAME and other data.
-                RecordType::NS | RecordType::CNAME => at_cut,
+                // DS belongs to the parent side of the cut (RFC 4035 §2.4).
+                RecordType::NS | RecordType::CNAME | RecordType::DS => at_cut,
                 _ => false,
             };
             if !allowed {
@@ -263,6 +264,118 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
                     ),
                 ));
             }
+        }
+    }
+
+    // DS (and nothing else of the parent side) only at a delegation: at
+    // the apex it belongs to the parent zone, elsewhere to no zone at all
+    // (RFC 4035 §2.4; Knot's kzonecheck says the same).
+    for (i, r) in records.iter().enumerate() {
+        if !in_zone[i] || r.record.record_type() != RecordType::DS {
+            continue;
+        }
+        let name = &r.record.name;
+        if name == apex {
+            errors.push((
+                i,
+                at(
+                    r,
+                    format!("DS record at the zone apex {apex}: DS belongs in the parent zone (RFC 4035 §2.4)"),
+                ),
+            ));
+        } else if !cuts.contains(&LowerName::new(name)) {
+            errors.push((
+                i,
+                at(
+                    r,
+                    format!("DS record at {name}, which is not a delegation (no NS records there)"),
+                ),
+            ));
+        }
+    }
+
+    // DNAME (RFC 6672 §2.4): one per name, not beside a CNAME, and no
+    // data below it (the DNAME redirects the whole subtree).
+    let dnames: HashMap<LowerName, usize> = records
+        .iter()
+        .enumerate()
+        .filter(|&(i, r)| in_zone[i] && r.record.record_type() == RecordType::DNAME)
+        .map(|(i, r)| (LowerName::new(&r.record.name), i))
+        .collect();
+    if !dnames.is_empty() {
+        let mut first_at: HashMap<LowerName, usize> = HashMap::new();
+        for (i, r) in records.iter().enumerate() {
+            if !in_zone[i] {
+                continue;
+            }
+            let name = &r.record.name;
+            let rtype = r.record.record_type();
+            if rtype == RecordType::DNAME {
+                let key = LowerName::new(name);
+                match first_at.get(&key) {
+                    Some(&f) => errors.push((
+                        i,
+                        at(
+                            r,
+                            format!(
+                                "more than one DNAME at {name} (first at {}; RFC 6672 §2.4)",
+                                loc(&records[f])
+                            ),
+                        ),
+                    )),
+                    None => {
+                        first_at.insert(key, i);
+                    }
+                }
+                if let Some(c) = by_name.get(&LowerName::new(name)).and_then(|v| {
+                    v.iter()
+                        .find(|&&o| records[o].record.record_type() == RecordType::CNAME)
+                }) {
+                    errors.push((
+                        i,
+                        at(
+                            r,
+                            format!(
+                                "DNAME at {name} beside the CNAME at {} (RFC 6672 §2.4)",
+                                loc(&records[*c])
+                            ),
+                        ),
+                    ));
+                }
+            }
+            // Any proper ancestor (down to the apex) owning a DNAME?
+            let total = name.iter().count();
+            if let Some((anc, &d)) = (apex_label_count..total)
+                .map(|n| name.trim_to(n))
+                .find_map(|a| dnames.get_key_value(&LowerName::new(&a)))
+            {
+                errors.push((
+                    i,
+                    at(
+                        r,
+                        format!(
+                            "{rtype} record at {name} is below the DNAME at {anc} ({}); nothing may exist below a DNAME (RFC 6672 §2.4)",
+                            loc(&records[d])
+                        ),
+                    ),
+                ));
+            }
+        }
+    }
+
+    // SVCB/HTTPS in generic form skip the text parser's checks.
+    for (i, r) in records.iter().enumerate() {
+        let rtype = r.record.record_type();
+        if !matches!(rtype, RecordType::SVCB | RecordType::HTTPS) {
+            continue;
+        }
+        if let RData::Unknown { rdata, .. } = &r.record.data
+            && let Err(e) = super::types::check_svcb_wire(&rdata.anything)
+        {
+            errors.push((
+                i,
+                at(r, format!("{rtype} record at {}: {e}", r.record.name)),
+            ));
         }
     }
 

@@ -26,12 +26,14 @@ pub fn fixture(name: &str) -> String {
 }
 
 /// The zone files every default server serves: the test zone `example.`,
-/// the child zone `sub.example.` (served too, not delegated), and the
+/// the child zone `sub.example.` (served too, not delegated), `types.example.`
+/// (HTTPS, DS, DNAME and the other types beyond RFC 1035's), and the
 /// repository's demo `cdn.example.` with its pools file.
 pub fn default_zone_files() -> Vec<(String, String)> {
     vec![
         ("example.zone".into(), fixture("example.zone")),
         ("sub.example.zone".into(), fixture("sub.example.zone")),
+        ("types.example.zone".into(), fixture("types.example.zone")),
         (
             "cdn.example.zone".into(),
             std::fs::read_to_string(manifest().join("zones/cdn.example.zone")).unwrap(),
