@@ -18,10 +18,19 @@ use harden_support::{find_tool, free_port, need_tools, repo};
 
 const BIN: &str = env!("CARGO_BIN_EXE_geosteer");
 
-/// A TXT RRset that fits 512 bytes unsigned but not with its RRSIG.
-fn mid_txt() -> String {
+/// Added to the demo zone: a TXT RRset that fits 512 bytes unsigned but
+/// not with its RRSIG; a DS at the `sub` delegation and a delegation
+/// without one; a DNAME onto the wildcard.
+fn extra_records() -> String {
     let s = "x".repeat(200);
-    format!("mid IN TXT \"{s}\" \"{s}\"\n")
+    format!(
+        "mid IN TXT \"{s}\" \"{s}\"\n\
+         sub IN DS 12345 13 2 {}\n\
+         nods IN NS ns.nods\n\
+         ns.nods IN A 192.0.2.3\n\
+         dn IN DNAME wild.cdn.example.\n",
+        "AB".repeat(32)
+    )
 }
 
 /// A signed copy of the demo zone served by the `geosteer` binary.
@@ -65,7 +74,7 @@ impl Signed {
         std::fs::create_dir(&zones).unwrap();
         std::fs::create_dir(dir.path().join("keys")).unwrap();
         let zone = std::fs::read_to_string(repo().join("zones/cdn.example.zone")).unwrap();
-        let zone = zone.replace("$TTL 3600", &format!("$TTL {ttl}")) + &mid_txt();
+        let zone = zone.replace("$TTL 3600", &format!("$TTL {ttl}")) + &extra_records();
         std::fs::write(zones.join("cdn.example.zone"), zone).unwrap();
         let pools = std::fs::read_to_string(repo().join("zones/cdn.example.pools.yaml")).unwrap();
         let pools = pools.replacen("\nnets:\n", &format!("\nnets:\n{nets}"), 1);
@@ -199,7 +208,10 @@ fn assert_delv_validates(s: &Signed, anchor: &Path) {
         ("static.cdn.example", "MX", "NXRRSET"),
         ("foo.wild.cdn.example", "MX", "NXRRSET"),
         ("nope.cdn.example", "A", "NXRRSET"),
-        ("sub.cdn.example", "DS", "NXRRSET"),
+        ("sub.cdn.example", "DS", "12345 13 2"),
+        ("nods.cdn.example", "DS", "NXRRSET"),
+        ("foo.dn.cdn.example", "A", "198.51.100.20"),
+        ("mail.cdn.example", "AAAA", "NXRRSET"),
     ] {
         let out = s.delv(anchor, &[q, t]);
         assert!(
@@ -435,6 +447,9 @@ fn unbound_validates_static_steered_wildcard_and_denials_and_rejects_a_wrong_anc
     // Compact denial: NXDOMAIN is NOERROR with an NXNAME NSEC.
     ub.secure(&["nope.cdn.example", "A"], "NOERROR", "TYPE128");
     ub.secure(&["mid.cdn.example", "TXT"], "NOERROR", "xxxx");
+    ub.secure(&["foo.dn.cdn.example", "A"], "NOERROR", "DNAME");
+    ub.secure(&["sub.cdn.example", "DS"], "NOERROR", "12345 13 2");
+    ub.secure(&["nods.cdn.example", "DS"], "NOERROR", "NSEC");
 
     // Steered with ECS through the subnet cache: each continent its edge,
     // validated; the repeat from the cache still AD.
@@ -661,6 +676,38 @@ fn signed_answers_truncate_exactly_and_come_whole_over_tcp() {
         "{out}"
     );
 
+    // Referrals: the DS (signed) or the NSEC proving there is none; the
+    // NS at the cut and the glue unsigned (RFC 4035 §3.1.4).
+    let sub = s.dig(&["+dnssec", "+norec", "x.sub.cdn.example", "A"]);
+    assert!(
+        sub.contains("status: NOERROR") && !sub.contains("flags: qr aa"),
+        "{sub}"
+    );
+    assert!(
+        sub.contains("IN\tDS\t12345 13 2") && sub.contains("RRSIG\tDS"),
+        "{sub}"
+    );
+    assert!(
+        !sub.contains("RRSIG\tNS ") && !sub.contains("RRSIG\tA"),
+        "{sub}"
+    );
+    let nods = s.dig(&["+dnssec", "+norec", "x.nods.cdn.example", "A"]);
+    assert!(
+        nods.contains("NSEC\t\\000.nods.cdn.example. NS RRSIG NSEC")
+            && nods.contains("RRSIG\tNSEC"),
+        "{nods}"
+    );
+    assert!(
+        !nods.contains("RRSIG\tNS ") && !nods.contains("RRSIG\tA"),
+        "{nods}"
+    );
+    // DO=0 gets no DNSSEC records at all.
+    let plain = s.dig(&["+norec", "x.sub.cdn.example", "A"]);
+    assert!(
+        !plain.contains("RRSIG") && !plain.contains("\tDS\t"),
+        "{plain}"
+    );
+
     // Metrics and status show the signer at work, and no key material.
     let status = reqwest_get(s.http, "/api/status");
     assert!(
@@ -700,4 +747,74 @@ fn reqwest_get(port: u16, path: &str) -> String {
     let mut s = String::new();
     c.read_to_string(&mut s).unwrap();
     s
+}
+
+#[test]
+fn a_bad_key_file_is_rejected_with_file_and_line_and_the_last_good_state_serves() {
+    if !need_tools(&["dig"]) {
+        return;
+    }
+    let mut s = Signed::prepare("", 3600);
+    keygen(&s.keys(), &["--ksk"]);
+    let zsk = keygen(&s.keys(), &[]);
+    let cfg = s.dir.path().join("geosteer.yaml");
+    let check = || {
+        let out = Command::new(BIN)
+            .args(["check", "-c"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = check();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("signed: cdn.example. keys") && out.contains("zsk active"),
+        "{out}"
+    );
+    s.start();
+    let before = s.dig(&["+dnssec", "static.cdn.example", "A"]);
+    assert!(before.contains("RRSIG\tA"), "{before}");
+
+    // A key pair whose private half is damaged (the public half is fine).
+    let secret = "c2VjcmV0IHRoYXQgbXVzdCBub3QgbGVhaw==";
+    let bad = s
+        .keys()
+        .join("Kcdn.example.+013+00001")
+        .display()
+        .to_string();
+    let bad_private = format!("{bad}.private");
+    std::fs::write(
+        &bad_private,
+        format!(
+            "Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\nPrivateKey: {secret}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::copy(format!("{zsk}.key"), format!("{bad}.key")).unwrap();
+    let want = format!("{bad_private}:3: PrivateKey");
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = reqwest_get(s.http, "/api/status");
+        if st.contains("\"ok\":false") {
+            assert!(st.contains(&want), "{want} not in {st}");
+            assert!(!st.contains(secret), "the private key leaked into the API");
+            break;
+        }
+        assert!(Instant::now() < end, "reload did not fail:\n{st}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, out) = check();
+    assert_eq!(code, Some(1));
+    assert!(out.contains(&want) && !out.contains(secret), "{out}");
+    assert!(
+        !s.log().contains(secret),
+        "the private key leaked into the log"
+    );
+    // Still signing with the last good keys.
+    let after = s.dig(&["+dnssec", "static.cdn.example", "A"]);
+    assert_eq!(rrsig_tags(&after, "A"), rrsig_tags(&before, "A"), "{after}");
 }

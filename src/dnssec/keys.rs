@@ -467,6 +467,14 @@ pub fn read_zone_keys(dir: &Path, zone: &[u8]) -> Result<Vec<Key>, Vec<DnssecErr
     let mut errs = Vec::new();
     for p in paths {
         match read_key(&p) {
+            Ok(k) if !named_for(&p, &k) => errs.push(err(
+                &p,
+                0,
+                format!(
+                    "the file name does not match the key (algorithm {}, tag {})",
+                    k.algorithm, k.tag
+                ),
+            )),
             Ok(k) if *k.zone != *zone => errs.push(err(
                 &p,
                 0,
@@ -477,6 +485,16 @@ pub fn read_zone_keys(dir: &Path, zone: &[u8]) -> Result<Vec<Key>, Vec<DnssecErr
         }
     }
     if errs.is_empty() { Ok(keys) } else { Err(errs) }
+}
+
+/// Does `K<zone>.+<alg>+<tag>.key` carry the key's algorithm and tag?
+fn named_for(path: &Path, k: &Key) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let stem = name.strip_suffix(".key").unwrap_or(name);
+    let mut parts = stem.rsplitn(3, '+');
+    let tag = parts.next().and_then(|t| t.parse::<u16>().ok());
+    let alg = parts.next().and_then(|a| a.parse::<u8>().ok());
+    tag == Some(k.tag) && alg == Some(k.algorithm)
 }
 
 /// A new key pair written as `dnssec-keygen` would; returns the `.key` path.
