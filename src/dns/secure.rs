@@ -42,6 +42,9 @@ pub struct Ctx<'a> {
     pub tree: &'a Tree,
     /// The question name, lowercased.
     pub qname: NameBuf,
+    /// The earliest expiration of the RRSIGs written (for pre-rendered
+    /// answers, which must be re-made before the cache would re-sign).
+    pub min_expiration: std::cell::Cell<u32>,
 }
 
 /// For a DO=1 query to a signed zone: adds the denial and DS records the
@@ -64,6 +67,7 @@ pub fn prepare<'a>(
         signer,
         tree,
         qname,
+        min_expiration: std::cell::Cell::new(u32::MAX),
     };
     referral(tree, ans);
     wildcard_proofs(&ctx, ans);
@@ -367,6 +371,10 @@ pub fn write_rrsigs(
             }
         });
     for sig in &sigs {
+        if let Some(exp) = sig.get(8..12) {
+            let exp = u32::from_be_bytes(exp.try_into().expect("4 bytes"));
+            ctx.min_expiration.set(ctx.min_expiration.get().min(exp));
+        }
         match made {
             Some(s) => w.name(s, true)?,
             None => match owner {
@@ -382,6 +390,54 @@ pub fn write_rrsigs(
         w.bytes(sig)?;
     }
     Ok(sigs.len() as u16)
+}
+
+thread_local! {
+    static EDGE_CANON: std::cell::RefCell<Canon> = std::cell::RefCell::new(Canon::default());
+}
+
+/// The RRSIGs of a steered A or AAAA RRset: the addresses of `edges` at
+/// `lname` (lowercased). Shared by the general and the fast path, so both
+/// write the same (cached) signature.
+pub fn edge_rrsigs(
+    signer: &ZoneSigner,
+    lname: &[u8],
+    family: crate::steer::Family,
+    ttl: u32,
+    steering: &crate::steer::Steering,
+    edges: &[crate::steer::EdgeIdx],
+) -> SmallVec<[Arc<[u8]>; 2]> {
+    let mut sigs = SmallVec::new();
+    EDGE_CANON.with_borrow_mut(|c| {
+        edge_rrsigs_into(signer, lname, family, ttl, steering, edges, c, &mut sigs)
+    });
+    sigs
+}
+
+#[allow(clippy::too_many_arguments)]
+fn edge_rrsigs_into(
+    signer: &ZoneSigner,
+    lname: &[u8],
+    family: crate::steer::Family,
+    ttl: u32,
+    steering: &crate::steer::Steering,
+    edges: &[crate::steer::EdgeIdx],
+    c: &mut Canon,
+    sigs: &mut SmallVec<[Arc<[u8]>; 2]>,
+) {
+    let rtype = match family {
+        crate::steer::Family::V4 => TYPE_A,
+        crate::steer::Family::V6 => TYPE_AAAA,
+    };
+    c.start(rtype, ttl, label_count(lname) as u8);
+    for &e in edges {
+        let edge = &steering.edges[e as usize];
+        match family {
+            crate::steer::Family::V4 => edge.v4.iter().for_each(|a| c.push(&a.octets())),
+            crate::steer::Family::V6 => edge.v6.iter().for_each(|a| c.push(&a.octets())),
+        }
+    }
+    signer.rrsigs(lname, c, sigs);
 }
 
 #[cfg(test)]
