@@ -818,3 +818,32 @@ fn a_bad_key_file_is_rejected_with_file_and_line_and_the_last_good_state_serves(
     let after = s.dig(&["+dnssec", "static.cdn.example", "A"]);
     assert_eq!(rrsig_tags(&after, "A"), rrsig_tags(&before, "A"), "{after}");
 }
+
+#[test]
+fn ds_at_a_child_apex_we_also_serve_comes_signed_from_the_parent() {
+    if !need_tools(&["delv", "dig"]) {
+        return;
+    }
+    let mut s = Signed::prepare("", 3600);
+    // The child of the `sub` delegation, served here too, unsigned.
+    std::fs::write(
+        s.dir.path().join("zones/sub.cdn.example.zone"),
+        "$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 604800 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\nwww IN A 192.0.2.99\n",
+    )
+    .unwrap();
+    keygen(&s.keys(), &["--ksk"]);
+    keygen(&s.keys(), &[]);
+    s.start();
+    let anchor = s.delv_anchor(&s.ds());
+    let out = s.delv(&anchor, &["sub.cdn.example", "DS"]);
+    assert!(
+        out.contains("; fully validated") && out.contains("12345 13 2"),
+        "{out}"
+    );
+    // The child itself is unsigned: its answers carry no RRSIG.
+    let child = s.dig(&["+dnssec", "www.sub.cdn.example", "A"]);
+    assert!(
+        child.contains("192.0.2.99") && !child.contains("RRSIG"),
+        "{child}"
+    );
+}

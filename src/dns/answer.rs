@@ -114,24 +114,30 @@ pub struct Question<'q> {
     pub client: Client,
 }
 
+/// The zone that answers `name`/`qtype`: the closest enclosing one, except
+/// that DS at a zone's apex is the parent's data (RFC 4035 §3.1.4.1),
+/// answered from the parent zone when we serve it too.
+pub(crate) fn zone_for<'a>(snap: &'a Snapshot, name: &[u8], qtype: u16) -> Option<&'a Zone> {
+    let zone = snap.find_zone(name)?;
+    if qtype == TYPE_DS
+        && name.len() == zone.tree.apex_lower.len()
+        && name.len() > 1
+        && let Some(parent) = snap.find_zone(&name[1 + name[0] as usize..])
+    {
+        return Some(parent);
+    }
+    Some(zone)
+}
+
 /// Answers a question from a snapshot. `trace` observes steering.
 pub fn lookup<'a, T: steer::Trace>(
     snap: &'a Snapshot,
     q: &Question<'_>,
     trace: &mut T,
 ) -> Answer<'a> {
-    let Some(mut zone) = snap.find_zone(q.name) else {
+    let Some(zone) = zone_for(snap, q.name, q.qtype) else {
         return Answer::new(Rcode::Refused);
     };
-    // DS at a zone's apex is the parent's data (RFC 4035 §3.1.4.1): answer
-    // from the parent zone when we serve it too.
-    if q.qtype == TYPE_DS
-        && q.name.len() == zone.tree.apex_lower.len()
-        && q.name.len() > 1
-        && let Some(parent) = snap.find_zone(&q.name[1 + q.name[0] as usize..])
-    {
-        zone = parent;
-    }
     let mut ans = Answer::new(Rcode::NoError);
     ans.aa = true;
     let tree = &zone.tree;

@@ -192,7 +192,7 @@ fn render_one(
         qclass: CLASS_IN,
         edns: None,
     };
-    let signed = snap.find_zone(key).is_some_and(|z| z.dnssec.is_some());
+    let signed = answer::zone_for(snap, key, qtype).is_some_and(|z| z.dnssec.is_some());
     let mut name = NameBuf::empty();
     name.buf[..key.len()].copy_from_slice(key);
     name.len = key.len() as u8;

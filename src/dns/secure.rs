@@ -60,7 +60,7 @@ pub fn prepare<'a>(
     if !matches!(ans.rcode, Rcode::NoError | Rcode::NxDomain) {
         return None;
     }
-    let zone: &'a Zone = snap.find_zone(qname.as_bytes())?;
+    let zone: &'a Zone = answer::zone_for(snap, qname.as_bytes(), qtype)?;
     let signer = zone.dnssec.as_deref()?;
     let tree = &zone.tree;
     let ctx = Ctx {
