@@ -340,22 +340,6 @@ impl Default for ReloadMetrics {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn indexes_match_the_label_tables() {
-        for (i, r) in RCODES.iter().enumerate() {
-            assert_eq!(rcode_index(*r), i);
-        }
-        for (i, (t, _)) in QTYPES.iter().enumerate() {
-            assert_eq!(qtype_index(*t), i);
-        }
-        assert_eq!(qtype_index(999), QTYPES.len());
-    }
-}
-
 /// Copies the signer's counters and the signature cache's state into the
 /// exporter (called when `/metrics` is scraped; the query path only bumps
 /// atomics).
@@ -382,4 +366,20 @@ pub fn dnssec_summary() -> serde_json::Value {
         "cached_signatures": entries,
         "next_expiry": next,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_match_the_label_tables() {
+        for (i, r) in RCODES.iter().enumerate() {
+            assert_eq!(rcode_index(*r), i);
+        }
+        for (i, (t, _)) in QTYPES.iter().enumerate() {
+            assert_eq!(qtype_index(*t), i);
+        }
+        assert_eq!(qtype_index(999), QTYPES.len());
+    }
 }

@@ -236,18 +236,16 @@ impl ZoneSigner {
                 let made = cache.get_or_sign(ck, now, p.refresh, || {
                     let inception = now.saturating_sub(u64::from(p.inception_offset));
                     let expiration = now + u64::from(p.validity);
-                    sign::make_rrsig(
-                        key,
-                        &self.apex,
+                    let fields = sign::RrsigFields {
                         rtype,
                         labels,
                         ttl,
-                        &rrs[1..],
-                        inception as u32,
-                        expiration as u32,
-                    )
-                    .ok()
-                    .map(|v| (Arc::from(v), expiration))
+                        inception: inception as u32,
+                        expiration: expiration as u32,
+                    };
+                    sign::make_rrsig(key, &self.apex, fields, &rrs[1..])
+                        .ok()
+                        .map(|v| (Arc::from(v), expiration))
                 });
                 if let Some(sig) = made {
                     out.push(sig);

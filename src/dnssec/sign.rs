@@ -144,25 +144,32 @@ impl Canon {
     }
 }
 
+/// The RRSIG fields that are not the key's.
+#[derive(Clone, Copy, Debug)]
+pub struct RrsigFields {
+    pub rtype: u16,
+    pub labels: u8,
+    /// Original TTL.
+    pub ttl: u32,
+    pub inception: u32,
+    pub expiration: u32,
+}
+
 /// Makes RRSIG RDATA (signer name uncompressed) over `rrs` (a finished
 /// [`Canon`]'s bytes without the leading labels byte).
 pub fn make_rrsig(
     key: &Key,
     signer: &[u8],
-    rtype: u16,
-    labels: u8,
-    ttl: u32,
+    h: RrsigFields,
     rrs: &[u8],
-    inception: u32,
-    expiration: u32,
 ) -> Result<Vec<u8>, super::DnssecError> {
     let mut rd = Vec::with_capacity(18 + signer.len() + 64);
-    rd.extend_from_slice(&rtype.to_be_bytes());
+    rd.extend_from_slice(&h.rtype.to_be_bytes());
     rd.push(key.algorithm);
-    rd.push(labels);
-    rd.extend_from_slice(&ttl.to_be_bytes());
-    rd.extend_from_slice(&expiration.to_be_bytes());
-    rd.extend_from_slice(&inception.to_be_bytes());
+    rd.push(h.labels);
+    rd.extend_from_slice(&h.ttl.to_be_bytes());
+    rd.extend_from_slice(&h.expiration.to_be_bytes());
+    rd.extend_from_slice(&h.inception.to_be_bytes());
     rd.extend_from_slice(&key.tag.to_be_bytes());
     rd.extend_from_slice(signer);
     let mut data = Vec::with_capacity(rd.len() + rrs.len());
