@@ -147,6 +147,23 @@ impl Signed {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// A DO=1, CO=1 query for `name` A over UDP: (rcode, EDNS flags).
+    fn co_query(&self, name: &str) -> (u8, u16) {
+        let mut q = vec![0x42, 0x42, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(&harden_support::wire_name(name));
+        q.extend_from_slice(&[0, 1, 0, 1]);
+        // OPT: root, type 41, size 1232, rcode/version 0, flags DO|CO, no options.
+        q.extend_from_slice(&[0, 0, 41, 4, 0xD0, 0, 0, 0xC0, 0, 0, 0]);
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        sock.send_to(&q, ("127.0.0.1", self.port)).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = sock.recv(&mut buf).unwrap();
+        let r = &buf[..n];
+        // Our OPT is the last record and has no options: flags at -4..-2.
+        (r[3] & 0x0F, u16::from_be_bytes([r[n - 4], r[n - 3]]))
+    }
+
     /// `geosteer dnssec ds cdn.example` for this key directory.
     fn ds(&self) -> String {
         let out = Command::new(BIN)
@@ -701,6 +718,14 @@ fn signed_answers_truncate_exactly_and_come_whole_over_tcp() {
         !nods.contains("RRSIG\tNS ") && !nods.contains("RRSIG\tA"),
         "{nods}"
     );
+    // An explicit NXNAME query is a FORMERR (RFC 9824 §3.5).
+    let nx = s.dig(&["+dnssec", "nope.cdn.example", "TYPE128"]);
+    assert!(nx.contains("status: FORMERR"), "{nx}");
+    // CO set: the compact NXDOMAIN keeps its rcode, and CO is echoed.
+    let co = s.co_query("nope.cdn.example");
+    assert_eq!(co.0, 3, "NXDOMAIN rcode with CO");
+    assert_eq!(co.1 & 0xC000, 0xC000, "DO and CO echoed");
+    assert_eq!(s.co_query("static.cdn.example").0, 0);
     // DO=0 gets no DNSSEC records at all.
     let plain = s.dig(&["+norec", "x.sub.cdn.example", "A"]);
     assert!(

@@ -163,7 +163,11 @@ fn respond_inner<'s, T: steer::Trace>(
     } else if matches!(q.qtype, TYPE_AXFR | TYPE_IXFR) {
         // Zone transfers are not offered (and never over UDP).
         Some(Rcode::Refused)
-    } else if matches!(q.qtype, TYPE_OPT | TYPE_MAILA | TYPE_MAILB) {
+    } else if matches!(
+        q.qtype,
+        TYPE_OPT | TYPE_MAILA | TYPE_MAILB | crate::dnssec::sign::TYPE_NXNAME
+    ) {
+        // NXNAME only ever appears in compact-denial bitmaps (RFC 9824 §3.5).
         Some(Rcode::FormErr)
     } else {
         None

@@ -120,7 +120,8 @@ fn node_types(node: Option<&Node>, except: u16) -> Vec<u16> {
             t.extend([TYPE_A, TYPE_AAAA]);
         }
     }
-    t.retain(|&x| x != except);
+    // RRSIG and NSEC are there whatever was asked (this NSEC has them).
+    t.retain(|&x| x != except || x == TYPE_RRSIG || x == TYPE_NSEC);
     t.sort_unstable();
     t.dedup();
     t
