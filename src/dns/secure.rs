@@ -331,23 +331,7 @@ pub fn write_rrsigs(
                 edges,
             } => {
                 let lname = lower_owner(ctx, *owner, synth);
-                let rtype = match family {
-                    crate::steer::Family::V4 => TYPE_A,
-                    crate::steer::Family::V6 => TYPE_AAAA,
-                };
-                c.start(rtype, *ttl, label_count(lname.as_bytes()) as u8);
-                for &e in edges {
-                    let edge = &steering.edges[e as usize];
-                    match family {
-                        crate::steer::Family::V4 => {
-                            edge.v4.iter().for_each(|a| c.push(&a.octets()))
-                        }
-                        crate::steer::Family::V6 => {
-                            edge.v6.iter().for_each(|a| c.push(&a.octets()))
-                        }
-                    }
-                }
-                ctx.signer.rrsigs(lname.as_bytes(), c, &mut sigs);
+                sigs = edge_rrsigs(ctx.signer, lname.as_bytes(), *family, *ttl, steering, edges);
                 (*owner, None, *ttl)
             }
             Item::Cname { owner, ttl, target } => {
@@ -408,11 +392,78 @@ pub fn edge_rrsigs(
     steering: &crate::steer::Steering,
     edges: &[crate::steer::EdgeIdx],
 ) -> SmallVec<[Arc<[u8]>; 2]> {
+    // A per-thread front for the shared cache: steered answers are few
+    // distinct RRsets, and this skips building the canonical form, hashing
+    // it and taking a shard lock. A slot holds what the shared cache gave,
+    // until that would be re-signed; a collision is only a miss.
+    use std::hash::Hasher;
+    let mut h = super::tree::NameHasher::default();
+    h.write(lname);
+    h.write_u64(signer.id);
+    h.write_u32(ttl);
+    h.write_u8(family as u8);
+    for &e in edges {
+        h.write_u16(e);
+    }
+    let slot = (h.finish() as usize) % EDGE_SLOTS;
+    let now = crate::dnssec::unix_now();
+    let hit = EDGE_FRONT.with_borrow(|front| {
+        let s = front.get(slot)?.as_ref()?;
+        (s.signer == signer.id
+            && s.ttl == ttl
+            && s.family == family as u8
+            && *s.lname == *lname
+            && s.edges[..] == *edges
+            && now < s.fresh_until)
+            .then(|| s.sigs.clone())
+    });
+    if let Some(sigs) = hit {
+        return sigs;
+    }
     let mut sigs = SmallVec::new();
     EDGE_CANON.with_borrow_mut(|c| {
         edge_rrsigs_into(signer, lname, family, ttl, steering, edges, c, &mut sigs)
     });
+    let p = signer.policy;
+    let fresh_until = sigs
+        .iter()
+        .filter_map(|s: &Arc<[u8]>| s.get(8..12))
+        .map(|e| u64::from(u32::from_be_bytes(e.try_into().expect("4 bytes"))))
+        .min()
+        .unwrap_or(0)
+        .saturating_sub(u64::from(p.validity - p.refresh));
+    EDGE_FRONT.with_borrow_mut(|front| {
+        if front.is_empty() {
+            front.resize_with(EDGE_SLOTS, || None);
+        }
+        front[slot] = Some(EdgeSlot {
+            signer: signer.id,
+            ttl,
+            family: family as u8,
+            lname: lname.into(),
+            edges: edges.into(),
+            sigs: sigs.clone(),
+            fresh_until,
+        });
+    });
     sigs
+}
+
+/// Slots of the per-thread steered-RRSIG front cache.
+const EDGE_SLOTS: usize = 256;
+
+struct EdgeSlot {
+    signer: u64,
+    ttl: u32,
+    family: u8,
+    lname: Box<[u8]>,
+    edges: SmallVec<[crate::steer::EdgeIdx; 8]>,
+    sigs: SmallVec<[Arc<[u8]>; 2]>,
+    fresh_until: u64,
+}
+
+thread_local! {
+    static EDGE_FRONT: std::cell::RefCell<Vec<Option<EdgeSlot>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -64,6 +64,9 @@ pub fn parse_name(text: &str) -> Result<Box<[u8]>, String> {
 /// A zone's keys and what they sign, at the moment the snapshot was built.
 #[derive(Debug)]
 pub struct ZoneSigner {
+    /// Unique per signer made in this process (never reused, unlike an
+    /// address): per-thread caches key on it.
+    pub id: u64,
     /// Lowercased wire apex: the signer name of every RRSIG.
     pub apex: Box<[u8]>,
     /// Every key file of the zone, with its state at build time.
@@ -141,7 +144,9 @@ impl ZoneSigner {
             .iter()
             .filter_map(|(k, _)| k.timing.next_event(now))
             .min();
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(ZoneSigner {
+            id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             apex: apex.into(),
             keys,
             ksk,
