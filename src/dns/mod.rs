@@ -399,7 +399,7 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>, synth: &[Box<[u8]>]) -> Resul
                 Some(s) => w.name(s, true)?,
                 None => owner(w, n.owner)?,
             }
-            w.u16(secure_types::NSEC)?;
+            w.u16(crate::dnssec::sign::TYPE_NSEC)?;
             w.u16(CLASS_IN)?;
             w.u32(n.ttl)?;
             w.u16(n.rdata.len() as u16)?;
@@ -408,10 +408,6 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>, synth: &[Box<[u8]>]) -> Resul
             Ok(1)
         }
     }
-}
-
-mod secure_types {
-    pub const NSEC: u16 = crate::dnssec::sign::TYPE_NSEC;
 }
 
 /// An item and, for a signed answer, its RRSIGs: written whole or not at all.

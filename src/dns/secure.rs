@@ -407,9 +407,11 @@ pub fn edge_rrsigs(
     }
     let slot = (h.finish() as usize) % EDGE_SLOTS;
     let now = crate::dnssec::unix_now();
+    let epoch = crate::dnssec::sign::epoch();
     let hit = EDGE_FRONT.with_borrow(|front| {
         let s = front.get(slot)?.as_ref()?;
         (s.signer == signer.id
+            && s.epoch == epoch
             && s.ttl == ttl
             && s.family == family as u8
             && *s.lname == *lname
@@ -438,6 +440,7 @@ pub fn edge_rrsigs(
         }
         front[slot] = Some(EdgeSlot {
             signer: signer.id,
+            epoch,
             ttl,
             family: family as u8,
             lname: lname.into(),
@@ -454,6 +457,8 @@ const EDGE_SLOTS: usize = 256;
 
 struct EdgeSlot {
     signer: u64,
+    /// [`crate::dnssec::sign::epoch`] when filled.
+    epoch: u64,
     ttl: u32,
     family: u8,
     lname: Box<[u8]>,

@@ -251,6 +251,13 @@ pub fn stats() -> &'static SignStats {
     S.get_or_init(SignStats::default)
 }
 
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Changes whenever the cache is emptied: caches in front of it compare it.
+pub fn epoch() -> u64 {
+    EPOCH.load(Ordering::Relaxed)
+}
+
 /// Default bound on cached signatures (a few hundred bytes each).
 pub const DEFAULT_CACHE_ENTRIES: usize = 100_000;
 
@@ -338,7 +345,10 @@ impl SigCache {
         (n, first)
     }
 
+    /// Empties the cache, and (through [`epoch`]) the per-thread fronts
+    /// that hold its signatures.
     pub fn clear(&self) {
+        EPOCH.fetch_add(1, Ordering::Relaxed);
         for s in &self.shards {
             s.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
