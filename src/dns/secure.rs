@@ -99,6 +99,13 @@ fn lower_buf(n: &[u8]) -> NameBuf {
     b
 }
 
+/// The RRSIG Labels field for an owner: its labels, not counting a
+/// leftmost `*` (RFC 4034 §3.1.3), so `*.wild` asked literally is signed
+/// as the wildcard it is.
+fn rrsig_labels(name: &[u8]) -> usize {
+    label_count(name) - usize::from(name.starts_with(b"\x01*"))
+}
+
 /// `\000.<name>`: the next name of a compact-denial NSEC. A name too long
 /// for the extra label uses itself (an NSEC covering nothing else).
 fn next_of(name: &[u8]) -> Vec<u8> {
@@ -303,7 +310,7 @@ pub fn write_rrsigs(
                     return (*o, None, 0);
                 }
                 let (sign_owner, labels) = match tree.nodes.contains_key(lname.as_bytes()) {
-                    true => (lname, label_count(lname.as_bytes())),
+                    true => (lname, rrsig_labels(lname.as_bytes())),
                     false => match answer::wildcard(tree, lname.as_bytes()) {
                         Some(wild) => (lower_buf(&wild.owner), label_count(&wild.owner) - 1),
                         None => (lname, label_count(lname.as_bytes())),
@@ -349,7 +356,7 @@ pub fn write_rrsigs(
                     Some(s) => lower_buf(s),
                     None => lower_owner(ctx, n.owner, synth),
                 };
-                c.start(TYPE_NSEC, n.ttl, label_count(lname.as_bytes()) as u8);
+                c.start(TYPE_NSEC, n.ttl, rrsig_labels(lname.as_bytes()) as u8);
                 c.push(&n.rdata);
                 ctx.signer.rrsigs(lname.as_bytes(), c, &mut sigs);
                 (n.owner, n.synth.as_deref(), n.ttl)
