@@ -385,6 +385,30 @@ pub fn status_text(st: &serde_json::Value, edges: &serde_json::Value) -> String 
         ]);
     }
     table(&mut out, &rows);
+    // Signed zones: each key and the DS for the parent.
+    for z in st["zones"].as_array().into_iter().flatten() {
+        let Some(d) = z["dnssec"].as_object() else {
+            continue;
+        };
+        let keys: Vec<String> = d["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|k| {
+                format!(
+                    "{} {} {} {}",
+                    k["tag"],
+                    s(&k["algorithm_name"]),
+                    s(&k["role"]),
+                    s(&k["state"])
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "dnssec {}: {}", s(&z["name"]), keys.join(", "));
+        for ds in d["ds"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "  {}", s(ds));
+        }
+    }
     let _ = writeln!(out);
     let mut rows = vec![vec![
         "ZONE".to_string(),
