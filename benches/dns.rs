@@ -1,8 +1,9 @@
 //! Criterion benches of the answer path without sockets: the query parse,
 //! the steering decision, and `respond` end to end (parse, lookup, render)
-//! for a static A, a steered A without ECS and a steered A with ECS; the
-//! same with DO=1 against the zone signed (signature cache warm), and a
-//! cold signature (cache emptied before each answer).
+//! for a static A (also with a cookie and NSID), a steered A without ECS,
+//! a steered A with ECS, and a steered HTTPS record; the same with DO=1
+//! against the zone signed (signature cache warm), and a cold signature
+//! (cache emptied before each answer).
 //!
 //! Run: `cargo bench --bench dns`. Numbers go in BENCHMARKS.md.
 
@@ -57,8 +58,19 @@ fn benches(c: &mut Criterion) {
     let client: SocketAddr = "127.0.0.1:5353".parse().unwrap();
     let mut out = vec![0u8; 65_535];
 
+    // The same static A with a client cookie (a server cookie is made:
+    // two SipHash-2-4 runs) and an NSID request.
+    let mut cookie = query("static.cdn.example", None);
+    cookie.truncate(cookie.len() - 2);
+    cookie.extend_from_slice(&[0, 16, 0, 3, 0, 0, 0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+    // A steered HTTPS record (two decisions, hints) for a US resolver.
+    let mut https = query("www.cdn.example", Some([8, 8, 8]));
+    let qt = 12 + "www.cdn.example".len() + 2;
+    https[qt..qt + 2].copy_from_slice(&65u16.to_be_bytes());
     let cases = [
         ("static A", query("static.cdn.example", None)),
+        ("static A, cookie + NSID", cookie),
+        ("steered HTTPS, ECS 8.8.8.0/24", https),
         ("geo A, no ECS", query("www.cdn.example", None)),
         (
             "geo A, ECS 8.8.8.0/24",

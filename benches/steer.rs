@@ -96,6 +96,56 @@ fn snapshot(db: &Path, dir: &Path) -> Snapshot {
     snap
 }
 
+/// Rows in the benchmark's RTT file, as the scale target.
+const RTT_ROWS: usize = 1_000_000;
+
+/// A 1M-row RTT file: four edges' RTTs for every benchmark client's /24,
+/// then other /24s (four rows each) up to [`RTT_ROWS`], so lookups search
+/// a table of realistic size.
+fn write_rtt(path: &Path, clients: &[IpAddr]) {
+    use std::io::Write;
+    const EDGES: [&str; 11] = [
+        "lhr", "fra", "cdg", "iad", "sjc", "gru", "jnb", "nrt", "sin", "syd", "bom",
+    ];
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(out, "client,edge,rtt_ms,samples").unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut rows = 0;
+    let mut k = 0u64;
+    let mut nets = clients.iter().map(|a| match a {
+        IpAddr::V4(v) => u32::from(*v) >> 8,
+        IpAddr::V6(_) => unreachable!(),
+    });
+    while rows < RTT_ROWS {
+        let net = nets
+            .next()
+            .unwrap_or_else(|| (k.wrapping_mul(2_654_435_761) & 0xFF_FFFF) as u32);
+        k += 1;
+        if !seen.insert(net) {
+            continue;
+        }
+        let first = next() as usize % EDGES.len();
+        for e in 0..4 {
+            let ms = 5 + next() % 200;
+            writeln!(
+                out,
+                "{}/24,{},{ms},100",
+                Ipv4Addr::from(net << 8),
+                EDGES[(first + e) % EDGES.len()]
+            )
+            .unwrap();
+            rows += 1;
+        }
+    }
+}
+
 /// IPv4 /24s the database locates, found by probing pseudo-random ones.
 fn located_clients(snap: &Snapshot) -> Vec<IpAddr> {
     let db = snap.geodb.as_deref().unwrap();
@@ -129,10 +179,27 @@ fn benches(c: &mut Criterion) {
         })
         .collect();
 
+    // The same zone with a 1M-row RTT file covering every client's /24.
+    let rtt_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(rtt_dir.path().join("zones")).unwrap();
+    let addrs: Vec<IpAddr> = clients.iter().map(|c| c.addr).collect();
+    write_rtt(&rtt_dir.path().join("zones/bench.example.rtt.csv"), &addrs);
+    let t = Instant::now();
+    let rtt_snap = snapshot(&db, rtt_dir.path());
+    eprintln!("snapshot with {RTT_ROWS} RTT rows: {:.1?}", t.elapsed());
+    let rtt_st = &rtt_snap.zone_named("bench.example").unwrap().steering;
+    let rtt_host = |n: &str| rtt_st.hosts.iter().find(|h| h.name == n).unwrap();
+
     let mut g = c.benchmark_group("decide");
-    for (name, h) in [
-        ("ecs_11_edges", host("plain")),
-        ("ecs_rules_spread_answers2", host("steered")),
+    for (name, st, h) in [
+        ("ecs_11_edges", st, host("plain")),
+        ("ecs_11_edges_rtt_1m_rows", rtt_st, rtt_host("plain")),
+        ("ecs_rules_spread_answers2", st, host("steered")),
+        (
+            "ecs_rules_spread_answers2_rtt_1m_rows",
+            rtt_st,
+            rtt_host("steered"),
+        ),
     ] {
         let mut i = 0;
         g.bench_function(name, |b| {

@@ -1,5 +1,6 @@
 //! The `serve` command: build the first snapshot, start the listeners and
-//! the jobs beside the query path (health checker, file watcher, HTTP),
+//! the jobs beside the query path (health checker, file watcher, HTTP,
+//! fleet link),
 //! wait for signals, shut down in order.
 
 use std::net::SocketAddr;
@@ -48,6 +49,8 @@ pub struct App {
     pub reloader: Arc<Reloader>,
     pub running: Running,
     pub http_addr: Option<SocketAddr>,
+    /// The etcd link, when `fleet:` is configured.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
     http: Option<JoinHandle<std::io::Result<()>>>,
     _watch: Option<Watch>,
     stop: watch::Sender<bool>,
@@ -60,7 +63,7 @@ impl App {
         let prometheus = crate::metrics::install();
         crate::health::ensure_crypto_provider();
         let registry = Arc::new(Registry::with_state_file(&cfg.state_file)?);
-        let checker = Checker::start(registry.clone(), PROBE_CONCURRENCY);
+        let checker = Checker::start_from(registry.clone(), PROBE_CONCURRENCY, cfg.probe_source);
         let token = match cfg.http {
             Some(addr) => crate::http::resolve_token(addr, cfg.http_token.as_deref())
                 .map_err(AppError::Http)?,
@@ -96,17 +99,34 @@ impl App {
             }
         };
         let (stop, _) = watch::channel(false);
-        let (http_addr, http) = match cfg.http {
+        let listener = match cfg.http {
             Some(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr)
+                let l = tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(io(format!("binding http {addr}")))?;
-                let bound = listener.local_addr().map_err(io("http listener"))?;
+                let bound = l.local_addr().map_err(io("http listener"))?;
+                Some((l, bound))
+            }
+            None => None,
+        };
+        // Beside the query path: started, never awaited.
+        let fleet = cfg.fleet.clone().map(|f| {
+            crate::fleet::Fleet::start(
+                f,
+                reloader.registry.clone(),
+                reloader.shared().clone(),
+                listener.as_ref().map(|(_, a)| *a),
+            )
+        });
+        let (http_addr, http) = match listener {
+            Some((listener, bound)) => {
                 let api = crate::http::Api {
                     reloader: reloader.clone(),
                     prometheus,
                     started: Instant::now(),
                     token,
+                    rates: Default::default(),
+                    fleet: fleet.clone(),
                 };
                 let mut rx = stop.subscribe();
                 let task = tokio::spawn(crate::http::serve(listener, api, async move {
@@ -118,6 +138,7 @@ impl App {
             None => (None, None),
         };
         Ok(App {
+            fleet,
             reloader,
             running,
             http_addr,
@@ -136,6 +157,9 @@ impl App {
     /// Stops everything; in-flight answers finish first.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        if let Some(f) = &self.fleet {
+            f.stop().await;
+        }
         self.running.shutdown().await;
         if let Some(h) = self.http {
             let _ = h.await;

@@ -1,5 +1,5 @@
 //! The command line: `serve`, `check`, `explain`, `status`, `reload`,
-//! `geodb build|lookup`, `dnssec keygen|ds`.
+//! `fleet status`, `geodb build|lookup`, `dnssec keygen|ds`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -70,6 +70,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The fleet as a running server sees it (GET /api/fleet).
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
     /// Ask a running server to reload its files now (POST /api/reload).
     Reload {
         #[command(flatten)]
@@ -127,6 +132,19 @@ pub struct ApiArgs {
     /// Read the defaults above from this config, if it exists.
     #[arg(long, short, default_value = "geosteer.yaml")]
     pub config: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FleetCommand {
+    /// Instances, their liveness, verdicts per edge, and which serve
+    /// different files. Exits 1 when some instance's files differ.
+    Status {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Print the raw JSON of /api/fleet.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -244,6 +262,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Dnssec { command } => dnssec(command),
         Command::Status { api, json } => status(api, json),
         Command::Reload { api } => reload(api),
+        Command::Fleet {
+            command: FleetCommand::Status { api, json },
+        } => fleet_status(api, json),
     }
 }
 
@@ -433,6 +454,106 @@ pub fn status_text(st: &serde_json::Value, edges: &serde_json::Value) -> String 
             s(&e["check"]),
             s(&e["last_error"]),
         ]);
+    }
+    table(&mut out, &rows);
+    out
+}
+
+/// `geosteer fleet status`.
+fn fleet_status(args: ApiArgs, json: bool) -> Result<i32> {
+    let (base, _) = api_target(&args)?;
+    let client = http_client()?;
+    let report = block_on(get_json(&client, &format!("{base}/api/fleet")))??;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", fleet_text(&report));
+    }
+    let drift = report["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|i| i["drift"] == true);
+    Ok(if drift { 1 } else { 0 })
+}
+
+/// Renders `/api/fleet` for people.
+pub fn fleet_text(r: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(x) => x.clone(),
+        serde_json::Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    let short = |v: &serde_json::Value| s(v).chars().take(12).collect::<String>();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "fleet {}  quorum {}  this instance {}  etcd {}",
+        s(&r["prefix"]),
+        s(&r["health_quorum"]),
+        s(&r["instance"]),
+        if r["connected"] == true {
+            "connected".to_string()
+        } else {
+            format!("DISCONNECTED ({})", s(&r["last_error"]))
+        }
+    );
+    let _ = writeln!(out);
+    let mut rows = vec![vec![
+        "INSTANCE".to_string(),
+        "LIVE".into(),
+        "GENERATION".into(),
+        "FILES".into(),
+        "DRIFT".into(),
+    ]];
+    let mut names = Vec::new();
+    for i in r["instances"].as_array().into_iter().flatten() {
+        let mut name = s(&i["name"]);
+        names.push(name.clone());
+        if i["self"] == true {
+            name.push_str(" (self)");
+        }
+        let drift = if i["drift"] == true {
+            let files: Vec<String> = i["differs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(&s)
+                .collect();
+            format!("DIFFERENT FILES: {}", files.join(", "))
+        } else {
+            "-".into()
+        };
+        rows.push(vec![
+            name,
+            if i["live"] == true { "yes" } else { "no" }.into(),
+            s(&i["generation"]),
+            short(&i["files_hash"]),
+            drift,
+        ]);
+    }
+    table(&mut out, &rows);
+    let _ = writeln!(out);
+    let mut head = vec![
+        "ZONE".to_string(),
+        "EDGE".into(),
+        "FLEET".into(),
+        "EFFECTIVE".into(),
+    ];
+    head.extend(names.iter().cloned());
+    let mut rows = vec![head];
+    for e in r["edges"].as_array().into_iter().flatten() {
+        let mut row = vec![
+            s(&e["zone"]),
+            s(&e["edge"]),
+            s(&e["fleet"]),
+            s(&e["effective"]),
+        ];
+        for n in &names {
+            row.push(s(&e["verdicts"][n.as_str()]));
+        }
+        rows.push(row);
     }
     table(&mut out, &rows);
     out

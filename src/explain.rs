@@ -15,7 +15,7 @@ use crate::geo::Location;
 use crate::health::Effective;
 use crate::net::Transport;
 use crate::snapshot::Snapshot;
-use crate::steer::{EdgeIdx, Located, Trace};
+use crate::steer::{Class, EdgeIdx, Located, Ranked, RttKey, Steering, Trace};
 
 /// Why a question could not be explained.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,18 @@ pub struct Recorder {
     pub located: Option<(Located, Option<Location>)>,
     pub rule: Option<usize>,
     pub candidates: Vec<(EdgeIdx, Option<f64>, Effective)>,
+    /// The RTT key that matched, with its rows (edge, ms), fastest first.
+    pub rtt: Option<(RttKey, Vec<(EdgeIdx, f32)>)>,
+    /// The candidates in metric order, before health.
+    pub ranked: Vec<Ranked>,
+    /// `partner_share`: (share, this subnet's draw, went to a partner).
+    pub partner_split: Option<(f64, f64, bool)>,
+    /// A cost margin's reordering: (margin, group cheapest first).
+    pub cost: Option<(f64, Vec<EdgeIdx>)>,
+    /// Capacity shares: (edge, weight) and the edge the subnet hashed to.
+    pub shares: Option<(Vec<(EdgeIdx, f64)>, EdgeIdx)>,
+    /// Whether the RTT trace was seen (the first decision is recorded).
+    seen_rtt: bool,
 }
 
 impl Trace for Recorder {
@@ -53,6 +65,26 @@ impl Trace for Recorder {
         if !self.candidates.iter().any(|c| c.0 == edge) {
             self.candidates.push((edge, km, state));
         }
+    }
+    fn rtt(&mut self, key: Option<(&RttKey, &[(EdgeIdx, f32)])>) {
+        if !self.seen_rtt {
+            self.seen_rtt = true;
+            self.rtt = key.map(|(k, rows)| (*k, rows.to_vec()));
+        }
+    }
+    fn ranked(&mut self, order: &[Ranked]) {
+        if self.ranked.is_empty() {
+            self.ranked = order.to_vec();
+        }
+    }
+    fn partner_split(&mut self, share: f64, draw: f64, to_partner: bool) {
+        self.partner_split.get_or_insert((share, draw, to_partner));
+    }
+    fn cost(&mut self, margin: f64, group: &[EdgeIdx]) {
+        self.cost.get_or_insert((margin, group.to_vec()));
+    }
+    fn shares(&mut self, weights: &[(EdgeIdx, f64)], chosen: EdgeIdx) {
+        self.shares.get_or_insert((weights.to_vec(), chosen));
     }
 }
 
@@ -73,6 +105,10 @@ pub struct Report {
     pub scope: Option<u8>,
     pub ttl: Option<u32>,
     pub steered_host: Option<String>,
+    /// RTT, bias, cost, shares and partner steps, for `--json`.
+    pub steps: serde_json::Value,
+    /// Why the answer is what it is, one step a line.
+    pub why: Vec<String>,
 }
 
 /// Builds a query packet (with ECS if given).
@@ -168,6 +204,8 @@ pub fn explain(
     }
     let mut steered_host = None;
     let mut rule = None;
+    let mut steps = serde_json::Value::Null;
+    let mut why = Vec::new();
     if let Some(z) = zone {
         // Map answer addresses back to edges, in answer order.
         for a in &answers {
@@ -181,12 +219,23 @@ pub fn explain(
                 chosen.push(e.name.clone());
             }
         }
+        // A partner CDN answers with its CNAME.
+        if let Some(RData::CNAME(c)) = msg.answers.first().map(|r| &r.data)
+            && let Some(e) = z.steering.edges.iter().find(|e| {
+                e.cname
+                    .as_deref()
+                    .is_some_and(|t| wire::name_to_string(t).eq_ignore_ascii_case(&c.0.to_string()))
+            })
+        {
+            chosen.push(e.name.clone());
+        }
         if let Some(node) = z.tree.nodes.get(lower.as_bytes())
             && let Some(h) = node.host
         {
             let host = &z.steering.hosts[h as usize];
             steered_host = Some(host.name.clone());
             rule = rec.rule.map(|i| format!("rules[{i}]"));
+            (steps, why) = steering_steps(&z.steering, h as usize, &rec);
         }
     }
     let scope = msg.edns.as_ref().and_then(|e| {
@@ -209,7 +258,134 @@ pub fn explain(
         scope: if ecs.is_some() { scope } else { Some(0) },
         ttl,
         steered_host,
+        steps,
+        why,
     })
+}
+
+/// Rounds for display.
+fn r1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// The RTT, bias, cost, share and partner steps of one decision, as JSON
+/// and as sentences.
+fn steering_steps(st: &Steering, host: usize, rec: &Recorder) -> (serde_json::Value, Vec<String>) {
+    let host = &st.hosts[host];
+    let name = |i: EdgeIdx| st.edges[i as usize].name.clone();
+    let mut why = Vec::new();
+    let rtt = match &rec.rtt {
+        Some((key, rows)) => {
+            why.push(format!(
+                "RTT key {key} matched ({} rows): candidates measured for it are ordered by ms, the rest follow by distance",
+                rows.len()
+            ));
+            json!({
+                "key": key.to_string(),
+                "rows": rows.iter().map(|(e, ms)| json!({"edge": name(*e), "rtt_ms": ms})).collect::<Vec<_>>(),
+            })
+        }
+        None if st.rtt.is_empty() => {
+            why.push("no RTT file for this zone: distance order".into());
+            serde_json::Value::Null
+        }
+        None => {
+            why.push(
+                "no RTT rows for this client (prefix, ASN, country or continent): distance order"
+                    .into(),
+            );
+            serde_json::Value::Null
+        }
+    };
+    let order: Vec<_> = rec
+        .ranked
+        .iter()
+        .map(|r| {
+            let e = &st.edges[r.idx as usize];
+            if e.bias != 0 {
+                why.push(format!(
+                    "bias {} on {}: its metric is multiplied by {}",
+                    e.bias,
+                    e.name,
+                    r1(100.0 - f64::from(e.bias)) / 100.0
+                ));
+            }
+            json!({
+                "edge": e.name,
+                "by": match r.class { Class::Rtt => "rtt_ms", Class::Distance => "km", Class::Partner => "partner" },
+                "metric": r1(r.metric),
+                "bias": e.bias,
+                "cost": e.cost,
+                "partner": e.is_partner(),
+            })
+        })
+        .collect();
+    let cost = rec.cost.as_ref().map(|(margin, group)| {
+        why.push(format!(
+            "cost margin {margin}: among {} the cheapest goes first",
+            group
+                .iter()
+                .map(|&e| format!("{} (cost {})", name(e), st.edges[e as usize].cost))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        json!({"margin": margin, "order": group.iter().map(|&e| name(e)).collect::<Vec<_>>()})
+    });
+    let partner = rec.partner_split.map(|(share, draw, to)| {
+        why.push(format!(
+            "partner_share {share}: this subnet draws {:.3}, so {}",
+            draw,
+            if to {
+                "a partner CDN answers"
+            } else {
+                "own edges answer"
+            }
+        ));
+        json!({"share": share, "draw": draw, "to_partner": to})
+    });
+    let shares = rec.shares.as_ref().map(|(weights, chosen)| {
+        let total: f64 = weights.iter().map(|w| w.1).sum();
+        why.push(format!(
+            "shared by capacity x (1 - load): {}; this subnet hashes to {}",
+            weights
+                .iter()
+                .map(|&(e, w)| format!("{} {:.0}%", name(e), 100.0 * w / total))
+                .collect::<Vec<_>>()
+                .join(", "),
+            name(*chosen)
+        ));
+        json!({
+            "edges": weights.iter().map(|&(e, w)| json!({
+                "edge": name(e),
+                "weight": w,
+                "share": w / total,
+                "load": st.edges[e as usize].health.load(),
+            })).collect::<Vec<_>>(),
+            "chosen": name(*chosen),
+        })
+    });
+    let down: Vec<String> = rec
+        .candidates
+        .iter()
+        .filter(|c| c.2 != Effective::Up)
+        .map(|c| format!("{} is {}", name(c.0), state_str(c.2)))
+        .collect();
+    if !down.is_empty() {
+        why.push(format!(
+            "health: {} (down skipped, overloaded behind every up edge, drained last)",
+            down.join(", ")
+        ));
+    }
+    let steps = json!({
+        "rtt": rtt,
+        "order": order,
+        "cost_margin": cost,
+        "partner_share": partner,
+        "shares": shares,
+        "spread_km": host.spread_km,
+        "spread_ms": host.spread_ms,
+    });
+    (steps, why)
 }
 
 fn state_str(s: Effective) -> &'static str {
@@ -273,6 +449,8 @@ impl Report {
             "answers": self.answers,
             "scope": self.scope,
             "ttl": self.ttl,
+            "steering": self.steps,
+            "why": self.why,
         })
     }
 
@@ -323,6 +501,29 @@ impl Report {
                 let km = km.map_or("-".to_string(), |k| format!("{k:.0} km"));
                 let _ = writeln!(s, "  {name:<12} {km:>10}  {}", state_str(*st));
             }
+        }
+        if !self.trace.ranked.is_empty() {
+            let _ = writeln!(s, "order");
+            if let Some(list) = self.steps["order"].as_array() {
+                for o in list {
+                    let by = o["by"].as_str().unwrap_or("");
+                    let metric = match by {
+                        "rtt_ms" => format!("{} ms", o["metric"]),
+                        "km" => format!("{} km", o["metric"]),
+                        _ => "partner".into(),
+                    };
+                    let _ = writeln!(
+                        s,
+                        "  {:<12} {metric:>12}  bias {} cost {}",
+                        o["edge"].as_str().unwrap_or(""),
+                        o["bias"],
+                        o["cost"]
+                    );
+                }
+            }
+        }
+        for w in &self.why {
+            let _ = writeln!(s, "why       {w}");
         }
         let _ = writeln!(s, "rcode     {}", self.rcode);
         let _ = writeln!(

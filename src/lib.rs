@@ -16,13 +16,19 @@
 //!    For a steered name it asks [`steer`].
 //! 4. [`steer`] locates the client with [`geo`] (ECS address, else source),
 //!    takes the candidates in distance order for that place (cached per
-//!    GeoIP record) and filters them by [`health`] state.
+//!    GeoIP record), puts those with a measured RTT for the client first
+//!    (`<zone>.rtt.csv`), filters them by [`health`] state, and applies
+//!    partner split, cost margin and capacity shares.
 //! 5. [`dns::render`] writes general-path responses straight into the output
 //!    buffer.
 //!
 //! Beside that flow: [`reload`] builds new snapshots from [`config`] and
-//! [`zone`] files and swaps them in; [`health`] probes edges; [`http`] serves
-//! metrics and the admin API; [`querylog`] writes sampled queries.
+//! [`zone`] files and swaps them in; [`health`] probes edges; [`fleet`]
+//! shares overrides, load and probe verdicts with other instances through
+//! etcd (feeding [`health`]); [`http`] serves metrics, the admin API and the
+//! [`status`] page (a world map of where each country's clients go, computed
+//! by [`steer::decide`], and what-ifs); [`querylog`] writes sampled queries
+//! as JSON lines and [`dnstap`] as dnstap messages.
 //!
 //! At the edge: [`cli`] parses the command line, [`app`] starts a server with
 //! everything around it, and [`explain`] runs one question through the
@@ -33,7 +39,9 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod dnssec;
+pub mod dnstap;
 pub mod explain;
+pub mod fleet;
 pub mod geo;
 pub mod health;
 pub mod http;
@@ -44,5 +52,6 @@ pub mod reload;
 pub mod rrl;
 pub mod server;
 pub mod snapshot;
+pub mod status;
 pub mod steer;
 pub mod zone;

@@ -44,6 +44,18 @@ fn describe() {
         "DNS responses sent, by transport, qtype and rcode"
     );
     describe_counter!("geosteer_truncated_total", "Responses sent with TC set");
+    describe_gauge!(
+        "geosteer_fleet_connected",
+        "1 while the fleet link to etcd is up and resynced, 0 otherwise"
+    );
+    describe_counter!(
+        "geosteer_fleet_bad_values_total",
+        "Values read from etcd and ignored, by reason"
+    );
+    describe_counter!(
+        "geosteer_fleet_writes_total",
+        "Overrides and load readings written to etcd, by result"
+    );
     describe_counter!(
         "geosteer_dnssec_signatures_total",
         "RRSIGs made (signature cache misses that signed)"
@@ -104,10 +116,18 @@ fn describe() {
         "geosteer_querylog_dropped_total",
         "Sampled query-log lines dropped because the writer fell behind"
     );
+    describe_counter!(
+        "geosteer_dnstap_messages_total",
+        "dnstap messages written (flushed to the file or socket)"
+    );
+    describe_counter!(
+        "geosteer_dnstap_dropped_total",
+        "dnstap messages dropped: queue full, no socket reader, or a failed write"
+    );
 }
 
 /// A and AAAA first, as [`qtype_index`] assumes.
-const QTYPES: [(u16, &str); 11] = [
+const QTYPES: [(u16, &str); 14] = [
     (TYPE_A, "A"),
     (TYPE_AAAA, "AAAA"),
     (TYPE_CNAME, "CNAME"),
@@ -119,6 +139,9 @@ const QTYPES: [(u16, &str); 11] = [
     (TYPE_PTR, "PTR"),
     (TYPE_CAA, "CAA"),
     (TYPE_ANY, "ANY"),
+    (TYPE_HTTPS, "HTTPS"),
+    (TYPE_SVCB, "SVCB"),
+    (TYPE_DS, "DS"),
 ];
 /// In [`rcode_index`] order.
 const RCODES: [Rcode; 8] = [
@@ -207,11 +230,12 @@ impl QueryMetrics {
             self.ecs[t].increment(1);
         }
         if let Some(st) = &s.steered {
-            let edges: &[EdgeIdx] = if st.decision.outcome == Outcome::Edges {
-                &st.decision.edges
-            } else {
-                &[]
-            };
+            let edges: &[EdgeIdx] =
+                if matches!(st.decision.outcome, Outcome::Edges | Outcome::Partner(_)) {
+                    &st.decision.edges
+                } else {
+                    &[]
+                };
             st.zone.counters.record(st.host, edges);
         }
     }

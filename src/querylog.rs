@@ -74,7 +74,7 @@ fn seed() -> u64 {
 
 /// xorshift64: a few cycles, good enough to pick a sample.
 #[inline]
-fn draw() -> u64 {
+pub(crate) fn draw() -> u64 {
     RNG.with(|r| {
         let mut x = r.get();
         x ^= x << 13;
@@ -143,7 +143,10 @@ impl QueryLog {
                     .hosts
                     .get(st.host as usize)
                     .map_or_else(String::new, |h| h.name.clone());
-                let edges = if st.decision.outcome == crate::steer::Outcome::Edges {
+                let edges = if matches!(
+                    st.decision.outcome,
+                    crate::steer::Outcome::Edges | crate::steer::Outcome::Partner(_)
+                ) {
                     st.decision
                         .edges
                         .iter()

@@ -33,7 +33,12 @@ pub fn pools_path(zone_file: &Path) -> PathBuf {
     zone_file.with_extension("pools.yaml")
 }
 
-/// Loads one zone and its pools file into a [`Zone`].
+/// `zones/cdn.example.zone` → `zones/cdn.example.rtt.csv`.
+pub fn rtt_path(zone_file: &Path) -> PathBuf {
+    zone_file.with_extension("rtt.csv")
+}
+
+/// Loads one zone and its pools (and RTT) file into a [`Zone`].
 pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, Vec<ConfigError>> {
     let origin = crate::zone::origin_from_filename(zone_file).ok_or_else(|| {
         vec![ConfigError::new(
@@ -67,8 +72,14 @@ pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, V
             .collect::<Vec<_>>()
     })?;
     let pools_file = pools_path(zone_file);
+    let mut svcb = Vec::new();
     let steering = if pools_file.exists() {
-        let p = pools::load(&pools_file, &zf.origin, health)?;
+        let mut p = pools::load(&pools_file, &zf.origin, health)?;
+        let rtt_file = rtt_path(zone_file);
+        if rtt_file.exists() {
+            let table = crate::config::rtt::load(&rtt_file, &p.steering, p.rtt_min_samples)?;
+            p.steering = p.steering.with_rtt(Arc::new(table));
+        }
         let mut errs = Vec::new();
         for (owner, host, line) in &p.names {
             let key = wire::lowercase(owner);
@@ -122,8 +133,16 @@ pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, V
             return Err(errs);
         }
         tree.finish();
+        svcb = p.svcb;
         p.steering
     } else {
+        if rtt_path(zone_file).exists() {
+            tracing::warn!(
+                "{}: ignored: no {} to steer with",
+                rtt_path(zone_file).display(),
+                pools_file.display()
+            );
+        }
         Default::default()
     };
     let name = zf.origin.to_string();
@@ -135,6 +154,7 @@ pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, V
         dnssec: None,
         zone_file: zone_file.to_path_buf(),
         pools_file: pools_file.exists().then_some(pools_file),
+        svcb,
     })
 }
 
@@ -200,6 +220,8 @@ pub fn build_snapshot(
 #[derive(Default)]
 pub struct GeoCache {
     held: Option<(PathBuf, FileStamp, Arc<GeoDb>)>,
+    /// The `geodb_asn` database, attached to the main one.
+    asn: Option<(PathBuf, FileStamp, Arc<GeoDb>)>,
 }
 
 /// What identifies a file version without reading it.
@@ -221,17 +243,40 @@ fn stamp(path: &Path) -> Option<FileStamp> {
 }
 
 impl GeoCache {
-    fn open(&mut self, path: &Path) -> Result<Arc<GeoDb>, String> {
+    fn open(&mut self, path: &Path) -> Result<Arc<GeoDb>, (PathBuf, String)> {
+        Self::open_into(&mut self.held, path, GeoDb::open)
+    }
+
+    /// The main database with the ASN database at `asn` attached; reopened
+    /// when either file changed.
+    fn open_with_asn(&mut self, path: &Path, asn: &Path) -> Result<Arc<GeoDb>, (PathBuf, String)> {
+        let asn_db = Self::open_into(&mut self.asn, asn, GeoDb::open)?;
+        if let Some((_, _, held)) = &self.held
+            && !held.asn_db().is_some_and(|a| std::ptr::eq(a, &*asn_db))
+        {
+            // A new ASN database: the main one is reopened to carry it.
+            self.held = None;
+        }
+        Self::open_into(&mut self.held, path, |p| {
+            GeoDb::open(p).map(|db| db.with_asn(asn_db.clone()))
+        })
+    }
+
+    fn open_into(
+        slot: &mut Option<(PathBuf, FileStamp, Arc<GeoDb>)>,
+        path: &Path,
+        open: impl FnOnce(&Path) -> Result<GeoDb, crate::geo::GeoError>,
+    ) -> Result<Arc<GeoDb>, (PathBuf, String)> {
         let before = stamp(path);
-        if let (Some((p, s, db)), Some(now)) = (&self.held, before)
+        if let (Some((p, s, db)), Some(now)) = (&*slot, before)
             && p == path
             && *s == now
         {
             return Ok(db.clone());
         }
-        let db = Arc::new(GeoDb::open(path).map_err(|e| e.to_string())?);
+        let db = Arc::new(open(path).map_err(|e| (path.to_path_buf(), e.to_string()))?);
         if let Some(s) = before {
-            self.held = Some((path.to_path_buf(), s, db.clone()));
+            *slot = Some((path.to_path_buf(), s, db.clone()));
         }
         Ok(db)
     }
@@ -272,10 +317,24 @@ pub fn build_snapshot_with(
         }
         Err(e) => errs.push(e),
     }
-    let geodb = match &cfg.geodb {
-        Some(p) => match geo.open(p) {
+    let opened = match (&cfg.geodb, &cfg.geodb_asn) {
+        (Some(p), Some(asn)) => Some((p, geo.open_with_asn(p, asn))),
+        (Some(p), None) => Some((p, geo.open(p))),
+        (None, Some(_)) => {
+            errs.push(ConfigError::new(
+                &cfg.path,
+                0,
+                "geodb_asn: needs geodb, the main database",
+            ));
+            None
+        }
+        (None, None) => None,
+    };
+    let geodb = match opened {
+        Some((_, result)) => match result {
             Ok(db) => Some(db),
-            Err(e) => {
+            Err((p, e)) => {
+                let p = p.as_path();
                 // GeoError already names the file.
                 let prefix = format!("{}: ", p.display());
                 errs.push(ConfigError::new(
@@ -288,10 +347,11 @@ pub fn build_snapshot_with(
         },
         None => None,
     };
+    let protocol = cfg.protocol().map_err(|e| errs.push(e)).ok();
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
-    Ok(Snapshot::new(zones, geodb, generation))
+    Ok(Snapshot::new(zones, geodb, generation).with_protocol(protocol.unwrap_or_default()))
 }
 
 /// `<zone>.load.yaml`: loads pushed by telemetry, as a file.
@@ -481,12 +541,7 @@ impl Reloader {
                     targets.push(crate::health::ProbeTarget {
                         zone: zone.name.clone(),
                         edge: e.name.clone(),
-                        addresses: e
-                            .v4
-                            .iter()
-                            .map(|a| (*a).into())
-                            .chain(e.v6.iter().map(|a| (*a).into()))
-                            .collect(),
+                        addresses: e.probe_addresses(),
                         check: check.clone(),
                         health: e.health.clone(),
                     });
@@ -511,14 +566,14 @@ impl Reloader {
                 parent.to_path_buf()
             });
         }
-        if let Some(db) = &self.cfg.geodb
-            && let Some(parent) = db.parent()
-        {
-            dirs.push(if parent.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                parent.to_path_buf()
-            });
+        for db in self.cfg.geodb.iter().chain(&self.cfg.geodb_asn) {
+            if let Some(parent) = db.parent() {
+                dirs.push(if parent.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    parent.to_path_buf()
+                });
+            }
         }
         if let Some(d) = &self.cfg.dnssec
             && d.keys.is_dir()
@@ -551,7 +606,7 @@ impl Reloader {
                     .zones
                     .parent()
                     .is_some_and(|p| parent_is(&canon(p)))
-            || self.cfg.geodb.as_ref().is_some_and(|db| {
+            || self.cfg.geodb.iter().chain(&self.cfg.geodb_asn).any(|db| {
                 path.file_name() == db.file_name()
                     && db.parent().is_some_and(|p| parent_is(&canon(p)))
             })

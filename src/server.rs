@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::ServerConfig;
 use crate::dns;
+use crate::dnstap::Dnstap;
 use crate::metrics::QueryMetrics;
 use crate::net::{Handler, TcpConfig, Transport, UdpRunning, UdpServer, serve_tcp};
 use crate::querylog::QueryLog;
@@ -25,6 +26,7 @@ pub struct Responder {
     shared: Shared,
     metrics: QueryMetrics,
     query_log: Option<QueryLog>,
+    dnstap: Option<Dnstap>,
     /// UDP response rate limiting, when configured.
     rrl: Option<Rrl>,
 }
@@ -35,6 +37,7 @@ impl Responder {
             shared,
             metrics: QueryMetrics::new(),
             query_log: None,
+            dnstap: None,
             rrl: None,
         }
     }
@@ -42,6 +45,12 @@ impl Responder {
     /// Logs a sample of queries (see [`crate::querylog`]).
     pub fn with_query_log(mut self, log: Option<QueryLog>) -> Responder {
         self.query_log = log;
+        self
+    }
+
+    /// Sends a sample of queries and responses as dnstap (see [`crate::dnstap`]).
+    pub fn with_dnstap(mut self, tap: Option<Dnstap>) -> Responder {
+        self.dnstap = tap;
         self
     }
 
@@ -61,7 +70,8 @@ impl Handler for Responder {
         out: &mut [u8],
     ) -> Option<usize> {
         let sampled = self.query_log.as_ref().and_then(|l| l.sample());
-        self.with_snapshot(|snap| {
+        let tapped = self.dnstap.as_ref().and_then(|t| t.sample());
+        let len = self.with_snapshot(|snap| {
             let summary = dns::respond_traced(snap, query, client.ip(), transport, out, &mut ());
             self.metrics.record(transport, summary.as_ref());
             if let (Some(log), Some(t), Some(s)) = (&self.query_log, sampled, &summary) {
@@ -69,13 +79,18 @@ impl Handler for Responder {
             }
             let s = summary?;
             match &self.rrl {
-                // TCP needs a real handshake, so its source is not forged.
-                Some(rrl) if transport == Transport::Udp => {
+                // TCP needs a real handshake, so its source is not forged;
+                // nor is that of a valid server cookie (as BIND exempts it).
+                Some(rrl) if transport == Transport::Udp && !s.cookie_valid => {
                     rrl.limit(client.ip(), s.rcode, out, s.len)
                 }
                 _ => Some(s.len),
             }
-        })
+        });
+        if let (Some(tap), Some(t)) = (&self.dnstap, tapped) {
+            tap.record(t, query, len.map(|n| &out[..n]), client, transport);
+        }
+        len
     }
 }
 
@@ -167,9 +182,14 @@ pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result
         Some(q) => QueryLog::start(q)?,
         None => None,
     };
+    let dnstap = match &cfg.dnstap {
+        Some(d) => Dnstap::start(d)?,
+        None => None,
+    };
     let handler: Arc<dyn Handler> = Arc::new(
         Responder::new(shared.clone())
             .with_query_log(query_log)
+            .with_dnstap(dnstap)
             .with_rrl(cfg.rrl.as_ref()),
     );
     let (stop, _) = watch::channel(false);

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 
 use crate::dns::fast::FastTable;
+use crate::dns::opt::Protocol;
 use crate::dns::tree::{NameMap, Tree};
 use crate::dns::wire;
 use crate::geo::GeoDb;
@@ -31,6 +32,17 @@ pub struct Zone {
     pub pools_file: Option<PathBuf>,
     /// Steered-answer counters, made with the zone.
     pub counters: crate::metrics::SteerCounters,
+    /// HTTPS/SVCB templates of steered hosts (pools file).
+    pub svcb: Vec<crate::zone::svcb::Template>,
+}
+
+impl Zone {
+    /// The steered HTTPS (65) or SVCB (64) template of host `host`.
+    pub fn svcb_template(&self, host: u32, rtype: u16) -> Option<&crate::zone::svcb::Template> {
+        self.svcb
+            .iter()
+            .find(|t| t.host == host && t.rtype == rtype)
+    }
 }
 
 /// Everything a query needs, immutable once built.
@@ -43,6 +55,8 @@ pub struct Snapshot {
     pub built_at: SystemTime,
     /// Pre-rendered answers (see [`crate::dns::fast`]).
     pub fast: FastTable,
+    /// NSID and cookie secret (from `geosteer.yaml`).
+    pub protocol: Protocol,
     /// Shortest and longest apex (wire bytes): [`Snapshot::find_zone`]
     /// only probes suffixes of a length some zone has.
     apex_len: (usize, usize),
@@ -78,9 +92,16 @@ impl Snapshot {
             built_at: SystemTime::now(),
             apex_len,
             fast: FastTable::default(),
+            protocol: Protocol::default(),
         };
         snap.fast = FastTable::build(&snap);
         snap
+    }
+
+    /// Sets the NSID and cookie settings answers use.
+    pub fn with_protocol(mut self, protocol: Protocol) -> Snapshot {
+        self.protocol = protocol;
+        self
     }
 
     /// The closest enclosing zone of a lowercased wire name.

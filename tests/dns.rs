@@ -781,6 +781,50 @@ fn unknown_opcode_is_notimp() {
     }
 }
 
+/// ISC ednscomp's "opcode" and "opcodeflg": opcode 15 with no question
+/// (header only) and every flag set; NOTIFY and UPDATE too. The answer is
+/// NOTIMP with only RD echoed (Knot and gdnsd do the same).
+#[test]
+fn unknown_opcode_without_question_and_all_flags() {
+    let s = shared();
+    // TC, RD, RA, Z, AD, CD and AA all set.
+    let all_flags = 0x0200 | 0x0100 | 0x0080 | 0x0040 | 0x0020 | 0x0010 | 0x0400;
+    for opcode in [4u16, 5, 15] {
+        for flags in [0u16, 0x0100, all_flags] {
+            let header_only =
+                raw_query(40 + opcode, opcode << 11 | flags, [0, 0, 0, 0], "", 0, &[]);
+            let with_q = raw_query(
+                60 + opcode,
+                opcode << 11 | flags,
+                [1, 0, 0, 0],
+                "www.example.",
+                1,
+                &[],
+            );
+            for (q, qd) in [(&header_only[..12], 0u8), (&with_q[..], 1)] {
+                for raw in [
+                    s.udp_raw(q).expect("an answer"),
+                    s.tcp_raw(q).expect("an answer"),
+                ] {
+                    assert_eq!(
+                        raw[3] & 0xF,
+                        4,
+                        "NOTIMP for opcode {opcode} flags {flags:#x}"
+                    );
+                    assert_eq!(
+                        raw[2],
+                        0x80 | (opcode as u8) << 3 | ((flags & 0x0100) >> 8) as u8,
+                        "QR, opcode, RD only"
+                    );
+                    assert_eq!(raw[3] & 0xF0, 0, "no RA, Z, AD or CD");
+                    assert_eq!(raw[5], qd, "question echoed when there was one");
+                    assert_eq!(&raw[6..12], &[0; 6], "no records");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn zone_transfers_refused() {
     let s = shared();

@@ -3,7 +3,8 @@
 //! `geosteer dnssec keygen`, and once each by `dnssec-keygen` and
 //! `ldns-keygen`); `delv` and Unbound (validator + subnetcache, the zone's
 //! DS as trust anchor) must call every kind of answer secure — static,
-//! steered with ECS, wildcard, NODATA, NXDOMAIN — and a wrong anchor
+//! steered with ECS, steered HTTPS, partner CNAME, wildcard, NODATA,
+//! NXDOMAIN — and a wrong anchor
 //! bogus. A ZSK rollover is driven only by dated key files while Unbound
 //! keeps validating. `dig` and `kdig` check TC and TCP with signed
 //! answers.
@@ -873,4 +874,77 @@ fn ds_at_a_child_apex_we_also_serve_comes_signed_from_the_parent() {
         child.contains("192.0.2.99") && !child.contains("RRSIG"),
         "{child}"
     );
+}
+
+/// A partner CDN's CNAME (`Outcome::Partner`) and a steered HTTPS record
+/// (hints from the steering decision) are signed like the steered A and
+/// the fallback CNAME: delv validates them, the HTTPS answer of a host
+/// steered to a partner (its CNAME), and NODATA at a steered host whose
+/// NSEC bitmap lists HTTPS. The demo's out-of-zone partner (`dl` from
+/// Brazil) carries an RRSIG over its CNAME.
+#[test]
+fn partner_cname_and_steered_https_validate() {
+    if !need_tools(&["delv", "dig"]) {
+        return;
+    }
+    let mut s = Signed::prepare("", 3600);
+    // A partner whose CNAME target is in the zone, so delv can follow it.
+    let pools = s.dir.path().join("zones/cdn.example.pools.yaml");
+    let text = std::fs::read_to_string(&pools).unwrap();
+    let partner = "  akamai: { cname: www.cdn.example.edgekey.example. }\n";
+    assert!(text.contains(partner), "demo pools file changed");
+    let text = text.replace(
+        partner,
+        &format!("{partner}  inpartner: {{ cname: static.cdn.example. }}\n"),
+    ) + "  pdl: { edges: [inpartner] }\n  phttps:\n    edges: [inpartner]\n    https: { priority: 1, target: \".\", alpn: [h2] }\n";
+    std::fs::write(&pools, text).unwrap();
+    // The demo's RTT file: Brazil measures the out-of-zone partner fastest.
+    std::fs::copy(
+        repo().join("zones/cdn.example.rtt.csv"),
+        s.dir.path().join("zones/cdn.example.rtt.csv"),
+    )
+    .unwrap();
+    keygen(&s.keys(), &["--ksk"]);
+    keygen(&s.keys(), &[]);
+    s.start();
+    let anchor = s.delv_anchor(&s.ds());
+    for (q, t, want) in [
+        ("www.cdn.example", "HTTPS", "ipv4hint="),
+        ("pdl.cdn.example", "A", "198.51.100.10"),
+        ("pdl.cdn.example", "A", "CNAME\tstatic.cdn.example."),
+        ("phttps.cdn.example", "HTTPS", "CNAME\tstatic.cdn.example."),
+        ("www.cdn.example", "TXT", "NXRRSET"),
+    ] {
+        let out = s.delv(&anchor, &[q, t]);
+        assert!(
+            out.contains("; fully validated")
+                || out.contains("; negative response, fully validated"),
+            "delv {q} {t} not validated:\n{out}\n{}",
+            s.log()
+        );
+        assert!(out.contains(want), "delv {q} {t}: no {want}:\n{out}");
+    }
+    // NODATA at a steered host with a template: HTTPS is in the bitmap.
+    let out = s.dig(&["+dnssec", "+norec", "www.cdn.example", "TXT"]);
+    let nsec = out
+        .lines()
+        .find(|l| l.contains("\tNSEC\t"))
+        .unwrap_or_else(|| panic!("no NSEC:\n{out}"));
+    assert!(
+        nsec.contains(" A ") && nsec.contains("AAAA") && nsec.contains("HTTPS"),
+        "{nsec}"
+    );
+    // The demo's partner from Brazil (RTT file): its CNAME is signed.
+    let out = s.dig(&[
+        "+dnssec",
+        "+norec",
+        "+subnet=198.18.4.0/24",
+        "dl.cdn.example",
+        "A",
+    ]);
+    assert!(
+        out.contains("CNAME\twww.cdn.example.edgekey.example."),
+        "{out}"
+    );
+    assert!(out.contains("RRSIG\tCNAME 13 3 "), "{out}");
 }

@@ -29,6 +29,11 @@ impl Drop for Unbound {
 
 impl Unbound {
     fn start(dir: &std::path::Path, authority: u16) -> Unbound {
+        Unbound::start_with(dir, authority, 24)
+    }
+
+    /// Unbound sending ECS of at most `max_v4` bits for IPv4 clients.
+    fn start_with(dir: &std::path::Path, authority: u16, max_v4: u8) -> Unbound {
         let port = free_port();
         let log = dir.join("unbound.log");
         let conf = dir.join("unbound.conf");
@@ -55,7 +60,7 @@ impl Unbound {
     # Our authority is on loopback; send it ECS and let it see ours.
     send-client-subnet: 127.0.0.1
     client-subnet-always-forward: yes
-    max-client-subnet-ipv4: 24
+    max-client-subnet-ipv4: {max_v4}
     do-not-query-localhost: no
     qname-minimisation: no
     # Unbound's own queries come from another /24 than its client's, so
@@ -219,4 +224,64 @@ fn unbound_subnetcache_gives_each_continent_its_edge_and_caches_per_scope() {
             "{subnet} after the plain client"
         );
     }
+}
+
+/// RTT prefixes narrower (77.88.8.128/25 inside Moscow's /24) and wider
+/// (114.114.0.0/16 around Nanjing's /24) than the GeoIP network, through
+/// Unbound's subnet cache: every client gets what it gets asking geosteer
+/// directly, and cached entries never cover a client another row decides.
+#[test]
+fn unbound_subnetcache_with_rtt_prefixes() {
+    if !need_tools(&["unbound", "dig"]) {
+        return;
+    }
+    let fx = Fixture::new("", "");
+    std::fs::write(
+        fx.dir.path().join("zones/cdn.example.rtt.csv"),
+        "client,edge,rtt_ms,samples\n\
+         77.88.8.128/25,sjc,5,100\n77.88.8.128/25,fra,30,100\n\
+         114.114.0.0/16,sin,20,100\n114.114.0.0/16,nrt,35,100\n",
+    )
+    .unwrap();
+    let gs = fx.start();
+    // /32 sources, so the /25 row can be told apart.
+    let ub = Unbound::start_with(fx.dir.path(), gs.udp().port(), 32);
+    const SJC: &str = "198.51.100.20";
+    const FRA: &str = "192.0.2.20";
+    const SIN: &str = "203.0.113.20";
+    const IAD: &str = "198.51.100.10";
+    // (client, edge, another client the cached entry must cover)
+    let rows = [
+        ("77.88.8.200/32", SJC, "77.88.8.201/32"), // in the /25: RTT
+        ("77.88.8.7/32", FRA, "77.88.8.8/32"),     // beside it: distance
+        ("114.114.114.9/32", SIN, "114.114.114.10/32"), // /16 row, /24 GeoIP
+        ("198.18.3.1/32", IAD, "198.18.3.2/32"),   // Ashburn: no RTT rows
+    ];
+    for (client, edge, _) in rows {
+        let before = gs.queries();
+        assert_eq!(ub.a("www.cdn.example", Some(client)).0, [edge], "{client}");
+        assert!(gs.queries() > before, "{client}: not asked (stale cache?)");
+    }
+    let asked = gs.queries();
+    for (client, edge, neighbour) in rows {
+        assert_eq!(
+            ub.a("www.cdn.example", Some(client)).0,
+            [edge],
+            "{client} repeat"
+        );
+        assert_eq!(
+            ub.a("www.cdn.example", Some(neighbour)).0,
+            [edge],
+            "{neighbour}, covered by {client}'s entry"
+        );
+    }
+    assert_eq!(
+        gs.queries(),
+        asked,
+        "repeats and neighbours must come from the cache"
+    );
+    // A client in the /25 after its neighbour outside was cached, and the
+    // other way round: each still gets its own edge.
+    assert_eq!(ub.a("www.cdn.example", Some("77.88.8.129/32")).0, [SJC]);
+    assert_eq!(ub.a("www.cdn.example", Some("77.88.8.127/32")).0, [FRA]);
 }

@@ -1133,3 +1133,44 @@ fn svcb_quoted_values_keep_blanks_and_escapes() {
         hex("0001 00 0001 000e 026832 0a776974682c636f6d6d61 fde8 0004 6120623b")
     );
 }
+
+#[test]
+fn messages_name_newer_types_by_mnemonic() {
+    assert_one_error(
+        &format!("{HEAD}x LOC 52\n"),
+        5,
+        "LOC record is missing a field",
+    );
+    assert_one_error(
+        &format!("{HEAD}x URI 1 2\n"),
+        5,
+        "URI record is missing its target field",
+    );
+    assert_one_error(
+        &format!("{HEAD}x RP a.b.\n"),
+        5,
+        "RP record is missing its TXT domain field",
+    );
+    assert_one_error(
+        &format!("{HEAD}x TYPE65280 01\n"),
+        5,
+        "record type TYPE65280 has no text form here",
+    );
+    assert_one_error(
+        &format!("{HEAD}x TYPE39 \\# 1 05\n"),
+        5,
+        "not a valid DNAME record",
+    );
+    assert_one_error(
+        &format!("{HEAD}d NS ns.example.net.\nx.d LOC 52 N 4 E 0m\n"),
+        6,
+        "LOC record at x.d.example.com. is occluded",
+    );
+    // A quote inside a word is only special right after '=' (SvcParams).
+    let z = ok(&format!("{HEAD}t TXT a\"b\n"));
+    assert!(
+        z.records
+            .iter()
+            .any(|r| r.record.record_type() == RecordType::TXT)
+    );
+}

@@ -3,6 +3,7 @@
 //! Every error names the file, the line and the key.
 
 pub mod pools;
+pub mod rtt;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -115,6 +116,10 @@ pub struct ServerRaw {
     pub zones: PathBuf,
     #[serde(default)]
     pub geodb: Option<PathBuf>,
+    /// A GeoLite2-ASN-format database for `AS` RTT keys and `asn:` rules
+    /// when the main one has no ASN data.
+    #[serde(default)]
+    pub geodb_asn: Option<PathBuf>,
     #[serde(default)]
     pub http: Option<SocketAddr>,
     #[serde(default)]
@@ -133,12 +138,192 @@ pub struct ServerRaw {
     /// Sampled query log; off when absent.
     #[serde(default)]
     pub query_log: Option<crate::querylog::QueryLogConfig>,
+    /// dnstap output; off when absent.
+    #[serde(default)]
+    pub dnstap: Option<crate::dnstap::DnstapConfig>,
     /// Reload on file changes (default); `false` leaves SIGHUP and the API.
     #[serde(default = "yes")]
     pub watch: bool,
+    /// Share overrides, load and health with other instances through etcd;
+    /// off when absent.
+    #[serde(default)]
+    pub fleet: Option<crate::fleet::FleetRaw>,
+    /// Local address health probes leave from, for checks without their own.
+    #[serde(default)]
+    pub probe_source: Option<std::net::IpAddr>,
+    /// NSID (RFC 5001) sent to clients that ask: a string, or `hostname`.
+    #[serde(default)]
+    pub nsid: Option<String>,
+    /// DNS cookies (RFC 7873/9018): on by default; `off`, or a table.
+    #[serde(default)]
+    pub cookies: Option<CookiesRaw>,
     /// Online DNSSEC signing; absent: no zone is signed.
     #[serde(default)]
     pub dnssec: Option<DnssecRaw>,
+}
+
+/// `cookies:` as written: `off` (or `false`/`on`/`true`), or a table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CookiesRaw {
+    Flag(bool),
+    Word(String),
+    Table(CookiesTable),
+}
+
+/// `cookies: { secret_file: ..., rotate: 1h }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CookiesTable {
+    /// Hex secrets, one a line: the first makes cookies, all verify them.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// How often the key derived from the secret changes (`1h`), or `off`
+    /// to use the secret itself as RFC 9018's SipHash key.
+    #[serde(default)]
+    pub rotate: Option<String>,
+}
+
+/// Validated `cookies:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieSetting {
+    Off,
+    /// Secret from `secret_file`, or generated per process when `None`.
+    On {
+        secret_file: Option<PathBuf>,
+        rotate: Option<Duration>,
+    },
+}
+
+/// Default key rotation of the cookie secret.
+const COOKIE_ROTATE: Duration = Duration::from_secs(3600);
+
+fn cookies_setting(
+    raw: Option<CookiesRaw>,
+    base: &Path,
+    path: &Path,
+) -> Result<CookieSetting, ConfigError> {
+    let on = |secret_file: Option<PathBuf>, rotate: Option<Duration>| CookieSetting::On {
+        secret_file,
+        rotate,
+    };
+    Ok(match raw {
+        None | Some(CookiesRaw::Flag(true)) => on(None, Some(COOKIE_ROTATE)),
+        Some(CookiesRaw::Flag(false)) => CookieSetting::Off,
+        Some(CookiesRaw::Word(w)) => match w.as_str() {
+            "off" | "false" | "no" => CookieSetting::Off,
+            "on" | "true" | "yes" => on(None, Some(COOKIE_ROTATE)),
+            other => {
+                return Err(ConfigError::new(
+                    path,
+                    0,
+                    format!(
+                        "cookies: '{other}' is not on, off or a table {{ secret_file, rotate }}"
+                    ),
+                ));
+            }
+        },
+        Some(CookiesRaw::Table(t)) => {
+            let rotate = match t.rotate.as_deref() {
+                None => Some(COOKIE_ROTATE),
+                Some("off" | "never") => None,
+                Some(d) => {
+                    let d = humantime::parse_duration(d).map_err(|e| {
+                        ConfigError::new(
+                            path,
+                            0,
+                            format!("cookies.rotate: invalid duration {d:?}: {e}"),
+                        )
+                    })?;
+                    // RFC 9018 §4.3: a cookie lives an hour; keys that change
+                    // faster than a minute only cost hashing.
+                    if d < Duration::from_secs(60) {
+                        return Err(ConfigError::new(
+                            path,
+                            0,
+                            "cookies.rotate: must be at least 1m (or off)",
+                        ));
+                    }
+                    Some(d)
+                }
+            };
+            on(t.secret_file.map(|f| base.join(f)), rotate)
+        }
+    })
+}
+
+/// `nsid: hostname` means this machine's host name.
+fn nsid_value(raw: Option<String>, path: &Path) -> Result<Option<Box<[u8]>>, ConfigError> {
+    let Some(v) = raw else { return Ok(None) };
+    let bytes: Vec<u8> = if v == "hostname" {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname writes a
+        // NUL-terminated name into it (truncated names are cut at the end).
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        if rc != 0 {
+            return Err(ConfigError::new(
+                path,
+                0,
+                "nsid: hostname: cannot read the host name",
+            ));
+        }
+        let n = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        buf[..n].to_vec()
+    } else {
+        v.into_bytes()
+    };
+    if bytes.is_empty() || bytes.len() > crate::dns::opt::MAX_NSID {
+        return Err(ConfigError::new(
+            path,
+            0,
+            format!("nsid: must be 1 to {} bytes", crate::dns::opt::MAX_NSID),
+        ));
+    }
+    Ok(Some(bytes.into_boxed_slice()))
+}
+
+/// Reads a cookie secret file: one secret a line as 32 hex digits
+/// (`openssl rand -hex 16`), `#` comments; the first makes cookies.
+pub fn read_cookie_secrets(file: &Path) -> Result<Vec<[u8; 16]>, ConfigError> {
+    let text = read(file)?;
+    // Whoever reads the secret can mint cookies that bypass RRL.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(file)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                file = %file.display(),
+                "cookie secret file is readable by group or others; chmod 600 it"
+            );
+        }
+    }
+    let mut secrets = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bytes = (line.len() == 32)
+            .then(|| {
+                (0..16)
+                    .map(|k| u8::from_str_radix(line.get(2 * k..2 * k + 2)?, 16).ok())
+                    .collect::<Option<Vec<u8>>>()
+            })
+            .flatten()
+            .ok_or_else(|| {
+                ConfigError::new(
+                    file,
+                    i as u32 + 1,
+                    "a cookie secret is 32 hex digits (16 bytes)",
+                )
+            })?;
+        secrets.push(bytes.try_into().expect("16 bytes"));
+    }
+    if secrets.is_empty() {
+        return Err(ConfigError::new(file, 0, "no cookie secret in the file"));
+    }
+    Ok(secrets)
 }
 
 /// `dnssec:` in `geosteer.yaml`.
@@ -233,6 +418,7 @@ pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     pub zones: PathBuf,
     pub geodb: Option<PathBuf>,
+    pub geodb_asn: Option<PathBuf>,
     pub http: Option<SocketAddr>,
     pub http_token: Option<String>,
     pub workers: usize,
@@ -240,11 +426,41 @@ pub struct ServerConfig {
     pub rrl: Option<crate::rrl::RrlConfig>,
     pub state_file: PathBuf,
     pub query_log: Option<crate::querylog::QueryLogConfig>,
+    pub dnstap: Option<crate::dnstap::DnstapConfig>,
     pub watch: bool,
+    pub fleet: Option<crate::fleet::FleetConfig>,
+    pub probe_source: Option<std::net::IpAddr>,
+    pub nsid: Option<Box<[u8]>>,
+    pub cookies: CookieSetting,
     pub dnssec: Option<DnssecConfig>,
 }
 
 impl ServerConfig {
+    /// The NSID and cookie settings answers use; reads the cookie secret
+    /// file (so a new secret is picked up on reload).
+    pub fn protocol(&self) -> Result<crate::dns::opt::Protocol, ConfigError> {
+        use crate::dns::opt::{Cookies, Protocol};
+        let cookies = match &self.cookies {
+            CookieSetting::Off => None,
+            CookieSetting::On {
+                secret_file: None,
+                rotate,
+            } => Some(Cookies::generated(*rotate)),
+            CookieSetting::On {
+                secret_file: Some(f),
+                rotate,
+            } => {
+                let mut secrets = read_cookie_secrets(f)?;
+                let first = secrets.remove(0);
+                Some(Cookies::with_previous(first, secrets, *rotate))
+            }
+        };
+        Ok(Protocol {
+            nsid: self.nsid.clone(),
+            cookies,
+        })
+    }
+
     /// Reads `geosteer.yaml`. Relative paths in it are relative to its directory.
     pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
         let text = read(path)?;
@@ -290,19 +506,40 @@ impl ServerConfig {
                 format!("query_log.sample: {} is not within 0..1", q.sample),
             ));
         }
+        let fleet = raw
+            .fleet
+            .map(|f| f.validate(base))
+            .transpose()
+            .map_err(|e| ConfigError::new(path, 0, e))?;
         let query_log = raw.query_log.map(|mut q| {
             q.path = q.path.map(|p| base.join(p));
             q
         });
+        let nsid = nsid_value(raw.nsid, path)?;
+        let cookies = cookies_setting(raw.cookies, base, path)?;
+        if let Some(d) = &raw.dnstap {
+            d.validate().map_err(|e| ConfigError::new(path, 0, e))?;
+        }
+        let dnstap = raw.dnstap.map(|mut d| {
+            d.socket = d.socket.map(|p| base.join(p));
+            d.file = d.file.map(|p| base.join(p));
+            d
+        });
         let dnssec = raw.dnssec.map(|d| d.validate(base, path)).transpose()?;
         Ok(ServerConfig {
             dnssec,
+            fleet,
+            probe_source: raw.probe_source,
+            nsid,
+            cookies,
             query_log,
+            dnstap,
             watch: raw.watch,
             path: path.to_path_buf(),
             listen: raw.listen,
             zones: base.join(raw.zones),
             geodb: raw.geodb.map(|p| base.join(p)),
+            geodb_asn: raw.geodb_asn.map(|p| base.join(p)),
             http: raw.http,
             http_token: raw.http_token,
             workers,

@@ -44,12 +44,34 @@ impl<T: Clone> OneOrMany<T> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeRaw {
+    #[serde(default)]
     pub addresses: Vec<Spanned<String>>,
-    pub location: [f64; 2],
+    #[serde(default)]
+    pub location: Option<[f64; 2]>,
     #[serde(default)]
     pub weight: Option<u32>,
     #[serde(default)]
     pub check: Option<Spanned<String>>,
+    #[serde(default)]
+    pub bias: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub cost: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub capacity: Option<Spanned<f64>>,
+    /// A partner CDN: answered with this CNAME instead of addresses.
+    #[serde(default)]
+    pub cname: Option<Spanned<String>>,
+    /// What a partner's check probes.
+    #[serde(default)]
+    pub probe: Vec<Spanned<String>>,
+}
+
+/// `rtt:` settings for the zone's RTT file.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RttRaw {
+    #[serde(default)]
+    pub min_samples: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +91,12 @@ pub struct RuleRaw {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostRaw {
+    /// An HTTPS record whose hints follow this host's steering.
+    #[serde(default)]
+    pub https: Option<Spanned<SvcbRaw>>,
+    /// The same as SVCB (RFC 9460 §2).
+    #[serde(default)]
+    pub svcb: Option<Spanned<SvcbRaw>>,
     #[serde(default)]
     pub edges: Option<Vec<Spanned<String>>>,
     #[serde(default)]
@@ -81,6 +109,14 @@ pub struct HostRaw {
     pub fallback: Option<String>,
     #[serde(default)]
     pub spread_km: Option<f64>,
+    #[serde(default)]
+    pub spread_ms: Option<f64>,
+    #[serde(default)]
+    pub cost_margin_km: Option<f64>,
+    #[serde(default)]
+    pub cost_margin_ms: Option<f64>,
+    #[serde(default)]
+    pub partner_share: Option<f64>,
     #[serde(default)]
     pub all_down: Option<AllDown>,
 }
@@ -96,6 +132,106 @@ pub struct NetMapRaw {
     pub continent: Option<String>,
     #[serde(default)]
     pub edges: Option<Vec<String>>,
+}
+
+/// `https: { priority: 1, target: ".", alpn: [h3, h2], port: 443, ech: "..." }`:
+/// the SvcParams of RFC 9460 §7 by name, hints left to steering.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SvcbRaw {
+    #[serde(default = "one")]
+    pub priority: u16,
+    #[serde(default = "dot")]
+    pub target: String,
+    #[serde(default)]
+    pub alpn: Vec<String>,
+    #[serde(default, rename = "no-default-alpn")]
+    pub no_default_alpn: bool,
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// ECHConfigList, base64.
+    #[serde(default)]
+    pub ech: Option<String>,
+    #[serde(default)]
+    pub mandatory: Vec<String>,
+}
+
+fn one() -> u16 {
+    1
+}
+
+fn dot() -> String {
+    ".".into()
+}
+
+/// Validates a template into wire params (hints excluded).
+fn svcb_template(
+    raw: &SvcbRaw,
+    rtype: u16,
+    host: u32,
+    origin: &Name,
+) -> Result<crate::zone::svcb::Template, String> {
+    use crate::zone::svcb::{self, Params};
+    if raw.priority == 0 {
+        return Err(
+            "priority 0 (AliasMode) has no hints to steer; write it as a static record in the zone file".into(),
+        );
+    }
+    let target = if raw.target == "." {
+        Name::root()
+    } else {
+        Name::parse(&raw.target, Some(origin)).map_err(|e| format!("target: invalid name: {e}"))?
+    };
+    let mut params = Params::new();
+    let mut put = |key: u16, value: Option<&[u8]>| -> Result<(), String> {
+        params.insert(key, svcb::encode_value(key, value)?);
+        Ok(())
+    };
+    if !raw.mandatory.is_empty() {
+        put(
+            svcb::KEY_MANDATORY,
+            Some(raw.mandatory.join(",").as_bytes()),
+        )?;
+    }
+    if !raw.alpn.is_empty() {
+        // Commas inside an id are escaped for the value-list syntax.
+        let list: Vec<String> = raw
+            .alpn
+            .iter()
+            .map(|a| a.replace('\\', "\\\\").replace(',', "\\,"))
+            .collect();
+        put(svcb::KEY_ALPN, Some(list.join(",").as_bytes()))?;
+    }
+    if raw.no_default_alpn {
+        put(svcb::KEY_NO_DEFAULT_ALPN, None)?;
+    }
+    if let Some(p) = raw.port {
+        put(svcb::KEY_PORT, Some(p.to_string().as_bytes()))?;
+    }
+    if let Some(e) = &raw.ech {
+        put(svcb::KEY_ECH, Some(e.as_bytes()))?;
+    }
+    let t = svcb::Template {
+        rtype,
+        host,
+        priority: raw.priority,
+        target: wire::from_hickory(&target),
+        params,
+    };
+    // The same RFC 9460 checks as a zone file's (mandatory keys present,
+    // no-default-alpn with alpn), on the RDATA as it goes out with hints.
+    let mut bytes = Vec::new();
+    t.write::<()>(
+        &[std::net::Ipv4Addr::UNSPECIFIED],
+        &[std::net::Ipv6Addr::UNSPECIFIED],
+        |b| {
+            bytes.extend_from_slice(b);
+            Ok(())
+        },
+    )
+    .ok();
+    crate::zone::check_svcb_rdata(&bytes)?;
+    Ok(t)
 }
 
 /// An override net: `[lat, lon]` or a map.
@@ -120,15 +256,21 @@ pub struct PoolsRaw {
     pub hosts: IndexMap<Spanned<String>, HostRaw>,
     #[serde(default)]
     pub checks: IndexMap<Spanned<String>, CheckConfig>,
+    #[serde(default)]
+    pub rtt: RttRaw,
 }
 
 /// What a pools file adds to its zone.
 #[derive(Debug)]
 pub struct Pools {
+    /// Steered HTTPS/SVCB templates (`hosts.<name>.https`, `.svcb`).
+    pub svcb: Vec<crate::zone::svcb::Template>,
     pub steering: Steering,
     /// Each host's owner name (wire form, case kept), the host index, and
     /// its line, for conflict errors.
     pub names: Vec<(Box<[u8]>, u32, u32)>,
+    /// RTT rows with fewer samples are ignored (`rtt.min_samples`).
+    pub rtt_min_samples: u64,
 }
 
 /// Hands out the health handle of an edge; the reloader passes one that
@@ -197,6 +339,8 @@ pub fn from_str(
     let zone_name = origin.to_string();
     let base = path.parent().unwrap_or(Path::new("."));
 
+    let mut svcb = Vec::new();
+
     // Checks, by name.
     let mut checks: HashMap<&str, Arc<CheckSpec>> = HashMap::new();
     for (name, c) in &raw.checks {
@@ -222,6 +366,7 @@ pub fn from_str(
     let mut edges = Vec::with_capacity(raw.edges.len());
     for (name, e) in &raw.edges {
         let line = name.referenced.line() as u32;
+        let key = format!("edges.{}", name.value);
         let mut v4 = SmallVec::new();
         let mut v6 = SmallVec::new();
         for a in &e.addresses {
@@ -230,33 +375,101 @@ pub fn from_str(
                 Ok(IpAddr::V6(x)) => v6.push(x),
                 Err(_) => err(
                     a.referenced.line() as u32,
-                    format!(
-                        "edges.{}.addresses: {:?} is not an IP address",
-                        name.value, a.value
-                    ),
+                    format!("{key}.addresses: {:?} is not an IP address", a.value),
                 ),
             }
         }
-        if e.addresses.is_empty() {
-            err(
-                line,
-                format!(
-                    "edges.{}.addresses: an edge needs at least one address",
-                    name.value
+        let mut probe = Vec::new();
+        for a in &e.probe {
+            match a.value.parse::<IpAddr>() {
+                Ok(x) => probe.push(x),
+                Err(_) => err(
+                    a.referenced.line() as u32,
+                    format!("{key}.probe: {:?} is not an IP address", a.value),
                 ),
-            );
+            }
         }
-        let coords = check_coords(e.location[0], e.location[1]).unwrap_or_else(|m| {
-            err(line, format!("edges.{}.location: {m}", name.value));
-            Coords::default()
+        let cname = match &e.cname {
+            Some(c) => {
+                let cl = c.referenced.line() as u32;
+                if !e.addresses.is_empty() || e.location.is_some() {
+                    err(
+                        cl,
+                        format!("{key}: a partner (cname) has neither addresses nor a location"),
+                    );
+                }
+                match Name::parse(&c.value, Some(origin)) {
+                    Ok(n) => Some(wire::from_hickory(&n)),
+                    Err(x) => {
+                        err(cl, format!("{key}.cname: invalid name {:?}: {x}", c.value));
+                        None
+                    }
+                }
+            }
+            None => {
+                if e.addresses.is_empty() {
+                    err(
+                        line,
+                        format!(
+                            "{key}.addresses: an edge needs at least one address (or a cname, for a partner CDN)"
+                        ),
+                    );
+                }
+                if e.location.is_none() {
+                    err(line, format!("{key}.location: an edge needs [lat, lon]"));
+                }
+                if !e.probe.is_empty() {
+                    err(
+                        line,
+                        format!("{key}.probe: only a partner (cname) names what to probe"),
+                    );
+                }
+                None
+            }
+        };
+        let coords = e.location.map_or(Coords::default(), |[lat, lon]| {
+            check_coords(lat, lon).unwrap_or_else(|m| {
+                err(line, format!("{key}.location: {m}"));
+                Coords::default()
+            })
         });
         let weight = e.weight.unwrap_or(1);
         if weight == 0 {
-            err(
-                line,
-                format!("edges.{}.weight: must be at least 1", name.value),
-            );
+            err(line, format!("{key}.weight: must be at least 1"));
         }
+        let bias = match &e.bias {
+            Some(b) if !(-99..=99).contains(&b.value) => {
+                err(
+                    b.referenced.line() as u32,
+                    format!("{key}.bias: {} is not within -99..99", b.value),
+                );
+                0
+            }
+            Some(b) => b.value as i8,
+            None => 0,
+        };
+        let cost = match &e.cost {
+            Some(c) if !(c.value >= 0.0 && c.value.is_finite()) => {
+                err(
+                    c.referenced.line() as u32,
+                    format!("{key}.cost: must be a number >= 0"),
+                );
+                1.0
+            }
+            Some(c) => c.value,
+            None => 1.0,
+        };
+        let capacity = match &e.capacity {
+            Some(c) if !(c.value > 0.0 && c.value.is_finite()) => {
+                err(
+                    c.referenced.line() as u32,
+                    format!("{key}.capacity: must be a number > 0"),
+                );
+                None
+            }
+            Some(c) => Some(c.value),
+            None => None,
+        };
         let check = match &e.check {
             Some(c) => match checks.get(c.value.as_str()) {
                 Some(spec) => Some(spec.clone()),
@@ -264,7 +477,7 @@ pub fn from_str(
                     if !raw.checks.keys().any(|k| k.value == c.value) {
                         err(
                             c.referenced.line() as u32,
-                            format!("edges.{}.check: unknown check {:?}", name.value, c.value),
+                            format!("{key}.check: unknown check {:?}", c.value),
                         );
                     }
                     None
@@ -272,17 +485,25 @@ pub fn from_str(
             },
             None => None,
         };
+        if e.cname.is_some() && e.check.is_some() && probe.is_empty() {
+            err(
+                line,
+                format!(
+                    "{key}.probe: a partner's check needs addresses to probe (probe: [address, ...])"
+                ),
+            );
+        }
         let h = health.edge(&zone_name, &name.value, check.as_deref());
         index.insert(name.value.as_str(), edges.len() as EdgeIdx);
-        edges.push(Edge::new(
-            name.value.clone(),
-            v4,
-            v6,
-            coords,
-            weight,
-            check,
-            h,
-        ));
+        let mut edge = match cname {
+            Some(target) => Edge::partner(name.value.clone(), target, weight, check, h),
+            None => Edge::new(name.value.clone(), v4, v6, coords, weight, check, h),
+        };
+        edge.bias = bias;
+        edge.cost = cost;
+        edge.capacity = capacity;
+        edge.probe = probe;
+        edges.push(edge);
     }
     let resolve =
         |list: &[Spanned<String>], key: &str, err: &mut dyn FnMut(u32, String)| -> Vec<EdgeIdx> {
@@ -392,7 +613,11 @@ pub fn from_str(
     // Hosts.
     let mut hosts = Vec::new();
     let mut names = Vec::new();
-    let all: Vec<EdgeIdx> = (0..edges.len() as EdgeIdx).collect();
+    // Partners join a host only when named: a host without `edges:` is
+    // served by every edge of our own.
+    let all: Vec<EdgeIdx> = (0..edges.len() as EdgeIdx)
+        .filter(|&i| !edges[i as usize].is_partner())
+        .collect();
     for (hname, h) in &raw.hosts {
         let line = hname.referenced.line() as u32;
         let key = format!("hosts.{}", hname.value);
@@ -460,9 +685,21 @@ pub fn from_str(
         if answers == 0 {
             err(line, format!("{key}.answers: must be at least 1"));
         }
-        let spread_km = h.spread_km.unwrap_or(0.0);
-        if !(spread_km >= 0.0 && spread_km.is_finite()) {
-            err(line, format!("{key}.spread_km: must be a distance >= 0"));
+        let mut nonneg = |v: Option<f64>, what: &str| {
+            let v = v.unwrap_or(0.0);
+            if !(v >= 0.0 && v.is_finite()) {
+                err(line, format!("{key}.{what}: must be a number >= 0"));
+            }
+            v
+        };
+        let spread_km = nonneg(h.spread_km, "spread_km");
+        let spread_ms = nonneg(h.spread_ms, "spread_ms");
+        let cost_margin_km = nonneg(h.cost_margin_km, "cost_margin_km");
+        let cost_margin_ms = nonneg(h.cost_margin_ms, "cost_margin_ms");
+        if let Some(p) = h.partner_share
+            && !(0.0..=1.0).contains(&p)
+        {
+            err(line, format!("{key}.partner_share: {p} is not within 0..1"));
         }
         let fallback = match &h.fallback {
             Some(f) => match Name::parse(f, Some(origin)) {
@@ -481,6 +718,14 @@ pub fn from_str(
                 format!("{key}.all_down: `fallback` needs a fallback name"),
             );
         }
+        for (field, rtype) in [(&h.https, 65u16), (&h.svcb, 64)] {
+            let Some(raw) = field else { continue };
+            let which = if rtype == 65 { "https" } else { "svcb" };
+            match svcb_template(&raw.value, rtype, hosts.len() as u32, origin) {
+                Ok(t) => svcb.push(t),
+                Err(m) => err(raw.referenced.line() as u32, format!("{key}.{which}: {m}")),
+            }
+        }
         names.push((wire::from_hickory(&owner), hosts.len() as u32, line));
         hosts.push(Host {
             name: hname.value.clone(),
@@ -489,15 +734,22 @@ pub fn from_str(
             answers: answers.max(1),
             ttl: h.ttl.unwrap_or(default_ttl),
             spread_km,
+            spread_ms,
+            cost_margin_km,
+            cost_margin_ms,
+            partner_share: h.partner_share,
             fallback,
             all_down,
         });
     }
+    let min_samples = raw.rtt.min_samples.unwrap_or(1);
     if !errs.is_empty() {
         return Err(errs);
     }
     Ok(Pools {
+        svcb,
         steering: Steering::new(edges, hosts, Nets::new(nets)),
         names,
+        rtt_min_samples: min_samples,
     })
 }

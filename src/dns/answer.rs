@@ -3,8 +3,11 @@
 //! CNAME chains and RFC 8482 ANY. Produces an [`Answer`] of references
 //! into the snapshot; [`super::respond`] renders it.
 
+use std::borrow::Cow;
+
 use smallvec::SmallVec;
 
+use super::opt::{EDE_NETWORK_ERROR, EDE_NOT_AUTHORITATIVE, Ede};
 use super::tree::{Node, Rrset, Tree};
 use super::wire::*;
 use crate::net::Transport;
@@ -47,6 +50,16 @@ pub enum Item<'a> {
     },
     /// An NSEC made for a DNSSEC answer (see [`super::secure`]).
     Nsec(Box<super::secure::Nsec<'a>>),
+    /// A steered host's HTTPS/SVCB record: the template with the
+    /// addresses of the edges its A and AAAA answers would carry as hints.
+    Svcb {
+        owner: Owner<'a>,
+        ttl: u32,
+        template: &'a crate::zone::svcb::Template,
+        steering: &'a Steering,
+        v4: SmallVec<[EdgeIdx; 8]>,
+        v6: SmallVec<[EdgeIdx; 8]>,
+    },
     /// The CNAME synthesised from a DNAME (RFC 6672 §3.1), to the name at
     /// [`Answer::synth`]`[target]`, with the DNAME's TTL.
     DnameCname {
@@ -78,6 +91,8 @@ pub struct Answer<'a> {
     /// Names made by DNAME substitution, in chain order (empty, and not
     /// allocated, unless a DNAME applied).
     pub synth: Vec<Box<[u8]>>,
+    /// Extended DNS Error for the OPT record (RFC 8914).
+    pub ede: Option<Ede<'a>>,
 }
 
 impl<'a> Answer<'a> {
@@ -91,6 +106,7 @@ impl<'a> Answer<'a> {
             scope: 0,
             steered: None,
             synth: Vec::new(),
+            ede: None,
         }
     }
 
@@ -136,7 +152,12 @@ pub fn lookup<'a, T: steer::Trace>(
     trace: &mut T,
 ) -> Answer<'a> {
     let Some(zone) = zone_for(snap, q.name, q.qtype) else {
-        return Answer::new(Rcode::Refused);
+        let mut ans = Answer::new(Rcode::Refused);
+        ans.ede = Some(Ede {
+            code: EDE_NOT_AUTHORITATIVE,
+            text: Cow::Borrowed(""),
+        });
+        return ans;
     };
     let mut ans = Answer::new(Rcode::NoError);
     ans.aa = true;
@@ -216,6 +237,20 @@ pub fn lookup<'a, T: steer::Trace>(
             match steer_answer(snap, zone, node, owner, q, trace, &mut ans) {
                 Some(target) => {
                     // Fallback CNAME: follow it if it stays in the zone.
+                    set_name(&mut name, target);
+                    owner = Owner::Name(target);
+                    continue;
+                }
+                None => return ans,
+            }
+        }
+        if let Some(h) = node.host
+            && matches!(q.qtype, TYPE_HTTPS | TYPE_SVCB)
+            && let Some(t) = zone.svcb_template(h, q.qtype)
+        {
+            match steer_svcb(snap, zone, node, t, owner, q, trace, &mut ans) {
+                Some(target) => {
+                    // Steered to a CNAME: the HTTPS answer follows it.
                     set_name(&mut name, target);
                     owner = Owner::Name(target);
                     continue;
@@ -425,8 +460,8 @@ fn add_glue<'a>(tree: &'a Tree, set: &'a Rrset, ans: &mut Answer<'a>) {
     }
 }
 
-/// Fills the answer of a steered name. Returns a fallback CNAME target to
-/// chase, if steering chose the fallback.
+/// Fills the answer of a steered name. Returns a CNAME target to chase, if
+/// steering chose the fallback or a partner CDN.
 fn steer_answer<'a, T: steer::Trace>(
     snap: &'a Snapshot,
     zone: &'a Zone,
@@ -477,10 +512,26 @@ fn steer_answer<'a, T: steer::Trace>(
                     fallback = Some(target);
                 }
             }
+            Outcome::Partner(e) => {
+                // A partner CDN: its CNAME, chased like the fallback's.
+                if let Some(target) = zone.steering.edges[e as usize].cname.as_deref() {
+                    ans.answer.push(Item::Cname {
+                        owner,
+                        ttl: host.ttl,
+                        target,
+                    });
+                    fallback = Some(target);
+                }
+            }
             Outcome::ServFail => {
                 ans.rcode = Rcode::ServFail;
                 ans.answer.clear();
                 ans.authority.clear();
+                // `all_down: servfail` and nothing up: say so (RFC 8914).
+                ans.ede = Some(Ede {
+                    code: EDE_NETWORK_ERROR,
+                    text: Cow::Owned(format!("no edge can serve {}", host.name)),
+                });
             }
             Outcome::Empty => {}
         }
@@ -501,4 +552,86 @@ fn steer_answer<'a, T: steer::Trace>(
         negative(&zone.tree, ans);
     }
     fallback
+}
+
+/// Fills the HTTPS/SVCB answer of a steered host from its template: one
+/// decision per family, exactly as its A and AAAA answers make them (same
+/// edges in the same order, the larger ECS scope of the two, the host's
+/// TTL). A decision for a CNAME (fallback) is answered with that CNAME,
+/// whose target the caller follows; SERVFAIL stays SERVFAIL.
+#[allow(clippy::too_many_arguments)]
+fn steer_svcb<'a, T: steer::Trace>(
+    snap: &'a Snapshot,
+    zone: &'a Zone,
+    node: &'a Node,
+    template: &'a crate::zone::svcb::Template,
+    owner: Owner<'a>,
+    q: &Question<'_>,
+    trace: &mut T,
+    ans: &mut Answer<'a>,
+) -> Option<&'a [u8]> {
+    let hidx = node.host? as usize;
+    let host = &zone.steering.hosts[hidx];
+    let mut hints: [SmallVec<[EdgeIdx; 8]>; 2] = Default::default();
+    let mut empty = 0;
+    for (i, family) in [Family::V4, Family::V6].into_iter().enumerate() {
+        let d = steer::decide(
+            &zone.steering,
+            host,
+            snap.geodb.as_deref(),
+            q.client,
+            family,
+            trace,
+        );
+        ans.scope = ans.scope.max(d.scope);
+        let outcome = d.outcome;
+        let edges = d.edges.clone();
+        ans.steered = Some(Steered {
+            zone,
+            host: hidx as u32,
+            decision: d,
+        });
+        match outcome {
+            Outcome::Edges => hints[i] = edges,
+            Outcome::NoData => {}
+            Outcome::Empty => empty += 1,
+            // Steered to a CNAME (the fallback or a partner CDN): the
+            // HTTPS answer follows it instead of carrying hints.
+            Outcome::Fallback | Outcome::Partner(_) => {
+                let target = match outcome {
+                    Outcome::Partner(e) => zone.steering.edges[e as usize].cname.as_deref()?,
+                    _ => host.fallback.as_deref()?,
+                };
+                ans.answer.push(Item::Cname {
+                    owner,
+                    ttl: host.ttl,
+                    target,
+                });
+                return Some(target);
+            }
+            Outcome::ServFail => {
+                ans.rcode = Rcode::ServFail;
+                ans.ede = Some(Ede {
+                    code: EDE_NETWORK_ERROR,
+                    text: Cow::Owned(format!("no edge can serve {}", host.name)),
+                });
+                return None;
+            }
+        }
+    }
+    if empty == 2 {
+        // `all_down: empty`: the same empty answer as A and AAAA get.
+        negative(&zone.tree, ans);
+        return None;
+    }
+    let [v4, v6] = hints;
+    ans.answer.push(Item::Svcb {
+        owner,
+        ttl: host.ttl,
+        template,
+        steering: &zone.steering,
+        v4,
+        v6,
+    });
+    None
 }

@@ -26,6 +26,7 @@ use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use super::answer::{self, Question, Steered};
+use super::opt::OptExtra;
 use super::tree::NameHasher;
 use super::wire::*;
 use super::{Summary, header_flags, opt_len, render_answer, write_opt};
@@ -201,7 +202,8 @@ fn render_one(
     } else {
         None
     };
-    let (len, truncated) = render_answer(&q, &ans, out.len(), out, sec.as_ref());
+    let (len, truncated) =
+        render_answer(&q, &ans, &OptExtra::default(), out.len(), out, sec.as_ref());
     if truncated {
         return None;
     }
@@ -254,12 +256,19 @@ fn head(q: &Query<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) -> usize {
 
 /// Appends our OPT record (if the query had EDNS) at `pos`; returns the end.
 #[inline]
-fn tail(q: &Query<'_>, rcode: Rcode, scope: u8, pos: usize, out: &mut [u8]) -> usize {
+fn tail(
+    q: &Query<'_>,
+    extra: &OptExtra<'_>,
+    rcode: Rcode,
+    scope: u8,
+    pos: usize,
+    out: &mut [u8],
+) -> usize {
     match &q.edns {
         Some(e) => {
             let mut w = super::render::Writer::at(out, pos);
             // Room was checked by the caller.
-            let _ = write_opt(&mut w, e, rcode, scope);
+            let _ = write_opt(&mut w, e, rcode, scope, extra, None);
             w.pos
         }
         None => pos,
@@ -272,6 +281,7 @@ fn tail(q: &Query<'_>, rcode: Rcode, scope: u8, pos: usize, out: &mut [u8]) -> u
 pub(super) fn respond<'s, T: steer::Trace>(
     snap: &'s Snapshot,
     q: &Query<'_>,
+    extra: &OptExtra<'_>,
     client: Client,
     max: usize,
     out: &mut [u8],
@@ -290,7 +300,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
     key[n..n + 2].copy_from_slice(&q.qtype.to_be_bytes());
     let entry = snap.fast.map.get(&key[..n + 2])?;
     let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
-    let opt = q.edns.as_ref().map_or(0, opt_len);
+    let opt = q.edns.as_ref().map_or(0, |e| opt_len(e, extra, None));
     let qlen = HEADER + q.qname_raw.len() + 4;
     match entry {
         Entry::Static(s) => {
@@ -310,7 +320,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
             let flags = header_flags(q.flags, aa, false, rcode);
             let pos = head(q, flags, [1, counts[0], counts[1], ar], out);
             out[pos..end].copy_from_slice(body);
-            let len = tail(q, rcode, 0, end, out);
+            let len = tail(q, extra, rcode, 0, end, out);
             Some(Summary {
                 len,
                 rcode,
@@ -319,6 +329,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
                 ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
                 scope: 0,
                 steered: None,
+                cookie_valid: extra.cookie_valid,
             })
         }
         Entry::Steered { zone, host, family } => {
@@ -389,7 +400,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
                 pos += 12 + sig.len();
             }
             let scope = if q.ecs_scoped() { d.scope } else { 0 };
-            let len = tail(q, Rcode::NoError, scope, pos, out);
+            let len = tail(q, extra, Rcode::NoError, scope, pos, out);
             Some(Summary {
                 len,
                 rcode: Rcode::NoError,
@@ -402,6 +413,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
                     host: *host,
                     decision: d,
                 }),
+                cookie_valid: extra.cookie_valid,
             })
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod answer;
 pub mod fast;
+pub mod opt;
 pub mod render;
 pub mod secure;
 pub mod tree;
@@ -14,7 +15,9 @@ pub mod wire;
 use std::net::{IpAddr, SocketAddr};
 
 use answer::{Answer, Item, Owner, Question};
+use opt::{Ede, OptExtra};
 use render::{Full, Writer};
+use smallvec::SmallVec;
 use tree::Rrset;
 use wire::*;
 
@@ -39,6 +42,9 @@ pub struct Summary<'a> {
     pub scope: u8,
     /// The zone, host and decision of a steered answer.
     pub steered: Option<answer::Steered<'a>>,
+    /// The query carried a valid server cookie of ours (RFC 7873 §5.2.4):
+    /// its source address is not forged, so RRL lets it through.
+    pub cookie_valid: bool,
 }
 
 /// Answers one query. Returns `None` when the packet deserves no answer.
@@ -153,12 +159,22 @@ fn respond_inner<'s, T: steer::Trace>(
             rcode,
             question,
             edns,
-        }) => return Some(error_reply(query, rcode, question, edns, transport, out)),
+        }) => {
+            let extra = edns.map_or_else(OptExtra::default, |e| {
+                OptExtra::for_query(&snap.protocol, &e, source)
+            });
+            return Some(error_reply(
+                query, rcode, question, edns, &extra, transport, out,
+            ));
+        }
     };
     let max = response_max(&q, transport, out.len());
-    let rcode = if q.opcode() != 0 {
-        Some(Rcode::NotImp)
-    } else if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
+    // NSID and cookie, the same whichever path answers.
+    let extra = q.edns.map_or_else(OptExtra::default, |e| {
+        OptExtra::for_query(&snap.protocol, &e, source)
+    });
+    // Opcodes other than QUERY never get here (parse_query says NOTIMP).
+    let rcode = if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
         Some(Rcode::Refused)
     } else if matches!(q.qtype, TYPE_AXFR | TYPE_IXFR) {
         // Zone transfers are not offered (and never over UDP).
@@ -180,7 +196,7 @@ fn respond_inner<'s, T: steer::Trace>(
             // explain's detailed trace must see one decision, so it stays
             // on the general path (same `decide`, same answer).
             if paths != Paths::General && !T::DETAILED {
-                let fast = fast::respond(snap, &q, client, max, out, trace);
+                let fast = fast::respond(snap, &q, &extra, client, max, out, trace);
                 if fast.is_some() || paths == Paths::Fast {
                     return fast;
                 }
@@ -200,7 +216,7 @@ fn respond_inner<'s, T: steer::Trace>(
         Some(e) if e.dnssec_ok => secure::prepare(snap, q.qname(), q.qtype, e.compact_ok, &mut ans),
         _ => None,
     };
-    let (len, truncated) = render_answer(&q, &ans, max, out, sec.as_ref());
+    let (len, truncated) = render_answer(&q, &ans, &extra, max, out, sec.as_ref());
     let scope = if q.ecs_scoped() { ans.scope } else { 0 };
     Some(Summary {
         len,
@@ -210,12 +226,20 @@ fn respond_inner<'s, T: steer::Trace>(
         ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
         scope,
         steered: ans.steered,
+        cookie_valid: extra.cookie_valid,
     })
 }
 
 fn header_flags(query_flags: u16, aa: bool, tc: bool, rcode: Rcode) -> u16 {
-    // QR, opcode, RD and CD come from the query; RA is never set.
-    let mut f = 0x8000 | (query_flags & 0x7800) | (query_flags & 0x0100) | (query_flags & 0x0010);
+    // QR, opcode, RD and CD come from the query; RA is never set. A NOTIMP
+    // echoes only RD: the other flags mean nothing for an opcode we don't
+    // know (what Knot and gdnsd do; ISC's ednscomp "opcodeflg" test).
+    let cd = if rcode == Rcode::NotImp {
+        0
+    } else {
+        query_flags & 0x0010
+    };
+    let mut f = 0x8000 | (query_flags & 0x7800) | (query_flags & 0x0100) | cd;
     if aa {
         f |= 0x0400;
     }
@@ -226,13 +250,21 @@ fn header_flags(query_flags: u16, aa: bool, tc: bool, rcode: Rcode) -> u16 {
 }
 
 /// Length of our OPT record for this query's EDNS.
-fn opt_len(edns: &Edns) -> usize {
+fn opt_len(edns: &Edns, extra: &OptExtra<'_>, ede: Option<&Ede<'_>>) -> usize {
     11 + edns
         .ecs
         .map_or(0, |e| 8 + (e.source_prefix as usize).div_ceil(8))
+        + extra.len(ede)
 }
 
-fn write_opt(w: &mut Writer<'_>, edns: &Edns, rcode: Rcode, scope: u8) -> Result<(), Full> {
+fn write_opt(
+    w: &mut Writer<'_>,
+    edns: &Edns,
+    rcode: Rcode,
+    scope: u8,
+    extra: &OptExtra<'_>,
+    ede: Option<&Ede<'_>>,
+) -> Result<(), Full> {
     // Assembled on the stack and written with one bounds check.
     let mut b = [0u8; 11 + 8 + 16];
     b[1..3].copy_from_slice(&TYPE_OPT.to_be_bytes());
@@ -247,10 +279,11 @@ fn write_opt(w: &mut Writer<'_>, edns: &Edns, rcode: Rcode, scope: u8) -> Result
         } else {
             0
         };
+    let more = extra.len(ede);
     let len = match edns.ecs {
         Some(ecs) => {
             let alen = (ecs.source_prefix as usize).div_ceil(8);
-            b[9..11].copy_from_slice(&((8 + alen) as u16).to_be_bytes());
+            b[9..11].copy_from_slice(&((8 + alen + more) as u16).to_be_bytes());
             b[11..13].copy_from_slice(&OPT_ECS.to_be_bytes());
             b[13..15].copy_from_slice(&((4 + alen) as u16).to_be_bytes());
             b[15..17].copy_from_slice(&ecs.family.to_be_bytes());
@@ -262,18 +295,27 @@ fn write_opt(w: &mut Writer<'_>, edns: &Edns, rcode: Rcode, scope: u8) -> Result
             }
             19 + alen
         }
-        None => 11,
+        None => {
+            b[9..11].copy_from_slice(&(more as u16).to_be_bytes());
+            11
+        }
     };
-    w.bytes(&b[..len])
+    w.bytes(&b[..len])?;
+    if more > 0 {
+        extra.write(w, ede)?;
+    }
+    Ok(())
 }
 
 /// A response to a query we could not fully parse: header, the question
 /// when it was readable, and OPT when EDNS was.
+#[allow(clippy::too_many_arguments)]
 fn error_reply(
     query: &[u8],
     rcode: Rcode,
     question: Option<(usize, usize)>,
     edns: Option<Edns>,
+    extra: &OptExtra<'_>,
     transport: Transport,
     out: &mut [u8],
 ) -> Summary<'static> {
@@ -287,7 +329,8 @@ fn error_reply(
     );
     let flags = u16::from_be_bytes([query[2], query[3]]);
     let qtype = question.map_or(0, |(_, e)| u16::from_be_bytes([query[e - 4], query[e - 3]]));
-    // Both fit in 512 bytes: a question is at most 259 bytes, our OPT 31.
+    // Both fit in 512 bytes: a question is at most 259 bytes, our OPT
+    // with NSID (at most 128) and cookie (28) 167.
     let _ = w.bytes(&query[..2]);
     let _ = w.u16(header_flags(flags, false, false, rcode));
     let _ = w.u16(question.is_some() as u16);
@@ -298,7 +341,7 @@ fn error_reply(
     }
     if let Some(e) = edns {
         let e = Edns { ecs: None, ..e };
-        let _ = write_opt(&mut w, &e, rcode, 0);
+        let _ = write_opt(&mut w, &e, rcode, 0, extra, None);
     }
     Summary {
         len: w.pos,
@@ -308,6 +351,7 @@ fn error_reply(
         ecs: false,
         scope: 0,
         steered: None,
+        cookie_valid: extra.cookie_valid,
     }
 }
 
@@ -407,6 +451,32 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>, synth: &[Box<[u8]>]) -> Resul
             w.bytes(&n.rdata)?;
             Ok(1)
         }
+        Item::Svcb {
+            owner: o,
+            ttl,
+            template,
+            steering,
+            v4,
+            v6,
+        } => {
+            let a4: SmallVec<[std::net::Ipv4Addr; 8]> = v4
+                .iter()
+                .flat_map(|&e| steering.edges[e as usize].v4.iter().copied())
+                .collect();
+            let a6: SmallVec<[std::net::Ipv6Addr; 8]> = v6
+                .iter()
+                .flat_map(|&e| steering.edges[e as usize].v6.iter().copied())
+                .collect();
+            owner(w, *o)?;
+            w.u16(template.rtype)?;
+            w.u16(CLASS_IN)?;
+            w.u32(*ttl)?;
+            let len = template.rdata_len(a4.len(), a6.len());
+            w.u16(u16::try_from(len).map_err(|_| Full)?)?;
+            // The target is never compressed (RFC 9460 §2.2).
+            template.write(&a4, &a6, |b| w.bytes(b))?;
+            Ok(1)
+        }
     }
 }
 
@@ -447,11 +517,13 @@ fn in_domain_glue(ans: &Answer<'_>, item: &Item<'_>) -> bool {
 fn render_answer(
     q: &Query<'_>,
     ans: &Answer<'_>,
+    extra: &OptExtra<'_>,
     max: usize,
     out: &mut [u8],
     sec: Option<&secure::Ctx<'_>>,
 ) -> (usize, bool) {
-    let opt = q.edns.as_ref().map_or(0, opt_len);
+    let ede = ans.ede.as_ref();
+    let opt = q.edns.as_ref().map_or(0, |e| opt_len(e, extra, ede));
     let mut w = Writer::new(out, max.saturating_sub(opt));
     let qlen = q.qname_raw.len() + 4;
     // Header and question always fit: max >= 512 and a question <= 259.
@@ -504,7 +576,7 @@ fn render_answer(
     let mut arcount = counts[2];
     if let Some(e) = &q.edns {
         let scope = if q.ecs_scoped() { ans.scope } else { 0 };
-        if write_opt(&mut w, e, ans.rcode, scope).is_ok() {
+        if write_opt(&mut w, e, ans.rcode, scope, extra, ede).is_ok() {
             arcount += 1;
         }
     }

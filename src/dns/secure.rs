@@ -40,6 +40,9 @@ pub struct Nsec<'a> {
 pub struct Ctx<'a> {
     pub signer: &'a ZoneSigner,
     pub tree: &'a Tree,
+    /// The zone's steered HTTPS/SVCB templates (their types are in a
+    /// steered host's NSEC bitmap).
+    pub svcb: &'a [crate::zone::svcb::Template],
     /// The question name, lowercased.
     pub qname: NameBuf,
     /// The earliest expiration of the RRSIGs written (for pre-rendered
@@ -66,6 +69,7 @@ pub fn prepare<'a>(
     let ctx = Ctx {
         signer,
         tree,
+        svcb: &zone.svcb,
         qname,
         min_expiration: std::cell::Cell::new(u32::MAX),
     };
@@ -118,13 +122,15 @@ fn next_of(name: &[u8]) -> Vec<u8> {
     v
 }
 
-/// The types a node holds, for an NSEC bitmap, without `except`.
-fn node_types(node: Option<&Node>, except: u16) -> Vec<u16> {
+/// The types a node holds, for an NSEC bitmap, without `except`: a
+/// steered host has A, AAAA and the types of its `svcb` templates.
+fn node_types(node: Option<&Node>, except: u16, svcb: &[crate::zone::svcb::Template]) -> Vec<u16> {
     let mut t = vec![TYPE_RRSIG, TYPE_NSEC];
     if let Some(n) = node {
         t.extend(n.rrsets.iter().map(|s| s.rtype));
-        if n.host.is_some() {
+        if let Some(h) = n.host {
             t.extend([TYPE_A, TYPE_AAAA]);
+            t.extend(svcb.iter().filter(|s| s.host == h).map(|s| s.rtype));
         }
     }
     // RRSIG and NSEC are there whatever was asked (this NSEC has them).
@@ -157,7 +163,7 @@ fn denial<'a>(ctx: &Ctx<'a>, qtype: u16, compact_ok: bool, ans: &mut Answer<'a>)
             .nodes
             .get(lname.as_bytes())
             .or_else(|| answer::wildcard(ctx.tree, lname.as_bytes()));
-        node_types(node, qtype)
+        node_types(node, qtype, ctx.svcb)
     };
     if ans.rcode == Rcode::NxDomain && !compact_ok {
         ans.rcode = Rcode::NoError;
@@ -185,7 +191,7 @@ fn referral<'a>(tree: &'a Tree, ans: &mut Answer<'a>) {
     match node.rrset(TYPE_DS) {
         Some(ds) => ans.authority.push(Item::Set(Owner::Name(&node.owner), ds)),
         None => {
-            let mut types = node_types(Some(node), TYPE_DS);
+            let mut types = node_types(Some(node), TYPE_DS, &[]);
             ans.authority.push(Item::Nsec(Box::new(Nsec {
                 owner: Owner::Name(&node.owner),
                 synth: None,
@@ -348,6 +354,28 @@ pub fn write_rrsigs(
                 ctx.signer.rrsigs(lname.as_bytes(), c, &mut sigs);
                 (*owner, None, *ttl)
             }
+            // One record: the template with this answer's hints, which the
+            // steered-RRSIG path signs like the A and AAAA it mirrors.
+            Item::Svcb {
+                owner,
+                ttl,
+                template,
+                steering,
+                v4,
+                v6,
+            } => {
+                let lname = lower_owner(ctx, *owner, synth);
+                sigs = svcb_rrsigs(
+                    ctx.signer,
+                    lname.as_bytes(),
+                    *ttl,
+                    template,
+                    steering,
+                    v4,
+                    v6,
+                );
+                (*owner, None, *ttl)
+            }
             // Validators make this CNAME from the signed DNAME themselves
             // (RFC 6672 §5.3.1): it is sent unsigned.
             Item::DnameCname { owner, .. } => (*owner, None, 0),
@@ -455,6 +483,42 @@ pub fn edge_rrsigs(
             sigs: sigs.clone(),
             fresh_until,
         });
+    });
+    sigs
+}
+
+/// The RRSIGs of a steered HTTPS/SVCB record: the template with the hints
+/// of `v4` and `v6` at `lname` (lowercased). SVCB RDATA keeps its target's
+/// case in canonical form (RFC 9460 adds no type to RFC 4034 §6.2).
+fn svcb_rrsigs(
+    signer: &ZoneSigner,
+    lname: &[u8],
+    ttl: u32,
+    template: &crate::zone::svcb::Template,
+    steering: &crate::steer::Steering,
+    v4: &[crate::steer::EdgeIdx],
+    v6: &[crate::steer::EdgeIdx],
+) -> SmallVec<[Arc<[u8]>; 2]> {
+    let a4: SmallVec<[std::net::Ipv4Addr; 8]> = v4
+        .iter()
+        .flat_map(|&e| steering.edges[e as usize].v4.iter().copied())
+        .collect();
+    let a6: SmallVec<[std::net::Ipv6Addr; 8]> = v6
+        .iter()
+        .flat_map(|&e| steering.edges[e as usize].v6.iter().copied())
+        .collect();
+    let mut rdata = Vec::with_capacity(template.rdata_len(a4.len(), a6.len()));
+    template
+        .write(&a4, &a6, |b| {
+            rdata.extend_from_slice(b);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .expect("writing to a Vec cannot fail");
+    let mut sigs = SmallVec::new();
+    EDGE_CANON.with_borrow_mut(|c| {
+        c.start(template.rtype, ttl, rrsig_labels(lname) as u8);
+        c.push(&rdata);
+        signer.rrsigs(lname, c, &mut sigs);
     });
     sigs
 }

@@ -31,7 +31,10 @@ pub const TYPE_HTTPS: u16 = 65;
 pub const CLASS_IN: u16 = 1;
 pub const CLASS_CH: u16 = 3;
 pub const CLASS_ANY: u16 = 255;
+pub const OPT_NSID: u16 = 3;
 pub const OPT_ECS: u16 = 8;
+pub const OPT_COOKIE: u16 = 10;
+pub const OPT_EDE: u16 = 15;
 
 /// Response codes we produce (the low 4 bits go in the header; BADVERS
 /// needs the OPT extended bits).
@@ -96,6 +99,22 @@ pub struct Ecs {
     pub addr: IpAddr,
 }
 
+/// The COOKIE option of a query (RFC 7873 §4), well-formed: an 8-byte
+/// client cookie and, if the client has one, an 8 to 32-byte server cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cookie {
+    pub client: [u8; 8],
+    /// 0 (client cookie only) or 8..=32.
+    pub server_len: u8,
+    pub server: [u8; 32],
+}
+
+impl Cookie {
+    pub fn server(&self) -> &[u8] {
+        &self.server[..self.server_len as usize]
+    }
+}
+
 /// What the OPT record of a query said.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Edns {
@@ -105,6 +124,9 @@ pub struct Edns {
     /// Compact Answers OK (RFC 9824 §4): NXDOMAIN may keep its rcode.
     pub compact_ok: bool,
     pub ecs: Option<Ecs>,
+    /// The query asked for our NSID (RFC 5001 §2.1: an empty NSID option).
+    pub nsid: bool,
+    pub cookie: Option<Cookie>,
 }
 
 /// A parsed query. `qname_raw` keeps the client's letter case for echoing;
@@ -224,6 +246,9 @@ fn skip_name(p: &[u8], mut pos: usize) -> Option<usize> {
 
 /// Parses a query. Never panics; every malformed shape maps to a
 /// [`ParseError`].
+///
+/// Any opcode but QUERY is NOTIMP (RFC 1035 §4.1.1), with or without a
+/// question, echoing what was readable of it (as Knot and gdnsd do).
 #[inline]
 pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
     if p.len() < HEADER {
@@ -234,6 +259,23 @@ pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
         // A response sent to us: answering could loop two servers forever.
         return Err(ParseError::Drop);
     }
+    if flags & 0x7800 != 0 {
+        let (question, edns) = match parse_message(p, flags) {
+            Ok(q) => (Some((HEADER, HEADER + q.qname_raw.len() + 4)), q.edns),
+            Err(ParseError::Reply { question, edns, .. }) => (question, edns),
+            Err(ParseError::Drop) => (None, None),
+        };
+        return Err(ParseError::Reply {
+            rcode: Rcode::NotImp,
+            question,
+            edns,
+        });
+    }
+    parse_message(p, flags)
+}
+
+#[inline(always)]
+fn parse_message(p: &[u8], flags: u16) -> Result<Query<'_>, ParseError> {
     let qd = u16::from_be_bytes([p[4], p[5]]);
     let an = u16::from_be_bytes([p[6], p[7]]);
     let ns = u16::from_be_bytes([p[8], p[9]]);
@@ -288,12 +330,14 @@ pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
                 dnssec_ok,
                 compact_ok: p[pos + 6] & 0x40 != 0,
                 ecs: None,
+                nsid: false,
+                cookie: None,
             };
             // A version we don't speak is answered BADVERS before we look
             // at options we might not understand (RFC 6891 §6.1.3).
             if version == 0 {
-                e.ecs =
-                    parse_options(&p[rdata..end]).map_err(|BadEcs| formerr(question, Some(e)))?;
+                parse_options(&p[rdata..end], &mut e)
+                    .map_err(|BadOption| formerr(question, Some(e)))?;
             }
             edns = Some(e);
         }
@@ -318,38 +362,66 @@ pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
     })
 }
 
-/// Walks the OPT options; returns the ECS option if present and valid.
-/// Unknown options are skipped (and will not be echoed).
+/// Walks the OPT options into `e`: ECS, NSID and COOKIE, each at most once
+/// and well formed. Unknown options are skipped (and will not be echoed).
 #[inline(always)]
-fn parse_options(mut o: &[u8]) -> Result<Option<Ecs>, BadEcs> {
-    let mut ecs = None;
+fn parse_options(mut o: &[u8], e: &mut Edns) -> Result<(), BadOption> {
     while !o.is_empty() {
         let (Some(code), Some(len)) = (rd16(o, 0), rd16(o, 2)) else {
-            return Err(BadEcs);
+            return Err(BadOption);
         };
-        let body = o.get(4..4 + len as usize).ok_or(BadEcs)?;
-        if code == OPT_ECS {
-            if ecs.is_some() {
-                return Err(BadEcs);
+        let body = o.get(4..4 + len as usize).ok_or(BadOption)?;
+        match code {
+            OPT_ECS => {
+                if e.ecs.is_some() {
+                    return Err(BadOption);
+                }
+                e.ecs = Some(parse_ecs(body)?);
             }
-            ecs = Some(parse_ecs(body)?);
+            // RFC 5001 §2.1: the query's NSID option is empty. A non-empty
+            // one is ignored, as Knot and BIND do.
+            OPT_NSID if body.is_empty() => e.nsid = true,
+            OPT_COOKIE => {
+                if e.cookie.is_some() {
+                    return Err(BadOption);
+                }
+                e.cookie = Some(parse_cookie(body)?);
+            }
+            _ => {}
         }
         o = &o[4 + len as usize..];
     }
-    Ok(ecs)
+    Ok(())
 }
 
-/// An ECS option that breaks RFC 7871 §6 (answered with FORMERR).
+/// RFC 7873 §5.2.2: a COOKIE option of 8 bytes (client cookie) or 16 to 40
+/// (client and server cookie); anything else is FORMERR.
+fn parse_cookie(b: &[u8]) -> Result<Cookie, BadOption> {
+    if b.len() != 8 && !(16..=40).contains(&b.len()) {
+        return Err(BadOption);
+    }
+    let mut c = Cookie {
+        client: [0; 8],
+        server_len: (b.len() - 8) as u8,
+        server: [0; 32],
+    };
+    c.client.copy_from_slice(&b[..8]);
+    c.server[..b.len() - 8].copy_from_slice(&b[8..]);
+    Ok(c)
+}
+
+/// An option that breaks its RFC (ECS: RFC 7871 §6; COOKIE: RFC 7873
+/// §5.2.2), answered with FORMERR.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BadEcs;
+pub struct BadOption;
 
 /// RFC 7871 §6 validation, stricter than hickory: the address must be
 /// exactly as long as the source prefix needs, carry no bits beyond it, and
 /// the query's scope must be zero.
 #[inline]
-pub fn parse_ecs(b: &[u8]) -> Result<Ecs, BadEcs> {
+pub fn parse_ecs(b: &[u8]) -> Result<Ecs, BadOption> {
     if b.len() < 4 {
-        return Err(BadEcs);
+        return Err(BadOption);
     }
     let family = u16::from_be_bytes([b[0], b[1]]);
     let source = b[2];
@@ -358,10 +430,10 @@ pub fn parse_ecs(b: &[u8]) -> Result<Ecs, BadEcs> {
     let max = match family {
         1 => 32,
         2 => 128,
-        _ => return Err(BadEcs),
+        _ => return Err(BadOption),
     };
     if source > max || scope != 0 || addr.len() != (source as usize).div_ceil(8) {
-        return Err(BadEcs);
+        return Err(BadOption);
     }
     let mut full = [0u8; 16];
     full[..addr.len()].copy_from_slice(addr);
@@ -369,7 +441,7 @@ pub fn parse_ecs(b: &[u8]) -> Result<Ecs, BadEcs> {
         let last = addr.len() - 1;
         let mask = 0xFFu8 >> (source % 8);
         if addr[last] & mask != 0 {
-            return Err(BadEcs);
+            return Err(BadOption);
         }
     }
     let ip = if family == 1 {

@@ -49,6 +49,9 @@ pub struct GeoDb {
     info: GeoInfo,
     /// Unique per opened DB, so per-thread decode caches never mix DBs.
     id: u64,
+    /// A second, ASN-only database (`geodb_asn:`) consulted for the ASN
+    /// when this one's record has none.
+    asn: Option<Arc<GeoDb>>,
 }
 
 /// The snapshot bytes, shared by the reader and our own tree walker.
@@ -57,6 +60,37 @@ pub(crate) struct Shared(Arc<Snapshot>);
 impl AsRef<[u8]> for Shared {
     fn as_ref(&self) -> &[u8] {
         self.0.as_ref().as_ref()
+    }
+}
+
+/// One record identity for a (main, ASN) record pair, either missing: both
+/// data offsets (the low 40 bits of a record id) plus one, packed side by
+/// side, exact for data sections under 4 GiB and 1 GiB; beyond that a hash.
+fn pair_id(main: Option<u64>, asn: Option<u64>) -> u64 {
+    let part = |r: Option<u64>| r.map_or(0, |r| (r & ((1 << 40) - 1)) + 1);
+    let (m, a) = (part(main), part(asn));
+    if m < 1 << 32 && a < 1 << 30 {
+        m | (a << 32)
+    } else {
+        (m.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ a).rotate_left(7) & ((1 << 62) - 1)
+    }
+}
+
+/// The narrower of two walks' networks, or the one there is.
+fn both(a: Option<(Option<u64>, IpNet)>, b: Option<(Option<u64>, IpNet)>) -> Option<IpNet> {
+    match (a, b) {
+        (Some((_, x)), Some((_, y))) => Some(narrower(x, y)),
+        (Some((_, x)), None) | (None, Some((_, x))) => Some(x),
+        (None, None) => None,
+    }
+}
+
+/// The more specific of two networks holding the same address.
+fn narrower(a: IpNet, b: IpNet) -> IpNet {
+    if b.prefix_len() > a.prefix_len() && a.network().is_ipv4() == b.network().is_ipv4() {
+        b
+    } else {
+        a
     }
 }
 
@@ -167,7 +201,21 @@ impl GeoDb {
             tree,
             info,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            asn: None,
         })
+    }
+
+    /// This database with `asn` (a GeoLite2-ASN-format database) attached:
+    /// lookups take the ASN from it when this one's record has none, and
+    /// report the narrower of the two networks, since both decided.
+    pub fn with_asn(mut self, asn: Arc<GeoDb>) -> GeoDb {
+        self.asn = Some(asn);
+        self
+    }
+
+    /// The attached ASN database, if any.
+    pub fn asn_db(&self) -> Option<&GeoDb> {
+        self.asn.as_deref()
     }
 
     /// Where `ip` falls in the tree, without decoding the record: (record
@@ -175,6 +223,25 @@ impl GeoDb {
     /// the tree has no data for it. The steering path uses this and decodes
     /// only when it has not seen the record before.
     pub fn find(&self, ip: IpAddr) -> Option<(u64, IpNet)> {
+        let Some(asn) = &self.asn else {
+            return self.find_own(ip);
+        };
+        let (main, other) = (self.span(ip), asn.span(ip));
+        let (mr, ar) = (main.and_then(|s| s.0), other.and_then(|s| s.0));
+        if mr.is_none() && ar.is_none() {
+            return None;
+        }
+        Some((pair_id(mr, ar), both(main, other)?))
+    }
+
+    /// Where `ip` falls in this database's own tree: the record, if any,
+    /// and the network the walk ended in (data or not).
+    fn span(&self, ip: IpAddr) -> Option<(Option<u64>, IpNet)> {
+        let (walk, network) = self.walk_net(normalize(ip))?;
+        Some((walk.offset.map(|o| self.record_id(o)), network))
+    }
+
+    fn find_own(&self, ip: IpAddr) -> Option<(u64, IpNet)> {
         let ip = normalize(ip);
         let (walk, network) = self.walk_net(ip)?;
         Some((self.record_id(walk.offset?), network))
@@ -210,6 +277,24 @@ impl GeoDb {
     /// Locates `ip` (after [`normalize`]). `None` when the address is not in the database
     /// or its record carries nothing we understand. Does not allocate.
     pub fn lookup(&self, ip: IpAddr) -> Option<GeoMatch> {
+        let Some(asn) = &self.asn else {
+            return self.lookup_own(ip);
+        };
+        let (own, other) = (self.lookup_own(ip), asn.lookup_own(ip));
+        // Both databases decided, so the network is the narrower of where
+        // each walk ended, whether or not it found data there.
+        let network = both(self.span(ip), asn.span(ip))?;
+        let record = pair_id(own.map(|m| m.record), other.map(|m| m.record));
+        let mut location = own.map(|m| m.location).unwrap_or_default();
+        location.asn = location.asn.or(other.and_then(|a| a.location.asn));
+        (location != Location::default()).then_some(GeoMatch {
+            location,
+            network,
+            record,
+        })
+    }
+
+    fn lookup_own(&self, ip: IpAddr) -> Option<GeoMatch> {
         let ip = normalize(ip);
         let (walk, network) = self.walk_net(ip)?;
         let offset = walk.offset?;

@@ -57,6 +57,8 @@ pub struct Checker {
     runtime: tokio::runtime::Handle,
     running: Mutex<HashMap<Key, Running>>,
     ticker: JoinHandle<()>,
+    /// The instance's `probe_source`, for checks without their own.
+    source: Option<IpAddr>,
 }
 
 impl std::fmt::Debug for Checker {
@@ -111,6 +113,16 @@ impl Checker {
     /// runtime; panics outside one, like `tokio::spawn`. `max_in_flight`
     /// bounds the probe sockets open at once across all targets.
     pub fn start(registry: Arc<Registry>, max_in_flight: usize) -> Checker {
+        Checker::start_from(registry, max_in_flight, None)
+    }
+
+    /// Like [`Checker::start`], with probes leaving from `source` unless
+    /// their check names its own `probe_source`.
+    pub fn start_from(
+        registry: Arc<Registry>,
+        max_in_flight: usize,
+        source: Option<IpAddr>,
+    ) -> Checker {
         ensure_crypto_provider();
         let runtime = tokio::runtime::Handle::current();
         let reg = registry.clone();
@@ -128,6 +140,7 @@ impl Checker {
             runtime,
             running: Mutex::new(HashMap::new()),
             ticker,
+            source,
         }
     }
 
@@ -170,7 +183,10 @@ impl Checker {
             let probes = t
                 .addresses
                 .iter()
-                .map(|ip| Arc::new(AddrProbe::new(&t.check, *ip, tls.clone())))
+                .map(|ip| {
+                    let source = t.check.source.or(self.source);
+                    Arc::new(AddrProbe::new(&t.check, *ip, source, tls.clone()))
+                })
                 .collect();
             t.health.attach_check(&t.check.name, t.check.thresholds);
             let job = Job {

@@ -113,6 +113,11 @@ pub struct CheckConfig {
     /// https only: an extra trusted CA (PEM), relative to the pools file.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Local address the probes leave from (a multi-homed host probes from
+    /// the address its clients' traffic uses); default: the instance's
+    /// `probe_source`, else the kernel's choice.
+    #[serde(default)]
+    pub probe_source: Option<std::net::IpAddr>,
 }
 
 /// A validated check, ready to run. Compared by value on reload to tell
@@ -144,6 +149,8 @@ pub struct CheckSpec {
     pub ca_file: Option<PathBuf>,
     /// The CA file's contents when validated (PEM, at least one certificate).
     pub ca_pem: Option<Vec<u8>>,
+    /// The check's own `probe_source`, if set.
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl CheckSpec {
@@ -330,6 +337,7 @@ impl CheckConfig {
             insecure,
             ca_file,
             ca_pem,
+            source: self.probe_source,
         })
     }
 }

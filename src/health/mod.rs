@@ -22,7 +22,7 @@ pub use config::{
     DEFAULT_TIMEOUT, Initial, Require, Thresholds,
 };
 pub use probe::{BODY_CAP, ensure_crypto_provider};
-pub use registry::Registry;
+pub use registry::{LocalChanges, Registry};
 pub use state::{AdminState, EdgeHealth, EdgeState, EdgeStatus, Effective};
 
 /// Errors of the health registry.

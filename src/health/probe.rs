@@ -173,6 +173,8 @@ pub(crate) enum AddrResult {
 #[derive(Debug)]
 pub(crate) struct AddrProbe {
     pub addr: SocketAddr,
+    /// Bind probe sockets to this local address first.
+    source: Option<IpAddr>,
     kind: Kind,
 }
 
@@ -193,17 +195,23 @@ impl AddrProbe {
     pub(crate) fn new(
         spec: &Arc<CheckSpec>,
         ip: IpAddr,
+        source: Option<IpAddr>,
         tls: Result<Arc<rustls::ClientConfig>, String>,
     ) -> AddrProbe {
         let addr = SocketAddr::new(ip, spec.port);
-        let kind = match spec.kind {
-            CheckKind::Tcp => Kind::Tcp,
-            CheckKind::Http | CheckKind::Https => match build_http(spec, addr, tls) {
-                Ok(kind) => kind,
-                Err(e) => Kind::Broken(e),
+        let kind = match source {
+            Some(s) if s.is_ipv4() != ip.is_ipv4() => Kind::Broken(format!(
+                "probe_source {s} cannot reach {ip} (different address family)"
+            )),
+            _ => match spec.kind {
+                CheckKind::Tcp => Kind::Tcp,
+                CheckKind::Http | CheckKind::Https => match build_http(spec, addr, source, tls) {
+                    Ok(kind) => kind,
+                    Err(e) => Kind::Broken(e),
+                },
             },
         };
-        AddrProbe { addr, kind }
+        AddrProbe { addr, source, kind }
     }
 
     /// Probes once, bounded by `timeout` end to end.
@@ -217,12 +225,12 @@ impl AddrProbe {
     async fn run_unbounded(&self) -> AddrResult {
         match &self.kind {
             Kind::Broken(e) => AddrResult::Failed(e.clone()),
-            Kind::Tcp => match tokio::net::TcpStream::connect(self.addr).await {
+            Kind::Tcp => match tcp_connect(self.addr, self.source).await {
                 Ok(_) => AddrResult::Ok {
                     load: None,
                     load_error: None,
                 },
-                Err(e) => AddrResult::Failed(format!("connect: {e}")),
+                Err(e) => AddrResult::Failed(e),
             },
             Kind::Http {
                 client,
@@ -234,9 +242,33 @@ impl AddrProbe {
     }
 }
 
+/// A TCP connect, from `source` when given.
+async fn tcp_connect(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+) -> Result<tokio::net::TcpStream, String> {
+    let Some(src) = source else {
+        return tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"));
+    };
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|e| format!("socket: {e}"))?;
+    sock.bind(SocketAddr::new(src, 0))
+        .map_err(|e| format!("bind probe_source {src}: {e}"))?;
+    sock.connect(addr)
+        .await
+        .map_err(|e| format!("connect from {src}: {e}"))
+}
+
 fn build_http(
     spec: &Arc<CheckSpec>,
     addr: SocketAddr,
+    source: Option<IpAddr>,
     tls: Result<Arc<rustls::ClientConfig>, String>,
 ) -> Result<Kind, String> {
     let tls = tls?;
@@ -254,7 +286,8 @@ fn build_http(
         .no_proxy()
         .timeout(spec.timeout)
         .connect_timeout(spec.timeout)
-        .user_agent(concat!("geosteer-health/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("geosteer-health/", env!("CARGO_PKG_VERSION")))
+        .local_address(source);
     let authority = match &spec.host {
         // The URL names the host (Host header, SNI, certificate name) and the
         // resolver override pins the connection to this address.

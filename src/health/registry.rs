@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -28,8 +28,16 @@ struct Override {
     admin: AdminState,
 }
 
+/// Told about overrides and load readings made on this instance (API, load
+/// file, CLI), so the fleet link can share them. Called with the registry's
+/// locks released; must not block.
+pub trait LocalChanges: Send + Sync {
+    fn admin(&self, zone: &str, edge: &str, admin: AdminState);
+    fn load(&self, zone: &str, edge: &str, load: f64, ttl: Duration);
+}
+
 /// Every edge's health, surviving config reloads.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Registry {
     edges: RwLock<HashMap<Key, Arc<EdgeHealth>>>,
     /// Non-`Auto` overrides, including ones for edges not currently
@@ -37,6 +45,17 @@ pub struct Registry {
     /// of the state file.
     overrides: Mutex<BTreeMap<Key, AdminState>>,
     state_file: Option<PathBuf>,
+    sink: OnceLock<Arc<dyn LocalChanges>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("edges", &self.len())
+            .field("state_file", &self.state_file)
+            .field("shared", &self.sink.get().is_some())
+            .finish()
+    }
 }
 
 impl Registry {
@@ -69,6 +88,7 @@ impl Registry {
             edges: RwLock::default(),
             overrides: Mutex::new(overrides),
             state_file: Some(path),
+            sink: OnceLock::new(),
         })
     }
 
@@ -150,9 +170,81 @@ impl Registry {
                 edge: edge.to_owned(),
             });
         }
+        self.apply_admin(&targets, admin)?;
+        if let Some(sink) = self.sink.get() {
+            for h in &targets {
+                sink.admin(h.zone(), h.name(), admin);
+            }
+        }
+        Ok(targets.len())
+    }
+
+    /// Sends later local overrides and load readings to `sink` (the fleet
+    /// link). Only the first call counts.
+    pub fn set_sink(&self, sink: Arc<dyn LocalChanges>) {
+        let _ = self.sink.set(sink);
+    }
+
+    /// Applies an override that came from the fleet: persisted to the state
+    /// file (the cache for a start without etcd) and applied, but not sent
+    /// back to the sink. An edge not configured here keeps the override on
+    /// file, for when it appears. Returns whether the edge is configured.
+    pub fn apply_shared_admin(
+        &self,
+        zone: &str,
+        edge: &str,
+        admin: AdminState,
+    ) -> Result<bool, HealthError> {
+        let target = self.get(zone, edge);
+        let key = (zone.to_owned(), edge.to_owned());
+        if target.is_none() {
+            let mut overrides = self.overrides();
+            if overrides.get(&key).copied().unwrap_or_default() == admin {
+                return Ok(false);
+            }
+            let mut next = overrides.clone();
+            if admin == AdminState::Auto {
+                next.remove(&key);
+            } else {
+                next.insert(key, admin);
+            }
+            if let Some(path) = &self.state_file {
+                write_state(path, &next)?;
+            }
+            *overrides = next;
+            return Ok(false);
+        }
+        let target = target.into_iter().collect::<Vec<_>>();
+        if target[0].admin() != admin
+            || self.overrides().get(&key).copied().unwrap_or_default() != admin
+        {
+            self.apply_admin(&target, admin)?;
+        }
+        Ok(true)
+    }
+
+    /// Every non-`Auto` override on file, configured edge or not.
+    pub fn overrides_list(&self) -> Vec<(String, String, AdminState)> {
+        self.overrides()
+            .iter()
+            .map(|((z, e), a)| (z.clone(), e.clone(), *a))
+            .collect()
+    }
+
+    /// Every configured edge's health.
+    pub fn edges(&self) -> Vec<Arc<EdgeHealth>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// Sets `admin` on `targets`: state file first, then memory.
+    fn apply_admin(
+        &self,
+        targets: &[Arc<EdgeHealth>],
+        admin: AdminState,
+    ) -> Result<(), HealthError> {
         let mut overrides = self.overrides();
         let mut next = overrides.clone();
-        for h in &targets {
+        for h in targets {
             let key = (h.zone().to_owned(), h.name().to_owned());
             if admin == AdminState::Auto {
                 next.remove(&key);
@@ -164,10 +256,10 @@ impl Registry {
             write_state(path, &next)?;
         }
         *overrides = next;
-        for h in &targets {
+        for h in targets {
             h.set_admin(admin);
         }
-        Ok(targets.len())
+        Ok(())
     }
 
     /// Feeds a load (0..=1) valid for `ttl` to `edge` in `zone` (or in every
@@ -191,6 +283,11 @@ impl Registry {
         }
         for h in &targets {
             h.feed_load(load, ttl);
+        }
+        if let Some(sink) = self.sink.get() {
+            for h in &targets {
+                sink.load(h.zone(), h.name(), load, ttl);
+            }
         }
         Ok(targets.len())
     }

@@ -2,7 +2,7 @@
 //! the details behind it (rise/fall counting, load hysteresis, admin override).
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU16, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -117,6 +117,12 @@ pub struct EdgeStatus {
     pub consecutive: u32,
     /// How many times the effective state changed.
     pub transitions: u64,
+    /// This instance's own probes say up (rise/fall applied).
+    pub probe_healthy: bool,
+    /// The fleet's quorum verdict when it decides (see `fleet.health_quorum`);
+    /// absent when this instance goes by its own probes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet_healthy: Option<bool>,
 }
 
 /// `now + ttl`, saturating at a year out instead of panicking on overflow
@@ -146,8 +152,10 @@ pub struct Verdict {
 #[derive(Debug)]
 struct Details {
     admin: AdminState,
-    /// Up/down as decided by rise/fall.
+    /// Up/down as decided by rise/fall on this instance's probes.
     healthy: bool,
+    /// The fleet's quorum verdict, which overrides `healthy` while set.
+    fleet_healthy: Option<bool>,
     /// Consecutive verdicts that disagree with `healthy`.
     consecutive: u32,
     overloaded: bool,
@@ -171,10 +179,16 @@ pub struct EdgeHealth {
     name: String,
     /// Effective in bits 0..2, EdgeState in bits 2..4: the query path's one load.
     packed: AtomicU8,
+    /// The load in force, in permille, or [`NO_LOAD`]: steering's
+    /// capacity shares read it with one atomic load.
+    load_permille: AtomicU16,
     details: Mutex<Details>,
     state_gauge: metrics::Gauge,
     load_gauge: metrics::Gauge,
 }
+
+/// [`EdgeHealth::load_permille`] when no load is known.
+const NO_LOAD: u16 = u16::MAX;
 
 fn pack(e: Effective, s: EdgeState) -> u8 {
     e.to_bits() | (s.to_bits() << 2)
@@ -187,6 +201,7 @@ impl EdgeHealth {
         let d = Details {
             admin,
             healthy: initial != EdgeState::Down,
+            fleet_healthy: None,
             consecutive: 0,
             overloaded: false,
             thresholds: Thresholds::default(),
@@ -211,6 +226,7 @@ impl EdgeHealth {
             zone: zone.to_owned(),
             name: name.to_owned(),
             packed: AtomicU8::new(pack(eff, state)),
+            load_permille: AtomicU16::new(NO_LOAD),
             details: Mutex::new(d),
             state_gauge: metrics::gauge!("geosteer_edge_state", &labels),
             load_gauge: metrics::gauge!("geosteer_edge_load", &labels),
@@ -239,6 +255,15 @@ impl EdgeHealth {
     #[inline]
     pub fn state(&self) -> EdgeState {
         EdgeState::from_bits(self.packed.load(Ordering::Acquire) >> 2)
+    }
+
+    /// The load in force (0..=1), if any is known. One atomic load.
+    #[inline]
+    pub fn load(&self) -> Option<f64> {
+        match self.load_permille.load(Ordering::Relaxed) {
+            NO_LOAD => None,
+            p => Some(f64::from(p) / 1000.0),
+        }
     }
 
     /// The current admin override.
@@ -300,10 +325,30 @@ impl EdgeHealth {
         d.check = None;
         d.thresholds = Thresholds::default();
         d.healthy = true;
+        d.fleet_healthy = None;
         d.consecutive = 0;
         d.probe_load = None;
         d.last_error = None;
         self.recompute(&mut d, Instant::now());
+    }
+
+    /// This instance's own probe verdict (rise/fall applied), `None` for an
+    /// edge without a check: what the fleet link publishes.
+    pub fn own_verdict(&self) -> Option<bool> {
+        let d = self.lock();
+        d.check.as_ref().map(|_| d.healthy)
+    }
+
+    /// Sets (or, with `None`, clears) the fleet's quorum verdict, which
+    /// replaces this instance's own up/down while set. Ignored for an edge
+    /// without a check: it is always up.
+    pub fn set_fleet_verdict(&self, healthy: Option<bool>) {
+        let mut d = self.lock();
+        let healthy = healthy.filter(|_| d.check.is_some());
+        if d.fleet_healthy != healthy {
+            d.fleet_healthy = healthy;
+            self.recompute(&mut d, Instant::now());
+        }
     }
 
     /// Applies one probe round's verdict, counting consecutive results the
@@ -351,13 +396,17 @@ impl EdgeHealth {
             .map(|l| l.load)
             .reduce(f64::max);
         d.current_load = load;
+        self.load_permille.store(
+            load.map_or(NO_LOAD, |l| (l.clamp(0.0, 1.0) * 1000.0).round() as u16),
+            Ordering::Relaxed,
+        );
         d.overloaded = match load {
             None => false,
             // Hysteresis: between recover and overload the state holds.
             Some(l) if d.overloaded => l > d.thresholds.recover,
             Some(l) => l >= d.thresholds.overload,
         };
-        let state = if !d.healthy {
+        let state = if !d.fleet_healthy.unwrap_or(d.healthy) {
             EdgeState::Down
         } else if d.overloaded {
             EdgeState::Overloaded
@@ -404,6 +453,8 @@ impl EdgeHealth {
             probes_failed: d.probes_failed,
             consecutive: d.consecutive,
             transitions: d.transitions,
+            probe_healthy: d.healthy,
+            fleet_healthy: d.fleet_healthy,
         }
     }
 }

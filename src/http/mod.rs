@@ -7,9 +7,14 @@
 //! | GET | `/healthz` | 200 when a snapshot is serving |
 //! | GET | `/api/status` | version, uptime, files, DB, last reload, zones (with DNSSEC keys and DS) |
 //! | GET | `/api/edges` | every edge's health |
+//! | GET | `/api/fleet` | instances, liveness, verdicts per edge, drift |
 //! | POST | `/api/edges/{name}/admin` | `{"state": "drain"}` (auth) |
 //! | PUT | `/api/edges/{name}/load` | `{"load": 0.93, "ttl": "60s"}` (auth) |
 //! | POST | `/api/reload` | rebuild from files now (auth) |
+//! | GET | `/` | the status page ([`crate::status`]) |
+//! | GET | `/api/view` | what the status page draws: edges, rates, per-country answers |
+//! | GET | `/api/whatif` | per-country answers with `down=`/`drain=` edges, changing nothing |
+//! | GET | `/api/explain` | `geosteer explain` for one client |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +44,10 @@ pub struct Api {
     /// Required as `Authorization: Bearer <token>` on mutating endpoints
     /// when set.
     pub token: Option<String>,
+    /// Per-edge answer rates for the status page, sampled by [`serve`].
+    pub rates: Arc<crate::status::Rates>,
+    /// The etcd link, when `fleet:` is configured.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 /// Builds the router.
@@ -48,9 +57,14 @@ pub fn router(api: Api) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/status", get(status))
         .route("/api/edges", get(edges))
+        .route("/api/fleet", get(fleet))
         .route("/api/edges/{name}/admin", post(set_admin))
         .route("/api/edges/{name}/load", put(feed_load))
         .route("/api/reload", post(reload))
+        .route("/", get(status_page))
+        .route("/api/view", get(view))
+        .route("/api/whatif", get(whatif))
+        .route("/api/explain", get(explain))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(api)
 }
@@ -77,9 +91,23 @@ pub async fn serve(
     api: Api,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(api))
+    // The status page's answers/s: the edge counters sampled once a second.
+    let sampler = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                api.rates.sample(&api.prometheus.render());
+            }
+        })
+    };
+    let r = axum::serve(listener, router(api))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    sampler.abort();
+    r
 }
 
 fn error(code: StatusCode, msg: impl Into<String>) -> Response {
@@ -178,7 +206,18 @@ async fn status(State(api): State<Api>) -> impl IntoResponse {
         "last_reload": api.reloader.status(),
         "zones": zones,
         "dnssec": crate::metrics::dnssec_summary(),
+        "fleet": api.fleet.as_ref().map(|f| f.status_json()),
     }))
+}
+
+async fn fleet(State(api): State<Api>) -> Response {
+    match &api.fleet {
+        Some(f) => Json(f.report()).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "fleet is off: no `fleet:` section in the config",
+        ),
+    }
 }
 
 async fn edges(State(api): State<Api>) -> impl IntoResponse {
@@ -301,6 +340,147 @@ async fn reload(State(api): State<Api>, headers: HeaderMap) -> Response {
             Json(json!({ "ok": false, "errors": errs.0.iter().map(|e| e.to_string()).collect::<Vec<_>>() })),
         )
             .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The page itself: static, so it is built once; no external resource may
+/// load (the CSP forbids it), so it works on an air-gapped host.
+async fn status_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'",
+            ),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        crate::status::page(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ViewParams {
+    zone: Option<String>,
+    host: Option<String>,
+    down: Option<String>,
+    drain: Option<String>,
+}
+
+impl ViewParams {
+    fn whatif(&self) -> crate::status::WhatIf {
+        crate::status::WhatIf::parse(self.down.as_deref(), self.drain.as_deref())
+    }
+}
+
+/// Runs a status computation on a blocking thread (it runs `decide` per
+/// country, whose per-thread caches belong to the query path's threads).
+async fn off_thread(
+    api: &Api,
+    f: impl FnOnce(&crate::snapshot::Snapshot) -> Result<serde_json::Value, crate::status::StatusError>
+    + Send
+    + 'static,
+) -> Response {
+    let snap = api.reloader.shared().load_full();
+    match tokio::task::spawn_blocking(move || f(&snap)).await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Everything the status page draws, in one poll.
+async fn view(State(api): State<Api>, Query(q): Query<ViewParams>) -> Response {
+    let rates = api.rates.current();
+    let reload = api.reloader.status();
+    let whatif = q.whatif();
+    off_thread(&api, move |snap| {
+        let zones: Vec<_> = crate::status::sorted_zones(snap)
+            .iter()
+            .map(|z| {
+                json!({
+                    "name": z.name,
+                    "hosts": z.steering.hosts.iter().map(|h| &h.name).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let edges = crate::status::edges(snap, &rates);
+        let (zone, host, countries) =
+            match crate::status::pick(snap, q.zone.as_deref(), q.host.as_deref()) {
+                Ok((z, h)) => (
+                    Some(z.name.clone()),
+                    Some(h.name.clone()),
+                    Some(crate::status::assign(z, h, &whatif)?),
+                ),
+                Err(crate::status::StatusError::Empty) => (None, None, None),
+                Err(e) => return Err(e),
+            };
+        Ok(json!({
+            "generation": snap.generation,
+            "last_reload": reload,
+            "zones": zones,
+            "zone": zone,
+            "host": host,
+            "whatif": whatif,
+            "edges": edges,
+            "countries": countries,
+        }))
+    })
+    .await
+}
+
+/// Where each country's clients would go with the named edges down or
+/// draining. Changes nothing.
+async fn whatif(State(api): State<Api>, Query(q): Query<ViewParams>) -> Response {
+    let whatif = q.whatif();
+    off_thread(&api, move |snap| {
+        let (z, h) = crate::status::pick(snap, q.zone.as_deref(), q.host.as_deref())?;
+        let countries = crate::status::assign(z, h, &whatif)?;
+        Ok(json!({
+            "zone": z.name,
+            "host": h.name,
+            "down": whatif.down,
+            "drain": whatif.drain,
+            "countries": countries,
+        }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExplainParams {
+    name: String,
+    client: Option<std::net::IpAddr>,
+    ecs: Option<ipnet::IpNet>,
+    #[serde(rename = "type")]
+    qtype: Option<String>,
+}
+
+/// `geosteer explain` over HTTP: the server's code path for one client.
+async fn explain(State(api): State<Api>, Query(q): Query<ExplainParams>) -> Response {
+    if q.client.is_none() && q.ecs.is_none() {
+        return error(StatusCode::BAD_REQUEST, "give client= or ecs=");
+    }
+    let snap = api.reloader.shared().load_full();
+    let r = tokio::task::spawn_blocking(move || {
+        crate::explain::explain(
+            &snap,
+            &q.name,
+            q.client,
+            q.ecs,
+            q.qtype.as_deref().unwrap_or("A"),
+        )
+        .map(|r| r.to_json())
+    })
+    .await;
+    match r {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -5,6 +5,18 @@
 //! *which edges are up* ([`crate::health`]), and *failover* (walk the
 //! ordered list, skip what can't serve). [`decide`] is pure CPU work and
 //! allocates nothing unless a host has more than 16 candidates.
+//!
+//! One job per module: [`locate`] (override nets, the GeoIP database),
+//! [`candidates`] (rules, the health filter), [`order`] (metric order and
+//! the per-place cache), [`spread`] (sharing among near-equal edges) and
+//! [`scope`] (the ECS scope). This file holds the types and [`decide`].
+
+mod candidates;
+mod locate;
+mod order;
+pub mod rtt;
+mod scope;
+mod spread;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -12,8 +24,14 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use smallvec::SmallVec;
 
-use crate::geo::{Code, Coords, GeoDb, Location};
+pub use candidates::Rule;
+pub use locate::{NetTarget, Nets, Place, locate};
+pub use order::{Class, Ranked, forget_cached_orders};
+pub use rtt::{RttAt, RttHit, RttKey, RttTable};
+
+use crate::geo::{Coords, GeoDb, Location};
 use crate::health::{EdgeHealth, Effective};
+use scope::Located4;
 
 /// Edges are referred to by their index in [`Steering::edges`].
 pub type EdgeIdx = u16;
@@ -25,17 +43,31 @@ pub enum Family {
     V6,
 }
 
-/// An edge server (or PoP) answers are made of.
+/// An edge server (or PoP) answers are made of, or a partner CDN answered
+/// with a CNAME.
 #[derive(Debug)]
 pub struct Edge {
     pub name: String,
     pub v4: SmallVec<[Ipv4Addr; 2]>,
     pub v6: SmallVec<[Ipv6Addr; 2]>,
-    pub coords: Coords,
+    /// None for a partner CDN, which has no place on the map.
+    pub coords: Option<Coords>,
     /// Position on the unit sphere: ordering by straight-line (chord)
     /// distance equals ordering by great-circle distance, without trig.
-    unit: [f64; 3],
+    unit: Option<[f64; 3]>,
     pub weight: u32,
+    /// Route 53's geoproximity bias, -99..99: the ordering metric (km or
+    /// ms) is multiplied by `1 - bias/100`.
+    pub bias: i8,
+    /// What serving from here costs (default 1); see `cost_margin_*`.
+    pub cost: f64,
+    /// Relative capacity for shares among near-equal edges (None: `weight`).
+    pub capacity: Option<f64>,
+    /// A partner CDN's CNAME target (wire form); such an edge has no
+    /// addresses of its own.
+    pub cname: Option<Box<[u8]>>,
+    /// Addresses a partner's health check probes (a CNAME has none).
+    pub probe: Vec<IpAddr>,
     /// The health check, if any.
     pub check: Option<Arc<crate::health::CheckSpec>>,
     /// Shared with the health checker; carried over across reloads by name.
@@ -43,6 +75,27 @@ pub struct Edge {
 }
 
 impl Edge {
+    /// The same edge with another health record and no check: what-if
+    /// views decide with it without touching the real state.
+    pub fn with_health(&self, health: Arc<EdgeHealth>) -> Edge {
+        Edge {
+            name: self.name.clone(),
+            v4: self.v4.clone(),
+            v6: self.v6.clone(),
+            coords: self.coords,
+            unit: self.unit,
+            weight: self.weight,
+            bias: self.bias,
+            cost: self.cost,
+            capacity: self.capacity,
+            cname: self.cname.clone(),
+            probe: self.probe.clone(),
+            check: None,
+            health,
+        }
+    }
+
+    /// An edge of our own at `coords`, unbiased, cost 1, capacity by weight.
     pub fn new(
         name: String,
         v4: SmallVec<[Ipv4Addr; 2]>,
@@ -56,41 +109,82 @@ impl Edge {
             name,
             v4,
             v6,
-            coords,
-            unit: coords.unit(),
+            coords: Some(coords),
+            unit: Some(coords.unit()),
             weight,
+            bias: 0,
+            cost: 1.0,
+            capacity: None,
+            cname: None,
+            probe: Vec::new(),
             check,
             health,
         }
     }
 
-    pub fn serves(&self, family: Family) -> bool {
-        match family {
-            Family::V4 => !self.v4.is_empty(),
-            Family::V6 => !self.v6.is_empty(),
+    /// A partner CDN answered with a CNAME to `target` (wire form).
+    pub fn partner(
+        name: String,
+        target: Box<[u8]>,
+        weight: u32,
+        check: Option<Arc<crate::health::CheckSpec>>,
+        health: Arc<EdgeHealth>,
+    ) -> Edge {
+        Edge {
+            coords: None,
+            unit: None,
+            cname: Some(target),
+            ..Edge::new(
+                name,
+                SmallVec::new(),
+                SmallVec::new(),
+                Coords::default(),
+                weight,
+                check,
+                health,
+            )
         }
     }
-}
 
-/// A rule matches when every criterion it names matches (empty = any).
-#[derive(Debug, Default)]
-pub struct Rule {
-    pub continent: Vec<Code>,
-    pub country: Vec<Code>,
-    pub subdivision: Vec<Code>,
-    pub asn: Vec<u32>,
-    pub edges: Vec<EdgeIdx>,
-}
+    pub fn is_partner(&self) -> bool {
+        self.cname.is_some()
+    }
 
-impl Rule {
-    pub fn matches(&self, loc: &Location) -> bool {
-        fn one<T: PartialEq + Copy>(want: &[T], have: Option<T>) -> bool {
-            want.is_empty() || have.is_some_and(|h| want.contains(&h))
+    /// Whether the edge can answer a family: an address of it, or a CNAME.
+    pub fn serves(&self, family: Family) -> bool {
+        self.is_partner()
+            || match family {
+                Family::V4 => !self.v4.is_empty(),
+                Family::V6 => !self.v6.is_empty(),
+            }
+    }
+
+    /// The addresses its health check probes.
+    pub fn probe_addresses(&self) -> Vec<IpAddr> {
+        if self.is_partner() {
+            return self.probe.clone();
         }
-        one(&self.continent, loc.continent)
-            && one(&self.country, loc.country)
-            && one(&self.subdivision, loc.subdivision)
-            && one(&self.asn, loc.asn)
+        self.v4
+            .iter()
+            .map(|a| IpAddr::from(*a))
+            .chain(self.v6.iter().map(|a| IpAddr::from(*a)))
+            .collect()
+    }
+
+    /// The factor bias puts on the ordering metric.
+    fn scale(&self) -> f64 {
+        1.0 - f64::from(self.bias) / 100.0
+    }
+
+    /// The weight of a share among near-equal edges: capacity (or weight)
+    /// times the idle fraction when the load is known, so an idle edge
+    /// takes clients from a busy one before it overloads.
+    pub fn share_weight(&self) -> f64 {
+        let base = self.capacity.unwrap_or(f64::from(self.weight.max(1)));
+        match self.health.load() {
+            Some(load) => base * (1.0 - load).max(0.001),
+            None => base,
+        }
     }
 }
 
@@ -118,73 +212,41 @@ pub struct Host {
     pub answers: u8,
     pub ttl: u32,
     pub spread_km: f64,
+    /// Edges within this many ms of the best by RTT share clients.
+    pub spread_ms: f64,
+    /// Among candidates within this margin of the best, the cheapest wins
+    /// (0: off); km for distance order, ms for RTT order.
+    pub cost_margin_km: f64,
+    pub cost_margin_ms: f64,
+    /// Fraction of clients (by subnet hash) sent to healthy partners even
+    /// when own edges are up; None: partners only rank by RTT or last.
+    pub partner_share: Option<f64>,
     /// Wire-form CNAME target.
     pub fallback: Option<Box<[u8]>>,
     pub all_down: AllDown,
 }
 
-/// Where an override net sends its clients.
-#[derive(Debug, Clone)]
-pub enum NetTarget {
-    Location(Location),
-    Edges(Vec<EdgeIdx>),
-}
-
-/// Override nets, checked before the GeoIP DB; the most specific wins.
-#[derive(Debug, Default)]
-pub struct Nets {
-    /// Sorted by prefix length, longest first, so the first hit wins.
-    list: Vec<(IpNet, NetTarget)>,
-}
-
-impl Nets {
-    pub fn new(mut list: Vec<(IpNet, NetTarget)>) -> Nets {
-        list.sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
-        Nets { list }
-    }
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-    pub fn lookup(&self, ip: IpAddr) -> Option<&(IpNet, NetTarget)> {
-        self.lookup_index(ip).map(|(_, n)| n)
-    }
-
-    /// [`Nets::lookup`] with the net's position in the list.
-    fn lookup_index(&self, ip: IpAddr) -> Option<(usize, &(IpNet, NetTarget))> {
-        self.list
-            .iter()
-            .enumerate()
-            .find(|(_, (n, _))| n.contains(&ip))
-    }
-
-    /// A scope must not cover an override net the client is not in, or a
-    /// caching resolver would hand that net our answer. Lengthen `scope`
-    /// until the client's block at that length excludes every such net.
-    pub fn narrow_scope(&self, addr: IpAddr, scope: u8) -> u8 {
-        let mut scope = scope;
-        for (net, _) in &self.list {
-            // Nets of the other family can't overlap the client's block.
-            if net.prefix_len() <= scope
-                || net.contains(&addr)
-                || net.network().is_ipv4() != addr.is_ipv4()
-            {
-                continue;
-            }
-            let common = common_prefix(addr, net.network());
-            if common >= scope {
-                scope = (common + 1).min(net.prefix_len());
-            }
-        }
-        scope
+impl Host {
+    /// No spreading, cost margin or partner split: the first live
+    /// candidates in order are the answer.
+    fn plain(&self) -> bool {
+        self.spread_km <= 0.0
+            && self.spread_ms <= 0.0
+            && self.cost_margin_km <= 0.0
+            && self.cost_margin_ms <= 0.0
+            && self.partner_share.is_none()
     }
 }
 
-/// One zone's steering data, from `<zone>.pools.yaml`.
+/// One zone's steering data, from `<zone>.pools.yaml` and `<zone>.rtt.csv`.
 #[derive(Debug)]
 pub struct Steering {
     pub edges: Vec<Edge>,
     pub hosts: Vec<Host>,
     pub nets: Nets,
+    /// Measured RTTs (empty without an RTT file). Shared, so a what-if copy
+    /// of the steering (the status page) costs no copy of a 1M-row table.
+    pub rtt: Arc<RttTable>,
     /// Unique per instance, so cached orders never outlive their steering.
     uid: u64,
 }
@@ -196,8 +258,17 @@ impl Steering {
             edges,
             hosts,
             nets,
+            rtt: Arc::default(),
             uid: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// The same steering with RTT data: a new instance, so no order cached
+    /// without it is used.
+    pub fn with_rtt(self, rtt: Arc<RttTable>) -> Steering {
+        let mut st = Steering::new(self.edges, self.hosts, self.nets);
+        st.rtt = rtt;
+        st
     }
 }
 
@@ -221,6 +292,9 @@ pub struct Client {
 pub enum Outcome {
     /// Addresses of `Decision::edges`.
     Edges,
+    /// CNAME to this partner CDN's target (`Edge::cname`); `edges` holds it
+    /// alone.
+    Partner(EdgeIdx),
     /// No candidate has an address of this family.
     NoData,
     /// CNAME to the host's fallback.
@@ -253,178 +327,25 @@ pub enum Located {
 /// Observes a decision; `()` observes nothing and costs nothing. `explain`
 /// records everything through this, so it runs the server's code path.
 pub trait Trace {
-    /// Whether [`Trace::candidate`] wants kilometres; computing them costs
-    /// an `asin` per edge that the query path doesn't need.
+    /// Whether the trace wants the detail the query path doesn't need
+    /// (kilometres per candidate, share weights): computing it costs.
     const DETAILED: bool = false;
     fn located(&mut self, _how: Located, _loc: Option<&Location>) {}
     fn rule(&mut self, _rule: Option<usize>) {}
     fn candidate(&mut self, _edge: EdgeIdx, _km: Option<f64>, _state: Effective) {}
+    /// The RTT key that matched and its rows (fastest first), if any.
+    fn rtt(&mut self, _key: Option<(&RttKey, &[(EdgeIdx, f32)])>) {}
+    /// The candidates in order, before health.
+    fn ranked(&mut self, _order: &[Ranked]) {}
+    /// `partner_share` decided: the subnet's draw in (0, 1] against it.
+    fn partner_split(&mut self, _share: f64, _draw: f64, _to_partner: bool) {}
+    /// A cost margin reordered these candidates (cheapest first).
+    fn cost(&mut self, _margin: f64, _group: &[EdgeIdx]) {}
+    /// Near-equal edges shared clients with these weights; `chosen` won.
+    fn shares(&mut self, _weights: &[(EdgeIdx, f64)], _chosen: EdgeIdx) {}
 }
 
 impl Trace for () {}
-
-/// Where the client is, as [`locate`] found it.
-pub struct Place<'s> {
-    pub how: Located,
-    /// The decoded location. `None` for an unknown client, a pinned net,
-    /// or a database match not decoded yet ([`Place::is_lazy`]).
-    pub location: Option<Location>,
-    /// Edges an override net pins, instead of a location.
-    pub pinned: Option<&'s [EdgeIdx]>,
-    /// Identifies where the location came from (a database record, an
-    /// override net, or nowhere) for the per-thread order cache: equal keys
-    /// within one [`Steering`] mean equal locations.
-    pub key: u64,
-}
-
-/// [`Place::key`] tags, in the top two bits.
-const KEY_DB: u64 = 1 << 62;
-const KEY_NET: u64 = 2 << 62;
-
-impl Place<'_> {
-    fn unknown() -> Place<'static> {
-        Place {
-            how: Located::Unknown,
-            location: None,
-            pinned: None,
-            key: 0,
-        }
-    }
-
-    /// A database match whose record is `record` ([`crate::geo::GeoMatch::record`]).
-    fn db(network: IpNet, location: Option<Location>, record: u64) -> Place<'static> {
-        Place {
-            how: Located::Db(network),
-            location,
-            pinned: None,
-            key: KEY_DB | (record & !(3 << 62)),
-        }
-    }
-
-    /// Located by the database but not decoded yet.
-    fn is_lazy(&self) -> bool {
-        matches!(self.how, Located::Db(_)) && self.location.is_none()
-    }
-
-    /// The location's point on the unit sphere, when it has coordinates.
-    fn unit(&self) -> Option<[f64; 3]> {
-        self.location.and_then(|l| l.coords).map(Coords::unit)
-    }
-}
-
-/// The override net `addr` is in, as a place.
-fn locate_net<'s>(st: &'s Steering, addr: IpAddr) -> Option<Place<'s>> {
-    let (i, (net, target)) = st.nets.lookup_index(addr)?;
-    let (location, pinned) = match target {
-        NetTarget::Location(l) => (Some(*l), None),
-        NetTarget::Edges(e) => (None, Some(&e[..])),
-    };
-    Some(Place {
-        how: Located::Net(*net),
-        location,
-        pinned,
-        key: KEY_NET | i as u64,
-    })
-}
-
-/// Where is the client: override nets first, then the database.
-pub fn locate<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAddr) -> Place<'s> {
-    locate_net(st, addr).unwrap_or_else(|| match geo.and_then(|g| g.lookup(addr)) {
-        Some(m) => Place::db(m.network, Some(m.location), m.record),
-        None => Place::unknown(),
-    })
-}
-
-/// [`locate`] without decoding a database record: the tree walk gives the
-/// network and the record's identity, which is all a cached order needs.
-/// [`with_order`] decodes on a cache miss.
-fn locate_lazy<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAddr) -> Place<'s> {
-    locate_net(st, addr).unwrap_or_else(|| match geo.and_then(|g| g.find(addr)) {
-        Some((record, network)) => Place::db(network, None, record),
-        None => Place::unknown(),
-    })
-}
-
-/// Mean Earth radius, km.
-const EARTH_KM: f64 = 6371.0;
-
-/// Squared chord length between two unit vectors: monotonic in the
-/// great-circle distance, so it orders edges exactly as haversine would.
-fn chord2(a: &[f64; 3], b: &[f64; 3]) -> f64 {
-    let (x, y, z) = (a[0] - b[0], a[1] - b[1], a[2] - b[2]);
-    x * x + y * y + z * z
-}
-
-/// Great-circle km from a squared chord (the haversine result).
-fn km_of(chord2: f64) -> f64 {
-    2.0 * EARTH_KM * (chord2.sqrt() / 2.0).min(1.0).asin()
-}
-
-/// Squared chord of a great-circle distance in km (capped at antipodes).
-fn chord2_of(km: f64) -> f64 {
-    let c = 2.0
-        * (km / (2.0 * EARTH_KM))
-            .min(std::f64::consts::FRAC_PI_2)
-            .sin();
-    c * c
-}
-
-/// Spreading granularity: one answer per /24 (IPv4) or /56 (IPv6), the
-/// sizes resolvers send as ECS by default.
-fn spread_prefix(addr: IpAddr) -> u8 {
-    match addr {
-        IpAddr::V4(_) => 24,
-        IpAddr::V6(_) => 56,
-    }
-}
-
-fn masked_bits(addr: IpAddr, prefix: u8) -> u128 {
-    match addr {
-        IpAddr::V4(a) => {
-            let v = u32::from(a) as u128;
-            if prefix == 0 {
-                0
-            } else {
-                v & (u32::MAX << (32 - prefix.min(32))) as u128
-            }
-        }
-        IpAddr::V6(a) => {
-            let v = u128::from(a);
-            if prefix == 0 {
-                0
-            } else {
-                v & (u128::MAX << (128 - prefix.min(128)))
-            }
-        }
-    }
-}
-
-/// Length of the common leading bits of two addresses of one family.
-fn common_prefix(a: IpAddr, b: IpAddr) -> u8 {
-    match (a, b) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) ^ u32::from(b)).leading_zeros() as u8,
-        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a) ^ u128::from(b)).leading_zeros() as u8,
-        _ => 0,
-    }
-}
-
-/// SplitMix64 finaliser: a fast, well-mixed, stable hash. Stability across
-/// restarts and instances matters (a fleet must agree), so no random seed.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-#[derive(Clone, Copy)]
-struct Cand {
-    idx: EdgeIdx,
-    /// Squared chord distance to the client (0 without a location).
-    d: f64,
-    /// 0 up, 1 overloaded, 2 drain.
-    tier: u8,
-}
 
 /// Chooses the edges for one query. Pure: the same inputs give the same
 /// decision, on every instance of a fleet.
@@ -441,7 +362,7 @@ pub fn decide<T: Trace>(
     // override nets, spreading and the scope then work in its IPv4 bits, and
     // the scope is put back into IPv6 bits at the end. An override net
     // written for the IPv6 address itself still wins.
-    let (mut addr, mut offset) = embedded_v4(client.addr);
+    let (mut addr, mut offset) = locate::embedded_v4(client.addr);
     if offset != 0 && st.nets.lookup(client.addr).is_some() {
         (addr, offset) = (client.addr, 0);
     }
@@ -452,65 +373,81 @@ pub fn decide<T: Trace>(
             s
         }
     });
+    // The most specific RTT prefix is a range lookup on the address; a key
+    // the location implies is found with the order, once per place.
+    let rtt_at = if st.rtt.is_empty() {
+        None
+    } else {
+        st.rtt.at(addr)
+    };
+    let prefix = rtt_at.and_then(|a| a.hit);
     let at = Located4 {
         raw: client.addr,
         addr,
         offset,
         source,
+        rtt: rtt_at,
     };
     // explain's trace wants the decoded location, the query path doesn't.
     let place = if T::DETAILED {
         locate(st, geo, addr)
     } else {
-        locate_lazy(st, geo, addr)
+        locate::locate_lazy(st, geo, addr)
     };
-    with_order(st, host, family, place, geo, addr, |order, place| {
+    order::with_order(st, host, family, place, geo, addr, |ord, place| {
         trace.located(place.how, place.location.as_ref());
-        trace.rule(order.rule().map(|r| r as usize));
+        trace.rule(ord.rule().map(|r| r as usize));
+        // The winning RTT key: a prefix, else what the location implies.
+        let key = prefix.map(|h| h.key).or(ord.rtt());
+        let merged;
+        let list = match key {
+            Some(k) => {
+                merged = order::merge_rtt(st, ord.list(), st.rtt.rows_of(k));
+                &merged[..]
+            }
+            None => ord.list(),
+        };
         if T::DETAILED {
             // Every candidate with its distance and state, for explain.
             let here = place.unit();
-            for &idx in candidates(host, place, order.rule()) {
+            for &idx in candidates::candidates(host, place, ord.rule()) {
                 let edge = &st.edges[idx as usize];
-                let km = here.map(|h| km_of(chord2(&edge.unit, &h)));
+                let km = here
+                    .zip(edge.unit)
+                    .map(|(h, e)| order::km_of(order::chord2(&e, &h)));
                 trace.candidate(idx, km, edge.health.effective());
             }
+            trace.rtt(key.map(|k| (st.rtt.key(k), st.rtt.rows_of(k))));
+            trace.ranked(list);
         }
         choose(
             st,
             host,
-            order.list(),
-            order.any_family(),
+            list,
+            ord.any_family(),
             addr,
             source,
             &at,
             place.how,
+            trace,
         )
     })
 }
 
-/// The candidates of a host for a client: the edges an override net pins,
-/// else the first matching rule's, else the host's own.
-fn candidates<'s>(host: &'s Host, place: &Place<'s>, rule: Option<u32>) -> &'s [EdgeIdx] {
-    match (place.pinned, rule) {
-        (Some(p), _) => p,
-        (None, Some(i)) => &host.rules[i as usize].edges,
-        (None, None) => &host.candidates,
-    }
-}
-
-/// Picks from the candidates in distance order: health first, then the
-/// spreading hash, then `answers` of them.
+/// Picks from the candidates in metric order: health first, then the
+/// partner split, the cost margin and the capacity shares, then `answers`
+/// of them (a partner answers alone, with its CNAME).
 #[allow(clippy::too_many_arguments)]
-fn choose(
+fn choose<T: Trace>(
     st: &Steering,
     host: &Host,
-    order: &[(EdgeIdx, f64)],
+    order: &[Ranked],
     any_family: bool,
     addr: IpAddr,
     source: Option<u8>,
     at: &Located4,
     how: Located,
+    trace: &mut T,
 ) -> Decision {
     let mut decision = Decision {
         outcome: Outcome::Edges,
@@ -526,342 +463,39 @@ fn choose(
         }
         return decision;
     }
-    // 2. Health: one atomic load per candidate.
     let wanted = usize::from(host.answers.max(1));
-    // The common case first: no spreading, and the nearest live candidates
-    // all up. Once `answers` of them are up and a second live one is known
-    // (it makes the scope matter), the rest cannot change the answer.
-    if host.spread_km <= 0.0 {
-        let mut live = 0;
-        for &(idx, _) in order {
-            match st.edges[idx as usize].health.effective() {
-                Effective::Up => live += 1,
-                Effective::Down => continue,
-                _ => break,
-            }
-            if decision.edges.len() < wanted {
-                decision.edges.push(idx);
-            }
-            if live >= wanted.max(2) {
-                decision.scope = at.scope(st, how, None);
-                return decision;
-            }
-        }
-        decision.edges.clear();
+    if host.plain() && candidates::all_up_prefix(st, order, wanted, &mut decision.edges) {
+        decision.scope = at.scope(st, how, None);
+        return decision;
     }
-    let mut list: SmallVec<[Cand; 16]> = SmallVec::new();
-    let mut mixed = false;
-    for &(idx, d) in order {
-        let tier = match st.edges[idx as usize].health.effective() {
-            Effective::Up => 0,
-            Effective::Overloaded => 1,
-            Effective::Drain => 2,
-            Effective::Down => continue,
-        };
-        mixed |= tier != 0;
-        list.push(Cand { idx, d, tier });
-    }
-    if mixed {
-        // A draining edge takes new clients only when nothing else can serve.
-        if list.iter().any(|c| c.tier < 2) {
-            list.retain(|c| c.tier < 2);
-        }
-        // 3. Healthy first. `order` is by distance, so a stable sort by
-        // tier orders by (tier, distance).
-        for i in 1..list.len() {
-            let mut j = i;
-            while j > 0 && list[j - 1].tier > list[j].tier {
-                list.swap(j - 1, j);
-                j -= 1;
-            }
-        }
-    }
+    let mut list = candidates::by_health(st, order);
     if list.is_empty() {
         match host.all_down {
-            AllDown::Serve => list.extend(order.iter().map(|&(idx, d)| Cand { idx, d, tier: 0 })),
+            AllDown::Serve => list.extend(order.iter().map(|r| candidates::Cand::new(r, 0))),
             AllDown::Fallback => decision.outcome = Outcome::Fallback,
             AllDown::Servfail => decision.outcome = Outcome::ServFail,
             AllDown::Empty => decision.outcome = Outcome::Empty,
         }
     }
-    let list = &mut list[..];
-
-    // 4. Spread among the healthy edges within spread_km of the nearest,
-    // by weighted rendezvous hashing of the client's network.
-    let mut spread_bits = None;
-    if host.spread_km > 0.0 && list.len() > 1 && list[0].tier == 0 {
-        let limit = chord2_of(km_of(list[0].d) + host.spread_km);
-        let group = list
-            .iter()
-            .take_while(|c| c.tier == 0 && c.d <= limit)
-            .count();
-        if group > 1 {
-            let prefix = spread_prefix(addr).min(source.unwrap_or(u8::MAX));
-            let bits = masked_bits(addr, prefix);
-            let key = mix((bits as u64) ^ mix((bits >> 64) as u64));
-            let mut best = 0;
-            let mut best_score = f64::INFINITY;
-            for (i, c) in list[..group].iter().enumerate() {
-                let h = mix(key ^ (c.idx as u64).wrapping_mul(0x9E37_79B9));
-                let u = ((h >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-                let w = st.edges[c.idx as usize].weight.max(1) as f64;
-                let score = -u.ln() / w;
-                if score < best_score {
-                    best_score = score;
-                    best = i;
-                }
-            }
-            list[..=best].rotate_right(1);
-            spread_bits = Some(prefix);
+    let split_bits = spread::partner_split(st, host, &mut list, addr, source, trace);
+    spread::cost_first(st, host, &mut list, trace);
+    let spread_bits = spread::spread(st, host, &mut list, addr, source, trace);
+    match list.first() {
+        Some(c) if st.edges[c.idx as usize].is_partner() => {
+            decision.outcome = Outcome::Partner(c.idx);
+            decision.edges.push(c.idx);
         }
+        _ => decision.edges.extend(
+            list.iter()
+                .filter(|c| !st.edges[c.idx as usize].is_partner())
+                .take(wanted)
+                .map(|c| c.idx),
+        ),
     }
-
-    for c in list.iter().take(host.answers.max(1) as usize) {
-        decision.edges.push(c.idx);
-    }
-
-    // 5. ECS scope: how much of the client's address decided this answer.
+    // ECS scope: how much of the client's address decided this answer.
     // With one possible edge and nothing keyed on location, none of it.
     if !st.nets.is_empty() || !host.rules.is_empty() || list.len() > 1 {
-        decision.scope = at.scope(st, how, spread_bits);
+        decision.scope = at.scope(st, how, split_bits.max(spread_bits));
     }
     decision
-}
-
-/// Candidates that can serve a family, nearest first (stable: equal
-/// distances keep the configured order). Depends only on the steering, the
-/// host, the family and the place, so it is computed once per place and
-/// cached; the per-query work is then health, spreading and the scope.
-#[derive(Clone, Copy)]
-struct Order {
-    /// The rule that chose the candidates.
-    rule: Option<u32>,
-    /// Some candidate has an address of the family (else NODATA).
-    any_family: bool,
-    /// The place's database record located anything (else the client
-    /// counts as unknown).
-    known: bool,
-    len: u8,
-    list: [(EdgeIdx, f64); ORDER_MAX],
-}
-
-/// Longest cached order; hosts with more candidates compute theirs per query.
-const ORDER_MAX: usize = 16;
-
-impl Order {
-    fn list(&self) -> &[(EdgeIdx, f64)] {
-        &self.list[..self.len as usize]
-    }
-}
-
-/// (steering uid, host, family, place key) of a cached order.
-type OrderKey = (u64, u32, bool, u64);
-
-/// Slots in the per-thread order cache (about 70 KiB a thread). Keys are
-/// few (hosts × families × the cities clients come from) and skewed.
-const ORDER_SLOTS: usize = 256;
-
-const EMPTY_ORDER: (OrderKey, Order) = (
-    (0, 0, false, 0),
-    Order {
-        rule: None,
-        any_family: false,
-        known: false,
-        len: 0,
-        list: [(0, 0.0); ORDER_MAX],
-    },
-);
-
-thread_local! {
-    static ORDERS: std::cell::RefCell<[(OrderKey, Order); ORDER_SLOTS]> =
-        const { std::cell::RefCell::new([EMPTY_ORDER; ORDER_SLOTS]) };
-}
-
-/// Empties this thread's order cache, so the next decisions compute their
-/// orders afresh (benchmarks of the cold path).
-#[doc(hidden)]
-pub fn forget_cached_orders() {
-    ORDERS.with(|c| c.borrow_mut().fill(EMPTY_ORDER));
-}
-
-/// Runs `f` on the order of `host`'s candidates for `place`, from the
-/// per-thread cache when it has it, and on the place as resolved. Uid 0
-/// never occurs, so empty slots never match.
-fn with_order<'s, R>(
-    st: &'s Steering,
-    host: &Host,
-    family: Family,
-    mut place: Place<'s>,
-    geo: Option<&GeoDb>,
-    addr: IpAddr,
-    f: impl FnOnce(&OrderRef<'_>, &Place<'s>) -> R,
-) -> R {
-    // The host's index identifies it in the key; a host that is not one of
-    // `st`'s (a caller's own) is never cached.
-    let hidx = (host as *const Host as usize).wrapping_sub(st.hosts.as_ptr() as usize)
-        / std::mem::size_of::<Host>().max(1);
-    let cacheable = st.hosts.get(hidx).is_some_and(|h| std::ptr::eq(h, host));
-    let key: OrderKey = (st.uid, hidx as u32, family == Family::V6, place.key);
-    // Multiply-xor is mixing enough for a direct-mapped slot: the place
-    // key varies in its low bits, the rest rarely.
-    let h = (key.3 ^ key.0.rotate_left(29) ^ (u64::from(key.1) << 1 | u64::from(key.2)))
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let slot = (h >> (64 - ORDER_SLOTS.trailing_zeros())) as usize;
-    let mut f = Some(f);
-    if cacheable {
-        // Used in place: an order is a few hundred bytes, not worth a copy.
-        let hit = ORDERS.with(|c| {
-            let c = c.borrow();
-            let (k, o) = &c[slot];
-            (*k == key).then(|| {
-                if !o.known {
-                    place.how = Located::Unknown;
-                }
-                f.take().map(|f| f(&OrderRef::Cached(o), &place))
-            })
-        });
-        if let Some(Some(r)) = hit {
-            return r;
-        }
-    }
-    let f = f.take().expect("not called on a miss");
-    if place.is_lazy() {
-        match geo.and_then(|g| g.lookup(addr)) {
-            Some(m) => place.location = Some(m.location),
-            // The record says nothing we understand.
-            None => place.how = Located::Unknown,
-        }
-    }
-    let fresh = compute_order(st, host, family, &place);
-    if fresh.list.len() <= ORDER_MAX && cacheable {
-        let mut o = Order {
-            rule: fresh.rule,
-            any_family: fresh.any_family,
-            known: !matches!(place.how, Located::Unknown),
-            len: fresh.list.len() as u8,
-            list: [(0, 0.0); ORDER_MAX],
-        };
-        o.list[..fresh.list.len()].copy_from_slice(&fresh.list);
-        ORDERS.with(|c| c.borrow_mut()[slot] = (key, o));
-    }
-    f(&OrderRef::Fresh(&fresh), &place)
-}
-
-/// An order just computed (possibly longer than a cache slot holds).
-struct Fresh {
-    rule: Option<u32>,
-    any_family: bool,
-    list: SmallVec<[(EdgeIdx, f64); ORDER_MAX]>,
-}
-
-/// An order from the cache or just computed.
-enum OrderRef<'a> {
-    Cached(&'a Order),
-    Fresh(&'a Fresh),
-}
-
-impl OrderRef<'_> {
-    fn rule(&self) -> Option<u32> {
-        match self {
-            OrderRef::Cached(o) => o.rule,
-            OrderRef::Fresh(o) => o.rule,
-        }
-    }
-    fn any_family(&self) -> bool {
-        match self {
-            OrderRef::Cached(o) => o.any_family,
-            OrderRef::Fresh(o) => o.any_family,
-        }
-    }
-    fn list(&self) -> &[(EdgeIdx, f64)] {
-        match self {
-            OrderRef::Cached(o) => o.list(),
-            OrderRef::Fresh(o) => &o.list,
-        }
-    }
-}
-
-/// The candidates for `place` that serve `family`, nearest first.
-fn compute_order(st: &Steering, host: &Host, family: Family, place: &Place<'_>) -> Fresh {
-    let rule = match (place.pinned, &place.location) {
-        (None, Some(l)) => host
-            .rules
-            .iter()
-            .position(|r| r.matches(l))
-            .map(|i| i as u32),
-        _ => None,
-    };
-    let here = place.unit();
-    let mut list: SmallVec<[(EdgeIdx, f64); ORDER_MAX]> = SmallVec::new();
-    for &idx in candidates(host, place, rule) {
-        let edge = &st.edges[idx as usize];
-        if edge.serves(family) {
-            list.push((idx, here.map_or(0.0, |h| chord2(&edge.unit, &h))));
-        }
-    }
-    // Insertion sort: short, stable, allocation-free.
-    for i in 1..list.len() {
-        let mut j = i;
-        while j > 0 && list[j - 1].1 > list[j].1 {
-            list.swap(j - 1, j);
-            j -= 1;
-        }
-    }
-    Fresh {
-        rule,
-        any_family: !list.is_empty(),
-        list,
-    }
-}
-
-/// The address steering works with, and how it relates to the one asked
-/// about (for the ECS scope).
-struct Located4 {
-    /// The client address as given (packet source or ECS).
-    raw: IpAddr,
-    /// `raw`, or the IPv4 address embedded in it.
-    addr: IpAddr,
-    /// Bits of `raw` before the embedded IPv4 address (0: none).
-    offset: u8,
-    /// The ECS source prefix in `addr`'s bits; None without ECS.
-    source: Option<u8>,
-}
-
-impl Located4 {
-    /// The ECS scope of an answer decided by `how` (0 without ECS): the
-    /// deciding network's prefix, at least the spreading prefix, narrowed
-    /// around override nets, in the bits of the address that was asked.
-    fn scope(&self, st: &Steering, how: Located, spread_bits: Option<u8>) -> u8 {
-        let Some(source) = self.source else {
-            return 0;
-        };
-        let mut scope = match how {
-            Located::Net(n) | Located::Db(n) => n.prefix_len(),
-            Located::Unknown => source,
-        };
-        if let Some(p) = spread_bits {
-            scope = scope.max(p);
-        }
-        scope = st.nets.narrow_scope(self.addr, scope);
-        if self.offset > 0 {
-            // Back to IPv6 bits; IPv6 override nets get their say too.
-            scope = st
-                .nets
-                .narrow_scope(self.raw, (scope + self.offset).min(128));
-        }
-        scope
-    }
-}
-
-/// The IPv4 address inside a v4-mapped, 6to4 or Teredo address (as
-/// [`crate::geo::normalize`] finds it) and how many bits precede it; the
-/// address itself and 0 otherwise. Teredo's obfuscated client address is
-/// the last 32 bits, so its prefixes line up from bit 96 like v4-mapped.
-fn embedded_v4(addr: IpAddr) -> (IpAddr, u8) {
-    match (addr, crate::geo::normalize(addr)) {
-        (IpAddr::V6(a), v4 @ IpAddr::V4(_)) => {
-            (v4, if a.segments()[0] == 0x2002 { 16 } else { 96 })
-        }
-        _ => (addr, 0),
-    }
 }

@@ -199,7 +199,7 @@ impl Lexer<'_> {
                 b'\\' => bytes.push(self.escape()?),
                 // `key="a b"` (RFC 9460 SvcParams): a quoted value inside a
                 // token keeps its blanks; the quotes stay in `raw`.
-                b'"' if self.pos > start => {
+                b'"' if self.pos > start && self.src[self.pos - 1] == b'=' => {
                     self.pos += 1;
                     loop {
                         match self.peek() {

@@ -150,3 +150,9 @@ pub fn validate(zone: &ZoneFile) -> Result<(), Vec<ZoneError>> {
         Err(errors)
     }
 }
+
+/// RFC 9460 checks on SVCB/HTTPS wire RDATA (key order, mandatory keys
+/// present, value shapes), as zone files get them; `Err` says what is wrong.
+pub fn check_svcb_rdata(rdata: &[u8]) -> Result<(), String> {
+    types::check_svcb_wire(rdata)
+}

@@ -158,13 +158,6 @@ pub(crate) fn parse_rdata(
         return Ok(super::types::opaque(rtype, bytes));
     }
     if !core_type(rtype) {
-        if matches!(rtype, RecordType::Unknown(_)) && super::types::extra_type_code(rtype).is_none()
-        {
-            return Err(f.err(
-                0,
-                format!("record type {rtype} has no known text form: write its RDATA as '\\# <length> <hex>' (RFC 3597)"),
-            ));
-        }
         let bytes = super::types::parse_extra(rtype, &f, origin)?;
         return Ok(super::types::opaque(rtype, bytes));
     }
@@ -294,7 +287,10 @@ impl Fields<'_> {
         if let Some(missing) = names.get(self.tokens.len()) {
             return Err(FieldError {
                 line: self.tokens.last().map_or(self.entry_line, |t| t.line),
-                reason: format!("{} record is missing its {missing} field", self.rtype),
+                reason: format!(
+                    "{} record is missing its {missing} field",
+                    super::types::type_name(self.rtype)
+                ),
             });
         }
         if self.tokens.len() > names.len() {
@@ -302,7 +298,7 @@ impl Fields<'_> {
                 names.len(),
                 format!(
                     "{} record has {} fields, expected {}; extra '{}'",
-                    self.rtype,
+                    super::types::type_name(self.rtype),
                     self.tokens.len(),
                     names.len(),
                     self.tokens[names.len()].raw
@@ -315,7 +311,13 @@ impl Fields<'_> {
     /// An unquoted field's text.
     pub(crate) fn plain(&self, i: usize) -> Result<&str, FieldError> {
         let Some(t) = self.tokens.get(i) else {
-            return Err(self.err(i, format!("{} record is missing a field", self.rtype)));
+            return Err(self.err(
+                i,
+                format!(
+                    "{} record is missing a field",
+                    super::types::type_name(self.rtype)
+                ),
+            ));
         };
         if t.quoted {
             return Err(self.err(i, format!("unexpected quoted string \"{}\"", t.raw)));

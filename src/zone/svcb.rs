@@ -253,3 +253,78 @@ pub fn encode(params: &Params) -> Vec<u8> {
     }
     out
 }
+
+/// A steered host's HTTPS or SVCB record (pools file `https:`/`svcb:`):
+/// everything but the address hints, which each answer fills from the
+/// same steering decision as its A and AAAA records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// 64 (SVCB) or 65 (HTTPS).
+    pub rtype: u16,
+    /// The host it belongs to (index into the zone's steered hosts).
+    pub host: u32,
+    /// SvcPriority: ServiceMode (1 and up) only.
+    pub priority: u16,
+    /// TargetName, uncompressed wire form ("." is the owner itself).
+    pub target: Box<[u8]>,
+    /// Wire params without ipv4hint and ipv6hint.
+    pub params: Params,
+}
+
+impl Template {
+    /// The RDATA with `v4`/`v6` as hints (none when empty), keys in order.
+    pub fn rdata_len(&self, v4: usize, v6: usize) -> usize {
+        let hint = |n: usize, size: usize| if n == 0 { 0 } else { 4 + n * size };
+        2 + self.target.len()
+            + self.params.values().map(|v| 4 + v.len()).sum::<usize>()
+            + hint(v4, 4)
+            + hint(v6, 16)
+    }
+
+    /// Writes the RDATA through `put`, hints from the two address lists.
+    pub fn write<E>(
+        &self,
+        v4: &[std::net::Ipv4Addr],
+        v6: &[std::net::Ipv6Addr],
+        mut put: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        put(&self.priority.to_be_bytes())?;
+        put(&self.target)?;
+        let mut hints_done = [v4.is_empty(), v6.is_empty()];
+        let hint = |key: u16, put: &mut dyn FnMut(&[u8]) -> Result<(), E>| -> Result<(), E> {
+            put(&key.to_be_bytes())?;
+            if key == KEY_IPV4HINT {
+                put(&((v4.len() * 4) as u16).to_be_bytes())?;
+                for a in v4 {
+                    put(&a.octets())?;
+                }
+            } else {
+                put(&((v6.len() * 16) as u16).to_be_bytes())?;
+                for a in v6 {
+                    put(&a.octets())?;
+                }
+            }
+            Ok(())
+        };
+        for (&k, v) in &self.params {
+            if k > KEY_IPV4HINT && !hints_done[0] {
+                hint(KEY_IPV4HINT, &mut put)?;
+                hints_done[0] = true;
+            }
+            if k > KEY_IPV6HINT && !hints_done[1] {
+                hint(KEY_IPV6HINT, &mut put)?;
+                hints_done[1] = true;
+            }
+            put(&k.to_be_bytes())?;
+            put(&(v.len() as u16).to_be_bytes())?;
+            put(v)?;
+        }
+        if !hints_done[0] {
+            hint(KEY_IPV4HINT, &mut put)?;
+        }
+        if !hints_done[1] {
+            hint(KEY_IPV6HINT, &mut put)?;
+        }
+        Ok(())
+    }
+}

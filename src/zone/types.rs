@@ -104,7 +104,8 @@ pub(crate) fn generic_bytes(f: &Fields<'_>) -> Result<Vec<u8>, FieldError> {
 /// the layout of (as Knot does), with hickory's decoder for the types it
 /// has and our own checks for the rest.
 pub(crate) fn validate_wire(rtype: RecordType, bytes: &[u8]) -> Result<(), String> {
-    let bad = |e: String| format!("generic RDATA is not a valid {rtype} record: {e}");
+    let name = type_name(rtype);
+    let bad = |e: String| format!("generic RDATA is not a valid {name} record: {e}");
     match u16::from(rtype) {
         39 => {
             let end = name_end(bytes, 0).ok_or_else(|| bad("bad domain name".into()))?;
@@ -323,7 +324,13 @@ pub(crate) fn parse_extra(
             check_svcb_wire(&out).map_err(|e| f.err(0, e))?;
         }
         _ => {
-            return Err(f.err(0, format!("unsupported record type {rtype}")));
+            return Err(f.err(
+                0,
+                format!(
+                    "record type {} has no text form here: write its RDATA as '\\# <length> <hex>' (RFC 3597)",
+                    type_name(rtype)
+                ),
+            ));
         }
     }
     Ok(out)
@@ -556,7 +563,10 @@ impl Fields<'_> {
         if let Some(missing) = names.get(self.tokens.len()) {
             return Err(FieldError {
                 line: self.tokens.last().map_or(self.entry_line, |t| t.line),
-                reason: format!("{} record is missing its {missing} field", self.rtype),
+                reason: format!(
+                    "{} record is missing its {missing} field",
+                    type_name(self.rtype)
+                ),
             });
         }
         Ok(())
@@ -604,10 +614,14 @@ impl Fields<'_> {
     }
 }
 
-/// The code of a type [`extra_type`] knows that hickory calls `Unknown`.
-pub(crate) fn extra_type_code(t: RecordType) -> Option<u16> {
+/// A type's mnemonic for messages: hickory calls LOC, URI, RP and every
+/// unassigned type `Unknown`; we say `LOC` or `TYPE65280` (RFC 3597 §5).
+pub(crate) fn type_name(t: RecordType) -> String {
     match u16::from(t) {
-        c @ (TYPE_RP | TYPE_LOC | TYPE_URI) => Some(c),
-        _ => None,
+        TYPE_RP => "RP".into(),
+        TYPE_LOC => "LOC".into(),
+        TYPE_URI => "URI".into(),
+        n if matches!(t, RecordType::Unknown(_)) => format!("TYPE{n}"),
+        _ => t.to_string(),
     }
 }

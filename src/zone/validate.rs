@@ -5,6 +5,7 @@ use std::path::Path;
 
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 
+use super::types::type_name;
 use super::{SourcedRecord, ZoneError, ZoneFile};
 
 fn at(r: &SourcedRecord, reason: String) -> ZoneError {
@@ -53,7 +54,7 @@ pub(crate) fn normalise(records: &mut Vec<SourcedRecord>, warnings: &mut Vec<Zon
                         "TTL {} differs from TTL {ttl} of the {} {} RRset first defined at {}; using {ttl} (RFC 2181 §5.2)",
                         records[i].record.ttl,
                         records[i].record.name,
-                        records[i].record.record_type(),
+                        type_name(records[i].record.record_type()),
                         loc(&records[first]),
                     ),
                 ));
@@ -206,7 +207,7 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
                 .map(|&o| {
                     format!(
                         "{} at {}",
-                        records[o].record.record_type(),
+                        type_name(records[o].record.record_type()),
                         loc(&records[o])
                     )
                 })
@@ -244,6 +245,7 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
                 continue;
             };
             let rtype = r.record.record_type();
+            let rname = type_name(rtype);
             let at_cut = cut == r.record.name;
             let allowed = match rtype {
                 RecordType::A | RecordType::AAAA => true,
@@ -258,7 +260,7 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
                     at(
                         r,
                         format!(
-                            "{rtype} record at {} is occluded by delegation at {cut}",
+                            "{rname} record at {} is occluded by delegation at {cut}",
                             r.record.name
                         ),
                     ),
@@ -310,6 +312,7 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
             }
             let name = &r.record.name;
             let rtype = r.record.record_type();
+            let rname = type_name(rtype);
             if rtype == RecordType::DNAME {
                 let key = LowerName::new(name);
                 match first_at.get(&key) {
@@ -354,7 +357,7 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
                     at(
                         r,
                         format!(
-                            "{rtype} record at {name} is below the DNAME at {anc} ({}); nothing may exist below a DNAME (RFC 6672 §2.4)",
+                            "{rname} record at {name} is below the DNAME at {anc} ({}); nothing may exist below a DNAME (RFC 6672 §2.4)",
                             loc(&records[d])
                         ),
                     ),

@@ -47,6 +47,16 @@ pub fn default_zone_files() -> Vec<(String, String)> {
 
 /// Writes `files` into `<dir>/zones` and a config at `<dir>/geosteer.yaml`.
 pub fn write_config(dir: &Path, files: &[(String, String)], listen: &str) -> PathBuf {
+    write_config_with(dir, files, listen, "")
+}
+
+/// [`write_config`] with more `geosteer.yaml` lines (`nsid:`, `cookies:`...).
+pub fn write_config_with(
+    dir: &Path,
+    files: &[(String, String)],
+    listen: &str,
+    extra: &str,
+) -> PathBuf {
     let zones = dir.join("zones");
     std::fs::create_dir_all(&zones).unwrap();
     for (name, text) in files {
@@ -56,7 +66,7 @@ pub fn write_config(dir: &Path, files: &[(String, String)], listen: &str) -> Pat
     std::fs::write(
         &cfg,
         format!(
-            "listen: [\"{listen}\"]\nzones: zones\nworkers: 1\ntcp:\n  idle_timeout: 3s\n  max_connections: 64\n  max_per_client: 32\n"
+            "listen: [\"{listen}\"]\nzones: zones\nworkers: 1\ntcp:\n  idle_timeout: 3s\n  max_connections: 64\n  max_per_client: 32\n{extra}"
         ),
     )
     .unwrap();
@@ -74,8 +84,13 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(files: &[(String, String)]) -> TestServer {
+        Self::start_with(files, "")
+    }
+
+    /// A server whose `geosteer.yaml` has `extra` lines too.
+    pub fn start_with(files: &[(String, String)], extra: &str) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let cfg_path = write_config(dir.path(), files, "127.0.0.1:0");
+        let cfg_path = write_config_with(dir.path(), files, "127.0.0.1:0", extra);
         let cfg = geosteer::config::ServerConfig::load(&cfg_path).unwrap();
         let snap = geosteer::reload::build_snapshot(&cfg, &geosteer::config::pools::AlwaysUp, 1)
             .unwrap_or_else(|e| panic!("fixture does not load:\n{e}"));

@@ -1,0 +1,317 @@
+//! Candidates in metric order. The distance order depends only on the
+//! place, so it is computed once per place and kept in a small per-thread
+//! cache; the RTT rows of the client's key (often one per /24, too many to
+//! cache orders for) are merged in front of it per query, which costs a
+//! few comparisons. Edges with an RTT come first by measured ms, then
+//! located edges by great-circle km, then partners; bias scales both.
+
+use std::net::IpAddr;
+
+use smallvec::SmallVec;
+
+use super::candidates::{candidates, matching_rule};
+use super::locate::Place;
+use super::{EdgeIdx, Family, Host, Located, Steering};
+use crate::geo::GeoDb;
+
+/// Mean Earth radius, km.
+const EARTH_KM: f64 = 6371.0;
+
+/// Squared chord length between two unit vectors: monotonic in the
+/// great-circle distance, so it orders edges exactly as haversine would.
+pub(super) fn chord2(a: &[f64; 3], b: &[f64; 3]) -> f64 {
+    let (x, y, z) = (a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+    x * x + y * y + z * z
+}
+
+/// Great-circle km from a squared chord (the haversine result).
+pub(super) fn km_of(chord2: f64) -> f64 {
+    2.0 * EARTH_KM * (chord2.sqrt() / 2.0).min(1.0).asin()
+}
+
+/// What a candidate's metric measures; candidates order by class first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Class {
+    /// Measured RTT for the client's key, ms.
+    Rtt,
+    /// Great-circle distance, km (0 for a client with no coordinates).
+    Distance,
+    /// A partner CDN without RTT data: after every located edge.
+    Partner,
+}
+
+/// A candidate in order: its class and metric (ms or km, times the bias
+/// factor).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ranked {
+    pub idx: EdgeIdx,
+    pub class: Class,
+    pub metric: f64,
+}
+
+const NO_RANK: Ranked = Ranked {
+    idx: 0,
+    class: Class::Partner,
+    metric: 0.0,
+};
+
+/// Candidates that can serve a family, best first (stable: equal
+/// distances keep the configured order). Depends only on the steering, the
+/// host, the family and the place, so it is computed once per place and
+/// cached.
+#[derive(Clone, Copy)]
+pub(super) struct Order {
+    /// The rule that chose the candidates.
+    rule: Option<u32>,
+    /// The RTT key the place's location implies (ASN, country or
+    /// continent), for clients no RTT prefix covers.
+    rtt: Option<u32>,
+    /// Some candidate has an address of the family (else NODATA).
+    any_family: bool,
+    /// The place's database record located anything (else the client
+    /// counts as unknown).
+    known: bool,
+    len: u8,
+    list: [Ranked; ORDER_MAX],
+}
+
+/// Longest cached order; hosts with more candidates compute theirs per query.
+const ORDER_MAX: usize = 16;
+
+impl Order {
+    fn list(&self) -> &[Ranked] {
+        &self.list[..self.len as usize]
+    }
+}
+
+/// (steering uid, host, family, place key) of a cached order.
+type OrderKey = (u64, u32, bool, u64);
+
+/// Slots in the per-thread order cache (about 70 KiB a thread). Keys are
+/// few (hosts × families × the cities clients come from) and skewed.
+const ORDER_SLOTS: usize = 256;
+
+const EMPTY_ORDER: (OrderKey, Order) = (
+    (0, 0, false, 0),
+    Order {
+        rule: None,
+        rtt: None,
+        any_family: false,
+        known: false,
+        len: 0,
+        list: [NO_RANK; ORDER_MAX],
+    },
+);
+
+thread_local! {
+    static ORDERS: std::cell::RefCell<[(OrderKey, Order); ORDER_SLOTS]> =
+        const { std::cell::RefCell::new([EMPTY_ORDER; ORDER_SLOTS]) };
+}
+
+/// Empties this thread's order cache, so the next decisions compute their
+/// orders afresh (benchmarks of the cold path).
+#[doc(hidden)]
+pub fn forget_cached_orders() {
+    ORDERS.with(|c| c.borrow_mut().fill(EMPTY_ORDER));
+}
+
+/// Runs `f` on the order of `host`'s candidates for `place`, from the
+/// per-thread cache when it has it, and on the place as resolved. Uid 0
+/// never occurs, so empty slots never match.
+pub(super) fn with_order<'s, R>(
+    st: &'s Steering,
+    host: &Host,
+    family: Family,
+    mut place: Place<'s>,
+    geo: Option<&GeoDb>,
+    addr: IpAddr,
+    f: impl FnOnce(&OrderRef<'_>, &Place<'s>) -> R,
+) -> R {
+    // The host's index identifies it in the key; a host that is not one of
+    // `st`'s (a caller's own) is never cached.
+    let hidx = (host as *const Host as usize).wrapping_sub(st.hosts.as_ptr() as usize)
+        / std::mem::size_of::<Host>().max(1);
+    let cacheable = st.hosts.get(hidx).is_some_and(|h| std::ptr::eq(h, host));
+    let key: OrderKey = (st.uid, hidx as u32, family == Family::V6, place.key);
+    // Multiply-xor is mixing enough for a direct-mapped slot: the place
+    // key varies in its low bits, the rest rarely.
+    let h = (key.3 ^ key.0.rotate_left(29) ^ (u64::from(key.1) << 1 | u64::from(key.2)))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let slot = (h >> (64 - ORDER_SLOTS.trailing_zeros())) as usize;
+    let mut f = Some(f);
+    if cacheable {
+        // Used in place: an order is a few hundred bytes, not worth a copy.
+        let hit = ORDERS.with(|c| {
+            let c = c.borrow();
+            let (k, o) = &c[slot];
+            (*k == key).then(|| {
+                if !o.known {
+                    place.how = Located::Unknown;
+                }
+                f.take().map(|f| f(&OrderRef::Cached(o), &place))
+            })
+        });
+        if let Some(Some(r)) = hit {
+            return r;
+        }
+    }
+    let f = f.take().expect("not called on a miss");
+    if place.is_lazy() {
+        match geo.and_then(|g| g.lookup(addr)) {
+            Some(m) => place.location = Some(m.location),
+            // The record says nothing we understand.
+            None => place.how = Located::Unknown,
+        }
+    }
+    let fresh = compute_order(st, host, family, &place);
+    if fresh.list.len() <= ORDER_MAX && cacheable {
+        let mut o = Order {
+            rule: fresh.rule,
+            rtt: fresh.rtt,
+            any_family: fresh.any_family,
+            known: !matches!(place.how, Located::Unknown),
+            len: fresh.list.len() as u8,
+            list: [NO_RANK; ORDER_MAX],
+        };
+        o.list[..fresh.list.len()].copy_from_slice(&fresh.list);
+        ORDERS.with(|c| c.borrow_mut()[slot] = (key, o));
+    }
+    f(&OrderRef::Fresh(&fresh), &place)
+}
+
+/// An order just computed (possibly longer than a cache slot holds).
+pub(super) struct Fresh {
+    rule: Option<u32>,
+    rtt: Option<u32>,
+    any_family: bool,
+    list: SmallVec<[Ranked; ORDER_MAX]>,
+}
+
+/// An order from the cache or just computed.
+pub(super) enum OrderRef<'a> {
+    Cached(&'a Order),
+    Fresh(&'a Fresh),
+}
+
+impl OrderRef<'_> {
+    pub fn rule(&self) -> Option<u32> {
+        match self {
+            OrderRef::Cached(o) => o.rule,
+            OrderRef::Fresh(o) => o.rule,
+        }
+    }
+    pub fn rtt(&self) -> Option<u32> {
+        match self {
+            OrderRef::Cached(o) => o.rtt,
+            OrderRef::Fresh(o) => o.rtt,
+        }
+    }
+    pub fn any_family(&self) -> bool {
+        match self {
+            OrderRef::Cached(o) => o.any_family,
+            OrderRef::Fresh(o) => o.any_family,
+        }
+    }
+    pub fn list(&self) -> &[Ranked] {
+        match self {
+            OrderRef::Cached(o) => o.list(),
+            OrderRef::Fresh(o) => &o.list,
+        }
+    }
+}
+
+/// The candidates for `place` that serve `family`, nearest first.
+fn compute_order(st: &Steering, host: &Host, family: Family, place: &Place<'_>) -> Fresh {
+    let rule = matching_rule(host, place);
+    let here = place.unit();
+    let rtt = if st.rtt.is_empty() {
+        None
+    } else {
+        place
+            .location
+            .and_then(|l| st.rtt.by_location(&l))
+            .map(|h| h.key)
+    };
+    let mut list: SmallVec<[Ranked; ORDER_MAX]> = SmallVec::new();
+    for &idx in candidates(host, place, rule) {
+        let edge = &st.edges[idx as usize];
+        if !edge.serves(family) {
+            continue;
+        }
+        let (class, km) = match (edge.unit, here) {
+            (Some(e), Some(h)) => (Class::Distance, km_of(chord2(&e, &h))),
+            (Some(_), None) => (Class::Distance, 0.0),
+            (None, _) => (Class::Partner, 0.0),
+        };
+        list.push(Ranked {
+            idx,
+            class,
+            metric: km * edge.scale(),
+        });
+    }
+    sort_ranked(&mut list);
+    Fresh {
+        rule,
+        rtt,
+        any_family: !list.is_empty(),
+        list,
+    }
+}
+
+/// Insertion sort by (class, metric): short, stable, allocation-free.
+fn sort_ranked(list: &mut [Ranked]) {
+    let before = |a: &Ranked, b: &Ranked| (a.class, a.metric) > (b.class, b.metric);
+    for i in 1..list.len() {
+        let mut j = i;
+        while j > 0 && before(&list[j - 1], &list[j]) {
+            list.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+}
+
+/// `base` (a place's distance order) with the candidates that have a row
+/// in `rows` (a key's RTT rows, fastest first) moved in front, by ms.
+pub(super) fn merge_rtt(
+    st: &Steering,
+    base: &[Ranked],
+    rows: &[(EdgeIdx, f32)],
+) -> SmallVec<[Ranked; ORDER_MAX]> {
+    let mut out: SmallVec<[Ranked; ORDER_MAX]> = SmallVec::new();
+    // Positions in `base` that moved; hosts with more candidates than bits
+    // fall back to a scan.
+    let mut moved = 0u64;
+    let mut biased = false;
+    for &(idx, ms) in rows {
+        if let Some(pos) = base.iter().position(|r| r.idx == idx) {
+            let edge = &st.edges[idx as usize];
+            biased |= edge.bias != 0;
+            out.push(Ranked {
+                idx,
+                class: Class::Rtt,
+                metric: f64::from(ms) * edge.scale(),
+            });
+            if pos < 64 {
+                moved |= 1 << pos;
+            }
+        }
+    }
+    if out.is_empty() {
+        out.extend_from_slice(base);
+        return out;
+    }
+    if biased {
+        sort_ranked(&mut out);
+    }
+    for (pos, r) in base.iter().enumerate() {
+        let gone = if pos < 64 {
+            moved & (1 << pos) != 0
+        } else {
+            rows.iter().any(|x| x.0 == r.idx)
+        };
+        if !gone {
+            out.push(*r);
+        }
+    }
+    out
+}
