@@ -74,6 +74,12 @@ workers: $w
 state_file: state-w$w.json
 EOF
 done
+# The same, with the zone signed (a KSK and a ZSK made now): DO=1 rows.
+mkdir -p "$OUT/gs/keys"
+"$GS" dnssec keygen cdn.example --ksk --dir "$OUT/gs/keys" >/dev/null
+"$GS" dnssec keygen cdn.example --dir "$OUT/gs/keys" >/dev/null
+sed -e 's/^state_file: .*/state_file: state-signed.json/' "$OUT/gs/w1.yaml" >"$OUT/gs/signed.yaml"
+echo 'dnssec: { keys: keys }' >>"$OUT/gs/signed.yaml"
 
 cp "$ROOT/zones/cdn.example.zone" "$OUT/knot/cdn.example.zone"
 cat >"$OUT/knot/knot.conf" <<EOF
@@ -165,6 +171,10 @@ ecs_hex() {
 kinds_static=("static A|static|-e")
 kinds_geo=("geo A, no ECS|geo|-e")
 for s in $ECS_SUBNETS; do kinds_geo+=("geo A, ECS $s|geo|-E 8:$(ecs_hex "$s")"); done
+# DO=1 against the signed zone (geosteer-signed), signature cache warm: the
+# first ECS subnet's kind and the static one, each beside its unsigned twin.
+first_ecs=${ECS_SUBNETS%% *}
+kinds_signed=("static A DO=1|static|-D" "geo A, ECS $first_ecs DO=1|geo|-D -E 8:$(ecs_hex "$first_ecs")")
 
 # --- servers -------------------------------------------------------------------
 # start_server NAME PREFIX... : starts the server (PREFIX is taskset or
@@ -172,7 +182,7 @@ for s in $ECS_SUBNETS; do kinds_geo+=("geo A, ECS $s|geo|-E 8:$(ecs_hex "$s")");
 start_server() {
     local name=$1; shift
     case $name in
-    geosteer-w1 | geosteer-w2 | geosteer-cpu0)
+    geosteer-w1 | geosteer-w2 | geosteer-cpu0 | geosteer-signed)
         PORT=$P_GEOSTEER
         local cfg=${name#geosteer-}
         [ "$cfg" = cpu0 ] && cfg=w1
@@ -314,6 +324,10 @@ run_all_w() {
         harness_w gdnsd "$kind" "$qfile" "$extra"
         harness_w geosteer-w1 "$kind" "$qfile" "$extra"
     done
+    for spec in "${kinds_signed[@]}"; do
+        IFS='|' read -r kind qfile extra <<<"$spec"
+        harness_w geosteer-signed "$kind" "$qfile" "$extra"
+    done
     # workers: 2 on the same single pinned CPU is what the machine allows
     # (dnsperf owns CPU 0); shown for the static and the first ECS kind.
     for spec in "${kinds_static[0]}" "${kinds_geo[1]}"; do
@@ -338,6 +352,7 @@ run_all_i() {
     harness_i knot "${kinds_static[@]}"
     harness_i gdnsd "${kinds_static[@]}" "${kinds_geo[@]}"
     harness_i geosteer-w1 "${kinds_static[@]}" "${kinds_geo[@]}"
+    harness_i geosteer-signed "${kinds_signed[@]}"
 }
 
 T0=$(date +%s)
@@ -357,13 +372,19 @@ floor_w=${W_US["floor|any (static A)"]:-}
         name=${r%%|*} kind=${r#*|}
         w=${W_US[$r]:-} i=${I_IR[$r]:-}
         # Floor and Knot rows compare with gdnsd's static; the others with gdnsd's same kind.
-        case $name in floor | knot) g="gdnsd|static A" ;; *) g="gdnsd|$kind" ;; esac
+        case $name in
+        floor | knot) g="gdnsd|static A" ;;
+        # Signed rows: the gdnsd columns compare with geosteer's unsigned same query.
+        geosteer-signed) g="geosteer-w1|${kind% DO=1}" ;;
+        *) g="gdnsd|$kind" ;;
+        esac
         echo "| $name | $kind | ${w:-–} | ${W_QPS[$r]:-–} | ${W_LOST[$r]:-–} | ${W_LAT[$r]:-–} | ${L_PCT[$r]:-–} | ${i:-–} | $(ratio "$w" "$knot_w") | $(ratio "$w" "${W_US[$g]:-}") | $(ratio "$w" "$floor_w") | $(ratio "$i" "$knot_i") | $(ratio "$i" "${I_IR[$g]:-}") |"
     done
     echo
     echo "W: server \`taskset -c 1\`, \`taskset -c 0 dnsperf -c 8 -q 200 -l $W_SECONDS -Q $W_RATE\`, one name, loopback; utime+stime from /proc/<pid>/stat ÷ completed, counted from 1 s after the server first answers. qps is what dnsperf achieved (it falls short of the offered rate on this machine). dnsperf 2.10 reports no percentiles, so latency is mean ± sd, not p99."
     echo "L: placed as in W, \`taskset -c 0 dnsperf -v -c 8 -q 200 -l $L_SECONDS -Q $L_RATE\`; p50 / p99 of the per-response latencies dnsperf -v prints (it can't offer 100k qps while printing each one)."
     echo "I: server under \`valgrind --tool=callgrind\`, \`callgrind_control -z\` after 200 warm-up queries, $I_QUERIES queries, \`callgrind_control -d\`; Ir (all threads) ÷ completed."
+    echo "geosteer-signed: the zone signed (ECDSAP256SHA256 KSK + ZSK), queries with DO=1 (\`-D\`), signature cache warm; its \"÷ gdnsd same\" columns are ÷ geosteer-w1's unsigned same query (the issue's targets: W ≤ 1.3×, I ≤ 1.5×)."
     echo "Every query has EDNS (\`-e\` or \`-E 8:<ECS>\`). Knot: static only (Debian's knotd is built without libmaxminddb, so no mod-geoip)."
     echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r); wall time $(($(date +%s) - T0)) s."
 } | tee "$OUT/table.md"
