@@ -1,7 +1,9 @@
 //! Criterion benches of the answer path without sockets: the query parse,
 //! the steering decision, and `respond` end to end (parse, lookup, render)
 //! for a static A (also with a cookie and NSID), a steered A without ECS,
-//! a steered A with ECS, and a steered HTTPS record.
+//! a steered A with ECS, and a steered HTTPS record; the same with DO=1
+//! against the zone signed (signature cache warm), and a cold signature
+//! (cache emptied before each answer).
 //!
 //! Run: `cargo bench --bench dns`. Numbers go in BENCHMARKS.md.
 
@@ -19,6 +21,10 @@ use geosteer::steer::{self, Client, Family};
 /// A query for `name` (presentation, no trailing dot) with EDNS and,
 /// optionally, ECS for an IPv4 /24.
 fn query(name: &str, ecs: Option<[u8; 3]>) -> Vec<u8> {
+    query_do(name, ecs, false)
+}
+
+fn query_do(name: &str, ecs: Option<[u8; 3]>, dnssec_ok: bool) -> Vec<u8> {
     let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
     for label in name.split('.') {
         p.push(label.len() as u8);
@@ -29,7 +35,17 @@ fn query(name: &str, ecs: Option<[u8; 3]>) -> Vec<u8> {
         Some(a) => [&[0, 8, 0, 7, 0, 1, 24, 0][..], &a[..]].concat(),
         None => Vec::new(),
     };
-    p.extend_from_slice(&[0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0]);
+    p.extend_from_slice(&[
+        0,
+        0,
+        41,
+        0x04,
+        0xD0,
+        0,
+        0,
+        if dnssec_ok { 0x80 } else { 0 },
+        0,
+    ]);
     p.extend_from_slice(&(opts.len() as u16).to_be_bytes());
     p.extend_from_slice(&opts);
     p
@@ -81,6 +97,56 @@ fn benches(c: &mut Criterion) {
             b.iter(|| dns::respond(&snap, black_box(q), client, Transport::Udp, &mut out))
         });
     }
+    g.finish();
+
+    // The demo zone signed with a KSK and a ZSK made now.
+    let keys = tempfile::tempdir().expect("tempdir");
+    for ksk in [true, false] {
+        geosteer::dnssec::keys::generate(
+            keys.path(),
+            "cdn.example",
+            ksk,
+            13,
+            geosteer::dnssec::unix_now(),
+        )
+        .expect("keygen");
+    }
+    let mut signed_cfg = cfg.clone();
+    signed_cfg.dnssec = Some(geosteer::config::DnssecConfig {
+        keys: keys.path().to_path_buf(),
+        policy: Default::default(),
+        cache_size: geosteer::dnssec::sign::DEFAULT_CACHE_ENTRIES,
+    });
+    let signed =
+        geosteer::reload::build_snapshot(&signed_cfg, &AlwaysUp, 0).expect("signed snapshot");
+    let mut g = c.benchmark_group("respond DO=1 signed");
+    let signed_cases = [
+        ("static A", query_do("static.cdn.example", None, true)),
+        (
+            "geo A, ECS 8.8.8.0/24",
+            query_do("www.cdn.example", Some([8, 8, 8]), true),
+        ),
+    ];
+    for (name, q) in &signed_cases {
+        assert!(dns::respond(&signed, q, client, Transport::Udp, &mut out).is_some());
+        g.bench_function(*name, |b| {
+            b.iter(|| dns::respond(&signed, black_box(q), client, Transport::Udp, &mut out))
+        });
+    }
+    // A cache miss: the steered RRset signed for this answer.
+    let cache = geosteer::dnssec::sign::SigCache::global();
+    g.bench_function("geo A, ECS 8.8.8.0/24, cold signature", |b| {
+        b.iter(|| {
+            cache.clear();
+            dns::respond(
+                &signed,
+                black_box(&signed_cases[1].1),
+                client,
+                Transport::Udp,
+                &mut out,
+            )
+        })
+    });
     g.finish();
 
     // The steering decision alone, for the ECS address of a US resolver.

@@ -85,6 +85,7 @@ impl App {
         let running = crate::server::start_shared(&cfg, reloader.shared().clone())
             .await
             .map_err(io(format!("binding {:?}", cfg.listen)))?;
+        reloader.key_timer();
         let watch = if !cfg.watch {
             tracing::info!("file watching is off (watch: false); reload with SIGHUP or the API");
             None

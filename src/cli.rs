@@ -1,5 +1,5 @@
 //! The command line: `serve`, `check`, `explain`, `status`, `reload`,
-//! `fleet status`, `geodb build|lookup`.
+//! `fleet status`, `geodb build|lookup`, `dnssec keygen|ds`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -84,6 +84,39 @@ pub enum Command {
     Geodb {
         #[command(subcommand)]
         command: GeodbCommand,
+    },
+    /// DNSSEC keys: make them, print the DS for the parent.
+    Dnssec {
+        #[command(subcommand)]
+        command: DnssecCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DnssecCommand {
+    /// Write a new key pair in BIND's format (K<zone>.+<alg>+<tag>.key/.private).
+    Keygen {
+        zone: String,
+        /// A key-signing key (flags 257); default a zone-signing key (256).
+        #[arg(long)]
+        ksk: bool,
+        /// 13 (ECDSAP256SHA256) or 15 (ED25519).
+        #[arg(long, default_value_t = 13)]
+        alg: u8,
+        /// Where to write; default: the config's `dnssec.keys`, else `keys`.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, short, default_value = "geosteer.yaml")]
+        config: PathBuf,
+    },
+    /// Print the DS records (SHA-256) of the zone's active KSKs, for the parent.
+    Ds {
+        zone: String,
+        /// Key directory; default: the config's `dnssec.keys`, else `keys`.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, short, default_value = "geosteer.yaml")]
+        config: PathBuf,
     },
 }
 
@@ -183,6 +216,21 @@ pub fn run(cli: Cli) -> Result<i32> {
                             "none"
                         }
                     );
+                    let mut zones: Vec<_> = snap.zones.values().collect();
+                    zones.sort_by(|a, b| a.name.cmp(&b.name));
+                    for z in zones {
+                        if let Some(s) = &z.dnssec {
+                            let keys: Vec<String> = s
+                                .keys
+                                .iter()
+                                .map(|(k, st)| {
+                                    format!("{} {} {} {st:?}", k.tag, k.algorithm, k.role())
+                                        .to_lowercase()
+                                })
+                                .collect();
+                            println!("signed: {} keys [{}]", z.name, keys.join(", "));
+                        }
+                    }
                     Ok(0)
                 }
                 Err(errs) => {
@@ -211,6 +259,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Geodb { command } => geodb(command),
+        Command::Dnssec { command } => dnssec(command),
         Command::Status { api, json } => status(api, json),
         Command::Reload { api } => reload(api),
         Command::Fleet {
@@ -357,6 +406,30 @@ pub fn status_text(st: &serde_json::Value, edges: &serde_json::Value) -> String 
         ]);
     }
     table(&mut out, &rows);
+    // Signed zones: each key and the DS for the parent.
+    for z in st["zones"].as_array().into_iter().flatten() {
+        let Some(d) = z["dnssec"].as_object() else {
+            continue;
+        };
+        let keys: Vec<String> = d["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|k| {
+                format!(
+                    "{} {} {} {}",
+                    k["tag"],
+                    s(&k["algorithm_name"]),
+                    s(&k["role"]),
+                    s(&k["state"])
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "dnssec {}: {}", s(&z["name"]), keys.join(", "));
+        for ds in d["ds"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "  {}", s(ds));
+        }
+    }
     let _ = writeln!(out);
     let mut rows = vec![vec![
         "ZONE".to_string(),
@@ -542,6 +615,67 @@ fn reload(args: ApiArgs) -> Result<i32> {
         "POST {url}: HTTP {code}: {}",
         body["error"].as_str().unwrap_or("unexpected answer")
     )
+}
+
+/// The key directory: `--dir`, else the config's `dnssec.keys`, else `keys`.
+fn key_dir(dir: Option<PathBuf>, config: &std::path::Path) -> Result<PathBuf> {
+    if let Some(d) = dir {
+        return Ok(d);
+    }
+    if config.exists() {
+        let cfg = ServerConfig::load(config)?;
+        if let Some(d) = cfg.dnssec {
+            return Ok(d.keys);
+        }
+    }
+    Ok(PathBuf::from("keys"))
+}
+
+fn dnssec(cmd: DnssecCommand) -> Result<i32> {
+    match cmd {
+        DnssecCommand::Keygen {
+            zone,
+            ksk,
+            alg,
+            dir,
+            config,
+        } => {
+            let dir = key_dir(dir, &config)?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path =
+                crate::dnssec::keys::generate(&dir, &zone, ksk, alg, crate::dnssec::unix_now())?;
+            // Like dnssec-keygen: the base name on stdout, for scripts.
+            println!("{}", path.with_extension("").display());
+            Ok(0)
+        }
+        DnssecCommand::Ds { zone, dir, config } => {
+            let dir = key_dir(dir, &config)?;
+            let apex = crate::dnssec::parse_name(&zone).map_err(anyhow::Error::msg)?;
+            let signer = crate::dnssec::ZoneSigner::load(
+                &dir,
+                &apex,
+                Default::default(),
+                3600,
+                crate::dnssec::unix_now(),
+            )
+            .map_err(|errs| {
+                anyhow::anyhow!(
+                    "{}",
+                    errs.iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            })?;
+            let Some(signer) = signer else {
+                bail!("no keys for {zone} in {}", dir.display());
+            };
+            for line in signer.ds_text() {
+                println!("{line}");
+            }
+            Ok(0)
+        }
+    }
 }
 
 fn geodb(cmd: GeodbCommand) -> Result<i32> {

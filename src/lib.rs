@@ -38,6 +38,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod dnssec;
 pub mod dnstap;
 pub mod explain;
 pub mod fleet;

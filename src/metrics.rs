@@ -57,6 +57,22 @@ fn describe() {
         "Overrides and load readings written to etcd, by result"
     );
     describe_counter!(
+        "geosteer_dnssec_signatures_total",
+        "RRSIGs made (signature cache misses that signed)"
+    );
+    describe_counter!(
+        "geosteer_dnssec_cache_hits_total",
+        "RRSIGs served from the signature cache"
+    );
+    describe_counter!(
+        "geosteer_dnssec_cache_misses_total",
+        "RRSIG lookups that had to sign"
+    );
+    describe_gauge!(
+        "geosteer_dnssec_next_expiry_seconds",
+        "Unix time the earliest cached signature expires"
+    );
+    describe_counter!(
         "geosteer_ecs_queries_total",
         "Queries carrying EDNS Client Subnet"
     );
@@ -346,6 +362,34 @@ impl Default for ReloadMetrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Copies the signer's counters and the signature cache's state into the
+/// exporter (called when `/metrics` is scraped; the query path only bumps
+/// atomics).
+pub fn publish_dnssec() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let st = crate::dnssec::sign::stats();
+    counter!("geosteer_dnssec_signatures_total").absolute(st.signatures.load(Relaxed));
+    counter!("geosteer_dnssec_cache_hits_total").absolute(st.hits.load(Relaxed));
+    counter!("geosteer_dnssec_cache_misses_total").absolute(st.misses.load(Relaxed));
+    let (entries, next) = crate::dnssec::sign::SigCache::global().summary();
+    gauge!("geosteer_dnssec_cached_signatures").set(entries as f64);
+    gauge!("geosteer_dnssec_next_expiry_seconds").set(next.map_or(0.0, |t| t as f64));
+}
+
+/// The same numbers for `/api/status`.
+pub fn dnssec_summary() -> serde_json::Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let st = crate::dnssec::sign::stats();
+    let (entries, next) = crate::dnssec::sign::SigCache::global().summary();
+    serde_json::json!({
+        "signatures": st.signatures.load(Relaxed),
+        "cache_hits": st.hits.load(Relaxed),
+        "cache_misses": st.misses.load(Relaxed),
+        "cached_signatures": entries,
+        "next_expiry": next,
+    })
 }
 
 #[cfg(test)]

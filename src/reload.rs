@@ -151,10 +151,59 @@ pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, V
         name,
         tree,
         steering,
+        dnssec: None,
         zone_file: zone_file.to_path_buf(),
         pools_file: pools_file.exists().then_some(pools_file),
         svcb,
     })
+}
+
+/// Reads the zone's DNSSEC keys (if `dnssec:` is configured and the zone
+/// has key files) and adds DNSKEY, CDS and CDNSKEY at its apex.
+pub fn sign_zone(cfg: &ServerConfig, zone: &mut Zone) -> Result<(), Vec<ConfigError>> {
+    let Some(d) = &cfg.dnssec else {
+        return Ok(());
+    };
+    let now = crate::dnssec::unix_now();
+    let key_ttl = zone.tree.soa().ttl;
+    let signer =
+        crate::dnssec::ZoneSigner::load(&d.keys, &zone.tree.apex_lower, d.policy, key_ttl, now)
+            .map_err(|errs| {
+                errs.iter()
+                    .map(|e| {
+                        let (file, line, reason) = e.parts();
+                        ConfigError::new(&file, line, reason)
+                    })
+                    .collect::<Vec<_>>()
+            })?;
+    let Some(signer) = signer else {
+        return Ok(());
+    };
+    let apex = zone.tree.apex_lower.clone();
+    let node = zone.tree.nodes.get_mut(&apex).expect("tree has its apex");
+    for set in signer.apex_rrsets() {
+        if node.rrset(set.rtype).is_some() {
+            let line = 0;
+            return Err(vec![ConfigError::new(
+                &zone.zone_file,
+                line,
+                format!(
+                    "{} at the apex comes from the keys in {}; remove it from the zone file",
+                    match set.rtype {
+                        crate::dnssec::sign::TYPE_DNSKEY => "DNSKEY",
+                        crate::dnssec::sign::TYPE_CDS => "CDS",
+                        _ => "CDNSKEY",
+                    },
+                    d.keys.display()
+                ),
+            )]);
+        }
+        if !set.rdata.is_empty() {
+            node.rrsets.push(set);
+        }
+    }
+    zone.dnssec = Some(Arc::new(signer));
+    Ok(())
 }
 
 /// Builds a complete snapshot from the config, or reports every problem.
@@ -253,7 +302,10 @@ pub fn build_snapshot_with(
             }
             let mut seen = HashSet::new();
             for f in files {
-                match build_zone(&f, health) {
+                match build_zone(&f, health).and_then(|mut z| {
+                    sign_zone(cfg, &mut z)?;
+                    Ok(z)
+                }) {
                     Ok(z) => {
                         if seen.insert(z.tree.apex_lower.clone()) {
                             zones.push(z);
@@ -391,6 +443,9 @@ impl Reloader {
     ) -> Result<Arc<Reloader>, ConfigErrors> {
         let mut geo = GeoCache::default();
         let started = std::time::Instant::now();
+        if let Some(d) = &cfg.dnssec {
+            crate::dnssec::sign::SigCache::global().set_capacity(d.cache_size);
+        }
         let snap = build_snapshot_with(&cfg, &*registry, 1, &mut geo)?;
         let loads = read_loads(&snap).map_err(ConfigErrors)?;
         let metrics = crate::metrics::ReloadMetrics::new();
@@ -520,6 +575,11 @@ impl Reloader {
                 });
             }
         }
+        if let Some(d) = &self.cfg.dnssec
+            && d.keys.is_dir()
+        {
+            dirs.push(d.keys.clone());
+        }
         dirs.sort();
         dirs.dedup();
         dirs
@@ -533,10 +593,13 @@ impl Reloader {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         // Anything in the zones dir except editor droppings; the zones dir
         // entry itself; the DB file.
-        (parent_is(&zones)
-            && !name.ends_with('~')
-            && !name.ends_with(".swp")
-            && !name.starts_with(".#"))
+        let keys = self.cfg.dnssec.as_ref().map(|d| canon(&d.keys));
+        (keys.as_ref().is_some_and(|k| parent_is(k))
+            && (name.ends_with(".key") || name.ends_with(".private")))
+            || (parent_is(&zones)
+                && !name.ends_with('~')
+                && !name.ends_with(".swp")
+                && !name.starts_with(".#"))
             || path.file_name() == self.cfg.zones.file_name()
                 && self
                     .cfg
@@ -626,6 +689,45 @@ impl Reloader {
             tracing::error!("cannot start the file watcher: {e}");
         }
         Ok(Watch { _watcher: watcher })
+    }
+}
+
+impl Reloader {
+    /// Rebuilds the snapshot when a key's Publish, Activate, Inactive or
+    /// Delete time passes, so a rollover needs only dated key files. Checks
+    /// every few seconds (one atomic load); stops when the reloader goes.
+    pub fn key_timer(self: &Arc<Self>) {
+        if self.cfg.dnssec.is_none() {
+            return;
+        }
+        let me = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("geosteer-keytimer".into())
+            .spawn(move || {
+                // A failed rebuild for an event is not retried every tick
+                // (the old state keeps serving; fixing the files reloads).
+                let mut tried = None;
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(2));
+                    let Some(me) = me.upgrade() else { break };
+                    let now = crate::dnssec::unix_now();
+                    let due = me
+                        .shared
+                        .load()
+                        .zones
+                        .values()
+                        .filter_map(|z| z.dnssec.as_ref()?.next_event)
+                        .filter(|&t| t <= now)
+                        .min();
+                    if due.is_some() && due != tried {
+                        tried = due;
+                        let _ = me.reload("key timing");
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the key timer: {e}");
+        }
     }
 }
 

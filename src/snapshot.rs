@@ -25,6 +25,8 @@ pub struct Zone {
     pub name: String,
     pub tree: Tree,
     pub steering: Steering,
+    /// Keys and signing policy, for a signed zone.
+    pub dnssec: Option<Arc<crate::dnssec::ZoneSigner>>,
     /// The zone file it came from (and the pools file, if any).
     pub zone_file: PathBuf,
     pub pools_file: Option<PathBuf>,

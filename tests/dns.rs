@@ -631,14 +631,14 @@ fn edns_version_1_is_badvers() {
 fn unknown_edns_options_ignored_flags_cleared_do_echoed() {
     let s = shared();
     let opts: [(u16, &[u8]); 2] = [(65001, b"hello"), (3, b"")]; // an unknown one and NSID
-    // DO plus an undefined flag bit.
+    // DO plus undefined flag bits (0x4000 is CO, RFC 9824: echoed).
     let q = raw_query(
         7,
         0,
         [1, 0, 0, 1],
         "www.example.",
         1,
-        &opt_rr(1232, 0, 0, 0x8000 | 0x4000 | 0x0001, &opts),
+        &opt_rr(1232, 0, 0, 0x8000 | 0x2000 | 0x0001, &opts),
     );
     for raw in [s.udp_raw(&q).unwrap(), s.tcp_raw(&q).unwrap()] {
         let m = Message::from_vec(&raw).unwrap();

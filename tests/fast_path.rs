@@ -3,7 +3,9 @@
 //! five zones (types.example: HTTPS, DS, DNAME...) in random letter case, many
 //! types, with and without EDNS, DO, NSID, cookies (client-only, foreign, malformed),
 //! ECS from many networks, small and large buffers, UDP and TCP, and edges
-//! in random health states — both must produce the same bytes.
+//! in random health states — both must produce the same bytes. One zone is
+//! DNSSEC-signed, so DO=1 answers with RRSIGs and NSECs are compared too
+//! (the signature cache makes the signatures themselves repeatable).
 //!
 //! Also checks the reworked `steer::decide` (per-place cached order, early
 //! stop) against a plain reference: sort every candidate by (health tier,
@@ -64,8 +66,22 @@ fn snapshot(reg: &Registry) -> (Snapshot, tempfile::TempDir) {
     ] {
         std::fs::copy(root.join(from), zones.join(name)).unwrap();
     }
+    // cdn.example is signed (a KSK and a ZSK): DO=1 answers carry RRSIGs
+    // on both paths.
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    for ksk in [true, false] {
+        geosteer::dnssec::keys::generate(
+            &keys,
+            "cdn.example",
+            ksk,
+            13,
+            geosteer::dnssec::unix_now(),
+        )
+        .unwrap();
+    }
     let yaml = format!(
-        "listen: [\"127.0.0.1:0\"]\nzones: zones\ngeodb: {}\nnsid: fast-path-test\n",
+        "listen: [\"127.0.0.1:0\"]\nzones: zones\ngeodb: {}\nnsid: fast-path-test\ndnssec: {{ keys: keys }}\n",
         support::geodb(support::Db::City).display()
     );
     let cfg =
@@ -295,6 +311,42 @@ fn fast_path_matches_general_path() {
         fast * 25 > compared,
         "{fast} of {compared} on the fast path"
     );
+}
+
+/// Signed answers come from the fast path too, with their RRSIGs, and
+/// equal the general path's bytes.
+#[test]
+fn signed_answers_on_the_fast_path() {
+    let reg = Registry::new();
+    let (snap, _dir) = snapshot(&reg);
+    let src: IpAddr = "81.2.1.9".parse().unwrap();
+    let (mut a, mut b) = (vec![0u8; 65_535], vec![0u8; 65_535]);
+    for (name, qtype) in [
+        (&b"\x06static\x03cdn\x07example\x00"[..], 1u16),
+        (b"\x03www\x03cdn\x07example\x00", 1),
+        (b"\x03www\x03cdn\x07example\x00", 28),
+        // NODATA: NSEC and its RRSIG.
+        (b"\x04mail\x03cdn\x07example\x00", 28),
+        (b"\x03cdn\x07example\x00", 48),
+    ] {
+        let mut q = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(name);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&[0, 1, 0, 0, 41, 4, 0xD0, 0, 0, 0x80, 0, 0, 0]);
+        let n = dns::fast_respond(&snap, &q, src, Transport::Udp, &mut a)
+            .unwrap_or_else(|| panic!("{name:?}/{qtype} not on the fast path"));
+        let m = dns::respond_general(&snap, &q, SocketAddr::new(src, 53), Transport::Udp, &mut b)
+            .unwrap();
+        assert_eq!(&a[..n], &b[..m], "{name:?}/{qtype}");
+        let msg = hickory_proto::op::Message::from_vec(&a[..n]).unwrap();
+        let sigs = msg
+            .answers
+            .iter()
+            .chain(&msg.authorities)
+            .filter(|r| r.record_type() == hickory_proto::rr::RecordType::RRSIG)
+            .count();
+        assert!(sigs >= 1, "{name:?}/{qtype}: no RRSIG in {msg:?}");
+    }
 }
 
 /// A response from the fast path really is one (not the general path

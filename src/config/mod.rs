@@ -157,6 +157,9 @@ pub struct ServerRaw {
     /// DNS cookies (RFC 7873/9018): on by default; `off`, or a table.
     #[serde(default)]
     pub cookies: Option<CookiesRaw>,
+    /// Online DNSSEC signing; absent: no zone is signed.
+    #[serde(default)]
+    pub dnssec: Option<DnssecRaw>,
 }
 
 /// `cookies:` as written: `off` (or `false`/`on`/`true`), or a table.
@@ -323,6 +326,87 @@ pub fn read_cookie_secrets(file: &Path) -> Result<Vec<[u8; 16]>, ConfigError> {
     Ok(secrets)
 }
 
+/// `dnssec:` in `geosteer.yaml`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DnssecRaw {
+    /// Directory of BIND key files (`K<zone>.+<alg>+<tag>.key/.private`).
+    pub keys: PathBuf,
+    /// Signature inception this far in the past (validators' clock skew).
+    #[serde(default = "default_inception_offset", with = "humantime_serde")]
+    pub inception_offset: Duration,
+    /// Signature expiration this far after signing.
+    #[serde(default = "default_validity", with = "humantime_serde")]
+    pub validity: Duration,
+    /// Cached signatures older than this are made again; default half the validity.
+    #[serde(default, with = "humantime_serde::option")]
+    pub refresh: Option<Duration>,
+    /// Most signatures kept in the cache.
+    #[serde(default = "default_sig_cache")]
+    pub cache_size: usize,
+}
+
+fn default_inception_offset() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_validity() -> Duration {
+    Duration::from_secs(4 * 86_400)
+}
+
+fn default_sig_cache() -> usize {
+    crate::dnssec::sign::DEFAULT_CACHE_ENTRIES
+}
+
+/// The validated `dnssec:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnssecConfig {
+    pub keys: PathBuf,
+    pub policy: crate::dnssec::sign::Policy,
+    pub cache_size: usize,
+}
+
+impl DnssecRaw {
+    fn validate(self, base: &Path, path: &Path) -> Result<DnssecConfig, ConfigError> {
+        let secs = |d: Duration, what: &str| {
+            u32::try_from(d.as_secs())
+                .ok()
+                .filter(|&s| s > 0 || what == "inception_offset")
+                .ok_or_else(|| {
+                    ConfigError::new(path, 0, format!("dnssec.{what}: must be 1s..136 years"))
+                })
+        };
+        let validity = secs(self.validity, "validity")?;
+        let refresh = match self.refresh {
+            Some(r) => secs(r, "refresh")?,
+            None => validity / 2,
+        };
+        if refresh >= validity {
+            return Err(ConfigError::new(
+                path,
+                0,
+                "dnssec.refresh: must be shorter than dnssec.validity",
+            ));
+        }
+        if self.cache_size == 0 {
+            return Err(ConfigError::new(
+                path,
+                0,
+                "dnssec.cache_size: must be at least 1",
+            ));
+        }
+        Ok(DnssecConfig {
+            keys: base.join(self.keys),
+            policy: crate::dnssec::sign::Policy {
+                inception_offset: secs(self.inception_offset, "inception_offset")?,
+                validity,
+                refresh: refresh.max(1),
+            },
+            cache_size: self.cache_size,
+        })
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -348,6 +432,7 @@ pub struct ServerConfig {
     pub probe_source: Option<std::net::IpAddr>,
     pub nsid: Option<Box<[u8]>>,
     pub cookies: CookieSetting,
+    pub dnssec: Option<DnssecConfig>,
 }
 
 impl ServerConfig {
@@ -440,7 +525,9 @@ impl ServerConfig {
             d.file = d.file.map(|p| base.join(p));
             d
         });
+        let dnssec = raw.dnssec.map(|d| d.validate(base, path)).transpose()?;
         Ok(ServerConfig {
+            dnssec,
             fleet,
             probe_source: raw.probe_source,
             nsid,
@@ -476,6 +563,22 @@ pub mod humantime_serde {
         humantime::parse_duration(&s)
             .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
     }
+
+    /// The same for an optional duration.
+    pub mod option {
+        use serde::{Deserialize, Deserializer};
+        use std::time::Duration;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|s| {
+                    humantime::parse_duration(&s).map_err(|e| {
+                        serde::de::Error::custom(format!("invalid duration {s:?}: {e}"))
+                    })
+                })
+                .transpose()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -510,6 +613,24 @@ mod tests {
         assert_eq!(c.rrl, Some(crate::rrl::RrlConfig::with_rate(100)));
         let e = ServerConfig::from_str("rrl: {rate: 0}\n", Path::new("g.yaml")).unwrap_err();
         assert!(e.to_string().contains("rrl.rate"), "{e}");
+    }
+
+    #[test]
+    fn dnssec_section() {
+        let c =
+            ServerConfig::from_str("dnssec: {keys: keys}\n", Path::new("/etc/g/g.yaml")).unwrap();
+        let d = c.dnssec.unwrap();
+        assert_eq!(d.keys, Path::new("/etc/g/keys"));
+        assert_eq!(d.policy.refresh, d.policy.validity / 2);
+        let e = ServerConfig::from_str(
+            "dnssec: {keys: k, validity: 1d, refresh: 2d}\n",
+            Path::new("g.yaml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("dnssec.refresh"), "{e}");
+        assert!(
+            ServerConfig::from_str("dnssec: {keys: k, ttl: 1}\n", Path::new("g.yaml")).is_err()
+        );
     }
 
     #[test]

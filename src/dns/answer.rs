@@ -48,6 +48,8 @@ pub enum Item<'a> {
         ttl: u32,
         target: &'a [u8],
     },
+    /// An NSEC made for a DNSSEC answer (see [`super::secure`]).
+    Nsec(Box<super::secure::Nsec<'a>>),
     /// A steered host's HTTPS/SVCB record: the template with the
     /// addresses of the edges its A and AAAA answers would carry as hints.
     Svcb {
@@ -128,13 +130,28 @@ pub struct Question<'q> {
     pub client: Client,
 }
 
+/// The zone that answers `name`/`qtype`: the closest enclosing one, except
+/// that DS at a zone's apex is the parent's data (RFC 4035 §3.1.4.1),
+/// answered from the parent zone when we serve it too.
+pub(crate) fn zone_for<'a>(snap: &'a Snapshot, name: &[u8], qtype: u16) -> Option<&'a Zone> {
+    let zone = snap.find_zone(name)?;
+    if qtype == TYPE_DS
+        && name.len() == zone.tree.apex_lower.len()
+        && name.len() > 1
+        && let Some(parent) = snap.find_zone(&name[1 + name[0] as usize..])
+    {
+        return Some(parent);
+    }
+    Some(zone)
+}
+
 /// Answers a question from a snapshot. `trace` observes steering.
 pub fn lookup<'a, T: steer::Trace>(
     snap: &'a Snapshot,
     q: &Question<'_>,
     trace: &mut T,
 ) -> Answer<'a> {
-    let Some(mut zone) = snap.find_zone(q.name) else {
+    let Some(zone) = zone_for(snap, q.name, q.qtype) else {
         let mut ans = Answer::new(Rcode::Refused);
         ans.ede = Some(Ede {
             code: EDE_NOT_AUTHORITATIVE,
@@ -142,15 +159,6 @@ pub fn lookup<'a, T: steer::Trace>(
         });
         return ans;
     };
-    // DS at a zone's apex is the parent's data (RFC 4035 §3.1.4.1): answer
-    // from the parent zone when we serve it too.
-    if q.qtype == TYPE_DS
-        && q.name.len() == zone.tree.apex_lower.len()
-        && q.name.len() > 1
-        && let Some(parent) = snap.find_zone(&q.name[1 + q.name[0] as usize..])
-    {
-        zone = parent;
-    }
     let mut ans = Answer::new(Rcode::NoError);
     ans.aa = true;
     let tree = &zone.tree;
@@ -345,7 +353,7 @@ fn find_dname<'t>(tree: &'t Tree, lname: &[u8]) -> Option<(&'t Node, &'t Rrset)>
 }
 
 /// RFC 4592: the source of synthesis is `*.<closest encloser>`.
-fn wildcard<'t>(tree: &'t Tree, lname: &[u8]) -> Option<&'t Node> {
+pub(crate) fn wildcard<'t>(tree: &'t Tree, lname: &[u8]) -> Option<&'t Node> {
     if !tree.has_wildcards {
         return None;
     }

@@ -10,6 +10,11 @@
 //! it stay valid because case never changes a name's length), and OPT with
 //! the ECS echo is written last.
 //!
+//! In a signed zone a DO=1 query gets a second pre-rendered body with its
+//! RRSIGs (and the NSEC of a NODATA), used until the signature cache would
+//! re-sign it; a steered A/AAAA gets its RRSIG from the signature cache,
+//! the same one the general path writes.
+//!
 //! Anything else — names only a wildcard matches, NXDOMAIN, ANY, answers
 //! that don't fit the client's size, steering that chose something other
 //! than edges — returns `None` and takes the general path, which produces
@@ -37,6 +42,22 @@ struct Static {
     /// Answer, authority and additional counts (without our OPT).
     counts: [u16; 3],
     body: Box<[u8]>,
+    /// The zone is signed: DO=1 queries get `secure`, or the general path.
+    signed: bool,
+    /// The DO=1 answer with its RRSIGs (and NSEC for NODATA).
+    secure: Option<Box<Secure>>,
+}
+
+/// A signed pre-rendered answer.
+#[derive(Debug)]
+struct Secure {
+    rcode: Rcode,
+    aa: bool,
+    counts: [u16; 3],
+    body: Box<[u8]>,
+    /// Unix time from which the general path answers instead: when the
+    /// signature cache would make its RRSIGs again.
+    fresh_until: u64,
 }
 
 #[derive(Debug)]
@@ -106,7 +127,8 @@ impl FastTable {
                     } else {
                         match render_static(snap, key, qtype, &mut out) {
                             Some(s) => {
-                                table.bytes += s.body.len();
+                                table.bytes +=
+                                    s.body.len() + s.secure.as_ref().map_or(0, |x| x.body.len());
                                 Entry::Static(s)
                             }
                             None => continue,
@@ -132,6 +154,22 @@ impl FastTable {
 /// The general path's answer to `key`/`qtype`, if it doesn't depend on
 /// who asks or how.
 fn render_static(snap: &Snapshot, key: &[u8], qtype: u16, out: &mut [u8]) -> Option<Static> {
+    let mut s = render_one(snap, key, qtype, out, false)?;
+    if s.signed {
+        s.secure = render_one(snap, key, qtype, out, true).and_then(|x| x.secure);
+    }
+    Some(s)
+}
+
+/// One rendering of the general path's answer; with `dnssec`, the DO=1
+/// answer goes in `secure`.
+fn render_one(
+    snap: &Snapshot,
+    key: &[u8],
+    qtype: u16,
+    out: &mut [u8],
+    dnssec: bool,
+) -> Option<Static> {
     let question = Question {
         name: key,
         qtype,
@@ -142,7 +180,7 @@ fn render_static(snap: &Snapshot, key: &[u8], qtype: u16, out: &mut [u8]) -> Opt
             ecs_source: None,
         },
     };
-    let ans = answer::lookup(snap, &question, &mut ());
+    let mut ans = answer::lookup(snap, &question, &mut ());
     if ans.steered.is_some() {
         // Reached steering through a CNAME: the client decides.
         return None;
@@ -155,16 +193,49 @@ fn render_static(snap: &Snapshot, key: &[u8], qtype: u16, out: &mut [u8]) -> Opt
         qclass: CLASS_IN,
         edns: None,
     };
-    let (len, truncated) = render_answer(&q, &ans, &OptExtra::default(), out.len(), out);
+    let signed = answer::zone_for(snap, key, qtype).is_some_and(|z| z.dnssec.is_some());
+    let mut name = NameBuf::empty();
+    name.buf[..key.len()].copy_from_slice(key);
+    name.len = key.len() as u8;
+    let sec = if dnssec {
+        Some(super::secure::prepare(snap, name, qtype, false, &mut ans)?)
+    } else {
+        None
+    };
+    let (len, truncated) =
+        render_answer(&q, &ans, &OptExtra::default(), out.len(), out, sec.as_ref());
     if truncated {
         return None;
     }
     let count = |i: usize| u16::from_be_bytes([out[i], out[i + 1]]);
+    let (rcode, aa, counts) = (ans.rcode, ans.aa, [count(6), count(8), count(10)]);
+    let body: Box<[u8]> = out[HEADER + key.len() + 4..len].into();
+    if let Some(ctx) = sec {
+        let p = ctx.signer.policy;
+        let fresh_until =
+            u64::from(ctx.min_expiration.get()).saturating_sub(u64::from(p.validity - p.refresh));
+        return Some(Static {
+            rcode,
+            aa,
+            counts,
+            body: Box::new([]),
+            signed,
+            secure: Some(Box::new(Secure {
+                rcode,
+                aa,
+                counts,
+                body,
+                fresh_until,
+            })),
+        });
+    }
     Some(Static {
-        rcode: ans.rcode,
-        aa: ans.aa,
-        counts: [count(6), count(8), count(10)],
-        body: out[HEADER + key.len() + 4..len].into(),
+        signed,
+        secure: None,
+        rcode,
+        aa,
+        counts,
+        body,
     })
 }
 
@@ -228,22 +299,31 @@ pub(super) fn respond<'s, T: steer::Trace>(
     let n = q.lower_qname(key);
     key[n..n + 2].copy_from_slice(&q.qtype.to_be_bytes());
     let entry = snap.fast.map.get(&key[..n + 2])?;
+    let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
     let opt = q.edns.as_ref().map_or(0, |e| opt_len(e, extra, None));
     let qlen = HEADER + q.qname_raw.len() + 4;
     match entry {
         Entry::Static(s) => {
-            let end = qlen + s.body.len();
+            let (rcode, aa, counts, body) = match &s.secure {
+                _ if !(dnssec && s.signed) => (s.rcode, s.aa, s.counts, &s.body),
+                Some(sec) if crate::dnssec::unix_now() < sec.fresh_until => {
+                    (sec.rcode, sec.aa, sec.counts, &sec.body)
+                }
+                // Signatures due for renewal: the general path signs anew.
+                _ => return None,
+            };
+            let end = qlen + body.len();
             if end + opt > max.min(out.len()) {
                 return None;
             }
-            let ar = s.counts[2] + u16::from(q.edns.is_some());
-            let flags = header_flags(q.flags, s.aa, false, s.rcode);
-            let pos = head(q, flags, [1, s.counts[0], s.counts[1], ar], out);
-            out[pos..end].copy_from_slice(&s.body);
-            let len = tail(q, extra, s.rcode, 0, end, out);
+            let ar = counts[2] + u16::from(q.edns.is_some());
+            let flags = header_flags(q.flags, aa, false, rcode);
+            let pos = head(q, flags, [1, counts[0], counts[1], ar], out);
+            out[pos..end].copy_from_slice(body);
+            let len = tail(q, extra, rcode, 0, end, out);
             Some(Summary {
                 len,
-                rcode: s.rcode,
+                rcode,
                 qtype: q.qtype,
                 truncated: false,
                 ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
@@ -271,13 +351,21 @@ pub(super) fn respond<'s, T: steer::Trace>(
                 }
             };
             let records: usize = d.edges.iter().map(addrs).sum();
-            let end = qlen + records * (12 + rdlen);
-            if end + opt > max.min(out.len()) || records > usize::from(u16::MAX) {
+            let sigs = match (&zone.dnssec, dnssec) {
+                (Some(signer), true) => {
+                    super::secure::edge_rrsigs(signer, &key[..n], *family, h.ttl, st, &d.edges)
+                }
+                _ => Default::default(),
+            };
+            let sig_bytes: usize = sigs.iter().map(|s| 12 + s.len()).sum();
+            let end = qlen + records * (12 + rdlen) + sig_bytes;
+            if end + opt > max.min(out.len()) || records + sigs.len() > usize::from(u16::MAX) {
                 return None;
             }
             let flags = header_flags(q.flags, true, false, Rcode::NoError);
             let ar = u16::from(q.edns.is_some());
-            let mut pos = head(q, flags, [1, records as u16, 0, ar], out);
+            let an = (records + sigs.len()) as u16;
+            let mut pos = head(q, flags, [1, an, 0, ar], out);
             // Every record: pointer to the question, type, class, TTL, RDATA.
             let mut fixed = [0u8; 12];
             fixed[0..2].copy_from_slice(&(0xC000 | HEADER as u16).to_be_bytes());
@@ -303,6 +391,13 @@ pub(super) fn respond<'s, T: steer::Trace>(
                         }
                     }
                 }
+            }
+            for sig in &sigs {
+                fixed[2..4].copy_from_slice(&crate::dnssec::sign::TYPE_RRSIG.to_be_bytes());
+                fixed[10..12].copy_from_slice(&(sig.len() as u16).to_be_bytes());
+                out[pos..pos + 12].copy_from_slice(&fixed);
+                out[pos + 12..pos + 12 + sig.len()].copy_from_slice(sig);
+                pos += 12 + sig.len();
             }
             let scope = if q.ecs_scoped() { d.scope } else { 0 };
             let len = tail(q, extra, Rcode::NoError, scope, pos, out);

@@ -8,6 +8,7 @@ pub mod answer;
 pub mod fast;
 pub mod opt;
 pub mod render;
+pub mod secure;
 pub mod tree;
 pub mod wire;
 
@@ -178,7 +179,11 @@ fn respond_inner<'s, T: steer::Trace>(
     } else if matches!(q.qtype, TYPE_AXFR | TYPE_IXFR) {
         // Zone transfers are not offered (and never over UDP).
         Some(Rcode::Refused)
-    } else if matches!(q.qtype, TYPE_OPT | TYPE_MAILA | TYPE_MAILB) {
+    } else if matches!(
+        q.qtype,
+        TYPE_OPT | TYPE_MAILA | TYPE_MAILB | crate::dnssec::sign::TYPE_NXNAME
+    ) {
+        // NXNAME only ever appears in compact-denial bitmaps (RFC 9824 §3.5).
         Some(Rcode::FormErr)
     } else {
         None
@@ -206,7 +211,12 @@ fn respond_inner<'s, T: steer::Trace>(
             answer::lookup(snap, &question, trace)
         }
     };
-    let (len, truncated) = render_answer(&q, &ans, &extra, max, out);
+    let mut ans = ans;
+    let sec = match q.edns {
+        Some(e) if e.dnssec_ok => secure::prepare(snap, q.qname(), q.qtype, e.compact_ok, &mut ans),
+        _ => None,
+    };
+    let (len, truncated) = render_answer(&q, &ans, &extra, max, out, sec.as_ref());
     let scope = if q.ecs_scoped() { ans.scope } else { 0 };
     Some(Summary {
         len,
@@ -262,7 +272,13 @@ fn write_opt(
     // Extended rcode, version 0, and of the flags only DO (RFC 3225 says
     // echo it); unknown flags are cleared.
     b[5] = (rcode as u8) >> 4;
-    b[7] = if edns.dnssec_ok { 0x80 } else { 0 };
+    // CO is echoed too: we honour it (RFC 9824 §4).
+    b[7] = if edns.dnssec_ok { 0x80 } else { 0 }
+        | if edns.dnssec_ok && edns.compact_ok {
+            0x40
+        } else {
+            0
+        };
     let more = extra.len(ede);
     let len = match edns.ecs {
         Some(ecs) => {
@@ -422,6 +438,19 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>, synth: &[Box<[u8]>]) -> Resul
             ttl,
             target,
         } => cname(w, *o, *ttl, &synth[*target as usize]),
+        Item::Nsec(n) => {
+            match &n.synth {
+                Some(s) => w.name(s, true)?,
+                None => owner(w, n.owner)?,
+            }
+            w.u16(crate::dnssec::sign::TYPE_NSEC)?;
+            w.u16(CLASS_IN)?;
+            w.u32(n.ttl)?;
+            w.u16(n.rdata.len() as u16)?;
+            // The next name is never compressed (RFC 4034 §4.1.1).
+            w.bytes(&n.rdata)?;
+            Ok(1)
+        }
         Item::Svcb {
             owner: o,
             ttl,
@@ -451,6 +480,20 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>, synth: &[Box<[u8]>]) -> Resul
     }
 }
 
+/// An item and, for a signed answer, its RRSIGs: written whole or not at all.
+fn write_signed(
+    w: &mut Writer<'_>,
+    item: &Item<'_>,
+    synth: &[Box<[u8]>],
+    sec: Option<&secure::Ctx<'_>>,
+) -> Result<u16, Full> {
+    let n = write_item(w, item, synth)?;
+    match sec {
+        Some(ctx) => Ok(n + secure::write_rrsigs(w, ctx, item, synth)?),
+        None => Ok(n),
+    }
+}
+
 /// Whether `item` is glue for a name server at or below the cut of a
 /// referral (not sibling glue, which stays optional).
 fn in_domain_glue(ans: &Answer<'_>, item: &Item<'_>) -> bool {
@@ -477,6 +520,7 @@ fn render_answer(
     extra: &OptExtra<'_>,
     max: usize,
     out: &mut [u8],
+    sec: Option<&secure::Ctx<'_>>,
 ) -> (usize, bool) {
     let ede = ans.ede.as_ref();
     let opt = q.edns.as_ref().map_or(0, |e| opt_len(e, extra, ede));
@@ -498,7 +542,7 @@ fn render_answer(
         .enumerate()
     {
         for item in section.iter() {
-            match write_item(&mut w, item, &ans.synth) {
+            match write_signed(&mut w, item, &ans.synth, sec) {
                 Ok(n) => counts[i] += n,
                 Err(Full) => {
                     // An answer or authority RRset that doesn't fit: send
@@ -514,7 +558,7 @@ fn render_answer(
     if !truncated {
         for item in ans.additional.iter() {
             let mark = w.pos;
-            match write_item(&mut w, item, &ans.synth) {
+            match write_signed(&mut w, item, &ans.synth, sec) {
                 Ok(n) => counts[2] += n,
                 Err(Full) => {
                     // Additional data is optional: stop adding, no TC,

@@ -121,6 +121,8 @@ pub struct Edns {
     pub udp_size: u16,
     pub version: u8,
     pub dnssec_ok: bool,
+    /// Compact Answers OK (RFC 9824 §4): NXDOMAIN may keep its rcode.
+    pub compact_ok: bool,
     pub ecs: Option<Ecs>,
     /// The query asked for our NSID (RFC 5001 §2.1: an empty NSID option).
     pub nsid: bool,
@@ -326,6 +328,7 @@ fn parse_message(p: &[u8], flags: u16) -> Result<Query<'_>, ParseError> {
                 udp_size,
                 version,
                 dnssec_ok,
+                compact_ok: p[pos + 6] & 0x40 != 0,
                 ecs: None,
                 nsid: false,
                 cookie: None,

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | GET | `/metrics` | Prometheus text |
 //! | GET | `/healthz` | 200 when a snapshot is serving |
-//! | GET | `/api/status` | version, uptime, files, DB, last reload, zones |
+//! | GET | `/api/status` | version, uptime, files, DB, last reload, zones (with DNSSEC keys and DS) |
 //! | GET | `/api/edges` | every edge's health |
 //! | GET | `/api/fleet` | instances, liveness, verdicts per edge, drift |
 //! | POST | `/api/edges/{name}/admin` | `{"state": "drain"}` (auth) |
@@ -146,6 +146,7 @@ async fn metrics(State(api): State<Api>) -> impl IntoResponse {
         metrics::gauge!("geosteer_snapshot_age_seconds").set(age.as_secs_f64());
     }
     drop(snap);
+    crate::metrics::publish_dnssec();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         api.prometheus.render(),
@@ -174,6 +175,8 @@ async fn status(State(api): State<Api>) -> impl IntoResponse {
                 "names": z.tree.nodes.len(),
                 "hosts": z.steering.hosts.iter().map(|h| &h.name).collect::<Vec<_>>(),
                 "edges": z.steering.edges.len(),
+                // Keys (tag, algorithm, role, state) and the DS; no key material.
+                "dnssec": z.dnssec.as_ref().map(|s| s.describe()),
             })
         })
         .collect();
@@ -202,6 +205,7 @@ async fn status(State(api): State<Api>) -> impl IntoResponse {
         "generation": snap.generation,
         "last_reload": api.reloader.status(),
         "zones": zones,
+        "dnssec": crate::metrics::dnssec_summary(),
         "fleet": api.fleet.as_ref().map(|f| f.status_json()),
     }))
 }
