@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# bench/run.sh: geosteer vs Knot vs gdnsd vs a do-nothing floor, per issue 6.
+# bench/run.sh: geosteer vs Knot vs gdnsd vs a do-nothing floor.
 #
-#   Harness W: server pinned to CPU 1, dnsperf pinned to CPU 0 at a fixed
-#              offered rate; figure = server utime+stime / answered queries.
+#   Placement: every server runs in a cpuset cgroup holding CPU 1 only, the
+#              load generators in one holding CPU 0. knotd pins its own
+#              threads (dt_setaffinity), which escapes taskset but not a
+#              cpuset, so all servers are placed alike.
+#   Harness W: a fixed offered rate; figure = server utime+stime / answered.
+#              dnsperf for one-name kinds and TCP; bench/loadgen (seeded
+#              query files, each query with its own ECS subnet) for the
+#              many-client, flood and cold-start kinds.
 #   Harness I: server under callgrind; zero the counters once it answers,
 #              send a fixed number of queries, dump; figure = Ir / answered.
 #
-# Usage: bench/run.sh            (full run, ~4-5 min)
+# Usage: bench/run.sh            (full run, ~6 min)
 #        W_SECONDS=3 bench/run.sh  (shorter W runs while iterating)
 #        SKIP_I=1 / SKIP_W=1       (one harness only)
 # Writes the table to stdout and to $OUT/table.md (OUT defaults to a temp dir).
-# CI does not run this: it needs root-free loopback, 2 cores and minutes.
+# CI does not run this: it needs root (cpuset cgroups), 2 cores and minutes.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$(mktemp -d /tmp/geosteer-bench.XXXXXX)}
 mkdir -p "$OUT"
-W_SECONDS=${W_SECONDS:-8}
+W_SECONDS=${W_SECONDS:-6}
 W_RATE=${W_RATE:-100000}
 I_QUERIES=${I_QUERIES:-20000}
 SKIP_W=${SKIP_W:-0}
@@ -29,6 +35,12 @@ L_SECONDS=${L_SECONDS:-4}
 # ECS subnets: located by the demo database in North America, Europe, Asia.
 ECS_SUBNETS=${ECS_SUBNETS:-"8.8.8.0/24 77.88.8.0/24 114.114.114.0/24"}
 P_GEOSTEER=5300 P_GDNSD=5301 P_KNOT=5302 P_FLOOR=5303
+# Many-client kinds: distinct ECS subnets per file (about 10% IPv6 /48s) and
+# the dense synthetic City DB's distinct records (GeoLite2 City has ~100k).
+MANY=${MANY:-200000}
+DENSE_RECORDS=${DENSE_RECORDS:-150000}
+SEED=${SEED:-1}
+TCP_CONNS=${TCP_CONNS:-1000}
 TCK=$(getconf CLK_TCK)
 
 log() { printf '%s\n' "$*" >&2; }
@@ -58,28 +70,61 @@ log "building release (cargo build --release) and bench/floor"
 (cd "$ROOT" && cargo build --release --quiet)
 GS=$ROOT/target/release/geosteer
 gcc -O2 -o "$OUT/floor" "$ROOT/bench/floor.c"
+gcc -O2 -o "$OUT/loadgen" "$ROOT/bench/loadgen.c"
+LG=$OUT/loadgen
+
+# --- placement: cpuset cgroups (v1) -------------------------------------------
+CPUSET=/sys/fs/cgroup/cpuset
+[ -w "$CPUSET" ] || { log "needs the cgroup v1 cpuset hierarchy at $CPUSET, as root"; exit 1; }
+for c in 0 1; do
+    mkdir -p "$CPUSET/gsbench$c"
+    echo "$c" >"$CPUSET/gsbench$c/cpuset.cpus"
+    cat "$CPUSET/cpuset.mems" >"$CPUSET/gsbench$c/cpuset.mems"
+done
+# $OUT/on_cpu N CMD...: runs CMD confined to CPU N. The shell joins the
+# cgroup, then execs, so CMD keeps the PID and every thread it starts is
+# confined too. A script, not a function, so that it can be exec'd.
+cat >"$OUT/on_cpu" <<'EOF'
+#!/bin/sh
+c=$1; shift
+echo $$ >"/sys/fs/cgroup/cpuset/gsbench$c/tasks" && exec "$@"
+EOF
+chmod +x "$OUT/on_cpu"
 
 # --- equivalent configs --------------------------------------------------------
 # One database for both geo servers, built by geosteer in the GeoIP2-City schema.
 "$GS" geodb build "$ROOT/geodb/demo-city.yaml" "$OUT/city.mmdb" >/dev/null
 mkdir -p "$OUT/gs/zones" "$OUT/knot" "$OUT/gdnsd/zones" "$OUT/gdnsd/geoip" "$OUT/q"
+log "building the dense synthetic City DB ($DENSE_RECORDS records)"
+(cd "$ROOT" && cargo build --release --quiet --example synth_db)
+"$ROOT/target/release/examples/synth_db" "$OUT/dense.mmdb" dense "$DENSE_RECORDS" "$SEED" >/dev/null
 cp "$ROOT/zones/cdn.example.zone" "$ROOT/zones/cdn.example.pools.yaml" "$OUT/gs/zones/"
-for w in 1 2; do
-    cat >"$OUT/gs/w$w.yaml" <<EOF
+# w1/w2: demo DB, 1 or 2 workers; dense: the dense DB; rrl: dense + RRL.
+# TCP limits are raised so that $TCP_CONNS connections from 127.0.0.1 fit.
+gs_config() {
+    local name=$1 db=$2 workers=$3 extra=$4
+    cat >"$OUT/gs/$name.yaml" <<EOF
 listen: [127.0.0.1:$P_GEOSTEER]
 zones: zones
-geodb: ../city.mmdb
-http: 127.0.0.1:$((8053 + w))
-workers: $w
-state_file: state-w$w.json
+geodb: $db
+http: 127.0.0.1:8054
+workers: $workers
+state_file: state-$name.json
+tcp:
+  max_connections: 4096
+  max_per_client: 4096
+$extra
 EOF
-done
-# The same, with the zone signed (a KSK and a ZSK made now): DO=1 rows.
+}
+gs_config w1 ../city.mmdb 1 ""
+gs_config w2 ../city.mmdb 2 ""
+gs_config dense ../dense.mmdb 1 ""
+gs_config rrl ../dense.mmdb 1 "rrl: { rate: 1000000 }"
+# signed: the demo, with the zone signed (a KSK and a ZSK made now): DO=1 rows.
 mkdir -p "$OUT/gs/keys"
 "$GS" dnssec keygen cdn.example --ksk --dir "$OUT/gs/keys" >/dev/null
 "$GS" dnssec keygen cdn.example --dir "$OUT/gs/keys" >/dev/null
-sed -e 's/^state_file: .*/state_file: state-signed.json/' "$OUT/gs/w1.yaml" >"$OUT/gs/signed.yaml"
-echo 'dnssec: { keys: keys }' >>"$OUT/gs/signed.yaml"
+gs_config signed ../city.mmdb 1 "dnssec: { keys: keys }"
 
 cp "$ROOT/zones/cdn.example.zone" "$OUT/knot/cdn.example.zone"
 cat >"$OUT/knot/knot.conf" <<EOF
@@ -155,6 +200,17 @@ plugins => {
 }
 EOF
 
+# gdnsd-dense: the same config over the dense DB.
+mkdir -p "$OUT/gdnsd-dense/geoip"
+cp -r "$OUT/gdnsd/zones" "$OUT/gdnsd/config" "$OUT/gdnsd-dense/"
+cp "$OUT/dense.mmdb" "$OUT/gdnsd-dense/geoip/city.mmdb"
+
+# Query files for loadgen: the same seed gives the same bytes every run.
+"$LG" gen --seed "$SEED" --count "$MANY" --kind geo --v6 0.1 >"$OUT/q/many.bin"
+"$LG" gen --seed "$SEED" --count 1 --kind geo --v6 0 >"$OUT/q/one.bin"
+"$LG" gen --seed "$SEED" --count "$MANY" --kind flood >"$OUT/q/flood.bin"
+"$LG" gen --seed $((SEED + 1)) --count 100000 --kind geo --v6 0.1 >"$OUT/q/cold.bin"
+
 echo 'static.cdn.example A' >"$OUT/q/static"
 echo 'www.cdn.example A' >"$OUT/q/geo"
 
@@ -177,19 +233,19 @@ first_ecs=${ECS_SUBNETS%% *}
 kinds_signed=("static A DO=1|static|-D" "geo A, ECS $first_ecs DO=1|geo|-D -E 8:$(ecs_hex "$first_ecs")")
 
 # --- servers -------------------------------------------------------------------
-# start_server NAME PREFIX... : starts the server (PREFIX is taskset or
+# start_server NAME PREFIX... : starts the server (PREFIX is on_cpu or
 # valgrind), sets PID and PORT, waits until it answers.
 start_server() {
     local name=$1; shift
     case $name in
-    geosteer-w1 | geosteer-w2 | geosteer-cpu0 | geosteer-signed)
+    geosteer-*)
         PORT=$P_GEOSTEER
         local cfg=${name#geosteer-}
-        [ "$cfg" = cpu0 ] && cfg=w1
         (cd "$OUT/gs" && RUST_LOG=warn exec "$@" "$GS" serve --config "$cfg.yaml") \
             >"$OUT/$name.log" 2>&1 &
         ;;
     gdnsd) PORT=$P_GDNSD; "$@" gdnsd -c "$OUT/gdnsd" start >"$OUT/$name.log" 2>&1 & ;;
+    gdnsd-dense) PORT=$P_GDNSD; "$@" gdnsd -c "$OUT/gdnsd-dense" start >"$OUT/$name.log" 2>&1 & ;;
     knot) PORT=$P_KNOT; "$@" knotd -c "$OUT/knot/knot.conf" >"$OUT/$name.log" 2>&1 & ;;
     floor) PORT=$P_FLOOR; "$@" "$OUT/floor" $P_FLOOR >"$OUT/$name.log" 2>&1 & ;;
     esac
@@ -214,13 +270,10 @@ stop_server() {
     wait "$PID" 2>/dev/null || true
 }
 
-# The pid whose /proc stat counts the server's CPU (valgrind/taskset exec).
+# The pid whose /proc stat counts the server's CPU (on_cpu and valgrind exec).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # dnsperf summary fields -> "completed lost avg_ms stddev_ms".
-# dnsperf 2.10 has no percentiles; -v (one line per response) would give
-# them but halves the rate dnsperf can offer here, so W reports the mean
-# and standard deviation of latency instead of p99.
 dnsperf_stats() {
     local f=$1
     local completed lost sd avg
@@ -231,45 +284,88 @@ dnsperf_stats() {
     echo "${completed:-0} ${lost:-0} ${avg:--} ${sd:--}"
 }
 
+# loadgen's one-line summary -> "answered lost p50_ms p99_ms servfail".
+loadgen_stats() {
+    tr ' ' '\n' <"$1" | awk -F= '{v[$1] = $2} END {printf "%s %s %s %s %s\n", v["answered"] + 0, v["lost"] + 0, v["p50_ms"], v["p99_ms"], v["servfail"] + 0}'
+}
+
 declare -A W_US W_QPS W_LOST W_LAT I_IR L_PCT
 ROWS=()
 row() { local k="$1|$2"; [[ " ${ROWS[*]-} " == *" $k "* ]] || ROWS+=("$k"); }
 
-# W: one server, one kind. Servers run on CPU 1, dnsperf on CPU 0; but
-# knotd pins its UDP worker threads itself (thread i to CPU i mod ncpus,
-# overriding taskset), so Knot's UDP worker shares CPU 0 with dnsperf.
-# geosteer-cpu0 puts geosteer's worker there too, to compare like with like.
-harness_w() {
-    local name=$1 kind=$2 qfile=$3 extra=$4 cpu=1
-    [ "$name" = geosteer-cpu0 ] && cpu=0
-    start_server "$name" taskset -c $cpu || return 0
-    local t0 t1 out=$OUT/w-$name-${kind//[^a-zA-Z0-9]/_}.txt
-    t0=$(cpu_ticks "$PID")
-    # shellcheck disable=SC2086
-    taskset -c 0 dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q/$qfile" $extra \
-        -c 8 -q 200 -l "$W_SECONDS" -Q "$W_RATE" >"$out" 2>&1 || true
-    t1=$(cpu_ticks "$PID")
-    stop_server
-    local completed lost avg sd
-    read -r completed lost avg sd < <(dnsperf_stats "$out")
+# load QFILE EXTRA OUT [SECONDS]: offers load from CPU 0. A .bin file is
+# replayed by loadgen (EXTRA: its flags); anything else goes to dnsperf.
+load() {
+    local qfile=$1 extra=$2 out=$3 secs=${4:-$W_SECONDS}
+    if [[ $qfile == *.bin ]]; then
+        # shellcheck disable=SC2086
+        "$OUT/on_cpu" 0 "$LG" run --file "$OUT/q/$qfile" --port "$PORT" \
+            --rate "$W_RATE" --seconds "$secs" $extra >"$out" 2>&1 || true
+    else
+        # shellcheck disable=SC2086
+        "$OUT/on_cpu" 0 dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q/$qfile" $extra \
+            -c 8 -q 200 -l "$secs" -Q "$W_RATE" >"$out" 2>&1 || true
+    fi
+}
+
+# record NAME KIND OUT TICKS: fills the W columns from a load's output.
+record() {
+    local name=$1 kind=$2 out=$3 ticks=$4 completed lost avg sd p50 p99 sf
+    if grep -q '^sent=' "$out"; then
+        read -r completed lost p50 p99 sf < <(loadgen_stats "$out")
+        W_LAT["$name|$kind"]="p50 $p50 / p99 $p99"
+        [ "$sf" = 0 ] || W_LAT["$name|$kind"]+=" ($sf SERVFAIL)"
+    else
+        read -r completed lost avg sd < <(dnsperf_stats "$out")
+        W_LAT["$name|$kind"]="$avg ± $sd"
+    fi
     local key="$name|$kind"
     row "$name" "$kind"
-    W_US[$key]=$(awk -v t=$((t1 - t0)) -v hz="$TCK" -v n="$completed" 'BEGIN {printf "%.2f", n ? t * 1e6 / hz / n : 0}')
+    W_US[$key]=$(awk -v t="$ticks" -v hz="$TCK" -v n="$completed" 'BEGIN {printf "%.2f", n ? t * 1e6 / hz / n : 0}')
     W_QPS[$key]=$(awk -v n="$completed" -v s="$W_SECONDS" 'BEGIN {printf "%.0f", n / s}')
     W_LOST[$key]=$lost
-    W_LAT[$key]="$avg ± $sd"
-    log "W $name / $kind: ${W_US[$key]} us/q, ${W_QPS[$key]} qps, lost $lost, latency ${avg} ± ${sd} ms"
+    log "W $name / $kind: ${W_US[$key]} us/q, ${W_QPS[$key]} qps, lost $lost, latency ${W_LAT[$key]}"
+}
+
+# W: one server on CPU 1, one kind offered from CPU 0. ONLY=PATTERN runs
+# just the rows whose "server|kind" matches (while iterating).
+harness_w() {
+    local name=$1 kind=$2 qfile=$3 extra=$4
+    [[ -z ${ONLY:-} || "$name|$kind" == *$ONLY* ]] || return 0
+    start_server "$name" "$OUT/on_cpu" 1 || return 0
+    local t0 t1 out=$OUT/w-$name-${kind//[^a-zA-Z0-9]/_}.txt
+    t0=$(cpu_ticks "$PID")
+    load "$qfile" "$extra" "$out"
+    t1=$(cpu_ticks "$PID")
+    stop_server
+    record "$name" "$kind" "$out" $((t1 - t0))
+}
+
+# Cold start: the first 100,000 distinct subnets a fresh server sees, then
+# the same 100,000 again (warm), each billed on its own.
+harness_cold() {
+    local name=$1
+    [[ -z ${ONLY:-} || "$name|cold" == *$ONLY* ]] || return 0
+    start_server "$name" "$OUT/on_cpu" 1 || return 0
+    local pass t0 t1 out
+    for pass in cold warm; do
+        out=$OUT/w-$name-$pass.txt
+        t0=$(cpu_ticks "$PID")
+        load cold.bin "--limit 100000" "$out"
+        t1=$(cpu_ticks "$PID")
+        record "$name" "$pass: 100k distinct subnets" "$out" $((t1 - t0))
+    done
+    stop_server
 }
 
 # L: one server, one kind, placed as in W; p50/p99 of dnsperf -v's
 # per-response latencies at a fixed offered rate every server sustains.
 harness_l() {
-    local name=$1 kind=$2 qfile=$3 extra=$4 cpu=1
-    [ "$name" = geosteer-cpu0 ] && cpu=0
-    start_server "$name" taskset -c $cpu || return 0
+    local name=$1 kind=$2 qfile=$3 extra=$4
+    start_server "$name" "$OUT/on_cpu" 1 || return 0
     local out=$OUT/l-$name-${kind//[^a-zA-Z0-9]/_}.txt
     # shellcheck disable=SC2086
-    taskset -c 0 dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q/$qfile" $extra -v \
+    "$OUT/on_cpu" 0 dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q/$qfile" $extra -v \
         -c 8 -q 200 -l "$L_SECONDS" -Q "$L_RATE" >"$out" 2>&1 || true
     stop_server
     row "$name" "$kind"
@@ -278,7 +374,8 @@ harness_l() {
     log "L $name / $kind: p50 / p99 ${L_PCT[$name|$kind]} ms"
 }
 
-# I: one server under callgrind, every kind it serves in turn.
+# I: one server under callgrind, every kind it serves in turn. Kinds whose
+# file is a .bin are replayed by loadgen at a rate callgrind keeps up with.
 harness_i() {
     local name=$1; shift
     local cg=$OUT/cg-$name
@@ -286,16 +383,24 @@ harness_i() {
     start_server "$name" valgrind --tool=callgrind --callgrind-out-file="$cg/callgrind.out.%p" \
         --dump-line=no --compress-strings=no || return 0
     # valgrind execs the tool in place, so $PID is the server.
-    local spec kind qfile extra before after n ir out
+    local spec kind qfile extra before n ir out
     for spec in "$@"; do
         IFS='|' read -r kind qfile extra <<<"$spec"
-        # Warm the path once (page faults, lazy init), then zero.
-        # shellcheck disable=SC2086
-        dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q/$qfile" $extra -n 200 >/dev/null 2>&1 || true
-        callgrind_control -z "$PID" >/dev/null
         out=$OUT/i-$name-${kind//[^a-zA-Z0-9]/_}.txt
-        # shellcheck disable=SC2086
-        dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q/$qfile" $extra -n "$I_QUERIES" -q 64 >"$out" 2>&1 || true
+        if [[ $qfile == *.bin ]]; then
+            "$LG" run --file "$OUT/q/$qfile" --port "$PORT" --rate 2000 --limit 200 >/dev/null 2>&1 || true
+            callgrind_control -z "$PID" >/dev/null
+            "$LG" run --file "$OUT/q/$qfile" --port "$PORT" --rate 3000 --limit "$I_QUERIES" >"$out" 2>&1 || true
+            n=$(tr ' ' '\n' <"$out" | awk -F= '$1 == "answered" {print $2}')
+        else
+            # Warm the path once (page faults, lazy init), then zero.
+            # shellcheck disable=SC2086
+            dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q/$qfile" $extra -n 200 >/dev/null 2>&1 || true
+            callgrind_control -z "$PID" >/dev/null
+            # shellcheck disable=SC2086
+            dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q/$qfile" $extra -n "$I_QUERIES" -q 64 >"$out" 2>&1 || true
+            n=$(awk '/Queries completed:/ {print $3}' "$out")
+        fi
         before=$(ls "$cg" | wc -l)
         callgrind_control -d "$PID" >/dev/null
         for _ in $(seq 1 100); do [ "$(ls "$cg" | wc -l)" -gt "$before" ] && break; sleep 0.1; done
@@ -303,7 +408,6 @@ harness_i() {
         local dump
         dump=$(ls -t "$cg"/callgrind.out.* | head -1)
         ir=$(awk '/^(totals|summary):/ {print $2; exit}' "$dump")
-        n=$(awk '/Queries completed:/ {print $3}' "$out")
         row "$name" "$kind"
         I_IR["$name|$kind"]=$(awk -v ir="${ir:-0}" -v n="${n:-0}" 'BEGIN {printf "%.0f", n ? ir / n : 0}')
         log "I $name / $kind: ${I_IR[$name|$kind]} instr/q ($ir Ir / $n queries)"
@@ -311,14 +415,15 @@ harness_i() {
     stop_server
 }
 
+KIND_ONE="geo A, one ECS subnet (dense DB)|one.bin|"
+KIND_MANY="geo A/AAAA, $MANY ECS subnets (dense DB)|many.bin|"
+KIND_FLOOD="random-subdomain flood (NXDOMAIN)|flood.bin|"
+KIND_TCP="static A over TCP, $TCP_CONNS connections|static|-m tcp -c $TCP_CONNS -e"
+
 run_all_w() {
-    local spec kind qfile extra
+    local spec kind qfile extra name
     harness_w floor "any (static A)" static -e
     harness_w knot "static A" static -e
-    for spec in "${kinds_static[0]}" "${kinds_geo[1]}"; do
-        IFS='|' read -r kind qfile extra <<<"$spec"
-        harness_w geosteer-cpu0 "$kind" "$qfile" "$extra"
-    done
     for spec in "${kinds_static[@]}" "${kinds_geo[@]}"; do
         IFS='|' read -r kind qfile extra <<<"$spec"
         harness_w gdnsd "$kind" "$qfile" "$extra"
@@ -328,12 +433,25 @@ run_all_w() {
         IFS='|' read -r kind qfile extra <<<"$spec"
         harness_w geosteer-signed "$kind" "$qfile" "$extra"
     done
-    # workers: 2 on the same single pinned CPU is what the machine allows
-    # (dnsperf owns CPU 0); shown for the static and the first ECS kind.
+    # workers: 2 on the one CPU the cpuset gives the server.
     for spec in "${kinds_static[0]}" "${kinds_geo[1]}"; do
         IFS='|' read -r kind qfile extra <<<"$spec"
         harness_w geosteer-w2 "$kind" "$qfile" "$extra"
     done
+    # Many clients, on the dense DB.
+    for spec in "$KIND_ONE" "$KIND_MANY" "$KIND_FLOOD"; do
+        IFS='|' read -r kind qfile extra <<<"$spec"
+        harness_w gdnsd-dense "$kind" "$qfile" "$extra"
+        harness_w geosteer-dense "$kind" "$qfile" "$extra"
+    done
+    IFS='|' read -r kind qfile extra <<<"$KIND_FLOOD"
+    harness_w knot "$kind" "$qfile" "$extra"
+    harness_w geosteer-rrl "$kind" "$qfile" "$extra"
+    harness_cold geosteer-dense
+    # TCP: many queries per connection.
+    IFS='|' read -r kind qfile extra <<<"$KIND_TCP"
+    harness_w knot "$kind" "$qfile" "$extra"
+    harness_w geosteer-w1 "$kind" "$qfile" "$extra"
 }
 
 run_all_l() {
@@ -343,7 +461,6 @@ run_all_l() {
         IFS='|' read -r kind qfile extra <<<"$spec"
         harness_l gdnsd "$kind" "$qfile" "$extra"
         harness_l geosteer-w1 "$kind" "$qfile" "$extra"
-        harness_l geosteer-cpu0 "$kind" "$qfile" "$extra"
     done
 }
 
@@ -353,6 +470,8 @@ run_all_i() {
     harness_i gdnsd "${kinds_static[@]}" "${kinds_geo[@]}"
     harness_i geosteer-w1 "${kinds_static[@]}" "${kinds_geo[@]}"
     harness_i geosteer-signed "${kinds_signed[@]}"
+    harness_i gdnsd-dense "$KIND_ONE" "$KIND_MANY" "$KIND_FLOOD"
+    harness_i geosteer-dense "$KIND_ONE" "$KIND_MANY" "$KIND_FLOOD"
 }
 
 T0=$(date +%s)
@@ -366,26 +485,30 @@ knot_w=${W_US["knot|static A"]:-}
 knot_i=${I_IR["knot|static A"]:-}
 floor_w=${W_US["floor|any (static A)"]:-}
 {
-    echo "| server | query | W µs CPU/q | qps | lost | latency ms (mean ± sd) | L p50 / p99 ms | I instr/q | W ÷ Knot static | W ÷ gdnsd same | W ÷ floor | I ÷ Knot static | I ÷ gdnsd same |"
+    echo "| server | query | W µs CPU/q | qps | lost | latency ms | L p50 / p99 ms | I instr/q | W ÷ Knot same | W ÷ gdnsd same | W ÷ floor | I ÷ Knot static | I ÷ gdnsd same |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for r in "${ROWS[@]}"; do
         name=${r%%|*} kind=${r#*|}
         w=${W_US[$r]:-} i=${I_IR[$r]:-}
-        # Floor and Knot rows compare with gdnsd's static; the others with gdnsd's same kind.
+        # Floor and Knot rows compare with gdnsd's static; the others with
+        # gdnsd's same kind (on the demo or the dense DB, whichever ran it).
         case $name in
         floor | knot) g="gdnsd|static A" ;;
         # Signed rows: the gdnsd columns compare with geosteer's unsigned same query.
         geosteer-signed) g="geosteer-w1|${kind% DO=1}" ;;
-        *) g="gdnsd|$kind" ;;
+        *) g="gdnsd|$kind"; [ -n "${W_US[$g]:-}${I_IR[$g]:-}" ] || g="gdnsd-dense|$kind" ;;
         esac
-        echo "| $name | $kind | ${w:-–} | ${W_QPS[$r]:-–} | ${W_LOST[$r]:-–} | ${W_LAT[$r]:-–} | ${L_PCT[$r]:-–} | ${i:-–} | $(ratio "$w" "$knot_w") | $(ratio "$w" "${W_US[$g]:-}") | $(ratio "$w" "$floor_w") | $(ratio "$i" "$knot_i") | $(ratio "$i" "${I_IR[$g]:-}") |"
+        k="knot|$kind"; [ -n "${W_US[$k]:-}" ] || k="knot|static A"
+        echo "| $name | $kind | ${w:-–} | ${W_QPS[$r]:-–} | ${W_LOST[$r]:-–} | ${W_LAT[$r]:-–} | ${L_PCT[$r]:-–} | ${i:-–} | $(ratio "$w" "${W_US[$k]:-}") | $(ratio "$w" "${W_US[$g]:-}") | $(ratio "$w" "$floor_w") | $(ratio "$i" "$knot_i") | $(ratio "$i" "${I_IR[$g]:-}") |"
     done
     echo
-    echo "W: server \`taskset -c 1\`, \`taskset -c 0 dnsperf -c 8 -q 200 -l $W_SECONDS -Q $W_RATE\`, one name, loopback; utime+stime from /proc/<pid>/stat ÷ completed, counted from 1 s after the server first answers. qps is what dnsperf achieved (it falls short of the offered rate on this machine). dnsperf 2.10 reports no percentiles, so latency is mean ± sd, not p99."
-    echo "L: placed as in W, \`taskset -c 0 dnsperf -v -c 8 -q 200 -l $L_SECONDS -Q $L_RATE\`; p50 / p99 of the per-response latencies dnsperf -v prints (it can't offer 100k qps while printing each one)."
-    echo "I: server under \`valgrind --tool=callgrind\`, \`callgrind_control -z\` after 200 warm-up queries, $I_QUERIES queries, \`callgrind_control -d\`; Ir (all threads) ÷ completed."
-    echo "geosteer-signed: the zone signed (ECDSAP256SHA256 KSK + ZSK), queries with DO=1 (\`-D\`), signature cache warm; its \"÷ gdnsd same\" columns are ÷ geosteer-w1's unsigned same query (the issue's targets: W ≤ 1.3×, I ≤ 1.5×)."
-    echo "Every query has EDNS (\`-e\` or \`-E 8:<ECS>\`). Knot: static only (Debian's knotd is built without libmaxminddb, so no mod-geoip)."
+    echo "Placement: each server in a cpuset cgroup with CPU 1 only (knotd's own thread pinning cannot escape it), the load generator in one with CPU 0."
+    echo "W: utime+stime of the server from /proc/<pid>/stat ÷ answered, counted from 1 s after it first answers, at $W_RATE qps offered for $W_SECONDS s. One-name kinds: \`dnsperf -c 8 -q 200\` (latency mean ± sd). Kinds with subnets or a flood: \`bench/loadgen run\` replaying a file from \`bench/loadgen gen --seed $SEED\` (latency p50 / p99). TCP: \`dnsperf -m tcp -c $TCP_CONNS\`, one connection per client, many queries on each. Cold: a fresh server's first 100,000 distinct subnets, then the same again. geosteer-rrl: RRL on at a rate nothing reaches (\`rrl.rate: 1000000\`), so every response pays RRL's bookkeeping and none is dropped (all loopback traffic shares one source address)."
+    echo "Dense DB: \`synth_db OUT dense $DENSE_RECORDS $SEED\`, public IPv4 and 2000::/3 covered by networks of random length over $DENSE_RECORDS distinct cities."
+    echo "L: placed as in W, \`dnsperf -v -c 8 -q 200 -l $L_SECONDS -Q $L_RATE\`; p50 / p99 of the per-response latencies dnsperf -v prints."
+    echo "I: server under \`valgrind --tool=callgrind\`, \`callgrind_control -z\` after 200 warm-up queries, $I_QUERIES queries (loadgen at 3,000 qps for the .bin kinds), \`callgrind_control -d\`; Ir (all threads) ÷ answered."
+    echo "geosteer-signed: the zone signed (ECDSAP256SHA256 KSK + ZSK), queries with DO=1 (\`-D\`), signature cache warm; its \"÷ gdnsd same\" columns are ÷ geosteer-w1's unsigned same query (targets: W ≤ 1.3×, I ≤ 1.5×)."
+    echo "Every query has EDNS. Knot: static and flood only (Debian's knotd is built without libmaxminddb, so no mod-geoip)."
     echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r); wall time $(($(date +%s) - T0)) s."
 } | tee "$OUT/table.md"
 log "details in $OUT"

@@ -1,16 +1,32 @@
 //! Writes a synthetic GeoIP2-City database for scale tests:
-//! `cargo run --release --example synth_db -- OUT.mmdb NETWORKS [SEED]`.
+//! `cargo run --release --example synth_db -- OUT.mmdb NETWORKS [SEED]`, or
+//! `... -- OUT.mmdb dense RECORDS [SEED]` for one that covers the public
+//! address space with RECORDS distinct cities (many-client benchmarks).
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: synth_db OUT.mmdb NETWORKS [SEED]");
+        eprintln!(
+            "usage: synth_db OUT.mmdb NETWORKS [SEED] | synth_db OUT.mmdb dense RECORDS [SEED]"
+        );
         std::process::exit(2);
     }
-    let n: usize = args[2].parse().expect("NETWORKS is a number");
+    let out = std::path::Path::new(&args[1]);
+    let dense = args[2] == "dense";
+    let (count, seed_at) = if dense {
+        (args.get(3).expect("RECORDS"), 4)
+    } else {
+        (&args[2], 3)
+    };
+    let n: usize = count.parse().expect("a number");
     let seed: u64 = args
-        .get(3)
+        .get(seed_at)
         .map_or(1, |s| s.parse().expect("SEED is a number"));
-    match geosteer::geo::synth(std::path::Path::new(&args[1]), n, seed) {
+    let made = if dense {
+        geosteer::geo::synth_dense(out, n, seed)
+    } else {
+        geosteer::geo::synth(out, n, seed)
+    };
+    match made {
         Ok(stats) => println!("{stats:?}"),
         Err(e) => {
             eprintln!("{e}");

@@ -16,8 +16,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 pub use code::{CONTINENTS, Code, InvalidCode, continent_of, is_continent};
-pub use reader::{GeoDb, GeoInfo, RecordSchema, forget_decoded};
-pub use writer::{BuildStats, Schema, build, synth};
+pub use reader::{GeoDb, GeoInfo, RecordSchema};
+pub use writer::{BuildStats, Schema, build, synth, synth_dense};
 
 /// Latitude and longitude in degrees (WGS84).
 #[derive(Clone, Copy, Debug, PartialEq, Default)]

@@ -47,11 +47,71 @@ pub struct GeoDb {
     /// Walks the tree for every lookup (stride tables, see [`Tree`]).
     tree: Tree<Snapshot>,
     info: GeoInfo,
-    /// Unique per opened DB, so per-thread decode caches never mix DBs.
+    /// Every distinct record's location, decoded once at open, as gdnsd
+    /// computes its answers per network at load: a query walks the tree and
+    /// probes this table, and never runs the serde decoder, so a client
+    /// seen for the first time costs what a known one does.
+    locations: Locations,
+    /// Unique per opened DB, so record identities never mix DBs.
     id: u64,
     /// A second, ASN-only database (`geodb_asn:`) consulted for the ASN
     /// when this one's record has none.
     asn: Option<Arc<GeoDb>>,
+}
+
+/// Data offset → decoded location: open addressing with linear probing over
+/// offsets (u32, 0 = empty slot since offset 0 is stored as 1), values in a
+/// dense side array so empty slots cost 8 bytes, not a whole `Location`.
+struct Locations {
+    /// (offset + 1, index into `values`); a power-of-two length, at most
+    /// half full.
+    slots: Box<[(u32, u32)]>,
+    values: Box<[Location]>,
+}
+
+impl Locations {
+    fn build(found: Vec<(usize, Location)>) -> Locations {
+        let cap = (found.len() * 2).next_power_of_two().max(16);
+        let mut slots = vec![(0u32, 0u32); cap].into_boxed_slice();
+        let mut values = Vec::with_capacity(found.len());
+        for (offset, loc) in found {
+            let key = offset as u32 + 1;
+            let mut i = Self::home(key, cap);
+            while slots[i].0 != 0 {
+                i = (i + 1) & (cap - 1);
+            }
+            slots[i] = (key, values.len() as u32);
+            values.push(loc);
+        }
+        Locations {
+            slots,
+            values: values.into_boxed_slice(),
+        }
+    }
+
+    /// Fibonacci hashing: record offsets are often multiples of a record
+    /// size, and the top bits of the product spread them over the slots.
+    #[inline]
+    fn home(key: u32, cap: usize) -> usize {
+        (u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - cap.trailing_zeros())) as usize
+    }
+
+    #[inline]
+    fn get(&self, offset: usize) -> Option<&Location> {
+        let key = offset as u32 + 1;
+        let cap = self.slots.len();
+        let mut i = Self::home(key, cap);
+        loop {
+            let (k, v) = self.slots[i];
+            if k == key {
+                return Some(&self.values[v as usize]);
+            }
+            if k == 0 {
+                return None;
+            }
+            i = (i + 1) & (cap - 1);
+        }
+    }
 }
 
 /// The snapshot bytes, shared by the reader and our own tree walker.
@@ -97,42 +157,6 @@ fn narrower(a: IpNet, b: IpNet) -> IpNet {
 /// Hands out [`GeoDb::id`]s.
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// Slots of the per-thread cache of decoded records. Records are shared by
-/// many networks and traffic is skewed toward a few big resolvers, so a
-/// small direct-mapped cache turns most lookups into a tree walk plus one
-/// probe instead of a full serde decode of a City record (names in eight
-/// languages to skip).
-const DECODE_SLOTS: usize = 1024;
-
-/// (db id, data offset + 1, decoded location); offset 0 marks an empty slot.
-type Slot = (u64, usize, Location);
-
-const EMPTY_SLOT: Slot = (
-    0,
-    0,
-    Location {
-        continent: None,
-        country: None,
-        subdivision: None,
-        coords: None,
-        asn: None,
-    },
-);
-
-thread_local! {
-    // Inline in thread-local storage (about 72 KiB a thread), so not even
-    // the first lookup on a thread allocates.
-    static DECODED: std::cell::RefCell<[Slot; DECODE_SLOTS]> =
-        const { std::cell::RefCell::new([EMPTY_SLOT; DECODE_SLOTS]) };
-}
-
-/// Empties this thread's cache of decoded records, so the next lookups
-/// decode through maxminddb (benchmarks of the cold path).
-#[doc(hidden)]
-pub fn forget_decoded() {
-    DECODED.with(|c| c.borrow_mut().fill(EMPTY_SLOT));
-}
-
 impl std::fmt::Debug for GeoDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GeoDb").field("info", &self.info).finish()
@@ -147,6 +171,8 @@ impl GeoDb {
     /// schema. Never uses a file that changed during the copy, and rejects corrupt trees,
     /// bad pointers, cyclic or too-deep data with [`GeoError::Invalid`].
     pub fn open(path: &Path) -> Result<GeoDb, GeoError> {
+        let started = std::time::Instant::now();
+        let started_cpu = cpu_now();
         let (snapshot, file_size) = load(path)?;
         let invalid = |reason: String| GeoError::Invalid {
             path: path.to_owned(),
@@ -161,6 +187,7 @@ impl GeoDb {
                 .metadata()
                 .clone();
             scan_tree(snapshot.as_ref(), &meta)?;
+            let scanned = cpu_now();
             let bytes = Arc::new(snapshot);
             let reader = Reader::from_source(Shared(bytes.clone())).map_err(|e| e.to_string())?;
             if let Err(e) = reader.verify() {
@@ -173,12 +200,26 @@ impl GeoDb {
                 }
                 walk_all(&reader).map_err(|e| e.to_string())?;
             }
+            let verified = cpu_now();
             let schema = detect_schema(&reader).map_err(|e| e.to_string())?;
             let m = reader.metadata();
             let tree = Tree::new(bytes, m.node_count, m.record_size, m.ip_version);
-            Ok((reader, tree, schema))
+            let strided = cpu_now();
+            let locations = decode_all(&reader, &tree, schema)?;
+            let decoded = cpu_now();
+            tracing::debug!(
+                path = %path.display(),
+                wall_ms = started.elapsed().as_millis() as u64,
+                scan_cpu_ms = (scanned - started_cpu) * 1e3,
+                verify_cpu_ms = (verified - scanned) * 1e3,
+                tree_cpu_ms = (strided - verified) * 1e3,
+                decode_cpu_ms = (decoded - strided) * 1e3,
+                records = locations.values.len(),
+                "geodb opened"
+            );
+            Ok((reader, tree, schema, locations))
         }));
-        let (reader, tree, schema) = match opened {
+        let (reader, tree, schema, locations) = match opened {
             Ok(Ok(v)) => v,
             Ok(Err(reason)) => return Err(invalid(reason)),
             Err(_) => return Err(invalid("reader panicked while verifying".into())),
@@ -200,6 +241,7 @@ impl GeoDb {
             reader,
             tree,
             info,
+            locations,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             asn: None,
         })
@@ -298,31 +340,8 @@ impl GeoDb {
         let ip = normalize(ip);
         let (walk, network) = self.walk_net(ip)?;
         let offset = walk.offset?;
-        let key = offset + 1;
-        // Fibonacci hashing spreads record offsets (often multiples of a
-        // record size) over the slots.
-        let slot = key.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            >> (usize::BITS - DECODE_SLOTS.trailing_zeros());
-        let cached = DECODED.with(|c| {
-            let c = c.borrow();
-            let (db, k, d) = &c[slot];
-            (*db == self.id && *k == key).then_some(*d)
-        });
-        let location = match cached {
-            Some(l) => l,
-            None => {
-                // A miss decodes through maxminddb, which walks again; the
-                // walks agree (tested), and misses are the rare case.
-                let result = self.reader.lookup(ip).ok()?;
-                let raw: RawRecord<'_> = match self.info.schema {
-                    RecordSchema::Nested => result.decode::<NestedRecord<'_>>().ok()??.0,
-                    RecordSchema::Flat => result.decode().ok()??,
-                };
-                let l = raw.location();
-                DECODED.with(|c| c.borrow_mut()[slot] = (self.id, key, l));
-                l
-            }
-        };
+        // Every record the tree points to was decoded at open.
+        let location = *self.locations.get(offset)?;
         if location == Location::default() {
             return None;
         }
@@ -500,6 +519,43 @@ impl<'de> serde::de::Visitor<'de> for DeepSkip {
     }
 }
 
+/// Decodes every distinct record the tree points to, once (see
+/// [`GeoDb::locations`]). [`Tree::records`] finds each record and one
+/// address that leads to it, in one pass over the nodes; maxminddb then
+/// decodes just those, through a lookup of that address.
+fn decode_all(
+    reader: &Reader<Shared>,
+    tree: &Tree<Snapshot>,
+    schema: RecordSchema,
+) -> Result<Locations, String> {
+    let records = tree.records(reader.metadata().ip_version);
+    let mut found = Vec::with_capacity(records.len());
+    for (offset, ip) in records {
+        if offset >= u32::MAX as usize {
+            return Err(format!("data offset {offset} does not fit 32 bits"));
+        }
+        let item = reader.lookup(ip).map_err(|e| e.to_string())?;
+        if item.offset() != Some(offset) {
+            return Err(format!(
+                "tree walk and reader disagree for {ip}: {:?} vs {offset}",
+                item.offset()
+            ));
+        }
+        // A record that does not decode into our shape (a field of another
+        // type) locates nothing, as one we understand nothing of.
+        let raw: Option<RawRecord<'_>> = match schema {
+            RecordSchema::Nested => item
+                .decode::<NestedRecord<'_>>()
+                .ok()
+                .flatten()
+                .map(|n| n.0),
+            RecordSchema::Flat => item.decode().ok().flatten(),
+        };
+        found.push((offset, raw.map(|r| r.location()).unwrap_or_default()));
+    }
+    Ok(Locations::build(found))
+}
+
 /// Samples the first records: flat-only keys make it `Flat`, anything else `Nested`
 /// (including empty databases and ASN-only ones, whose key is shared by both).
 fn detect_schema(reader: &Reader<Shared>) -> Result<RecordSchema, maxminddb::MaxMindDbError> {
@@ -530,4 +586,16 @@ mod tests {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<GeoDb>();
     }
+}
+
+/// This thread's CPU time in seconds, for the open-time log line (wall
+/// time on a busy machine says little).
+fn cpu_now() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass and nothing else.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
 }

@@ -153,6 +153,48 @@ impl<B: AsRef<[u8]>> Tree<B> {
         })
     }
 
+    /// Every distinct data offset the tree points to, each with the first
+    /// address of one network that leads there (`ip_version` 4 or 6). A
+    /// depth-first walk that visits each node once, so IPv4 aliases in an
+    /// IPv6 tree (::ffff:0:0/96, 2002::/16) and any shared subtree are
+    /// read once, and no tree can make it loop.
+    pub(crate) fn records(&self, ip_version: u16) -> Vec<(usize, std::net::IpAddr)> {
+        let bits: u8 = if ip_version == 6 { 128 } else { 32 };
+        let buf_len = self.bytes.as_ref().as_ref().len();
+        let mut visited = vec![0u64; self.node_count / 64 + 1];
+        let mut seen = vec![0u64; buf_len / 64 + 1];
+        let mut out = Vec::new();
+        // (node, depth, path bits so far, right-aligned)
+        let mut stack: Vec<(usize, u8, u128)> = vec![(0, 0, 0)];
+        while let Some((node, depth, path)) = stack.pop() {
+            if node < self.node_count {
+                if visited[node / 64] & (1 << (node % 64)) != 0 || depth >= bits {
+                    continue;
+                }
+                visited[node / 64] |= 1 << (node % 64);
+                // Right first, so the left (lower) half is walked first.
+                stack.push((self.read(node, 1), depth + 1, (path << 1) | 1));
+                stack.push((self.read(node, 0), depth + 1, path << 1));
+                continue;
+            }
+            let Some(offset) = self.finish(node, depth).offset else {
+                continue;
+            };
+            if offset / 64 >= seen.len() || seen[offset / 64] & (1 << (offset % 64)) != 0 {
+                continue;
+            }
+            seen[offset / 64] |= 1 << (offset % 64);
+            let first = path << (bits - depth);
+            let ip = if bits == 128 {
+                std::net::IpAddr::V6(std::net::Ipv6Addr::from(first))
+            } else {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::from(first as u32))
+            };
+            out.push((offset, ip));
+        }
+        out
+    }
+
     /// Continues a walk from a stride entry; the loop has no dispatch.
     #[inline(always)]
     fn descend<const RS: u16, A: Address>(&self, e: Entry, ip: A) -> Walk {

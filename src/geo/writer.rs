@@ -6,6 +6,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -542,13 +543,92 @@ impl SplitMix {
 
 /// First octets synth may use: public unicast, avoiding 0, 10, 100, 127, 169, 172, 192,
 /// 198, 203 (private, shared, documentation) and multicast/reserved (>= 224).
+const SYNTH_AVOID: [u8; 9] = [0, 10, 100, 127, 169, 172, 192, 198, 203];
+
 fn synth_v4_first_octet(r: u64) -> u8 {
-    const AVOID: [u8; 9] = [0, 10, 100, 127, 169, 172, 192, 198, 203];
     let mut o = (r % 223) as u8 + 1;
-    while AVOID.contains(&o) {
+    while SYNTH_AVOID.contains(&o) {
         o += 1;
     }
     o
+}
+
+/// Writes a deterministic synthetic City database shaped like a real one for
+/// many-client benchmarks: it covers every public IPv4 /8 that [`synth`] uses
+/// and all of 2000::/3 with networks of random length (IPv4 /16../24, IPv6
+/// /20../22), and spreads them over `records` distinct cities (jittered
+/// copies of a fixed table), so a random client subnet is located and lands
+/// on one of many records, as with GeoLite2 City's ~100k locations.
+pub fn synth_dense(out: &Path, records: usize, seed: u64) -> Result<BuildStats, GeoError> {
+    let start = Instant::now();
+    let mut rng = SplitMix(seed);
+    let records = records.max(1);
+    let values: Vec<Value> = (0..records)
+        .map(|i| {
+            let (country, continent, sub, name, lat, lon) = SYNTH_CITIES[i % SYNTH_CITIES.len()];
+            // Up to ±2° around the base city: distinct coordinates, same country.
+            let jitter = |r: u64| (r % 4001) as f64 / 1000.0 - 2.0;
+            let e = Entry {
+                line: None,
+                net: IpNet::default(),
+                country: Code::parse(country),
+                continent: Code::parse(continent),
+                subdivision: Code::parse(sub),
+                city: Some(format!("{name} {i}")),
+                coords: Some((
+                    (lat + jitter(rng.next())).clamp(-89.0, 89.0),
+                    lon + jitter(rng.next()),
+                )),
+                asn: None,
+            };
+            record(Schema::City, &e)
+        })
+        .collect();
+    let mut writer = new_writer("GeoIP2-City", "geosteer synthetic dense benchmark database");
+    let build_err = |e: mmdb_writer::Error| GeoError::Build {
+        path: out.to_owned(),
+        reason: e.to_string(),
+    };
+    let (mut n4, mut n6) = (0usize, 0usize);
+    for first in (1u8..224).filter(|o| !SYNTH_AVOID.contains(o)) {
+        let mut addr = u64::from(first) << 24;
+        let end = (u64::from(first) + 1) << 24;
+        while addr < end {
+            let mut len = 16 + (rng.next() % 9) as u8;
+            while addr % (1u64 << (32 - len)) != 0 {
+                len += 1;
+            }
+            let net = Ipv4Net::new(Ipv4Addr::from(addr as u32), len).expect("len <= 24");
+            let v = values[(rng.next() % records as u64) as usize].clone();
+            writer.insert_value(IpNet::V4(net), v).map_err(build_err)?;
+            n4 += 1;
+            addr += 1u64 << (32 - len);
+        }
+    }
+    // 2000::/3 is 2^17 /20 blocks; each is cut into /20, /21 or /22 networks.
+    for block in 0u128..(1 << 17) {
+        let base = (0x2u128 << 124) | (block << 108);
+        // 2001::/32 (Teredo) and 2002::/16 (6to4) alias IPv4 in the writer.
+        if base >> 108 == 0x20010 || base >> 112 == 0x2002 {
+            continue;
+        }
+        let len = 20 + (rng.next() % 3) as u8;
+        for part in 0..(1u128 << (len - 20)) {
+            let a = base | (part << (128 - u32::from(len)));
+            let net = Ipv6Net::new(Ipv6Addr::from(a), len).expect("len <= 22");
+            let v = values[(rng.next() % records as u64) as usize].clone();
+            writer.insert_value(IpNet::V6(net), v).map_err(build_err)?;
+            n6 += 1;
+        }
+    }
+    let bytes = write_db(&writer, out)?;
+    Ok(BuildStats {
+        networks: n4 + n6,
+        ipv4_networks: n4,
+        ipv6_networks: n6,
+        bytes,
+        elapsed: start.elapsed(),
+    })
 }
 
 /// Writes a deterministic synthetic City database with `networks` distinct networks:
