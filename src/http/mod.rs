@@ -99,7 +99,9 @@ pub async fn serve(
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                api.rates.sample(&api.prometheus.render());
+                if api.rates.wanted() {
+                    api.rates.sample(&api.prometheus.render());
+                }
             }
         })
     };

@@ -368,17 +368,29 @@ pub fn edges(snap: &Snapshot, rates: &PerEdge) -> Vec<EdgeView> {
 pub type PerEdge = HashMap<(String, String), f64>;
 
 /// Per-edge answer rates, from `geosteer_steered_edge_answers_total`
-/// sampled once a second.
+/// sampled once a second while someone looks: rendering every metric costs
+/// the server CPU that nobody needs when no page is open.
 #[derive(Default)]
 pub struct Rates {
     samples: Mutex<VecDeque<(Instant, PerEdge)>>,
+    /// When the page (or `/api/view`) last asked for rates.
+    wanted: Mutex<Option<Instant>>,
 }
+
+/// How long after the last view the sampler keeps sampling.
+const WANTED_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Samples kept: the rate is over the last two seconds, short enough that
 /// a drain shows within the page's refresh, long enough to smooth bursts.
 const RATE_SAMPLES: usize = 3;
 
 impl Rates {
+    /// Whether a page asked for rates lately (the sampler skips otherwise).
+    pub fn wanted(&self) -> bool {
+        let w = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
+        w.is_some_and(|t| t.elapsed() < WANTED_FOR)
+    }
+
     /// Adds a reading of the Prometheus text.
     pub fn sample(&self, prometheus_text: &str) {
         let counts = parse_edge_answers(prometheus_text);
@@ -392,6 +404,7 @@ impl Rates {
     /// Answers per second per (zone, edge) between the oldest and newest
     /// sample; empty until two samples exist.
     pub fn current(&self) -> PerEdge {
+        *self.wanted.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let s = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         let (Some((t0, old)), Some((t1, new))) = (s.front(), s.back()) else {
             return HashMap::new();
