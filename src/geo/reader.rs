@@ -577,17 +577,6 @@ fn detect_schema(reader: &Reader<Shared>) -> Result<RecordSchema, maxminddb::Max
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn geodb_is_send_sync() {
-        fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<GeoDb>();
-    }
-}
-
 /// This thread's CPU time in seconds, for the open-time log line (wall
 /// time on a busy machine says little).
 fn cpu_now() -> f64 {
@@ -598,4 +587,15 @@ fn cpu_now() -> f64 {
     // SAFETY: clock_gettime writes the timespec we pass and nothing else.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
     t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geodb_is_send_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<GeoDb>();
+    }
 }
