@@ -325,6 +325,14 @@ fn udp_bursts_of_2000_queries_all_answered() {
         N as usize,
         "answers received (server saw {received})"
     );
+    // The worker counts a batch after sending it, so the last answers can
+    // arrive before their count: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while f.metrics.counter("geosteer_udp_answered_total") < N as u64
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(f.metrics.counter("geosteer_udp_answered_total"), N as u64);
 }
 
