@@ -528,6 +528,23 @@ const SYNTH_CITIES: &[(&str, &str, &str, &str, f64, f64)] = &[
     ("NZ", "OC", "AUK", "Auckland", -36.8485, 174.7633),
 ];
 
+/// A City record in the country, continent and subdivision of
+/// `SYNTH_CITIES[base % len]`, with its own name and coordinates.
+fn synth_city(base: usize, city: String, coords: (f64, f64)) -> Value {
+    let (country, continent, sub, ..) = SYNTH_CITIES[base % SYNTH_CITIES.len()];
+    let e = Entry {
+        line: None,
+        net: IpNet::default(),
+        country: Code::parse(country),
+        continent: Code::parse(continent),
+        subdivision: Code::parse(sub),
+        city: Some(city),
+        coords: Some(coords),
+        asn: None,
+    };
+    record(Schema::City, &e)
+}
+
 /// SplitMix64: tiny, deterministic across platforms and crate versions.
 struct SplitMix(u64);
 
@@ -565,23 +582,14 @@ pub fn synth_dense(out: &Path, records: usize, seed: u64) -> Result<BuildStats, 
     let records = records.max(1);
     let values: Vec<Value> = (0..records)
         .map(|i| {
-            let (country, continent, sub, name, lat, lon) = SYNTH_CITIES[i % SYNTH_CITIES.len()];
+            let (.., name, lat, lon) = SYNTH_CITIES[i % SYNTH_CITIES.len()];
             // Up to ±2° around the base city: distinct coordinates, same country.
             let jitter = |r: u64| (r % 4001) as f64 / 1000.0 - 2.0;
-            let e = Entry {
-                line: None,
-                net: IpNet::default(),
-                country: Code::parse(country),
-                continent: Code::parse(continent),
-                subdivision: Code::parse(sub),
-                city: Some(format!("{name} {i}")),
-                coords: Some((
-                    (lat + jitter(rng.next())).clamp(-89.0, 89.0),
-                    lon + jitter(rng.next()),
-                )),
-                asn: None,
-            };
-            record(Schema::City, &e)
+            let coords = (
+                (lat + jitter(rng.next())).clamp(-89.0, 89.0),
+                lon + jitter(rng.next()),
+            );
+            synth_city(i, format!("{name} {i}"), coords)
         })
         .collect();
     let mut writer = new_writer("GeoIP2-City", "geosteer synthetic dense benchmark database");
@@ -672,20 +680,10 @@ pub fn synth(out: &Path, networks: usize, seed: u64) -> Result<BuildStats, GeoEr
         v6.dedup();
         v6.truncate(want_v6);
     }
-    let values: Vec<Value> = SYNTH_CITIES
-        .iter()
-        .map(|&(country, continent, sub, name, lat, lon)| {
-            let e = Entry {
-                line: None,
-                net: IpNet::default(),
-                country: Code::parse(country),
-                continent: Code::parse(continent),
-                subdivision: Code::parse(sub),
-                city: Some(name.to_owned()),
-                coords: Some((lat, lon)),
-                asn: None,
-            };
-            record(Schema::City, &e)
+    let values: Vec<Value> = (0..SYNTH_CITIES.len())
+        .map(|i| {
+            let (.., name, lat, lon) = SYNTH_CITIES[i];
+            synth_city(i, name.to_owned(), (lat, lon))
         })
         .collect();
     let mut writer = new_writer("GeoIP2-City", "geosteer synthetic benchmark database");
