@@ -502,19 +502,9 @@ fn steer_answer<'a, T: steer::Trace>(
                     negative(&zone.tree, ans);
                 }
             }
-            Outcome::Fallback => {
-                if let Some(target) = host.fallback.as_deref() {
-                    ans.answer.push(Item::Cname {
-                        owner,
-                        ttl: host.ttl,
-                        target,
-                    });
-                    fallback = Some(target);
-                }
-            }
-            Outcome::Partner(e) => {
-                // A partner CDN: its CNAME, chased like the fallback's.
-                if let Some(target) = zone.steering.edges[e as usize].cname.as_deref() {
+            // The host's fallback or a partner CDN: its CNAME, chased.
+            Outcome::Fallback | Outcome::Partner(_) => {
+                if let Some(target) = zone.steering.cname_for(host, d.outcome) {
                     ans.answer.push(Item::Cname {
                         owner,
                         ttl: host.ttl,
@@ -598,10 +588,7 @@ fn steer_svcb<'a, T: steer::Trace>(
             // Steered to a CNAME (the fallback or a partner CDN): the
             // HTTPS answer follows it instead of carrying hints.
             Outcome::Fallback | Outcome::Partner(_) => {
-                let target = match outcome {
-                    Outcome::Partner(e) => zone.steering.edges[e as usize].cname.as_deref()?,
-                    _ => host.fallback.as_deref()?,
-                };
+                let target = zone.steering.cname_for(host, outcome)?;
                 ans.answer.push(Item::Cname {
                     owner,
                     ttl: host.ttl,

@@ -17,7 +17,6 @@ use std::net::{IpAddr, SocketAddr};
 use answer::{Answer, Item, Owner, Question};
 use opt::{Ede, OptExtra};
 use render::{Full, Writer};
-use smallvec::SmallVec;
 use tree::Rrset;
 use wire::*;
 
@@ -459,14 +458,7 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>, synth: &[Box<[u8]>]) -> Resul
             v4,
             v6,
         } => {
-            let a4: SmallVec<[std::net::Ipv4Addr; 8]> = v4
-                .iter()
-                .flat_map(|&e| steering.edges[e as usize].v4.iter().copied())
-                .collect();
-            let a6: SmallVec<[std::net::Ipv6Addr; 8]> = v6
-                .iter()
-                .flat_map(|&e| steering.edges[e as usize].v6.iter().copied())
-                .collect();
+            let (a4, a6) = steering.hint_addresses(v4, v6);
             owner(w, *o)?;
             w.u16(template.rtype)?;
             w.u16(CLASS_IN)?;

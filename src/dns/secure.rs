@@ -499,14 +499,7 @@ fn svcb_rrsigs(
     v4: &[crate::steer::EdgeIdx],
     v6: &[crate::steer::EdgeIdx],
 ) -> SmallVec<[Arc<[u8]>; 2]> {
-    let a4: SmallVec<[std::net::Ipv4Addr; 8]> = v4
-        .iter()
-        .flat_map(|&e| steering.edges[e as usize].v4.iter().copied())
-        .collect();
-    let a6: SmallVec<[std::net::Ipv6Addr; 8]> = v6
-        .iter()
-        .flat_map(|&e| steering.edges[e as usize].v6.iter().copied())
-        .collect();
+    let (a4, a6) = steering.hint_addresses(v4, v6);
     let mut rdata = Vec::with_capacity(template.rdata_len(a4.len(), a6.len()));
     template
         .write(&a4, &a6, |b| {

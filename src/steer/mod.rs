@@ -263,6 +263,34 @@ impl Steering {
         }
     }
 
+    /// The CNAME a steered answer with `outcome` is made of: the host's
+    /// fallback, or a partner CDN's target; `None` for other outcomes.
+    pub fn cname_for<'s>(&'s self, host: &'s Host, outcome: Outcome) -> Option<&'s [u8]> {
+        match outcome {
+            Outcome::Fallback => host.fallback.as_deref(),
+            Outcome::Partner(e) => self.edges[e as usize].cname.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The addresses of `v4` and `v6` edges, in order: an HTTPS/SVCB
+    /// record's `ipv4hint` and `ipv6hint`.
+    pub fn hint_addresses(
+        &self,
+        v4: &[EdgeIdx],
+        v6: &[EdgeIdx],
+    ) -> (SmallVec<[Ipv4Addr; 8]>, SmallVec<[Ipv6Addr; 8]>) {
+        let a4 = v4
+            .iter()
+            .flat_map(|&e| self.edges[e as usize].v4.iter().copied())
+            .collect();
+        let a6 = v6
+            .iter()
+            .flat_map(|&e| self.edges[e as usize].v6.iter().copied())
+            .collect();
+        (a4, a6)
+    }
+
     /// The same steering with RTT data: a new instance, so no order cached
     /// without it is used.
     pub fn with_rtt(self, rtt: Arc<RttTable>) -> Steering {
