@@ -4,7 +4,7 @@
 //! larger than the client allows, and ANY over UDP answered with a single
 //! RRset (RFC 8482).
 
-mod harden_support;
+mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
@@ -12,9 +12,11 @@ use std::str::FromStr;
 use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use harden_support::{Fixture, Server, query, repo, udp_exchange, vm_rss_kib};
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
+use support::dns::{udp_exchange, wire_query as query};
+use support::server::{Fixture, Server};
+use support::{repo, vm_rss_kib};
 
 const IDLE: Duration = Duration::from_secs(2);
 const MAX_CONNS: usize = 40;
@@ -80,7 +82,7 @@ fn closed_within(c: &mut TcpStream, within: Duration) -> Option<Duration> {
 fn tcp_per_client_and_total_caps() {
     let _shared = shared();
     let s = server();
-    let to = s.tcp();
+    let to = s.tcp;
     // Per client: five connections from one address work, the sixth is shut.
     let mut mine: Vec<TcpStream> = (0..PER_CLIENT)
         .map(|_| connect_from("127.0.2.1", to).unwrap())
@@ -161,7 +163,7 @@ fn tcp_per_client_and_total_caps() {
 fn slowloris_connections_are_closed_at_the_idle_timeout() {
     let _shared = shared();
     let s = server();
-    let to = s.tcp();
+    let to = s.tcp;
     // Each connection is timed from its own start, in its own thread.
     let watch = |src: &'static str, first: &'static [u8]| {
         std::thread::spawn(move || {
@@ -224,7 +226,7 @@ fn slowloris_connections_are_closed_at_the_idle_timeout() {
 fn ten_thousand_connect_attempts_keep_memory_bounded() {
     let _alone = MEASURE.write().unwrap_or_else(|p| p.into_inner());
     let s = server();
-    let to = s.tcp();
+    let to = s.tcp;
     // Warm up: buffers, thread-locals and metrics exist before measuring.
     for i in 0..50 {
         let mut c = connect_from("127.0.6.1", to).unwrap();
@@ -271,14 +273,7 @@ fn ten_thousand_connect_attempts_keep_memory_bounded() {
     let open = s.metrics.gauge("geosteer_tcp_connections_open");
     // The server is still serving.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    assert!(
-        udp_exchange(
-            &sock,
-            s.udp(),
-            &query(1, "static.cdn.example", 1, None, None)
-        )
-        .is_some()
-    );
+    assert!(udp_exchange(&sock, s.udp, &query(1, "static.cdn.example", 1, None, None)).is_some());
     let mut c = connect_from("127.0.9.9", to).unwrap();
     tcp_ask(&mut c, 2).expect("TCP still answers after the flood");
     println!(
@@ -341,7 +336,7 @@ fn udp_responses_never_exceed_what_the_client_allows() {
                 for ecs in [None, Some((IpAddr::from([8, 8, 8, 0]), 24))] {
                     id = id.wrapping_add(1);
                     let q = query(id, &name, qtype, edns, ecs.filter(|_| edns.is_some()));
-                    let r = udp_exchange(&sock, s.udp(), &q)
+                    let r = udp_exchange(&sock, s.udp, &q)
                         .unwrap_or_else(|| panic!("no answer: {name} {qtype}"));
                     let limit = edns.map_or(512, |e| (e as usize).clamp(512, 1232));
                     assert!(
@@ -377,12 +372,7 @@ fn any_over_udp_is_one_rrset() {
     let s = server();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     for (i, name) in all_names().iter().enumerate() {
-        let r = udp_exchange(
-            &sock,
-            s.udp(),
-            &query(i as u16, name, 255, Some(1232), None),
-        )
-        .unwrap();
+        let r = udp_exchange(&sock, s.udp, &query(i as u16, name, 255, Some(1232), None)).unwrap();
         let m = Message::from_vec(&r).unwrap();
         // One RRset, at the name asked: ANY matches a CNAME itself
         // (RFC 1034 §4.3.2), so no chain follows it.
@@ -401,7 +391,7 @@ fn any_over_udp_is_one_rrset() {
     }
     // The apex has SOA, NS, MX and CAA: over TCP ANY may give them all, over
     // UDP it gives one.
-    let mut c = TcpStream::connect(s.tcp()).unwrap();
+    let mut c = TcpStream::connect(s.tcp).unwrap();
     let q = query(9, "cdn.example", 255, Some(1232), None);
     let mut msg = (q.len() as u16).to_be_bytes().to_vec();
     msg.extend_from_slice(&q);
@@ -413,7 +403,7 @@ fn any_over_udp_is_one_rrset() {
     let m = Message::from_vec(&r).unwrap();
     let tcp_types: std::collections::BTreeSet<RecordType> =
         m.answers.iter().map(|r| r.record_type()).collect();
-    let u = udp_exchange(&sock, s.udp(), &q).unwrap();
+    let u = udp_exchange(&sock, s.udp, &q).unwrap();
     let udp_answers = Message::from_vec(&u).unwrap().answers.len();
     println!(
         "ANY cdn.example: TCP {tcp_types:?} ({} B), UDP {udp_answers} record(s) ({} B)",

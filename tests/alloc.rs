@@ -5,7 +5,6 @@
 //!
 //! Counting is per thread, so the test harness's own threads don't count.
 
-#[path = "fixtures/steer/support.rs"]
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -15,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use geosteer::net::Transport;
 use geosteer::steer::{self, Client, Family};
 use hickory_proto::rr::RecordType;
-use support::Db;
+use support::steer::{self as fixture, Db};
 
 struct Counting;
 
@@ -78,7 +77,7 @@ fn counter_sees_allocations() {
 
 #[test]
 fn decide_allocates_nothing() {
-    let snap = support::snapshot(Db::City);
+    let snap = fixture::snapshot(Db::City);
     let zone = snap.zone_named("steer.example").unwrap();
     let st = &zone.steering;
     let host = |name: &str| st.hosts.iter().find(|h| h.name == name).unwrap();
@@ -121,48 +120,48 @@ fn decide_allocates_nothing() {
 
 #[test]
 fn respond_allocates_nothing() {
-    let snap = support::snapshot(Db::City);
+    let snap = fixture::snapshot(Db::City);
     let from: SocketAddr = "127.0.0.1:5353".parse().unwrap();
     let v6: SocketAddr = SocketAddr::new("2a02:c7c::1".parse::<IpAddr>().unwrap(), 5353);
     let queries = [
         (
             "steered A with ECS",
-            support::query("www", RecordType::A, Some("81.2.1.0/24")),
+            fixture::query("www", RecordType::A, Some("81.2.1.0/24")),
             from,
         ),
         (
             "steered AAAA, IPv6 ECS",
-            support::query("two", RecordType::AAAA, Some("2a02:c7c:1::/48")),
+            fixture::query("two", RecordType::AAAA, Some("2a02:c7c:1::/48")),
             from,
         ),
         (
             "steered A by packet source",
-            support::query("video", RecordType::A, None),
+            fixture::query("video", RecordType::A, None),
             v6,
         ),
         (
             "spread A with ECS",
-            support::query("spread", RecordType::A, Some("5.1.2.0/24")),
+            fixture::query("spread", RecordType::A, Some("5.1.2.0/24")),
             from,
         ),
         (
             "NODATA with ECS",
-            support::query("mixed", RecordType::AAAA, Some("81.2.1.0/24")),
+            fixture::query("mixed", RecordType::AAAA, Some("81.2.1.0/24")),
             from,
         ),
         (
             "static A",
-            support::query("static", RecordType::A, None),
+            fixture::query("static", RecordType::A, None),
             from,
         ),
         (
             "static A with ECS",
-            support::query("static", RecordType::A, Some("81.2.1.0/24")),
+            fixture::query("static", RecordType::A, Some("81.2.1.0/24")),
             from,
         ),
         (
             "NXDOMAIN",
-            support::query("nothing-here", RecordType::A, Some("81.2.1.0/24")),
+            fixture::query("nothing-here", RecordType::A, Some("81.2.1.0/24")),
             from,
         ),
     ];

@@ -6,17 +6,19 @@
 //! Zones served (tests/fixtures + the repo's demo): `example.` (with the
 //! RFC 4592 §2.2.1 zone inside), `sub.example.` beside it, `cdn.example.`.
 
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use support::dns::*;
+use support::free_port;
+use support::server::*;
 
 const SOA_EXAMPLE: &str =
     "example. 300 IN SOA ns1.example. hostmaster.example. 2024010101 3600 600 604800 300";
@@ -1027,7 +1029,7 @@ fn mutate(rng: &mut StdRng, seeds: &[Vec<u8>]) -> Vec<u8> {
 #[test]
 fn hostile_packets_over_udp_and_tcp() {
     // Its own server: a wedged or dead worker must not hide behind other tests.
-    let s = TestServer::start(&default_zone_files());
+    let s = Server::start(&default_zone_files());
     let seeds = seeds();
     let mut rng = StdRng::seed_from_u64(0x6e05_7ee7);
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

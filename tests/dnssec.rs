@@ -9,13 +9,15 @@
 //! keeps validating. `dig` and `kdig` check TC and TCP with signed
 //! answers.
 
-mod harden_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harden_support::{find_tool, free_port, need_tools, repo};
+use support::dns::{opt_rr, raw_query, udp_raw_timeout};
+use support::tools::{need_tools, tool};
+use support::{free_port, repo};
 
 const BIN: &str = env!("CARGO_BIN_EXE_geosteer");
 
@@ -140,7 +142,7 @@ impl Signed {
 
     /// dig straight at geosteer.
     fn dig(&self, args: &[&str]) -> String {
-        let out = Command::new(find_tool("dig").unwrap())
+        let out = Command::new(tool("dig"))
             .args(["@127.0.0.1", "-p", &self.port.to_string()])
             .args(args)
             .output()
@@ -150,17 +152,18 @@ impl Signed {
 
     /// A DO=1, CO=1 query for `name` A over UDP: (rcode, EDNS flags).
     fn co_query(&self, name: &str) -> (u8, u16) {
-        let mut q = vec![0x42, 0x42, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1];
-        q.extend_from_slice(&harden_support::wire_name(name));
-        q.extend_from_slice(&[0, 1, 0, 1]);
-        // OPT: root, type 41, size 1232, rcode/version 0, flags DO|CO, no options.
-        q.extend_from_slice(&[0, 0, 41, 4, 0xD0, 0, 0, 0xC0, 0, 0, 0]);
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        sock.send_to(&q, ("127.0.0.1", self.port)).unwrap();
-        let mut buf = [0u8; 4096];
-        let n = sock.recv(&mut buf).unwrap();
-        let r = &buf[..n];
+        // OPT: size 1232, rcode/version 0, flags DO|CO, no options.
+        let q = raw_query(
+            0x4242,
+            0,
+            [1, 0, 0, 1],
+            name,
+            1,
+            &opt_rr(1232, 0, 0, 0xC000, &[]),
+        );
+        let to = ([127, 0, 0, 1], self.port).into();
+        let r = &udp_raw_timeout(to, &q, Duration::from_secs(5)).expect("an answer")[..];
+        let n = r.len();
         // Our OPT is the last record and has no options: flags at -4..-2.
         (r[3] & 0x0F, u16::from_be_bytes([r[n - 4], r[n - 3]]))
     }
@@ -198,7 +201,7 @@ impl Signed {
 
     /// delv at geosteer with the zone as root of trust; its output.
     fn delv(&self, anchor: &Path, args: &[&str]) -> String {
-        let out = Command::new(find_tool("delv").unwrap())
+        let out = Command::new(tool("delv"))
             .args(["@127.0.0.1", "-p", &self.port.to_string(), "-a"])
             .arg(anchor)
             .args(["+root=cdn.example"])
@@ -251,7 +254,7 @@ fn delv_validates_every_answer_kind_with_dnssec_keygen_keys() {
     }
     let mut s = Signed::prepare("", 3600);
     let keys = s.keys();
-    let keygen = find_tool("dnssec-keygen").unwrap();
+    let keygen = tool("dnssec-keygen");
     for extra in [&["-f", "KSK"][..], &[]] {
         let out = Command::new(&keygen)
             .args(["-q", "-K"])
@@ -276,7 +279,7 @@ fn delv_validates_every_answer_kind_with_dnssec_keygen_keys() {
                 && std::fs::read_to_string(p).unwrap().contains("DNSKEY 257")
         })
         .unwrap();
-    let bind = Command::new(find_tool("dnssec-dsfromkey").unwrap())
+    let bind = Command::new(tool("dnssec-dsfromkey"))
         .arg("-2")
         .arg(&ksk)
         .output()
@@ -300,7 +303,7 @@ fn ldns_keygen_ed25519_csk_validates() {
     }
     let mut s = Signed::prepare("", 3600);
     // One Ed25519 KSK alone: a combined signing key.
-    let out = Command::new(find_tool("ldns-keygen").unwrap())
+    let out = Command::new(tool("ldns-keygen"))
         .current_dir(s.keys())
         .args(["-a", "ED25519", "-k", "cdn.example"])
         .output()
@@ -377,7 +380,7 @@ impl Unbound {
             ),
         )
         .unwrap();
-        let child = Command::new(find_tool("unbound").unwrap())
+        let child = Command::new(tool("unbound"))
             .args(["-d", "-c"])
             .arg(&conf)
             .stdout(Stdio::null())
@@ -401,7 +404,7 @@ impl Unbound {
     }
 
     fn dig(&self, args: &[&str]) -> String {
-        let out = Command::new(find_tool("dig").unwrap())
+        let out = Command::new(tool("dig"))
             .args(["@127.0.0.1", "-p", &self.port.to_string(), "+dnssec"])
             .args(args)
             .output()
@@ -665,7 +668,7 @@ fn signed_answers_truncate_exactly_and_come_whole_over_tcp() {
     assert!(big.contains("RRSIG\tTXT") && big.contains("(UDP)"), "{big}");
 
     let kdig = |args: &[&str]| {
-        let out = Command::new(find_tool("kdig").unwrap())
+        let out = Command::new(tool("kdig"))
             .args(["@127.0.0.1", "-p", &s.port.to_string(), "+dnssec"])
             .args(args)
             .output()

@@ -4,9 +4,7 @@
 //! a Frame Streams reader on a Unix socket that goes away and comes back
 //! gets messages again, while answers never wait for it.
 
-mod common;
-#[path = "support/http_client.rs"]
-mod http_client;
+mod support;
 
 use std::io::Write as _;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -15,27 +13,23 @@ use std::str::FromStr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use geosteer::app::App;
 use geosteer::config::ServerConfig;
 use geosteer::dnstap::fstrm::{self, Control, Frame};
 use geosteer::dnstap::proto;
 use hickory_proto::rr::{Name, RecordType};
 use prost::Message as _;
+use support::dns::{tcp_raw, udp_raw};
+use support::http::metric;
+use support::server::AppServer;
+use support::tools::{need_tools, tool};
+use support::wait;
 
 /// Patience on a loaded 2-core machine.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// The demo zone and DB from the repository, with `extra` config lines.
 fn config(dir: &Path, extra: &str) -> ServerConfig {
-    let root = common::manifest();
+    let root = support::repo();
     let cfg = dir.join("geosteer.yaml");
     std::fs::write(
         &cfg,
@@ -58,15 +52,8 @@ fn query(ecs: &str) -> Vec<u8> {
     )
 }
 
-fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn until<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait::until(what, PATIENCE, Duration::from_millis(100), f)
 }
 
 fn decode(frame: &[u8]) -> proto::Message {
@@ -76,35 +63,22 @@ fn decode(frame: &[u8]) -> proto::Message {
     d.message.expect("a message")
 }
 
-fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
-    let (_, _, body) = http_client::http_with(addr, "GET", "/metrics", "", "");
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn file_is_read_by_dnstap_ldns() {
     let dir = tempfile::tempdir().unwrap();
     let tap = dir.path().join("tap.fstrm");
-    let rt = runtime();
-    let app = rt
-        .block_on(App::start(config(
-            dir.path(),
-            "dnstap: { file: tap.fstrm }\n",
-        )))
-        .unwrap();
-    let udp = app.running.udp_addr();
-    let tcp = app.running.tcp_addr();
+    let srv = AppServer::start(config(dir.path(), "dnstap: { file: tap.fstrm }\n"));
+    let udp = srv.dns();
+    let tcp = srv.tcp();
     let q = query("77.88.8.0/24");
-    let answer = common::udp_raw(udp, &q).expect("a UDP answer");
-    common::tcp_raw(tcp, &query("203.0.113.0/24")).expect("a TCP answer");
+    let answer = udp_raw(udp, &q).expect("a UDP answer");
+    tcp_raw(tcp, &query("203.0.113.0/24")).expect("a TCP answer");
 
     // Flushed within a second or so, while the server runs.
-    let have_tool = common::tool_available("dnstap-ldns", "dnstap-ldns");
+    let have_tool = need_tools(&["dnstap-ldns"]);
     if have_tool {
         let text = until("dnstap-ldns to show all four messages", || {
-            let out = std::process::Command::new("dnstap-ldns")
+            let out = std::process::Command::new(tool("dnstap-ldns"))
                 .arg("-r")
                 .arg(&tap)
                 .output()
@@ -119,7 +93,7 @@ fn file_is_read_by_dnstap_ldns() {
         assert!(lines[3].contains(" AR 127.0.0.1 TCP "), "{text}");
         assert!(text.contains("\"www.cdn.example.\" IN A"), "{text}");
     }
-    rt.block_on(app.shutdown());
+    srv.shutdown();
 
     // The writer ends the stream with STOP once the server is gone.
     let bytes = until("the STOP frame", || {
@@ -161,7 +135,7 @@ fn file_is_read_by_dnstap_ldns() {
 
     if have_tool {
         // And the YAML view shows the ECS and the answer.
-        let out = std::process::Command::new("dnstap-ldns")
+        let out = std::process::Command::new(tool("dnstap-ldns"))
             .args(["-y", "-r"])
             .arg(&tap)
             .output()
@@ -274,18 +248,12 @@ fn socket_reader_that_goes_away_and_comes_back() {
     let dir = tempfile::tempdir().unwrap();
     let sock: PathBuf = dir.path().join("tap.sock");
     let reader = Reader::start(&sock);
-    let rt = runtime();
-    let app = rt
-        .block_on(App::start(config(
-            dir.path(),
-            "dnstap: { socket: tap.sock }\n",
-        )))
-        .unwrap();
-    let udp = app.running.udp_addr();
-    let http = app.http_addr.unwrap();
+    let srv = AppServer::start(config(dir.path(), "dnstap: { socket: tap.sock }\n"));
+    let udp = srv.dns();
+    let http = srv.http();
 
     let q = query("77.88.8.0/24");
-    common::udp_raw(udp, &q).expect("an answer");
+    udp_raw(udp, &q).expect("an answer");
     let first = reader.msgs.recv_timeout(PATIENCE).expect("AUTH_QUERY");
     assert_eq!(first.r#type, proto::MessageType::AuthQuery as i32);
     assert_eq!(first.query_message.as_deref(), Some(&q[..]));
@@ -299,7 +267,7 @@ fn socket_reader_that_goes_away_and_comes_back() {
     let before = metric(http, "geosteer_dnstap_dropped_total");
     until("dropped messages counted", || {
         let t = Instant::now();
-        common::udp_raw(udp, &q).expect("answers go on without a reader");
+        udp_raw(udp, &q).expect("answers go on without a reader");
         assert!(t.elapsed() < Duration::from_secs(2), "an answer waited");
         (metric(http, "geosteer_dnstap_dropped_total") > before).then_some(())
     });
@@ -307,12 +275,12 @@ fn socket_reader_that_goes_away_and_comes_back() {
     // It comes back: the writer reconnects and redoes the handshake.
     let reader = Reader::start(&sock);
     let got = until("messages on the new connection", || {
-        common::udp_raw(udp, &query("203.0.113.0/24")).expect("an answer");
+        udp_raw(udp, &query("203.0.113.0/24")).expect("an answer");
         reader.msgs.recv_timeout(Duration::from_millis(300)).ok()
     });
     assert_eq!(got.query_address.as_deref(), Some(&[127, 0, 0, 1][..]));
     assert!(metric(http, "geosteer_dnstap_messages_total") >= 3.0);
-    rt.block_on(app.shutdown());
+    srv.shutdown();
     reader.go_away();
 }
 
@@ -323,7 +291,7 @@ struct Capture(std::process::Child);
 impl Capture {
     fn start(sock: &Path, out: &Path) -> Capture {
         let _ = std::fs::remove_file(sock);
-        let child = std::process::Command::new("fstrm_capture")
+        let child = std::process::Command::new(tool("fstrm_capture"))
             .args(["-t", "protobuf:dnstap.Dnstap", "-u"])
             .arg(sock)
             .arg("-w")
@@ -352,7 +320,7 @@ impl Drop for Capture {
 }
 
 fn ldns_lines(file: &Path) -> Vec<String> {
-    let out = std::process::Command::new("dnstap-ldns")
+    let out = std::process::Command::new(tool("dnstap-ldns"))
         .arg("-r")
         .arg(file)
         .output()
@@ -367,27 +335,19 @@ fn ldns_lines(file: &Path) -> Vec<String> {
 /// comes back on the same path; both files read back with dnstap-ldns.
 #[test]
 fn fstrm_capture_reader_comes_back() {
-    if !common::tool_available("fstrm_capture", "fstrm-bin")
-        || !common::tool_available("dnstap-ldns", "dnstap-ldns")
-    {
+    if !need_tools(&["fstrm_capture", "dnstap-ldns"]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("tap.sock");
     let (out1, out2) = (dir.path().join("one.fstrm"), dir.path().join("two.fstrm"));
     let cap = Capture::start(&sock, &out1);
-    let rt = runtime();
-    let app = rt
-        .block_on(App::start(config(
-            dir.path(),
-            "dnstap: { socket: tap.sock }\n",
-        )))
-        .unwrap();
-    let udp = app.running.udp_addr();
-    let http = app.http_addr.unwrap();
+    let srv = AppServer::start(config(dir.path(), "dnstap: { socket: tap.sock }\n"));
+    let udp = srv.dns();
+    let http = srv.http();
     let written = || metric(http, "geosteer_dnstap_messages_total");
 
-    common::udp_raw(udp, &query("77.88.8.0/24")).expect("an answer");
+    udp_raw(udp, &query("77.88.8.0/24")).expect("an answer");
     until("two messages written", || (written() >= 2.0).then_some(()));
     // Counted when buffered; the writer flushes at least once a second.
     std::thread::sleep(Duration::from_millis(1500));
@@ -400,7 +360,7 @@ fn fstrm_capture_reader_comes_back() {
     // Away: answers go on, messages are dropped.
     let dropped = metric(http, "geosteer_dnstap_dropped_total");
     until("drops while the reader is away", || {
-        common::udp_raw(udp, &query("203.0.113.0/24")).expect("an answer");
+        udp_raw(udp, &query("203.0.113.0/24")).expect("an answer");
         (metric(http, "geosteer_dnstap_dropped_total") > dropped).then_some(())
     });
 
@@ -408,7 +368,7 @@ fn fstrm_capture_reader_comes_back() {
     let cap = Capture::start(&sock, &out2);
     let before = written();
     until("messages to the new reader", || {
-        common::udp_raw(udp, &query("198.18.7.0/24")).expect("an answer");
+        udp_raw(udp, &query("198.18.7.0/24")).expect("an answer");
         (written() >= before + 2.0).then_some(())
     });
     // Counted when buffered; the writer flushes at least once a second.
@@ -420,5 +380,5 @@ fn fstrm_capture_reader_comes_back() {
         two.iter().any(|l| l.contains(" AQ 127.0.0.1 UDP ")),
         "{two:?}"
     );
-    rt.block_on(app.shutdown());
+    srv.shutdown();
 }

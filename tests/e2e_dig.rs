@@ -1,24 +1,20 @@
 //! End to end: the built binary on a free port, queried with `dig`
 //! (bind9-dnsutils), as an operator would.
 
-mod common;
+mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use support::dns::*;
+use support::server::*;
+use support::tools::{need_tools, tool};
+use support::{KillOnDrop, free_port};
 
 struct Serve {
-    child: Child,
+    _child: KillOnDrop,
     port: u16,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn serve() -> Serve {
@@ -34,7 +30,7 @@ fn serve() -> Serve {
         .spawn()
         .unwrap();
     let s = Serve {
-        child,
+        _child: KillOnDrop(child),
         port,
         _dir: dir,
     };
@@ -46,7 +42,7 @@ fn serve() -> Serve {
 }
 
 fn dig(s: &Serve, args: &[&str]) -> String {
-    let out = Command::new("dig")
+    let out = Command::new(tool("dig"))
         .arg("@127.0.0.1")
         .args([
             "-p",
@@ -92,7 +88,7 @@ fn answer_lines(out: &str) -> Vec<String> {
 
 #[test]
 fn dig_against_the_binary() {
-    if !tool_available("dig", "bind9-dnsutils") {
+    if !need_tools(&["dig"]) {
         return;
     }
     let s = serve();

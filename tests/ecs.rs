@@ -2,12 +2,12 @@
 //! each malformed option against its rcode, over real UDP and in-process.
 //! Valid edge cases (source prefix 0) are answered by packet source.
 
-#[path = "fixtures/steer/support.rs"]
 mod support;
 
 use geosteer::net::Transport;
 use hickory_proto::op::Message;
-use support::{Db, Server};
+use support::dns::udp_raw;
+use support::steer::{self, Db};
 
 /// A query for www.steer.example A whose OPT carries `options` (raw
 /// option bytes: code, length, data).
@@ -139,7 +139,7 @@ fn check(
         ));
     }
     if let Some((edge, scope)) = case.answer {
-        let r = support::parse(snap, reply);
+        let r = steer::parse(snap, reply);
         if r.answer != [edge] || r.scope != scope {
             return Err(format!(
                 "{}: wanted {edge} scope {scope:?}, got {r:?}",
@@ -154,13 +154,13 @@ fn check(
 
 #[test]
 fn ecs_validation_over_udp_and_in_process() {
-    let snap = support::snapshot(Db::City);
-    let server = Server::start(Db::City, support::snapshot(Db::City));
+    let snap = steer::snapshot(Db::City);
+    let server = steer::server(Db::City, steer::snapshot(Db::City));
     let mut failures = Vec::new();
     for (i, case) in cases().iter().enumerate() {
         let id = 0x4000 + i as u16;
         let q = query_with_options(id, &case.options);
-        match support::udp(server.udp, &q) {
+        match udp_raw(server.udp, &q) {
             Some(reply) => failures.extend(
                 check(case, id, &reply, &snap)
                     .err()
@@ -168,7 +168,7 @@ fn ecs_validation_over_udp_and_in_process() {
             ),
             None => failures.push(format!("UDP {}: no answer", case.what)),
         }
-        let local = support::respond(&snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp);
+        let local = steer::respond(&snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp);
         match local {
             Some(reply) => failures.extend(
                 check(case, id, &reply, &snap)
@@ -184,10 +184,10 @@ fn ecs_validation_over_udp_and_in_process() {
 /// A FORMERR for bad ECS must not echo the bad option back.
 #[test]
 fn formerr_does_not_echo_the_bad_option() {
-    let snap = support::snapshot(Db::City);
+    let snap = steer::snapshot(Db::City);
     let q = query_with_options(7, &ecs(1, 24, 16, &[81, 2, 1]));
-    let reply = support::respond(&snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp).unwrap();
-    let r = support::parse(&snap, &reply);
+    let reply = steer::respond(&snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp).unwrap();
+    let r = steer::parse(&snap, &reply);
     assert_eq!(r.rcode, "Form Error");
     assert_eq!(r.scope, None, "{r:?}");
 }

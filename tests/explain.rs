@@ -2,14 +2,13 @@
 //! steering fixture; JSON keys and values, and the text form's account of
 //! where the client address came from.
 
-#[path = "fixtures/steer/support.rs"]
 mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
-use support::Db;
+use support::steer::{self, Db};
 
 /// Writes a config for the fixture zone and City DB; returns its path
 /// (the tempdir lives as long as the test binary).
@@ -20,8 +19,8 @@ fn config_file() -> &'static PathBuf {
         let path = dir.path().join("geosteer.yaml");
         let yaml = format!(
             "zones: {}\ngeodb: {}\n",
-            support::fixture_dir().join("zones").display(),
-            support::geodb(Db::City).display()
+            steer::fixture_dir().join("zones").display(),
+            steer::geodb(Db::City).display()
         );
         std::fs::write(&path, yaml).unwrap();
         (dir, path)

@@ -11,7 +11,6 @@
 //! stop) against a plain reference: sort every candidate by (health tier,
 //! great-circle distance), keep `answers`.
 
-#[path = "fixtures/steer/support.rs"]
 mod support;
 
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +21,7 @@ use geosteer::health::{AdminState, Effective, Registry};
 use geosteer::net::Transport;
 use geosteer::snapshot::Snapshot;
 use geosteer::steer::{self, Client, Family, Outcome};
+use support::steer as fixture;
 
 /// SplitMix64: a deterministic generator, so a failure reproduces.
 struct Rng(u64);
@@ -82,7 +82,7 @@ fn snapshot(reg: &Registry) -> (Snapshot, tempfile::TempDir) {
     }
     let yaml = format!(
         "listen: [\"127.0.0.1:0\"]\nzones: zones\ngeodb: {}\nnsid: fast-path-test\ndnssec: {{ keys: keys }}\n",
-        support::geodb(support::Db::City).display()
+        fixture::geodb(fixture::Db::City).display()
     );
     let cfg =
         geosteer::config::ServerConfig::from_str(&yaml, &dir.path().join("geosteer.yaml")).unwrap();
@@ -361,7 +361,7 @@ fn fast_path_answers_common_queries() {
         "www.cdn.example.",
         "www.steer.example.",
     ] {
-        let q = support::query(name, hickory_proto::rr::RecordType::A, Some("81.2.1.0/24"));
+        let q = fixture::query(name, hickory_proto::rr::RecordType::A, Some("81.2.1.0/24"));
         let n = dns::fast_respond(
             &snap,
             &q,

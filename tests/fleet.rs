@@ -6,22 +6,15 @@
 //! ID for every steered name, across many client subnets on every
 //! continent, IPv4 and IPv6.
 
-mod harden_support;
+mod support;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harden_support::{Fixture, free_port, query, repo, udp_exchange};
-
-struct Binary(Child);
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::dns::{udp_exchange, wire_query as query};
+use support::server::Fixture;
+use support::{KillOnDrop, free_port, repo};
 
 /// ECS subnets: every network of the demo GeoIP source, then
 /// pseudo-random /24s and /48s all over the address space.
@@ -70,7 +63,7 @@ fn two_instances_answer_identically_for_the_same_ecs() {
     let a = fx.start();
     let port = free_port();
     let b_addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let _b = Binary(
+    let _b = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_geosteer"))
             .args(["serve", "-c"])
             .arg(fx.config_path())
@@ -107,7 +100,7 @@ fn two_instances_answer_identically_for_the_same_ecs() {
         for (j, (name, qtype)) in questions.iter().enumerate() {
             let id = (i * questions.len() + j) as u16;
             let q = query(id, name, *qtype, Some(1232), Some((addr, prefix)));
-            let ra = udp_exchange(&sock, a.udp(), &q)
+            let ra = udp_exchange(&sock, a.udp, &q)
                 .unwrap_or_else(|| panic!("in-process: no answer {name} {addr}"));
             let rb = udp_exchange(&sock, b_addr, &q)
                 .unwrap_or_else(|| panic!("binary: no answer {name} {addr}"));

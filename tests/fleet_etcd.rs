@@ -7,9 +7,7 @@
 //! Needs `etcd` (Debian etcd-server); prints SKIPPED without it unless
 //! GEOSTEER_REQUIRE_TOOLS=1.
 
-mod harden_support;
-#[path = "support/http_client.rs"]
-mod http_client;
+mod support;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -20,8 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harden_support::{find_tool, free_port, need_tools, query, udp_exchange};
-use http_client::http;
+use support::dns::{udp_exchange, wire_query as query};
+use support::free_port;
+use support::http::http;
+use support::tools::{need_tools, tool};
 
 const PREFIX: &str = "/gs-test/";
 const NEAR: &str = "127.0.0.2";
@@ -150,7 +150,7 @@ impl Etcd {
             .append(true)
             .open(self.dir.path().join(format!("{}.log", m.name)))
             .unwrap();
-        let child = Command::new(find_tool("etcd").unwrap())
+        let child = Command::new(tool("etcd"))
             .args(["--name", &m.name])
             .arg("--data-dir")
             .arg(self.dir.path().join(&m.name))

@@ -3,18 +3,17 @@
 //! `geosteer status` prints its table, and the sampled query log writes
 //! (or, off, doesn't).
 
+mod support;
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-#[path = "support/http_client.rs"]
-mod http_client;
-use http_client::http_with;
+use support::http::{get, http_with};
+use support::server::AppServer;
 
-use geosteer::app::App;
-use geosteer::config::ServerConfig;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
@@ -26,21 +25,13 @@ const POOLS: &str = "edges:\n  lon: { addresses: [192.0.2.1], location: [51.5, -
 nets:\n  127.0.0.0/8: [51.5, -0.1]\n\
 hosts:\n  www: { edges: [lon, fra] }\n  img: { answers: 2 }\n";
 
+/// A running server and its directory (removed after the server stops).
 struct Server {
-    _dir: tempfile::TempDir,
+    _app: AppServer,
     root: PathBuf,
     dns: SocketAddr,
     http: SocketAddr,
-    app: Option<App>,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(app) = self.app.take() {
-            self.rt.block_on(app.shutdown());
-        }
-    }
+    _dir: tempfile::TempDir,
 }
 
 fn start(extra_cfg: &str) -> Server {
@@ -56,27 +47,14 @@ fn start(extra_cfg: &str) -> Server {
         format!("listen: [127.0.0.1:0]\nzones: zones\ngeodb: demo.mmdb\nhttp: 127.0.0.1:0\nworkers: 1\n{extra_cfg}"),
     )
     .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let app = rt
-        .block_on(App::start(ServerConfig::load(&cfg_path).unwrap()))
-        .unwrap();
+    let app = AppServer::load(&cfg_path);
     Server {
-        _dir: dir,
         root,
-        dns: app.running.udp_addr(),
-        http: app.http_addr.unwrap(),
-        app: Some(app),
-        rt,
+        dns: app.dns(),
+        http: app.http(),
+        _app: app,
+        _dir: dir,
     }
-}
-
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let (c, _, b) = http_with(addr, "GET", path, "", "");
-    (c, b)
 }
 
 /// One query over UDP, optionally with an ECS /24.

@@ -2,9 +2,10 @@
 //! UDP and TCP, with ECS, a 512-byte buffer that forces TC and a TCP retry,
 //! and several queries pipelined on one kept-open TCP connection.
 
-mod harden_support;
+mod support;
 
-use harden_support::{Fixture, Server, find_tool, need_tools, run};
+use support::server::{Fixture, Server};
+use support::tools::{need_tools, run, tool};
 
 /// (ECS subnet, the edge address geosteer must pick for www): San Jose for
 /// Mountain View, Frankfurt for Moscow, Tokyo for Nanjing.
@@ -19,15 +20,15 @@ fn server() -> Option<Server> {
 }
 
 fn at(s: &Server) -> [String; 3] {
-    ["@127.0.0.1".into(), "-p".into(), s.udp().port().to_string()]
+    ["@127.0.0.1".into(), "-p".into(), s.udp.port().to_string()]
 }
 
-/// Runs `tool` against the server with `args`.
-fn ask(s: &Server, tool: &str, args: &[&str]) -> String {
+/// Runs the tool `name` against the server with `args`.
+fn ask(s: &Server, name: &str, args: &[&str]) -> String {
     let a = at(s);
     let mut all: Vec<&str> = a.iter().map(String::as_str).collect();
     all.extend_from_slice(args);
-    run(&find_tool(tool).unwrap(), &all)
+    run(&tool(name), &all)
 }
 
 #[test]

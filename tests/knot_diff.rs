@@ -8,28 +8,24 @@
 //! authority and additional sections as sets of records (TTL included),
 //! OPT presence and the advertised UDP size (Knot set to 1232 too).
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
+use support::dns::*;
+use support::server::*;
+use support::tools::{need_tools, tool};
+use support::{KillOnDrop, free_port};
 
 struct Knot {
-    child: Child,
+    child: KillOnDrop,
     addr: SocketAddr,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Knot {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn zone_files() -> Vec<(String, String)> {
@@ -92,7 +88,7 @@ zone:
     );
     let conf_path = d.join("knot.conf");
     std::fs::write(&conf_path, conf).unwrap();
-    let child = Command::new("knotd")
+    let child = Command::new(tool("knotd"))
         .arg("-c")
         .arg(&conf_path)
         .stdout(Stdio::null())
@@ -100,7 +96,7 @@ zone:
         .spawn()
         .expect("spawn knotd");
     let mut knot = Knot {
-        child,
+        child: KillOnDrop(child),
         addr: ([127, 0, 0, 1], port).into(),
         _dir: dir,
     };
@@ -114,7 +110,7 @@ zone:
         {
             break;
         }
-        if let Ok(Some(s)) = knot.child.try_wait() {
+        if let Ok(Some(s)) = knot.child.0.try_wait() {
             panic!("knotd exited: {s}");
         }
         assert!(
@@ -413,12 +409,12 @@ fn accepted_difference(label: &str) -> Option<u16> {
 
 #[test]
 fn answers_like_knot() {
-    if !tool_available("knotd", "knot") {
+    if !need_tools(&["knotd"]) {
         return;
     }
     let files = zone_files();
     let knot = start_knot(&files);
-    let gs = TestServer::start(&files);
+    let gs = Server::start(&files);
 
     let mut diffs = Vec::new();
     let mut compared = 0;
@@ -479,12 +475,12 @@ fn answers_like_knot() {
 /// the name's RRsets.
 #[test]
 fn any_like_knot() {
-    if !tool_available("knotd", "knot") {
+    if !need_tools(&["knotd"]) {
         return;
     }
     let files = zone_files();
     let knot = start_knot(&files);
-    let gs = TestServer::start(&files);
+    let gs = Server::start(&files);
     for name in [
         "www.example.",
         "example.",
@@ -537,12 +533,12 @@ fn any_like_knot() {
 /// over UDP and TCP; and none when not asked.
 #[test]
 fn nsid_like_knot() {
-    if !tool_available("knotd", "knot") {
+    if !need_tools(&["knotd"]) {
         return;
     }
     let files = zone_files();
     let knot = start_knot_with(&files, "    nsid: \"fra-1.example\"");
-    let gs = TestServer::start_with(&files, "nsid: fra-1.example\n");
+    let gs = Server::start_with(&files, "nsid: fra-1.example\n");
     // The option as it must appear in the OPT RDATA: code 3, length, bytes.
     let nsid_of = |raw: &[u8]| -> Option<Vec<u8>> {
         let want = [&[0u8, 3, 0, 13][..], b"fra-1.example"].concat();

@@ -3,14 +3,15 @@
 //! Errors (RFC 8914), and the checks of ISC's EDNS compliance tester
 //! (`ednscomp`), each written out here as a query and what must come back.
 
-mod common;
-#[path = "fixtures/steer/support.rs"]
 mod support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use support::dns::*;
+use support::server::*;
+use support::steer;
+use support::tools::{need_tools, tool};
 
 /// Options of the OPT record of a response: (code, data), in order;
 /// `None` when the response has no OPT.
@@ -67,24 +68,12 @@ fn option(raw: &[u8], code: u16) -> Option<Vec<u8>> {
         .map(|(_, d)| d)
 }
 
-/// A query with EDNS (1232) and these options.
-fn q_opts(id: u16, name: &str, qtype: u16, opts: &[(u16, &[u8])]) -> Vec<u8> {
-    raw_query(
-        id,
-        0,
-        [1, 0, 0, 1],
-        name,
-        qtype,
-        &opt_rr(1232, 0, 0, 0, opts),
-    )
-}
-
 fn rcode(raw: &[u8]) -> u16 {
     // Header rcode plus the OPT extended bits are not needed here.
     u16::from(raw[3] & 0xF)
 }
 
-fn both(s: &TestServer, q: &[u8]) -> [Vec<u8>; 2] {
+fn both(s: &Server, q: &[u8]) -> [Vec<u8>; 2] {
     [
         s.udp_raw(q).expect("UDP answer"),
         s.tcp_raw(q).expect("TCP answer"),
@@ -113,9 +102,9 @@ const PATHS: &[(&str, u16)] = &[
 
 #[test]
 fn nsid_on_every_path_and_transport() {
-    let s = TestServer::start_with(&default_zone_files(), "nsid: ns-test-1\n");
+    let s = Server::start_with(&default_zone_files(), "nsid: ns-test-1\n");
     for &(name, t) in PATHS {
-        for raw in both(&s, &q_opts(next_id(), name, t, &[(3, b"")])) {
+        for raw in both(&s, &query_with_options(next_id(), name, t, &[(3, b"")])) {
             assert_eq!(
                 option(&raw, 3).as_deref(),
                 Some(&b"ns-test-1"[..]),
@@ -123,12 +112,12 @@ fn nsid_on_every_path_and_transport() {
             );
         }
         // Not asked: not sent.
-        for raw in both(&s, &q_opts(next_id(), name, t, &[])) {
+        for raw in both(&s, &query_with_options(next_id(), name, t, &[])) {
             assert_eq!(option(&raw, 3), None, "{name} {t}");
         }
     }
     // A NOTIMP (opcode 15) with EDNS carries it too.
-    let mut q = q_opts(next_id(), "www.example.", 1, &[(3, b"")]);
+    let mut q = query_with_options(next_id(), "www.example.", 1, &[(3, b"")]);
     q[2] |= 15 << 3;
     for raw in both(&s, &q) {
         assert_eq!(rcode(&raw), 4);
@@ -137,9 +126,11 @@ fn nsid_on_every_path_and_transport() {
     // And it does not change the answer itself: same records as without.
     let msg = |raw: Vec<u8>| hickory_proto::op::Message::from_vec(&raw).unwrap();
     let with = msg(s
-        .udp_raw(&q_opts(7, "www.example.", 1, &[(3, b"")]))
+        .udp_raw(&query_with_options(7, "www.example.", 1, &[(3, b"")]))
         .unwrap());
-    let without = msg(s.udp_raw(&q_opts(7, "www.example.", 1, &[])).unwrap());
+    let without = msg(s
+        .udp_raw(&query_with_options(7, "www.example.", 1, &[]))
+        .unwrap());
     assert_eq!(with.answers, without.answers);
     assert_eq!(with.authorities, without.authorities);
 }
@@ -178,14 +169,14 @@ fn cookies_on_by_default_on_every_path() {
     let s = shared();
     let client = *b"\x01\x02\x03\x04\x05\x06\x07\x08";
     for &(name, t) in PATHS {
-        for raw in both(s, &q_opts(next_id(), name, t, &[(10, &client)])) {
+        for raw in both(s, &query_with_options(next_id(), name, t, &[(10, &client)])) {
             let sc = server_cookie(&raw, &client);
             // Sending it back (valid) or a foreign one (treated as none)
             // both get a normal answer with a fresh cookie of ours.
             let full = [&client[..], &sc].concat();
             let foreign = [&client[..], &[9u8; 16]].concat();
             for back in [full, foreign] {
-                for raw2 in both(s, &q_opts(next_id(), name, t, &[(10, &back)])) {
+                for raw2 in both(s, &query_with_options(next_id(), name, t, &[(10, &back)])) {
                     assert_eq!(rcode(&raw2), rcode(&raw), "{name} {t}");
                     server_cookie(&raw2, &client);
                 }
@@ -200,7 +191,10 @@ fn malformed_cookie_is_formerr() {
     // RFC 7873 §5.2.2: shorter than 8, 9 to 15, longer than 40.
     for len in [0usize, 1, 7, 9, 12, 15, 41, 48] {
         let c = vec![0xAB; len];
-        for raw in both(s, &q_opts(next_id(), "www.example.", 1, &[(10, &c)])) {
+        for raw in both(
+            s,
+            &query_with_options(next_id(), "www.example.", 1, &[(10, &c)]),
+        ) {
             assert_eq!(rcode(&raw), 1, "length {len}");
             assert_eq!(&raw[6..10], &[0, 0, 0, 0], "no records");
             assert_eq!(option(&raw, 10), None, "no cookie in a FORMERR");
@@ -208,14 +202,17 @@ fn malformed_cookie_is_formerr() {
     }
     // Two COOKIE options.
     let c = [1u8; 8];
-    let q = q_opts(next_id(), "www.example.", 1, &[(10, &c), (10, &c)]);
+    let q = query_with_options(next_id(), "www.example.", 1, &[(10, &c), (10, &c)]);
     for raw in both(s, &q) {
         assert_eq!(rcode(&raw), 1);
     }
     // 8 and 16..=40 are fine.
     for len in [8usize, 16, 24, 40] {
         let c = vec![0x5A; len];
-        for raw in both(s, &q_opts(next_id(), "www.example.", 1, &[(10, &c)])) {
+        for raw in both(
+            s,
+            &query_with_options(next_id(), "www.example.", 1, &[(10, &c)]),
+        ) {
             assert_eq!(rcode(&raw), 0, "length {len}");
         }
     }
@@ -223,15 +220,23 @@ fn malformed_cookie_is_formerr() {
 
 #[test]
 fn cookies_off_sends_none() {
-    let s = TestServer::start_with(&default_zone_files(), "cookies: off\n");
+    let s = Server::start_with(&default_zone_files(), "cookies: off\n");
     for &(name, t) in PATHS {
-        for raw in both(&s, &q_opts(next_id(), name, t, &[(10, &[1; 8])])) {
+        for raw in both(
+            &s,
+            &query_with_options(next_id(), name, t, &[(10, &[1; 8])]),
+        ) {
             assert_eq!(option(&raw, 10), None, "{name} {t}");
         }
     }
     // A malformed one is still malformed.
     let raw = s
-        .udp_raw(&q_opts(next_id(), "www.example.", 1, &[(10, &[1; 5])]))
+        .udp_raw(&query_with_options(
+            next_id(),
+            "www.example.",
+            1,
+            &[(10, &[1; 5])],
+        ))
         .unwrap();
     assert_eq!(rcode(&raw), 1);
 }
@@ -276,24 +281,28 @@ fn valid_cookie_exempts_from_rrl_and_is_shared_by_a_fleet() {
         "rrl: {{ rate: 1, slip: 1, window: 15s }}\ncookies: {{ secret_file: {}, rotate: 1h }}\n",
         secret.display()
     );
-    let a = TestServer::start_with(&default_zone_files(), &extra);
-    let b = TestServer::start_with(&default_zone_files(), &extra);
+    let a = Server::start_with(&default_zone_files(), &extra);
+    let b = Server::start_with(&default_zone_files(), &extra);
     let client = [0x42u8; 8];
     // A's server cookie, learned over TCP (never rate limited).
     let first = a
-        .tcp_raw(&q_opts(1, "www.example.", 1, &[(10, &client)]))
+        .tcp_raw(&query_with_options(1, "www.example.", 1, &[(10, &client)]))
         .unwrap();
     let sc = server_cookie(&first, &client);
     let full = [&client[..], &sc].concat();
 
     // Without a cookie: rate 1/s, so most of a burst is slipped.
-    let plain = q_opts(2, "www.example.", 1, &[]);
+    let plain = query_with_options(2, "www.example.", 1, &[]);
     let (f, stubs) = burst(a.udp, &plain, 40);
     assert!(stubs >= 30 && f <= 5, "limited: {f} full, {stubs} slipped");
 
     // A bad server cookie is treated as none: limited as well.
     let bad = [&client[..], &[7u8; 16]].concat();
-    let (f, stubs) = burst(a.udp, &q_opts(3, "www.example.", 1, &[(10, &bad)]), 40);
+    let (f, stubs) = burst(
+        a.udp,
+        &query_with_options(3, "www.example.", 1, &[(10, &bad)]),
+        40,
+    );
     assert!(
         stubs >= 30 && f <= 5,
         "bad cookie limited: {f} full, {stubs} slipped"
@@ -301,7 +310,11 @@ fn valid_cookie_exempts_from_rrl_and_is_shared_by_a_fleet() {
 
     // A valid one is exempt, on A and on B (same secret file).
     for (srv, label) in [(&a, "a"), (&b, "b")] {
-        let (f, stubs) = burst(srv.udp, &q_opts(4, "www.example.", 1, &[(10, &full)]), 40);
+        let (f, stubs) = burst(
+            srv.udp,
+            &query_with_options(4, "www.example.", 1, &[(10, &full)]),
+            40,
+        );
         assert_eq!((f, stubs), (40, 0), "valid cookie on {label}");
     }
 }
@@ -343,7 +356,10 @@ fn bad_secret_file_is_a_clear_error() {
 #[test]
 fn refused_carries_ede_not_authoritative() {
     let s = shared();
-    for raw in both(s, &q_opts(next_id(), "www.example.org.", 1, &[])) {
+    for raw in both(
+        s,
+        &query_with_options(next_id(), "www.example.org.", 1, &[]),
+    ) {
         assert_eq!(rcode(&raw), 5);
         assert_eq!(option(&raw, 15), Some(vec![0, 20]), "EDE 20, no text");
     }
@@ -357,7 +373,7 @@ fn refused_carries_ede_not_authoritative() {
     }
     // Answers in our zones carry no EDE.
     for &(name, t) in &PATHS[..7] {
-        for raw in both(s, &q_opts(next_id(), name, t, &[])) {
+        for raw in both(s, &query_with_options(next_id(), name, t, &[])) {
             assert_eq!(option(&raw, 15), None, "{name}");
         }
     }
@@ -367,11 +383,11 @@ fn refused_carries_ede_not_authoritative() {
 /// with the learned server cookie is good too.
 #[test]
 fn dig_and_kdig_see_good_cookies_and_nsid() {
-    let s = TestServer::start_with(&default_zone_files(), "nsid: dig-test\n");
+    let s = Server::start_with(&default_zone_files(), "nsid: dig-test\n");
     let port = s.udp.port().to_string();
-    if tool_available("dig", "bind9-dnsutils") {
+    if need_tools(&["dig"]) {
         for tcp in ["+notcp", "+tcp"] {
-            let out = std::process::Command::new("dig")
+            let out = std::process::Command::new(tool("dig"))
                 .args([
                     "@127.0.0.1",
                     "-p",
@@ -396,7 +412,7 @@ fn dig_and_kdig_see_good_cookies_and_nsid() {
                 .and_then(|l| l.split_whitespace().next())
                 .unwrap()
                 .to_string();
-            let out = std::process::Command::new("dig")
+            let out = std::process::Command::new(tool("dig"))
                 .args([
                     "@127.0.0.1",
                     "-p",
@@ -415,9 +431,9 @@ fn dig_and_kdig_see_good_cookies_and_nsid() {
             );
         }
     }
-    if tool_available("kdig", "knot-dnsutils") {
+    if need_tools(&["kdig"]) {
         for tcp in ["+notcp", "+tcp"] {
-            let out = std::process::Command::new("kdig")
+            let out = std::process::Command::new(tool("kdig"))
                 .args([
                     "@127.0.0.1",
                     "-p",
@@ -445,7 +461,7 @@ fn dig_and_kdig_see_good_cookies_and_nsid() {
                 .to_string();
             assert_eq!(cookie.len(), 48, "{text}");
             assert!(text.contains("dig-test"), "{text}");
-            let out = std::process::Command::new("kdig")
+            let out = std::process::Command::new(tool("kdig"))
                 .args([
                     "@127.0.0.1",
                     "-p",
@@ -474,12 +490,12 @@ fn all_down_servfail_carries_ede_with_text() {
     use geosteer::health::{AdminState, Registry};
     use geosteer::net::Transport;
     let reg = Registry::new();
-    let snap = support::snapshot_with(support::Db::City, &reg);
+    let snap = steer::snapshot_with(steer::Db::City, &reg);
     for e in ["d1", "d2"] {
         reg.set_admin(None, e, AdminState::Down).unwrap();
     }
     reg.refresh();
-    let q = q_opts(9, "down-servfail.steer.example.", 1, &[(3, b"")]);
+    let q = query_with_options(9, "down-servfail.steer.example.", 1, &[(3, b"")]);
     let src: std::net::SocketAddr = "127.0.0.1:5353".parse().unwrap();
     for t in [Transport::Udp, Transport::Tcp] {
         let mut out = vec![0u8; 65_535];
@@ -713,7 +729,7 @@ fn raw_opt_flags(raw: &[u8]) -> u16 {
 /// own run is recorded in SECURITY.md; the tool is not part of the tests).
 #[test]
 fn ednscomp_checks_are_ok() {
-    let s = TestServer::start_with(&default_zone_files(), "nsid: ednscomp\n");
+    let s = Server::start_with(&default_zone_files(), "nsid: ednscomp\n");
     for p in probes() {
         let q = probe_bytes(&p);
         let raw = if p.tcp { s.tcp_raw(&q) } else { s.udp_raw(&q) }

@@ -6,6 +6,8 @@
 //! the answer within 1 s; every bad change must leave the old answer in
 //! place and report `file:line: reason` the way `geosteer check` does.
 
+mod support;
+
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -14,14 +16,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-#[path = "support/http_client.rs"]
-mod http_client;
-use http_client::http;
+use support::dns::wire_query;
+use support::http::http;
+use support::server::AppServer;
+use support::{KillOnDrop, free_port, vm_rss_kib};
 
-use geosteer::app::App;
-use geosteer::config::ServerConfig;
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RData;
 
 const V1: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const V2: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -93,49 +94,9 @@ impl Fx {
         self.path("geosteer.yaml")
     }
 
-    fn start(&self) -> Server {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let cfg = ServerConfig::load(&self.config()).unwrap();
-        let app = rt.block_on(App::start(cfg)).unwrap();
-        Server {
-            dns: app.running.udp_addr(),
-            http: app.http_addr.unwrap(),
-            app: Some(app),
-            rt,
-        }
+    fn start(&self) -> AppServer {
+        AppServer::load(&self.config())
     }
-}
-
-/// An in-process server with its runtime.
-struct Server {
-    dns: SocketAddr,
-    http: SocketAddr,
-    app: Option<App>,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(app) = self.app.take() {
-            self.rt.block_on(app.shutdown());
-        }
-    }
-}
-
-impl Server {
-    fn app(&self) -> &App {
-        self.app.as_ref().unwrap()
-    }
-}
-
-fn query_bytes(id: u16, name: &str) -> Vec<u8> {
-    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
-    m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
-    m.to_vec().unwrap()
 }
 
 /// One A query for www.t.example. over UDP: (rcode, addresses).
@@ -144,7 +105,7 @@ fn ask_on(
     server: SocketAddr,
     id: u16,
 ) -> Result<(ResponseCode, Vec<Ipv4Addr>), String> {
-    sock.send_to(&query_bytes(id, "www.t.example."), server)
+    sock.send_to(&wire_query(id, "www.t.example.", 1, None, None), server)
         .map_err(|e| e.to_string())?;
     let mut buf = [0u8; 2048];
     loop {
@@ -197,26 +158,23 @@ fn wait_answer(server: SocketAddr, want: Ipv4Addr, within: Duration) -> Duration
     }
 }
 
-fn status(srv: &Server) -> serde_json::Value {
-    serde_json::from_str(&http(srv.http, "GET", "/api/status", "").1).unwrap()
+fn status(srv: &AppServer) -> serde_json::Value {
+    serde_json::from_str(&http(srv.http(), "GET", "/api/status", "").1).unwrap()
 }
 
 /// The value of an unlabelled series in `/metrics`.
-fn metric(srv: &Server, name: &str) -> f64 {
-    let text = http(srv.http, "GET", "/metrics", "").1;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
+fn metric(srv: &AppServer, name: &str) -> f64 {
+    support::http::metric(srv.http(), name)
 }
 
 #[test]
 fn plain_write_triggers_reload() {
     let fx = Fx::with_plain_zones("");
     let srv = fx.start();
-    assert_eq!(answer(srv.dns), [V1]);
+    assert_eq!(answer(srv.dns()), [V1]);
     let gen0 = status(&srv)["generation"].as_u64().unwrap();
     fx.write("zones/t.example.pools.yaml", &pools(V2, 5));
-    let took = wait_answer(srv.dns, V2, Duration::from_secs(1));
+    let took = wait_answer(srv.dns(), V2, Duration::from_secs(1));
     eprintln!("plain write: switched in {took:?}");
     let st = status(&srv);
     assert!(st["generation"].as_u64().unwrap() > gen0);
@@ -227,9 +185,9 @@ fn plain_write_triggers_reload() {
 fn editor_rename_triggers_reload() {
     let fx = Fx::with_plain_zones("");
     let srv = fx.start();
-    assert_eq!(answer(srv.dns), [V1]);
+    assert_eq!(answer(srv.dns()), [V1]);
     fx.replace("zones/t.example.pools.yaml", pools(V2, 5).as_bytes());
-    let took = wait_answer(srv.dns, V2, Duration::from_secs(1));
+    let took = wait_answer(srv.dns(), V2, Duration::from_secs(1));
     eprintln!("write + rename: switched in {took:?}");
 }
 
@@ -254,21 +212,21 @@ fn directory_symlink_flip_triggers_reload() {
     }
     std::os::unix::fs::symlink("zones-a", fx.path("zones")).unwrap();
     let srv = fx.start();
-    assert_eq!(answer(srv.dns), [V1]);
+    assert_eq!(answer(srv.dns()), [V1]);
 
     flip_symlink(Path::new("zones-b"), &fx.path("zones"));
-    let took = wait_answer(srv.dns, V2, Duration::from_secs(1));
+    let took = wait_answer(srv.dns(), V2, Duration::from_secs(1));
     eprintln!("zones symlink flip: switched in {took:?}");
 
     // The watch follows the new target: an edit inside zones-b is seen,
     // and one inside the old zones-a is not acted on.
     let generation = status(&srv)["generation"].as_u64().unwrap();
     fx.write("zones-b/t.example.pools.yaml", &pools(V1, 5));
-    wait_answer(srv.dns, V1, Duration::from_secs(1));
+    wait_answer(srv.dns(), V1, Duration::from_secs(1));
     // And back again.
     flip_symlink(Path::new("zones-a"), &fx.path("zones"));
     fx.write("zones-a/t.example.pools.yaml", &pools(V2, 5));
-    wait_answer(srv.dns, V2, Duration::from_secs(1));
+    wait_answer(srv.dns(), V2, Duration::from_secs(1));
     assert!(status(&srv)["generation"].as_u64().unwrap() >= generation + 2);
 }
 
@@ -288,35 +246,15 @@ fn configmap_data_flip_triggers_reload() {
         std::os::unix::fs::symlink(format!("..data/{f}"), z.join(f)).unwrap();
     }
     let srv = fx.start();
-    assert_eq!(answer(srv.dns), [V1]);
+    assert_eq!(answer(srv.dns()), [V1]);
 
     std::fs::create_dir_all(z.join("..2026_01_02_v2")).unwrap();
     fx.write("zones/..2026_01_02_v2/t.example.zone", ZONE);
     fx.write("zones/..2026_01_02_v2/t.example.pools.yaml", &pools(V2, 5));
     flip_symlink(Path::new("..2026_01_02_v2"), &z.join("..data"));
     std::fs::remove_dir_all(z.join("..2026_01_01_v1")).unwrap();
-    let took = wait_answer(srv.dns, V2, Duration::from_secs(1));
+    let took = wait_answer(srv.dns(), V2, Duration::from_secs(1));
     eprintln!("ConfigMap ..data flip: switched in {took:?}");
-}
-
-/// A free port for both UDP and TCP on loopback (racy, good enough).
-fn free_port() -> u16 {
-    loop {
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// Kills the child on drop, so a failed assertion doesn't leak a server.
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -330,7 +268,7 @@ fn sighup_triggers_reload() {
             "listen: [127.0.0.1:{dns}]\nzones: zones\ngeodb: geodb/demo.mmdb\nhttp: 127.0.0.1:{web}\nworkers: 1\nwatch: false\n"
         ),
     );
-    let child = Child(
+    let child = KillOnDrop(
         Command::new(BIN)
             .args(["serve", "-c"])
             .arg(fx.config())
@@ -357,15 +295,15 @@ fn sighup_triggers_reload() {
 fn api_and_cli_trigger_reload() {
     let fx = Fx::with_plain_zones("watch: false\n");
     let srv = fx.start();
-    assert_eq!(answer(srv.dns), [V1]);
+    assert_eq!(answer(srv.dns()), [V1]);
 
     fx.write("zones/t.example.pools.yaml", &pools(V2, 5));
     std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(answer(srv.dns), [V1], "watch: false, yet it reloaded");
-    let (code, body) = http(srv.http, "POST", "/api/reload", "");
+    assert_eq!(answer(srv.dns()), [V1], "watch: false, yet it reloaded");
+    let (code, body) = http(srv.http(), "POST", "/api/reload", "");
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"ok\":true"), "{body}");
-    let took = wait_answer(srv.dns, V2, Duration::from_secs(1));
+    let took = wait_answer(srv.dns(), V2, Duration::from_secs(1));
     eprintln!("POST /api/reload: switched in {took:?}");
 
     fx.write("zones/t.example.pools.yaml", &pools(V1, 5));
@@ -373,7 +311,7 @@ fn api_and_cli_trigger_reload() {
         .args([
             "reload",
             "--http",
-            &srv.http.to_string(),
+            &srv.http().to_string(),
             "-c",
             "/nonexistent.yaml",
         ])
@@ -387,7 +325,7 @@ fn api_and_cli_trigger_reload() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.starts_with("reloaded: generation "), "{stdout}");
-    let took = wait_answer(srv.dns, V1, Duration::from_secs(1));
+    let took = wait_answer(srv.dns(), V1, Duration::from_secs(1));
     eprintln!("geosteer reload: switched in {took:?}");
 
     // A rejected reload: exit 1 and the file:line message.
@@ -396,7 +334,7 @@ fn api_and_cli_trigger_reload() {
         .args([
             "reload",
             "--http",
-            &srv.http.to_string(),
+            &srv.http().to_string(),
             "-c",
             "/nonexistent.yaml",
         ])
@@ -405,7 +343,7 @@ fn api_and_cli_trigger_reload() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("t.example.pools.yaml:"), "{stdout}");
-    assert_eq!(answer(srv.dns), [V1]);
+    assert_eq!(answer(srv.dns()), [V1]);
 }
 
 /// `geosteer check`'s output, one problem per line.
@@ -425,7 +363,7 @@ fn check(cfg: &Path) -> (bool, String) {
 fn bad_changes_keep_the_old_answers() {
     let fx = Fx::with_plain_zones("");
     let srv = fx.start();
-    assert_eq!(answer(srv.dns), [V1]);
+    assert_eq!(answer(srv.dns()), [V1]);
     let good_db = std::fs::read(DEMO_DB).unwrap();
     let truncated = &good_db[..good_db.len() / 2];
     let pools_v2 = pools(V2, 5);
@@ -491,7 +429,7 @@ fn bad_changes_keep_the_old_answers() {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        assert_eq!(answer(srv.dns), [V1], "{what}: the old answer must stay");
+        assert_eq!(answer(srv.dns()), [V1], "{what}: the old answer must stay");
         let errors: Vec<String> = st["last_reload"]["errors"]
             .as_array()
             .unwrap()
@@ -523,7 +461,7 @@ fn bad_changes_keep_the_old_answers() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(answer(srv.dns), [V1]);
+        assert_eq!(answer(srv.dns()), [V1]);
     }
 }
 
@@ -542,15 +480,15 @@ impl Fx {
 fn admin_drain_survives_a_pools_edit() {
     let fx = Fx::with_plain_zones("");
     let srv = fx.start();
-    assert_eq!(answer(srv.dns), [V1]);
+    assert_eq!(answer(srv.dns()), [V1]);
     let (code, body) = http(
-        srv.http,
+        srv.http(),
         "POST",
         "/api/edges/a/admin",
         r#"{"state":"drain"}"#,
     );
     assert_eq!(code, 200, "{body}");
-    wait_answer(srv.dns, B, Duration::from_secs(1));
+    wait_answer(srv.dns(), B, Duration::from_secs(1));
 
     let generation = status(&srv)["generation"].as_u64().unwrap();
     fx.replace("zones/t.example.pools.yaml", pools(V1, 9).as_bytes());
@@ -559,9 +497,9 @@ fn admin_drain_survives_a_pools_edit() {
         assert!(start.elapsed() < Duration::from_secs(2), "no reload");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(answer(srv.dns), [B], "the drain was lost in the reload");
+    assert_eq!(answer(srv.dns()), [B], "the drain was lost in the reload");
     let edges: serde_json::Value =
-        serde_json::from_str(&http(srv.http, "GET", "/api/edges", "").1).unwrap();
+        serde_json::from_str(&http(srv.http(), "GET", "/api/edges", "").1).unwrap();
     let a = edges
         .as_array()
         .unwrap()
@@ -576,10 +514,10 @@ fn admin_drain_survives_a_pools_edit() {
 fn concurrent_queries_across_reloads() {
     let fx = Fx::with_plain_zones("");
     let srv = fx.start();
-    assert_eq!(answer(srv.dns), [V1]);
+    assert_eq!(answer(srv.dns()), [V1]);
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new([(); 5].map(|_| AtomicU64::new(0))); // v1, v2, servfail, other, failed
-    let server = srv.dns;
+    let server = srv.dns();
     let threads: Vec<_> = (0..3)
         .map(|t| {
             let (stop, counts) = (stop.clone(), counts.clone());
@@ -641,14 +579,6 @@ fn concurrent_queries_across_reloads() {
         "both versions should have been seen: {c:?}"
     );
     assert!(c[0] + c[1] > 300, "too few queries to mean anything: {c:?}");
-}
-
-fn vm_rss_kb() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// RSS is per process, and the other tests run in threads of this one: run
@@ -713,9 +643,9 @@ fn rss_stays_flat_over_100_reloads() {
     run(20); // warm up allocator arenas
     let first = Arc::downgrade(&reloader.shared().load_full());
     let first_db = Arc::downgrade(reloader.shared().load().geodb.as_ref().unwrap());
-    let before = vm_rss_kb();
+    let before = vm_rss_kib();
     run(100);
-    let after = vm_rss_kb();
+    let after = vm_rss_kib();
     eprintln!("rss before {before} kB, after 100 reloads {after} kB");
     assert!(first.upgrade().is_none(), "an old snapshot is still alive");
     assert!(

@@ -4,14 +4,15 @@
 //! limited; and the reflection amplification factor (bytes out / bytes in)
 //! for ANY and for a big TXT answer, with and without RRL.
 
-mod harden_support;
+mod support;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use harden_support::{Fixture, query};
+use support::dns::{udp_exchange, wire_query as query};
+use support::server::Fixture;
 
 const RATE: u64 = 50;
 
@@ -101,7 +102,7 @@ fn big_txt() -> Vec<u8> {
 fn flood_from_one_address_is_cut_to_the_rate_and_another_is_unaffected() {
     let fx = rrl_fixture();
     let s = fx.start();
-    let to = s.udp();
+    let to = s.udp;
     let attacker = std::thread::spawn(move || flood(to, "127.0.0.2", &big_txt(), 4000, 2000));
     // A well-behaved client in another /24, at 20 queries a second meanwhile.
     // (127.0.0.3 would share the attacker's /24, and so its limit: below.)
@@ -109,7 +110,7 @@ fn flood_from_one_address_is_cut_to_the_rate_and_another_is_unaffected() {
     let mut answered = 0;
     for i in 0..40u16 {
         let q = query(10_000 + i, "www.cdn.example", 1, Some(1232), None);
-        if let Some(r) = harden_support::udp_exchange(&sock, to, &q) {
+        if let Some(r) = udp_exchange(&sock, to, &q) {
             assert_eq!(r[2] & 0x02, 0, "the other client got TC");
             assert!(
                 u16::from_be_bytes([r[6], r[7]]) > 0,
@@ -183,7 +184,7 @@ fn flood_from_one_address_is_cut_to_the_rate_and_another_is_unaffected() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let sock = tokio::net::TcpSocket::new_v4().unwrap();
         sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
-        let mut c = sock.connect(s.tcp()).await.unwrap();
+        let mut c = sock.connect(s.tcp).await.unwrap();
         for i in 0..(RATE as u16 * 2) {
             let mut q = big_txt();
             q[..2].copy_from_slice(&i.to_be_bytes());
@@ -213,8 +214,8 @@ fn rrl_cuts_amplification_for_any_and_big_txt() {
     ];
     for (i, (what, q)) in cases.iter().enumerate() {
         // A fresh source /24 per measurement, so one doesn't inherit debt.
-        let a = flood(off.udp(), &format!("127.0.{}.4", 10 + i), q, 3000, 2000);
-        let b = flood(on.udp(), &format!("127.0.{}.5", 20 + i), q, 3000, 2000);
+        let a = flood(off.udp, &format!("127.0.{}.4", 10 + i), q, 3000, 2000);
+        let b = flood(on.udp, &format!("127.0.{}.5", 20 + i), q, 3000, 2000);
         println!(
             "amplification {what}: without RRL {:.2} ({} B out / {} B in, {} answers), \
              with RRL {:.2} ({} B / {} B, {} full, {} TC stubs)",

@@ -9,56 +9,25 @@
 //! (24.0.0.0/11 around New York's /12) than the GeoIP networks, ASN,
 //! country and continent rows, and a row below `min_samples`.
 
-#[path = "fixtures/steer/support.rs"]
 mod support;
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use geosteer::config::ServerConfig;
-use geosteer::config::pools::{AlwaysUp, HealthSource};
+use geosteer::config::pools::AlwaysUp;
 use geosteer::geo::{self, Schema};
 use geosteer::health::{AdminState, Registry};
 use geosteer::net::Transport;
 use geosteer::snapshot::Snapshot;
 use hickory_proto::rr::RecordType;
-use support::Reply;
+use support::dns::{tcp_raw, udp_raw};
+use support::server::{AppServer, Server};
+use support::steer::{self, Db, Reply};
 
 const A: RecordType = RecordType::A;
 const AAAA: RecordType = RecordType::AAAA;
-
-/// `tests/fixtures/rtt`.
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rtt")
-}
-
-/// The fixture database, built once per test binary.
-fn geodb() -> &'static Path {
-    static DB: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &DB.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = dir.path().join("rtt.mmdb");
-        geo::build(&fixture().join("geo.yaml"), &out, Schema::City).expect("build geodb");
-        (dir, out)
-    })
-    .1
-}
-
-fn config(zones: &Path) -> ServerConfig {
-    let yaml = format!(
-        "listen: [\"127.0.0.1:0\"]\nzones: {}\ngeodb: {}\nworkers: 1\n",
-        zones.display(),
-        geodb().display()
-    );
-    ServerConfig::from_str(&yaml, &fixture().join("geosteer.yaml")).expect("config")
-}
-
-fn snapshot_with(health: &dyn HealthSource) -> Snapshot {
-    geosteer::reload::build_snapshot(&config(&fixture().join("zones")), health, 1)
-        .expect("fixture snapshot")
-}
 
 /// One table row: host, type, client (`ecs:<prefix>` or `src:<ip>`),
 /// expected answer (edges in order, `CNAME <target>`, `SERVFAIL`) and scope.
@@ -142,9 +111,9 @@ fn client(c: &str) -> (IpAddr, Option<&str>) {
 
 fn ask(snap: &Snapshot, host: &str, qtype: RecordType, who: &str) -> Reply {
     let (src, ecs) = client(who);
-    let q = support::query(host, qtype, ecs);
-    let bytes = support::respond(snap, &q, src, Transport::Udp).expect("an answer");
-    support::parse(snap, &bytes)
+    let q = steer::query(host, qtype, ecs);
+    let bytes = steer::respond(snap, &q, src, Transport::Udp).expect("an answer");
+    steer::parse(snap, &bytes)
 }
 
 fn check(row: &Row, got: &Reply, how: &str) -> Result<(), String> {
@@ -177,30 +146,25 @@ fn run(snap: &Snapshot, rows: &[Row], how: &str) {
 
 #[test]
 fn table_in_process_udp_tcp() {
-    let snap = snapshot_with(&AlwaysUp);
+    let snap = steer::snapshot_with(Db::Rtt, &AlwaysUp);
     run(&snap, TABLE, "in-process");
     // The same over the network, ECS rows only (the source is loopback).
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let cfg = config(&fixture().join("zones"));
-    let running = rt
-        .block_on(geosteer::server::start(&cfg, snapshot_with(&AlwaysUp)))
-        .expect("server starts");
+    let server = Server::with_snapshot(
+        &steer::config(Db::Rtt),
+        steer::snapshot_with(Db::Rtt, &AlwaysUp),
+    );
     let mut failures = Vec::new();
     for r in TABLE.iter().filter(|r| r.2.starts_with("ecs:")) {
-        let q = support::query(r.0, r.1, client(r.2).1);
+        let q = steer::query(r.0, r.1, client(r.2).1);
         for (how, reply) in [
-            ("UDP", support::udp(running.udp_addr(), &q)),
-            ("TCP", support::tcp(running.tcp_addr(), &q)),
+            ("UDP", udp_raw(server.udp, &q)),
+            ("TCP", tcp_raw(server.tcp, &q)),
         ] {
-            let reply = support::parse(&snap, &reply.expect("a reply"));
+            let reply = steer::parse(&snap, &reply.expect("a reply"));
             failures.extend(check(r, &reply, how).err());
         }
     }
-    rt.block_on(running.shutdown());
+    drop(server);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -210,7 +174,7 @@ fn table_in_process_udp_tcp() {
 #[test]
 fn health_and_partners() {
     let reg = Registry::new();
-    let snap = snapshot_with(&reg);
+    let snap = steer::snapshot_with(Db::Rtt, &reg);
     let set = |edge: &str, a: AdminState| reg.set_admin(None, edge, a).unwrap();
     reg.feed_load(None, "fra", 0.95, Duration::from_secs(60))
         .unwrap();
@@ -266,10 +230,10 @@ fn shares(snap: &Snapshot, host: &str, n: u32) -> std::collections::HashMap<Stri
     let mut count = std::collections::HashMap::new();
     for i in 0..n {
         let ecs = format!("10.{}.{}.0/24", i / 256, i % 256);
-        let q = support::query(host, A, Some(&ecs));
-        let r = support::respond(snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp)
-            .expect("answer");
-        let r = support::parse(snap, &r);
+        let q = steer::query(host, A, Some(&ecs));
+        let r =
+            steer::respond(snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp).expect("answer");
+        let r = steer::parse(snap, &r);
         *count.entry(r.answer[0].clone()).or_insert(0) += 1;
     }
     count
@@ -282,7 +246,7 @@ fn shares(snap: &Snapshot, host: &str, n: u32) -> std::collections::HashMap<Stri
 fn capacity_shares_follow_idle_capacity() {
     const N: u32 = 4000;
     let reg = Registry::new();
-    let snap = snapshot_with(&reg);
+    let snap = steer::snapshot_with(Db::Rtt, &reg);
     let even = shares(&snap, "shares", N);
     let s1 = f64::from(even["s1"]) / f64::from(N);
     assert!((s1 - 0.5).abs() < 0.05, "no load: s1 took {s1}");
@@ -322,7 +286,7 @@ fn loaded_edge(snap: &Snapshot) -> &'static str {
 fn partner_share_splits_by_subnet() {
     const N: u32 = 3000;
     let reg = Registry::new();
-    let snap = snapshot_with(&reg);
+    let snap = steer::snapshot_with(Db::Rtt, &reg);
     let got = shares(&snap, "split", N);
     let partner = f64::from(got["CNAME www.cdn.example.edgekey.example."]) / f64::from(N);
     assert!((partner - 0.3).abs() < 0.04, "partner took {partner}");
@@ -339,7 +303,7 @@ fn partner_share_splits_by_subnet() {
 fn zones_with(rtt: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for f in ["steer.example.zone", "steer.example.pools.yaml"] {
-        std::fs::copy(fixture().join("zones").join(f), dir.path().join(f)).unwrap();
+        std::fs::copy(steer::rtt_dir().join("zones").join(f), dir.path().join(f)).unwrap();
     }
     std::fs::write(dir.path().join("steer.example.rtt.csv"), rtt).unwrap();
     dir
@@ -367,9 +331,10 @@ fn bad_rtt_files_are_rejected_with_file_and_line() {
         ),
     ] {
         let dir = zones_with(&format!("{head}{body}"));
-        let e = geosteer::reload::build_snapshot(&config(dir.path()), &AlwaysUp, 1)
-            .expect_err("rejected")
-            .to_string();
+        let e =
+            geosteer::reload::build_snapshot(&steer::config_in(dir.path(), Db::Rtt), &AlwaysUp, 1)
+                .expect_err("rejected")
+                .to_string();
         let want = format!(
             "{}:{line}: {reason}",
             dir.path().join("steer.example.rtt.csv").display()
@@ -377,7 +342,7 @@ fn bad_rtt_files_are_rejected_with_file_and_line() {
         assert!(e.starts_with(&want), "got {e:?}, want {want:?}");
     }
     let dir = zones_with("81.2.1.0/24,fra,8,500\n");
-    let e = geosteer::reload::build_snapshot(&config(dir.path()), &AlwaysUp, 1)
+    let e = geosteer::reload::build_snapshot(&steer::config_in(dir.path(), Db::Rtt), &AlwaysUp, 1)
         .expect_err("rejected")
         .to_string();
     assert!(e.contains("steer.example.rtt.csv:1: "), "{e}");
@@ -394,8 +359,8 @@ fn explain_shows_each_step() {
         &cfg,
         format!(
             "zones: {}\ngeodb: {}\n",
-            fixture().join("zones").display(),
-            geodb().display()
+            steer::rtt_dir().join("zones").display(),
+            steer::geodb(Db::Rtt).display()
         ),
     )
     .unwrap();
@@ -459,10 +424,9 @@ fn explain_shows_each_step() {
 /// The fixture zones copied into a temp dir with a config, for a running
 /// server whose RTT file the test edits.
 struct Live {
-    _dir: tempfile::TempDir,
+    srv: AppServer,
     zones: PathBuf,
-    app: Option<geosteer::app::App>,
-    rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
 }
 
 impl Live {
@@ -475,38 +439,30 @@ impl Live {
             "steer.example.pools.yaml",
             "steer.example.rtt.csv",
         ] {
-            std::fs::copy(fixture().join("zones").join(f), zones.join(f)).unwrap();
+            std::fs::copy(steer::rtt_dir().join("zones").join(f), zones.join(f)).unwrap();
         }
         let cfg_path = dir.path().join("geosteer.yaml");
         std::fs::write(
             &cfg_path,
             format!(
                 "listen: [127.0.0.1:0]\nzones: zones\ngeodb: {}\nworkers: 1\n",
-                geodb().display()
+                steer::geodb(Db::Rtt).display()
             ),
         )
         .unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let cfg = ServerConfig::load(&cfg_path).unwrap();
-        let app = rt.block_on(geosteer::app::App::start(cfg)).unwrap();
         Live {
-            _dir: dir,
+            srv: AppServer::load(&cfg_path),
             zones,
-            app: Some(app),
-            rt,
+            _dir: dir,
         }
     }
 
     fn app(&self) -> &geosteer::app::App {
-        self.app.as_ref().unwrap()
+        self.srv.app()
     }
 
     fn dns(&self) -> std::net::SocketAddr {
-        self.app().running.udp_addr()
+        self.srv.dns()
     }
 
     /// Replaces the RTT file the way a deploy does: write aside, rename over.
@@ -518,17 +474,10 @@ impl Live {
     }
 }
 
-impl Drop for Live {
-    fn drop(&mut self) {
-        if let Some(app) = self.app.take() {
-            self.rt.block_on(app.shutdown());
-        }
-    }
-}
-
 /// The fixture's RTT file with London's /24 measured fastest on `fast`.
 fn rtt_file(fast: &str) -> String {
-    let text = std::fs::read_to_string(fixture().join("zones/steer.example.rtt.csv")).unwrap();
+    let text =
+        std::fs::read_to_string(steer::rtt_dir().join("zones/steer.example.rtt.csv")).unwrap();
     let slow = if fast == "fra" { "lhr" } else { "fra" };
     text.replace("81.2.1.0/24,fra,8,", &format!("81.2.1.0/24,{fast},8,"))
         .replace("81.2.1.0/24,lhr,12,", &format!("81.2.1.0/24,{slow},12,"))
@@ -541,7 +490,7 @@ fn ask_udp(
     server: std::net::SocketAddr,
     id: u16,
 ) -> Result<String, String> {
-    let mut q = support::query("www", A, Some("81.2.1.0/24"));
+    let mut q = steer::query("www", A, Some("81.2.1.0/24"));
     q[0..2].copy_from_slice(&id.to_be_bytes());
     sock.send_to(&q, server).map_err(|e| e.to_string())?;
     let mut buf = [0u8; 2048];
@@ -694,11 +643,12 @@ fn geodb_asn_feeds_as_keys_and_asn_rules() {
     let zones = root.join("zones");
     std::fs::create_dir(&zones).unwrap();
     std::fs::copy(
-        fixture().join("zones/steer.example.zone"),
+        steer::rtt_dir().join("zones/steer.example.zone"),
         zones.join("steer.example.zone"),
     )
     .unwrap();
-    let pools = std::fs::read_to_string(fixture().join("zones/steer.example.pools.yaml")).unwrap()
+    let pools = std::fs::read_to_string(steer::rtt_dir().join("zones/steer.example.pools.yaml"))
+        .unwrap()
         + "  asnrule: { rules: [ { asn: 3320, edges: [nrt] } ], edges: [lhr] }\n";
     std::fs::write(zones.join("steer.example.pools.yaml"), pools).unwrap();
     std::fs::write(
@@ -708,7 +658,7 @@ fn geodb_asn_feeds_as_keys_and_asn_rules() {
     .unwrap();
     let yaml = format!(
         "zones: zones\ngeodb: {}\ngeodb_asn: asn.mmdb\n",
-        geodb().display()
+        steer::geodb(Db::Rtt).display()
     );
     let cfg = ServerConfig::from_str(&yaml, &root.join("geosteer.yaml")).unwrap();
     let snap = geosteer::reload::build_snapshot(&cfg, &AlwaysUp, 1).expect("snapshot");

@@ -12,42 +12,27 @@
 //! `GEOSTEER_SCREENSHOT=path.png` also writes the screenshot there (how
 //! docs/status-page.png is made).
 
-mod common;
-#[path = "support/http_client.rs"]
-mod http_client;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder};
-use geosteer::app::App;
-use geosteer::config::ServerConfig;
 use serde_json::{Value, json};
+use support::KillOnDrop;
+use support::dns::udp_raw;
+use support::http::get_json;
+use support::server::AppServer;
+use support::tools::{need_tools, tool};
 
 /// Patience on a loaded 2-core machine (the 3 s budget below is separate).
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// chromedriver, killed when the test ends.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn get_json(addr: SocketAddr, path: &str) -> Value {
-    let (code, _, body) = http_client::http_with(addr, "GET", path, "", "");
-    assert_eq!(code, 200, "GET {path}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
-
 fn set_admin(addr: SocketAddr, edge: &str, state: &str) {
-    let (code, _, body) = http_client::http_with(
+    let (code, _, body) = support::http::http_with(
         addr,
         "POST",
         &format!("/api/edges/{edge}/admin"),
@@ -127,9 +112,9 @@ fn api_countries(v: &Value) -> BTreeMap<String, String> {
 
 /// A server on a copy of the demo zone (so a test can break it) and the
 /// demo DB; watching off, reloads by the API.
-fn demo() -> (tempfile::TempDir, tokio::runtime::Runtime, App) {
+fn demo() -> (tempfile::TempDir, AppServer) {
     let dir = tempfile::tempdir().unwrap();
-    let root = common::manifest();
+    let root = support::repo();
     std::fs::create_dir(dir.path().join("zones")).unwrap();
     for f in ["cdn.example.zone", "cdn.example.pools.yaml"] {
         std::fs::copy(root.join("zones").join(f), dir.path().join("zones").join(f)).unwrap();
@@ -143,31 +128,22 @@ fn demo() -> (tempfile::TempDir, tokio::runtime::Runtime, App) {
         ),
     )
     .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let app = rt
-        .block_on(App::start(ServerConfig::load(&cfg).unwrap()))
-        .unwrap();
-    (dir, rt, app)
+    (dir, AppServer::load(&cfg))
 }
 
 #[test]
 fn status_page_in_chromium() {
-    if !common::tool_available("chromium", "chromium")
-        || !common::tool_available("chromedriver", "chromium-driver")
-    {
+    if !need_tools(&["chromium", "chromedriver"]) {
         return;
     }
-    let (dir, rt, app) = demo();
-    let http = app.http_addr.unwrap();
-    let dns = app.running.udp_addr();
+    let (dir, srv) = demo();
+    let http = srv.http();
+    let dns = srv.dns();
 
-    let port = common::free_port();
-    let driver = Driver(
-        Command::new("chromedriver")
+    let port = support::free_port();
+    // chromedriver, killed when the test ends.
+    let driver = KillOnDrop(
+        Command::new(tool("chromedriver"))
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -175,16 +151,7 @@ fn status_page_in_chromium() {
             .unwrap(),
     );
     let profile = dir.path().join("chromium-profile");
-    let chromium = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v chromium"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_owned();
+    let chromium = tool("chromium").display().to_string();
     let caps = json!({
         "goog:chromeOptions": {
             "binary": chromium,
@@ -198,7 +165,7 @@ fn status_page_in_chromium() {
         "goog:loggingPrefs": { "browser": "ALL", "performance": "ALL" },
     });
     let caps = caps.as_object().unwrap().clone();
-    rt.block_on(async {
+    srv.rt.block_on(async {
         // chromedriver takes a moment to listen.
         let t = Instant::now();
         let c = loop {
@@ -225,7 +192,7 @@ fn status_page_in_chromium() {
         }
     });
     drop(driver);
-    rt.block_on(app.shutdown());
+    srv.shutdown();
 }
 
 async fn steps(c: &Client, http: SocketAddr, dns: SocketAddr, root: &std::path::Path) {
@@ -466,7 +433,7 @@ async fn steps(c: &Client, http: SocketAddr, dns: SocketAddr, root: &std::path::
         "return +document.querySelector('.marker[data-edge=syd]').getAttribute('r')",
     )
     .await;
-    let (code, _, body) = http_client::http_with(
+    let (code, _, body) = support::http::http_with(
         http,
         "PUT",
         "/api/edges/syd/load",
@@ -498,7 +465,7 @@ async fn steps(c: &Client, http: SocketAddr, dns: SocketAddr, root: &std::path::
     let t = Instant::now();
     loop {
         for _ in 0..20 {
-            common::udp_raw(dns, &q).expect("an answer");
+            udp_raw(dns, &q).expect("an answer");
         }
         let rate = js(
             c,
@@ -520,7 +487,7 @@ async fn steps(c: &Client, http: SocketAddr, dns: SocketAddr, root: &std::path::
         good.replace("edges: [iad, fra]", "edges: [iad, ams]"),
     )
     .unwrap();
-    let (code, _, body) = http_client::http_with(http, "POST", "/api/reload", "", "");
+    let (code, _, body) = support::http::http_with(http, "POST", "/api/reload", "", "");
     assert_eq!(code, 422, "{body}");
     let (text, took) = until_js(
         c,
@@ -536,7 +503,7 @@ async fn steps(c: &Client, http: SocketAddr, dns: SocketAddr, root: &std::path::
         "{text}"
     );
     std::fs::write(&pools, good).unwrap();
-    let (code, _, body) = http_client::http_with(http, "POST", "/api/reload", "", "");
+    let (code, _, body) = support::http::http_with(http, "POST", "/api/reload", "", "");
     assert_eq!(code, 200, "{body}");
     until_js(
         c,
@@ -672,9 +639,9 @@ fn base64_encode(b: &[u8]) -> String {
 /// The page and its JSON without a browser (runs where Chromium is absent).
 #[test]
 fn page_and_whatif_api() {
-    let (_dir, rt, app) = demo();
-    let http = app.http_addr.unwrap();
-    let (code, head, body) = http_client::http_with(http, "GET", "/", "", "");
+    let (_dir, srv) = demo();
+    let http = srv.http();
+    let (code, head, body) = support::http::http_with(http, "GET", "/", "", "");
     assert_eq!(code, 200);
     let head = head.to_ascii_lowercase();
     assert!(head.contains("content-type: text/html"), "{head}");
@@ -724,7 +691,7 @@ fn page_and_whatif_api() {
         ("/api/whatif?bogus=1", 400, "bogus"),
         ("/api/explain?name=www.cdn.example", 400, "client= or ecs="),
     ] {
-        let (c, _, body) = http_client::http_with(http, "GET", path, "", "");
+        let (c, _, body) = support::http::http_with(http, "GET", path, "", "");
         assert_eq!(c, code, "{path}: {body}");
         assert!(body.contains(msg), "{path}: {body}");
     }
@@ -750,5 +717,5 @@ fn page_and_whatif_api() {
         assert_eq!(e["location"]["country"], cc, "{e}");
         assert_eq!(e["edges"][0].as_str().unwrap(), live[cc], "{cc}: {e}");
     }
-    rt.block_on(app.shutdown());
+    srv.shutdown();
 }

@@ -9,7 +9,6 @@
 //! Paulo and (without coordinates) South Africa; edges sit in lhr, fra,
 //! cdg, iad, sjc, gru, nrt and syd.
 
-#[path = "fixtures/steer/support.rs"]
 mod support;
 
 use std::collections::HashMap;
@@ -20,7 +19,8 @@ use geosteer::health::{AdminState, Registry};
 use geosteer::net::Transport;
 use geosteer::snapshot::Snapshot;
 use hickory_proto::rr::RecordType;
-use support::{Db, Reply, Server};
+use support::dns::{tcp_raw, udp_raw};
+use support::steer::{self, Db, Reply};
 
 /// One table row.
 struct Row {
@@ -190,14 +190,14 @@ fn ttl_of(host: &str) -> u32 {
 }
 
 fn run_table(db: Db, network: bool) {
-    let snap = support::snapshot(db);
-    let server = network.then(|| Server::start(db, support::snapshot(db)));
+    let snap = steer::snapshot(db);
+    let server = network.then(|| steer::server(db, steer::snapshot(db)));
     let mut failures = Vec::new();
     for r in TABLE {
         let (src, ecs) = client(r);
-        let q = support::query(r.host, r.qtype, ecs);
-        let local = support::respond(&snap, &q, src, Transport::Udp).expect("an answer");
-        let local = support::parse(&snap, &local);
+        let q = steer::query(r.host, r.qtype, ecs);
+        let local = steer::respond(&snap, &q, src, Transport::Udp).expect("an answer");
+        let local = steer::parse(&snap, &local);
         failures.extend(check(r, &local, &format!("{db:?} in-process"), ttl_of(r.host)).err());
         // Network rows: ECS or the loopback source, so the packet's real
         // source (127.0.0.1) is what the row says.
@@ -205,11 +205,11 @@ fn run_table(db: Db, network: bool) {
             && !r.client.starts_with("src:")
         {
             for (how, reply) in [
-                ("UDP", support::udp(server.udp, &q)),
-                ("TCP", support::tcp(server.tcp, &q)),
+                ("UDP", udp_raw(server.udp, &q)),
+                ("TCP", tcp_raw(server.tcp, &q)),
             ] {
                 let reply =
-                    support::parse(&snap, &reply.unwrap_or_else(|| panic!("{how}: no answer")));
+                    steer::parse(&snap, &reply.unwrap_or_else(|| panic!("{how}: no answer")));
                 failures.extend(check(r, &reply, &format!("{db:?} {how}"), ttl_of(r.host)).err());
             }
         }
@@ -236,7 +236,7 @@ fn table_flat_schema() {
 /// rules; everything else keeps its listed order.
 #[test]
 fn no_coordinates_still_drives_rules() {
-    let snap = support::snapshot(Db::NoCoords);
+    let snap = steer::snapshot(Db::NoCoords);
     let rows = [
         row("video", A, "ecs:85.10.200.0/24", "fra", Some(18)), // EU → [fra, lhr] listed
         row("video", A, "ecs:81.2.1.0/24", "fra", Some(18)),
@@ -249,32 +249,24 @@ fn no_coordinates_still_drives_rules() {
     let mut failures = Vec::new();
     for r in &rows {
         let (src, ecs) = client(r);
-        let reply = support::respond(
+        let reply = steer::respond(
             &snap,
-            &support::query(r.host, r.qtype, ecs),
+            &steer::query(r.host, r.qtype, ecs),
             src,
             Transport::Udp,
         )
         .unwrap();
-        failures.extend(
-            check(
-                r,
-                &support::parse(&snap, &reply),
-                "nocoords",
-                ttl_of(r.host),
-            )
-            .err(),
-        );
+        failures.extend(check(r, &steer::parse(&snap, &reply), "nocoords", ttl_of(r.host)).err());
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Answers one A query for `host` with ECS `ecs`, returning the edge names.
 fn edges(snap: &Snapshot, host: &str, ecs: &str) -> Reply {
-    let q = support::query(host, A, Some(ecs));
-    support::parse(
+    let q = steer::query(host, A, Some(ecs));
+    steer::parse(
         snap,
-        &support::respond(snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp).unwrap(),
+        &steer::respond(snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp).unwrap(),
     )
 }
 
@@ -282,8 +274,8 @@ fn edges(snap: &Snapshot, host: &str, ecs: &str) -> Reply {
 /// `spread_km: 1000`; lhr has weight 2, so it gets about 2/3 of the /24s.
 #[test]
 fn spreading_by_weight_is_stable() {
-    let snap = support::snapshot(Db::City);
-    let other = support::snapshot(Db::City);
+    let snap = steer::snapshot(Db::City);
+    let other = steer::snapshot(Db::City);
     let mut count: HashMap<String, usize> = HashMap::new();
     let n = 3000;
     for i in 0..n {
@@ -323,16 +315,16 @@ fn spreading_by_weight_is_stable() {
 /// different /24s do spread.
 #[test]
 fn spreading_by_source_address_keys_on_the_24() {
-    let snap = support::snapshot(Db::City);
+    let snap = steer::snapshot(Db::City);
     let mut seen = std::collections::HashSet::new();
     for net in 0..64u32 {
         let mut answers = std::collections::HashSet::new();
         for host in [1u32, 77, 254] {
             let ip: IpAddr = format!("5.1.{net}.{host}").parse().unwrap();
-            let q = support::query("spread", A, None);
-            let r = support::parse(
+            let q = steer::query("spread", A, None);
+            let r = steer::parse(
                 &snap,
-                &support::respond(&snap, &q, ip, Transport::Udp).unwrap(),
+                &steer::respond(&snap, &q, ip, Transport::Udp).unwrap(),
             );
             answers.insert(r.answer.clone());
             seen.insert(r.answer);
@@ -352,7 +344,7 @@ fn spreading_by_source_address_keys_on_the_24() {
 #[test]
 fn health_tiers() {
     let reg = Registry::new();
-    let snap = support::snapshot_with(Db::City, &reg);
+    let snap = steer::snapshot_with(Db::City, &reg);
     let london = "81.2.1.0/24";
     let order = |snap: &Snapshot| edges(snap, "tiers", london).answer.join(" ");
     let admin = |edge: &str, a: AdminState| {
@@ -398,7 +390,7 @@ fn health_tiers() {
 #[test]
 fn all_down_modes() {
     let reg = Registry::new();
-    let snap = support::snapshot_with(Db::City, &reg);
+    let snap = steer::snapshot_with(Db::City, &reg);
     for e in ["d1", "d2"] {
         reg.set_admin(None, e, AdminState::Down).unwrap();
     }
@@ -426,16 +418,16 @@ fn all_down_modes() {
             }
         })
         .collect();
-    let server = Server::start(Db::City, support::snapshot_with(Db::City, &reg));
+    let server = steer::server(Db::City, steer::snapshot_with(Db::City, &reg));
     let mut failures = Vec::new();
     for r in &cases {
-        let q = support::query(r.host, A, Some(ny));
-        let local = support::parse(
+        let q = steer::query(r.host, A, Some(ny));
+        let local = steer::parse(
             &snap,
-            &support::respond(&snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp).unwrap(),
+            &steer::respond(&snap, &q, "127.0.0.1".parse().unwrap(), Transport::Udp).unwrap(),
         );
         failures.extend(check(r, &local, "in-process", 30).err());
-        let udp = support::parse(&snap, &support::udp(server.udp, &q).expect("UDP answer"));
+        let udp = steer::parse(&snap, &udp_raw(server.udp, &q).expect("UDP answer"));
         failures.extend(check(r, &udp, "UDP", 30).err());
     }
     // Back up: normal answers.

@@ -4,7 +4,6 @@
 //! TTL); a host steered to a CNAME answers HTTPS with the CNAME; over UDP
 //! and TCP; bad templates are refused with file:line.
 
-#[path = "fixtures/steer/support.rs"]
 mod support;
 
 use std::net::IpAddr;
@@ -14,7 +13,8 @@ use geosteer::net::Transport;
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
-use support::{Db, Server, query, respond, snapshot, snapshot_with};
+use support::dns::{tcp_raw, udp_raw};
+use support::steer::{Db, query, respond, server, snapshot, snapshot_with};
 
 /// (priority, target, params by key) of an SVCB/HTTPS record.
 type Svcb = (u16, Vec<u8>, Vec<(u16, Vec<u8>)>);
@@ -232,17 +232,17 @@ fn steered_to_a_cname_https_follows_it() {
 
 #[test]
 fn over_real_udp_and_tcp() {
-    let srv = Server::start(Db::City, snapshot(Db::City));
+    let srv = server(Db::City, snapshot(Db::City));
     let q = query("www", RecordType::HTTPS, Some("81.2.1.0/24"));
     let qa = query("www", RecordType::A, Some("81.2.1.0/24"));
     for (h, a) in [
         (
-            support::udp(srv.udp, &q).unwrap(),
-            support::udp(srv.udp, &qa).unwrap(),
+            udp_raw(srv.udp, &q).unwrap(),
+            udp_raw(srv.udp, &qa).unwrap(),
         ),
         (
-            support::tcp(srv.tcp, &q).unwrap(),
-            support::tcp(srv.tcp, &qa).unwrap(),
+            tcp_raw(srv.tcp, &q).unwrap(),
+            tcp_raw(srv.tcp, &qa).unwrap(),
         ),
     ] {
         let (h, a) = (

@@ -6,12 +6,14 @@
 //! shows the ECS scope geosteer returns is right: Unbound caches per /24
 //! and never hands one continent's answer to another.
 
-mod harden_support;
+mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harden_support::{Fixture, find_tool, free_port, need_tools};
+use support::free_port;
+use support::server::Fixture;
+use support::tools::{need_tools, tool};
 
 /// Unbound as a child process, killed when dropped.
 struct Unbound {
@@ -73,7 +75,7 @@ stub-zone:
             ),
         )
         .unwrap();
-        let bin = find_tool("unbound").unwrap();
+        let bin = tool("unbound");
         let child = Command::new(bin)
             .arg("-d")
             .arg("-c")
@@ -110,7 +112,7 @@ stub-zone:
     /// dig against Unbound (from 127.0.0.1); None if dig failed.
     fn dig(&self, args: &[&str]) -> Option<String> {
         let port = self.port.to_string();
-        let out = Command::new(find_tool("dig").unwrap())
+        let out = Command::new(tool("dig"))
             .args(["@127.0.0.1", "-p", &port, "+noall", "+answer", "+comments"])
             .args(args)
             .output()
@@ -160,7 +162,7 @@ fn unbound_subnetcache_gives_each_continent_its_edge_and_caches_per_scope() {
     // address (127.0.1.1) stays unlocated, which would get London.
     let fx = Fixture::new("  127.0.0.0/24: [-33.87, 151.21]\n", "");
     let gs = fx.start();
-    let ub = Unbound::start(fx.dir.path(), gs.udp().port());
+    let ub = Unbound::start(fx.dir.path(), gs.udp.port());
 
     // (client subnet, another address in the same /24, www's nearest edge)
     let clients = [
@@ -245,7 +247,7 @@ fn unbound_subnetcache_with_rtt_prefixes() {
     .unwrap();
     let gs = fx.start();
     // /32 sources, so the /25 row can be told apart.
-    let ub = Unbound::start_with(fx.dir.path(), gs.udp().port(), 32);
+    let ub = Unbound::start_with(fx.dir.path(), gs.udp.port(), 32);
     const SJC: &str = "198.51.100.20";
     const FRA: &str = "192.0.2.20";
     const SIN: &str = "203.0.113.20";

@@ -1,5 +1,5 @@
-//! A minimal blocking HTTP/1.1 client for the admin API tests, shared by
-//! the test files that talk to `/api/*` and `/metrics`.
+//! A minimal blocking HTTP/1.1 client for the admin API (`/api/*`) and
+//! `/metrics`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -30,8 +30,28 @@ pub fn http_with(
 }
 
 /// [`http_with`] without extra headers: (status, body).
-#[allow(dead_code)]
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let (code, _, body) = http_with(addr, method, path, "", body);
     (code, body)
+}
+
+/// `GET path`: (status, body).
+pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http(addr, "GET", path, "")
+}
+
+/// `GET path`, which must answer 200 with JSON.
+pub fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let (code, body) = get(addr, path);
+    assert_eq!(code, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+/// The value of an unlabelled series in `/metrics` (0 when absent).
+pub fn metric(addr: SocketAddr, name: &str) -> f64 {
+    get(addr, "/metrics")
+        .1
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
 }

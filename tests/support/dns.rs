@@ -1,145 +1,18 @@
-//! Shared helpers for the DNS integration tests: a temp zones dir and
-//! config, an in-process server on 127.0.0.1 port 0, UDP/TCP clients, and
-//! packet builders (hickory for well-formed queries, bytes by hand for the
-//! rest).
-#![allow(dead_code)]
+//! DNS on the wire for the tests: queries built with hickory (well-formed)
+//! or by hand (anything, malformed included), and blocking UDP and TCP
+//! exchanges with a server on loopback.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, Record, RecordType};
 
+/// How long an exchange waits for its answer.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
-
-pub fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn fixture(name: &str) -> String {
-    std::fs::read_to_string(manifest().join("tests/fixtures").join(name)).unwrap()
-}
-
-/// The zone files every default server serves: the test zone `example.`,
-/// the child zone `sub.example.` (served too, not delegated), `types.example.`
-/// (HTTPS, DS, DNAME and the other types beyond RFC 1035's), and the
-/// repository's demo `cdn.example.` with its pools file.
-pub fn default_zone_files() -> Vec<(String, String)> {
-    vec![
-        ("example.zone".into(), fixture("example.zone")),
-        ("sub.example.zone".into(), fixture("sub.example.zone")),
-        ("types.example.zone".into(), fixture("types.example.zone")),
-        (
-            "cdn.example.zone".into(),
-            std::fs::read_to_string(manifest().join("zones/cdn.example.zone")).unwrap(),
-        ),
-        (
-            "cdn.example.pools.yaml".into(),
-            std::fs::read_to_string(manifest().join("zones/cdn.example.pools.yaml")).unwrap(),
-        ),
-    ]
-}
-
-/// Writes `files` into `<dir>/zones` and a config at `<dir>/geosteer.yaml`.
-pub fn write_config(dir: &Path, files: &[(String, String)], listen: &str) -> PathBuf {
-    write_config_with(dir, files, listen, "")
-}
-
-/// [`write_config`] with more `geosteer.yaml` lines (`nsid:`, `cookies:`...).
-pub fn write_config_with(
-    dir: &Path,
-    files: &[(String, String)],
-    listen: &str,
-    extra: &str,
-) -> PathBuf {
-    let zones = dir.join("zones");
-    std::fs::create_dir_all(&zones).unwrap();
-    for (name, text) in files {
-        std::fs::write(zones.join(name), text).unwrap();
-    }
-    let cfg = dir.join("geosteer.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "listen: [\"{listen}\"]\nzones: zones\nworkers: 1\ntcp:\n  idle_timeout: 3s\n  max_connections: 64\n  max_per_client: 32\n{extra}"
-        ),
-    )
-    .unwrap();
-    cfg
-}
-
-/// An in-process geosteer on loopback, port 0.
-pub struct TestServer {
-    pub dir: tempfile::TempDir,
-    pub udp: SocketAddr,
-    pub tcp: SocketAddr,
-    rt: tokio::runtime::Runtime,
-    running: Option<geosteer::server::Running>,
-}
-
-impl TestServer {
-    pub fn start(files: &[(String, String)]) -> TestServer {
-        Self::start_with(files, "")
-    }
-
-    /// A server whose `geosteer.yaml` has `extra` lines too.
-    pub fn start_with(files: &[(String, String)], extra: &str) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg_path = write_config_with(dir.path(), files, "127.0.0.1:0", extra);
-        let cfg = geosteer::config::ServerConfig::load(&cfg_path).unwrap();
-        let snap = geosteer::reload::build_snapshot(&cfg, &geosteer::config::pools::AlwaysUp, 1)
-            .unwrap_or_else(|e| panic!("fixture does not load:\n{e}"));
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let running = rt.block_on(geosteer::server::start(&cfg, snap)).unwrap();
-        TestServer {
-            udp: running.udp_addr(),
-            tcp: running.tcp_addr(),
-            dir,
-            rt,
-            running: Some(running),
-        }
-    }
-
-    pub fn udp(&self, m: &Message) -> Resp {
-        udp(self.udp, m)
-    }
-    pub fn tcp(&self, m: &Message) -> Resp {
-        tcp(self.tcp, m)
-    }
-    pub fn udp_raw(&self, q: &[u8]) -> Option<Vec<u8>> {
-        udp_raw(self.udp, q)
-    }
-    pub fn tcp_raw(&self, q: &[u8]) -> Option<Vec<u8>> {
-        tcp_raw(self.tcp, q)
-    }
-    /// Both transports; returns (udp, tcp).
-    pub fn both(&self, m: &Message) -> [Resp; 2] {
-        [self.udp(m), self.tcp(m)]
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(r) = self.running.take() {
-            self.rt.block_on(r.shutdown());
-        }
-    }
-}
-
-/// One server with the default zones for every test in a binary.
-pub fn shared() -> &'static TestServer {
-    static S: OnceLock<TestServer> = OnceLock::new();
-    S.get_or_init(|| TestServer::start(&default_zone_files()))
-}
 
 // ------------------------------------------------------------ queries
 
@@ -229,6 +102,57 @@ pub fn opt_rr(
     p
 }
 
+/// A query by hand with EDNS (UDP size 1232) carrying these options
+/// (code, data).
+pub fn query_with_options(id: u16, name: &str, qtype: u16, opts: &[(u16, &[u8])]) -> Vec<u8> {
+    raw_query(
+        id,
+        0,
+        [1, 0, 0, 1],
+        name,
+        qtype,
+        &opt_rr(1232, 0, 0, 0, opts),
+    )
+}
+
+/// The data of an ECS option (RFC 7871 §6): family, source prefix, scope
+/// 0, the address cut to the prefix's bytes.
+pub fn ecs_data(addr: IpAddr, prefix: u8) -> Vec<u8> {
+    let (family, bytes) = match addr {
+        IpAddr::V4(a) => (1u16, a.octets().to_vec()),
+        IpAddr::V6(a) => (2u16, a.octets().to_vec()),
+    };
+    let mut d = family.to_be_bytes().to_vec();
+    d.extend_from_slice(&[prefix, 0]);
+    d.extend_from_slice(&bytes[..(prefix as usize).div_ceil(8)]);
+    d
+}
+
+/// A query by hand with RD clear. `edns`: the advertised UDP size; `ecs`:
+/// a client subnet option (address, source prefix), which implies EDNS
+/// with 1232.
+pub fn wire_query(
+    id: u16,
+    name: &str,
+    qtype: u16,
+    edns: Option<u16>,
+    ecs: Option<(IpAddr, u8)>,
+) -> Vec<u8> {
+    let Some(size) = edns.or(ecs.map(|_| 1232)) else {
+        return raw_query(id, 0, [1, 0, 0, 0], name, qtype, &[]);
+    };
+    let data = ecs.map(|(addr, prefix)| ecs_data(addr, prefix));
+    let opts: Vec<(u16, &[u8])> = data.iter().map(|d| (8, d.as_slice())).collect();
+    raw_query(
+        id,
+        0,
+        [1, 0, 0, 1],
+        name,
+        qtype,
+        &opt_rr(size, 0, 0, 0, &opts),
+    )
+}
+
 // ------------------------------------------------------------ transports
 
 #[derive(Debug, Clone)]
@@ -315,6 +239,20 @@ pub fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// One UDP query on `sock` and its answer: the first datagram whose ID
+/// matches (late answers to earlier queries are skipped); None after 2 s.
+pub fn udp_exchange(sock: &UdpSocket, to: SocketAddr, q: &[u8]) -> Option<Vec<u8>> {
+    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
+    sock.send_to(q, to).unwrap();
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).ok()?;
+        if n >= 2 && buf[..2] == q[..2] {
+            return Some(buf[..n].to_vec());
+        }
+    }
+}
+
 /// `Message::to_vec` lowercases names; put the question's letter case back
 /// (the point of the case-preservation tests).
 pub fn to_wire(m: &Message) -> Vec<u8> {
@@ -355,42 +293,6 @@ pub fn resolve(udp_addr: SocketAddr, tcp_addr: SocketAddr, m: &Message) -> (Resp
     } else {
         (r, false)
     }
-}
-
-/// Whether an external tool is installed; if not, fail when
-/// GEOSTEER_REQUIRE_TOOLS=1, else print a loud skip and return false.
-pub fn tool_available(tool: &str, pkg: &str) -> bool {
-    let found = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if found {
-        return true;
-    }
-    if std::env::var("GEOSTEER_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("{tool} not installed ({pkg}) and GEOSTEER_REQUIRE_TOOLS=1");
-    }
-    // Straight to the process's stderr: the test harness captures eprintln!.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n********************************************************\n\
-         SKIPPED: {tool} not installed (install {pkg}; GEOSTEER_REQUIRE_TOOLS=1 makes this fail)\n\
-         ********************************************************\n"
-    );
-    false
-}
-
-/// A free TCP+UDP port on loopback (best effort: bound, then released).
-pub fn free_port() -> u16 {
-    for _ in 0..50 {
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port");
 }
 
 /// Waits until something answers DNS over UDP and TCP at this port.

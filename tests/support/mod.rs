@@ -1,0 +1,73 @@
+//! The one helper module of the integration tests: every `tests/*.rs`
+//! includes it with `mod support;` and uses the parts it needs.
+//!
+//! - [`server`]: in-process servers (the DNS server alone, or the whole
+//!   `App` with its HTTP listener), their config directories, and a
+//!   metrics recorder per server;
+//! - [`dns`]: queries (hickory messages and bytes by hand) and the UDP and
+//!   TCP exchanges that send them;
+//! - [`http`]: a small blocking HTTP/1.1 client for `/api/*` and `/metrics`;
+//! - [`steer`]: the steering fixtures (tests/fixtures/steer and
+//!   tests/fixtures/rtt): GeoIP databases built once per binary, snapshots,
+//!   in-process answers, replies parsed into edge names;
+//! - [`tools`]: external peers (dig, knotd, unbound ...): find them, skip
+//!   or fail when they are missing, run them;
+//! - [`wait`]: poll until something holds (never a fixed sleep);
+//! - here: paths, free ports, child processes killed on drop, RSS.
+// Each test binary uses a different subset.
+#![allow(dead_code)]
+
+pub mod dns;
+pub mod http;
+pub mod server;
+pub mod steer;
+pub mod tools;
+pub mod wait;
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::Child;
+
+/// The repository root (demo zone, GeoIP sources, fixtures).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The text of `tests/fixtures/<name>`.
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(repo().join("tests/fixtures").join(name)).unwrap()
+}
+
+/// A port free on loopback for both UDP and TCP right now (best effort:
+/// bound, then released).
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+/// A child process (the geosteer binary, chromedriver, a peer server),
+/// killed and reaped on drop so a failed assertion leaks nothing.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// This process's resident set size in KiB.
+pub fn vm_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
