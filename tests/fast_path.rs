@@ -21,26 +21,8 @@ use geosteer::health::{AdminState, Effective, Registry};
 use geosteer::net::Transport;
 use geosteer::snapshot::Snapshot;
 use geosteer::steer::{self, Client, Family, Outcome};
+use support::rng::Rng;
 use support::steer as fixture;
-
-/// SplitMix64: a deterministic generator, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len())]
-    }
-}
 
 /// The fixture zone (steering) plus the repository's demo zone and the
 /// static test zones (CNAME chains, wildcards, cuts with glue, big RRsets).

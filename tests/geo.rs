@@ -1,37 +1,18 @@
 //! GeoIP reader/writer tests: fixtures are built with `geosteer::geo::build` in a tempdir.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod support;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use geosteer::geo::{
     self, Code, Coords, GeoDb, GeoError, GeoMatch, Location, RecordSchema, Schema,
 };
+use support::alloc::{Counting, count};
 
-/// Counts allocations made by the current thread, to prove `lookup` does not allocate.
-struct CountingAlloc;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: delegates to the system allocator; the counter is a const-initialized
-// thread-local that never allocates itself.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: forwarded unchanged.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+/// Counts allocations, to prove `lookup` does not allocate.
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
+static GLOBAL: Counting = Counting;
 
 const CITY_SRC: &str = r#"
 description: test fixture
@@ -304,16 +285,16 @@ fn lookup_does_not_allocate() {
     .iter()
     .map(|s| ip(s))
     .collect();
-    let before = ALLOCS.with(Cell::get);
     let mut found = 0;
-    for _ in 0..1000 {
-        for a in &addrs {
-            found += usize::from(db.lookup(*a).is_some());
+    let allocs = count(|| {
+        for _ in 0..1000 {
+            for a in &addrs {
+                found += usize::from(db.lookup(*a).is_some());
+            }
         }
-    }
-    let after = ALLOCS.with(Cell::get);
+    });
     assert_eq!(found, 3000);
-    assert_eq!(after - before, 0, "lookup allocated");
+    assert_eq!(allocs, 0, "lookup allocated");
 }
 
 #[test]

@@ -1,20 +1,12 @@
 //! Our stride-table tree walk against maxminddb's own lookup: the same data
 //! offset and the same network for every address tried.
 
+mod support;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use geosteer::geo::{GeoDb, Schema, build, synth};
-
-/// xorshift64*: deterministic addresses without a dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
+use support::rng::Rng;
 
 fn compare(db: &GeoDb, ip: IpAddr) -> bool {
     let (want_off, want_net) = db.reference_lookup(ip);

@@ -11,16 +11,15 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::dns::{self, wire_query};
 use support::http::{get, http_with};
-use support::server::AppServer;
+use support::server::{AppServer, write_zone_dir};
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
 
 const DEMO_DB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/geodb/demo-city.mmdb");
 const BIN: &str = env!("CARGO_BIN_EXE_geosteer");
-const ZONE: &str = "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n";
 const POOLS: &str = "edges:\n  lon: { addresses: [192.0.2.1], location: [51.5, -0.1] }\n  fra: { addresses: [192.0.2.2], location: [50.1, 8.7] }\n\
 nets:\n  127.0.0.0/8: [51.5, -0.1]\n\
 hosts:\n  www: { edges: [lon, fra] }\n  img: { answers: 2 }\n";
@@ -37,16 +36,15 @@ struct Server {
 fn start(extra_cfg: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    std::fs::create_dir_all(root.join("zones")).unwrap();
-    std::fs::write(root.join("zones/h.example.zone"), ZONE).unwrap();
-    std::fs::write(root.join("zones/h.example.pools.yaml"), POOLS).unwrap();
     std::fs::copy(DEMO_DB, root.join("demo.mmdb")).unwrap();
-    let cfg_path = root.join("geosteer.yaml");
-    std::fs::write(
-        &cfg_path,
-        format!("listen: [127.0.0.1:0]\nzones: zones\ngeodb: demo.mmdb\nhttp: 127.0.0.1:0\nworkers: 1\n{extra_cfg}"),
-    )
-    .unwrap();
+    let cfg_path = write_zone_dir(
+        &root,
+        "h.example",
+        POOLS,
+        &format!(
+            "listen: [127.0.0.1:0]\nzones: zones\ngeodb: demo.mmdb\nhttp: 127.0.0.1:0\nworkers: 1\n{extra_cfg}"
+        ),
+    );
     let app = AppServer::load(&cfg_path);
     Server {
         root,
@@ -59,25 +57,11 @@ fn start(extra_cfg: &str) -> Server {
 
 /// One query over UDP, optionally with an ECS /24.
 fn ask(server: SocketAddr, name: &str, qtype: RecordType, ecs: Option<&str>) -> Message {
-    let mut m = Message::new(0x1234, MessageType::Query, OpCode::Query);
-    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
-    if let Some(net) = ecs {
-        let mut edns = Edns::new();
-        edns.set_max_payload(1232);
-        edns.options_mut()
-            .insert(EdnsOption::Subnet(ClientSubnet::new(
-                net.parse().unwrap(),
-                24,
-                0,
-            )));
-        m.edns = Some(edns);
-    }
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    sock.send_to(&m.to_vec().unwrap(), server).unwrap();
-    let mut buf = [0u8; 2048];
-    let n = sock.recv(&mut buf).unwrap();
-    Message::from_vec(&buf[..n]).unwrap()
+    let ecs = ecs.map(|net| (net.parse().unwrap(), 24));
+    dns::ask(
+        server,
+        &wire_query(0x1234, name, u16::from(qtype), None, ecs),
+    )
 }
 
 /// Checks Prometheus text exposition format line by line and returns the

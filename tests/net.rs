@@ -1,6 +1,8 @@
 //! Transport tests over real sockets on loopback: UDP workers and the TCP server.
 
-use std::collections::{HashMap, HashSet};
+mod support;
+
+use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use geosteer::net::{Handler, TcpConfig, Transport, UdpServer, serve_tcp};
-use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use support::server::TestRecorder;
+use support::wait::eventually;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -98,69 +101,6 @@ fn check_sized(answer: &[u8], id: u16, size: usize) {
     for (i, &b) in answer.iter().enumerate().skip(4) {
         assert_eq!(b, pattern(i), "byte {i} of answer {id}");
     }
-}
-
-// ---------------------------------------------------------------- metrics
-
-/// A recorder keeping every counter/gauge in an atomic, keyed by
-/// `name{label=value,...}`. Installed per test with `with_local_recorder`
-/// around the call that registers the server's handles.
-#[derive(Default)]
-struct TestRecorder {
-    values: Mutex<HashMap<String, Arc<AtomicU64>>>,
-}
-
-impl TestRecorder {
-    fn slot(&self, key: &Key) -> Arc<AtomicU64> {
-        let mut name = key.name().to_owned();
-        let labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        if !labels.is_empty() {
-            name = format!("{name}{{{}}}", labels.join(","));
-        }
-        self.values.lock().unwrap().entry(name).or_default().clone()
-    }
-
-    fn counter(&self, name: &str) -> u64 {
-        self.values
-            .lock()
-            .unwrap()
-            .get(name)
-            .map_or(0, |v| v.load(Ordering::Relaxed))
-    }
-
-    fn gauge(&self, name: &str) -> f64 {
-        f64::from_bits(self.counter(name))
-    }
-}
-
-impl Recorder for TestRecorder {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        Counter::from_arc(self.slot(key))
-    }
-    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::from_arc(self.slot(key))
-    }
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::noop()
-    }
-}
-
-/// Polls `f` until it holds or `within` passes.
-fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + within;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    f()
 }
 
 // ---------------------------------------------------------------- UDP

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, Query};
-use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 /// How long an exchange waits for its answer.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
@@ -283,6 +283,24 @@ pub fn tcp(addr: SocketAddr, m: &Message) -> Resp {
     let r = Resp::parse(raw);
     assert_eq!(r.msg.metadata.id, m.metadata.id, "TCP response ID");
     r
+}
+
+/// One UDP query and its parsed answer; fails the test when none comes.
+pub fn ask(addr: SocketAddr, q: &[u8]) -> Message {
+    let raw = udp_raw(addr, q).unwrap_or_else(|| panic!("no UDP answer from {addr}"));
+    Message::from_vec(&raw).unwrap_or_else(|e| panic!("unparseable response {raw:02x?}: {e}"))
+}
+
+/// The A and AAAA addresses in the answer section, in order.
+pub fn addresses(m: &Message) -> Vec<IpAddr> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Like a stub resolver: UDP, and TCP again when the answer is truncated.

@@ -13,12 +13,16 @@
 //! - [`tools`]: external peers (dig, knotd, unbound ...): find them, skip
 //!   or fail when they are missing, run them;
 //! - [`wait`]: poll until something holds (never a fixed sleep);
+//! - [`alloc`]: a counting global allocator, for "allocates nothing";
+//! - [`rng`]: a deterministic generator for randomized tests;
 //! - here: paths, free ports, child processes killed on drop, RSS.
 // Each test binary uses a different subset.
 #![allow(dead_code)]
 
+pub mod alloc;
 pub mod dns;
 pub mod http;
+pub mod rng;
 pub mod server;
 pub mod steer;
 pub mod tools;

@@ -30,6 +30,23 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 // ------------------------------------------------------------ config files
 
+/// The smallest zone geosteer serves: apex SOA and NS, the NS's address.
+/// Its pools file supplies the steered names.
+pub const MINIMAL_ZONE: &str =
+    "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n";
+
+/// A config directory for one small zone: `<dir>/zones/<zone>.zone`
+/// ([`MINIMAL_ZONE`]), `<dir>/zones/<zone>.pools.yaml` (`pools`) and
+/// `<dir>/geosteer.yaml` (`config`); returns the config's path.
+pub fn write_zone_dir(dir: &Path, zone: &str, pools: &str, config: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("zones")).unwrap();
+    std::fs::write(dir.join(format!("zones/{zone}.zone")), MINIMAL_ZONE).unwrap();
+    std::fs::write(dir.join(format!("zones/{zone}.pools.yaml")), pools).unwrap();
+    let cfg = dir.join("geosteer.yaml");
+    std::fs::write(&cfg, config).unwrap();
+    cfg
+}
+
 /// The zone files every default server serves: the test zone `example.`,
 /// the child zone `sub.example.` (served too, not delegated), `types.example.`
 /// (HTTPS, DS, DNAME and the other types beyond RFC 1035's), and the
