@@ -22,7 +22,7 @@ use support::dns::{tcp_raw, udp_raw};
 use support::http::metric;
 use support::server::AppServer;
 use support::tools::{need_tools, tool};
-use support::wait;
+use support::wait::until;
 
 /// Patience on a loaded 2-core machine.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -52,10 +52,6 @@ fn query(ecs: &str) -> Vec<u8> {
     )
 }
 
-fn until<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
-    wait::until(what, PATIENCE, Duration::from_millis(100), f)
-}
-
 fn decode(frame: &[u8]) -> proto::Message {
     let d = proto::Dnstap::decode(frame).expect("a Dnstap message");
     assert_eq!(d.r#type, proto::DnstapType::Message as i32);
@@ -77,7 +73,7 @@ fn file_is_read_by_dnstap_ldns() {
     // Flushed within a second or so, while the server runs.
     let have_tool = need_tools(&["dnstap-ldns"]);
     if have_tool {
-        let text = until("dnstap-ldns to show all four messages", || {
+        let text = until("dnstap-ldns to show all four messages", PATIENCE, || {
             let out = std::process::Command::new(tool("dnstap-ldns"))
                 .arg("-r")
                 .arg(&tap)
@@ -96,7 +92,7 @@ fn file_is_read_by_dnstap_ldns() {
     srv.shutdown();
 
     // The writer ends the stream with STOP once the server is gone.
-    let bytes = until("the STOP frame", || {
+    let bytes = until("the STOP frame", PATIENCE, || {
         let b = std::fs::read(&tap).unwrap();
         b.ends_with(&[0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 3])
             .then_some(b)
@@ -265,7 +261,7 @@ fn socket_reader_that_goes_away_and_comes_back() {
     reader.go_away();
     let _ = std::fs::remove_file(&sock);
     let before = metric(http, "geosteer_dnstap_dropped_total");
-    until("dropped messages counted", || {
+    until("dropped messages counted", PATIENCE, || {
         let t = Instant::now();
         udp_raw(udp, &q).expect("answers go on without a reader");
         assert!(t.elapsed() < Duration::from_secs(2), "an answer waited");
@@ -274,7 +270,7 @@ fn socket_reader_that_goes_away_and_comes_back() {
 
     // It comes back: the writer reconnects and redoes the handshake.
     let reader = Reader::start(&sock);
-    let got = until("messages on the new connection", || {
+    let got = until("messages on the new connection", PATIENCE, || {
         udp_raw(udp, &query("203.0.113.0/24")).expect("an answer");
         reader.msgs.recv_timeout(Duration::from_millis(300)).ok()
     });
@@ -300,7 +296,9 @@ impl Capture {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        until("fstrm_capture's socket", || sock.exists().then_some(()));
+        until("fstrm_capture's socket", PATIENCE, || {
+            sock.exists().then_some(())
+        });
         Capture(child)
     }
 
@@ -348,7 +346,9 @@ fn fstrm_capture_reader_comes_back() {
     let written = || metric(http, "geosteer_dnstap_messages_total");
 
     udp_raw(udp, &query("77.88.8.0/24")).expect("an answer");
-    until("two messages written", || (written() >= 2.0).then_some(()));
+    until("two messages written", PATIENCE, || {
+        (written() >= 2.0).then_some(())
+    });
     // Counted when buffered; the writer flushes at least once a second.
     std::thread::sleep(Duration::from_millis(1500));
     cap.stop();
@@ -359,7 +359,7 @@ fn fstrm_capture_reader_comes_back() {
 
     // Away: answers go on, messages are dropped.
     let dropped = metric(http, "geosteer_dnstap_dropped_total");
-    until("drops while the reader is away", || {
+    until("drops while the reader is away", PATIENCE, || {
         udp_raw(udp, &query("203.0.113.0/24")).expect("an answer");
         (metric(http, "geosteer_dnstap_dropped_total") > dropped).then_some(())
     });
@@ -367,7 +367,7 @@ fn fstrm_capture_reader_comes_back() {
     // Back: the writer reconnects within a second or two.
     let cap = Capture::start(&sock, &out2);
     let before = written();
-    until("messages to the new reader", || {
+    until("messages to the new reader", PATIENCE, || {
         udp_raw(udp, &query("198.18.7.0/24")).expect("an answer");
         (written() >= before + 2.0).then_some(())
     });

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use support::dns::{udp_exchange, wire_query as query};
 use support::free_port;
 use support::http::http;
+use support::server::write_zone_dir;
 use support::tools::{need_tools, tool};
+use support::wait::until_true;
 
 const PREFIX: &str = "/gs-test/";
 const NEAR: &str = "127.0.0.2";
@@ -399,18 +401,13 @@ impl Instance {
         env: Vec<(String, String)>,
     ) -> Instance {
         let dir = root.join(name);
-        std::fs::create_dir_all(dir.join("zones")).unwrap();
-        std::fs::write(
-            dir.join("zones/t.example.zone"),
-            "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n",
-        )
-        .unwrap();
-        std::fs::write(dir.join("zones/t.example.pools.yaml"), pools(edge_port, "")).unwrap();
         let dns: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        std::fs::write(
-            dir.join("geosteer.yaml"),
-            format!(
+        write_zone_dir(
+            &dir,
+            "t.example",
+            &pools(edge_port, ""),
+            &format!(
                 "listen: [\"{dns}\"]\nzones: zones\nhttp: {http}\nworkers: 1\nprobe_source: {source}\n\
 fleet:\n  etcd: [{}]\n  prefix: {PREFIX}\n  instance: {name}\n  lease_ttl: 2s\n{}{fleet_extra}",
                 etcd.iter()
@@ -423,8 +420,7 @@ fleet:\n  etcd: [{}]\n  prefix: {PREFIX}\n  instance: {name}\n  lease_ttl: 2s\n{
                     "  timeout: 1s\n"
                 }
             ),
-        )
-        .unwrap();
+        );
         let mut i = Instance {
             name: name.into(),
             dir,
@@ -557,14 +553,6 @@ fn wait_all(insts: &[&Instance], want: &str, limit: Duration) -> Duration {
     }
 }
 
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < end, "timed out after {limit:?}: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Answers stay `want` on every instance for `d`.
 fn holds(insts: &[&Instance], want: &str, d: Duration) {
     let end = Instant::now() + d;
@@ -610,14 +598,14 @@ fn start_fleet() -> Fleet {
         })
         .collect();
     for i in &insts {
-        wait_until(
+        until_true(
             &format!("{} connected", i.name),
             Duration::from_secs(20),
             || i.connected(),
         );
     }
     for i in &insts {
-        wait_until(
+        until_true(
             &format!("{} sees 3 live instances", i.name),
             Duration::from_secs(20),
             || {
@@ -687,7 +675,7 @@ fn a_fleet_through_etcd() {
     // publishes `down`, the majority keeps the edge up, and all three
     // keep answering with it.
     f.edges.fail_near_for(&["127.0.0.3"]);
-    wait_until(
+    until_true(
         "ns1 sees ns3's down verdict",
         Duration::from_secs(10),
         || {
@@ -747,7 +735,7 @@ fn a_fleet_through_etcd() {
             Ok(())
         })
         .unwrap();
-    wait_until("bad values counted", Duration::from_secs(5), || {
+    until_true("bad values counted", Duration::from_secs(5), || {
         f.insts[0].metric("geosteer_fleet_bad_values_total") >= before + 4.0
     });
     holds(&f.all(), NEAR, Duration::from_millis(300));
@@ -780,7 +768,7 @@ fn a_fleet_through_etcd() {
     // resumes.
     f.etcd.signal_all(libc::SIGSTOP);
     for i in &f.insts {
-        wait_until(
+        until_true(
             &format!("{} notices the hang", i.name),
             Duration::from_secs(10),
             || !i.connected(),
@@ -789,7 +777,7 @@ fn a_fleet_through_etcd() {
     holds(&f.all(), FAR, Duration::from_millis(300));
     f.etcd.signal_all(libc::SIGCONT);
     for i in &f.insts {
-        wait_until(
+        until_true(
             &format!("{} back after the hang", i.name),
             Duration::from_secs(15),
             || i.connected(),
@@ -803,7 +791,7 @@ fn a_fleet_through_etcd() {
         f.etcd.kill(i);
     }
     for i in &f.insts {
-        wait_until(
+        until_true(
             &format!("{} disconnected", i.name),
             Duration::from_secs(10),
             || !i.connected(),
@@ -834,7 +822,7 @@ fn a_fleet_through_etcd() {
     }
     f.etcd.wait_healthy();
     for i in &f.insts {
-        wait_until(
+        until_true(
             &format!("{} reconnected", i.name),
             Duration::from_secs(15),
             || i.connected(),
@@ -848,7 +836,7 @@ fn a_fleet_through_etcd() {
     let old = pools(f.edges.port, "# an older revision\n");
     std::fs::write(f.insts[2].dir.join("zones/t.example.pools.yaml"), old).unwrap();
     let mut out = String::new();
-    wait_until(
+    until_true(
         "drift shows in fleet status",
         Duration::from_secs(10),
         || {
@@ -978,11 +966,11 @@ fn etcd_over_tls_with_client_cert_and_password() {
         &tls,
         vec![("GEOSTEER_ETCD_PASSWORD".into(), "wrong".into())],
     );
-    wait_until("tls1 connected", Duration::from_secs(15), || {
+    until_true("tls1 connected", Duration::from_secs(15), || {
         good.connected()
     });
     good.call("POST", "/api/edges/near/admin", r#"{"state":"drain"}"#);
-    wait_until("drain written to etcd", Duration::from_secs(5), || {
+    until_true("drain written to etcd", Duration::from_secs(5), || {
         etcd.with_client(async |c| {
             let r = c
                 .get(format!("{PREFIX}admin/t.example./near"), None)
@@ -993,7 +981,7 @@ fn etcd_over_tls_with_client_cert_and_password() {
         .flatten()
         .is_some_and(|v| String::from_utf8_lossy(&v).contains("drain"))
     });
-    wait_until("tls2 reports its error", Duration::from_secs(10), || {
+    until_true("tls2 reports its error", Duration::from_secs(10), || {
         let st = bad.get("/api/status");
         st["fleet"]["connected"] == false
             && st["fleet"]["last_error"]

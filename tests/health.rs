@@ -1,6 +1,8 @@
 //! Edge health against real local TCP, HTTP/1.1 and TLS servers that go up,
 //! down, hung and overloaded on command.
 
+mod support;
+
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -12,6 +14,7 @@ use geosteer::health::{
     AdminState, CheckConfig, CheckSpec, Checker, EdgeHealth, EdgeState, EdgeStatus, Effective,
     HealthError, ProbeTarget, Registry,
 };
+use support::wait::eventually_async;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -237,17 +240,6 @@ fn local() -> Vec<IpAddr> {
     vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
 }
 
-async fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    f()
-}
-
 fn status(h: &EdgeHealth) -> EdgeStatus {
     h.status()
 }
@@ -257,7 +249,7 @@ fn status(h: &EdgeHealth) -> EdgeStatus {
 async fn wait_served(srv: &Server, n: usize) {
     let base = srv.state.served();
     assert!(
-        wait_until(Duration::from_secs(5), || srv.state.served() >= base + n).await,
+        eventually_async(Duration::from_secs(5), || srv.state.served() >= base + n).await,
         "server did not see {n} probes"
     );
     tokio::time::sleep(Duration::from_millis(30)).await;
@@ -277,14 +269,14 @@ async fn fall_and_rise_count_exactly() {
     let t = target(&reg, "z", "e", &local(), &check);
     let h = t.health.clone();
     checker.reconcile(vec![t]);
-    assert!(wait_until(Duration::from_secs(3), || status(&h).probes_ok >= 1).await);
+    assert!(eventually_async(Duration::from_secs(3), || status(&h).probes_ok >= 1).await);
     assert_eq!(h.effective(), Effective::Up);
 
     // The bounds below hold as long as this thread is not descheduled for a
     // whole interval between two reads.
     srv.set(Mode::Reply(503, None));
     let fails = || srv.state.served_fail.load(Ordering::SeqCst);
-    let went_down = wait_until(Duration::from_secs(5), || {
+    let went_down = eventually_async(Duration::from_secs(5), || {
         let before = fails();
         let eff = h.effective();
         let after = fails();
@@ -310,7 +302,7 @@ async fn fall_and_rise_count_exactly() {
     let base = srv.state.served_ok.load(Ordering::SeqCst);
     srv.set(ok());
     let oks = || srv.state.served_ok.load(Ordering::SeqCst) - base;
-    let came_up = wait_until(Duration::from_secs(5), || {
+    let came_up = eventually_async(Duration::from_secs(5), || {
         let before = oks();
         let eff = h.effective();
         let after = oks();
@@ -340,14 +332,14 @@ async fn hung_edge_goes_down_within_fall_intervals_plus_timeout() {
     let t = target(&reg, "z", "e", &local(), &check);
     let h = t.health.clone();
     checker.reconcile(vec![t]);
-    assert!(wait_until(Duration::from_secs(3), || status(&h).probes_ok >= 1).await);
+    assert!(eventually_async(Duration::from_secs(3), || status(&h).probes_ok >= 1).await);
 
     srv.set(Mode::Hung);
     let t0 = Instant::now();
     // fall × interval + timeout, plus scheduling slack on a busy machine.
     let bound = 2 * Duration::from_millis(200) + Duration::from_millis(100);
     assert!(
-        wait_until(bound + Duration::from_millis(250), || h.effective()
+        eventually_async(bound + Duration::from_millis(250), || h.effective()
             == Effective::Down)
         .await,
         "hung edge still {:?} after {:?}",
@@ -374,7 +366,7 @@ async fn body_is_not_read_past_the_cap() {
     assert_eq!(h.effective(), Effective::Down);
     checker.reconcile(vec![t]);
     assert!(
-        wait_until(Duration::from_secs(2), || h.effective() == Effective::Up).await,
+        eventually_async(Duration::from_secs(2), || h.effective() == Effective::Up).await,
         "{:?}",
         status(&h)
     );
@@ -400,7 +392,7 @@ async fn load_header_overload_with_hysteresis() {
 
     srv.set(load("0.95"));
     assert!(
-        wait_until(Duration::from_secs(2), || h.effective()
+        eventually_async(Duration::from_secs(2), || h.effective()
             == Effective::Overloaded)
         .await
     );
@@ -415,7 +407,7 @@ async fn load_header_overload_with_hysteresis() {
     assert_eq!(status(&h).last_load, Some(0.8));
 
     srv.set(load("0.75"));
-    assert!(wait_until(Duration::from_secs(2), || h.effective() == Effective::Up).await);
+    assert!(eventually_async(Duration::from_secs(2), || h.effective() == Effective::Up).await);
 
     // Between recover and overload from below: stays up.
     srv.set(load("0.85"));
@@ -474,7 +466,7 @@ async fn fed_load_overloads_and_expires() {
     assert_eq!(a.effective(), Effective::Overloaded, "expired early");
     // Expiry is noticed by the ticker (every 200 ms), not by readers.
     assert!(
-        wait_until(ttl + Duration::from_millis(600), || a.effective()
+        eventually_async(ttl + Duration::from_millis(600), || a.effective()
             == Effective::Up)
         .await
     );
@@ -589,12 +581,12 @@ async fn initial_down_and_carry_over() {
     let t = target(&reg, "z", "e", &local(), &check);
     let h = t.health.clone();
     checker.reconcile(vec![t]);
-    assert!(wait_until(Duration::from_secs(3), || status(&h).consecutive == 2).await);
+    assert!(eventually_async(Duration::from_secs(3), || status(&h).consecutive == 2).await);
     let fails_then = srv.state.served_fail.load(Ordering::SeqCst);
     assert_eq!(fails_then, 2);
     let same_check = Arc::new((*check).clone());
     checker.reconcile(vec![target(&reg, "z", "e", &local(), &same_check)]);
-    assert!(wait_until(Duration::from_secs(2), || h.effective() == Effective::Down).await);
+    assert!(eventually_async(Duration::from_secs(2), || h.effective() == Effective::Down).await);
     assert_eq!(srv.state.served_fail.load(Ordering::SeqCst), 3);
     let probes = status(&h).probes_failed;
 
@@ -634,7 +626,7 @@ async fn tcp_check_connects() {
     );
     checker.reconcile(vec![a, b]);
     assert!(
-        wait_until(Duration::from_secs(2), || ha.effective() == Effective::Up
+        eventually_async(Duration::from_secs(2), || ha.effective() == Effective::Up
             && hb.effective() == Effective::Down)
         .await
     );
@@ -675,7 +667,7 @@ async fn require_all_versus_any() {
 
     checker.reconcile(targets);
     assert!(
-        wait_until(Duration::from_secs(2), || ha.effective() == Effective::Down
+        eventually_async(Duration::from_secs(2), || ha.effective() == Effective::Down
             && hb.effective() == Effective::Up
             && h6.effective() == Effective::Up)
         .await,
@@ -791,7 +783,7 @@ async fn https_verifies_certificates() {
     }
     let healths: Vec<_> = targets.iter().map(|t| t.health.clone()).collect();
     checker.reconcile(targets);
-    let done = wait_until(Duration::from_secs(3), || {
+    let done = eventually_async(Duration::from_secs(3), || {
         healths
             .iter()
             .zip(&checks)
@@ -839,7 +831,7 @@ async fn thousand_edges_probed_within_interval_under_the_cap() {
     let interval = Duration::from_secs(5);
     // Semaphore queueing, plus a busy shared machine.
     let slack = Duration::from_millis(800);
-    let all_seen = wait_until(interval + slack, || {
+    let all_seen = eventually_async(interval + slack, || {
         srv.state.hits.lock().unwrap().len() == EDGES
     })
     .await;
@@ -854,7 +846,7 @@ async fn thousand_edges_probed_within_interval_under_the_cap() {
     }
     // Verdicts landed too.
     assert!(
-        wait_until(Duration::from_millis(500), || reg
+        eventually_async(Duration::from_millis(500), || reg
             .snapshot()
             .iter()
             .all(|s| s.probes_ok >= 1))

@@ -1,6 +1,8 @@
 //! End to end: real HTTP edges on loopback go down, come back, get
 //! overloaded and drained, and the answer seen over real UDP follows.
 
+mod support;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -9,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use geosteer::app::App;
 use geosteer::config::ServerConfig;
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::op::Message;
+use hickory_proto::rr::{Name, RData};
+use support::dns::{self, addresses, wire_query};
+use support::server::write_zone_dir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -68,67 +71,37 @@ async fn bind_two() -> (TcpListener, TcpListener, u16) {
 }
 
 fn write_files(dir: &Path, port: u16, extra_hosts: &str) {
-    std::fs::create_dir_all(dir.join("zones")).unwrap();
-    std::fs::write(
-        dir.join("zones/t.example.zone"),
-        "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("zones/t.example.pools.yaml"),
-        format!(
+    write_zone_dir(
+        dir,
+        "t.example",
+        &format!(
             "checks:\n  web: {{ type: http, port: {port}, path: /health, interval: 200ms, timeout: 150ms, rise: 2, fall: 2, load_header: X-Edge-Load }}\n\
 edges:\n  near: {{ addresses: [127.0.0.2], location: [51.5, -0.1], check: web }}\n  far: {{ addresses: [127.0.0.3], location: [50.1, 8.7], check: web }}\n\
 nets:\n  10.0.0.0/8: [51.5, -0.1]\n\
 hosts:\n  www: {{ edges: [near, far], ttl: 5 }}\n{extra_hosts}"
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("geosteer.yaml"),
         "listen: [127.0.0.1:0]\nzones: zones\nhttp: 127.0.0.1:0\nworkers: 1\n",
-    )
-    .unwrap();
+    );
 }
 
 /// One UDP query with ECS 10.1.2.0/24 (placed in London by `nets`).
-async fn ask(server: SocketAddr, name: &str) -> Message {
-    let mut m = Message::new(0x4242, MessageType::Query, OpCode::Query);
-    m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
-    let mut edns = Edns::new();
-    edns.set_max_payload(1232);
-    edns.options_mut()
-        .insert(EdnsOption::Subnet(ClientSubnet::new(
-            "10.1.2.0".parse().unwrap(),
-            24,
-            0,
-        )));
-    m.edns = Some(edns);
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    sock.send_to(&m.to_vec().unwrap(), server).await.unwrap();
-    let mut buf = [0u8; 2048];
-    let n = tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf))
-        .await
-        .expect("answer within 2 s")
-        .unwrap();
-    Message::from_vec(&buf[..n]).unwrap()
-}
-
-fn addrs(m: &Message) -> Vec<IpAddr> {
-    m.answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(IpAddr::V4(a.0)),
-            _ => None,
-        })
-        .collect()
+/// Blocking: the server runs on this test's runtime, so in place.
+fn ask(server: SocketAddr, name: &str) -> Message {
+    let q = wire_query(
+        0x4242,
+        name,
+        1,
+        None,
+        Some(("10.1.2.0".parse().unwrap(), 24)),
+    );
+    tokio::task::block_in_place(|| dns::ask(server, &q))
 }
 
 /// Polls until the answer for `name` is `want`; returns how long it took.
 async fn wait_for(server: SocketAddr, name: &str, want: &str, limit: Duration) -> Duration {
     let start = Instant::now();
     loop {
-        let got = addrs(&ask(server, name).await);
+        let got = addresses(&ask(server, name));
         if got.first().map(|a| a.to_string()).as_deref() == Some(want) {
             return start.elapsed();
         }
@@ -140,18 +113,9 @@ async fn wait_for(server: SocketAddr, name: &str, want: &str, limit: Duration) -
     }
 }
 
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let code = out[9..12].parse().unwrap();
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (code, body)
+/// An API call (blocking, in place, like [`ask`]): (status, body).
+fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    tokio::task::block_in_place(|| support::http::http(addr, method, path, body))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,8 +131,8 @@ async fn answers_follow_edge_health() {
     let api = app.http_addr.unwrap();
 
     // Healthy: the nearest edge answers, with the host's TTL.
-    let m = ask(dns, "www.t.example.").await;
-    assert_eq!(addrs(&m), vec!["127.0.0.2".parse::<IpAddr>().unwrap()]);
+    let m = ask(dns, "www.t.example.");
+    assert_eq!(addresses(&m), vec!["127.0.0.2".parse::<IpAddr>().unwrap()]);
     assert!(m.answers[0].ttl <= 5);
 
     // Kill the near edge (it hangs up without replying): gone within
@@ -176,7 +140,7 @@ async fn answers_follow_edge_health() {
     near.up.store(false, Ordering::SeqCst);
     let t = wait_for(dns, "www.t.example.", "127.0.0.3", Duration::from_secs(3)).await;
     assert!(t < Duration::from_millis(1500), "took {t:?}");
-    let (_, edges) = http(api, "GET", "/api/edges", "").await;
+    let (_, edges) = http(api, "GET", "/api/edges", "");
     assert!(edges.contains("\"down\""), "{edges}");
 
     // Recovery after rise successes.
@@ -190,7 +154,7 @@ async fn answers_follow_edge_health() {
     near.set_load(0.80);
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(
-        addrs(&ask(dns, "www.t.example.").await)[0].to_string(),
+        addresses(&ask(dns, "www.t.example."))[0].to_string(),
         "127.0.0.3",
         "hysteresis: 0.80 is above recover"
     );
@@ -203,8 +167,7 @@ async fn answers_follow_edge_health() {
         "PUT",
         "/api/edges/near/load",
         r#"{"load": 0.97, "ttl": "1s"}"#,
-    )
-    .await;
+    );
     assert_eq!(code, 200, "{body}");
     wait_for(dns, "www.t.example.", "127.0.0.3", Duration::from_secs(1)).await;
     wait_for(dns, "www.t.example.", "127.0.0.2", Duration::from_secs(3)).await;
@@ -215,8 +178,7 @@ async fn answers_follow_edge_health() {
         "POST",
         "/api/edges/near/admin",
         r#"{"state": "drain"}"#,
-    )
-    .await;
+    );
     assert_eq!(code, 200, "{body}");
     wait_for(dns, "www.t.example.", "127.0.0.3", Duration::from_secs(1)).await;
     app.shutdown().await;
@@ -226,22 +188,21 @@ async fn answers_follow_edge_health() {
     let dns = app.running.udp_addr();
     let api = app.http_addr.unwrap();
     assert_eq!(
-        addrs(&ask(dns, "www.t.example.").await)[0].to_string(),
+        addresses(&ask(dns, "www.t.example."))[0].to_string(),
         "127.0.0.3",
         "drain persisted"
     );
-    let (code, _) = http(api, "POST", "/api/edges/near/admin", r#"{"state": "auto"}"#).await;
+    let (code, _) = http(api, "POST", "/api/edges/near/admin", r#"{"state": "auto"}"#);
     assert_eq!(code, 200);
     wait_for(dns, "www.t.example.", "127.0.0.2", Duration::from_secs(1)).await;
-    let (code, _) = http(api, "POST", "/api/edges/nope/admin", r#"{"state": "down"}"#).await;
+    let (code, _) = http(api, "POST", "/api/edges/nope/admin", r#"{"state": "down"}"#);
     assert_eq!(code, 404);
     let (code, _) = http(
         api,
         "POST",
         "/api/edges/near/admin",
         r#"{"state": "sideways"}"#,
-    )
-    .await;
+    );
     assert!(code == 400 || code == 422, "{code}");
     app.shutdown().await;
     near.task.abort();
@@ -269,7 +230,7 @@ async fn all_down_modes() {
     far.up.store(false, Ordering::SeqCst);
     let start = Instant::now();
     loop {
-        let m = ask(dns, "sf.t.example.").await;
+        let m = ask(dns, "sf.t.example.");
         if m.metadata.response_code == hickory_proto::op::ResponseCode::ServFail {
             break;
         }
@@ -281,11 +242,11 @@ async fn all_down_modes() {
     }
     // serve: fail open, nearest first.
     assert_eq!(
-        addrs(&ask(dns, "serve.t.example.").await)[0].to_string(),
+        addresses(&ask(dns, "serve.t.example."))[0].to_string(),
         "127.0.0.2"
     );
     // fallback: the CNAME.
-    let m = ask(dns, "fb.t.example.").await;
+    let m = ask(dns, "fb.t.example.");
     assert_eq!(m.answers.len(), 1);
     assert_eq!(
         m.answers[0].data,
@@ -294,7 +255,7 @@ async fn all_down_modes() {
         ))
     );
     // empty: NOERROR, nothing at all.
-    let m = ask(dns, "empty.t.example.").await;
+    let m = ask(dns, "empty.t.example.");
     assert_eq!(
         m.metadata.response_code,
         hickory_proto::op::ResponseCode::NoError

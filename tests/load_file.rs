@@ -2,27 +2,24 @@
 //! does, and a bad load file is rejected whole with file:line, keeping the
 //! last good state.
 
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use geosteer::config::ServerConfig;
 use geosteer::health::{Effective, Registry};
 use geosteer::reload::Reloader;
+use support::server::write_zone_dir;
 
 fn setup(dir: &Path) -> ServerConfig {
-    std::fs::create_dir_all(dir.join("zones")).unwrap();
-    std::fs::write(
-        dir.join("zones/t.example.zone"),
-        "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("zones/t.example.pools.yaml"),
+    let cfg = write_zone_dir(
+        dir,
+        "t.example",
         "edges:\n  near: { addresses: [192.0.2.1], location: [51.5, -0.1] }\n  far: { addresses: [192.0.2.2], location: [50.1, 8.7] }\nhosts:\n  www: {}\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("geosteer.yaml"), "zones: zones\nwatch: false\n").unwrap();
-    ServerConfig::load(&dir.join("geosteer.yaml")).unwrap()
+        "zones: zones\nwatch: false\n",
+    );
+    ServerConfig::load(&cfg).unwrap()
 }
 
 fn effective(r: &Registry, edge: &str) -> Effective {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use support::dns::wire_query;
 use support::http::http;
-use support::server::AppServer;
+use support::server::{AppServer, MINIMAL_ZONE};
 use support::{KillOnDrop, free_port, vm_rss_kib};
 
 use hickory_proto::op::{Message, ResponseCode};
@@ -30,8 +30,6 @@ const V2: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 const B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 99);
 const DEMO_DB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/geodb/demo-city.mmdb");
 const BIN: &str = env!("CARGO_BIN_EXE_geosteer");
-
-const ZONE: &str = "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n";
 
 /// A pools file whose nearest edge `a` (the client is placed in London by
 /// `nets`) has address `a`, with `ttl` for the host.
@@ -69,7 +67,7 @@ impl Fx {
     fn with_plain_zones(extra_cfg: &str) -> Fx {
         let fx = Fx::new(extra_cfg);
         std::fs::create_dir_all(fx.root.join("zones")).unwrap();
-        fx.write("zones/t.example.zone", ZONE);
+        fx.write("zones/t.example.zone", MINIMAL_ZONE);
         fx.write("zones/t.example.pools.yaml", &pools(V1, 5));
         fx
     }
@@ -207,7 +205,7 @@ fn directory_symlink_flip_triggers_reload() {
     let fx = Fx::new("");
     for (d, a) in [("zones-a", V1), ("zones-b", V2)] {
         std::fs::create_dir_all(fx.path(d)).unwrap();
-        fx.write(&format!("{d}/t.example.zone"), ZONE);
+        fx.write(&format!("{d}/t.example.zone"), MINIMAL_ZONE);
         fx.write(&format!("{d}/t.example.pools.yaml"), &pools(a, 5));
     }
     std::os::unix::fs::symlink("zones-a", fx.path("zones")).unwrap();
@@ -239,7 +237,7 @@ fn configmap_data_flip_triggers_reload() {
     let fx = Fx::new("");
     let z = fx.path("zones");
     std::fs::create_dir_all(z.join("..2026_01_01_v1")).unwrap();
-    fx.write("zones/..2026_01_01_v1/t.example.zone", ZONE);
+    fx.write("zones/..2026_01_01_v1/t.example.zone", MINIMAL_ZONE);
     fx.write("zones/..2026_01_01_v1/t.example.pools.yaml", &pools(V1, 5));
     std::os::unix::fs::symlink("..2026_01_01_v1", z.join("..data")).unwrap();
     for f in ["t.example.zone", "t.example.pools.yaml"] {
@@ -249,7 +247,7 @@ fn configmap_data_flip_triggers_reload() {
     assert_eq!(answer(srv.dns()), [V1]);
 
     std::fs::create_dir_all(z.join("..2026_01_02_v2")).unwrap();
-    fx.write("zones/..2026_01_02_v2/t.example.zone", ZONE);
+    fx.write("zones/..2026_01_02_v2/t.example.zone", MINIMAL_ZONE);
     fx.write("zones/..2026_01_02_v2/t.example.pools.yaml", &pools(V2, 5));
     flip_symlink(Path::new("..2026_01_02_v2"), &z.join("..data"));
     std::fs::remove_dir_all(z.join("..2026_01_01_v1")).unwrap();
@@ -379,7 +377,7 @@ fn bad_changes_keep_the_old_answers() {
                 fx.write("zones/t.example.pools.yaml", &pools_v2);
                 fx.write(
                     "zones/t.example.zone",
-                    &format!("{ZONE}www2 IN A 999.1.1.1\n"),
+                    &format!("{MINIMAL_ZONE}www2 IN A 999.1.1.1\n"),
                 );
             }),
             "t.example.zone:5:",
@@ -450,7 +448,7 @@ fn bad_changes_keep_the_old_answers() {
         eprintln!("{what}: {}", errors.join(" | "));
 
         // Restore the good state (DB in place too), then expect V1 again.
-        fx.write("zones/t.example.zone", ZONE);
+        fx.write("zones/t.example.zone", MINIMAL_ZONE);
         fx.write("zones/t.example.pools.yaml", &pools(V1, 5));
         fx.write_bytes_in_place("geodb/demo.mmdb", &good_db);
         let start = Instant::now();
@@ -614,7 +612,7 @@ fn rss_stays_flat_over_100_reloads() {
     // A zone big enough (~1600 records) that keeping every old snapshot
     // would add tens of MB.
     let fx = Fx::with_plain_zones("watch: false\n");
-    let mut zone = ZONE.to_string();
+    let mut zone = MINIMAL_ZONE.to_string();
     for i in 0..800 {
         zone.push_str(&format!(
             "h{i} IN A 198.51.100.{}\nh{i} IN TXT \"padding padding padding {i}\"\n",

@@ -3,38 +3,52 @@
 
 use std::time::{Duration, Instant};
 
-/// Polls `f` every `every` until it holds or `within` passes; then one last
+/// How often [`until`] and [`until_true`] look again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Polls `f` every 5 ms until it holds or `within` passes; then one last
 /// try decides.
-pub fn eventually_every(within: Duration, every: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + within;
     while Instant::now() < end {
         if f() {
             return true;
         }
-        std::thread::sleep(every);
+        std::thread::sleep(Duration::from_millis(5));
     }
     f()
 }
 
-/// [`eventually_every`] polling every 5 ms.
-pub fn eventually(within: Duration, f: impl FnMut() -> bool) -> bool {
-    eventually_every(within, Duration::from_millis(5), f)
+/// [`eventually`] for async tests: sleeps on the runtime between tries
+/// (every 2 ms), so the tasks under test keep running.
+pub async fn eventually_async(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    f()
 }
 
-/// Polls `f` every `every` until it gives a value; fails the test naming
-/// `what` after `within`.
-pub fn until<T>(
-    what: &str,
-    within: Duration,
-    every: Duration,
-    mut f: impl FnMut() -> Option<T>,
-) -> T {
+/// Polls `f` until it gives a value; fails the test naming `what` after
+/// `within`.
+pub fn until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + within;
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(every);
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(POLL);
     }
+}
+
+/// [`until`] for a condition.
+pub fn until_true(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    until(what, within, || f().then_some(()))
 }
