@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use geosteer::health::{
     AdminState, CheckConfig, CheckSpec, Checker, EdgeHealth, EdgeState, EdgeStatus, Effective,
-    HealthError, ProbeTarget, Registry,
+    HealthError, Registry,
 };
+use support::probe;
 use support::wait::eventually_async;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -212,28 +213,11 @@ fn lo(port: u16) -> SocketAddr {
 // ---------------------------------------------------------------- helpers
 
 fn spec_in(yaml: &str, dir: &Path) -> Arc<CheckSpec> {
-    let cfg: CheckConfig = serde_saphyr::from_str(yaml).expect("yaml");
-    Arc::new(cfg.validate(dir).expect("valid check").named("web"))
+    probe::check(yaml, dir, "web")
 }
 
 fn spec(yaml: &str) -> Arc<CheckSpec> {
     spec_in(yaml, Path::new("."))
-}
-
-fn target(
-    reg: &Registry,
-    zone: &str,
-    edge: &str,
-    addrs: &[IpAddr],
-    check: &Arc<CheckSpec>,
-) -> ProbeTarget {
-    ProbeTarget {
-        zone: zone.into(),
-        edge: edge.into(),
-        addresses: addrs.to_vec(),
-        check: check.clone(),
-        health: reg.edge(zone, edge, check.initial),
-    }
 }
 
 fn local() -> Vec<IpAddr> {
@@ -266,7 +250,7 @@ async fn fall_and_rise_count_exactly() {
     ));
     let reg = Arc::new(Registry::new());
     let checker = Checker::start(reg.clone(), 16);
-    let t = target(&reg, "z", "e", &local(), &check);
+    let t = probe::target(&reg, "z", "e", &local(), &check);
     let h = t.health.clone();
     checker.reconcile(vec![t]);
     assert!(eventually_async(Duration::from_secs(3), || status(&h).probes_ok >= 1).await);
@@ -329,7 +313,7 @@ async fn hung_edge_goes_down_within_fall_intervals_plus_timeout() {
     ));
     let reg = Arc::new(Registry::new());
     let checker = Checker::start(reg.clone(), 16);
-    let t = target(&reg, "z", "e", &local(), &check);
+    let t = probe::target(&reg, "z", "e", &local(), &check);
     let h = t.health.clone();
     checker.reconcile(vec![t]);
     assert!(eventually_async(Duration::from_secs(3), || status(&h).probes_ok >= 1).await);
@@ -361,7 +345,7 @@ async fn body_is_not_read_past_the_cap() {
     ));
     let reg = Arc::new(Registry::new());
     let checker = Checker::start(reg.clone(), 16);
-    let t = target(&reg, "z", "e", &local(), &check);
+    let t = probe::target(&reg, "z", "e", &local(), &check);
     let h = t.health.clone();
     assert_eq!(h.effective(), Effective::Down);
     checker.reconcile(vec![t]);
@@ -383,7 +367,7 @@ async fn load_header_overload_with_hysteresis() {
     ));
     let reg = Arc::new(Registry::new());
     let checker = Checker::start(reg.clone(), 16);
-    let t = target(&reg, "z", "e", &local(), &check);
+    let t = probe::target(&reg, "z", "e", &local(), &check);
     let h = t.health.clone();
     checker.reconcile(vec![t]);
     wait_served(&srv, 2).await;
@@ -578,14 +562,14 @@ async fn initial_down_and_carry_over() {
     // Reconciling an unchanged target keeps its counters: the third failure
     // takes it down even though a reload came between the second and third.
     let checker = Checker::start(reg.clone(), 16);
-    let t = target(&reg, "z", "e", &local(), &check);
+    let t = probe::target(&reg, "z", "e", &local(), &check);
     let h = t.health.clone();
     checker.reconcile(vec![t]);
     assert!(eventually_async(Duration::from_secs(3), || status(&h).consecutive == 2).await);
     let fails_then = srv.state.served_fail.load(Ordering::SeqCst);
     assert_eq!(fails_then, 2);
     let same_check = Arc::new((*check).clone());
-    checker.reconcile(vec![target(&reg, "z", "e", &local(), &same_check)]);
+    checker.reconcile(vec![probe::target(&reg, "z", "e", &local(), &same_check)]);
     assert!(eventually_async(Duration::from_secs(2), || h.effective() == Effective::Down).await);
     assert_eq!(srv.state.served_fail.load(Ordering::SeqCst), 3);
     let probes = status(&h).probes_failed;
@@ -617,8 +601,8 @@ async fn tcp_check_connects() {
     ));
     let reg = Arc::new(Registry::new());
     let checker = Checker::start(reg.clone(), 16);
-    let a = target(&reg, "z", "a", &local(), &up);
-    let b = target(&reg, "z", "b", &local(), &refused);
+    let a = probe::target(&reg, "z", "a", &local(), &up);
+    let b = probe::target(&reg, "z", "b", &local(), &refused);
     let (ha, hb) = (a.health.clone(), b.health.clone());
     assert_eq!(
         (ha.effective(), hb.effective()),
@@ -650,8 +634,8 @@ async fn require_all_versus_any() {
     ));
     let reg = Arc::new(Registry::new());
     let checker = Checker::start(reg.clone(), 16);
-    let ta = target(&reg, "z", "all", &addrs, &all);
-    let tb = target(&reg, "z", "any", &addrs, &any);
+    let ta = probe::target(&reg, "z", "all", &addrs, &all);
+    let tb = probe::target(&reg, "z", "any", &addrs, &any);
     let (ha, hb) = (ta.health.clone(), tb.health.clone());
     let mut targets = vec![ta, tb];
 
@@ -661,7 +645,7 @@ async fn require_all_versus_any() {
         "{{type: http, port: {}, interval: 100ms, timeout: 80ms, rise: 1, initial: down}}",
         v6.port()
     ));
-    let t6 = target(&reg, "z", "v6", &["::1".parse().unwrap()], &v6_check);
+    let t6 = probe::target(&reg, "z", "v6", &["::1".parse().unwrap()], &v6_check);
     let h6 = t6.health.clone();
     targets.push(t6);
 
@@ -773,7 +757,7 @@ async fn https_verifies_certificates() {
     let checker = Checker::start(reg.clone(), 16);
     let mut targets = Vec::new();
     for (edge, check, expected) in &checks {
-        let t = target(&reg, "z", edge, &local(), check);
+        let t = probe::target(&reg, "z", edge, &local(), check);
         assert_ne!(
             t.health.effective(),
             *expected,
@@ -821,7 +805,7 @@ async fn thousand_edges_probed_within_interval_under_the_cap() {
                 "{{type: http, port: {}, path: /e/{i}, interval: 5s, timeout: 1s}}",
                 srv.port()
             ));
-            target(&reg, "z", &format!("e{i}"), &local(), &check)
+            probe::target(&reg, "z", &format!("e{i}"), &local(), &check)
         })
         .collect();
     let t0 = Instant::now();

@@ -1,13 +1,16 @@
 //! `probe_source`: probes leave from the configured local address, the
 //! check's own over the instance's, for TCP and HTTP checks alike.
 
+mod support;
+
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use geosteer::health::{CheckConfig, Checker, ProbeTarget, Registry};
+use geosteer::health::{Checker, ProbeTarget, Registry};
+use support::probe;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// An HTTP/TCP edge on 127.0.0.2 recording which source addresses
@@ -36,15 +39,14 @@ async fn edge() -> (u16, Arc<Mutex<HashSet<IpAddr>>>) {
 }
 
 fn target(reg: &Registry, edge: &str, yaml: &str) -> ProbeTarget {
-    let cfg: CheckConfig = serde_saphyr::from_str(yaml).unwrap();
-    let check = Arc::new(cfg.validate(Path::new(".")).unwrap().named("c"));
-    ProbeTarget {
-        zone: "t.example.".into(),
-        edge: edge.into(),
-        addresses: vec!["127.0.0.2".parse().unwrap()],
-        health: reg.edge("t.example.", edge, check.initial),
-        check,
-    }
+    let check = probe::check(yaml, Path::new("."), "c");
+    probe::target(
+        reg,
+        "t.example.",
+        edge,
+        &["127.0.0.2".parse().unwrap()],
+        &check,
+    )
 }
 
 #[tokio::test]

@@ -8,26 +8,13 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::free_port;
 use support::server::Fixture;
-use support::tools::{need_tools, tool};
+use support::tools::need_tools;
 
-/// Unbound as a child process, killed when dropped.
-struct Unbound {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Unbound {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// Unbound with subnetcache (no validator) in front of geosteer.
+struct Unbound(support::unbound::Unbound);
 
 impl Unbound {
     fn start(dir: &std::path::Path, authority: u16) -> Unbound {
@@ -36,87 +23,28 @@ impl Unbound {
 
     /// Unbound sending ECS of at most `max_v4` bits for IPv4 clients.
     fn start_with(dir: &std::path::Path, authority: u16, max_v4: u8) -> Unbound {
-        let port = free_port();
-        let log = dir.join("unbound.log");
-        let conf = dir.join("unbound.conf");
-        let d = dir.display();
-        std::fs::write(
-            &conf,
-            format!(
-                r#"server:
-    interface: 127.0.0.1@{port}
-    port: {port}
-    do-ip6: no
-    num-threads: 1
-    so-reuseport: no
-    do-daemonize: no
-    use-syslog: no
-    verbosity: 1
-    logfile: "{d}/unbound.log"
-    username: ""
-    chroot: ""
-    directory: "{d}"
-    pidfile: "{d}/unbound.pid"
-    access-control: 127.0.0.0/8 allow
-    module-config: "subnetcache iterator"
-    # Our authority is on loopback; send it ECS and let it see ours.
-    send-client-subnet: 127.0.0.1
-    client-subnet-always-forward: yes
+        let server = format!(
+            r#"    module-config: "subnetcache iterator"
     max-client-subnet-ipv4: {max_v4}
-    do-not-query-localhost: no
-    qname-minimisation: no
     # Unbound's own queries come from another /24 than its client's, so
     # geosteer can only place the plain client by the ECS Unbound derives.
     outgoing-interface: 127.0.1.1
-stub-zone:
-    name: "cdn.example"
-    stub-addr: 127.0.0.1@{authority}
 "#
-            ),
-        )
-        .unwrap();
-        let bin = tool("unbound");
-        let child = Command::new(bin)
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start unbound");
-        let mut u = Unbound { child, port, log };
-        // Ready when it answers anything for the zone.
-        let end = Instant::now() + Duration::from_secs(15);
-        loop {
-            if u.dig(&["+time=1", "+tries=1", "static.cdn.example", "A"])
-                .is_some_and(|o| o.contains("198.51.100.10"))
-            {
-                break;
-            }
-            if let Ok(Some(st)) = u.child.try_wait() {
-                panic!(
-                    "unbound exited ({st}):\n{}",
-                    std::fs::read_to_string(&u.log).unwrap_or_default()
-                );
-            }
-            assert!(
-                Instant::now() < end,
-                "unbound not answering:\n{}",
-                std::fs::read_to_string(&u.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        u
+        );
+        // Ready when it answers for the zone.
+        Unbound(support::unbound::Unbound::start(
+            dir,
+            authority,
+            &server,
+            "198.51.100.10",
+        ))
     }
 
     /// dig against Unbound (from 127.0.0.1); None if dig failed.
     fn dig(&self, args: &[&str]) -> Option<String> {
-        let port = self.port.to_string();
-        let out = Command::new(tool("dig"))
-            .args(["@127.0.0.1", "-p", &port, "+noall", "+answer", "+comments"])
-            .args(args)
-            .output()
-            .ok()?;
+        let mut all = vec!["+noall", "+answer", "+comments"];
+        all.extend_from_slice(args);
+        let out = self.0.dig(&all);
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())

@@ -1,5 +1,7 @@
 //! Master-file loading: directives, syntax, RDATA, validation and the demo zone.
 
+mod support;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
@@ -8,6 +10,7 @@ use geosteer::zone::{
     validate,
 };
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use support::write_file;
 
 const ZONE_PATH: &str = "/zones/example.com.zone";
 
@@ -96,15 +99,6 @@ fn txt_strings(r: &Record) -> Vec<Vec<u8>> {
         RData::TXT(t) => t.txt_data.iter().map(|s| s.to_vec()).collect(),
         other => panic!("not TXT: {other:?}"),
     }
-}
-
-fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
-    let p = dir.join(rel);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).unwrap();
-    }
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 // ---- directives and syntax ----
@@ -448,8 +442,8 @@ fn ptr_record() {
 #[test]
 fn include_without_origin_uses_current_origin_relative_to_including_file() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "parts/hosts.inc", "h1 A 192.0.2.10\n");
-    let top = write(
+    write_file(dir.path(), "parts/hosts.inc", "h1 A 192.0.2.10\n");
+    let top = write_file(
         dir.path(),
         "example.com.zone",
         &format!("{HEAD}$INCLUDE parts/hosts.inc\n"),
@@ -467,12 +461,12 @@ fn include_without_origin_uses_current_origin_relative_to_including_file() {
 #[test]
 fn include_with_origin_does_not_change_parent_origin() {
     let dir = tempfile::tempdir().unwrap();
-    write(
+    write_file(
         dir.path(),
         "lab.inc",
         "h A 192.0.2.10\n$ORIGIN elsewhere.example.com.\n",
     );
-    let top = write(
+    let top = write_file(
         dir.path(),
         "example.com.zone",
         &format!("{HEAD}$INCLUDE \"lab.inc\" lab ; comment\nafter A 192.0.2.11\n"),
@@ -485,13 +479,13 @@ fn include_with_origin_does_not_change_parent_origin() {
 #[test]
 fn nested_includes_resolve_relative_to_each_file() {
     let dir = tempfile::tempdir().unwrap();
-    write(
+    write_file(
         dir.path(),
         "a/one.inc",
         "one A 192.0.2.1\n$INCLUDE b/two.inc\n",
     );
-    write(dir.path(), "a/b/two.inc", "two A 192.0.2.2\n");
-    let top = write(
+    write_file(dir.path(), "a/b/two.inc", "two A 192.0.2.2\n");
+    let top = write_file(
         dir.path(),
         "example.com.zone",
         &format!("{HEAD}$INCLUDE a/one.inc\n"),
@@ -508,12 +502,12 @@ fn nested_includes_resolve_relative_to_each_file() {
 #[test]
 fn include_cycle_is_an_error_at_the_include_line() {
     let dir = tempfile::tempdir().unwrap();
-    let b = write(
+    let b = write_file(
         dir.path(),
         "b.inc",
         "b A 192.0.2.2\n$INCLUDE example.com.zone\n",
     );
-    let top = write(
+    let top = write_file(
         dir.path(),
         "example.com.zone",
         &format!("{HEAD}$INCLUDE b.inc\n"),
@@ -530,14 +524,14 @@ fn include_depth_is_limited() {
     let dir = tempfile::tempdir().unwrap();
     let levels = MAX_INCLUDE_DEPTH + 2;
     for i in 0..levels {
-        write(
+        write_file(
             dir.path(),
             &format!("l{i}.inc"),
             &format!("l{i} A 192.0.2.1\n$INCLUDE l{}.inc\n", i + 1),
         );
     }
-    write(dir.path(), &format!("l{levels}.inc"), "last A 192.0.2.1\n");
-    let top = write(
+    write_file(dir.path(), &format!("l{levels}.inc"), "last A 192.0.2.1\n");
+    let top = write_file(
         dir.path(),
         "example.com.zone",
         &format!("{HEAD}$INCLUDE l0.inc\n"),
@@ -553,7 +547,7 @@ fn include_depth_is_limited() {
 #[test]
 fn include_of_missing_file_is_an_error_at_its_line() {
     let dir = tempfile::tempdir().unwrap();
-    let top = write(
+    let top = write_file(
         dir.path(),
         "example.com.zone",
         &format!("{HEAD}a A 192.0.2.10\n$INCLUDE nope.inc\n"),
@@ -571,8 +565,8 @@ fn include_of_missing_file_is_an_error_at_its_line() {
 #[test]
 fn errors_inside_an_included_file_name_that_file() {
     let dir = tempfile::tempdir().unwrap();
-    let inc = write(dir.path(), "bad.inc", "ok A 192.0.2.1\nbad A 300.0.0.1\n");
-    let top = write(
+    let inc = write_file(dir.path(), "bad.inc", "ok A 192.0.2.1\nbad A 300.0.0.1\n");
+    let top = write_file(
         dir.path(),
         "example.com.zone",
         &format!("{HEAD}$INCLUDE bad.inc\n"),

@@ -7,29 +7,33 @@
 //! - [`dns`]: queries (hickory messages and bytes by hand) and the UDP and
 //!   TCP exchanges that send them;
 //! - [`http`]: a small blocking HTTP/1.1 client for `/api/*` and `/metrics`;
+//! - [`probe`]: health-check specs and probe targets;
 //! - [`steer`]: the steering fixtures (tests/fixtures/steer and
 //!   tests/fixtures/rtt): GeoIP databases built once per binary, snapshots,
 //!   in-process answers, replies parsed into edge names;
 //! - [`tools`]: external peers (dig, knotd, unbound ...): find them, skip
 //!   or fail when they are missing, run them;
+//! - [`unbound`]: Unbound as a resolver in front of the server under test;
 //! - [`wait`]: poll until something holds (never a fixed sleep);
 //! - [`alloc`]: a counting global allocator, for "allocates nothing";
 //! - [`rng`]: a deterministic generator for randomized tests;
-//! - here: paths, free ports, child processes killed on drop, RSS.
+//! - here: paths, files, free ports, child processes killed on drop, RSS.
 // Each test binary uses a different subset.
 #![allow(dead_code)]
 
 pub mod alloc;
 pub mod dns;
 pub mod http;
+pub mod probe;
 pub mod rng;
 pub mod server;
 pub mod steer;
 pub mod tools;
+pub mod unbound;
 pub mod wait;
 
 use std::net::{TcpListener, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 
 /// The repository root (demo zone, GeoIP sources, fixtures).
@@ -40,6 +44,17 @@ pub fn repo() -> PathBuf {
 /// The text of `tests/fixtures/<name>`.
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(repo().join("tests/fixtures").join(name)).unwrap()
+}
+
+/// Writes `text` to `<dir>/<rel>`, making the directories on the way;
+/// returns the path.
+pub fn write_file(dir: &Path, rel: &str, text: &str) -> PathBuf {
+    let p = dir.join(rel);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, text).unwrap();
+    p
 }
 
 /// A port free on loopback for both UDP and TCP right now (best effort:

@@ -17,7 +17,7 @@ use hickory_proto::op::Message;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 
 use super::dns::{self, Resp};
-use super::{fixture, repo};
+use super::{fixture, repo, write_file};
 
 /// A multi-threaded runtime with two workers, as the binary's on a small box.
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -39,12 +39,9 @@ pub const MINIMAL_ZONE: &str =
 /// ([`MINIMAL_ZONE`]), `<dir>/zones/<zone>.pools.yaml` (`pools`) and
 /// `<dir>/geosteer.yaml` (`config`); returns the config's path.
 pub fn write_zone_dir(dir: &Path, zone: &str, pools: &str, config: &str) -> PathBuf {
-    std::fs::create_dir_all(dir.join("zones")).unwrap();
-    std::fs::write(dir.join(format!("zones/{zone}.zone")), MINIMAL_ZONE).unwrap();
-    std::fs::write(dir.join(format!("zones/{zone}.pools.yaml")), pools).unwrap();
-    let cfg = dir.join("geosteer.yaml");
-    std::fs::write(&cfg, config).unwrap();
-    cfg
+    write_file(dir, &format!("zones/{zone}.zone"), MINIMAL_ZONE);
+    write_file(dir, &format!("zones/{zone}.pools.yaml"), pools);
+    write_file(dir, "geosteer.yaml", config)
 }
 
 /// The zone files every default server serves: the test zone `example.`,
@@ -79,20 +76,17 @@ pub fn write_config_with(
     listen: &str,
     extra: &str,
 ) -> PathBuf {
-    let zones = dir.join("zones");
-    std::fs::create_dir_all(&zones).unwrap();
+    std::fs::create_dir_all(dir.join("zones")).unwrap();
     for (name, text) in files {
-        std::fs::write(zones.join(name), text).unwrap();
+        write_file(dir, &format!("zones/{name}"), text);
     }
-    let cfg = dir.join("geosteer.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
+    write_file(
+        dir,
+        "geosteer.yaml",
+        &format!(
             "listen: [\"{listen}\"]\nzones: zones\nworkers: 1\ntcp:\n  idle_timeout: 3s\n  max_connections: 64\n  max_per_client: 32\n{extra}"
         ),
     )
-    .unwrap();
-    cfg
 }
 
 /// A directory with `geosteer.yaml`, `zones/cdn.example.{zone,pools.yaml}`
