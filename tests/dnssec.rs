@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::dns::{opt_rr, raw_query, udp_raw_timeout};
+use support::server::Fixture;
 use support::tools::{need_tools, tool};
 use support::{free_port, repo};
 
@@ -72,34 +73,17 @@ impl Signed {
     /// The zone files and GeoIP DB in a temp dir, `nets` added to the pools
     /// file; `ttl` replaces the zone's default TTL (the DNSKEY TTL too).
     fn prepare(nets: &str, ttl: u32) -> Signed {
-        let dir = tempfile::tempdir().unwrap();
-        let zones = dir.path().join("zones");
-        std::fs::create_dir(&zones).unwrap();
-        std::fs::create_dir(dir.path().join("keys")).unwrap();
-        let zone = std::fs::read_to_string(repo().join("zones/cdn.example.zone")).unwrap();
-        let zone = zone.replace("$TTL 3600", &format!("$TTL {ttl}")) + &extra_records();
-        std::fs::write(zones.join("cdn.example.zone"), zone).unwrap();
-        let pools = std::fs::read_to_string(repo().join("zones/cdn.example.pools.yaml")).unwrap();
-        let pools = pools.replacen("\nnets:\n", &format!("\nnets:\n{nets}"), 1);
-        std::fs::write(zones.join("cdn.example.pools.yaml"), pools).unwrap();
-        geosteer::geo::build(
-            &repo().join("geodb/demo-city.yaml"),
-            &dir.path().join("geo.mmdb"),
-            geosteer::geo::Schema::City,
-        )
-        .unwrap();
         let port = free_port();
         let http = free_port();
-        std::fs::write(
-            dir.path().join("geosteer.yaml"),
-            format!(
-                "zones: zones\ngeodb: geo.mmdb\nlisten: [127.0.0.1:{port}]\nhttp: 127.0.0.1:{http}\n\
-                 workers: 1\ndnssec: {{ keys: keys }}\n"
-            ),
-        )
-        .unwrap();
+        let fx = Fixture::custom(
+            nets,
+            &format!("listen: [127.0.0.1:{port}]\nhttp: 127.0.0.1:{http}\n"),
+            "dnssec: { keys: keys }\n",
+            |zone| zone.replace("$TTL 3600", &format!("$TTL {ttl}")) + &extra_records(),
+        );
+        std::fs::create_dir(fx.dir.path().join("keys")).unwrap();
         Signed {
-            dir,
+            dir: fx.dir,
             port,
             http,
             child: None,

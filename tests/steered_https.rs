@@ -13,7 +13,7 @@ use geosteer::net::Transport;
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
-use support::dns::{tcp_raw, udp_raw};
+use support::dns::{addresses, tcp_raw, udp_raw};
 use support::steer::{Db, query, respond, server, snapshot, snapshot_with};
 
 /// (priority, target, params by key) of an SVCB/HTTPS record.
@@ -37,17 +37,6 @@ fn svcb_of(data: &RData) -> Svcb {
         p += 4 + l;
     }
     (prio, target, params)
-}
-
-fn addrs_of(m: &Message) -> Vec<IpAddr> {
-    m.answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(IpAddr::V4(a.0)),
-            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-            _ => None,
-        })
-        .collect()
 }
 
 fn hint_addrs(params: &[(u16, Vec<u8>)], key: u16) -> Vec<IpAddr> {
@@ -102,12 +91,12 @@ fn check_like_a_aaaa(snap: &geosteer::snapshot::Snapshot, rtype: RecordType, tp:
         let (_, _, params) = svcb_of(&rr.data);
         assert_eq!(
             hint_addrs(&params, 4),
-            addrs_of(&a),
+            addresses(&a),
             "{ecs:?}: ipv4hint = A"
         );
         assert_eq!(
             hint_addrs(&params, 6),
-            addrs_of(&aaaa),
+            addresses(&aaaa),
             "{ecs:?}: ipv6hint = AAAA"
         );
         let scopes = [ecs_scope(&a), ecs_scope(&aaaa)];
@@ -250,7 +239,7 @@ fn over_real_udp_and_tcp() {
             Message::from_vec(&a).unwrap(),
         );
         let (_, _, params) = svcb_of(&h.answers[0].data);
-        assert_eq!(hint_addrs(&params, 4), addrs_of(&a));
+        assert_eq!(hint_addrs(&params, 4), addresses(&a));
     }
 }
 

@@ -101,14 +101,23 @@ impl Fixture {
     /// `geosteer.yaml`, which already has `zones`, `geodb`, `listen` (an
     /// ephemeral loopback port) and `workers: 1`.
     pub fn new(nets: &str, cfg: &str) -> Fixture {
+        Self::custom(nets, "listen: [127.0.0.1:0]\n", cfg, |zone| zone)
+    }
+
+    /// [`Fixture::new`] listening as `listen` says (a `listen:` line, and
+    /// `http:` if wanted), with the demo zone file's text passed through
+    /// `zone` (to change its TTL or add records).
+    pub fn custom(
+        nets: &str,
+        listen: &str,
+        cfg: &str,
+        zone: impl FnOnce(String) -> String,
+    ) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let zones = dir.path().join("zones");
         std::fs::create_dir(&zones).unwrap();
-        std::fs::copy(
-            repo().join("zones/cdn.example.zone"),
-            zones.join("cdn.example.zone"),
-        )
-        .unwrap();
+        let text = std::fs::read_to_string(repo().join("zones/cdn.example.zone")).unwrap();
+        std::fs::write(zones.join("cdn.example.zone"), zone(text)).unwrap();
         let pools = std::fs::read_to_string(repo().join("zones/cdn.example.pools.yaml")).unwrap();
         assert!(
             pools.contains("\nnets:\n"),
@@ -124,7 +133,7 @@ impl Fixture {
         .unwrap();
         std::fs::write(
             dir.path().join("geosteer.yaml"),
-            format!("zones: zones\ngeodb: geo.mmdb\nlisten: [127.0.0.1:0]\nworkers: 1\n{cfg}"),
+            format!("zones: zones\ngeodb: geo.mmdb\n{listen}workers: 1\n{cfg}"),
         )
         .unwrap();
         Fixture { dir }
