@@ -17,7 +17,6 @@ use hickory_proto::rr::{RData, RecordType};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::dns::*;
-use support::free_port;
 use support::server::*;
 
 const SOA_EXAMPLE: &str =
@@ -1203,35 +1202,13 @@ fn check_reports_bad_zone_file_and_serve_refuses() {
     );
 }
 
-fn spawn_serve(port: u16) -> (tempfile::TempDir, std::process::Child) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
-        dir.path(),
-        &default_zone_files(),
-        &format!("127.0.0.1:{port}"),
-    );
-    let child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (dir, child)
-}
-
 #[test]
 fn sigterm_and_sigint_exit_zero() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
-        let port = free_port();
-        let (_dir, mut child) = spawn_serve(port);
-        assert!(
-            wait_dns(port, Duration::from_secs(10)),
-            "server did not come up"
-        );
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let r = udp(addr, &query("www.example.", RecordType::A));
+        let mut server = Binary::spawn();
+        let r = udp(server.addr(), &query("www.example.", RecordType::A));
         check(&r, ResponseCode::NoError, true);
+        let child = &mut server.child.0;
         unsafe { libc::kill(child.id() as i32, sig) };
         let t0 = Instant::now();
         let status = loop {

@@ -3,45 +3,12 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use support::dns::*;
 use support::server::*;
 use support::tools::{need_tools, tool};
-use support::{KillOnDrop, free_port};
 
-struct Serve {
-    _child: KillOnDrop,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-fn serve() -> Serve {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), &default_zone_files(), "127.0.0.1:5300");
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_geosteer"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let s = Serve {
-        _child: KillOnDrop(child),
-        port,
-        _dir: dir,
-    };
-    assert!(
-        wait_dns(port, Duration::from_secs(10)),
-        "geosteer did not come up on {port}"
-    );
-    s
-}
-
-fn dig(s: &Serve, args: &[&str]) -> String {
+fn dig(s: &Binary, args: &[&str]) -> String {
     let out = Command::new(tool("dig"))
         .arg("@127.0.0.1")
         .args([
@@ -91,7 +58,7 @@ fn dig_against_the_binary() {
     if !need_tools(&["dig"]) {
         return;
     }
-    let s = serve();
+    let s = Binary::spawn();
 
     // Static A, over UDP.
     let out = dig(&s, &["www.example.", "A"]);

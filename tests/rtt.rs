@@ -22,7 +22,7 @@ use geosteer::health::{AdminState, Registry};
 use geosteer::net::Transport;
 use geosteer::snapshot::Snapshot;
 use hickory_proto::rr::RecordType;
-use support::dns::{tcp_raw, udp_raw};
+use support::dns::{tcp_raw, udp_exchange, udp_raw};
 use support::server::{AppServer, Server};
 use support::steer::{self, Db, Reply};
 
@@ -492,29 +492,21 @@ fn ask_udp(
 ) -> Result<String, String> {
     let mut q = steer::query("www", A, Some("81.2.1.0/24"));
     q[0..2].copy_from_slice(&id.to_be_bytes());
-    sock.send_to(&q, server).map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 2048];
-    loop {
-        let n = sock.recv(&mut buf).map_err(|e| format!("lost: {e}"))?;
-        if buf[0..2] != id.to_be_bytes() {
-            continue;
-        }
-        let m = hickory_proto::op::Message::from_vec(&buf[..n]).map_err(|e| e.to_string())?;
-        if m.metadata.response_code != hickory_proto::op::ResponseCode::NoError {
-            return Ok(m.metadata.response_code.to_string());
-        }
-        return Ok(match m.answers.first().map(|r| &r.data) {
-            Some(hickory_proto::rr::RData::A(a)) if a.0.to_string() == "192.0.2.20" => "fra".into(),
-            Some(hickory_proto::rr::RData::A(a)) if a.0.to_string() == "192.0.2.10" => "lhr".into(),
-            other => format!("{other:?}"),
-        });
+    let raw = udp_exchange(sock, server, &q).ok_or("lost: no answer within 2 s")?;
+    let m = hickory_proto::op::Message::from_vec(&raw).map_err(|e| e.to_string())?;
+    if m.metadata.response_code != hickory_proto::op::ResponseCode::NoError {
+        return Ok(m.metadata.response_code.to_string());
     }
+    Ok(match m.answers.first().map(|r| &r.data) {
+        Some(hickory_proto::rr::RData::A(a)) if a.0.to_string() == "192.0.2.20" => "fra".into(),
+        Some(hickory_proto::rr::RData::A(a)) if a.0.to_string() == "192.0.2.10" => "lhr".into(),
+        other => format!("{other:?}"),
+    })
 }
 
+/// A client socket (`udp_exchange` sets its timeout).
 fn udp_socket() -> std::net::UdpSocket {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    s
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap()
 }
 
 /// Polls until www answers `want` for the London /24.

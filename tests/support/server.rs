@@ -6,8 +6,10 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use geosteer::app::App;
 use geosteer::config::ServerConfig;
@@ -17,7 +19,7 @@ use hickory_proto::op::Message;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 
 use super::dns::{self, Resp};
-use super::{fixture, repo, write_file};
+use super::{KillOnDrop, fixture, free_port, repo, write_file};
 
 /// A multi-threaded runtime with two workers, as the binary's on a small box.
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -314,6 +316,48 @@ impl Drop for Server {
 pub fn shared() -> &'static Server {
     static S: OnceLock<Server> = OnceLock::new();
     S.get_or_init(|| Server::start(&default_zone_files()))
+}
+
+// ------------------------------------------------------------ the binary
+
+/// The `geosteer` binary serving the default zones on a free loopback port
+/// (given by `--listen` over the config's 5300, as an operator would);
+/// killed on drop.
+pub struct Binary {
+    pub child: KillOnDrop,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Binary {
+    /// Starts it and waits until it answers over UDP and TCP.
+    pub fn spawn() -> Binary {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = write_config(dir.path(), &default_zone_files(), "127.0.0.1:5300");
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_geosteer"))
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let b = Binary {
+            child: KillOnDrop(child),
+            port,
+            _dir: dir,
+        };
+        assert!(
+            dns::wait_dns(port, Duration::from_secs(10)),
+            "geosteer did not come up on {port}"
+        );
+        b
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
 }
 
 // ------------------------------------------------------------ whole app
