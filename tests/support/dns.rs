@@ -188,10 +188,6 @@ impl Resp {
     pub fn additionals(&self) -> BTreeSet<String> {
         rrset_strings(&self.msg.additionals)
     }
-    /// The EDNS UDP size of the response's OPT, if any.
-    pub fn edns_size(&self) -> Option<u16> {
-        self.msg.edns.as_ref().map(|e| e.max_payload())
-    }
 }
 
 /// Records as "owner ttl class type rdata" strings (exact case).

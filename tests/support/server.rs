@@ -1,7 +1,9 @@
-//! Servers on loopback for the tests, in process: [`Server`] runs the DNS
-//! server alone on a snapshot, [`AppServer`] the whole `App` (reloads, HTTP
-//! API, health checks) as `geosteer serve` does. Both listen on port 0 and
-//! shut down on drop. Also the config directories they start from.
+//! Servers on loopback for the tests: in process, [`Server`] runs the DNS
+//! server alone on a snapshot and [`AppServer`] the whole `App` (reloads,
+//! HTTP API, health checks) as `geosteer serve` does, both on port 0;
+//! [`Binary`] is the `geosteer` binary itself as a child. All stop on drop.
+//! Also the config directories they start from ([`Fixture`],
+//! [`write_zone_dir`], [`write_config`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
