@@ -351,6 +351,12 @@ pub fn build_snapshot_with(
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
+    // Every host's order per database record, as gdnsd does at load.
+    for z in &mut zones {
+        let t = std::time::Instant::now();
+        let n = z.steering.precompute(geodb.as_deref());
+        tracing::debug!(zone = %z.name, orders = n, ms = t.elapsed().as_secs_f64() * 1e3, "orders precomputed");
+    }
     Ok(Snapshot::new(zones, geodb, generation).with_protocol(protocol.unwrap_or_default()))
 }
 

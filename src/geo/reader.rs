@@ -98,13 +98,19 @@ impl Locations {
 
     #[inline]
     fn get(&self, offset: usize) -> Option<&Location> {
+        self.index(offset).map(|v| &self.values[v as usize])
+    }
+
+    /// The record's position in `values`.
+    #[inline]
+    fn index(&self, offset: usize) -> Option<u32> {
         let key = offset as u32 + 1;
         let cap = self.slots.len();
         let mut i = Self::home(key, cap);
         loop {
             let (k, v) = self.slots[i];
             if k == key {
-                return Some(&self.values[v as usize]);
+                return Some(v);
             }
             if k == 0 {
                 return None;
@@ -274,6 +280,35 @@ impl GeoDb {
             return None;
         }
         Some((pair_id(mr, ar), both(main, other)?))
+    }
+
+    /// [`GeoDb::find`] with the record's position in
+    /// [`GeoDb::record_locations`] (None with a `geodb_asn:` database,
+    /// whose record pairs have no such position).
+    #[inline]
+    pub fn find_indexed(&self, ip: IpAddr) -> Option<(u64, Option<u32>, IpNet)> {
+        if self.asn.is_some() {
+            return self.find(ip).map(|(r, n)| (r, None, n));
+        }
+        let (walk, network) = self.walk_net(normalize(ip))?;
+        let offset = walk.offset?;
+        Some((
+            self.record_id(offset),
+            self.locations.index(offset),
+            network,
+        ))
+    }
+
+    /// Every distinct record's location, decoded at open, in the order
+    /// [`GeoDb::find_indexed`] numbers them; a record that says nothing we
+    /// understand is `Location::default()`.
+    pub fn record_locations(&self) -> &[Location] {
+        &self.locations.values
+    }
+
+    /// Unique per opened database (and per main + ASN pair).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Where `ip` falls in this database's own tree: the record, if any,

@@ -11,7 +11,7 @@ use crate::geo::{Code, Location};
 use crate::health::Effective;
 
 /// A rule matches when every criterion it names matches (empty = any).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Rule {
     pub continent: Vec<Code>,
     pub country: Vec<Code>,

@@ -78,6 +78,9 @@ pub struct Place<'s> {
     /// override net, or nowhere) for the per-thread order cache: equal keys
     /// within one [`Steering`] mean equal locations.
     pub key: u64,
+    /// The database record's position in [`GeoDb::record_locations`],
+    /// where the snapshot's precomputed orders are kept.
+    pub record: Option<u32>,
 }
 
 /// [`Place::key`] tags, in the top two bits.
@@ -91,6 +94,7 @@ impl Place<'_> {
             location: None,
             pinned: None,
             key: 0,
+            record: None,
         }
     }
 
@@ -101,6 +105,7 @@ impl Place<'_> {
             location,
             pinned: None,
             key: KEY_DB | (record & !(3 << 62)),
+            record: None,
         }
     }
 
@@ -127,6 +132,7 @@ fn locate_net<'s>(st: &'s Steering, addr: IpAddr) -> Option<Place<'s>> {
         location,
         pinned,
         key: KEY_NET | i as u64,
+        record: None,
     })
 }
 
@@ -139,11 +145,14 @@ pub fn locate<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAddr) -> Place<
 }
 
 /// [`locate`] without decoding a database record: the tree walk gives the
-/// network and the record's identity, which is all a cached order needs.
-/// [`super::order::with_order`] decodes on a cache miss.
+/// network and the record's identity, which is all a precomputed or cached
+/// order needs. [`super::order::with_order`] decodes when it has neither.
 pub(super) fn locate_lazy<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAddr) -> Place<'s> {
-    locate_net(st, addr).unwrap_or_else(|| match geo.and_then(|g| g.find(addr)) {
-        Some((record, network)) => Place::db(network, None, record),
+    locate_net(st, addr).unwrap_or_else(|| match geo.and_then(|g| g.find_indexed(addr)) {
+        Some((record, index, network)) => Place {
+            record: index,
+            ..Place::db(network, None, record)
+        },
         None => Place::unknown(),
     })
 }

@@ -17,6 +17,7 @@ mod order;
 pub mod rtt;
 mod scope;
 mod spread;
+mod table;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use candidates::Rule;
 pub use locate::{NetTarget, Nets, Place, locate};
 pub use order::{Class, Ranked, forget_cached_orders};
 pub use rtt::{RttAt, RttHit, RttKey, RttTable};
+pub use table::OrderTable;
 
 use crate::geo::{Coords, GeoDb, Location};
 use crate::health::{EdgeHealth, Effective};
@@ -236,6 +238,12 @@ impl Host {
             && self.cost_margin_ms <= 0.0
             && self.partner_share.is_none()
     }
+
+    /// Whether choosing reads the candidates' kilometres (spreading or
+    /// weighing cost by distance), which a bare order leaves out.
+    fn reads_km(&self) -> bool {
+        self.spread_km > 0.0 || self.cost_margin_km > 0.0
+    }
 }
 
 /// One zone's steering data, from `<zone>.pools.yaml` and `<zone>.rtt.csv`.
@@ -247,6 +255,9 @@ pub struct Steering {
     /// Measured RTTs (empty without an RTT file). Shared, so a what-if copy
     /// of the steering (the status page) costs no copy of a 1M-row table.
     pub rtt: Arc<RttTable>,
+    /// Every host's order per GeoIP record, made with the snapshot
+    /// ([`Steering::precompute`]).
+    orders: Option<Box<OrderTable>>,
     /// Unique per instance, so cached orders never outlive their steering.
     uid: u64,
 }
@@ -259,6 +270,7 @@ impl Steering {
             hosts,
             nets,
             rtt: Arc::default(),
+            orders: None,
             uid: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
@@ -289,6 +301,14 @@ impl Steering {
             .flat_map(|&e| self.edges[e as usize].v6.iter().copied())
             .collect();
         (a4, a6)
+    }
+
+    /// Computes every host's order for every record of `geo` (see
+    /// [`OrderTable`]); decisions on another database compute theirs per
+    /// query. Returns how many distinct orders it kept.
+    pub fn precompute(&mut self, geo: Option<&GeoDb>) -> usize {
+        self.orders = geo.and_then(|g| OrderTable::build(self, g)).map(Box::new);
+        self.orders.as_ref().map_or(0, |t| t.orders())
     }
 
     /// The same steering with RTT data: a new instance, so no order cached
@@ -422,44 +442,53 @@ pub fn decide<T: Trace>(
     } else {
         locate::locate_lazy(st, geo, addr)
     };
-    order::with_order(st, host, family, place, geo, addr, |ord, place| {
-        trace.located(place.how, place.location.as_ref());
-        trace.rule(ord.rule().map(|r| r as usize));
-        // The winning RTT key: a prefix, else what the location implies.
-        let key = prefix.map(|h| h.key).or(ord.rtt());
-        let merged;
-        let list = match key {
-            Some(k) => {
-                merged = order::merge_rtt(st, ord.list(), st.rtt.rows_of(k));
-                &merged[..]
+    order::with_order(
+        st,
+        host,
+        family,
+        place,
+        geo,
+        addr,
+        T::DETAILED,
+        |ord, place| {
+            trace.located(place.how, place.location.as_ref());
+            trace.rule(ord.rule().map(|r| r as usize));
+            // The winning RTT key: a prefix, else what the location implies.
+            let key = prefix.map(|h| h.key).or(ord.rtt());
+            let merged;
+            let list = match key {
+                Some(k) => {
+                    merged = order::merge_rtt(st, ord.list(), st.rtt.rows_of(k));
+                    &merged[..]
+                }
+                None => ord.list(),
+            };
+            if T::DETAILED {
+                // Every candidate with its distance and state, for explain.
+                let here = place.unit();
+                for &idx in candidates::candidates(host, place, ord.rule()) {
+                    let edge = &st.edges[idx as usize];
+                    let km = here
+                        .zip(edge.unit)
+                        .map(|(h, e)| order::km_of(order::chord2(&e, &h)));
+                    trace.candidate(idx, km, edge.health.effective());
+                }
+                trace.rtt(key.map(|k| (st.rtt.key(k), st.rtt.rows_of(k))));
+                trace.ranked(list);
             }
-            None => ord.list(),
-        };
-        if T::DETAILED {
-            // Every candidate with its distance and state, for explain.
-            let here = place.unit();
-            for &idx in candidates::candidates(host, place, ord.rule()) {
-                let edge = &st.edges[idx as usize];
-                let km = here
-                    .zip(edge.unit)
-                    .map(|(h, e)| order::km_of(order::chord2(&e, &h)));
-                trace.candidate(idx, km, edge.health.effective());
-            }
-            trace.rtt(key.map(|k| (st.rtt.key(k), st.rtt.rows_of(k))));
-            trace.ranked(list);
-        }
-        choose(
-            st,
-            host,
-            list,
-            ord.any_family(),
-            addr,
-            source,
-            &at,
-            place.how,
-            trace,
-        )
-    })
+            choose(
+                st,
+                host,
+                list,
+                ord.any_family(),
+                addr,
+                source,
+                &at,
+                place.how,
+                trace,
+            )
+        },
+    )
 }
 
 /// Picks from the candidates in metric order: health first, then the

@@ -30,7 +30,7 @@ pub(super) fn km_of(chord2: f64) -> f64 {
 }
 
 /// What a candidate's metric measures; candidates order by class first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Class {
     /// Measured RTT for the client's key, ms.
     Rtt,
@@ -62,25 +62,47 @@ const NO_RANK: Ranked = Ranked {
 #[derive(Clone, Copy)]
 pub(super) struct Order {
     /// The rule that chose the candidates.
-    rule: Option<u32>,
+    pub(super) rule: Option<u32>,
     /// The RTT key the place's location implies (ASN, country or
     /// continent), for clients no RTT prefix covers.
-    rtt: Option<u32>,
+    pub(super) rtt: Option<u32>,
     /// Some candidate has an address of the family (else NODATA).
-    any_family: bool,
+    pub(super) any_family: bool,
     /// The place's database record located anything (else the client
     /// counts as unknown).
-    known: bool,
+    pub(super) known: bool,
     len: u8,
     list: [Ranked; ORDER_MAX],
 }
 
 /// Longest cached order; hosts with more candidates compute theirs per query.
-const ORDER_MAX: usize = 16;
+pub(super) const ORDER_MAX: usize = 16;
 
 impl Order {
-    fn list(&self) -> &[Ranked] {
+    pub(super) fn list(&self) -> &[Ranked] {
         &self.list[..self.len as usize]
+    }
+
+    /// The order without its metrics, for hosts that never read them.
+    pub(super) fn zero_metrics(&mut self) {
+        self.list.iter_mut().for_each(|r| r.metric = 0.0);
+    }
+
+    /// A fresh order as kept (None when it is too long to keep).
+    pub(super) fn of(fresh: &Fresh, known: bool) -> Option<Order> {
+        if fresh.list.len() > ORDER_MAX {
+            return None;
+        }
+        let mut o = Order {
+            rule: fresh.rule,
+            rtt: fresh.rtt,
+            any_family: fresh.any_family,
+            known,
+            len: fresh.list.len() as u8,
+            list: [NO_RANK; ORDER_MAX],
+        };
+        o.list[..fresh.list.len()].copy_from_slice(&fresh.list);
+        Some(o)
     }
 }
 
@@ -118,6 +140,11 @@ pub fn forget_cached_orders() {
 /// Runs `f` on the order of `host`'s candidates for `place`, from the
 /// per-thread cache when it has it, and on the place as resolved. Uid 0
 /// never occurs, so empty slots never match.
+///
+/// `detailed` (explain) wants the kilometres of every candidate, which the
+/// precomputed and cached orders of most hosts leave out: it always
+/// computes afresh.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn with_order<'s, R>(
     st: &'s Steering,
     host: &Host,
@@ -125,13 +152,24 @@ pub(super) fn with_order<'s, R>(
     mut place: Place<'s>,
     geo: Option<&GeoDb>,
     addr: IpAddr,
+    detailed: bool,
     f: impl FnOnce(&OrderRef<'_>, &Place<'s>) -> R,
 ) -> R {
     // The host's index identifies it in the key; a host that is not one of
     // `st`'s (a caller's own) is never cached.
     let hidx = (host as *const Host as usize).wrapping_sub(st.hosts.as_ptr() as usize)
         / std::mem::size_of::<Host>().max(1);
-    let cacheable = st.hosts.get(hidx).is_some_and(|h| std::ptr::eq(h, host));
+    let cacheable = !detailed && st.hosts.get(hidx).is_some_and(|h| std::ptr::eq(h, host));
+    // A database record's order, computed when the snapshot was built.
+    if cacheable
+        && let (Some(r), Some(t), Some(g)) = (place.record, st.orders.as_deref(), geo)
+        && let Some(o) = t.get(g, hidx, family, r)
+    {
+        if !o.known {
+            place.how = Located::Unknown;
+        }
+        return f(&OrderRef::Cached(o), &place);
+    }
     let key: OrderKey = (st.uid, hidx as u32, family == Family::V6, place.key);
     // Multiply-xor is mixing enough for a direct-mapped slot: the place
     // key varies in its low bits, the rest rarely.
@@ -163,17 +201,15 @@ pub(super) fn with_order<'s, R>(
             None => place.how = Located::Unknown,
         }
     }
-    let fresh = compute_order(st, host, family, &place);
-    if fresh.list.len() <= ORDER_MAX && cacheable {
-        let mut o = Order {
-            rule: fresh.rule,
-            rtt: fresh.rtt,
-            any_family: fresh.any_family,
-            known: !matches!(place.how, Located::Unknown),
-            len: fresh.list.len() as u8,
-            list: [NO_RANK; ORDER_MAX],
-        };
-        o.list[..fresh.list.len()].copy_from_slice(&fresh.list);
+    let fresh = compute_order(
+        st,
+        host,
+        family,
+        &place,
+        place.unit(),
+        detailed || host.reads_km(),
+    );
+    if cacheable && let Some(o) = Order::of(&fresh, !matches!(place.how, Located::Unknown)) {
         ORDERS.with(|c| c.borrow_mut()[slot] = (key, o));
     }
     f(&OrderRef::Fresh(&fresh), &place)
@@ -220,10 +256,20 @@ impl OrderRef<'_> {
     }
 }
 
-/// The candidates for `place` that serve `family`, nearest first.
-fn compute_order(st: &Steering, host: &Host, family: Family, place: &Place<'_>) -> Fresh {
+/// The candidates for `place` (whose point on the unit sphere is `here`)
+/// that serve `family`, nearest first. Without `need_km` the distance
+/// metrics are left at 0: the chord orders edges as great-circle distance
+/// does, and a host that neither spreads nor weighs cost by km never reads
+/// them, so the arcsine per candidate is saved.
+pub(super) fn compute_order(
+    st: &Steering,
+    host: &Host,
+    family: Family,
+    place: &Place<'_>,
+    here: Option<[f64; 3]>,
+    need_km: bool,
+) -> Fresh {
     let rule = matching_rule(host, place);
-    let here = place.unit();
     let rtt = if st.rtt.is_empty() {
         None
     } else {
@@ -233,23 +279,41 @@ fn compute_order(st: &Steering, host: &Host, family: Family, place: &Place<'_>) 
             .map(|h| h.key)
     };
     let mut list: SmallVec<[Ranked; ORDER_MAX]> = SmallVec::new();
+    let mut biased = false;
     for &idx in candidates(host, place, rule) {
         let edge = &st.edges[idx as usize];
         if !edge.serves(family) {
             continue;
         }
-        let (class, km) = match (edge.unit, here) {
-            (Some(e), Some(h)) => (Class::Distance, km_of(chord2(&e, &h))),
+        let (class, chord) = match (edge.unit, here) {
+            (Some(e), Some(h)) => (Class::Distance, chord2(&e, &h)),
             (Some(_), None) => (Class::Distance, 0.0),
             (None, _) => (Class::Partner, 0.0),
         };
+        biased |= class == Class::Distance && edge.bias != 0;
         list.push(Ranked {
             idx,
             class,
-            metric: km * edge.scale(),
+            metric: chord,
         });
     }
-    sort_ranked(&mut list);
+    let km = |r: &mut Ranked| {
+        if r.class == Class::Distance {
+            r.metric = km_of(r.metric) * st.edges[r.idx as usize].scale();
+        }
+    };
+    if biased {
+        // Bias scales kilometres, not chords: order by biased km.
+        list.iter_mut().for_each(km);
+        sort_ranked(&mut list);
+    } else {
+        sort_ranked(&mut list);
+        if need_km {
+            list.iter_mut().for_each(km);
+        } else {
+            list.iter_mut().for_each(|r| r.metric = 0.0);
+        }
+    }
     Fresh {
         rule,
         rtt,

@@ -395,22 +395,20 @@ impl RttTable {
         }
         let (lo, hi) = r.bounds(at.range as usize, step);
         let a = aligned(addr);
-        let mut len = scope.min(width);
-        while len < width {
-            let first = if len == 0 { 0 } else { a & !(u128::MAX >> len) };
-            let last = last_of(first, len, width);
-            if first >= lo && last <= hi {
-                break;
-            }
-            len += 1;
-        }
-        len
+        // The client's block at `len` bits stays inside [lo, hi] once it
+        // no longer holds the address before `lo` nor the one after `hi`:
+        // once `len` exceeds the bits `a` shares with each of them.
+        let beyond = |b: u128| (a ^ b).leading_zeros() as u8 + 1;
+        let below = if lo > 0 { beyond(lo - step) } else { 0 };
+        let above = hi.checked_add(step).map_or(0, beyond);
+        scope.min(width).max(below).max(above).min(width)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -457,6 +455,76 @@ mod tests {
                 .as_deref(),
             Some("country:JP")
         );
+    }
+
+    /// The scope by definition: the shortest block around the address
+    /// (at least `scope` bits) inside its range.
+    fn scope_by_search(t: &RttTable, addr: IpAddr, scope: u8) -> u8 {
+        let (r, step, width) = t.ranges(addr);
+        let Some(i) = r.find(aligned(addr)) else {
+            return scope;
+        };
+        if r.len() == 1 {
+            return scope;
+        }
+        let (lo, hi) = r.bounds(i, step);
+        let a = aligned(addr);
+        let mut len = scope.min(width);
+        while len < width {
+            let first = if len == 0 { 0 } else { a & !(u128::MAX >> len) };
+            if first >= lo && last_of(first, len, width) <= hi {
+                break;
+            }
+            len += 1;
+        }
+        len
+    }
+
+    #[test]
+    fn scope_matches_the_search_it_replaces() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..20 {
+            let mut rows = Vec::new();
+            for _ in 0..(1 + round * 10) {
+                let r = next();
+                // Few distinct top bits, so prefixes nest and touch.
+                let v4 = Ipv4Addr::from((r as u32) & 0xC3FF_FFFF);
+                let n4 = ipnet::Ipv4Net::new(v4, (r >> 32) as u8 % 33)
+                    .unwrap()
+                    .trunc();
+                rows.push((RttKey::Prefix(IpNet::V4(n4)), 0, 1.0));
+                let v6 = std::net::Ipv6Addr::from(u128::from(r) << 64 | u128::from(next()));
+                let n6 = ipnet::Ipv6Net::new(v6, (r >> 40) as u8 % 129)
+                    .unwrap()
+                    .trunc();
+                rows.push((RttKey::Prefix(IpNet::V6(n6)), 0, 1.0));
+            }
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            rows.dedup_by(|a, b| a.0 == b.0);
+            let t = RttTable::new(rows);
+            for _ in 0..2000 {
+                let r = next();
+                let a = if r & 1 == 0 {
+                    IpAddr::V4(Ipv4Addr::from(((r >> 8) as u32) & 0xC3FF_FFFF))
+                } else {
+                    IpAddr::V6(std::net::Ipv6Addr::from(
+                        u128::from(r) << 64 | u128::from(next()),
+                    ))
+                };
+                let scope = (r >> 48) as u8 % if a.is_ipv4() { 33 } else { 129 };
+                assert_eq!(
+                    t.narrow_scope(a, scope),
+                    scope_by_search(&t, a, scope),
+                    "{a} from /{scope}"
+                );
+            }
+        }
     }
 
     #[test]

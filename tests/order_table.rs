@@ -1,0 +1,229 @@
+//! The orders precomputed per GeoIP record at snapshot build
+//! (`steer::OrderTable`) decide exactly what orders computed per query
+//! decide: every host shape (plain, rules, partners, bias, RTT keys by
+//! country and continent, spread and cost hosts that the table leaves out),
+//! both families, random clients and random edge health, on a City
+//! database of ~4,000 records built here.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+
+use geosteer::geo::{GeoDb, Schema, build};
+use geosteer::health::{AdminState, Registry};
+use geosteer::reload::build_zone;
+use geosteer::steer::{Client, Family, Trace, decide};
+
+/// Explain's view: orders computed afresh with every candidate's km.
+struct Detailed;
+impl Trace for Detailed {
+    const DETAILED: bool = true;
+}
+
+const ZONE: &str = "$TTL 300
+@ IN SOA ns1 hostmaster ( 1 3600 600 604800 300 )
+  IN NS ns1
+ns1 IN A 127.0.0.1
+";
+
+const POOLS: &str = r#"
+edges:
+  lhr: { addresses: [192.0.2.10, "2001:db8:10::1"], location: [51.47, -0.45], weight: 2 }
+  fra: { addresses: [192.0.2.20, "2001:db8:20::1"], location: [50.03, 8.57], bias: 30 }
+  cdg: { addresses: [192.0.2.30], location: [49.01, 2.55] }
+  iad: { addresses: [198.51.100.10, "2001:db8:110::1"], location: [38.95, -77.45] }
+  sjc: { addresses: [198.51.100.20], location: [37.36, -121.93], bias: -20 }
+  gru: { addresses: [198.51.100.30], location: [-23.43, -46.47] }
+  nrt: { addresses: ["2001:db8:210::1"], location: [35.76, 140.39] }
+  sin: { addresses: [203.0.113.20, "2001:db8:220::1"], location: [1.36, 103.99] }
+  syd: { addresses: [203.0.113.30], location: [-33.95, 151.18] }
+  akamai: { cname: www.t.example.edgekey.example. }
+  fastly: { cname: t.example.fastly.example. }
+nets:
+  10.20.0.0/16: [48.85, 2.35]
+  10.30.0.0/16: { edges: [fra] }
+hosts:
+  www: {}
+  two: { answers: 2 }
+  rules:
+    rules:
+      - { continent: EU, edges: [fra, lhr, akamai] }
+      - { country: [US, CA], edges: [iad, sjc] }
+      - { country: JP, edges: [nrt, fastly] }
+    edges: [iad, fra, sin]
+  multi: { edges: [iad, gru, fra, akamai, fastly], partner_share: 0.3 }
+  onlyv4: { edges: [cdg, gru, syd] }
+  spread: { spread_km: 800, answers: 2 }
+  cost: { cost_margin_km: 500 }
+  alsowww: {}
+"#;
+
+const RTT: &str = "client,edge,rtt_ms,samples
+country:JP,sin,5,900
+country:DE,lhr,9,100
+continent:OC,sin,80,300
+continent:SA,akamai,20,50
+1.0.0.0/8,syd,3,10
+";
+
+fn write(dir: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.join("zones")).unwrap();
+    std::fs::write(dir.join("zones/t.example.zone"), ZONE).unwrap();
+    std::fs::write(dir.join("zones/t.example.pools.yaml"), POOLS).unwrap();
+    std::fs::write(dir.join("zones/t.example.rtt.csv"), RTT).unwrap();
+    dir.join("zones/t.example.zone")
+}
+
+/// SplitMix64, so a failure repeats.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// Countries (with continent) and a point in each, jittered per network.
+const PLACES: &[(&str, &str, f64, f64)] = &[
+    ("US", "NA", 37.7, -122.4),
+    ("US", "NA", 40.7, -74.0),
+    ("CA", "NA", 43.6, -79.4),
+    ("BR", "SA", -23.5, -46.6),
+    ("GB", "EU", 51.5, -0.1),
+    ("DE", "EU", 50.1, 8.7),
+    ("FR", "EU", 48.9, 2.4),
+    ("RU", "EU", 55.8, 37.6),
+    ("ZA", "AF", -26.2, 28.0),
+    ("JP", "AS", 35.7, 139.7),
+    ("SG", "AS", 1.4, 103.8),
+    ("IN", "AS", 19.1, 72.9),
+    ("AU", "OC", -33.9, 151.2),
+    ("NZ", "OC", -36.8, 174.8),
+];
+
+/// A City database of ~3,600 IPv4 /16s and 512 IPv6 /32s (2a00::/23), each
+/// its own record: most with coordinates, some country-only, some with
+/// only an ASN (located, but nowhere on the map).
+fn database(dir: &Path, seed: u64) -> GeoDb {
+    let mut rng = Rng(seed);
+    let mut y = String::from("networks:\n");
+    let mut entry = |net: String, rng: &mut Rng| {
+        let (cc, cont, lat, lon) = PLACES[(rng.next() % PLACES.len() as u64) as usize];
+        let jitter = |r: u64| (r % 2000) as f64 / 100.0 - 10.0;
+        y += &match rng.next() % 20 {
+            0 => format!("  - {{ network: {net}, asn: 64500 }}\n"),
+            1 => format!("  - {{ network: {net}, country: {cc}, continent: {cont} }}\n"),
+            _ => format!(
+                "  - {{ network: {net}, country: {cc}, continent: {cont}, lat: {:.3}, lon: {:.3} }}\n",
+                (lat + jitter(rng.next())).clamp(-89.0, 89.0),
+                (lon + jitter(rng.next())).clamp(-179.0, 179.0),
+            ),
+        };
+    };
+    for a in (1u8..224).filter(|a| ![10, 127].contains(a)) {
+        for b in 0..16u8 {
+            entry(format!("{a}.{}.0.0/16", b * 16), &mut rng);
+        }
+    }
+    for x in 0..512u32 {
+        entry(format!("2a00:{x:x}::/32"), &mut rng);
+    }
+    let src = dir.join(format!("db-{seed}.yaml"));
+    let out = dir.join(format!("db-{seed}.mmdb"));
+    std::fs::write(&src, y).unwrap();
+    build(&src, &out, Schema::City).unwrap();
+    GeoDb::open(&out).unwrap()
+}
+
+fn client(rng: &mut Rng) -> Client {
+    let r = rng.next();
+    let addr = match r % 10 {
+        0..=6 => IpAddr::V4(Ipv4Addr::from(rng.next() as u32)),
+        7 => IpAddr::V4(Ipv4Addr::new(10, 20 + (r >> 8) as u8 % 11, 1, 1)),
+        8 => IpAddr::V6(Ipv6Addr::from(
+            (0x2a00u128 << 112) | (u128::from(rng.next()) << 64) & ((1 << 105) - 1),
+        )),
+        _ => IpAddr::V6(Ipv4Addr::from(rng.next() as u32).to_ipv6_mapped()),
+    };
+    let ecs_source = match (r >> 16) % 3 {
+        0 => None,
+        _ if addr.is_ipv4() => Some(24),
+        _ => Some(56),
+    };
+    Client { addr, ecs_source }
+}
+
+#[test]
+fn precomputed_orders_decide_as_fresh_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone_file = write(dir.path());
+    let db = database(dir.path(), 7);
+    // One registry: both steerings share every edge's health.
+    let registry = Registry::new();
+    let mut table = build_zone(&zone_file, &registry).unwrap().steering;
+    let fresh = build_zone(&zone_file, &registry).unwrap().steering;
+    let kept = table.precompute(Some(&db));
+    assert!(kept > 0, "no orders precomputed");
+
+    let names: Vec<&str> = fresh.edges.iter().map(|e| e.name.as_str()).collect();
+    let mut rng = Rng(0x5eed);
+    let mut compared = 0;
+    for round in 0..8 {
+        // Random health: mostly up, some down, overloaded-by-admin, drained.
+        for name in &names {
+            let admin = match rng.next() % 8 {
+                0 => AdminState::Down,
+                1 => AdminState::Drain,
+                _ => AdminState::Auto,
+            };
+            registry.set_admin(None, name, admin).unwrap();
+        }
+        for _ in 0..2500 {
+            let c = client(&mut rng);
+            for (h, (a, b)) in table.hosts.iter().zip(&fresh.hosts).enumerate() {
+                for family in [Family::V4, Family::V6] {
+                    let want = decide(&fresh, b, Some(&db), c, family, &mut ());
+                    let got = decide(&table, a, Some(&db), c, family, &mut ());
+                    let explained = decide(&fresh, b, Some(&db), c, family, &mut Detailed);
+                    assert_eq!(want, explained, "host {}, {family:?}, client {c:?}", b.name);
+                    assert_eq!(
+                        got, want,
+                        "round {round}, host {} ({h}), {family:?}, client {c:?}",
+                        a.name
+                    );
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 8 * 2500 * 8 * 2);
+}
+
+/// A steering precomputed over one database never uses those orders with
+/// another: record numbers differ between databases.
+#[test]
+fn orders_of_another_database_are_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone_file = write(dir.path());
+    let (da, dbb) = (database(dir.path(), 1), database(dir.path(), 2));
+    let registry = Registry::new();
+    let mut table = build_zone(&zone_file, &registry).unwrap().steering;
+    let fresh = build_zone(&zone_file, &registry).unwrap().steering;
+    table.precompute(Some(&da));
+    let mut rng = Rng(9);
+    for _ in 0..5000 {
+        let c = client(&mut rng);
+        for (x, y) in table.hosts.iter().zip(&fresh.hosts) {
+            for family in [Family::V4, Family::V6] {
+                assert_eq!(
+                    decide(&table, x, Some(&dbb), c, family, &mut ()),
+                    decide(&fresh, y, Some(&dbb), c, family, &mut ()),
+                    "host {}, client {c:?}",
+                    x.name
+                );
+            }
+        }
+    }
+}
