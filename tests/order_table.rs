@@ -5,6 +5,8 @@
 //! both families, random clients and random edge health, on a City
 //! database of ~4,000 records built here.
 
+mod support;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
@@ -12,18 +14,15 @@ use geosteer::geo::{GeoDb, Schema, build};
 use geosteer::health::{AdminState, Registry};
 use geosteer::reload::build_zone;
 use geosteer::steer::{Client, Family, Trace, decide};
+use support::rng::Rng;
+use support::server::MINIMAL_ZONE;
+use support::write_file;
 
 /// Explain's view: orders computed afresh with every candidate's km.
 struct Detailed;
 impl Trace for Detailed {
     const DETAILED: bool = true;
 }
-
-const ZONE: &str = "$TTL 300
-@ IN SOA ns1 hostmaster ( 1 3600 600 604800 300 )
-  IN NS ns1
-ns1 IN A 127.0.0.1
-";
 
 const POOLS: &str = r#"
 edges:
@@ -66,23 +65,9 @@ continent:SA,akamai,20,50
 ";
 
 fn write(dir: &Path) -> std::path::PathBuf {
-    std::fs::create_dir_all(dir.join("zones")).unwrap();
-    std::fs::write(dir.join("zones/t.example.zone"), ZONE).unwrap();
-    std::fs::write(dir.join("zones/t.example.pools.yaml"), POOLS).unwrap();
-    std::fs::write(dir.join("zones/t.example.rtt.csv"), RTT).unwrap();
-    dir.join("zones/t.example.zone")
-}
-
-/// SplitMix64, so a failure repeats.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
+    write_file(dir, "zones/t.example.rtt.csv", RTT);
+    write_file(dir, "zones/t.example.pools.yaml", POOLS);
+    write_file(dir, "zones/t.example.zone", MINIMAL_ZONE)
 }
 
 /// Countries (with continent) and a point in each, jittered per network.
