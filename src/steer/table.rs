@@ -71,24 +71,45 @@ impl OrderTable {
         let locs = geo.record_locations();
         let units: Vec<Option<[f64; 3]>> =
             locs.iter().map(|l| l.coords.map(Coords::unit)).collect();
-        // One thread per map (a 100k-record database takes tens of ms a
-        // map); each keeps its own distinct orders, renumbered after.
-        let built: Vec<Option<Map>> = std::thread::scope(|s| {
-            let jobs: Vec<_> = reps
+        // Records in slices, one thread per (map, slice): a 150k-record
+        // database takes tens of ms a map. Each slice keeps its own
+        // distinct orders, renumbered when the slices are put together.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = locs.len().div_ceil(threads.div_ceil(reps.len())).max(4096);
+        let built: Vec<Vec<Option<Map>>> = std::thread::scope(|s| {
+            let jobs: Vec<Vec<_>> = reps
                 .iter()
-                .map(|&host| s.spawn(|| build_map(st, host, locs, &units)))
+                .map(|&host| {
+                    locs.chunks(chunk)
+                        .zip(units.chunks(chunk))
+                        .map(|(l, u)| s.spawn(move || build_map(st, host, l, u)))
+                        .collect()
+                })
                 .collect();
             jobs.into_iter()
-                .map(|j| j.join().expect("order table thread"))
+                .map(|m| {
+                    m.into_iter()
+                        .map(|j| j.join().expect("order table thread"))
+                        .collect()
+                })
                 .collect()
         });
         let mut orders = Vec::new();
         let mut maps = Vec::with_capacity(built.len());
-        for map in built {
-            let (ids, own) = map?;
-            let base = orders.len() as u32;
-            orders.extend(own);
-            maps.push(ids.map(|v| v.into_iter().map(|i| i + base).collect()));
+        for slices in built {
+            let mut ids = [
+                Vec::with_capacity(locs.len()),
+                Vec::with_capacity(locs.len()),
+            ];
+            for slice in slices {
+                let (part, own) = slice?;
+                let base = orders.len() as u32;
+                orders.extend(own);
+                for (all, part) in ids.iter_mut().zip(part) {
+                    all.extend(part.into_iter().map(|i| i + base));
+                }
+            }
+            maps.push(ids.map(Vec::into_boxed_slice));
         }
         Some(OrderTable {
             geo: geo.id(),
