@@ -303,9 +303,11 @@ load() {
         "$OUT/on_cpu" 0 "$LG" run --file "$OUT/q/$qfile" --port "$PORT" \
             --rate "$W_RATE" --seconds "$secs" $extra >"$out" 2>&1 || true
     else
+        # EXTRA comes last, so that a kind's own -c/-q win (dnsperf keeps
+        # the last of each).
         # shellcheck disable=SC2086
-        "$OUT/on_cpu" 0 dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q/$qfile" $extra \
-            -c 8 -q 200 -l "$secs" -Q "$W_RATE" >"$out" 2>&1 || true
+        "$OUT/on_cpu" 0 dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q/$qfile" \
+            -c 8 -q 200 -l "$secs" -Q "$W_RATE" $extra >"$out" 2>&1 || true
     fi
 }
 
@@ -419,7 +421,9 @@ harness_i() {
 KIND_ONE="geo A, one ECS subnet (dense DB)|one.bin|"
 KIND_MANY="geo A/AAAA, $MANY ECS subnets (dense DB)|many.bin|"
 KIND_FLOOD="random-subdomain flood (NXDOMAIN)|flood.bin|"
-KIND_TCP="static A over TCP, $TCP_CONNS connections|static|-m tcp -c $TCP_CONNS -e"
+# dnsperf serves at most 256 clients per thread, hence -T 4; -q lets each
+# connection have a query in flight.
+KIND_TCP="static A over TCP, $TCP_CONNS connections|static|-m tcp -T 4 -c $TCP_CONNS -q $TCP_CONNS -e"
 
 run_all_w() {
     local spec kind qfile extra name

@@ -695,6 +695,47 @@ async fn tcp_graceful_shutdown_delivers_in_flight_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_shutdown_closes_a_connection_that_keeps_sending() {
+    // A client that never pauses (its queries always queued in the kernel)
+    // must not hold the server open until the grace period aborts it: the
+    // connection answers what it has read and closes by itself.
+    let f = tcp_server(TcpConfig::default()).await;
+    let mut s = TcpStream::connect(f.addr).await.unwrap();
+    tcp_roundtrip(&mut s, 1).await;
+    let (mut rd, mut wr) = s.into_split();
+    let writer = tokio::spawn(async move {
+        let mut burst = Vec::new();
+        for id in 0..20u16 {
+            burst.extend(framed(&query(id, ECHO)));
+        }
+        while wr.write_all(&burst).await.is_ok() {}
+    });
+    let reader = tokio::spawn(async move {
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), rd.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => got += n,
+                _ => return got,
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let took = f.shutdown().await;
+    // The default grace period is 2 s; an abort would take that long.
+    assert!(
+        took < Duration::from_millis(1500),
+        "serve_tcp returned after {took:?}"
+    );
+    let got = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("the client sees the connection close")
+        .unwrap();
+    assert!(got > 0, "no answers before the close");
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_partial_message_not_closed_before_timeout() {
     let f = tcp_server(short_idle()).await;
     let mut s = TcpStream::connect(f.addr).await.unwrap();

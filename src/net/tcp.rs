@@ -3,15 +3,33 @@
 //! One tokio task per connection. The handler is synchronous and cheap, so
 //! a connection answers inline: it reads what has arrived, answers every
 //! complete message in the buffer in order, writes all those answers with
-//! one `write_all`, and reads again. Pipelined queries thus get coalesced
+//! one `write`, and reads again. Pipelined queries thus get coalesced
 //! answers without a separate writer task, and a client that stops reading
 //! stops being read (backpressure).
+//!
+//! # What a connection waits on
+//!
+//! Every wake-up of a connection task polls what it waits on, so that is
+//! kept to two things that are cheap to poll again: its socket's
+//! readiness and one timer. The timer is armed once and moved lazily: a
+//! message only records the time it completed, and when the timer fires
+//! early it is re-armed for the real deadline, so a busy connection touches
+//! the timer wheel once per idle period instead of once per read. Nothing
+//! else is polled: to evict a connection, or to close them all at
+//! shutdown, the server shuts the socket's read side (`shutdown(SHUT_RD)`),
+//! which wakes the task the way a client's FIN would; it answers what it
+//! has read and closes. (The alternative, a `Notify` and a `watch` polled
+//! beside the read, costs two mutex-guarded waiter registrations per
+//! wake-up: about 4% of the server's CPU in the `dnsperf -m tcp` row.)
+//! Answers are written with a plain non-blocking `write` first; only when
+//! the socket buffer is full does the task wait, under the idle timeout.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,7 +38,6 @@ use std::time::Duration;
 use metrics::{Counter, Gauge};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -87,7 +104,6 @@ pub fn serve_tcp(
             epoch: Instant::now(),
             registry: Mutex::new(Registry::default()),
         });
-        let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -97,12 +113,18 @@ pub fn serve_tcp(
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        if let Some(conn) = admit(&shared, peer) {
-                            let shared = shared.clone();
-                            let stop = stop_rx.clone();
+                        if let Some(conn) = admit(&shared, peer, stream.as_raw_fd()) {
+                            // Built before the task, so that it deregisters
+                            // the connection even if the task is dropped
+                            // before it first runs.
+                            let open = Open {
+                                shared: shared.clone(),
+                                conn,
+                                stream,
+                            };
                             tasks.spawn(async move {
-                                let _guard = Deregister { shared: &shared, conn: &conn };
-                                serve_conn(stream, peer, &shared, &conn, stop).await;
+                                let mut open = open;
+                                serve_conn(&mut open, peer).await;
                             });
                         }
                         // else: `stream` is dropped, i.e. closed at once.
@@ -116,7 +138,13 @@ pub fn serve_tcp(
             }
         }
         drop(listener);
-        let _ = stop_tx.send(true);
+        // Every open connection answers what it has read, then closes.
+        {
+            let reg = shared.registry();
+            for conn in reg.conns.values() {
+                conn.shut_read();
+            }
+        }
         let grace = shared.cfg.shutdown_grace;
         let drained =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
@@ -177,25 +205,45 @@ impl Registry {
 struct Conn {
     id: u64,
     ip: IpAddr,
+    /// The connection's socket. Only used, under the registry lock, to
+    /// shut its read side; the socket stays open until [`Open`] has
+    /// removed this entry, so the descriptor is never a reused one.
+    fd: RawFd,
     /// Waiting for the first byte of a message with nothing to answer.
     idle: AtomicBool,
     /// [`Shared::now_ms`] of the last complete message (or the accept).
     last_active_ms: AtomicU64,
-    /// Signalled when the connection is evicted.
-    evict: Notify,
+    /// Set by [`Conn::shut_read`]: after the answers in hand, close.
+    closing: AtomicBool,
 }
 
-/// Removes a connection from the registry when its task ends, however it
-/// ends (including a panic or an abort).
-struct Deregister<'a> {
-    shared: &'a Shared,
-    conn: &'a Arc<Conn>,
+impl Conn {
+    /// Tells the connection's task to close once it has answered what it
+    /// has read: its next read sees end of stream, after any bytes the
+    /// kernel already holds, and it reads no further than that.
+    fn shut_read(&self) {
+        self.closing.store(true, Ordering::Release);
+        // SAFETY: plain syscall on a descriptor that is open (see `fd`);
+        // an error (e.g. ENOTCONN, the peer already gone) needs no action,
+        // the task sees the closed socket either way.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RD) };
+    }
 }
 
-impl Drop for Deregister<'_> {
+/// An admitted connection: its socket and its registry entry. Dropping it
+/// (however the task ends, including a panic or an abort) removes the
+/// entry first and only then closes the socket.
+struct Open {
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    stream: TcpStream,
+}
+
+impl Drop for Open {
     fn drop(&mut self) {
         self.shared.registry().remove(self.conn.id);
         self.shared.metrics.open.decrement(1.0);
+        // `stream` is closed after this, when the fields are dropped.
     }
 }
 
@@ -225,7 +273,7 @@ impl TcpMetrics {
 }
 
 /// Applies the caps to a new connection from `peer`; `None` means refuse.
-fn admit(shared: &Shared, peer: SocketAddr) -> Option<Arc<Conn>> {
+fn admit(shared: &Shared, peer: SocketAddr, fd: RawFd) -> Option<Arc<Conn>> {
     let ip = peer.ip().to_canonical();
     let cfg = &shared.cfg;
     let mut reg = shared.registry();
@@ -242,9 +290,9 @@ fn admit(shared: &Shared, peer: SocketAddr) -> Option<Arc<Conn>> {
             .map(|c| c.id);
         match victim.and_then(|id| reg.remove(id)) {
             Some(victim) => {
-                // notify_one stores a permit, so the victim sees it even if
-                // it is not waiting right now.
-                victim.evict.notify_one();
+                // Still under the lock: the victim's socket is open until
+                // its task has deregistered, which needs this lock.
+                victim.shut_read();
                 shared.metrics.evicted.increment(1);
             }
             None => {
@@ -258,9 +306,10 @@ fn admit(shared: &Shared, peer: SocketAddr) -> Option<Arc<Conn>> {
     let conn = Arc::new(Conn {
         id,
         ip,
+        fd,
         idle: AtomicBool::new(true),
         last_active_ms: AtomicU64::new(shared.now_ms()),
-        evict: Notify::new(),
+        closing: AtomicBool::new(false),
     });
     reg.conns.insert(id, conn.clone());
     *reg.per_ip.entry(ip).or_insert(0) += 1;
@@ -329,17 +378,21 @@ fn has_message(buf: &[u8]) -> bool {
     }
 }
 
-async fn serve_conn(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    shared: &Shared,
-    conn: &Conn,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn serve_conn(open: &mut Open, peer: SocketAddr) {
+    let Open {
+        shared,
+        conn,
+        stream,
+    } = open;
+    let (shared, conn) = (&**shared, &**conn);
     // We coalesce answers ourselves; Nagle would only delay them.
     let _ = stream.set_nodelay(true);
     let idle = shared.cfg.idle_timeout;
-    let mut deadline = Instant::now() + idle;
+    // When the last message completed; the deadline is `idle` after it.
+    let mut last_message = Instant::now();
+    // Armed once; moved only when it fires before the real deadline.
+    let timer = tokio::time::sleep_until(last_message + idle);
+    tokio::pin!(timer);
     let mut rbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::new();
     loop {
@@ -352,15 +405,17 @@ async fn serve_conn(
             rbuf.drain(..consumed);
             // Only complete messages count as activity: trickled bytes do
             // not push the deadline back.
-            deadline = Instant::now() + idle;
-            conn.last_active_ms
-                .store(shared.now_ms(), Ordering::Relaxed);
+            last_message = Instant::now();
+            conn.last_active_ms.store(
+                last_message.duration_since(shared.epoch).as_millis() as u64,
+                Ordering::Relaxed,
+            );
         }
         if !out.is_empty() {
-            match tokio::time::timeout(idle, stream.write_all(&out)).await {
-                Ok(Ok(())) => out.clear(),
-                Ok(Err(_)) | Err(_) => return,
+            if write_answers(stream, &out, idle).await.is_err() {
+                return;
             }
+            out.clear();
         }
         if close {
             return;
@@ -369,7 +424,8 @@ async fn serve_conn(
             // Stopped at FLUSH_AT with more to answer.
             continue;
         }
-        if *stop.borrow_and_update() {
+        if conn.closing.load(Ordering::Acquire) {
+            // A client still sending after our SHUT_RD is not read on.
             return;
         }
         if rbuf.is_empty() && rbuf.capacity() > SHRINK_ABOVE {
@@ -383,16 +439,38 @@ async fn serve_conn(
         rbuf.reserve(READ_CHUNK);
         tokio::select! {
             biased;
-            _ = conn.evict.notified() => return,
-            _ = stop.changed() => return,
-            _ = tokio::time::sleep_until(deadline) => {
-                shared.metrics.idle_timeouts.increment(1);
-                return;
-            }
             read = stream.read_buf(&mut rbuf) => match read {
+                // End of stream: the client's FIN, or our own shutdown of
+                // the read side (eviction, server shutdown).
                 Ok(0) | Err(_) => return,
                 Ok(_) => conn.idle.store(false, Ordering::Release),
             },
+            () = &mut timer => {
+                let deadline = last_message + idle;
+                if Instant::now() >= deadline {
+                    shared.metrics.idle_timeouts.increment(1);
+                    return;
+                }
+                timer.as_mut().reset(deadline);
+            }
         }
+    }
+}
+
+/// Writes `out` whole: at once when the socket buffer has room (the usual
+/// case, one `write` and no timer), else waiting for the client to read,
+/// for at most `idle`.
+async fn write_answers(stream: &mut TcpStream, out: &[u8], idle: Duration) -> io::Result<()> {
+    let done = match stream.try_write(out) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    if done == out.len() {
+        return Ok(());
+    }
+    match tokio::time::timeout(idle, stream.write_all(&out[done..])).await {
+        Ok(r) => r,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
     }
 }
