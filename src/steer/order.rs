@@ -88,6 +88,25 @@ impl Order {
         self.list.iter_mut().for_each(|r| r.metric = 0.0);
     }
 
+    /// This order with every located candidate's km from `here` (biased),
+    /// as [`compute_order`] gives it when the km are wanted: the order
+    /// itself is the same either way.
+    pub(super) fn with_km(&self, st: &Steering, here: Option<[f64; 3]>) -> Fresh {
+        let mut list: SmallVec<[Ranked; ORDER_MAX]> = SmallVec::from_slice(self.list());
+        for r in &mut list {
+            let edge = &st.edges[r.idx as usize];
+            if let (Class::Distance, Some(e), Some(h)) = (r.class, edge.unit, here) {
+                r.metric = km_of(chord2(&e, &h)) * edge.scale();
+            }
+        }
+        Fresh {
+            rule: self.rule,
+            rtt: self.rtt,
+            any_family: self.any_family,
+            list,
+        }
+    }
+
     /// A fresh order as kept (None when it is too long to keep).
     pub(super) fn of(fresh: &Fresh, known: bool) -> Option<Order> {
         if fresh.list.len() > ORDER_MAX {
@@ -167,6 +186,9 @@ pub(super) fn with_order<'s, R>(
     {
         if !o.known {
             place.how = Located::Unknown;
+        }
+        if host.reads_km() {
+            return f(&OrderRef::Fresh(&o.with_km(st, t.unit(r))), &place);
         }
         return f(&OrderRef::Cached(o), &place);
     }

@@ -8,7 +8,9 @@
 //! Orders depend on (host's candidates and rules, family, record), so hosts
 //! with the same candidates and rules share one map. Distinct orders are few
 //! (the cells of the edges' bisectors on the sphere), so each map holds a
-//! `u32` per record and family, and the orders themselves are kept once.
+//! `u32` per record and family, and the orders themselves are kept once,
+//! without metrics: a host that spreads or weighs cost by km has its
+//! candidates' kilometres worked out from the record's point per query.
 
 use std::collections::HashMap;
 
@@ -22,12 +24,15 @@ pub struct OrderTable {
     /// [`GeoDb::id`] of the database the record numbers belong to.
     geo: u64,
     /// Per host: its map in `maps`, or [`NO_MAP`] for a host whose order
-    /// the table does not keep (it reads kilometres, or has more
-    /// candidates than an order holds).
+    /// the table does not keep (more candidates than an order holds).
     host_map: Box<[u32]>,
     /// Per map, for V4 and V6: every record's order, an index into `orders`.
     maps: Box<[[Box<[u32]>; 2]]>,
     orders: Box<[Order]>,
+    /// Every record's point on the unit sphere (None: no coordinates, or
+    /// not located), for hosts that read the candidates' kilometres; empty
+    /// when no host does.
+    units: Box<[Option<[f64; 3]>]>,
 }
 
 const NO_MAP: u32 = u32::MAX;
@@ -53,7 +58,7 @@ impl OrderTable {
         let mut reps: Vec<&Host> = Vec::new();
         for (i, h) in st.hosts.iter().enumerate() {
             let longest = h.rules.iter().map(|r| r.edges.len()).max().unwrap_or(0);
-            if h.reads_km() || h.candidates.len().max(longest) > ORDER_MAX {
+            if h.candidates.len().max(longest) > ORDER_MAX {
                 continue;
             }
             let m = match reps.iter().position(|r| same_candidates(r, h)) {
@@ -111,11 +116,25 @@ impl OrderTable {
             }
             maps.push(ids.map(Vec::into_boxed_slice));
         }
+        let reads_km = st
+            .hosts
+            .iter()
+            .zip(&host_map)
+            .any(|(h, &m)| m != NO_MAP && h.reads_km());
+        let units = if reads_km {
+            locs.iter()
+                .zip(units)
+                .map(|(l, u)| u.filter(|_| *l != Location::default()))
+                .collect()
+        } else {
+            Box::default()
+        };
         Some(OrderTable {
             geo: geo.id(),
             host_map: host_map.into_boxed_slice(),
             maps: maps.into_boxed_slice(),
             orders: orders.into_boxed_slice(),
+            units,
         })
     }
 
@@ -137,6 +156,13 @@ impl OrderTable {
         }
         let id = *self.maps[m as usize][usize::from(family == Family::V6)].get(record as usize)?;
         self.orders.get(id as usize)
+    }
+
+    /// Record `record`'s point on the unit sphere, for a host that reads
+    /// kilometres.
+    #[inline]
+    pub(super) fn unit(&self, record: u32) -> Option<[f64; 3]> {
+        self.units.get(record as usize).copied().flatten()
     }
 
     /// How many distinct orders the table keeps.
