@@ -6,7 +6,7 @@
 //!    hands the bytes to [`server::Responder`], which loads the current
 //!    [`snapshot`] and calls [`dns::respond`] with the client's address
 //!    ([`rrl`] may then limit the UDP response; [`metrics`] count it).
-//! 2. [`dns::wire`] parses the header, the question and the OPT record (ECS
+//! 2. [`wire`] parses the header, the question and the OPT record (ECS
 //!    included) without building a `Message`.
 //! 3. [`dns::fast`] answers the common queries from the snapshot's
 //!    pre-rendered answers (one hash probe and a copy; a steered A/AAAA asks
@@ -54,4 +54,5 @@ pub mod server;
 pub mod snapshot;
 pub mod status;
 pub mod steer;
+pub mod wire;
 pub mod zone;

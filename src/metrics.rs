@@ -7,10 +7,10 @@ use metrics::{Counter, Gauge, counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::dns::Summary;
-use crate::dns::wire::*;
 use crate::net::Transport;
 use crate::snapshot::Snapshot;
 use crate::steer::{EdgeIdx, Outcome, Steering};
+use crate::wire::*;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -17,8 +17,8 @@ use metrics::Counter;
 use smallvec::SmallVec;
 
 use crate::dns::Summary;
-use crate::dns::wire;
 use crate::net::Transport;
+use crate::wire;
 
 /// Lines waiting for the writer; beyond this they are dropped.
 const QUEUE: usize = 4096;

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use crate::config::pools::{self, HealthSource};
 use crate::config::{ConfigError, ConfigErrors, ServerConfig};
-use crate::dns::tree::{Node, Tree};
-use crate::dns::wire;
 use crate::geo::GeoDb;
 use crate::snapshot::{Snapshot, Zone};
+use crate::wire;
+use crate::zone::tree::{Node, Tree};
 
 /// The zone files (`*.zone`) in a directory, sorted for stable output.
 pub fn zone_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {

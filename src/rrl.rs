@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::dns::wire::Rcode;
 use crate::metrics::RrlMetrics;
+use crate::wire::Rcode;
 
 /// `rrl:` in `geosteer.yaml`. Absent means off.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

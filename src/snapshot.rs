@@ -13,10 +13,10 @@ use arc_swap::ArcSwap;
 
 use crate::dns::fast::FastTable;
 use crate::dns::opt::Protocol;
-use crate::dns::tree::{NameMap, Tree};
-use crate::dns::wire;
 use crate::geo::GeoDb;
 use crate::steer::Steering;
+use crate::wire;
+use crate::zone::tree::{NameMap, Tree};
 
 /// One authoritative zone with its steering data.
 #[derive(Debug)]

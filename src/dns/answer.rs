@@ -8,11 +8,11 @@ use std::borrow::Cow;
 use smallvec::SmallVec;
 
 use super::opt::{EDE_NETWORK_ERROR, EDE_NOT_AUTHORITATIVE, Ede};
-use super::tree::{Node, Rrset, Tree};
-use super::wire::*;
 use crate::net::Transport;
 use crate::snapshot::{Snapshot, Zone};
 use crate::steer::{self, Client, Decision, EdgeIdx, Family, Outcome, Steering};
+use crate::wire::*;
+use crate::zone::tree::{Node, Rrset, Tree};
 
 /// Longest CNAME chain we follow inside a zone.
 const MAX_CHAIN: usize = 8;

@@ -27,12 +27,12 @@ use std::sync::Arc;
 
 use super::answer::{self, Question, Steered};
 use super::opt::OptExtra;
-use super::tree::NameHasher;
-use super::wire::*;
 use super::{Summary, header_flags, opt_len, render_answer, write_opt};
 use crate::net::Transport;
 use crate::snapshot::{Snapshot, Zone};
 use crate::steer::{self, Client, EdgeIdx, Family, Outcome};
+use crate::wire::*;
+use crate::zone::tree::NameHasher;
 
 /// The sections after the question, rendered once.
 #[derive(Debug)]

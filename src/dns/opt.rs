@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::render::{Full, Writer};
-use super::wire::{Cookie, Edns, OPT_COOKIE, OPT_EDE, OPT_NSID};
+use crate::wire::{Cookie, Edns, OPT_COOKIE, OPT_EDE, OPT_NSID};
 
 /// Server-wide protocol settings, from `geosteer.yaml`.
 #[derive(Debug, Clone, Default)]

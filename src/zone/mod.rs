@@ -41,6 +41,7 @@ mod lexer;
 mod parse;
 mod rdata;
 pub mod svcb;
+pub mod tree;
 mod types;
 mod validate;
 
