@@ -47,6 +47,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod net;
+pub mod protocol;
 pub mod querylog;
 pub mod reload;
 pub mod rrl;

@@ -272,11 +272,11 @@ fn nsid_value(raw: Option<String>, path: &Path) -> Result<Option<Box<[u8]>>, Con
     } else {
         v.into_bytes()
     };
-    if bytes.is_empty() || bytes.len() > crate::dns::opt::MAX_NSID {
+    if bytes.is_empty() || bytes.len() > crate::protocol::MAX_NSID {
         return Err(ConfigError::new(
             path,
             0,
-            format!("nsid: must be 1 to {} bytes", crate::dns::opt::MAX_NSID),
+            format!("nsid: must be 1 to {} bytes", crate::protocol::MAX_NSID),
         ));
     }
     Ok(Some(bytes.into_boxed_slice()))
@@ -438,8 +438,8 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// The NSID and cookie settings answers use; reads the cookie secret
     /// file (so a new secret is picked up on reload).
-    pub fn protocol(&self) -> Result<crate::dns::opt::Protocol, ConfigError> {
-        use crate::dns::opt::{Cookies, Protocol};
+    pub fn protocol(&self) -> Result<crate::protocol::Protocol, ConfigError> {
+        use crate::protocol::{Cookies, Protocol};
         let cookies = match &self.cookies {
             CookieSetting::Off => None,
             CookieSetting::On {

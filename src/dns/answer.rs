@@ -77,6 +77,19 @@ pub struct Steered<'a> {
     pub decision: Decision,
 }
 
+impl Steered<'_> {
+    /// The edges the answer named: those of an edge or partner answer,
+    /// none for the fallback CNAME or when nothing could serve.
+    #[inline]
+    pub fn edges(&self) -> &[EdgeIdx] {
+        if matches!(self.decision.outcome, Outcome::Edges | Outcome::Partner(_)) {
+            &self.decision.edges
+        } else {
+            &[]
+        }
+    }
+}
+
 /// The outcome of the authoritative lookup.
 #[derive(Debug)]
 pub struct Answer<'a> {
