@@ -40,6 +40,7 @@ pub mod config;
 pub mod dns;
 pub mod dnssec;
 pub mod dnstap;
+pub mod duration;
 pub mod explain;
 pub mod fleet;
 pub mod geo;

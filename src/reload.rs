@@ -361,7 +361,7 @@ pub fn build_snapshot_with(
 #[serde(deny_unknown_fields)]
 struct LoadEntry {
     load: f64,
-    #[serde(with = "crate::config::humantime_serde")]
+    #[serde(with = "crate::duration")]
     ttl: std::time::Duration,
 }
 
