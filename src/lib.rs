@@ -12,8 +12,8 @@
 //!    pre-rendered answers (one hash probe and a copy; a steered A/AAAA asks
 //!    [`steer`] and writes its edges). The rest goes to [`dns::answer`], which
 //!    finds the closest enclosing zone in the [`snapshot`] and applies
-//!    authoritative semantics (NXDOMAIN/NODATA, referral, CNAME, wildcard).
-//!    For a steered name it asks [`steer`].
+//!    authoritative semantics (NXDOMAIN/NODATA, referral, CNAME, wildcard)
+//!    over its [`zone::tree`]. For a steered name it asks [`steer`].
 //! 4. [`steer`] locates the client with [`geo`] (ECS address, else source),
 //!    takes the candidates in distance order for that place (cached per
 //!    GeoIP record), puts those with a measured RTT for the client first
@@ -33,6 +33,11 @@
 //! At the edge: [`cli`] parses the command line, [`app`] starts a server with
 //! everything around it, and [`explain`] runs one question through the
 //! answer core for `geosteer explain`.
+//!
+//! Imports go one way (`tests/layers.rs`): [`wire`], [`zone`] and
+//! [`protocol`] at the bottom; the [`snapshot`] is data built from them;
+//! [`dns`] reads it; [`metrics`] observe the answers (through
+//! [`metrics::Answered`], filled by [`server`]) and import neither.
 
 pub mod app;
 pub mod cli;

@@ -20,6 +20,9 @@
 //! than edges — returns `None` and takes the general path, which produces
 //! the same bytes for everything this path answers (`tests/fast_path.rs`
 //! compares the two over generated queries).
+//!
+//! The table itself is snapshot data ([`crate::snapshot::fast`]): [`build`]
+//! fills it when the snapshot is made, and the answer path reads it.
 
 use super::answer::{self, Question, Steered};
 use super::opt::OptExtra;
