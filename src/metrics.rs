@@ -196,9 +196,9 @@ pub trait Answered {
     fn truncated(&self) -> bool;
     /// The query carried EDNS Client Subnet.
     fn ecs(&self) -> bool;
-    /// A steered answer: its zone's counters, the host, and the edges the
-    /// answer named.
-    fn steered(&self) -> Option<(&SteerCounters, u32, &[EdgeIdx])>;
+    /// Bumps the [`SteerCounters`] of a steered answer (its zone's, for
+    /// its host and the edges it named); nothing for any other answer.
+    fn count_steered(&self);
 }
 
 /// Per-query counters, by transport × qtype × rcode.
@@ -248,9 +248,7 @@ impl QueryMetrics {
         if s.ecs() {
             self.ecs[t].increment(1);
         }
-        if let Some((counters, host, edges)) = s.steered() {
-            counters.record(host, edges);
-        }
+        s.count_steered();
     }
 }
 
