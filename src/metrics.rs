@@ -196,9 +196,9 @@ pub trait Answered {
     fn truncated(&self) -> bool;
     /// The query carried EDNS Client Subnet.
     fn ecs(&self) -> bool;
-    /// Bumps the [`SteerCounters`] of a steered answer (its zone's, for
-    /// its host and the edges it named); nothing for any other answer.
-    fn count_steered(&self);
+    /// A steered answer: its zone's counters, the host, and the edges the
+    /// answer named.
+    fn steered(&self) -> Option<(&SteerCounters, u32, &[EdgeIdx])>;
 }
 
 /// Per-query counters, by transport × qtype × rcode.
@@ -248,7 +248,9 @@ impl QueryMetrics {
         if s.ecs() {
             self.ecs[t].increment(1);
         }
-        s.count_steered();
+        if let Some((counters, host, edges)) = s.steered() {
+            counters.record(host, edges);
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use crate::net::{Handler, TcpConfig, Transport, UdpRunning, UdpServer, serve_tcp
 use crate::querylog::QueryLog;
 use crate::rrl::{Rrl, RrlConfig};
 use crate::snapshot::{Shared, Snapshot};
+use crate::steer::EdgeIdx;
 use crate::wire::Rcode;
 
 /// The bridge from transports to the answer core: loads the current
@@ -115,10 +116,10 @@ impl metrics::Answered for dns::Summary<'_> {
         self.ecs
     }
     #[inline]
-    fn count_steered(&self) {
-        if let Some(st) = &self.steered {
-            st.zone.counters.record(st.host, st.edges());
-        }
+    fn steered(&self) -> Option<(&metrics::SteerCounters, u32, &[EdgeIdx])> {
+        self.steered
+            .as_ref()
+            .map(|st| (&st.zone.counters, st.host, st.edges()))
     }
 }
 
