@@ -37,8 +37,7 @@
 //! Imports go one way (`tests/layers.rs`): [`wire`], [`zone`] and
 //! [`protocol`] at the bottom; the [`snapshot`] is data built from them;
 //! [`dns`] reads it; [`metrics`] observe the answers (through
-//! [`metrics::Answered`], which [`server`] implements for the answer
-//! core's summary) and import neither.
+//! [`metrics::Answered`], filled by [`server`]) and import neither.
 
 pub mod app;
 pub mod cli;

@@ -2,8 +2,8 @@
 //! build), never per query: the query path only bumps atomics.
 //!
 //! Metrics observe answers without knowing how they are made: the query
-//! counters read an [`Answered`], which the server implements for the
-//! answer core's summary, and the reload gauges take the snapshot's numbers, so
+//! counters read an [`Answered`], which the server fills from the answer
+//! core's summary, and the reload gauges take the snapshot's numbers, so
 //! this module imports neither `dns` nor `snapshot`.
 
 use std::sync::OnceLock;
@@ -186,19 +186,17 @@ fn qtype_index(t: u16) -> usize {
     }
 }
 
-/// What the query counters read of one response. The answer core's
-/// summary implements it (in [`crate::server`], which joins the two), so
-/// [`QueryMetrics::record`] reads the summary in place, as cheaply as if it
-/// knew the type.
-pub trait Answered {
-    fn qtype(&self) -> u16;
-    fn rcode(&self) -> Rcode;
-    fn truncated(&self) -> bool;
+/// What the query counters read of one response.
+#[derive(Clone, Copy, Debug)]
+pub struct Answered<'a> {
+    pub qtype: u16,
+    pub rcode: Rcode,
+    pub truncated: bool,
     /// The query carried EDNS Client Subnet.
-    fn ecs(&self) -> bool;
+    pub ecs: bool,
     /// A steered answer: its zone's counters, the host, and the edges the
     /// answer named.
-    fn steered(&self) -> Option<(&SteerCounters, u32, &[EdgeIdx])>;
+    pub steered: Option<(&'a SteerCounters, u32, &'a [EdgeIdx])>,
 }
 
 /// Per-query counters, by transport × qtype × rcode.
@@ -233,22 +231,22 @@ impl QueryMetrics {
 
     /// Counts one handled packet.
     #[inline]
-    pub fn record<A: Answered>(&self, transport: Transport, answered: Option<&A>) {
+    pub fn record(&self, transport: Transport, answered: Option<Answered<'_>>) {
         let t = transport as usize;
         let Some(s) = answered else {
             self.dropped[t].increment(1);
             return;
         };
-        let idx = (t * (QTYPES.len() + 1) + qtype_index(s.qtype())) * RCODES.len()
-            + rcode_index(s.rcode());
+        let idx =
+            (t * (QTYPES.len() + 1) + qtype_index(s.qtype)) * RCODES.len() + rcode_index(s.rcode);
         self.queries[idx].increment(1);
-        if s.truncated() {
+        if s.truncated {
             self.truncated[t].increment(1);
         }
-        if s.ecs() {
+        if s.ecs {
             self.ecs[t].increment(1);
         }
-        if let Some((counters, host, edges)) = s.steered() {
+        if let Some((counters, host, edges)) = s.steered {
             counters.record(host, edges);
         }
     }

@@ -19,8 +19,6 @@ use crate::net::{Handler, TcpConfig, Transport, UdpRunning, UdpServer, serve_tcp
 use crate::querylog::QueryLog;
 use crate::rrl::{Rrl, RrlConfig};
 use crate::snapshot::{Shared, Snapshot};
-use crate::steer::EdgeIdx;
-use crate::wire::Rcode;
 
 /// The bridge from transports to the answer core: loads the current
 /// snapshot and answers.
@@ -75,7 +73,8 @@ impl Handler for Responder {
         let tapped = self.dnstap.as_ref().and_then(|t| t.sample());
         let len = self.with_snapshot(|snap| {
             let summary = dns::respond_traced(snap, query, client.ip(), transport, out, &mut ());
-            self.metrics.record(transport, summary.as_ref());
+            self.metrics
+                .record(transport, summary.as_ref().map(answered));
             if let (Some(log), Some(t), Some(s)) = (&self.query_log, sampled, &summary) {
                 log.record(t, query, client.ip(), transport, s);
             }
@@ -96,30 +95,18 @@ impl Handler for Responder {
     }
 }
 
-/// What the query counters read of a response: here, where the answer core
-/// and the metrics meet, so neither imports the other.
-impl metrics::Answered for dns::Summary<'_> {
-    #[inline]
-    fn qtype(&self) -> u16 {
-        self.qtype
-    }
-    #[inline]
-    fn rcode(&self) -> Rcode {
-        self.rcode
-    }
-    #[inline]
-    fn truncated(&self) -> bool {
-        self.truncated
-    }
-    #[inline]
-    fn ecs(&self) -> bool {
-        self.ecs
-    }
-    #[inline]
-    fn steered(&self) -> Option<(&metrics::SteerCounters, u32, &[EdgeIdx])> {
-        self.steered
+/// What the query counters read of a response's summary.
+#[inline]
+fn answered<'a>(s: &'a dns::Summary<'_>) -> metrics::Answered<'a> {
+    metrics::Answered {
+        qtype: s.qtype,
+        rcode: s.rcode,
+        truncated: s.truncated,
+        ecs: s.ecs,
+        steered: s
+            .steered
             .as_ref()
-            .map(|st| (&st.zone.counters, st.host, st.edges()))
+            .map(|st| (&st.zone.counters, st.host, st.edges())),
     }
 }
 
