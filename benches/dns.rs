@@ -14,9 +14,9 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use geosteer::config::ServerConfig;
 use geosteer::config::pools::AlwaysUp;
-use geosteer::dns::{self, wire};
 use geosteer::net::Transport;
 use geosteer::steer::{self, Client, Family};
+use geosteer::{dns, wire};
 
 /// A query for `name` (presentation, no trailing dot) with EDNS and,
 /// optionally, ECS for an IPv4 /24.

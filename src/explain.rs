@@ -10,12 +10,13 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use ipnet::IpNet;
 use serde_json::json;
 
-use crate::dns::{self, wire};
+use crate::dns;
 use crate::geo::Location;
 use crate::health::Effective;
 use crate::net::Transport;
 use crate::snapshot::Snapshot;
 use crate::steer::{Class, EdgeIdx, Located, Ranked, RttKey, Steering, Trace};
+use crate::wire;
 
 /// Why a question could not be explained.
 #[derive(Debug, thiserror::Error)]

@@ -1,16 +1,20 @@
 //! Prometheus metrics. Handles are created once (at start-up or snapshot
 //! build), never per query: the query path only bumps atomics.
+//!
+//! Metrics observe answers without knowing how they are made: the query
+//! counters read an [`Answered`], which the server fills from the answer
+//! core's summary, and the reload gauges take the snapshot's numbers, so
+//! this module imports neither `dns` nor `snapshot`.
 
 use std::sync::OnceLock;
+use std::time::SystemTime;
 
 use metrics::{Counter, Gauge, counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::dns::Summary;
-use crate::dns::wire::*;
 use crate::net::Transport;
-use crate::snapshot::Snapshot;
-use crate::steer::{EdgeIdx, Outcome, Steering};
+use crate::steer::{EdgeIdx, Steering};
+use crate::wire::*;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -182,6 +186,19 @@ fn qtype_index(t: u16) -> usize {
     }
 }
 
+/// What the query counters read of one response.
+#[derive(Clone, Copy, Debug)]
+pub struct Answered<'a> {
+    pub qtype: u16,
+    pub rcode: Rcode,
+    pub truncated: bool,
+    /// The query carried EDNS Client Subnet.
+    pub ecs: bool,
+    /// A steered answer: its zone's counters, the host, and the edges the
+    /// answer named.
+    pub steered: Option<(&'a SteerCounters, u32, &'a [EdgeIdx])>,
+}
+
 /// Per-query counters, by transport × qtype × rcode.
 pub struct QueryMetrics {
     /// [transport][qtype (last = other)][rcode]
@@ -214,9 +231,9 @@ impl QueryMetrics {
 
     /// Counts one handled packet.
     #[inline]
-    pub fn record(&self, transport: Transport, summary: Option<&Summary>) {
+    pub fn record(&self, transport: Transport, answered: Option<Answered<'_>>) {
         let t = transport as usize;
-        let Some(s) = summary else {
+        let Some(s) = answered else {
             self.dropped[t].increment(1);
             return;
         };
@@ -229,14 +246,8 @@ impl QueryMetrics {
         if s.ecs {
             self.ecs[t].increment(1);
         }
-        if let Some(st) = &s.steered {
-            let edges: &[EdgeIdx] =
-                if matches!(st.decision.outcome, Outcome::Edges | Outcome::Partner(_)) {
-                    &st.decision.edges
-                } else {
-                    &[]
-                };
-            st.zone.counters.record(st.host, edges);
+        if let Some((counters, host, edges)) = s.steered {
+            counters.record(host, edges);
         }
     }
 }
@@ -344,16 +355,16 @@ impl ReloadMetrics {
     pub fn failed(&self) {
         self.failures.increment(1);
     }
-    /// Records a snapshot about to go live.
-    pub fn observe(&self, snap: &Snapshot) {
-        self.generation.set(snap.generation as f64);
-        let built = snap
-            .built_at
+    /// Records a snapshot about to go live: its generation, when it was
+    /// built, and its GeoIP database's build time (if it has one).
+    pub fn observe(&self, generation: u64, built_at: SystemTime, db_build_epoch: Option<u64>) {
+        self.generation.set(generation as f64);
+        let built = built_at
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         self.built.set(built);
-        if let Some(db) = &snap.geodb {
-            self.db_epoch.set(db.info().build_epoch as f64);
+        if let Some(epoch) = db_build_epoch {
+            self.db_epoch.set(epoch as f64);
         }
     }
 }

@@ -17,8 +17,8 @@ use metrics::Counter;
 use smallvec::SmallVec;
 
 use crate::dns::Summary;
-use crate::dns::wire;
 use crate::net::Transport;
+use crate::wire;
 
 /// Lines waiting for the writer; beyond this they are dropped.
 const QUEUE: usize = 4096;
@@ -143,18 +143,11 @@ impl QueryLog {
                     .hosts
                     .get(st.host as usize)
                     .map_or_else(String::new, |h| h.name.clone());
-                let edges = if matches!(
-                    st.decision.outcome,
-                    crate::steer::Outcome::Edges | crate::steer::Outcome::Partner(_)
-                ) {
-                    st.decision
-                        .edges
-                        .iter()
-                        .filter_map(|&e| steering.edges.get(e as usize).map(|e| e.name.clone()))
-                        .collect()
-                } else {
-                    SmallVec::new()
-                };
+                let edges = st
+                    .edges()
+                    .iter()
+                    .filter_map(|&e| steering.edges.get(e as usize).map(|e| e.name.clone()))
+                    .collect();
                 (host, edges)
             }
             None => (String::new(), SmallVec::new()),

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use crate::config::pools::{self, HealthSource};
 use crate::config::{ConfigError, ConfigErrors, ServerConfig};
-use crate::dns::tree::{Node, Tree};
-use crate::dns::wire;
 use crate::geo::GeoDb;
 use crate::snapshot::{Snapshot, Zone};
+use crate::wire;
+use crate::zone::tree::{Node, Tree};
 
 /// The zone files (`*.zone`) in a directory, sorted for stable output.
 pub fn zone_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
@@ -357,7 +357,9 @@ pub fn build_snapshot_with(
         let n = z.steering.precompute(geodb.as_deref());
         tracing::debug!(zone = %z.name, orders = n, ms = t.elapsed().as_secs_f64() * 1e3, "orders precomputed");
     }
-    Ok(Snapshot::new(zones, geodb, generation).with_protocol(protocol.unwrap_or_default()))
+    let mut snap = Snapshot::new(zones, geodb, generation);
+    snap.fast = crate::dns::fast::build(&snap);
+    Ok(snap.with_protocol(protocol.unwrap_or_default()))
 }
 
 /// `<zone>.load.yaml`: loads pushed by telemetry, as a file.
@@ -365,7 +367,7 @@ pub fn build_snapshot_with(
 #[serde(deny_unknown_fields)]
 struct LoadEntry {
     load: f64,
-    #[serde(with = "crate::config::humantime_serde")]
+    #[serde(with = "crate::duration")]
     ttl: std::time::Duration,
 }
 
@@ -376,6 +378,12 @@ pub fn load_path(zone_file: &Path) -> PathBuf {
 
 /// (zone, edge, load, ttl) from a load file.
 pub type FedLoad = (String, String, f64, std::time::Duration);
+
+/// Sets the reload gauges to a snapshot about to go live.
+fn observe(metrics: &crate::metrics::ReloadMetrics, snap: &Snapshot) {
+    let db_epoch = snap.geodb.as_ref().map(|db| db.info().build_epoch);
+    metrics.observe(snap.generation, snap.built_at, db_epoch);
+}
 
 /// Reads every zone's load file; errors name file and line.
 pub fn read_loads(snap: &Snapshot) -> Result<Vec<FedLoad>, Vec<ConfigError>> {
@@ -455,7 +463,7 @@ impl Reloader {
         let snap = build_snapshot_with(&cfg, &*registry, 1, &mut geo)?;
         let loads = read_loads(&snap).map_err(ConfigErrors)?;
         let metrics = crate::metrics::ReloadMetrics::new();
-        metrics.observe(&snap);
+        observe(&metrics, &snap);
         let r = Reloader {
             shared: Arc::new(arc_swap::ArcSwap::from_pointee(snap)),
             cfg,
@@ -498,7 +506,7 @@ impl Reloader {
         let ms = started.elapsed().as_secs_f64() * 1e3;
         let result = match built {
             Ok((snap, loads)) => {
-                self.metrics.observe(&snap);
+                observe(&self.metrics, &snap);
                 self.shared.store(Arc::new(snap));
                 self.after_swap(loads);
                 self.metrics.reloaded();

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::dns::wire::Rcode;
 use crate::metrics::RrlMetrics;
+use crate::wire::Rcode;
 
 /// `rrl:` in `geosteer.yaml`. Absent means off.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -37,7 +37,7 @@ pub struct RrlConfig {
     #[serde(default = "default_slip")]
     pub slip: u32,
     /// How long a flooding source's debt can last.
-    #[serde(default = "default_window", with = "crate::config::humantime_serde")]
+    #[serde(default = "default_window", with = "crate::duration")]
     pub window: Duration,
     /// Entries in the table (rounded up to a power of two); bounds memory.
     #[serde(default = "default_table_size")]

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::config::ServerConfig;
 use crate::dns;
 use crate::dnstap::Dnstap;
-use crate::metrics::QueryMetrics;
+use crate::metrics::{self, QueryMetrics};
 use crate::net::{Handler, TcpConfig, Transport, UdpRunning, UdpServer, serve_tcp};
 use crate::querylog::QueryLog;
 use crate::rrl::{Rrl, RrlConfig};
@@ -73,7 +73,8 @@ impl Handler for Responder {
         let tapped = self.dnstap.as_ref().and_then(|t| t.sample());
         let len = self.with_snapshot(|snap| {
             let summary = dns::respond_traced(snap, query, client.ip(), transport, out, &mut ());
-            self.metrics.record(transport, summary.as_ref());
+            self.metrics
+                .record(transport, summary.as_ref().map(answered));
             if let (Some(log), Some(t), Some(s)) = (&self.query_log, sampled, &summary) {
                 log.record(t, query, client.ip(), transport, s);
             }
@@ -91,6 +92,21 @@ impl Handler for Responder {
             tap.record(t, query, len.map(|n| &out[..n]), client, transport);
         }
         len
+    }
+}
+
+/// What the query counters read of a response's summary.
+#[inline]
+fn answered<'a>(s: &'a dns::Summary<'_>) -> metrics::Answered<'a> {
+    metrics::Answered {
+        qtype: s.qtype,
+        rcode: s.rcode,
+        truncated: s.truncated,
+        ecs: s.ecs,
+        steered: s
+            .steered
+            .as_ref()
+            .map(|st| (&st.zone.counters, st.host, st.edges())),
     }
 }
 

@@ -19,6 +19,6 @@ fuzz_target!(|data: &[u8]| {
     let origin = Name::from_str("cdn.example.").unwrap();
     if let Ok(z) = geosteer::zone::parse_zone_str(text, Path::new("/nonexistent/fuzz.zone"), &origin) {
         // A zone that parsed must also build an answer tree or say why.
-        let _ = geosteer::dns::tree::Tree::build(&z.origin, z.records.iter().enumerate().map(|(i, r)| (i, &r.record)));
+        let _ = geosteer::zone::tree::Tree::build(&z.origin, z.records.iter().enumerate().map(|(i, r)| (i, &r.record)));
     }
 });

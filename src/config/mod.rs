@@ -90,7 +90,7 @@ fn default_zones() -> PathBuf {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TcpRaw {
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::duration")]
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub max_per_client: usize,
@@ -272,11 +272,11 @@ fn nsid_value(raw: Option<String>, path: &Path) -> Result<Option<Box<[u8]>>, Con
     } else {
         v.into_bytes()
     };
-    if bytes.is_empty() || bytes.len() > crate::dns::opt::MAX_NSID {
+    if bytes.is_empty() || bytes.len() > crate::protocol::MAX_NSID {
         return Err(ConfigError::new(
             path,
             0,
-            format!("nsid: must be 1 to {} bytes", crate::dns::opt::MAX_NSID),
+            format!("nsid: must be 1 to {} bytes", crate::protocol::MAX_NSID),
         ));
     }
     Ok(Some(bytes.into_boxed_slice()))
@@ -333,13 +333,13 @@ pub struct DnssecRaw {
     /// Directory of BIND key files (`K<zone>.+<alg>+<tag>.key/.private`).
     pub keys: PathBuf,
     /// Signature inception this far in the past (validators' clock skew).
-    #[serde(default = "default_inception_offset", with = "humantime_serde")]
+    #[serde(default = "default_inception_offset", with = "crate::duration")]
     pub inception_offset: Duration,
     /// Signature expiration this far after signing.
-    #[serde(default = "default_validity", with = "humantime_serde")]
+    #[serde(default = "default_validity", with = "crate::duration")]
     pub validity: Duration,
     /// Cached signatures older than this are made again; default half the validity.
-    #[serde(default, with = "humantime_serde::option")]
+    #[serde(default, with = "crate::duration::option")]
     pub refresh: Option<Duration>,
     /// Most signatures kept in the cache.
     #[serde(default = "default_sig_cache")]
@@ -438,8 +438,8 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// The NSID and cookie settings answers use; reads the cookie secret
     /// file (so a new secret is picked up on reload).
-    pub fn protocol(&self) -> Result<crate::dns::opt::Protocol, ConfigError> {
-        use crate::dns::opt::{Cookies, Protocol};
+    pub fn protocol(&self) -> Result<crate::protocol::Protocol, ConfigError> {
+        use crate::protocol::{Cookies, Protocol};
         let cookies = match &self.cookies {
             CookieSetting::Off => None,
             CookieSetting::On {
@@ -550,34 +550,6 @@ impl ServerConfig {
                     .unwrap_or_else(|| PathBuf::from("geosteer.state.json")),
             ),
         })
-    }
-}
-
-/// Durations written the way operators write them: `10s`, `500ms`, `1m`.
-pub mod humantime_serde {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
-    }
-
-    /// The same for an optional duration.
-    pub mod option {
-        use serde::{Deserialize, Deserializer};
-        use std::time::Duration;
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-            Option::<String>::deserialize(d)?
-                .map(|s| {
-                    humantime::parse_duration(&s).map_err(|e| {
-                        serde::de::Error::custom(format!("invalid duration {s:?}: {e}"))
-                    })
-                })
-                .transpose()
-        }
     }
 }
 

@@ -8,11 +8,11 @@ use std::borrow::Cow;
 use smallvec::SmallVec;
 
 use super::opt::{EDE_NETWORK_ERROR, EDE_NOT_AUTHORITATIVE, Ede};
-use super::tree::{Node, Rrset, Tree};
-use super::wire::*;
 use crate::net::Transport;
 use crate::snapshot::{Snapshot, Zone};
 use crate::steer::{self, Client, Decision, EdgeIdx, Family, Outcome, Steering};
+use crate::wire::*;
+use crate::zone::tree::{Node, Rrset, Tree};
 
 /// Longest CNAME chain we follow inside a zone.
 const MAX_CHAIN: usize = 8;
@@ -75,6 +75,19 @@ pub struct Steered<'a> {
     pub zone: &'a Zone,
     pub host: u32,
     pub decision: Decision,
+}
+
+impl Steered<'_> {
+    /// The edges the answer named: those of an edge or partner answer,
+    /// none for the fallback CNAME or when nothing could serve.
+    #[inline]
+    pub fn edges(&self) -> &[EdgeIdx] {
+        if matches!(self.decision.outcome, Outcome::Edges | Outcome::Partner(_)) {
+            &self.decision.edges
+        } else {
+            &[]
+        }
+    }
 }
 
 /// The outcome of the authoritative lookup.

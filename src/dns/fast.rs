@@ -20,135 +20,78 @@
 //! than edges — returns `None` and takes the general path, which produces
 //! the same bytes for everything this path answers (`tests/fast_path.rs`
 //! compares the two over generated queries).
-
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
-use std::sync::Arc;
+//!
+//! The table itself is snapshot data ([`crate::snapshot::fast`]): [`build`]
+//! fills it when the snapshot is made, and the answer path reads it.
 
 use super::answer::{self, Question, Steered};
 use super::opt::OptExtra;
-use super::tree::NameHasher;
-use super::wire::*;
 use super::{Summary, header_flags, opt_len, render_answer, write_opt};
 use crate::net::Transport;
-use crate::snapshot::{Snapshot, Zone};
+use crate::snapshot::Snapshot;
+use crate::snapshot::fast::{Entry, FastTable, Secure, Static};
 use crate::steer::{self, Client, EdgeIdx, Family, Outcome};
-
-/// The sections after the question, rendered once.
-#[derive(Debug)]
-struct Static {
-    rcode: Rcode,
-    aa: bool,
-    /// Answer, authority and additional counts (without our OPT).
-    counts: [u16; 3],
-    body: Box<[u8]>,
-    /// The zone is signed: DO=1 queries get `secure`, or the general path.
-    signed: bool,
-    /// The DO=1 answer with its RRSIGs (and NSEC for NODATA).
-    secure: Option<Box<Secure>>,
-}
-
-/// A signed pre-rendered answer.
-#[derive(Debug)]
-struct Secure {
-    rcode: Rcode,
-    aa: bool,
-    counts: [u16; 3],
-    body: Box<[u8]>,
-    /// Unix time from which the general path answers instead: when the
-    /// signature cache would make its RRSIGs again.
-    fresh_until: u64,
-}
-
-#[derive(Debug)]
-enum Entry {
-    Static(Static),
-    /// A or AAAA of a steered name, asked directly (not through a CNAME).
-    Steered {
-        zone: Arc<Zone>,
-        host: u32,
-        family: Family,
-    },
-}
-
-/// Pre-rendered answers of one snapshot, keyed by lowercased wire name
-/// followed by the big-endian query type.
-#[derive(Debug, Default)]
-pub struct FastTable {
-    map: HashMap<Box<[u8]>, Entry, BuildHasherDefault<NameHasher>>,
-    /// Bytes held by static bodies, for the status API and tests.
-    pub bytes: usize,
-}
+use crate::wire::*;
 
 /// Types rendered at every name even when absent there: A and AAAA are
 /// what clients ask most, and their NODATA answers are common too.
 const ALWAYS: [u16; 2] = [TYPE_A, TYPE_AAAA];
 
-impl FastTable {
-    /// Renders every (name, type) of every zone of `snap`. `snap.fast` is
-    /// not consulted, so the general path does the rendering.
-    pub fn build(snap: &Snapshot) -> FastTable {
-        let mut table = FastTable::default();
-        let mut out = vec![0u8; 65_535];
-        for zone in snap.zones.values() {
-            let tree = &zone.tree;
-            for (key, node) in &tree.nodes {
-                // A name inside a child zone we also serve is that zone's.
-                if !snap
-                    .find_zone(key)
-                    .is_some_and(|z| std::ptr::eq(z, &**zone))
-                {
+/// Renders every (name, type) of every zone of `snap` into the table the
+/// snapshot carries (`snap.fast = build(&snap)`). `snap.fast` is not
+/// consulted, so the general path does the rendering.
+pub fn build(snap: &Snapshot) -> FastTable {
+    let mut table = FastTable::default();
+    let mut out = vec![0u8; 65_535];
+    for zone in snap.zones.values() {
+        let tree = &zone.tree;
+        for (key, node) in &tree.nodes {
+            // A name inside a child zone we also serve is that zone's.
+            if !snap
+                .find_zone(key)
+                .is_some_and(|z| std::ptr::eq(z, &**zone))
+            {
+                continue;
+            }
+            let direct_steer = node.host.is_some() && answer::find_cut(tree, key).is_none();
+            let types = node
+                .rrsets
+                .iter()
+                .map(|s| s.rtype)
+                .chain(ALWAYS)
+                .filter(|&t| t != TYPE_ANY);
+            for qtype in types {
+                let mut k = Vec::with_capacity(key.len() + 2);
+                k.extend_from_slice(key);
+                k.extend_from_slice(&qtype.to_be_bytes());
+                if table.map.contains_key(&k[..]) {
                     continue;
                 }
-                let direct_steer = node.host.is_some() && answer::find_cut(tree, key).is_none();
-                let types = node
-                    .rrsets
-                    .iter()
-                    .map(|s| s.rtype)
-                    .chain(ALWAYS)
-                    .filter(|&t| t != TYPE_ANY);
-                for qtype in types {
-                    let mut k = Vec::with_capacity(key.len() + 2);
-                    k.extend_from_slice(key);
-                    k.extend_from_slice(&qtype.to_be_bytes());
-                    if table.map.contains_key(&k[..]) {
-                        continue;
+                let entry = if direct_steer && matches!(qtype, TYPE_A | TYPE_AAAA) {
+                    Entry::Steered {
+                        zone: zone.clone(),
+                        host: node.host.unwrap_or_default(),
+                        family: if qtype == TYPE_A {
+                            Family::V4
+                        } else {
+                            Family::V6
+                        },
                     }
-                    let entry = if direct_steer && matches!(qtype, TYPE_A | TYPE_AAAA) {
-                        Entry::Steered {
-                            zone: zone.clone(),
-                            host: node.host.unwrap_or_default(),
-                            family: if qtype == TYPE_A {
-                                Family::V4
-                            } else {
-                                Family::V6
-                            },
+                } else {
+                    match render_static(snap, key, qtype, &mut out) {
+                        Some(s) => {
+                            table.bytes +=
+                                s.body.len() + s.secure.as_ref().map_or(0, |x| x.body.len());
+                            Entry::Static(s)
                         }
-                    } else {
-                        match render_static(snap, key, qtype, &mut out) {
-                            Some(s) => {
-                                table.bytes +=
-                                    s.body.len() + s.secure.as_ref().map_or(0, |x| x.body.len());
-                                Entry::Static(s)
-                            }
-                            None => continue,
-                        }
-                    };
-                    table.map.insert(k.into_boxed_slice(), entry);
-                }
+                        None => continue,
+                    }
+                };
+                table.map.insert(k.into_boxed_slice(), entry);
             }
         }
-        table
     }
-
-    /// Number of pre-rendered (name, type) pairs.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
+    table
 }
 
 /// The general path's answer to `key`/`qtype`, if it doesn't depend on

@@ -1,7 +1,7 @@
 //! The answer core: from query bytes, client and snapshot to response
 //! bytes. No I/O, no allocation on the common path.
 //!
-//! [`respond`] = [`wire::parse_query`] → [`answer::lookup`] (which calls
+//! [`respond`] = [`crate::wire::parse_query`] → [`answer::lookup`] (which calls
 //! [`crate::steer`] for steered names) → render into the caller's buffer.
 
 pub mod answer;
@@ -9,16 +9,14 @@ pub mod fast;
 pub mod opt;
 pub mod render;
 pub mod secure;
-pub mod tree;
-pub mod wire;
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::wire::*;
+use crate::zone::tree::Rrset;
 use answer::{Answer, Item, Owner, Question};
 use opt::{Ede, OptExtra};
 use render::{Full, Writer};
-use tree::Rrset;
-use wire::*;
 
 use crate::net::Transport;
 use crate::snapshot::Snapshot;

@@ -1,8 +1,8 @@
 //! Writing a response straight into the caller's buffer, with name
 //! compression, without allocating.
 
-use super::tree::Rdata;
-use super::wire::HEADER;
+use crate::wire::HEADER;
+use crate::zone::tree::Rdata;
 
 /// Name compression remembers at most this many label positions; past it,
 /// names are written in full, which is always correct.

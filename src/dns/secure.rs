@@ -18,11 +18,11 @@ use smallvec::SmallVec;
 
 use super::answer::{self, Answer, Item, Owner};
 use super::render::{Full, Writer};
-use super::tree::{Node, Tree};
-use super::wire::*;
 use crate::dnssec::ZoneSigner;
 use crate::dnssec::sign::{Canon, TYPE_NSEC, TYPE_NXNAME, TYPE_RRSIG, nsec_rdata};
 use crate::snapshot::{Snapshot, Zone};
+use crate::wire::*;
+use crate::zone::tree::{Node, Tree};
 
 /// An NSEC made for one answer.
 #[derive(Clone, Debug)]
@@ -432,7 +432,7 @@ pub fn edge_rrsigs(
     // it and taking a shard lock. A slot holds what the shared cache gave,
     // until that would be re-signed; a collision is only a miss.
     use std::hash::Hasher;
-    let mut h = super::tree::NameHasher::default();
+    let mut h = crate::zone::tree::NameHasher::default();
     h.write(lname);
     h.write_u64(signer.id);
     h.write_u32(ttl);

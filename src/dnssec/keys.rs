@@ -13,7 +13,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 
 use super::DnssecError;
-use crate::dns::wire;
+use crate::wire;
 
 /// DNSKEY algorithm numbers we sign with (RFC 8624).
 pub const ALG_ECDSAP256SHA256: u8 = 13;

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use keys::{Key, KeyState};
 use sign::{Canon, Policy, SigCache};
 
-use crate::dns::tree::Rrset;
-use crate::dns::wire;
+use crate::wire;
+use crate::zone::tree::Rrset;
 
 /// Everything that can go wrong with keys and signing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -178,7 +178,7 @@ impl ZoneSigner {
 
     /// The apex RRsets this signer adds to the zone: DNSKEY, CDS, CDNSKEY.
     pub fn apex_rrsets(&self) -> Vec<Rrset> {
-        use crate::dns::tree::Rdata;
+        use crate::zone::tree::Rdata;
         let dnskey = self
             .dnskeys()
             .map(|k| Rdata::Opaque(k.dnskey.clone()))

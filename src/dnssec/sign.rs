@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::keys::Key;
-use crate::dns::tree::Rdata;
-use crate::dns::wire;
+use crate::wire;
+use crate::zone::tree::Rdata;
 
 pub const TYPE_RRSIG: u16 = 46;
 pub const TYPE_NSEC: u16 = 47;

@@ -125,10 +125,10 @@ pub struct FleetRaw {
     pub health_quorum: Quorum,
     /// TTL of this instance's lease: its verdicts stop counting this long
     /// after it was last heard from.
-    #[serde(default = "default_lease_ttl", with = "crate::config::humantime_serde")]
+    #[serde(default = "default_lease_ttl", with = "crate::duration")]
     pub lease_ttl: Duration,
     /// Bound on every etcd call (connect, read, write).
-    #[serde(default = "default_timeout", with = "crate::config::humantime_serde")]
+    #[serde(default = "default_timeout", with = "crate::duration")]
     pub timeout: Duration,
     /// CA bundle (PEM) that signed the etcd servers' certificates.
     #[serde(default)]

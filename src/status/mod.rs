@@ -353,7 +353,7 @@ pub fn edges(snap: &Snapshot, rates: &PerEdge) -> Vec<EdgeView> {
                 name: e.name.clone(),
                 addresses,
                 location: e.coords.map(|c| [c.lat, c.lon]),
-                cname: e.cname.as_deref().map(crate::dns::wire::name_to_string),
+                cname: e.cname.as_deref().map(crate::wire::name_to_string),
                 weight: e.weight,
                 state: health.effective,
                 answers_per_sec: rates.get(&(z.name.clone(), e.name.clone())).copied(),

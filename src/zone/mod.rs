@@ -1,4 +1,5 @@
-//! RFC 1035 master-file loading with file:line errors.
+//! RFC 1035 master-file loading with file:line errors, and the compiled
+//! in-memory zone answers are read from ([`tree`]).
 //!
 //! Reading is split in three steps, each reporting every problem it finds
 //! as `file:line: reason` and carrying on at the next entry:
@@ -41,6 +42,7 @@ mod lexer;
 mod parse;
 mod rdata;
 pub mod svcb;
+pub mod tree;
 mod types;
 mod validate;
 

@@ -337,7 +337,7 @@ pub(crate) fn parse_extra(
 }
 
 fn name_wire(n: &hickory_proto::rr::Name, out: &mut Vec<u8>) {
-    out.extend_from_slice(&crate::dns::wire::from_hickory(n));
+    out.extend_from_slice(&crate::wire::from_hickory(n));
 }
 
 /// DNSSEC algorithm number or mnemonic (RFC 8624 §3.1 names).

@@ -5,18 +5,21 @@
 //! side, validate it, and swap it in; in-flight queries finish on the old
 //! one, which is freed when its last reader drops it.
 
+pub mod fast;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
-use crate::dns::fast::FastTable;
-use crate::dns::opt::Protocol;
-use crate::dns::tree::{NameMap, Tree};
-use crate::dns::wire;
+use fast::FastTable;
+
 use crate::geo::GeoDb;
+use crate::protocol::Protocol;
 use crate::steer::Steering;
+use crate::wire;
+use crate::zone::tree::{NameMap, Tree};
 
 /// One authoritative zone with its steering data.
 #[derive(Debug)]
@@ -53,7 +56,7 @@ pub struct Snapshot {
     /// Increments with every swap; shown in the status API.
     pub generation: u64,
     pub built_at: SystemTime,
-    /// Pre-rendered answers (see [`crate::dns::fast`]).
+    /// Pre-rendered answers, filled by [`crate::dns::fast::build`].
     pub fast: FastTable,
     /// NSID and cookie secret (from `geosteer.yaml`).
     pub protocol: Protocol,
@@ -79,10 +82,13 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot of `zones` with an empty pre-rendered table: it answers
+    /// everything on the general path (the same bytes) until
+    /// `snap.fast = dns::fast::build(&snap)` fills it.
     pub fn new(zones: Vec<Zone>, geodb: Option<Arc<GeoDb>>, generation: u64) -> Snapshot {
         let lens = zones.iter().map(|z| z.tree.apex_lower.len());
         let apex_len = (lens.clone().min().unwrap_or(0), lens.max().unwrap_or(0));
-        let mut snap = Snapshot {
+        Snapshot {
             zones: zones
                 .into_iter()
                 .map(|z| (z.tree.apex_lower.clone(), Arc::new(z)))
@@ -93,9 +99,7 @@ impl Snapshot {
             apex_len,
             fast: FastTable::default(),
             protocol: Protocol::default(),
-        };
-        snap.fast = FastTable::build(&snap);
-        snap
+        }
     }
 
     /// Sets the NSID and cookie settings answers use.

@@ -7,7 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use hickory_proto::rr::{RData, Record};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
-use super::wire::{self, TYPE_CNAME, TYPE_NS, TYPE_SOA};
+use crate::wire::{self, TYPE_CNAME, TYPE_NS, TYPE_SOA};
 
 /// RDATA in wire form, split where it holds names so the renderer can
 /// compress them (or, for SRV, must not).

@@ -1,0 +1,70 @@
+//! The table of pre-rendered answers a snapshot carries: data only.
+//! [`crate::dns::fast`] fills it when a snapshot is built (by answering
+//! every (name, type) once through the general path) and reads it.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
+
+use super::Zone;
+use crate::steer::Family;
+use crate::wire::Rcode;
+use crate::zone::tree::NameHasher;
+
+/// The sections after the question, rendered once.
+#[derive(Debug)]
+pub(crate) struct Static {
+    pub(crate) rcode: Rcode,
+    pub(crate) aa: bool,
+    /// Answer, authority and additional counts (without our OPT).
+    pub(crate) counts: [u16; 3],
+    pub(crate) body: Box<[u8]>,
+    /// The zone is signed: DO=1 queries get `secure`, or the general path.
+    pub(crate) signed: bool,
+    /// The DO=1 answer with its RRSIGs (and NSEC for NODATA).
+    pub(crate) secure: Option<Box<Secure>>,
+}
+
+/// A signed pre-rendered answer.
+#[derive(Debug)]
+pub(crate) struct Secure {
+    pub(crate) rcode: Rcode,
+    pub(crate) aa: bool,
+    pub(crate) counts: [u16; 3],
+    pub(crate) body: Box<[u8]>,
+    /// Unix time from which the general path answers instead: when the
+    /// signature cache would make its RRSIGs again.
+    pub(crate) fresh_until: u64,
+}
+
+/// What the table holds for one (name, type).
+#[derive(Debug)]
+pub(crate) enum Entry {
+    Static(Static),
+    /// A or AAAA of a steered name, asked directly (not through a CNAME).
+    Steered {
+        zone: Arc<Zone>,
+        host: u32,
+        family: Family,
+    },
+}
+
+/// Pre-rendered answers of one snapshot, keyed by lowercased wire name
+/// followed by the big-endian query type.
+#[derive(Debug, Default)]
+pub struct FastTable {
+    pub(crate) map: HashMap<Box<[u8]>, Entry, BuildHasherDefault<NameHasher>>,
+    /// Bytes held by static bodies, for the status API and tests.
+    pub bytes: usize,
+}
+
+impl FastTable {
+    /// Number of pre-rendered (name, type) pairs.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
