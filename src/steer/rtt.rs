@@ -505,7 +505,7 @@ mod tests {
                     .trunc();
                 rows.push((RttKey::Prefix(IpNet::V6(n6)), 0, 1.0));
             }
-            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            rows.sort_by_key(|r| r.0);
             rows.dedup_by(|a, b| a.0 == b.0);
             let t = RttTable::new(rows);
             for _ in 0..2000 {
