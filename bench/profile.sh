@@ -10,6 +10,7 @@
 #   bench/profile.sh ecs [SUBNET]    www.cdn.example A, ECS (default 8.8.8.0/24)
 #   bench/profile.sh many            www.cdn.example A/AAAA, each query its own ECS
 #                                    subnet (200,000, as bench/run.sh), dense synth DB
+#   bench/profile.sh flood           random-subdomain flood (every name new, NXDOMAIN)
 #   N=20000 TOP=40 bench/profile.sh ecs
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +27,7 @@ mkdir -p "$OUT/zones"
 cp "$ROOT/zones/cdn.example.zone" "$ROOT/zones/cdn.example.pools.yaml" "$OUT/zones/"
 cp "$ROOT/geodb/demo-city.mmdb" "$OUT/"
 DB=demo-city.mmdb
-if [ "$KIND" = many ]; then
+if [ "$KIND" = many ] || [ "$KIND" = flood ]; then
     # The dense DB and the query file of bench/run.sh, built once per seed.
     CACHE=${CACHE:-/tmp/geosteer-profile-cache}
     mkdir -p "$CACHE"
@@ -34,6 +35,7 @@ if [ "$KIND" = many ]; then
     [ -s "$CACHE/dense.mmdb" ] || "$ROOT/target/release/examples/synth_db" "$CACHE/dense.mmdb" dense 150000 1 >/dev/null
     gcc -O2 -o "$CACHE/loadgen" "$ROOT/bench/loadgen.c"
     [ -s "$CACHE/many.bin" ] || "$CACHE/loadgen" gen --seed 1 --count 200000 --kind geo --v6 0.1 >"$CACHE/many.bin"
+    [ -s "$CACHE/flood.bin" ] || "$CACHE/loadgen" gen --seed 1 --count 200000 --kind flood >"$CACHE/flood.bin"
     cp "$CACHE/dense.mmdb" "$OUT/"
     DB=dense.mmdb
 fi
@@ -56,7 +58,7 @@ case $KIND in
 static) echo 'static.cdn.example A' >"$OUT/q"; EXTRA=(-e) ;;
 geo) echo 'www.cdn.example A' >"$OUT/q"; EXTRA=(-e) ;;
 ecs) echo 'www.cdn.example A' >"$OUT/q"; EXTRA=(-E "8:$(ecs_hex "$SUBNET")") ;;
-many) ;;
+many | flood) ;;
 *) echo "unknown kind $KIND" >&2; exit 2 ;;
 esac
 
@@ -69,11 +71,11 @@ for _ in $(seq 1 300); do
     sleep 0.2
 done
 sleep 1
-if [ "$KIND" = many ]; then
+if [ "$KIND" = many ] || [ "$KIND" = flood ]; then
     # loadgen at a rate callgrind keeps up with; the first 200 warm up.
-    "$CACHE/loadgen" run --file "$CACHE/many.bin" --port "$PORT" --rate 2000 --limit 200 >/dev/null 2>&1 || true
+    "$CACHE/loadgen" run --file "$CACHE/$KIND.bin" --port "$PORT" --rate 2000 --limit 200 >/dev/null 2>&1 || true
     callgrind_control -z "$PID" >/dev/null
-    "$CACHE/loadgen" run --file "$CACHE/many.bin" --port "$PORT" --rate 3000 --limit "$N" >"$OUT/lg.txt" 2>&1 || true
+    "$CACHE/loadgen" run --file "$CACHE/$KIND.bin" --port "$PORT" --rate 3000 --limit "$N" >"$OUT/lg.txt" 2>&1 || true
     echo "Queries completed: $(tr ' ' '\n' <"$OUT/lg.txt" | awk -F= '$1 == "answered" {print $2}')" >"$OUT/dnsperf.txt"
 else
     dnsperf -s 127.0.0.1 -p "$PORT" -d "$OUT/q" "${EXTRA[@]}" -n 200 >/dev/null 2>&1 || true
