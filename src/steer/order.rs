@@ -179,7 +179,10 @@ pub(super) fn with_order<'s, R>(
     let hidx = (host as *const Host as usize).wrapping_sub(st.hosts.as_ptr() as usize)
         / std::mem::size_of::<Host>().max(1);
     let cacheable = !detailed && st.hosts.get(hidx).is_some_and(|h| std::ptr::eq(h, host));
-    // A database record's order, computed when the snapshot was built.
+    // A database record's order, computed when the snapshot was built. A
+    // host that reads kilometres still looks in the per-thread cache first
+    // (it keeps them); on a miss the table saves the sort.
+    let mut table = None;
     if cacheable
         && let (Some(r), Some(t), Some(g)) = (place.record, st.orders.as_deref(), geo)
         && let Some(o) = t.get(g, hidx, family, r)
@@ -187,10 +190,10 @@ pub(super) fn with_order<'s, R>(
         if !o.known {
             place.how = Located::Unknown;
         }
-        if host.reads_km() {
-            return f(&OrderRef::Fresh(&o.with_km(st, t.unit(r))), &place);
+        if !host.reads_km() {
+            return f(&OrderRef::Cached(o), &place);
         }
-        return f(&OrderRef::Cached(o), &place);
+        table = Some((o, t.unit(r)));
     }
     let key: OrderKey = (st.uid, hidx as u32, family == Family::V6, place.key);
     // Multiply-xor is mixing enough for a direct-mapped slot: the place
@@ -216,21 +219,26 @@ pub(super) fn with_order<'s, R>(
         }
     }
     let f = f.take().expect("not called on a miss");
-    if place.is_lazy() {
-        match geo.and_then(|g| g.lookup(addr)) {
-            Some(m) => place.location = Some(m.location),
-            // The record says nothing we understand.
-            None => place.how = Located::Unknown,
+    let fresh = match table {
+        Some((o, here)) => o.with_km(st, here),
+        None => {
+            if place.is_lazy() {
+                match geo.and_then(|g| g.lookup(addr)) {
+                    Some(m) => place.location = Some(m.location),
+                    // The record says nothing we understand.
+                    None => place.how = Located::Unknown,
+                }
+            }
+            compute_order(
+                st,
+                host,
+                family,
+                &place,
+                place.unit(),
+                detailed || host.reads_km(),
+            )
         }
-    }
-    let fresh = compute_order(
-        st,
-        host,
-        family,
-        &place,
-        place.unit(),
-        detailed || host.reads_km(),
-    );
+    };
     if cacheable && let Some(o) = Order::of(&fresh, !matches!(place.how, Located::Unknown)) {
         ORDERS.with(|c| c.borrow_mut()[slot] = (key, o));
     }
