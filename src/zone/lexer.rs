@@ -161,6 +161,20 @@ impl Lexer<'_> {
         self.pos += 1; // opening quote
         let start = self.pos;
         let mut bytes = Vec::new();
+        self.quoted_body(line, &mut bytes)?;
+        // Without the closing quote.
+        let raw = self.text.get(start..self.pos - 1).unwrap_or("").to_string();
+        Ok(Token {
+            raw,
+            bytes,
+            quoted: true,
+            line,
+        })
+    }
+
+    /// Reads the inside of a quoted string (the opening quote already
+    /// read) into `bytes`, escapes decoded, and the closing quote.
+    fn quoted_body(&mut self, line: u32, bytes: &mut Vec<u8>) -> Result<(), LexError> {
         loop {
             match self.peek() {
                 None | Some(b'\n') => {
@@ -170,14 +184,8 @@ impl Lexer<'_> {
                     });
                 }
                 Some(b'"') => {
-                    let raw = self.text.get(start..self.pos).unwrap_or("").to_string();
                     self.pos += 1;
-                    return Ok(Token {
-                        raw,
-                        bytes,
-                        quoted: true,
-                        line,
-                    });
+                    return Ok(());
                 }
                 Some(b'\\') => bytes.push(self.escape()?),
                 Some(c) => {
@@ -201,25 +209,7 @@ impl Lexer<'_> {
                 // token keeps its blanks; the quotes stay in `raw`.
                 b'"' if self.pos > start && self.src[self.pos - 1] == b'=' => {
                     self.pos += 1;
-                    loop {
-                        match self.peek() {
-                            None | Some(b'\n') => {
-                                return Err(LexError {
-                                    line,
-                                    reason: "unterminated quoted string".into(),
-                                });
-                            }
-                            Some(b'"') => {
-                                self.pos += 1;
-                                break;
-                            }
-                            Some(b'\\') => bytes.push(self.escape()?),
-                            Some(c) => {
-                                bytes.push(c);
-                                self.pos += 1;
-                            }
-                        }
-                    }
+                    self.quoted_body(line, &mut bytes)?;
                 }
                 _ => {
                     bytes.push(c);
