@@ -473,6 +473,29 @@ fn add_glue<'a>(tree: &'a Tree, set: &'a Rrset, ans: &mut Answer<'a>) {
     }
 }
 
+/// Steering's decision for one family of a steered host; the answer's ECS
+/// scope grows to cover it.
+fn decide<T: steer::Trace>(
+    snap: &Snapshot,
+    zone: &Zone,
+    host: &steer::Host,
+    q: &Question<'_>,
+    family: Family,
+    trace: &mut T,
+    ans: &mut Answer<'_>,
+) -> steer::Decision {
+    let d = steer::decide(
+        &zone.steering,
+        host,
+        snap.geodb.as_deref(),
+        q.client,
+        family,
+        trace,
+    );
+    ans.scope = ans.scope.max(d.scope);
+    d
+}
+
 /// Fills the answer of a steered name. Returns a CNAME target to chase, if
 /// steering chose the fallback or a partner CDN.
 fn steer_answer<'a, T: steer::Trace>(
@@ -493,15 +516,7 @@ fn steer_answer<'a, T: steer::Trace>(
     };
     let mut fallback = None;
     for &family in families {
-        let d = steer::decide(
-            &zone.steering,
-            host,
-            snap.geodb.as_deref(),
-            q.client,
-            family,
-            trace,
-        );
-        ans.scope = ans.scope.max(d.scope);
+        let d = decide(snap, zone, host, q, family, trace, ans);
         match d.outcome {
             Outcome::Edges => ans.answer.push(Item::Edges {
                 owner,
@@ -578,15 +593,7 @@ fn steer_svcb<'a, T: steer::Trace>(
     let mut hints: [SmallVec<[EdgeIdx; 8]>; 2] = Default::default();
     let mut empty = 0;
     for (i, family) in [Family::V4, Family::V6].into_iter().enumerate() {
-        let d = steer::decide(
-            &zone.steering,
-            host,
-            snap.geodb.as_deref(),
-            q.client,
-            family,
-            trace,
-        );
-        ans.scope = ans.scope.max(d.scope);
+        let d = decide(snap, zone, host, q, family, trace, ans);
         let outcome = d.outcome;
         let edges = d.edges.clone();
         ans.steered = Some(Steered {
