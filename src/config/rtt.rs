@@ -230,6 +230,7 @@ pub fn from_bytes(
     }
     Ok(RttTable::new(
         rows.into_iter().map(|(k, e, ms, _)| (k, e, ms)).collect(),
+        |e| st.edges[e as usize].scale(),
     ))
 }
 

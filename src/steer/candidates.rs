@@ -88,7 +88,7 @@ impl Cand {
 /// needed.
 pub(super) fn all_up_prefix(
     st: &Steering,
-    order: &[Ranked],
+    order: impl IntoIterator<Item = Ranked>,
     wanted: usize,
     out: &mut SmallVec<[EdgeIdx; 8]>,
 ) -> bool {

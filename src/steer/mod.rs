@@ -174,8 +174,9 @@ impl Edge {
     }
 
     /// The factor bias puts on the ordering metric.
-    fn scale(&self) -> f64 {
-        1.0 - f64::from(self.bias) / 100.0
+    pub(crate) fn scale(&self) -> f64 {
+        // A product, not `/ 100`: this is read per RTT row on the query path.
+        1.0 - f64::from(self.bias) * 0.01
     }
 
     /// The weight of a share among near-equal edges: capacity (or weight)
@@ -455,14 +456,7 @@ pub fn decide<T: Trace>(
             trace.rule(ord.rule().map(|r| r as usize));
             // The winning RTT key: a prefix, else what the location implies.
             let key = prefix.map(|h| h.key).or(ord.rtt());
-            let merged;
-            let list = match key {
-                Some(k) => {
-                    merged = order::merge_rtt(st, ord.list(), st.rtt.rows_of(k));
-                    &merged[..]
-                }
-                None => ord.list(),
-            };
+            let rows = key.map_or(&[][..], |k| st.rtt.rows_of(k));
             if T::DETAILED {
                 // Every candidate with its distance and state, for explain.
                 let here = place.unit();
@@ -473,13 +467,14 @@ pub fn decide<T: Trace>(
                         .map(|(h, e)| order::km_of(order::chord2(&e, &h)));
                     trace.candidate(idx, km, edge.health.effective());
                 }
-                trace.rtt(key.map(|k| (st.rtt.key(k), st.rtt.rows_of(k))));
-                trace.ranked(list);
+                trace.rtt(key.map(|k| (st.rtt.key(k), rows)));
+                trace.ranked(&order::merge_rtt(st, ord.list(), rows));
             }
             choose(
                 st,
                 host,
-                list,
+                ord.list(),
+                rows,
                 ord.any_family(),
                 addr,
                 source,
@@ -498,7 +493,8 @@ pub fn decide<T: Trace>(
 fn choose<T: Trace>(
     st: &Steering,
     host: &Host,
-    order: &[Ranked],
+    base: &[Ranked],
+    rows: &[(EdgeIdx, f32)],
     any_family: bool,
     addr: IpAddr,
     source: Option<u8>,
@@ -521,10 +517,26 @@ fn choose<T: Trace>(
         return decision;
     }
     let wanted = usize::from(host.answers.max(1));
-    if host.plain() && candidates::all_up_prefix(st, order, wanted, &mut decision.edges) {
+    // Candidates with an RTT row first; the plain host's common case reads
+    // only the first few of them.
+    let plain = host.plain()
+        && if rows.is_empty() {
+            candidates::all_up_prefix(st, base.iter().copied(), wanted, &mut decision.edges)
+        } else {
+            let order = order::RttFirst::new(st, base, rows);
+            candidates::all_up_prefix(st, order, wanted, &mut decision.edges)
+        };
+    if plain {
         decision.scope = at.scope(st, how, None);
         return decision;
     }
+    let merged;
+    let order = if rows.is_empty() {
+        base
+    } else {
+        merged = order::merge_rtt(st, base, rows);
+        &merged[..]
+    };
     let mut list = candidates::by_health(st, order);
     if list.is_empty() {
         match host.all_down {

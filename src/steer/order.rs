@@ -365,47 +365,78 @@ fn sort_ranked(list: &mut [Ranked]) {
 }
 
 /// `base` (a place's distance order) with the candidates that have a row
-/// in `rows` (a key's RTT rows, fastest first) moved in front, by ms.
+/// in `rows` (a key's RTT rows, best biased ms first, as [`RttTable`] keeps
+/// them) moved in front, in row order. Lazy, so a plain host that finds its
+/// live edges among the first rows never reads the rest nor builds a list.
+///
+/// [`RttTable`]: super::RttTable
+pub(super) struct RttFirst<'a> {
+    st: &'a Steering,
+    base: &'a [Ranked],
+    rows: std::slice::Iter<'a, (EdgeIdx, f32)>,
+    /// Positions in `base` already yielded from a row; hosts with more
+    /// candidates than bits fall back to a scan of `all_rows`.
+    moved: u64,
+    all_rows: &'a [(EdgeIdx, f32)],
+    /// Next position in `base` once the rows are done.
+    next: usize,
+}
+
+impl<'a> RttFirst<'a> {
+    pub(super) fn new(
+        st: &'a Steering,
+        base: &'a [Ranked],
+        rows: &'a [(EdgeIdx, f32)],
+    ) -> RttFirst<'a> {
+        RttFirst {
+            st,
+            base,
+            rows: rows.iter(),
+            moved: 0,
+            all_rows: rows,
+            next: 0,
+        }
+    }
+}
+
+impl Iterator for RttFirst<'_> {
+    type Item = Ranked;
+
+    #[inline]
+    fn next(&mut self) -> Option<Ranked> {
+        for &(idx, ms) in self.rows.by_ref() {
+            if let Some(pos) = self.base.iter().position(|r| r.idx == idx) {
+                if pos < 64 {
+                    self.moved |= 1 << pos;
+                }
+                return Some(Ranked {
+                    idx,
+                    class: Class::Rtt,
+                    metric: f64::from(ms) * self.st.edges[idx as usize].scale(),
+                });
+            }
+        }
+        while let Some(r) = self.base.get(self.next) {
+            let pos = self.next;
+            self.next += 1;
+            let gone = if pos < 64 {
+                self.moved & (1 << pos) != 0
+            } else {
+                self.all_rows.iter().any(|x| x.0 == r.idx)
+            };
+            if !gone {
+                return Some(*r);
+            }
+        }
+        None
+    }
+}
+
+/// [`RttFirst`] as a list, for the steps that read every candidate.
 pub(super) fn merge_rtt(
     st: &Steering,
     base: &[Ranked],
     rows: &[(EdgeIdx, f32)],
 ) -> SmallVec<[Ranked; ORDER_MAX]> {
-    let mut out: SmallVec<[Ranked; ORDER_MAX]> = SmallVec::new();
-    // Positions in `base` that moved; hosts with more candidates than bits
-    // fall back to a scan.
-    let mut moved = 0u64;
-    let mut biased = false;
-    for &(idx, ms) in rows {
-        if let Some(pos) = base.iter().position(|r| r.idx == idx) {
-            let edge = &st.edges[idx as usize];
-            biased |= edge.bias != 0;
-            out.push(Ranked {
-                idx,
-                class: Class::Rtt,
-                metric: f64::from(ms) * edge.scale(),
-            });
-            if pos < 64 {
-                moved |= 1 << pos;
-            }
-        }
-    }
-    if out.is_empty() {
-        out.extend_from_slice(base);
-        return out;
-    }
-    if biased {
-        sort_ranked(&mut out);
-    }
-    for (pos, r) in base.iter().enumerate() {
-        let gone = if pos < 64 {
-            moved & (1 << pos) != 0
-        } else {
-            rows.iter().any(|x| x.0 == r.idx)
-        };
-        if !gone {
-            out.push(*r);
-        }
-    }
-    out
+    RttFirst::new(st, base, rows).collect()
 }

@@ -265,9 +265,16 @@ pub struct RttHit {
 
 impl RttTable {
     /// Builds the table from rows (key, edge, ms), in any order; rows of one
-    /// key and edge must not repeat.
-    pub fn new(mut rows: Vec<(RttKey, EdgeIdx, f32)>) -> RttTable {
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.2.total_cmp(&b.2)));
+    /// key and edge must not repeat. `scale` is each edge's bias factor
+    /// ([`Edge::scale`](super::Edge)): a key's rows are kept best biased ms
+    /// first, so a query merges them in without sorting.
+    pub fn new(mut rows: Vec<(RttKey, EdgeIdx, f32)>, scale: impl Fn(EdgeIdx) -> f64) -> RttTable {
+        let metric = |r: &(RttKey, EdgeIdx, f32)| f64::from(r.2) * scale(r.1);
+        rows.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(metric(a).total_cmp(&metric(b)))
+                .then(a.1.cmp(&b.1))
+        });
         let mut t = RttTable::default();
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
@@ -324,7 +331,7 @@ impl RttTable {
         &self.keys[i]
     }
 
-    /// Key `k`'s rows, fastest first.
+    /// Key `k`'s rows, best first (by ms times the edge's bias factor).
     #[inline]
     pub fn rows_of(&self, k: u32) -> &[(EdgeIdx, f32)] {
         let k = k as usize;
@@ -419,14 +426,17 @@ mod tests {
 
     #[test]
     fn longest_prefix_and_scope() {
-        let t = RttTable::new(vec![
-            (net("10.0.0.0/8"), 0, 20.0),
-            (net("10.1.0.0/16"), 1, 10.0),
-            (net("10.1.2.0/24"), 0, 5.0),
-            (net("10.1.2.0/24"), 1, 3.0),
-            (net("2001:db8::/32"), 0, 9.0),
-            (RttKey::Country("JP".parse().unwrap()), 1, 7.0),
-        ]);
+        let t = RttTable::new(
+            vec![
+                (net("10.0.0.0/8"), 0, 20.0),
+                (net("10.1.0.0/16"), 1, 10.0),
+                (net("10.1.2.0/24"), 0, 5.0),
+                (net("10.1.2.0/24"), 1, 3.0),
+                (net("2001:db8::/32"), 0, 9.0),
+                (RttKey::Country("JP".parse().unwrap()), 1, 7.0),
+            ],
+            |_| 1.0,
+        );
         let key = |a: &str| t.prefix(ip(a)).map(|h| t.key(h.key).to_string());
         assert_eq!(key("10.1.2.9").as_deref(), Some("10.1.2.0/24"));
         assert_eq!(key("10.1.3.9").as_deref(), Some("10.1.0.0/16"));
@@ -455,6 +465,24 @@ mod tests {
                 .as_deref(),
             Some("country:JP")
         );
+    }
+
+    #[test]
+    fn rows_are_kept_best_biased_first() {
+        let rows = || {
+            vec![
+                (net("10.0.0.0/8"), 0, 8.0),
+                (net("10.0.0.0/8"), 1, 50.0),
+                (net("10.0.0.0/8"), 2, 9.0),
+            ]
+        };
+        let t = RttTable::new(rows(), |_| 1.0);
+        let k = t.prefix(ip("10.1.1.1")).unwrap().key;
+        assert_eq!(t.rows_of(k), &[(0, 8.0), (2, 9.0), (1, 50.0)]);
+        // Edge 1 with bias 90 (x 0.1): its 50 ms ranks as 5.
+        let t = RttTable::new(rows(), |e| if e == 1 { 0.1 } else { 1.0 });
+        let k = t.prefix(ip("10.1.1.1")).unwrap().key;
+        assert_eq!(t.rows_of(k), &[(1, 50.0), (0, 8.0), (2, 9.0)]);
     }
 
     /// The scope by definition: the shortest block around the address
@@ -507,7 +535,7 @@ mod tests {
             }
             rows.sort_by_key(|r| r.0);
             rows.dedup_by(|a, b| a.0 == b.0);
-            let t = RttTable::new(rows);
+            let t = RttTable::new(rows, |_| 1.0);
             for _ in 0..2000 {
                 let r = next();
                 let a = if r & 1 == 0 {
@@ -529,11 +557,14 @@ mod tests {
 
     #[test]
     fn whole_space_and_host_prefixes() {
-        let t = RttTable::new(vec![
-            (net("0.0.0.0/0"), 0, 50.0),
-            (net("255.255.255.255/32"), 1, 1.0),
-            (net("::/0"), 0, 50.0),
-        ]);
+        let t = RttTable::new(
+            vec![
+                (net("0.0.0.0/0"), 0, 50.0),
+                (net("255.255.255.255/32"), 1, 1.0),
+                (net("::/0"), 0, 50.0),
+            ],
+            |_| 1.0,
+        );
         let key = |a: &str| t.prefix(ip(a)).map(|h| t.key(h.key).to_string());
         assert_eq!(key("1.2.3.4").as_deref(), Some("0.0.0.0/0"));
         assert_eq!(
