@@ -157,24 +157,72 @@ impl<B: AsRef<[u8]>> Tree<B> {
     /// address of one network that leads there (`ip_version` 4 or 6). A
     /// depth-first walk that visits each node once, so IPv4 aliases in an
     /// IPv6 tree (::ffff:0:0/96, 2002::/16) and any shared subtree are
-    /// read once, and no tree can make it loop.
-    pub(crate) fn records(&self, ip_version: u16) -> Vec<(usize, std::net::IpAddr)> {
+    /// read once, and no tree can make it loop. Refuses, as maxminddb's
+    /// `verify()` does, a tree deeper than the address and a cycle (a node
+    /// that leads back to one above it).
+    pub(crate) fn records(
+        &self,
+        ip_version: u16,
+    ) -> Result<Vec<(usize, std::net::IpAddr)>, String> {
         let bits: u8 = if ip_version == 6 { 128 } else { 32 };
-        let buf_len = self.bytes.as_ref().as_ref().len();
-        let mut visited = vec![0u64; self.node_count / 64 + 1];
-        let mut seen = vec![0u64; buf_len / 64 + 1];
+        match self.record_size {
+            24 => self.records_of::<24>(bits),
+            28 => self.records_of::<28>(bits),
+            _ => self.records_of::<32>(bits),
+        }
+    }
+
+    /// [`Tree::records`] with the record size fixed at compile time (this
+    /// walk visits every node of a 100 MB database at each open).
+    fn records_of<const RS: u16>(
+        &self,
+        bits: u8,
+    ) -> Result<Vec<(usize, std::net::IpAddr)>, String> {
+        let buf = self.bytes.as_ref().as_ref();
+        // Each node's height (levels of nodes from it down), known once its
+        // subtree is done; 0 until it is first entered. A node reached again
+        // (the IPv4 aliases, at another depth) must still fit in the address.
+        let mut height = vec![0u8; self.node_count];
+        const OPEN: u8 = u8::MAX;
+        let mut seen = vec![0u64; buf.len() / 64 + 1];
         let mut out = Vec::new();
-        // (node, depth, path bits so far, right-aligned)
-        let mut stack: Vec<(usize, u8, u128)> = vec![(0, 0, 0)];
-        while let Some((node, depth, path)) = stack.pop() {
+        // (node, depth, path bits so far right-aligned, leaving it)
+        let mut stack: Vec<(usize, u8, u128, bool)> = vec![(0, 0, 0, false)];
+        while let Some((node, depth, path, leaving)) = stack.pop() {
             if node < self.node_count {
-                if visited[node / 64] & (1 << (node % 64)) != 0 || depth >= bits {
+                if leaving {
+                    let h = |child: usize| height.get(child).copied().unwrap_or(0);
+                    height[node] =
+                        1 + h(read_at::<RS>(buf, node, 0)).max(h(read_at::<RS>(buf, node, 1)));
                     continue;
                 }
-                visited[node / 64] |= 1 << (node % 64);
+                let known = height[node];
+                let fits = if known == OPEN {
+                    // Still being walked: this way leads back up to it.
+                    return Err(format!("corrupt search tree: a cycle through node {node}"));
+                } else if known > 0 {
+                    u16::from(depth) + u16::from(known) <= u16::from(bits)
+                } else {
+                    depth < bits
+                };
+                if !fits {
+                    return Err(format!(
+                        "corrupt search tree: node {node} reaches deeper than {bits} bits"
+                    ));
+                }
+                if known > 0 {
+                    continue;
+                }
+                height[node] = OPEN;
+                stack.push((node, depth, path, true));
                 // Right first, so the left (lower) half is walked first.
-                stack.push((self.read(node, 1), depth + 1, (path << 1) | 1));
-                stack.push((self.read(node, 0), depth + 1, path << 1));
+                stack.push((
+                    read_at::<RS>(buf, node, 1),
+                    depth + 1,
+                    (path << 1) | 1,
+                    false,
+                ));
+                stack.push((read_at::<RS>(buf, node, 0), depth + 1, path << 1, false));
                 continue;
             }
             let Some(offset) = self.finish(node, depth).offset else {
@@ -192,7 +240,7 @@ impl<B: AsRef<[u8]>> Tree<B> {
             };
             out.push((offset, ip));
         }
-        out
+        Ok(out)
     }
 
     /// Continues a walk from a stride entry; the loop has no dispatch.
