@@ -91,6 +91,7 @@ pub fn build(snap: &Snapshot) -> FastTable {
             }
         }
     }
+    table.negative = super::negative::build(snap);
     table
 }
 
@@ -184,7 +185,7 @@ fn render_one(
 
 /// Writes the header and the client's question; returns the position after it.
 #[inline]
-fn head(q: &Query<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) -> usize {
+pub(super) fn head(q: &Query<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) -> usize {
     out[0..2].copy_from_slice(&q.id.to_be_bytes());
     out[2..4].copy_from_slice(&flags.to_be_bytes());
     for (i, c) in counts.iter().enumerate() {
@@ -199,7 +200,7 @@ fn head(q: &Query<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) -> usize {
 
 /// Appends our OPT record (if the query had EDNS) at `pos`; returns the end.
 #[inline]
-fn tail(
+pub(super) fn tail(
     q: &Query<'_>,
     extra: &OptExtra<'_>,
     rcode: Rcode,
@@ -241,7 +242,9 @@ pub(super) fn respond<'s, T: steer::Trace>(
     };
     let n = q.lower_qname(key);
     key[n..n + 2].copy_from_slice(&q.qtype.to_be_bytes());
-    let entry = snap.fast.map.get(&key[..n + 2])?;
+    let Some(entry) = snap.fast.map.get(&key[..n + 2]) else {
+        return super::negative::respond(snap, q, extra, &key[..n], max, out);
+    };
     let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
     let opt = q.edns.as_ref().map_or(0, |e| opt_len(e, extra, None));
     let qlen = HEADER + q.qname_raw.len() + 4;

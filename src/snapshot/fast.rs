@@ -49,11 +49,29 @@ pub(crate) enum Entry {
     },
 }
 
+/// A zone's pre-rendered NXDOMAIN sections after the question (its SOA
+/// with the negative TTL), filled by [`crate::dns::negative::build`].
+#[derive(Debug)]
+pub(crate) struct Negative {
+    /// As rendered behind a dummy question.
+    pub(crate) tail: Box<[u8]>,
+    /// Compression pointers in `tail`: (offset, target minus the question
+    /// name's length), as the question's apex and the tail both move with it.
+    pub(crate) patch: Box<[(u16, u16)]>,
+    /// Longest question (in labels) whose pointers come out the same.
+    pub(crate) max_labels: u8,
+    /// Lowercased suffixes of MNAME and RNAME below the apex: a question
+    /// ending in one would be compressed against, so it is not answered here.
+    pub(crate) below_apex: Box<[Box<[u8]>]>,
+}
+
 /// Pre-rendered answers of one snapshot, keyed by lowercased wire name
 /// followed by the big-endian query type.
 #[derive(Debug, Default)]
 pub struct FastTable {
     pub(crate) map: HashMap<Box<[u8]>, Entry, BuildHasherDefault<NameHasher>>,
+    /// NXDOMAIN answers by lowercased apex.
+    pub(crate) negative: HashMap<Box<[u8]>, Negative, BuildHasherDefault<NameHasher>>,
     /// Bytes held by static bodies, for the status API and tests.
     pub bytes: usize,
 }

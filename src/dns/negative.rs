@@ -1,0 +1,278 @@
+//! Pre-rendered NXDOMAIN answers, for the random-subdomain flood: every
+//! query a new name, so [`super::fast`]'s table of (name, type) never
+//! hits.
+//!
+//! An NXDOMAIN's sections after the question depend only on the zone: its
+//! SOA in the authority section with the negative TTL (RFC 2308 §3). The
+//! general path writes that SOA compressed against the question, so its
+//! owner (the apex) and the apex suffixes of MNAME and RNAME become
+//! pointers into the question's apex, which sits at the question's end.
+//! [`build`] renders the tail once through the general path behind a
+//! dummy question and records where its pointers are; per query
+//! [`respond`] checks that the general path's lookup would say plain
+//! NXDOMAIN, copies header, question and tail, shifts the pointers by the
+//! question's length and appends the OPT record as the positive fast path
+//! does. Whatever it cannot prove gives the same bytes goes to the general
+//! path: DO=1 on a signed zone (denial needs NSECs), a name that could
+//! compress differently (see [`Negative::below_apex`]), one too long to fit.
+//! `tests/negative_path.rs` compares both paths over generated names.
+
+use super::answer::{self, Answer, Item};
+use super::opt::OptExtra;
+use super::{Summary, header_flags, opt_len, render_answer};
+use crate::snapshot::Snapshot;
+use crate::snapshot::fast::Negative;
+use crate::wire::*;
+use crate::zone::tree::{NameMap, Rdata, Tree};
+
+/// What the general path's [`super::render::Writer`] can remember as
+/// compression targets; the tail's pointers are only the same while the
+/// question and the tail's own labels all fit.
+const COMPRESS_SLOTS: usize = 48;
+
+/// The NXDOMAIN tail of every zone of `snap` that has one we can reuse,
+/// keyed by the zone's lowercased apex.
+pub(crate) fn build(snap: &Snapshot) -> NameMap<Negative> {
+    let mut map = NameMap::default();
+    for zone in snap.zones.values() {
+        if let Some(n) = render(zone) {
+            map.insert(zone.tree.apex_lower.clone(), n);
+        }
+    }
+    map
+}
+
+/// The general path's NXDOMAIN answer (what [`answer::lookup`] returns for
+/// a name that nothing in `tree` covers).
+fn nxdomain(tree: &Tree) -> Answer<'_> {
+    let mut ans = Answer::new(Rcode::NxDomain);
+    ans.aa = true;
+    ans.authority.push(Item::NegativeSoa(tree));
+    ans
+}
+
+/// Renders the tail behind the dummy question `<label>.<apex>`; returns
+/// the bytes after the question.
+fn render_behind(tree: &Tree, label: &[u8], out: &mut [u8]) -> Option<(Vec<u8>, [u16; 3])> {
+    let mut qname = label.to_vec();
+    qname.extend_from_slice(&tree.apex);
+    if qname.len() > MAX_NAME {
+        return None;
+    }
+    let q = Query {
+        id: 0,
+        flags: 0,
+        qname_raw: &qname,
+        qtype: TYPE_A,
+        qclass: CLASS_IN,
+        edns: None,
+    };
+    let (len, truncated) = render_answer(
+        &q,
+        &nxdomain(tree),
+        &OptExtra::default(),
+        out.len(),
+        out,
+        None,
+    );
+    if truncated {
+        return None;
+    }
+    let count = |i: usize| u16::from_be_bytes([out[i], out[i + 1]]);
+    Some((
+        out[HEADER + qname.len() + 4..len].to_vec(),
+        [count(6), count(8), count(10)],
+    ))
+}
+
+/// Walks the (possibly compressed) name at `pos` of `b`: records the
+/// position of its pointer in `ptrs`, counts its literal labels; returns
+/// the position after it.
+fn scan_name(b: &[u8], mut pos: usize, ptrs: &mut Vec<usize>, labels: &mut usize) -> Option<usize> {
+    loop {
+        let len = *b.get(pos)?;
+        match len {
+            0 => return Some(pos + 1),
+            l if l & 0xC0 == 0xC0 => {
+                b.get(pos + 1)?;
+                ptrs.push(pos);
+                return Some(pos + 2);
+            }
+            l if l & 0xC0 == 0 => {
+                *labels += 1;
+                pos += 1 + l as usize;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Pre-renders `zone`'s NXDOMAIN tail, or `None` when its shape is not
+/// one [`respond`] can patch (then every NXDOMAIN takes the general path).
+fn render(zone: &crate::snapshot::Zone) -> Option<Negative> {
+    let tree = &zone.tree;
+    let mut out = vec![0u8; 65_535];
+    // A label no name of the SOA can share a suffix with: one zero byte.
+    let dummy = b"\x01\x00";
+    let (tail, counts) = render_behind(tree, dummy, &mut out)?;
+    if counts != [0, 1, 0] {
+        return None;
+    }
+    // One SOA record: owner, type/class/TTL/length, MNAME, RNAME, counters.
+    let (mut ptrs, mut labels) = (Vec::new(), 0usize);
+    let mut pos = scan_name(&tail, 0, &mut ptrs, &mut labels)? + 10;
+    pos = scan_name(&tail, pos, &mut ptrs, &mut labels)?;
+    pos = scan_name(&tail, pos, &mut ptrs, &mut labels)?;
+    if pos + 20 != tail.len() {
+        return None;
+    }
+    let qname_len = dummy.len() + tree.apex.len();
+    let apex_at = HEADER + dummy.len();
+    let mut patch = Vec::with_capacity(ptrs.len());
+    for &p in &ptrs {
+        let target = usize::from(u16::from_be_bytes([tail[p], tail[p + 1]]) & 0x3FFF);
+        if target < apex_at {
+            // Into the dummy label: a name the question can't stand for.
+            return None;
+        }
+        // Question apex and tail both move with the question's length.
+        patch.push((p as u16, (target as u16).wrapping_sub(qname_len as u16)));
+    }
+    // The question's labels are remembered first; the tail's own after.
+    let apex_labels = label_count(&tree.apex);
+    let max_labels = COMPRESS_SLOTS.checked_sub(labels)?;
+    if 1 + apex_labels > max_labels {
+        return None;
+    }
+    // Names of the SOA strictly below the apex: a question ending in one
+    // would be compressed against (see `below_apex`).
+    let soa = tree.soa();
+    let mut below_apex: Vec<Box<[u8]>> = Vec::new();
+    for rd in &soa.rdata {
+        let Rdata::Soa { mname, rname, .. } = rd else {
+            return None;
+        };
+        for name in [mname, rname] {
+            let lower = lowercase(name);
+            let mut at = 0;
+            while at < lower.len() && lower[at] != 0 {
+                let suffix = &lower[at..];
+                if suffix.len() > tree.apex_lower.len()
+                    && suffix.ends_with(&tree.apex_lower)
+                    && !below_apex.iter().any(|s| **s == *suffix)
+                {
+                    below_apex.push(suffix.into());
+                }
+                at += 1 + lower[at] as usize;
+            }
+        }
+    }
+    let neg = Negative {
+        tail: tail.into_boxed_slice(),
+        patch: patch.into_boxed_slice(),
+        max_labels: max_labels as u8,
+        below_apex: below_apex.into_boxed_slice(),
+    };
+    // The patching must give the general path's bytes behind another
+    // question length too, or it is not used at all.
+    let other = b"\x05\x00\x00\x00\x00\x00";
+    let (want, _) = render_behind(tree, other, &mut out)?;
+    let mut got = neg.tail.to_vec();
+    neg.patch_into(&mut got, other.len() + tree.apex.len());
+    (got == want).then_some(neg)
+}
+
+fn label_count(name: &[u8]) -> usize {
+    let mut offs = [0u8; 128];
+    label_offsets(name, &mut offs)
+}
+
+fn lowercase(name: &[u8]) -> Vec<u8> {
+    let mut v = name.to_vec();
+    lowercase_in_place(&mut v);
+    v
+}
+
+impl Negative {
+    /// Rewrites the pointers of `tail` (a copy of `self.tail`) for a
+    /// question name of `qname_len` bytes.
+    #[inline]
+    pub(crate) fn patch_into(&self, tail: &mut [u8], qname_len: usize) {
+        for &(at, base) in &self.patch {
+            let at = usize::from(at);
+            let ptr = 0xC000 | base.wrapping_add(qname_len as u16);
+            tail[at..at + 2].copy_from_slice(&ptr.to_be_bytes());
+        }
+    }
+}
+
+/// Is `lname` (lowercased) a name the general path answers with plain
+/// NXDOMAIN from `tree`? The same questions, in the same order, as
+/// [`answer::lookup`] asks for the query name.
+#[inline]
+fn is_nxdomain(tree: &Tree, lname: &[u8]) -> bool {
+    if tree.has_cuts && answer::find_cut(tree, lname).is_some() {
+        return false;
+    }
+    if tree.has_dnames && answer::find_dname(tree, lname).is_some() {
+        return false;
+    }
+    !tree.nodes.contains_key(lname) && answer::wildcard(tree, lname).is_none()
+}
+
+/// Answers `q` (lowercased name `lname`) with its zone's pre-rendered
+/// NXDOMAIN, or `None` for the general path.
+#[inline]
+pub(super) fn respond<'s>(
+    snap: &'s Snapshot,
+    q: &Query<'_>,
+    extra: &OptExtra<'_>,
+    lname: &[u8],
+    max: usize,
+    out: &mut [u8],
+) -> Option<Summary<'s>> {
+    let zone = answer::zone_for(snap, lname, q.qtype)?;
+    let neg = snap.fast.negative.get(&*zone.tree.apex_lower)?;
+    if zone.dnssec.is_some() && q.edns.is_some_and(|e| e.dnssec_ok) {
+        // Denial of existence is signed: the general path.
+        return None;
+    }
+    let qlen = q.qname_raw.len();
+    // At most one label per two bytes: count only when it might matter.
+    if (qlen - 1) / 2 > usize::from(neg.max_labels)
+        && label_count(lname) > usize::from(neg.max_labels)
+    {
+        return None;
+    }
+    if neg.below_apex.iter().any(|s| lname.ends_with(s)) {
+        // Part of the question matches MNAME or RNAME below the apex: the
+        // general path would point there.
+        return None;
+    }
+    if !is_nxdomain(&zone.tree, lname) {
+        return None;
+    }
+    let opt = q.edns.as_ref().map_or(0, |e| opt_len(e, extra, None));
+    let pos = HEADER + qlen + 4;
+    let end = pos + neg.tail.len();
+    if end + opt > max.min(out.len()) {
+        // Would be truncated: the general path sets TC.
+        return None;
+    }
+    let flags = header_flags(q.flags, true, false, Rcode::NxDomain);
+    let ar = u16::from(q.edns.is_some());
+    super::fast::head(q, flags, [1, 0, 1, ar], out);
+    out[pos..end].copy_from_slice(&neg.tail);
+    neg.patch_into(&mut out[pos..end], qlen);
+    let len = super::fast::tail(q, extra, Rcode::NxDomain, 0, end, out);
+    Some(Summary {
+        len,
+        rcode: Rcode::NxDomain,
+        qtype: q.qtype,
+        truncated: false,
+        ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
+        scope: 0,
+        steered: None,
+        cookie_valid: extra.cookie_valid,
+    })
+}
