@@ -366,7 +366,12 @@ fn negative_answers_match_general_path() {
                         assert!(!s.truncated && s.scope == 0 && s.steered.is_none());
                         valid_cookie_nx += usize::from(s.cookie_valid);
                     }
-                    None => fallback_nx += 1,
+                    None => {
+                        fallback_nx += 1;
+                        if std::env::var_os("NEG_DUMP").is_some() {
+                            eprintln!("FALLBACK {q:02x?}");
+                        }
+                    }
                 }
             }
         }

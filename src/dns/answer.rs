@@ -348,7 +348,7 @@ pub(crate) fn find_cut<'t>(tree: &'t Tree, lname: &[u8]) -> Option<(&'t Node, bo
 /// The DNAME at a proper ancestor of `lname` inside the zone, if any.
 /// Validation leaves nothing below a DNAME, so there is at most one and
 /// a missing node on the way down means there is none.
-pub(crate) fn find_dname<'t>(tree: &'t Tree, lname: &[u8]) -> Option<(&'t Node, &'t Rrset)> {
+fn find_dname<'t>(tree: &'t Tree, lname: &[u8]) -> Option<(&'t Node, &'t Rrset)> {
     let mut offs = [0u8; 128];
     let n = label_offsets(lname, &mut offs);
     let apex = tree.apex_lower.len();

@@ -17,11 +17,13 @@
 //! compress differently (see [`Negative::below_apex`]), one too long to fit.
 //! `tests/negative_path.rs` compares both paths over generated names.
 
-use super::answer::{self, Answer, Item};
+use std::sync::Arc;
+
+use super::answer::{Answer, Item};
 use super::opt::OptExtra;
 use super::{Summary, header_flags, opt_len, render_answer};
-use crate::snapshot::Snapshot;
-use crate::snapshot::fast::Negative;
+use crate::snapshot::fast::{Negative, Negatives};
+use crate::snapshot::{Snapshot, Zone};
 use crate::wire::*;
 use crate::zone::tree::{NameMap, Rdata, Tree};
 
@@ -30,16 +32,18 @@ use crate::zone::tree::{NameMap, Rdata, Tree};
 /// question and the tail's own labels all fit.
 const COMPRESS_SLOTS: usize = 48;
 
-/// The NXDOMAIN tail of every zone of `snap` that has one we can reuse,
-/// keyed by the zone's lowercased apex.
-pub(crate) fn build(snap: &Snapshot) -> NameMap<Negative> {
-    let mut map = NameMap::default();
+/// The NXDOMAIN tail of every zone of `snap`: an entry for each zone
+/// (`None` where the tail is not one [`respond`] can reuse).
+pub(crate) fn build(snap: &Snapshot) -> Negatives {
+    let mut by_apex = NameMap::default();
     for zone in snap.zones.values() {
-        if let Some(n) = render(zone) {
-            map.insert(zone.tree.apex_lower.clone(), n);
-        }
+        by_apex.insert(zone.tree.apex_lower.clone(), render(zone));
     }
-    map
+    let lens = snap.zones.keys().map(|k| k.len());
+    Negatives {
+        apex_len: (lens.clone().min().unwrap_or(0), lens.max().unwrap_or(0)),
+        by_apex,
+    }
 }
 
 /// The general path's NXDOMAIN answer (what [`answer::lookup`] returns for
@@ -109,8 +113,12 @@ fn scan_name(b: &[u8], mut pos: usize, ptrs: &mut Vec<usize>, labels: &mut usize
 
 /// Pre-renders `zone`'s NXDOMAIN tail, or `None` when its shape is not
 /// one [`respond`] can patch (then every NXDOMAIN takes the general path).
-fn render(zone: &crate::snapshot::Zone) -> Option<Negative> {
+fn render(zone: &Arc<Zone>) -> Option<Negative> {
     let tree = &zone.tree;
+    if tree.apex_node().rrset(TYPE_DNAME).is_some() {
+        // Everything below the apex is redirected.
+        return None;
+    }
     let mut out = vec![0u8; 65_535];
     // A label no name of the SOA can share a suffix with: one zero byte.
     let dummy = b"\x01\x00";
@@ -167,7 +175,11 @@ fn render(zone: &crate::snapshot::Zone) -> Option<Negative> {
             }
         }
     }
+    let mut wild = b"\x01*".to_vec();
+    wild.extend_from_slice(&tree.apex_lower);
     let neg = Negative {
+        zone: zone.clone(),
+        apex_wildcard: tree.nodes.contains_key(&wild[..]),
         tail: tail.into_boxed_slice(),
         patch: patch.into_boxed_slice(),
         max_labels: max_labels as u8,
@@ -206,18 +218,51 @@ impl Negative {
     }
 }
 
-/// Is `lname` (lowercased) a name the general path answers with plain
-/// NXDOMAIN from `tree`? The same questions, in the same order, as
-/// [`answer::lookup`] asks for the query name.
+/// Is `lname` (lowercased, labels starting at `offs`) a name the general
+/// path answers with plain NXDOMAIN? [`super::answer::lookup`] asks, in
+/// turn: a zone cut at or above it (`find_cut`), a DNAME above it
+/// (`find_dname`), the name itself, a wildcard at its closest encloser
+/// (`wildcard`). Every ancestor of a node exists in the tree (empty
+/// non-terminals), so one walk down from the apex answers all four: it
+/// stops at the first missing name, which is the closest encloser's child.
 #[inline]
-fn is_nxdomain(tree: &Tree, lname: &[u8]) -> bool {
-    if tree.has_cuts && answer::find_cut(tree, lname).is_some() {
+fn is_nxdomain(neg: &Negative, lname: &[u8], offs: &[u8]) -> bool {
+    let tree = &neg.zone.tree;
+    let apex = tree.apex_lower.len();
+    if lname.len() <= apex {
+        // The apex itself.
         return false;
     }
-    if tree.has_dnames && answer::find_dname(tree, lname).is_some() {
-        return false;
+    let mut encloser = apex;
+    for (i, &off) in offs.iter().enumerate().rev() {
+        let key = &lname[usize::from(off)..];
+        if key.len() <= apex {
+            continue;
+        }
+        let Some(node) = tree.nodes.get(key) else {
+            break;
+        };
+        // The name exists, or a referral or DNAME covers it.
+        if i == 0 || node.cut || (tree.has_dnames && node.rrset(TYPE_DNAME).is_some()) {
+            return false;
+        }
+        encloser = key.len();
     }
-    !tree.nodes.contains_key(lname) && answer::wildcard(tree, lname).is_none()
+    if !tree.has_wildcards {
+        return true;
+    }
+    if encloser == apex {
+        return !neg.apex_wildcard;
+    }
+    // `*.<closest encloser>` (RFC 4592 §3.3.1).
+    let encloser = &lname[lname.len() - encloser..];
+    if encloser.len() + 2 > MAX_NAME {
+        return true;
+    }
+    let mut key = [0u8; MAX_NAME];
+    key[..2].copy_from_slice(b"\x01*");
+    key[2..2 + encloser.len()].copy_from_slice(encloser);
+    !tree.nodes.contains_key(&key[..2 + encloser.len()])
 }
 
 /// Answers `q` (lowercased name `lname`) with its zone's pre-rendered
@@ -231,17 +276,16 @@ pub(super) fn respond<'s>(
     max: usize,
     out: &mut [u8],
 ) -> Option<Summary<'s>> {
-    let zone = answer::zone_for(snap, lname, q.qtype)?;
-    let neg = snap.fast.negative.get(&*zone.tree.apex_lower)?;
-    if zone.dnssec.is_some() && q.edns.is_some_and(|e| e.dnssec_ok) {
+    // DS at a zone's apex is the parent's (`answer::zone_for`): an apex
+    // exists in its own zone, so that goes to the general path below.
+    let neg = snap.fast.negative.find(lname)?.as_ref()?;
+    if neg.zone.dnssec.is_some() && q.edns.is_some_and(|e| e.dnssec_ok) {
         // Denial of existence is signed: the general path.
         return None;
     }
-    let qlen = q.qname_raw.len();
-    // At most one label per two bytes: count only when it might matter.
-    if (qlen - 1) / 2 > usize::from(neg.max_labels)
-        && label_count(lname) > usize::from(neg.max_labels)
-    {
+    let mut offs = [0u8; 128];
+    let labels = label_offsets(lname, &mut offs);
+    if labels > usize::from(neg.max_labels) {
         return None;
     }
     if neg.below_apex.iter().any(|s| lname.ends_with(s)) {
@@ -249,9 +293,10 @@ pub(super) fn respond<'s>(
         // general path would point there.
         return None;
     }
-    if !is_nxdomain(&zone.tree, lname) {
+    if !is_nxdomain(neg, lname, &offs[..labels]) {
         return None;
     }
+    let qlen = q.qname_raw.len();
     let opt = q.edns.as_ref().map_or(0, |e| opt_len(e, extra, None));
     let pos = HEADER + qlen + 4;
     let end = pos + neg.tail.len();
