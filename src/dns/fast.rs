@@ -219,7 +219,8 @@ pub(super) fn tail(
     }
 }
 
-/// Answers `q` from the pre-rendered table, or `None` for the general path.
+/// Answers `q` from the pre-rendered table (a name not in it may be a
+/// pre-rendered NXDOMAIN: [`super::negative`]), or `None` for the general path.
 /// `max` is the response size the transport allows; nothing else about the
 /// transport matters, as ANY (which differs over TCP) is never here.
 pub(super) fn respond<'s, T: steer::Trace>(

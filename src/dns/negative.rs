@@ -36,8 +36,9 @@ const COMPRESS_SLOTS: usize = 48;
 /// (`None` where the tail is not one [`respond`] can reuse).
 pub(crate) fn build(snap: &Snapshot) -> Negatives {
     let mut by_apex = NameMap::default();
+    let mut out = vec![0u8; 65_535];
     for zone in snap.zones.values() {
-        by_apex.insert(zone.tree.apex_lower.clone(), render(zone));
+        by_apex.insert(zone.tree.apex_lower.clone(), render(zone, &mut out));
     }
     let lens = snap.zones.keys().map(|k| k.len());
     Negatives {
@@ -113,16 +114,15 @@ fn scan_name(b: &[u8], mut pos: usize, ptrs: &mut Vec<usize>, labels: &mut usize
 
 /// Pre-renders `zone`'s NXDOMAIN tail, or `None` when its shape is not
 /// one [`respond`] can patch (then every NXDOMAIN takes the general path).
-fn render(zone: &Arc<Zone>) -> Option<Negative> {
+fn render(zone: &Arc<Zone>, out: &mut [u8]) -> Option<Negative> {
     let tree = &zone.tree;
     if tree.apex_node().rrset(TYPE_DNAME).is_some() {
         // Everything below the apex is redirected.
         return None;
     }
-    let mut out = vec![0u8; 65_535];
     // A label no name of the SOA can share a suffix with: one zero byte.
     let dummy = b"\x01\x00";
-    let (tail, counts) = render_behind(tree, dummy, &mut out)?;
+    let (tail, counts) = render_behind(tree, dummy, out)?;
     if counts != [0, 1, 0] {
         return None;
     }
@@ -188,7 +188,7 @@ fn render(zone: &Arc<Zone>) -> Option<Negative> {
     // The patching must give the general path's bytes behind another
     // question length too, or it is not used at all.
     let other = b"\x05\x00\x00\x00\x00\x00";
-    let (want, _) = render_behind(tree, other, &mut out)?;
+    let (want, _) = render_behind(tree, other, out)?;
     let mut got = neg.tail.to_vec();
     neg.patch_into(&mut got, other.len() + tree.apex.len());
     (got == want).then_some(neg)

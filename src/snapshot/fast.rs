@@ -1,6 +1,7 @@
 //! The table of pre-rendered answers a snapshot carries: data only.
 //! [`crate::dns::fast`] fills it when a snapshot is built (by answering
-//! every (name, type) once through the general path) and reads it.
+//! every (name, type) once through the general path) and reads it; the
+//! NXDOMAIN answers of each zone come from [`crate::dns::negative`].
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
