@@ -8,7 +8,8 @@
 //! and large buffers), over UDP and TCP, for many types (ANY, SOA, DS...):
 //! both paths must produce the same bytes. One zone is signed, so DO=1
 //! there must be left to the general path (NSECs), while DO=1 on an
-//! unsigned zone is answered here.
+//! unsigned zone is answered here. Over real sockets with RRL on, a
+//! random-subdomain flood is limited and a valid cookie exempts it.
 
 mod support;
 
@@ -526,4 +527,82 @@ fn negative_path_takes_plain_nxdomain_only() {
         None,
         "60 labels"
     );
+}
+
+/// Sends one query per name from one socket, each a new random name below
+/// `host1.example.` (a plain NXDOMAIN); `cookie` is appended as a COOKIE
+/// option. Returns (NXDOMAIN answers, slipped stubs).
+fn nx_burst(to: SocketAddr, rng: &mut Rng, n: u16, cookie: Option<&[u8]>) -> (u32, u32) {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let mut questions = std::collections::HashSet::new();
+    for i in 0..n {
+        let name = format!("r{:016x}.host1.example.", rng.next());
+        let opts: Vec<(u16, &[u8])> = cookie.iter().map(|c| (10u16, *c)).collect();
+        let q = support::dns::query_with_options(i, &name, 1, &opts);
+        questions.insert(support::dns::wire_name(&name));
+        sock.send_to(&q, to).unwrap();
+    }
+    let (mut full, mut stubs) = (0, 0);
+    let mut buf = [0u8; 4096];
+    while let Ok(len) = sock.recv(&mut buf) {
+        let r = &buf[..len];
+        // Every name sent has the same length.
+        let qlen = questions.iter().next().unwrap().len();
+        let qname = &r[12..len.min(12 + qlen)];
+        assert!(
+            questions.iter().any(|q| q.eq_ignore_ascii_case(qname)),
+            "an answer to a question we sent: {r:02x?}"
+        );
+        if r[2] & 0x02 != 0 && r[6..12] == [0; 6] {
+            // A slip: header and question, no OPT.
+            assert_eq!(len, 12 + qname.len() + 4, "stub {r:02x?}");
+            stubs += 1;
+        } else {
+            assert_eq!(r[3] & 0xF, 3, "NXDOMAIN: {r:02x?}");
+            full += 1;
+        }
+    }
+    (full, stubs)
+}
+
+/// RRL on: a random-subdomain flood answered by the pre-rendered path is
+/// limited like any other (NXDOMAIN is its own RRL kind), and a valid
+/// server cookie still exempts the client.
+#[test]
+fn rrl_limits_a_random_subdomain_flood_and_cookies_exempt() {
+    let extra = "rrl: { rate: 1, slip: 1, window: 15s }\n";
+    let s = support::server::Server::start_with(&support::server::default_zone_files(), extra);
+    let mut rng = Rng(99);
+    // These names are answered by the pre-rendered path.
+    let probe = support::dns::query_with_options(1, "r0123.host1.example.", 1, &[]);
+    let mut out = vec![0u8; 4096];
+    assert!(
+        dns::fast_respond(
+            &s.snapshot(),
+            &probe,
+            "127.0.0.1".parse().unwrap(),
+            Transport::Udp,
+            &mut out
+        )
+        .is_some(),
+        "a random name below host1.example. is a pre-rendered NXDOMAIN"
+    );
+    let (f, stubs) = nx_burst(s.udp, &mut rng, 40, None);
+    assert!(stubs >= 30 && f <= 5, "limited: {f} full, {stubs} slipped");
+    // A server cookie learned over TCP (never limited) makes it exempt.
+    let client = [0x42u8; 8];
+    let first = s
+        .tcp_raw(&support::dns::query_with_options(
+            2,
+            "r4567.host1.example.",
+            1,
+            &[(10, &client)],
+        ))
+        .unwrap();
+    let full = response_cookie(&first).expect("a cookie in the TCP answer");
+    assert_eq!(&full[..8], &client);
+    let (f, stubs) = nx_burst(s.udp, &mut rng, 40, Some(&full));
+    assert_eq!((f, stubs), (40, 0), "valid cookie");
 }
