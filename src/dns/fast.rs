@@ -15,7 +15,8 @@
 //! re-sign it; a steered A/AAAA gets its RRSIG from the signature cache,
 //! the same one the general path writes.
 //!
-//! Anything else — names only a wildcard matches, NXDOMAIN, ANY, answers
+//! Anything else — names only a wildcard matches, NXDOMAIN and other
+//! NODATA (unless [`super::negative`] has them), ANY, answers
 //! that don't fit the client's size, steering that chose something other
 //! than edges — returns `None` and takes the general path, which produces
 //! the same bytes for everything this path answers (`tests/fast_path.rs`

@@ -1,16 +1,17 @@
-//! Pre-rendered NXDOMAIN answers, for the random-subdomain flood: every
-//! query a new name, so [`super::fast`]'s table of (name, type) never
-//! hits.
+//! Pre-rendered NXDOMAIN (and NODATA) answers, for the random-subdomain
+//! flood: every query a new name, so [`super::fast`]'s table of (name,
+//! type) never hits.
 //!
-//! An NXDOMAIN's sections after the question depend only on the zone: its
-//! SOA in the authority section with the negative TTL (RFC 2308 §3). The
+//! A negative answer's sections after the question depend only on the
+//! zone: its SOA in the authority section with the negative TTL (RFC 2308
+//! §3), the same for NXDOMAIN and NODATA. The
 //! general path writes that SOA compressed against the question, so its
 //! owner (the apex) and the apex suffixes of MNAME and RNAME become
 //! pointers into the question's apex, which sits at the question's end.
 //! [`build`] renders the tail once through the general path behind a
 //! dummy question and records where its pointers are; per query
 //! [`respond`] checks that the general path's lookup would say plain
-//! NXDOMAIN, copies header, question and tail, shifts the pointers by the
+//! NXDOMAIN or NODATA, copies header, question and tail, shifts the pointers by the
 //! question's length and appends the OPT record as the positive fast path
 //! does. Whatever it cannot prove gives the same bytes goes to the general
 //! path: DO=1 on a signed zone (denial needs NSECs), a name that could
@@ -32,7 +33,7 @@ use crate::zone::tree::{NameMap, Rdata, Tree};
 /// question and the tail's own labels all fit.
 const COMPRESS_SLOTS: usize = 48;
 
-/// The NXDOMAIN tail of every zone of `snap`: an entry for each zone
+/// The negative tail of every zone of `snap`: an entry for each zone
 /// (`None` where the tail is not one [`respond`] can reuse).
 pub(crate) fn build(snap: &Snapshot) -> Negatives {
     let mut by_apex = NameMap::default();
@@ -112,8 +113,9 @@ fn scan_name(b: &[u8], mut pos: usize, ptrs: &mut Vec<usize>, labels: &mut usize
     }
 }
 
-/// Pre-renders `zone`'s NXDOMAIN tail, or `None` when its shape is not
-/// one [`respond`] can patch (then every NXDOMAIN takes the general path).
+/// Pre-renders `zone`'s NXDOMAIN tail (NODATA's is the same bytes), or
+/// `None` when its shape is not one [`respond`] can patch (then its
+/// negative answers take the general path).
 fn render(zone: &Arc<Zone>, out: &mut [u8]) -> Option<Negative> {
     let tree = &zone.tree;
     if tree.apex_node().rrset(TYPE_DNAME).is_some() {
@@ -218,20 +220,22 @@ impl Negative {
     }
 }
 
-/// Is `lname` (lowercased, labels starting at `offs`) a name the general
-/// path answers with plain NXDOMAIN? [`super::answer::lookup`] asks, in
-/// turn: a zone cut at or above it (`find_cut`), a DNAME above it
-/// (`find_dname`), the name itself, a wildcard at its closest encloser
-/// (`wildcard`). Every ancestor of a node exists in the tree (empty
-/// non-terminals), so one walk down from the apex answers all four: it
-/// stops at the first missing name, which is the closest encloser's child.
+/// The rcode of the general path's answer to `lname` (lowercased, labels
+/// starting at `offs`) if that answer is the zone's SOA alone: NXDOMAIN,
+/// or NODATA at a name that exists. `None` for anything else.
+///
+/// [`super::answer::lookup`] asks, in turn: a zone cut at or above the
+/// name (`find_cut`), a DNAME above it (`find_dname`), the name itself, a
+/// wildcard at its closest encloser (`wildcard`). Every ancestor of a node
+/// exists in the tree (empty non-terminals), so one walk down from the
+/// apex answers all four: it stops at the first missing name, the closest
+/// encloser's child.
 #[inline]
-fn is_nxdomain(neg: &Negative, lname: &[u8], offs: &[u8]) -> bool {
+fn negative_rcode(neg: &Negative, lname: &[u8], offs: &[u8], qtype: u16) -> Option<Rcode> {
     let tree = &neg.zone.tree;
     let apex = tree.apex_lower.len();
-    if lname.len() <= apex {
-        // The apex itself.
-        return false;
+    if lname.len() == apex {
+        return nodata(tree.apex_node(), qtype);
     }
     let mut encloser = apex;
     for (i, &off) in offs.iter().enumerate().rev() {
@@ -242,31 +246,50 @@ fn is_nxdomain(neg: &Negative, lname: &[u8], offs: &[u8]) -> bool {
         let Some(node) = tree.nodes.get(key) else {
             break;
         };
-        // The name exists, or a referral or DNAME covers it.
-        if i == 0 || node.cut || (tree.has_dnames && node.rrset(TYPE_DNAME).is_some()) {
-            return false;
+        if node.cut {
+            // A referral.
+            return None;
+        }
+        if i == 0 {
+            return nodata(node, qtype);
+        }
+        if tree.has_dnames && node.rrset(TYPE_DNAME).is_some() {
+            return None;
         }
         encloser = key.len();
     }
     if !tree.has_wildcards {
-        return true;
+        return Some(Rcode::NxDomain);
     }
     if encloser == apex {
-        return !neg.apex_wildcard;
+        return (!neg.apex_wildcard).then_some(Rcode::NxDomain);
     }
     // `*.<closest encloser>` (RFC 4592 §3.3.1).
     let encloser = &lname[lname.len() - encloser..];
     if encloser.len() + 2 > MAX_NAME {
-        return true;
+        return Some(Rcode::NxDomain);
     }
     let mut key = [0u8; MAX_NAME];
     key[..2].copy_from_slice(b"\x01*");
     key[2..2 + encloser.len()].copy_from_slice(encloser);
-    !tree.nodes.contains_key(&key[..2 + encloser.len()])
+    (!tree.nodes.contains_key(&key[..2 + encloser.len()])).then_some(Rcode::NxDomain)
+}
+
+/// NOERROR if `qtype` at this (existing, not a cut) node gets NODATA: none
+/// of the records, steering, CNAME or ANY that [`super::answer::lookup`]
+/// answers a name with applies. A and AAAA are in the positive table at
+/// every name, DS is the parent's at an apex, ANY has its own rules: all
+/// three are left to the other paths.
+#[inline]
+fn nodata(node: &crate::zone::tree::Node, qtype: u16) -> Option<Rcode> {
+    let steered = node.host.is_some() && matches!(qtype, TYPE_HTTPS | TYPE_SVCB);
+    let skip = matches!(qtype, TYPE_A | TYPE_AAAA | TYPE_ANY | TYPE_DS);
+    (!steered && !skip && node.rrset(TYPE_CNAME).is_none() && node.rrset(qtype).is_none())
+        .then_some(Rcode::NoError)
 }
 
 /// Answers `q` (lowercased name `lname`) with its zone's pre-rendered
-/// NXDOMAIN, or `None` for the general path.
+/// NXDOMAIN or NODATA, or `None` for the general path.
 #[inline]
 pub(super) fn respond<'s>(
     snap: &'s Snapshot,
@@ -293,9 +316,7 @@ pub(super) fn respond<'s>(
         // general path would point there.
         return None;
     }
-    if !is_nxdomain(neg, lname, &offs[..labels]) {
-        return None;
-    }
+    let rcode = negative_rcode(neg, lname, &offs[..labels], q.qtype)?;
     let qlen = q.qname_raw.len();
     let opt = q.edns.as_ref().map_or(0, |e| opt_len(e, extra, None));
     let pos = HEADER + qlen + 4;
@@ -304,15 +325,15 @@ pub(super) fn respond<'s>(
         // Would be truncated: the general path sets TC.
         return None;
     }
-    let flags = header_flags(q.flags, true, false, Rcode::NxDomain);
+    let flags = header_flags(q.flags, true, false, rcode);
     let ar = u16::from(q.edns.is_some());
     super::fast::head(q, flags, [1, 0, 1, ar], out);
     out[pos..end].copy_from_slice(&neg.tail);
     neg.patch_into(&mut out[pos..end], qlen);
-    let len = super::fast::tail(q, extra, Rcode::NxDomain, 0, end, out);
+    let len = super::fast::tail(q, extra, rcode, 0, end, out);
     Some(Summary {
         len,
-        rcode: Rcode::NxDomain,
+        rcode,
         qtype: q.qtype,
         truncated: false,
         ecs: q.edns.is_some_and(|e| e.ecs.is_some()),

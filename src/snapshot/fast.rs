@@ -1,7 +1,7 @@
 //! The table of pre-rendered answers a snapshot carries: data only.
 //! [`crate::dns::fast`] fills it when a snapshot is built (by answering
 //! every (name, type) once through the general path) and reads it; the
-//! NXDOMAIN answers of each zone come from [`crate::dns::negative`].
+//! NXDOMAIN and NODATA answers of each zone come from [`crate::dns::negative`].
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -50,8 +50,8 @@ pub(crate) enum Entry {
     },
 }
 
-/// A zone's pre-rendered NXDOMAIN sections after the question (its SOA
-/// with the negative TTL), filled by [`crate::dns::negative::build`].
+/// A zone's pre-rendered NXDOMAIN/NODATA sections after the question (its
+/// SOA with the negative TTL), filled by [`crate::dns::negative::build`].
 #[derive(Debug)]
 pub(crate) struct Negative {
     pub(crate) zone: Arc<Zone>,
@@ -110,8 +110,8 @@ impl Negatives {
 #[derive(Debug, Default)]
 pub struct FastTable {
     pub(crate) map: HashMap<Box<[u8]>, Entry, BuildHasherDefault<NameHasher>>,
-    /// NXDOMAIN answers of every zone (`None`: its NXDOMAINs are left to
-    /// the general path).
+    /// Negative answers of every zone (`None`: they are left to the
+    /// general path).
     pub(crate) negative: Negatives,
     /// Bytes held by static bodies, for the status API and tests.
     pub bytes: usize,
