@@ -15,7 +15,8 @@
 //! re-sign it; a steered A/AAAA gets its RRSIG from the signature cache,
 //! the same one the general path writes.
 //!
-//! Anything else — names only a wildcard matches, NXDOMAIN, ANY, answers
+//! Anything else — names only a wildcard matches, NXDOMAIN and other
+//! NODATA (unless [`super::negative`] has them), ANY, answers
 //! that don't fit the client's size, steering that chose something other
 //! than edges — returns `None` and takes the general path, which produces
 //! the same bytes for everything this path answers (`tests/fast_path.rs`
@@ -91,6 +92,7 @@ pub fn build(snap: &Snapshot) -> FastTable {
             }
         }
     }
+    table.negative = super::negative::build(snap);
     table
 }
 
@@ -184,7 +186,7 @@ fn render_one(
 
 /// Writes the header and the client's question; returns the position after it.
 #[inline]
-fn head(q: &Query<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) -> usize {
+pub(super) fn head(q: &Query<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) -> usize {
     out[0..2].copy_from_slice(&q.id.to_be_bytes());
     out[2..4].copy_from_slice(&flags.to_be_bytes());
     for (i, c) in counts.iter().enumerate() {
@@ -199,7 +201,7 @@ fn head(q: &Query<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) -> usize {
 
 /// Appends our OPT record (if the query had EDNS) at `pos`; returns the end.
 #[inline]
-fn tail(
+pub(super) fn tail(
     q: &Query<'_>,
     extra: &OptExtra<'_>,
     rcode: Rcode,
@@ -218,7 +220,8 @@ fn tail(
     }
 }
 
-/// Answers `q` from the pre-rendered table, or `None` for the general path.
+/// Answers `q` from the pre-rendered table (a name not in it may be a
+/// pre-rendered NXDOMAIN: [`super::negative`]), or `None` for the general path.
 /// `max` is the response size the transport allows; nothing else about the
 /// transport matters, as ANY (which differs over TCP) is never here.
 pub(super) fn respond<'s, T: steer::Trace>(
@@ -241,7 +244,9 @@ pub(super) fn respond<'s, T: steer::Trace>(
     };
     let n = q.lower_qname(key);
     key[n..n + 2].copy_from_slice(&q.qtype.to_be_bytes());
-    let entry = snap.fast.map.get(&key[..n + 2])?;
+    let Some(entry) = snap.fast.map.get(&key[..n + 2]) else {
+        return super::negative::respond(snap, q, extra, &key[..n], max, out);
+    };
     let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
     let opt = q.edns.as_ref().map_or(0, |e| opt_len(e, extra, None));
     let qlen = HEADER + q.qname_raw.len() + 4;

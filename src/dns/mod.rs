@@ -6,6 +6,7 @@
 
 pub mod answer;
 pub mod fast;
+pub mod negative;
 pub mod opt;
 pub mod render;
 pub mod secure;

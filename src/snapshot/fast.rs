@@ -1,6 +1,7 @@
 //! The table of pre-rendered answers a snapshot carries: data only.
 //! [`crate::dns::fast`] fills it when a snapshot is built (by answering
-//! every (name, type) once through the general path) and reads it.
+//! every (name, type) once through the general path) and reads it; the
+//! NXDOMAIN and NODATA answers of each zone come from [`crate::dns::negative`].
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -49,11 +50,69 @@ pub(crate) enum Entry {
     },
 }
 
+/// A zone's pre-rendered NXDOMAIN/NODATA sections after the question (its
+/// SOA with the negative TTL), filled by [`crate::dns::negative::build`].
+#[derive(Debug)]
+pub(crate) struct Negative {
+    pub(crate) zone: Arc<Zone>,
+    /// `*.<apex>` exists: no name directly below the apex is NXDOMAIN.
+    pub(crate) apex_wildcard: bool,
+    /// As rendered behind a dummy question.
+    pub(crate) tail: Box<[u8]>,
+    /// Compression pointers in `tail`: (offset, target minus the question
+    /// name's length), as the question's apex and the tail both move with it.
+    pub(crate) patch: Box<[(u16, u16)]>,
+    /// Longest question (in labels) whose pointers come out the same.
+    pub(crate) max_labels: u8,
+    /// Lowercased suffixes of MNAME and RNAME below the apex: a question
+    /// ending in one would be compressed against, so it is not answered here.
+    pub(crate) below_apex: Box<[Box<[u8]>]>,
+}
+
+/// [`Negative`]s by lowercased apex, one entry for each zone of the
+/// snapshot, so the closest enclosing zone is found here as
+/// [`super::Snapshot::find_zone`] finds it.
+#[derive(Debug, Default)]
+pub(crate) struct Negatives {
+    pub(crate) by_apex: HashMap<Box<[u8]>, Option<Negative>, BuildHasherDefault<NameHasher>>,
+    /// Shortest and longest apex, as the snapshot keeps them.
+    pub(crate) apex_len: (usize, usize),
+}
+
+impl Negatives {
+    /// The entry of the closest enclosing zone of a lowercased wire name:
+    /// the walk of [`super::Snapshot::find_zone`] over the same apexes.
+    #[inline]
+    pub(crate) fn find(&self, qname: &[u8]) -> Option<&Option<Negative>> {
+        let (min, max) = self.apex_len;
+        let mut pos = 0usize;
+        while pos < qname.len() {
+            let suffix = &qname[pos..];
+            if suffix.len() < min {
+                break;
+            }
+            if suffix.len() <= max
+                && let Some(n) = self.by_apex.get(suffix)
+            {
+                return Some(n);
+            }
+            if qname[pos] == 0 {
+                break;
+            }
+            pos += 1 + qname[pos] as usize;
+        }
+        None
+    }
+}
+
 /// Pre-rendered answers of one snapshot, keyed by lowercased wire name
 /// followed by the big-endian query type.
 #[derive(Debug, Default)]
 pub struct FastTable {
     pub(crate) map: HashMap<Box<[u8]>, Entry, BuildHasherDefault<NameHasher>>,
+    /// Negative answers of every zone (`None`: they are left to the
+    /// general path).
+    pub(crate) negative: Negatives,
     /// Bytes held by static bodies, for the status API and tests.
     pub bytes: usize,
 }
