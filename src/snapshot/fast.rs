@@ -84,24 +84,7 @@ impl Negatives {
     /// the walk of [`super::Snapshot::find_zone`] over the same apexes.
     #[inline]
     pub(crate) fn find(&self, qname: &[u8]) -> Option<&Option<Negative>> {
-        let (min, max) = self.apex_len;
-        let mut pos = 0usize;
-        while pos < qname.len() {
-            let suffix = &qname[pos..];
-            if suffix.len() < min {
-                break;
-            }
-            if suffix.len() <= max
-                && let Some(n) = self.by_apex.get(suffix)
-            {
-                return Some(n);
-            }
-            if qname[pos] == 0 {
-                break;
-            }
-            pos += 1 + qname[pos] as usize;
-        }
-        None
+        super::closest_suffix(qname, self.apex_len, |s| self.by_apex.get(s))
     }
 }
 

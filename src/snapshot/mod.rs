@@ -110,27 +110,7 @@ impl Snapshot {
 
     /// The closest enclosing zone of a lowercased wire name.
     pub fn find_zone(&self, qname: &[u8]) -> Option<&Zone> {
-        let (min, max) = self.apex_len;
-        // Walk the labels from the left: the first suffix that is an apex
-        // is the closest enclosing zone. Suffixes longer than every apex
-        // are skipped without hashing; past the shortest apex, stop.
-        let mut pos = 0usize;
-        while pos < qname.len() {
-            let suffix = &qname[pos..];
-            if suffix.len() < min {
-                break;
-            }
-            if suffix.len() <= max
-                && let Some(z) = self.zones.get(suffix)
-            {
-                return Some(z);
-            }
-            if qname[pos] == 0 {
-                break;
-            }
-            pos += 1 + qname[pos] as usize;
-        }
-        None
+        closest_suffix(qname, self.apex_len, |s| self.zones.get(s)).map(|z| &**z)
     }
 
     /// Looks a zone up by presentation name (`cdn.example` or `cdn.example.`).
@@ -148,3 +128,34 @@ impl Snapshot {
 
 /// The handle every transport and the reloader share.
 pub type Shared = Arc<ArcSwap<Snapshot>>;
+
+/// What `get` knows for the longest suffix of the wire name `qname` (the
+/// closest enclosing zone). `apex_len` bounds the apex lengths: suffixes
+/// longer than every apex are skipped without hashing, and past the
+/// shortest one the walk stops.
+#[inline]
+pub(crate) fn closest_suffix<'a, T>(
+    qname: &[u8],
+    (min, max): (usize, usize),
+    get: impl Fn(&[u8]) -> Option<&'a T>,
+) -> Option<&'a T> {
+    // Walk the labels from the left: the first suffix that is an apex is
+    // the closest enclosing zone.
+    let mut pos = 0usize;
+    while pos < qname.len() {
+        let suffix = &qname[pos..];
+        if suffix.len() < min {
+            break;
+        }
+        if suffix.len() <= max
+            && let Some(v) = get(suffix)
+        {
+            return Some(v);
+        }
+        if qname[pos] == 0 {
+            break;
+        }
+        pos += 1 + qname[pos] as usize;
+    }
+    None
+}
