@@ -27,48 +27,26 @@ use support::steer as fixture;
 /// The fixture zone (steering) plus the repository's demo zone and the
 /// static test zones (CNAME chains, wildcards, cuts with glue, big RRsets).
 fn snapshot(reg: &Registry) -> (Snapshot, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let zones = dir.path().join("zones");
-    std::fs::create_dir(&zones).unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (from, name) in [
-        ("tests/fixtures/example.zone", "example.zone"),
-        ("tests/fixtures/sub.example.zone", "sub.example.zone"),
-        ("tests/fixtures/types.example.zone", "types.example.zone"),
-        ("zones/cdn.example.zone", "cdn.example.zone"),
-        ("zones/cdn.example.pools.yaml", "cdn.example.pools.yaml"),
-        (
-            "tests/fixtures/steer/zones/steer.example.zone",
-            "steer.example.zone",
-        ),
-        (
-            "tests/fixtures/steer/zones/steer.example.pools.yaml",
-            "steer.example.pools.yaml",
-        ),
-    ] {
-        std::fs::copy(root.join(from), zones.join(name)).unwrap();
-    }
-    // cdn.example is signed (a KSK and a ZSK): DO=1 answers carry RRSIGs
-    // on both paths.
-    let keys = dir.path().join("keys");
-    std::fs::create_dir(&keys).unwrap();
-    for ksk in [true, false] {
-        geosteer::dnssec::keys::generate(
-            &keys,
-            "cdn.example",
-            ksk,
-            13,
-            geosteer::dnssec::unix_now(),
-        )
-        .unwrap();
-    }
-    let yaml = format!(
-        "listen: [\"127.0.0.1:0\"]\nzones: zones\ngeodb: {}\nnsid: fast-path-test\ndnssec: {{ keys: keys }}\n",
-        fixture::geodb(fixture::Db::City).display()
-    );
-    let cfg =
-        geosteer::config::ServerConfig::from_str(&yaml, &dir.path().join("geosteer.yaml")).unwrap();
-    (geosteer::reload::build_snapshot(&cfg, reg, 1).unwrap(), dir)
+    fixture::signed_snapshot(
+        &[
+            ("tests/fixtures/example.zone", "example.zone"),
+            ("tests/fixtures/sub.example.zone", "sub.example.zone"),
+            ("tests/fixtures/types.example.zone", "types.example.zone"),
+            ("zones/cdn.example.zone", "cdn.example.zone"),
+            ("zones/cdn.example.pools.yaml", "cdn.example.pools.yaml"),
+            (
+                "tests/fixtures/steer/zones/steer.example.zone",
+                "steer.example.zone",
+            ),
+            (
+                "tests/fixtures/steer/zones/steer.example.pools.yaml",
+                "steer.example.pools.yaml",
+            ),
+        ],
+        &[],
+        "fast-path-test",
+        reg,
+    )
 }
 
 /// Every name the snapshot holds, plus names that only wildcards or

@@ -64,46 +64,22 @@ $TTL 600
 ";
 
 fn snapshot(reg: &Registry) -> (Snapshot, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let zones = dir.path().join("zones");
-    std::fs::create_dir(&zones).unwrap();
-    let root = support::repo();
-    for (from, name) in [
-        ("tests/fixtures/example.zone", "example.zone"),
-        ("tests/fixtures/sub.example.zone", "sub.example.zone"),
-        ("tests/fixtures/types.example.zone", "types.example.zone"),
-        ("zones/cdn.example.zone", "cdn.example.zone"),
-        ("zones/cdn.example.pools.yaml", "cdn.example.pools.yaml"),
-    ] {
-        std::fs::copy(root.join(from), zones.join(name)).unwrap();
-    }
-    for (name, text) in [
-        ("neg.example.zone", NEG_ZONE),
-        ("child.neg.example.zone", CHILD_ZONE),
-        ("nomname.example.zone", NOMNAME_ZONE),
-    ] {
-        std::fs::write(zones.join(name), text).unwrap();
-    }
-    // cdn.example is signed: its DO=1 denials carry NSECs.
-    let keys = dir.path().join("keys");
-    std::fs::create_dir(&keys).unwrap();
-    for ksk in [true, false] {
-        geosteer::dnssec::keys::generate(
-            &keys,
-            "cdn.example",
-            ksk,
-            13,
-            geosteer::dnssec::unix_now(),
-        )
-        .unwrap();
-    }
-    let yaml = format!(
-        "listen: [\"127.0.0.1:0\"]\nzones: zones\ngeodb: {}\nnsid: negative-path-test\ndnssec: {{ keys: keys }}\n",
-        fixture::geodb(fixture::Db::City).display()
-    );
-    let cfg =
-        geosteer::config::ServerConfig::from_str(&yaml, &dir.path().join("geosteer.yaml")).unwrap();
-    (geosteer::reload::build_snapshot(&cfg, reg, 1).unwrap(), dir)
+    fixture::signed_snapshot(
+        &[
+            ("tests/fixtures/example.zone", "example.zone"),
+            ("tests/fixtures/sub.example.zone", "sub.example.zone"),
+            ("tests/fixtures/types.example.zone", "types.example.zone"),
+            ("zones/cdn.example.zone", "cdn.example.zone"),
+            ("zones/cdn.example.pools.yaml", "cdn.example.pools.yaml"),
+        ],
+        &[
+            ("neg.example.zone", NEG_ZONE),
+            ("child.neg.example.zone", CHILD_ZONE),
+            ("nomname.example.zone", NOMNAME_ZONE),
+        ],
+        "negative-path-test",
+        reg,
+    )
 }
 
 /// A random label: letters of both cases, digits, hyphens, and now and
