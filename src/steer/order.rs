@@ -440,3 +440,92 @@ pub(super) fn merge_rtt(
 ) -> SmallVec<[Ranked; ORDER_MAX]> {
     RttFirst::new(st, base, rows).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geo::Coords;
+    use crate::health::{AdminState, EdgeHealth, EdgeState};
+    use crate::steer::{Edge, RttKey};
+    use std::sync::Arc;
+
+    /// What [`RttFirst`] must give, said the long way: the candidates with a
+    /// row, by biased ms (ties by row order), then the rest of `base`.
+    fn reference(st: &Steering, base: &[Ranked], rows: &[(EdgeIdx, f32)]) -> Vec<Ranked> {
+        let mut with: Vec<Ranked> = rows
+            .iter()
+            .filter(|r| base.iter().any(|b| b.idx == r.0))
+            .map(|&(idx, ms)| Ranked {
+                idx,
+                class: Class::Rtt,
+                metric: f64::from(ms) * st.edges[idx as usize].scale(),
+            })
+            .collect();
+        with.sort_by(|a, b| a.metric.total_cmp(&b.metric));
+        let rest = base.iter().filter(|b| !rows.iter().any(|r| r.0 == b.idx));
+        with.into_iter().chain(rest.copied()).collect()
+    }
+
+    #[test]
+    fn rtt_first_is_rows_by_biased_ms_then_the_rest() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for round in 0..300 {
+            // Up to 80 edges, so hosts past the 64 bits of `moved` are covered.
+            let count = 1 + next(if round % 3 == 0 { 80 } else { 12 }) as usize;
+            let edges = (0..count)
+                .map(|i| {
+                    let health =
+                        Arc::new(EdgeHealth::new("z", "e", EdgeState::Up, AdminState::Auto));
+                    let mut e = Edge::new(
+                        format!("e{i}"),
+                        SmallVec::new(),
+                        SmallVec::new(),
+                        Coords::default(),
+                        1,
+                        None,
+                        health,
+                    );
+                    e.bias = next(3) as i8 * 40 - 40;
+                    e
+                })
+                .collect::<Vec<_>>();
+            let st = Steering::new(edges, Vec::new(), Default::default());
+            // A candidate subset in some distance order.
+            let mut base: Vec<Ranked> = Vec::new();
+            for idx in 0..count as EdgeIdx {
+                if next(4) != 0 {
+                    let metric = next(10_000) as f64;
+                    base.push(Ranked {
+                        idx,
+                        class: Class::Distance,
+                        metric,
+                    });
+                }
+            }
+            base.sort_by(|a, b| a.metric.total_cmp(&b.metric));
+            // Rows for some edges, candidates or not, as the table keeps them.
+            let mut raw: Vec<(RttKey, EdgeIdx, f32)> = Vec::new();
+            for e in 0..count as EdgeIdx {
+                if next(3) == 0 {
+                    let key = RttKey::Prefix("10.0.0.0/8".parse().unwrap());
+                    raw.push((key, e, 1.0 + next(50) as f32));
+                }
+            }
+            if raw.is_empty() {
+                continue;
+            }
+            let table = super::super::RttTable::new(raw, |e| st.edges[e as usize].scale());
+            let key = table.prefix("10.1.2.3".parse().unwrap()).unwrap().key;
+            let rows = table.rows_of(key);
+            let got: Vec<Ranked> = RttFirst::new(&st, &base, rows).collect();
+            assert_eq!(got, reference(&st, &base, rows), "round {round}");
+            assert_eq!(merge_rtt(&st, &base, rows).to_vec(), got);
+        }
+    }
+}
