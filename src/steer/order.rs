@@ -476,8 +476,8 @@ mod tests {
             x % n
         };
         for round in 0..300 {
-            // Up to 80 edges, so hosts past the 64 bits of `moved` are covered.
-            let count = 1 + next(if round % 3 == 0 { 80 } else { 12 }) as usize;
+            // Up to 200 edges, so hosts past the 64 bits of `moved` are covered.
+            let count = 1 + next(if round % 3 == 0 { 200 } else { 12 }) as usize;
             let edges = (0..count)
                 .map(|i| {
                     let health =
