@@ -40,6 +40,15 @@ pub fn rtt_path(zone_file: &Path) -> PathBuf {
 
 /// Loads one zone and its pools (and RTT) file into a [`Zone`].
 pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, Vec<ConfigError>> {
+    build_zone_with(zone_file, health, &mut FileCache::default())
+}
+
+/// [`build_zone`] reusing an unchanged RTT file's table from `cache`.
+fn build_zone_with(
+    zone_file: &Path,
+    health: &dyn HealthSource,
+    cache: &mut FileCache,
+) -> Result<Zone, Vec<ConfigError>> {
     let origin = crate::zone::origin_from_filename(zone_file).ok_or_else(|| {
         vec![ConfigError::new(
             zone_file,
@@ -77,8 +86,8 @@ pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, V
         let mut p = pools::load(&pools_file, &zf.origin, health)?;
         let rtt_file = rtt_path(zone_file);
         if rtt_file.exists() {
-            let table = crate::config::rtt::load(&rtt_file, &p.steering, p.rtt_min_samples)?;
-            p.steering = p.steering.with_rtt(Arc::new(table));
+            let table = cache.rtt(&rtt_file, &p.steering, p.rtt_min_samples)?;
+            p.steering = p.steering.with_rtt(table);
         }
         let mut errs = Vec::new();
         for (owner, host, line) in &p.names {
@@ -212,16 +221,31 @@ pub fn build_snapshot(
     health: &dyn HealthSource,
     generation: u64,
 ) -> Result<Snapshot, ConfigErrors> {
-    build_snapshot_with(cfg, health, generation, &mut GeoCache::default())
+    build_snapshot_with(cfg, health, generation, &mut FileCache::default())
 }
 
-/// Keeps the opened GeoIP DB while its file is unchanged, so a reload of a
-/// pools file doesn't copy and verify a 100 MB database again.
+/// Keeps what is slow to read while its file is unchanged: the opened
+/// GeoIP DB, so a reload of a pools file doesn't copy and verify a 100 MB
+/// database again, and each zone's RTT table, so it doesn't parse a
+/// million-row file again.
 #[derive(Default)]
-pub struct GeoCache {
+pub struct FileCache {
     held: Option<(PathBuf, FileStamp, Arc<GeoDb>)>,
     /// The `geodb_asn` database, attached to the main one.
     asn: Option<(PathBuf, FileStamp, Arc<GeoDb>)>,
+    rtt: std::collections::HashMap<PathBuf, HeldRtt>,
+    /// The RTT files the build in progress read (the others are dropped).
+    rtt_used: HashSet<PathBuf>,
+}
+
+/// A parsed RTT file and what its table depends on besides the file: the
+/// edges' names (rows refer to them by index) and biases (rows are kept in
+/// biased order), and `rtt.min_samples`.
+struct HeldRtt {
+    stamp: FileStamp,
+    edges: Vec<(String, i8)>,
+    min_samples: u64,
+    table: Arc<crate::steer::RttTable>,
 }
 
 /// What identifies a file version without reading it.
@@ -242,7 +266,43 @@ fn stamp(path: &Path) -> Option<FileStamp> {
     })
 }
 
-impl GeoCache {
+impl FileCache {
+    /// The RTT table of `path` for steering `st`, parsed again only when the
+    /// file or what the table depends on changed.
+    fn rtt(
+        &mut self,
+        path: &Path,
+        st: &crate::steer::Steering,
+        min_samples: u64,
+    ) -> Result<Arc<crate::steer::RttTable>, Vec<ConfigError>> {
+        self.rtt_used.insert(path.to_path_buf());
+        let before = stamp(path);
+        let edges: Vec<(String, i8)> = st.edges.iter().map(|e| (e.name.clone(), e.bias)).collect();
+        if let (Some(h), Some(now)) = (self.rtt.get(path), before)
+            && h.stamp == now
+            && h.min_samples == min_samples
+            && h.edges == edges
+        {
+            return Ok(h.table.clone());
+        }
+        let table = Arc::new(crate::config::rtt::load(path, st, min_samples)?);
+        match before {
+            Some(stamp) => {
+                let held = HeldRtt {
+                    stamp,
+                    edges,
+                    min_samples,
+                    table: table.clone(),
+                };
+                self.rtt.insert(path.to_path_buf(), held);
+            }
+            None => {
+                self.rtt.remove(path);
+            }
+        }
+        Ok(table)
+    }
+
     fn open(&mut self, path: &Path) -> Result<Arc<GeoDb>, (PathBuf, String)> {
         Self::open_into(&mut self.held, path, GeoDb::open)
     }
@@ -282,13 +342,14 @@ impl GeoCache {
     }
 }
 
-/// [`build_snapshot`] reusing an unchanged GeoIP DB.
+/// [`build_snapshot`] reusing an unchanged GeoIP DB and RTT files.
 pub fn build_snapshot_with(
     cfg: &ServerConfig,
     health: &dyn HealthSource,
     generation: u64,
-    geo: &mut GeoCache,
+    geo: &mut FileCache,
 ) -> Result<Snapshot, ConfigErrors> {
+    geo.rtt_used.clear();
     let mut errs = Vec::new();
     let mut zones = Vec::new();
     match zone_files(&cfg.zones) {
@@ -302,7 +363,7 @@ pub fn build_snapshot_with(
             }
             let mut seen = HashSet::new();
             for f in files {
-                match build_zone(&f, health).and_then(|mut z| {
+                match build_zone_with(&f, health, geo).and_then(|mut z| {
                     sign_zone(cfg, &mut z)?;
                     Ok(z)
                 }) {
@@ -314,6 +375,9 @@ pub fn build_snapshot_with(
                     Err(e) => errs.extend(e),
                 }
             }
+            // A zone or RTT file gone since: its table is not kept.
+            let used = std::mem::take(&mut geo.rtt_used);
+            geo.rtt.retain(|p, _| used.contains(p));
         }
         Err(e) => errs.push(e),
     }
@@ -441,8 +505,8 @@ pub struct Reloader {
     shared: crate::snapshot::Shared,
     pub registry: Arc<crate::health::Registry>,
     checker: Option<crate::health::Checker>,
-    /// Serialises reloads; holds the GeoIP DB cache.
-    geo: std::sync::Mutex<GeoCache>,
+    /// Serialises reloads; holds the GeoIP DB and RTT caches.
+    geo: std::sync::Mutex<FileCache>,
     status: std::sync::Mutex<ReloadStatus>,
     metrics: crate::metrics::ReloadMetrics,
 }
@@ -455,7 +519,7 @@ impl Reloader {
         registry: Arc<crate::health::Registry>,
         checker: Option<crate::health::Checker>,
     ) -> Result<Arc<Reloader>, ConfigErrors> {
-        let mut geo = GeoCache::default();
+        let mut geo = FileCache::default();
         let started = std::time::Instant::now();
         if let Some(d) = &cfg.dnssec {
             crate::dnssec::sign::SigCache::global().set_capacity(d.cache_size);

@@ -675,3 +675,58 @@ fn geodb_asn_feeds_as_keys_and_asn_rules() {
         .to_string();
     assert!(e.contains("geodb_asn: needs geodb"), "{e}");
 }
+
+/// A reload does not parse an unchanged RTT file again (a 1M-row file takes
+/// most of a second): the snapshot keeps the same table. Rewriting the
+/// file, or changing what the table depends on in the pools file (an
+/// edge's bias orders the rows), parses it again.
+#[test]
+fn unchanged_rtt_file_is_kept_across_reloads() {
+    use geosteer::reload::{FileCache, build_snapshot_with};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let zones = dir.path().join("zones");
+    std::fs::create_dir(&zones).unwrap();
+    for f in [
+        "steer.example.zone",
+        "steer.example.pools.yaml",
+        "steer.example.rtt.csv",
+    ] {
+        std::fs::copy(steer::rtt_dir().join("zones").join(f), zones.join(f)).unwrap();
+    }
+    let cfg = steer::config_in(&zones, Db::Rtt);
+    let mut cache = FileCache::default();
+    let mut build = |generation| {
+        let snap = build_snapshot_with(&cfg, &AlwaysUp, generation, &mut cache).unwrap();
+        snap.zone_named("steer.example")
+            .unwrap()
+            .steering
+            .rtt
+            .clone()
+    };
+    let first = build(1);
+    assert!(first.rows() > 0);
+    let again = build(2);
+    assert!(Arc::ptr_eq(&first, &again), "unchanged file parsed again");
+
+    let csv = zones.join("steer.example.rtt.csv");
+    let mut text = std::fs::read_to_string(&csv).unwrap();
+    text.push_str("# an edit\n");
+    std::fs::write(&csv, &text).unwrap();
+    let edited = build(3);
+    assert!(
+        !Arc::ptr_eq(&again, &edited),
+        "edited file not parsed again"
+    );
+    assert!(Arc::ptr_eq(&edited, &build(4)));
+
+    let pools = zones.join("steer.example.pools.yaml");
+    let yaml = std::fs::read_to_string(&pools).unwrap();
+    assert!(yaml.contains("bias: 99"));
+    std::fs::write(&pools, yaml.replace("bias: 99", "bias: 50")).unwrap();
+    let rebiased = build(5);
+    assert!(
+        !Arc::ptr_eq(&edited, &rebiased),
+        "bias changed, rows not re-ordered"
+    );
+}
