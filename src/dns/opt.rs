@@ -34,17 +34,27 @@ impl<'a> OptExtra<'a> {
     /// NSID if asked for, and a cookie if the query sent one (cookies on).
     /// `source` is the packet's address, never the ECS one: the cookie
     /// binds the client we talk to.
-    pub fn for_query(p: &'a Protocol, edns: &Edns, source: IpAddr) -> OptExtra<'a> {
+    #[inline]
+    pub fn for_query(p: &'a Protocol, edns: &Edns<'_>, source: IpAddr) -> OptExtra<'a> {
+        // Most queries ask for neither: no call, no clock read.
+        if !edns.nsid && edns.cookie.is_none() {
+            return OptExtra::default();
+        }
+        Self::asked(p, edns, source)
+    }
+
+    #[inline(never)]
+    fn asked(p: &'a Protocol, edns: &Edns<'_>, source: IpAddr) -> OptExtra<'a> {
         let mut x = OptExtra {
             nsid: if edns.nsid { p.nsid.as_deref() } else { None },
             ..OptExtra::default()
         };
         if let (Some(c), Some(cookies)) = (&edns.cookie, &p.cookies) {
             let now = unix_now();
-            x.cookie_valid = c.server_len > 0 && cookies.verify(c, source, now);
+            x.cookie_valid = !c.server().is_empty() && cookies.verify(c, source, now);
             let mut v = [0u8; 24];
-            v[..8].copy_from_slice(&c.client);
-            v[8..].copy_from_slice(&cookies.server_cookie(&c.client, source, now));
+            v[..8].copy_from_slice(c.client());
+            v[8..].copy_from_slice(&cookies.server_cookie(c.client(), source, now));
             x.cookie = Some(v);
         }
         x
