@@ -258,7 +258,10 @@ fn skip_name(p: &[u8], mut pos: usize) -> Option<usize> {
 ///
 /// Any opcode but QUERY is NOTIMP (RFC 1035 §4.1.1), with or without a
 /// question, echoing what was readable of it (as Knot and gdnsd do).
-#[inline]
+///
+/// Always inlined: the query is then built where the caller keeps it,
+/// instead of moved out of a returned `Result`.
+#[inline(always)]
 pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError<'_>> {
     if p.len() < HEADER {
         return Err(ParseError::Drop);

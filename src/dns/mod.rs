@@ -167,9 +167,10 @@ fn respond_inner<'s, T: steer::Trace>(
     };
     let max = response_max(&q, transport, out.len());
     // NSID and cookie, the same whichever path answers.
-    let extra = q.edns.map_or_else(OptExtra::default, |e| {
-        OptExtra::for_query(&snap.protocol, &e, source)
-    });
+    let extra = match &q.edns {
+        Some(e) => OptExtra::for_query(&snap.protocol, e, source),
+        None => OptExtra::default(),
+    };
     // Opcodes other than QUERY never get here (parse_query says NOTIMP).
     let rcode = if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
         Some(Rcode::Refused)
@@ -254,6 +255,7 @@ fn opt_len(edns: &Edns, extra: &OptExtra<'_>, ede: Option<&Ede<'_>>) -> usize {
         + extra.len(ede)
 }
 
+#[inline]
 fn write_opt(
     w: &mut Writer<'_>,
     edns: &Edns,
@@ -270,12 +272,7 @@ fn write_opt(
     // echo it); unknown flags are cleared.
     b[5] = (rcode as u8) >> 4;
     // CO is echoed too: we honour it (RFC 9824 §4).
-    b[7] = if edns.dnssec_ok { 0x80 } else { 0 }
-        | if edns.dnssec_ok && edns.compact_ok {
-            0x40
-        } else {
-            0
-        };
+    b[7] = u8::from(edns.dnssec_ok) << 7 | u8::from(edns.dnssec_ok && edns.compact_ok) << 6;
     let more = extra.len(ede);
     let len = match edns.ecs {
         Some(ecs) => {

@@ -28,6 +28,9 @@ pub struct OptExtra<'a> {
     pub cookie: Option<[u8; 24]>,
     /// The query's server cookie verified (exempts it from RRL).
     pub cookie_valid: bool,
+    /// Bytes NSID and cookie take, worked out once: both paths ask twice
+    /// (room for OPT, then its RDLENGTH).
+    opts_len: u16,
 }
 
 impl<'a> OptExtra<'a> {
@@ -57,14 +60,14 @@ impl<'a> OptExtra<'a> {
             v[8..].copy_from_slice(&cookies.server_cookie(c.client(), source, now));
             x.cookie = Some(v);
         }
+        x.opts_len = (x.nsid.map_or(0, |n| 4 + n.len()) + x.cookie.map_or(0, |_| 4 + 24)) as u16;
         x
     }
 
     /// Bytes these options take in the OPT RDATA.
+    #[inline]
     pub fn len(&self, ede: Option<&Ede<'_>>) -> usize {
-        self.nsid.map_or(0, |n| 4 + n.len())
-            + self.cookie.map_or(0, |_| 4 + 24)
-            + ede.map_or(0, |e| 4 + 2 + e.text.len())
+        usize::from(self.opts_len) + ede.map_or(0, |e| 4 + 2 + e.text.len())
     }
 
     pub fn is_empty(&self) -> bool {
