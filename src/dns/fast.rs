@@ -183,7 +183,7 @@ fn render_one(
 }
 
 /// Writes the header and the client's question; returns the position after it.
-#[inline]
+#[inline(always)]
 fn head(q: &Query<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) -> usize {
     out[0..2].copy_from_slice(&q.id.to_be_bytes());
     out[2..4].copy_from_slice(&flags.to_be_bytes());
@@ -221,6 +221,8 @@ fn tail(
 /// Answers `q` from the pre-rendered table, or `None` for the general path.
 /// `max` is the response size the transport allows; nothing else about the
 /// transport matters, as ANY (which differs over TCP) is never here.
+/// Inlined into its one caller, so the summary is built where it is returned.
+#[inline(always)]
 pub(super) fn respond<'s, T: steer::Trace>(
     snap: &'s Snapshot,
     q: &Query<'_>,
