@@ -209,16 +209,16 @@ pub fn lower_copy(src: &[u8], dst: &mut [u8]) {
         lowercase_in_place(dst);
         return;
     }
-    let chunk = |i: usize, dst: &mut [u8]| {
-        let x = u64::from_ne_bytes(src[i..i + 8].try_into().expect("8 bytes"));
-        dst[i..i + 8].copy_from_slice(&lower8(x).to_ne_bytes());
-    };
     let mut i = 0;
-    while i + 8 < n {
-        chunk(i, dst);
+    loop {
+        let at = i.min(n - 8);
+        let x = u64::from_ne_bytes(src[at..at + 8].try_into().expect("8 bytes"));
+        dst[at..at + 8].copy_from_slice(&lower8(x).to_ne_bytes());
+        if at == n - 8 {
+            return;
+        }
         i += 8;
     }
-    chunk(n - 8, dst);
 }
 
 /// Sets bit 5 of every byte of `x` that is an ASCII capital ('A'..='Z').

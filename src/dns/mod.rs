@@ -56,6 +56,11 @@ pub fn respond(
 }
 
 /// [`respond`] with a steering trace and a summary of what was sent.
+///
+/// This and [`respond_inner`] are always inlined into the server's handler:
+/// left to itself the compiler stopped inlining them when the crate grew
+/// (the fleet merge cost every query ~100 instructions that way).
+#[inline(always)]
 pub fn respond_traced<'s, T: steer::Trace>(
     snap: &'s Snapshot,
     query: &[u8],
@@ -139,6 +144,7 @@ fn client_of(q: &Query<'_>, source: IpAddr) -> Client {
     }
 }
 
+#[inline(always)]
 fn respond_inner<'s, T: steer::Trace>(
     snap: &'s Snapshot,
     query: &[u8],
