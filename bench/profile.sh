@@ -12,6 +12,8 @@
 #                                    subnet (200,000, as bench/run.sh), dense synth DB
 #   bench/profile.sh flood           random-subdomain flood (every name new, NXDOMAIN)
 #   N=20000 TOP=40 bench/profile.sh ecs
+#   GS=/path/to/geosteer bench/profile.sh static   (another build, e.g. while bisecting;
+#                                    the zones and DB still come from this tree)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 KIND=${1:-ecs}
@@ -20,7 +22,7 @@ N=${N:-20000}
 TOP=${TOP:-45}
 PORT=${PORT:-5390}
 OUT=$(mktemp -d /tmp/geosteer-profile.XXXXXX)
-GS=$ROOT/target/release/geosteer
+GS=${GS:-$ROOT/target/release/geosteer}
 [ -x "$GS" ] || (cd "$ROOT" && cargo build --release --quiet)
 
 mkdir -p "$OUT/zones"

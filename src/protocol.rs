@@ -137,7 +137,7 @@ impl Cookies {
     /// Is the query's server cookie one we made for this client, less than
     /// an hour ago?
     #[inline]
-    pub fn verify(&self, c: &Cookie, ip: IpAddr, now: u32) -> bool {
+    pub fn verify(&self, c: &Cookie<'_>, ip: IpAddr, now: u32) -> bool {
         let s = c.server();
         if s.len() != 16 || s[0] != 1 {
             return false;
@@ -154,7 +154,7 @@ impl Cookies {
         std::iter::once(&self.secret)
             .chain(&self.previous)
             .any(|secret| {
-                let expect = Self::make(&self.key_from(secret, ts), &c.client, ip, ts);
+                let expect = Self::make(&self.key_from(secret, ts), c.client(), ip, ts);
                 // Constant-time compare of the hash.
                 expect[8..]
                     .iter()
@@ -222,22 +222,21 @@ mod tests {
         let client: [u8; 8] = hex("22681ab97d52c298").try_into().unwrap();
         let ip: IpAddr = "2001:db8:220:1:59de:d0f4:8769:82b8".parse().unwrap();
         let sent = hex("010000005cf7c57926556bd0934c72f8");
-        assert!(c.verify(&cookie(client, &sent), ip, 1559741961));
-        assert!(!Cookies::new(new, None).verify(&cookie(client, &sent), ip, 1559741961));
+        assert!(c.verify(&ck(&cookie(client, &sent)), ip, 1559741961));
+        assert!(!Cookies::new(new, None).verify(&ck(&cookie(client, &sent)), ip, 1559741961));
         assert_eq!(
             c.server_cookie(&client, ip, 1559741961).to_vec(),
             hex("010000005cf7c609a6bb79d16625507a")
         );
     }
 
-    fn cookie(client: [u8; 8], server: &[u8]) -> Cookie {
-        let mut c = Cookie {
-            client,
-            server_len: server.len() as u8,
-            server: [0; 32],
-        };
-        c.server[..server.len()].copy_from_slice(server);
-        c
+    /// The COOKIE option's body: client cookie, then server cookie.
+    fn cookie(client: [u8; 8], server: &[u8]) -> Vec<u8> {
+        [&client[..], server].concat()
+    }
+
+    fn ck(body: &[u8]) -> Cookie<'_> {
+        Cookie::parse(body).unwrap()
     }
 
     #[test]
@@ -249,6 +248,7 @@ mod tests {
             let t = 1_800_000_000u32;
             let s = c.server_cookie(&client, ip, t);
             let q = cookie(client, &s);
+            let q = ck(&q);
             assert!(c.verify(&q, ip, t));
             assert!(c.verify(&q, ip, t + 3600), "an hour old is still good");
             assert!(!c.verify(&q, ip, t + 3601), "older is not");
@@ -258,11 +258,14 @@ mod tests {
                 !c.verify(&q, "192.0.2.2".parse().unwrap(), t),
                 "other address"
             );
-            assert!(!c.verify(&cookie([8; 8], &s), ip, t), "other client cookie");
+            assert!(
+                !c.verify(&ck(&cookie([8; 8], &s)), ip, t),
+                "other client cookie"
+            );
             let mut bad = s;
             bad[15] ^= 1;
-            assert!(!c.verify(&cookie(client, &bad), ip, t));
-            assert!(!c.verify(&cookie(client, &s[..8]), ip, t), "short");
+            assert!(!c.verify(&ck(&cookie(client, &bad)), ip, t));
+            assert!(!c.verify(&ck(&cookie(client, &s[..8])), ip, t), "short");
             // Another instance with the same secret accepts it.
             assert!(Cookies::new(rfc_secret(), rotate).verify(&q, ip, t + 10));
             // Another secret does not.

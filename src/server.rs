@@ -123,6 +123,7 @@ thread_local! {
 }
 
 impl Responder {
+    #[inline(always)]
     fn with_snapshot<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
         SNAPSHOT.with(|c| {
             let mut c = c.borrow_mut();

@@ -101,23 +101,32 @@ pub struct Ecs {
 
 /// The COOKIE option of a query (RFC 7873 §4), well-formed: an 8-byte
 /// client cookie and, if the client has one, an 8 to 32-byte server cookie.
+/// It borrows the option from the packet: most queries carry none, and the
+/// parsed query is moved through every layer, so it stays small.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cookie {
-    pub client: [u8; 8],
-    /// 0 (client cookie only) or 8..=32.
-    pub server_len: u8,
-    pub server: [u8; 32],
-}
+pub struct Cookie<'a>(&'a [u8]);
 
-impl Cookie {
-    pub fn server(&self) -> &[u8] {
-        &self.server[..self.server_len as usize]
+impl<'a> Cookie<'a> {
+    /// RFC 7873 §5.2.2: 8 bytes (client cookie) or 16 to 40 (client and
+    /// server cookie); anything else is FORMERR.
+    pub fn parse(b: &'a [u8]) -> Result<Cookie<'a>, BadOption> {
+        if b.len() != 8 && !(16..=40).contains(&b.len()) {
+            return Err(BadOption);
+        }
+        Ok(Cookie(b))
+    }
+    pub fn client(&self) -> &'a [u8; 8] {
+        self.0[..8].try_into().expect("checked by parse")
+    }
+    /// Empty (client cookie only) or 8..=32 bytes.
+    pub fn server(&self) -> &'a [u8] {
+        &self.0[8..]
     }
 }
 
 /// What the OPT record of a query said.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Edns {
+pub struct Edns<'a> {
     pub udp_size: u16,
     pub version: u8,
     pub dnssec_ok: bool,
@@ -126,7 +135,7 @@ pub struct Edns {
     pub ecs: Option<Ecs>,
     /// The query asked for our NSID (RFC 5001 §2.1: an empty NSID option).
     pub nsid: bool,
-    pub cookie: Option<Cookie>,
+    pub cookie: Option<Cookie<'a>>,
 }
 
 /// A parsed query. `qname_raw` keeps the client's letter case for echoing;
@@ -140,7 +149,7 @@ pub struct Query<'a> {
     pub qname_raw: &'a [u8],
     pub qtype: u16,
     pub qclass: u16,
-    pub edns: Option<Edns>,
+    pub edns: Option<Edns<'a>>,
 }
 
 impl Query<'_> {
@@ -164,12 +173,10 @@ impl Query<'_> {
 
     /// Writes the question name, lowercased, to the start of `out` (at
     /// least [`MAX_NAME`] bytes); returns its length.
-    #[inline]
+    #[inline(always)]
     pub fn lower_qname(&self, out: &mut [u8]) -> usize {
-        let n = self.qname_raw.len();
-        out[..n].copy_from_slice(self.qname_raw);
-        lowercase_in_place(&mut out[..n]);
-        n
+        lower_copy(self.qname_raw, &mut out[..self.qname_raw.len()]);
+        self.qname_raw.len()
     }
 
     /// The question name, lowercased.
@@ -190,9 +197,46 @@ pub fn lowercase_in_place(b: &mut [u8]) {
     }
 }
 
+/// `dst = src` ASCII-lowercased (same lengths), as [`lowercase_in_place`]
+/// does, eight bytes at a time: every query's name goes through here.
+/// Names of eight bytes or more end with the last eight bytes, which may
+/// overlap the chunk before (lowercasing twice changes nothing).
+#[inline(always)]
+pub fn lower_copy(src: &[u8], dst: &mut [u8]) {
+    let n = src.len();
+    if n < 8 {
+        dst.copy_from_slice(src);
+        lowercase_in_place(dst);
+        return;
+    }
+    let mut i = 0;
+    loop {
+        let at = i.min(n - 8);
+        let x = u64::from_ne_bytes(src[at..at + 8].try_into().expect("8 bytes"));
+        dst[at..at + 8].copy_from_slice(&lower8(x).to_ne_bytes());
+        if at == n - 8 {
+            return;
+        }
+        i += 8;
+    }
+}
+
+/// Sets bit 5 of every byte of `x` that is an ASCII capital ('A'..='Z').
+/// Each byte's low seven bits plus a constant carries into its high bit
+/// when the byte is at least 'A' (resp. beyond 'Z'); no sum leaves its byte.
+#[inline(always)]
+fn lower8(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let low7 = x & (0x7F * ONES);
+    let from_a = low7 + (0x80 - u64::from(b'A')) * ONES;
+    let past_z = low7 + (0x80 - u64::from(b'Z') - 1) * ONES;
+    let upper = from_a & !past_z & !x & (0x80 * ONES);
+    x | (upper >> 2)
+}
+
 /// Why a packet could not be answered normally.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ParseError {
+pub enum ParseError<'a> {
     /// Not worth answering: too short for a header, or a response.
     Drop,
     /// Answer with this rcode, echoing what of the query was readable.
@@ -200,7 +244,7 @@ pub enum ParseError {
     Reply {
         rcode: Rcode,
         question: Option<(usize, usize)>,
-        edns: Option<Edns>,
+        edns: Option<Edns<'a>>,
     },
 }
 
@@ -249,8 +293,11 @@ fn skip_name(p: &[u8], mut pos: usize) -> Option<usize> {
 ///
 /// Any opcode but QUERY is NOTIMP (RFC 1035 §4.1.1), with or without a
 /// question, echoing what was readable of it (as Knot and gdnsd do).
-#[inline]
-pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
+///
+/// Always inlined: the query is then built where the caller keeps it,
+/// instead of moved out of a returned `Result`.
+#[inline(always)]
+pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError<'_>> {
     if p.len() < HEADER {
         return Err(ParseError::Drop);
     }
@@ -275,7 +322,7 @@ pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError> {
 }
 
 #[inline(always)]
-fn parse_message(p: &[u8], flags: u16) -> Result<Query<'_>, ParseError> {
+fn parse_message(p: &[u8], flags: u16) -> Result<Query<'_>, ParseError<'_>> {
     let qd = u16::from_be_bytes([p[4], p[5]]);
     let an = u16::from_be_bytes([p[6], p[7]]);
     let ns = u16::from_be_bytes([p[8], p[9]]);
@@ -304,7 +351,7 @@ fn parse_message(p: &[u8], flags: u16) -> Result<Query<'_>, ParseError> {
             return Err(formerr(question, None));
         }
     }
-    let mut edns: Option<Edns> = None;
+    let mut edns: Option<Edns<'_>> = None;
     for _ in 0..ar {
         let owner = pos;
         pos = skip_name(p, pos).ok_or(formerr(question, edns))?;
@@ -365,7 +412,7 @@ fn parse_message(p: &[u8], flags: u16) -> Result<Query<'_>, ParseError> {
 /// Walks the OPT options into `e`: ECS, NSID and COOKIE, each at most once
 /// and well formed. Unknown options are skipped (and will not be echoed).
 #[inline(always)]
-fn parse_options(mut o: &[u8], e: &mut Edns) -> Result<(), BadOption> {
+fn parse_options<'a>(mut o: &'a [u8], e: &mut Edns<'a>) -> Result<(), BadOption> {
     while !o.is_empty() {
         let (Some(code), Some(len)) = (rd16(o, 0), rd16(o, 2)) else {
             return Err(BadOption);
@@ -385,29 +432,13 @@ fn parse_options(mut o: &[u8], e: &mut Edns) -> Result<(), BadOption> {
                 if e.cookie.is_some() {
                     return Err(BadOption);
                 }
-                e.cookie = Some(parse_cookie(body)?);
+                e.cookie = Some(Cookie::parse(body)?);
             }
             _ => {}
         }
         o = &o[4 + len as usize..];
     }
     Ok(())
-}
-
-/// RFC 7873 §5.2.2: a COOKIE option of 8 bytes (client cookie) or 16 to 40
-/// (client and server cookie); anything else is FORMERR.
-fn parse_cookie(b: &[u8]) -> Result<Cookie, BadOption> {
-    if b.len() != 8 && !(16..=40).contains(&b.len()) {
-        return Err(BadOption);
-    }
-    let mut c = Cookie {
-        client: [0; 8],
-        server_len: (b.len() - 8) as u8,
-        server: [0; 32],
-    };
-    c.client.copy_from_slice(&b[..8]);
-    c.server[..b.len() - 8].copy_from_slice(&b[8..]);
-    Ok(c)
 }
 
 /// An option that breaks its RFC (ECS: RFC 7871 §6; COOKIE: RFC 7873
@@ -541,6 +572,22 @@ pub fn from_hickory(name: &hickory_proto::rr::Name) -> Box<[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lower_copy_is_lowercase_in_place() {
+        // Every byte value in every position, at lengths around the chunk size.
+        let bytes: Vec<u8> = (0..=255u8).collect();
+        for len in 0..=40 {
+            for start in 0..256 {
+                let src: Vec<u8> = (0..len).map(|i| bytes[(start + i * 37) % 256]).collect();
+                let mut want = src.clone();
+                lowercase_in_place(&mut want);
+                let mut got = vec![0xAA; len];
+                lower_copy(&src, &mut got);
+                assert_eq!(got, want, "{src:02x?}");
+            }
+        }
+    }
 
     fn q(name: &[u8], opt: &[u8]) -> Vec<u8> {
         let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];

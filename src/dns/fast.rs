@@ -185,7 +185,7 @@ fn render_one(
 }
 
 /// Writes the header and the client's question; returns the position after it.
-#[inline]
+#[inline(always)]
 pub(super) fn head(q: &Query<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) -> usize {
     out[0..2].copy_from_slice(&q.id.to_be_bytes());
     out[2..4].copy_from_slice(&flags.to_be_bytes());
@@ -200,7 +200,7 @@ pub(super) fn head(q: &Query<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) 
 }
 
 /// Appends our OPT record (if the query had EDNS) at `pos`; returns the end.
-#[inline]
+#[inline(always)]
 pub(super) fn tail(
     q: &Query<'_>,
     extra: &OptExtra<'_>,
@@ -224,6 +224,8 @@ pub(super) fn tail(
 /// pre-rendered NXDOMAIN: [`super::negative`]), or `None` for the general path.
 /// `max` is the response size the transport allows; nothing else about the
 /// transport matters, as ANY (which differs over TCP) is never here.
+/// Inlined into its one caller, so the summary is built where it is returned.
+#[inline(always)]
 pub(super) fn respond<'s, T: steer::Trace>(
     snap: &'s Snapshot,
     q: &Query<'_>,
@@ -299,11 +301,15 @@ pub(super) fn respond<'s, T: steer::Trace>(
                 }
             };
             let records: usize = d.edges.iter().map(addrs).sum();
-            let sigs = match (&zone.dnssec, dnssec) {
+            // Unsigned answers (most) skip building and dropping a vector.
+            let signed;
+            let sigs: &[std::sync::Arc<[u8]>] = match (&zone.dnssec, dnssec) {
                 (Some(signer), true) => {
-                    super::secure::edge_rrsigs(signer, &key[..n], *family, h.ttl, st, &d.edges)
+                    signed =
+                        super::secure::edge_rrsigs(signer, &key[..n], *family, h.ttl, st, &d.edges);
+                    &signed
                 }
-                _ => Default::default(),
+                _ => &[],
             };
             let sig_bytes: usize = sigs.iter().map(|s| 12 + s.len()).sum();
             let end = qlen + records * (12 + rdlen) + sig_bytes;
@@ -340,7 +346,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
                     }
                 }
             }
-            for sig in &sigs {
+            for sig in sigs {
                 fixed[2..4].copy_from_slice(&crate::dnssec::sign::TYPE_RRSIG.to_be_bytes());
                 fixed[10..12].copy_from_slice(&(sig.len() as u16).to_be_bytes());
                 out[pos..pos + 12].copy_from_slice(&fixed);

@@ -28,33 +28,46 @@ pub struct OptExtra<'a> {
     pub cookie: Option<[u8; 24]>,
     /// The query's server cookie verified (exempts it from RRL).
     pub cookie_valid: bool,
+    /// Bytes NSID and cookie take, worked out once: both paths ask twice
+    /// (room for OPT, then its RDLENGTH).
+    opts_len: u16,
 }
 
 impl<'a> OptExtra<'a> {
     /// NSID if asked for, and a cookie if the query sent one (cookies on).
     /// `source` is the packet's address, never the ECS one: the cookie
     /// binds the client we talk to.
-    pub fn for_query(p: &'a Protocol, edns: &Edns, source: IpAddr) -> OptExtra<'a> {
+    #[inline]
+    pub fn for_query(p: &'a Protocol, edns: &Edns<'_>, source: IpAddr) -> OptExtra<'a> {
+        // Most queries ask for neither: no call, no clock read.
+        if !edns.nsid && edns.cookie.is_none() {
+            return OptExtra::default();
+        }
+        Self::asked(p, edns, source)
+    }
+
+    #[inline(never)]
+    fn asked(p: &'a Protocol, edns: &Edns<'_>, source: IpAddr) -> OptExtra<'a> {
         let mut x = OptExtra {
             nsid: if edns.nsid { p.nsid.as_deref() } else { None },
             ..OptExtra::default()
         };
         if let (Some(c), Some(cookies)) = (&edns.cookie, &p.cookies) {
             let now = unix_now();
-            x.cookie_valid = c.server_len > 0 && cookies.verify(c, source, now);
+            x.cookie_valid = !c.server().is_empty() && cookies.verify(c, source, now);
             let mut v = [0u8; 24];
-            v[..8].copy_from_slice(&c.client);
-            v[8..].copy_from_slice(&cookies.server_cookie(&c.client, source, now));
+            v[..8].copy_from_slice(c.client());
+            v[8..].copy_from_slice(&cookies.server_cookie(c.client(), source, now));
             x.cookie = Some(v);
         }
+        x.opts_len = (x.nsid.map_or(0, |n| 4 + n.len()) + x.cookie.map_or(0, |_| 4 + 24)) as u16;
         x
     }
 
     /// Bytes these options take in the OPT RDATA.
+    #[inline]
     pub fn len(&self, ede: Option<&Ede<'_>>) -> usize {
-        self.nsid.map_or(0, |n| 4 + n.len())
-            + self.cookie.map_or(0, |_| 4 + 24)
-            + ede.map_or(0, |e| 4 + 2 + e.text.len())
+        usize::from(self.opts_len) + ede.map_or(0, |e| 4 + 2 + e.text.len())
     }
 
     pub fn is_empty(&self) -> bool {

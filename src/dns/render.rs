@@ -57,6 +57,7 @@ impl<'b> Writer<'b> {
         }
     }
 
+    #[inline]
     pub fn bytes(&mut self, b: &[u8]) -> Result<(), Full> {
         let end = self.pos + b.len();
         if end > self.limit {
@@ -67,10 +68,12 @@ impl<'b> Writer<'b> {
         Ok(())
     }
 
+    #[inline]
     pub fn u16(&mut self, v: u16) -> Result<(), Full> {
         self.bytes(&v.to_be_bytes())
     }
 
+    #[inline]
     pub fn u32(&mut self, v: u32) -> Result<(), Full> {
         self.bytes(&v.to_be_bytes())
     }
