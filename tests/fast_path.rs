@@ -93,7 +93,7 @@ fn query(rng: &mut Rng, name: &[u8], qtype: u16) -> Vec<u8> {
         if rng.below(3) != 0 {
             // ECS: IPv4 or IPv6, prefixes from 0 to full.
             let v6 = rng.below(3) == 0;
-            let (family, max) = if v6 { (2u16, 128u8) } else { (1, 32) };
+            let max = if v6 { 128u8 } else { 32 };
             let src = *rng.pick(&[0u8, 8, 16, 20, 24, 32, 48, 56, 64, 128]);
             let src = src.min(max);
             let mut addr = [0u8; 16];
@@ -130,17 +130,12 @@ fn query(rng: &mut Rng, name: &[u8], qtype: u16) -> Vec<u8> {
                 let a: &[u8; 4] = rng.pick(pool);
                 addr[..4].copy_from_slice(a);
             }
-            let alen = (src as usize).div_ceil(8);
-            // Clear the bits past the prefix, as RFC 7871 requires.
-            for (i, b) in addr.iter_mut().enumerate() {
-                let keep = (src as usize).saturating_sub(i * 8).min(8);
-                *b &= !(0xFFu8.checked_shr(keep as u32).unwrap_or(0));
-            }
-            opts.extend_from_slice(&8u16.to_be_bytes());
-            opts.extend_from_slice(&(4 + alen as u16).to_be_bytes());
-            opts.extend_from_slice(&family.to_be_bytes());
-            opts.extend_from_slice(&[src, 0]);
-            opts.extend_from_slice(&addr[..alen]);
+            let addr = if v6 {
+                std::net::IpAddr::from(addr)
+            } else {
+                std::net::IpAddr::from([addr[0], addr[1], addr[2], addr[3]])
+            };
+            opts.extend_from_slice(&support::dns::ecs_option(addr, src));
         }
         if rng.below(3) == 0 {
             // NSID request (RFC 5001: empty).

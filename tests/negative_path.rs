@@ -217,22 +217,18 @@ fn query(rng: &mut Rng, name: &[u8], qtype: u16, cookie: Option<&[u8]>) -> Vec<u
     let mut opts = Vec::new();
     if rng.below(2) == 0 {
         let v6 = rng.below(3) == 0;
-        let (family, max) = if v6 { (2u16, 128u8) } else { (1, 32) };
+        let max = if v6 { 128u8 } else { 32 };
         let src = (*rng.pick(&[0u8, 8, 20, 24, 32, 48, 56, 128])).min(max);
         let mut addr = [0u8; 16];
         for b in &mut addr {
             *b = rng.next() as u8;
         }
-        let alen = (src as usize).div_ceil(8);
-        for (i, b) in addr.iter_mut().enumerate() {
-            let keep = (src as usize).saturating_sub(i * 8).min(8);
-            *b &= !(0xFFu8.checked_shr(keep as u32).unwrap_or(0));
-        }
-        opts.extend_from_slice(&8u16.to_be_bytes());
-        opts.extend_from_slice(&(4 + alen as u16).to_be_bytes());
-        opts.extend_from_slice(&family.to_be_bytes());
-        opts.extend_from_slice(&[src, 0]);
-        opts.extend_from_slice(&addr[..alen]);
+        let addr = if v6 {
+            IpAddr::from(addr)
+        } else {
+            IpAddr::from([addr[0], addr[1], addr[2], addr[3]])
+        };
+        opts.extend_from_slice(&support::dns::ecs_option(addr, src));
     }
     if rng.below(3) == 0 {
         opts.extend_from_slice(&[0, 3, 0, 0]);

@@ -271,16 +271,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
             let pos = head(q, flags, [1, counts[0], counts[1], ar], out);
             out[pos..end].copy_from_slice(body);
             let len = tail(q, extra, rcode, 0, end, out);
-            Some(Summary {
-                len,
-                rcode,
-                qtype: q.qtype,
-                truncated: false,
-                ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
-                scope: 0,
-                steered: None,
-                cookie_valid: extra.cookie_valid,
-            })
+            Some(Summary::prerendered(q, len, rcode, extra.cookie_valid))
         }
         Entry::Steered { zone, host, family } => {
             let st = &zone.steering;

@@ -45,6 +45,24 @@ pub struct Summary<'a> {
     pub cookie_valid: bool,
 }
 
+impl Summary<'_> {
+    /// A pre-rendered answer's summary: not steered, not truncated, no
+    /// ECS scope.
+    #[inline(always)]
+    pub(crate) fn prerendered(q: &Query<'_>, len: usize, rcode: Rcode, cookie_valid: bool) -> Self {
+        Summary {
+            len,
+            rcode,
+            qtype: q.qtype,
+            truncated: false,
+            ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
+            scope: 0,
+            steered: None,
+            cookie_valid,
+        }
+    }
+}
+
 /// Answers one query. Returns `None` when the packet deserves no answer.
 pub fn respond(
     snap: &Snapshot,

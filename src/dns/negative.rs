@@ -331,14 +331,5 @@ pub(super) fn respond<'s>(
     out[pos..end].copy_from_slice(&neg.tail);
     neg.patch_into(&mut out[pos..end], qlen);
     let len = super::fast::tail(q, extra, rcode, 0, end, out);
-    Some(Summary {
-        len,
-        rcode,
-        qtype: q.qtype,
-        truncated: false,
-        ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
-        scope: 0,
-        steered: None,
-        cookie_valid: extra.cookie_valid,
-    })
+    Some(Summary::prerendered(q, len, rcode, extra.cookie_valid))
 }

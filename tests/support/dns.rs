@@ -128,6 +128,32 @@ pub fn ecs_data(addr: IpAddr, prefix: u8) -> Vec<u8> {
     d
 }
 
+/// A whole ECS option (code 8, length, [`ecs_data`]) with the address bits
+/// past the prefix cleared, as RFC 7871 §6 requires of a resolver.
+pub fn ecs_option(addr: IpAddr, prefix: u8) -> Vec<u8> {
+    let masked = match addr {
+        IpAddr::V4(a) => IpAddr::V4(
+            (u32::from(a)
+                & u32::MAX
+                    .checked_shl(32 - u32::from(prefix.min(32)))
+                    .unwrap_or(0))
+            .into(),
+        ),
+        IpAddr::V6(a) => IpAddr::V6(
+            (u128::from(a)
+                & u128::MAX
+                    .checked_shl(128 - u32::from(prefix.min(128)))
+                    .unwrap_or(0))
+            .into(),
+        ),
+    };
+    let data = ecs_data(masked, prefix);
+    let mut o = 8u16.to_be_bytes().to_vec();
+    o.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    o.extend_from_slice(&data);
+    o
+}
+
 /// A query by hand with RD clear. `edns`: the advertised UDP size; `ecs`:
 /// a client subnet option (address, source prefix), which implies EDNS
 /// with 1232.
