@@ -29,20 +29,19 @@ use support::steer as fixture;
 fn snapshot(reg: &Registry) -> (Snapshot, tempfile::TempDir) {
     fixture::signed_snapshot(
         &[
-            ("tests/fixtures/example.zone", "example.zone"),
-            ("tests/fixtures/sub.example.zone", "sub.example.zone"),
-            ("tests/fixtures/types.example.zone", "types.example.zone"),
-            ("zones/cdn.example.zone", "cdn.example.zone"),
-            ("zones/cdn.example.pools.yaml", "cdn.example.pools.yaml"),
-            (
-                "tests/fixtures/steer/zones/steer.example.zone",
-                "steer.example.zone",
-            ),
-            (
-                "tests/fixtures/steer/zones/steer.example.pools.yaml",
-                "steer.example.pools.yaml",
-            ),
-        ],
+            &fixture::TEST_AND_DEMO_ZONES[..],
+            &[
+                (
+                    "tests/fixtures/steer/zones/steer.example.zone",
+                    "steer.example.zone",
+                ),
+                (
+                    "tests/fixtures/steer/zones/steer.example.pools.yaml",
+                    "steer.example.pools.yaml",
+                ),
+            ],
+        ]
+        .concat(),
         &[],
         "fast-path-test",
         reg,

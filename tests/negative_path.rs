@@ -65,13 +65,7 @@ $TTL 600
 
 fn snapshot(reg: &Registry) -> (Snapshot, tempfile::TempDir) {
     fixture::signed_snapshot(
-        &[
-            ("tests/fixtures/example.zone", "example.zone"),
-            ("tests/fixtures/sub.example.zone", "sub.example.zone"),
-            ("tests/fixtures/types.example.zone", "types.example.zone"),
-            ("zones/cdn.example.zone", "cdn.example.zone"),
-            ("zones/cdn.example.pools.yaml", "cdn.example.pools.yaml"),
-        ],
+        &fixture::TEST_AND_DEMO_ZONES,
         &[
             ("neg.example.zone", NEG_ZONE),
             ("child.neg.example.zone", CHILD_ZONE),
