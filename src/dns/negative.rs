@@ -41,9 +41,8 @@ pub(crate) fn build(snap: &Snapshot) -> Negatives {
     for zone in snap.zones.values() {
         by_apex.insert(zone.tree.apex_lower.clone(), render(zone, &mut out));
     }
-    let lens = snap.zones.keys().map(|k| k.len());
     Negatives {
-        apex_len: (lens.clone().min().unwrap_or(0), lens.max().unwrap_or(0)),
+        apex_len: snap.apex_len(),
         by_apex,
     }
 }
@@ -194,17 +193,6 @@ fn render(zone: &Arc<Zone>, out: &mut [u8]) -> Option<Negative> {
     let mut got = neg.tail.to_vec();
     neg.patch_into(&mut got, other.len() + tree.apex.len());
     (got == want).then_some(neg)
-}
-
-fn label_count(name: &[u8]) -> usize {
-    let mut offs = [0u8; 128];
-    label_offsets(name, &mut offs)
-}
-
-fn lowercase(name: &[u8]) -> Vec<u8> {
-    let mut v = name.to_vec();
-    lowercase_in_place(&mut v);
-    v
 }
 
 impl Negative {

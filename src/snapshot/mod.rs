@@ -108,6 +108,12 @@ impl Snapshot {
         self
     }
 
+    /// The shortest and the longest apex (lowercased wire names), which
+    /// bound a closest-suffix walk.
+    pub(crate) fn apex_len(&self) -> (usize, usize) {
+        self.apex_len
+    }
+
     /// The closest enclosing zone of a lowercased wire name.
     pub fn find_zone(&self, qname: &[u8]) -> Option<&Zone> {
         closest_suffix(qname, self.apex_len, |s| self.zones.get(s)).map(|z| &**z)
