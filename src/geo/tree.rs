@@ -1,11 +1,12 @@
-//! A faster walk of the MaxMind search tree: a 16-bit stride table per
-//! family jumps over the first 16 levels in one lookup.
+//! A faster walk of the MaxMind search tree: a stride table per family
+//! jumps over the first 16 levels (20 for IPv4 in a big tree) in one lookup.
 //!
 //! A lookup is a chain of dependent memory reads, one per prefix bit. In a
 //! database of millions of networks the upper levels are shared and stay in
 //! cache, but the chain is still 24 reads for an IPv4 /24 and 48 for an
-//! IPv6 /48. The tables (two × 64 Ki entries × 8 bytes, 1 MiB) replace the
-//! first 16 reads with one, built once at open. Records keep maxminddb's
+//! IPv6 /48. The tables (64 Ki entries × 8 bytes per family, or 1 Mi
+//! entries, 8 MiB, for IPv4 in a big tree) replace the first 16 (20) reads
+//! with one, built once at open. Records keep maxminddb's
 //! meaning, so data offsets match [`maxminddb::LookupResult::offset`].
 
 use std::sync::Arc;
@@ -54,10 +55,17 @@ pub(crate) struct Tree<B: AsRef<[u8]>> {
     bytes: Arc<B>,
     node_count: usize,
     record_size: u16,
+    /// IPv4 entries, one per `v4_bits`-bit prefix.
     v4: Box<[Entry]>,
+    v4_bits: u8,
     /// Empty for IPv4-only databases.
     v6: Box<[Entry]>,
 }
+
+/// Trees of at least this many nodes get a 20-bit IPv4 table (8 MiB): in a
+/// City-size tree levels 17 to 20 no longer stay in cache, and one read of
+/// the table replaces four dependent reads of the tree.
+const V4_WIDE_FROM: usize = 1 << 18;
 
 impl<B: AsRef<[u8]>> Tree<B> {
     /// Builds the stride tables. The tree must already be verified (every
@@ -74,6 +82,7 @@ impl<B: AsRef<[u8]>> Tree<B> {
             node_count: node_count as usize,
             record_size,
             v4: Box::new([]),
+            v4_bits: 16,
             v6: Box::new([]),
         };
         // IPv4 lives under ::/96 in an IPv6 tree.
@@ -89,28 +98,33 @@ impl<B: AsRef<[u8]>> Tree<B> {
         } else {
             0
         };
-        t.v4 = t.stride(v4_start);
+        t.v4_bits = if t.node_count >= V4_WIDE_FROM { 20 } else { 16 };
+        t.v4 = t.stride(v4_start, t.v4_bits);
         if ip_version == 6 {
-            t.v6 = t.stride(0);
+            t.v6 = t.stride(0, 16);
         }
         t
     }
 
-    fn stride(&self, start: usize) -> Box<[Entry]> {
-        (0..1u32 << 16)
-            .map(|i| {
-                let mut node = start;
-                let mut depth = 0u8;
-                while depth < 16 && node < self.node_count {
-                    node = self.read(node, ((i >> (15 - depth)) & 1) as usize);
-                    depth += 1;
-                }
-                Entry {
+    /// The entry after `bits` levels for every `bits`-bit prefix, from a
+    /// walk that reads each node of those levels once; a branch that ends
+    /// sooner fills all the entries below it.
+    fn stride(&self, start: usize, bits: u8) -> Box<[Entry]> {
+        let mut out = vec![Entry { node: 0, depth: 0 }; 1 << bits];
+        let mut stack = vec![(start, 0u8, 0usize)];
+        while let Some((node, depth, path)) = stack.pop() {
+            if depth == bits || node >= self.node_count {
+                let first = path << (bits - depth);
+                out[first..first + (1 << (bits - depth))].fill(Entry {
                     node: node as u32,
                     depth,
-                }
-            })
-            .collect()
+                });
+                continue;
+            }
+            stack.push((self.read(node, 1), depth + 1, path << 1 | 1));
+            stack.push((self.read(node, 0), depth + 1, path << 1));
+        }
+        out.into_boxed_slice()
     }
 
     #[inline(always)]
@@ -134,7 +148,7 @@ impl<B: AsRef<[u8]>> Tree<B> {
     /// Walks an IPv4 address (in the IPv4 subtree of an IPv6 database).
     #[inline]
     pub(crate) fn v4(&self, ip: u32) -> Walk {
-        let e = self.v4[(ip >> 16) as usize];
+        let e = self.v4[(ip >> (32 - self.v4_bits)) as usize];
         match self.record_size {
             24 => self.descend::<24, u32>(e, ip),
             28 => self.descend::<28, u32>(e, ip),
@@ -305,6 +319,7 @@ mod tests {
             node_count: 1,
             record_size: 28,
             v4: Box::new([]),
+            v4_bits: 16,
             v6: Box::new([]),
         };
         assert_eq!(t.read(0, 0), 0x0A12_3456);
