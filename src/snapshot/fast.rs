@@ -372,4 +372,19 @@ mod tests {
             assert_eq!(t.iter().count(), n);
         }
     }
+
+    #[test]
+    fn name_filter_never_forgets_a_name() {
+        let names: Vec<Vec<u8>> = (0..5000u32)
+            .map(|i| format!("\x05h{i:04}\x03cdn\x07example\x00").into_bytes())
+            .collect();
+        let f = NameFilter::new(names.iter().map(|n| &n[..]));
+        assert!(names.iter().all(|n| f.may_contain(n)));
+        // About 1/16 of other names pass; far from all of them.
+        let others = (0..5000u32)
+            .filter(|i| f.may_contain(format!("\x05x{i:04}\x03cdn\x07example\x00").as_bytes()))
+            .count();
+        assert!(others < 1000, "{others} false positives in 5000");
+        assert!(!NameFilter::new(std::iter::empty()).may_contain(b"\x00"));
+    }
 }
