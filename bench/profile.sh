@@ -14,6 +14,8 @@
 #   N=20000 TOP=40 bench/profile.sh ecs
 #   GS=/path/to/geosteer bench/profile.sh static   (another build, e.g. while bisecting;
 #                                    the zones and DB still come from this tree)
+#   RRL=1000000 bench/profile.sh flood   (with `rrl: {rate: RRL}`; at that rate
+#                                    nothing is limited, so RRL's own cost shows)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 KIND=${1:-ecs}
@@ -49,6 +51,7 @@ http: 127.0.0.1:$((PORT + 1))
 workers: 1
 state_file: state.json
 EOF
+if [ -n "${RRL:-}" ]; then printf 'rrl:\n  rate: %s\n' "$RRL" >>"$OUT/g.yaml"; fi
 
 ecs_hex() {
     local net=${1%/*} len=${1#*/} hex a b c d

@@ -20,7 +20,7 @@
 
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -151,7 +151,8 @@ pub struct Rrl {
     set_bits: u32,
     /// Per-process hash key, so forged sources can't aim at one set.
     seed: u64,
-    epoch: Instant,
+    /// [`coarse_secs`] when the table was made.
+    epoch: u64,
     metrics: RrlMetrics,
 }
 
@@ -166,6 +167,21 @@ fn key(ip: IpAddr, kind: Kind) -> u64 {
     };
     // 56 prefix bits, 2 family bits, 3 kind bits: at most 61 bits, never 0.
     (prefix << 5) | (family << 3) | kind as u64
+}
+
+/// Whole seconds of `CLOCK_MONOTONIC_COARSE`: RRL counts in seconds, and
+/// the coarse clock is read from the vDSO without the TSC read and
+/// scaling of `Instant::now()` (which cost ~65 of RRL's ~236 instructions
+/// per response under callgrind). Its resolution (a few ms) is far below
+/// a second.
+fn coarse_secs() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; the clock id exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64
 }
 
 /// splitmix64's finaliser: cheap and mixes every input bit.
@@ -190,7 +206,7 @@ impl Rrl {
                 .collect(),
             set_bits: (per_shard / WAYS).trailing_zeros(),
             seed: rand::random(),
-            epoch: Instant::now(),
+            epoch: coarse_secs(),
             metrics: RrlMetrics::new(),
         }
     }
@@ -202,7 +218,8 @@ impl Rrl {
 
     /// Counts one response to `client` and says whether to send it.
     pub fn decide(&self, client: IpAddr, kind: Kind) -> Verdict {
-        self.decide_at(client, kind, self.epoch.elapsed().as_secs() as u32)
+        let now = coarse_secs().saturating_sub(self.epoch);
+        self.decide_at(client, kind, now as u32)
     }
 
     /// [`Rrl::decide`] at a given second, for tests of the time behaviour.

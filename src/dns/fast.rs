@@ -30,7 +30,7 @@ use super::opt::OptExtra;
 use super::{Summary, header_flags, opt_len, render_answer, write_opt};
 use crate::net::Transport;
 use crate::snapshot::Snapshot;
-use crate::snapshot::fast::{Entry, FastTable, Secure, Static};
+use crate::snapshot::fast::{Entry, FastTable, KeyTable, Secure, Static};
 use crate::steer::{self, Client, EdgeIdx, Family, Outcome};
 use crate::wire::*;
 
@@ -43,6 +43,7 @@ const ALWAYS: [u16; 2] = [TYPE_A, TYPE_AAAA];
 /// consulted, so the general path does the rendering.
 pub fn build(snap: &Snapshot) -> FastTable {
     let mut table = FastTable::default();
+    let mut map = crate::zone::tree::NameMap::default();
     let mut out = vec![0u8; 65_535];
     for zone in snap.zones.values() {
         let tree = &zone.tree;
@@ -65,7 +66,7 @@ pub fn build(snap: &Snapshot) -> FastTable {
                 let mut k = Vec::with_capacity(key.len() + 2);
                 k.extend_from_slice(key);
                 k.extend_from_slice(&qtype.to_be_bytes());
-                if table.map.contains_key(&k[..]) {
+                if map.contains_key(&k[..]) {
                     continue;
                 }
                 let entry = if direct_steer && matches!(qtype, TYPE_A | TYPE_AAAA) {
@@ -88,10 +89,11 @@ pub fn build(snap: &Snapshot) -> FastTable {
                         None => continue,
                     }
                 };
-                table.map.insert(k.into_boxed_slice(), entry);
+                map.insert(k.into_boxed_slice(), entry);
             }
         }
     }
+    table.map = KeyTable::new(map);
     table.negative = super::negative::build(snap);
     table
 }

@@ -173,8 +173,9 @@ fn respond_inner<'s, T: steer::Trace>(
     trace: &mut T,
     paths: Paths,
 ) -> Option<Summary<'s>> {
-    let q = match parse_query(query) {
-        Ok(q) => q,
+    let mut q = Query::EMPTY;
+    match parse_query_into(query, &mut q) {
+        Ok(()) => {}
         Err(ParseError::Drop) => return None,
         Err(_) if paths == Paths::Fast => return None,
         Err(ParseError::Reply {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use super::answer::{Answer, Item};
 use super::opt::OptExtra;
 use super::{Summary, header_flags, opt_len, render_answer};
-use crate::snapshot::fast::{Negative, Negatives};
+use crate::snapshot::fast::{KeyTable, NameFilter, Negative, Negatives, same_bytes};
 use crate::snapshot::{Snapshot, Zone};
 use crate::wire::*;
 use crate::zone::tree::{NameMap, Rdata, Tree};
@@ -43,7 +43,7 @@ pub(crate) fn build(snap: &Snapshot) -> Negatives {
     }
     Negatives {
         apex_len: snap.apex_len(),
-        by_apex,
+        by_apex: KeyTable::new(by_apex),
     }
 }
 
@@ -185,6 +185,7 @@ fn render(zone: &Arc<Zone>, out: &mut [u8]) -> Option<Negative> {
         patch: patch.into_boxed_slice(),
         max_labels: max_labels as u8,
         below_apex: below_apex.into_boxed_slice(),
+        names: NameFilter::new(tree.nodes.keys().map(|k| &k[..])),
     };
     // The patching must give the general path's bytes behind another
     // question length too, or it is not used at all.
@@ -230,6 +231,9 @@ fn negative_rcode(neg: &Negative, lname: &[u8], offs: &[u8], qtype: u16) -> Opti
         let key = &lname[usize::from(off)..];
         if key.len() <= apex {
             continue;
+        }
+        if !neg.names.may_contain(key) {
+            break;
         }
         let Some(node) = tree.nodes.get(key) else {
             break;
@@ -299,7 +303,11 @@ pub(super) fn respond<'s>(
     if labels > usize::from(neg.max_labels) {
         return None;
     }
-    if neg.below_apex.iter().any(|s| lname.ends_with(s)) {
+    if neg
+        .below_apex
+        .iter()
+        .any(|s| lname.len() >= s.len() && same_bytes(&lname[lname.len() - s.len()..], s))
+    {
         // Part of the question matches MNAME or RNAME below the apex: the
         // general path would point there.
         return None;
