@@ -285,9 +285,9 @@ dnsperf_stats() {
     echo "${completed:-0} ${lost:-0} ${avg:--} ${sd:--}"
 }
 
-# loadgen's one-line summary -> "answered lost p50_ms p99_ms servfail".
+# loadgen's one-line summary -> "answered lost p50_ms p99_ms servfail p99_sent_ms".
 loadgen_stats() {
-    tr ' ' '\n' <"$1" | awk -F= '{v[$1] = $2} END {printf "%s %s %s %s %s\n", v["answered"] + 0, v["lost"] + 0, v["p50_ms"], v["p99_ms"], v["servfail"] + 0}'
+    tr ' ' '\n' <"$1" | awk -F= '{v[$1] = $2} END {printf "%s %s %s %s %s %s\n", v["answered"] + 0, v["lost"] + 0, v["p50_ms"], v["p99_ms"], v["servfail"] + 0, v["p99_sent_ms"]}'
 }
 
 declare -A W_US W_QPS W_LOST W_LAT I_IR L_PCT
@@ -313,10 +313,10 @@ load() {
 
 # record NAME KIND OUT TICKS: fills the W columns from a load's output.
 record() {
-    local name=$1 kind=$2 out=$3 ticks=$4 completed lost avg sd p50 p99 sf
+    local name=$1 kind=$2 out=$3 ticks=$4 completed lost avg sd p50 p99 sf p99s
     if grep -q '^sent=' "$out"; then
-        read -r completed lost p50 p99 sf < <(loadgen_stats "$out")
-        W_LAT["$name|$kind"]="p50 $p50 / p99 $p99"
+        read -r completed lost p50 p99 sf p99s < <(loadgen_stats "$out")
+        W_LAT["$name|$kind"]="p50 $p50 / p99 $p99 (of sent: $p99s)"
         [ "$sf" = 0 ] || W_LAT["$name|$kind"]+=" ($sf SERVFAIL)"
     else
         read -r completed lost avg sd < <(dnsperf_stats "$out")
@@ -508,7 +508,7 @@ floor_w=${W_US["floor|any (static A)"]:-}
     done
     echo
     echo "Placement: each server in a cpuset cgroup with CPU 1 only (knotd's own thread pinning cannot escape it), the load generator in one with CPU 0."
-    echo "W: utime+stime of the server from /proc/<pid>/stat ÷ answered, counted from 1 s after it first answers, at $W_RATE qps offered for $W_SECONDS s. One-name kinds: \`dnsperf -c 8 -q 200\` (latency mean ± sd). Kinds with subnets or a flood: \`bench/loadgen run\` replaying a file from \`bench/loadgen gen --seed $SEED\` (latency p50 / p99). TCP: \`dnsperf -m tcp -c $TCP_CONNS\`, one connection per client, many queries on each. Cold: a fresh server's first 100,000 distinct subnets, then the same again. geosteer-rrl: RRL on at a rate nothing reaches (\`rrl.rate: 1000000\`), so every response pays RRL's bookkeeping and none is dropped (all loopback traffic shares one source address)."
+    echo "W: utime+stime of the server from /proc/<pid>/stat ÷ answered, counted from 1 s after it first answers, at $W_RATE qps offered for $W_SECONDS s. One-name kinds: \`dnsperf -c 8 -q 200\` (latency mean ± sd). Kinds with subnets or a flood: \`bench/loadgen run\` replaying a file from \`bench/loadgen gen --seed $SEED\` (latency p50 / p99 of the answered queries; of sent: the p99 over every query sent, a lost one counting as later than every answer, so a server that drops bursts gets no shorter tail for it). TCP: \`dnsperf -m tcp -c $TCP_CONNS\`, one connection per client, many queries on each. Cold: a fresh server's first 100,000 distinct subnets, then the same again. geosteer-rrl: RRL on at a rate nothing reaches (\`rrl.rate: 1000000\`), so every response pays RRL's bookkeeping and none is dropped (all loopback traffic shares one source address)."
     echo "Dense DB: \`synth_db OUT dense $DENSE_RECORDS $SEED\`, public IPv4 and 2000::/3 covered by networks of random length over $DENSE_RECORDS distinct cities."
     echo "L: placed as in W, \`dnsperf -v -c 8 -q 200 -l $L_SECONDS -Q $L_RATE\`; p50 / p99 of the per-response latencies dnsperf -v prints."
     echo "I: server under \`valgrind --tool=callgrind\`, \`callgrind_control -z\` after 200 warm-up queries, $I_QUERIES queries (loadgen at 3,000 qps for the .bin kinds), \`callgrind_control -d\`; Ir (all threads) ÷ answered."
