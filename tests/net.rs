@@ -347,7 +347,7 @@ fn udp_shutdown_is_prompt_and_joins() {
     let addr = f.running.local_addr();
     let s = udp_client(addr);
     udp_roundtrip(&s, 1);
-    // Let the workers go back to sleep in poll.
+    // Let the workers go back to sleep in recvmmsg.
     std::thread::sleep(Duration::from_millis(50));
     let t = Instant::now();
     f.running.shutdown();

@@ -2,28 +2,22 @@
 //!
 //! # How a worker waits
 //!
-//! Each worker sleeps in `poll(2)` on its socket and a shared shutdown
-//! eventfd, then drains the socket with non-blocking `recvmmsg`
-//! (`MSG_DONTWAIT`), answers the batch inline and sends it with one
-//! `sendmmsg`. It only goes back to `poll` when a `recvmmsg` returned a
-//! partial batch (the queue was empty a moment ago); after a full batch it
-//! reads again straight away. This is Knot DNS's model (`udp_master`: wait on
-//! the fd set, then one non-blocking `recvmmsg`), plus the "skip the poll
-//! after a full batch" shortcut so that a saturated worker makes two
-//! syscalls per [`BATCH`] packets.
+//! Each worker blocks in `recvmmsg(MSG_WAITFORONE)`: the call sleeps until
+//! one datagram arrives, then takes whatever else is queued, up to
+//! [`BATCH`], without waiting for more. It answers the batch inline and
+//! sends it with one `sendmmsg`: two syscalls per batch. To stop, the
+//! server sets the stop flag and shuts the sockets' receive side
+//! (`shutdown(SHUT_RD)`), which wakes a blocked `recvmmsg` at once.
 //!
-//! Why not the simpler blocking `recvmmsg(MSG_WAITFORONE)`? In principle it
-//! saves the `poll` syscall per wake-up. Measured on the 2-core dev box
-//! with dnsperf at 100k qps over loopback, 2 workers, echo handler
-//! (`udp_cpu_per_query` in `tests/net.rs` under `perf stat`, 5 rounds):
-//! poll 5.6-7.2 µs CPU/query (mean 6.6), epoll 6.2-7.2 (6.8), blocking
-//! 6.0-7.4 (6.8); Knot 3.x on the same load, 2 UDP workers, 8.2-8.5 µs.
-//! The differences between wait strategies are inside run-to-run noise:
-//! the per-query cost is the kernel's UDP path. `poll` did give the
-//! largest batches (3.4-3.9 answers per `sendmmsg` against 2.4-3.4 for
-//! blocking) and the fewest context switches per query, and on an eventfd
-//! it also gives an immediate, timeout-free shutdown with no idle
-//! wake-ups, so it stays.
+//! Until session 6 a worker slept in `poll(2)` on its socket and an eventfd
+//! and then read with `MSG_DONTWAIT` (Knot's model): three syscalls per
+//! batch. With dnsperf's 8 clients sending back to back the batches were
+//! big enough that it made no difference. But paced traffic at 100k qps
+//! (`bench/loadgen`) arrives about two datagrams per wake-up, and there
+//! `perf stat -e 'syscalls:sys_enter_*'` counted 206k `ppoll`, 206k
+//! `recvmmsg` and 206k `sendmmsg` for 450k queries, against gdnsd's 209k
+//! `recvmmsg` and 209k `sendmmsg` (it blocks in `recvmmsg`). The extra call
+//! was most of the 0.2–0.3 µs per query by which those rows trailed gdnsd.
 //!
 //! # Buffers
 //!
@@ -42,7 +36,7 @@
 use std::io;
 use std::mem::{self, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -122,28 +116,21 @@ impl UdpServer {
     /// Starts one worker thread per socket. Metric handles are registered
     /// here, with whatever recorder is installed at this point.
     pub fn start(self, handler: Arc<dyn Handler>) -> io::Result<UdpRunning> {
-        // SAFETY: eventfd has no memory-safety preconditions; the result is
-        // checked before being wrapped.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if efd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: efd is a fresh descriptor we own.
-        let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(efd) });
         let stop = Arc::new(AtomicBool::new(false));
         let metrics = UdpMetrics::new();
         let mut running = UdpRunning {
             threads: Vec::with_capacity(self.sockets.len()),
             stop: stop.clone(),
-            wake: wake.clone(),
+            sockets: Vec::with_capacity(self.sockets.len()),
             local_addr: self.local_addr,
         };
         for (i, socket) in self.sockets.into_iter().enumerate() {
+            let socket = Arc::new(socket);
+            running.sockets.push(socket.clone());
             let worker = Worker {
                 socket,
                 handler: handler.clone(),
                 stop: stop.clone(),
-                wake: wake.clone(),
                 metrics: metrics.clone(),
                 pktinfo: self.pktinfo,
             };
@@ -201,7 +188,9 @@ fn setsockopt_one(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Resul
 pub struct UdpRunning {
     threads: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
-    wake: Arc<OwnedFd>,
+    /// The workers' sockets, kept open here so that a stop never shuts a
+    /// descriptor a finished worker closed and someone else reused.
+    sockets: Vec<Arc<Socket>>,
     local_addr: SocketAddr,
 }
 
@@ -218,12 +207,11 @@ impl UdpRunning {
 
     fn stop_and_join(&mut self) {
         self.stop.store(true, Ordering::Release);
-        // The eventfd is never read, so it stays readable and wakes every
-        // worker's poll, now and on any later poll.
-        // SAFETY: the fd is open for as long as `self.wake` lives.
-        let r = unsafe { libc::eventfd_write(self.wake.as_raw_fd(), 1) };
-        if r < 0 {
-            tracing::warn!(error = %io::Error::last_os_error(), "udp: cannot wake workers");
+        // Shutting the receive side wakes a worker blocked in recvmmsg, and
+        // makes every later one return at once. On an unconnected UDP socket
+        // Linux does it and then reports ENOTCONN, so the result says nothing.
+        for socket in &self.sockets {
+            let _ = socket.shutdown(std::net::Shutdown::Read);
         }
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {
@@ -271,10 +259,9 @@ impl UdpMetrics {
 }
 
 struct Worker {
-    socket: Socket,
+    socket: Arc<Socket>,
     handler: Arc<dyn Handler>,
     stop: Arc<AtomicBool>,
-    wake: Arc<OwnedFd>,
     metrics: UdpMetrics,
     pktinfo: bool,
 }
@@ -350,19 +337,6 @@ impl Worker {
     fn run(self) {
         let mut batch = Box::new(Batch::new());
         let fd = self.socket.as_raw_fd();
-        let mut fds = [
-            libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.wake.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        let mut must_wait = true;
         // Headers the last `recvmmsg` wrote into: only those are re-armed,
         // not all BATCH of them (at light load a batch is one datagram, and
         // re-arming 32 headers per query cost more than the rest of the loop).
@@ -371,50 +345,38 @@ impl Worker {
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
-            if must_wait {
-                // SAFETY: fds is a live array of 2 pollfds.
-                let r = unsafe { sys::poll_forever(fds.as_mut_ptr(), 2) };
-                if r < 0 {
-                    let e = io::Error::last_os_error();
-                    if e.kind() != io::ErrorKind::Interrupted {
-                        tracing::error!(error = %e, "udp: poll failed, worker exits");
-                        return;
-                    }
-                    continue;
-                }
-                if fds[1].revents != 0 {
-                    return;
-                }
-            }
             batch.arm_rx(dirty, self.pktinfo);
             // SAFETY: rx_msgs holds BATCH headers whose pointers refer to
             // buffers owned by `batch`, which outlives the call.
-            let n =
-                unsafe { sys::recvmmsg(fd, batch.rx_msgs.as_mut_ptr(), BATCH, libc::MSG_DONTWAIT) };
+            let n = unsafe {
+                sys::recvmmsg(fd, batch.rx_msgs.as_mut_ptr(), BATCH, libc::MSG_WAITFORONE)
+            };
             if n < 0 {
                 // Whatever the kernel did to the headers, re-arm them all.
                 dirty = BATCH;
                 let e = io::Error::last_os_error();
                 match e.kind() {
-                    io::ErrorKind::WouldBlock => must_wait = true,
-                    io::ErrorKind::Interrupted => must_wait = false,
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => {}
                     _ => {
                         // E.g. ENOMEM; don't spin on it.
                         self.metrics.recv_errors.increment(1);
                         tracing::debug!(error = %e, "udp: recvmmsg failed");
-                        must_wait = true;
+                        std::thread::sleep(std::time::Duration::from_millis(1));
                     }
                 }
                 continue;
+            }
+            // After a stop the shut receive side returns empty reads: what
+            // was received with them is not answered, as a stop while
+            // asleep would not have read it.
+            if self.stop.load(Ordering::Acquire) {
+                return;
             }
             let n = n as usize;
             dirty = n;
             self.metrics.received.increment(n as u64);
             self.metrics.batches.increment(1);
             self.answer(&mut batch, n);
-            // A full batch suggests more is queued: read again without
-            // paying for a poll that would return at once.
-            must_wait = n < BATCH;
         }
     }
 
@@ -571,27 +533,6 @@ mod sys {
     pub(super) unsafe fn sendmmsg(fd: RawFd, msgs: *mut libc::mmsghdr, n: usize) -> isize {
         // SAFETY: the caller's contract is sendmmsg(2)'s.
         unsafe { libc::syscall(libc::SYS_sendmmsg, fd, msgs, n as libc::c_uint, 0) as isize }
-    }
-
-    /// `poll(fds, n, -1)`, as `ppoll` with no timeout and no signal mask
-    /// (not every architecture has the `poll` syscall).
-    ///
-    /// # Safety
-    /// As `poll(2)`: `fds` points to `n` pollfds.
-    #[inline]
-    pub(super) unsafe fn poll_forever(fds: *mut libc::pollfd, n: usize) -> isize {
-        // SAFETY: the caller's contract is poll(2)'s; null timeout and mask.
-        unsafe {
-            libc::syscall(
-                libc::SYS_ppoll,
-                fds,
-                n as libc::nfds_t,
-                std::ptr::null::<libc::timespec>(),
-                std::ptr::null::<libc::sigset_t>(),
-                // The kernel's sigset_t (unused with a null mask).
-                8usize,
-            ) as isize
-        }
     }
 }
 
