@@ -9,7 +9,7 @@
 //! server sets the stop flag and shuts the sockets' receive side
 //! (`shutdown(SHUT_RD)`), which wakes a blocked `recvmmsg` at once.
 //!
-//! Until session 6 a worker slept in `poll(2)` on its socket and an eventfd
+//! Workers used to sleep in `poll(2)` on their socket and an eventfd
 //! and then read with `MSG_DONTWAIT` (Knot's model): three syscalls per
 //! batch. With dnsperf's 8 clients sending back to back the batches were
 //! big enough that it made no difference. But paced traffic at 100k qps
