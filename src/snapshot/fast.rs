@@ -8,6 +8,8 @@ use std::sync::Arc;
 use super::Zone;
 use crate::steer::Family;
 use crate::wire::Rcode;
+use crate::zone::tree::NameHasher;
+use std::hash::Hasher;
 
 /// The sections after the question, rendered once.
 #[derive(Debug)]
@@ -148,8 +150,9 @@ impl FastTable {
 /// the hash, the key's length and where its bytes are in one shared
 /// buffer: a probe compares the tag and length before touching the key,
 /// and the key compare is inlined (no `memcmp` call). The hash is
-/// [`NameHasher`](crate::zone::tree::NameHasher)'s, over the key bytes alone. As with [`NameHasher`](crate::zone::tree::NameHasher), only
-/// operator data is ever inserted, so a client's names can only probe.
+/// [`key_hash`], [`NameHasher`]'s mixing over the key bytes alone. As with
+/// [`NameHasher`], only operator data is ever inserted, so a client's names
+/// can only probe.
 pub(crate) struct KeyTable<V> {
     slots: Box<[Slot]>,
     /// Every key, back to back.
@@ -168,22 +171,18 @@ struct Slot {
 
 const EMPTY: u32 = u32::MAX;
 
+impl Slot {
+    const FREE: Slot = Slot {
+        tag: 0,
+        len: 0,
+        key_at: 0,
+        value: EMPTY,
+    };
+}
+
 impl<V> Default for KeyTable<V> {
     fn default() -> Self {
-        KeyTable {
-            slots: vec![
-                Slot {
-                    tag: 0,
-                    len: 0,
-                    key_at: 0,
-                    value: EMPTY
-                };
-                1
-            ]
-            .into_boxed_slice(),
-            keys: Box::new([]),
-            values: Box::new([]),
-        }
+        KeyTable::new(std::iter::empty())
     }
 }
 
@@ -193,25 +192,22 @@ impl<V: std::fmt::Debug> std::fmt::Debug for KeyTable<V> {
     }
 }
 
-/// The hash of a key: [`NameHasher`](crate::zone::tree::NameHasher)'s multiply-rotate, fed the length
-/// and then eight bytes at a time, the last word overlapping the one
-/// before (a key is then always hashed the same way, and the loop has no
-/// tail). Inlined: through `Hasher::write` it was a call of ~70
-/// instructions per query.
+/// The hash of a key: [`NameHasher`]'s mixing, fed the length and then
+/// eight bytes at a time, the last word overlapping the one before (a key
+/// is then always hashed the same way, and the loop has no tail). Inlined:
+/// through `Hasher::write` it was a call of ~70 instructions per query.
 #[inline(always)]
 pub(crate) fn key_hash(key: &[u8]) -> u64 {
-    const K: u64 = 0xf135_7aea_2e62_a9c5;
-    let add = |h: u64, w: u64| (h.rotate_left(26) ^ w).wrapping_mul(K);
+    let mut h = NameHasher::default();
     let n = key.len();
-    let mut h = add(0, n as u64);
+    h.add(n as u64);
     if n >= 8 {
         let mut at = 0;
         loop {
             let i = at.min(n - 8);
-            h = add(
-                h,
-                u64::from_le_bytes(key[i..i + 8].try_into().expect("8 bytes")),
-            );
+            h.add(u64::from_le_bytes(
+                key[i..i + 8].try_into().expect("8 bytes"),
+            ));
             if i == n - 8 {
                 break;
             }
@@ -220,12 +216,11 @@ pub(crate) fn key_hash(key: &[u8]) -> u64 {
     } else if n >= 4 {
         let lo = u32::from_le_bytes(key[..4].try_into().expect("4 bytes"));
         let hi = u32::from_le_bytes(key[n - 4..].try_into().expect("4 bytes"));
-        h = add(h, u64::from(lo) | u64::from(hi) << 32);
+        h.add(u64::from(lo) | u64::from(hi) << 32);
     } else {
-        let w = key.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b));
-        h = add(h, w);
+        h.add(key.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b)));
     }
-    h ^ (h >> 32)
+    h.finish()
 }
 
 /// `a == b` for slices of the same length, eight bytes at a time (the
@@ -256,15 +251,7 @@ impl<V> KeyTable<V> {
     pub(crate) fn new(entries: impl IntoIterator<Item = (Box<[u8]>, V)>) -> Self {
         let entries: Vec<(Box<[u8]>, V)> = entries.into_iter().collect();
         let size = (entries.len() * 2).max(1).next_power_of_two();
-        let mut slots = vec![
-            Slot {
-                tag: 0,
-                len: 0,
-                key_at: 0,
-                value: EMPTY
-            };
-            size
-        ];
+        let mut slots = vec![Slot::FREE; size];
         let mut keys = Vec::with_capacity(entries.iter().map(|(k, _)| k.len()).sum());
         let mut values = Vec::with_capacity(entries.len());
         for (key, value) in entries {

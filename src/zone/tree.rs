@@ -155,8 +155,10 @@ pub struct NameHasher(u64);
 impl NameHasher {
     const K: u64 = 0xf135_7aea_2e62_a9c5;
 
-    #[inline]
-    fn add(&mut self, w: u64) {
+    /// Mixes one word in; [`crate::snapshot::fast::key_hash`] feeds it
+    /// words directly.
+    #[inline(always)]
+    pub(crate) fn add(&mut self, w: u64) {
         self.0 = (self.0.rotate_left(26) ^ w).wrapping_mul(Self::K);
     }
 }
