@@ -55,9 +55,9 @@ pub(crate) struct Tree<B: AsRef<[u8]>> {
     bytes: Arc<B>,
     node_count: usize,
     record_size: u16,
-    /// IPv4 entries, one per `v4_bits`-bit prefix.
+    /// IPv4 entries, one per prefix of 16 bits (20 in a big tree: the
+    /// length says which).
     v4: Box<[Entry]>,
-    v4_bits: u8,
     /// Empty for IPv4-only databases.
     v6: Box<[Entry]>,
 }
@@ -82,7 +82,6 @@ impl<B: AsRef<[u8]>> Tree<B> {
             node_count: node_count as usize,
             record_size,
             v4: Box::new([]),
-            v4_bits: 16,
             v6: Box::new([]),
         };
         // IPv4 lives under ::/96 in an IPv6 tree.
@@ -98,8 +97,8 @@ impl<B: AsRef<[u8]>> Tree<B> {
         } else {
             0
         };
-        t.v4_bits = if t.node_count >= V4_WIDE_FROM { 20 } else { 16 };
-        t.v4 = t.stride(v4_start, t.v4_bits);
+        let v4_bits = if t.node_count >= V4_WIDE_FROM { 20 } else { 16 };
+        t.v4 = t.stride(v4_start, v4_bits);
         if ip_version == 6 {
             t.v6 = t.stride(0, 16);
         }
@@ -148,7 +147,8 @@ impl<B: AsRef<[u8]>> Tree<B> {
     /// Walks an IPv4 address (in the IPv4 subtree of an IPv6 database).
     #[inline]
     pub(crate) fn v4(&self, ip: u32) -> Walk {
-        let e = self.v4[(ip >> (32 - self.v4_bits)) as usize];
+        let bits = self.v4.len().trailing_zeros();
+        let e = self.v4[(ip >> (32 - bits)) as usize];
         match self.record_size {
             24 => self.descend::<24, u32>(e, ip),
             28 => self.descend::<28, u32>(e, ip),
@@ -319,7 +319,6 @@ mod tests {
             node_count: 1,
             record_size: 28,
             v4: Box::new([]),
-            v4_bits: 16,
             v6: Box::new([]),
         };
         assert_eq!(t.read(0, 0), 0x0A12_3456);
