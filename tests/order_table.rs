@@ -3,7 +3,9 @@
 //! decide: every host shape (plain, rules, partners, bias, RTT keys by
 //! country and continent, spread and cost hosts that the table leaves out),
 //! both families, random clients and random edge health, on a City
-//! database of ~4,000 records built here.
+//! database of ~4,000 records built here. The snapshot's flattened table of
+//! IPv4 networks and RTT prefixes (`steer/flat.rs`) is checked the same
+//! way: every decision and ECS scope as the two lookups it replaces give.
 
 mod support;
 
@@ -64,8 +66,55 @@ continent:SA,akamai,20,50
 1.0.0.0/8,syd,3,10
 ";
 
-fn write(dir: &Path) -> std::path::PathBuf {
-    write_file(dir, "zones/t.example.rtt.csv", RTT);
+/// [`RTT`] and IPv4 prefix rows of every length from /8 to /32, nested
+/// and not, narrower and wider than the database's /16s (some inside the
+/// override nets): the flattened table cuts the networks at all of them.
+fn rtt_file(seed: u64) -> (String, Vec<(u32, u8)>) {
+    const EDGES: [&str; 11] = [
+        "lhr", "fra", "cdg", "iad", "sjc", "gru", "nrt", "sin", "syd", "akamai", "fastly",
+    ];
+    let mut rng = Rng(seed);
+    let mut csv = String::from(RTT);
+    let mut prefixes = vec![(0x0100_0000, 8)];
+    let fixed = [
+        (0x0A14_0500, 24),
+        (0x0A1E_0000, 17),
+        (0x0202_0000, 15),
+        (0x0203_0405, 32),
+    ];
+    for i in 0..400 {
+        let (net, len) = match fixed.get(i) {
+            Some(&f) => f,
+            None => {
+                let len = 8 + rng.below(25) as u8;
+                // Half of them inside an earlier prefix.
+                let base = if i % 2 == 0 {
+                    rng.pick(&prefixes).0 | (rng.next() as u32 & 0x00FF_FFFF)
+                } else {
+                    rng.next() as u32
+                };
+                (base & (u32::MAX << (32 - len)), len)
+            }
+        };
+        if prefixes.contains(&(net, len)) {
+            continue;
+        }
+        prefixes.push((net, len));
+        let mut edges = EDGES.to_vec();
+        for _ in 0..1 + rng.below(3) {
+            let e = edges.remove(rng.below(edges.len()));
+            csv += &format!(
+                "{}/{len},{e},{},10\n",
+                Ipv4Addr::from(net),
+                1 + rng.below(150)
+            );
+        }
+    }
+    (csv, prefixes)
+}
+
+fn write(dir: &Path, rtt: &str) -> std::path::PathBuf {
+    write_file(dir, "zones/t.example.rtt.csv", rtt);
     write_file(dir, "zones/t.example.pools.yaml", POOLS);
     write_file(dir, "zones/t.example.zone", MINIMAL_ZONE)
 }
@@ -122,19 +171,29 @@ fn database(dir: &Path, seed: u64) -> GeoDb {
     GeoDb::open(&out).unwrap()
 }
 
-fn client(rng: &mut Rng) -> Client {
+/// A random client: mostly IPv4, anywhere or at the edges of and inside
+/// the RTT `prefixes`, some in the override nets, some IPv6 and v4-mapped.
+fn client(rng: &mut Rng, prefixes: &[(u32, u8)]) -> Client {
     let r = rng.next();
     let addr = match r % 10 {
-        0..=6 => IpAddr::V4(Ipv4Addr::from(rng.next() as u32)),
+        0..=3 => IpAddr::V4(Ipv4Addr::from(rng.next() as u32)),
+        4..=6 => {
+            let &(net, len) = rng.pick(prefixes);
+            let last = net | u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+            let inside = net
+                | (rng.next() as u32 & !(u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)));
+            let a = *rng.pick(&[net.wrapping_sub(1), net, inside, last, last.wrapping_add(1)]);
+            IpAddr::V4(Ipv4Addr::from(a))
+        }
         7 => IpAddr::V4(Ipv4Addr::new(10, 20 + (r >> 8) as u8 % 11, 1, 1)),
         8 => IpAddr::V6(Ipv6Addr::from(
             (0x2a00u128 << 112) | (u128::from(rng.next()) << 64) & ((1 << 105) - 1),
         )),
         _ => IpAddr::V6(Ipv4Addr::from(rng.next() as u32).to_ipv6_mapped()),
     };
-    let ecs_source = match (r >> 16) % 3 {
+    let ecs_source = match (r >> 16) % 6 {
         0 => None,
-        _ if addr.is_ipv4() => Some(24),
+        n if addr.is_ipv4() => Some([24, 16, 32, 20, 26][n as usize - 1]),
         _ => Some(56),
     };
     Client { addr, ecs_source }
@@ -143,7 +202,8 @@ fn client(rng: &mut Rng) -> Client {
 #[test]
 fn precomputed_orders_decide_as_fresh_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let zone_file = write(dir.path());
+    let (rtt, prefixes) = rtt_file(3);
+    let zone_file = write(dir.path(), &rtt);
     let db = database(dir.path(), 7);
     // One registry: both steerings share every edge's health.
     let registry = Registry::new();
@@ -151,6 +211,7 @@ fn precomputed_orders_decide_as_fresh_ones() {
     let fresh = build_zone(&zone_file, &registry).unwrap().steering;
     let kept = table.precompute(Some(&db));
     assert!(kept > 0, "no orders precomputed");
+    assert!(table.flat_ranges() > 7000, "no flattened table");
 
     let names: Vec<&str> = fresh.edges.iter().map(|e| e.name.as_str()).collect();
     let mut rng = Rng(0x5eed);
@@ -166,7 +227,7 @@ fn precomputed_orders_decide_as_fresh_ones() {
             registry.set_admin(None, name, admin).unwrap();
         }
         for _ in 0..2500 {
-            let c = client(&mut rng);
+            let c = client(&mut rng, &prefixes);
             for (h, (a, b)) in table.hosts.iter().zip(&fresh.hosts).enumerate() {
                 for family in [Family::V4, Family::V6] {
                     let want = decide(&fresh, b, Some(&db), c, family, &mut ());
@@ -191,7 +252,8 @@ fn precomputed_orders_decide_as_fresh_ones() {
 #[test]
 fn orders_of_another_database_are_not_used() {
     let dir = tempfile::tempdir().unwrap();
-    let zone_file = write(dir.path());
+    let (rtt, prefixes) = rtt_file(4);
+    let zone_file = write(dir.path(), &rtt);
     let (da, dbb) = (database(dir.path(), 1), database(dir.path(), 2));
     let registry = Registry::new();
     let mut table = build_zone(&zone_file, &registry).unwrap().steering;
@@ -199,7 +261,7 @@ fn orders_of_another_database_are_not_used() {
     table.precompute(Some(&da));
     let mut rng = Rng(9);
     for _ in 0..5000 {
-        let c = client(&mut rng);
+        let c = client(&mut rng, &prefixes);
         for (x, y) in table.hosts.iter().zip(&fresh.hosts) {
             for family in [Family::V4, Family::V6] {
                 assert_eq!(

@@ -295,6 +295,35 @@ impl GeoDb {
         ))
     }
 
+    /// Every IPv4 network of the database in address order, as (first
+    /// address, prefix length, the record's index in
+    /// [`GeoDb::record_locations`] or `None` for no data): what
+    /// [`GeoDb::find_indexed`] answers for every address in it. `false`
+    /// (having called `f` for some networks, or none) for a database
+    /// paired with a `geodb_asn:` one, whose records are not numbered.
+    pub fn v4_networks(&self, mut f: impl FnMut(u32, u8, Option<u32>)) -> bool {
+        if self.asn.is_some() {
+            return false;
+        }
+        let mut whole = true;
+        self.tree.v4_leaves(|first, len, offset| match offset {
+            None => f(first, len, None),
+            Some(o) => match self.locations.index(o) {
+                Some(i) => f(first, len, Some(i)),
+                // Every record the tree points to was decoded at open.
+                None => whole = false,
+            },
+        });
+        whole
+    }
+
+    /// The order cache's identity for record number `index`: unique per
+    /// database, and apart from [`GeoDb::find_indexed`]'s offset-based ids
+    /// (bit 39).
+    pub fn index_key(&self, index: u32) -> u64 {
+        (self.id << 40) ^ (1 << 39) ^ u64::from(index)
+    }
+
     /// Every distinct record's location, decoded at open, in the order
     /// [`GeoDb::find_indexed`] numbers them; a record that says nothing we
     /// understand is `Location::default()`.

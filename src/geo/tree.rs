@@ -167,6 +167,32 @@ impl<B: AsRef<[u8]>> Tree<B> {
         })
     }
 
+    /// Every IPv4 network the tree holds, in address order: (first address,
+    /// prefix length, data offset or `None` for "no data"), exactly where
+    /// [`Tree::v4`] ends for each address in it. The networks tile the
+    /// whole IPv4 space.
+    pub(crate) fn v4_leaves(&self, mut f: impl FnMut(u32, u8, Option<usize>)) {
+        let bits = self.v4.len().trailing_zeros() as u8;
+        let mut stack: Vec<(usize, u8, u32)> = Vec::with_capacity(64);
+        let mut slot = 0usize;
+        while let Some(&e) = self.v4.get(slot) {
+            // Slots are aligned runs: an entry that ended above the stride
+            // fills the 2^(bits - depth) slots below it, walked once.
+            let first = (slot as u32) << (32 - u32::from(bits));
+            slot += 1 << (bits - e.depth.min(bits));
+            stack.push((e.node as usize, e.depth, first));
+            while let Some((node, depth, first)) = stack.pop() {
+                if depth >= 32 || node >= self.node_count {
+                    f(first, depth, self.finish(node, depth).offset);
+                    continue;
+                }
+                // Right pushed first, so the lower half comes out first.
+                stack.push((self.read(node, 1), depth + 1, first | 1 << (31 - depth)));
+                stack.push((self.read(node, 0), depth + 1, first));
+            }
+        }
+    }
+
     /// Every distinct data offset the tree points to, each with the first
     /// address of one network that leads there (`ip_version` 4 or 6). A
     /// depth-first walk that visits each node once, so IPv4 aliases in an

@@ -4,8 +4,9 @@
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 
+use super::rtt::RttAt;
 use super::scope::common_prefix;
 use super::{EdgeIdx, Located, Steering};
 use crate::geo::{Coords, GeoDb, Location};
@@ -148,13 +149,65 @@ pub fn locate<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAddr) -> Place<
 /// network and the record's identity, which is all a precomputed or cached
 /// order needs. [`super::order::with_order`] decodes when it has neither.
 pub(super) fn locate_lazy<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAddr) -> Place<'s> {
-    locate_net(st, addr).unwrap_or_else(|| match geo.and_then(|g| g.find_indexed(addr)) {
-        Some((record, index, network)) => Place {
-            record: index,
-            ..Place::db(network, None, record)
-        },
-        None => Place::unknown(),
+    locate_net(st, addr).unwrap_or_else(|| {
+        let Some(g) = geo else {
+            return Place::unknown();
+        };
+        match g.find_indexed(addr) {
+            // Keyed by the record's number, as the flattened table knows it.
+            Some((_, Some(index), network)) => Place {
+                record: Some(index),
+                ..Place::db(network, None, g.index_key(index))
+            },
+            Some((record, None, network)) => Place::db(network, None, record),
+            None => Place::unknown(),
+        }
     })
+}
+
+/// Where is the client, and where it falls among the RTT prefixes: from
+/// one lookup in the snapshot's flattened table when it has one (an IPv4
+/// client of the database the table was built on, in no override net),
+/// else [`locate_lazy`] (or [`locate`] for explain's decoded location) and
+/// a search of the RTT prefixes.
+pub(super) fn locate_with_rtt<'s>(
+    st: &'s Steering,
+    geo: Option<&GeoDb>,
+    addr: IpAddr,
+    detailed: bool,
+) -> (Place<'s>, Option<RttAt>) {
+    if !detailed
+        && let (Some(flat), Some(g), IpAddr::V4(a)) = (st.flat(), geo, addr)
+        && flat.geo() == g.id()
+    {
+        if let Some(place) = locate_net(st, addr) {
+            return (place, st.rtt.at(addr));
+        }
+        let (piece, span) = flat.find(u32::from(a));
+        let place = match piece.record() {
+            Some(index) => Place {
+                record: Some(index),
+                ..Place::db(
+                    IpNet::V4(Ipv4Net::new_assert(a, piece.prefix).trunc()),
+                    None,
+                    g.index_key(index),
+                )
+            },
+            None => Place::unknown(),
+        };
+        return (place, Some(st.rtt.at_piece(piece.range, piece.rtt, span)));
+    }
+    let rtt = if st.rtt.is_empty() {
+        None
+    } else {
+        st.rtt.at(addr)
+    };
+    let place = if detailed {
+        locate(st, geo, addr)
+    } else {
+        locate_lazy(st, geo, addr)
+    };
+    (place, rtt)
 }
 
 /// The IPv4 address inside a v4-mapped, 6to4 or Teredo address (as

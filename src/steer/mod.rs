@@ -12,6 +12,7 @@
 //! [`scope`] (the ECS scope). This file holds the types and [`decide`].
 
 mod candidates;
+mod flat;
 mod locate;
 mod order;
 pub mod rtt;
@@ -259,6 +260,9 @@ pub struct Steering {
     /// Every host's order per GeoIP record, made with the snapshot
     /// ([`Steering::precompute`]).
     orders: Option<Box<OrderTable>>,
+    /// The database's IPv4 networks and the RTT prefixes in one table, made
+    /// with the snapshot when there are IPv4 prefix rows ([`flat`]).
+    flat: Option<Box<flat::Flat4>>,
     /// Unique per instance, so cached orders never outlive their steering.
     uid: u64,
 }
@@ -272,6 +276,7 @@ impl Steering {
             nets,
             rtt: Arc::default(),
             orders: None,
+            flat: None,
             uid: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
@@ -307,9 +312,24 @@ impl Steering {
     /// Computes every host's order for every record of `geo` (see
     /// [`OrderTable`]); decisions on another database compute theirs per
     /// query. Returns how many distinct orders it kept.
+    ///
+    /// With IPv4 RTT prefixes it also flattens them with the database's
+    /// IPv4 networks, so an IPv4 client's record and RTT key are one lookup.
     pub fn precompute(&mut self, geo: Option<&GeoDb>) -> usize {
         self.orders = geo.and_then(|g| OrderTable::build(self, g)).map(Box::new);
+        self.flat = geo
+            .and_then(|g| flat::Flat4::build(&self.rtt, g))
+            .map(Box::new);
         self.orders.as_ref().map_or(0, |t| t.orders())
+    }
+
+    /// How many ranges the flattened IPv4 table holds (0: none built).
+    pub fn flat_ranges(&self) -> usize {
+        self.flat.as_ref().map_or(0, |f| f.len())
+    }
+
+    fn flat(&self) -> Option<&flat::Flat4> {
+        self.flat.as_deref()
     }
 
     /// The same steering with RTT data: a new instance, so no order cached
@@ -422,13 +442,11 @@ pub fn decide<T: Trace>(
             s
         }
     });
-    // The most specific RTT prefix is a range lookup on the address; a key
-    // the location implies is found with the order, once per place.
-    let rtt_at = if st.rtt.is_empty() {
-        None
-    } else {
-        st.rtt.at(addr)
-    };
+    // The place and the most specific RTT prefix (one lookup when the
+    // snapshot flattened them); a key the location implies is found with
+    // the order, once per place. explain's trace wants the decoded
+    // location, the query path doesn't.
+    let (place, rtt_at) = locate::locate_with_rtt(st, geo, addr, T::DETAILED);
     let prefix = rtt_at.and_then(|a| a.hit);
     let at = Located4 {
         raw: client.addr,
@@ -436,12 +454,6 @@ pub fn decide<T: Trace>(
         offset,
         source,
         rtt: rtt_at,
-    };
-    // explain's trace wants the decoded location, the query path doesn't.
-    let place = if T::DETAILED {
-        locate(st, geo, addr)
-    } else {
-        locate::locate_lazy(st, geo, addr)
     };
     order::with_order(
         st,

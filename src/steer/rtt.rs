@@ -210,6 +210,15 @@ impl Ranges {
     }
 }
 
+/// A range's key word as the prefix hit it stands for.
+#[inline]
+fn hit_of(word: u32) -> Option<RttHit> {
+    (word != NONE).then_some(RttHit {
+        key: word & KEY_MASK,
+        prefix: Some((word >> 24) as u8),
+    })
+}
+
 /// Starts range `key` at `at`, merging with the range before when it maps
 /// to the same key.
 fn emit(at: u128, key: u32, starts: &mut Vec<u128>, keys: &mut Vec<u32>) {
@@ -252,6 +261,11 @@ pub struct RttTable {
 pub struct RttAt {
     range: u32,
     pub hit: Option<RttHit>,
+    /// From the flattened table: the IPv4 span around the address that has
+    /// both its database network and its prefix range. Narrowing the scope
+    /// of a database-located answer to it is narrowing to the range (the
+    /// scope already holds the network), without reading the range.
+    piece: Option<(u32, u32)>,
 }
 
 /// The RTT key a client matched.
@@ -352,14 +366,29 @@ impl RttTable {
     pub fn at(&self, addr: IpAddr) -> Option<RttAt> {
         let (r, _, _) = self.ranges(addr);
         let i = r.find(aligned(addr))?;
-        let key = r.key(i);
         Some(RttAt {
             range: i as u32,
-            hit: (key != NONE).then_some(RttHit {
-                key: key & KEY_MASK,
-                prefix: Some((key >> 24) as u8),
-            }),
+            hit: hit_of(r.key(i)),
+            piece: None,
         })
+    }
+
+    /// What [`RttTable::at`] gives for an IPv4 address in IPv4 range
+    /// `range` (whose key word is `word`), known to the flattened table
+    /// together with the `span` of addresses around it located alike.
+    #[inline]
+    pub(super) fn at_piece(&self, range: u32, word: u32, span: (u32, u32)) -> RttAt {
+        RttAt {
+            range,
+            hit: hit_of(word),
+            piece: Some(span),
+        }
+    }
+
+    /// The IPv4 prefix ranges in address order: (first address, key word),
+    /// tiling the space; empty without IPv4 prefix rows.
+    pub(super) fn v4_ranges(&self) -> &[(u32, u32)] {
+        &self.v4.starts4
     }
 
     /// The most specific prefix holding `addr`, if any.
@@ -388,19 +417,24 @@ impl RttTable {
     /// row decides.
     pub fn narrow_scope(&self, addr: IpAddr, scope: u8) -> u8 {
         match self.at(addr) {
-            Some(at) => self.narrow_scope_at(&at, addr, scope),
+            Some(at) => self.narrow_scope_at(&at, addr, scope, false),
             None => scope,
         }
     }
 
     /// [`RttTable::narrow_scope`] for an address already located with
-    /// [`RttTable::at`].
-    pub fn narrow_scope_at(&self, at: &RttAt, addr: IpAddr, scope: u8) -> u8 {
+    /// [`RttTable::at`]. `in_network`: `scope` is at least the prefix of
+    /// the database network the client was located in, so a flattened
+    /// table's span serves for the range.
+    pub fn narrow_scope_at(&self, at: &RttAt, addr: IpAddr, scope: u8, in_network: bool) -> u8 {
         let (r, step, width) = self.ranges(addr);
         if r.len() == 1 {
             return scope;
         }
-        let (lo, hi) = r.bounds(at.range as usize, step);
+        let (lo, hi) = match at.piece {
+            Some((lo, hi)) if in_network => (u128::from(lo) << 96, u128::from(hi) << 96),
+            _ => r.bounds(at.range as usize, step),
+        };
         let a = aligned(addr);
         // The client's block at `len` bits stays inside [lo, hi] once it
         // no longer holds the address before `lo` nor the one after `hi`:

@@ -39,7 +39,8 @@ impl Located4 {
             .max(self.rtt.and_then(|r| r.hit?.prefix).unwrap_or(0));
         scope = st.nets.narrow_scope(self.addr, scope);
         if let Some(at) = &self.rtt {
-            scope = st.rtt.narrow_scope_at(at, self.addr, scope);
+            let in_network = matches!(how, Located::Db(_));
+            scope = st.rtt.narrow_scope_at(at, self.addr, scope, in_network);
         }
         if self.offset > 0 {
             // Back to IPv6 bits; IPv6 override nets get their say too.

@@ -1,0 +1,144 @@
+//! The GeoIP database's IPv4 networks and the RTT file's IPv4 prefixes
+//! flattened into one table of address ranges, built with the snapshot, as
+//! gdnsd flattens its nets and the GeoIP database into one tree at load.
+//!
+//! Without it an RTT-steered client costs two searches: the database's
+//! tree walk for the place, then the RTT prefix ranges for the key. With
+//! it, one range lookup gives both the record and the key, so steering by
+//! measured RTT costs about what steering by distance does, plus reading
+//! the key's rows.
+
+use super::rtt::RttTable;
+use crate::geo::GeoDb;
+
+/// "No record here" in [`Piece::record`] (the database has no data).
+const NO_RECORD: u32 = u32::MAX;
+
+/// Addresses from `start` up to the next piece's start: located alike by
+/// the database and by the RTT prefixes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Piece {
+    start: u32,
+    /// The database record's index in `GeoDb::record_locations`, or
+    /// [`NO_RECORD`].
+    record: u32,
+    /// The RTT range (an index into the IPv4 prefix ranges) and its key word.
+    pub range: u32,
+    pub rtt: u32,
+    /// The database network's prefix length (0 without a record).
+    pub prefix: u8,
+}
+
+impl Piece {
+    pub fn record(&self) -> Option<u32> {
+        (self.record != NO_RECORD).then_some(self.record)
+    }
+}
+
+/// The flattened IPv4 table of one (steering, database) pair.
+pub struct Flat4 {
+    /// [`GeoDb::id`] of the database it was built from.
+    geo: u64,
+    /// `bucket[b]`: the piece holding the first address of bucket `b` (the
+    /// top `32 - shift` bits), and one more entry for the end.
+    bucket: Box<[u32]>,
+    shift: u32,
+    pieces: Box<[Piece]>,
+}
+
+impl std::fmt::Debug for Flat4 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flat4")
+            .field("pieces", &self.pieces.len())
+            .finish()
+    }
+}
+
+impl Flat4 {
+    /// The table for `rtt`'s IPv4 prefixes over `geo`'s IPv4 networks;
+    /// `None` without IPv4 prefix rows or for a database whose records are
+    /// not numbered (one paired with `geodb_asn:`).
+    pub fn build(rtt: &RttTable, geo: &GeoDb) -> Option<Flat4> {
+        let ranges = rtt.v4_ranges();
+        if ranges.is_empty() {
+            return None;
+        }
+        let mut pieces: Vec<Piece> = Vec::new();
+        let mut push = |p: Piece| match pieces.last() {
+            // Same record, network length and range: one piece.
+            Some(l) if (l.record, l.prefix, l.range) == (p.record, p.prefix, p.range) => {}
+            _ => pieces.push(p),
+        };
+        // Both tile the space in address order: walk them side by side.
+        let mut j = 0usize;
+        let whole = geo.v4_networks(|first, len, record| {
+            let last = first | (u32::MAX.checked_shr(u32::from(len)).unwrap_or(0));
+            let (record, prefix) = match record {
+                Some(r) => (r, len),
+                None => (NO_RECORD, 0),
+            };
+            while j + 1 < ranges.len() && ranges[j + 1].0 <= first {
+                j += 1;
+            }
+            let mut start = first;
+            loop {
+                push(Piece {
+                    start,
+                    record,
+                    range: j as u32,
+                    rtt: ranges[j].1,
+                    prefix,
+                });
+                match ranges.get(j + 1) {
+                    Some(&(next, _)) if next <= last => {
+                        j += 1;
+                        start = next;
+                    }
+                    _ => break,
+                }
+            }
+        });
+        if !whole || pieces.first().map(|p| p.start) != Some(0) {
+            return None;
+        }
+        // About a piece a bucket, at most 2^20 buckets (4 MiB).
+        let bits = (pieces.len().next_power_of_two().trailing_zeros()).clamp(8, 20);
+        let shift = 32 - bits;
+        let mut bucket = Vec::with_capacity((1 << bits) + 1);
+        let mut i = 0usize;
+        for b in 0..1u64 << bits {
+            let at = (b << shift) as u32;
+            while i + 1 < pieces.len() && pieces[i + 1].start <= at {
+                i += 1;
+            }
+            bucket.push(i as u32);
+        }
+        bucket.push((pieces.len() - 1) as u32);
+        Some(Flat4 {
+            geo: geo.id(),
+            bucket: bucket.into_boxed_slice(),
+            shift,
+            pieces: pieces.into_boxed_slice(),
+        })
+    }
+
+    /// [`GeoDb::id`] of the database the record numbers belong to.
+    pub fn geo(&self) -> u64 {
+        self.geo
+    }
+
+    /// How many ranges the table holds.
+    pub(super) fn len(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// The piece holding `ip`, and its first and last address.
+    #[inline]
+    pub(super) fn find(&self, ip: u32) -> (&Piece, (u32, u32)) {
+        let b = (ip >> self.shift) as usize;
+        let (lo, hi) = (self.bucket[b] as usize, self.bucket[b + 1] as usize);
+        let i = lo + self.pieces[lo..=hi].partition_point(|p| p.start <= ip) - 1;
+        let end = self.pieces.get(i + 1).map_or(u32::MAX, |p| p.start - 1);
+        (&self.pieces[i], (self.pieces[i].start, end))
+    }
+}
