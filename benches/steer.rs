@@ -198,6 +198,17 @@ fn benches(c: &mut Criterion) {
     // snapshot precomputed (orders per record, the flattened RTT table) is
     // kept for that database only.
     let rtt_geo = rtt_snap.geodb.as_deref();
+    // The RTT rows must be what decides (random edges at random ms), not
+    // distance: a bench that silently missed them would flatter the ratio.
+    let by_rtt = clients
+        .iter()
+        .filter(|&&c| {
+            let d = |st, h, geo| steer::decide(st, h, geo, c, Family::V4, &mut ()).edges;
+            d(st, host("plain"), geo) != d(rtt_st, rtt_host("plain"), rtt_geo)
+        })
+        .count();
+    eprintln!("clients steered elsewhere by their RTT rows: {by_rtt} of {CLIENTS}");
+    assert!(by_rtt > CLIENTS / 2, "the RTT rows are not deciding");
     let mut g = c.benchmark_group("decide");
     for (name, st, geo, h) in [
         ("ecs_11_edges", st, geo, host("plain")),

@@ -101,7 +101,7 @@ fn rtt_file(seed: u64) -> (String, Vec<(u32, u8)>) {
         }
         prefixes.push((net, len));
         let mut edges = EDGES.to_vec();
-        for _ in 0..1 + rng.below(3) {
+        for _ in 0..1 + rng.below(4) {
             let e = edges.remove(rng.below(edges.len()));
             csv += &format!(
                 "{}/{len},{e},{},10\n",

@@ -116,7 +116,10 @@ pub(super) fn all_up_prefix(
 /// The candidates that can serve, by (tier, order): down edges skipped,
 /// overloaded ones behind every up edge, draining ones only when nothing
 /// else can serve. One atomic load per candidate.
-pub(super) fn by_health(st: &Steering, order: &[Ranked]) -> SmallVec<[Cand; 16]> {
+pub(super) fn by_health(
+    st: &Steering,
+    order: impl IntoIterator<Item = Ranked>,
+) -> SmallVec<[Cand; 16]> {
     let mut list: SmallVec<[Cand; 16]> = SmallVec::new();
     let mut mixed = false;
     for r in order {
@@ -127,7 +130,7 @@ pub(super) fn by_health(st: &Steering, order: &[Ranked]) -> SmallVec<[Cand; 16]>
             Effective::Down => continue,
         };
         mixed |= tier != 0;
-        list.push(Cand::new(r, tier));
+        list.push(Cand::new(&r, tier));
     }
     if mixed {
         if list.iter().any(|c| c.tier < 2) {

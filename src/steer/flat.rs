@@ -5,29 +5,39 @@
 //! Without it an RTT-steered client costs two searches: the database's
 //! tree walk for the place, then the RTT prefix ranges for the key. With
 //! it, one range lookup gives both the record and the key, so steering by
-//! measured RTT costs about what steering by distance does, plus reading
-//! the key's rows.
+//! measured RTT costs about what steering by distance does. Each range
+//! also carries its key's first two rows (the fastest), which is all a
+//! plain host reads when those edges are up: no third dependent read.
 
-use super::rtt::RttTable;
+use super::EdgeIdx;
+use super::rtt::{RttTable, hit_of};
 use crate::geo::GeoDb;
 
 /// "No record here" in [`Piece::record`] (the database has no data).
 const NO_RECORD: u32 = u32::MAX;
 
-/// Addresses from `start` up to the next piece's start: located alike by
-/// the database and by the RTT prefixes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Addresses `start..=end`: located alike by the database and by the RTT
+/// prefixes. 32 bytes, aligned, so a lookup reads one line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(32))]
 pub(super) struct Piece {
     start: u32,
+    end: u32,
     /// The database record's index in `GeoDb::record_locations`, or
     /// [`NO_RECORD`].
     record: u32,
-    /// The RTT range (an index into the IPv4 prefix ranges) and its key word.
-    pub range: u32,
+    /// The most specific RTT prefix's key word (as the prefix ranges keep
+    /// it), or none.
     pub rtt: u32,
     /// The database network's prefix length (0 without a record).
     pub prefix: u8,
+    /// How many rows the key has; the first two are `edges` and `ms`.
+    pub rows: u16,
+    pub edges: [EdgeIdx; 2],
+    pub ms: [f32; 2],
 }
+
+const _: () = assert!(std::mem::size_of::<Piece>() == 32);
 
 impl Piece {
     pub fn record(&self) -> Option<u32> {
@@ -64,10 +74,20 @@ impl Flat4 {
             return None;
         }
         let mut pieces: Vec<Piece> = Vec::new();
-        let mut push = |p: Piece| match pieces.last() {
+        // (start, record, network length, range); ends and rows come after.
+        let mut push = |p: (u32, u32, u8, u32)| match pieces.last() {
             // Same record, network length and range: one piece.
-            Some(l) if (l.record, l.prefix, l.range) == (p.record, p.prefix, p.range) => {}
-            _ => pieces.push(p),
+            Some(l) if (l.record, l.prefix, l.end) == (p.1, p.2, p.3) => {}
+            _ => pieces.push(Piece {
+                start: p.0,
+                end: p.3,
+                record: p.1,
+                rtt: 0,
+                prefix: p.2,
+                rows: 0,
+                edges: [0; 2],
+                ms: [0.0; 2],
+            }),
         };
         // Both tile the space in address order: walk them side by side.
         let mut j = 0usize;
@@ -82,13 +102,8 @@ impl Flat4 {
             }
             let mut start = first;
             loop {
-                push(Piece {
-                    start,
-                    record,
-                    range: j as u32,
-                    rtt: ranges[j].1,
-                    prefix,
-                });
+                // The range index rides in `end` until the ends are known.
+                push((start, record, prefix, j as u32));
                 match ranges.get(j + 1) {
                     Some(&(next, _)) if next <= last => {
                         j += 1;
@@ -100,6 +115,20 @@ impl Flat4 {
         });
         if !whole || pieces.first().map(|p| p.start) != Some(0) {
             return None;
+        }
+        for i in 0..pieces.len() {
+            let end = pieces.get(i + 1).map_or(u32::MAX, |n| n.start - 1);
+            let p = &mut pieces[i];
+            p.rtt = ranges[p.end as usize].1;
+            p.end = end;
+            if let Some(hit) = hit_of(p.rtt) {
+                let rows = rtt.rows_of(hit.key);
+                // More than u16::MAX rows (edges) is read from the table.
+                p.rows = rows.len().min(usize::from(u16::MAX)) as u16;
+                for (k, &(e, ms)) in rows.iter().take(2).enumerate() {
+                    (p.edges[k], p.ms[k]) = (e, ms);
+                }
+            }
         }
         // About a piece a bucket, at most 2^20 buckets (4 MiB).
         let bits = (pieces.len().next_power_of_two().trailing_zeros()).clamp(8, 20);
@@ -138,7 +167,7 @@ impl Flat4 {
         let b = (ip >> self.shift) as usize;
         let (lo, hi) = (self.bucket[b] as usize, self.bucket[b + 1] as usize);
         let i = lo + self.pieces[lo..=hi].partition_point(|p| p.start <= ip) - 1;
-        let end = self.pieces.get(i + 1).map_or(u32::MAX, |p| p.start - 1);
-        (&self.pieces[i], (self.pieces[i].start, end))
+        let p = &self.pieces[i];
+        (p, (p.start, p.end))
     }
 }

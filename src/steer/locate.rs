@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net};
 
-use super::rtt::RttAt;
+use super::rtt::{Rows, RttAt, RttTable};
 use super::scope::common_prefix;
 use super::{EdgeIdx, Located, Steering};
 use crate::geo::{Coords, GeoDb, Location};
@@ -169,19 +169,20 @@ pub(super) fn locate_lazy<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAdd
 /// one lookup in the snapshot's flattened table when it has one (an IPv4
 /// client of the database the table was built on, in no override net),
 /// else [`locate_lazy`] (or [`locate`] for explain's decoded location) and
-/// a search of the RTT prefixes.
+/// a search of the RTT prefixes. The flattened table also gives the
+/// prefix's rows, as far as it keeps them.
 pub(super) fn locate_with_rtt<'s>(
     st: &'s Steering,
     geo: Option<&GeoDb>,
     addr: IpAddr,
     detailed: bool,
-) -> (Place<'s>, Option<RttAt>) {
+) -> (Place<'s>, Option<RttAt>, Option<Rows<'s>>) {
     if !detailed
         && let (Some(flat), Some(g), IpAddr::V4(a)) = (st.flat(), geo, addr)
         && flat.geo() == g.id()
     {
         if let Some(place) = locate_net(st, addr) {
-            return (place, st.rtt.at(addr));
+            return (place, st.rtt.at(addr), None);
         }
         let (piece, span) = flat.find(u32::from(a));
         let place = match piece.record() {
@@ -195,7 +196,11 @@ pub(super) fn locate_with_rtt<'s>(
             },
             None => Place::unknown(),
         };
-        return (place, Some(st.rtt.at_piece(piece.range, piece.rtt, span)));
+        let at = RttTable::at_piece(piece.rtt, span);
+        let rows = at
+            .hit
+            .map(|h| Rows::of_head(&st.rtt, h.key, piece.rows, piece.edges, piece.ms));
+        return (place, Some(at), rows);
     }
     let rtt = if st.rtt.is_empty() {
         None
@@ -207,7 +212,7 @@ pub(super) fn locate_with_rtt<'s>(
     } else {
         locate_lazy(st, geo, addr)
     };
-    (place, rtt)
+    (place, rtt, None)
 }
 
 /// The IPv4 address inside a v4-mapped, 6to4 or Teredo address (as

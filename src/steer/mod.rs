@@ -34,6 +34,7 @@ pub use table::OrderTable;
 
 use crate::geo::{Coords, GeoDb, Location};
 use crate::health::{EdgeHealth, Effective};
+use rtt::Rows;
 use scope::Located4;
 
 /// Edges are referred to by their index in [`Steering::edges`].
@@ -446,7 +447,7 @@ pub fn decide<T: Trace>(
     // snapshot flattened them); a key the location implies is found with
     // the order, once per place. explain's trace wants the decoded
     // location, the query path doesn't.
-    let (place, rtt_at) = locate::locate_with_rtt(st, geo, addr, T::DETAILED);
+    let (place, rtt_at, prefix_rows) = locate::locate_with_rtt(st, geo, addr, T::DETAILED);
     let prefix = rtt_at.and_then(|a| a.hit);
     let at = Located4 {
         raw: client.addr,
@@ -468,7 +469,8 @@ pub fn decide<T: Trace>(
             trace.rule(ord.rule().map(|r| r as usize));
             // The winning RTT key: a prefix, else what the location implies.
             let key = prefix.map(|h| h.key).or(ord.rtt());
-            let rows = key.map_or(&[][..], |k| st.rtt.rows_of(k));
+            let rows = prefix_rows
+                .unwrap_or_else(|| key.map_or(Rows::none(&st.rtt), |k| Rows::of_key(&st.rtt, k)));
             if T::DETAILED {
                 // Every candidate with its distance and state, for explain.
                 let here = place.unit();
@@ -479,13 +481,13 @@ pub fn decide<T: Trace>(
                         .map(|(h, e)| order::km_of(order::chord2(&e, &h)));
                     trace.candidate(idx, km, edge.health.effective());
                 }
-                trace.rtt(key.map(|k| (st.rtt.key(k), rows)));
-                trace.ranked(&order::merge_rtt(st, ord.list(), rows));
+                trace.rtt(key.map(|k| (st.rtt.key(k), rows.all())));
+                trace.ranked(&order::merge_rtt(st, ord.base(), rows));
             }
             choose(
                 st,
                 host,
-                ord.list(),
+                ord.base(),
                 rows,
                 ord.any_family(),
                 addr,
@@ -505,8 +507,8 @@ pub fn decide<T: Trace>(
 fn choose<T: Trace>(
     st: &Steering,
     host: &Host,
-    base: &[Ranked],
-    rows: &[(EdgeIdx, f32)],
+    base: order::Base<'_>,
+    rows: Rows<'_>,
     any_family: bool,
     addr: IpAddr,
     source: Option<u8>,
@@ -533,7 +535,7 @@ fn choose<T: Trace>(
     // only the first few of them.
     let plain = host.plain()
         && if rows.is_empty() {
-            candidates::all_up_prefix(st, base.iter().copied(), wanted, &mut decision.edges)
+            candidates::all_up_prefix(st, base.list.iter().copied(), wanted, &mut decision.edges)
         } else {
             let order = order::RttFirst::new(st, base, rows);
             candidates::all_up_prefix(st, order, wanted, &mut decision.edges)
@@ -542,17 +544,17 @@ fn choose<T: Trace>(
         decision.scope = at.scope(st, how, None);
         return decision;
     }
-    let merged;
-    let order = if rows.is_empty() {
-        base
+    // The health filter reads the merge as it goes: no merged list is
+    // built (nor copied) for it.
+    let mut list = if rows.is_empty() {
+        candidates::by_health(st, base.list.iter().copied())
     } else {
-        merged = order::merge_rtt(st, base, rows);
-        &merged[..]
+        candidates::by_health(st, order::RttFirst::new(st, base, rows))
     };
-    let mut list = candidates::by_health(st, order);
     if list.is_empty() {
         match host.all_down {
-            AllDown::Serve => list.extend(order.iter().map(|r| candidates::Cand::new(r, 0))),
+            AllDown::Serve => list
+                .extend(order::RttFirst::new(st, base, rows).map(|r| candidates::Cand::new(&r, 0))),
             AllDown::Fallback => decision.outcome = Outcome::Fallback,
             AllDown::Servfail => decision.outcome = Outcome::ServFail,
             AllDown::Empty => decision.outcome = Outcome::Empty,

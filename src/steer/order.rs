@@ -11,6 +11,7 @@ use smallvec::SmallVec;
 
 use super::candidates::{candidates, matching_rule};
 use super::locate::Place;
+use super::rtt::Rows;
 use super::{EdgeIdx, Family, Host, Located, Steering};
 use crate::geo::GeoDb;
 
@@ -71,6 +72,8 @@ pub(super) struct Order {
     /// The place's database record located anything (else the client
     /// counts as unknown).
     pub(super) known: bool,
+    /// Which edges the list holds ([`Base::members`]).
+    members: Option<u64>,
     len: u8,
     list: [Ranked; ORDER_MAX],
 }
@@ -103,6 +106,7 @@ impl Order {
             rule: self.rule,
             rtt: self.rtt,
             any_family: self.any_family,
+            members: self.members,
             list,
         }
     }
@@ -117,6 +121,7 @@ impl Order {
             rtt: fresh.rtt,
             any_family: fresh.any_family,
             known,
+            members: fresh.members,
             len: fresh.list.len() as u8,
             list: [NO_RANK; ORDER_MAX],
         };
@@ -139,6 +144,7 @@ const EMPTY_ORDER: (OrderKey, Order) = (
         rtt: None,
         any_family: false,
         known: false,
+        members: Some(0),
         len: 0,
         list: [NO_RANK; ORDER_MAX],
     },
@@ -253,6 +259,7 @@ pub(super) struct Fresh {
     rule: Option<u32>,
     rtt: Option<u32>,
     any_family: bool,
+    members: Option<u64>,
     list: SmallVec<[Ranked; ORDER_MAX]>,
 }
 
@@ -287,6 +294,45 @@ impl OrderRef<'_> {
             OrderRef::Fresh(o) => &o.list,
         }
     }
+    /// The list with its members, for the RTT merge.
+    #[inline]
+    pub fn base(&self) -> Base<'_> {
+        let members = match self {
+            OrderRef::Cached(o) => o.members,
+            OrderRef::Fresh(o) => o.members,
+        };
+        Base {
+            list: self.list(),
+            members,
+        }
+    }
+}
+
+/// A place's order as the RTT merge reads it: the list, and which edges it
+/// holds, kept with the order so a query tests a row's edge with one bit.
+#[derive(Clone, Copy)]
+pub(super) struct Base<'a> {
+    pub list: &'a [Ranked],
+    /// Bit `i` set when edge `i` is in `list`; None when an edge's index
+    /// is past 63 (the merge then scans).
+    pub members: Option<u64>,
+}
+
+impl<'a> Base<'a> {
+    /// `list` with its members worked out.
+    #[cfg(test)]
+    pub fn of(list: &'a [Ranked]) -> Base<'a> {
+        Base {
+            list,
+            members: members(list),
+        }
+    }
+}
+
+/// [`Base::members`] of a list.
+fn members(list: &[Ranked]) -> Option<u64> {
+    list.iter()
+        .try_fold(0u64, |m, r| (r.idx < 64).then(|| m | 1 << r.idx))
 }
 
 /// The candidates for `place` (whose point on the unit sphere is `here`)
@@ -351,6 +397,7 @@ pub(super) fn compute_order(
         rule,
         rtt,
         any_family: !list.is_empty(),
+        members: members(&list),
         list,
     }
 }
@@ -375,28 +422,25 @@ fn sort_ranked(list: &mut [Ranked]) {
 /// [`RttTable`]: super::RttTable
 pub(super) struct RttFirst<'a> {
     st: &'a Steering,
-    base: &'a [Ranked],
-    rows: std::slice::Iter<'a, (EdgeIdx, f32)>,
-    /// Positions in `base` already yielded from a row; hosts with more
-    /// candidates than bits fall back to a scan of `all_rows`.
+    base: Base<'a>,
+    rows: Rows<'a>,
+    /// The next row to read.
+    row: usize,
+    /// Edges already yielded from a row (a bit per edge, as
+    /// [`Base::members`]); without members, the rows are scanned instead.
     moved: u64,
-    all_rows: &'a [(EdgeIdx, f32)],
     /// Next position in `base` once the rows are done.
     next: usize,
 }
 
 impl<'a> RttFirst<'a> {
-    pub(super) fn new(
-        st: &'a Steering,
-        base: &'a [Ranked],
-        rows: &'a [(EdgeIdx, f32)],
-    ) -> RttFirst<'a> {
+    pub(super) fn new(st: &'a Steering, base: Base<'a>, rows: Rows<'a>) -> RttFirst<'a> {
         RttFirst {
             st,
             base,
-            rows: rows.iter(),
+            rows,
+            row: 0,
             moved: 0,
-            all_rows: rows,
             next: 0,
         }
     }
@@ -407,10 +451,16 @@ impl Iterator for RttFirst<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<Ranked> {
-        for &(idx, ms) in self.rows.by_ref() {
-            if let Some(pos) = self.base.iter().position(|r| r.idx == idx) {
-                if pos < 64 {
-                    self.moved |= 1 << pos;
+        while self.row < self.rows.len() {
+            let (idx, ms) = self.rows.get(self.row);
+            self.row += 1;
+            let candidate = match self.base.members {
+                Some(m) => idx < 64 && m & (1 << idx) != 0,
+                None => self.base.list.iter().any(|r| r.idx == idx),
+            };
+            if candidate {
+                if idx < 64 {
+                    self.moved |= 1 << idx;
                 }
                 return Some(Ranked {
                     idx,
@@ -419,13 +469,12 @@ impl Iterator for RttFirst<'_> {
                 });
             }
         }
-        while let Some(r) = self.base.get(self.next) {
-            let pos = self.next;
+        while let Some(r) = self.base.list.get(self.next) {
             self.next += 1;
-            let gone = if pos < 64 {
-                self.moved & (1 << pos) != 0
-            } else {
-                self.all_rows.iter().any(|x| x.0 == r.idx)
+            let gone = match self.base.members {
+                // Every index is below 64 here.
+                Some(_) => self.moved & (1 << r.idx) != 0,
+                None => self.rows.all().iter().any(|x| x.0 == r.idx),
             };
             if !gone {
                 return Some(*r);
@@ -438,8 +487,8 @@ impl Iterator for RttFirst<'_> {
 /// [`RttFirst`] as a list, for the steps that read every candidate.
 pub(super) fn merge_rtt(
     st: &Steering,
-    base: &[Ranked],
-    rows: &[(EdgeIdx, f32)],
+    base: Base<'_>,
+    rows: Rows<'_>,
 ) -> SmallVec<[Ranked; ORDER_MAX]> {
     RttFirst::new(st, base, rows).collect()
 }
@@ -525,10 +574,10 @@ mod tests {
             }
             let table = super::super::RttTable::new(raw, |e| st.edges[e as usize].scale());
             let key = table.prefix("10.1.2.3".parse().unwrap()).unwrap().key;
-            let rows = table.rows_of(key);
-            let got: Vec<Ranked> = RttFirst::new(&st, &base, rows).collect();
-            assert_eq!(got, reference(&st, &base, rows), "round {round}");
-            assert_eq!(merge_rtt(&st, &base, rows).to_vec(), got);
+            let rows = Rows::of_key(&table, key);
+            let got: Vec<Ranked> = RttFirst::new(&st, Base::of(&base), rows).collect();
+            assert_eq!(got, reference(&st, &base, rows.all()), "round {round}");
+            assert_eq!(merge_rtt(&st, Base::of(&base), rows).to_vec(), got);
         }
     }
 }

@@ -212,7 +212,7 @@ impl Ranges {
 
 /// A range's key word as the prefix hit it stands for.
 #[inline]
-fn hit_of(word: u32) -> Option<RttHit> {
+pub(super) fn hit_of(word: u32) -> Option<RttHit> {
     (word != NONE).then_some(RttHit {
         key: word & KEY_MASK,
         prefix: Some((word >> 24) as u8),
@@ -266,6 +266,93 @@ pub struct RttAt {
     /// of a database-located answer to it is narrowing to the range (the
     /// scope already holds the network), without reading the range.
     piece: Option<(u32, u32)>,
+}
+
+/// A key's rows (best biased ms first) as the RTT merge reads them: the
+/// first two at hand, from the flattened table's range when it had them,
+/// and the rest read from the table only when the merge gets past them.
+#[derive(Clone, Copy)]
+pub(super) struct Rows<'a> {
+    table: &'a RttTable,
+    key: u32,
+    len: usize,
+    head: [(EdgeIdx, f32); 2],
+}
+
+impl<'a> Rows<'a> {
+    /// No rows.
+    pub fn none(table: &'a RttTable) -> Rows<'a> {
+        Rows {
+            table,
+            key: 0,
+            len: 0,
+            head: [(0, 0.0); 2],
+        }
+    }
+
+    /// Key `key`'s rows, read from the table.
+    pub fn of_key(table: &'a RttTable, key: u32) -> Rows<'a> {
+        let all = table.rows_of(key);
+        let mut head = [(0, 0.0); 2];
+        for (h, r) in head.iter_mut().zip(all) {
+            *h = *r;
+        }
+        Rows {
+            table,
+            key,
+            len: all.len(),
+            head,
+        }
+    }
+
+    /// The rows of prefix key `key` whose count and first two rows the
+    /// flattened table keeps.
+    #[inline]
+    pub fn of_head(
+        table: &'a RttTable,
+        key: u32,
+        len: u16,
+        edges: [EdgeIdx; 2],
+        ms: [f32; 2],
+    ) -> Rows<'a> {
+        let len = if len == u16::MAX {
+            table.rows_of(key).len()
+        } else {
+            usize::from(len)
+        };
+        Rows {
+            table,
+            key,
+            len,
+            head: [(edges[0], ms[0]), (edges[1], ms[1])],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Row `i` (< [`Rows::len`]).
+    #[inline]
+    pub fn get(&self, i: usize) -> (EdgeIdx, f32) {
+        match self.head.get(i) {
+            Some(&r) => r,
+            None => self.table.rows_of(self.key)[i],
+        }
+    }
+
+    /// Every row, from the table.
+    pub fn all(&self) -> &'a [(EdgeIdx, f32)] {
+        if self.len == 0 {
+            &[]
+        } else {
+            self.table.rows_of(self.key)
+        }
+    }
 }
 
 /// The RTT key a client matched.
@@ -373,13 +460,14 @@ impl RttTable {
         })
     }
 
-    /// What [`RttTable::at`] gives for an IPv4 address in IPv4 range
-    /// `range` (whose key word is `word`), known to the flattened table
-    /// together with the `span` of addresses around it located alike.
+    /// What [`RttTable::at`] gives for an IPv4 address whose prefix key
+    /// word is `word`, known to the flattened table together with the
+    /// `span` of addresses around it located alike (the range itself is
+    /// looked up only if the scope needs it).
     #[inline]
-    pub(super) fn at_piece(&self, range: u32, word: u32, span: (u32, u32)) -> RttAt {
+    pub(super) fn at_piece(word: u32, span: (u32, u32)) -> RttAt {
         RttAt {
-            range,
+            range: u32::MAX,
             hit: hit_of(word),
             piece: Some(span),
         }
@@ -426,19 +514,30 @@ impl RttTable {
     /// [`RttTable::at`]. `in_network`: `scope` is at least the prefix of
     /// the database network the client was located in, so a flattened
     /// table's span serves for the range.
+    #[inline]
     pub fn narrow_scope_at(&self, at: &RttAt, addr: IpAddr, scope: u8, in_network: bool) -> u8 {
+        // The client's block at `len` bits stays inside [lo, hi] once it
+        // no longer holds the address before `lo` nor the one after `hi`:
+        // once `len` exceeds the bits `a` shares with each of them.
+        if let (Some((lo, hi)), true, IpAddr::V4(a)) = (at.piece, in_network, addr) {
+            // The flattened table's span, in 32 bits (this is per query).
+            let a = u32::from(a);
+            let beyond = |b: u32| (a ^ b).leading_zeros() as u8 + 1;
+            let below = lo.checked_sub(1).map_or(0, beyond);
+            let above = hi.checked_add(1).map_or(0, beyond);
+            return scope.min(32).max(below).max(above).min(32);
+        }
         let (r, step, width) = self.ranges(addr);
         if r.len() == 1 {
             return scope;
         }
-        let (lo, hi) = match at.piece {
-            Some((lo, hi)) if in_network => (u128::from(lo) << 96, u128::from(hi) << 96),
-            _ => r.bounds(at.range as usize, step),
+        let range = match at.piece {
+            // An answer the database did not decide: the range's own bounds.
+            Some(_) => r.find(aligned(addr)).unwrap_or(0),
+            None => at.range as usize,
         };
+        let (lo, hi) = r.bounds(range, step);
         let a = aligned(addr);
-        // The client's block at `len` bits stays inside [lo, hi] once it
-        // no longer holds the address before `lo` nor the one after `hi`:
-        // once `len` exceeds the bits `a` shares with each of them.
         let beyond = |b: u128| (a ^ b).leading_zeros() as u8 + 1;
         let below = if lo > 0 { beyond(lo - step) } else { 0 };
         let above = hi.checked_add(step).map_or(0, beyond);
