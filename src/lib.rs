@@ -51,6 +51,7 @@ pub mod fleet;
 pub mod geo;
 pub mod health;
 pub mod http;
+pub mod hugepage;
 pub mod metrics;
 pub mod net;
 pub mod protocol;

@@ -145,9 +145,9 @@ impl Flat4 {
         bucket.push((pieces.len() - 1) as u32);
         Some(Flat4 {
             geo: geo.id(),
-            bucket: bucket.into_boxed_slice(),
+            bucket: crate::hugepage::boxed(&bucket),
             shift,
-            pieces: pieces.into_boxed_slice(),
+            pieces: crate::hugepage::boxed(&pieces),
         })
     }
 
@@ -166,7 +166,17 @@ impl Flat4 {
     pub(super) fn find(&self, ip: u32) -> (&Piece, (u32, u32)) {
         let b = (ip >> self.shift) as usize;
         let (lo, hi) = (self.bucket[b] as usize, self.bucket[b + 1] as usize);
-        let i = lo + self.pieces[lo..=hi].partition_point(|p| p.start <= ip) - 1;
+        // Most buckets hold a piece or two: walk them from the first, which
+        // reads the line the answer is on; a crowded bucket is searched.
+        let i = if hi - lo <= 4 {
+            let mut i = lo;
+            while self.pieces[i].end < ip {
+                i += 1;
+            }
+            i
+        } else {
+            lo + self.pieces[lo..=hi].partition_point(|p| p.start <= ip) - 1
+        };
         let p = &self.pieces[i];
         (p, (p.start, p.end))
     }

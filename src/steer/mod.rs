@@ -448,6 +448,12 @@ pub fn decide<T: Trace>(
     // the order, once per place. explain's trace wants the decoded
     // location, the query path doesn't.
     let (place, rtt_at, prefix_rows) = locate::locate_with_rtt(st, geo, addr, T::DETAILED);
+    if !host.plain()
+        && let Some(rows) = &prefix_rows
+    {
+        // It reads every row; fetch them while the order is found.
+        rows.prefetch();
+    }
     let prefix = rtt_at.and_then(|a| a.hit);
     let at = Located4 {
         raw: client.addr,

@@ -345,6 +345,30 @@ impl<'a> Rows<'a> {
         }
     }
 
+    /// Starts fetching the rows past the head from memory, so a merge that
+    /// reads them all (a host that spreads or weighs cost) finds them in
+    /// cache by then instead of waiting at the end of a dependent chain.
+    #[inline]
+    pub fn prefetch(&self) {
+        if self.len <= self.head.len() {
+            return;
+        }
+        let group = &self.table.rows[self.key as usize..];
+        for r in [group.first(), group.get(self.len)].into_iter().flatten() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a prefetch is a hint; it reads nothing we use and
+            // cannot fault, and `r` is a valid reference anyway.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch(
+                    (r as *const (EdgeIdx, f32)).cast::<i8>(),
+                    std::arch::x86_64::_MM_HINT_T0,
+                );
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = r;
+        }
+    }
+
     /// Every row, from the table.
     pub fn all(&self) -> &'a [(EdgeIdx, f32)] {
         if self.len == 0 {
@@ -408,7 +432,8 @@ impl RttTable {
         t.v6 = Ranges::build(&v6, 128);
         t.keys.shrink_to_fit();
         t.heads.shrink_to_fit();
-        t.rows.shrink_to_fit();
+        // Random reads over MBs of rows: on huge pages where the kernel has them.
+        t.rows = crate::hugepage::boxed(&t.rows).into_vec();
         t
     }
 
@@ -514,19 +539,26 @@ impl RttTable {
     /// [`RttTable::at`]. `in_network`: `scope` is at least the prefix of
     /// the database network the client was located in, so a flattened
     /// table's span serves for the range.
-    #[inline]
+    #[inline(always)]
     pub fn narrow_scope_at(&self, at: &RttAt, addr: IpAddr, scope: u8, in_network: bool) -> u8 {
         // The client's block at `len` bits stays inside [lo, hi] once it
         // no longer holds the address before `lo` nor the one after `hi`:
         // once `len` exceeds the bits `a` shares with each of them.
         if let (Some((lo, hi)), true, IpAddr::V4(a)) = (at.piece, in_network, addr) {
-            // The flattened table's span, in 32 bits (this is per query).
+            // The flattened table's span, in 32 bits: inline, as this is
+            // per query.
             let a = u32::from(a);
             let beyond = |b: u32| (a ^ b).leading_zeros() as u8 + 1;
             let below = lo.checked_sub(1).map_or(0, beyond);
             let above = hi.checked_add(1).map_or(0, beyond);
             return scope.min(32).max(below).max(above).min(32);
         }
+        self.narrow_scope_in_range(at, addr, scope)
+    }
+
+    /// [`RttTable::narrow_scope_at`] by the prefix range's own bounds.
+    #[inline(never)]
+    fn narrow_scope_in_range(&self, at: &RttAt, addr: IpAddr, scope: u8) -> u8 {
         let (r, step, width) = self.ranges(addr);
         if r.len() == 1 {
             return scope;
