@@ -165,54 +165,53 @@ pub(super) fn locate_lazy<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAdd
     })
 }
 
-/// Where is the client, and where it falls among the RTT prefixes: from
-/// one lookup in the snapshot's flattened table when it has one (an IPv4
-/// client of the database the table was built on, in no override net),
-/// else [`locate_lazy`] (or [`locate`] for explain's decoded location) and
-/// a search of the RTT prefixes. The flattened table also gives the
-/// prefix's rows, as far as it keeps them.
-pub(super) fn locate_with_rtt<'s>(
+/// What locating the client found among the RTT prefixes.
+#[derive(Default)]
+pub(super) struct RttSide<'s> {
+    /// Where the address falls among the prefixes (None: no prefix rows
+    /// for its family).
+    pub at: Option<RttAt>,
+    /// The prefix key's rows, as far as the flattened table keeps them.
+    pub rows: Option<Rows<'s>>,
+}
+
+/// [`locate_lazy`] and the RTT prefix from one lookup in the snapshot's
+/// flattened table, for an IPv4 client of the database the table was built
+/// on; fills `rtt` (not for a client in an override net). `None` where
+/// the table does not apply: the caller locates as without it.
+#[inline]
+pub(super) fn locate_flat<'s>(
     st: &'s Steering,
     geo: Option<&GeoDb>,
     addr: IpAddr,
-    detailed: bool,
-) -> (Place<'s>, Option<RttAt>, Option<Rows<'s>>) {
-    if !detailed
-        && let (Some(flat), Some(g), IpAddr::V4(a)) = (st.flat(), geo, addr)
-        && flat.geo() == g.id()
-    {
-        if let Some(place) = locate_net(st, addr) {
-            return (place, st.rtt.at(addr), None);
-        }
-        let (piece, span) = flat.find(u32::from(a));
-        let place = match piece.record() {
-            Some(index) => Place {
-                record: Some(index),
-                ..Place::db(
-                    IpNet::V4(Ipv4Net::new_assert(a, piece.prefix).trunc()),
-                    None,
-                    g.index_key(index),
-                )
-            },
-            None => Place::unknown(),
-        };
-        let at = RttTable::at_piece(piece.rtt, span);
-        let rows = at
-            .hit
-            .map(|h| Rows::of_head(&st.rtt, h.key, piece.rows, piece.edges, piece.ms));
-        return (place, Some(at), rows);
+    rtt: &mut RttSide<'s>,
+) -> Option<Place<'s>> {
+    let (Some(flat), Some(g), IpAddr::V4(a)) = (st.flat(), geo, addr) else {
+        return None;
+    };
+    if flat.geo() != g.id() {
+        return None;
     }
-    let rtt = if st.rtt.is_empty() {
-        None
-    } else {
-        st.rtt.at(addr)
-    };
-    let place = if detailed {
-        locate(st, geo, addr)
-    } else {
-        locate_lazy(st, geo, addr)
-    };
-    (place, rtt, None)
+    if let Some(place) = locate_net(st, addr) {
+        return Some(place);
+    }
+    let (piece, span) = flat.find(u32::from(a));
+    let at = RttTable::at_piece(piece.rtt, span);
+    rtt.rows = at
+        .hit
+        .map(|h| Rows::of_head(&st.rtt, h.key, piece.rows, piece.edges, piece.ms));
+    rtt.at = Some(at);
+    Some(match piece.record() {
+        Some(index) => Place {
+            record: Some(index),
+            ..Place::db(
+                IpNet::V4(Ipv4Net::new_assert(a, piece.prefix).trunc()),
+                None,
+                g.index_key(index),
+            )
+        },
+        None => Place::unknown(),
+    })
 }
 
 /// The IPv4 address inside a v4-mapped, 6to4 or Teredo address (as

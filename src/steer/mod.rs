@@ -447,13 +447,27 @@ pub fn decide<T: Trace>(
     // snapshot flattened them); a key the location implies is found with
     // the order, once per place. explain's trace wants the decoded
     // location, the query path doesn't.
-    let (place, rtt_at, prefix_rows) = locate::locate_with_rtt(st, geo, addr, T::DETAILED);
-    if !host.plain()
-        && let Some(rows) = &prefix_rows
+    let mut rtt = locate::RttSide::default();
+    let flat = if T::DETAILED || st.flat.is_none() {
+        None
+    } else {
+        locate::locate_flat(st, geo, addr, &mut rtt)
+    };
+    let place = match flat {
+        Some(place) => place,
+        None if T::DETAILED => locate(st, geo, addr),
+        None => locate::locate_lazy(st, geo, addr),
+    };
+    if rtt.at.is_none() && !st.rtt.is_empty() {
+        rtt.at = st.rtt.at(addr);
+    }
+    if let Some(rows) = &rtt.rows
+        && !host.plain()
     {
         // It reads every row; fetch them while the order is found.
         rows.prefetch();
     }
+    let rtt_at = rtt.at;
     let prefix = rtt_at.and_then(|a| a.hit);
     let at = Located4 {
         raw: client.addr,
@@ -475,7 +489,8 @@ pub fn decide<T: Trace>(
             trace.rule(ord.rule().map(|r| r as usize));
             // The winning RTT key: a prefix, else what the location implies.
             let key = prefix.map(|h| h.key).or(ord.rtt());
-            let rows = prefix_rows
+            let rows = rtt
+                .rows
                 .unwrap_or_else(|| key.map_or(Rows::none(&st.rtt), |k| Rows::of_key(&st.rtt, k)));
             if T::DETAILED {
                 // Every candidate with its distance and state, for explain.

@@ -270,24 +270,28 @@ pub(super) enum OrderRef<'a> {
 }
 
 impl OrderRef<'_> {
+    #[inline]
     pub fn rule(&self) -> Option<u32> {
         match self {
             OrderRef::Cached(o) => o.rule,
             OrderRef::Fresh(o) => o.rule,
         }
     }
+    #[inline]
     pub fn rtt(&self) -> Option<u32> {
         match self {
             OrderRef::Cached(o) => o.rtt,
             OrderRef::Fresh(o) => o.rtt,
         }
     }
+    #[inline]
     pub fn any_family(&self) -> bool {
         match self {
             OrderRef::Cached(o) => o.any_family,
             OrderRef::Fresh(o) => o.any_family,
         }
     }
+    #[inline]
     pub fn list(&self) -> &[Ranked] {
         match self {
             OrderRef::Cached(o) => o.list(),
