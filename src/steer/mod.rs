@@ -458,7 +458,8 @@ pub fn decide<T: Trace>(
         None if T::DETAILED => locate(st, geo, addr),
         None => locate::locate_lazy(st, geo, addr),
     };
-    if rtt.at.is_none() && !st.rtt.is_empty() {
+    let no_rtt = st.rtt.is_empty();
+    if rtt.at.is_none() && !no_rtt {
         rtt.at = st.rtt.at(addr);
     }
     if let Some(rows) = &rtt.rows
@@ -489,9 +490,11 @@ pub fn decide<T: Trace>(
             trace.rule(ord.rule().map(|r| r as usize));
             // The winning RTT key: a prefix, else what the location implies.
             let key = prefix.map(|h| h.key).or(ord.rtt());
-            let rows = rtt
-                .rows
-                .unwrap_or_else(|| key.map_or(Rows::none(&st.rtt), |k| Rows::of_key(&st.rtt, k)));
+            let rows = match (rtt.rows, key) {
+                (Some(rows), _) => rows,
+                (None, Some(k)) if !no_rtt => Rows::of_key(&st.rtt, k),
+                _ => Rows::none(&st.rtt),
+            };
             if T::DETAILED {
                 // Every candidate with its distance and state, for explain.
                 let here = place.unit();
@@ -503,13 +506,13 @@ pub fn decide<T: Trace>(
                     trace.candidate(idx, km, edge.health.effective());
                 }
                 trace.rtt(key.map(|k| (st.rtt.key(k), rows.all())));
-                trace.ranked(&order::merge_rtt(st, ord.base(), rows));
+                trace.ranked(&order::merge_rtt(st, ord.base(), &rows));
             }
             choose(
                 st,
                 host,
                 ord.base(),
-                rows,
+                &rows,
                 ord.any_family(),
                 addr,
                 source,
@@ -529,7 +532,7 @@ fn choose<T: Trace>(
     st: &Steering,
     host: &Host,
     base: order::Base<'_>,
-    rows: Rows<'_>,
+    rows: &Rows<'_>,
     any_family: bool,
     addr: IpAddr,
     source: Option<u8>,

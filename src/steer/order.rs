@@ -427,7 +427,7 @@ fn sort_ranked(list: &mut [Ranked]) {
 pub(super) struct RttFirst<'a> {
     st: &'a Steering,
     base: Base<'a>,
-    rows: Rows<'a>,
+    rows: &'a Rows<'a>,
     /// The next row to read.
     row: usize,
     /// Edges already yielded from a row (a bit per edge, as
@@ -438,7 +438,7 @@ pub(super) struct RttFirst<'a> {
 }
 
 impl<'a> RttFirst<'a> {
-    pub(super) fn new(st: &'a Steering, base: Base<'a>, rows: Rows<'a>) -> RttFirst<'a> {
+    pub(super) fn new(st: &'a Steering, base: Base<'a>, rows: &'a Rows<'a>) -> RttFirst<'a> {
         RttFirst {
             st,
             base,
@@ -494,7 +494,7 @@ impl Iterator for RttFirst<'_> {
 pub(super) fn merge_rtt(
     st: &Steering,
     base: Base<'_>,
-    rows: Rows<'_>,
+    rows: &Rows<'_>,
 ) -> SmallVec<[Ranked; ORDER_MAX]> {
     RttFirst::new(st, base, rows).collect()
 }
@@ -581,9 +581,9 @@ mod tests {
             let table = super::super::RttTable::new(raw, |e| st.edges[e as usize].scale());
             let key = table.prefix("10.1.2.3".parse().unwrap()).unwrap().key;
             let rows = Rows::of_key(&table, key);
-            let got: Vec<Ranked> = RttFirst::new(&st, Base::of(&base), rows).collect();
+            let got: Vec<Ranked> = RttFirst::new(&st, Base::of(&base), &rows).collect();
             assert_eq!(got, reference(&st, &base, rows.all()), "round {round}");
-            assert_eq!(merge_rtt(&st, Base::of(&base), rows).to_vec(), got);
+            assert_eq!(merge_rtt(&st, Base::of(&base), &rows).to_vec(), got);
         }
     }
 }
