@@ -8,8 +8,10 @@
 //!
 //! One job per module: [`locate`] (override nets, the GeoIP database),
 //! [`candidates`] (rules, the health filter), [`order`] (metric order and
-//! the per-place cache), [`spread`] (sharing among near-equal edges) and
-//! [`scope`] (the ECS scope). This file holds the types and [`decide`].
+//! the per-place cache), [`spread`] (sharing among near-equal edges),
+//! [`scope`] (the ECS scope) and [`flat`] (the database's IPv4 networks and
+//! the RTT prefixes in one table, so locating an RTT-steered client is one
+//! lookup). This file holds the types and [`decide`].
 
 mod candidates;
 mod flat;
