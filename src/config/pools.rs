@@ -727,20 +727,24 @@ pub fn from_str(
             }
         }
         names.push((wire::from_hickory(&owner), hosts.len() as u32, line));
-        hosts.push(Host {
-            name: hname.value.clone(),
-            candidates,
-            rules,
-            answers: answers.max(1),
-            ttl: h.ttl.unwrap_or(default_ttl),
-            spread_km,
-            spread_ms,
-            cost_margin_km,
-            cost_margin_ms,
-            partner_share: h.partner_share,
-            fallback,
-            all_down,
-        });
+        hosts.push(
+            Host {
+                name: hname.value.clone(),
+                candidates,
+                rules,
+                answers: answers.max(1),
+                ttl: h.ttl.unwrap_or(default_ttl),
+                spread_km,
+                spread_ms,
+                cost_margin_km,
+                cost_margin_ms,
+                partner_share: h.partner_share,
+                fallback,
+                all_down,
+                plain: false,
+            }
+            .finish(),
+        );
     }
     let min_samples = raw.rtt.min_samples.unwrap_or(1);
     if !errs.is_empty() {

@@ -231,12 +231,27 @@ pub struct Host {
     /// Wire-form CNAME target.
     pub fallback: Option<Box<[u8]>>,
     pub all_down: AllDown,
+    /// [`Host::shape_plain`], worked out once with the host (set by
+    /// [`Host::finish`]): every steered query asks.
+    pub(crate) plain: bool,
 }
 
 impl Host {
+    /// The host with what its queries ask of its shape worked out.
+    pub(crate) fn finish(mut self) -> Host {
+        self.plain = self.shape_plain();
+        self
+    }
+
+    /// Whether the first live candidates in order are the answer.
+    #[inline]
+    fn plain(&self) -> bool {
+        self.plain
+    }
+
     /// No spreading, cost margin or partner split: the first live
     /// candidates in order are the answer.
-    fn plain(&self) -> bool {
+    fn shape_plain(&self) -> bool {
         self.spread_km <= 0.0
             && self.spread_ms <= 0.0
             && self.cost_margin_km <= 0.0
