@@ -10,7 +10,7 @@
 //! plain host reads when those edges are up: no third dependent read.
 
 use super::EdgeIdx;
-use super::rtt::{RttTable, hit_of};
+use super::rtt::{RttTable, bucket_index, hit_of};
 use crate::geo::GeoDb;
 
 /// "No record here" in [`Piece::record`] (the database has no data).
@@ -133,16 +133,7 @@ impl Flat4 {
         // About a piece a bucket, at most 2^20 buckets (4 MiB).
         let bits = (pieces.len().next_power_of_two().trailing_zeros()).clamp(8, 20);
         let shift = 32 - bits;
-        let mut bucket = Vec::with_capacity((1 << bits) + 1);
-        let mut i = 0usize;
-        for b in 0..1u64 << bits {
-            let at = (b << shift) as u32;
-            while i + 1 < pieces.len() && pieces[i + 1].start <= at {
-                i += 1;
-            }
-            bucket.push(i as u32);
-        }
-        bucket.push((pieces.len() - 1) as u32);
+        let bucket = bucket_index(pieces.len(), bits, |i| u128::from(pieces[i].start) << 96);
         Some(Flat4 {
             geo: geo.id(),
             bucket: crate::hugepage::boxed(&bucket),

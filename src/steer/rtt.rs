@@ -114,19 +114,7 @@ impl Ranges {
                 emit(start, key, &mut starts, &mut keys);
             }
         }
-        let mut bucket = Vec::with_capacity(65_537);
-        let mut i = 0usize;
-        for b in 0..=65_536u128 {
-            let at = b << 112;
-            if b == 65_536 {
-                bucket.push((starts.len() - 1) as u32);
-                break;
-            }
-            while i + 1 < starts.len() && starts[i + 1] <= at {
-                i += 1;
-            }
-            bucket.push(i as u32);
-        }
+        let bucket = bucket_index(starts.len(), 16, |i| starts[i]);
         keys.shrink_to_fit();
         let mut len_of = vec![0u8; prefixes.iter().map(|p| p.2 as usize + 1).max().unwrap_or(0)];
         for &(_, len, key) in prefixes {
@@ -208,6 +196,24 @@ impl Ranges {
             None => self.keys[i],
         }
     }
+}
+
+/// A direct index over sorted, left-aligned range starts (the first at 0):
+/// entry `b` is the range holding the first address of bucket `b` (the top
+/// `bits` bits), and one more entry ends it, so a lookup searches only
+/// `index[b]..=index[b + 1]`.
+pub(super) fn bucket_index(len: usize, bits: u32, start: impl Fn(usize) -> u128) -> Vec<u32> {
+    let mut index = Vec::with_capacity((1 << bits) + 1);
+    let mut i = 0usize;
+    for b in 0..1u128 << bits {
+        let at = b << (128 - bits);
+        while i + 1 < len && start(i + 1) <= at {
+            i += 1;
+        }
+        index.push(i as u32);
+    }
+    index.push((len - 1) as u32);
+    index
 }
 
 /// A range's key word as the prefix hit it stands for.
