@@ -15,6 +15,7 @@
 # Usage: bench/run.sh            (full run, ~6 min)
 #        W_SECONDS=3 bench/run.sh  (shorter W runs while iterating)
 #        SKIP_I=1 / SKIP_W=1       (one harness only)
+#        GS_BIN=/path/to/geosteer  (bench another build, e.g. an older commit's)
 # Writes the table to stdout and to $OUT/table.md (OUT defaults to a temp dir).
 # CI does not run this: it needs root (cpuset cgroups), 2 cores and minutes.
 set -euo pipefail
@@ -68,7 +69,9 @@ done
 
 log "building release (cargo build --release) and bench/floor"
 (cd "$ROOT" && cargo build --release --quiet)
-GS=$ROOT/target/release/geosteer
+# GS_BIN=PATH benches another geosteer build (an older commit's, for an
+# A/B in one session) against the same configs and query files.
+GS=${GS_BIN:-$ROOT/target/release/geosteer}
 gcc -O2 -o "$OUT/floor" "$ROOT/bench/floor.c"
 gcc -O2 -o "$OUT/loadgen" "$ROOT/bench/loadgen.c"
 LG=$OUT/loadgen

@@ -74,15 +74,17 @@ impl Flat4 {
             return None;
         }
         let mut pieces: Vec<Piece> = Vec::new();
-        // (start, record, network length, range); ends and rows come after.
+        // (start, record, network length, key word); ends and rows come
+        // after. Neighbouring prefix ranges never share a key word (they
+        // are merged when made), so equal words mean the same range.
         let mut push = |p: (u32, u32, u8, u32)| match pieces.last() {
             // Same record, network length and range: one piece.
-            Some(l) if (l.record, l.prefix, l.end) == (p.1, p.2, p.3) => {}
+            Some(l) if (l.record, l.prefix, l.rtt) == (p.1, p.2, p.3) => {}
             _ => pieces.push(Piece {
                 start: p.0,
-                end: p.3,
+                end: u32::MAX,
                 record: p.1,
-                rtt: 0,
+                rtt: p.3,
                 prefix: p.2,
                 rows: 0,
                 edges: [0; 2],
@@ -102,8 +104,7 @@ impl Flat4 {
             }
             let mut start = first;
             loop {
-                // The range index rides in `end` until the ends are known.
-                push((start, record, prefix, j as u32));
+                push((start, record, prefix, ranges[j].1));
                 match ranges.get(j + 1) {
                     Some(&(next, _)) if next <= last => {
                         j += 1;
@@ -119,7 +120,6 @@ impl Flat4 {
         for i in 0..pieces.len() {
             let end = pieces.get(i + 1).map_or(u32::MAX, |n| n.start - 1);
             let p = &mut pieces[i];
-            p.rtt = ranges[p.end as usize].1;
             p.end = end;
             if let Some(hit) = hit_of(p.rtt) {
                 let rows = rtt.rows_of(hit.key);

@@ -265,13 +265,20 @@ pub struct RttTable {
 /// and the prefix key holding it, if any.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RttAt {
-    range: u32,
     pub hit: Option<RttHit>,
+    span: Span,
+}
+
+/// Which addresses around the client an [`RttAt`] knows are located alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Span {
+    /// The range's index among its family's prefix ranges.
+    Range(u32),
     /// From the flattened table: the IPv4 span around the address that has
     /// both its database network and its prefix range. Narrowing the scope
     /// of a database-located answer to it is narrowing to the range (the
     /// scope already holds the network), without reading the range.
-    piece: Option<(u32, u32)>,
+    Piece(u32, u32),
 }
 
 /// A key's rows (best biased ms first) as the RTT merge reads them: the
@@ -485,9 +492,8 @@ impl RttTable {
         let (r, _, _) = self.ranges(addr);
         let i = r.find(aligned(addr))?;
         Some(RttAt {
-            range: i as u32,
             hit: hit_of(r.key(i)),
-            piece: None,
+            span: Span::Range(i as u32),
         })
     }
 
@@ -498,9 +504,8 @@ impl RttTable {
     #[inline]
     pub(super) fn at_piece(word: u32, span: (u32, u32)) -> RttAt {
         RttAt {
-            range: u32::MAX,
             hit: hit_of(word),
-            piece: Some(span),
+            span: Span::Piece(span.0, span.1),
         }
     }
 
@@ -550,7 +555,7 @@ impl RttTable {
         // The client's block at `len` bits stays inside [lo, hi] once it
         // no longer holds the address before `lo` nor the one after `hi`:
         // once `len` exceeds the bits `a` shares with each of them.
-        if let (Some((lo, hi)), true, IpAddr::V4(a)) = (at.piece, in_network, addr) {
+        if let (Span::Piece(lo, hi), true, IpAddr::V4(a)) = (at.span, in_network, addr) {
             // The flattened table's span, in 32 bits: inline, as this is
             // per query.
             let a = u32::from(a);
@@ -569,10 +574,10 @@ impl RttTable {
         if r.len() == 1 {
             return scope;
         }
-        let range = match at.piece {
+        let range = match at.span {
             // An answer the database did not decide: the range's own bounds.
-            Some(_) => r.find(aligned(addr)).unwrap_or(0),
-            None => at.range as usize,
+            Span::Piece(..) => r.find(aligned(addr)).unwrap_or(0),
+            Span::Range(i) => i as usize,
         };
         let (lo, hi) = r.bounds(range, step);
         let a = aligned(addr);
