@@ -13,7 +13,8 @@
 #   bench/profile.sh flood           random-subdomain flood (every name new, NXDOMAIN)
 #   N=20000 TOP=40 bench/profile.sh ecs
 #   GS=/path/to/geosteer bench/profile.sh static   (another build, e.g. while bisecting;
-#                                    the zones and DB still come from this tree)
+#                                    the zones and DB still come from this tree,
+#                                    or the zone and pools file from ZONE_SRC=dir)
 #   RRL=1000000 bench/profile.sh flood   (with `rrl: {rate: RRL}`; at that rate
 #                                    nothing is limited, so RRL's own cost shows)
 set -euo pipefail
@@ -28,7 +29,8 @@ GS=${GS:-$ROOT/target/release/geosteer}
 [ -x "$GS" ] || (cd "$ROOT" && cargo build --release --quiet)
 
 mkdir -p "$OUT/zones"
-cp "$ROOT/zones/cdn.example.zone" "$ROOT/zones/cdn.example.pools.yaml" "$OUT/zones/"
+ZONE_SRC=${ZONE_SRC:-$ROOT/zones}
+cp "$ZONE_SRC/cdn.example.zone" "$ZONE_SRC/cdn.example.pools.yaml" "$OUT/zones/"
 cp "$ROOT/geodb/demo-city.mmdb" "$OUT/"
 DB=demo-city.mmdb
 if [ "$KIND" = many ] || [ "$KIND" = flood ]; then

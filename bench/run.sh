@@ -16,6 +16,7 @@
 #        W_SECONDS=3 bench/run.sh  (shorter W runs while iterating)
 #        SKIP_I=1 / SKIP_W=1       (one harness only)
 #        GS_BIN=/path/to/geosteer  (bench another build, e.g. an older commit's)
+#        ZONE_SRC=dir              (geosteer's zone and pools file from dir)
 # Writes the table to stdout and to $OUT/table.md (OUT defaults to a temp dir).
 # CI does not run this: it needs root (cpuset cgroups), 2 cores and minutes.
 set -euo pipefail
@@ -72,6 +73,9 @@ log "building release (cargo build --release) and bench/floor"
 # GS_BIN=PATH benches another geosteer build (an older commit's, for an
 # A/B in one session) against the same configs and query files.
 GS=${GS_BIN:-$ROOT/target/release/geosteer}
+# ZONE_SRC=DIR: geosteer's cdn.example zone and pools file from DIR (an older
+# build may not read today's pools keys).
+ZONE_SRC=${ZONE_SRC:-$ROOT/zones}
 gcc -O2 -o "$OUT/floor" "$ROOT/bench/floor.c"
 gcc -O2 -o "$OUT/loadgen" "$ROOT/bench/loadgen.c"
 LG=$OUT/loadgen
@@ -101,7 +105,7 @@ mkdir -p "$OUT/gs/zones" "$OUT/knot" "$OUT/gdnsd/zones" "$OUT/gdnsd/geoip" "$OUT
 log "building the dense synthetic City DB ($DENSE_RECORDS records)"
 (cd "$ROOT" && cargo build --release --quiet --example synth_db)
 "$ROOT/target/release/examples/synth_db" "$OUT/dense.mmdb" dense "$DENSE_RECORDS" "$SEED" >/dev/null
-cp "$ROOT/zones/cdn.example.zone" "$ROOT/zones/cdn.example.pools.yaml" "$OUT/gs/zones/"
+cp "$ZONE_SRC/cdn.example.zone" "$ZONE_SRC/cdn.example.pools.yaml" "$OUT/gs/zones/"
 # w1/w2: demo DB, 1 or 2 workers; dense: the dense DB; rrl: dense + RRL.
 # TCP limits are raised so that $TCP_CONNS connections from 127.0.0.1 fit.
 gs_config() {
@@ -125,8 +129,10 @@ gs_config dense ../dense.mmdb 1 ""
 gs_config rrl ../dense.mmdb 1 "rrl: { rate: 1000000 }"
 # signed: the demo, with the zone signed (a KSK and a ZSK made now): DO=1 rows.
 mkdir -p "$OUT/gs/keys"
-"$GS" dnssec keygen cdn.example --ksk --dir "$OUT/gs/keys" >/dev/null
-"$GS" dnssec keygen cdn.example --dir "$OUT/gs/keys" >/dev/null
+# (A GS_BIN from before DNSSEC has no keygen: its signed rows are skipped.)
+"$GS" dnssec keygen cdn.example --ksk --dir "$OUT/gs/keys" >/dev/null &&
+    "$GS" dnssec keygen cdn.example --dir "$OUT/gs/keys" >/dev/null ||
+    log "$GS has no 'dnssec keygen': no signed rows"
 gs_config signed ../city.mmdb 1 "dnssec: { keys: keys }"
 
 cp "$ROOT/zones/cdn.example.zone" "$OUT/knot/cdn.example.zone"
