@@ -231,32 +231,21 @@ pub struct Host {
     /// Wire-form CNAME target.
     pub fallback: Option<Box<[u8]>>,
     pub all_down: AllDown,
-    /// [`Host::shape_plain`], worked out once with the host (set by
-    /// [`Host::finish`]): every steered query asks.
+    /// No spreading, cost margin or partner split: the first live
+    /// candidates in order are the answer. Set by [`Host::finish`], once
+    /// with the host, as every steered query asks.
     pub(crate) plain: bool,
 }
 
 impl Host {
     /// The host with what its queries ask of its shape worked out.
     pub(crate) fn finish(mut self) -> Host {
-        self.plain = self.shape_plain();
-        self
-    }
-
-    /// Whether the first live candidates in order are the answer.
-    #[inline]
-    fn plain(&self) -> bool {
-        self.plain
-    }
-
-    /// No spreading, cost margin or partner split: the first live
-    /// candidates in order are the answer.
-    fn shape_plain(&self) -> bool {
-        self.spread_km <= 0.0
+        self.plain = self.spread_km <= 0.0
             && self.spread_ms <= 0.0
             && self.cost_margin_km <= 0.0
             && self.cost_margin_ms <= 0.0
-            && self.partner_share.is_none()
+            && self.partner_share.is_none();
+        self
     }
 
     /// Whether choosing reads the candidates' kilometres (spreading or
@@ -500,7 +489,7 @@ fn decide_in<T: Trace, const RTT: bool>(
     }
     if RTT
         && let Some(rows) = &rtt.rows
-        && !host.plain()
+        && !host.plain
     {
         // It reads every row; fetch them while the order is found.
         rows.prefetch();
@@ -597,10 +586,10 @@ fn choose<T: Trace, const RTT: bool>(
     }
     let wanted = usize::from(host.answers.max(1));
     // Candidates with an RTT row first; the plain host's common case reads
-    // only the first few of them.
-    // Without RTT rows for the zone, `rows` is known empty at compile time.
+    // only the first few of them. Without RTT rows in the zone, `rows` is
+    // known empty at compile time.
     let no_rows = !RTT || rows.is_empty();
-    let plain = host.plain()
+    let plain = host.plain
         && if no_rows {
             candidates::all_up_prefix(st, base.list.iter().copied(), wanted, &mut decision.edges)
         } else {
