@@ -76,6 +76,8 @@ GS=${GS_BIN:-$ROOT/target/release/geosteer}
 # ZONE_SRC=DIR: geosteer's cdn.example zone and pools file from DIR (an older
 # build may not read today's pools keys).
 ZONE_SRC=${ZONE_SRC:-$ROOT/zones}
+[ -x "$GS" ] || { log "GS_BIN: $GS is not an executable"; exit 1; }
+[ -f "$ZONE_SRC/cdn.example.pools.yaml" ] || { log "ZONE_SRC: no cdn.example.pools.yaml in $ZONE_SRC"; exit 1; }
 gcc -O2 -o "$OUT/floor" "$ROOT/bench/floor.c"
 gcc -O2 -o "$OUT/loadgen" "$ROOT/bench/loadgen.c"
 LG=$OUT/loadgen
