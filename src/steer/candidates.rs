@@ -86,6 +86,7 @@ impl Cand {
 /// no health beyond them matters. Pushes them into `out` and returns true
 /// then; leaves `out` empty and returns false when the full filter is
 /// needed.
+#[inline(always)]
 pub(super) fn all_up_prefix(
     st: &Steering,
     order: impl IntoIterator<Item = Ranked>,

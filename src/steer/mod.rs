@@ -503,6 +503,21 @@ fn decide_in<T: Trace, const RTT: bool>(
         source,
         rtt: rtt_at,
     };
+    let mut place = place;
+    let rest = Rest {
+        st,
+        host,
+        addr,
+        source,
+        prefix,
+        rows: rtt.rows,
+        at: &at,
+    };
+    if !T::DETAILED
+        && let Some(o) = order::precomputed(st, host, family, &mut place, geo)
+    {
+        return rest.decide::<T, RTT>(&order::OrderRef::Cached(o), &place, trace);
+    }
     order::with_order(
         st,
         host,
@@ -511,53 +526,80 @@ fn decide_in<T: Trace, const RTT: bool>(
         geo,
         addr,
         T::DETAILED,
-        |ord, place| {
-            trace.located(place.how, place.location.as_ref());
-            trace.rule(ord.rule().map(|r| r as usize));
-            // The winning RTT key: a prefix, else what the location implies.
-            let key = if RTT {
-                prefix.map(|h| h.key).or(ord.rtt())
-            } else {
-                None
-            };
-            let rows = match (rtt.rows, key) {
-                (Some(rows), _) => rows,
-                (None, Some(k)) => Rows::of_key(&st.rtt, k),
-                _ => Rows::none(&st.rtt),
-            };
-            if T::DETAILED {
-                // Every candidate with its distance and state, for explain.
-                let here = place.unit();
-                for &idx in candidates::candidates(host, place, ord.rule()) {
-                    let edge = &st.edges[idx as usize];
-                    let km = here
-                        .zip(edge.unit)
-                        .map(|(h, e)| order::km_of(order::chord2(&e, &h)));
-                    trace.candidate(idx, km, edge.health.effective());
-                }
-                trace.rtt(key.map(|k| (st.rtt.key(k), rows.all())));
-                trace.ranked(&order::merge_rtt(st, ord.base(), &rows));
-            }
-            choose::<T, RTT>(
-                st,
-                host,
-                ord.base(),
-                &rows,
-                ord.any_family(),
-                addr,
-                source,
-                &at,
-                place.how,
-                trace,
-            )
-        },
+        |ord, place| rest.decide::<T, RTT>(ord, place, trace),
     )
+}
+
+/// What [`decide_in`] knows of the client once it is located: the rest of
+/// the decision needs only the order of its candidates on top.
+struct Rest<'a, 's> {
+    st: &'s Steering,
+    host: &'a Host,
+    addr: IpAddr,
+    source: Option<u8>,
+    /// The most specific RTT prefix the client is in.
+    prefix: Option<RttHit>,
+    /// Its rows, as far as the flattened table keeps them.
+    rows: Option<Rows<'s>>,
+    at: &'a Located4,
+}
+
+impl Rest<'_, '_> {
+    /// The decision on the candidates in `ord`, for the client at `place`.
+    #[inline(always)]
+    fn decide<T: Trace, const RTT: bool>(
+        &self,
+        ord: &order::OrderRef<'_>,
+        place: &Place<'_>,
+        trace: &mut T,
+    ) -> Decision {
+        let st = self.st;
+        trace.located(place.how, place.location.as_ref());
+        trace.rule(ord.rule().map(|r| r as usize));
+        // The winning RTT key: a prefix, else what the location implies.
+        let key = if RTT {
+            self.prefix.map(|h| h.key).or(ord.rtt())
+        } else {
+            None
+        };
+        let rows = match (self.rows, key) {
+            (Some(rows), _) => rows,
+            (None, Some(k)) => Rows::of_key(&st.rtt, k),
+            _ => Rows::none(&st.rtt),
+        };
+        if T::DETAILED {
+            // Every candidate with its distance and state, for explain.
+            let here = place.unit();
+            for &idx in candidates::candidates(self.host, place, ord.rule()) {
+                let edge = &st.edges[idx as usize];
+                let km = here
+                    .zip(edge.unit)
+                    .map(|(h, e)| order::km_of(order::chord2(&e, &h)));
+                trace.candidate(idx, km, edge.health.effective());
+            }
+            trace.rtt(key.map(|k| (st.rtt.key(k), rows.all())));
+            trace.ranked(&order::merge_rtt(st, ord.base(), &rows));
+        }
+        choose::<T, RTT>(
+            st,
+            self.host,
+            ord.base(),
+            &rows,
+            ord.any_family(),
+            self.addr,
+            self.source,
+            self.at,
+            place.how,
+            trace,
+        )
+    }
 }
 
 /// Picks from the candidates in metric order: health first, then the
 /// partner split, the cost margin and the capacity shares, then `answers`
 /// of them (a partner answers alone, with its CNAME).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn choose<T: Trace, const RTT: bool>(
     st: &Steering,
     host: &Host,

@@ -183,11 +183,9 @@ pub(super) fn with_order<'s, R>(
     detailed: bool,
     f: impl FnOnce(&OrderRef<'_>, &Place<'s>) -> R,
 ) -> R {
-    // The host's index identifies it in the key; a host that is not one of
-    // `st`'s (a caller's own) is never cached.
-    let hidx = (host as *const Host as usize).wrapping_sub(st.hosts.as_ptr() as usize)
-        / std::mem::size_of::<Host>().max(1);
-    let cacheable = !detailed && st.hosts.get(hidx).is_some_and(|h| std::ptr::eq(h, host));
+    let hidx = host_index(st, host);
+    let cacheable = !detailed && hidx.is_some();
+    let hidx = hidx.unwrap_or(usize::MAX);
     // A database record's order, computed when the snapshot was built. A
     // host that reads kilometres still looks in the per-thread cache first
     // (it keeps them); on a miss the table saves the sort.
@@ -252,6 +250,44 @@ pub(super) fn with_order<'s, R>(
         ORDERS.with(|c| c.borrow_mut()[slot] = (key, o));
     }
     f(&OrderRef::Fresh(&fresh), &place)
+}
+
+/// The index of `host` among `st`'s hosts; None for a host that is not
+/// one of them (a caller's own), which is never cached.
+#[inline]
+fn host_index(st: &Steering, host: &Host) -> Option<usize> {
+    let hidx = (host as *const Host as usize).wrapping_sub(st.hosts.as_ptr() as usize)
+        / std::mem::size_of::<Host>().max(1);
+    st.hosts
+        .get(hidx)
+        .is_some_and(|h| std::ptr::eq(h, host))
+        .then_some(hidx)
+}
+
+/// The order the snapshot precomputed for `place`'s database record, for a
+/// host that reads no kilometres: the common case of a steered query, taken
+/// before [`with_order`] so that the decision after it is not a closure
+/// called from three places (a call that cost about 50 instructions).
+/// Marks `place` unknown when the record locates nothing.
+#[inline(always)]
+pub(super) fn precomputed<'s>(
+    st: &'s Steering,
+    host: &Host,
+    family: Family,
+    place: &mut Place<'s>,
+    geo: Option<&GeoDb>,
+) -> Option<&'s Order> {
+    if host.reads_km() {
+        return None;
+    }
+    let (Some(r), Some(t), Some(g)) = (place.record, st.orders.as_deref(), geo) else {
+        return None;
+    };
+    let o = t.get(g, host_index(st, host)?, family, r)?;
+    if !o.known {
+        place.how = Located::Unknown;
+    }
+    Some(o)
 }
 
 /// An order just computed (possibly longer than a cache slot holds).

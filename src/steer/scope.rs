@@ -26,6 +26,7 @@ impl Located4 {
     /// deciding network's prefix, at least the spreading prefix and the RTT
     /// prefix, narrowed around override nets and more specific RTT rows, in
     /// the bits of the address that was asked.
+    #[inline(always)]
     pub fn scope(&self, st: &Steering, how: Located, spread_bits: Option<u8>) -> u8 {
         let Some(source) = self.source else {
             return 0;
@@ -74,14 +75,5 @@ pub(super) fn masked_bits(addr: IpAddr, prefix: u8) -> u128 {
                 v & (u128::MAX << (128 - prefix.min(128)))
             }
         }
-    }
-}
-
-/// Length of the common leading bits of two addresses of one family.
-pub(super) fn common_prefix(a: IpAddr, b: IpAddr) -> u8 {
-    match (a, b) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) ^ u32::from(b)).leading_zeros() as u8,
-        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a) ^ u128::from(b)).leading_zeros() as u8,
-        _ => 0,
     }
 }
