@@ -742,6 +742,7 @@ pub fn from_str(
                 fallback,
                 all_down,
                 plain: false,
+                reads_km: false,
             }
             .finish(),
         );

@@ -235,6 +235,10 @@ pub struct Host {
     /// candidates in order are the answer. Set by [`Host::finish`], once
     /// with the host, as every steered query asks.
     pub(crate) plain: bool,
+    /// Choosing reads the candidates' kilometres (spreading or weighing
+    /// cost by distance), which a bare order leaves out. Set by
+    /// [`Host::finish`].
+    pub(crate) reads_km: bool,
 }
 
 impl Host {
@@ -245,13 +249,8 @@ impl Host {
             && self.cost_margin_km <= 0.0
             && self.cost_margin_ms <= 0.0
             && self.partner_share.is_none();
+        self.reads_km = self.spread_km > 0.0 || self.cost_margin_km > 0.0;
         self
-    }
-
-    /// Whether choosing reads the candidates' kilometres (spreading or
-    /// weighing cost by distance), which a bare order leaves out.
-    fn reads_km(&self) -> bool {
-        self.spread_km > 0.0 || self.cost_margin_km > 0.0
     }
 }
 
@@ -479,7 +478,7 @@ fn decide_in<T: Trace, const RTT: bool>(
     } else {
         locate::locate_flat(st, geo, addr, &mut rtt)
     };
-    let place = match flat {
+    let mut place = match flat {
         Some(place) => place,
         None if T::DETAILED => locate(st, geo, addr),
         None => locate::locate_lazy(st, geo, addr),
@@ -503,7 +502,6 @@ fn decide_in<T: Trace, const RTT: bool>(
         source,
         rtt: rtt_at,
     };
-    let mut place = place;
     let rest = Rest {
         st,
         host,

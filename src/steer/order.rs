@@ -197,7 +197,7 @@ pub(super) fn with_order<'s, R>(
         if !o.known {
             place.how = Located::Unknown;
         }
-        if !host.reads_km() {
+        if !host.reads_km {
             return f(&OrderRef::Cached(o), &place);
         }
         table = Some((o, t.unit(r)));
@@ -242,7 +242,7 @@ pub(super) fn with_order<'s, R>(
                 family,
                 &place,
                 place.unit(),
-                detailed || host.reads_km(),
+                detailed || host.reads_km,
             )
         }
     };
@@ -277,7 +277,7 @@ pub(super) fn precomputed<'s>(
     place: &mut Place<'s>,
     geo: Option<&GeoDb>,
 ) -> Option<&'s Order> {
-    if host.reads_km() {
+    if host.reads_km {
         return None;
     }
     let (Some(r), Some(t), Some(g)) = (place.record, st.orders.as_deref(), geo) else {

@@ -120,7 +120,7 @@ impl OrderTable {
             .hosts
             .iter()
             .zip(&host_map)
-            .any(|(h, &m)| m != NO_MAP && h.reads_km());
+            .any(|(h, &m)| m != NO_MAP && h.reads_km);
         let units = if reads_km {
             locs.iter()
                 .zip(units)
