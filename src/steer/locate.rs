@@ -231,7 +231,11 @@ pub(super) fn locate_lazy<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAdd
                 ..Place::db(network, None, g.index_key(index))
             },
             Some((record, None, network)) => Place::db(network, None, record),
-            None => Place::unknown(),
+            // Numbered too: the precomputed orders keep this client's.
+            None => Place {
+                record: Some(super::table::unlocated(g)),
+                ..Place::unknown()
+            },
         }
     })
 }

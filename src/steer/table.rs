@@ -26,7 +26,9 @@ pub struct OrderTable {
     /// Per host: its map in `maps`, or [`NO_MAP`] for a host whose order
     /// the table does not keep (more candidates than an order holds).
     host_map: Box<[u32]>,
-    /// Per map, for V4 and V6: every record's order, an index into `orders`.
+    /// Per map, for V4 and V6: every record's order, an index into
+    /// `orders`, and one past the last record the order of a client the
+    /// database does not locate ([`unlocated`]).
     maps: Box<[[Box<[u32]>; 2]]>,
     orders: Box<[Order]>,
     /// Every record's point on the unit sphere (None: no coordinates, or
@@ -101,10 +103,10 @@ impl OrderTable {
         });
         let mut orders = Vec::new();
         let mut maps = Vec::with_capacity(built.len());
-        for slices in built {
+        for (slices, &host) in built.into_iter().zip(&reps) {
             let mut ids = [
-                Vec::with_capacity(locs.len()),
-                Vec::with_capacity(locs.len()),
+                Vec::with_capacity(locs.len() + 1),
+                Vec::with_capacity(locs.len() + 1),
             ];
             for slice in slices {
                 let (part, own) = slice?;
@@ -113,6 +115,10 @@ impl OrderTable {
                 for (all, part) in ids.iter_mut().zip(part) {
                     all.extend(part.into_iter().map(|i| i + base));
                 }
+            }
+            for (ids, family) in ids.iter_mut().zip([Family::V4, Family::V6]) {
+                ids.push(orders.len() as u32);
+                orders.push(bare_order(st, host, family, &unplaced(None), None)?);
             }
             maps.push(ids.map(Vec::into_boxed_slice));
         }
@@ -171,6 +177,13 @@ impl OrderTable {
     }
 }
 
+/// The record number [`super::locate::locate_lazy`] gives a client `geo`
+/// does not locate (no network, or one without data): one past the last
+/// record, where the table keeps that client's order.
+pub(super) fn unlocated(geo: &GeoDb) -> u32 {
+    geo.record_locations().len() as u32
+}
+
 /// One map's order ids per record (V4, V6) and its distinct orders.
 type Map = ([Vec<u32>; 2], Vec<Order>);
 
@@ -191,22 +204,10 @@ fn build_map(
         // A record that says nothing we understand is an unknown client, as
         // `GeoDb::lookup` reports it.
         let known = *loc != Location::default();
-        let place = Place {
-            how: if known {
-                Located::Db(Default::default())
-            } else {
-                Located::Unknown
-            },
-            location: known.then_some(*loc),
-            pinned: None,
-            key: 0,
-            record: None,
-        };
+        let place = unplaced(known.then_some(*loc));
         let here = if known { units[r] } else { None };
         for (f, family) in [Family::V4, Family::V6].into_iter().enumerate() {
-            let fresh = compute_order(st, host, family, &place, here, false);
-            let mut o = Order::of(&fresh, known)?;
-            o.zero_metrics();
+            let o = bare_order(st, host, family, &place, here)?;
             id.clear();
             for v in [o.rule, o.rtt] {
                 id.extend_from_slice(&v.map_or(u32::MAX, |v| v).to_le_bytes());
@@ -228,6 +229,37 @@ fn build_map(
         }
     }
     Some((ids, orders))
+}
+
+/// A database place at `location` (None: a client the database does not
+/// locate), as the table's orders are computed for it.
+fn unplaced(location: Option<Location>) -> Place<'static> {
+    Place {
+        how: if location.is_some() {
+            Located::Db(Default::default())
+        } else {
+            Located::Unknown
+        },
+        location,
+        pinned: None,
+        key: 0,
+        record: None,
+    }
+}
+
+/// `host`'s order at `place` as the table keeps it: without metrics (None
+/// when it is too long to keep).
+fn bare_order(
+    st: &Steering,
+    host: &Host,
+    family: Family,
+    place: &Place<'_>,
+    here: Option<[f64; 3]>,
+) -> Option<Order> {
+    let fresh = compute_order(st, host, family, place, here, false);
+    let mut o = Order::of(&fresh, place.location.is_some())?;
+    o.zero_metrics();
+    Some(o)
 }
 
 /// Whether two hosts choose their candidates alike everywhere.
