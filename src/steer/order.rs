@@ -186,19 +186,18 @@ pub(super) fn with_order<'s, R>(
     let hidx = host_index(st, host);
     let cacheable = !detailed && hidx.is_some();
     let hidx = hidx.unwrap_or(usize::MAX);
-    // A database record's order, computed when the snapshot was built. A
-    // host that reads kilometres still looks in the per-thread cache first
-    // (it keeps them); on a miss the table saves the sort.
+    // A host that reads no kilometres took the snapshot's order for the
+    // record ([`precomputed`]) before it got here. One that does looks in
+    // the per-thread cache first (it keeps them); on a miss the table's
+    // order saves the sort.
     let mut table = None;
     if cacheable
+        && host.reads_km
         && let (Some(r), Some(t), Some(g)) = (place.record, st.orders.as_deref(), geo)
         && let Some(o) = t.get(g, hidx, family, r)
     {
         if !o.known {
             place.how = Located::Unknown;
-        }
-        if !host.reads_km {
-            return f(&OrderRef::Cached(o), &place);
         }
         table = Some((o, t.unit(r)));
     }
