@@ -170,6 +170,16 @@ impl Place<'_> {
         }
     }
 
+    /// A client `geo` does not locate (no network, or one without data).
+    /// Numbered as the record one past the last, where the precomputed
+    /// orders keep the order of such a client.
+    fn unlocated(geo: &GeoDb) -> Place<'static> {
+        Place {
+            record: Some(super::table::unlocated(geo)),
+            ..Place::unknown()
+        }
+    }
+
     /// A database match whose record is `record` ([`crate::geo::GeoMatch::record`]).
     fn db(network: IpNet, location: Option<Location>, record: u64) -> Place<'static> {
         Place {
@@ -231,11 +241,7 @@ pub(super) fn locate_lazy<'s>(st: &'s Steering, geo: Option<&GeoDb>, addr: IpAdd
                 ..Place::db(network, None, g.index_key(index))
             },
             Some((record, None, network)) => Place::db(network, None, record),
-            // Numbered too: the precomputed orders keep this client's.
-            None => Place {
-                record: Some(super::table::unlocated(g)),
-                ..Place::unknown()
-            },
+            None => Place::unlocated(g),
         }
     })
 }
@@ -285,7 +291,7 @@ pub(super) fn locate_flat<'s>(
                 g.index_key(index),
             )
         },
-        None => Place::unknown(),
+        None => Place::unlocated(g),
     })
 }
 

@@ -493,23 +493,17 @@ fn decide_in<T: Trace, const RTT: bool>(
         // It reads every row; fetch them while the order is found.
         rows.prefetch();
     }
-    let rtt_at = rtt.at;
-    let prefix = rtt_at.and_then(|a| a.hit);
-    let at = Located4 {
-        raw: client.addr,
-        addr,
-        offset,
-        source,
-        rtt: rtt_at,
-    };
     let rest = Rest {
         st,
         host,
-        addr,
-        source,
-        prefix,
         rows: rtt.rows,
-        at: &at,
+        at: Located4 {
+            raw: client.addr,
+            addr,
+            offset,
+            source,
+            rtt: rtt.at,
+        },
     };
     if !T::DETAILED
         && let Some(o) = order::precomputed(st, host, family, &mut place, geo)
@@ -533,13 +527,10 @@ fn decide_in<T: Trace, const RTT: bool>(
 struct Rest<'a, 's> {
     st: &'s Steering,
     host: &'a Host,
-    addr: IpAddr,
-    source: Option<u8>,
-    /// The most specific RTT prefix the client is in.
-    prefix: Option<RttHit>,
-    /// Its rows, as far as the flattened table keeps them.
+    /// The rows of the most specific RTT prefix the client is in, as far
+    /// as the flattened table keeps them.
     rows: Option<Rows<'s>>,
-    at: &'a Located4,
+    at: Located4,
 }
 
 impl Rest<'_, '_> {
@@ -556,7 +547,8 @@ impl Rest<'_, '_> {
         trace.rule(ord.rule().map(|r| r as usize));
         // The winning RTT key: a prefix, else what the location implies.
         let key = if RTT {
-            self.prefix.map(|h| h.key).or(ord.rtt())
+            let prefix = self.at.rtt.and_then(|a| a.hit);
+            prefix.map(|h| h.key).or(ord.rtt())
         } else {
             None
         };
@@ -584,9 +576,7 @@ impl Rest<'_, '_> {
             ord.base(),
             &rows,
             ord.any_family(),
-            self.addr,
-            self.source,
-            self.at,
+            &self.at,
             place.how,
             trace,
         )
@@ -604,12 +594,11 @@ fn choose<T: Trace, const RTT: bool>(
     base: order::Base<'_>,
     rows: &Rows<'_>,
     any_family: bool,
-    addr: IpAddr,
-    source: Option<u8>,
     at: &Located4,
     how: Located,
     trace: &mut T,
 ) -> Decision {
+    let (addr, source) = (at.addr, at.source);
     let mut decision = Decision {
         outcome: Outcome::Edges,
         edges: SmallVec::new(),

@@ -118,7 +118,7 @@ impl OrderTable {
             }
             for (ids, family) in ids.iter_mut().zip([Family::V4, Family::V6]) {
                 ids.push(orders.len() as u32);
-                orders.push(bare_order(st, host, family, &unplaced(None), None)?);
+                orders.push(bare_order(st, host, family, &table_place(None), None)?);
             }
             maps.push(ids.map(Vec::into_boxed_slice));
         }
@@ -177,7 +177,7 @@ impl OrderTable {
     }
 }
 
-/// The record number [`super::locate::locate_lazy`] gives a client `geo`
+/// The record number locating gives a client `geo`
 /// does not locate (no network, or one without data): one past the last
 /// record, where the table keeps that client's order.
 pub(super) fn unlocated(geo: &GeoDb) -> u32 {
@@ -204,7 +204,7 @@ fn build_map(
         // A record that says nothing we understand is an unknown client, as
         // `GeoDb::lookup` reports it.
         let known = *loc != Location::default();
-        let place = unplaced(known.then_some(*loc));
+        let place = table_place(known.then_some(*loc));
         let here = if known { units[r] } else { None };
         for (f, family) in [Family::V4, Family::V6].into_iter().enumerate() {
             let o = bare_order(st, host, family, &place, here)?;
@@ -233,7 +233,7 @@ fn build_map(
 
 /// A database place at `location` (None: a client the database does not
 /// locate), as the table's orders are computed for it.
-fn unplaced(location: Option<Location>) -> Place<'static> {
+fn table_place(location: Option<Location>) -> Place<'static> {
     Place {
         how: if location.is_some() {
             Located::Db(Default::default())
