@@ -20,6 +20,9 @@ pub const KEY_ECH: u16 = 5;
 pub const KEY_IPV6HINT: u16 = 6;
 pub const KEY_DOHPATH: u16 = 7;
 pub const KEY_OHTTP: u16 = 8;
+/// draft-ietf-tls-key-share-prediction: TLS named groups, in order of
+/// preference.
+pub const KEY_TLS_SUPPORTED_GROUPS: u16 = 9;
 
 /// SvcParams by key: wire values, kept in key order (the wire order).
 pub type Params = BTreeMap<u16, Vec<u8>>;
@@ -36,6 +39,7 @@ pub fn key_name(k: u16) -> String {
         KEY_IPV6HINT => "ipv6hint".into(),
         KEY_DOHPATH => "dohpath".into(),
         KEY_OHTTP => "ohttp".into(),
+        KEY_TLS_SUPPORTED_GROUPS => "tls-supported-groups".into(),
         _ => format!("key{k}"),
     }
 }
@@ -52,6 +56,7 @@ pub fn key_number(name: &str) -> Result<u16, String> {
         "ipv6hint" => KEY_IPV6HINT,
         "dohpath" => KEY_DOHPATH,
         "ohttp" => KEY_OHTTP,
+        "tls-supported-groups" => KEY_TLS_SUPPORTED_GROUPS,
         _ => {
             let n = name
                 .strip_prefix("key")
@@ -172,6 +177,14 @@ pub fn encode_value(key: u16, value: Option<&[u8]>) -> Result<Vec<u8>, String> {
             let v = text(value.ok_or_else(need)?)?;
             out.extend(v.as_bytes());
         }
+        KEY_TLS_SUPPORTED_GROUPS => {
+            for g in value_list(value.ok_or_else(need)?) {
+                let g: u16 = text(&g)?.parse().map_err(|_| {
+                    "tls-supported-groups takes TLS group numbers 0-65535, like 29,23".to_string()
+                })?;
+                out.extend(g.to_be_bytes());
+            }
+        }
         _ => out.extend(value.unwrap_or_default()),
     }
     check_value(key, &out)?;
@@ -207,6 +220,7 @@ pub fn check_value(key: u16, v: &[u8]) -> Result<(), String> {
         KEY_IPV4HINT => !v.is_empty() && v.len().is_multiple_of(4),
         KEY_IPV6HINT => !v.is_empty() && v.len().is_multiple_of(16),
         KEY_DOHPATH => std::str::from_utf8(v).is_ok(),
+        KEY_TLS_SUPPORTED_GROUPS => !v.is_empty() && v.len().is_multiple_of(2),
         _ => true,
     };
     if ok {
