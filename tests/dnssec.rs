@@ -881,3 +881,135 @@ fn partner_cname_and_steered_https_validate() {
     );
     assert!(out.contains("RRSIG\tCNAME 13 3 "), "{out}");
 }
+
+/// Unbound validates every kind of answer of a signed zone holding one
+/// record of every type (tests/fixtures/alltypes.example.zone, moved into
+/// cdn.example) and a steered wildcard `*.edge`: each type at its name;
+/// explicit NSEC and RRSIG queries at a static name, a CNAME, a steered
+/// host, the apex, a wildcard expansion and a name that does not exist;
+/// the steered wildcard asked literally and through an expansion (A, AAAA,
+/// HTTPS, NODATA). delv agrees on the steered wildcard.
+#[test]
+fn unbound_validates_every_answer_kind_of_a_zone_with_every_type() {
+    if !need_tools(&["unbound", "dig", "delv"]) {
+        return;
+    }
+    let all = std::fs::read_to_string(repo().join("tests/fixtures/alltypes.example.zone")).unwrap();
+    // The fixture's records below its apex, with names relative to it.
+    let body: String = all
+        .lines()
+        .filter(|l| !l.starts_with(['$', ';', '@']) && !l.starts_with("ns1 "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut s = Signed::prepare("  127.0.0.0/24: [-33.87, 151.21]\n", 3600);
+    let zone = s.dir.path().join("zones/cdn.example.zone");
+    let text = std::fs::read_to_string(&zone).unwrap() + "$ORIGIN cdn.example.\n" + &body;
+    std::fs::write(&zone, text).unwrap();
+    let pools = s.dir.path().join("zones/cdn.example.pools.yaml");
+    let text = std::fs::read_to_string(&pools).unwrap()
+        + "  \"*.edge\":\n    edges: [lhr, fra, syd]\n    https: { priority: 1, target: \".\", alpn: [h2] }\n";
+    std::fs::write(&pools, text).unwrap();
+    keygen(&s.keys(), &["--ksk"]);
+    keygen(&s.keys(), &[]);
+    s.start();
+    let ds = s.ds();
+    let ub = Unbound::start(s.dir.path(), "alltypes", s.port, ds.trim());
+
+    // Every record of the fixture, at its name (DS and NS at the `ds`
+    // delegation are the referral's, asked below).
+    let mut asked = 0;
+    for l in body.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (owner, t) = (f[0], f[1]);
+        if owner == "ds" {
+            continue;
+        }
+        let q = format!("{owner}.cdn.example");
+        // dig prints KEYDATA, BIND's private type, as TYPE65533.
+        let shown = if t == "KEYDATA" { "TYPE65533" } else { t };
+        ub.secure(&[&q, t], "NOERROR", &format!("IN\t{shown}"));
+        asked += 1;
+    }
+    assert!(asked > 80, "{asked}");
+    ub.secure(&["ds.cdn.example", "DS"], "NOERROR", "12345 13 2");
+
+    // Explicit NSEC: the NSEC at the name, listing what is there.
+    for (q, want) in [
+        (
+            "static.cdn.example",
+            "NSEC\t\\000.static.cdn.example. A AAAA RRSIG NSEC",
+        ),
+        ("cname.cdn.example", "CNAME RRSIG NSEC"),
+        ("www.cdn.example", "A AAAA RRSIG NSEC HTTPS"),
+        ("cdn.example", "DNSKEY"),
+        (
+            "foo.wild.cdn.example",
+            "NSEC\t\\000.foo.wild.cdn.example. A TXT RRSIG NSEC",
+        ),
+        ("nope.cdn.example", "RRSIG NSEC TYPE128"),
+        ("x.edge.cdn.example", "A AAAA RRSIG NSEC HTTPS"),
+    ] {
+        ub.secure(&[q, "NSEC"], "NOERROR", want);
+    }
+    // Explicit RRSIG: the signatures of what is there and of the NSEC.
+    for (q, want) in [
+        ("static.cdn.example", "RRSIG\tA 13 3 300"),
+        ("static.cdn.example", "RRSIG\tNSEC 13 3"),
+        ("cname.cdn.example", "RRSIG\tCNAME"),
+        ("cdn.example", "RRSIG\tDNSKEY 13 2"),
+        ("nope.cdn.example", "RRSIG\tNSEC 13 3"),
+        ("www.cdn.example", "RRSIG\tNSEC 13 3"),
+    ] {
+        let out = ub.0.dig(&["+dnssec", "+time=5", "+tries=2", q, "RRSIG"]);
+        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.contains("status: NOERROR") && out.contains(want),
+            "{q} RRSIG: no {want}:\n{out}\n{}",
+            ub.log()
+        );
+    }
+
+    // The steered wildcard: literal and expanded, each continent its edge.
+    for q in [
+        "*.edge.cdn.example",
+        "img1.edge.cdn.example",
+        "a.b.edge.cdn.example",
+    ] {
+        let out = ub.secure(&[q, "A"], "NOERROR", "203.0.113.30");
+        // Signed as the wildcard: 3 labels (the `*` does not count), not 4 or 5.
+        assert!(out.contains("RRSIG\tA 13 3 "), "{q}:\n{out}");
+        ub.secure(&[q, "AAAA"], "NOERROR", "IN\tAAAA\t2001:db8:");
+        ub.secure(&[q, "HTTPS"], "NOERROR", "ipv4hint=203.0.113.30");
+        ub.secure(&[q, "TXT"], "NOERROR", "NSEC");
+    }
+    let out = ub.secure(
+        &["+subnet=77.88.8.0/24", "e2.edge.cdn.example", "A"],
+        "NOERROR",
+        "192.0.2.20",
+    );
+    assert!(out.contains("RRSIG\tA 13 3 "), "{out}");
+    let anchor = s.delv_anchor(&ds);
+    for (q, t) in [
+        ("*.edge.cdn.example", "A"),
+        ("img2.edge.cdn.example", "A"),
+        ("img2.edge.cdn.example", "HTTPS"),
+        ("img2.edge.cdn.example", "MX"),
+        ("static.cdn.example", "NSEC"),
+        ("eui48.cdn.example", "EUI48"),
+    ] {
+        let out = s.delv(&anchor, &[q, t]);
+        assert!(
+            out.contains("; fully validated")
+                || out.contains("; negative response, fully validated"),
+            "delv {q} {t}:\n{out}\n{}",
+            s.log()
+        );
+    }
+    // Straight from geosteer: the expansion carries the NSEC covering the
+    // next closer name, as a static wildcard's does.
+    let out = s.dig(&["+dnssec", "+norec", "img3.edge.cdn.example", "A"]);
+    assert!(
+        out.contains("RRSIG\tA 13 3 ") && out.contains("img3\\000.edge.cdn.example. RRSIG NSEC"),
+        "{out}"
+    );
+}

@@ -10,8 +10,8 @@ use super::keys::Key;
 use crate::wire;
 use crate::zone::tree::Rdata;
 
-pub const TYPE_RRSIG: u16 = 46;
-pub const TYPE_NSEC: u16 = 47;
+pub const TYPE_RRSIG: u16 = crate::wire::TYPE_RRSIG;
+pub const TYPE_NSEC: u16 = crate::wire::TYPE_NSEC;
 pub const TYPE_DNSKEY: u16 = 48;
 pub const TYPE_CDS: u16 = 59;
 pub const TYPE_CDNSKEY: u16 = 60;
