@@ -62,5 +62,7 @@ pub mod server;
 pub mod snapshot;
 pub mod status;
 pub mod steer;
+pub mod tsig;
 pub mod wire;
+pub mod xfr;
 pub mod zone;

@@ -21,6 +21,7 @@ pub const TYPE_OPT: u16 = 41;
 pub const TYPE_DS: u16 = 43;
 pub const TYPE_RRSIG: u16 = 46;
 pub const TYPE_NSEC: u16 = 47;
+pub const TYPE_TSIG: u16 = 250;
 pub const TYPE_IXFR: u16 = 251;
 pub const TYPE_AXFR: u16 = 252;
 pub const TYPE_MAILB: u16 = 253;
@@ -30,6 +31,8 @@ pub const TYPE_CAA: u16 = 257;
 pub const TYPE_DNAME: u16 = 39;
 pub const TYPE_SVCB: u16 = 64;
 pub const TYPE_HTTPS: u16 = 65;
+/// RFC 1996's opcode.
+pub const OPCODE_NOTIFY: u16 = 4;
 pub const CLASS_IN: u16 = 1;
 pub const CLASS_CH: u16 = 3;
 pub const CLASS_ANY: u16 = 255;
@@ -241,6 +244,9 @@ fn lower8(x: u64) -> u64 {
 pub enum ParseError<'a> {
     /// Not worth answering: too short for a header, or a response.
     Drop,
+    /// Not the answer core's to answer: a NOTIFY, a zone transfer
+    /// (AXFR/IXFR) or a TSIG-signed message (see `crate::xfr`).
+    Defer,
     /// Answer with this rcode, echoing what of the query was readable.
     /// `question` is the byte range of a well-formed question, if any.
     Reply {
@@ -327,11 +333,14 @@ pub fn parse_query_into<'a>(p: &'a [u8], q: &mut Query<'a>) -> Result<(), ParseE
         // A response sent to us: answering could loop two servers forever.
         return Err(ParseError::Drop);
     }
+    if flags & 0x7800 == OPCODE_NOTIFY << 11 {
+        return Err(ParseError::Defer);
+    }
     if flags & 0x7800 != 0 {
         let (question, edns) = match parse_message(p, flags, q) {
             Ok(()) => (Some((HEADER, HEADER + q.qname_raw.len() + 4)), q.edns),
             Err(ParseError::Reply { question, edns, .. }) => (question, edns),
-            Err(ParseError::Drop) => (None, None),
+            Err(ParseError::Drop | ParseError::Defer) => (None, None),
         };
         return Err(ParseError::Reply {
             rcode: Rcode::NotImp,
@@ -384,6 +393,10 @@ fn parse_message<'a>(p: &'a [u8], flags: u16, q: &mut Query<'a>) -> Result<(), P
         if end > p.len() {
             return Err(formerr(question, q.edns));
         }
+        if rtype == TYPE_TSIG {
+            // Verified (and placement checked) by the TSIG code.
+            return Err(ParseError::Defer);
+        }
         if rtype == TYPE_OPT {
             // RFC 6891 §6.1.1: one OPT, owned by the root.
             if q.edns.is_some() || pos != owner + 1 || p[owner] != 0 {
@@ -417,6 +430,9 @@ fn parse_message<'a>(p: &'a [u8], flags: u16, q: &mut Query<'a>) -> Result<(), P
             question,
             edns: Some(e),
         });
+    }
+    if matches!(qtype, TYPE_AXFR | TYPE_IXFR) {
+        return Err(ParseError::Defer);
     }
     q.id = u16::from_be_bytes([p[0], p[1]]);
     q.flags = flags;

@@ -43,6 +43,9 @@ pub struct Summary<'a> {
     /// The query carried a valid server cookie of ours (RFC 7873 §5.2.4):
     /// its source address is not forged, so RRL lets it through.
     pub cookie_valid: bool,
+    /// Not answered here: a NOTIFY, a zone transfer or a TSIG-signed
+    /// message, for `crate::xfr` (nothing was written).
+    pub deferred: bool,
 }
 
 impl Summary<'_> {
@@ -59,6 +62,22 @@ impl Summary<'_> {
             scope: 0,
             steered: None,
             cookie_valid,
+            deferred: false,
+        }
+    }
+
+    /// A message [`respond_traced`] leaves to `crate::xfr`.
+    fn deferred() -> Self {
+        Summary {
+            len: 0,
+            rcode: Rcode::NoError,
+            qtype: 0,
+            truncated: false,
+            ecs: false,
+            scope: 0,
+            steered: None,
+            cookie_valid: false,
+            deferred: true,
         }
     }
 }
@@ -71,7 +90,9 @@ pub fn respond(
     transport: Transport,
     out: &mut [u8],
 ) -> Option<usize> {
-    respond_traced(snap, query, client.ip(), transport, out, &mut ()).map(|s| s.len)
+    respond_traced(snap, query, client.ip(), transport, out, &mut ())
+        .filter(|s| !s.deferred)
+        .map(|s| s.len)
 }
 
 /// [`respond`] with a steering trace and a summary of what was sent.
@@ -178,6 +199,7 @@ fn respond_inner<'s, T: steer::Trace>(
         Ok(()) => {}
         Err(ParseError::Drop) => return None,
         Err(_) if paths == Paths::Fast => return None,
+        Err(ParseError::Defer) => return Some(Summary::deferred()),
         Err(ParseError::Reply {
             rcode,
             question,
@@ -199,9 +221,6 @@ fn respond_inner<'s, T: steer::Trace>(
     };
     // Opcodes other than QUERY never get here (parse_query says NOTIMP).
     let rcode = if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
-        Some(Rcode::Refused)
-    } else if matches!(q.qtype, TYPE_AXFR | TYPE_IXFR) {
-        // Zone transfers are not offered (and never over UDP).
         Some(Rcode::Refused)
     } else if matches!(
         q.qtype,
@@ -251,6 +270,7 @@ fn respond_inner<'s, T: steer::Trace>(
         scope,
         steered: ans.steered,
         cookie_valid: extra.cookie_valid,
+        deferred: false,
     })
 }
 
@@ -373,6 +393,7 @@ fn error_reply(
         scope: 0,
         steered: None,
         cookie_valid: extra.cookie_valid,
+        deferred: false,
     }
 }
 

@@ -41,7 +41,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{Handler, MAX_MESSAGE, Transport};
+use super::{Handler, MAX_MESSAGE, Reply};
 
 /// Limits for the TCP listener.
 #[derive(Clone, Debug)]
@@ -330,6 +330,9 @@ enum Parsed {
     Consumed(usize),
     /// Consumed this many bytes, then met a zero-length message.
     Close(usize),
+    /// Consumed this many bytes, the last of which asked for a stream of
+    /// answers (a zone transfer), sent before anything else is read.
+    Stream(usize, tokio::sync::mpsc::Receiver<Vec<u8>>),
 }
 
 /// Answers the complete messages at the front of `buf` into `out` (each
@@ -348,21 +351,27 @@ fn answer_buffered(shared: &Shared, client: SocketAddr, buf: &[u8], out: &mut Ve
             break;
         };
         pos += 2 + len;
+        let mut stream = None;
         let answered = SCRATCH.with_borrow_mut(|scratch| {
             let handled = catch_unwind(AssertUnwindSafe(|| {
-                shared
-                    .handler
-                    .handle(query, client, Transport::Tcp, scratch)
+                shared.handler.handle_tcp(query, client, scratch)
             }));
             match handled {
-                Ok(Some(n)) if n > 0 && n <= MAX_MESSAGE => {
+                Ok(Reply::One(n)) if n > 0 && n <= MAX_MESSAGE => {
                     out.extend_from_slice(&(n as u16).to_be_bytes());
                     out.extend_from_slice(&scratch[..n]);
+                    true
+                }
+                Ok(Reply::Stream(rx)) => {
+                    stream = Some(rx);
                     true
                 }
                 _ => false,
             }
         });
+        if let Some(rx) = stream {
+            return Parsed::Stream(pos, rx);
+        }
         if !answered {
             shared.metrics.declined.increment(1);
         }
@@ -397,9 +406,10 @@ async fn serve_conn(open: &mut Open, peer: SocketAddr) {
     let mut out: Vec<u8> = Vec::new();
     loop {
         let parsed = answer_buffered(shared, peer, &rbuf, &mut out);
-        let (consumed, close) = match parsed {
-            Parsed::Consumed(n) => (n, false),
-            Parsed::Close(n) => (n, true),
+        let (consumed, close, transfer) = match parsed {
+            Parsed::Consumed(n) => (n, false, None),
+            Parsed::Close(n) => (n, true, None),
+            Parsed::Stream(n, rx) => (n, false, Some(rx)),
         };
         if consumed > 0 {
             rbuf.drain(..consumed);
@@ -416,6 +426,19 @@ async fn serve_conn(open: &mut Open, peer: SocketAddr) {
                 return;
             }
             out.clear();
+        }
+        if let Some(mut rx) = transfer {
+            // A zone transfer: its messages, framed, as they are made.
+            let mut framed = Vec::new();
+            while let Some(m) = rx.recv().await {
+                framed.clear();
+                framed.extend_from_slice(&(m.len() as u16).to_be_bytes());
+                framed.extend_from_slice(&m);
+                if write_answers(stream, &framed, idle).await.is_err() {
+                    return;
+                }
+            }
+            last_message = Instant::now();
         }
         if close {
             return;
