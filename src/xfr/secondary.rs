@@ -245,7 +245,7 @@ pub async fn run(
                             copy = Some(new);
                             last_ok = unix_now();
                             write_state(&state, &zone.zone, last_ok);
-                            metrics::counter!("geosteer_secondary_refresh_total", "result" => "transferred").increment(1);
+                            metrics::counter!("geosteer_secondary_refresh_total", "result" => if how == "IXFR" { "ixfr" } else { "axfr" }).increment(1);
                             let reload = reload.clone();
                             let _ =
                                 tokio::task::spawn_blocking(move || reload("zone transfer")).await;

@@ -111,6 +111,11 @@ impl Knot {
     /// `{zones}` in `conf` stands for the zones directory. Waits until
     /// `ready` (a zone) answers its SOA, unless it is empty.
     pub fn start(files: &[(&str, &str)], conf: &str, ready: &str) -> Knot {
+        Self::start_on(free_port(), files, conf, ready)
+    }
+
+    /// [`Knot::start`] on a port chosen beforehand (a peer's config names it).
+    pub fn start_on(port: u16, files: &[(&str, &str)], conf: &str, ready: &str) -> Knot {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         for sub in ["zones", "run", "db"] {
@@ -119,7 +124,6 @@ impl Knot {
         for (name, text) in files {
             std::fs::write(d.join("zones").join(name), text).unwrap();
         }
-        let port = free_port();
         let conf = conf.replace("{zones}", &d.join("zones").display().to_string());
         let text = format!(
             r#"server:
