@@ -237,7 +237,7 @@ pub fn lookup<'a, T: steer::Trace>(
             },
         };
         if node.host.is_some() && matches!(q.qtype, TYPE_A | TYPE_AAAA | TYPE_ANY) {
-            match steer_answer(snap, zone, node, owner, q, trace, &mut ans) {
+            match steer_answer(Here { snap, zone, q }, node, owner, trace, &mut ans) {
                 Some(target) => {
                     // Fallback CNAME: follow it if it stays in the zone.
                     set_name(&mut name, target);
@@ -251,7 +251,7 @@ pub fn lookup<'a, T: steer::Trace>(
             && matches!(q.qtype, TYPE_HTTPS | TYPE_SVCB)
             && let Some(t) = zone.svcb_template(h, q.qtype)
         {
-            match steer_svcb(snap, zone, node, t, owner, q, trace, &mut ans) {
+            match steer_svcb(Here { snap, zone, q }, node, t, owner, trace, &mut ans) {
                 Some(target) => {
                     // Steered to a CNAME: the HTTPS answer follows it.
                     set_name(&mut name, target);
@@ -385,22 +385,29 @@ fn add_glue<'a>(tree: &'a Tree, set: &'a Rrset, ans: &mut Answer<'a>) {
     }
 }
 
+/// Where a steered name is answered: the snapshot (with the GeoIP
+/// database), the zone and the question.
+#[derive(Clone, Copy)]
+struct Here<'a, 'q> {
+    snap: &'a Snapshot,
+    zone: &'a Zone,
+    q: &'q Question<'q>,
+}
+
 /// Steering's decision for one family of a steered host; the answer's ECS
 /// scope grows to cover it.
 fn decide<T: steer::Trace>(
-    snap: &Snapshot,
-    zone: &Zone,
+    here: Here<'_, '_>,
     host: &steer::Host,
-    q: &Question<'_>,
     family: Family,
     trace: &mut T,
     ans: &mut Answer<'_>,
 ) -> steer::Decision {
     let d = steer::decide(
-        &zone.steering,
+        &here.zone.steering,
         host,
-        snap.geodb.as_deref(),
-        q.client,
+        here.snap.geodb.as_deref(),
+        here.q.client,
         family,
         trace,
     );
@@ -411,14 +418,13 @@ fn decide<T: steer::Trace>(
 /// Fills the answer of a steered name. Returns a CNAME target to chase, if
 /// steering chose the fallback or a partner CDN.
 fn steer_answer<'a, T: steer::Trace>(
-    snap: &'a Snapshot,
-    zone: &'a Zone,
+    here: Here<'a, '_>,
     node: &'a Node,
     owner: Owner<'a>,
-    q: &Question<'_>,
     trace: &mut T,
     ans: &mut Answer<'a>,
 ) -> Option<&'a [u8]> {
+    let Here { zone, q, .. } = here;
     let hidx = node.host? as usize;
     let host = &zone.steering.hosts[hidx];
     let families: &[Family] = match (q.qtype, q.transport) {
@@ -428,7 +434,7 @@ fn steer_answer<'a, T: steer::Trace>(
     };
     let mut fallback = None;
     for &family in families {
-        let d = decide(snap, zone, host, q, family, trace, ans);
+        let d = decide(here, host, family, trace, ans);
         match d.outcome {
             Outcome::Edges => ans.answer.push(Item::Edges {
                 owner,
@@ -489,23 +495,21 @@ fn steer_answer<'a, T: steer::Trace>(
 /// edges in the same order, the larger ECS scope of the two, the host's
 /// TTL). A decision for a CNAME (fallback) is answered with that CNAME,
 /// whose target the caller follows; SERVFAIL stays SERVFAIL.
-#[allow(clippy::too_many_arguments)]
 fn steer_svcb<'a, T: steer::Trace>(
-    snap: &'a Snapshot,
-    zone: &'a Zone,
+    here: Here<'a, '_>,
     node: &'a Node,
     template: &'a crate::zone::svcb::Template,
     owner: Owner<'a>,
-    q: &Question<'_>,
     trace: &mut T,
     ans: &mut Answer<'a>,
 ) -> Option<&'a [u8]> {
+    let zone = here.zone;
     let hidx = node.host? as usize;
     let host = &zone.steering.hosts[hidx];
     let mut hints: [SmallVec<[EdgeIdx; 8]>; 2] = Default::default();
     let mut empty = 0;
     for (i, family) in [Family::V4, Family::V6].into_iter().enumerate() {
-        let d = decide(snap, zone, host, q, family, trace, ans);
+        let d = decide(here, host, family, trace, ans);
         let outcome = d.outcome;
         let edges = d.edges.clone();
         ans.steered = Some(Steered {

@@ -26,8 +26,8 @@
 //! fills it when the snapshot is made, and the answer path reads it.
 
 use super::answer::{self, Question, Steered};
-use super::opt::OptExtra;
 use super::render::{self, Body, Summary};
+use super::request::Request;
 use crate::net::Transport;
 use crate::snapshot::Snapshot;
 use crate::snapshot::fast::{Entry, FastTable, KeyTable, Secure, Static};
@@ -151,8 +151,7 @@ fn render_one(
     } else {
         None
     };
-    let (len, truncated) =
-        render::answer(&q, &ans, &OptExtra::default(), out.len(), out, sec.as_ref());
+    let (len, truncated) = render::answer(&Request::ahead(&q, out.len()), &ans, out, sec.as_ref());
     if truncated {
         return None;
     }
@@ -188,21 +187,19 @@ fn render_one(
     })
 }
 
-/// Answers `q` from the pre-rendered table (a name not in it may be a
-/// pre-rendered NXDOMAIN: [`super::negative`]), or `None` for the general path.
-/// `max` is the response size the transport allows; nothing else about the
-/// transport matters, as ANY (which differs over TCP) is never here.
-/// Inlined into its one caller, so the summary is built where it is returned.
+/// Answers `req` from the pre-rendered table (a name not in it may be a
+/// pre-rendered NXDOMAIN: [`super::negative`]), or `None` for the general
+/// path. Of the transport only the size limit matters, as ANY (which
+/// differs over TCP) is never here. Inlined into its one caller, so the
+/// summary is built where it is returned.
 #[inline(always)]
 pub(super) fn respond<'s, T: steer::Trace>(
     snap: &'s Snapshot,
-    q: &Query<'_>,
-    extra: &OptExtra<'_>,
-    client: Client,
-    max: usize,
+    req: &Request<'_>,
     out: &mut [u8],
     trace: &mut T,
 ) -> Option<Summary<'s>> {
+    let q = req.query;
     // Most names are short: a small key buffer saves zeroing 257 bytes.
     let mut small = [0u8; 64];
     let mut big;
@@ -215,7 +212,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
     let n = q.lower_qname(key);
     key[n..n + 2].copy_from_slice(&q.qtype.to_be_bytes());
     let Some(entry) = snap.fast.map.get(&key[..n + 2]) else {
-        return super::negative::respond(snap, q, extra, &key[..n], max, out);
+        return super::negative::respond(snap, req, &key[..n], out);
     };
     let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
     match entry {
@@ -236,12 +233,12 @@ pub(super) fn respond<'s, T: steer::Trace>(
                 // Signatures due for renewal: the general path signs anew.
                 _ => return None,
             };
-            render::body(q, extra, body, max, out)
+            render::body(req, body, out)
         }
         Entry::Steered { zone, host, family } => {
             let st = &zone.steering;
             let h = &st.hosts[*host as usize];
-            let d = steer::decide(st, h, snap.geodb.as_deref(), client, *family, trace);
+            let d = steer::decide(st, h, snap.geodb.as_deref(), req.client, *family, trace);
             if d.outcome != Outcome::Edges {
                 return None;
             }
@@ -260,7 +257,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
                 host: *host,
                 decision: d,
             };
-            render::steered(q, extra, steered, *family, sigs, max, out)
+            render::steered(req, steered, *family, sigs, out)
         }
     }
 }

@@ -1,38 +1,50 @@
-//! The answer core: from query bytes, client and snapshot to response
+//! The answer core: from a packet, its source and a snapshot to response
 //! bytes. No I/O, no allocation on the common path.
 //!
-//! [`respond`] = [`crate::wire::parse_query`] → [`answer::lookup`] (which calls
-//! [`crate::steer`] for steered names) → render into the caller's buffer.
+//! One query, one direction ([`respond`]):
+//!
+//! 1. [`crate::wire`] parses the packet and [`mandatory`] applies the RFC
+//!    MUST checks (drop, FORMERR, BADVERS, NOTIMP, REFUSED);
+//! 2. a [`Request`] is built once: source, transport, size limit, EDNS
+//!    extras (NSID, cookies), the client to locate;
+//! 3. dispatch: [`fast`] answers from the snapshot's pre-rendered tables
+//!    ([`negative`] for NXDOMAIN/NODATA), else [`answer`] looks the name up
+//!    (asking [`crate::steer`] for steered names) and [`secure`] adds what
+//!    DNSSEC needs;
+//! 4. [`render`] writes the response into the caller's buffer.
 
 mod answer;
 pub(crate) mod fast;
+mod mandatory;
 mod negative;
 mod opt;
 mod render;
+mod request;
 mod secure;
 
-pub use render::{OUR_UDP_SIZE, Summary};
+pub use render::Summary;
+use request::Request;
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::wire::*;
 use answer::{Answer, Question};
+use mandatory::{Check, Reject};
 use opt::OptExtra;
-use render::CLASSIC_UDP;
 
 use crate::net::Transport;
 use crate::snapshot::Snapshot;
-use crate::steer::{self, Client};
+use crate::steer;
+use crate::wire::{Query, parse_query_into};
 
 /// Answers one query. Returns `None` when the packet deserves no answer.
 pub fn respond(
     snap: &Snapshot,
-    query: &[u8],
+    packet: &[u8],
     client: SocketAddr,
     transport: Transport,
     out: &mut [u8],
 ) -> Option<usize> {
-    respond_traced(snap, query, client.ip(), transport, out, &mut ()).map(|s| s.len)
+    respond_traced(snap, packet, client.ip(), transport, out, &mut ()).map(|s| s.len)
 }
 
 /// [`respond`] with a steering trace and a summary of what was sent.
@@ -43,13 +55,13 @@ pub fn respond(
 #[inline(always)]
 pub fn respond_traced<'s, T: steer::Trace>(
     snap: &'s Snapshot,
-    query: &[u8],
+    packet: &[u8],
     source: IpAddr,
     transport: Transport,
     out: &mut [u8],
     trace: &mut T,
 ) -> Option<Summary<'s>> {
-    respond_inner(snap, query, source, transport, out, trace, Paths::Both)
+    respond_inner(snap, packet, source, transport, out, trace, Paths::Both)
 }
 
 /// [`respond`] without the pre-rendered answers of [`fast`]: what the fast
@@ -57,14 +69,14 @@ pub fn respond_traced<'s, T: steer::Trace>(
 #[doc(hidden)]
 pub fn respond_general(
     snap: &Snapshot,
-    query: &[u8],
+    packet: &[u8],
     client: SocketAddr,
     transport: Transport,
     out: &mut [u8],
 ) -> Option<usize> {
     respond_inner(
         snap,
-        query,
+        packet,
         client.ip(),
         transport,
         out,
@@ -79,12 +91,12 @@ pub fn respond_general(
 #[doc(hidden)]
 pub fn fast_respond(
     snap: &Snapshot,
-    query: &[u8],
+    packet: &[u8],
     source: IpAddr,
     transport: Transport,
     out: &mut [u8],
 ) -> Option<usize> {
-    respond_inner(snap, query, source, transport, out, &mut (), Paths::Fast).map(|s| s.len)
+    respond_inner(snap, packet, source, transport, out, &mut (), Paths::Fast).map(|s| s.len)
 }
 
 /// Which answer paths [`respond_inner`] may take.
@@ -98,36 +110,10 @@ enum Paths {
     Fast,
 }
 
-/// The largest response the transport and the query's EDNS allow.
-fn response_max(q: &Query<'_>, transport: Transport, buf: usize) -> usize {
-    match transport {
-        Transport::Tcp => buf.min(65_535),
-        Transport::Udp => match q.edns {
-            Some(e) => (e.udp_size.clamp(CLASSIC_UDP as u16, OUR_UDP_SIZE)) as usize,
-            None => CLASSIC_UDP,
-        },
-    }
-}
-
-/// Who to locate: the ECS address when the query has a non-zero source
-/// prefix (RFC 7871 §7.1.2), else the packet's source.
-fn client_of(q: &Query<'_>, source: IpAddr) -> Client {
-    match q.edns.and_then(|e| e.ecs) {
-        Some(ecs) if ecs.source_prefix > 0 => Client {
-            addr: ecs.addr,
-            ecs_source: Some(ecs.source_prefix),
-        },
-        _ => Client {
-            addr: source,
-            ecs_source: None,
-        },
-    }
-}
-
 #[inline(always)]
 fn respond_inner<'s, T: steer::Trace>(
     snap: &'s Snapshot,
-    query: &[u8],
+    packet: &[u8],
     source: IpAddr,
     transport: Transport,
     out: &mut [u8],
@@ -135,75 +121,68 @@ fn respond_inner<'s, T: steer::Trace>(
     paths: Paths,
 ) -> Option<Summary<'s>> {
     let mut q = Query::EMPTY;
-    match parse_query_into(query, &mut q) {
-        Ok(()) => {}
-        Err(ParseError::Drop) => return None,
-        Err(_) if paths == Paths::Fast => return None,
-        Err(ParseError::Reply {
-            rcode,
-            question,
-            edns,
-        }) => {
-            let extra = edns.map_or_else(OptExtra::default, |e| {
-                OptExtra::for_query(&snap.protocol, &e, source)
-            });
-            return Some(render::error_reply(
-                query, rcode, question, edns, &extra, transport, out,
-            ));
+    let refused = match mandatory::check(packet, parse_query_into(packet, &mut q), &q) {
+        Check::Pass => None,
+        _ if paths == Paths::Fast => return None,
+        Check::Drop => return None,
+        Check::Reject(r) => return Some(reject(snap, packet, &r, source, transport, out)),
+        Check::Refuse(rcode) => Some(rcode),
+    };
+    let req = Request::new(&snap.protocol, &q, source, transport, out.len());
+    // Dispatch: a query, or a refusal of one. (Other opcodes and zone
+    // transfers, once served, are routed here by opcode and type.)
+    match refused {
+        None => query(snap, &req, out, trace, paths),
+        Some(rcode) => Some(answered(snap, &req, Answer::new(rcode), out)),
+    }
+}
+
+/// A QUERY: from the pre-rendered tables when they have the answer, else
+/// looked up.
+#[inline(always)]
+fn query<'s, T: steer::Trace>(
+    snap: &'s Snapshot,
+    req: &Request<'_>,
+    out: &mut [u8],
+    trace: &mut T,
+    paths: Paths,
+) -> Option<Summary<'s>> {
+    // explain's detailed trace must see one decision, so it stays on the
+    // general path (same `decide`, same answer).
+    if paths != Paths::General && !T::DETAILED {
+        let fast = fast::respond(snap, req, out, trace);
+        if fast.is_some() || paths == Paths::Fast {
+            return fast;
         }
+    }
+    let qname = req.query.qname();
+    let question = Question {
+        name: qname.as_bytes(),
+        qtype: req.query.qtype,
+        transport: req.transport,
+        client: req.client,
     };
-    let max = response_max(&q, transport, out.len());
-    // NSID and cookie, the same whichever path answers.
-    let extra = match &q.edns {
-        Some(e) => OptExtra::for_query(&snap.protocol, e, source),
-        None => OptExtra::default(),
-    };
-    // Opcodes other than QUERY never get here (parse_query says NOTIMP).
-    let rcode = if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
-        Some(Rcode::Refused)
-    } else if matches!(q.qtype, TYPE_AXFR | TYPE_IXFR) {
-        // Zone transfers are not offered (and never over UDP).
-        Some(Rcode::Refused)
-    } else if matches!(
-        q.qtype,
-        TYPE_OPT | TYPE_MAILA | TYPE_MAILB | crate::dnssec::sign::TYPE_NXNAME
-    ) {
-        // NXNAME only ever appears in compact-denial bitmaps (RFC 9824 §3.5).
-        Some(Rcode::FormErr)
-    } else {
-        None
-    };
-    let ans = match rcode {
-        Some(_) if paths == Paths::Fast => return None,
-        Some(r) => Answer::new(r),
-        None => {
-            let client = client_of(&q, source);
-            // explain's detailed trace must see one decision, so it stays
-            // on the general path (same `decide`, same answer).
-            if paths != Paths::General && !T::DETAILED {
-                let fast = fast::respond(snap, &q, &extra, client, max, out, trace);
-                if fast.is_some() || paths == Paths::Fast {
-                    return fast;
-                }
-            }
-            let qname = q.qname();
-            let question = Question {
-                name: qname.as_bytes(),
-                qtype: q.qtype,
-                transport,
-                client,
-            };
-            answer::lookup(snap, &question, trace)
-        }
-    };
-    let mut ans = ans;
+    let ans = answer::lookup(snap, &question, trace);
+    Some(answered(snap, req, ans, out))
+}
+
+/// Renders an answer of the general path, signed when the query asks
+/// for DNSSEC.
+#[inline(always)]
+fn answered<'s>(
+    snap: &'s Snapshot,
+    req: &Request<'_>,
+    mut ans: Answer<'s>,
+    out: &mut [u8],
+) -> Summary<'s> {
+    let q = req.query;
     let sec = match q.edns {
         Some(e) if e.dnssec_ok => secure::prepare(snap, q.qname(), q.qtype, e.compact_ok, &mut ans),
         _ => None,
     };
-    let (len, truncated) = render::answer(&q, &ans, &extra, max, out, sec.as_ref());
+    let (len, truncated) = render::answer(req, &ans, out, sec.as_ref());
     let scope = if q.ecs_scoped() { ans.scope } else { 0 };
-    Some(Summary {
+    Summary {
         len,
         rcode: ans.rcode,
         qtype: q.qtype,
@@ -211,6 +190,22 @@ fn respond_inner<'s, T: steer::Trace>(
         ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
         scope,
         steered: ans.steered,
-        cookie_valid: extra.cookie_valid,
-    })
+        cookie_valid: req.extra.cookie_valid,
+    }
+}
+
+/// The error reply to a packet the mandatory checks reject, with NSID and
+/// cookie when its EDNS was readable.
+fn reject(
+    snap: &Snapshot,
+    packet: &[u8],
+    r: &Reject<'_>,
+    source: IpAddr,
+    transport: Transport,
+    out: &mut [u8],
+) -> Summary<'static> {
+    let extra = r.edns.map_or_else(OptExtra::default, |e| {
+        OptExtra::for_query(&snap.protocol, &e, source)
+    });
+    render::error_reply(packet, r, &extra, transport, out)
 }

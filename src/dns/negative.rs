@@ -22,8 +22,8 @@
 use std::sync::Arc;
 
 use super::answer::{Answer, Item};
-use super::opt::OptExtra;
 use super::render::{self, COMPRESS_SLOTS, Summary};
+use super::request::Request;
 use crate::snapshot::fast::{KeyTable, NameFilter, Negative, Negatives, same_bytes};
 use crate::snapshot::{Snapshot, Zone};
 use crate::wire::*;
@@ -68,14 +68,8 @@ fn render_behind(tree: &Tree, label: &[u8], out: &mut [u8]) -> Option<(Vec<u8>, 
         qclass: CLASS_IN,
         edns: None,
     };
-    let (len, truncated) = render::answer(
-        &q,
-        &nxdomain(tree),
-        &OptExtra::default(),
-        out.len(),
-        out,
-        None,
-    );
+    let (len, truncated) =
+        render::answer(&Request::ahead(&q, out.len()), &nxdomain(tree), out, None);
     if truncated {
         return None;
     }
@@ -268,12 +262,11 @@ fn nodata(node: &crate::zone::tree::Node, qtype: u16) -> Option<Rcode> {
 #[inline]
 pub(super) fn respond<'s>(
     snap: &'s Snapshot,
-    q: &Query<'_>,
-    extra: &OptExtra<'_>,
+    req: &Request<'_>,
     lname: &[u8],
-    max: usize,
     out: &mut [u8],
 ) -> Option<Summary<'s>> {
+    let q = req.query;
     // DS at a zone's apex is the parent's (`answer::zone_for`): an apex
     // exists in its own zone, so that goes to the general path below.
     let neg = snap.fast.negative.find(lname)?.as_ref()?;
@@ -296,5 +289,5 @@ pub(super) fn respond<'s>(
         return None;
     }
     let rcode = negative_rcode(neg, lname, &offs[..labels], q.qtype)?;
-    render::negative(q, extra, rcode, &neg.tail, &neg.patch, max, out)
+    render::negative(req, rcode, &neg.tail, &neg.patch, out)
 }

@@ -445,8 +445,20 @@ pub fn edge_rrsigs(
         return sigs;
     }
     let mut sigs = SmallVec::new();
+    let rtype = match family {
+        crate::steer::Family::V4 => TYPE_A,
+        crate::steer::Family::V6 => TYPE_AAAA,
+    };
     EDGE_CANON.with_borrow_mut(|c| {
-        edge_rrsigs_into(signer, lname, family, ttl, steering, edges, c, &mut sigs)
+        c.start(rtype, ttl, label_count(lname) as u8);
+        for &e in edges {
+            let edge = &steering.edges[e as usize];
+            match family {
+                crate::steer::Family::V4 => edge.v4.iter().for_each(|a| c.push(&a.octets())),
+                crate::steer::Family::V6 => edge.v6.iter().for_each(|a| c.push(&a.octets())),
+            }
+        }
+        signer.rrsigs(lname, c, &mut sigs);
     });
     let p = signer.policy;
     let fresh_until = sigs
@@ -520,32 +532,6 @@ struct EdgeSlot {
 
 thread_local! {
     static EDGE_FRONT: std::cell::RefCell<Vec<Option<EdgeSlot>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-#[allow(clippy::too_many_arguments)]
-fn edge_rrsigs_into(
-    signer: &ZoneSigner,
-    lname: &[u8],
-    family: crate::steer::Family,
-    ttl: u32,
-    steering: &crate::steer::Steering,
-    edges: &[crate::steer::EdgeIdx],
-    c: &mut Canon,
-    sigs: &mut SmallVec<[Arc<[u8]>; 2]>,
-) {
-    let rtype = match family {
-        crate::steer::Family::V4 => TYPE_A,
-        crate::steer::Family::V6 => TYPE_AAAA,
-    };
-    c.start(rtype, ttl, label_count(lname) as u8);
-    for &e in edges {
-        let edge = &steering.edges[e as usize];
-        match family {
-            crate::steer::Family::V4 => edge.v4.iter().for_each(|a| c.push(&a.octets())),
-            crate::steer::Family::V6 => edge.v6.iter().for_each(|a| c.push(&a.octets())),
-        }
-    }
-    signer.rrsigs(lname, c, sigs);
 }
 
 #[cfg(test)]

@@ -5,21 +5,20 @@
 use super::message::{header_flags, opt_len, write_opt};
 use super::writer::{Full, Writer};
 use crate::dns::answer::{Answer, Item, Owner};
-use crate::dns::opt::OptExtra;
+use crate::dns::request::Request;
 use crate::dns::secure;
 use crate::steer::Family;
 use crate::wire::*;
 use crate::zone::tree::Rrset;
 
-/// Renders an answer; returns (length, truncated).
+/// Renders the answer to `req`; returns (length, truncated).
 pub(crate) fn answer(
-    q: &Query<'_>,
+    req: &Request<'_>,
     ans: &Answer<'_>,
-    extra: &OptExtra<'_>,
-    max: usize,
     out: &mut [u8],
     sec: Option<&secure::Ctx<'_>>,
 ) -> (usize, bool) {
+    let (q, extra, max) = (req.query, &req.extra, req.max);
     let ede = ans.ede.as_ref();
     let opt = q.edns.as_ref().map_or(0, |e| opt_len(e, extra, ede));
     let mut w = Writer::new(out, max.saturating_sub(opt));

@@ -8,14 +8,11 @@ use std::net::IpAddr;
 
 use super::writer::{Full, Writer};
 use crate::dns::answer::Steered;
+use crate::dns::mandatory::Reject;
 use crate::dns::opt::{Ede, OptExtra};
+use crate::dns::request::{CLASSIC_UDP, OUR_UDP_SIZE, Request};
 use crate::net::Transport;
 use crate::wire::*;
-
-/// The UDP payload size we advertise and never exceed (DNS flag day 2020).
-pub const OUR_UDP_SIZE: u16 = 1232;
-/// Plain DNS over UDP without EDNS (RFC 1035 §4.2.1).
-pub(crate) const CLASSIC_UDP: usize = 512;
 
 /// A summary of one response, for metrics and the query log.
 #[derive(Clone, Debug)]
@@ -155,7 +152,8 @@ fn write_extra(
 /// Writes the header and the client's question; returns the position
 /// after it. The caller has checked the room.
 #[inline(always)]
-pub(crate) fn head(q: &Query<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) -> usize {
+pub(crate) fn head(req: &Request<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) -> usize {
+    let q = req.query;
     out[0..2].copy_from_slice(&q.id.to_be_bytes());
     out[2..4].copy_from_slice(&flags.to_be_bytes());
     for (i, c) in counts.iter().enumerate() {
@@ -172,35 +170,36 @@ pub(crate) fn head(q: &Query<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) 
 /// end. The caller has checked the room.
 #[inline(always)]
 pub(crate) fn tail(
-    q: &Query<'_>,
-    extra: &OptExtra<'_>,
+    req: &Request<'_>,
     rcode: Rcode,
     scope: u8,
     pos: usize,
     out: &mut [u8],
 ) -> usize {
-    match &q.edns {
+    match &req.query.edns {
         Some(e) => {
             let mut w = Writer::at(out, pos);
-            let _ = write_opt(&mut w, e, rcode, scope, extra, None);
+            let _ = write_opt(&mut w, e, rcode, scope, &req.extra, None);
             w.pos
         }
         None => pos,
     }
 }
 
-/// A response to a query we could not fully parse: header, the question
-/// when it was readable, and OPT when EDNS was.
-#[allow(clippy::too_many_arguments)]
+/// The reply to a packet the mandatory checks reject: header, the
+/// question when it was readable, and OPT when EDNS was.
 pub(crate) fn error_reply(
-    query: &[u8],
-    rcode: Rcode,
-    question: Option<(usize, usize)>,
-    edns: Option<Edns>,
+    packet: &[u8],
+    reject: &Reject<'_>,
     extra: &OptExtra<'_>,
     transport: Transport,
     out: &mut [u8],
 ) -> Summary<'static> {
+    let Reject {
+        rcode,
+        question,
+        edns,
+    } = *reject;
     let mut w = Writer::new(
         out,
         if transport == Transport::Tcp {
@@ -209,17 +208,19 @@ pub(crate) fn error_reply(
             CLASSIC_UDP
         },
     );
-    let flags = u16::from_be_bytes([query[2], query[3]]);
-    let qtype = question.map_or(0, |(_, e)| u16::from_be_bytes([query[e - 4], query[e - 3]]));
+    let flags = u16::from_be_bytes([packet[2], packet[3]]);
+    let qtype = question.map_or(0, |(_, e)| {
+        u16::from_be_bytes([packet[e - 4], packet[e - 3]])
+    });
     // Both fit in 512 bytes: a question is at most 259 bytes, our OPT
     // with NSID (at most 128) and cookie (28) 167.
-    let _ = w.bytes(&query[..2]);
+    let _ = w.bytes(&packet[..2]);
     let _ = w.u16(header_flags(flags, false, false, rcode));
     let _ = w.u16(question.is_some() as u16);
     let _ = w.bytes(&[0, 0, 0, 0]);
     let _ = w.u16(edns.is_some() as u16);
     if let Some((s, e)) = question {
-        let _ = w.bytes(&query[s..e]);
+        let _ = w.bytes(&packet[s..e]);
     }
     if let Some(e) = edns {
         let e = Edns { ecs: None, ..e };

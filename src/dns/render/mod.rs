@@ -16,7 +16,7 @@ mod prerendered;
 mod writer;
 
 pub(crate) use answer::answer;
-pub(crate) use message::{CLASSIC_UDP, error_reply};
-pub use message::{OUR_UDP_SIZE, Summary};
+pub use message::Summary;
+pub(crate) use message::error_reply;
 pub(crate) use prerendered::{Body, body, negative, patch_pointers, steered};
 pub(crate) use writer::COMPRESS_SLOTS;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::message::{Summary, head, header_flags, opt_len, tail};
 use crate::dns::answer::Steered;
-use crate::dns::opt::OptExtra;
+use crate::dns::request::Request;
 use crate::steer::{EdgeIdx, Family};
 use crate::wire::*;
 
@@ -21,16 +21,10 @@ pub(crate) struct Body<'a> {
     pub bytes: &'a [u8],
 }
 
-/// Writes a pre-rendered answer to `q`, or `None` when it doesn't fit in
-/// `max`.
+/// Writes a pre-rendered answer to `req`, or `None` when it doesn't fit.
 #[inline(always)]
-pub(crate) fn body(
-    q: &Query<'_>,
-    extra: &OptExtra<'_>,
-    b: Body<'_>,
-    max: usize,
-    out: &mut [u8],
-) -> Option<Summary<'static>> {
+pub(crate) fn body(req: &Request<'_>, b: Body<'_>, out: &mut [u8]) -> Option<Summary<'static>> {
+    let (q, extra, max) = (req.query, &req.extra, req.max);
     let opt = q.edns.as_ref().map_or(0, |e| opt_len(e, extra, None));
     let end = HEADER + q.qname_raw.len() + 4 + b.bytes.len();
     if end + opt > max.min(out.len()) {
@@ -38,25 +32,24 @@ pub(crate) fn body(
     }
     let ar = b.counts[2] + u16::from(q.edns.is_some());
     let flags = header_flags(q.flags, b.aa, false, b.rcode);
-    let pos = head(q, flags, [1, b.counts[0], b.counts[1], ar], out);
+    let pos = head(req, flags, [1, b.counts[0], b.counts[1], ar], out);
     out[pos..end].copy_from_slice(b.bytes);
-    let len = tail(q, extra, b.rcode, 0, end, out);
+    let len = tail(req, b.rcode, 0, end, out);
     Some(Summary::prerendered(q, len, b.rcode, extra.cookie_valid))
 }
 
 /// Writes a steered A or AAAA answer: the addresses of the decision's
 /// edges, each record a pointer to the question, then the RRSIGs `sigs`
-/// (of a signed zone, for DO=1). `None` when it doesn't fit in `max`.
+/// (of a signed zone, for DO=1). `None` when it doesn't fit.
 #[inline(always)]
 pub(crate) fn steered<'s>(
-    q: &Query<'_>,
-    extra: &OptExtra<'_>,
+    req: &Request<'_>,
     steered: Steered<'s>,
     family: Family,
     sigs: &[Arc<[u8]>],
-    max: usize,
     out: &mut [u8],
 ) -> Option<Summary<'s>> {
+    let (q, extra, max) = (req.query, &req.extra, req.max);
     let st = &steered.zone.steering;
     let ttl = st.hosts[steered.host as usize].ttl;
     let d = &steered.decision;
@@ -81,7 +74,7 @@ pub(crate) fn steered<'s>(
     let flags = header_flags(q.flags, true, false, Rcode::NoError);
     let ar = u16::from(q.edns.is_some());
     let an = (records + sigs.len()) as u16;
-    let mut pos = head(q, flags, [1, an, 0, ar], out);
+    let mut pos = head(req, flags, [1, an, 0, ar], out);
     // Every record: pointer to the question, type, class, TTL, RDATA.
     let mut fixed = [0u8; 12];
     fixed[0..2].copy_from_slice(&(0xC000 | HEADER as u16).to_be_bytes());
@@ -116,7 +109,7 @@ pub(crate) fn steered<'s>(
         pos += 12 + sig.len();
     }
     let scope = if q.ecs_scoped() { d.scope } else { 0 };
-    let len = tail(q, extra, Rcode::NoError, scope, pos, out);
+    let len = tail(req, Rcode::NoError, scope, pos, out);
     Some(Summary {
         len,
         rcode: Rcode::NoError,
@@ -131,17 +124,16 @@ pub(crate) fn steered<'s>(
 
 /// Writes a zone's NXDOMAIN or NODATA: its pre-rendered `tail` (the SOA)
 /// with the compression pointers `patch` moved for this question, or
-/// `None` when it doesn't fit in `max`.
+/// `None` when it doesn't fit.
 #[inline(always)]
 pub(crate) fn negative(
-    q: &Query<'_>,
-    extra: &OptExtra<'_>,
+    req: &Request<'_>,
     rcode: Rcode,
     neg_tail: &[u8],
     patch: &[(u16, u16)],
-    max: usize,
     out: &mut [u8],
 ) -> Option<Summary<'static>> {
+    let (q, extra, max) = (req.query, &req.extra, req.max);
     let qlen = q.qname_raw.len();
     let opt = q.edns.as_ref().map_or(0, |e| opt_len(e, extra, None));
     let pos = HEADER + qlen + 4;
@@ -152,10 +144,10 @@ pub(crate) fn negative(
     }
     let flags = header_flags(q.flags, true, false, rcode);
     let ar = u16::from(q.edns.is_some());
-    head(q, flags, [1, 0, 1, ar], out);
+    head(req, flags, [1, 0, 1, ar], out);
     out[pos..end].copy_from_slice(neg_tail);
     patch_pointers(&mut out[pos..end], patch, qlen);
-    let len = tail(q, extra, rcode, 0, end, out);
+    let len = tail(req, rcode, 0, end, out);
     Some(Summary::prerendered(q, len, rcode, extra.cookie_valid))
 }
 
