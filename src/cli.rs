@@ -208,6 +208,11 @@ pub fn run(cli: Cli) -> Result<i32> {
                     return Ok(1);
                 }
             };
+            // What `serve` refuses before building, in its words.
+            if let Err(e) = crate::app::preflight(&cfg) {
+                println!("{e}");
+                return Ok(1);
+            }
             // The same build and load-file checks a reload runs, so the
             // messages match what /api/status shows.
             let built = crate::reload::build_snapshot(&cfg, &AlwaysUp, 0).and_then(|snap| {

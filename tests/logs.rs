@@ -47,7 +47,11 @@ fn a_log_file_gets_no_colour() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
     let log = dir.path().join("geosteer.log");
-    let _child = serve(&cfg, Stdio::from(std::fs::File::create(&log).unwrap()), false);
+    let _child = serve(
+        &cfg,
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+        false,
+    );
     let text = support::wait::until("the start-up log line", Duration::from_secs(30), || {
         let t = std::fs::read_to_string(&log).unwrap();
         t.contains(STARTED).then_some(t)
@@ -101,7 +105,10 @@ fn terminal_output(no_color: bool) -> String {
 #[test]
 fn a_terminal_gets_colour_unless_no_color() {
     let coloured = terminal_output(false);
-    assert!(coloured.contains(ESC), "no colour on a terminal:\n{coloured:?}");
+    assert!(
+        coloured.contains(ESC),
+        "no colour on a terminal:\n{coloured:?}"
+    );
     let plain = terminal_output(true);
     assert!(!plain.contains(ESC), "colour despite NO_COLOR:\n{plain:?}");
 }
