@@ -32,7 +32,7 @@ pub const TYPE_DNAME: u16 = 39;
 pub const TYPE_SVCB: u16 = 64;
 pub const TYPE_HTTPS: u16 = 65;
 /// RFC 1996's opcode.
-pub const OPCODE_NOTIFY: u16 = 4;
+pub const OPCODE_NOTIFY: u8 = 4;
 pub const CLASS_IN: u16 = 1;
 pub const CLASS_CH: u16 = 3;
 pub const CLASS_ANY: u16 = 255;
@@ -155,6 +155,8 @@ pub struct Query<'a> {
     pub qtype: u16,
     pub qclass: u16,
     pub edns: Option<Edns<'a>>,
+    /// The message carries a TSIG RR (RFC 8945): `crate::xfr` checks it.
+    pub tsig: bool,
 }
 
 impl Query<'_> {
@@ -244,9 +246,6 @@ fn lower8(x: u64) -> u64 {
 pub enum ParseError<'a> {
     /// Not worth answering: too short for a header, or a response.
     Drop,
-    /// Not the answer core's to answer: a NOTIFY, a zone transfer
-    /// (AXFR/IXFR) or a TSIG-signed message (see `crate::xfr`).
-    Defer,
     /// Answer with this rcode, echoing what of the query was readable.
     /// `question` is the byte range of a well-formed question, if any.
     Reply {
@@ -296,11 +295,11 @@ fn skip_name(p: &[u8], mut pos: usize) -> Option<usize> {
     }
 }
 
-/// Parses a query. Never panics; every malformed shape maps to a
-/// [`ParseError`].
-///
-/// Any opcode but QUERY is NOTIMP (RFC 1035 §4.1.1), with or without a
-/// question, echoing what was readable of it (as Knot and gdnsd do).
+/// Parses a DNS message sent to us: header, question, OPT and its
+/// options. Never panics; every malformed shape maps to a [`ParseError`].
+/// The opcode is not judged here: what the RFCs say of it (and of the
+/// class and type asked) is `dns::mandatory`'s, which also echoes what
+/// was readable of a message it refuses.
 #[inline]
 pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError<'_>> {
     let mut q = Query::EMPTY;
@@ -316,6 +315,7 @@ impl Query<'_> {
         qtype: 0,
         qclass: 0,
         edns: None,
+        tsig: false,
     };
 }
 
@@ -332,21 +332,6 @@ pub fn parse_query_into<'a>(p: &'a [u8], q: &mut Query<'a>) -> Result<(), ParseE
     if flags & 0x8000 != 0 {
         // A response sent to us: answering could loop two servers forever.
         return Err(ParseError::Drop);
-    }
-    if flags & 0x7800 == OPCODE_NOTIFY << 11 {
-        return Err(ParseError::Defer);
-    }
-    if flags & 0x7800 != 0 {
-        let (question, edns) = match parse_message(p, flags, q) {
-            Ok(()) => (Some((HEADER, HEADER + q.qname_raw.len() + 4)), q.edns),
-            Err(ParseError::Reply { question, edns, .. }) => (question, edns),
-            Err(ParseError::Drop | ParseError::Defer) => (None, None),
-        };
-        return Err(ParseError::Reply {
-            rcode: Rcode::NotImp,
-            question,
-            edns,
-        });
     }
     parse_message(p, flags, q)
 }
@@ -382,6 +367,7 @@ fn parse_message<'a>(p: &'a [u8], flags: u16, q: &mut Query<'a>) -> Result<(), P
         }
     }
     q.edns = None;
+    q.tsig = false;
     for _ in 0..ar {
         let owner = pos;
         pos = skip_name(p, pos).ok_or(formerr(question, q.edns))?;
@@ -394,8 +380,8 @@ fn parse_message<'a>(p: &'a [u8], flags: u16, q: &mut Query<'a>) -> Result<(), P
             return Err(formerr(question, q.edns));
         }
         if rtype == TYPE_TSIG {
-            // Verified (and placement checked) by the TSIG code.
-            return Err(ParseError::Defer);
+            // Where it must be and whether it verifies is the TSIG code's.
+            q.tsig = true;
         }
         if rtype == TYPE_OPT {
             // RFC 6891 §6.1.1: one OPT, owned by the root.
@@ -430,9 +416,6 @@ fn parse_message<'a>(p: &'a [u8], flags: u16, q: &mut Query<'a>) -> Result<(), P
             question,
             edns: Some(e),
         });
-    }
-    if matches!(qtype, TYPE_AXFR | TYPE_IXFR) {
-        return Err(ParseError::Defer);
     }
     q.id = u16::from_be_bytes([p[0], p[1]]);
     q.flags = flags;

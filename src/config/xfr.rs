@@ -12,6 +12,8 @@
 //!   static.example: { primaries: ["192.0.2.1:53"], tsig: xfr-key }
 //! proxy_protocol: [127.0.0.1/32]
 //! ```
+//!
+//! Errors are `(line, reason)`; `config` adds the file.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,8 +25,10 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::ConfigError;
 use crate::tsig::{Algorithm, Key, Keyring};
+
+/// A problem: its line (0 when it has none) and what is wrong.
+pub type Bad = (u32, String);
 
 /// One key of `tsig:` as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -158,16 +162,11 @@ fn secret_from_file(file: &Path, algorithm: Algorithm) -> Result<String, String>
 }
 
 /// Validates `tsig:`; keys keep their file order.
-pub fn keys(
-    raw: Option<IndexMap<Spanned<String>, TsigRaw>>,
-    base: &Path,
-    path: &Path,
-) -> Result<Keyring, ConfigError> {
+pub fn keys(raw: Option<IndexMap<Spanned<String>, TsigRaw>>, base: &Path) -> Result<Keyring, Bad> {
     let mut ring = Keyring::default();
     for (name, k) in raw.unwrap_or_default() {
-        let at = |l: u32, what: &str, why: String| {
-            ConfigError::new(path, l, format!("tsig.{}.{what}: {why}", name.value))
-        };
+        let at =
+            |l: u32, what: &str, why: String| (l, format!("tsig.{}.{what}: {why}", name.value));
         let algorithm = Algorithm::from_name(&k.algorithm.value).ok_or_else(|| {
             at(
                 line(&k.algorithm),
@@ -212,9 +211,8 @@ pub fn keys(
         if ring.named(&name.value).is_some() {
             return Err(at(line(&name), "", "defined twice".into()));
         }
-        let key = Key::new(&name.value, algorithm, &secret).map_err(|e| {
-            ConfigError::new(path, line(&name), format!("tsig.{}: {e}", name.value))
-        })?;
+        let key = Key::new(&name.value, algorithm, &secret)
+            .map_err(|e| (line(&name), format!("tsig.{}: {e}", name.value)))?;
         ring.0.push(Arc::new(key));
     }
     Ok(ring)
@@ -223,13 +221,11 @@ pub fn keys(
 fn key_ref(
     keys: &Keyring,
     r: &Option<Spanned<String>>,
-    path: &Path,
     what: &str,
-) -> Result<Option<Arc<Key>>, ConfigError> {
+) -> Result<Option<Arc<Key>>, Bad> {
     let Some(r) = r else { return Ok(None) };
     keys.named(&r.value).cloned().map(Some).ok_or_else(|| {
-        ConfigError::new(
-            path,
+        (
             line(r),
             format!("{what}.tsig: no key '{}' under tsig:", r.value),
         )
@@ -242,8 +238,7 @@ pub fn validate(
     transfer: Option<TransferRaw>,
     secondary: Option<IndexMap<Spanned<String>, SecondaryRaw>>,
     base: &Path,
-    path: &Path,
-) -> Result<XfrConfig, ConfigError> {
+) -> Result<XfrConfig, Bad> {
     let transfer = transfer.unwrap_or_default();
     let mut allow = Vec::new();
     for (i, a) in transfer.allow.iter().enumerate() {
@@ -254,8 +249,7 @@ pub fn validate(
             .parse::<IpNet>()
             .or_else(|_| a.net.value.parse::<std::net::IpAddr>().map(IpNet::from))
             .map_err(|_| {
-                ConfigError::new(
-                    path,
+                (
                     line(&a.net),
                     format!(
                         "{what}.net: '{}' is not a network (192.0.2.0/24)",
@@ -265,14 +259,13 @@ pub fn validate(
             })?;
         allow.push(Allow {
             net: net.trunc(),
-            key: key_ref(&keys, &a.tsig, path, &what)?,
+            key: key_ref(&keys, &a.tsig, &what)?,
         });
     }
     let mut notify = Vec::new();
     for n in &transfer.notify {
         notify.push(socket_addr(&n.value).ok_or_else(|| {
-            ConfigError::new(
-                path,
+            (
                 line(n),
                 format!("transfer.notify: '{}' is not address:port", n.value),
             )
@@ -282,10 +275,9 @@ pub fn validate(
     for (zone, s) in secondary.unwrap_or_default() {
         let what = format!("secondary.{}", zone.value);
         let apex = crate::dnssec::parse_name(&zone.value)
-            .map_err(|e| ConfigError::new(path, line(&zone), format!("{what}: {e}")))?;
+            .map_err(|e| (line(&zone), format!("{what}: {e}")))?;
         if s.primaries.is_empty() {
-            return Err(ConfigError::new(
-                path,
+            return Err((
                 line(&zone),
                 format!("{what}.primaries: at least one address:port"),
             ));
@@ -293,25 +285,20 @@ pub fn validate(
         let mut primaries = Vec::new();
         for p in &s.primaries {
             primaries.push(socket_addr(&p.value).ok_or_else(|| {
-                ConfigError::new(
-                    path,
+                (
                     line(p),
                     format!("{what}.primaries: '{}' is not address:port", p.value),
                 )
             })?);
         }
         if secondaries.iter().any(|x: &Secondary| x.apex == apex) {
-            return Err(ConfigError::new(
-                path,
-                line(&zone),
-                format!("{what}: listed twice"),
-            ));
+            return Err((line(&zone), format!("{what}: listed twice")));
         }
         secondaries.push(Secondary {
             zone: crate::wire::name_to_string(&apex),
             apex,
             primaries,
-            key: key_ref(&keys, &s.tsig, path, &what)?,
+            key: key_ref(&keys, &s.tsig, &what)?,
         });
     }
     Ok(XfrConfig {
@@ -325,10 +312,7 @@ pub fn validate(
 
 /// Validates `proxy_protocol:`: the senders whose PROXY v2 headers are
 /// believed.
-pub fn proxy_senders(
-    raw: Option<Vec<Spanned<String>>>,
-    path: &Path,
-) -> Result<Vec<IpNet>, ConfigError> {
+pub fn proxy_senders(raw: Option<Vec<Spanned<String>>>) -> Result<Vec<IpNet>, Bad> {
     raw.unwrap_or_default()
         .iter()
         .map(|s| {
@@ -337,8 +321,7 @@ pub fn proxy_senders(
                 .or_else(|_| s.value.parse::<std::net::IpAddr>().map(IpNet::from))
                 .map(|n| n.trunc())
                 .map_err(|_| {
-                    ConfigError::new(
-                        path,
+                    (
                         line(s),
                         format!(
                             "proxy_protocol: '{}' is not a network (127.0.0.1/32)",

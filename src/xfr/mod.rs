@@ -226,7 +226,7 @@ impl Estate {
                 None => Deferred::One(len),
             }
         };
-        if req.opcode == OPCODE_NOTIFY {
+        if req.opcode == u16::from(OPCODE_NOTIFY) {
             let rcode = self.notified(&req, client, key.as_ref());
             let len = head(out, &req, rcode, rcode == NOERROR);
             return finish(out, len);

@@ -136,7 +136,7 @@ impl Job {
                 return;
             }
             let msg = client::request(
-                OPCODE_NOTIFY,
+                u16::from(OPCODE_NOTIFY),
                 &self.apex,
                 TYPE_SOA,
                 std::slice::from_ref(&self.soa),
