@@ -270,7 +270,9 @@ pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result
         estate,
         stop,
     };
+    let proxies = crate::net::Proxies::new(cfg.proxy_protocol.clone());
     let tcp_cfg = TcpConfig {
+        proxies: proxies.clone(),
         idle_timeout: cfg.tcp.idle_timeout,
         max_connections: cfg.tcp.max_connections,
         max_per_client: cfg.tcp.max_per_client,
@@ -279,7 +281,7 @@ pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result
     for &addr in &cfg.listen {
         let (udp, tcp) = bind_pair(addr, cfg.workers).await?;
         let tcp_addr = tcp.local_addr()?;
-        let udp = udp.start(handler.clone())?;
+        let udp = udp.with_proxies(proxies.clone()).start(handler.clone())?;
         running.addrs.push((udp.local_addr(), tcp_addr));
         running.udp.push(udp);
         let mut rx = running.stop.subscribe();

@@ -42,6 +42,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::handler::{Handler, MAX_MESSAGE, Reply};
+use super::proxy::{Proxies, Verdict};
 
 /// Limits for the TCP listener.
 #[derive(Clone, Debug)]
@@ -58,6 +59,9 @@ pub struct TcpConfig {
     /// After shutdown, how long connections get to finish their answers
     /// before they are aborted.
     pub shutdown_grace: Duration,
+    /// Senders whose PROXY v2 header names the client (and who are not
+    /// held to `max_per_client`: they carry many clients).
+    pub proxies: Proxies,
 }
 
 impl Default for TcpConfig {
@@ -67,6 +71,7 @@ impl Default for TcpConfig {
             max_connections: 1024,
             max_per_client: 64,
             shutdown_grace: Duration::from_secs(2),
+            proxies: Proxies::default(),
         }
     }
 }
@@ -277,7 +282,7 @@ fn admit(shared: &Shared, peer: SocketAddr, fd: RawFd) -> Option<Arc<Conn>> {
     let ip = peer.ip().to_canonical();
     let cfg = &shared.cfg;
     let mut reg = shared.registry();
-    if reg.per_ip.get(&ip).copied().unwrap_or(0) >= cfg.max_per_client {
+    if reg.per_ip.get(&ip).copied().unwrap_or(0) >= cfg.max_per_client && !cfg.proxies.trusts(ip) {
         shared.metrics.refused_per_client.increment(1);
         return None;
     }
@@ -388,6 +393,10 @@ fn has_message(buf: &[u8]) -> bool {
 }
 
 async fn serve_conn(open: &mut Open, peer: SocketAddr) {
+    // The client the messages are answered for: the peer, or the source
+    // of a PROXY v2 header at the start of the stream.
+    let mut client = peer;
+    let mut proxy_pending = true;
     let Open {
         shared,
         conn,
@@ -405,7 +414,24 @@ async fn serve_conn(open: &mut Open, peer: SocketAddr) {
     let mut rbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::new();
     loop {
-        let parsed = answer_buffered(shared, peer, &rbuf, &mut out);
+        if proxy_pending && !rbuf.is_empty() {
+            match shared.cfg.proxies.check(peer, &rbuf) {
+                Verdict::Plain => proxy_pending = false,
+                Verdict::Proxied { client: c, len } => {
+                    client = c;
+                    rbuf.drain(..len);
+                    proxy_pending = false;
+                }
+                Verdict::Incomplete => {}
+                Verdict::Drop => return,
+            }
+        }
+        let parsed = if proxy_pending {
+            // A header's start: nothing is answered before it is whole.
+            Parsed::Consumed(0)
+        } else {
+            answer_buffered(shared, client, &rbuf, &mut out)
+        };
         let (consumed, close, transfer) = match parsed {
             Parsed::Consumed(n) => (n, false, None),
             Parsed::Close(n) => (n, true, None),
@@ -443,7 +469,7 @@ async fn serve_conn(open: &mut Open, peer: SocketAddr) {
         if close {
             return;
         }
-        if has_message(&rbuf) {
+        if !proxy_pending && has_message(&rbuf) {
             // Stopped at FLUSH_AT with more to answer.
             continue;
         }
