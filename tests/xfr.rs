@@ -226,9 +226,10 @@ fn a_request_signed_long_ago_gets_badtime_and_a_signed_query_a_signed_answer() {
 fn knot_secondary_conf(port: u16, zone: &str) -> String {
     format!(
         "{}remote:\n  - id: geosteer\n    address: 127.0.0.1@{port}\n    key: xfr-key\n\
-         acl:\n  - id: from-geosteer\n    address: 127.0.0.1\n    key: xfr-key\n    action: notify\n\
+         acl:\n  - id: from-geosteer\n    address: 127.0.0.1\n    key: xfr-key\n    action: notify\n  \
+         - id: local-axfr\n    address: 127.0.0.1\n    action: transfer\n\
          template:\n  - id: default\n    storage: \"{{zones}}\"\n    file: \"%s.zone\"\n\
-         zone:\n  - domain: {zone}\n    master: geosteer\n    acl: from-geosteer\n",
+         zone:\n  - domain: {zone}\n    master: geosteer\n    acl: [from-geosteer, local-axfr]\n",
         knot_key(SECRET)
     )
 }
@@ -390,4 +391,119 @@ fn knot_as_primary_geosteer_follows_by_notify_and_ixfr_and_keeps_its_copy() {
     let _app = AppServer::load(&fx.config_path());
     assert_eq!(a_records(gs, "www.static.example"), ["192.0.2.81"]);
     assert!(Path::new(&copy).exists());
+}
+
+/// A signed zone transferred to Knot carries what a secondary needs to
+/// serve it signed on its own: the RRSIGs of every RRset (the steered
+/// defaults' too) and an NSEC chain. delv, trusting our DS, validates
+/// Knot's static, steered, wildcard and negative answers.
+#[test]
+fn knot_serves_our_signed_zone_and_delv_validates_it() {
+    if !need_tools(&["knotd", "knotc", "delv"]) {
+        return;
+    }
+    let (gport, kport) = (free_port(), free_port());
+    let cfg = format!(
+        "{}dnssec: {{ keys: keys }}\ntransfer:\n  allow: [{{ net: 127.0.0.1/32, tsig: xfr-key }}]\n  notify: [\"127.0.0.1:{kport}\"]\n",
+        tsig_cfg()
+    );
+    let fx = Fixture::custom("", &format!("listen: [127.0.0.1:{gport}]\n"), &cfg, |z| z);
+    let keys = fx.dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let bin = env!("CARGO_BIN_EXE_geosteer");
+    for extra in [&["--ksk"][..], &[]] {
+        let out = Command::new(bin)
+            .args(["dnssec", "keygen", "cdn.example", "--dir"])
+            .arg(&keys)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _app = AppServer::load(&fx.config_path());
+    let knot = Knot::start_on(
+        kport,
+        &[],
+        &knot_secondary_conf(gport, "cdn.example."),
+        "cdn.example.",
+    );
+    // The zone as Knot has it: signatures and the chain.
+    let axfr = Command::new(tool("kdig"))
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &kport.to_string(),
+            "cdn.example",
+            "AXFR",
+        ])
+        .output()
+        .unwrap();
+    let axfr = String::from_utf8_lossy(&axfr.stdout).into_owned();
+    for want in [
+        "RRSIG\tSOA",
+        "RRSIG\tA",
+        "RRSIG\tDNSKEY",
+        "\tNSEC\t",
+        "RRSIG\tNSEC",
+        "RRSIG\tHTTPS",
+    ] {
+        assert!(axfr.contains(want), "no {want} at Knot:\n{axfr}");
+    }
+    // No signature over the NS at a cut or its glue.
+    assert!(
+        !axfr
+            .lines()
+            .any(|l| l.starts_with("sub.cdn.example.") && l.contains("RRSIG\tNS ")),
+        "{axfr}"
+    );
+    let ds = Command::new(bin)
+        .args(["dnssec", "ds", "cdn.example", "--dir"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    let mut anchor = String::from("trust-anchors {\n");
+    for l in String::from_utf8_lossy(&ds.stdout).lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        anchor += &format!(
+            "  {} static-ds {} {} {} \"{}\";\n",
+            f[0], f[3], f[4], f[5], f[6]
+        );
+    }
+    anchor += "};\n";
+    let anchor_file = fx.dir.path().join("anchor.conf");
+    std::fs::write(&anchor_file, anchor).unwrap();
+    for (q, t, want) in [
+        ("static.cdn.example", "A", "198.51.100.10"),
+        ("www.cdn.example", "A", "192.0.2.10"),
+        ("www.cdn.example", "HTTPS", "ipv4hint"),
+        ("foo.wild.cdn.example", "A", "198.51.100.20"),
+        ("nope.cdn.example", "A", "NXDOMAIN"),
+        ("static.cdn.example", "MX", "NXRRSET"),
+    ] {
+        let out = Command::new(tool("delv"))
+            .args(["@127.0.0.1", "-p", &kport.to_string(), "-a"])
+            .arg(&anchor_file)
+            .args(["+root=cdn.example", q, t])
+            .output()
+            .unwrap();
+        let out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.contains("; fully validated")
+                || out.contains("; negative response, fully validated"),
+            "delv via Knot {q} {t}:\n{out}\n{}",
+            knot.log()
+        );
+        assert!(
+            out.contains(want),
+            "delv via Knot {q} {t}: no {want}:\n{out}"
+        );
+    }
 }

@@ -139,18 +139,14 @@ fn secret_from_file(file: &Path, algorithm: Algorithm) -> Result<String, String>
     if !text.contains("secret") {
         return Ok(text.split_whitespace().collect());
     }
+    // `algorithm hmac-sha256;` and `secret "...";` inside `key "name" { }`.
     let value = |word: &str| {
         let at = text.find(word)? + word.len();
-        let rest = &text[at..];
-        let start = rest.find('"')? + 1;
-        let end = start + rest[start..].find('"')?;
-        Some(rest[start..end].to_string())
+        let v = text[at..].split(';').next()?.trim().trim_matches('"');
+        Some(v.to_string())
     };
-    if let Some(alg) = value("algorithm").or_else(|| {
-        // `algorithm hmac-sha256;` is unquoted in BIND's files.
-        let at = text.find("algorithm")? + "algorithm".len();
-        Some(text[at..].split(';').next()?.trim().to_string())
-    }) && Algorithm::from_name(&alg) != Some(algorithm)
+    if let Some(alg) = value("algorithm")
+        && Algorithm::from_name(&alg) != Some(algorithm)
     {
         return Err(format!(
             "{} says algorithm {alg}, the config {}",
@@ -331,4 +327,110 @@ pub fn proxy_senders(raw: Option<Vec<Spanned<String>>>) -> Result<Vec<IpNet>, Ba
                 })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ServerConfig;
+    use std::path::Path;
+
+    fn err(yaml: &str) -> String {
+        ServerConfig::from_str(yaml, Path::new("g.yaml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    const KEY: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=";
+
+    #[test]
+    fn keys_transfers_and_secondaries_validate() {
+        let c = ServerConfig::from_str(
+            &format!(
+                "tsig:\n  xfr-key: {{ algorithm: hmac-sha256, secret: \"{KEY}\" }}\n\
+                 transfer:\n  allow: [{{ net: 192.0.2.0/24, tsig: xfr-key }}, {{ net: 127.0.0.1 }}]\n  notify: [\"192.0.2.53:53\", \"192.0.2.54\"]\n\
+                 secondary:\n  static.example: {{ primaries: [\"192.0.2.1:5300\"], tsig: xfr-key }}\n\
+                 proxy_protocol: [127.0.0.1/32, \"::1\"]\n"
+            ),
+            Path::new("/etc/g/g.yaml"),
+        )
+        .unwrap();
+        let x = &c.xfr;
+        assert_eq!(x.keys.0.len(), 1);
+        assert_eq!(x.allow.len(), 2);
+        assert!(x.allow[0].key.is_some() && x.allow[1].key.is_none());
+        assert_eq!(x.notify[1].port(), 53);
+        assert_eq!(x.secondaries[0].zone, "static.example.");
+        assert_eq!(x.state_file, Path::new("/etc/g/geosteer.serials.json"));
+        assert_eq!(c.proxy_protocol.len(), 2);
+        assert!(x.serves_transfers());
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_key() {
+        let e = err("tsig:\n  k1: { algorithm: hmac-md5, secret: \"x\" }\n");
+        assert!(
+            e.starts_with("g.yaml:2: tsig.k1.algorithm: 'hmac-md5'"),
+            "{e}"
+        );
+        let e = err("tsig:\n  k1:\n    algorithm: hmac-sha256\n    secret: \"not base64!\"\n");
+        assert!(
+            e.starts_with("g.yaml:4: tsig.k1.secret: not valid base64"),
+            "{e}"
+        );
+        let e = err("tsig:\n  k1: { algorithm: hmac-sha256, secret: \"c2hvcnQ=\" }\n");
+        assert!(e.contains("tsig.k1.secret: 5 bytes is too short"), "{e}");
+        let e = err("tsig:\n  k1: { algorithm: hmac-sha256 }\n");
+        assert!(
+            e.starts_with("g.yaml:2: tsig.k1.secret: give one of"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "tsig:\n  k1: {{ algorithm: hmac-sha256, secret: \"{KEY}\" }}\ntransfer:\n  allow:\n    - {{ net: 10.0.0.0/8, tsig: k2 }}\n"
+        ));
+        assert!(
+            e.starts_with("g.yaml:5: transfer.allow[0].tsig: no key 'k2'"),
+            "{e}"
+        );
+        let e = err("transfer:\n  allow:\n    - { net: 10.0.0/8 }\n");
+        assert!(e.starts_with("g.yaml:3: transfer.allow[0].net"), "{e}");
+        let e = err("secondary:\n  s.example: { primaries: [] }\n");
+        assert!(
+            e.starts_with("g.yaml:2: secondary.s.example.primaries"),
+            "{e}"
+        );
+        let e = err("proxy_protocol: [127.0.0.1/33]\n");
+        assert!(
+            e.starts_with("g.yaml:1: proxy_protocol: '127.0.0.1/33'"),
+            "{e}"
+        );
+        let e = err("tsig:\n  k1: { algorithm: hmac-sha256, secret_file: nope.key }\n");
+        assert!(
+            e.starts_with("g.yaml:2: tsig.k1.secret_file: cannot read"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_bind_key_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("xfr.key"),
+            format!("key \"xfr-key\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{KEY}\";\n}};\n"),
+        )
+        .unwrap();
+        let cfg = dir.path().join("g.yaml");
+        let c = ServerConfig::from_str(
+            "tsig:\n  xfr-key: { algorithm: hmac-sha256, secret_file: xfr.key }\n",
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(c.xfr.keys.0[0].label, "xfr-key");
+        let e = ServerConfig::from_str(
+            "tsig:\n  xfr-key: { algorithm: hmac-sha512, secret_file: xfr.key }\n",
+            &cfg,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("says algorithm hmac-sha256"), "{e}");
+    }
 }
