@@ -107,7 +107,10 @@ fn benches(c: &mut Criterion) {
             "cdn.example",
             ksk,
             13,
-            geosteer::dnssec::unix_now(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
         )
         .expect("keygen");
     }

@@ -41,6 +41,7 @@
 
 pub mod app;
 pub mod cli;
+mod clock;
 pub mod config;
 pub mod dns;
 pub mod dnssec;

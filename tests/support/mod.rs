@@ -81,6 +81,14 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Seconds since the Unix epoch (key timing in fixtures).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 /// This process's resident set size in KiB.
 pub fn vm_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
