@@ -464,7 +464,7 @@ fn set_times(base: &str, times: &[(&str, u64)]) {
             .map(str::to_string)
             .collect();
         for (n, t) in times {
-            let stamp = geosteer::dnssec::keys::format_time(*t);
+            let stamp = geosteer::format_time(*t);
             if comment {
                 lines.insert(1, format!("; {n}: {stamp}"));
             } else {

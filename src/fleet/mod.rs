@@ -28,8 +28,7 @@ mod view;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-pub use config::{FleetConfig, FleetRaw, PASSWORD_ENV, Quorum};
-pub use files::fingerprint;
+pub use config::{FleetConfig, FleetRaw};
 pub use session::FleetError;
 pub use values::InstanceInfo;
 pub use view::Fleet;

@@ -14,11 +14,8 @@ mod probe;
 mod registry;
 mod state;
 
-pub use checker::{Checker, ProbeTarget, REFRESH_EVERY};
-pub use config::{
-    CheckConfig, CheckKind, CheckSpec, DEFAULT_FALL, DEFAULT_INTERVAL, DEFAULT_RISE,
-    DEFAULT_TIMEOUT, Initial, Require,
-};
-pub use probe::{BODY_CAP, ensure_crypto_provider};
+pub use checker::{Checker, ProbeTarget};
+pub use config::{CheckConfig, CheckSpec};
+pub use probe::ensure_crypto_provider;
 pub use registry::{HealthError, LocalChanges, Registry};
-pub use state::{AdminState, EdgeHealth, EdgeState, EdgeStatus, Effective, Thresholds};
+pub use state::{AdminState, EdgeHealth, EdgeState, EdgeStatus, Effective};

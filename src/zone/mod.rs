@@ -53,7 +53,7 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::Name;
 
 pub use parse::MAX_INCLUDE_DEPTH;
-pub use source::{SourcedRecord, ZoneError, ZoneFile};
+pub use source::{ZoneError, ZoneFile};
 
 /// Reads and parses, collecting every error (continue at the next entry after an error) so `geosteer check` can print one line per problem.
 ///
