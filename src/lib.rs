@@ -71,6 +71,7 @@ mod snapshot;
 mod status;
 mod steer;
 mod wire;
+mod yaml;
 mod zone;
 
 // The binary and a whole server.
@@ -80,7 +81,7 @@ pub use config::{DnssecConfig, ServerConfig};
 pub use server::{Running, start};
 
 // Snapshots: built from the configuration, answered from.
-pub use config::pools::{AlwaysUp, HealthSource, from_str as parse_pools};
+pub use config::pools::{AlwaysUp, HealthSource, Pools, from_str as parse_pools};
 pub use config::rtt::load as load_rtt;
 pub use reload::{FileCache, Reloader, build_snapshot, build_snapshot_with, build_zone};
 pub use snapshot::Snapshot;
@@ -110,7 +111,7 @@ pub use geo::{
 
 // Steering decisions.
 pub use steer::{
-    AllDown, Client, Family, Host, OrderTable, Outcome, Steering, Trace, decide,
+    AllDown, Client, Family, Host, NetTarget, OrderTable, Outcome, Rule, Steering, Trace, decide,
     forget_cached_orders, locate,
 };
 
