@@ -648,18 +648,6 @@ impl Verifier {
     }
 }
 
-/// A message's length without its TSIG RR, with ARCOUNT restored: what an
-/// answer is built on before it is signed again.
-pub fn strip(msg: &mut Vec<u8>) -> Result<Option<Record>, Malformed> {
-    let rec = find(msg)?;
-    if let Some(r) = &rec {
-        msg.truncate(r.start);
-        let ar = u16::from_be_bytes([msg[10], msg[11]]) - 1;
-        msg[10..12].copy_from_slice(&ar.to_be_bytes());
-    }
-    Ok(rec)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,7 +34,6 @@ pub const TYPE_HTTPS: u16 = 65;
 /// RFC 1996's opcode.
 pub const OPCODE_NOTIFY: u8 = 4;
 pub const CLASS_IN: u16 = 1;
-pub const CLASS_CH: u16 = 3;
 pub const CLASS_ANY: u16 = 255;
 pub const OPT_NSID: u16 = 3;
 pub const OPT_ECS: u16 = 8;

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use geosteer::config::pools::{AlwaysUp, Pools, from_str};
-use geosteer::steer::NetTarget;
+use geosteer::NetTarget;
+use geosteer::{AlwaysUp, Pools, parse_pools as from_str};
 use hickory_proto::rr::Name;
 
 /// ISO 3166-1 alpha-2, every officially assigned code (249), and XK
@@ -62,10 +62,7 @@ fn load(text: &str) -> Result<Pools, String> {
 const EDGES: &str = "edges:\n  a: { addresses: [192.0.2.1], location: [50, 8] }\n  b: { addresses: [192.0.2.2], location: [10, 10] }\n";
 
 /// The codes of every rule of the first host, in order.
-fn rule_codes(
-    p: &Pools,
-    f: impl Fn(&geosteer::steer::Rule) -> &Vec<geosteer::geo::Code>,
-) -> Vec<Vec<String>> {
+fn rule_codes(p: &Pools, f: impl Fn(&geosteer::Rule) -> &Vec<geosteer::Code>) -> Vec<Vec<String>> {
     p.steering.hosts[0]
         .rules
         .iter()
@@ -122,8 +119,12 @@ fn every_code_unquoted_in_rules_as_scalars_and_lists() {
     let countries = rule_codes(&p, |r| &r.country);
     let n = pairs.len();
     for (i, c) in pairs.iter().enumerate() {
-        assert_eq!(countries[i], [c.clone()], "scalar {c}");
-        assert_eq!(countries[n + i], [c.clone()], "block, lower case {c}");
+        assert_eq!(countries[i], std::slice::from_ref(c), "scalar {c}");
+        assert_eq!(
+            countries[n + i],
+            std::slice::from_ref(c),
+            "block, lower case {c}"
+        );
     }
     assert_eq!(countries[2 * n], pairs, "the list");
     let continents = rule_codes(&p, |r| &r.continent);
@@ -159,7 +160,7 @@ fn every_code_unquoted_in_nets() {
     text.push_str("hosts:\n  h: {}\n");
     let p = load(&text).unwrap_or_else(|e| panic!("{e}"));
     let loc = |ip: [u8; 4]| match p.steering.nets.lookup(ip.into()) {
-        Some((_, NetTarget::Location(l))) => l.clone(),
+        Some((_, NetTarget::Location(l))) => *l,
         other => panic!("{ip:?}: {other:?}"),
     };
     for (i, c) in codes.iter().enumerate() {

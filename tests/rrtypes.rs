@@ -29,7 +29,7 @@ fn fixture_path() -> std::path::PathBuf {
 /// (owner, type) of every record of the fixture, as geosteer reads it.
 fn records() -> BTreeSet<(String, u16)> {
     let origin = hickory_proto::rr::Name::from_ascii(ZONE).unwrap();
-    let z = geosteer::zone::load_zone_file(&fixture_path(), &origin)
+    let z = geosteer::load_zone_file(&fixture_path(), &origin)
         .unwrap_or_else(|e| panic!("geosteer does not load the fixture: {e:#?}"));
     z.records
         .iter()
@@ -76,7 +76,7 @@ fn every_type_is_served_as_bind_and_knot_serve_it() {
             let f: Vec<&str> = l.split_whitespace().collect();
             l.starts_with(['$', ';'])
                 || f.len() < 2
-                || geosteer::zone::schema::type_code(f[1]).is_some_and(|t| KNOT_TYPES.contains(&t))
+                || geosteer::type_code(f[1]).is_some_and(|t| KNOT_TYPES.contains(&t))
         })
         .map(|l| format!("{l}\n"))
         .collect();
@@ -156,7 +156,7 @@ fn bad_rdata_of_newer_types_is_reported_at_its_line() {
     let origin = hickory_proto::rr::Name::from_ascii("example.com.").unwrap();
     for (line, needle) in cases {
         let text = format!("{head}{line}\n");
-        let errs = geosteer::zone::parse_zone_str(&text, Path::new("t.zone"), &origin)
+        let errs = geosteer::parse_zone_str(&text, Path::new("t.zone"), &origin)
             .err()
             .unwrap_or_else(|| panic!("{line}: accepted"));
         assert_eq!(errs.len(), 1, "{line}: {errs:#?}");
@@ -177,7 +177,7 @@ fn newer_svcparam_keys_by_name_and_by_number() {
                 a HTTPS 1 . tls-supported-groups=29,23\n\
                 b HTTPS 1 . key9=29,23\n\
                 c HTTPS 1 . key10=\"abc\" key65000\n";
-    let z = geosteer::zone::parse_zone_str(text, Path::new("t.zone"), &origin).unwrap();
+    let z = geosteer::parse_zone_str(text, Path::new("t.zone"), &origin).unwrap();
     let rd = |owner: &str| {
         use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
         let r = z
@@ -213,7 +213,7 @@ fn presigned_records_are_parsed_then_refused_with_the_reason() {
         "@ NSEC3PARAM 1 0 12 -",
     ] {
         let text = format!("{head}{line}\n");
-        let errs = geosteer::zone::parse_zone_str(&text, Path::new("t.zone"), &origin).unwrap_err();
+        let errs = geosteer::parse_zone_str(&text, Path::new("t.zone"), &origin).unwrap_err();
         assert_eq!(errs.len(), 1, "{line}: {errs:#?}");
         assert!(
             errs[0].to_string().starts_with("t.zone:5: ")
@@ -224,7 +224,7 @@ fn presigned_records_are_parsed_then_refused_with_the_reason() {
     }
     // Malformed, it is the syntax that is reported.
     let text = format!("{head}x NSEC3 1 1 12 zz 2vptu5 A\n");
-    let errs = geosteer::zone::parse_zone_str(&text, Path::new("t.zone"), &origin).unwrap_err();
+    let errs = geosteer::parse_zone_str(&text, Path::new("t.zone"), &origin).unwrap_err();
     assert!(
         errs[0].reason.contains("salt is not valid hex"),
         "{}",

@@ -51,7 +51,7 @@ fn soa_serial(addr: SocketAddr, zone: &str) -> Option<u32> {
         .into_iter()
         .find(|(t, _)| *t == 6)
         .map(|(_, rd)| {
-            let at = geosteer::xfr::image::soa_serial_at(&rd).unwrap();
+            let at = geosteer::soa_serial_at(&rd).unwrap();
             u32::from_be_bytes(rd[at..at + 4].try_into().unwrap())
         })
 }
@@ -197,21 +197,20 @@ fn a_request_signed_long_ago_gets_badtime_and_a_signed_query_a_signed_answer() {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let secret = data_encoding::BASE64.decode(SECRET.as_bytes()).unwrap();
     let key = std::sync::Arc::new(
-        geosteer::tsig::Key::new("xfr-key", geosteer::tsig::Algorithm::HmacSha256, &secret)
-            .unwrap(),
+        geosteer::TsigKey::new("xfr-key", geosteer::TsigAlgorithm::HmacSha256, &secret).unwrap(),
     );
-    let now = geosteer::dnssec::unix_now();
-    for (age, want_error) in [(3600u64, geosteer::tsig::BADTIME), (0, 0)] {
+    let now = now_secs();
+    for (age, want_error) in [(3600u64, geosteer::BADTIME), (0, 0)] {
         let mut q = raw_query(0x5555, 0, [1, 0, 0, 0], "cdn.example", 6, &[]);
-        let mut signer = geosteer::tsig::Signer::request(key.clone());
+        let mut signer = geosteer::TsigSigner::request(key.clone());
         signer.sign_vec(&mut q, now - age);
         let r = tcp_raw(addr, &q).expect("an answer");
-        let rec = geosteer::tsig::find(&r).unwrap().expect("a signed answer");
+        let rec = geosteer::find_tsig(&r).unwrap().expect("a signed answer");
         assert_eq!(rec.error, want_error, "age {age}");
         if want_error == 0 {
             // NOERROR with the SOA, and the signature checks out.
             assert_eq!(r[3] & 0x0F, 0);
-            let mut v = geosteer::tsig::Verifier::new(&signer);
+            let mut v = geosteer::TsigVerifier::new(&signer);
             v.check(&r, now).unwrap();
             assert!(answer_rdata(&r).iter().any(|(t, _)| *t == 6));
         } else {
@@ -378,10 +377,10 @@ fn knot_as_primary_geosteer_follows_by_notify_and_ixfr_and_keeps_its_copy() {
     // A NOTIFY signed with another key is refused.
     let other = data_encoding::BASE64.decode(OTHER.as_bytes()).unwrap();
     let key = std::sync::Arc::new(
-        geosteer::tsig::Key::new("xfr-key", geosteer::tsig::Algorithm::HmacSha256, &other).unwrap(),
+        geosteer::TsigKey::new("xfr-key", geosteer::TsigAlgorithm::HmacSha256, &other).unwrap(),
     );
     let mut n = raw_query(0x6666, 4 << 11, [1, 0, 0, 0], "static.example", 6, &[]);
-    geosteer::tsig::Signer::request(key).sign_vec(&mut n, geosteer::dnssec::unix_now());
+    geosteer::TsigSigner::request(key).sign_vec(&mut n, now_secs());
     let r = udp_raw(gs, &n).expect("an answer");
     assert_eq!(r[3] & 0x0F, 9, "NOTAUTH (BADSIG)");
 
@@ -506,4 +505,12 @@ fn knot_serves_our_signed_zone_and_delv_validates_it() {
             "delv via Knot {q} {t}: no {want}:\n{out}"
         );
     }
+}
+
+/// Seconds since the Unix epoch.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use geosteer::net::proxy::{Proxies, Verdict};
+use geosteer::{Proxies, ProxyVerdict as Verdict};
 use libfuzzer_sys::fuzz_target;
 
 fn proxies() -> &'static Proxies {

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use geosteer::tsig::{Algorithm, Key, Keyring, find, verify_request};
+use geosteer::{TsigAlgorithm as Algorithm, TsigKey as Key, TsigKeyring as Keyring, find_tsig as find, verify_tsig as verify_request};
 use libfuzzer_sys::fuzz_target;
 
 fn keys() -> &'static Keyring {
@@ -23,9 +23,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = verify_request(data, keys(), 1_700_000_000);
     if data.len() > 2 {
         let code = u16::from_be_bytes([data[0], data[1]]);
-        let _ = geosteer::zone::schema::from_wire(code, data, 2, data.len() - 2);
-        let _ = geosteer::zone::schema::check_rdata(code, &data[2..]);
+        let _ = geosteer::rdata_from_wire(code, data, 2, data.len() - 2);
+        let _ = geosteer::check_rdata(code, &data[2..]);
         let mut out = Vec::new();
-        geosteer::zone::schema::canonical(code, &data[2..], &mut out);
+        geosteer::canonical_rdata(code, &data[2..], &mut out);
     }
 });

@@ -5,7 +5,8 @@
 pub mod pools;
 pub mod rtt;
 pub mod xfr;
-pub mod yaml;
+
+pub use crate::yaml::ConfigError;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -13,35 +14,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-
-/// One problem in one input file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    /// 1-based; 0 when the problem has no single line (a missing file).
-    pub line: u32,
-    pub reason: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line > 0 {
-            write!(f, "{}:{}: {}", self.file.display(), self.line, self.reason)
-        } else {
-            write!(f, "{}: {}", self.file.display(), self.reason)
-        }
-    }
-}
-
-impl ConfigError {
-    pub fn new(file: &Path, line: u32, reason: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: file.to_path_buf(),
-            line,
-            reason: reason.into(),
-        }
-    }
-}
 
 /// A list of problems, printed one per line (`geosteer check`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,10 +31,10 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// Parses YAML into `T` (see [`yaml::parse`]): errors read
+/// Parses YAML into `T` (see [`crate::yaml::parse`]): errors read
 /// `file:line: key.path: what was wrong`.
 pub fn parse_yaml<T: for<'de> Deserialize<'de>>(text: &str, file: &Path) -> Result<T, ConfigError> {
-    yaml::parse(text, file)
+    crate::yaml::parse(text, file)
 }
 
 fn read(file: &Path) -> Result<String, ConfigError> {

@@ -13,12 +13,12 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use smallvec::SmallVec;
 
-use super::yaml::Codes;
 use super::{ConfigError, parse_yaml};
 use crate::geo::{Code, Coords, Location};
 use crate::health::{AdminState, CheckConfig, CheckSpec, EdgeHealth, EdgeState};
 use crate::steer::{AllDown, Edge, EdgeIdx, Host, NetTarget, Nets, Rule, Steering};
 use crate::wire;
+use crate::yaml::Codes;
 
 /// Default TTL of steered answers when neither the file nor the host says.
 pub const DEFAULT_TTL: u32 = 30;

@@ -80,7 +80,7 @@ pub(crate) async fn udp(
     signer: Option<&mut Signer>,
     timeout: Duration,
 ) -> io::Result<Vec<u8>> {
-    let now = crate::dnssec::unix_now();
+    let now = crate::clock::unix_now();
     let verifier = signer.map(|s| {
         s.sign_vec(&mut msg, now);
         Verifier::new(s)
@@ -104,7 +104,7 @@ pub(crate) async fn udp(
         let r = &buf[..n];
         if n >= HEADER && r[0..2] == msg[0..2] && r[2] & 0x80 != 0 {
             if let Some(mut v) = verifier {
-                v.check(r, crate::dnssec::unix_now()).map_err(|e| {
+                v.check(r, crate::clock::unix_now()).map_err(|e| {
                     io::Error::new(io::ErrorKind::InvalidData, format!("{server}: {e}"))
                 })?;
             }

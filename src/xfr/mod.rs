@@ -32,8 +32,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::clock::unix_now;
 use crate::config::xfr::XfrConfig;
-use crate::dnssec::unix_now;
 use crate::net::Transport;
 use crate::snapshot::Snapshot;
 use crate::tsig::{self, Checked, Key, Signer};

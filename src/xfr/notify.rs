@@ -101,14 +101,14 @@ pub async fn run(
                         .values()
                         .filter_map(|z| {
                             let p = serial::signing_period(z.dnssec.as_deref()?);
-                            Some((crate::dnssec::unix_now() / p + 1) * p)
+                            Some((crate::clock::unix_now() / p + 1) * p)
                         })
                         .min()
                 })
                 .flatten();
         }
         if let Some(t) = next_period
-            && crate::dnssec::unix_now() >= t
+            && crate::clock::unix_now() >= t
         {
             next_period = None;
             let reload = reload.clone();

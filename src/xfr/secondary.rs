@@ -29,8 +29,8 @@ use super::client::{self, Tcp};
 use super::image::{Rr, soa_serial_at};
 use super::notify::Reload;
 use super::serial::newer;
+use crate::clock::unix_now;
 use crate::config::xfr::Secondary;
-use crate::dnssec::unix_now;
 use crate::tsig::{Signer, Verifier};
 use crate::wire::{self, TYPE_AXFR, TYPE_IXFR, TYPE_SOA};
 

@@ -740,7 +740,7 @@ impl WireReader<'_> {
                 self.name()?;
                 self.rest();
                 let out = self.out.clone();
-                super::types::check_svcb_wire(&out)
+                super::svcb::check_wire(&out)
             }
             Special::Caa => {
                 self.u8()?;

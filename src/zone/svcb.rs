@@ -230,6 +230,76 @@ pub fn check_value(key: u16, v: &[u8]) -> Result<(), String> {
     }
 }
 
+/// RFC 9460 checks on SVCB/HTTPS wire RDATA (Knot's `kzonecheck` rules):
+/// keys in strictly increasing order, every `mandatory` key present and
+/// `mandatory` not listing itself, values of the known keys well formed.
+pub(crate) fn check_wire(b: &[u8]) -> Result<(), String> {
+    let end = name_end(b, 2).ok_or("bad SvcPriority or TargetName")?;
+    let mut pos = end;
+    let mut keys: Vec<u16> = Vec::new();
+    let mut mandatory: Vec<u16> = Vec::new();
+    while pos < b.len() {
+        let (Some(k), Some(l)) = (rd16(b, pos), rd16(b, pos + 2)) else {
+            return Err("truncated SvcParam".into());
+        };
+        let v = b
+            .get(pos + 4..pos + 4 + l as usize)
+            .ok_or("SvcParam value runs past the RDATA")?;
+        if let Some(&last) = keys.last()
+            && k <= last
+        {
+            return Err(format!(
+                "SvcParam keys out of order: {} after {} (RFC 9460 §2.2 wants strictly increasing keys)",
+                key_name(k),
+                key_name(last)
+            ));
+        }
+        check_value(k, v)?;
+        if k == 0 {
+            mandatory = v
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+        }
+        keys.push(k);
+        pos += 4 + l as usize;
+    }
+    for m in mandatory {
+        if !keys.contains(&m) {
+            return Err(format!(
+                "mandatory SvcParam {} is missing (RFC 9460 §8)",
+                key_name(m)
+            ));
+        }
+    }
+    if keys.contains(&2) && !keys.contains(&1) {
+        return Err("no-default-alpn needs alpn (RFC 9460 §7.1.1)".into());
+    }
+    Ok(())
+}
+
+/// End of an uncompressed wire name starting at `pos`.
+fn name_end(b: &[u8], mut pos: usize) -> Option<usize> {
+    let start = pos;
+    loop {
+        let len = *b.get(pos)? as usize;
+        if len > 63 {
+            return None;
+        }
+        pos += 1 + len;
+        if pos - start > 255 || pos > b.len() {
+            return None;
+        }
+        if len == 0 {
+            return Some(pos);
+        }
+    }
+}
+
+fn rd16(b: &[u8], i: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]))
+}
+
 /// Parses the SvcParams tokens of a record; errors carry the token index.
 pub(crate) fn parse_params(tokens: &[Token]) -> Result<Vec<u8>, (usize, String)> {
     let mut params = Params::new();

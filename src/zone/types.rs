@@ -22,14 +22,8 @@ use data_encoding::{BASE32HEX_NOPAD, BASE64, HEXLOWER_PERMISSIVE};
 use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{RData, RecordType};
 
-use super::rdata::{FieldError, Fields};
+use super::fields::{FieldError, Fields, type_name};
 use super::schema::{self, Kind, Special};
-
-/// Types whose RDATA this module builds, by mnemonic: every type of the
-/// schema (the core ones are matched before, by `rdata`).
-pub(crate) fn extra_type(mnemonic: &str) -> Option<RecordType> {
-    schema::by_name(mnemonic).map(|s| RecordType::from(s.code))
-}
 
 /// `TYPEnnn` (RFC 3597 §5). Meta types and those only a server makes
 /// (OPT, TSIG, TKEY, transfers, ANY) cannot be in a zone.
@@ -422,7 +416,7 @@ fn special(
             let params = super::svcb::parse_params(&f.tokens[2..])
                 .map_err(|(i, reason)| f.err(i + 2, reason))?;
             out.extend(params);
-            check_svcb_wire(out).map_err(|e| f.err(0, e))?;
+            super::svcb::check_wire(out).map_err(|e| f.err(0, e))?;
             n
         }
         // Parsed by hickory (a core type); never reaches here.
@@ -853,76 +847,6 @@ fn decimal(s: &str, places: u32) -> Result<i64, ()> {
     Ok(if neg { -v } else { v })
 }
 
-/// RFC 9460 checks on SVCB/HTTPS wire RDATA (Knot's `kzonecheck` rules):
-/// keys in strictly increasing order, every `mandatory` key present and
-/// `mandatory` not listing itself, values of the known keys well formed.
-pub(crate) fn check_svcb_wire(b: &[u8]) -> Result<(), String> {
-    let end = name_end(b, 2).ok_or("bad SvcPriority or TargetName")?;
-    let mut pos = end;
-    let mut keys: Vec<u16> = Vec::new();
-    let mut mandatory: Vec<u16> = Vec::new();
-    while pos < b.len() {
-        let (Some(k), Some(l)) = (rd16(b, pos), rd16(b, pos + 2)) else {
-            return Err("truncated SvcParam".into());
-        };
-        let v = b
-            .get(pos + 4..pos + 4 + l as usize)
-            .ok_or("SvcParam value runs past the RDATA")?;
-        if let Some(&last) = keys.last()
-            && k <= last
-        {
-            return Err(format!(
-                "SvcParam keys out of order: {} after {} (RFC 9460 §2.2 wants strictly increasing keys)",
-                super::svcb::key_name(k),
-                super::svcb::key_name(last)
-            ));
-        }
-        super::svcb::check_value(k, v)?;
-        if k == 0 {
-            mandatory = v
-                .chunks_exact(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                .collect();
-        }
-        keys.push(k);
-        pos += 4 + l as usize;
-    }
-    for m in mandatory {
-        if !keys.contains(&m) {
-            return Err(format!(
-                "mandatory SvcParam {} is missing (RFC 9460 §8)",
-                super::svcb::key_name(m)
-            ));
-        }
-    }
-    if keys.contains(&2) && !keys.contains(&1) {
-        return Err("no-default-alpn needs alpn (RFC 9460 §7.1.1)".into());
-    }
-    Ok(())
-}
-
-/// End of an uncompressed wire name starting at `pos`.
-fn name_end(b: &[u8], mut pos: usize) -> Option<usize> {
-    let start = pos;
-    loop {
-        let len = *b.get(pos)? as usize;
-        if len > 63 {
-            return None;
-        }
-        pos += 1 + len;
-        if pos - start > 255 || pos > b.len() {
-            return None;
-        }
-        if len == 0 {
-            return Some(pos);
-        }
-    }
-}
-
-fn rd16(b: &[u8], i: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]))
-}
-
 impl Fields<'_> {
     /// Like `count`, for types whose last field may be split into several
     /// tokens (hex and base64 may contain spaces).
@@ -979,10 +903,4 @@ impl Fields<'_> {
         out.extend_from_slice(&t.bytes);
         Ok(())
     }
-}
-
-/// A type's mnemonic for messages: hickory calls most of them `Unknown`;
-/// we say `LOC` or `TYPE65280` (RFC 3597 §5).
-pub(crate) fn type_name(t: RecordType) -> String {
-    schema::type_name(u16::from(t))
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 
-use super::types::type_name;
-use super::{SourcedRecord, ZoneError, ZoneFile};
+use super::fields::type_name;
+use super::source::{SourcedRecord, ZoneError, ZoneFile};
 
 fn at(r: &SourcedRecord, reason: String) -> ZoneError {
     ZoneError {
@@ -390,7 +390,7 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
             continue;
         }
         if let RData::Unknown { rdata, .. } = &r.record.data
-            && let Err(e) = super::types::check_svcb_wire(&rdata.anything)
+            && let Err(e) = super::svcb::check_wire(&rdata.anything)
         {
             errors.push((
                 i,

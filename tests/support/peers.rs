@@ -213,7 +213,7 @@ pub fn answer_rdata(msg: &[u8]) -> Vec<(u16, Vec<u8>)> {
         p = skip_name(p);
         let t = u16::from_be_bytes([msg[p], msg[p + 1]]);
         let len = u16::from_be_bytes([msg[p + 8], msg[p + 9]]) as usize;
-        let rd = geosteer::zone::schema::from_wire(t, msg, p + 10, len)
+        let rd = geosteer::rdata_from_wire(t, msg, p + 10, len)
             .unwrap_or_else(|e| panic!("type {t}: {e}"));
         out.push((t, rd));
         p += 10 + len;

@@ -29,6 +29,9 @@ pub struct Summary<'a> {
     /// The query carried a valid server cookie of ours (RFC 7873 §5.2.4):
     /// its source address is not forged, so RRL lets it through.
     pub cookie_valid: bool,
+    /// Answered from the snapshot's pre-rendered tables (the fast path),
+    /// not looked up.
+    pub prerendered: bool,
     /// Not answered here: a NOTIFY, a zone transfer or a TSIG-signed
     /// message, for `crate::xfr` (nothing was written).
     pub deferred: bool,
@@ -48,6 +51,7 @@ impl Summary<'_> {
             scope: 0,
             steered: None,
             cookie_valid,
+            prerendered: true,
             deferred: false,
         }
     }
@@ -63,6 +67,7 @@ impl Summary<'_> {
             scope: 0,
             steered: None,
             cookie_valid: false,
+            prerendered: false,
             deferred: true,
         }
     }
@@ -254,6 +259,7 @@ pub(crate) fn error_reply(
         scope: 0,
         steered: None,
         cookie_valid: extra.cookie_valid,
+        prerendered: false,
         deferred: false,
     }
 }
