@@ -54,20 +54,7 @@ impl Drop for Signed {
     }
 }
 
-fn keygen(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(["dnssec", "keygen", "cdn.example", "--dir"])
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "keygen: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use support::keys::keygen;
 
 impl Signed {
     /// The zone files and GeoIP DB in a temp dir, `nets` added to the pools
@@ -154,33 +141,12 @@ impl Signed {
 
     /// `geosteer dnssec ds cdn.example` for this key directory.
     fn ds(&self) -> String {
-        let out = Command::new(BIN)
-            .args(["dnssec", "ds", "cdn.example", "--dir"])
-            .arg(self.keys())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        support::keys::ds(&self.keys())
     }
 
     /// delv's trust anchor file from the DS lines.
     fn delv_anchor(&self, ds: &str) -> PathBuf {
-        let mut text = String::from("trust-anchors {\n");
-        for l in ds.lines() {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            text += &format!(
-                "  {} static-ds {} {} {} \"{}\";\n",
-                f[0], f[3], f[4], f[5], f[6]
-            );
-        }
-        text += "};\n";
-        let p = self.dir.path().join("anchor.conf");
-        std::fs::write(&p, text).unwrap();
-        p
+        support::keys::delv_anchor(ds, self.dir.path())
     }
 
     /// delv at geosteer with the zone as root of trust; its output.

@@ -409,20 +409,8 @@ fn knot_serves_our_signed_zone_and_delv_validates_it() {
     let fx = Fixture::custom("", &format!("listen: [127.0.0.1:{gport}]\n"), &cfg, |z| z);
     let keys = fx.dir.path().join("keys");
     std::fs::create_dir(&keys).unwrap();
-    let bin = env!("CARGO_BIN_EXE_geosteer");
-    for extra in [&["--ksk"][..], &[]] {
-        let out = Command::new(bin)
-            .args(["dnssec", "keygen", "cdn.example", "--dir"])
-            .arg(&keys)
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    support::keys::keygen(&keys, &["--ksk"]);
+    support::keys::keygen(&keys, &[]);
     let _app = AppServer::load(&fx.config_path());
     let knot = Knot::start_on(
         kport,
@@ -459,22 +447,7 @@ fn knot_serves_our_signed_zone_and_delv_validates_it() {
             .any(|l| l.starts_with("sub.cdn.example.") && l.contains("RRSIG\tNS ")),
         "{axfr}"
     );
-    let ds = Command::new(bin)
-        .args(["dnssec", "ds", "cdn.example", "--dir"])
-        .arg(&keys)
-        .output()
-        .unwrap();
-    let mut anchor = String::from("trust-anchors {\n");
-    for l in String::from_utf8_lossy(&ds.stdout).lines() {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        anchor += &format!(
-            "  {} static-ds {} {} {} \"{}\";\n",
-            f[0], f[3], f[4], f[5], f[6]
-        );
-    }
-    anchor += "};\n";
-    let anchor_file = fx.dir.path().join("anchor.conf");
-    std::fs::write(&anchor_file, anchor).unwrap();
+    let anchor_file = support::keys::delv_anchor(&support::keys::ds(&keys), fx.dir.path());
     for (q, t, want) in [
         ("static.cdn.example", "A", "198.51.100.10"),
         ("www.cdn.example", "A", "192.0.2.10"),

@@ -14,6 +14,7 @@
 //!   in-process answers, replies parsed into edge names;
 //! - [`tools`]: external peers (dig, knotd, unbound ...): find them, skip
 //!   or fail when they are missing, run them;
+//! - [`keys`]: DNSSEC keys made by the binary, their DS, delv's anchor;
 //! - [`peers`]: BIND's `named` and Knot's `knotd` as primaries,
 //!   secondaries or comparisons;
 //! - [`unbound`]: Unbound as a resolver in front of the server under test;
@@ -27,6 +28,7 @@
 pub mod alloc;
 pub mod dns;
 pub mod http;
+pub mod keys;
 pub mod paths;
 pub mod peers;
 pub mod probe;

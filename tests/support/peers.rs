@@ -116,6 +116,18 @@ impl Knot {
 
     /// [`Knot::start`] on a port chosen beforehand (a peer's config names it).
     pub fn start_on(port: u16, files: &[(&str, &str)], conf: &str, ready: &str) -> Knot {
+        Self::start_with(port, files, "", conf, ready)
+    }
+
+    /// [`Knot::start_on`] with more `server:` lines (`nsid: ...`), indented
+    /// four spaces.
+    pub fn start_with(
+        port: u16,
+        files: &[(&str, &str)],
+        server: &str,
+        conf: &str,
+        ready: &str,
+    ) -> Knot {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         for sub in ["zones", "run", "db"] {
@@ -133,6 +145,8 @@ impl Knot {
     udp-workers: 1
     tcp-workers: 1
     background-workers: 1
+    udp-max-payload: 1232
+{server}
 database:
     storage: "{db}"
 control:
