@@ -705,6 +705,7 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
     struct Doc {
         #[serde(default)]
         hosts: indexmap::IndexMap<String, Host>,
@@ -714,6 +715,7 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
     struct Host {
         #[serde(default)]
         rules: Vec<Rule>,

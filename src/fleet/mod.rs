@@ -12,7 +12,7 @@
 //!
 //! | key | value | lifetime |
 //! |---|---|---|
-//! | `admin/<zone>/<edge>` | `{"state":"drain","by":"ns1","at_ms":…}` | until set to `auto` (deleted) |
+//! | `admin/<zone>/<edge>` | `{"state":"drain","by":"ns1","at_ms":…,"reason":"fibre cut","until_ms":…}` | until set to `auto` (deleted), or until `until_ms` (a lease of that length deletes it) |
 //! | `load/<zone>/<edge>` | `{"load":0.93,"until_ms":…,"by":"ns1"}` | read as expired after `until_ms` |
 //! | `health/<zone>/<edge>/<instance>` | `{"up":true}` | the instance's lease |
 //! | `instances/<instance>` | [`InstanceInfo`] | the instance's lease |
@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 pub use config::{FleetConfig, FleetRaw, PASSWORD_ENV, Quorum};
 pub use files::fingerprint;
 
-use crate::health::{AdminState, LocalChanges, Registry};
+use crate::health::{AdminNote, AdminState, LocalChanges, Registry};
 use crate::snapshot::Shared;
 
 /// How often own verdicts, the snapshot generation and the quorum are
@@ -85,6 +85,8 @@ pub struct InstanceInfo {
     pub http: Option<String>,
 }
 
+/// Older instances read `state` and ignore the note's fields; values
+/// they wrote (no note) read as overrides without reason or expiry.
 #[derive(Debug, Serialize, Deserialize)]
 struct AdminValue {
     state: AdminState,
@@ -92,6 +94,8 @@ struct AdminValue {
     by: String,
     #[serde(default)]
     at_ms: u64,
+    #[serde(flatten)]
+    note: AdminNote,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -117,9 +121,9 @@ type EdgeKey = (String, String);
 
 /// A local change waiting to be written, coalesced per edge: only the
 /// latest override and the latest load reading matter.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Pending {
-    Admin(AdminState),
+    Admin(AdminState, AdminNote),
     Load { load: f64, until_ms: u64 },
 }
 
@@ -159,8 +163,8 @@ impl Outbox {
 }
 
 impl LocalChanges for Outbox {
-    fn admin(&self, zone: &str, edge: &str, admin: AdminState) {
-        self.push(zone, edge, Pending::Admin(admin));
+    fn admin(&self, zone: &str, edge: &str, admin: AdminState, note: &AdminNote) {
+        self.push(zone, edge, Pending::Admin(admin, note.clone()));
     }
 
     fn load(&self, zone: &str, edge: &str, load: f64, ttl: Duration) {
@@ -526,14 +530,14 @@ impl Fleet {
         };
         match k {
             Key::Admin(zone, edge) => {
-                let admin = match value {
-                    None => AdminState::Auto,
+                let (admin, note) = match value {
+                    None => (AdminState::Auto, AdminNote::default()),
                     Some(b) => match serde_json::from_slice::<AdminValue>(b) {
-                        Ok(a) => a.state,
+                        Ok(a) => (a.state, a.note),
                         Err(e) => return self.bad(key, Bad::NotJson, e),
                     },
                 };
-                match self.registry.apply_shared_admin(zone, edge, admin) {
+                match self.registry.apply_shared_admin(zone, edge, admin, note) {
                     Ok(true) => {}
                     Ok(false) => {
                         if admin != AdminState::Auto {
@@ -560,12 +564,11 @@ impl Fleet {
                         format!("load {} not within 0..=1", l.load),
                     );
                 }
-                let Some(h) = self.registry.get(zone, edge) else {
+                if !self
+                    .registry
+                    .apply_shared_load(zone, edge, l.load, l.until_ms)
+                {
                     return self.bad(key, Bad::UnknownEdge, "no such edge here");
-                };
-                let left = l.until_ms.saturating_sub(now_ms());
-                if left > 0 {
-                    h.feed_load(l.load, Duration::from_millis(left));
                 }
             }
             Key::Health(zone, edge, inst) => {
@@ -681,7 +684,10 @@ impl Fleet {
         for (z, e, _) in self.registry.overrides_list() {
             if !admin_keys.contains(&(z.clone(), e.clone())) {
                 tracing::info!(zone = %z, edge = %e, "fleet: override lifted elsewhere while disconnected");
-                if let Err(err) = self.registry.apply_shared_admin(&z, &e, AdminState::Auto) {
+                if let Err(err) =
+                    self.registry
+                        .apply_shared_admin(&z, &e, AdminState::Auto, AdminNote::default())
+                {
                     tracing::warn!("fleet: override not saved: {err}");
                 }
             }
@@ -913,27 +919,53 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), FleetError> {
     let t = fleet.cfg.timeout;
     for (i, ((zone, edge), p)) in items.iter().enumerate() {
         let r = match p {
-            Pending::Admin(AdminState::Auto) => within(
-                t,
-                "write",
-                client.delete(fleet.key(&format!("admin/{zone}/{edge}")), None),
-            )
-            .await
-            .map(drop),
-            Pending::Admin(state) => {
+            // Lifted, or run out before it could be written.
+            Pending::Admin(state, note) if *state == AdminState::Auto || note.expired(now_ms()) => {
+                within(
+                    t,
+                    "write",
+                    client.delete(fleet.key(&format!("admin/{zone}/{edge}")), None),
+                )
+                .await
+                .map(drop)
+            }
+            Pending::Admin(state, note) => {
                 let v = serde_json::to_vec(&AdminValue {
                     state: *state,
                     by: fleet.cfg.instance.clone(),
                     at_ms: now_ms(),
+                    note: note.clone(),
                 })
                 .unwrap_or_default();
-                within(
-                    t,
-                    "write",
-                    client.put(fleet.key(&format!("admin/{zone}/{edge}")), v, None),
-                )
-                .await
-                .map(drop)
+                // An override with an end goes under a lease of its length,
+                // so etcd deletes it then, for instances that do not read
+                // `until_ms` too.
+                let lease = match note.until_ms {
+                    Some(until) => {
+                        let secs = until.saturating_sub(now_ms()).div_ceil(1000).max(1);
+                        within(
+                            t,
+                            "lease grant",
+                            client.lease_grant(secs.min(i64::MAX as u64) as i64, None),
+                        )
+                        .await
+                        .map(|l| Some(l.id()))
+                    }
+                    None => Ok(None),
+                };
+                match lease {
+                    Ok(lease) => {
+                        let opts = lease.map(|id| PutOptions::new().with_lease(id));
+                        within(
+                            t,
+                            "write",
+                            client.put(fleet.key(&format!("admin/{zone}/{edge}")), v, opts),
+                        )
+                        .await
+                        .map(drop)
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Pending::Load { load, until_ms } => {
                 let v = serde_json::to_vec(&LoadValue {
@@ -1086,23 +1118,23 @@ mod tests {
     #[test]
     fn outbox_coalesces_and_keeps_newer_on_restore() {
         let o = Outbox::default();
-        o.admin("z.", "e", AdminState::Drain);
-        o.admin("z.", "e", AdminState::Auto);
+        o.admin("z.", "e", AdminState::Drain, &AdminNote::default());
+        o.admin("z.", "e", AdminState::Auto, &AdminNote::default());
         o.load("z.", "e", 0.5, Duration::from_secs(60));
         let items = o.take();
         assert_eq!(items.len(), 2);
         assert!(
             items
                 .iter()
-                .any(|(_, p)| *p == Pending::Admin(AdminState::Auto))
+                .any(|(_, p)| *p == Pending::Admin(AdminState::Auto, AdminNote::default()))
         );
-        o.admin("z.", "e", AdminState::Down);
+        o.admin("z.", "e", AdminState::Down, &AdminNote::default());
         o.restore(items);
         let again = o.take();
         assert!(
             again
                 .iter()
-                .any(|(_, p)| *p == Pending::Admin(AdminState::Down))
+                .any(|(_, p)| *p == Pending::Admin(AdminState::Down, AdminNote::default()))
         );
         assert_eq!(again.len(), 2);
     }

@@ -22,8 +22,8 @@ pub use config::{
     DEFAULT_TIMEOUT, Initial, Require, Thresholds,
 };
 pub use probe::{BODY_CAP, ensure_crypto_provider};
-pub use registry::{LocalChanges, Registry};
-pub use state::{AdminState, EdgeHealth, EdgeState, EdgeStatus, Effective};
+pub use registry::{LocalChanges, OverrideStatus, Registry};
+pub use state::{AdminNote, AdminState, EdgeHealth, EdgeState, EdgeStatus, Effective, unix_ms};
 
 /// Errors of the health registry.
 #[derive(Debug, thiserror::Error)]
