@@ -235,6 +235,22 @@ fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
+/// An error and its causes on one line, each cause once: most of ours
+/// already say their cause, which `{:#}` would repeat.
+pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
@@ -259,7 +275,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             };
             // What `serve` refuses before building, in its words.
             if let Err(e) = crate::app::preflight(&cfg) {
-                println!("{e}");
+                println!("{}", error_text(&e));
                 return Ok(1);
             }
             // The same build and load-file checks a reload runs, so the

@@ -151,6 +151,9 @@ pub struct ServerRaw {
     /// Online DNSSEC signing; absent: no zone is signed.
     #[serde(default)]
     pub dnssec: Option<DnssecRaw>,
+    /// What `/metrics` exports beyond the fixed series.
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// `cookies:` as written: `off` (or `false`/`on`/`true`), or a table.
@@ -424,6 +427,7 @@ pub struct ServerConfig {
     pub nsid: Option<Box<[u8]>>,
     pub cookies: CookieSetting,
     pub dnssec: Option<DnssecConfig>,
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 impl ServerConfig {
@@ -518,6 +522,7 @@ impl ServerConfig {
         });
         let dnssec = raw.dnssec.map(|d| d.validate(base, path)).transpose()?;
         Ok(ServerConfig {
+            metrics: raw.metrics,
             dnssec,
             fleet,
             probe_source: raw.probe_source,

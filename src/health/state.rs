@@ -110,15 +110,6 @@ impl Effective {
             _ => Effective::Down,
         }
     }
-
-    /// The `geosteer_edge_state` gauge value: 0 down, 1 overloaded/drain, 2 up.
-    pub fn gauge_value(self) -> f64 {
-        match self {
-            Effective::Down => 0.0,
-            Effective::Overloaded | Effective::Drain => 1.0,
-            Effective::Up => 2.0,
-        }
-    }
 }
 
 impl EdgeState {
@@ -242,8 +233,6 @@ pub struct EdgeHealth {
     /// capacity shares read it with one atomic load.
     load_permille: AtomicU16,
     details: Mutex<Details>,
-    state_gauge: metrics::Gauge,
-    load_gauge: metrics::Gauge,
 }
 
 /// [`EdgeHealth::load_permille`] when no load is known.
@@ -255,7 +244,6 @@ fn pack(e: Effective, s: EdgeState) -> u8 {
 
 impl EdgeHealth {
     pub(crate) fn new(zone: &str, name: &str, initial: EdgeState, admin: AdminState) -> Self {
-        let labels = [("zone", zone.to_owned()), ("edge", name.to_owned())];
         let now = Instant::now();
         let d = Details {
             admin,
@@ -288,10 +276,7 @@ impl EdgeHealth {
             packed: AtomicU8::new(pack(eff, state)),
             load_permille: AtomicU16::new(NO_LOAD),
             details: Mutex::new(d),
-            state_gauge: metrics::gauge!("geosteer_edge_state", &labels),
-            load_gauge: metrics::gauge!("geosteer_edge_load", &labels),
         };
-        h.state_gauge.set(eff.gauge_value());
         h
     }
 
@@ -498,8 +483,6 @@ impl EdgeHealth {
                 "edge state changed"
             );
         }
-        self.state_gauge.set(eff.gauge_value());
-        self.load_gauge.set(load.unwrap_or(0.0));
     }
 
     /// The edge as the admin API shows it.

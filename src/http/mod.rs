@@ -147,12 +147,19 @@ async fn metrics(State(api): State<Api>) -> impl IntoResponse {
     if let Ok(age) = snap.built_at.elapsed() {
         metrics::gauge!("geosteer_snapshot_age_seconds").set(age.as_secs_f64());
     }
-    drop(snap);
     crate::metrics::publish_dnssec();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        api.prometheus.render(),
-    )
+    let mut text = api.prometheus.render();
+    // The series whose set follows the state, written from it now.
+    crate::metrics::render_edges(&mut text, &api.reloader.registry.snapshot());
+    let mut zones: Vec<_> = snap.zones.values().collect();
+    zones.sort_by(|a, b| a.name.cmp(&b.name));
+    crate::metrics::render_hosts(
+        &mut text,
+        zones.iter().map(|z| &z.counters),
+        api.reloader.cfg.metrics.top_hosts,
+    );
+    drop(snap);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 async fn healthz(State(api): State<Api>) -> impl IntoResponse {
