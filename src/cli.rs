@@ -47,7 +47,10 @@ pub enum Command {
         #[arg(long, short, default_value = "geosteer.yaml")]
         config: PathBuf,
     },
-    /// Show how a name would be answered for a client, without a network.
+    /// Show how a name is answered for a client: by the running server
+    /// (asked over its API, so its live health, drains and loads count)
+    /// when the config's `http:` (or --http) reaches one, else from the
+    /// files, saying so.
     Explain {
         /// The name, e.g. www.cdn.example
         name: String,
@@ -63,6 +66,13 @@ pub enum Command {
         json: bool,
         #[arg(long, short, default_value = "geosteer.yaml")]
         config: PathBuf,
+        /// Ask the server here; default: the config's `http:`.
+        #[arg(long, env = "GEOSTEER_HTTP")]
+        http: Option<String>,
+        /// Answer from the files even when a server is running (its live
+        /// state then does not count).
+        #[arg(long, conflicts_with = "http")]
+        files: bool,
     },
     /// Show a running server's zones and edges (from its HTTP API).
     Status {
@@ -330,17 +340,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             qtype,
             json,
             config,
+            http,
+            files,
         } => {
-            let cfg = ServerConfig::load(&config)?;
-            let snap = crate::reload::build_snapshot(&cfg, &AlwaysUp, 0)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let report = crate::explain::explain(&snap, &name, client, ecs, &qtype)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
-            } else {
-                print!("{}", report.to_text());
-            }
-            Ok(0)
+            let q = Question {
+                name,
+                client,
+                ecs,
+                qtype,
+            };
+            explain(&q, json, &config, http, files)
         }
         Command::Geodb { command } => geodb(command),
         Command::Dnssec { command } => dnssec(command),
@@ -372,6 +381,135 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// What `geosteer explain` asks.
+struct Question {
+    name: String,
+    client: Option<IpAddr>,
+    ecs: Option<ipnet::IpNet>,
+    qtype: String,
+}
+
+/// Why a running server gave no report.
+enum Asked {
+    /// Nothing answered there: fall back to the files.
+    Unreachable(String),
+    /// It answered, with an error (a bad name, a bad type).
+    Refused(String),
+}
+
+/// `GET /api/explain` on a running server.
+fn ask_server(base: &str, q: &Question) -> Result<serde_json::Value, Asked> {
+    let mut url = reqwest::Url::parse(&format!("{base}/api/explain"))
+        .map_err(|e| Asked::Unreachable(format!("{base}: {e}")))?;
+    {
+        let mut p = url.query_pairs_mut();
+        p.append_pair("name", &q.name);
+        p.append_pair("type", &q.qtype);
+        if let Some(c) = q.client {
+            p.append_pair("client", &c.to_string());
+        }
+        if let Some(e) = q.ecs {
+            p.append_pair("ecs", &e.to_string());
+        }
+    }
+    crate::health::ensure_crypto_provider();
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| Asked::Unreachable(e.to_string()))?;
+    let got = block_on(async {
+        let resp = client.get(url).send().await?;
+        let code = resp.status();
+        let body: serde_json::Value = resp.json().await?;
+        Ok::<_, reqwest::Error>((code, body))
+    })
+    .map_err(|e| Asked::Unreachable(e.to_string()))?;
+    match got {
+        Ok((code, body)) if code.is_success() => Ok(body),
+        Ok((code, body)) => Err(Asked::Refused(format!(
+            "HTTP {code}: {}",
+            body["error"].as_str().unwrap_or("unexpected answer")
+        ))),
+        Err(e) => {
+            // The root cause says it best ("Connection refused").
+            let mut root: &dyn std::error::Error = &e;
+            while let Some(c) = root.source() {
+                root = c;
+            }
+            Err(Asked::Unreachable(root.to_string()))
+        }
+    }
+}
+
+/// `geosteer explain`: the running server's answer when one is reachable,
+/// else the files', with a line saying which.
+fn explain(
+    q: &Question,
+    json: bool,
+    config: &std::path::Path,
+    http: Option<String>,
+    files: bool,
+) -> Result<i32> {
+    let cfg = if config.exists() || http.is_none() {
+        Some(ServerConfig::load(config)?)
+    } else {
+        None
+    };
+    let server = (!files)
+        .then(|| http.or_else(|| cfg.as_ref().and_then(|c| c.http).map(|a| a.to_string())))
+        .flatten()
+        .map(|a| base_url(&a));
+    let why_files = match &server {
+        Some(base) => match ask_server(base, q) {
+            Ok(mut report) => {
+                let said = format!(
+                    "by the running server at {base}, with its live health, drains and loads"
+                );
+                if json {
+                    report["answered_by"] = serde_json::json!({ "server": base, "live": true });
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    println!("answered  {said}");
+                    print!("{}", crate::explain::text(&report));
+                }
+                return Ok(0);
+            }
+            Err(Asked::Refused(e)) => bail!("{base}/api/explain: {e}"),
+            Err(Asked::Unreachable(e)) => format!("the server at {base} did not answer ({e})"),
+        },
+        None if files => "--files".to_owned(),
+        None => "no `http:` in the config to ask a running server".to_owned(),
+    };
+    let Some(cfg) = cfg else {
+        bail!("{}: no config to answer from", config.display());
+    };
+    let snap =
+        crate::reload::build_snapshot(&cfg, &AlwaysUp, 0).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = crate::explain::explain(&snap, &q.name, q.client, q.ecs, &q.qtype)?;
+    let note = format!(
+        "from the files ({why_files}): live state (health checks, drains, pushed loads) is not applied; every edge counts as up"
+    );
+    if json {
+        let mut v = report.to_json();
+        v["answered_by"] = serde_json::json!({ "files": cfg.path, "live": false, "note": note });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("answered  {note}");
+        print!("{}", report.to_text());
+    }
+    Ok(0)
+}
+
+/// `http://addr` for an address, or the URL as given.
+fn base_url(addr: &str) -> String {
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.trim_end_matches('/').to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
 /// The base URL and token for talking to a running server.
 fn api_target(args: &ApiArgs) -> Result<(String, Option<String>)> {
     let cfg = if args.config.exists() {
@@ -386,11 +524,7 @@ fn api_target(args: &ApiArgs) -> Result<(String, Option<String>)> {
             .and_then(|c| c.http)
             .map_or_else(|| "127.0.0.1:8053".to_string(), |a| a.to_string()),
     };
-    let base = if addr.starts_with("http://") || addr.starts_with("https://") {
-        addr.trim_end_matches('/').to_string()
-    } else {
-        format!("http://{addr}")
-    };
+    let base = base_url(&addr);
     let token = args
         .token
         .clone()
