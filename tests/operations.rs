@@ -326,3 +326,41 @@ fn the_api_takes_json_without_a_content_type_and_durations_either_way() {
         assert!(err.contains(want), "{body}: {err}");
     }
 }
+
+/// The API tables (README.md and docs/) name each route once, and the
+/// README says how to do the everyday operations from the CLI.
+#[test]
+fn docs_list_each_route_once_and_the_cli_operations() {
+    let root = support::repo();
+    let mut files = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            files.push(p);
+        }
+    }
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if cells.len() > 3 && ["GET", "POST", "PUT", "DELETE"].contains(&cells[1]) {
+                let route = (cells[1].to_owned(), cells[2].to_owned());
+                assert!(
+                    seen.insert(route.clone()),
+                    "{}: {route:?} listed twice",
+                    f.display()
+                );
+            }
+        }
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for cmd in [
+        "geosteer drain",
+        "geosteer auto",
+        "geosteer load",
+        "-- drain fra --for 2h",
+    ] {
+        assert!(readme.contains(cmd), "README: no {cmd:?}");
+    }
+}
