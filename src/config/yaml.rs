@@ -485,33 +485,28 @@ enum Frame {
     Seq(usize),
 }
 
-/// The dotted key path (`hosts.dl.rules[0].country`) of the value at
-/// `line`:`column` (1-based), read by walking the file's events up to
-/// there. Only runs when a parse failed. A key's own position names the
-/// key; a value's names the key it belongs to.
-pub fn key_path(text: &str, line: usize, column: usize) -> String {
-    let target = (line, column.saturating_sub(1));
+/// `["hosts", "www", "rules", "[0]"]` as `hosts.www.rules[0]`.
+fn render_path(path: &[String]) -> String {
+    let mut s = String::new();
+    for p in path {
+        if !(p.starts_with('[') || s.is_empty()) {
+            s.push('.');
+        }
+        s.push_str(p);
+    }
+    s
+}
+
+/// Walks the file's nodes in order, calling `f` with each node's key path,
+/// its position (1-based line, 0-based column) and whether it is a key,
+/// until `f` returns false or the text ends (or stops parsing). Only runs
+/// to explain errors, so it need not be fast.
+fn walk(text: &str, mut f: impl FnMut(&[String], (usize, usize), bool) -> bool) {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     let mut path: Vec<String> = Vec::new();
-    let mut best = String::new();
-    let render = |path: &[String]| {
-        let mut s = String::new();
-        for p in path {
-            if p.starts_with('[') || s.is_empty() {
-                s.push_str(p);
-            } else {
-                s.push('.');
-                s.push_str(p);
-            }
-        }
-        s
-    };
     while let Some(Ok((ev, span))) = parser.next_event() {
         let at = (span.start.line(), span.start.col());
-        if at > target {
-            break;
-        }
         let node = matches!(
             ev,
             Event::Scalar(..)
@@ -539,7 +534,9 @@ pub fn key_path(text: &str, line: usize, column: usize) -> String {
                 None => None,
             };
             let here: Vec<String> = path.iter().cloned().chain(seg.clone()).collect();
-            best = render(&here);
+            if !f(&here, at, is_key) {
+                return;
+            }
             if is_key {
                 if let Some(Frame::Map(slot)) = stack.last_mut() {
                     *slot = seg;
@@ -569,7 +566,63 @@ pub fn key_path(text: &str, line: usize, column: usize) -> String {
             }
         }
     }
+}
+
+/// The dotted key path (`hosts.dl.rules[0].country`) of the value at
+/// `line`:`column` (1-based), read by walking the file's events up to
+/// there. A key's own position names the key; a value's names the key it
+/// belongs to.
+pub fn key_path(text: &str, line: usize, column: usize) -> String {
+    let target = (line, column.saturating_sub(1));
+    let mut best = String::new();
+    walk(text, |path, at, _| {
+        if at > target {
+            return false;
+        }
+        best = render_path(path);
+        true
+    });
     best
+}
+
+/// The line of the key at `key_path` (`tcp.max_connections`,
+/// `fleet.etcd`), for errors found after parsing; 0 when the file does not
+/// have it (a default was used).
+pub fn line_of(text: &str, key_path: &str) -> u32 {
+    let mut line = 0;
+    walk(text, |path, at, is_key| {
+        if is_key && render_path(path) == key_path {
+            line = at.0 as u32;
+            return false;
+        }
+        true
+    });
+    line
+}
+
+/// Fills in the line of an error found after parsing whose reason starts
+/// with a key path (`workers: must be at least 1`), from `text`.
+pub fn with_line(mut e: ConfigError, text: &str) -> ConfigError {
+    if e.line == 0
+        && let Some((key, _)) = e.reason.split_once(": ")
+        && !key.is_empty()
+        && !key.contains(' ')
+    {
+        // The longest prefix of the path that the file spells out.
+        let mut k = key;
+        loop {
+            let l = line_of(text, k);
+            if l > 0 {
+                e.line = l;
+                break;
+            }
+            match k.rfind('.') {
+                Some(i) => k = &k[..i],
+                None => break,
+            }
+        }
+    }
+    e
 }
 
 /// Country, continent or subdivision codes as written: one
@@ -755,6 +808,14 @@ mod tests {
         assert_eq!(key_path(t, 6, 18), "hosts.www.rules[0].country");
         assert_eq!(key_path(t, 7, 9), "hosts.www.rules[0].edges");
         assert_eq!(key_path(t, 8, 18), "hosts.www.rules[1].answers");
+        assert_eq!(line_of(t, "hosts.www.rules"), 5);
+        assert_eq!(line_of(t, "hosts.www.rules[1].answers"), 8);
+        assert_eq!(line_of(t, "nope"), 0);
+        let e = with_line(
+            ConfigError::new(Path::new("p"), 0, "hosts.www.edges.x: bad"),
+            t,
+        );
+        assert_eq!(e.line, 4);
     }
 
     #[test]
