@@ -88,30 +88,34 @@ fn serve() -> Served {
     }
 }
 
-/// Every sample line as (name, labels), and every family's HELP and TYPE.
-fn families(
-    text: &str,
-) -> (
-    Vec<(String, String)>,
-    BTreeSet<String>,
-    BTreeMap<String, String>,
-) {
-    let mut samples = Vec::new();
-    let mut help = BTreeSet::new();
-    let mut types = BTreeMap::new();
+/// A scrape read back: every sample as (name, labels), and the families
+/// with HELP and with TYPE (name → type).
+struct Scrape {
+    samples: Vec<(String, String)>,
+    help: BTreeSet<String>,
+    types: BTreeMap<String, String>,
+}
+
+fn families(text: &str) -> Scrape {
+    let mut s = Scrape {
+        samples: Vec::new(),
+        help: BTreeSet::new(),
+        types: BTreeMap::new(),
+    };
     for l in text.lines() {
         if let Some(r) = l.strip_prefix("# HELP ") {
-            help.insert(r.split(' ').next().unwrap().to_owned());
+            s.help.insert(r.split(' ').next().unwrap().to_owned());
         } else if let Some(r) = l.strip_prefix("# TYPE ") {
             let (n, t) = r.split_once(' ').unwrap();
-            types.insert(n.to_owned(), t.to_owned());
+            s.types.insert(n.to_owned(), t.to_owned());
         } else if !l.is_empty() && !l.starts_with('#') {
             let (series, _) = l.rsplit_once(' ').unwrap();
             let (name, labels) = series.split_once('{').unwrap_or((series, ""));
-            samples.push((name.to_owned(), labels.trim_end_matches('}').to_owned()));
+            s.samples
+                .push((name.to_owned(), labels.trim_end_matches('}').to_owned()));
         }
     }
-    (samples, help, types)
+    s
 }
 
 /// A histogram's or summary's samples belong to its family.
@@ -178,7 +182,11 @@ fn promtool_finds_nothing_and_states_are_distinct() {
     );
 
     // Our own reading of the same: HELP and TYPE for every family.
-    let (samples, help, types) = families(&text);
+    let Scrape {
+        samples,
+        help,
+        types,
+    } = families(&text);
     for (name, _) in &samples {
         let f = family_of(name, &types);
         assert!(help.contains(f), "{f}: no HELP");

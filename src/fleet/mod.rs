@@ -568,7 +568,7 @@ impl Fleet {
                     .registry
                     .apply_shared_load(zone, edge, l.load, l.until_ms)
                 {
-                    return self.bad(key, Bad::UnknownEdge, "no such edge here");
+                    self.bad(key, Bad::UnknownEdge, "no such edge here");
                 }
             }
             Key::Health(zone, edge, inst) => {

@@ -270,14 +270,13 @@ impl EdgeHealth {
             EdgeState::Down
         };
         let eff = effective_of(admin, state);
-        let h = EdgeHealth {
+        EdgeHealth {
             zone: zone.to_owned(),
             name: name.to_owned(),
             packed: AtomicU8::new(pack(eff, state)),
             load_permille: AtomicU16::new(NO_LOAD),
             details: Mutex::new(d),
-        };
-        h
+        }
     }
 
     /// The zone this edge belongs to.
