@@ -122,8 +122,12 @@ fn every_code_unquoted_in_rules_as_scalars_and_lists() {
     let countries = rule_codes(&p, |r| &r.country);
     let n = pairs.len();
     for (i, c) in pairs.iter().enumerate() {
-        assert_eq!(countries[i], [c.clone()], "scalar {c}");
-        assert_eq!(countries[n + i], [c.clone()], "block, lower case {c}");
+        assert_eq!(countries[i], std::slice::from_ref(c), "scalar {c}");
+        assert_eq!(
+            countries[n + i],
+            std::slice::from_ref(c),
+            "block, lower case {c}"
+        );
     }
     assert_eq!(countries[2 * n], pairs, "the list");
     let continents = rule_codes(&p, |r| &r.continent);
@@ -159,7 +163,7 @@ fn every_code_unquoted_in_nets() {
     text.push_str("hosts:\n  h: {}\n");
     let p = load(&text).unwrap_or_else(|e| panic!("{e}"));
     let loc = |ip: [u8; 4]| match p.steering.nets.lookup(ip.into()) {
-        Some((_, NetTarget::Location(l))) => l.clone(),
+        Some((_, NetTarget::Location(l))) => *l,
         other => panic!("{ip:?}: {other:?}"),
     };
     for (i, c) in codes.iter().enumerate() {
