@@ -582,11 +582,17 @@ struct Fleet {
 const SOURCES: [&str; 3] = ["127.0.0.11", "127.0.0.12", "127.0.0.3"];
 
 fn start_fleet() -> Fleet {
-    let etcd = Etcd::start(3);
+    start_fleet_of(3, 3)
+}
+
+/// `instances` geosteer processes over an etcd of `members`, connected and
+/// seeing each other live.
+fn start_fleet_of(members: usize, instances: usize) -> Fleet {
+    let etcd = Etcd::start(members);
     let edges = Edges::start();
     let root = tempfile::tempdir().unwrap();
     let eps = etcd.endpoints();
-    let insts: Vec<Instance> = (0..3)
+    let insts: Vec<Instance> = (0..instances)
         .map(|i| {
             Instance::new(
                 root.path(),
@@ -606,7 +612,7 @@ fn start_fleet() -> Fleet {
     }
     for i in &insts {
         until_true(
-            &format!("{} sees 3 live instances", i.name),
+            &format!("{} sees {instances} live instances", i.name),
             Duration::from_secs(20),
             || {
                 i.get("/api/fleet")["instances"]
@@ -615,7 +621,7 @@ fn start_fleet() -> Fleet {
                     .iter()
                     .filter(|x| x["live"] == true)
                     .count()
-                    == 3
+                    == instances
             },
         );
     }
@@ -1006,28 +1012,8 @@ fn overrides_carry_reason_and_expiry_through_etcd() {
     if !need_tools(&["etcd"]) {
         return;
     }
-    let etcd = Etcd::start(1);
-    let edges = Edges::start();
-    let root = tempfile::tempdir().unwrap();
-    let eps = etcd.endpoints();
-    let insts: Vec<Instance> = (0..2)
-        .map(|i| {
-            Instance::new(
-                root.path(),
-                &format!("ns{}", i + 1),
-                SOURCES[i],
-                &eps,
-                edges.port,
-            )
-        })
-        .collect();
-    for i in &insts {
-        until_true(
-            &format!("{} connected", i.name),
-            Duration::from_secs(20),
-            || i.connected(),
-        );
-    }
+    let f = start_fleet_of(1, 2);
+    let (etcd, insts) = (&f.etcd, &f.insts);
     let all: Vec<&Instance> = insts.iter().collect();
     wait_all(&all, NEAR, Duration::from_secs(10));
     let near = |i: &Instance| {
@@ -1066,7 +1052,7 @@ fn overrides_carry_reason_and_expiry_through_etcd() {
     );
     // On time, everywhere, and gone from etcd.
     wait_all(&all, NEAR, Duration::from_secs(8));
-    for i in &insts {
+    for i in insts {
         assert_eq!(near(i)["admin"], "auto");
     }
     until_true("etcd dropped the key", Duration::from_secs(10), || {
