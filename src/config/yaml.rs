@@ -58,16 +58,22 @@ impl Limits {
         }
     }
 
-    /// serde-saphyr's options for a text of `len` bytes: the counts that
-    /// cannot exceed the file's size (events, nodes, scalar bytes,
-    /// anchors, aliases) are allowed as many as the file can hold, so a
-    /// real file never meets them; alias replay and depth are capped.
+    /// serde-saphyr's options for a text of `len` bytes. Its counts of
+    /// values, events and scalar bytes include what aliases replay, so
+    /// they are allowed what the file can hold plus the replay cap: a real
+    /// file never meets them, and the replay cap (with depth) is what
+    /// stops a hostile one.
     fn options(self, len: usize) -> Options {
         let mut b = Budget::default();
-        let room = len.saturating_add(1_000_000);
-        b.max_events = b.max_events.max(room.saturating_mul(2));
-        b.max_nodes = b.max_nodes.max(room);
-        b.max_total_scalar_bytes = b.max_total_scalar_bytes.max(room);
+        let room = len.saturating_add(SMALL_FILE);
+        let nodes = room.saturating_add(self.alias_nodes);
+        b.max_nodes = b.max_nodes.max(nodes);
+        b.max_events = b.max_events.max(nodes.saturating_mul(2));
+        // Replayed scalars are short names in real files; long ones
+        // replayed millions of times are a bomb of their own.
+        b.max_total_scalar_bytes = b
+            .max_total_scalar_bytes
+            .max(len.saturating_add(self.alias_nodes.saturating_mul(8)));
         b.max_aliases = b.max_aliases.max(room);
         b.max_anchors = b.max_anchors.max(room);
         b.max_merge_keys = b.max_merge_keys.max(room);
@@ -85,6 +91,10 @@ impl Limits {
         o
     }
 }
+
+/// What any file may hold beyond its size-bound counts (serde-saphyr's own
+/// default for values).
+const SMALL_FILE: usize = 250_000;
 
 thread_local! {
     /// The text being parsed, while [`parse`] runs on this thread, so a
@@ -985,10 +995,14 @@ mod tests {
 
     #[test]
     fn many_aliases_of_one_anchor_load() {
-        // Beyond the old ratio heuristic (at most 10 aliases per anchor).
-        let d: Doc = parse(&anchored(2_000, 40), Path::new("p.yaml")).unwrap();
-        assert_eq!(d.hosts.len(), 2_000);
-        assert_eq!(d.hosts["h1999"].edges.len(), 40);
+        // Beyond the old ratio heuristic (at most 10 aliases per anchor),
+        // and replaying more values than the file holds bytes plus
+        // SMALL_FILE (the budget counts replayed values too).
+        let text = anchored(20_000, 40);
+        assert!(20_000 * 40 > text.len() + SMALL_FILE);
+        let d: Doc = parse(&text, Path::new("p.yaml")).unwrap();
+        assert_eq!(d.hosts.len(), 20_000);
+        assert_eq!(d.hosts["h19999"].edges.len(), 40);
     }
 
     #[test]
