@@ -1023,7 +1023,7 @@ fn dnssec(cmd: DnssecCommand) -> Result<i32> {
             let dir = key_dir(dir, &config)?;
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let path =
-                crate::dnssec::keys::generate(&dir, &zone, ksk, alg, crate::dnssec::unix_now())?;
+                crate::dnssec::keys::generate(&dir, &zone, ksk, alg, crate::clock::unix_now())?;
             // Like dnssec-keygen: the base name on stdout, for scripts.
             println!("{}", path.with_extension("").display());
             Ok(0)
@@ -1036,7 +1036,7 @@ fn dnssec(cmd: DnssecCommand) -> Result<i32> {
                 &apex,
                 Default::default(),
                 3600,
-                crate::dnssec::unix_now(),
+                crate::clock::unix_now(),
             )
             .map_err(|errs| {
                 anyhow::anyhow!(

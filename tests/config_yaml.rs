@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use geosteer::config::pools::{AlwaysUp, Pools, from_str};
-use geosteer::steer::NetTarget;
+use geosteer::NetTarget;
+use geosteer::{AlwaysUp, Pools, parse_pools as from_str};
 use hickory_proto::rr::Name;
 
 /// ISO 3166-1 alpha-2, every officially assigned code (249), and XK
@@ -62,10 +62,7 @@ fn load(text: &str) -> Result<Pools, String> {
 const EDGES: &str = "edges:\n  a: { addresses: [192.0.2.1], location: [50, 8] }\n  b: { addresses: [192.0.2.2], location: [10, 10] }\n";
 
 /// The codes of every rule of the first host, in order.
-fn rule_codes(
-    p: &Pools,
-    f: impl Fn(&geosteer::steer::Rule) -> &Vec<geosteer::geo::Code>,
-) -> Vec<Vec<String>> {
+fn rule_codes(p: &Pools, f: impl Fn(&geosteer::Rule) -> &Vec<geosteer::Code>) -> Vec<Vec<String>> {
     p.steering.hosts[0]
         .rules
         .iter()

@@ -7,9 +7,9 @@ mod support;
 use std::path::Path;
 use std::sync::Arc;
 
-use geosteer::config::ServerConfig;
-use geosteer::health::{Effective, Registry};
-use geosteer::reload::Reloader;
+use geosteer::Reloader;
+use geosteer::ServerConfig;
+use geosteer::{Effective, Registry};
 use support::server::write_zone_dir;
 
 fn setup(dir: &Path) -> ServerConfig {

@@ -469,7 +469,7 @@ async fn steps(c: &Client, http: SocketAddr, dns: SocketAddr, root: &std::path::
     assert!(r1.as_f64().unwrap() > r0.as_f64().unwrap(), "{r0} → {r1}");
 
     // Answers per second per edge, from the metrics: Paris clients → cdg.
-    let q = geosteer::explain::query_bytes(
+    let q = geosteer::query_bytes(
         &"www.cdn.example.".parse().unwrap(),
         hickory_proto::rr::RecordType::A,
         Some("203.0.113.0/24".parse().unwrap()),
@@ -738,19 +738,26 @@ fn cdn_scale() -> (tempfile::TempDir, AppServer, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let mut edges = Vec::new();
     let mut pools = String::from("edges:\n");
-    for (i, c) in geosteer::status::countries()
+    // The page's own map (the same file the server embeds).
+    let world: Value = serde_json::from_str(
+        &std::fs::read_to_string(support::repo().join("assets/world-110m.json")).unwrap(),
+    )
+    .unwrap();
+    for (i, c) in world["countries"]
+        .as_array()
+        .unwrap()
         .iter()
-        .filter(|c| c.cc != "AQ")
+        .filter(|c| c["cc"] != "AQ")
         .take(150)
         .enumerate()
     {
-        let name = format!("e-{}", c.cc.to_lowercase());
+        let name = format!("e-{}", c["cc"].as_str().unwrap().to_lowercase());
         pools.push_str(&format!(
             "  {name}: {{ addresses: [10.{}.{}.1], location: [{:.3}, {:.3}] }}\n",
             i / 200,
             i % 200,
-            c.lat,
-            c.lon
+            c["lat"].as_f64().unwrap(),
+            c["lon"].as_f64().unwrap()
         ));
         edges.push(name);
     }

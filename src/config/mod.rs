@@ -4,7 +4,8 @@
 
 pub mod pools;
 pub mod rtt;
-pub mod yaml;
+
+pub use crate::yaml::ConfigError;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -12,35 +13,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-
-/// One problem in one input file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    /// 1-based; 0 when the problem has no single line (a missing file).
-    pub line: u32,
-    pub reason: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line > 0 {
-            write!(f, "{}:{}: {}", self.file.display(), self.line, self.reason)
-        } else {
-            write!(f, "{}: {}", self.file.display(), self.reason)
-        }
-    }
-}
-
-impl ConfigError {
-    pub fn new(file: &Path, line: u32, reason: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: file.to_path_buf(),
-            line,
-            reason: reason.into(),
-        }
-    }
-}
 
 /// A list of problems, printed one per line (`geosteer check`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,10 +30,10 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// Parses YAML into `T` (see [`yaml::parse`]): errors read
+/// Parses YAML into `T` (see [`crate::yaml::parse`]): errors read
 /// `file:line: key.path: what was wrong`.
 pub fn parse_yaml<T: for<'de> Deserialize<'de>>(text: &str, file: &Path) -> Result<T, ConfigError> {
-    yaml::parse(text, file)
+    crate::yaml::parse(text, file)
 }
 
 fn read(file: &Path) -> Result<String, ConfigError> {
@@ -464,7 +436,7 @@ impl ServerConfig {
 
     pub fn from_str(text: &str, path: &Path) -> Result<ServerConfig, ConfigError> {
         // Problems found after parsing name their key; find its line.
-        Self::validate(text, path).map_err(|e| yaml::with_line(e, text))
+        Self::validate(text, path).map_err(|e| crate::yaml::with_line(e, text))
     }
 
     fn validate(text: &str, path: &Path) -> Result<ServerConfig, ConfigError> {

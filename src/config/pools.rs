@@ -13,12 +13,12 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use smallvec::SmallVec;
 
-use super::yaml::{Codes, NameAt};
 use super::{ConfigError, parse_yaml};
 use crate::geo::{Code, Coords, Location};
 use crate::health::{AdminState, CheckConfig, CheckSpec, EdgeHealth, EdgeState};
 use crate::steer::{AllDown, Edge, EdgeIdx, Host, NetTarget, Nets, Rule, Steering};
 use crate::wire;
+use crate::yaml::{Codes, NameAt};
 
 /// Default TTL of steered answers when neither the file nor the host says.
 pub const DEFAULT_TTL: u32 = 30;
@@ -86,7 +86,7 @@ pub struct RuleRaw {
     pub subdivision: Option<Codes>,
     #[serde(default)]
     pub asn: Option<OneOrMany<u32>>,
-    #[serde(deserialize_with = "super::yaml::names")]
+    #[serde(deserialize_with = "crate::yaml::names")]
     pub edges: Vec<NameAt>,
 }
 
@@ -99,7 +99,7 @@ pub struct HostRaw {
     /// The same as SVCB (RFC 9460 §2).
     #[serde(default)]
     pub svcb: Option<Spanned<SvcbRaw>>,
-    #[serde(default, deserialize_with = "super::yaml::option_names")]
+    #[serde(default, deserialize_with = "crate::yaml::option_names")]
     pub edges: Option<Vec<NameAt>>,
     #[serde(default)]
     pub answers: Option<u8>,

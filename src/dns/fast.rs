@@ -224,7 +224,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
                     counts: s.counts,
                     bytes: &s.body,
                 },
-                Some(sec) if crate::dnssec::unix_now() < sec.fresh_until => Body {
+                Some(sec) if crate::clock::unix_now() < sec.fresh_until => Body {
                     rcode: sec.rcode,
                     aa: sec.aa,
                     counts: sec.counts,

@@ -29,6 +29,9 @@ pub struct Summary<'a> {
     /// The query carried a valid server cookie of ours (RFC 7873 §5.2.4):
     /// its source address is not forged, so RRL lets it through.
     pub cookie_valid: bool,
+    /// Answered from the snapshot's pre-rendered tables (the fast path),
+    /// not looked up.
+    pub prerendered: bool,
 }
 
 impl Summary<'_> {
@@ -45,6 +48,7 @@ impl Summary<'_> {
             scope: 0,
             steered: None,
             cookie_valid,
+            prerendered: true,
         }
     }
 }
@@ -235,5 +239,6 @@ pub(crate) fn error_reply(
         scope: 0,
         steered: None,
         cookie_valid: extra.cookie_valid,
+        prerendered: false,
     }
 }

@@ -1,4 +1,6 @@
-//! The YAML layer under every config file: serde-saphyr with a budget
+//! The YAML layer under every file geosteer reads (`geosteer.yaml`, pools
+//! files, `geodb build` sources), and the `file:line: reason` error they
+//! all report: serde-saphyr with a budget
 //! sized for real files (a pools file of 200,000 hosts loads) that still
 //! stops hostile ones (alias bombs, absurd nesting), errors in the
 //! operator's words (file, line, key path, what was expected; never a
@@ -8,7 +10,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
@@ -16,7 +18,34 @@ use serde_saphyr::budget::BudgetBreach;
 use serde_saphyr::granit_parser::{Event, Parser};
 use serde_saphyr::{Budget, Error, Location, Options, Spanned};
 
-use super::ConfigError;
+/// One problem in one input file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem has no single line (a missing file).
+    pub line: u32,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.reason)
+        } else {
+            write!(f, "{}: {}", self.file.display(), self.reason)
+        }
+    }
+}
+
+impl ConfigError {
+    pub fn new(file: &Path, line: u32, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: file.to_path_buf(),
+            line,
+            reason: reason.into(),
+        }
+    }
+}
 
 /// Environment variable raising [`DEFAULT_ALIAS_NODES`].
 pub const ALIAS_NODES_ENV: &str = "GEOSTEER_YAML_MAX_ALIAS_NODES";
