@@ -356,11 +356,19 @@ fn docs_list_each_route_once_and_the_cli_operations() {
     }
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     for cmd in [
+        "-- drain fra --for 2h",
+        "-- auto fra",
+        "docs/operations.md#everyday-operations",
+    ] {
+        assert!(readme.contains(cmd), "README: no {cmd:?}");
+    }
+    let ops = std::fs::read_to_string(root.join("docs/operations.md")).unwrap();
+    for cmd in [
+        "## Everyday operations",
         "geosteer drain",
         "geosteer auto",
         "geosteer load",
-        "-- drain fra --for 2h",
     ] {
-        assert!(readme.contains(cmd), "README: no {cmd:?}");
+        assert!(ops.contains(cmd), "docs/operations.md: no {cmd:?}");
     }
 }
