@@ -79,7 +79,7 @@ mod layers;
 
 // The binary and a whole server.
 pub use app::App;
-pub use cli::{Cli, init_tracing, run};
+pub use cli::{Cli, error_text, init_tracing, run};
 pub use config::{DnssecConfig, ServerConfig};
 pub use server::{Running, start};
 

@@ -16,6 +16,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -131,15 +132,13 @@ fn demo() -> (tempfile::TempDir, AppServer) {
     (dir, AppServer::load(&cfg))
 }
 
-#[test]
-fn status_page_in_chromium() {
-    if !need_tools(&["chromium", "chromedriver"]) {
-        return;
-    }
-    let (dir, srv) = demo();
-    let http = srv.http();
-    let dns = srv.dns();
-
+/// Runs `steps` in headless Chromium (through chromedriver, both ended
+/// when it returns, a failing step included), with its profile in `dir`.
+fn in_chromium<F, Fut>(rt: &tokio::runtime::Runtime, dir: &std::path::Path, steps: F)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let port = support::free_port();
     // chromedriver, killed when the test ends.
     let driver = KillOnDrop(
@@ -150,7 +149,7 @@ fn status_page_in_chromium() {
             .spawn()
             .unwrap(),
     );
-    let profile = dir.path().join("chromium-profile");
+    let profile = dir.join("chromium-profile");
     let chromium = tool("chromium").display().to_string();
     let caps = json!({
         "goog:chromeOptions": {
@@ -165,7 +164,7 @@ fn status_page_in_chromium() {
         "goog:loggingPrefs": { "browser": "ALL", "performance": "ALL" },
     });
     let caps = caps.as_object().unwrap().clone();
-    srv.rt.block_on(async {
+    rt.block_on(async {
         // chromedriver takes a moment to listen.
         let t = Instant::now();
         let c = loop {
@@ -184,14 +183,27 @@ fn status_page_in_chromium() {
         };
         // The steps run as a task so that a failing one still ends the
         // session (and so Chromium) before the panic goes on.
-        let (c2, root) = (c.clone(), dir.path().to_path_buf());
-        let r = tokio::spawn(async move { steps(&c2, http, dns, &root).await }).await;
+        let r = tokio::spawn(steps(c.clone())).await;
         let _ = c.close().await;
         if let Err(e) = r {
             std::panic::resume_unwind(e.into_panic());
         }
     });
     drop(driver);
+}
+
+#[test]
+fn status_page_in_chromium() {
+    if !need_tools(&["chromium", "chromedriver"]) {
+        return;
+    }
+    let (dir, srv) = demo();
+    let http = srv.http();
+    let dns = srv.dns();
+    let root = dir.path().to_path_buf();
+    in_chromium(&srv.rt, dir.path(), move |c| async move {
+        steps(&c, http, dns, &root).await
+    });
     srv.shutdown();
 }
 
@@ -717,5 +729,216 @@ fn page_and_whatif_api() {
         assert_eq!(e["location"]["country"], cc, "{e}");
         assert_eq!(e["edges"][0].as_str().unwrap(), live[cc], "{cc}: {e}");
     }
+    srv.shutdown();
+}
+
+/// Edges at the first 150 countries' centroids (so each of those countries
+/// has its own nearest edge) and 5,000 hosts: a CDN's shape.
+fn cdn_scale() -> (tempfile::TempDir, AppServer, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut edges = Vec::new();
+    let mut pools = String::from("edges:\n");
+    // The page's own map (the same file the server embeds).
+    let world: Value = serde_json::from_str(
+        &std::fs::read_to_string(support::repo().join("assets/world-110m.json")).unwrap(),
+    )
+    .unwrap();
+    for (i, c) in world["countries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["cc"] != "AQ")
+        .take(150)
+        .enumerate()
+    {
+        let name = format!("e-{}", c["cc"].as_str().unwrap().to_lowercase());
+        pools.push_str(&format!(
+            "  {name}: {{ addresses: [10.{}.{}.1], location: [{:.3}, {:.3}] }}\n",
+            i / 200,
+            i % 200,
+            c["lat"].as_f64().unwrap(),
+            c["lon"].as_f64().unwrap()
+        ));
+        edges.push(name);
+    }
+    pools.push_str("hosts:\n");
+    for i in 0..5000 {
+        pools.push_str(&format!("  h{i:04}: {{}}\n"));
+    }
+    support::server::write_zone_dir(
+        dir.path(),
+        "cdn.example",
+        &pools,
+        "listen: [127.0.0.1:0]\nzones: zones\nhttp: 127.0.0.1:0\nworkers: 1\nwatch: false\n",
+    );
+    support::write_file(
+        dir.path(),
+        "zones/cdn.example.zone",
+        support::server::MINIMAL_ZONE,
+    );
+    let srv = AppServer::load(&dir.path().join("geosteer.yaml"));
+    (dir, srv, edges)
+}
+
+/// The page at 150 edges and 5,000 hosts: every edge on the map has its
+/// own colour, a country names its edge on hover, the legend's search
+/// lights one edge's countries up, the host picker finds any of the 5,000,
+/// an override's reason shows; and a screenshot to look at
+/// (`target/tmp/status-page-150.png`, or `GEOSTEER_SCREENSHOT_150=path`).
+#[test]
+fn status_page_at_cdn_scale() {
+    if !need_tools(&["chromium", "chromedriver"]) {
+        return;
+    }
+    let (dir, srv, edges) = cdn_scale();
+    let http = srv.http();
+    assert_eq!(edges.len(), 150);
+    in_chromium(&srv.rt, dir.path(), move |c| async move {
+        let c = &c;
+        c.goto(&format!("http://{http}/")).await.unwrap();
+        until_js(
+            c,
+            "the first update",
+            "return document.body.dataset.updated",
+            PATIENCE,
+        )
+        .await;
+
+        // Same edge, same colour; different edges, different colours.
+        let fills: BTreeMap<String, (String, String)> = serde_json::from_value(
+            js(
+                c,
+                "const o = {}; document.querySelectorAll('.country').forEach(p => { if (p.dataset.edge) o[p.dataset.country] = [p.dataset.edge, getComputedStyle(p).fill]; }); return o;",
+            )
+            .await,
+        )
+        .unwrap();
+        let mut colour_of: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut edge_of: BTreeMap<&str, &str> = BTreeMap::new();
+        for (cc, (edge, fill)) in &fills {
+            assert_eq!(
+                *colour_of.entry(edge).or_insert(fill),
+                fill,
+                "{cc}: {edge} in two colours"
+            );
+            assert_eq!(
+                *edge_of.entry(fill).or_insert(edge),
+                edge,
+                "{cc}: {fill} for two edges"
+            );
+        }
+        assert!(
+            colour_of.len() >= 140,
+            "only {} edges on the map",
+            colour_of.len()
+        );
+        eprintln!(
+            "status page: {} edges on the map, {} colours",
+            colour_of.len(),
+            edge_of.len()
+        );
+
+        // Hovering a country names its edge.
+        js(c, "document.querySelector('.country[data-country=FR]').dispatchEvent(new MouseEvent('mouseenter'));").await;
+        let tip = js(c, "return document.getElementById('tip').textContent").await;
+        assert!(tip.as_str().unwrap().contains("→ e-fr"), "{tip}");
+        js(c, "document.querySelector('.country[data-country=FR]').dispatchEvent(new MouseEvent('mouseleave'));").await;
+
+        // The legend lists the edges on the map; its search finds one and
+        // lights exactly its countries.
+        let listed = js(
+            c,
+            "return document.querySelectorAll('#edge-legend li').length",
+        )
+        .await;
+        assert_eq!(listed, json!(150));
+        js(c, "const s = document.getElementById('edge-search'); s.value = 'e-br'; s.dispatchEvent(new Event('input'));").await;
+        let (lit, _) = until_js(
+            c,
+            "e-br's countries lit",
+            "const g = document.getElementById('countries'); if (!g.classList.contains('focus')) return null; return Array.from(document.querySelectorAll('.country.lit')).map(p => p.dataset.country);",
+            PATIENCE,
+        )
+        .await;
+        let want: Vec<&String> = fills
+            .iter()
+            .filter(|(_, (e, _))| e == "e-br")
+            .map(|(cc, _)| cc)
+            .collect();
+        let mut lit: Vec<String> = serde_json::from_value(lit).unwrap();
+        lit.sort();
+        assert_eq!(lit.iter().collect::<Vec<_>>(), want);
+        assert!(lit.contains(&"BR".to_string()));
+        assert_eq!(
+            js(
+                c,
+                "return document.querySelectorAll('#edge-legend li').length"
+            )
+            .await,
+            json!(1)
+        );
+        js(c, "const s = document.getElementById('edge-search'); s.value = ''; s.dispatchEvent(new Event('input'));").await;
+
+        // The host picker: 5,000 suggestions; typing a name picks it.
+        let n = js(
+            c,
+            "return document.querySelectorAll('#host-options option').length",
+        )
+        .await;
+        assert_eq!(n, json!(5000));
+        js(c, "const h = document.getElementById('host'); h.focus(); h.value = 'h4321'; h.dispatchEvent(new Event('input')); h.blur();").await;
+        until_js(
+            c,
+            "h4321 picked",
+            "return document.body.dataset.host === 'h4321'",
+            PATIENCE,
+        )
+        .await;
+        assert!(
+            js(c, "return location.search")
+                .await
+                .as_str()
+                .unwrap()
+                .contains("host=h4321")
+        );
+
+        // An override's reason and end, in the table and the marker.
+        let (code, _, body) = support::http::http_with(
+            http,
+            "POST",
+            "/api/edges/e-fr/admin",
+            "",
+            r#"{"state":"drain","for":"2h","reason":"fibre cut"}"#,
+        );
+        assert_eq!(code, 200, "{body}");
+        until_js(
+            c,
+            "the reason in the table",
+            "const r = document.querySelector('#edge-rows tr[data-edge=\"e-fr\"]'); return r && r.textContent.includes('drain: fibre cut (1h 59m left');",
+            PATIENCE,
+        )
+        .await;
+        // Screenshots to look at: France hovered (it now goes elsewhere),
+        // then one edge's countries lit from the legend.
+        let shot = |name: &str| {
+            std::env::var("GEOSTEER_SCREENSHOT_150")
+                .map(|p| PathBuf::from(p).with_file_name(name))
+                .unwrap_or_else(|_| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name))
+        };
+        js(c, "document.querySelector('.country[data-country=FR]').dispatchEvent(new MouseEvent('mouseenter'));").await;
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(shot("status-page-150.png"), &png).unwrap();
+        js(c, "document.querySelector('.country[data-country=FR]').dispatchEvent(new MouseEvent('mouseleave'));").await;
+        js(c, "const s = document.getElementById('edge-search'); s.value = 'e-ru'; s.dispatchEvent(new Event('input'));").await;
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(shot("status-page-150-search.png"), &png).unwrap();
+        eprintln!(
+            "status page at 150 edges: screenshots {}",
+            shot("status-page-150*.png").display()
+        );
+        let console = log(c, "browser").await;
+        let errors: Vec<_> = console.iter().filter(|e| e["level"] == "SEVERE").collect();
+        assert!(errors.is_empty(), "console: {errors:?}");
+    });
     srv.shutdown();
 }

@@ -65,9 +65,10 @@ fn both_refuse(config: &str, prepare: impl Fn(&Path), want: &str) -> String {
     let served = serve(&cfg);
     let err = String::from_utf8_lossy(&served.stderr);
     assert!(!served.status.success(), "serve exited 0:\n{err}");
-    assert!(
-        err.contains(&said),
-        "serve's words differ from check's:\ncheck: {said}\nserve: {err}"
+    assert_eq!(
+        err.trim(),
+        format!("geosteer: {said}"),
+        "serve's words differ from check's"
     );
     said
 }

@@ -346,3 +346,83 @@ fn etcd_over_tls_with_client_cert_and_password() {
     );
     assert_eq!(first_answer(good.dns).as_deref(), Some(FAR));
 }
+
+/// An override's reason and expiry go through etcd: set on ns1 with
+/// `for`, ns2 shows them and both lift it on time; etcd drops the key
+/// itself (it is written under a lease of that length), so instances that
+/// do not read `until_ms` lift it too. A value an older version wrote (no
+/// reason, no expiry) still applies.
+#[test]
+fn overrides_carry_reason_and_expiry_through_etcd() {
+    if !need_tools(&["etcd"]) {
+        return;
+    }
+    let f = start_fleet_of(1, 2);
+    let (etcd, insts) = (&f.etcd, &f.insts);
+    let all: Vec<&Instance> = insts.iter().collect();
+    wait_all(&all, NEAR, Duration::from_secs(10));
+    let near = |i: &Instance| {
+        i.get("/api/edges")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "near")
+            .cloned()
+            .unwrap()
+    };
+    insts[0].call(
+        "POST",
+        "/api/edges/near/admin",
+        r#"{"state":"drain","for":"4s","reason":"fibre cut"}"#,
+    );
+    wait_all(&all, FAR, Duration::from_secs(2));
+    let seen = near(&insts[1]);
+    assert_eq!(seen["admin"], "drain", "{seen}");
+    assert_eq!(seen["admin_reason"], "fibre cut", "{seen}");
+    assert_eq!(
+        seen["admin_until"],
+        near(&insts[0])["admin_until"],
+        "{seen}"
+    );
+    let key = format!("{PREFIX}admin/t.example./near");
+    let lease = etcd
+        .with_client(async |c| {
+            let r = c.get(key.clone(), None).await?;
+            Ok(r.kvs().first().map(|kv| kv.lease()))
+        })
+        .unwrap();
+    assert!(
+        lease.is_some_and(|l| l != 0),
+        "written under a lease: {lease:?}"
+    );
+    // On time, everywhere, and gone from etcd.
+    wait_all(&all, NEAR, Duration::from_secs(8));
+    for i in insts {
+        assert_eq!(near(i)["admin"], "auto");
+    }
+    until_true("etcd dropped the key", Duration::from_secs(10), || {
+        etcd.with_client(async |c| Ok(c.get(key.clone(), None).await?.kvs().is_empty()))
+            .unwrap()
+    });
+    // A value without a note, as older versions write it.
+    etcd.with_client(async |c| {
+        c.put(
+            key.clone(),
+            r#"{"state":"down","by":"old","at_ms":1}"#,
+            None,
+        )
+        .await?;
+        Ok(())
+    })
+    .unwrap();
+    wait_all(&all, FAR, Duration::from_secs(2));
+    let seen = near(&insts[1]);
+    assert_eq!(seen["admin"], "down", "{seen}");
+    assert!(seen.get("admin_reason").is_none(), "{seen}");
+    etcd.with_client(async |c| {
+        c.delete(key.clone(), None).await?;
+        Ok(())
+    })
+    .unwrap();
+    wait_all(&all, NEAR, Duration::from_secs(2));
+}

@@ -576,11 +576,17 @@ pub struct Fleet {
 pub const SOURCES: [&str; 3] = ["127.0.0.11", "127.0.0.12", "127.0.0.3"];
 
 pub fn start_fleet() -> Fleet {
-    let etcd = Etcd::start(3);
+    start_fleet_of(3, 3)
+}
+
+/// `instances` geosteer processes over an etcd of `members`, connected and
+/// seeing each other live.
+pub fn start_fleet_of(members: usize, instances: usize) -> Fleet {
+    let etcd = Etcd::start(members);
     let edges = Edges::start();
     let root = tempfile::tempdir().unwrap();
     let eps = etcd.endpoints();
-    let insts: Vec<Instance> = (0..3)
+    let insts: Vec<Instance> = (0..instances)
         .map(|i| {
             Instance::new(
                 root.path(),
@@ -600,7 +606,7 @@ pub fn start_fleet() -> Fleet {
     }
     for i in &insts {
         until_true(
-            &format!("{} sees 3 live instances", i.name),
+            &format!("{} sees {instances} live instances", i.name),
             Duration::from_secs(20),
             || {
                 i.get("/api/fleet")["instances"]
@@ -609,7 +615,7 @@ pub fn start_fleet() -> Fleet {
                     .iter()
                     .filter(|x| x["live"] == true)
                     .count()
-                    == 3
+                    == instances
             },
         );
     }
