@@ -39,7 +39,7 @@
 //! and `app` starts a server with everything around it.
 //!
 //! Imports go one way, between modules and between files
-//! (`tests/layers.rs`); `docs/architecture.md` is the longer tour.
+//! (`src/layers.rs`); `docs/architecture.md` is the longer tour.
 //!
 //! # The public API
 //!
@@ -73,6 +73,9 @@ mod steer;
 mod wire;
 mod yaml;
 mod zone;
+
+#[cfg(test)]
+mod layers;
 
 // The binary and a whole server.
 pub use app::App;
