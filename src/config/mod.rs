@@ -136,6 +136,9 @@ pub struct ServerRaw {
     /// Senders whose PROXY v2 header names the client.
     #[serde(default)]
     pub proxy_protocol: Option<Vec<serde_saphyr::Spanned<String>>>,
+    /// What `/metrics` exports beyond the fixed series.
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// `cookies:` as written: `off` (or `false`/`on`/`true`), or a table.
@@ -413,6 +416,7 @@ pub struct ServerConfig {
     pub xfr: xfr::XfrConfig,
     /// Senders trusted to prepend a PROXY v2 header.
     pub proxy_protocol: Vec<ipnet::IpNet>,
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 impl ServerConfig {
@@ -448,6 +452,11 @@ impl ServerConfig {
     }
 
     pub fn from_str(text: &str, path: &Path) -> Result<ServerConfig, ConfigError> {
+        // Problems found after parsing name their key; find its line.
+        Self::validate(text, path).map_err(|e| crate::yaml::with_line(e, text))
+    }
+
+    fn validate(text: &str, path: &Path) -> Result<ServerConfig, ConfigError> {
         let raw: ServerRaw = parse_yaml(text, path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let base = if base.as_os_str().is_empty() {
@@ -511,6 +520,7 @@ impl ServerConfig {
         let xfr = xfr::validate(keys, raw.transfer, raw.secondary, base).map_err(at)?;
         let proxy_protocol = xfr::proxy_senders(raw.proxy_protocol).map_err(at)?;
         Ok(ServerConfig {
+            metrics: raw.metrics,
             dnssec,
             xfr,
             proxy_protocol,
@@ -569,8 +579,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.rrl, Some(crate::rrl::RrlConfig::with_rate(100)));
-        let e = ServerConfig::from_str("rrl: {rate: 0}\n", Path::new("g.yaml")).unwrap_err();
-        assert!(e.to_string().contains("rrl.rate"), "{e}");
+        let e = ServerConfig::from_str(
+            "listen: [127.0.0.1:53]\nrrl: {rate: 0}\n",
+            Path::new("g.yaml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("g.yaml:2: rrl.rate"), "{e}");
+        let e = ServerConfig::from_str("workers: 0\n", Path::new("g.yaml")).unwrap_err();
+        assert_eq!(e.to_string(), "g.yaml:1: workers: must be at least 1");
     }
 
     #[test]
