@@ -352,7 +352,17 @@ async fn from_primary(
     {
         return Ok(Refreshed::Unchanged);
     }
-    transfer(zone, primary, copy, theirs).await
+    match transfer(zone, primary, copy, theirs).await {
+        // An IXFR that fails (differences that do not fit our copy, a
+        // broken stream) is retried at once as AXFR, as BIND and Knot do.
+        Err(e) if copy.is_some() => {
+            tracing::warn!(zone = %zone.zone, primary = %primary, "IXFR failed ({e}): trying AXFR");
+            transfer(zone, primary, None, theirs)
+                .await
+                .map_err(|a| format!("IXFR: {e}; AXFR: {a}"))
+        }
+        r => r,
+    }
 }
 
 /// IXFR (with a copy) or AXFR, then the new copy.

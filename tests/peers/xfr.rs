@@ -10,20 +10,26 @@
 //! - Knot as geosteer's primary: geosteer pulls the zone with TSIG, steers
 //!   in it with its own pools file, takes a Knot reload within 5 s by
 //!   NOTIFY and IXFR, refuses a NOTIFY signed with another key, and serves
-//!   its copy after a restart with the primary gone.
+//!   its copy after a restart with the primary gone;
+//! - the network between them breaking transfers (a relay in front of
+//!   Knot cutting them short): IXFR, then AXFR fail, the last good copy
+//!   keeps serving, and the next NOTIFY brings the new serial in.
 
 use crate::support;
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use support::dns::{raw_query, tcp_raw, udp_raw};
 use support::peers::{Knot, answer_rdata};
 use support::server::{AppServer, Fixture};
 use support::tools::{need_tools, tool};
-use support::wait::until_true;
+use support::wait::{holds_for, until_true};
 use support::{free_port, write_file};
 
 /// A 32-byte HMAC-SHA256 secret, base64.
@@ -486,4 +492,180 @@ fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
+}
+
+/// A loopback relay in front of a primary, UDP and TCP on one port, that
+/// can cut TCP answers short (half the first message, then close): the
+/// broken transfer a secondary must survive.
+struct Relay {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    /// TCP connections cut so far.
+    cuts: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Relay {
+    fn start(to: SocketAddr) -> Relay {
+        let (udp, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = udp.local_addr().unwrap().port();
+            if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)) {
+                break (udp, tcp);
+            }
+        };
+        let port = tcp.local_addr().unwrap().port();
+        let relay = Relay {
+            port,
+            cut: Arc::default(),
+            cuts: Arc::default(),
+            stop: Arc::default(),
+        };
+        let stop = relay.stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65535];
+            while let Ok((n, from)) = udp.recv_from(&mut buf) {
+                if stop.load(Ordering::Acquire) {
+                    return;
+                }
+                let up = UdpSocket::bind("127.0.0.1:0").unwrap();
+                up.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let _ = up.send_to(&buf[..n], to);
+                let mut answer = [0u8; 65535];
+                if let Ok(m) = up.recv(&mut answer) {
+                    let _ = udp.send_to(&answer[..m], from);
+                }
+            }
+        });
+        let (stop, cut, cuts) = (relay.stop.clone(), relay.cut.clone(), relay.cuts.clone());
+        std::thread::spawn(move || {
+            for client in tcp.incoming() {
+                if stop.load(Ordering::Acquire) {
+                    return;
+                }
+                let (Ok(mut client), Ok(mut up)) = (client, TcpStream::connect(to)) else {
+                    continue;
+                };
+                let (cut, cuts) = (cut.load(Ordering::Acquire), cuts.clone());
+                let (mut c2, mut up2) = (client.try_clone().unwrap(), up.try_clone().unwrap());
+                std::thread::spawn(move || std::io::copy(&mut c2, &mut up2));
+                std::thread::spawn(move || {
+                    if !cut {
+                        let _ = std::io::copy(&mut up, &mut client);
+                        return;
+                    }
+                    let mut len = [0u8; 2];
+                    if up.read_exact(&mut len).is_ok() {
+                        let mut half = vec![0u8; usize::from(u16::from_be_bytes(len)) / 2];
+                        let _ = up.read_exact(&mut half);
+                        let _ = client.write_all(&len);
+                        let _ = client.write_all(&half);
+                    }
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    let _ = up.shutdown(std::net::Shutdown::Both);
+                    cuts.fetch_add(1, Ordering::AcqRel);
+                });
+            }
+        });
+        relay
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // Wake both loops so they see `stop`.
+        self.stop.store(true, Ordering::Release);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Ok(u) = UdpSocket::bind("127.0.0.1:0") {
+            let _ = u.send_to(b"stop", ("127.0.0.1", self.port));
+        }
+    }
+}
+
+#[test]
+fn a_broken_transfer_keeps_the_last_good_copy_and_notify_brings_the_next() {
+    if !need_tools(&["knotd", "knotc"]) {
+        return;
+    }
+    let (gport, kport, http) = (free_port(), free_port(), free_port());
+    // REFRESH and RETRY an hour: only a NOTIFY makes geosteer look again.
+    let zone_v1 = "$TTL 300\n@ SOA ns1 hostmaster 1 3600 3600 86400 60\n@ NS ns1\nns1 A 192.0.2.53\nwww A 192.0.2.80\n";
+    let knot_conf = format!(
+        "{}remote:\n  - id: geosteer\n    address: 127.0.0.1@{gport}\n    key: xfr-key\n\
+         acl:\n  - id: to-geosteer\n    address: 127.0.0.1\n    key: xfr-key\n    action: transfer\n\
+         template:\n  - id: default\n    storage: \"{{zones}}\"\n    file: \"%s.zone\"\n    zonefile-load: difference\n    journal-content: changes\n    zonefile-sync: -1\n\
+         zone:\n  - domain: static.example.\n    notify: geosteer\n    acl: to-geosteer\n",
+        knot_key(SECRET)
+    );
+    let knot = Knot::start_on(
+        kport,
+        &[("static.example.zone", zone_v1)],
+        &knot_conf,
+        "static.example.",
+    );
+    let relay = Relay::start(([127, 0, 0, 1], kport).into());
+    let cfg = format!(
+        "{}http: 127.0.0.1:{http}\nsecondary:\n  static.example: {{ primaries: [\"127.0.0.1:{}\"], tsig: xfr-key }}\n",
+        tsig_cfg(),
+        relay.port
+    );
+    let fx = Fixture::custom("", &format!("listen: [127.0.0.1:{gport}]\n"), &cfg, |z| z);
+    let _app = AppServer::load(&fx.config_path());
+    let gs: SocketAddr = ([127, 0, 0, 1], gport).into();
+    let web: SocketAddr = ([127, 0, 0, 1], http).into();
+    until_true("the first transfer", Duration::from_secs(10), || {
+        soa_serial(gs, "static.example") == Some(1)
+    });
+    let copy = fx.dir.path().join("zones/static.example.zone");
+    let failed =
+        || support::http::metric(web, "geosteer_secondary_refresh_total{result=\"failed\"}");
+    let failed_before = failed();
+
+    // Serial 2 on Knot, its NOTIFY reaches geosteer, and both the IXFR
+    // and the AXFR it falls back to are cut halfway.
+    relay.cut.store(true, Ordering::Release);
+    let zone_v2 = zone_v1
+        .replace("hostmaster 1 ", "hostmaster 2 ")
+        .replace("192.0.2.80", "192.0.2.81");
+    std::fs::write(knot.zones().join("static.example.zone"), &zone_v2).unwrap();
+    assert!(
+        knot.knotc(&["zone-reload", "static.example."])
+            .contains("OK")
+    );
+    until_true("IXFR and AXFR cut", Duration::from_secs(10), || {
+        relay.cuts.load(Ordering::Acquire) >= 2
+    });
+    until_true("the failure counted", Duration::from_secs(5), || {
+        failed() > failed_before
+    });
+    assert!(
+        holds_for(Duration::from_secs(1), || {
+            soa_serial(gs, "static.example") == Some(1)
+                && a_records(gs, "www.static.example") == ["192.0.2.80"]
+        }),
+        "the last good copy stopped serving"
+    );
+    let on_disk = std::fs::read_to_string(&copy).unwrap();
+    assert!(on_disk.contains("serial 1,"), "{on_disk}");
+
+    // The network mended: the next NOTIFY brings serial 2 in.
+    relay.cut.store(false, Ordering::Release);
+    let t0 = Instant::now();
+    assert!(
+        knot.knotc(&["zone-notify", "static.example."])
+            .contains("OK")
+    );
+    until_true("serial 2 after NOTIFY", Duration::from_secs(5), || {
+        a_records(gs, "www.static.example") == ["192.0.2.81"]
+    });
+    println!(
+        "NOTIFY to the new copy serving: {} ms",
+        t0.elapsed().as_millis()
+    );
+    assert_eq!(soa_serial(gs, "static.example"), Some(2));
+    assert!(
+        std::fs::read_to_string(&copy)
+            .unwrap()
+            .contains("serial 2,")
+    );
 }
