@@ -635,7 +635,9 @@ mod tests {
             );
         }
         let c = ServerConfig::from_str("cookies: { rotate: 2h }\n", Path::new("g.yaml")).unwrap();
-        assert!(matches!(c.cookies, CookieSetting::On { rotate: Some(d), .. } if d.as_secs() == 7200));
+        assert!(
+            matches!(c.cookies, CookieSetting::On { rotate: Some(d), .. } if d.as_secs() == 7200)
+        );
     }
 
     #[test]
