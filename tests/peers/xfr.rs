@@ -669,3 +669,58 @@ fn a_broken_transfer_keeps_the_last_good_copy_and_notify_brings_the_next() {
             .contains("serial 2,")
     );
 }
+
+/// The README's AXFR line, run as written (but on a free port) against
+/// the committed demo: `geosteer.yaml` with its demo TSIG key, `zones/`
+/// and `geodb/`, prints what the README says it prints.
+#[test]
+fn the_readme_axfr_line_works_on_the_committed_demo() {
+    if !need_tools(&["dig", "grep", "sh"]) {
+        return;
+    }
+    let repo = support::repo();
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let lines: Vec<&str> = readme.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("$ dig @127.0.0.1 -p 5300 ") && l.contains(" AXFR -y "))
+        .expect("an AXFR line in the README");
+    let expected: Vec<&str> = lines[at + 1..]
+        .iter()
+        .take_while(|l| !l.starts_with("```") && !l.starts_with('$'))
+        .copied()
+        .collect();
+    assert!(!expected.is_empty());
+
+    let (port, http) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = std::fs::read_to_string(repo.join("geosteer.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:5300", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:8053", &format!("127.0.0.1:{http}"))
+        .replace(
+            "zones: zones",
+            &format!("zones: {}", repo.join("zones").display()),
+        )
+        .replace(
+            "geodb: geodb/",
+            &format!("geodb: {}/", repo.join("geodb").display()),
+        );
+    let path = dir.path().join("geosteer.yaml");
+    std::fs::write(&path, cfg).unwrap();
+    let _app = AppServer::load(&path);
+    let cmd = lines[at]
+        .trim_start_matches("$ ")
+        .replace("-p 5300", &format!("-p {port}"));
+    let out = Command::new(tool("sh"))
+        .args(["-c", &cmd])
+        .output()
+        .unwrap();
+    let got = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        expected,
+        "{cmd}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
