@@ -496,10 +496,12 @@ fn now_secs() -> u64 {
 
 /// A loopback relay in front of a primary, UDP and TCP on one port, that
 /// can cut TCP answers short (half the first message, then close): the
-/// broken transfer a secondary must survive.
+/// broken transfer a secondary must survive; or be down (nothing
+/// forwarded, connections closed at once): a primary out of reach.
 struct Relay {
     port: u16,
     cut: Arc<AtomicBool>,
+    down: Arc<AtomicBool>,
     /// TCP connections cut so far.
     cuts: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
@@ -518,15 +520,19 @@ impl Relay {
         let relay = Relay {
             port,
             cut: Arc::default(),
+            down: Arc::default(),
             cuts: Arc::default(),
             stop: Arc::default(),
         };
-        let stop = relay.stop.clone();
+        let (stop, down) = (relay.stop.clone(), relay.down.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 65535];
             while let Ok((n, from)) = udp.recv_from(&mut buf) {
                 if stop.load(Ordering::Acquire) {
                     return;
+                }
+                if down.load(Ordering::Acquire) {
+                    continue;
                 }
                 let up = UdpSocket::bind("127.0.0.1:0").unwrap();
                 up.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -538,10 +544,14 @@ impl Relay {
             }
         });
         let (stop, cut, cuts) = (relay.stop.clone(), relay.cut.clone(), relay.cuts.clone());
+        let down = relay.down.clone();
         std::thread::spawn(move || {
             for client in tcp.incoming() {
                 if stop.load(Ordering::Acquire) {
                     return;
+                }
+                if down.load(Ordering::Acquire) {
+                    continue;
                 }
                 let (Ok(mut client), Ok(mut up)) = (client, TcpStream::connect(to)) else {
                     continue;
@@ -723,4 +733,66 @@ fn the_readme_axfr_line_works_on_the_committed_demo() {
         "{cmd}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// SOA EXPIRE honoured: with the primary out of reach for longer than
+/// EXPIRE, the copy is set aside (`<zone>.zone.expired`) and the zone is
+/// no longer answered from it; when the primary is back, a new transfer
+/// serves it again.
+#[test]
+fn a_copy_expires_when_the_primary_stays_away_and_comes_back_with_it() {
+    if !need_tools(&["knotd", "knotc"]) {
+        return;
+    }
+    let (gport, kport) = (free_port(), free_port());
+    // REFRESH 1 s, RETRY 1 s, EXPIRE 4 s.
+    let zone =
+        "$TTL 300\n@ SOA ns1 hostmaster 7 1 1 4 60\n@ NS ns1\nns1 A 192.0.2.53\nwww A 192.0.2.80\n";
+    let knot_conf = format!(
+        "{}acl:\n  - id: to-geosteer\n    address: 127.0.0.1\n    key: xfr-key\n    action: transfer\n\
+         template:\n  - id: default\n    storage: \"{{zones}}\"\n    file: \"%s.zone\"\n\
+         zone:\n  - domain: static.example.\n    acl: to-geosteer\n",
+        knot_key(SECRET)
+    );
+    let _knot = Knot::start_on(
+        kport,
+        &[("static.example.zone", zone)],
+        &knot_conf,
+        "static.example.",
+    );
+    let relay = Relay::start(([127, 0, 0, 1], kport).into());
+    let cfg = format!(
+        "{}secondary:\n  static.example: {{ primaries: [\"127.0.0.1:{}\"], tsig: xfr-key }}\n",
+        tsig_cfg(),
+        relay.port
+    );
+    let fx = Fixture::custom("", &format!("listen: [127.0.0.1:{gport}]\n"), &cfg, |z| z);
+    let _app = AppServer::load(&fx.config_path());
+    let gs: SocketAddr = ([127, 0, 0, 1], gport).into();
+    until_true("the first transfer", Duration::from_secs(10), || {
+        soa_serial(gs, "static.example") == Some(7)
+    });
+    let copy = fx.dir.path().join("zones/static.example.zone");
+    let expired = fx.dir.path().join("zones/static.example.zone.expired");
+
+    relay.down.store(true, Ordering::Release);
+    let t0 = Instant::now();
+    until_true("the zone to expire", Duration::from_secs(20), || {
+        a_records(gs, "www.static.example").is_empty()
+    });
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(3),
+        "expired after {took:?}, before EXPIRE"
+    );
+    assert!(expired.exists() && !copy.exists());
+    let q = raw_query(0x7777, 0, [1, 0, 0, 0], "www.static.example", 1, &[]);
+    let r = udp_raw(gs, &q).expect("an answer");
+    assert_ne!(r[3] & 0x0F, 0, "an expired zone answers with an error");
+
+    relay.down.store(false, Ordering::Release);
+    until_true("a new copy", Duration::from_secs(20), || {
+        a_records(gs, "www.static.example") == ["192.0.2.80"]
+    });
+    assert!(copy.exists());
 }
