@@ -369,10 +369,11 @@ const SHAPES: [&str; 5] = ["city", "flat", "country", "asn", "nodb"];
 
 /// Health states: (name, edges set down / drain, (edge, load) fed).
 const HEALTH: [&str; 2] = ["up", "mixed"];
-const MIXED_ADMIN: [(&str, &str); 5] = [
+const MIXED_ADMIN: [(&str, &str); 6] = [
     ("lhr", "down"),
     ("dfw", "down"),
-    ("mex", "drain"),
+    ("mex", "down"),
+    ("sin", "drain"),
     ("fastly", "down"),
     ("syd", "drain"),
 ];
