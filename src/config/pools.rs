@@ -743,6 +743,7 @@ pub fn from_str(
                 all_down,
                 plain: false,
                 reads_km: false,
+                group: 0,
             }
             .finish(),
         );
