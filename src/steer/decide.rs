@@ -273,3 +273,95 @@ impl Chooser<'_> {
         decision
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::pools::{AlwaysUp, from_str};
+    use crate::steer::Learned;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    const POOLS: &str = "
+edges:
+  lhr: { addresses: [192.0.2.10], location: [51.47, -0.45] }
+  fra: { addresses: [192.0.2.20], location: [50.03, 8.57] }
+  iad: { addresses: [198.51.100.10], location: [38.95, -77.45] }
+nets:
+  10.0.0.0/8: [51.5, -0.1]
+hosts:
+  www: {}
+";
+
+    /// The pools above with `rtt` (an RTT file) and a learned table of
+    /// `cells`.
+    fn steering(rtt: &str, cells: &[(&str, &str, f32)]) -> Steering {
+        let origin = hickory_proto::rr::Name::from_ascii("t.example.").unwrap();
+        let p = from_str(POOLS, Path::new("t.example.pools.yaml"), &origin, &AlwaysUp).unwrap();
+        let table =
+            crate::config::rtt::from_bytes(rtt.as_bytes(), Path::new("t.rtt.csv"), &p.steering, 1)
+                .unwrap();
+        let st = p.steering.with_rtt(Arc::new(table));
+        let idx = |n: &str| st.edges.iter().position(|e| e.name == n).unwrap() as EdgeIdx;
+        let learned = Learned::new(
+            st.edges_id(),
+            cells.iter().map(|&(c, e, ms)| (c.parse().unwrap(), idx(e), ms)),
+            |_| 1.0,
+        );
+        st.live().set_learned(Some(Arc::new(learned)));
+        st
+    }
+
+    fn ask(st: &Steering, addr: &str, source: u8) -> (String, u8) {
+        let client = Client {
+            addr: addr.parse().unwrap(),
+            ecs_source: Some(source),
+        };
+        let d = decide(st, &st.hosts[0], None, client, Family::V4, &mut ());
+        (st.edges[d.edges[0] as usize].name.clone(), d.scope)
+    }
+
+    const HEADER: &str = "client,edge,rtt_ms,samples\n";
+
+    #[test]
+    fn learned_cells_rank_like_prefix_rows() {
+        // In the London net, lhr is nearest; a learned cell says iad.
+        let st = steering(HEADER, &[("10.1.2.0/24", "iad", 5.0)]);
+        assert_eq!(ask(&st, "10.1.2.3", 24), ("iad".into(), 24));
+        // Another /24 of the net: no cell, nearest, but scoped to the cell
+        // length so it is not cached for the learned one.
+        assert_eq!(ask(&st, "10.1.3.3", 16), ("lhr".into(), 24));
+    }
+
+    #[test]
+    fn file_prefixes_longer_win_equal_merge_shorter_lose() {
+        let rtt = format!("{HEADER}10.1.2.0/25,fra,9,1\n10.1.3.0/24,fra,50,1\n10.1.0.0/16,lhr,1,1\n");
+        let st = steering(
+            &rtt,
+            &[
+                ("10.1.2.0/24", "iad", 5.0),
+                ("10.1.3.0/24", "iad", 20.0),
+                ("10.1.3.0/24", "fra", 1.0),
+                ("10.1.4.0/24", "iad", 5.0),
+            ],
+        );
+        // A /25 file row beats the learned /24.
+        assert_eq!(ask(&st, "10.1.2.3", 24).0, "fra");
+        // The same /24: merged, the file's fra (50 ms) over the learned 1 ms.
+        assert_eq!(ask(&st, "10.1.3.3", 24).0, "iad");
+        // A /16 file row loses to the learned /24.
+        assert_eq!(ask(&st, "10.1.4.3", 24).0, "iad");
+        assert_eq!(ask(&st, "10.1.5.3", 24).0, "lhr");
+    }
+
+    #[test]
+    fn learned_rows_of_another_edge_list_are_ignored() {
+        let st = steering(HEADER, &[]);
+        st.live().set_learned(Some(Arc::new(Learned::new(
+            st.edges_id() ^ 1,
+            [("10.1.2.0/24".parse().unwrap(), 2, 5.0)],
+            |_| 1.0,
+        ))));
+        assert_eq!(ask(&st, "10.1.2.3", 24), ("lhr".into(), 8));
+    }
+}
