@@ -92,9 +92,9 @@ impl From<&Location> for LocKey {
 /// Distinct locations (and their points) as they are found.
 #[derive(Default)]
 struct Places {
-    ids: HashMap<LocKey, LocId>,
+    ids: FxMap<LocKey, LocId>,
     locations: Vec<Location>,
-    points: HashMap<(u64, u64), u32>,
+    points: FxMap<(u64, u64), u32>,
     point_of: Vec<u32>,
     units: Vec<[f64; 3]>,
 }
@@ -132,6 +132,40 @@ impl Places {
         Ok(Some(id))
     }
 }
+
+/// A multiply-rotate hasher (FxHash's): the build hashes a data offset per
+/// leaf (millions) and a location per record, where SipHash was a third of
+/// the time. Keys come from the file, but a collision only costs time, and
+/// the table is rebuilt per open.
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl std::hash::Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fx>>;
 
 /// Hands out [`GeoDb::id`]s.
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -172,9 +206,11 @@ impl GeoDb {
             let bytes = snapshot.as_ref();
             let reader = Reader::from_source(bytes).map_err(|e| e.to_string())?;
             let m = reader.metadata().clone();
-            scan_tree(bytes, &m)?;
+            let release = |r: std::ops::Range<usize>| snapshot.release(r);
+            scan_tree(bytes, &m, &release)?;
             let scanned = cpu_now();
-            let tree = Tree::new(bytes, m.node_count, m.record_size, m.ip_version);
+            let tree =
+                Tree::new(bytes, m.node_count, m.record_size, m.ip_version).releasing(&release);
             let schema = detect_schema(&reader, &tree)?;
             let read = read_networks(&reader, &tree, schema, m.node_count as usize)?;
             let done = cpu_now();
@@ -236,7 +272,7 @@ impl GeoDb {
     /// two (both decided).
     pub fn with_asn(self, asn: Arc<GeoDb>) -> GeoDb {
         let mut places = Places::default();
-        let mut pairs: HashMap<(LocId, LocId), Option<LocId>> = HashMap::new();
+        let mut pairs: FxMap<(LocId, LocId), Option<LocId>> = FxMap::default();
         let mut merge = |a: Value, b: Value, places: &mut Places| -> Value {
             if table::v4_at(a).is_some() || table::v4_at(b).is_some() {
                 // The IPv4 subtree inside IPv6: both look up IPv4.
@@ -398,8 +434,10 @@ fn read_networks(
 ) -> Result<Read, String> {
     let mut places = Places::default();
     // Data offset -> location (None: it says nothing we read); only while
-    // reading.
-    let mut seen: HashMap<u32, Option<LocId>> = HashMap::new();
+    // reading. Neighbouring leaves often share a record: the last one is
+    // kept at hand.
+    let mut seen: FxMap<u32, Option<LocId>> = FxMap::default();
+    let mut last: Option<(usize, Option<LocId>)> = None;
     let mut error = None;
     let mut value = |ip: IpAddr, prefix: u8, leaf: Leaf, places: &mut Places| -> Option<Value> {
         let offset = match leaf {
@@ -407,6 +445,11 @@ fn read_networks(
             Leaf::V4 => return Some(table::value(V4_AT, prefix)),
             Leaf::Data(o) => o,
         };
+        if let Some((o, loc)) = last
+            && o == offset
+        {
+            return Some(leaf_value(loc, prefix));
+        }
         let Ok(key) = u32::try_from(offset) else {
             error = Some(format!("data offset {offset} does not fit 32 bits"));
             return None;
@@ -424,6 +467,7 @@ fn read_networks(
                 }
             },
         };
+        last = Some((offset, loc));
         Some(leaf_value(loc, prefix))
     };
     // At most one range per node and one more: capacity never touched
@@ -460,10 +504,14 @@ fn read_networks(
     Ok(Read { v4, v6, places })
 }
 
-/// Record `offset`, which a lookup of `ip` leads to: verified whole (every
-/// pointer followed, under the decoder's depth and size limits), then
-/// read as `schema`. A record that does not decode into our shape (a field
+/// Record `offset`, which a lookup of `ip` leads to, read as `schema`. A
+/// corrupt record (a bad pointer, a bad type code, data past the section)
+/// refuses the database; one that decodes but not into our shape (a field
 /// of another type) locates nothing, as one we understand nothing of.
+///
+/// The fields steering does not read are skipped, not verified: a record
+/// is read once, here, and nothing reads it again, so checking what no
+/// one reads would double the time a City database takes to open.
 fn decode(
     reader: &Reader<&[u8]>,
     ip: IpAddr,
@@ -477,17 +525,15 @@ fn decode(
             item.offset()
         ));
     }
-    item.decode::<DeepSkip>()
-        .map_err(|e| format!("record for {ip}: {e}"))?;
-    let raw: Option<RawRecord<'_>> = match schema {
-        RecordSchema::Nested => item
-            .decode::<NestedRecord<'_>>()
-            .ok()
-            .flatten()
-            .map(|n| n.0),
-        RecordSchema::Flat => item.decode().ok().flatten(),
+    let raw: Result<Option<RawRecord<'_>>, _> = match schema {
+        RecordSchema::Nested => item.decode::<NestedRecord<'_>>().map(|r| r.map(|n| n.0)),
+        RecordSchema::Flat => item.decode(),
     };
-    Ok(raw.map(|r| r.location()).unwrap_or_default())
+    match raw {
+        Ok(raw) => Ok(raw.map(|r| r.location()).unwrap_or_default()),
+        Err(maxminddb::MaxMindDbError::Decoding { .. }) => Ok(Location::default()),
+        Err(e) => Err(format!("record for {ip}: {e}")),
+    }
 }
 
 /// Samples the first records: flat-only keys make it `Flat`, anything else `Nested`
@@ -536,7 +582,11 @@ const METADATA_MAX: usize = 128 * 1024;
 /// data section. With [`Tree::records`] (which visits each reachable node once) and the
 /// whole-record decodes of `decode_all`, this is what maxminddb's `verify()` checks,
 /// plus the nodes no walk reaches. O(node_count), a few ms per million nodes.
-fn scan_tree(buf: &[u8], m: &maxminddb::Metadata) -> Result<(), String> {
+fn scan_tree(
+    buf: &[u8],
+    m: &maxminddb::Metadata,
+    release: &dyn Fn(std::ops::Range<usize>),
+) -> Result<(), String> {
     let node_count = m.node_count as usize;
     let node_bytes = usize::from(m.record_size) / 4;
     let tree_len = node_count
@@ -571,14 +621,14 @@ fn scan_tree(buf: &[u8], m: &maxminddb::Metadata) -> Result<(), String> {
                     .is_some_and(|d| d < data_len))
     };
     let bad = match m.record_size {
-        24 => scan_records::<6>(tree, ok, |c| (be3(&c[0..3]), be3(&c[3..6]))),
-        28 => scan_records::<7>(tree, ok, |c| {
+        24 => scan_records::<6>(tree, ok, release, |c| (be3(&c[0..3]), be3(&c[3..6]))),
+        28 => scan_records::<7>(tree, ok, release, |c| {
             (
                 be3(&c[0..3]) | (usize::from(c[3]) & 0xf0) << 20,
                 be3(&c[4..7]) | (usize::from(c[3]) & 0x0f) << 24,
             )
         }),
-        32 => scan_records::<8>(tree, ok, |c| {
+        32 => scan_records::<8>(tree, ok, release, |c| {
             let w = |b: &[u8]| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize;
             (w(&c[0..4]), w(&c[4..8]))
         }),
@@ -602,80 +652,39 @@ fn scan_tree(buf: &[u8], m: &maxminddb::Metadata) -> Result<(), String> {
 /// The first (node, record) of `tree` that `ok` rejects, nodes of `N` bytes
 /// read by `split` into their two records. Generic over the size so the
 /// loop has no dispatch; it only tests, and says why once.
+/// The bytes behind it are let go of as the scan goes (`release`).
 fn scan_records<const N: usize>(
     tree: &[u8],
     ok: impl Fn(usize) -> bool,
+    release: &dyn Fn(std::ops::Range<usize>),
     split: impl Fn(&[u8; N]) -> (usize, usize),
 ) -> Option<(usize, usize)> {
     let (nodes, _) = tree.as_chunks::<N>();
-    nodes.iter().enumerate().find_map(|(node, c)| {
-        let (left, right) = split(c);
-        if !ok(left) {
-            Some((node, left))
-        } else if !ok(right) {
-            Some((node, right))
-        } else {
-            None
+    const CHUNK: usize = 1 << 16;
+    for (k, chunk) in nodes.chunks(CHUNK).enumerate() {
+        let bad = chunk.iter().enumerate().find_map(|(i, c)| {
+            let (left, right) = split(c);
+            let node = k * CHUNK + i;
+            if !ok(left) {
+                Some((node, left))
+            } else if !ok(right) {
+                Some((node, right))
+            } else {
+                None
+            }
+        });
+        if bad.is_some() {
+            return bad;
         }
-    })
+        release(k * CHUNK * N..(k + 1) * CHUNK * N);
+    }
+    None
 }
 
 fn be3(b: &[u8]) -> usize {
     usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2])
 }
 
-/// Decodes and discards a whole value, following every pointer (unlike `IgnoredAny`).
-struct DeepSkip;
-
-impl<'de> serde::Deserialize<'de> for DeepSkip {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(DeepSkip)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for DeepSkip {
-    type Value = DeepSkip;
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_u128<E>(self, _: u128) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_bytes<E>(self, _: &[u8]) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_unit<E>(self) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<DeepSkip, A::Error> {
-        while seq.next_element::<DeepSkip>()?.is_some() {}
-        Ok(DeepSkip)
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<DeepSkip, A::Error> {
-        while map.next_entry::<DeepSkip, DeepSkip>()?.is_some() {}
-        Ok(DeepSkip)
-    }
-}
-
-/// Decodes every distinct record the tree points to, once (see
-/// [`GeoDb::locations`]): `records` is [`Tree::records`], each record with
-/// one address that leads to it; maxminddb decodes it through a lookup of
-/// that address, first whole (every pointer followed, under the decoder's
 /// This thread's CPU time in seconds, for the open-time log line (wall
 /// time on a busy machine says little).
 fn cpu_now() -> f64 {

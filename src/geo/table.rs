@@ -100,10 +100,10 @@ pub(crate) struct Ranges<K: Key> {
 /// A family's range keys below the bucket bits.
 enum Keys {
     /// IPv4: the 32 - bits (at most 16) bits below the bucket.
-    Short(Box<[u16]>),
+    Short(Vec<u16>),
     /// IPv6: the 64 bits below the bucket, and for the ranges starting at a
     /// non-zero bit further down, their full starts (sorted, with index).
-    Long(Box<[u64]>, Box<[(u32, u128)]>),
+    Long(Vec<u64>, Vec<(u32, u128)>),
 }
 
 impl<K: Key> std::fmt::Debug for Ranges<K> {
@@ -115,38 +115,96 @@ impl<K: Key> std::fmt::Debug for Ranges<K> {
     }
 }
 
-/// Ranges as they are read from the tree, before they are indexed.
+/// Ranges as they are read from the tree, indexed as they come (starts
+/// arrive in address order), so the table is built in its final, compact
+/// form: no list of full addresses is held on the way.
 pub(crate) struct Builder<K: Key> {
-    starts: Vec<K>,
+    bits: u32,
+    /// `first[b]` for the buckets up to the last start's.
+    first: Vec<u32>,
+    keys: Keys,
     values: Vec<Value>,
+    /// The last range's start, and the one's before it.
+    last: Option<K>,
+    prev: Option<K>,
 }
 
 impl<K: Key> Builder<K> {
     /// Room for `hint` ranges (an upper bound: pages past the ones written
-    /// are never touched, so never resident).
+    /// are never touched, so never resident), which also sizes the IPv4
+    /// buckets (16 to 20 bits, about a range per bucket; IPv6 takes 16).
     pub(crate) fn with_capacity(hint: usize) -> Self {
+        let bits = if K::BITS == 32 {
+            (usize::BITS - hint.leading_zeros()).clamp(16, 20)
+        } else {
+            16
+        };
         Builder {
-            starts: Vec::with_capacity(hint),
+            bits,
+            first: Vec::with_capacity((1 << bits) + 1),
+            keys: if K::BITS == 32 {
+                Keys::Short(Vec::with_capacity(hint))
+            } else {
+                Keys::Long(Vec::with_capacity(hint), Vec::new())
+            },
             values: Vec::with_capacity(hint),
+            last: None,
+            prev: None,
         }
     }
 
     /// Appends the range starting at `start` (in address order, the first
-    /// at 0), merged into the previous one when its value is the same.
+    /// at 0), merged into the previous one when its value is the same; a
+    /// range starting where the last one did replaces it.
     pub(crate) fn push(&mut self, start: K, value: Value) {
         if self.values.last() == Some(&value) {
             return;
         }
-        if self.starts.last() == Some(&start) {
-            // An empty range before it (never from a tree; from a merge).
-            self.values.pop();
-            self.starts.pop();
+        if self.last == Some(start) {
+            // The last range was empty (never from a tree; from a merge).
+            self.pop();
             if self.values.last() == Some(&value) {
                 return;
             }
         }
-        self.starts.push(start);
+        let shift = K::BITS - self.bits;
+        let a = start.to_u128();
+        let b = (a >> shift) as usize;
+        while self.first.len() <= b {
+            self.first.push(self.values.len() as u32);
+        }
+        let low = a & ((1u128 << shift) - 1);
+        match &mut self.keys {
+            Keys::Short(k) => k.push(low as u16),
+            Keys::Long(k, deep) => {
+                let down = shift - 64;
+                if low & ((1u128 << down) - 1) != 0 {
+                    deep.push((self.values.len() as u32, a));
+                }
+                k.push((low >> down) as u64);
+            }
+        }
         self.values.push(value);
+        (self.prev, self.last) = (self.last, Some(start));
+    }
+
+    /// Drops the last range (the buckets' firsts that point at it then
+    /// point at whatever comes next, as they should).
+    fn pop(&mut self) {
+        self.values.pop();
+        let n = self.values.len() as u32;
+        match &mut self.keys {
+            Keys::Short(k) => {
+                k.pop();
+            }
+            Keys::Long(k, deep) => {
+                k.pop();
+                if deep.last().is_some_and(|d| d.0 == n) {
+                    deep.pop();
+                }
+            }
+        }
+        (self.last, self.prev) = (self.prev, None);
     }
 
     /// One range over the whole family, of `value`.
@@ -157,52 +215,30 @@ impl<K: Key> Builder<K> {
     }
 
     /// The ranges, indexed.
-    pub(crate) fn finish(self) -> Ranges<K> {
-        let Builder { starts, values } = self;
-        assert_eq!(starts.first().copied(), Some(K::default()), "ranges start at 0");
-        let n = starts.len();
-        // About one range per bucket, within 16..=20 bits for IPv4 (16-bit
-        // keys below the bucket) and 16 for IPv6.
-        let bits = if K::BITS == 32 {
-            (usize::BITS - n.leading_zeros()).clamp(16, 20)
-        } else {
-            16
-        };
-        let shift = K::BITS - bits;
-        let bucket = |k: K| (k.to_u128() >> shift) as usize;
-        let mut first = Vec::with_capacity((1 << bits) + 1);
-        let mut i = 0usize;
-        for b in 0..=1usize << bits {
-            while i < n && bucket(starts[i]) < b {
-                i += 1;
-            }
-            first.push(i as u32);
+    pub(crate) fn finish(mut self) -> Ranges<K> {
+        assert!(!self.values.is_empty(), "ranges start at 0");
+        assert_eq!(self.first.first(), Some(&0), "ranges start at 0");
+        while self.first.len() <= 1 << self.bits {
+            self.first.push(self.values.len() as u32);
         }
-        let low = |k: K| k.to_u128() & ((1u128 << shift) - 1);
-        let keys = if K::BITS == 32 {
-            Keys::Short(starts.iter().map(|&k| low(k) as u16).collect())
-        } else {
-            // The 64 bits after the bucket's; what is below them is rare.
-            let down = shift - 64;
-            let mut deep = Vec::new();
-            let keys = starts
-                .iter()
-                .enumerate()
-                .map(|(i, &k)| {
-                    let l = low(k);
-                    if l & ((1u128 << down) - 1) != 0 {
-                        deep.push((i as u32, k.to_u128()));
-                    }
-                    (l >> down) as u64
-                })
-                .collect();
-            Keys::Long(keys, deep.into_boxed_slice())
+        // Exact sizes (untouched capacity was never resident, but the
+        // allocator would keep it).
+        let keys = match self.keys {
+            Keys::Short(mut k) => {
+                k.shrink_to_fit();
+                Keys::Short(k)
+            }
+            Keys::Long(mut k, mut d) => {
+                k.shrink_to_fit();
+                d.shrink_to_fit();
+                Keys::Long(k, d)
+            }
         };
         Ranges {
-            bits,
-            first: first.into_boxed_slice(),
+            bits: self.bits,
+            first: self.first.into_boxed_slice(),
             keys,
-            values: values.into_boxed_slice(),
+            values: self.values.into_boxed_slice(),
             _k: std::marker::PhantomData,
         }
     }

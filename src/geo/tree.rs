@@ -24,7 +24,16 @@ pub(crate) struct Tree<'a> {
     node_count: usize,
     record_size: u16,
     ip_version: u16,
+    /// Told, now and then, which bytes of the tree the walk is done with
+    /// (those of nodes numbered before the current one, except the nodes on
+    /// the way down to it): the walk reads each node once, so they need not
+    /// stay resident. (Writers number nodes depth first, so those are all
+    /// behind it; with another numbering a node let go of is read back.)
+    release: Option<&'a dyn Fn(std::ops::Range<usize>)>,
 }
+
+/// Nodes walked between two calls of [`Tree::release`].
+const RELEASE_EVERY: usize = 1 << 16;
 
 /// Every leaf reached more often than this many times the node count means
 /// subtrees shared beyond the IPv4 aliases (a hostile file could make the
@@ -40,7 +49,42 @@ impl<'a> Tree<'a> {
             node_count: node_count as usize,
             record_size,
             ip_version,
+            release: None,
         }
+    }
+
+    /// The same tree, telling `release` which bytes the walk is done with.
+    pub(crate) fn releasing(mut self, release: &'a dyn Fn(std::ops::Range<usize>)) -> Self {
+        self.release = Some(release);
+        self
+    }
+
+    /// Bytes per node.
+    fn node_bytes(&self) -> usize {
+        usize::from(self.record_size) / 4
+    }
+
+    /// Releases the bytes of the nodes before `current` (from `from`), but
+    /// for those of the nodes on the way down to it (`path`).
+    fn release_behind(&self, from: usize, current: usize, path: &[usize]) -> usize {
+        let Some(release) = self.release else {
+            return from;
+        };
+        let nb = self.node_bytes();
+        let mut keep: Vec<usize> = path.iter().filter(|&&n| n < current).map(|&n| n * nb).collect();
+        keep.sort_unstable();
+        let mut at = from;
+        for k in keep {
+            if k >= at {
+                release(at..k);
+                at = k + nb;
+            }
+        }
+        let end = current * nb;
+        if end > at {
+            release(at..end);
+        }
+        end.max(from)
     }
 
     /// An IPv6 tree (with the IPv4 subtree under `::/96`).
@@ -125,6 +169,9 @@ impl<'a> Tree<'a> {
         // (record value, depth, first address).
         let mut stack: Vec<(usize, u8, u128)> = Vec::with_capacity(2 * usize::from(bits) + 2);
         stack.push((root, 0, 0));
+        // The nodes on the way down to the current one, by depth.
+        let mut path = [0usize; 129];
+        let (mut walked, mut released) = (0usize, 0usize);
         while let Some((rec, depth, first)) = stack.pop() {
             let node = match self.classify(rec) {
                 Ok(node) if Some(node) == alias => {
@@ -149,6 +196,11 @@ impl<'a> Tree<'a> {
             budget = budget.checked_sub(1).ok_or_else(|| {
                 "corrupt search tree: subtrees shared beyond the IPv4 aliases".to_string()
             })?;
+            path[usize::from(depth)] = node;
+            walked += 1;
+            if walked % RELEASE_EVERY == 0 {
+                released = self.release_behind(released, node, &path[..usize::from(depth)]);
+            }
             // Right pushed first, so the lower half comes out first.
             let half = 1u128 << (127 - depth);
             stack.push((self.read(node, 1), depth + 1, first | half));
