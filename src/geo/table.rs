@@ -94,7 +94,10 @@ pub(crate) struct Ranges<K: Key> {
     first: Box<[u32]>,
     keys: Keys,
     values: Box<[Value]>,
-    _k: std::marker::PhantomData<K>,
+    /// Every range's full start, for tables whose ranges' bounds are read
+    /// per query (a zone's nets and RTT prefixes narrow the ECS scope to
+    /// them); the database's own tables keep only the keys.
+    starts: Option<Box<[K]>>,
 }
 
 /// A family's range keys below the bucket bits.
@@ -127,6 +130,8 @@ pub(crate) struct Builder<K: Key> {
     /// The last range's start, and the one's before it.
     last: Option<K>,
     prev: Option<K>,
+    /// Full starts too ([`Ranges::starts`]).
+    starts: Option<Vec<K>>,
 }
 
 impl<K: Key> Builder<K> {
@@ -150,6 +155,16 @@ impl<K: Key> Builder<K> {
             values: Vec::with_capacity(hint),
             last: None,
             prev: None,
+            starts: None,
+        }
+    }
+
+    /// [`Builder::with_capacity`], keeping every range's full start, so
+    /// [`Ranges::bounds`] is two reads.
+    pub(crate) fn with_bounds(hint: usize) -> Self {
+        Builder {
+            starts: Some(Vec::with_capacity(hint)),
+            ..Builder::with_capacity(hint)
         }
     }
 
@@ -185,6 +200,9 @@ impl<K: Key> Builder<K> {
             }
         }
         self.values.push(value);
+        if let Some(s) = &mut self.starts {
+            s.push(start);
+        }
         (self.prev, self.last) = (self.last, Some(start));
     }
 
@@ -192,6 +210,9 @@ impl<K: Key> Builder<K> {
     /// point at whatever comes next, as they should).
     fn pop(&mut self) {
         self.values.pop();
+        if let Some(s) = &mut self.starts {
+            s.pop();
+        }
         let n = self.values.len() as u32;
         match &mut self.keys {
             Keys::Short(k) => {
@@ -209,7 +230,7 @@ impl<K: Key> Builder<K> {
 
     /// One range over the whole family, of `value`.
     pub(crate) fn empty(value: Value) -> Ranges<K> {
-        let mut b = Builder::with_capacity(1);
+        let mut b = Builder::with_bounds(1);
         b.push(K::default(), value);
         b.finish()
     }
@@ -239,7 +260,7 @@ impl<K: Key> Builder<K> {
             first: self.first.into_boxed_slice(),
             keys,
             values: self.values.into_boxed_slice(),
-            _k: std::marker::PhantomData,
+            starts: self.starts.map(Vec::into_boxed_slice),
         }
     }
 }
@@ -253,43 +274,47 @@ impl<K: Key> Ranges<K> {
     /// The index of the range holding `a`.
     #[inline]
     pub(crate) fn find(&self, a: K) -> usize {
+        // Ranges starting in the address's bucket at or before it; none
+        // means the range started in an earlier bucket.
+        match &self.keys {
+            Keys::Short(k) => {
+                // IPv4 in 32-bit arithmetic (the key type is u32).
+                let a = a.to_u128() as u32;
+                let shift = 32 - self.bits;
+                let b = (a >> shift) as usize;
+                let (lo, hi) = (self.first[b] as usize, self.first[b + 1] as usize);
+                let l = (a & ((1 << shift) - 1)) as u16;
+                let keys = &k[lo..hi];
+                // Most buckets hold a range or two: a scan reads the one
+                // line the binary search would.
+                let n = if keys.len() <= 8 {
+                    keys.iter().take_while(|&&x| x <= l).count()
+                } else {
+                    keys.partition_point(|&x| x <= l)
+                };
+                lo + n - 1
+            }
+            Keys::Long(k, deep) => self.find_long(k, deep, a.to_u128()),
+        }
+    }
+
+    /// [`Ranges::find`] over 64-bit keys (IPv6).
+    fn find_long(&self, k: &[u64], deep: &[(u32, u128)], a: u128) -> usize {
         let shift = K::BITS - self.bits;
-        let a = a.to_u128();
         let b = (a >> shift) as usize;
         let (lo, hi) = (self.first[b] as usize, self.first[b + 1] as usize);
         let low = a & ((1u128 << shift) - 1);
-        // Ranges starting in this bucket at or before the address; none
-        // means the range started in an earlier bucket.
-        let i = match &self.keys {
-            Keys::Short(k) => {
-                let l = low as u16;
-                lo + k[lo..hi].partition_point(|&x| x <= l)
+        let down = shift - 64;
+        let l = (low >> down) as u64;
+        let mut i = lo + k[lo..hi].partition_point(|&x| x <= l);
+        // A range that starts inside the address's 64-bit key block but
+        // after the address itself: step back over such.
+        while i > lo && k[i - 1] == l && !deep.is_empty() {
+            match deep.get(deep.partition_point(|&(j, _)| (j as usize) < i - 1)) {
+                Some(&(j, s)) if j as usize == i - 1 && s > a => i -= 1,
+                _ => break,
             }
-            Keys::Long(k, deep) => {
-                let down = shift - 64;
-                let l = (low >> down) as u64;
-                let mut i = lo + k[lo..hi].partition_point(|&x| x <= l);
-                // A range that starts inside the address's 64-bit key
-                // block but after the address itself: one step back.
-                if i > lo && k[i - 1] == l && !deep.is_empty() {
-                    let at = deep.partition_point(|&(j, _)| (j as usize) < i - 1);
-                    if let Some(&(j, start)) = deep.get(at)
-                        && j as usize == i - 1
-                        && start > a
-                    {
-                        i -= 1;
-                        // Several deep starts in one block: keep stepping.
-                        while i > lo && k[i - 1] == l {
-                            match deep.get(deep.partition_point(|&(j, _)| (j as usize) < i - 1)) {
-                                Some(&(j, s)) if j as usize == i - 1 && s > a => i -= 1,
-                                _ => break,
-                            }
-                        }
-                    }
-                }
-                i
-            }
-        };
+        }
         i - 1
     }
 
@@ -301,6 +326,9 @@ impl<K: Key> Ranges<K> {
 
     /// Range `i`'s start.
     pub(crate) fn start(&self, i: usize) -> K {
+        if let Some(s) = &self.starts {
+            return s[i];
+        }
         let shift = K::BITS - self.bits;
         // The bucket is the last whose first range is at or before `i`.
         let b = self.first.partition_point(|&f| f as usize <= i) - 1;
@@ -354,7 +382,7 @@ impl<K: Key> Ranges<K> {
 /// (network, prefix length, value), sorted by network then length
 /// (parents first); of two equal networks the first counts.
 pub(crate) fn from_prefixes<K: Key>(prefixes: &[(K, u8, Value)], none: Value) -> Ranges<K> {
-    let mut b = Builder::with_capacity(2 * prefixes.len() + 1);
+    let mut b = Builder::with_bounds(2 * prefixes.len() + 1);
     b.push(K::default(), none);
     // Open prefixes: (network, length, last address, value).
     let mut open: Vec<(K, u8, K, Value)> = Vec::new();
@@ -429,6 +457,21 @@ mod tests {
         b.finish()
     }
 
+    /// The same ranges with their starts kept: the same answers and bounds.
+    fn check_bounded<K: Key>(t: &Ranges<K>, ranges: &[(K, Value)]) {
+        let mut b = Builder::with_bounds(ranges.len());
+        for &(s, v) in ranges {
+            b.push(s, v);
+        }
+        let bt = b.finish();
+        assert!(bt.starts.is_some() && t.starts.is_none());
+        for i in (0..t.len()).step_by(1 + t.len() / 3000) {
+            assert_eq!(bt.bounds(i), t.bounds(i), "range {i}");
+            let (lo, hi) = t.bounds(i);
+            assert_eq!((bt.find(lo), bt.find(hi)), (i, i));
+        }
+    }
+
     /// The range of `a` by definition: the last start at or before it.
     fn reference<K: Key>(ranges: &[(K, Value)], a: K) -> Value {
         ranges[ranges.partition_point(|r| r.0 <= a) - 1].1
@@ -470,6 +513,7 @@ mod tests {
             }
             let back: Vec<(u32, Value)> = t.iter().collect();
             assert_eq!(back, ranges);
+            check_bounded(&t, &ranges);
         }
     }
 
@@ -504,6 +548,7 @@ mod tests {
             }
             let back: Vec<(u128, Value)> = t.iter().collect();
             assert_eq!(back, ranges);
+            check_bounded(&t, &ranges);
         }
     }
 

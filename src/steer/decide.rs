@@ -122,9 +122,10 @@ pub fn decide<T: Trace>(
             .map(|h| h.key),
     };
     let mut rows = key.map_or_else(Rows::default, |k| Rows::of_key(&st.rtt, k));
-    let learned = st.live.learned();
-    let learned: Option<&Learned> = learned
-        .as_deref()
+    let guard = st.live.learned();
+    let learned: Option<&Learned> = guard
+        .as_ref()
+        .and_then(|g| g.as_deref())
         .filter(|l| l.edges_id() == st.edges_id && l.cells() > 0);
     let mut floor = 0;
     let mut union: SmallVec<[(EdgeIdx, f32); 16]> = SmallVec::new();

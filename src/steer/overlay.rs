@@ -227,7 +227,7 @@ fn side<K: Key>(
     let nets = table::from_prefixes(&prefixes, NONE);
     let none = table::from_prefixes::<K>(&[], NONE);
     let rtt = rtt.unwrap_or(&none);
-    let mut b = table::Builder::with_capacity(nets.len() + rtt.len() + 1);
+    let mut b = table::Builder::with_bounds(nets.len() + rtt.len() + 1);
     table::overlay(&nets, rtt, |start, net, word| {
         let next = pairs.len() as u32;
         let id = *ids.entry((net, word)).or_insert(next);

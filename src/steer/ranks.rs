@@ -267,8 +267,8 @@ pub(crate) struct Order<'a> {
     /// Own members yielded (or buffered).
     own_done: usize,
     /// Own members in order, not yet yielded: a tie run, or the computed
-    /// rest.
-    buf: SmallVec<[Ranked; 8]>,
+    /// rest (edges only, so the order stays small to move).
+    buf: SmallVec<[EdgeIdx; 8]>,
     next_buf: usize,
     next_partner: usize,
 }
@@ -323,7 +323,7 @@ impl<'a> Order<'a> {
     /// orders them: biased km when the group has a bias, else chord;
     /// equal metrics in configured order).
     fn compute(&mut self) {
-        let mut all: SmallVec<[(f64, Ranked); 16]> = self
+        let mut all: SmallVec<[(f64, EdgeIdx); 16]> = self
             .m
             .order
             .iter()
@@ -334,14 +334,14 @@ impl<'a> Order<'a> {
                     _ => 0.0,
                 };
                 let key = if self.m.biased { km_of(c) * edge.scale() } else { c };
-                (key, self.ranked(e))
+                (key, e)
             })
             .collect();
         // Stable: equal metrics keep the configured order.
         all.sort_by(|a, b| a.0.total_cmp(&b.0));
         self.buf.clear();
         self.buf
-            .extend(all.into_iter().skip(self.own_done).map(|(_, r)| r));
+            .extend(all.into_iter().skip(self.own_done).map(|(_, e)| e));
         self.next_buf = 0;
         self.own_done = self.m.order.len();
         self.source = Source::Computed;
@@ -365,12 +365,8 @@ impl<'a> Order<'a> {
         let at = |e: &EdgeIdx| self.m.order.iter().position(|x| x == e);
         run.sort_by_key(at);
         self.own_done += run.len();
-        self.buf.clear();
+        self.buf = run;
         self.next_buf = 0;
-        for e in run {
-            let r = self.ranked(e);
-            self.buf.push(r);
-        }
         pos
     }
 }
@@ -380,9 +376,9 @@ impl Iterator for Order<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<Ranked> {
-        if let Some(&r) = self.buf.get(self.next_buf) {
+        if let Some(&e) = self.buf.get(self.next_buf) {
             self.next_buf += 1;
-            return Some(r);
+            return Some(self.ranked(e));
         }
         while self.own_done < self.m.order.len() {
             match self.source {
