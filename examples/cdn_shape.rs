@@ -17,19 +17,58 @@ use std::path::Path;
 
 /// Metros edges are placed around: (name, lat, lon, region).
 const METROS: &[(&str, f64, f64, u8)] = &[
-    ("lon", 51.5, -0.1, 0), ("fra", 50.1, 8.7, 0), ("par", 48.9, 2.4, 0), ("ams", 52.4, 4.9, 0),
-    ("mad", 40.4, -3.7, 0), ("mil", 45.5, 9.2, 0), ("sto", 59.3, 18.1, 0), ("waw", 52.2, 21.0, 0),
-    ("vie", 48.2, 16.4, 0), ("dub", 53.3, -6.3, 0), ("mos", 55.8, 37.6, 0), ("ist", 41.0, 29.0, 0),
-    ("nyc", 40.7, -74.0, 1), ("iad", 38.9, -77.4, 1), ("atl", 33.7, -84.4, 1), ("mia", 25.8, -80.2, 1),
-    ("chi", 41.9, -87.6, 1), ("dfw", 32.8, -96.8, 1), ("den", 39.7, -105.0, 1), ("lax", 34.1, -118.2, 1),
-    ("sjc", 37.3, -121.9, 1), ("sea", 47.6, -122.3, 1), ("yyz", 43.7, -79.4, 1), ("yvr", 49.3, -123.1, 1),
-    ("mex", 19.4, -99.1, 1), ("gru", -23.5, -46.6, 2), ("eze", -34.6, -58.4, 2), ("scl", -33.4, -70.7, 2),
-    ("bog", 4.7, -74.1, 2), ("lim", -12.0, -77.0, 2), ("jnb", -26.2, 28.0, 3), ("cpt", -33.9, 18.4, 3),
-    ("los", 6.5, 3.4, 3), ("nbo", -1.3, 36.8, 3), ("cai", 30.0, 31.2, 3), ("dxb", 25.2, 55.3, 4),
-    ("bom", 19.1, 72.9, 4), ("del", 28.6, 77.2, 4), ("maa", 13.1, 80.3, 4), ("sin", 1.4, 103.8, 4),
-    ("hkg", 22.3, 114.2, 4), ("tyo", 35.7, 139.7, 4), ("osa", 34.7, 135.5, 4), ("sel", 37.6, 127.0, 4),
-    ("tpe", 25.0, 121.6, 4), ("bkk", 13.8, 100.5, 4), ("cgk", -6.2, 106.8, 4), ("mnl", 14.6, 121.0, 4),
-    ("syd", -33.9, 151.2, 5), ("mel", -37.8, 145.0, 5), ("akl", -36.8, 174.8, 5), ("per", -31.9, 115.9, 5),
+    ("lon", 51.5, -0.1, 0),
+    ("fra", 50.1, 8.7, 0),
+    ("par", 48.9, 2.4, 0),
+    ("ams", 52.4, 4.9, 0),
+    ("mad", 40.4, -3.7, 0),
+    ("mil", 45.5, 9.2, 0),
+    ("sto", 59.3, 18.1, 0),
+    ("waw", 52.2, 21.0, 0),
+    ("vie", 48.2, 16.4, 0),
+    ("dub", 53.3, -6.3, 0),
+    ("mos", 55.8, 37.6, 0),
+    ("ist", 41.0, 29.0, 0),
+    ("nyc", 40.7, -74.0, 1),
+    ("iad", 38.9, -77.4, 1),
+    ("atl", 33.7, -84.4, 1),
+    ("mia", 25.8, -80.2, 1),
+    ("chi", 41.9, -87.6, 1),
+    ("dfw", 32.8, -96.8, 1),
+    ("den", 39.7, -105.0, 1),
+    ("lax", 34.1, -118.2, 1),
+    ("sjc", 37.3, -121.9, 1),
+    ("sea", 47.6, -122.3, 1),
+    ("yyz", 43.7, -79.4, 1),
+    ("yvr", 49.3, -123.1, 1),
+    ("mex", 19.4, -99.1, 1),
+    ("gru", -23.5, -46.6, 2),
+    ("eze", -34.6, -58.4, 2),
+    ("scl", -33.4, -70.7, 2),
+    ("bog", 4.7, -74.1, 2),
+    ("lim", -12.0, -77.0, 2),
+    ("jnb", -26.2, 28.0, 3),
+    ("cpt", -33.9, 18.4, 3),
+    ("los", 6.5, 3.4, 3),
+    ("nbo", -1.3, 36.8, 3),
+    ("cai", 30.0, 31.2, 3),
+    ("dxb", 25.2, 55.3, 4),
+    ("bom", 19.1, 72.9, 4),
+    ("del", 28.6, 77.2, 4),
+    ("maa", 13.1, 80.3, 4),
+    ("sin", 1.4, 103.8, 4),
+    ("hkg", 22.3, 114.2, 4),
+    ("tyo", 35.7, 139.7, 4),
+    ("osa", 34.7, 135.5, 4),
+    ("sel", 37.6, 127.0, 4),
+    ("tpe", 25.0, 121.6, 4),
+    ("bkk", 13.8, 100.5, 4),
+    ("cgk", -6.2, 106.8, 4),
+    ("mnl", 14.6, 121.0, 4),
+    ("syd", -33.9, 151.2, 5),
+    ("mel", -37.8, 145.0, 5),
+    ("akl", -36.8, 174.8, 5),
+    ("per", -31.9, 115.9, 5),
 ];
 
 /// SplitMix64.
@@ -78,7 +117,13 @@ fn main() {
             };
             let (m, lat, lon, region) = METROS[at];
             let round = i / METROS.len();
-            let j = |r: &mut Rng| if round == 0 { 0.0 } else { (r.below(200) as f64 - 100.0) / 100.0 };
+            let j = |r: &mut Rng| {
+                if round == 0 {
+                    0.0
+                } else {
+                    (r.below(200) as f64 - 100.0) / 100.0
+                }
+            };
             Edge {
                 name: format!("{m}{round}"),
                 lat: lat + j(&mut rng),
@@ -102,12 +147,17 @@ fn main() {
     let mut tries = 0;
     while groups.len() < groups_n {
         tries += 1;
-        assert!(tries < groups_n * 1000, "cannot draw {groups_n} distinct groups");
+        assert!(
+            tries < groups_n * 1000,
+            "cannot draw {groups_n} distinct groups"
+        );
         let mut g: Vec<usize> = match rng.below(3) {
             // Some regions (EU only, Americas, no APAC ...).
             0 => {
                 let mask = 1 + rng.below(63) as u8;
-                (0..edges_n).filter(|&e| mask >> edges[e].region & 1 != 0).collect()
+                (0..edges_n)
+                    .filter(|&e| mask >> edges[e].region & 1 != 0)
+                    .collect()
             }
             // A tier: every k-th edge.
             1 => {
@@ -158,7 +208,13 @@ fn main() {
     }
     pools.push_str("hosts:\n");
     let host_group: Vec<usize> = (0..hosts_n)
-        .map(|h| if h < groups.len() { h } else { rng.below(groups.len()) })
+        .map(|h| {
+            if h < groups.len() {
+                h
+            } else {
+                rng.below(groups.len())
+            }
+        })
         .collect();
     let names = |g: usize| -> String {
         let list: Vec<&str> = groups[g].iter().map(|&e| edges[e].name.as_str()).collect();
@@ -180,12 +236,25 @@ fn main() {
     );
     for (i, g) in groups.iter().enumerate() {
         let names: Vec<&str> = g.iter().map(|&e| edges[e].name.as_str()).collect();
-        let _ = writeln!(cfg, "      g{i} => {{\n        geoip2_db => city.mmdb\n        datacenters => [{}]", names.join(", "));
+        let _ = writeln!(
+            cfg,
+            "      g{i} => {{\n        geoip2_db => city.mmdb\n        datacenters => [{}]",
+            names.join(", ")
+        );
         let coords: Vec<String> = g
             .iter()
-            .map(|&e| format!("{} => [{:.3}, {:.3}]", edges[e].name, edges[e].lat, edges[e].lon))
+            .map(|&e| {
+                format!(
+                    "{} => [{:.3}, {:.3}]",
+                    edges[e].name, edges[e].lat, edges[e].lon
+                )
+            })
             .collect();
-        let _ = writeln!(cfg, "        auto_dc_coords => {{ {} }}\n      }}", coords.join(", "));
+        let _ = writeln!(
+            cfg,
+            "        auto_dc_coords => {{ {} }}\n      }}",
+            coords.join(", ")
+        );
     }
     cfg.push_str("    }\n    resources => {\n");
     for (i, g) in groups.iter().enumerate() {
@@ -196,7 +265,11 @@ fn main() {
                 format!("{} => [{a}.{b}.{c}.{d}]", edges[e].name)
             })
             .collect();
-        let _ = writeln!(cfg, "      g{i} => {{ map => g{i}, dcmap => {{ {} }} }}", dcs.join(", "));
+        let _ = writeln!(
+            cfg,
+            "      g{i} => {{ map => g{i}, dcmap => {{ {} }} }}",
+            dcs.join(", ")
+        );
     }
     cfg.push_str("    }\n  }\n}\n");
     write("gdnsd/config", &cfg);

@@ -18,6 +18,7 @@ use crate::geo::{Code, Coords, Location};
 use crate::health::{AdminState, CheckConfig, CheckSpec, EdgeHealth, EdgeState};
 use crate::steer::{AllDown, Edge, EdgeIdx, Host, NetTarget, Nets, Rule, Steering};
 use crate::wire;
+use crate::yaml::{Codes, NameAt};
 
 /// Default TTL of steered answers when neither the file nor the host says.
 pub const DEFAULT_TTL: u32 = 30;
@@ -78,14 +79,15 @@ pub struct RttRaw {
 #[serde(deny_unknown_fields)]
 pub struct RuleRaw {
     #[serde(default)]
-    pub continent: Option<OneOrMany<String>>,
+    pub continent: Option<Codes>,
     #[serde(default)]
-    pub country: Option<OneOrMany<String>>,
+    pub country: Option<Codes>,
     #[serde(default)]
-    pub subdivision: Option<OneOrMany<String>>,
+    pub subdivision: Option<Codes>,
     #[serde(default)]
     pub asn: Option<OneOrMany<u32>>,
-    pub edges: Vec<Spanned<String>>,
+    #[serde(deserialize_with = "crate::yaml::names")]
+    pub edges: Vec<NameAt>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,8 +99,8 @@ pub struct HostRaw {
     /// The same as SVCB (RFC 9460 §2).
     #[serde(default)]
     pub svcb: Option<Spanned<SvcbRaw>>,
-    #[serde(default)]
-    pub edges: Option<Vec<Spanned<String>>>,
+    #[serde(default, deserialize_with = "crate::yaml::option_names")]
+    pub edges: Option<Vec<NameAt>>,
     #[serde(default)]
     pub answers: Option<u8>,
     #[serde(default)]
@@ -235,11 +237,35 @@ fn svcb_template(
 }
 
 /// An override net: `[lat, lon]` or a map.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum NetRaw {
     At([f64; 2]),
     Map(NetMapRaw),
+}
+
+/// By the value's shape, read in place: serde's untagged enums buffer the
+/// value first, which turns `country: NO` into `false` and every mistake
+/// into "did not match any variant".
+impl<'de> Deserialize<'de> for NetRaw {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<NetRaw, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = NetRaw;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "[latitude, longitude], or a map of location, country, continent or edges",
+                )
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, a: A) -> Result<NetRaw, A::Error> {
+                <[f64; 2]>::deserialize(SeqAccessDeserializer::new(a)).map(NetRaw::At)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, a: A) -> Result<NetRaw, A::Error> {
+                NetMapRaw::deserialize(MapAccessDeserializer::new(a)).map(NetRaw::Map)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The whole file as written.
@@ -315,11 +341,9 @@ fn check_coords(lat: f64, lon: f64) -> Result<Coords, String> {
     Ok(Coords { lat, lon })
 }
 
-fn codes(v: &Option<OneOrMany<String>>, what: &str) -> Result<Vec<Code>, String> {
-    v.as_ref()
-        .map(|v| v.to_vec())
-        .unwrap_or_default()
-        .iter()
+fn codes(v: &Option<Codes>, what: &str) -> Result<Vec<Code>, String> {
+    v.iter()
+        .flat_map(Codes::texts)
         .map(|s| s.parse::<Code>().map_err(|e| format!("{what}: {e}")))
         .collect()
 }
@@ -515,21 +539,17 @@ pub fn from_str(
         edge.probe = probe;
         edges.push(edge);
     }
-    let resolve =
-        |list: &[Spanned<String>], key: &str, err: &mut dyn FnMut(u32, String)| -> Vec<EdgeIdx> {
-            let mut out = Vec::new();
-            for e in list {
-                match index.get(e.value.as_str()) {
-                    Some(&i) if !out.contains(&i) => out.push(i),
-                    Some(_) => {}
-                    None => err(
-                        e.referenced.line() as u32,
-                        format!("{key}: unknown edge {:?}", e.value),
-                    ),
-                }
+    let resolve = |list: &[NameAt], key: &str, err: &mut dyn FnMut(u32, String)| -> Vec<EdgeIdx> {
+        let mut out = Vec::new();
+        for e in list {
+            match index.get(&*e.text) {
+                Some(&i) if !out.contains(&i) => out.push(i),
+                Some(_) => {}
+                None => err(e.line, format!("{key}: unknown edge {:?}", &*e.text)),
             }
-            out
-        };
+        }
+        out
+    };
 
     // Override nets.
     let mut nets = Vec::new();
@@ -579,11 +599,14 @@ pub fn from_str(
                             format!("{key}: give either edges or a location, not both"),
                         );
                     }
-                    let spanned: Vec<Spanned<String>> = list
+                    let names: Vec<NameAt> = list
                         .iter()
-                        .map(|s| Spanned::new(s.clone(), net.referenced, net.defined))
+                        .map(|s| NameAt {
+                            text: s.as_str().into(),
+                            line,
+                        })
                         .collect();
-                    let idx = resolve(&spanned, &key, &mut err);
+                    let idx = resolve(&names, &key, &mut err);
                     if idx.is_empty() {
                         err(line, format!("{key}: edges: needs at least one edge"));
                     }

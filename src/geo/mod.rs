@@ -19,13 +19,13 @@ mod writer;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-pub use code::{CONTINENTS, Code, InvalidCode, continent_of, is_continent};
+pub use code::{Code, continent_of, is_continent};
 pub(crate) use reader::network;
-pub use reader::{GeoDb, GeoInfo, RecordSchema};
+pub use reader::{GeoDb, RecordSchema};
 #[doc(hidden)]
 pub use reference::Reference;
 pub use table::LocId;
-pub use writer::{BuildStats, Schema, build, synth, synth_dense};
+pub use writer::{Schema, build, synth, synth_dense};
 
 /// Latitude and longitude in degrees (WGS84).
 #[derive(Clone, Copy, Debug, PartialEq, Default)]

@@ -283,12 +283,16 @@ impl GeoDb {
             let id = *pairs.entry((la, lb)).or_insert_with(|| {
                 let mut loc = self.location_of(la).copied().unwrap_or_default();
                 loc.asn = loc.asn.or(asn.location_of(lb).and_then(|l| l.asn));
-                places.id(loc).expect("no more locations than the two databases have pairs")
+                places
+                    .id(loc)
+                    .expect("no more locations than the two databases have pairs")
             });
             leaf_value(id, pa.max(pb))
         };
         let mut v4 = Builder::with_capacity(self.v4.len() + asn.v4.len());
-        table::overlay(&self.v4, &asn.v4, |s, a, b| v4.push(s, merge(a, b, &mut places)));
+        table::overlay(&self.v4, &asn.v4, |s, a, b| {
+            v4.push(s, merge(a, b, &mut places))
+        });
         let none = Builder::<u128>::empty(leaf_value(None, 0));
         let v6 = match (&self.v6, &asn.v6) {
             (None, None) => None,
@@ -568,7 +572,6 @@ fn detect_schema(reader: &Reader<&[u8]>, tree: &Tree<'_>) -> Result<RecordSchema
     if more {
         tree.v6_leaves(|a, _, leaf| take(IpAddr::V6(Ipv6Addr::from(a)), leaf))?;
     }
-    drop(take);
     let (mut flat, mut nested) = (0usize, 0usize);
     for ip in sample {
         let item = reader.lookup(ip).map_err(|e| e.to_string())?;

@@ -71,7 +71,11 @@ impl Reference {
         let (n2, other) = asn.walk(ip);
         let network = match (n1, n2) {
             (Some(a), Some(b)) => {
-                if b.prefix_len() > a.prefix_len() { b } else { a }
+                if b.prefix_len() > a.prefix_len() {
+                    b
+                } else {
+                    a
+                }
             }
             (Some(a), None) | (None, Some(a)) => a,
             (None, None) => return None,

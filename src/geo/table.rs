@@ -388,7 +388,11 @@ pub(crate) fn from_prefixes<K: Key>(prefixes: &[(K, u8, Value)], none: Value) ->
     let mut open: Vec<(K, u8, K, Value)> = Vec::new();
     let last_of = |start: K, len: u8| {
         let host = K::BITS - u32::from(len).min(K::BITS);
-        let low = if host >= 128 { u128::MAX } else { (1u128 << host) - 1 };
+        let low = if host >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << host) - 1
+        };
         K::from_u128(start.to_u128() | low)
     };
     let close = |open: &mut Vec<(K, u8, K, Value)>, before: Option<K>, b: &mut Builder<K>| {
@@ -499,8 +503,11 @@ mod tests {
             starts.push(0);
             starts.sort();
             starts.dedup();
-            let ranges: Vec<(u32, Value)> =
-                starts.iter().enumerate().map(|(i, &s)| (s, i as Value)).collect();
+            let ranges: Vec<(u32, Value)> = starts
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| (s, i as Value))
+                .collect();
             let t = build(&ranges);
             for &(s, _) in ranges.iter().take(2000) {
                 for a in [s, s.wrapping_sub(1), s.wrapping_add(1)] {
@@ -526,7 +533,11 @@ mod tests {
                 let top = [0x2001u128, 0x2a00, 0x2400, 0x2600][(next() % 4) as usize];
                 let len = (next() % 129) as u32;
                 let a = top << 112 | u128::from(next()) << 48 | u128::from(next());
-                starts.push(if len == 0 { 0 } else { a & (u128::MAX << (128 - len)) });
+                starts.push(if len == 0 {
+                    0
+                } else {
+                    a & (u128::MAX << (128 - len))
+                });
             }
             // Host routes: starts past bit 80 (16 bucket bits + 64).
             let h = 0x2a00_0001_0002_0003_0004_0000_0000_0000u128;
@@ -534,8 +545,11 @@ mod tests {
             starts.push(0);
             starts.sort();
             starts.dedup();
-            let ranges: Vec<(u128, Value)> =
-                starts.iter().enumerate().map(|(i, &s)| (s, i as Value)).collect();
+            let ranges: Vec<(u128, Value)> = starts
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| (s, i as Value))
+                .collect();
             let t = build(&ranges);
             for &(s, _) in &ranges {
                 for a in [s, s.wrapping_sub(1), s.wrapping_add(1), s | 0xFF] {
@@ -603,14 +617,23 @@ mod tests {
         overlay(&a, &b, |s, x, y| got.push((s, x, y)));
         assert_eq!(
             got,
-            vec![(0, 1, 7), (100, 2, 7), (150, 2, 8), (200, 3, 9), (250, 3, 7)]
+            vec![
+                (0, 1, 7),
+                (100, 2, 7),
+                (150, 2, 8),
+                (200, 3, 9),
+                (250, 3, 7)
+            ]
         );
     }
 
     #[test]
     fn values_pack_location_and_prefix() {
         assert_eq!(located(value(12345, 24)), Some((12345, 24)));
-        assert_eq!(located(value(MAX_LOCATIONS as LocId - 1, 128)), Some((MAX_LOCATIONS as LocId - 1, 128)));
+        assert_eq!(
+            located(value(MAX_LOCATIONS as LocId - 1, 128)),
+            Some((MAX_LOCATIONS as LocId - 1, 128))
+        );
         assert_eq!(located(UNLOCATED), None);
         assert_eq!(located(value(NOWHERE, 20)), None);
         assert_eq!(located(value(V4_AT, 96)), None);

@@ -71,7 +71,11 @@ impl<'a> Tree<'a> {
             return from;
         };
         let nb = self.node_bytes();
-        let mut keep: Vec<usize> = path.iter().filter(|&&n| n < current).map(|&n| n * nb).collect();
+        let mut keep: Vec<usize> = path
+            .iter()
+            .filter(|&&n| n < current)
+            .map(|&n| n * nb)
+            .collect();
         keep.sort_unstable();
         let mut at = from;
         for k in keep {
@@ -305,11 +309,15 @@ mod tests {
     fn cycles_depth_and_bad_pointers_are_refused() {
         // A node pointing back at itself: deeper than any address.
         let b = tree_bytes(&[(0, 1)]);
-        let e = Tree::new(&b, 1, 24, 4).v4_leaves(|_, _, _| true).unwrap_err();
+        let e = Tree::new(&b, 1, 24, 4)
+            .v4_leaves(|_, _, _| true)
+            .unwrap_err();
         assert!(e.contains("deeper than 32 bits"), "{e}");
         // A record into the 16-byte separator.
         let b = tree_bytes(&[(3, 1)]);
-        let e = Tree::new(&b, 1, 24, 4).v4_leaves(|_, _, _| true).unwrap_err();
+        let e = Tree::new(&b, 1, 24, 4)
+            .v4_leaves(|_, _, _| true)
+            .unwrap_err();
         assert!(e.contains("separator"), "{e}");
     }
 

@@ -28,7 +28,12 @@ pub fn locate<'s>(st: &'s Steering, geo: Option<&'s GeoDb>, addr: IpAddr) -> Pla
 
 /// [`locate`], the overlay already searched.
 #[inline]
-fn place<'s>(st: &'s Steering, geo: Option<&'s GeoDb>, addr: IpAddr, hit: Option<Hit>) -> Place<'s> {
+fn place<'s>(
+    st: &'s Steering,
+    geo: Option<&'s GeoDb>,
+    addr: IpAddr,
+    hit: Option<Hit>,
+) -> Place<'s> {
     if let Some(n) = hit.and_then(|h| h.net) {
         let (net, target) = st.nets.get(n);
         let g = st.net_groups[n as usize];
@@ -154,7 +159,10 @@ pub fn decide<T: Trace>(
             ),
             None => (None, None),
         },
-        _ => (place.location.and_then(|l| l.coords).map(Coords::unit), None),
+        _ => (
+            place.location.and_then(|l| l.coords).map(Coords::unit),
+            None,
+        ),
     };
     let km = T::DETAILED || host.reads_km;
     let order = || Order::new(st, m, here, list, km);
@@ -194,7 +202,11 @@ fn learned_merge(
     out: &mut SmallVec<[(EdgeIdx, f32); 16]>,
 ) {
     out.extend_from_slice(file);
-    out.extend(cell.iter().filter(|c| !file.iter().any(|f| f.0 == c.0)).copied());
+    out.extend(
+        cell.iter()
+            .filter(|c| !file.iter().any(|f| f.0 == c.0))
+            .copied(),
+    );
     let biased = |r: &(EdgeIdx, f32)| f64::from(r.1) * st.edges[r.0 as usize].scale();
     out.sort_by(|a, b| biased(a).total_cmp(&biased(b)).then(a.0.cmp(&b.0)));
 }
@@ -306,7 +318,9 @@ hosts:
         let idx = |n: &str| st.edges.iter().position(|e| e.name == n).unwrap() as EdgeIdx;
         let learned = Learned::new(
             st.edges_id(),
-            cells.iter().map(|&(c, e, ms)| (c.parse().unwrap(), idx(e), ms)),
+            cells
+                .iter()
+                .map(|&(c, e, ms)| (c.parse().unwrap(), idx(e), ms)),
             |_| 1.0,
         );
         st.live().set_learned(Some(Arc::new(learned)));
@@ -336,7 +350,8 @@ hosts:
 
     #[test]
     fn file_prefixes_longer_win_equal_merge_shorter_lose() {
-        let rtt = format!("{HEADER}10.1.2.0/25,fra,9,1\n10.1.3.0/24,fra,50,1\n10.1.0.0/16,lhr,1,1\n");
+        let rtt =
+            format!("{HEADER}10.1.2.0/25,fra,9,1\n10.1.3.0/24,fra,50,1\n10.1.0.0/16,lhr,1,1\n");
         let st = steering(
             &rtt,
             &[

@@ -208,7 +208,10 @@ mod tests {
         assert_eq!(t.cells(), 3);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         // Edge 1's 30 ms counts as 15 (bias); edge 0 twice: the fastest.
-        assert_eq!(t.rows(ip("192.0.2.200")), &[(0, 15.0), (1, 30.0), (2, 25.0)]);
+        assert_eq!(
+            t.rows(ip("192.0.2.200")),
+            &[(0, 15.0), (1, 30.0), (2, 25.0)]
+        );
         assert_eq!(t.rows(ip("198.51.100.1")), &[(1, 5.0)]);
         assert_eq!(t.rows(ip("2001:db8:0:1ff::1")), &[(3, 9.0)]);
         assert!(t.rows(ip("2001:db8:0:200::1")).is_empty());
@@ -222,7 +225,9 @@ mod tests {
         let live = Live::default();
         assert!(live.learned().is_none());
         live.set_learned(Some(Arc::new(Learned::new(1, vec![], |_| 1.0))));
-        let got = live.learned().and_then(|g| g.as_ref().map(|l| l.edges_id()));
+        let got = live
+            .learned()
+            .and_then(|g| g.as_ref().map(|l| l.edges_id()));
         assert_eq!(got, Some(1));
         live.set_learned(None);
         assert!(live.learned().is_none());

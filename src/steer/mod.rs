@@ -43,7 +43,7 @@ pub use candidates::Rule;
 pub use decide::{decide, locate};
 pub use live::{Learned, Live};
 pub use overlay::{NetTarget, Nets};
-pub use rtt::{RttHit, RttKey, RttTable};
+pub use rtt::{RttKey, RttTable};
 pub use types::{
     AllDown, Class, Client, Decision, EdgeIdx, Family, Located, Outcome, Place, Ranked, Trace,
 };

@@ -180,7 +180,14 @@ impl Overlay {
                     },
                     Side::Merged(r) => r.bounds(hit.range as usize),
                 };
-                within(u128::from(u32::from(a)), lo.into(), hi.into(), u32::MAX.into(), 32, scope)
+                within(
+                    u128::from(u32::from(a)),
+                    lo.into(),
+                    hi.into(),
+                    u32::MAX.into(),
+                    32,
+                    scope,
+                )
             }
             IpAddr::V6(a) => {
                 let (lo, hi) = match &self.v6 {
@@ -285,10 +292,16 @@ mod tests {
             let draw = |rng: &mut StdRng| {
                 if rng.random_bool(0.5) {
                     let a = base4 ^ (rng.random::<u32>() >> rng.random_range(0..32));
-                    IpNet::V4(ipnet::Ipv4Net::new_assert(Ipv4Addr::from(a), rng.random_range(0..=32)))
+                    IpNet::V4(ipnet::Ipv4Net::new_assert(
+                        Ipv4Addr::from(a),
+                        rng.random_range(0..=32),
+                    ))
                 } else {
                     let a = base6 ^ (rng.random::<u128>() >> rng.random_range(0..128));
-                    IpNet::V6(ipnet::Ipv6Net::new_assert(Ipv6Addr::from(a), rng.random_range(0..=128)))
+                    IpNet::V6(ipnet::Ipv6Net::new_assert(
+                        Ipv6Addr::from(a),
+                        rng.random_range(0..=128),
+                    ))
                 }
                 .trunc()
             };
@@ -296,7 +309,11 @@ mod tests {
                 .map(|_| (draw(&mut rng), NetTarget::Edges(vec![0])))
                 .collect();
             let nets = Nets::new(list);
-            let mut rows: Vec<(RttKey, EdgeIdx, f32)> = (0..if round % 3 == 0 { 0 } else { rng.random_range(0..8) })
+            let mut rows: Vec<(RttKey, EdgeIdx, f32)> = (0..if round % 3 == 0 {
+                0
+            } else {
+                rng.random_range(0..8)
+            })
                 .map(|_| (RttKey::Prefix(draw(&mut rng)), 0, 1.0))
                 .collect();
             rows.sort_by_key(|r| r.0);
@@ -305,9 +322,13 @@ mod tests {
             let overlay = Overlay::build(&nets, &rtt);
             for _ in 0..20 {
                 let addr = if rng.random_bool(0.5) {
-                    IpAddr::V4(Ipv4Addr::from(base4 ^ (rng.random::<u32>() >> rng.random_range(0..32))))
+                    IpAddr::V4(Ipv4Addr::from(
+                        base4 ^ (rng.random::<u32>() >> rng.random_range(0..32)),
+                    ))
                 } else {
-                    IpAddr::V6(Ipv6Addr::from(base6 ^ (rng.random::<u128>() >> rng.random_range(0..128))))
+                    IpAddr::V6(Ipv6Addr::from(
+                        base6 ^ (rng.random::<u128>() >> rng.random_range(0..128)),
+                    ))
                 };
                 // As located: at least the prefix of the net it is in.
                 let scope = rng.random_range(0..=if addr.is_ipv4() { 32 } else { 128 });
@@ -315,7 +336,12 @@ mod tests {
                 let scope = scope.max(own);
                 let (at, narrowed) = by_scan(&nets, &rtt, addr, scope);
                 let hit = overlay.find(&rtt, addr);
-                assert_eq!(hit.and_then(|h| h.net).map(|n| n as usize), at, "{addr} in {:?}", nets.list());
+                assert_eq!(
+                    hit.and_then(|h| h.net).map(|n| n as usize),
+                    at,
+                    "{addr} in {:?}",
+                    nets.list()
+                );
                 let word = hit.map_or(NONE, |h| h.rtt);
                 assert_eq!(
                     super::super::rtt::hit_of(word),

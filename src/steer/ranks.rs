@@ -219,7 +219,11 @@ fn rank_point(
         let primary = if biased { km_of(c) * scale } else { c };
         m.push((primary, c, i));
     }
-    m.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+    m.sort_unstable_by(|a, b| {
+        a.0.total_cmp(&b.0)
+            .then(a.1.total_cmp(&b.1))
+            .then(a.2.cmp(&b.2))
+    });
     let mut len = out.len();
     if let Some(next) = m.get(len)
         && (next.0 == m[len - 1].0 || next.1 == m[len - 1].1)
@@ -333,7 +337,11 @@ impl<'a> Order<'a> {
                     (Some(h), Some(u)) => chord2(&u, &h),
                     _ => 0.0,
                 };
-                let key = if self.m.biased { km_of(c) * edge.scale() } else { c };
+                let key = if self.m.biased {
+                    km_of(c) * edge.scale()
+                } else {
+                    c
+                };
                 (key, e)
             })
             .collect();
@@ -431,7 +439,11 @@ mod tests {
 
     fn edge(i: usize, lat: f64, lon: f64, bias: i8, v6: bool) -> Edge {
         let health = Arc::new(EdgeHealth::new("z", "e", EdgeState::Up, AdminState::Auto));
-        let v6s = if v6 { smallvec!["2001:db8::1".parse().unwrap()] } else { smallvec![] };
+        let v6s = if v6 {
+            smallvec!["2001:db8::1".parse().unwrap()]
+        } else {
+            smallvec![]
+        };
         let mut e = Edge::new(
             format!("e{i}"),
             smallvec!["192.0.2.1".parse().unwrap()],
@@ -449,7 +461,12 @@ mod tests {
     /// ranks: the group's members serving the family, stable sorted by
     /// (class, metric), the metric biased km when a member is biased,
     /// else the chord; partners last.
-    fn reference(st: &Steering, group: &[EdgeIdx], family: Family, here: Option<[f64; 3]>) -> Vec<EdgeIdx> {
+    fn reference(
+        st: &Steering,
+        group: &[EdgeIdx],
+        family: Family,
+        here: Option<[f64; 3]>,
+    ) -> Vec<EdgeIdx> {
         let mut seen = Vec::new();
         let members: Vec<EdgeIdx> = group
             .iter()
@@ -504,13 +521,23 @@ mod tests {
                     } else {
                         ((next(180) as f64) - 90.0, (next(360) as f64) - 180.0)
                     };
-                    let bias = if round % 2 == 0 && next(5) == 0 { next(3) as i8 * 30 - 30 } else { 0 };
+                    let bias = if round % 2 == 0 && next(5) == 0 {
+                        next(3) as i8 * 30 - 30
+                    } else {
+                        0
+                    };
                     edge(i, lat, lon, bias, next(3) != 0)
                 })
                 .collect();
             if next(2) == 0 {
                 let health = Arc::new(EdgeHealth::new("z", "p", EdgeState::Up, AdminState::Auto));
-                edges.push(Edge::partner("p".into(), b"\x01p\x00".to_vec().into(), 1, None, health));
+                edges.push(Edge::partner(
+                    "p".into(),
+                    b"\x01p\x00".to_vec().into(),
+                    1,
+                    None,
+                    health,
+                ));
             }
             let st = Steering::new(edges, Vec::new(), Default::default());
             // Points: every edge's own place (ties with it) and random ones.
@@ -552,11 +579,13 @@ mod tests {
                             .map(|r| r.idx)
                             .collect();
                         assert_eq!(got, want, "round {round}, group {g:?}");
-                        let computed: Vec<EdgeIdx> =
-                            Order::new(&st, m, Some(*h), None, false).map(|r| r.idx).collect();
+                        let computed: Vec<EdgeIdx> = Order::new(&st, m, Some(*h), None, false)
+                            .map(|r| r.idx)
+                            .collect();
                         assert_eq!(computed, want, "computed, round {round}");
-                        let unplaced: Vec<EdgeIdx> =
-                            Order::new(&st, m, None, Some(&list), false).map(|r| r.idx).collect();
+                        let unplaced: Vec<EdgeIdx> = Order::new(&st, m, None, Some(&list), false)
+                            .map(|r| r.idx)
+                            .collect();
                         assert_eq!(unplaced, reference(&st, &g, family, None), "no coordinates");
                     }
                 }
@@ -576,14 +605,22 @@ mod tests {
             Default::default(),
         );
         let g = Group::new(&[0, 1], &st.edges);
-        let here = Coords { lat: 50.0, lon: 1.0 }.unit();
+        let here = Coords {
+            lat: 50.0,
+            lon: 1.0,
+        }
+        .unit();
         let got: Vec<Ranked> = Order::new(&st, &g.fam[0], Some(here), None, true).collect();
         // Paris (bias 20: its km x 0.8) ranks first.
         let km = |e: usize| km_of(chord2(&st.edges[e].unit().unwrap(), &here));
         assert_eq!(got[0].idx, 1);
         assert_eq!(got[0].metric, km(1) * 0.8);
         assert_eq!(got[1].metric, km(0));
-        assert!((km(0) - 184.0).abs() < 1.0, "London is ~184 km away: {}", km(0));
+        assert!(
+            (km(0) - 184.0).abs() < 1.0,
+            "London is ~184 km away: {}",
+            km(0)
+        );
         let bare: Vec<Ranked> = Order::new(&st, &g.fam[0], Some(here), None, false).collect();
         assert!(bare.iter().all(|r| r.metric == 0.0));
     }

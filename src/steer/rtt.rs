@@ -229,7 +229,10 @@ impl RttTable {
             .iter()
             .map(|&(a, len, k)| ((a >> 96) as u32, len, word(k, len)))
             .collect();
-        let v6: Vec<(u128, u8, u32)> = v6.iter().map(|&(a, len, k)| (a, len, word(k, len))).collect();
+        let v6: Vec<(u128, u8, u32)> = v6
+            .iter()
+            .map(|&(a, len, k)| (a, len, word(k, len)))
+            .collect();
         t.v4 = (!v4.is_empty()).then(|| table::from_prefixes(&v4, NONE));
         t.v6 = (!v6.is_empty()).then(|| table::from_prefixes(&v6, NONE));
         t.keys.shrink_to_fit();
@@ -423,7 +426,11 @@ mod tests {
         let mut len = scope.min(width);
         while len < width {
             let host = u32::from(width - len);
-            let mask = if host >= 128 { u128::MAX } else { (1u128 << host) - 1 };
+            let mask = if host >= 128 {
+                u128::MAX
+            } else {
+                (1u128 << host) - 1
+            };
             let (first, last) = (a & !mask, a | mask);
             if first >= lo && last <= hi {
                 break;
@@ -504,7 +511,11 @@ mod tests {
 
     /// What [`RttFirst`] must give, said the long way: the candidates with
     /// a row, by biased ms (ties by row order), then the rest of `base`.
-    fn merged_by_definition(st: &Steering, base: &[Ranked], rows: &[(EdgeIdx, f32)]) -> Vec<Ranked> {
+    fn merged_by_definition(
+        st: &Steering,
+        base: &[Ranked],
+        rows: &[(EdgeIdx, f32)],
+    ) -> Vec<Ranked> {
         let mut with: Vec<Ranked> = rows
             .iter()
             .filter(|r| base.iter().any(|b| b.idx == r.0))
@@ -587,7 +598,11 @@ mod tests {
             let rows = Rows::of_key(&table, key);
             let got: Vec<Ranked> =
                 RttFirst::new(&st, rows, base.iter().copied(), &group.fam[0].all).collect();
-            assert_eq!(got, merged_by_definition(&st, &base, rows.all()), "round {round}");
+            assert_eq!(
+                got,
+                merged_by_definition(&st, &base, rows.all()),
+                "round {round}"
+            );
         }
     }
 }

@@ -114,7 +114,10 @@ mod tests {
         let st = steering();
         let db = |n: &str| Located::Db(n.parse().unwrap());
         // Without ECS: 0, whatever decided.
-        assert_eq!(at(&st, "10.0.0.1", "10.0.0.1", 0, None).scope(&st, db("10.0.0.0/8"), None, 0), 0);
+        assert_eq!(
+            at(&st, "10.0.0.1", "10.0.0.1", 0, None).scope(&st, db("10.0.0.0/8"), None, 0),
+            0
+        );
         // A /8 network holding the /16 net: narrowed until it excludes it.
         let a = at(&st, "10.0.0.1", "10.0.0.1", 0, Some(24));
         assert_eq!(a.scope(&st, db("10.0.0.0/8"), None, 0), 16);
@@ -134,10 +137,16 @@ mod tests {
         let st = steering();
         // 6to4 2002:0b00:0001:: embeds 11.0.0.1, 16 bits in.
         let a = at(&st, "2002:0b00:0001::", "11.0.0.1", 16, Some(8));
-        assert_eq!(a.scope(&st, Located::Db("11.0.0.0/8".parse().unwrap()), None, 0), 24);
+        assert_eq!(
+            a.scope(&st, Located::Db("11.0.0.0/8".parse().unwrap()), None, 0),
+            24
+        );
         // Next to the IPv6 net 2002:0a02::/32: narrowed around it.
         let b = at(&st, "2002:0a03:0001::", "10.3.0.1", 16, Some(8));
-        assert_eq!(b.scope(&st, Located::Db("10.0.0.0/8".parse().unwrap()), None, 0), 32);
+        assert_eq!(
+            b.scope(&st, Located::Db("10.0.0.0/8".parse().unwrap()), None, 0),
+            32
+        );
     }
 
     #[test]
