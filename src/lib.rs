@@ -122,7 +122,10 @@ pub use xfr::image::soa_serial_at;
 pub use dnssec::keys::{format_time, generate as generate_key};
 pub use dnssec::sign::{DEFAULT_CACHE_ENTRIES, SigCache};
 
-// GeoIP databases: building and reading them.
+// GeoIP databases: building and reading them (and, for tests, the tree
+// walk over the file that the ranges are checked against).
+#[doc(hidden)]
+pub use geo::Reference as GeoReference;
 pub use geo::{
     Code, Coords, GeoDb, GeoError, GeoMatch, Location, RecordSchema, Schema, build as build_geodb,
     describe as describe_match, normalize, synth as synth_geodb, synth_dense as synth_dense_geodb,
@@ -130,8 +133,8 @@ pub use geo::{
 
 // Steering decisions.
 pub use steer::{
-    AllDown, Client, Family, Host, NetTarget, OrderTable, Outcome, Rule, Steering, Trace, decide,
-    forget_cached_orders, locate,
+    AllDown, Client, Family, Host, Learned, Live, Located, NetTarget, Outcome, Place, Rule,
+    Steering, Trace, decide, locate,
 };
 
 // Edge health.
