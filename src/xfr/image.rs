@@ -94,8 +94,7 @@ fn all_up(zone: &Zone) -> Steering {
             e.with_health(health)
         })
         .collect();
-    // The hosts are the synthetic steering's own: their candidate groups
-    // are made with it.
+    // The zone's hosts, so that their candidate groups exist in this steering.
     Steering::new(
         edges,
         zone.steering.hosts.clone(),
