@@ -604,18 +604,18 @@ fn a_broken_transfer_keeps_the_last_good_copy_and_notify_brings_the_next() {
         "{}remote:\n  - id: geosteer\n    address: 127.0.0.1@{gport}\n    key: xfr-key\n\
          acl:\n  - id: to-geosteer\n    address: 127.0.0.1\n    key: xfr-key\n    action: transfer\n\
          template:\n  - id: default\n    storage: \"{{zones}}\"\n    file: \"%s.zone\"\n    zonefile-load: difference\n    journal-content: changes\n    zonefile-sync: -1\n\
-         zone:\n  - domain: static.example.\n    notify: geosteer\n    acl: to-geosteer\n",
+         zone:\n  - domain: broken.example.\n    notify: geosteer\n    acl: to-geosteer\n",
         knot_key(SECRET)
     );
     let knot = Knot::start_on(
         kport,
-        &[("static.example.zone", zone_v1)],
+        &[("broken.example.zone", zone_v1)],
         &knot_conf,
-        "static.example.",
+        "broken.example.",
     );
     let relay = Relay::start(([127, 0, 0, 1], kport).into());
     let cfg = format!(
-        "{}http: 127.0.0.1:{http}\nsecondary:\n  static.example: {{ primaries: [\"127.0.0.1:{}\"], tsig: xfr-key }}\n",
+        "{}http: 127.0.0.1:{http}\nsecondary:\n  broken.example: {{ primaries: [\"127.0.0.1:{}\"], tsig: xfr-key }}\n",
         tsig_cfg(),
         relay.port
     );
@@ -624,9 +624,9 @@ fn a_broken_transfer_keeps_the_last_good_copy_and_notify_brings_the_next() {
     let gs: SocketAddr = ([127, 0, 0, 1], gport).into();
     let web: SocketAddr = ([127, 0, 0, 1], http).into();
     until_true("the first transfer", Duration::from_secs(10), || {
-        soa_serial(gs, "static.example") == Some(1)
+        soa_serial(gs, "broken.example") == Some(1)
     });
-    let copy = fx.dir.path().join("zones/static.example.zone");
+    let copy = fx.dir.path().join("zones/broken.example.zone");
     let failed =
         || support::http::metric(web, "geosteer_secondary_refresh_total{result=\"failed\"}");
     let failed_before = failed();
@@ -637,9 +637,9 @@ fn a_broken_transfer_keeps_the_last_good_copy_and_notify_brings_the_next() {
     let zone_v2 = zone_v1
         .replace("hostmaster 1 ", "hostmaster 2 ")
         .replace("192.0.2.80", "192.0.2.81");
-    std::fs::write(knot.zones().join("static.example.zone"), &zone_v2).unwrap();
+    std::fs::write(knot.zones().join("broken.example.zone"), &zone_v2).unwrap();
     assert!(
-        knot.knotc(&["zone-reload", "static.example."])
+        knot.knotc(&["zone-reload", "broken.example."])
             .contains("OK")
     );
     until_true("IXFR and AXFR cut", Duration::from_secs(10), || {
@@ -650,34 +650,45 @@ fn a_broken_transfer_keeps_the_last_good_copy_and_notify_brings_the_next() {
     });
     assert!(
         holds_for(Duration::from_secs(1), || {
-            soa_serial(gs, "static.example") == Some(1)
-                && a_records(gs, "www.static.example") == ["192.0.2.80"]
+            soa_serial(gs, "broken.example") == Some(1)
+                && a_records(gs, "www.broken.example") == ["192.0.2.80"]
         }),
         "the last good copy stopped serving"
     );
     let on_disk = std::fs::read_to_string(&copy).unwrap();
     assert!(on_disk.contains("serial 1,"), "{on_disk}");
+    let gauge =
+        |name: &str| support::http::metric(web, &format!("{name}{{zone=\"broken.example.\"}}"));
+    assert_eq!(gauge("geosteer_secondary_serial"), 1.0);
+    // EXPIRE counts from the last good check: the first transfer.
+    let expires = gauge("geosteer_secondary_expires_timestamp_seconds");
+    let ok = gauge("geosteer_secondary_last_ok_timestamp_seconds");
+    assert_eq!(expires - ok, 86400.0);
+    assert!((now_secs() as f64 - ok).abs() < 60.0, "{ok}");
 
     // The network mended: the next NOTIFY brings serial 2 in.
     relay.cut.store(false, Ordering::Release);
     let t0 = Instant::now();
     assert!(
-        knot.knotc(&["zone-notify", "static.example."])
+        knot.knotc(&["zone-notify", "broken.example."])
             .contains("OK")
     );
     until_true("serial 2 after NOTIFY", Duration::from_secs(5), || {
-        a_records(gs, "www.static.example") == ["192.0.2.81"]
+        a_records(gs, "www.broken.example") == ["192.0.2.81"]
     });
     println!(
         "NOTIFY to the new copy serving: {} ms",
         t0.elapsed().as_millis()
     );
-    assert_eq!(soa_serial(gs, "static.example"), Some(2));
+    assert_eq!(soa_serial(gs, "broken.example"), Some(2));
     assert!(
         std::fs::read_to_string(&copy)
             .unwrap()
             .contains("serial 2,")
     );
+    until_true("the serial gauge", Duration::from_secs(5), || {
+        gauge("geosteer_secondary_serial") == 2.0
+    });
 }
 
 /// The README's AXFR line, run as written (but on a free port) against
