@@ -67,7 +67,10 @@ pub struct Estate {
 /// snapshot still serves that very zone: secondaries that transfer after
 /// one NOTIFY cost one build.
 #[derive(Default)]
-struct Images(Mutex<HashMap<Box<[u8]>, (Weak<Zone>, Arc<image::Image>)>>);
+struct Images(Mutex<HashMap<Box<[u8]>, Sent>>);
+
+/// A zone (as long as it lives) and its image.
+type Sent = (Weak<Zone>, Arc<image::Image>);
 
 impl Images {
     fn get(&self, zone: &Arc<Zone>) -> Arc<image::Image> {
