@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::ServerConfig;
 use crate::health::{Checker, Registry};
-use crate::reload::{Reloader, Watch};
+use crate::reload::Reloader;
 use crate::server::Running;
 
 /// How many probes may be in flight at once, across all edges.
@@ -52,7 +52,6 @@ pub struct App {
     /// The etcd link, when `fleet:` is configured.
     pub fleet: Option<Arc<crate::fleet::Fleet>>,
     http: Option<JoinHandle<std::io::Result<()>>>,
-    _watch: Option<Watch>,
     stop: watch::Sender<bool>,
 }
 
@@ -85,19 +84,6 @@ impl App {
         let running = crate::server::start_shared(&cfg, reloader.shared().clone())
             .await
             .map_err(io(format!("binding {:?}", cfg.listen)))?;
-        reloader.key_timer();
-        let watch = if !cfg.watch {
-            tracing::info!("file watching is off (watch: false); reload with SIGHUP or the API");
-            None
-        } else {
-            match reloader.watch() {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    tracing::warn!("file watching is off: {e}; reload with SIGHUP or the API");
-                    None
-                }
-            }
-        };
         let (stop, _) = watch::channel(false);
         let listener = match cfg.http {
             Some(addr) => {
@@ -143,7 +129,6 @@ impl App {
             running,
             http_addr,
             http,
-            _watch: watch,
             stop,
         })
     }

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-use super::opt::{EDE_NETWORK_ERROR, EDE_NOT_AUTHORITATIVE, Ede};
+use super::opt::{EDE_INVALID_DATA, EDE_NETWORK_ERROR, EDE_NOT_AUTHORITATIVE, Ede};
 use crate::net::Transport;
 use crate::snapshot::{Snapshot, Zone};
 use crate::steer::{self, Client, Decision, EdgeIdx, Family, Outcome, Steering};
@@ -147,15 +147,19 @@ pub struct Question<'q> {
 /// that DS at a zone's apex is the parent's data (RFC 4035 §3.1.4.1),
 /// answered from the parent zone when we serve it too.
 pub(crate) fn zone_for<'a>(snap: &'a Snapshot, name: &[u8], qtype: u16) -> Option<&'a Zone> {
-    let zone = snap.find_zone(name)?;
+    let apex_len = match snap.find_zone(name) {
+        Some(zone) => zone.tree.apex_lower.len(),
+        // DS at the apex of a zone that did not load: still the parent's.
+        None => snap.unloaded_zone(name)?.apex.len(),
+    };
     if qtype == TYPE_DS
-        && name.len() == zone.tree.apex_lower.len()
+        && name.len() == apex_len
         && name.len() > 1
         && let Some(parent) = snap.find_zone(&name[1 + name[0] as usize..])
     {
         return Some(parent);
     }
-    Some(zone)
+    snap.find_zone(name)
 }
 
 /// Answers a question from a snapshot. `trace` observes steering.
@@ -165,6 +169,15 @@ pub fn lookup<'a, T: steer::Trace>(
     trace: &mut T,
 ) -> Answer<'a> {
     let Some(zone) = zone_for(snap, q.name, q.qtype) else {
+        if snap.unloaded_zone(q.name).is_some() {
+            // Ours, but its files did not load: what Knot answers.
+            let mut ans = Answer::new(Rcode::ServFail);
+            ans.ede = Some(Ede {
+                code: EDE_INVALID_DATA,
+                text: Cow::Borrowed(""),
+            });
+            return ans;
+        }
         let mut ans = Answer::new(Rcode::Refused);
         ans.ede = Some(Ede {
             code: EDE_NOT_AUTHORITATIVE,

@@ -108,3 +108,5 @@ pub const EDE_NOT_AUTHORITATIVE: u16 = 20;
 pub const EDE_NETWORK_ERROR: u16 = 23;
 /// RFC 8914 §4.22: not supported (EDE for an opcode we don't serve).
 pub const EDE_NOT_SUPPORTED: u16 = 21;
+/// RFC 8914 §4.25: invalid data (a zone whose files did not load, as Knot says).
+pub const EDE_INVALID_DATA: u16 = 24;

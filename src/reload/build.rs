@@ -1,0 +1,257 @@
+//! The files stage: every zone built against one database stage, each zone
+//! whose files, keys and database are unchanged reused as it was, and the
+//! snapshot assembled from them.
+//!
+//! A zone that fails keeps its last good copy; one that never built is
+//! served as unloaded (SERVFAIL) until its files are fixed. The other
+//! zones do not wait for it, nor fail with it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::files::{Stamps, key_stamps, zone_files};
+use super::geodb::DbStage;
+use super::zone::{self, Built, Failed, Outcome, RttCache};
+use crate::config::pools::HealthSource;
+use crate::config::{ConfigError, ConfigErrors, ServerConfig};
+use crate::snapshot::{Snapshot, Unloaded, Zone};
+
+/// One zone file's latest good build and latest failure (when the files
+/// on disk now are broken).
+#[derive(Clone, Default)]
+pub(super) struct Slot {
+    pub(super) good: Option<Built>,
+    pub(super) failed: Option<Failed>,
+}
+
+/// Every zone's slot, by zone file: the files stage's state between builds.
+#[derive(Clone, Default)]
+pub(super) struct Zones {
+    slots: BTreeMap<PathBuf, Slot>,
+    /// Could not list the zones: nothing else was looked at.
+    dir_error: Option<ConfigError>,
+}
+
+/// What one pass over the zones did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Pass {
+    pub(super) rebuilt: usize,
+    pub(super) reused: usize,
+    /// Zones left as they were because a file changed while being read.
+    pub(super) torn: usize,
+}
+
+impl Zones {
+    /// Brings every zone up to date with its files and `db`: zones whose
+    /// inputs changed are built again, the others kept.
+    pub(super) fn build(
+        &mut self,
+        cfg: &ServerConfig,
+        health: &dyn HealthSource,
+        db: &DbStage,
+        rtt: &RttCache,
+    ) -> Pass {
+        let mut pass = Pass::default();
+        let files = match zone_files(&cfg.zones) {
+            Ok(f) if f.is_empty() => Err(ConfigError::new(
+                &cfg.zones,
+                0,
+                "no *.zone files: nothing to serve",
+            )),
+            other => other,
+        };
+        let files = match files {
+            Ok(f) => f,
+            Err(e) => {
+                // A zones directory being replaced, or gone: keep serving
+                // what was there.
+                self.dir_error = Some(e);
+                return pass;
+            }
+        };
+        self.dir_error = None;
+        let keys = Arc::new(match &cfg.dnssec {
+            Some(d) => key_stamps(&d.keys),
+            None => Stamps::default(),
+        });
+        let now = crate::dnssec::unix_now();
+        let mut slots = BTreeMap::new();
+        for f in &files {
+            let mut slot = self.slots.remove(f).unwrap_or_default();
+            let good_holds = slot
+                .good
+                .as_ref()
+                .is_some_and(|g| g.db == db.id() && g.keys == keys && !due(&g.zone, now))
+                && slot.good.as_ref().is_some_and(|g| g.inputs.unchanged());
+            let failure_holds = !good_holds
+                && slot
+                    .failed
+                    .as_ref()
+                    .is_some_and(|x| x.db == db.id() && x.keys == keys && x.inputs.unchanged());
+            if good_holds {
+                // The files went back to the good version.
+                slot.failed = None;
+                pass.reused += 1;
+            } else if failure_holds {
+                pass.reused += 1;
+            } else {
+                pass.rebuilt += 1;
+                match zone::build(cfg, f, health, db.db.as_ref(), &keys, rtt) {
+                    Outcome::Built(b) => {
+                        slot.good = Some(b);
+                        slot.failed = None;
+                    }
+                    Outcome::Failed(x) => {
+                        for e in x.errors.iter() {
+                            tracing::error!(
+                                "zone not reloaded, {}: {e}",
+                                if slot.good.is_some() {
+                                    "still serving its last good copy"
+                                } else {
+                                    "answering SERVFAIL"
+                                }
+                            );
+                        }
+                        slot.failed = Some(x);
+                    }
+                    Outcome::Torn => pass.torn += 1,
+                }
+            }
+            slots.insert(f.clone(), slot);
+        }
+        // Zone files gone since are no longer served.
+        self.slots = slots;
+        rtt.retain(&files);
+        pass
+    }
+
+    /// Takes `other`'s copy of each zone where it is the newer one: a full
+    /// build against a new database stage, made while this state went on
+    /// taking edits, is adopted without undoing those edits (they are
+    /// built again against the new stage by the next pass).
+    pub(super) fn adopt(&mut self, mut newer: Zones) {
+        for (f, slot) in &mut newer.slots {
+            if let Some(mine) = self.slots.get(f)
+                && let (Some(g), Some(m)) = (&slot.good, &mine.good)
+                && m.seq > g.seq
+                && slot.failed.is_some()
+            {
+                slot.good = Some(m.clone());
+            }
+        }
+        *self = newer;
+    }
+
+    /// Every problem now, in file order, as `geosteer check` prints them.
+    pub(super) fn errors(&self) -> Vec<ConfigError> {
+        let mut errs: Vec<ConfigError> = self.dir_error.iter().cloned().collect();
+        for slot in self.slots.values() {
+            if let Some(f) = &slot.failed {
+                errs.extend(f.errors.iter().cloned());
+            }
+        }
+        errs
+    }
+
+    /// Per zone file: its errors, and whether a last good copy serves.
+    pub(super) fn failures(&self) -> Vec<(PathBuf, bool, Vec<String>)> {
+        self.slots
+            .iter()
+            .filter_map(|(f, s)| {
+                let x = s.failed.as_ref()?;
+                Some((
+                    f.clone(),
+                    s.good.is_some(),
+                    x.errors.iter().map(|e| e.to_string()).collect(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The zones to serve, the zones to answer SERVFAIL for, and the loads
+    /// of the served ones' load files.
+    pub(super) fn served(&self) -> (Vec<Arc<Zone>>, Vec<Unloaded>, Vec<zone::FedLoad>) {
+        let mut zones = Vec::new();
+        let mut unloaded = Vec::new();
+        let mut loads = Vec::new();
+        for (f, s) in &self.slots {
+            match &s.good {
+                Some(g) => {
+                    zones.push(g.zone.clone());
+                    loads.extend(g.loads.iter().cloned());
+                }
+                None => unloaded.extend(self::unloaded(f)),
+            }
+        }
+        (zones, unloaded, loads)
+    }
+
+    /// Is there nothing at all this state can serve?
+    pub(super) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+/// Has a key of the zone reached a Publish, Activate, Inactive or Delete
+/// time since it was signed?
+fn due(zone: &Zone, now: u64) -> bool {
+    zone.dnssec
+        .as_ref()
+        .and_then(|s| s.next_event)
+        .is_some_and(|t| t <= now)
+}
+
+/// Puts a snapshot together from built zones.
+pub(super) fn assemble(
+    zones: Vec<Arc<Zone>>,
+    unloaded: Vec<Unloaded>,
+    db: &DbStage,
+    protocol: crate::protocol::Protocol,
+    generation: u64,
+) -> Snapshot {
+    let mut snap = Snapshot::assemble(zones, unloaded, db.db.clone(), generation);
+    snap.fast = crate::dns::fast::build(&snap);
+    snap.with_protocol(protocol)
+}
+
+/// Builds a complete snapshot from the config in one go, or reports every
+/// problem (zones in file order, then the databases, then the rest of the
+/// config), as `geosteer check` prints them.
+pub fn build_snapshot(
+    cfg: &ServerConfig,
+    health: &dyn HealthSource,
+    generation: u64,
+) -> Result<Snapshot, ConfigErrors> {
+    let mut errs = Vec::new();
+    let db = DbStage::default().open(cfg).unwrap_or_else(|e| {
+        errs.extend(e);
+        DbStage::default()
+    });
+    let mut zones = Zones::default();
+    zones.build(cfg, health, &db, &RttCache::default());
+    errs.splice(0..0, zones.errors());
+    let protocol = cfg.protocol().map_err(|e| errs.push(e)).ok();
+    if !errs.is_empty() {
+        return Err(ConfigErrors(errs));
+    }
+    let (served, unloaded, _) = zones.served();
+    Ok(assemble(
+        served,
+        unloaded,
+        &db,
+        protocol.unwrap_or_default(),
+        generation,
+    ))
+}
+
+/// The zone a zone file would serve (by its file name), answered SERVFAIL
+/// while it has never loaded.
+fn unloaded(zone_file: &Path) -> Option<Unloaded> {
+    let origin = crate::zone::origin_from_filename(zone_file)?;
+    Some(Unloaded {
+        apex: crate::wire::lowercase(&crate::wire::from_hickory(&origin)),
+        name: origin.to_string(),
+        zone_file: zone_file.to_path_buf(),
+    })
+}

@@ -1,0 +1,149 @@
+//! How and when the served state is built from files, and swapped in.
+//!
+//! State comes in stages, each rebuilt only when its own inputs change:
+//! - [`geodb`]: the **database stage**, opened from the GeoIP DB (and ASN
+//!   DB) when those files change;
+//! - [`zone`] and [`build`]: the **files stage**, one zone at a time from
+//!   its zone, pools, RTT, load and key files against the database stage;
+//!   a zone whose files are unchanged is reused as built, and a zone whose
+//!   files are broken keeps its last good copy (or answers SERVFAIL) while
+//!   the others go on;
+//! - the live layer (health, load, overrides) is not built here at all.
+//!
+//! [`stages`] runs the two builds on their own low-priority threads, so an
+//! edit never waits for a database being opened; [`watch`] and [`timer`]
+//! ask for builds when files change or a DNSSEC key's time comes; SIGHUP
+//! and the API ask through [`Reloader::reload`]. [`quiet`] keeps builds
+//! from crowding the query path. [`files`] says which files make a zone.
+
+mod build;
+mod files;
+mod geodb;
+mod quiet;
+mod stages;
+mod timer;
+mod watch;
+mod zone;
+
+use std::sync::Arc;
+
+pub use build::build_snapshot;
+pub use files::{load_path, pools_path, rtt_path, zone_files};
+pub use watch::Watch;
+pub use zone::{FedLoad, build_zone, read_loads, sign_zone};
+
+use crate::config::{ConfigErrors, ServerConfig};
+use stages::Stages;
+
+/// The outcome of the last build, for `/api/status` and logs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadStatus {
+    /// No file has a problem now.
+    pub ok: bool,
+    /// Unix time of the attempt.
+    pub at: u64,
+    pub trigger: String,
+    pub generation: u64,
+    pub duration_ms: f64,
+    /// Every problem now, as `geosteer check` prints them.
+    pub errors: Vec<String>,
+    /// The zones whose files did not load, one by one.
+    pub zones: Vec<ZoneFailure>,
+}
+
+/// A zone whose files, as they are now, did not load.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ZoneFailure {
+    pub zone_file: std::path::PathBuf,
+    /// Its last good copy serves (else its queries get SERVFAIL).
+    pub serving_last_good: bool,
+    pub errors: Vec<String>,
+}
+
+/// Owns the served snapshot and keeps it up to date with the files.
+pub struct Reloader {
+    pub cfg: ServerConfig,
+    pub registry: Arc<crate::health::Registry>,
+    stages: Arc<Stages>,
+    _watch: Option<Watch>,
+}
+
+impl Reloader {
+    /// Starts the file watcher (unless `watch: false`), then builds the
+    /// first snapshot, so a change made while it builds is built next.
+    /// Fails when there is nothing to serve or a database or config error:
+    /// a broken zone is reported and answered SERVFAIL, the others served.
+    pub fn new(
+        cfg: ServerConfig,
+        registry: Arc<crate::health::Registry>,
+        checker: Option<crate::health::Checker>,
+    ) -> Result<Arc<Reloader>, ConfigErrors> {
+        if let Some(d) = &cfg.dnssec {
+            crate::dnssec::sign::SigCache::global().set_capacity(d.cache_size);
+        }
+        let io = |e: std::io::Error| {
+            ConfigErrors(vec![crate::config::ConfigError::new(
+                &cfg.path,
+                0,
+                format!("cannot start the build threads: {e}"),
+            )])
+        };
+        let stages = Stages::start(cfg.clone(), registry.clone(), checker).map_err(io)?;
+        let watch = if !cfg.watch {
+            tracing::info!("file watching is off (watch: false); reload with SIGHUP or the API");
+            None
+        } else {
+            match watch::start(&cfg, Arc::downgrade(&stages)) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!("file watching is off: {e}; reload with SIGHUP or the API");
+                    None
+                }
+            }
+        };
+        let r = Reloader {
+            cfg,
+            registry,
+            stages,
+            _watch: watch,
+        };
+        // The first build, errors and all (a broken zone is not fatal).
+        let _ = r.stages.reload_and_wait("start");
+        if let Some(errs) = r.stages.start_errors() {
+            return Err(ConfigErrors(errs));
+        }
+        if r.cfg.dnssec.is_some() {
+            timer::start(Arc::downgrade(&r.stages));
+        }
+        Ok(Arc::new(r))
+    }
+
+    /// The snapshot handle the transports read.
+    pub fn shared(&self) -> &crate::snapshot::Shared {
+        &self.stages.shared
+    }
+
+    pub fn status(&self) -> ReloadStatus {
+        self.stages.status()
+    }
+
+    /// Brings everything up to date with the files (databases included)
+    /// and waits for the snapshot that has it; the generation it serves,
+    /// or every problem found (broken zones keep their last good copy, the
+    /// others' edits are served). Blocking: call from a blocking thread.
+    pub fn reload(&self, trigger: &str) -> Result<u64, ConfigErrors> {
+        self.stages.reload_and_wait(trigger).map_err(ConfigErrors)
+    }
+}
+
+impl Drop for Reloader {
+    fn drop(&mut self) {
+        self.stages.stop();
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
