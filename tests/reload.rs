@@ -668,3 +668,152 @@ fn rss_stays_flat_over_100_reloads() {
         "RSS grew from {before} kB to {after} kB"
     );
 }
+
+// ---------------------------------------------------------------- stages
+
+/// Makes a FIFO at `path`: a build that reads it blocks in `open` until a
+/// writer comes, which is how these tests hold a build in progress.
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+}
+
+/// Is this process's thread named `name` blocked opening `path`? (Other
+/// tests' servers run in this process too: their threads have the same
+/// names, so the file being opened is what tells ours apart.)
+fn thread_opening(name: &str, path: &Path) -> bool {
+    use std::io::{Read, Seek};
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    tasks.filter_map(|t| t.ok()).any(|t| {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        let syscall = std::fs::read_to_string(t.path().join("syscall")).unwrap_or_default();
+        let f: Vec<&str> = syscall.split(' ').collect();
+        if comm.trim_end() != name || f.len() < 3 || f[0] != libc::SYS_openat.to_string() {
+            return false;
+        }
+        // openat(dirfd, pathname, ...): read the name it is opening.
+        let Ok(at) = u64::from_str_radix(f[2].trim_start_matches("0x"), 16) else {
+            return false;
+        };
+        let mut buf = vec![0u8; 4096];
+        let Ok(mut mem) = std::fs::File::open("/proc/self/mem") else {
+            return false;
+        };
+        if mem.seek(std::io::SeekFrom::Start(at)).is_err() || mem.read(&mut buf).is_err() {
+            return false;
+        }
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
+        Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&buf[..end]))
+            == path
+    })
+}
+
+/// Lets a build blocked on the FIFO `link` go on: opens it for writing and
+/// writes `text` (what the build reads).
+fn release(link: &Path, text: &str) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(link)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+/// A pools edit is served while a GeoIP DB swap is still in progress: the
+/// database stage is held in `open` (the new DB file is a FIFO nobody
+/// writes yet), and the edit is built against the database in service.
+#[test]
+fn pools_edit_is_served_while_a_database_swap_is_in_progress() {
+    let fx = Fx::with_plain_zones("");
+    let srv = fx.start();
+    assert_eq!(answer(srv.dns()), [V1]);
+
+    // The "new database": a FIFO, linked outside the watched directory
+    // too, so the test can open it after the path moved on.
+    let fifo = fx.path("held.fifo");
+    mkfifo(&fifo);
+    std::fs::hard_link(&fifo, fx.path("geodb/.next.mmdb")).unwrap();
+    std::fs::rename(fx.path("geodb/.next.mmdb"), fx.path("geodb/demo.mmdb")).unwrap();
+    support::wait::until_true(
+        "the database stage opening the new DB",
+        Duration::from_secs(5),
+        || thread_opening("geosteer-geodb", &fx.path("geodb/demo.mmdb")),
+    );
+
+    fx.write("zones/t.example.pools.yaml", &pools(V2, 5));
+    let took = wait_answer(srv.dns(), V2, Duration::from_secs(5));
+    eprintln!("pools edit during a DB swap: served in {took:?}");
+    assert!(
+        thread_opening("geosteer-geodb", &fx.path("geodb/demo.mmdb")),
+        "the DB swap was over before the edit was served: the test proved nothing"
+    );
+
+    // The swap goes on: this "database" is no regular file (refused, the
+    // old one keeps serving), then a real one renamed over is taken.
+    let db = std::fs::read(DEMO_DB).unwrap();
+    fx.replace("geodb/demo.mmdb", &db);
+    release(&fifo, "");
+    let start = Instant::now();
+    while status(&srv)["last_reload"]["ok"] != true {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the good DB was not taken: {}",
+            status(&srv)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    srv.app().reloader.reload("test").unwrap();
+    assert_eq!(answer(srv.dns()), [V2]);
+}
+
+/// No edit is lost: a change made while a build is in progress (start-up
+/// included) is served once the build it triggers is done. The build is
+/// held reading zone `z.example`'s pools file (a FIFO) after it has read
+/// `t.example`'s, which is then edited.
+#[test]
+fn an_edit_made_during_a_build_is_not_lost() {
+    for at_start in [true, false] {
+        let fx = Fx::with_plain_zones("");
+        fx.write("zones/z.example.zone", MINIMAL_ZONE);
+        let fifo = fx.path("held.fifo");
+        let pools_z = fx.path("zones/z.example.pools.yaml");
+        let z_pools = pools(V1, 5);
+        let srv = if at_start {
+            mkfifo(&fifo);
+            std::fs::hard_link(&fifo, &pools_z).unwrap();
+            let cfg = fx.config();
+            let starting = std::thread::spawn(move || AppServer::load(&cfg));
+            support::wait::until_true(
+                "the first build reading z.example's pools",
+                Duration::from_secs(10),
+                || thread_opening("geosteer-geodb", &pools_z),
+            );
+            fx.write("zones/t.example.pools.yaml", &pools(V2, 5));
+            fx.replace("zones/z.example.pools.yaml", z_pools.as_bytes());
+            release(&fifo, &z_pools);
+            starting.join().unwrap()
+        } else {
+            fx.write("zones/z.example.pools.yaml", &z_pools);
+            let srv = fx.start();
+            assert_eq!(answer(srv.dns()), [V1]);
+            mkfifo(&fifo);
+            std::fs::hard_link(&fifo, fx.path("zones/.z.tmp")).unwrap();
+            std::fs::rename(fx.path("zones/.z.tmp"), &pools_z).unwrap();
+            support::wait::until_true(
+                "a build reading z.example's pools",
+                Duration::from_secs(10),
+                || thread_opening("geosteer-build", &pools_z),
+            );
+            fx.write("zones/t.example.pools.yaml", &pools(V2, 5));
+            fx.replace("zones/z.example.pools.yaml", z_pools.as_bytes());
+            release(&fifo, &z_pools);
+            srv
+        };
+        let took = wait_answer(srv.dns(), V2, Duration::from_secs(5));
+        eprintln!("edit during a build (at start: {at_start}): served {took:?} after the build");
+        let st = status(&srv);
+        assert_eq!(st["last_reload"]["ok"], true, "{st}");
+    }
+}

@@ -301,7 +301,7 @@ impl Stages {
             "database stage built"
         );
         *lock(&self.posted) = Some(Committed { db: stage, zones });
-        let followup = self.files.request("geodb");
+        let followup = self.files.request(&trigger);
         self.db.finish(ticket, followup);
         Some(true)
     }
