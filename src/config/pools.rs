@@ -41,6 +41,59 @@ impl<T: Clone> OneOrMany<T> {
     }
 }
 
+/// An `edges:` value as written: one name or a list of names, each an
+/// edge or an edge group (`groups:`).
+#[derive(Debug, Default)]
+pub struct EdgeList(Vec<Spanned<String>>);
+
+impl EdgeList {
+    /// The names, each with its own line (a lone name has the key's).
+    fn names(list: &Spanned<EdgeList>) -> Vec<Spanned<String>> {
+        list.value
+            .0
+            .iter()
+            .map(|n| {
+                if n.referenced.line() == 0 {
+                    Spanned::new(n.value.clone(), list.referenced, list.defined)
+                } else {
+                    n.clone()
+                }
+            })
+            .collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for EdgeList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EdgeList, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EdgeList;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an edge or group name, or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EdgeList, E> {
+                // Its line is the key's: filled in by `EdgeList::names`.
+                Ok(EdgeList(vec![Spanned::new(
+                    v.to_string(),
+                    serde_saphyr::Location::UNKNOWN,
+                    serde_saphyr::Location::UNKNOWN,
+                )]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<EdgeList, A::Error> {
+                let mut v = Vec::new();
+                while let Some(n) = seq.next_element::<Spanned<String>>()? {
+                    v.push(n);
+                }
+                Ok(EdgeList(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeRaw {
@@ -85,7 +138,7 @@ pub struct RuleRaw {
     pub subdivision: Option<OneOrMany<String>>,
     #[serde(default)]
     pub asn: Option<OneOrMany<u32>>,
-    pub edges: Vec<Spanned<String>>,
+    pub edges: Spanned<EdgeList>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,7 +151,7 @@ pub struct HostRaw {
     #[serde(default)]
     pub svcb: Option<Spanned<SvcbRaw>>,
     #[serde(default)]
-    pub edges: Option<Vec<Spanned<String>>>,
+    pub edges: Option<Spanned<EdgeList>>,
     #[serde(default)]
     pub answers: Option<u8>,
     #[serde(default)]
@@ -131,7 +184,7 @@ pub struct NetMapRaw {
     #[serde(default)]
     pub continent: Option<String>,
     #[serde(default)]
-    pub edges: Option<Vec<String>>,
+    pub edges: Option<Spanned<EdgeList>>,
 }
 
 /// `https: { priority: 1, target: ".", alpn: [h3, h2], port: 443, ech: "..." }`:
@@ -234,6 +287,92 @@ fn svcb_template(
     Ok(t)
 }
 
+/// `groups:` resolved to edge indexes. A group may name edges and other
+/// groups (not itself, however indirectly); its name may not be an edge's.
+fn resolve_groups(
+    raw: &IndexMap<Spanned<String>, Spanned<EdgeList>>,
+    index: &HashMap<&str, EdgeIdx>,
+    err: &mut dyn FnMut(u32, String),
+) -> HashMap<String, Vec<EdgeIdx>> {
+    /// Expands group `name`; `path` holds the groups being expanded.
+    fn expand<'a>(
+        name: &'a str,
+        raw: &'a IndexMap<Spanned<String>, Spanned<EdgeList>>,
+        index: &HashMap<&str, EdgeIdx>,
+        done: &mut HashMap<String, Option<Vec<EdgeIdx>>>,
+        path: &mut Vec<&'a str>,
+        err: &mut dyn FnMut(u32, String),
+    ) -> Option<Vec<EdgeIdx>> {
+        if let Some(d) = done.get(name) {
+            return d.clone();
+        }
+        let (gname, list) = raw.iter().find(|(k, _)| k.value == name)?;
+        let line = gname.referenced.line() as u32;
+        if let Some(at) = path.iter().position(|&p| p == name) {
+            let cycle: Vec<&str> = path[at..].iter().copied().chain([name]).collect();
+            err(
+                line,
+                format!("groups.{name}: includes itself ({})", cycle.join(" -> ")),
+            );
+            return None;
+        }
+        path.push(name);
+        let mut out: Vec<EdgeIdx> = Vec::new();
+        let mut ok = true;
+        let mut members = EdgeList::names(list);
+        if members.is_empty() {
+            err(line, format!("groups.{name}: needs at least one edge"));
+            ok = false;
+        }
+        for m in members.drain(..) {
+            let group = raw.keys().find(|k| k.value == m.value);
+            let idx = match (index.get(m.value.as_str()), group) {
+                (Some(&i), _) => Some(vec![i]),
+                (None, Some(g)) => expand(&g.value, raw, index, done, path, err),
+                (None, None) => {
+                    err(
+                        m.referenced.line() as u32,
+                        format!("groups.{name}: unknown edge or group {:?}", m.value),
+                    );
+                    None
+                }
+            };
+            match idx {
+                Some(idx) => {
+                    for i in idx {
+                        if !out.contains(&i) {
+                            out.push(i);
+                        }
+                    }
+                }
+                None => ok = false,
+            }
+        }
+        path.pop();
+        let result = ok.then_some(out);
+        done.insert(name.to_string(), result.clone());
+        result
+    }
+    let mut done = HashMap::new();
+    let mut groups = HashMap::new();
+    for name in raw.keys() {
+        if index.contains_key(name.value.as_str()) {
+            err(
+                name.referenced.line() as u32,
+                format!(
+                    "groups.{0}: {0:?} is already an edge; a group needs a name of its own",
+                    name.value
+                ),
+            );
+            continue;
+        }
+        if let Some(idx) = expand(&name.value, raw, index, &mut done, &mut Vec::new(), err) {
+            groups.insert(name.value.clone(), idx);
+        }
+    }
+    groups
+}
+
 /// An override net: `[lat, lon]` or a map.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -250,6 +389,10 @@ pub struct PoolsRaw {
     pub ttl: Option<u32>,
     #[serde(default)]
     pub edges: IndexMap<Spanned<String>, EdgeRaw>,
+    /// Edge groups: a name for a list of edges (and groups), used in
+    /// `edges:` like an edge's name.
+    #[serde(default)]
+    pub groups: IndexMap<Spanned<String>, Spanned<EdgeList>>,
     #[serde(default)]
     pub nets: IndexMap<Spanned<String>, NetRaw>,
     #[serde(default)]
@@ -505,21 +648,32 @@ pub fn from_str(
         edge.probe = probe;
         edges.push(edge);
     }
-    let resolve =
-        |list: &[Spanned<String>], key: &str, err: &mut dyn FnMut(u32, String)| -> Vec<EdgeIdx> {
-            let mut out = Vec::new();
-            for e in list {
-                match index.get(e.value.as_str()) {
-                    Some(&i) if !out.contains(&i) => out.push(i),
-                    Some(_) => {}
-                    None => err(
-                        e.referenced.line() as u32,
-                        format!("{key}: unknown edge {:?}", e.value),
-                    ),
+    let groups = resolve_groups(&raw.groups, &index, &mut err);
+    // Names in an `edges:` list: edges and groups, each edge once, in the
+    // order written.
+    let resolve = |list: &Spanned<EdgeList>, key: &str, err: &mut dyn FnMut(u32, String)| {
+        let mut out = Vec::new();
+        for e in EdgeList::names(list) {
+            let found = match index.get(e.value.as_str()) {
+                Some(i) => Some(std::slice::from_ref(i)),
+                None => groups.get(e.value.as_str()).map(Vec::as_slice),
+            };
+            match found {
+                Some(idx) => {
+                    for i in idx {
+                        if !out.contains(i) {
+                            out.push(*i);
+                        }
+                    }
                 }
+                None => err(
+                    e.referenced.line() as u32,
+                    format!("{key}: unknown edge or group {:?}", e.value),
+                ),
             }
-            out
-        };
+        }
+        out
+    };
 
     // Override nets.
     let mut nets = Vec::new();
@@ -569,11 +723,7 @@ pub fn from_str(
                             format!("{key}: give either edges or a location, not both"),
                         );
                     }
-                    let spanned: Vec<Spanned<String>> = list
-                        .iter()
-                        .map(|s| Spanned::new(s.clone(), net.referenced, net.defined))
-                        .collect();
-                    let idx = resolve(&spanned, &key, &mut err);
+                    let idx = resolve(list, &format!("{key}.edges"), &mut err);
                     if idx.is_empty() {
                         err(line, format!("{key}: edges: needs at least one edge"));
                     }
@@ -757,4 +907,80 @@ pub fn from_str(
         names,
         rtt_min_samples: min_samples,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Pools, Vec<String>> {
+        let origin = Name::from_ascii("cdn.example.").unwrap();
+        from_str(text, Path::new("p.yaml"), &origin, &AlwaysUp)
+            .map_err(|e| e.iter().map(|e| e.to_string()).collect())
+    }
+
+    const EDGES: &str = "edges:\n  lhr: { addresses: [192.0.2.1], location: [51.5, -0.1] }\n  fra: { addresses: [192.0.2.2], location: [50.1, 8.7] }\n  iad: { addresses: [192.0.2.3], location: [38.9, -77.4] }\n  akamai: { cname: x.akamai.example. }\n";
+
+    fn names(p: &Pools, host: &str) -> Vec<String> {
+        let h = p.steering.hosts.iter().find(|h| h.name == host).unwrap();
+        h.candidates
+            .iter()
+            .map(|&i| p.steering.edges[i as usize].name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_group_is_named_once_and_used_where_edges_are() {
+        let p = load(&format!(
+            "{EDGES}groups:\n  eu: [lhr, fra]\n  world: [eu, iad]\n  backup: akamai\n\
+             nets:\n  10.0.0.0/8: {{ edges: eu }}\n\
+             hosts:\n  www: {{ edges: eu }}\n  img: {{ edges: [world, akamai, lhr] }}\n\
+             \x20 dl: {{ edges: [iad, backup] }}\n\
+             \x20 video:\n    edges: [iad]\n    rules:\n      - {{ continent: EU, edges: eu }}\n"
+        ))
+        .unwrap();
+        assert_eq!(names(&p, "www"), ["lhr", "fra"]);
+        // Groups nest; an edge named twice counts once, in first-seen order.
+        assert_eq!(names(&p, "img"), ["lhr", "fra", "iad", "akamai"]);
+        assert_eq!(names(&p, "dl"), ["iad", "akamai"]);
+        let video = p.steering.hosts.iter().find(|h| h.name == "video").unwrap();
+        assert_eq!(video.rules[0].edges, [0, 1]);
+    }
+
+    #[test]
+    fn group_mistakes_name_file_line_and_key() {
+        let cases = [
+            (
+                "groups:\n  eu: [lhr, frx]\n",
+                "p.yaml:7: groups.eu: unknown edge or group \"frx\"",
+            ),
+            (
+                "groups:\n  lhr: [fra]\n",
+                "p.yaml:7: groups.lhr: \"lhr\" is already an edge",
+            ),
+            (
+                "groups:\n  a: [b]\n  b: [a]\n",
+                "groups.a: includes itself (a -> b -> a)",
+            ),
+            (
+                "groups:\n  a: []\n",
+                "p.yaml:7: groups.a: needs at least one edge",
+            ),
+            (
+                "groups:\n  eu: [lhr]\nhosts:\n  www: { edges: eux }\n",
+                "p.yaml:9: hosts.www.edges: unknown edge or group \"eux\"",
+            ),
+            (
+                "hosts:\n  www:\n    edges:\n      - lhr\n      - nope\n",
+                "p.yaml:10: hosts.www.edges: unknown edge or group \"nope\"",
+            ),
+        ];
+        for (tail, want) in cases {
+            let errs = load(&format!("{EDGES}{tail}")).map(|_| ()).unwrap_err();
+            assert!(
+                errs.iter().any(|e| e.contains(want)),
+                "{want} not in {errs:?}"
+            );
+        }
+    }
 }
