@@ -27,6 +27,10 @@ impl Transport {
 pub const MAX_MESSAGE: usize = 65_535;
 
 /// What a transport calls for each received message.
+/// How long a UDP worker waits for a datagram before it calls
+/// [`Handler::idle`] (and then waits again).
+pub const IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub trait Handler: Send + Sync + 'static {
     /// Answers `query` from `client` into `out` (at least [`MAX_MESSAGE`]
     /// bytes long) and returns the response length, or `None` to send
@@ -45,6 +49,12 @@ pub trait Handler: Send + Sync + 'static {
         transport: Transport,
         out: &mut [u8],
     ) -> Option<usize>;
+
+    /// Called on a transport thread that has been idle for [`IDLE`]: let go
+    /// of what is kept for the next query. (The answer core keeps the
+    /// current snapshot per thread; an idle thread would otherwise hold an
+    /// old one, and its GeoIP DB, long after a reload.)
+    fn idle(&self) {}
 }
 
 pub mod tcp;
