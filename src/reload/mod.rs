@@ -112,9 +112,7 @@ impl Reloader {
         if let Some(errs) = r.stages.start_errors() {
             return Err(ConfigErrors(errs));
         }
-        if r.cfg.dnssec.is_some() {
-            timer::start(Arc::downgrade(&r.stages));
-        }
+        timer::start(Arc::downgrade(&r.stages));
         Ok(Arc::new(r))
     }
 

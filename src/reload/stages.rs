@@ -142,6 +142,9 @@ pub(super) struct Stages {
     errors: Mutex<Errors>,
     status: Mutex<ReloadStatus>,
     metrics: crate::metrics::ReloadMetrics,
+    /// Snapshots swapped out and perhaps still read by a query: their
+    /// memory is handed back to the system once they are gone.
+    retired: Mutex<Vec<std::sync::Weak<Snapshot>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -180,6 +183,7 @@ impl Stages {
                 zones: Vec::new(),
             }),
             metrics: crate::metrics::ReloadMetrics::new(),
+            retired: Mutex::default(),
         });
         for (name, build) in [
             (
@@ -382,6 +386,7 @@ impl Stages {
                 Ok(p) => p,
                 Err((_, kept)) => kept,
             };
+            let zones_ms = started.elapsed().as_secs_f64() * 1e3;
             let snap = assemble(zones, unloaded, &state.db, protocol, generation);
             drop(old);
             self.swap(snap, loads);
@@ -390,6 +395,7 @@ impl Stages {
                 generation,
                 rebuilt = pass.as_ref().map_or(0, |p| p.rebuilt),
                 reused = pass.as_ref().map_or(0, |p| p.reused),
+                zones_ms,
                 ms = started.elapsed().as_secs_f64() * 1e3,
                 "reloaded"
             );
@@ -405,10 +411,16 @@ impl Stages {
         *lock(&self.committed) = Some(state);
         self.set_status(&trigger, started, ok);
         self.files.finish(ticket, 0);
-        // Old zones and snapshots are gone (the last reader drops them):
-        // hand their memory back.
-        quiet::release_freed_memory();
         Some(true)
+    }
+
+    /// Have snapshots been swapped out and freed since this was last asked?
+    /// (Then their memory can be handed back to the system.)
+    pub(super) fn retired_freed(&self) -> bool {
+        let mut retired = lock(&self.retired);
+        let before = retired.len();
+        retired.retain(|w| w.strong_count() > 0);
+        retired.len() < before
     }
 
     /// Swaps `snap` in, then does the health bookkeeping for it.
@@ -416,7 +428,9 @@ impl Stages {
         let db_epoch = snap.geodb.as_ref().map(|db| db.info().build_epoch);
         self.metrics
             .observe(snap.generation, snap.built_at, db_epoch);
-        self.shared.store(Arc::new(snap));
+        let old = self.shared.swap(Arc::new(snap));
+        lock(&self.retired).push(Arc::downgrade(&old));
+        drop(old);
         self.metrics.reloaded();
         self.after_swap(loads);
     }
