@@ -255,3 +255,104 @@ fn unloaded(zone_file: &Path) -> Option<Unloaded> {
         zone_file: zone_file.to_path_buf(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::pools::AlwaysUp;
+
+    fn zone(a: &str) -> String {
+        format!("$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\nwww A {a}\n")
+    }
+
+    fn setup() -> (tempfile::TempDir, ServerConfig) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("zones")).unwrap();
+        let cfg = ServerConfig::from_str(
+            "listen: [127.0.0.1:0]\nzones: zones\n",
+            &dir.path().join("geosteer.yaml"),
+        )
+        .unwrap();
+        (dir, cfg)
+    }
+
+    /// The address of www in the served copy of `file`'s zone.
+    fn www(z: &Zones) -> Option<String> {
+        let (zones, _, _) = z.served();
+        let zone = zones.first()?;
+        let node = zone
+            .tree
+            .nodes
+            .values()
+            .find(|n| crate::wire::name_to_string(&n.owner).starts_with("www"))?;
+        let set = node.rrset(crate::wire::TYPE_A)?;
+        match &set.rdata[0] {
+            crate::zone::tree::Rdata::Opaque(b) if b.len() == 4 => {
+                Some(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string())
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn unchanged_zones_are_reused_and_broken_ones_keep_their_copy() {
+        let (dir, cfg) = setup();
+        let f = dir.path().join("zones/a.test.zone");
+        let g = dir.path().join("zones/b.test.zone");
+        std::fs::write(&f, zone("192.0.2.1")).unwrap();
+        std::fs::write(&g, zone("192.0.2.9")).unwrap();
+        let (db, rtt) = (DbStage::default(), RttCache::default());
+        let mut z = Zones::default();
+        let p = z.build(&cfg, &AlwaysUp, &db, &rtt);
+        assert_eq!((p.rebuilt, p.reused), (2, 0));
+        let first = z.served().0;
+        let p = z.build(&cfg, &AlwaysUp, &db, &rtt);
+        assert_eq!((p.rebuilt, p.reused), (0, 2));
+        assert!(Arc::ptr_eq(&first[0], &z.served().0[0]), "reused as built");
+
+        std::fs::write(
+            &f,
+            "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\nwww A 999.1.1.1\n",
+        )
+        .unwrap();
+        let p = z.build(&cfg, &AlwaysUp, &db, &rtt);
+        assert_eq!((p.rebuilt, p.reused), (1, 1), "only the edited zone");
+        assert!(
+            Arc::ptr_eq(&first[0], &z.served().0[0]),
+            "the last good copy"
+        );
+        assert!(!z.errors().is_empty());
+        // Not built again while its files stay as they are.
+        let p = z.build(&cfg, &AlwaysUp, &db, &rtt);
+        assert_eq!((p.rebuilt, p.reused), (0, 2));
+        assert!(!z.errors().is_empty());
+    }
+
+    /// A full build against a new database stage started from an older
+    /// state: adopting it keeps an edit the files stage served meanwhile.
+    #[test]
+    fn adopting_a_database_build_keeps_newer_edits() {
+        let (dir, cfg) = setup();
+        let f = dir.path().join("zones/a.test.zone");
+        std::fs::write(&f, zone("192.0.2.1")).unwrap();
+        let (db, rtt) = (DbStage::default(), RttCache::default());
+        let mut mine = Zones::default();
+        mine.build(&cfg, &AlwaysUp, &db, &rtt);
+        // The database thread starts from this state...
+        let mut newer = mine.clone();
+        // ...the files stage serves an edit...
+        std::fs::write(&f, zone("192.0.2.2")).unwrap();
+        mine.build(&cfg, &AlwaysUp, &db, &rtt);
+        assert!(www(&mine).unwrap().contains("192.0.2.2"));
+        // ...which is broken by the time the database thread reads it.
+        std::fs::write(&f, zone("300.0.2.3")).unwrap();
+        newer.build(&cfg, &AlwaysUp, &db, &rtt);
+        assert!(www(&newer).unwrap().contains("192.0.2.1"));
+        mine.adopt(newer);
+        assert!(
+            www(&mine).unwrap().contains("192.0.2.2"),
+            "the edit served before the adoption stays"
+        );
+        assert!(!mine.errors().is_empty());
+    }
+}

@@ -42,27 +42,77 @@ pub(super) fn companions(zone_file: &Path) -> [PathBuf; 3] {
     ]
 }
 
-/// What identifies a file version without reading it. `None` in a
-/// [`Stamps`] entry means "absent", which is a version too.
+/// What identifies a file version, mostly without reading it.
+///
+/// Size, modification time, inode and device tell versions apart, except
+/// two writes of the same size within the file system's timestamp
+/// granularity (a few ms; seconds on some). A file modified less than
+/// [`RACY`] before it was stamped could have such a twin, so its content's
+/// hash is kept too (as git does for "racily clean" files): it is the only
+/// case in which a build reads a file to find out whether it changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct FileStamp {
     len: u64,
     modified: Option<std::time::SystemTime>,
     ino: u64,
     dev: u64,
+    /// The content's hash, for a file stamped soon after it was modified.
+    racy: Option<u64>,
 }
+
+/// How long after a write a stamp is not trusted alone (FAT keeps times
+/// to 2 s).
+const RACY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The stamp of the file at `path` now (following symlinks, so a flipped
 /// link counts as a change), or `None` if there is none.
 pub(super) fn stamp(path: &Path) -> Option<FileStamp> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
+    let modified = m.modified().ok();
+    // A time in the future counts as recent.
+    let recent = modified.is_none_or(|t| t.elapsed().map_or(true, |age| age < RACY));
     Some(FileStamp {
         len: m.len(),
-        modified: m.modified().ok(),
+        modified,
         ino: m.ino(),
         dev: m.dev(),
+        racy: if recent && m.is_file() {
+            content_hash(path)
+        } else {
+            None
+        },
     })
+}
+
+impl FileStamp {
+    /// Is the file at `path` still this version?
+    pub(super) fn still(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(m) = std::fs::metadata(path) else {
+            return false;
+        };
+        (m.len(), m.modified().ok(), m.ino(), m.dev())
+            == (self.len, self.modified, self.ino, self.dev)
+            && self.racy.is_none_or(|h| content_hash(path) == Some(h))
+    }
+}
+
+/// A hash of the file's bytes (not cryptographic: it tells versions of one
+/// file apart, nobody forges them).
+fn content_hash(path: &Path) -> Option<u64> {
+    use std::hash::Hasher;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut h = std::hash::DefaultHasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return Some(h.finish()),
+            Ok(n) => h.write(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
 }
 
 /// The versions of a set of files, taken before they were read: a build
@@ -91,7 +141,10 @@ impl Stamps {
 
     /// Is every file as it was when stamped?
     pub(super) fn unchanged(&self) -> bool {
-        self.0.iter().all(|(p, s)| stamp(p) == *s)
+        self.0.iter().all(|(p, s)| match s {
+            Some(s) => s.still(p),
+            None => !p.exists(),
+        })
     }
 }
 
@@ -129,6 +182,20 @@ mod tests {
         let s = Stamps::of([a.as_path(), b.as_path()]);
         std::fs::remove_file(&b).unwrap();
         assert!(!s.unchanged(), "a removed file is a change");
+    }
+
+    /// Written twice in place with the same size, faster than the file
+    /// system's clock ticks: the content tells the versions apart.
+    #[test]
+    fn same_size_rewrite_in_place_is_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.zone");
+        std::fs::write(&a, "one").unwrap();
+        let s = Stamps::of([a.as_path()]);
+        std::fs::write(&a, "two").unwrap();
+        assert!(!s.unchanged());
+        let s = Stamps::of([a.as_path()]);
+        assert!(s.unchanged());
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl DbStage {
             match (held, want) {
                 (None, None) => true,
                 // A file whose stamp could not be taken is never "the same".
-                (Some((p, Some(s))), Some(w)) => p == w && stamp(w).as_ref() == Some(s),
+                (Some((p, Some(s))), Some(w)) => p == w && s.still(w),
                 _ => false,
             }
         };
@@ -65,7 +65,7 @@ impl DbStage {
         let asn = match &cfg.geodb_asn {
             None => None,
             Some(p) => match &self.asn {
-                Some((held, Some(s), db)) if held == p && stamp(p).as_ref() == Some(s) => {
+                Some((held, Some(s), db)) if held == p && s.still(p) => {
                     Some((held.clone(), Some(*s), db.clone()))
                 }
                 _ => {

@@ -375,7 +375,7 @@ impl RttCache {
         let stamps = Stamps::of([path]);
         let edges: Vec<(String, i8)> = st.edges.iter().map(|e| (e.name.clone(), e.bias)).collect();
         if let Some(h) = self.lock().get(path)
-            && h.stamps == stamps
+            && h.stamps.unchanged()
             && h.min_samples == min_samples
             && h.edges == edges
         {
