@@ -2,7 +2,9 @@
 # The SHAPE=groups half of bench/reload-under-load.sh (see there): reloads of
 # a CDN-shaped zone while queries are answered.
 # usage: bench/reload-groups.sh [rate_qps]; EDGES HOSTS NGROUPS ZONES
-# DB_RECORDS RELOADS BIN KEEP as described in bench/reload-under-load.sh.
+# DB_RECORDS RELOADS BIN KEEP as described in bench/reload-under-load.sh;
+# DB=path uses that database instead of synthesizing one; GROUP_SYNTAX=1
+# writes the pools file with named edge groups (see bench/reload-shape.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${1:-20000}
@@ -19,7 +21,7 @@ PORT=$((21000 + RANDOM % 900)); HPORT=$((PORT + 1))
 
 echo "== shape: $EDGES edges, $HOSTS hosts, $NGROUPS groups, $ZONES zone(s); DB $DB_RECORDS records; load: $(uptime | sed 's/.*load/load/')"
 mkdir -p "$W/zones" "$W/geodb"
-"$SYNTH" "$W/geodb/city.mmdb" dense "$DB_RECORDS" 1 >/dev/null
+if [ -n "${DB:-}" ]; then cp "$DB" "$W/geodb/city.mmdb"; else "$SYNTH" "$W/geodb/city.mmdb" dense "$DB_RECORDS" 1 >/dev/null; fi
 cp "$W/geodb/city.mmdb" "$W/city.copy"
 NEAR=192.0.2.1 python3 bench/reload-shape.py "$W/zones" "$EDGES" "$HOSTS" "$NGROUPS" "$ZONES" 1
 Z=cdn.example; [ "$ZONES" = 1 ] || Z=z0.example
@@ -46,7 +48,9 @@ T0=$(date +%s.%N)
 RUST_LOG=${RUST_LOG:-info} "$BIN" serve -c "$W/geosteer.yaml" 2>"$W/server.log" &
 PID=$!
 until dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" "h0.$Z" A 2>/dev/null | grep -q .; do
-    kill -0 "$PID" 2>/dev/null || { cat "$W/server.log"; exit 1; }
+    if ! kill -0 "$PID" 2>/dev/null || grep -q "zone not reloaded" "$W/server.log"; then
+        grep -E "ERROR|error" "$W/server.log" | head -5; exit 1
+    fi
     sleep 0.2
 done
 T1=$(date +%s.%N)

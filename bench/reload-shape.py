@@ -10,6 +10,8 @@ usage: bench/reload-shape.py DIR [EDGES HOSTS GROUPS [ZONES [SEED]]]
   NEAR=ADDR: the first host's (h0) nearest edge for 127.0.0.1 is e0 with
   address ADDR (default 192.0.2.1), so a benchmark can edit it and watch
   the answer change.
+  GROUP_SYNTAX=1 names each group once (`groups:`) and writes a host as
+  `hN: { edges: gK }` instead of repeating the group's edge list.
 """
 import os
 import random
@@ -20,6 +22,7 @@ edges, hosts, groups = (int(x) for x in (sys.argv[2:5] or ["150", "50000", "2000
 zones = int(sys.argv[5]) if len(sys.argv) > 5 else 1
 rng = random.Random(int(sys.argv[6]) if len(sys.argv) > 6 else 1)
 near = os.environ.get("NEAR", "192.0.2.1")
+named = os.environ.get("GROUP_SYNTAX") == "1"
 
 os.makedirs(out, exist_ok=True)
 edge_lines = []
@@ -49,7 +52,11 @@ for z in range(zones):
     with open(f"{out}/{name}.pools.yaml", "w") as f:
         f.write("ttl: 30\nedges:\n")
         f.writelines(edge_lines)
+        if named:
+            f.write("groups:\n")
+            f.writelines(f"  g{i}: [{', '.join(g)}]\n" for i, g in enumerate(group_edges))
         f.write("nets:\n  127.0.0.0/8: [51.5, -0.1]\nhosts:\n")
         for h in range(z * per_zone, min(hosts, (z + 1) * per_zone)):
             g = 0 if h == 0 else rng.randrange(groups)
-            f.write(f"  h{h}: {{ edges: [{', '.join(group_edges[g])}] }}\n")
+            edges_of = f"g{g}" if named else f"[{', '.join(group_edges[g])}]"
+            f.write(f"  h{h}: {{ edges: {edges_of} }}\n")
