@@ -295,8 +295,7 @@ fn ten_thousand_connect_attempts_keep_memory_bounded() {
 /// a name below the delegation and one that does not exist.
 fn all_names() -> Vec<String> {
     let origin = hickory_proto::rr::Name::from_str("cdn.example.").unwrap();
-    let z =
-        geosteer::zone::load_zone_file(&repo().join("zones/cdn.example.zone"), &origin).unwrap();
+    let z = geosteer::load_zone_file(&repo().join("zones/cdn.example.zone"), &origin).unwrap();
     let mut names: Vec<String> = z
         .records
         .iter()

@@ -1,5 +1,5 @@
 //! The answer path allocates nothing per query (issue 3 "Speed"): a
-//! counting global allocator watches `steer::decide` and `dns::respond`
+//! counting global allocator watches `geosteer::decide` and `dns::respond`
 //! (steered with ECS, by packet source, static, NXDOMAIN, NODATA) after a
 //! warm-up.
 //!
@@ -9,8 +9,8 @@ mod support;
 
 use std::net::{IpAddr, SocketAddr};
 
-use geosteer::net::Transport;
-use geosteer::steer::{self, Client, Family};
+use geosteer::Transport;
+use geosteer::{Client, Family};
 use hickory_proto::rr::RecordType;
 use support::alloc::{Counting, count};
 use support::steer::{self as fixture, Db};
@@ -58,10 +58,10 @@ fn decide_allocates_nothing() {
         (host("mixed"), ecs("81.2.1.0", 24), Family::V6),
     ];
     for (h, c, f) in cases {
-        let first = steer::decide(st, h, geo, c, f, &mut ());
+        let first = geosteer::decide(st, h, geo, c, f, &mut ());
         let n = count(|| {
             for _ in 0..ROUNDS {
-                let d = steer::decide(st, h, geo, c, f, &mut ());
+                let d = geosteer::decide(st, h, geo, c, f, &mut ());
                 assert_eq!(d.edges.len(), first.edges.len());
             }
         });
@@ -122,10 +122,10 @@ fn respond_allocates_nothing() {
     ];
     let mut out = vec![0u8; 65_535];
     for (what, q, client) in &queries {
-        let len = geosteer::dns::respond(&snap, q, *client, Transport::Udp, &mut out).expect(what);
+        let len = geosteer::respond(&snap, q, *client, Transport::Udp, &mut out).expect(what);
         let n = count(|| {
             for _ in 0..ROUNDS {
-                let l = geosteer::dns::respond(&snap, q, *client, Transport::Udp, &mut out);
+                let l = geosteer::respond(&snap, q, *client, Transport::Udp, &mut out);
                 assert_eq!(l, Some(len));
             }
         });

@@ -1095,12 +1095,11 @@ fn hostile_packets_over_udp_and_tcp() {
 
 #[test]
 fn respond_fuzz_in_process() {
-    use geosteer::net::Transport;
+    use geosteer::Transport;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &default_zone_files(), "127.0.0.1:0");
-    let cfg = geosteer::config::ServerConfig::load(&cfg).unwrap();
-    let snap =
-        geosteer::reload::build_snapshot(&cfg, &geosteer::config::pools::AlwaysUp, 1).unwrap();
+    let cfg = geosteer::ServerConfig::load(&cfg).unwrap();
+    let snap = geosteer::build_snapshot(&cfg, &geosteer::AlwaysUp, 1).unwrap();
     let seeds = seeds();
     let mut rng = StdRng::seed_from_u64(42);
     let mut out = vec![0u8; 65_535];
@@ -1112,7 +1111,7 @@ fn respond_fuzz_in_process() {
     }
     for q in &inputs {
         for transport in [Transport::Udp, Transport::Tcp] {
-            let Some(n) = geosteer::dns::respond(&snap, q, client, transport, &mut out) else {
+            let Some(n) = geosteer::respond(&snap, q, client, transport, &mut out) else {
                 continue;
             };
             answered += 1;

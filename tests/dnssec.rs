@@ -464,7 +464,7 @@ fn set_times(base: &str, times: &[(&str, u64)]) {
             .map(str::to_string)
             .collect();
         for (n, t) in times {
-            let stamp = geosteer::dnssec::keys::format_time(*t);
+            let stamp = geosteer::format_time(*t);
             if comment {
                 lines.insert(1, format!("; {n}: {stamp}"));
             } else {
@@ -506,7 +506,7 @@ fn zsk_rollover_by_dated_key_files_keeps_validating() {
 
     // Pre-publish: the new ZSK is published now and signs from T; the old
     // one stops signing at T and leaves the DNSKEY RRset at T + 8.
-    let now = geosteer::dnssec::unix_now();
+    let now = support::unix_now();
     let t = now + 8;
     // Made aside and dated, then moved in: the server never sees it undated.
     let staging = s.dir.path().join("staging");

@@ -13,9 +13,9 @@ use std::str::FromStr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use geosteer::config::ServerConfig;
-use geosteer::dnstap::fstrm::{self, Control, Frame};
-use geosteer::dnstap::proto;
+use geosteer::ServerConfig;
+use geosteer::dnstap_proto as proto;
+use geosteer::fstrm::{self, Control, Frame};
 use hickory_proto::rr::{Name, RecordType};
 use prost::Message as _;
 use support::dns::{tcp_raw, udp_raw};
@@ -45,7 +45,7 @@ fn config(dir: &Path, extra: &str) -> ServerConfig {
 
 /// `www.cdn.example A` with ECS `ecs`, as bytes.
 fn query(ecs: &str) -> Vec<u8> {
-    geosteer::explain::query_bytes(
+    geosteer::query_bytes(
         &Name::from_str("www.cdn.example.").unwrap(),
         RecordType::A,
         Some(ecs.parse().unwrap()),

@@ -4,7 +4,7 @@
 
 mod support;
 
-use geosteer::net::Transport;
+use geosteer::Transport;
 use hickory_proto::op::Message;
 use support::dns::udp_raw;
 use support::steer::{self, Db};
@@ -114,12 +114,7 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn check(
-    case: &Case,
-    id: u16,
-    reply: &[u8],
-    snap: &geosteer::snapshot::Snapshot,
-) -> Result<(), String> {
+fn check(case: &Case, id: u16, reply: &[u8], snap: &geosteer::Snapshot) -> Result<(), String> {
     let msg =
         Message::from_vec(reply).map_err(|e| format!("{}: unparsable reply: {e}", case.what))?;
     let got = msg.metadata.response_code.to_string();

@@ -1,5 +1,5 @@
 //! The pre-rendered fast path (`dns::fast`) against the general path
-//! (`dns::respond_general`): over many generated queries — every name of
+//! (the same snapshot without its pre-rendered tables): over many generated queries — every name of
 //! five zones (types.example: HTTPS, DS, DNAME...) in random letter case, many
 //! types, with and without EDNS, DO, NSID, cookies (client-only, foreign, malformed),
 //! ECS from many networks, small and large buffers, UDP and TCP, and edges
@@ -7,7 +7,7 @@
 //! DNSSEC-signed, so DO=1 answers with RRSIGs and NSECs are compared too
 //! (the signature cache makes the signatures themselves repeatable).
 //!
-//! Also checks the reworked `steer::decide` (per-place cached order, early
+//! Also checks the reworked `geosteer::decide` (per-place cached order, early
 //! stop) against a plain reference: sort every candidate by (health tier,
 //! great-circle distance), keep `answers`.
 
@@ -16,11 +16,11 @@ mod support;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use geosteer::dns;
-use geosteer::health::{AdminState, Effective, Registry};
-use geosteer::net::Transport;
-use geosteer::snapshot::Snapshot;
-use geosteer::steer::{self, Client, Family, Outcome};
+use geosteer::Snapshot;
+use geosteer::Transport;
+use geosteer::{AdminState, Effective, Registry};
+use geosteer::{Client, Family, Outcome};
+use support::paths::{fast_respond, respond_general};
 use support::rng::Rng;
 use support::steer as fixture;
 
@@ -208,7 +208,7 @@ fn shuffle_health(rng: &mut Rng, reg: &Registry) {
 #[test]
 fn fast_path_matches_general_path() {
     let reg = Registry::new();
-    let (snap, _dir) = snapshot(&reg);
+    let (mut snap, _dir) = snapshot(&reg);
     assert!(
         snap.fast.len() > 100,
         "the table holds the zones' names ({})",
@@ -238,8 +238,8 @@ fn fast_path_matches_general_path() {
                 } else {
                     Transport::Udp
                 };
-                let a = dns::respond(&snap, &q, source, transport, &mut fast_out);
-                let b = dns::respond_general(&snap, &q, source, transport, &mut general_out);
+                let a = geosteer::respond(&snap, &q, source, transport, &mut fast_out);
+                let b = respond_general(&mut snap, &q, source, transport, &mut general_out);
                 // The server cookie carries the second it was made in; the
                 // rest of the bytes must be equal.
                 let a = a.map(|n| mask_cookie(&q, &mut fast_out[..n]));
@@ -251,7 +251,7 @@ fn fast_path_matches_general_path() {
                 );
                 compared += 1;
                 fast += usize::from(
-                    dns::fast_respond(&snap, &q, source.ip(), transport, &mut scratch).is_some(),
+                    fast_respond(&snap, &q, source.ip(), transport, &mut scratch).is_some(),
                 );
             }
         }
@@ -272,7 +272,7 @@ fn fast_path_matches_general_path() {
 #[test]
 fn signed_answers_on_the_fast_path() {
     let reg = Registry::new();
-    let (snap, _dir) = snapshot(&reg);
+    let (mut snap, _dir) = snapshot(&reg);
     let src: IpAddr = "81.2.1.9".parse().unwrap();
     let (mut a, mut b) = (vec![0u8; 65_535], vec![0u8; 65_535]);
     for (name, qtype) in [
@@ -287,10 +287,16 @@ fn signed_answers_on_the_fast_path() {
         q.extend_from_slice(name);
         q.extend_from_slice(&qtype.to_be_bytes());
         q.extend_from_slice(&[0, 1, 0, 0, 41, 4, 0xD0, 0, 0, 0x80, 0, 0, 0]);
-        let n = dns::fast_respond(&snap, &q, src, Transport::Udp, &mut a)
+        let n = fast_respond(&snap, &q, src, Transport::Udp, &mut a)
             .unwrap_or_else(|| panic!("{name:?}/{qtype} not on the fast path"));
-        let m = dns::respond_general(&snap, &q, SocketAddr::new(src, 53), Transport::Udp, &mut b)
-            .unwrap();
+        let m = respond_general(
+            &mut snap,
+            &q,
+            SocketAddr::new(src, 53),
+            Transport::Udp,
+            &mut b,
+        )
+        .unwrap();
         assert_eq!(&a[..n], &b[..m], "{name:?}/{qtype}");
         let msg = hickory_proto::op::Message::from_vec(&a[..n]).unwrap();
         let sigs = msg
@@ -316,7 +322,7 @@ fn fast_path_answers_common_queries() {
         "www.steer.example.",
     ] {
         let q = fixture::query(name, hickory_proto::rr::RecordType::A, Some("81.2.1.0/24"));
-        let n = dns::fast_respond(
+        let n = fast_respond(
             &snap,
             &q,
             "127.0.0.1".parse().unwrap(),
@@ -331,13 +337,13 @@ fn fast_path_answers_common_queries() {
 /// sorted by (tier, distance), draining ones only when nothing else is
 /// left, all-down handling, then `answers` of them.
 fn reference(
-    st: &steer::Steering,
-    host: &steer::Host,
-    geo: Option<&geosteer::geo::GeoDb>,
+    st: &geosteer::Steering,
+    host: &geosteer::Host,
+    geo: Option<&geosteer::GeoDb>,
     addr: IpAddr,
     family: Family,
 ) -> (Outcome, Vec<u16>) {
-    let place = steer::locate(st, geo, addr);
+    let place = geosteer::locate(st, geo, addr);
     let cands: Vec<u16> = match place.pinned {
         Some(p) => p.to_vec(),
         None => place
@@ -382,10 +388,10 @@ fn reference(
     }
     if live.is_empty() {
         match host.all_down {
-            steer::AllDown::Serve => live = serving.iter().map(|&e| (0, km(e), e)).collect(),
-            steer::AllDown::Fallback => return (Outcome::Fallback, vec![]),
-            steer::AllDown::Servfail => return (Outcome::ServFail, vec![]),
-            steer::AllDown::Empty => return (Outcome::Empty, vec![]),
+            geosteer::AllDown::Serve => live = serving.iter().map(|&e| (0, km(e), e)).collect(),
+            geosteer::AllDown::Fallback => return (Outcome::Fallback, vec![]),
+            geosteer::AllDown::Servfail => return (Outcome::ServFail, vec![]),
+            geosteer::AllDown::Empty => return (Outcome::Empty, vec![]),
         }
     }
     live.sort_by(|a, b| (a.0, a.1).partial_cmp(&(b.0, b.1)).unwrap());
@@ -443,7 +449,7 @@ fn decide_matches_reference_under_random_health() {
                             addr,
                             ecs_source: None,
                         };
-                        let d = steer::decide(st, host, geo, client, family, &mut ());
+                        let d = geosteer::decide(st, host, geo, client, family, &mut ());
                         let (outcome, edges) = reference(st, host, geo, addr, family);
                         assert_eq!(d.outcome, outcome, "{} from {addr} {family:?}", host.name);
                         if matches!(outcome, Outcome::Edges | Outcome::Partner(_)) {

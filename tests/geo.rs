@@ -1,13 +1,11 @@
-//! GeoIP reader/writer tests: fixtures are built with `geosteer::geo::build` in a tempdir.
+//! GeoIP reader/writer tests: fixtures are built with `geosteer::build_geodb` in a tempdir.
 
 mod support;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use geosteer::geo::{
-    self, Code, Coords, GeoDb, GeoError, GeoMatch, Location, RecordSchema, Schema,
-};
+use geosteer::{Code, Coords, GeoDb, GeoError, GeoMatch, Location, RecordSchema, Schema};
 use support::alloc::{Counting, count};
 
 /// Counts allocations, to prove `lookup` does not allocate.
@@ -70,7 +68,7 @@ fn fixture(src: &str, schema: Schema) -> (tempfile::TempDir, PathBuf) {
     let yaml = dir.path().join("src.yaml");
     std::fs::write(&yaml, src).unwrap();
     let out = dir.path().join("db.mmdb");
-    let stats = geo::build(&yaml, &out, schema).unwrap();
+    let stats = geosteer::build_geodb(&yaml, &out, schema).unwrap();
     assert!(stats.networks > 0 && stats.bytes > 0);
     (dir, out)
 }
@@ -80,7 +78,7 @@ fn build_err(src: &str) -> String {
     let yaml = dir.path().join("bad.yaml");
     std::fs::write(&yaml, src).unwrap();
     let out = dir.path().join("db.mmdb");
-    let err = geo::build(&yaml, &out, Schema::City)
+    let err = geosteer::build_geodb(&yaml, &out, Schema::City)
         .unwrap_err()
         .to_string();
     assert!(!out.exists(), "no output on error");
@@ -262,7 +260,7 @@ fn info_fields() {
 fn describe_output() {
     let (_d, path) = fixture(CITY_SRC, Schema::City);
     let db = GeoDb::open(&path).unwrap();
-    let v = geo::describe(&db.lookup(ip("81.2.69.142")).unwrap());
+    let v = geosteer::describe_match(&db.lookup(ip("81.2.69.142")).unwrap());
     assert_eq!(
         v,
         serde_json::json!({
@@ -396,7 +394,7 @@ fn overwrite_in_place_does_not_change_open_db() {
     let other_src = dir.path().join("other.yaml");
     std::fs::write(&other_src, NOCOORD_SRC).unwrap();
     let other = dir.path().join("other.mmdb");
-    geo::build(&other_src, &other, Schema::City).unwrap();
+    geosteer::build_geodb(&other_src, &other, Schema::City).unwrap();
     std::fs::write(&path, std::fs::read(&other).unwrap()).unwrap();
     let after: Vec<_> = city_cases().iter().map(|c| db.lookup(ip(c.ip))).collect();
     assert_eq!(before, after);
@@ -499,13 +497,13 @@ fn csv_source() {
     )
     .unwrap();
     let out = dir.path().join("db.mmdb");
-    let stats = geo::build(&csv, &out, Schema::City).unwrap();
+    let stats = geosteer::build_geodb(&csv, &out, Schema::City).unwrap();
     assert_eq!((stats.ipv4_networks, stats.ipv6_networks), (1, 1));
     let db = GeoDb::open(&out).unwrap();
     check_cases(&db, &city_cases()[..1]);
     check_cases(&db, &city_cases()[6..]);
     std::fs::write(&csv, "network,country\n1.2.3.0/24,US\n1.2.3.0/25,US\n").unwrap();
-    let err = geo::build(&csv, &out, Schema::City)
+    let err = geosteer::build_geodb(&csv, &out, Schema::City)
         .unwrap_err()
         .to_string();
     assert!(
@@ -522,9 +520,9 @@ fn synth_is_deterministic_and_valid() {
         dir.path().join("b.mmdb"),
         dir.path().join("c.mmdb"),
     );
-    let sa = geo::synth(&a, 2000, 7).unwrap();
-    let sb = geo::synth(&b, 2000, 7).unwrap();
-    geo::synth(&c2, 2000, 8).unwrap();
+    let sa = geosteer::synth_geodb(&a, 2000, 7).unwrap();
+    let sb = geosteer::synth_geodb(&b, 2000, 7).unwrap();
+    geosteer::synth_geodb(&c2, 2000, 8).unwrap();
     assert_eq!(
         (sa.networks, sa.ipv4_networks, sa.ipv6_networks),
         (2000, 1000, 1000)
@@ -568,7 +566,7 @@ fn demo_db_is_current_and_correct() {
     // The committed mmdb matches its YAML source.
     let dir = tempfile::tempdir().unwrap();
     let fresh = dir.path().join("demo.mmdb");
-    geo::build(&root.join("geodb/demo-city.yaml"), &fresh, Schema::City).unwrap();
+    geosteer::build_geodb(&root.join("geodb/demo-city.yaml"), &fresh, Schema::City).unwrap();
     let fresh = GeoDb::open(&fresh).unwrap();
     for a in [
         "8.8.8.8",

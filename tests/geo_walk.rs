@@ -5,7 +5,7 @@ mod support;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use geosteer::geo::{GeoDb, Schema, build, synth};
+use geosteer::{GeoDb, Schema, build_geodb as build, synth_geodb as synth};
 use support::rng::Rng;
 
 fn compare(db: &GeoDb, ip: IpAddr) -> bool {
@@ -22,7 +22,7 @@ fn compare(db: &GeoDb, ip: IpAddr) -> bool {
         if let Some(m) = m {
             assert_eq!(m.network.prefix_len(), net.prefix_len(), "{ip}");
             assert!(
-                m.network.contains(&geosteer::geo::normalize(ip)),
+                m.network.contains(&geosteer::normalize(ip)),
                 "{ip} not in {}",
                 m.network
             );

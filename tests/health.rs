@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use geosteer::health::{
+use geosteer::{
     AdminState, CheckConfig, CheckSpec, Checker, EdgeHealth, EdgeState, EdgeStatus, Effective,
     HealthError, Registry,
 };
@@ -678,7 +678,7 @@ struct Pki {
 fn pki() -> Pki {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    geosteer::health::ensure_crypto_provider();
+    geosteer::ensure_crypto_provider();
 
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

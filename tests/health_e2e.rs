@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use geosteer::app::App;
-use geosteer::config::ServerConfig;
+use geosteer::App;
+use geosteer::ServerConfig;
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData};
 use support::dns::{self, addresses, wire_query};

@@ -7,9 +7,9 @@ mod support;
 use std::path::Path;
 use std::sync::Arc;
 
-use geosteer::config::ServerConfig;
-use geosteer::health::{Effective, Registry};
-use geosteer::reload::Reloader;
+use geosteer::Reloader;
+use geosteer::ServerConfig;
+use geosteer::{Effective, Registry};
 use support::server::write_zone_dir;
 
 fn setup(dir: &Path) -> ServerConfig {
@@ -49,7 +49,7 @@ fn load_file_overloads_and_bad_one_is_rejected() {
         (
             "near: { load: 0.5, ttl: 60s, extra: 1 }\n",
             1,
-            "unknown field",
+            "near: unknown key `extra`",
         ),
     ] {
         std::fs::write(&load, text).unwrap();

@@ -1,5 +1,5 @@
 //! The pre-rendered NXDOMAIN answers (`dns::negative`, reached through the
-//! fast path) against the general path (`dns::respond_general`): random
+//! fast path) against the general path (the same snapshot without its pre-rendered tables): random
 //! non-existent names under several zones — beside and below wildcards,
 //! delegations, empty non-terminals, CNAMEs and DNAMEs, below the SOA's own
 //! MNAME and RNAME, in a child zone served beside its parent, long and
@@ -15,12 +15,12 @@ mod support;
 
 use std::net::{IpAddr, SocketAddr};
 
-use geosteer::dns;
-use geosteer::health::Registry;
-use geosteer::net::Transport;
-use geosteer::snapshot::Snapshot;
+use geosteer::Registry;
+use geosteer::Snapshot;
+use geosteer::Transport;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
+use support::paths::{fast_respond, respond_general};
 use support::rng::Rng;
 use support::steer as fixture;
 
@@ -271,7 +271,7 @@ fn mask_cookie(out: &mut [u8]) {
 #[test]
 fn negative_answers_match_general_path() {
     let reg = Registry::new();
-    let (snap, _dir) = snapshot(&reg);
+    let (mut snap, _dir) = snapshot(&reg);
     let mut rng = Rng(0x0BAD_5EED);
     let names = names(&snap, &mut rng);
     let sources: [SocketAddr; 3] = [
@@ -296,13 +296,13 @@ fn negative_answers_match_general_path() {
                 // Every other round, a second query with the server cookie
                 // the first got: valid, so RRL would let it through.
                 if round % 2 == 1
-                    && let Some(n) = dns::respond(&snap, &q, source, transport, &mut a)
+                    && let Some(n) = geosteer::respond(&snap, &q, source, transport, &mut a)
                     && let Some(cookie) = response_cookie(&a[..n])
                 {
                     q = query(&mut rng, name, qtype, Some(&cookie));
                 }
-                let fast = dns::respond(&snap, &q, source, transport, &mut a);
-                let general = dns::respond_general(&snap, &q, source, transport, &mut b);
+                let fast = geosteer::respond(&snap, &q, source, transport, &mut a);
+                let general = respond_general(&mut snap, &q, source, transport, &mut b);
                 let fast = fast.map(|n| {
                     mask_cookie(&mut a[..n]);
                     &a[..n]
@@ -322,23 +322,29 @@ fn negative_answers_match_general_path() {
                 if rcode == 0 && counts == [0, 0, 0, 1] {
                     nodata += 1;
                     nodata_fast += usize::from(
-                        dns::fast_respond(&snap, &q, source.ip(), transport, &mut c).is_some(),
+                        fast_respond(&snap, &q, source.ip(), transport, &mut c).is_some(),
                     );
                 }
                 if rcode != 3 {
                     continue;
                 }
                 nx += 1;
-                let only_fast = dns::fast_respond(&snap, &q, source.ip(), transport, &mut c);
+                let only_fast = fast_respond(&snap, &q, source.ip(), transport, &mut c);
                 match only_fast {
                     Some(n) => {
                         fast_nx += 1;
                         mask_cookie(&mut c[..n]);
                         assert_eq!(&c[..n], resp, "fast-only answer of {q:02x?}");
-                        let s =
-                            dns::respond_traced(&snap, &q, source.ip(), transport, &mut c, &mut ())
-                                .unwrap();
-                        assert_eq!(s.rcode, geosteer::wire::Rcode::NxDomain);
+                        let s = geosteer::respond_traced(
+                            &snap,
+                            &q,
+                            source.ip(),
+                            transport,
+                            &mut c,
+                            &mut (),
+                        )
+                        .unwrap();
+                        assert_eq!(s.rcode, geosteer::Rcode::NxDomain);
                         assert!(!s.truncated && s.scope == 0 && s.steered.is_none());
                         valid_cookie_nx += usize::from(s.cookie_valid);
                     }
@@ -385,7 +391,7 @@ fn negative_path_takes_plain_nxdomain_only() {
     let src: IpAddr = "127.0.0.1".parse().unwrap();
     let mut out = vec![0u8; 65_535];
     let fast = |name: &str, t: RecordType, dnssec_ok: bool, out: &mut [u8]| {
-        dns::fast_respond(
+        fast_respond(
             &snap,
             &edns_query(name, t, dnssec_ok),
             src,
@@ -577,7 +583,7 @@ fn rrl_limits_a_random_subdomain_flood_and_cookies_exempt() {
     let probe = support::dns::query_with_options(1, "r0123.host1.example.", 1, &[]);
     let mut out = vec![0u8; 4096];
     assert!(
-        dns::fast_respond(
+        fast_respond(
             &s.snapshot(),
             &probe,
             "127.0.0.1".parse().unwrap(),

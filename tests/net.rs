@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use geosteer::net::{Handler, TcpConfig, Transport, UdpServer, serve_tcp};
+use geosteer::{Handler, TcpConfig, Transport, UdpServer, serve_tcp};
 use support::server::TestRecorder;
 use support::wait::eventually;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -106,7 +106,7 @@ fn check_sized(answer: &[u8], id: u16, size: usize) {
 // ---------------------------------------------------------------- UDP
 
 struct UdpFixture {
-    running: geosteer::net::UdpRunning,
+    running: geosteer::UdpRunning,
     handler: Arc<TestHandler>,
     metrics: Arc<TestRecorder>,
 }

@@ -12,10 +12,10 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use geosteer::geo::{GeoDb, Schema, build};
-use geosteer::health::{AdminState, Registry};
-use geosteer::reload::build_zone;
-use geosteer::steer::{Client, Family, Trace, decide};
+use geosteer::build_zone;
+use geosteer::{AdminState, Registry};
+use geosteer::{Client, Family, Trace, decide};
+use geosteer::{GeoDb, Schema, build_geodb as build};
 use support::rng::Rng;
 use support::server::MINIMAL_ZONE;
 use support::write_file;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use geosteer::health::{Checker, ProbeTarget, Registry};
+use geosteer::{Checker, ProbeTarget, Registry};
 use support::probe;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -139,15 +139,14 @@ fn nsid_on_every_path_and_transport() {
 fn nsid_hostname_is_the_host_name() {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let host = host.trim();
-    let cfg = geosteer::config::ServerConfig::from_str(
+    let cfg = geosteer::ServerConfig::from_str(
         "nsid: hostname\n",
         std::path::Path::new("/x/geosteer.yaml"),
     )
     .unwrap();
     assert_eq!(cfg.nsid.as_deref(), Some(host.as_bytes()));
     for bad in ["nsid: \"\"\n", &format!("nsid: {}\n", "x".repeat(129))] {
-        let e = geosteer::config::ServerConfig::from_str(bad, std::path::Path::new("g.yaml"))
-            .unwrap_err();
+        let e = geosteer::ServerConfig::from_str(bad, std::path::Path::new("g.yaml")).unwrap_err();
         assert!(e.to_string().contains("nsid"), "{e}");
     }
 }
@@ -330,8 +329,8 @@ fn bad_secret_file_is_a_clear_error() {
         "127.0.0.1:0",
         &format!("cookies: {{ secret_file: {} }}\n", secret.display()),
     );
-    let cfg = geosteer::config::ServerConfig::load(&cfg_path).unwrap();
-    let e = geosteer::reload::build_snapshot(&cfg, &geosteer::config::pools::AlwaysUp, 1)
+    let cfg = geosteer::ServerConfig::load(&cfg_path).unwrap();
+    let e = geosteer::build_snapshot(&cfg, &geosteer::AlwaysUp, 1)
         .unwrap_err()
         .to_string();
     assert!(
@@ -347,7 +346,7 @@ fn bad_secret_file_is_a_clear_error() {
         "cookies: { secret: x }\n",
     ] {
         assert!(
-            geosteer::config::ServerConfig::from_str(bad, std::path::Path::new("g.yaml")).is_err(),
+            geosteer::ServerConfig::from_str(bad, std::path::Path::new("g.yaml")).is_err(),
             "{bad}"
         );
     }
@@ -487,8 +486,8 @@ fn dig_and_kdig_see_good_cookies_and_nsid() {
 /// (the fast path hands steering that is not edges over).
 #[test]
 fn all_down_servfail_carries_ede_with_text() {
-    use geosteer::health::{AdminState, Registry};
-    use geosteer::net::Transport;
+    use geosteer::Transport;
+    use geosteer::{AdminState, Registry};
     let reg = Registry::new();
     let snap = steer::snapshot_with(steer::Db::City, &reg);
     for e in ["d1", "d2"] {
@@ -499,16 +498,16 @@ fn all_down_servfail_carries_ede_with_text() {
     let src: std::net::SocketAddr = "127.0.0.1:5353".parse().unwrap();
     for t in [Transport::Udp, Transport::Tcp] {
         let mut out = vec![0u8; 65_535];
-        let n = geosteer::dns::respond(&snap, &q, src, t, &mut out).unwrap();
+        let n = geosteer::respond(&snap, &q, src, t, &mut out).unwrap();
         let raw = &out[..n];
         assert_eq!(rcode(raw), 2, "SERVFAIL");
         let ede = option(raw, 15).expect("EDE");
         assert_eq!(&ede[..2], &[0, 23], "Network Error");
         assert_eq!(&ede[2..], b"no edge can serve down-servfail");
-        let mut general = vec![0u8; 65_535];
-        let m = geosteer::dns::respond_general(&snap, &q, src, t, &mut general).unwrap();
-        assert_eq!(raw, &general[..m]);
-        assert!(geosteer::dns::fast_respond(&snap, &q, src.ip(), t, &mut general).is_none());
+        let mut again = vec![0u8; 65_535];
+        let s = geosteer::respond_traced(&snap, &q, src.ip(), t, &mut again, &mut ()).unwrap();
+        assert!(!s.prerendered, "looked up, not pre-rendered");
+        assert_eq!(raw, &again[..s.len]);
     }
     // Edges up again: no EDE.
     for e in ["d1", "d2"] {
@@ -516,7 +515,7 @@ fn all_down_servfail_carries_ede_with_text() {
     }
     reg.refresh();
     let mut out = vec![0u8; 65_535];
-    let n = geosteer::dns::respond(&snap, &q, src, Transport::Udp, &mut out).unwrap();
+    let n = geosteer::respond(&snap, &q, src, Transport::Udp, &mut out).unwrap();
     assert_eq!(rcode(&out[..n]), 0);
     assert_eq!(option(&out[..n], 15), None);
 }

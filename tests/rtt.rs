@@ -1,7 +1,7 @@
 //! Steering by measured RTT, bias, cost and idle capacity, and partner CDNs
 //! (issue 11): table tests (client or ECS prefix → expected edges and
 //! scope) for every rule, in-process and over real UDP and TCP, on a
-//! database built with `geo::build` from tests/fixtures/rtt/geo.yaml; the
+//! database built with `geosteer::build_geodb` from tests/fixtures/rtt/geo.yaml; the
 //! capacity share test; partner health and `all_down`; bad RTT files.
 //!
 //! The fixture's RTT file (tests/fixtures/rtt/zones/steer.example.rtt.csv)
@@ -15,12 +15,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use geosteer::config::ServerConfig;
-use geosteer::config::pools::AlwaysUp;
-use geosteer::geo::{self, Schema};
-use geosteer::health::{AdminState, Registry};
-use geosteer::net::Transport;
-use geosteer::snapshot::Snapshot;
+use geosteer::AlwaysUp;
+use geosteer::Schema;
+use geosteer::ServerConfig;
+use geosteer::Snapshot;
+use geosteer::Transport;
+use geosteer::{AdminState, Registry};
 use hickory_proto::rr::RecordType;
 use support::dns::{tcp_raw, udp_exchange, udp_raw};
 use support::server::{AppServer, Server};
@@ -331,10 +331,9 @@ fn bad_rtt_files_are_rejected_with_file_and_line() {
         ),
     ] {
         let dir = zones_with(&format!("{head}{body}"));
-        let e =
-            geosteer::reload::build_snapshot(&steer::config_in(dir.path(), Db::Rtt), &AlwaysUp, 1)
-                .expect_err("rejected")
-                .to_string();
+        let e = geosteer::build_snapshot(&steer::config_in(dir.path(), Db::Rtt), &AlwaysUp, 1)
+            .expect_err("rejected")
+            .to_string();
         let want = format!(
             "{}:{line}: {reason}",
             dir.path().join("steer.example.rtt.csv").display()
@@ -342,7 +341,7 @@ fn bad_rtt_files_are_rejected_with_file_and_line() {
         assert!(e.starts_with(&want), "got {e:?}, want {want:?}");
     }
     let dir = zones_with("81.2.1.0/24,fra,8,500\n");
-    let e = geosteer::reload::build_snapshot(&steer::config_in(dir.path(), Db::Rtt), &AlwaysUp, 1)
+    let e = geosteer::build_snapshot(&steer::config_in(dir.path(), Db::Rtt), &AlwaysUp, 1)
         .expect_err("rejected")
         .to_string();
     assert!(e.contains("steer.example.rtt.csv:1: "), "{e}");
@@ -457,7 +456,7 @@ impl Live {
         }
     }
 
-    fn app(&self) -> &geosteer::app::App {
+    fn app(&self) -> &geosteer::App {
         self.srv.app()
     }
 
@@ -631,7 +630,7 @@ fn geodb_asn_feeds_as_keys_and_asn_rules() {
         "description: ASN test\nnetworks:\n  - { network: 85.10.200.0/21, asn: 3320 }\n",
     )
     .unwrap();
-    geo::build(&root.join("asn.yaml"), &root.join("asn.mmdb"), Schema::Flat).unwrap();
+    geosteer::build_geodb(&root.join("asn.yaml"), &root.join("asn.mmdb"), Schema::Flat).unwrap();
     let zones = root.join("zones");
     std::fs::create_dir(&zones).unwrap();
     std::fs::copy(
@@ -653,7 +652,7 @@ fn geodb_asn_feeds_as_keys_and_asn_rules() {
         steer::geodb(Db::Rtt).display()
     );
     let cfg = ServerConfig::from_str(&yaml, &root.join("geosteer.yaml")).unwrap();
-    let snap = geosteer::reload::build_snapshot(&cfg, &AlwaysUp, 1).expect("snapshot");
+    let snap = geosteer::build_snapshot(&cfg, &AlwaysUp, 1).expect("snapshot");
     run(
         &snap,
         &[
@@ -670,7 +669,7 @@ fn geodb_asn_feeds_as_keys_and_asn_rules() {
     // Without the main database the ASN one is refused.
     let cfg = ServerConfig::from_str("zones: zones\ngeodb_asn: asn.mmdb\n", &root.join("g.yaml"))
         .unwrap();
-    let e = geosteer::reload::build_snapshot(&cfg, &AlwaysUp, 1)
+    let e = geosteer::build_snapshot(&cfg, &AlwaysUp, 1)
         .expect_err("refused")
         .to_string();
     assert!(e.contains("geodb_asn: needs geodb"), "{e}");
@@ -696,8 +695,8 @@ fn unchanged_rtt_file_is_kept_across_reloads() {
     }
     let mut cfg = steer::config_in(&zones, Db::Rtt);
     cfg.watch = false;
-    let registry = Arc::new(geosteer::health::Registry::new());
-    let reloader = geosteer::reload::Reloader::new(cfg, registry, None).unwrap();
+    let registry = Arc::new(geosteer::Registry::new());
+    let reloader = geosteer::Reloader::new(cfg, registry, None).unwrap();
     let build = || {
         reloader.reload("test").unwrap();
         let snap = reloader.shared().load_full();

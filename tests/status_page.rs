@@ -457,7 +457,7 @@ async fn steps(c: &Client, http: SocketAddr, dns: SocketAddr, root: &std::path::
     assert!(r1.as_f64().unwrap() > r0.as_f64().unwrap(), "{r0} → {r1}");
 
     // Answers per second per edge, from the metrics: Paris clients → cdg.
-    let q = geosteer::explain::query_bytes(
+    let q = geosteer::query_bytes(
         &"www.cdn.example.".parse().unwrap(),
         hickory_proto::rr::RecordType::A,
         Some("203.0.113.0/24".parse().unwrap()),

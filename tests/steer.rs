@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use geosteer::health::{AdminState, Registry};
-use geosteer::net::Transport;
-use geosteer::snapshot::Snapshot;
+use geosteer::Snapshot;
+use geosteer::Transport;
+use geosteer::{AdminState, Registry};
 use hickory_proto::rr::RecordType;
 use support::dns::{tcp_raw, udp_raw};
 use support::steer::{self, Db, Reply};

@@ -8,8 +8,8 @@ mod support;
 
 use std::net::IpAddr;
 
-use geosteer::health::{AdminState, Registry};
-use geosteer::net::Transport;
+use geosteer::Transport;
+use geosteer::{AdminState, Registry};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
@@ -77,7 +77,7 @@ const CLIENTS: &[Option<&str>] = &[
 
 /// For every client: HTTPS hints = A and AAAA answers, in order, with the
 /// A/AAAA TTL and the wider of their ECS scopes.
-fn check_like_a_aaaa(snap: &geosteer::snapshot::Snapshot, rtype: RecordType, tp: Transport) {
+fn check_like_a_aaaa(snap: &geosteer::Snapshot, rtype: RecordType, tp: Transport) {
     let src: IpAddr = "127.0.0.1".parse().unwrap();
     for ecs in CLIENTS {
         let ask = |t| {
@@ -259,17 +259,14 @@ fn bad_templates_name_file_and_line() {
             "no-default-alpn needs alpn",
         ),
         ("    https: { ech: \"!!\" }\n", "not valid base64"),
-        ("    https: { ipv4hint: [192.0.2.1] }\n", "unknown field"),
+        (
+            "    https: { ipv4hint: [192.0.2.1] }\n",
+            "unknown key `ipv4hint`",
+        ),
         ("    svcb: { alpn: [\"\"] }\n", "alpn ids"),
     ] {
         let text = format!("{head}{tpl}");
-        let errs = geosteer::config::pools::from_str(
-            &text,
-            path,
-            &origin,
-            &geosteer::config::pools::AlwaysUp,
-        )
-        .unwrap_err();
+        let errs = geosteer::parse_pools(&text, path, &origin, &geosteer::AlwaysUp).unwrap_err();
         let all: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert!(
             all.iter()

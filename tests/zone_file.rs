@@ -5,9 +5,9 @@ mod support;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use geosteer::zone::{
+use geosteer::{
     MAX_INCLUDE_DEPTH, ZoneError, ZoneFile, load_zone_file, origin_from_filename, parse_zone_str,
-    validate,
+    validate_zone as validate,
 };
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use support::write_file;

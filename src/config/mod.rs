@@ -5,41 +5,14 @@
 pub mod pools;
 pub mod rtt;
 
+pub use crate::yaml::ConfigError;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-
-/// One problem in one input file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    /// 1-based; 0 when the problem has no single line (a missing file).
-    pub line: u32,
-    pub reason: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line > 0 {
-            write!(f, "{}:{}: {}", self.file.display(), self.line, self.reason)
-        } else {
-            write!(f, "{}: {}", self.file.display(), self.reason)
-        }
-    }
-}
-
-impl ConfigError {
-    pub fn new(file: &Path, line: u32, reason: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: file.to_path_buf(),
-            line,
-            reason: reason.into(),
-        }
-    }
-}
 
 /// A list of problems, printed one per line (`geosteer check`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,20 +30,10 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// Parses YAML into `T`, turning serde-saphyr's error into `file:line: reason`.
+/// Parses YAML into `T` (see [`crate::yaml::parse`]): errors read
+/// `file:line: key.path: what was wrong`.
 pub fn parse_yaml<T: for<'de> Deserialize<'de>>(text: &str, file: &Path) -> Result<T, ConfigError> {
-    serde_saphyr::from_str(text).map_err(|e| {
-        let line = e.location().map_or(0, |l| l.line() as u32);
-        // The Display form carries a source snippet; keep the message only.
-        let full = e.to_string();
-        let first = full.lines().next().unwrap_or("invalid YAML");
-        let msg = first.strip_prefix("error: ").unwrap_or(first);
-        let msg = match msg.split_once(": ") {
-            Some((pos, rest)) if pos.starts_with("line ") => rest,
-            _ => msg,
-        };
-        ConfigError::new(file, line, msg.to_string())
-    })
+    crate::yaml::parse(text, file)
 }
 
 fn read(file: &Path) -> Result<String, ConfigError> {
@@ -615,7 +578,7 @@ mod tests {
         assert_eq!(e.line, 2, "{e}");
         assert!(
             e.to_string()
-                .starts_with("g.yaml:2: unknown field `listen_udp`"),
+                .starts_with("g.yaml:2: unknown key `listen_udp`; the keys here are `listen`, "),
             "{e}"
         );
     }

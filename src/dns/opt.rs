@@ -3,22 +3,15 @@
 //! Errors (RFC 8914).
 //!
 //! The server-wide part (our NSID, the cookie secret) is
-//! [`crate::protocol`], held by the snapshot. [`OptExtra`] is what one response adds to its OPT
-//! record, worked out once per query so the fast and the general path
-//! write the same bytes.
+//! [`crate::protocol`], held by the snapshot. [`OptExtra`] is what one
+//! response adds to its OPT record, worked out once per query so the fast
+//! and the general path write the same bytes ([`super::render`] writes
+//! them).
 
 use std::net::IpAddr;
 
-use super::render::{Full, Writer};
 use crate::protocol::Protocol;
-use crate::wire::{Edns, OPT_COOKIE, OPT_EDE, OPT_NSID};
-
-/// Seconds since the epoch, as cookie timestamps count.
-pub fn unix_now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
-}
+use crate::wire::Edns;
 
 /// What one response adds to its OPT record besides ECS.
 #[derive(Clone, Copy, Debug, Default)]
@@ -53,7 +46,8 @@ impl<'a> OptExtra<'a> {
             ..OptExtra::default()
         };
         if let (Some(c), Some(cookies)) = (&edns.cookie, &p.cookies) {
-            let now = unix_now();
+            // Cookie timestamps are 32-bit serial numbers (RFC 9018 §4.3).
+            let now = crate::clock::unix_now() as u32;
             x.cookie_valid = !c.server().is_empty() && cookies.verify(c, source, now);
             let mut v = [0u8; 24];
             v[..8].copy_from_slice(c.client());
@@ -69,30 +63,6 @@ impl<'a> OptExtra<'a> {
     pub fn len(&self, ede: Option<&Ede<'_>>) -> usize {
         usize::from(self.opts_len) + ede.map_or(0, |e| 4 + 2 + e.text.len())
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.nsid.is_none() && self.cookie.is_none()
-    }
-
-    pub fn write(&self, w: &mut Writer<'_>, ede: Option<&Ede<'_>>) -> Result<(), Full> {
-        if let Some(n) = self.nsid {
-            w.u16(OPT_NSID)?;
-            w.u16(n.len() as u16)?;
-            w.bytes(n)?;
-        }
-        if let Some(c) = &self.cookie {
-            w.u16(OPT_COOKIE)?;
-            w.u16(24)?;
-            w.bytes(c)?;
-        }
-        if let Some(e) = ede {
-            w.u16(OPT_EDE)?;
-            w.u16(2 + e.text.len() as u16)?;
-            w.u16(e.code)?;
-            w.bytes(e.text.as_bytes())?;
-        }
-        Ok(())
-    }
 }
 
 /// An Extended DNS Error (RFC 8914 §2): info code and a short text.
@@ -106,7 +76,5 @@ pub struct Ede<'a> {
 pub const EDE_NOT_AUTHORITATIVE: u16 = 20;
 /// RFC 8914 §4.23: the server cannot answer (here: no edge can serve).
 pub const EDE_NETWORK_ERROR: u16 = 23;
-/// RFC 8914 §4.22: not supported (EDE for an opcode we don't serve).
-pub const EDE_NOT_SUPPORTED: u16 = 21;
 /// RFC 8914 §4.25: invalid data (a zone whose files did not load, as Knot says).
 pub const EDE_INVALID_DATA: u16 = 24;

@@ -9,10 +9,34 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::HealthError;
 use super::state::{AdminState, EdgeHealth, EdgeState, EdgeStatus};
 
 type Key = (String, String);
+
+/// Errors of the health registry.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    /// No edge of that name (in that zone).
+    #[error("no edge {edge:?}{}", zone.as_deref().map(|z| format!(" in zone {z:?}")).unwrap_or_default())]
+    UnknownEdge { zone: Option<String>, edge: String },
+    /// A fed load outside 0..=1 (or NaN).
+    #[error("load {0} is not within 0..=1")]
+    InvalidLoad(f64),
+    /// Reading or writing the admin state file failed.
+    #[error("health state file {}: {source}", path.display())]
+    StateFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The admin state file is not valid JSON of the expected shape.
+    #[error("health state file {}: {source}", path.display())]
+    StateFormat {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
 
 /// On-disk form of the admin overrides.
 #[derive(Debug, Default, Serialize, Deserialize)]

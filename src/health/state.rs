@@ -7,7 +7,24 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::config::Thresholds;
+/// Load thresholds with hysteresis: `load >= overload` makes an edge
+/// overloaded, and it stays so until `load <= recover`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// Load at or above which an edge becomes overloaded.
+    pub overload: f64,
+    /// Load at or below which an overloaded edge recovers.
+    pub recover: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            overload: 0.9,
+            recover: 0.75,
+        }
+    }
+}
 
 /// What probes and load say about an edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

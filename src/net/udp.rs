@@ -45,7 +45,7 @@ use std::thread::JoinHandle;
 use metrics::Counter;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{Handler, MAX_MESSAGE, Transport};
+use super::handler::{Handler, MAX_MESSAGE, Transport};
 
 /// Datagrams read per `recvmmsg` call. Knot uses 10; 32 amortises the
 /// syscalls better under load and costs 128 KiB of receive buffers.
@@ -154,7 +154,7 @@ fn bind_one(addr: SocketAddr, pktinfo: bool) -> io::Result<Socket> {
     // Best effort: a smaller buffer only means earlier drops under bursts.
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
     // A worker blocked this long wakes up to tell the handler it is idle.
-    socket.set_read_timeout(Some(super::IDLE))?;
+    socket.set_read_timeout(Some(super::handler::IDLE))?;
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
     if pktinfo {
         let (level, name) = if addr.is_ipv6() {

@@ -75,7 +75,7 @@ impl Zones {
             Some(d) => key_stamps(&d.keys),
             None => Stamps::default(),
         });
-        let now = crate::dnssec::unix_now();
+        let now = crate::clock::unix_now();
         let mut slots = BTreeMap::new();
         for f in &files {
             let mut slot = self.slots.remove(f).unwrap_or_default();

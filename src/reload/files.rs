@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::config::ConfigError;
 
 /// The zone files (`*.zone`) in a directory, sorted for stable output.
-pub fn zone_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+pub(super) fn zone_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let rd = std::fs::read_dir(dir)
         .map_err(|e| ConfigError::new(dir, 0, format!("cannot read zones directory: {e}")))?;
     let mut files: Vec<PathBuf> = rd
@@ -19,17 +19,17 @@ pub fn zone_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 }
 
 /// `zones/cdn.example.zone` → `zones/cdn.example.pools.yaml`.
-pub fn pools_path(zone_file: &Path) -> PathBuf {
+pub(super) fn pools_path(zone_file: &Path) -> PathBuf {
     zone_file.with_extension("pools.yaml")
 }
 
 /// `zones/cdn.example.zone` → `zones/cdn.example.rtt.csv`.
-pub fn rtt_path(zone_file: &Path) -> PathBuf {
+pub(super) fn rtt_path(zone_file: &Path) -> PathBuf {
     zone_file.with_extension("rtt.csv")
 }
 
 /// `zones/cdn.example.zone` → `zones/cdn.example.load.yaml`.
-pub fn load_path(zone_file: &Path) -> PathBuf {
+pub(super) fn load_path(zone_file: &Path) -> PathBuf {
     zone_file.with_extension("load.yaml")
 }
 

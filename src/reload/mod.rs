@@ -28,9 +28,9 @@ mod zone;
 use std::sync::Arc;
 
 pub use build::build_snapshot;
-pub use files::{load_path, pools_path, rtt_path, zone_files};
-pub use watch::Watch;
-pub use zone::{FedLoad, build_zone, read_loads, sign_zone};
+pub use zone::build_zone;
+
+use watch::Watch;
 
 use crate::config::{ConfigErrors, ServerConfig};
 use stages::Stages;
@@ -71,8 +71,9 @@ pub struct Reloader {
 impl Reloader {
     /// Starts the file watcher (unless `watch: false`), then builds the
     /// first snapshot, so a change made while it builds is built next.
-    /// Fails when there is nothing to serve or a database or config error:
-    /// a broken zone is reported and answered SERVFAIL, the others served.
+    /// Fails when no zone loads, or on a database or config error: a
+    /// broken zone among others is reported and answered SERVFAIL, the
+    /// others served.
     pub fn new(
         cfg: ServerConfig,
         registry: Arc<crate::health::Registry>,
@@ -138,10 +139,4 @@ impl Drop for Reloader {
     fn drop(&mut self) {
         self.stages.stop();
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

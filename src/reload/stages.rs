@@ -19,7 +19,8 @@ use std::time::Instant;
 use super::build::{Zones, assemble};
 use super::geodb::DbStage;
 use super::zone::{FedLoad, RttCache};
-use super::{ReloadStatus, ZoneFailure, quiet, unix_now};
+use super::{ReloadStatus, ZoneFailure, quiet};
+use crate::clock::unix_now;
 use crate::config::{ConfigError, ServerConfig};
 use crate::snapshot::{Shared, Snapshot};
 
@@ -242,12 +243,14 @@ impl Stages {
         }
     }
 
-    /// Why the server cannot start on what the first builds made: no
-    /// snapshot at all, or a database or config error (a broken zone
-    /// does not stop the others).
+    /// Why the server cannot start on what the first builds made: no zone
+    /// loaded at all, or a database or config error. (A broken zone among
+    /// others that load does not stop them: it answers SERVFAIL.)
     pub(super) fn start_errors(&self) -> Option<Vec<ConfigError>> {
         let errors = lock(&self.errors);
-        let fatal = self.shared.load().generation == 0
+        let snap = self.shared.load();
+        let fatal = snap.generation == 0
+            || snap.zones.is_empty()
             || !errors.db.is_empty()
             || !errors.config.is_empty();
         fatal.then(|| errors.all())

@@ -34,7 +34,7 @@ pub(super) fn start(stages: Weak<Stages>) {
                 if stages.cfg.dnssec.is_none() {
                     continue;
                 }
-                let now = crate::dnssec::unix_now();
+                let now = crate::clock::unix_now();
                 let due = stages
                     .shared
                     .load()

@@ -15,7 +15,7 @@ const QUIET: Duration = Duration::from_millis(150);
 const MAX_WAIT: Duration = Duration::from_secs(2);
 
 /// Keeps the file watcher alive; it stops when dropped.
-pub struct Watch {
+pub(super) struct Watch {
     _watcher: Arc<std::sync::Mutex<notify::RecommendedWatcher>>,
 }
 

@@ -15,7 +15,7 @@ use crate::wire;
 use crate::zone::tree::{Node, Tree};
 
 /// (zone, edge, load, ttl) from a load file.
-pub type FedLoad = (String, String, f64, std::time::Duration);
+pub(super) type FedLoad = (String, String, f64, std::time::Duration);
 
 /// A zone built from its files, and what it was built from.
 #[derive(Clone)]
@@ -260,11 +260,11 @@ fn add_steered_names(
 
 /// Reads the zone's DNSSEC keys (if `dnssec:` is configured and the zone
 /// has key files) and adds DNSKEY, CDS and CDNSKEY at its apex.
-pub fn sign_zone(cfg: &ServerConfig, zone: &mut Zone) -> Result<(), Vec<ConfigError>> {
+pub(super) fn sign_zone(cfg: &ServerConfig, zone: &mut Zone) -> Result<(), Vec<ConfigError>> {
     let Some(d) = &cfg.dnssec else {
         return Ok(());
     };
-    let now = crate::dnssec::unix_now();
+    let now = crate::clock::unix_now();
     let key_ttl = zone.tree.soa().ttl;
     let signer =
         crate::dnssec::ZoneSigner::load(&d.keys, &zone.tree.apex_lower, d.policy, key_ttl, now)
@@ -315,7 +315,7 @@ struct LoadEntry {
 }
 
 /// Reads the zone's load file (none: no loads); errors name file and line.
-pub fn read_loads(zone: &Zone) -> Result<Vec<FedLoad>, Vec<ConfigError>> {
+pub(super) fn read_loads(zone: &Zone) -> Result<Vec<FedLoad>, Vec<ConfigError>> {
     let path = load_path(&zone.zone_file);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(Vec::new());

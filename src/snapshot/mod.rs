@@ -6,6 +6,9 @@
 //! one, which is freed when its last reader drops it.
 
 pub mod fast;
+mod zone;
+
+pub use zone::Zone;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,36 +20,8 @@ use fast::FastTable;
 
 use crate::geo::GeoDb;
 use crate::protocol::Protocol;
-use crate::steer::Steering;
-use crate::wire;
-use crate::zone::tree::{NameMap, Tree};
-
-/// One authoritative zone with its steering data.
-#[derive(Debug)]
-pub struct Zone {
-    /// Presentation name, `cdn.example.`.
-    pub name: String,
-    pub tree: Tree,
-    pub steering: Steering,
-    /// Keys and signing policy, for a signed zone.
-    pub dnssec: Option<Arc<crate::dnssec::ZoneSigner>>,
-    /// The zone file it came from (and the pools file, if any).
-    pub zone_file: PathBuf,
-    pub pools_file: Option<PathBuf>,
-    /// Steered-answer counters, made with the zone.
-    pub counters: crate::metrics::SteerCounters,
-    /// HTTPS/SVCB templates of steered hosts (pools file).
-    pub svcb: Vec<crate::zone::svcb::Template>,
-}
-
-impl Zone {
-    /// The steered HTTPS (65) or SVCB (64) template of host `host`.
-    pub fn svcb_template(&self, host: u32, rtype: u16) -> Option<&crate::zone::svcb::Template> {
-        self.svcb
-            .iter()
-            .find(|t| t.host == host && t.rtype == rtype)
-    }
-}
+use crate::wire::{self, TYPE_DS};
+use crate::zone::tree::NameMap;
 
 /// A zone whose files have never loaded: queries in it are answered
 /// SERVFAIL (as Knot answers for a zone that failed to load) until they do.
@@ -153,7 +128,7 @@ impl Snapshot {
     /// when the closest is one that did not load ([`Snapshot::unloaded_zone`]).
     pub fn find_zone(&self, qname: &[u8]) -> Option<&Zone> {
         if self.unloaded.is_empty() {
-            return closest_suffix(qname, self.apex_len, |s| self.zones.get(s)).map(|z| &**z);
+            return zone::closest_suffix(qname, self.apex_len, |s| self.zones.get(s)).map(|z| &**z);
         }
         self.closest(qname)?.ok()
     }
@@ -171,7 +146,7 @@ impl Snapshot {
     fn closest(&self, qname: &[u8]) -> Option<Result<&Zone, &Unloaded>> {
         // closest_suffix hands back a reference to what it found: the key.
         #[allow(clippy::borrowed_box)]
-        let apex: &Box<[u8]> = closest_suffix(qname, self.apex_len, |s| {
+        let apex: &Box<[u8]> = zone::closest_suffix(qname, self.apex_len, |s| {
             match self.zones.get_key_value(s) {
                 Some((k, _)) => Some(k),
                 None => self.unloaded.get_key_value(s).map(|(k, _)| k),
@@ -181,6 +156,25 @@ impl Snapshot {
             Some(z) => Ok(&**z),
             None => Err(self.unloaded.get(&**apex)?),
         })
+    }
+
+    /// The zone that answers `name`/`qtype` (lowercased wire name): the
+    /// closest enclosing one, except that DS at a zone's apex is the
+    /// parent's data (RFC 4035 §3.1.4.1), answered from the parent zone
+    /// when we serve it too (even when the child did not load, as Knot).
+    pub fn zone_for(&self, name: &[u8], qtype: u16) -> Option<&Zone> {
+        let apex_len = match self.find_zone(name) {
+            Some(zone) => zone.tree.apex_lower.len(),
+            None => self.unloaded_zone(name)?.apex.len(),
+        };
+        if qtype == TYPE_DS
+            && name.len() == apex_len
+            && name.len() > 1
+            && let Some(parent) = self.find_zone(&name[1 + name[0] as usize..])
+        {
+            return Some(parent);
+        }
+        self.find_zone(name)
     }
 
     /// Looks a zone up by presentation name (`cdn.example` or `cdn.example.`).
@@ -198,34 +192,3 @@ impl Snapshot {
 
 /// The handle every transport and the reloader share.
 pub type Shared = Arc<ArcSwap<Snapshot>>;
-
-/// What `get` knows for the longest suffix of the wire name `qname` (the
-/// closest enclosing zone). `apex_len` bounds the apex lengths: suffixes
-/// longer than every apex are skipped without hashing, and past the
-/// shortest one the walk stops.
-#[inline]
-pub(crate) fn closest_suffix<'a, T>(
-    qname: &[u8],
-    (min, max): (usize, usize),
-    get: impl Fn(&[u8]) -> Option<&'a T>,
-) -> Option<&'a T> {
-    // Walk the labels from the left: the first suffix that is an apex is
-    // the closest enclosing zone.
-    let mut pos = 0usize;
-    while pos < qname.len() {
-        let suffix = &qname[pos..];
-        if suffix.len() < min {
-            break;
-        }
-        if suffix.len() <= max
-            && let Some(v) = get(suffix)
-        {
-            return Some(v);
-        }
-        if qname[pos] == 0 {
-            break;
-        }
-        pos += 1 + qname[pos] as usize;
-    }
-    None
-}

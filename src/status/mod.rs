@@ -123,10 +123,6 @@ impl WhatIf {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.down.is_empty() && self.drain.is_empty()
-    }
-
     fn admin_for(&self, edge: &str) -> Option<AdminState> {
         if self.down.iter().any(|e| e == edge) {
             Some(AdminState::Down)

@@ -31,7 +31,7 @@ use smallvec::SmallVec;
 pub use candidates::Rule;
 pub use locate::{NetTarget, Nets, Place, locate};
 pub use order::{Class, Ranked, forget_cached_orders};
-pub use rtt::{RttAt, RttHit, RttKey, RttTable};
+pub use rtt::{RttKey, RttTable};
 pub use table::OrderTable;
 
 use crate::geo::{Coords, GeoDb, Location};

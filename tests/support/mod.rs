@@ -7,6 +7,7 @@
 //! - [`dns`]: queries (hickory messages and bytes by hand) and the UDP and
 //!   TCP exchanges that send them;
 //! - [`http`]: a small blocking HTTP/1.1 client for `/api/*` and `/metrics`;
+//! - [`paths`]: the answer core's fast and general paths, to compare them;
 //! - [`probe`]: health-check specs and probe targets;
 //! - [`steer`]: the steering fixtures (tests/fixtures/steer and
 //!   tests/fixtures/rtt): GeoIP databases built once per binary, snapshots,
@@ -24,6 +25,7 @@
 pub mod alloc;
 pub mod dns;
 pub mod http;
+pub mod paths;
 pub mod probe;
 pub mod rng;
 pub mod server;
@@ -79,6 +81,14 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Seconds since the Unix epoch (key timing in fixtures).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// This process's resident set size in KiB.
