@@ -59,6 +59,7 @@ mod tests {
             *libc::__errno_location() = 0;
             libc::getpriority(libc::PRIO_PROCESS as _, tid)
         };
+        let caller = nice_of_this();
         let (own, child) = std::thread::spawn(move || {
             super::lower_this_thread();
             let own = nice_of_this();
@@ -67,11 +68,8 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert!(own >= super::BUILD_NICE, "nice {own}");
+        assert_eq!(own, caller.max(super::BUILD_NICE), "nice {own}");
         assert_eq!(child, own, "a thread the build spawns inherits it");
-        assert!(
-            nice_of_this() < super::BUILD_NICE,
-            "the caller is untouched"
-        );
+        assert_eq!(nice_of_this(), caller, "the caller is untouched");
     }
 }
