@@ -39,7 +39,7 @@
 //! and `app` starts a server with everything around it.
 //!
 //! Imports go one way, between modules and between files
-//! (`tests/layers.rs`); `docs/architecture.md` is the longer tour.
+//! (`src/layers.rs`); `docs/architecture.md` is the longer tour.
 //!
 //! # The public API
 //!
@@ -74,9 +74,12 @@ mod wire;
 mod yaml;
 mod zone;
 
+#[cfg(test)]
+mod layers;
+
 // The binary and a whole server.
 pub use app::App;
-pub use cli::{Cli, init_tracing, run};
+pub use cli::{Cli, error_text, init_tracing, run};
 pub use config::{DnssecConfig, ServerConfig};
 pub use server::{Running, start};
 

@@ -8,7 +8,7 @@ fn main() -> std::process::ExitCode {
     match geosteer::run(cli) {
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("geosteer: {e:#}");
+            eprintln!("geosteer: {}", geosteer::error_text(e.as_ref()));
             std::process::ExitCode::from(2)
         }
     }

@@ -7,9 +7,11 @@
 //! library's type names or hints), and [`Codes`] that stay the codes they
 //! are whatever YAML 1.1 makes of them (`NO` is Norway, not false).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde_saphyr::budget::BudgetBreach;
@@ -85,16 +87,22 @@ impl Limits {
         }
     }
 
-    /// serde-saphyr's options for a text of `len` bytes: the counts that
-    /// cannot exceed the file's size (events, nodes, scalar bytes,
-    /// anchors, aliases) are allowed as many as the file can hold, so a
-    /// real file never meets them; alias replay and depth are capped.
+    /// serde-saphyr's options for a text of `len` bytes. Its counts of
+    /// values, events and scalar bytes include what aliases replay, so
+    /// they are allowed what the file can hold plus the replay cap: a real
+    /// file never meets them, and the replay cap (with depth) is what
+    /// stops a hostile one.
     fn options(self, len: usize) -> Options {
         let mut b = Budget::default();
-        let room = len.saturating_add(1_000_000);
-        b.max_events = b.max_events.max(room.saturating_mul(2));
-        b.max_nodes = b.max_nodes.max(room);
-        b.max_total_scalar_bytes = b.max_total_scalar_bytes.max(room);
+        let room = len.saturating_add(SMALL_FILE);
+        let nodes = room.saturating_add(self.alias_nodes);
+        b.max_nodes = b.max_nodes.max(nodes);
+        b.max_events = b.max_events.max(nodes.saturating_mul(2));
+        // Replayed scalars are short names in real files; long ones
+        // replayed millions of times are a bomb of their own.
+        b.max_total_scalar_bytes = b
+            .max_total_scalar_bytes
+            .max(len.saturating_add(self.alias_nodes.saturating_mul(8)));
         b.max_aliases = b.max_aliases.max(room);
         b.max_anchors = b.max_anchors.max(room);
         b.max_merge_keys = b.max_merge_keys.max(room);
@@ -113,18 +121,84 @@ impl Limits {
     }
 }
 
+/// What any file may hold beyond its size-bound counts (serde-saphyr's own
+/// default for values).
+const SMALL_FILE: usize = 250_000;
+
 thread_local! {
     /// The text being parsed, while [`parse`] runs on this thread, so a
     /// [`Codes`] scalar can be read as written.
     static SOURCE: Cell<Option<(*const u8, usize)>> = const { Cell::new(None) };
+    /// The [`NameAt`]s seen by the parse running on this thread.
+    static NAMES: RefCell<HashSet<Arc<str>>> = RefCell::new(HashSet::new());
 }
 
-/// Restores the previous [`SOURCE`] (parses do not nest today, but may).
+/// Restores the previous [`SOURCE`] (parses do not nest today, but may)
+/// and, for the outermost parse, empties [`NAMES`].
 struct SourceGuard(Option<(*const u8, usize)>);
 
 impl Drop for SourceGuard {
     fn drop(&mut self) {
         SOURCE.with(|s| s.set(self.0));
+        if self.0.is_none() {
+            NAMES.with(|n| *n.borrow_mut() = HashSet::new());
+        }
+    }
+}
+
+/// One shared copy of `s` while a parse runs (a fresh one otherwise).
+pub(crate) fn intern(s: &str) -> Arc<str> {
+    if SOURCE.with(Cell::get).is_none() {
+        return Arc::from(s);
+    }
+    NAMES.with(|n| {
+        let mut n = n.borrow_mut();
+        if let Some(a) = n.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        n.insert(a.clone());
+        a
+    })
+}
+
+/// A name in a list (an edge a host or rule names) and its line. While a
+/// file is parsed equal names share one string, and a list is kept at its
+/// length: 200,000 hosts naming 40 edges each are 8 million of these at 24
+/// bytes, where `Spanned<String>` in a growing `Vec` took about 160.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameAt {
+    pub text: Arc<str>,
+    /// 1-based; where the name is written (for an alias, where it is used).
+    pub line: u32,
+}
+
+/// The string half of a [`NameAt`].
+struct Interned(Arc<str>);
+
+impl<'de> Deserialize<'de> for Interned {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Interned, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Interned;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Interned, E> {
+                Ok(Interned(intern(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for NameAt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<NameAt, D::Error> {
+        let s = Spanned::<Interned>::deserialize(d)?;
+        Ok(NameAt {
+            text: s.value.0,
+            line: s.referenced.line() as u32,
+        })
     }
 }
 
@@ -514,33 +588,28 @@ enum Frame {
     Seq(usize),
 }
 
-/// The dotted key path (`hosts.dl.rules[0].country`) of the value at
-/// `line`:`column` (1-based), read by walking the file's events up to
-/// there. Only runs when a parse failed. A key's own position names the
-/// key; a value's names the key it belongs to.
-pub fn key_path(text: &str, line: usize, column: usize) -> String {
-    let target = (line, column.saturating_sub(1));
+/// `["hosts", "www", "rules", "[0]"]` as `hosts.www.rules[0]`.
+fn render_path(path: &[String]) -> String {
+    let mut s = String::new();
+    for p in path {
+        if !(p.starts_with('[') || s.is_empty()) {
+            s.push('.');
+        }
+        s.push_str(p);
+    }
+    s
+}
+
+/// Walks the file's nodes in order, calling `f` with each node's key path,
+/// its position (1-based line, 0-based column) and whether it is a key,
+/// until `f` returns false or the text ends (or stops parsing). Only runs
+/// to explain errors, so it need not be fast.
+fn walk(text: &str, mut f: impl FnMut(&[String], (usize, usize), bool) -> bool) {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     let mut path: Vec<String> = Vec::new();
-    let mut best = String::new();
-    let render = |path: &[String]| {
-        let mut s = String::new();
-        for p in path {
-            if p.starts_with('[') || s.is_empty() {
-                s.push_str(p);
-            } else {
-                s.push('.');
-                s.push_str(p);
-            }
-        }
-        s
-    };
     while let Some(Ok((ev, span))) = parser.next_event() {
         let at = (span.start.line(), span.start.col());
-        if at > target {
-            break;
-        }
         let node = matches!(
             ev,
             Event::Scalar(..)
@@ -568,7 +637,9 @@ pub fn key_path(text: &str, line: usize, column: usize) -> String {
                 None => None,
             };
             let here: Vec<String> = path.iter().cloned().chain(seg.clone()).collect();
-            best = render(&here);
+            if !f(&here, at, is_key) {
+                return;
+            }
             if is_key {
                 if let Some(Frame::Map(slot)) = stack.last_mut() {
                     *slot = seg;
@@ -598,7 +669,63 @@ pub fn key_path(text: &str, line: usize, column: usize) -> String {
             }
         }
     }
+}
+
+/// The dotted key path (`hosts.dl.rules[0].country`) of the value at
+/// `line`:`column` (1-based), read by walking the file's events up to
+/// there. A key's own position names the key; a value's names the key it
+/// belongs to.
+pub fn key_path(text: &str, line: usize, column: usize) -> String {
+    let target = (line, column.saturating_sub(1));
+    let mut best = String::new();
+    walk(text, |path, at, _| {
+        if at > target {
+            return false;
+        }
+        best = render_path(path);
+        true
+    });
     best
+}
+
+/// The line of the key at `key_path` (`tcp.max_connections`,
+/// `fleet.etcd`), for errors found after parsing; 0 when the file does not
+/// have it (a default was used).
+pub fn line_of(text: &str, key_path: &str) -> u32 {
+    let mut line = 0;
+    walk(text, |path, at, is_key| {
+        if is_key && render_path(path) == key_path {
+            line = at.0 as u32;
+            return false;
+        }
+        true
+    });
+    line
+}
+
+/// Fills in the line of an error found after parsing whose reason starts
+/// with a key path (`workers: must be at least 1`), from `text`.
+pub fn with_line(mut e: ConfigError, text: &str) -> ConfigError {
+    if e.line == 0
+        && let Some((key, _)) = e.reason.split_once(": ")
+        && !key.is_empty()
+        && !key.contains(' ')
+    {
+        // The longest prefix of the path that the file spells out.
+        let mut k = key;
+        loop {
+            let l = line_of(text, k);
+            if l > 0 {
+                e.line = l;
+                break;
+            }
+            match k.rfind('.') {
+                Some(i) => k = &k[..i],
+                None => break,
+            }
+        }
+    }
+    e
 }
 
 /// Country, continent or subdivision codes as written: one
@@ -784,6 +911,14 @@ mod tests {
         assert_eq!(key_path(t, 6, 18), "hosts.www.rules[0].country");
         assert_eq!(key_path(t, 7, 9), "hosts.www.rules[0].edges");
         assert_eq!(key_path(t, 8, 18), "hosts.www.rules[1].answers");
+        assert_eq!(line_of(t, "hosts.www.rules"), 5);
+        assert_eq!(line_of(t, "hosts.www.rules[1].answers"), 8);
+        assert_eq!(line_of(t, "nope"), 0);
+        let e = with_line(
+            ConfigError::new(Path::new("p"), 0, "hosts.www.edges.x: bad"),
+            t,
+        );
+        assert_eq!(e.line, 4);
     }
 
     #[test]
@@ -875,10 +1010,14 @@ mod tests {
 
     #[test]
     fn many_aliases_of_one_anchor_load() {
-        // Beyond the old ratio heuristic (at most 10 aliases per anchor).
-        let d: Doc = parse(&anchored(2_000, 40), Path::new("p.yaml")).unwrap();
-        assert_eq!(d.hosts.len(), 2_000);
-        assert_eq!(d.hosts["h1999"].edges.len(), 40);
+        // Beyond the old ratio heuristic (at most 10 aliases per anchor),
+        // and replaying more values than the file holds bytes plus
+        // SMALL_FILE (the budget counts replayed values too).
+        let text = anchored(20_000, 40);
+        assert!(20_000 * 40 > text.len() + SMALL_FILE);
+        let d: Doc = parse(&text, Path::new("p.yaml")).unwrap();
+        assert_eq!(d.hosts.len(), 20_000);
+        assert_eq!(d.hosts["h19999"].edges.len(), 40);
     }
 
     #[test]

@@ -123,6 +123,9 @@ pub struct ServerRaw {
     /// Online DNSSEC signing; absent: no zone is signed.
     #[serde(default)]
     pub dnssec: Option<DnssecRaw>,
+    /// What `/metrics` exports beyond the fixed series.
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// `cookies:` as written: `off` (or `false`/`on`/`true`), or a table.
@@ -396,6 +399,7 @@ pub struct ServerConfig {
     pub nsid: Option<Box<[u8]>>,
     pub cookies: CookieSetting,
     pub dnssec: Option<DnssecConfig>,
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 impl ServerConfig {
@@ -431,6 +435,11 @@ impl ServerConfig {
     }
 
     pub fn from_str(text: &str, path: &Path) -> Result<ServerConfig, ConfigError> {
+        // Problems found after parsing name their key; find its line.
+        Self::validate(text, path).map_err(|e| crate::yaml::with_line(e, text))
+    }
+
+    fn validate(text: &str, path: &Path) -> Result<ServerConfig, ConfigError> {
         let raw: ServerRaw = parse_yaml(text, path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let base = if base.as_os_str().is_empty() {
@@ -490,6 +499,7 @@ impl ServerConfig {
         });
         let dnssec = raw.dnssec.map(|d| d.validate(base, path)).transpose()?;
         Ok(ServerConfig {
+            metrics: raw.metrics,
             dnssec,
             fleet,
             probe_source: raw.probe_source,
@@ -546,8 +556,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.rrl, Some(crate::rrl::RrlConfig::with_rate(100)));
-        let e = ServerConfig::from_str("rrl: {rate: 0}\n", Path::new("g.yaml")).unwrap_err();
-        assert!(e.to_string().contains("rrl.rate"), "{e}");
+        let e = ServerConfig::from_str(
+            "listen: [127.0.0.1:53]\nrrl: {rate: 0}\n",
+            Path::new("g.yaml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("g.yaml:2: rrl.rate"), "{e}");
+        let e = ServerConfig::from_str("workers: 0\n", Path::new("g.yaml")).unwrap_err();
+        assert_eq!(e.to_string(), "g.yaml:1: workers: must be at least 1");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::geo::{Code, Coords, Location};
 use crate::health::{AdminState, CheckConfig, CheckSpec, EdgeHealth, EdgeState};
 use crate::steer::{AllDown, Edge, EdgeIdx, Host, NetTarget, Nets, Rule, Steering};
 use crate::wire;
-use crate::yaml::Codes;
+use crate::yaml::{Codes, NameAt};
 
 /// Default TTL of steered answers when neither the file nor the host says.
 pub const DEFAULT_TTL: u32 = 30;
@@ -43,55 +43,58 @@ impl<T: Clone> OneOrMany<T> {
 }
 
 /// An `edges:` value as written: one name or a list of names, each an
-/// edge or an edge group (`groups:`).
+/// edge or an edge group (`groups:`), with its line (a lone name has the
+/// key's). Names are [`NameAt`]s, kept at the list's length.
 #[derive(Debug, Default)]
-pub struct EdgeList(Vec<Spanned<String>>);
+pub struct EdgeList(Vec<NameAt>);
 
 impl EdgeList {
-    /// The names, each with its own line (a lone name has the key's).
-    fn names(list: &Spanned<EdgeList>) -> Vec<Spanned<String>> {
-        list.value
-            .0
-            .iter()
-            .map(|n| {
-                if n.referenced.line() == 0 {
-                    Spanned::new(n.value.clone(), list.referenced, list.defined)
-                } else {
-                    n.clone()
-                }
-            })
-            .collect()
+    fn names(&self) -> &[NameAt] {
+        &self.0
     }
 }
 
 impl<'de> Deserialize<'de> for EdgeList {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EdgeList, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = EdgeList;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an edge or group name, or a list of them")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EdgeList, E> {
-                // Its line is the key's: filled in by `EdgeList::names`.
-                Ok(EdgeList(vec![Spanned::new(
-                    v.to_string(),
-                    serde_saphyr::Location::UNKNOWN,
-                    serde_saphyr::Location::UNKNOWN,
-                )]))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<EdgeList, A::Error> {
-                let mut v = Vec::new();
-                while let Some(n) = seq.next_element::<Spanned<String>>()? {
-                    v.push(n);
+        /// The value before a lone name gets its line.
+        struct Written(Vec<NameAt>);
+        impl<'de> Deserialize<'de> for Written {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Written, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Written;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("an edge or group name, or a list of them")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Written, E> {
+                        // Line 0: the key's line, filled in below.
+                        Ok(Written(vec![NameAt {
+                            text: crate::yaml::intern(v),
+                            line: 0,
+                        }]))
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<Written, A::Error> {
+                        let mut v = Vec::new();
+                        while let Some(n) = seq.next_element::<NameAt>()? {
+                            v.push(n);
+                        }
+                        Ok(Written(v))
+                    }
                 }
-                Ok(EdgeList(v))
+                d.deserialize_any(V)
             }
         }
-        d.deserialize_any(V)
+        let s = Spanned::<Written>::deserialize(d)?;
+        let line = s.referenced.line() as u32;
+        let mut v = s.value.0;
+        for n in v.iter_mut().filter(|n| n.line == 0) {
+            n.line = line;
+        }
+        v.shrink_to_fit();
+        Ok(EdgeList(v))
     }
 }
 
@@ -139,7 +142,7 @@ pub struct RuleRaw {
     pub subdivision: Option<Codes>,
     #[serde(default)]
     pub asn: Option<OneOrMany<u32>>,
-    pub edges: Spanned<EdgeList>,
+    pub edges: EdgeList,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,7 +155,7 @@ pub struct HostRaw {
     #[serde(default)]
     pub svcb: Option<Spanned<SvcbRaw>>,
     #[serde(default)]
-    pub edges: Option<Spanned<EdgeList>>,
+    pub edges: Option<EdgeList>,
     #[serde(default)]
     pub answers: Option<u8>,
     #[serde(default)]
@@ -185,7 +188,7 @@ pub struct NetMapRaw {
     #[serde(default)]
     pub continent: Option<String>,
     #[serde(default)]
-    pub edges: Option<Spanned<EdgeList>>,
+    pub edges: Option<EdgeList>,
 }
 
 /// `https: { priority: 1, target: ".", alpn: [h3, h2], port: 443, ech: "..." }`:
@@ -291,14 +294,14 @@ fn svcb_template(
 /// `groups:` resolved to edge indexes. A group may name edges and other
 /// groups (not itself, however indirectly); its name may not be an edge's.
 fn resolve_groups(
-    raw: &IndexMap<Spanned<String>, Spanned<EdgeList>>,
+    raw: &IndexMap<Spanned<String>, EdgeList>,
     index: &HashMap<&str, EdgeIdx>,
     err: &mut dyn FnMut(u32, String),
 ) -> HashMap<String, Vec<EdgeIdx>> {
     /// Expands group `name`; `path` holds the groups being expanded.
     fn expand<'a>(
         name: &'a str,
-        raw: &'a IndexMap<Spanned<String>, Spanned<EdgeList>>,
+        raw: &'a IndexMap<Spanned<String>, EdgeList>,
         index: &HashMap<&str, EdgeIdx>,
         done: &mut HashMap<String, Option<Vec<EdgeIdx>>>,
         path: &mut Vec<&'a str>,
@@ -320,20 +323,20 @@ fn resolve_groups(
         path.push(name);
         let mut out: Vec<EdgeIdx> = Vec::new();
         let mut ok = true;
-        let mut members = EdgeList::names(list);
+        let members = list.names();
         if members.is_empty() {
             err(line, format!("groups.{name}: needs at least one edge"));
             ok = false;
         }
-        for m in members.drain(..) {
-            let group = raw.keys().find(|k| k.value == m.value);
-            let idx = match (index.get(m.value.as_str()), group) {
+        for m in members {
+            let group = raw.keys().find(|k| *k.value == *m.text);
+            let idx = match (index.get(&*m.text), group) {
                 (Some(&i), _) => Some(vec![i]),
                 (None, Some(g)) => expand(&g.value, raw, index, done, path, err),
                 (None, None) => {
                     err(
-                        m.referenced.line() as u32,
-                        format!("groups.{name}: unknown edge or group {:?}", m.value),
+                        m.line,
+                        format!("groups.{name}: unknown edge or group {:?}", &*m.text),
                     );
                     None
                 }
@@ -417,7 +420,7 @@ pub struct PoolsRaw {
     /// Edge groups: a name for a list of edges (and groups), used in
     /// `edges:` like an edge's name.
     #[serde(default)]
-    pub groups: IndexMap<Spanned<String>, Spanned<EdgeList>>,
+    pub groups: IndexMap<Spanned<String>, EdgeList>,
     #[serde(default)]
     pub nets: IndexMap<Spanned<String>, NetRaw>,
     #[serde(default)]
@@ -674,12 +677,12 @@ pub fn from_str(
     let groups = resolve_groups(&raw.groups, &index, &mut err);
     // Names in an `edges:` list: edges and groups, each edge once, in the
     // order written.
-    let resolve = |list: &Spanned<EdgeList>, key: &str, err: &mut dyn FnMut(u32, String)| {
+    let resolve = |list: &EdgeList, key: &str, err: &mut dyn FnMut(u32, String)| {
         let mut out = Vec::new();
-        for e in EdgeList::names(list) {
-            let found = match index.get(e.value.as_str()) {
+        for e in list.names() {
+            let found = match index.get(&*e.text) {
                 Some(i) => Some(std::slice::from_ref(i)),
-                None => groups.get(e.value.as_str()).map(Vec::as_slice),
+                None => groups.get(&*e.text).map(Vec::as_slice),
             };
             match found {
                 Some(idx) => {
@@ -690,8 +693,8 @@ pub fn from_str(
                     }
                 }
                 None => err(
-                    e.referenced.line() as u32,
-                    format!("{key}: unknown edge or group {:?}", e.value),
+                    e.line,
+                    format!("{key}: unknown edge or group {:?}", &*e.text),
                 ),
             }
         }
@@ -943,6 +946,31 @@ mod tests {
     }
 
     const EDGES: &str = "edges:\n  lhr: { addresses: [192.0.2.1], location: [51.5, -0.1] }\n  fra: { addresses: [192.0.2.2], location: [50.1, 8.7] }\n  iad: { addresses: [192.0.2.3], location: [38.9, -77.4] }\n  akamai: { cname: x.akamai.example. }\n";
+
+    #[test]
+    fn edge_lists_share_names_and_keep_their_lines() {
+        #[derive(Deserialize)]
+        struct L {
+            a: EdgeList,
+            b: EdgeList,
+            c: EdgeList,
+        }
+        let l: L = crate::yaml::parse(
+            "a: [fra, lhr]\nb:\n  - fra\n  - iad\nc: eu\n",
+            Path::new("p"),
+        )
+        .unwrap();
+        let (a, b, c) = (l.a.names(), l.b.names(), l.c.names());
+        assert_eq!(a[0].text.as_ref(), "fra");
+        assert!(Arc::ptr_eq(&a[0].text, &b[0].text), "one fra");
+        assert_eq!((a[1].line, b[0].line, b[1].line), (1, 3, 4));
+        assert_eq!(
+            (c[0].text.as_ref(), c[0].line),
+            ("eu", 5),
+            "a lone name has the key's line"
+        );
+        assert_eq!(l.a.0.capacity(), 2);
+    }
 
     fn names(p: &Pools, host: &str) -> Vec<String> {
         let h = p.steering.hosts.iter().find(|h| h.name == host).unwrap();

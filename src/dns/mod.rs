@@ -64,6 +64,8 @@ pub fn respond_traced<'s, T: steer::Trace>(
     respond_inner(snap, packet, source, transport, out, trace)
 }
 
+/// Parse, the mandatory checks, the request, dispatch: the one place a
+/// request is routed.
 #[inline(always)]
 fn respond_inner<'s, T: steer::Trace>(
     snap: &'s Snapshot,

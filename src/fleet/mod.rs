@@ -12,7 +12,7 @@
 //!
 //! | key | value | lifetime |
 //! |---|---|---|
-//! | `admin/<zone>/<edge>` | `{"state":"drain","by":"ns1","at_ms":…}` | until set to `auto` (deleted) |
+//! | `admin/<zone>/<edge>` | `{"state":"drain","by":"ns1","at_ms":…,"reason":"fibre cut","until_ms":…}` | until set to `auto` (deleted), or until `until_ms` (a lease of that length deletes it) |
 //! | `load/<zone>/<edge>` | `{"load":0.93,"until_ms":…,"by":"ns1"}` | read as expired after `until_ms` |
 //! | `health/<zone>/<edge>/<instance>` | `{"up":true}` | the instance's lease |
 //! | `instances/<instance>` | [`InstanceInfo`] | the instance's lease |

@@ -8,13 +8,13 @@ use tokio::sync::Notify;
 
 use super::values::EdgeKey;
 use crate::clock::unix_now_ms;
-use crate::health::{AdminState, LocalChanges};
+use crate::health::{AdminNote, AdminState, LocalChanges};
 
 /// A local change waiting to be written, coalesced per edge: only the
 /// latest override and the latest load reading matter.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) enum Pending {
-    Admin(AdminState),
+    Admin(AdminState, AdminNote),
     Load { load: f64, until_ms: u64 },
 }
 
@@ -54,8 +54,8 @@ impl Outbox {
 }
 
 impl LocalChanges for Outbox {
-    fn admin(&self, zone: &str, edge: &str, admin: AdminState) {
-        self.push(zone, edge, Pending::Admin(admin));
+    fn admin(&self, zone: &str, edge: &str, admin: AdminState, note: &AdminNote) {
+        self.push(zone, edge, Pending::Admin(admin, note.clone()));
     }
 
     fn load(&self, zone: &str, edge: &str, load: f64, ttl: Duration) {
@@ -71,23 +71,23 @@ mod tests {
     #[test]
     fn outbox_coalesces_and_keeps_newer_on_restore() {
         let o = Outbox::default();
-        o.admin("z.", "e", AdminState::Drain);
-        o.admin("z.", "e", AdminState::Auto);
+        o.admin("z.", "e", AdminState::Drain, &AdminNote::default());
+        o.admin("z.", "e", AdminState::Auto, &AdminNote::default());
         o.load("z.", "e", 0.5, Duration::from_secs(60));
         let items = o.take();
         assert_eq!(items.len(), 2);
         assert!(
             items
                 .iter()
-                .any(|(_, p)| *p == Pending::Admin(AdminState::Auto))
+                .any(|(_, p)| *p == Pending::Admin(AdminState::Auto, AdminNote::default()))
         );
-        o.admin("z.", "e", AdminState::Down);
+        o.admin("z.", "e", AdminState::Down, &AdminNote::default());
         o.restore(items);
         let again = o.take();
         assert!(
             again
                 .iter()
-                .any(|(_, p)| *p == Pending::Admin(AdminState::Down))
+                .any(|(_, p)| *p == Pending::Admin(AdminState::Down, AdminNote::default()))
         );
         assert_eq!(again.len(), 2);
     }

@@ -278,27 +278,55 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), FleetError> {
     let t = fleet.cfg.timeout;
     for (i, ((zone, edge), p)) in items.iter().enumerate() {
         let r = match p {
-            Pending::Admin(AdminState::Auto) => within(
-                t,
-                "write",
-                client.delete(fleet.key(&format!("admin/{zone}/{edge}")), None),
-            )
-            .await
-            .map(drop),
-            Pending::Admin(state) => {
+            // Lifted, or run out before it could be written.
+            Pending::Admin(state, note)
+                if *state == AdminState::Auto || note.expired(unix_now_ms()) =>
+            {
+                within(
+                    t,
+                    "write",
+                    client.delete(fleet.key(&format!("admin/{zone}/{edge}")), None),
+                )
+                .await
+                .map(drop)
+            }
+            Pending::Admin(state, note) => {
                 let v = serde_json::to_vec(&AdminValue {
                     state: *state,
                     by: fleet.cfg.instance.clone(),
                     at_ms: unix_now_ms(),
+                    note: note.clone(),
                 })
                 .unwrap_or_default();
-                within(
-                    t,
-                    "write",
-                    client.put(fleet.key(&format!("admin/{zone}/{edge}")), v, None),
-                )
-                .await
-                .map(drop)
+                // An override with an end goes under a lease of its length,
+                // so etcd deletes it then, for instances that do not read
+                // `until_ms` too.
+                let lease = match note.until_ms {
+                    Some(until) => {
+                        let secs = until.saturating_sub(unix_now_ms()).div_ceil(1000).max(1);
+                        within(
+                            t,
+                            "lease grant",
+                            client.lease_grant(secs.min(i64::MAX as u64) as i64, None),
+                        )
+                        .await
+                        .map(|l| Some(l.id()))
+                    }
+                    None => Ok(None),
+                };
+                match lease {
+                    Ok(lease) => {
+                        let opts = lease.map(|id| PutOptions::new().with_lease(id));
+                        within(
+                            t,
+                            "write",
+                            client.put(fleet.key(&format!("admin/{zone}/{edge}")), v, opts),
+                        )
+                        .await
+                        .map(drop)
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Pending::Load { load, until_ms } => {
                 let v = serde_json::to_vec(&LoadValue {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::health::AdminState;
+use crate::health::{AdminNote, AdminState};
 
 /// What an instance publishes about itself (`instances/<name>`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -21,6 +21,8 @@ pub struct InstanceInfo {
     pub http: Option<String>,
 }
 
+/// Older instances read `state` and ignore the note's fields; values
+/// they wrote (no note) read as overrides without reason or expiry.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct AdminValue {
     pub(super) state: AdminState,
@@ -28,6 +30,8 @@ pub(super) struct AdminValue {
     pub(super) by: String,
     #[serde(default)]
     pub(super) at_ms: u64,
+    #[serde(flatten)]
+    pub(super) note: AdminNote,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

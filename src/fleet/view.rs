@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use etcd_client::KeyValue;
 use tokio::task::JoinHandle;
@@ -14,7 +13,7 @@ use super::config::FleetConfig;
 use super::outbox::Outbox;
 use super::values::{AdminValue, EdgeKey, InstanceInfo, Key, LoadValue, VerdictValue, parse_key};
 use crate::clock::unix_now_ms;
-use crate::health::{AdminState, Registry};
+use crate::health::{AdminNote, AdminState, Registry};
 use crate::snapshot::Shared;
 
 /// How long `/api/fleet` lists an instance after its lease ended.
@@ -153,14 +152,14 @@ impl Fleet {
         };
         match k {
             Key::Admin(zone, edge) => {
-                let admin = match value {
-                    None => AdminState::Auto,
+                let (admin, note) = match value {
+                    None => (AdminState::Auto, AdminNote::default()),
                     Some(b) => match serde_json::from_slice::<AdminValue>(b) {
-                        Ok(a) => a.state,
+                        Ok(a) => (a.state, a.note),
                         Err(e) => return self.bad(key, Bad::NotJson, e),
                     },
                 };
-                match self.registry.apply_shared_admin(zone, edge, admin) {
+                match self.registry.apply_shared_admin(zone, edge, admin, note) {
                     Ok(true) => {}
                     Ok(false) => {
                         if admin != AdminState::Auto {
@@ -187,12 +186,11 @@ impl Fleet {
                         format!("load {} not within 0..=1", l.load),
                     );
                 }
-                let Some(h) = self.registry.get(zone, edge) else {
-                    return self.bad(key, Bad::UnknownEdge, "no such edge here");
-                };
-                let left = l.until_ms.saturating_sub(unix_now_ms());
-                if left > 0 {
-                    h.feed_load(l.load, Duration::from_millis(left));
+                if !self
+                    .registry
+                    .apply_shared_load(zone, edge, l.load, l.until_ms)
+                {
+                    self.bad(key, Bad::UnknownEdge, "no such edge here");
                 }
             }
             Key::Health(zone, edge, inst) => {
@@ -308,7 +306,10 @@ impl Fleet {
         for (z, e, _) in self.registry.overrides_list() {
             if !admin_keys.contains(&(z.clone(), e.clone())) {
                 tracing::info!(zone = %z, edge = %e, "fleet: override lifted elsewhere while disconnected");
-                if let Err(err) = self.registry.apply_shared_admin(&z, &e, AdminState::Auto) {
+                if let Err(err) =
+                    self.registry
+                        .apply_shared_admin(&z, &e, AdminState::Auto, AdminNote::default())
+                {
                     tracing::warn!("fleet: override not saved: {err}");
                 }
             }

@@ -18,4 +18,4 @@ pub use checker::{Checker, ProbeTarget};
 pub use config::{CheckConfig, CheckSpec};
 pub use probe::ensure_crypto_provider;
 pub use registry::{HealthError, LocalChanges, Registry};
-pub use state::{AdminState, EdgeHealth, EdgeState, EdgeStatus, Effective};
+pub use state::{AdminNote, AdminState, EdgeHealth, EdgeState, EdgeStatus, Effective, unix_ms};

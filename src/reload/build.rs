@@ -76,6 +76,9 @@ impl Zones {
             None => Stamps::default(),
         });
         let now = crate::clock::unix_now();
+        // The first pass's failures are told once, by whoever started the
+        // server: as its reason to refuse, or as zones answering SERVFAIL.
+        let first = self.slots.is_empty();
         let mut slots = BTreeMap::new();
         for f in &files {
             let mut slot = self.slots.remove(f).unwrap_or_default();
@@ -103,7 +106,7 @@ impl Zones {
                         slot.failed = None;
                     }
                     Outcome::Failed(x) => {
-                        for e in x.errors.iter() {
+                        for e in x.errors.iter().filter(|_| !first) {
                             tracing::error!(
                                 "zone not reloaded, {}: {e}",
                                 if slot.good.is_some() {

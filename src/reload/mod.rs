@@ -21,6 +21,7 @@ mod files;
 mod geodb;
 mod quiet;
 mod stages;
+mod status;
 mod timer;
 mod watch;
 mod zone;
@@ -28,37 +29,13 @@ mod zone;
 use std::sync::Arc;
 
 pub use build::build_snapshot;
+pub use status::ReloadStatus;
 pub use zone::build_zone;
 
 use watch::Watch;
 
 use crate::config::{ConfigErrors, ServerConfig};
 use stages::Stages;
-
-/// The outcome of the last build, for `/api/status` and logs.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ReloadStatus {
-    /// No file has a problem now.
-    pub ok: bool,
-    /// Unix time of the attempt.
-    pub at: u64,
-    pub trigger: String,
-    pub generation: u64,
-    pub duration_ms: f64,
-    /// Every problem now, as `geosteer check` prints them.
-    pub errors: Vec<String>,
-    /// The zones whose files did not load, one by one.
-    pub zones: Vec<ZoneFailure>,
-}
-
-/// A zone whose files, as they are now, did not load.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ZoneFailure {
-    pub zone_file: std::path::PathBuf,
-    /// Its last good copy serves (else its queries get SERVFAIL).
-    pub serving_last_good: bool,
-    pub errors: Vec<String>,
-}
 
 /// Owns the served snapshot and keeps it up to date with the files.
 pub struct Reloader {
@@ -112,6 +89,9 @@ impl Reloader {
         let _ = r.stages.reload_and_wait("start");
         if let Some(errs) = r.stages.start_errors() {
             return Err(ConfigErrors(errs));
+        }
+        for e in r.status().zones.iter().flat_map(|z| &z.errors) {
+            tracing::error!("zone not loaded, answering SERVFAIL: {e}");
         }
         timer::start(Arc::downgrade(&r.stages));
         Ok(Arc::new(r))

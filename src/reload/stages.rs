@@ -18,8 +18,9 @@ use std::time::Instant;
 
 use super::build::{Zones, assemble};
 use super::geodb::DbStage;
+use super::quiet;
+use super::status::{ReloadStatus, ZoneFailure};
 use super::zone::{FedLoad, RttCache};
-use super::{ReloadStatus, ZoneFailure, quiet};
 use crate::clock::unix_now;
 use crate::config::{ConfigError, ServerConfig};
 use crate::snapshot::{Shared, Snapshot};

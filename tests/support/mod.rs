@@ -6,6 +6,8 @@
 //!   metrics recorder per server;
 //! - [`dns`]: queries (hickory messages and bytes by hand) and the UDP and
 //!   TCP exchanges that send them;
+//! - [`fleet`]: an etcd cluster, edges and `geosteer` processes joined
+//!   through it;
 //! - [`http`]: a small blocking HTTP/1.1 client for `/api/*` and `/metrics`;
 //! - [`paths`]: the answer core's fast and general paths, to compare them;
 //! - [`probe`]: health-check specs and probe targets;
@@ -24,6 +26,7 @@
 
 pub mod alloc;
 pub mod dns;
+pub mod fleet;
 pub mod http;
 pub mod paths;
 pub mod probe;
