@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::files::{Stamps, key_stamps, zone_files};
 use super::geodb::DbStage;
-use super::zone::{self, Built, Failed, Outcome, RttCache};
+use super::zone::{self, Built, Failed, Outcome, RttCache, Serials};
 use crate::config::pools::HealthSource;
 use crate::config::{ConfigError, ConfigErrors, ServerConfig};
 use crate::snapshot::{Snapshot, Unloaded, Zone};
@@ -51,10 +51,12 @@ impl Zones {
         health: &dyn HealthSource,
         db: &DbStage,
         rtt: &RttCache,
+        serials: Option<&Serials>,
     ) -> Pass {
         let mut pass = Pass::default();
         let files = match zone_files(&cfg.zones) {
-            Ok(f) if f.is_empty() => Err(ConfigError::new(
+            // A secondary-only server starts empty and fills on transfer.
+            Ok(f) if f.is_empty() && cfg.xfr.secondaries.is_empty() => Err(ConfigError::new(
                 &cfg.zones,
                 0,
                 "no *.zone files: nothing to serve",
@@ -85,7 +87,7 @@ impl Zones {
             let good_holds = slot
                 .good
                 .as_ref()
-                .is_some_and(|g| g.db == db.id() && g.keys == keys && !due(&g.zone, now))
+                .is_some_and(|g| g.db == db.id() && g.keys == keys && !due(g, now, serials))
                 && slot.good.as_ref().is_some_and(|g| g.inputs.unchanged());
             let failure_holds = !good_holds
                 && slot
@@ -100,7 +102,7 @@ impl Zones {
                 pass.reused += 1;
             } else {
                 pass.rebuilt += 1;
-                match zone::build(cfg, f, health, db.db.as_ref(), &keys, rtt) {
+                match zone::build(cfg, f, health, db.db.as_ref(), &keys, rtt, serials) {
                     Outcome::Built(b) => {
                         slot.good = Some(b);
                         slot.failed = None;
@@ -196,13 +198,17 @@ impl Zones {
     }
 }
 
-/// Has a key of the zone reached a Publish, Activate, Inactive or Delete
-/// time since it was signed?
-fn due(zone: &Zone, now: u64) -> bool {
-    zone.dnssec
-        .as_ref()
-        .and_then(|s| s.next_event)
-        .is_some_and(|t| t <= now)
+/// Is a zone to be built again though its files are unchanged? When a key
+/// of it has reached a Publish, Activate, Inactive or Delete time since it
+/// was signed, or, for a signed zone transferred out, when its serial's
+/// signing period is over (the serial moves with the signatures).
+fn due(built: &zone::Built, now: u64, serials: Option<&Serials>) -> bool {
+    let Some(signer) = built.zone.dnssec.as_deref() else {
+        return false;
+    };
+    let period = crate::xfr::serial::signing_period(signer);
+    signer.next_event.is_some_and(|t| t <= now)
+        || (serials.is_some() && built.at / period != now / period)
 }
 
 /// Puts a snapshot together from built zones.
@@ -232,7 +238,7 @@ pub fn build_snapshot(
         DbStage::default()
     });
     let mut zones = Zones::default();
-    zones.build(cfg, health, &db, &RttCache::default());
+    zones.build(cfg, health, &db, &RttCache::default(), None);
     errs.splice(0..0, zones.errors());
     let protocol = cfg.protocol().map_err(|e| errs.push(e)).ok();
     if !errs.is_empty() {
@@ -306,10 +312,10 @@ mod tests {
         std::fs::write(&g, zone("192.0.2.9")).unwrap();
         let (db, rtt) = (DbStage::default(), RttCache::default());
         let mut z = Zones::default();
-        let p = z.build(&cfg, &AlwaysUp, &db, &rtt);
+        let p = z.build(&cfg, &AlwaysUp, &db, &rtt, None);
         assert_eq!((p.rebuilt, p.reused), (2, 0));
         let first = z.served().0;
-        let p = z.build(&cfg, &AlwaysUp, &db, &rtt);
+        let p = z.build(&cfg, &AlwaysUp, &db, &rtt, None);
         assert_eq!((p.rebuilt, p.reused), (0, 2));
         assert!(Arc::ptr_eq(&first[0], &z.served().0[0]), "reused as built");
 
@@ -318,7 +324,7 @@ mod tests {
             "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\nwww A 999.1.1.1\n",
         )
         .unwrap();
-        let p = z.build(&cfg, &AlwaysUp, &db, &rtt);
+        let p = z.build(&cfg, &AlwaysUp, &db, &rtt, None);
         assert_eq!((p.rebuilt, p.reused), (1, 1), "only the edited zone");
         assert!(
             Arc::ptr_eq(&first[0], &z.served().0[0]),
@@ -326,7 +332,7 @@ mod tests {
         );
         assert!(!z.errors().is_empty());
         // Not built again while its files stay as they are.
-        let p = z.build(&cfg, &AlwaysUp, &db, &rtt);
+        let p = z.build(&cfg, &AlwaysUp, &db, &rtt, None);
         assert_eq!((p.rebuilt, p.reused), (0, 2));
         assert!(!z.errors().is_empty());
     }
@@ -340,16 +346,16 @@ mod tests {
         std::fs::write(&f, zone("192.0.2.1")).unwrap();
         let (db, rtt) = (DbStage::default(), RttCache::default());
         let mut mine = Zones::default();
-        mine.build(&cfg, &AlwaysUp, &db, &rtt);
+        mine.build(&cfg, &AlwaysUp, &db, &rtt, None);
         // The database thread starts from this state...
         let mut newer = mine.clone();
         // ...the files stage serves an edit...
         std::fs::write(&f, zone("192.0.2.2")).unwrap();
-        mine.build(&cfg, &AlwaysUp, &db, &rtt);
+        mine.build(&cfg, &AlwaysUp, &db, &rtt, None);
         assert!(www(&mine).unwrap().contains("192.0.2.2"));
         // ...which is broken by the time the database thread reads it.
         std::fs::write(&f, zone("300.0.2.3")).unwrap();
-        newer.build(&cfg, &AlwaysUp, &db, &rtt);
+        newer.build(&cfg, &AlwaysUp, &db, &rtt, None);
         assert!(www(&newer).unwrap().contains("192.0.2.1"));
         mine.adopt(newer);
         assert!(

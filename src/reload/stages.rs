@@ -20,10 +20,11 @@ use super::build::{Zones, assemble};
 use super::geodb::DbStage;
 use super::quiet;
 use super::status::{ReloadStatus, ZoneFailure};
-use super::zone::{FedLoad, RttCache};
+use super::zone::{FedLoad, RttCache, Serials};
 use crate::clock::unix_now;
 use crate::config::{ConfigError, ServerConfig};
 use crate::snapshot::{Shared, Snapshot};
+use crate::xfr::serial::SerialBook;
 
 /// Requests to one build thread. Tickets count requests; a request is
 /// answered by the first build that starts after it.
@@ -141,6 +142,8 @@ pub(super) struct Stages {
     /// thread to adopt.
     posted: Mutex<Option<Committed>>,
     rtt: RttCache,
+    /// Each built zone's serial, when zones are transferred out.
+    serials: Option<Serials>,
     errors: Mutex<Errors>,
     status: Mutex<ReloadStatus>,
     metrics: crate::metrics::ReloadMetrics,
@@ -160,6 +163,10 @@ impl Stages {
         registry: Arc<crate::health::Registry>,
         checker: Option<crate::health::Checker>,
     ) -> std::io::Result<Arc<Stages>> {
+        let serials = cfg
+            .xfr
+            .serves_transfers()
+            .then(|| Mutex::new(SerialBook::open(&cfg.xfr.state_file)));
         let s = Arc::new(Stages {
             cfg,
             shared: Arc::new(arc_swap::ArcSwap::from_pointee(Snapshot::new(
@@ -174,6 +181,7 @@ impl Stages {
             committed: Mutex::new(None),
             posted: Mutex::new(None),
             rtt: RttCache::default(),
+            serials,
             errors: Mutex::default(),
             status: Mutex::new(ReloadStatus {
                 ok: true,
@@ -251,7 +259,7 @@ impl Stages {
         let errors = lock(&self.errors);
         let snap = self.shared.load();
         let fatal = snap.generation == 0
-            || snap.zones.is_empty()
+            || (snap.zones.is_empty() && self.cfg.xfr.secondaries.is_empty())
             || !errors.db.is_empty()
             || !errors.config.is_empty();
         fatal.then(|| errors.all())
@@ -299,7 +307,13 @@ impl Stages {
         let db_ms = started.elapsed().as_secs_f64() * 1e3;
         let mut zones = current.zones;
         let pass = guarded("building the zones", || {
-            Ok(zones.build(&self.cfg, &*self.registry, &stage, &self.rtt))
+            Ok(zones.build(
+                &self.cfg,
+                &*self.registry,
+                &stage,
+                &self.rtt,
+                self.serials.as_ref(),
+            ))
         });
         tracing::info!(
             trigger,
@@ -337,9 +351,13 @@ impl Stages {
             }
         };
         let pass = guarded("building the zones", || {
-            Ok(state
-                .zones
-                .build(&self.cfg, &*self.registry, &state.db, &self.rtt))
+            Ok(state.zones.build(
+                &self.cfg,
+                &*self.registry,
+                &state.db,
+                &self.rtt,
+                self.serials.as_ref(),
+            ))
         });
         let old = self.shared.load_full();
         let protocol = match self.cfg.protocol() {
@@ -381,7 +399,8 @@ impl Stages {
                     .get(&z.tree.apex_lower)
                     .is_some_and(|o| Arc::ptr_eq(o, z))
             });
-        if state.zones.is_empty() && old.generation == 0 {
+        let secondary_only = ok && !self.cfg.xfr.secondaries.is_empty();
+        if state.zones.is_empty() && old.generation == 0 && !secondary_only {
             // Nothing listed at all (the zones directory is unreadable):
             // no snapshot to start with.
         } else if changed {

@@ -32,7 +32,13 @@ pub(super) struct Built {
     /// When it was built, in build order: of two copies of one zone, the
     /// later one is the newer.
     pub(super) seq: u64,
+    /// When it was built, in Unix seconds.
+    pub(super) at: u64,
 }
+
+/// The serials of zones transferred out (see [`crate::xfr::serial`]), kept
+/// by whichever build thread builds a zone.
+pub(super) type Serials = std::sync::Mutex<crate::xfr::serial::SerialBook>;
 
 /// A zone whose files don't build, and which files those were.
 #[derive(Clone)]
@@ -67,6 +73,7 @@ pub(super) fn build(
     db: Option<&Arc<GeoDb>>,
     keys: &Arc<Stamps>,
     rtt: &RttCache,
+    serials: Option<&Serials>,
 ) -> Outcome {
     let companions = companions(zone_file);
     let mut inputs = Stamps::of(
@@ -75,6 +82,7 @@ pub(super) fn build(
             .chain(companions.iter().map(PathBuf::as_path)),
     );
     let db_id = db.map_or(0, |d| d.id());
+    let now = crate::clock::unix_now();
     let mut included = Vec::new();
     let built = build_unplaced(zone_file, health, rtt, &mut included).and_then(|mut z| {
         // Every host's order per database record, as gdnsd does at load.
@@ -82,6 +90,9 @@ pub(super) fn build(
         let n = z.steering.precompute(db.map(|d| &**d));
         tracing::debug!(zone = %z.name, orders = n, ms = t.elapsed().as_secs_f64() * 1e3, "orders precomputed");
         sign_zone(cfg, &mut z)?;
+        if let Some(book) = serials {
+            book.lock().unwrap_or_else(|e| e.into_inner()).assign(&mut z, now);
+        }
         let loads = read_loads(&z)?;
         Ok((z, loads))
     });
@@ -101,6 +112,7 @@ pub(super) fn build(
             db: db_id,
             keys: keys.clone(),
             seq: SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            at: now,
         }),
         Err(errors) => {
             // An error in a file the zone includes: that file is an input
