@@ -94,8 +94,7 @@ fn all_up(zone: &Zone) -> Steering {
             e.with_health(health)
         })
         .collect();
-    // The zone's hosts too: a host refers to its candidate group by index
-    // into the steering it was built with.
+    // The zone's hosts, so that their candidate groups exist in this steering.
     Steering::new(
         edges,
         zone.steering.hosts.clone(),
