@@ -37,6 +37,8 @@ pub enum AppError {
     },
     #[error("start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Rum(#[from] crate::rum::RumError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AppError {
@@ -51,6 +53,8 @@ pub struct App {
     pub http_addr: Option<SocketAddr>,
     /// The etcd link, when `fleet:` is configured.
     pub fleet: Option<Arc<crate::fleet::Fleet>>,
+    /// Steering from real users, when `rum:` is configured.
+    pub rum: Option<Arc<crate::rum::Rum>>,
     http: Option<JoinHandle<std::io::Result<()>>>,
     _watch: Option<Watch>,
     stop: watch::Sender<bool>,
@@ -82,9 +86,24 @@ impl App {
             "snapshot built"
         );
         drop(snap);
-        let running = crate::server::start_shared(&cfg, reloader.shared().clone())
-            .await
-            .map_err(io(format!("binding {:?}", cfg.listen)))?;
+        // RUM before the listeners: its learned tables attach to each
+        // snapshot before it serves, the first one included.
+        let rum = match &cfg.rum {
+            Some(r) => {
+                let rum = crate::rum::Rum::start(r.clone(), reloader.shared().clone()).await?;
+                let hook = rum.clone();
+                reloader.set_attach(Some(Arc::new(move |snap| hook.attach(snap))));
+                Some(rum)
+            }
+            None => None,
+        };
+        let running = crate::server::start_shared(
+            &cfg,
+            reloader.shared().clone(),
+            rum.as_ref().map(|r| r.probes.clone()),
+        )
+        .await
+        .map_err(io(format!("binding {:?}", cfg.listen)))?;
         reloader.key_timer();
         let watch = if !cfg.watch {
             tracing::info!("file watching is off (watch: false); reload with SIGHUP or the API");
@@ -127,6 +146,7 @@ impl App {
                     token,
                     rates: Default::default(),
                     fleet: fleet.clone(),
+                    rum: rum.clone(),
                 };
                 let mut rx = stop.subscribe();
                 let task = tokio::spawn(crate::http::serve(listener, api, async move {
@@ -138,6 +158,7 @@ impl App {
             None => (None, None),
         };
         Ok(App {
+            rum,
             fleet,
             reloader,
             running,
@@ -163,6 +184,10 @@ impl App {
         self.running.shutdown().await;
         if let Some(h) = self.http {
             let _ = h.await;
+        }
+        if let Some(r) = &self.rum {
+            self.reloader.set_attach(None);
+            r.stop().await;
         }
     }
 }

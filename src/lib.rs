@@ -23,7 +23,9 @@
 //!    buffer.
 //!
 //! Beside that flow: [`reload`] builds new snapshots from [`config`] and
-//! [`zone`] files and swaps them in; [`health`] probes edges; [`fleet`]
+//! [`zone`] files and swaps them in; [`health`] probes edges; [`rum`]
+//! learns RTTs from real users' browsers into each zone's live learned
+//! table, which [`steer`] reads beside the RTT file; [`fleet`]
 //! shares overrides, load and probe verdicts with other instances through
 //! etcd (feeding [`health`]); [`http`] serves metrics, the admin API and the
 //! [`status`] page (a world map of where each country's clients go, computed
@@ -58,6 +60,7 @@ pub mod protocol;
 pub mod querylog;
 pub mod reload;
 pub mod rrl;
+pub mod rum;
 pub mod server;
 pub mod snapshot;
 pub mod status;

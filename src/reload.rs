@@ -82,6 +82,7 @@ fn build_zone_with(
     })?;
     let pools_file = pools_path(zone_file);
     let mut svcb = Vec::new();
+    let mut rum_urls = Vec::new();
     let steering = if pools_file.exists() {
         let mut p = pools::load(&pools_file, &zf.origin, health)?;
         let rtt_file = rtt_path(zone_file);
@@ -143,6 +144,7 @@ fn build_zone_with(
         }
         tree.finish();
         svcb = p.svcb;
+        rum_urls = p.rum_urls;
         p.steering
     } else {
         if rtt_path(zone_file).exists() {
@@ -164,6 +166,7 @@ fn build_zone_with(
         zone_file: zone_file.to_path_buf(),
         pools_file: pools_file.exists().then_some(pools_file),
         svcb,
+        rum_urls,
     })
 }
 
@@ -415,6 +418,14 @@ pub fn build_snapshot_with(
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
+    // RUM's resolver probe name in every zone, when RUM is on.
+    if let Some(r) = &cfg.rum {
+        for z in &mut zones {
+            if let Some(w) = crate::rum::probe::add_probe_node(&mut z.tree, r.listen) {
+                tracing::warn!("{w}");
+            }
+        }
+    }
     // Every host's order per database record, as gdnsd does at load.
     for z in &mut zones {
         let t = std::time::Instant::now();
@@ -509,7 +520,13 @@ pub struct Reloader {
     geo: std::sync::Mutex<FileCache>,
     status: std::sync::Mutex<ReloadStatus>,
     metrics: crate::metrics::ReloadMetrics,
+    /// Called with each new snapshot before it serves: live layers (RUM's
+    /// learned tables) attach to it, so it never serves without them.
+    attach: std::sync::RwLock<Option<Attach>>,
 }
+
+/// See [`Reloader::set_attach`].
+pub type Attach = Arc<dyn Fn(&crate::snapshot::Snapshot) + Send + Sync>;
 
 impl Reloader {
     /// Builds the first snapshot; fails if it can't (a server with nothing
@@ -543,6 +560,7 @@ impl Reloader {
                 errors: Vec::new(),
             }),
             metrics,
+            attach: std::sync::RwLock::new(None),
         };
         r.after_swap(loads);
         Ok(Arc::new(r))
@@ -550,6 +568,11 @@ impl Reloader {
 
     pub fn shared(&self) -> &crate::snapshot::Shared {
         &self.shared
+    }
+
+    /// Sets what each new snapshot is handed to before it is swapped in.
+    pub fn set_attach(&self, f: Option<Attach>) {
+        *self.attach.write().unwrap_or_else(|e| e.into_inner()) = f;
     }
 
     pub fn status(&self) -> ReloadStatus {
@@ -570,6 +593,9 @@ impl Reloader {
         let ms = started.elapsed().as_secs_f64() * 1e3;
         let result = match built {
             Ok((snap, loads)) => {
+                if let Some(f) = &*self.attach.read().unwrap_or_else(|e| e.into_inner()) {
+                    f(&snap);
+                }
                 observe(&self.metrics, &snap);
                 self.shared.store(Arc::new(snap));
                 self.after_swap(loads);

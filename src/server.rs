@@ -29,6 +29,8 @@ pub struct Responder {
     dnstap: Option<Dnstap>,
     /// UDP response rate limiting, when configured.
     rrl: Option<Rrl>,
+    /// Where RUM resolver probes are noted, when RUM is on.
+    rum: Option<Arc<crate::rum::ProbeQueue>>,
 }
 
 impl Responder {
@@ -39,7 +41,14 @@ impl Responder {
             query_log: None,
             dnstap: None,
             rrl: None,
+            rum: None,
         }
+    }
+
+    /// Notes RUM resolver probes (see [`crate::rum::probe`]).
+    pub fn with_rum(mut self, probes: Option<Arc<crate::rum::ProbeQueue>>) -> Responder {
+        self.rum = probes;
+        self
     }
 
     /// Logs a sample of queries (see [`crate::querylog`]).
@@ -79,6 +88,11 @@ impl Handler for Responder {
                 log.record(t, query, client.ip(), transport, s);
             }
             let s = summary?;
+            if s.rum_probe
+                && let Some(p) = &self.rum
+            {
+                p.record(query, client.ip());
+            }
             match &self.rrl {
                 // TCP needs a real handshake, so its source is not forged;
                 // nor is that of a valid server cookie (as BIND exempts it).
@@ -190,11 +204,16 @@ async fn bind_pair(addr: SocketAddr, workers: usize) -> std::io::Result<(UdpServ
 /// Starts serving `snapshot` on every `listen` address of `cfg`.
 pub async fn start(cfg: &ServerConfig, snapshot: Snapshot) -> std::io::Result<Running> {
     let shared: Shared = Arc::new(ArcSwap::from_pointee(snapshot));
-    start_shared(cfg, shared).await
+    start_shared(cfg, shared, None).await
 }
 
-/// [`start`] with a snapshot handle the caller keeps (for reloads).
-pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result<Running> {
+/// [`start`] with a snapshot handle the caller keeps (for reloads), and
+/// RUM's probe queue when RUM is on.
+pub async fn start_shared(
+    cfg: &ServerConfig,
+    shared: Shared,
+    rum: Option<Arc<crate::rum::ProbeQueue>>,
+) -> std::io::Result<Running> {
     let query_log = match &cfg.query_log {
         Some(q) => QueryLog::start(q)?,
         None => None,
@@ -207,7 +226,8 @@ pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result
         Responder::new(shared.clone())
             .with_query_log(query_log)
             .with_dnstap(dnstap)
-            .with_rrl(cfg.rrl.as_ref()),
+            .with_rrl(cfg.rrl.as_ref())
+            .with_rum(rum),
     );
     let (stop, _) = watch::channel(false);
     let mut running = Running {

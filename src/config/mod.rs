@@ -160,6 +160,10 @@ pub struct ServerRaw {
     /// Online DNSSEC signing; absent: no zone is signed.
     #[serde(default)]
     pub dnssec: Option<DnssecRaw>,
+    /// Steering from real users (beacons from a snippet in the pages);
+    /// off when absent.
+    #[serde(default)]
+    pub rum: Option<crate::rum::RumRaw>,
 }
 
 /// `cookies:` as written: `off` (or `false`/`on`/`true`), or a table.
@@ -433,6 +437,7 @@ pub struct ServerConfig {
     pub nsid: Option<Box<[u8]>>,
     pub cookies: CookieSetting,
     pub dnssec: Option<DnssecConfig>,
+    pub rum: Option<crate::rum::RumConfig>,
 }
 
 impl ServerConfig {
@@ -526,7 +531,13 @@ impl ServerConfig {
             d
         });
         let dnssec = raw.dnssec.map(|d| d.validate(base, path)).transpose()?;
+        let rum = raw
+            .rum
+            .map(|r| r.validate(base))
+            .transpose()
+            .map_err(|e| ConfigError::new(path, 0, e))?;
         Ok(ServerConfig {
+            rum,
             dnssec,
             fleet,
             probe_source: raw.probe_source,

@@ -106,6 +106,9 @@ pub struct Answer<'a> {
     pub synth: Vec<Box<[u8]>>,
     /// Extended DNS Error for the OPT record (RFC 8914).
     pub ede: Option<Ede<'a>>,
+    /// The question is a RUM resolver probe (`<id>.rum.<zone>`), which the
+    /// server records beside the answer.
+    pub rum_probe: bool,
 }
 
 impl<'a> Answer<'a> {
@@ -120,6 +123,7 @@ impl<'a> Answer<'a> {
             steered: None,
             synth: Vec::new(),
             ede: None,
+            rum_probe: false,
         }
     }
 
@@ -238,7 +242,10 @@ pub fn lookup<'a, T: steer::Trace>(
         let node = match tree.nodes.get(lname) {
             Some(n) => n,
             None => match wildcard(tree, lname) {
-                Some(w) => w,
+                Some(w) => {
+                    ans.rum_probe |= step == 0 && w.rum_probe;
+                    w
+                }
                 None => {
                     ans.rcode = Rcode::NxDomain;
                     negative(tree, &mut ans);

@@ -361,6 +361,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
                     decision: d,
                 }),
                 cookie_valid: extra.cookie_valid,
+                rum_probe: false,
             })
         }
     }

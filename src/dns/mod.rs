@@ -43,6 +43,8 @@ pub struct Summary<'a> {
     /// The query carried a valid server cookie of ours (RFC 7873 §5.2.4):
     /// its source address is not forged, so RRL lets it through.
     pub cookie_valid: bool,
+    /// A RUM resolver probe was answered ([`answer::Answer::rum_probe`]).
+    pub rum_probe: bool,
 }
 
 impl Summary<'_> {
@@ -59,6 +61,7 @@ impl Summary<'_> {
             scope: 0,
             steered: None,
             cookie_valid,
+            rum_probe: false,
         }
     }
 }
@@ -251,6 +254,7 @@ fn respond_inner<'s, T: steer::Trace>(
         scope,
         steered: ans.steered,
         cookie_valid: extra.cookie_valid,
+        rum_probe: ans.rum_probe,
     })
 }
 
@@ -373,6 +377,7 @@ fn error_reply(
         scope: 0,
         steered: None,
         cookie_valid: extra.cookie_valid,
+        rum_probe: false,
     }
 }
 

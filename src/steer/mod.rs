@@ -15,6 +15,7 @@
 
 mod candidates;
 mod flat;
+pub mod learned;
 mod locate;
 mod order;
 pub mod rtt;
@@ -29,6 +30,7 @@ use ipnet::IpNet;
 use smallvec::SmallVec;
 
 pub use candidates::Rule;
+pub use learned::{Learned, LearnedHit, LearnedRow, Which};
 pub use locate::{NetTarget, Nets, Place, locate};
 pub use order::{Class, Ranked, forget_cached_orders};
 pub use rtt::{RttAt, RttHit, RttKey, RttTable};
@@ -269,6 +271,9 @@ pub struct Steering {
     /// The database's IPv4 networks and the RTT prefixes in one table, made
     /// with the snapshot when there are IPv4 prefix rows ([`flat`]).
     flat: Option<Box<flat::Flat4>>,
+    /// Learned RTT rows (RUM), published by the aggregator for this
+    /// steering; live, beside the snapshot ([`learned`]).
+    pub learned: learned::Slot,
     /// Unique per instance, so cached orders never outlive their steering.
     uid: u64,
 }
@@ -283,6 +288,7 @@ impl Steering {
             rtt: Arc::default(),
             orders: None,
             flat: None,
+            learned: learned::Slot::default(),
             uid: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
@@ -410,6 +416,11 @@ pub trait Trace {
     fn candidate(&mut self, _edge: EdgeIdx, _km: Option<f64>, _state: Effective) {}
     /// The RTT key that matched and its rows (fastest first), if any.
     fn rtt(&mut self, _key: Option<(&RttKey, &[(EdgeIdx, f32)])>) {}
+    /// Learned rows (RUM) decided: `key` of `learned`'s `which` table.
+    fn learned(&mut self, _learned: &Learned, _which: Which, _key: u32) {}
+    /// Whether learned rows take part (the status page turns them off to
+    /// see which clients they moved).
+    const LEARNED: bool = true;
     /// The candidates in order, before health.
     fn ranked(&mut self, _order: &[Ranked]) {}
     /// `partner_share` decided: the subnet's draw in (0, 1] against it.
@@ -434,11 +445,14 @@ pub fn decide<T: Trace>(
 ) -> Decision {
     // A zone without an RTT file gets its own copy of the path, with every
     // RTT step compiled out: carried along as empty values, they cost each
-    // steered query 20 to 40 instructions for nothing.
-    if st.rtt.is_empty() {
-        decide_in::<T, false>(st, host, geo, client, family, trace)
-    } else {
-        decide_in::<T, true>(st, host, geo, client, family, trace)
+    // steered query 20 to 40 instructions for nothing. Learned rows are RTT
+    // rows too.
+    let learned = if T::LEARNED { st.learned.load() } else { None };
+    match learned.as_ref().and_then(|g| g.as_deref()) {
+        None if st.rtt.is_empty() => {
+            decide_in::<T, false>(st, host, geo, client, family, None, trace)
+        }
+        l => decide_in::<T, true>(st, host, geo, client, family, l, trace),
     }
 }
 
@@ -450,6 +464,7 @@ fn decide_in<T: Trace, const RTT: bool>(
     geo: Option<&GeoDb>,
     client: Client,
     family: Family,
+    learned: Option<&Learned>,
     trace: &mut T,
 ) -> Decision {
     // An IPv4 client inside an IPv6 address (v4-mapped, 6to4, Teredo) is
@@ -486,6 +501,18 @@ fn decide_in<T: Trace, const RTT: bool>(
     if RTT && rtt.at.is_none() {
         rtt.at = st.rtt.at(addr);
     }
+    // Learned rows compete with the file's prefixes as one more prefix.
+    let mut pick = learned::Pick {
+        rows: None,
+        scope_at: None,
+    };
+    if RTT && let Some(l) = learned {
+        let file_len = rtt.at.and_then(|a| a.hit).and_then(|h| h.prefix);
+        pick = l.pick(addr, client.ecs_source.is_some(), file_len);
+        if let Some((table, key, _, _)) = pick.rows {
+            rtt.rows = Some(Rows::of_key(table, key));
+        }
+    }
     if RTT
         && let Some(rows) = &rtt.rows
         && !host.plain
@@ -497,12 +524,18 @@ fn decide_in<T: Trace, const RTT: bool>(
         st,
         host,
         rows: rtt.rows,
+        learned: pick
+            .rows
+            .zip(learned)
+            .map(|((_, key, which, _), l)| (l, key, which)),
         at: Located4 {
             raw: client.addr,
             addr,
             offset,
             source,
             rtt: rtt.at,
+            learned: pick.scope_at,
+            learned_len: pick.rows.map_or(0, |r| r.3),
         },
     };
     if !T::DETAILED
@@ -528,9 +561,11 @@ struct Rest<'a, 's> {
     st: &'s Steering,
     host: &'a Host,
     /// The rows of the most specific RTT prefix the client is in, as far
-    /// as the flattened table keeps them.
-    rows: Option<Rows<'s>>,
-    at: Located4,
+    /// as the flattened table keeps them (or the learned rows that won).
+    rows: Option<Rows<'a>>,
+    /// The learned key whose rows decide, if learned rows won.
+    learned: Option<(&'a Learned, u32, Which)>,
+    at: Located4<'a>,
 }
 
 impl Rest<'_, '_> {
@@ -567,7 +602,17 @@ impl Rest<'_, '_> {
                     .map(|(h, e)| order::km_of(order::chord2(&e, &h)));
                 trace.candidate(idx, km, edge.health.effective());
             }
-            trace.rtt(key.map(|k| (st.rtt.key(k), rows.all())));
+            match self.learned {
+                Some((l, k, which)) => {
+                    let table = match which {
+                        Which::Client => &l.clients,
+                        Which::Resolver => &l.resolvers,
+                    };
+                    trace.rtt(Some((table.key(k), rows.all())));
+                    trace.learned(l, which, k);
+                }
+                None => trace.rtt(key.map(|k| (st.rtt.key(k), rows.all()))),
+            }
             trace.ranked(&order::merge_rtt(st, ord.base(), &rows));
         }
         choose::<T, RTT>(
@@ -594,7 +639,7 @@ fn choose<T: Trace, const RTT: bool>(
     base: order::Base<'_>,
     rows: &Rows<'_>,
     any_family: bool,
-    at: &Located4,
+    at: &Located4<'_>,
     how: Located,
     trace: &mut T,
 ) -> Decision {

@@ -466,8 +466,39 @@ impl RttTable {
 
     /// The client key `k` stands for (a search: for explain, not queries).
     pub fn key(&self, k: u32) -> &RttKey {
-        let i = self.heads.partition_point(|&h| h < k);
-        &self.keys[i]
+        &self.keys[self.key_ordinal(k)]
+    }
+
+    /// The position of key `k` among the keys, in key order.
+    pub fn key_ordinal(&self, k: u32) -> usize {
+        self.heads.partition_point(|&h| h < k)
+    }
+
+    /// The rows of exactly `key`, if it has any (a search: for building
+    /// tables that merge with this one, not queries).
+    pub fn rows_for(&self, key: &RttKey) -> Option<&[(EdgeIdx, f32)]> {
+        let i = self.keys.binary_search(key).ok()?;
+        Some(self.rows_of(self.heads[i]))
+    }
+
+    /// Every key in key order, with the key word [`RttTable::rows_of`]
+    /// takes and its rows.
+    pub fn groups(&self) -> impl Iterator<Item = (u32, &RttKey, &[(EdgeIdx, f32)])> {
+        self.keys
+            .iter()
+            .zip(&self.heads)
+            .map(|(key, &k)| (k, key, self.rows_of(k)))
+    }
+
+    /// Where row `i` of key `k` is stored, below [`RttTable::storage_len`]:
+    /// data kept beside the rows (learned sample counts) is aligned by it.
+    pub fn row_slot(k: u32, i: usize) -> usize {
+        k as usize + 1 + i
+    }
+
+    /// The length of the row storage (rows and one header per key).
+    pub fn storage_len(&self) -> usize {
+        self.rows.len()
     }
 
     /// Key `k`'s rows, best first (by ms times the edge's bias factor).

@@ -3,12 +3,12 @@
 
 use std::net::IpAddr;
 
-use super::rtt::RttAt;
+use super::rtt::{RttAt, RttTable};
 use super::{Located, Steering};
 
 /// The address steering works with, and how it relates to the one asked
 /// about (for the ECS scope).
-pub(super) struct Located4 {
+pub(super) struct Located4<'l> {
     /// The client address as given (packet source or ECS).
     pub raw: IpAddr,
     /// `raw`, or the IPv4 address embedded in it.
@@ -19,9 +19,15 @@ pub(super) struct Located4 {
     pub source: Option<u8>,
     /// Where `addr` falls among the RTT prefixes (None: no prefix rows).
     pub rtt: Option<RttAt>,
+    /// The learned client table and where `addr` falls in it (ECS queries
+    /// of a zone with learned rows): a scope must not cover a learned
+    /// network the client is not in.
+    pub learned: Option<(&'l RttTable, RttAt)>,
+    /// The prefix length of the learned key that decided (0: none did).
+    pub learned_len: u8,
 }
 
-impl Located4 {
+impl Located4<'_> {
     /// The ECS scope of an answer decided by `how` (0 without ECS): the
     /// deciding network's prefix, at least the spreading prefix and the RTT
     /// prefix, narrowed around override nets and more specific RTT rows, in
@@ -37,11 +43,15 @@ impl Located4 {
         };
         scope = scope
             .max(spread_bits.unwrap_or(0))
-            .max(self.rtt.and_then(|r| r.hit?.prefix).unwrap_or(0));
+            .max(self.rtt.and_then(|r| r.hit?.prefix).unwrap_or(0))
+            .max(self.learned_len);
         scope = st.nets.narrow_scope(self.addr, scope);
         if let Some(at) = &self.rtt {
             let in_network = matches!(how, Located::Db(_));
             scope = st.rtt.narrow_scope_at(at, self.addr, scope, in_network);
+        }
+        if let Some((learned, at)) = &self.learned {
+            scope = learned.narrow_scope_at(at, self.addr, scope, false);
         }
         if self.offset > 0 {
             // Back to IPv6 bits; IPv6 override nets get their say too.
@@ -50,6 +60,9 @@ impl Located4 {
                 .narrow_scope(self.raw, (scope + self.offset).min(128));
             if !st.rtt.is_empty() {
                 scope = st.rtt.narrow_scope(self.raw, scope);
+            }
+            if let Some((learned, _)) = &self.learned {
+                scope = learned.narrow_scope(self.raw, scope);
             }
         }
         scope

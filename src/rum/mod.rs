@@ -1,0 +1,469 @@
+//! Steering from real users (RUM): a snippet in the operator's pages
+//! times a few edges from each browser, and the resolver probe in it
+//! tells which resolver asks for which users; geosteer learns an RTT table
+//! keyed by client network from that, and steers with it.
+//!
+//! Beside the query path, never in it:
+//!
+//! - [`listener`]: the public listener (`rum.listen`): the snippet
+//!   ([`snippet`]), configs with signed [`token`]s, beacons;
+//! - [`probe`]: the DNS workers push resolver probes into a lock-free
+//!   queue;
+//! - the aggregator thread (here) drains beacons and probes into the
+//!   [`cells`] and, when they change, builds each zone's
+//!   [`crate::steer::Learned`] table and swaps it into the zone's slot,
+//!   which `steer::decide` reads with one atomic load;
+//! - [`persist`]: the state file, periodically and on shutdown;
+//! - [`api`]: `/api/rum` and `geosteer rum export`;
+//! - [`crate::fleet`]'s RUM link shares compact aggregates through etcd.
+
+pub mod api;
+pub mod cells;
+pub mod config;
+pub mod listener;
+pub mod persist;
+pub mod probe;
+pub mod snippet;
+pub mod token;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use metrics::{Counter, Gauge};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use cells::State;
+pub use config::{RumConfig, RumRaw};
+pub use probe::ProbeQueue;
+pub use token::{Net, Secret};
+
+use crate::snapshot::{Shared, Snapshot};
+use crate::steer::Learned;
+
+/// How long a config's token is good for, seconds.
+pub const TOKEN_TTL: u64 = 600;
+/// Beacons waiting for the aggregator before the listener drops them.
+pub const BEACON_QUEUE: usize = 65_536;
+/// The aggregator's longest wait for input.
+const TICK: Duration = Duration::from_millis(100);
+/// Tables are rebuilt at most this often (and at most a quarter of the
+/// time goes to rebuilding, however big they get).
+const PUBLISH_EVERY: Duration = Duration::from_millis(500);
+/// Expiry runs this often.
+const EXPIRE_EVERY: Duration = Duration::from_secs(30);
+/// The state file is written this often while something changed.
+const SAVE_EVERY: Duration = Duration::from_secs(60);
+
+/// Why RUM could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RumError {
+    #[error("rum.secret_file: {0}")]
+    Secret(#[from] token::SecretError),
+    #[error("rum.listen {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The RUM metrics' handles, made once.
+pub struct Metrics {
+    pub beacons_accepted: Counter,
+    pub beacons_bad: Counter,
+    pub beacons_forbidden: Counter,
+    pub beacons_limited: Counter,
+    pub configs_ok: Counter,
+    pub configs_unknown: Counter,
+    pub configs_limited: Counter,
+    pub samples_accepted: Counter,
+    pub samples_out_of_range: Counter,
+    pub samples_unknown_edge: Counter,
+    pub dropped_beacons: Counter,
+    dropped_probes: Counter,
+    probes_linked: Counter,
+    probes_waiting: Counter,
+    probes_bad: Counter,
+    cells: Gauge,
+    steering_cells: Gauge,
+    linked_resolvers: Gauge,
+    table_age: Gauge,
+    pending: Gauge,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        use metrics::{counter, describe_counter, describe_gauge, gauge};
+        describe_counter!(
+            "geosteer_rum_beacons_total",
+            "RUM beacons received, by result (accepted, bad_request, forbidden, rate_limited)"
+        );
+        describe_counter!(
+            "geosteer_rum_configs_total",
+            "RUM configs asked for, by result"
+        );
+        describe_counter!(
+            "geosteer_rum_samples_total",
+            "RTT samples in accepted beacons, by result (accepted, out_of_range, unknown_edge)"
+        );
+        describe_counter!(
+            "geosteer_rum_dropped_total",
+            "Beacons or resolver probes dropped because the aggregator's queue was full"
+        );
+        describe_counter!(
+            "geosteer_rum_probes_total",
+            "Resolver probe queries, by result (linked, waiting, bad_label)"
+        );
+        describe_gauge!(
+            "geosteer_rum_cells",
+            "Learned (client network, edge) cells this instance keeps"
+        );
+        describe_gauge!(
+            "geosteer_rum_steering_cells",
+            "Learned cells with min_samples in the serving tables (this instance's and the fleet's)"
+        );
+        describe_gauge!(
+            "geosteer_rum_linked_resolvers",
+            "Resolver networks with linked user networks"
+        );
+        describe_gauge!(
+            "geosteer_rum_table_age_seconds",
+            "Seconds since the learned tables were last rebuilt"
+        );
+        describe_gauge!(
+            "geosteer_rum_pending_views",
+            "Page views waiting for their resolver probe or beacon"
+        );
+        let b = |r: &'static str| counter!("geosteer_rum_beacons_total", "result" => r);
+        let c = |r: &'static str| counter!("geosteer_rum_configs_total", "result" => r);
+        let s = |r: &'static str| counter!("geosteer_rum_samples_total", "result" => r);
+        let p = |r: &'static str| counter!("geosteer_rum_probes_total", "result" => r);
+        Metrics {
+            beacons_accepted: b("accepted"),
+            beacons_bad: b("bad_request"),
+            beacons_forbidden: b("forbidden"),
+            beacons_limited: b("rate_limited"),
+            configs_ok: c("ok"),
+            configs_unknown: c("not_found"),
+            configs_limited: c("rate_limited"),
+            samples_accepted: s("accepted"),
+            samples_out_of_range: s("out_of_range"),
+            samples_unknown_edge: s("unknown_edge"),
+            dropped_beacons: counter!("geosteer_rum_dropped_total", "queue" => "beacons"),
+            dropped_probes: counter!("geosteer_rum_dropped_total", "queue" => "probes"),
+            probes_linked: p("linked"),
+            probes_waiting: p("waiting"),
+            probes_bad: p("bad_label"),
+            cells: gauge!("geosteer_rum_cells"),
+            steering_cells: gauge!("geosteer_rum_steering_cells"),
+            linked_resolvers: gauge!("geosteer_rum_linked_resolvers"),
+            table_age: gauge!("geosteer_rum_table_age_seconds"),
+            pending: gauge!("geosteer_rum_pending_views"),
+        }
+    }
+}
+
+/// What the last table build made, for the API and the status page.
+#[derive(Debug, Default, Clone)]
+pub struct Published {
+    /// Unix seconds of the last build.
+    pub at: u64,
+    /// Steering cells (client rows) and resolver networks per zone.
+    pub zones: Vec<(String, usize, usize)>,
+    pub build_ms: f64,
+}
+
+/// A running RUM engine.
+pub struct Rum {
+    pub cfg: RumConfig,
+    pub(crate) secret: Secret,
+    pub(crate) shared: Shared,
+    state: Mutex<State>,
+    pub(crate) beacons: SyncSender<cells::Beacon>,
+    /// Resolver probes from the DNS workers.
+    pub probes: Arc<ProbeQueue>,
+    pub(crate) beacons_allowed: listener::Limiter,
+    pub(crate) configs_allowed: listener::Limiter,
+    pub(crate) seen: listener::Seen,
+    pub metrics: Metrics,
+    /// The listener's bound address.
+    pub addr: SocketAddr,
+    stop: AtomicBool,
+    /// Bumped to make the aggregator rebuild now (fleet data arrived).
+    poke: AtomicU64,
+    published: Mutex<Published>,
+    aggregator: Mutex<Option<std::thread::JoinHandle<()>>>,
+    listener: Mutex<Option<(JoinHandle<std::io::Result<()>>, watch::Sender<bool>)>>,
+}
+
+impl std::fmt::Debug for Rum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rum").field("addr", &self.addr).finish()
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Rum {
+    /// Reads (or makes) the secret, loads the state file, publishes what it
+    /// holds into the serving snapshot, binds the listener and starts the
+    /// aggregator. Call on a tokio runtime.
+    pub async fn start(cfg: RumConfig, shared: Shared) -> Result<Arc<Rum>, RumError> {
+        let secret = Secret::load_or_create(&cfg.secret_file)?;
+        let mut state = State::new(
+            cfg.min_samples,
+            cfg.half_life.as_secs_f64(),
+            cfg.max_age.as_secs(),
+        );
+        match persist::load(&cfg.state_file, &mut state) {
+            Ok(()) => {
+                let (cells, _) = state.counts();
+                if cells > 0 {
+                    tracing::info!(file = %cfg.state_file.display(), cells, resolvers = state.links.len(), "rum: learned data restored");
+                }
+            }
+            Err(e) => tracing::error!("rum: state file not used, starting empty: {e}"),
+        }
+        state.expire(unix_now());
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| RumError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| RumError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+        let (tx, rx) = sync_channel(BEACON_QUEUE);
+        let rum = Arc::new(Rum {
+            beacons_allowed: listener::Limiter::new(cfg.rate),
+            configs_allowed: listener::Limiter::new(cfg.rate),
+            seen: listener::Seen::default(),
+            cfg,
+            secret,
+            shared,
+            state: Mutex::new(state),
+            beacons: tx,
+            probes: Arc::new(ProbeQueue::default()),
+            metrics: Metrics::new(),
+            addr,
+            stop: AtomicBool::new(false),
+            poke: AtomicU64::new(0),
+            published: Mutex::new(Published::default()),
+            aggregator: Mutex::new(None),
+            listener: Mutex::new(None),
+        });
+        rum.attach(&rum.shared.load());
+        let me = rum.clone();
+        let thread = std::thread::Builder::new()
+            .name("geosteer-rum".into())
+            .spawn(move || aggregate(me, rx))
+            .map_err(|source| RumError::Bind {
+                addr: rum.cfg.listen,
+                source,
+            })?;
+        *lock(&rum.aggregator) = Some(thread);
+        let (stop, mut rx) = watch::channel(false);
+        let task = tokio::spawn(listener::serve(listener, rum.clone(), async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+        *lock(&rum.listener) = Some((task, stop));
+        tracing::info!(rum = %addr, "RUM listener up");
+        Ok(rum)
+    }
+
+    /// Stops the listener and the aggregator, which writes the state file.
+    pub async fn stop(&self) {
+        let listener = lock(&self.listener).take();
+        if let Some((task, stop)) = listener {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+        self.stop.store(true, Ordering::Release);
+        let thread = lock(&self.aggregator).take();
+        if let Some(t) = thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+
+    /// The learned state, locked (briefly: the aggregator waits meanwhile).
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// What the last table build made.
+    pub fn published(&self) -> Published {
+        lock(&self.published).clone()
+    }
+
+    /// Asks the aggregator to rebuild the tables now.
+    pub fn poke(&self) {
+        self.poke.fetch_add(1, Ordering::Release);
+    }
+
+    /// Builds every zone's learned table for `snap` and swaps it into the
+    /// zone's slot: with the first snapshot, and (through the reloader)
+    /// with each new one before it serves, so a reload never serves without
+    /// what was learned.
+    pub fn attach(&self, snap: &Snapshot) {
+        let started = Instant::now();
+        let now = unix_now();
+        let rows: Vec<_> = {
+            let mut st = self.state();
+            st.dirty = false;
+            snap.zones
+                .values()
+                .filter(|z| !z.steering.edges.is_empty())
+                .map(|z| (z.clone(), st.rows(&z.name, &z.steering)))
+                .collect()
+        };
+        let mut zones = Vec::new();
+        let mut steering = 0;
+        for (z, r) in rows {
+            let l = Learned::build(&z.steering, r.clients, r.resolvers, &r.users, now);
+            zones.push((z.name.clone(), l.clients.keys(), l.resolvers.keys()));
+            steering += l.clients.rows();
+            z.steering
+                .learned
+                .publish((!l.is_empty()).then(|| Arc::new(l)));
+        }
+        self.metrics.steering_cells.set(steering as f64);
+        *lock(&self.published) = Published {
+            at: now,
+            zones,
+            build_ms: started.elapsed().as_secs_f64() * 1e3,
+        };
+    }
+
+    /// Checks a drained probe's label and hands it to the state.
+    fn take_probes(&self, st: &mut State, raw: &[probe::RawProbe], now: u64) {
+        for p in raw {
+            let Some(id) = self.secret.probe_id(&p.label) else {
+                self.metrics.probes_bad.increment(1);
+                continue;
+            };
+            let ecs = p
+                .ecs
+                .and_then(|(a, len)| ipnet::IpNet::new(a, len).ok().map(|n| n.trunc()));
+            let linked = st.add_probe(&cells::Probe {
+                id,
+                resolver: p.resolver,
+                ecs,
+                at: now,
+            });
+            if linked {
+                self.metrics.probes_linked.increment(1);
+            } else {
+                self.metrics.probes_waiting.increment(1);
+            }
+        }
+    }
+
+    fn save(&self) {
+        let bytes = {
+            let mut st = self.state();
+            st.unsaved = false;
+            persist::encode(&st, unix_now())
+        };
+        if let Err(e) = persist::write(&self.cfg.state_file, &bytes) {
+            tracing::error!("rum: learned data not saved: {e}");
+            self.state().unsaved = true;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The aggregator thread: drains the queues into the state, rebuilds and
+/// publishes the tables when something changed, expires, saves.
+fn aggregate(rum: Arc<Rum>, rx: Receiver<cells::Beacon>) {
+    let mut batch = Vec::with_capacity(1024);
+    let mut probes = Vec::with_capacity(1024);
+    let mut last_publish = Instant::now();
+    let mut last_gen = rum.shared.load().generation;
+    let mut last_poke = rum.poke.load(Ordering::Acquire);
+    let mut last_expire = Instant::now();
+    let mut last_save = Instant::now();
+    let mut dropped_probes = 0u64;
+    let mut build_time = Duration::ZERO;
+    loop {
+        let stopping = rum.stop.load(Ordering::Acquire);
+        match rx.recv_timeout(TICK) {
+            Ok(b) => batch.push(b),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {}
+        }
+        while batch.len() < 8192 {
+            match rx.try_recv() {
+                Ok(b) => batch.push(b),
+                Err(_) => break,
+            }
+        }
+        while probes.len() < 8192 {
+            match rum.probes.pop() {
+                Some(p) => probes.push(p),
+                None => break,
+            }
+        }
+        let now = unix_now();
+        if !batch.is_empty() || !probes.is_empty() {
+            let mut st = rum.state();
+            for b in batch.drain(..) {
+                st.add_beacon(&b);
+            }
+            rum.take_probes(&mut st, &probes, now);
+            probes.clear();
+        }
+        let full = rum.probes.full.load(Ordering::Relaxed);
+        if full > dropped_probes {
+            rum.metrics.dropped_probes.increment(full - dropped_probes);
+            dropped_probes = full;
+        }
+        let snap = rum.shared.load();
+        let poke = rum.poke.load(Ordering::Acquire);
+        let due = last_publish.elapsed() >= PUBLISH_EVERY.max(build_time * 4);
+        if snap.generation != last_gen || (due && (rum.state().dirty || poke != last_poke)) {
+            let t = Instant::now();
+            rum.attach(&snap);
+            build_time = t.elapsed();
+            last_publish = Instant::now();
+            last_gen = snap.generation;
+            last_poke = poke;
+        }
+        drop(snap);
+        if last_expire.elapsed() >= EXPIRE_EVERY {
+            rum.state().expire(now);
+            last_expire = Instant::now();
+        }
+        {
+            let st = rum.state();
+            let (cells, pending) = st.counts();
+            rum.metrics.cells.set(cells as f64);
+            rum.metrics.pending.set(pending as f64);
+            rum.metrics.linked_resolvers.set(st.links.len() as f64);
+        }
+        rum.metrics
+            .table_age
+            .set(now.saturating_sub(lock(&rum.published).at) as f64);
+        if stopping {
+            rum.save();
+            break;
+        }
+        if last_save.elapsed() >= SAVE_EVERY && rum.state().unsaved {
+            rum.save();
+            last_save = Instant::now();
+        }
+    }
+}
