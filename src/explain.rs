@@ -15,7 +15,9 @@ use crate::geo::Location;
 use crate::health::Effective;
 use crate::net::Transport;
 use crate::snapshot::Snapshot;
-use crate::steer::{Class, EdgeIdx, Located, Ranked, RttKey, Steering, Trace};
+use crate::steer::{
+    Class, EdgeIdx, Learned, LearnedHit, Located, Ranked, RttKey, Steering, Trace, Which,
+};
 use crate::wire;
 
 /// Why a question could not be explained.
@@ -47,6 +49,8 @@ pub struct Recorder {
     pub cost: Option<(f64, Vec<EdgeIdx>)>,
     /// Capacity shares: (edge, weight) and the edge the subnet hashed to.
     pub shares: Option<(Vec<(EdgeIdx, f64)>, EdgeIdx)>,
+    /// Learned rows (RUM) that decided, with the samples behind them.
+    pub learned: Option<LearnedHit>,
     /// Whether the RTT trace was seen (the first decision is recorded).
     seen_rtt: bool,
 }
@@ -71,6 +75,11 @@ impl Trace for Recorder {
         if !self.seen_rtt {
             self.seen_rtt = true;
             self.rtt = key.map(|(k, rows)| (*k, rows.to_vec()));
+        }
+    }
+    fn learned(&mut self, learned: &Learned, which: Which, key: u32) {
+        if self.learned.is_none() {
+            self.learned = Some(learned.hit(which, key));
         }
     }
     fn ranked(&mut self, order: &[Ranked]) {
@@ -275,7 +284,43 @@ fn steering_steps(st: &Steering, host: usize, rec: &Recorder) -> (serde_json::Va
     let host = &st.hosts[host];
     let name = |i: EdgeIdx| st.edges[i as usize].name.clone();
     let mut why = Vec::new();
+    let learned = rec.learned.as_ref().map(|l| {
+        let rows: Vec<String> = l
+            .rows
+            .iter()
+            .map(|&(e, ms, n)| match n {
+                0 => format!("{} {ms} ms (RTT file)", name(e)),
+                n => format!("{} {ms} ms from {n} samples", name(e)),
+            })
+            .collect();
+        let (source, whose) = match l.which {
+            Which::Client => ("client network", format!("client network {}", l.key)),
+            Which::Resolver => (
+                "resolver's users",
+                format!(
+                    "the {} user networks linked to resolver network {}",
+                    l.users, l.key
+                ),
+            ),
+        };
+        why.push(format!(
+            "learned from real users (RUM): {whose}: {}",
+            rows.join(", ")
+        ));
+        json!({
+            "source": source,
+            "key": l.key.to_string(),
+            "users": l.users,
+            "rows": l.rows.iter().map(|&(e, ms, n)| json!({
+                "edge": name(e),
+                "rtt_ms": ms,
+                "samples": n,
+                "from": if n == 0 { "rtt file" } else { "rum" },
+            })).collect::<Vec<_>>(),
+        })
+    });
     let rtt = match &rec.rtt {
+        Some(_) if learned.is_some() => serde_json::Value::Null,
         Some((key, rows)) => {
             why.push(format!(
                 "RTT key {key} matched ({} rows): candidates measured for it are ordered by ms, the rest follow by distance",
@@ -379,6 +424,7 @@ fn steering_steps(st: &Steering, host: usize, rec: &Recorder) -> (serde_json::Va
     }
     let steps = json!({
         "rtt": rtt,
+        "learned": learned,
         "order": order,
         "cost_margin": cost,
         "partner_share": partner,

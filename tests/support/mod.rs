@@ -17,6 +17,7 @@
 //! - [`wait`]: poll until something holds (never a fixed sleep);
 //! - [`alloc`]: a counting global allocator, for "allocates nothing";
 //! - [`rng`]: a deterministic generator for randomized tests;
+//! - [`rum`]: a RUM site and clients on many loopback source addresses;
 //! - here: paths, files, free ports, child processes killed on drop, RSS.
 // Each test binary uses a different subset.
 #![allow(dead_code)]
@@ -26,6 +27,7 @@ pub mod dns;
 pub mod http;
 pub mod probe;
 pub mod rng;
+pub mod rum;
 pub mod server;
 pub mod steer;
 pub mod tools;
