@@ -19,7 +19,8 @@ pub const NETS: &str = "  127.1.0.0/16: [51.5, -0.12]\n  127.2.0.0/16: [35.68, 1
 
 /// A config directory: the demo zone, its pools file with a `rum_url` on
 /// every edge and [`NETS`] (plus `nets`), and `geosteer.yaml` with the
-/// demo database, `http:` and `rum:` (`rum` lines appended to the section).
+/// demo database, `http:` and `rum:` (`rum` lines appended to the section;
+/// `min_samples` is 5 unless they say).
 pub fn site(dir: &Path, rum: &str, nets: &str) -> PathBuf {
     let zone = std::fs::read_to_string(repo().join("zones/cdn.example.zone")).unwrap();
     write_file(dir, "zones/cdn.example.zone", &zone);
@@ -33,11 +34,16 @@ pub fn site(dir: &Path, rum: &str, nets: &str) -> PathBuf {
         geosteer::geo::Schema::City,
     )
     .unwrap();
+    let min = if rum.contains("min_samples:") {
+        ""
+    } else {
+        "  min_samples: 5\n"
+    };
     write_file(
         dir,
         "geosteer.yaml",
         &format!(
-            "listen: [127.0.0.1:0]\nzones: zones\ngeodb: geo.mmdb\nworkers: 1\nhttp: 127.0.0.1:0\nstate_file: state.json\nrum:\n  listen: 127.0.0.1:0\n  min_samples: 5\n{rum}"
+            "listen: [127.0.0.1:0]\nzones: zones\ngeodb: geo.mmdb\nworkers: 1\nhttp: 127.0.0.1:0\nstate_file: state.json\nrum:\n  listen: 127.0.0.1:0\n{min}{rum}"
         ),
     )
 }
