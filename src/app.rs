@@ -55,6 +55,8 @@ pub struct App {
     pub fleet: Option<Arc<crate::fleet::Fleet>>,
     /// Steering from real users, when `rum:` is configured.
     pub rum: Option<Arc<crate::rum::Rum>>,
+    /// RUM's aggregates through etcd, with both `rum:` and `fleet:`.
+    rum_share: Option<Arc<crate::fleet::RumShare>>,
     http: Option<JoinHandle<std::io::Result<()>>>,
     _watch: Option<Watch>,
     stop: watch::Sender<bool>,
@@ -137,6 +139,11 @@ impl App {
                 listener.as_ref().map(|(_, a)| *a),
             )
         });
+        let rum_share = cfg
+            .fleet
+            .clone()
+            .zip(rum.clone())
+            .map(|(f, r)| crate::fleet::RumShare::start(f, r));
         let (http_addr, http) = match listener {
             Some((listener, bound)) => {
                 let api = crate::http::Api {
@@ -159,6 +166,7 @@ impl App {
         };
         Ok(App {
             rum,
+            rum_share,
             fleet,
             reloader,
             running,
@@ -180,6 +188,9 @@ impl App {
         let _ = self.stop.send(true);
         if let Some(f) = &self.fleet {
             f.stop().await;
+        }
+        if let Some(s) = &self.rum_share {
+            s.stop();
         }
         self.running.shutdown().await;
         if let Some(h) = self.http {

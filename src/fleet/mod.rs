@@ -19,6 +19,7 @@
 
 mod config;
 mod files;
+mod rum;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +35,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{FleetConfig, FleetRaw, PASSWORD_ENV, Quorum};
 pub use files::fingerprint;
+pub use rum::RumShare;
 
 use crate::health::{AdminState, LocalChanges, Registry};
 use crate::snapshot::Shared;
