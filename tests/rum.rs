@@ -275,3 +275,57 @@ fn snippet_probe_and_preflight() {
     let q = ask_from("127.0.0.1", app.dns(), "x.www.cdn.example", None);
     assert_eq!(q[3] & 0xF, 3, "NXDOMAIN outside the probe wildcard");
 }
+
+/// Through Unbound's subnet cache: a learned /24 inside a London /16 gets
+/// its own cache entry, and the entries of its neighbours never cover it,
+/// whichever client asks first.
+#[test]
+fn unbound_subnet_cache_with_learned_cells() {
+    if !support::tools::need_tools(&["unbound", "dig"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = site(dir.path(), "", "");
+    let app = AppServer::load(&cfg);
+    let (dns, rum) = (app.dns(), rum_addr(&app));
+    for i in 0..5 {
+        let c = Client::new(&format!("127.1.1.{}", 10 + i), rum);
+        assert_eq!(c.view(&[("lhr", 300.0), ("fra", 20.0)]).1, 204);
+    }
+    until_true("the learned cell to steer", WAIT, || {
+        www_edge(dns, "127.0.0.1", Some(("127.1.1.0", 24))).0 == "fra"
+    });
+    let ub = support::unbound::Unbound::start(
+        &dir.path().join("unbound"),
+        dns.port(),
+        "    module-config: \"subnetcache iterator\"\n    max-client-subnet-ipv4: 24\n    outgoing-interface: 127.0.1.1\n",
+        "198.51.100.10",
+    );
+    let a = |subnet: &str| -> String {
+        let out = ub.dig(&[
+            "+noall",
+            "+answer",
+            "+time=3",
+            "+tries=1",
+            &format!("+subnet={subnet}"),
+            "www.cdn.example",
+            "A",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let addr = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+            .next()
+            .unwrap_or_else(|| panic!("no answer for {subnet}: {text}"))
+            .to_string();
+        support::rum::edge_of(&addr).to_string()
+    };
+    // A neighbour first: its entry must not cover the learned /24.
+    assert_eq!(a("127.1.2.5/32"), "lhr");
+    assert_eq!(a("127.1.1.5/32"), "fra");
+    assert_eq!(a("127.1.0.5/32"), "lhr");
+    assert_eq!(a("127.1.1.200/32"), "fra");
+    assert_eq!(a("127.1.3.5/32"), "lhr");
+    assert_eq!(a("127.1.200.5/32"), "lhr");
+    assert_eq!(a("127.1.1.9/32"), "fra");
+}
