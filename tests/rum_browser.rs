@@ -5,7 +5,8 @@
 //! config, times each edge's object by Resource Timing (the edges send
 //! `Timing-Allow-Origin`), requests the resolver probe name and posts one
 //! beacon per page view, with no console error; the slower, nearer edge
-//! loses the browser's network to fra.
+//! loses the browser's network to fra, and the status page's RUM panel
+//! shows the move.
 //!
 //! Needs `chromium` and `chromedriver`; prints SKIPPED without them unless
 //! GEOSTEER_REQUIRE_TOOLS=1.
@@ -173,7 +174,7 @@ fn snippet_in_chromium_moves_the_browsers_network() {
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-dev-shm-usage", format!("--user-data-dir={}", profile.display()),
                 // Names resolve to loopback, the rest nowhere.
-                "--host-resolver-rules=MAP *.edges.test 127.0.0.1, MAP rum.cdn.example 127.0.0.1, MAP *.rum.cdn.example 127.0.0.1, MAP www.shop.test 127.0.0.1, MAP * ~NOTFOUND",
+                "--host-resolver-rules=MAP *.edges.test 127.0.0.1, MAP rum.cdn.example 127.0.0.1, MAP *.rum.cdn.example 127.0.0.1, MAP www.shop.test 127.0.0.1, MAP admin.test 127.0.0.1, MAP * ~NOTFOUND",
             ],
         },
         "goog:loggingPrefs": { "browser": "ALL" },
@@ -237,6 +238,45 @@ fn snippet_in_chromium_moves_the_browsers_network() {
                 .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
                 .collect();
             assert!(bad.is_empty(), "console: {bad:?}");
+            // The status page's RUM panel shows the network that moved.
+            let t = Instant::now();
+            while tokio::task::spawn_blocking(move || www_edge(dns, "127.0.0.1", Some(("127.0.0.0", 24))).0)
+                .await
+                .unwrap()
+                != "fra"
+            {
+                assert!(t.elapsed() < PATIENCE, "fra never won");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            c2.goto(&format!("http://admin.test:{}/", http.port())).await.unwrap();
+            let t = Instant::now();
+            let row = loop {
+                let v = c2
+                    .execute(
+                        "const r = document.querySelector('#rum-moved tr[data-network=\"127.0.0.0/24\"]'); return !document.getElementById('rum').hidden && r ? Array.from(r.cells).map(c => c.textContent) : null",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                if !v.is_null() {
+                    break v;
+                }
+                assert!(t.elapsed() < PATIENCE, "no RUM panel row");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            assert_eq!(row[1], "lhr");
+            assert_eq!(row[2], "fra");
+            assert_eq!(row[3], "2");
+            let summary = c2
+                .execute("return document.getElementById('rum-summary').textContent", vec![])
+                .await
+                .unwrap();
+            assert!(summary.as_str().unwrap().contains("1 client networks steer"), "{summary}");
+            let console = log(&c2, "browser").await;
+            assert!(
+                console.iter().all(|e| e["level"] != "SEVERE"),
+                "status page console: {console:?}"
+            );
         })
         .await;
         let _ = c.close().await;
@@ -273,9 +313,8 @@ fn snippet_in_chromium_moves_the_browsers_network() {
     };
     assert!(ms("lhr") >= 350.0, "{c}");
     assert!(ms("fra") < 150.0, "{c}");
-    // The slower, nearer edge has lost the network.
-    support::wait::until_true("fra to win", Duration::from_secs(20), || {
-        www_edge(dns, "127.0.0.1", Some(("127.0.0.0", 24))).0 == "fra"
-    });
+    // The slower, nearer edge has lost the network (checked above, before
+    // the status page showed it).
+    assert_eq!(www_edge(dns, "127.0.0.1", Some(("127.0.0.0", 24))).0, "fra");
     app.shutdown();
 }

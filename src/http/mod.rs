@@ -471,6 +471,10 @@ struct RumParams {
 /// `GET /api/rum`: what RUM learned (see [`crate::rum::api`]).
 async fn rum(State(api): State<Api>, Query(q): Query<RumParams>) -> Response {
     let Some(rum) = api.rum.clone() else {
+        // The status page asks every few seconds: not an error.
+        if q.client.is_none() && q.resolver.is_none() {
+            return Json(json!({ "enabled": false })).into_response();
+        }
         return error(
             StatusCode::NOT_FOUND,
             "RUM is off: no `rum:` section in the config",

@@ -50,6 +50,7 @@ impl Rum {
             })
             .collect();
         json!({
+            "enabled": true,
             "listen": self.addr.to_string(),
             "min_samples": self.cfg.min_samples,
             "half_life_secs": self.cfg.half_life.as_secs(),
