@@ -153,6 +153,64 @@ fn beacons_move_their_network_and_survive_a_restart() {
     until_true("the second network to reach min_samples", WAIT, || {
         www_edge(app.dns(), "127.0.0.1", Some(("127.1.3.0", 24))).0 == "fra"
     });
+
+    // `geosteer rum export`, from the server and from the state file; the
+    // result is an rtt.csv that steers the same way without RUM.
+    let bin = env!("CARGO_BIN_EXE_geosteer");
+    let http = app.http().to_string();
+    let out = std::process::Command::new(bin)
+        .args(["rum", "export", "--http", &http, "--zone", "cdn.example"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live = String::from_utf8(out.stdout).unwrap();
+    assert!(live.contains("\n127.1.3.0/24,fra,20,5\n"), "{live}");
+    app.shutdown();
+    let file = dir.path().join("export.csv");
+    let out = std::process::Command::new(bin)
+        .args(["rum", "export", "--offline", "-o"])
+        .arg(&file)
+        .arg("-c")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let offline = std::fs::read_to_string(&file).unwrap();
+    let rows = |t: &str| {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rows(&offline), rows(&live));
+    std::fs::copy(&file, dir.path().join("zones/cdn.example.rtt.csv")).unwrap();
+    let mut plain = geosteer::config::ServerConfig::load(&cfg).unwrap();
+    plain.rum = None;
+    let snap =
+        geosteer::reload::build_snapshot(&plain, &geosteer::config::pools::AlwaysUp, 1).unwrap();
+    for (net, edge) in [
+        ("127.1.1.0/24", "fra"),
+        ("127.1.3.0/24", "fra"),
+        ("127.1.2.0/24", "lhr"),
+    ] {
+        let r = geosteer::explain::explain(
+            &snap,
+            "www.cdn.example",
+            None,
+            Some(net.parse().unwrap()),
+            "A",
+        )
+        .unwrap();
+        assert_eq!(r.chosen, [edge], "{net} from the exported rtt.csv");
+    }
 }
 
 /// A resolver in London (127.3.0.53, no ECS) whose users are in Tokyo:
