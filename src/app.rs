@@ -46,6 +46,82 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AppError {
     move |source| AppError::Io { what, source }
 }
 
+/// What [`preflight`] hands to a start.
+pub struct Preflight {
+    /// Edge health with the admin overrides and loads of the state file.
+    pub registry: Registry,
+    /// The admin API's token, when one is set.
+    pub token: Option<String>,
+}
+
+/// Everything `serve` refuses to start with, short of building the
+/// snapshot (which `check` and `serve` share too): an unreadable state file,
+/// an admin API off loopback without a token, a query log or dnstap file
+/// that cannot be written, an address this host does not have. `serve`
+/// runs it first and `geosteer check` runs it too, so both refuse the same
+/// things with the same words. Binds nothing and writes nothing.
+pub fn preflight(cfg: &ServerConfig) -> Result<Preflight, AppError> {
+    let registry = Registry::with_state_file(&cfg.state_file)?;
+    let token = match cfg.http {
+        Some(addr) => {
+            crate::http::resolve_token(addr, cfg.http_token.as_deref()).map_err(AppError::Http)?
+        }
+        None => None,
+    };
+    if let Some(q) = &cfg.query_log
+        && let Some(p) = &q.path
+    {
+        writable(p, "query_log.path")?;
+    }
+    if let Some(d) = &cfg.dnstap
+        && let Some(p) = &d.file
+    {
+        writable(p, "dnstap.file")?;
+    }
+    for addr in cfg.listen.iter().chain(cfg.http.iter()) {
+        local_address(*addr)?;
+    }
+    Ok(Preflight { registry, token })
+}
+
+/// The file can be opened for writing: it is writable, or it does not
+/// exist and its directory is. Creates nothing.
+fn writable(path: &std::path::Path, key: &str) -> Result<(), AppError> {
+    use std::os::unix::ffi::OsStrExt;
+    let target = if path.exists() {
+        path.to_path_buf()
+    } else {
+        match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        }
+    };
+    let c = std::ffi::CString::new(target.as_os_str().as_bytes()).map_err(|_| AppError::Io {
+        what: format!("{key}: {}", path.display()),
+        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+    })?;
+    // SAFETY: `c` is a valid NUL-terminated path for the call's duration.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+        return Err(AppError::Io {
+            what: format!("{key}: {} cannot be written", path.display()),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// `addr`'s IP belongs to this host (a wildcard does): bound with an
+/// ephemeral port and released at once, so a running server on the real
+/// port does not get in the way.
+fn local_address(addr: SocketAddr) -> Result<(), AppError> {
+    if addr.ip().is_unspecified() {
+        return Ok(());
+    }
+    std::net::UdpSocket::bind(SocketAddr::new(addr.ip(), 0))
+        .map(drop)
+        .map_err(io(format!("{addr}: not an address of this host")))
+}
+
 /// A started server with everything around it.
 pub struct App {
     pub reloader: Arc<Reloader>,
@@ -66,15 +142,11 @@ impl App {
     /// Starts listeners, the health checker, the file watcher and the HTTP
     /// API. Fails if the files don't make a valid snapshot.
     pub async fn start(cfg: ServerConfig) -> Result<App, AppError> {
+        let Preflight { registry, token } = preflight(&cfg)?;
         let prometheus = crate::metrics::install();
         crate::health::ensure_crypto_provider();
-        let registry = Arc::new(Registry::with_state_file(&cfg.state_file)?);
+        let registry = Arc::new(registry);
         let checker = Checker::start_from(registry.clone(), PROBE_CONCURRENCY, cfg.probe_source);
-        let token = match cfg.http {
-            Some(addr) => crate::http::resolve_token(addr, cfg.http_token.as_deref())
-                .map_err(AppError::Http)?,
-            None => None,
-        };
         let reloader = {
             let cfg = cfg.clone();
             tokio::task::spawn_blocking(move || Reloader::new(cfg, registry, Some(checker)))

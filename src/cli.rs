@@ -185,17 +185,31 @@ pub enum GeodbCommand {
     },
 }
 
-/// Sets up tracing: RUST_LOG filters, default `info`.
+/// Sets up tracing: RUST_LOG filters, default `info`. Colour only when
+/// stderr is a terminal (a log file or journald gets plain text), and
+/// never with `NO_COLOR` set.
 pub fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// Whether logs get ANSI colour: on a terminal, unless `NO_COLOR` is set
+/// to something (<https://no-color.org>).
+fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -220,6 +234,11 @@ pub fn run(cli: Cli) -> Result<i32> {
                     return Ok(1);
                 }
             };
+            // What `serve` refuses before building, in its words.
+            if let Err(e) = crate::app::preflight(&cfg) {
+                println!("{e}");
+                return Ok(1);
+            }
             // The same build and load-file checks a reload runs, so the
             // messages match what /api/status shows.
             let built = crate::reload::build_snapshot(&cfg, &AlwaysUp, 0).and_then(|snap| {

@@ -288,11 +288,11 @@ fn skip_name(p: &[u8], mut pos: usize) -> Option<usize> {
     }
 }
 
-/// Parses a query. Never panics; every malformed shape maps to a
-/// [`ParseError`].
-///
-/// Any opcode but QUERY is NOTIMP (RFC 1035 §4.1.1), with or without a
-/// question, echoing what was readable of it (as Knot and gdnsd do).
+/// Parses a DNS message sent to us: header, question, OPT and its
+/// options. Never panics; every malformed shape maps to a [`ParseError`].
+/// The opcode is not judged here: what the RFCs say of it (and of the
+/// class and type asked) is `dns::mandatory`'s, which also echoes what
+/// was readable of a message it refuses.
 #[inline]
 pub fn parse_query(p: &[u8]) -> Result<Query<'_>, ParseError<'_>> {
     let mut q = Query::EMPTY;
@@ -324,18 +324,6 @@ pub fn parse_query_into<'a>(p: &'a [u8], q: &mut Query<'a>) -> Result<(), ParseE
     if flags & 0x8000 != 0 {
         // A response sent to us: answering could loop two servers forever.
         return Err(ParseError::Drop);
-    }
-    if flags & 0x7800 != 0 {
-        let (question, edns) = match parse_message(p, flags, q) {
-            Ok(()) => (Some((HEADER, HEADER + q.qname_raw.len() + 4)), q.edns),
-            Err(ParseError::Reply { question, edns, .. }) => (question, edns),
-            Err(ParseError::Drop) => (None, None),
-        };
-        return Err(ParseError::Reply {
-            rcode: Rcode::NotImp,
-            question,
-            edns,
-        });
     }
     parse_message(p, flags, q)
 }

@@ -49,7 +49,7 @@ fn load_file_overloads_and_bad_one_is_rejected() {
         (
             "near: { load: 0.5, ttl: 60s, extra: 1 }\n",
             1,
-            "unknown field",
+            "near: unknown key `extra`",
         ),
     ] {
         std::fs::write(&load, text).unwrap();

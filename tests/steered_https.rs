@@ -259,7 +259,10 @@ fn bad_templates_name_file_and_line() {
             "no-default-alpn needs alpn",
         ),
         ("    https: { ech: \"!!\" }\n", "not valid base64"),
-        ("    https: { ipv4hint: [192.0.2.1] }\n", "unknown field"),
+        (
+            "    https: { ipv4hint: [192.0.2.1] }\n",
+            "unknown key `ipv4hint`",
+        ),
         ("    svcb: { alpn: [\"\"] }\n", "alpn ids"),
     ] {
         let text = format!("{head}{tpl}");

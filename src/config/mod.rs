@@ -4,6 +4,7 @@
 
 pub mod pools;
 pub mod rtt;
+pub mod yaml;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -57,20 +58,10 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// Parses YAML into `T`, turning serde-saphyr's error into `file:line: reason`.
+/// Parses YAML into `T` (see [`yaml::parse`]): errors read
+/// `file:line: key.path: what was wrong`.
 pub fn parse_yaml<T: for<'de> Deserialize<'de>>(text: &str, file: &Path) -> Result<T, ConfigError> {
-    serde_saphyr::from_str(text).map_err(|e| {
-        let line = e.location().map_or(0, |l| l.line() as u32);
-        // The Display form carries a source snippet; keep the message only.
-        let full = e.to_string();
-        let first = full.lines().next().unwrap_or("invalid YAML");
-        let msg = first.strip_prefix("error: ").unwrap_or(first);
-        let msg = match msg.split_once(": ") {
-            Some((pos, rest)) if pos.starts_with("line ") => rest,
-            _ => msg,
-        };
-        ConfigError::new(file, line, msg.to_string())
-    })
+    yaml::parse(text, file)
 }
 
 fn read(file: &Path) -> Result<String, ConfigError> {
@@ -626,7 +617,7 @@ mod tests {
         assert_eq!(e.line, 2, "{e}");
         assert!(
             e.to_string()
-                .starts_with("g.yaml:2: unknown field `listen_udp`"),
+                .starts_with("g.yaml:2: unknown key `listen_udp`; the keys here are `listen`, "),
             "{e}"
         );
     }

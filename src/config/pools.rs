@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use smallvec::SmallVec;
 
+use super::yaml::Codes;
 use super::{ConfigError, parse_yaml};
 use crate::geo::{Code, Coords, Location};
 use crate::health::{AdminState, CheckConfig, CheckSpec, EdgeHealth, EdgeState};
@@ -81,11 +82,11 @@ pub struct RttRaw {
 #[serde(deny_unknown_fields)]
 pub struct RuleRaw {
     #[serde(default)]
-    pub continent: Option<OneOrMany<String>>,
+    pub continent: Option<Codes>,
     #[serde(default)]
-    pub country: Option<OneOrMany<String>>,
+    pub country: Option<Codes>,
     #[serde(default)]
-    pub subdivision: Option<OneOrMany<String>>,
+    pub subdivision: Option<Codes>,
     #[serde(default)]
     pub asn: Option<OneOrMany<u32>>,
     pub edges: Vec<Spanned<String>>,
@@ -238,11 +239,35 @@ fn svcb_template(
 }
 
 /// An override net: `[lat, lon]` or a map.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum NetRaw {
     At([f64; 2]),
     Map(NetMapRaw),
+}
+
+/// By the value's shape, read in place: serde's untagged enums buffer the
+/// value first, which turns `country: NO` into `false` and every mistake
+/// into "did not match any variant".
+impl<'de> Deserialize<'de> for NetRaw {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<NetRaw, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = NetRaw;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "[latitude, longitude], or a map of location, country, continent or edges",
+                )
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, a: A) -> Result<NetRaw, A::Error> {
+                <[f64; 2]>::deserialize(SeqAccessDeserializer::new(a)).map(NetRaw::At)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, a: A) -> Result<NetRaw, A::Error> {
+                NetMapRaw::deserialize(MapAccessDeserializer::new(a)).map(NetRaw::Map)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The whole file as written.
@@ -310,11 +335,9 @@ fn check_coords(lat: f64, lon: f64) -> Result<Coords, String> {
     Ok(Coords { lat, lon })
 }
 
-fn codes(v: &Option<OneOrMany<String>>, what: &str) -> Result<Vec<Code>, String> {
-    v.as_ref()
-        .map(|v| v.to_vec())
-        .unwrap_or_default()
-        .iter()
+fn codes(v: &Option<Codes>, what: &str) -> Result<Vec<Code>, String> {
+    v.iter()
+        .flat_map(Codes::texts)
         .map(|s| s.parse::<Code>().map_err(|e| format!("{what}: {e}")))
         .collect()
 }

@@ -1,7 +1,8 @@
 //! Authoritative logic: which records answer a question, by RFC 1034
 //! §4.3.2 with RFC 4592 wildcards, RFC 2308 negative answers, RFC 6604
 //! CNAME chains and RFC 8482 ANY. Produces an [`Answer`] of references
-//! into the snapshot; [`super::respond`] renders it.
+//! into the snapshot, which [`super::render`] writes; the tree queries it
+//! asks (zone cut, DNAME, wildcard) are [`crate::zone::tree::Tree`]'s.
 
 use std::borrow::Cow;
 
@@ -49,7 +50,7 @@ pub enum Item<'a> {
         target: &'a [u8],
     },
     /// An NSEC made for a DNSSEC answer (see [`super::secure`]).
-    Nsec(Box<super::secure::Nsec<'a>>),
+    Nsec(Box<Nsec<'a>>),
     /// A steered host's HTTPS/SVCB record: the template with the
     /// addresses of the edges its A and AAAA answers would carry as hints.
     Svcb {
@@ -67,6 +68,19 @@ pub enum Item<'a> {
         ttl: u32,
         target: u8,
     },
+}
+
+/// An NSEC made for one answer (compact denial, wildcard proofs, a
+/// referral's proof that there is no DS).
+#[derive(Clone, Debug)]
+pub struct Nsec<'a> {
+    /// Where it is written when it is a name of the answer.
+    pub owner: Owner<'a>,
+    /// A made-up owner (wildcard proofs), lowercased; wins over `owner`.
+    pub synth: Option<Box<[u8]>>,
+    pub ttl: u32,
+    /// Next owner name and type bitmap.
+    pub rdata: Box<[u8]>,
 }
 
 /// Which steered host answered, for metrics, logs and `explain`.
@@ -126,15 +140,6 @@ impl<'a> Answer<'a> {
             rum_probe: false,
         }
     }
-
-    /// The wire name an owner stands for (`None` for the question's).
-    pub fn owner_name<'s>(&'s self, o: &Owner<'s>) -> Option<&'s [u8]> {
-        match o {
-            Owner::Query => None,
-            Owner::Name(n) => Some(n),
-            Owner::Synth(i) => Some(&self.synth[*i as usize]),
-        }
-    }
 }
 
 /// The question as the lookup sees it.
@@ -147,28 +152,13 @@ pub struct Question<'q> {
     pub client: Client,
 }
 
-/// The zone that answers `name`/`qtype`: the closest enclosing one, except
-/// that DS at a zone's apex is the parent's data (RFC 4035 §3.1.4.1),
-/// answered from the parent zone when we serve it too.
-pub(crate) fn zone_for<'a>(snap: &'a Snapshot, name: &[u8], qtype: u16) -> Option<&'a Zone> {
-    let zone = snap.find_zone(name)?;
-    if qtype == TYPE_DS
-        && name.len() == zone.tree.apex_lower.len()
-        && name.len() > 1
-        && let Some(parent) = snap.find_zone(&name[1 + name[0] as usize..])
-    {
-        return Some(parent);
-    }
-    Some(zone)
-}
-
 /// Answers a question from a snapshot. `trace` observes steering.
 pub fn lookup<'a, T: steer::Trace>(
     snap: &'a Snapshot,
     q: &Question<'_>,
     trace: &mut T,
 ) -> Answer<'a> {
-    let Some(zone) = zone_for(snap, q.name, q.qtype) else {
+    let Some(zone) = snap.zone_for(q.name, q.qtype) else {
         let mut ans = Answer::new(Rcode::Refused);
         ans.ede = Some(Ede {
             code: EDE_NOT_AUTHORITATIVE,
@@ -186,14 +176,14 @@ pub fn lookup<'a, T: steer::Trace>(
 
     for step in 0..MAX_CHAIN {
         let lname = name.as_bytes();
-        if step > 0 && !in_zone(tree, lname) {
+        if step > 0 && !tree.contains_name(lname) {
             // The chain left the zone: the resolver follows it.
             return ans;
         }
         // A zone cut above (or at) the name: refer, unless this is DS at
         // the cut itself, which the parent answers (RFC 4035 §3.1.4.1).
         if tree.has_cuts
-            && let Some((cut, at)) = find_cut(tree, lname)
+            && let Some((cut, at)) = tree.find_cut(lname)
             && !(at && q.qtype == TYPE_DS)
         {
             if step == 0 {
@@ -207,7 +197,7 @@ pub fn lookup<'a, T: steer::Trace>(
         }
         // A DNAME above the name redirects its whole subtree (RFC 6672 §3.2).
         if tree.has_dnames
-            && let Some((dnode, dname)) = find_dname(tree, lname)
+            && let Some((dnode, dname)) = tree.find_dname(lname)
         {
             ans.answer.push(Item::Set(Owner::Name(&dnode.owner), dname));
             let target = dname.rdata[0].opaque().unwrap_or(&[0]);
@@ -241,7 +231,7 @@ pub fn lookup<'a, T: steer::Trace>(
         }
         let node = match tree.nodes.get(lname) {
             Some(n) => n,
-            None => match wildcard(tree, lname) {
+            None => match tree.wildcard(lname) {
                 Some(w) => {
                     ans.rum_probe |= step == 0 && w.rum_probe;
                     w
@@ -254,7 +244,7 @@ pub fn lookup<'a, T: steer::Trace>(
             },
         };
         if node.host.is_some() && matches!(q.qtype, TYPE_A | TYPE_AAAA | TYPE_ANY) {
-            match steer_answer(snap, zone, node, owner, q, trace, &mut ans) {
+            match steer_answer(Here { snap, zone, q }, node, owner, trace, &mut ans) {
                 Some(target) => {
                     // Fallback CNAME: follow it if it stays in the zone.
                     set_name(&mut name, target);
@@ -268,7 +258,7 @@ pub fn lookup<'a, T: steer::Trace>(
             && matches!(q.qtype, TYPE_HTTPS | TYPE_SVCB)
             && let Some(t) = zone.svcb_template(h, q.qtype)
         {
-            match steer_svcb(snap, zone, node, t, owner, q, trace, &mut ans) {
+            match steer_svcb(Here { snap, zone, q }, node, t, owner, trace, &mut ans) {
                 Some(target) => {
                     // Steered to a CNAME: the HTTPS answer follows it.
                     set_name(&mut name, target);
@@ -314,84 +304,6 @@ fn set_name(name: &mut NameBuf, target: &[u8]) {
         *d = s.to_ascii_lowercase();
     }
     name.len = n as u8;
-}
-
-fn in_zone(tree: &Tree, lname: &[u8]) -> bool {
-    lname.len() >= tree.apex_lower.len()
-        && lname.ends_with(&tree.apex_lower)
-        && (lname.len() == tree.apex_lower.len()
-            || is_label_boundary(lname, lname.len() - tree.apex_lower.len()))
-}
-
-fn is_label_boundary(name: &[u8], at: usize) -> bool {
-    let mut p = 0;
-    while p < at {
-        p += 1 + name[p] as usize;
-    }
-    p == at
-}
-
-/// The topmost zone cut at or above `lname` (below the apex), and whether
-/// it is `lname` itself.
-pub(crate) fn find_cut<'t>(tree: &'t Tree, lname: &[u8]) -> Option<(&'t Node, bool)> {
-    let mut offs = [0u8; 128];
-    let n = label_offsets(lname, &mut offs);
-    let apex = tree.apex_lower.len();
-    for &off in offs[..n].iter().rev() {
-        let key = &lname[off as usize..];
-        if key.len() <= apex {
-            continue;
-        }
-        // Ancestors of every node exist (empty non-terminals), so a missing
-        // node means nothing deeper exists either.
-        let node = tree.nodes.get(key)?;
-        if node.cut {
-            return Some((node, off == 0));
-        }
-    }
-    None
-}
-
-/// The DNAME at a proper ancestor of `lname` inside the zone, if any.
-/// Validation leaves nothing below a DNAME, so there is at most one and
-/// a missing node on the way down means there is none.
-fn find_dname<'t>(tree: &'t Tree, lname: &[u8]) -> Option<(&'t Node, &'t Rrset)> {
-    let mut offs = [0u8; 128];
-    let n = label_offsets(lname, &mut offs);
-    let apex = tree.apex_lower.len();
-    for &off in offs[1..n].iter().rev() {
-        let key = &lname[off as usize..];
-        if key.len() < apex {
-            continue;
-        }
-        let node = tree.nodes.get(key)?;
-        if let Some(d) = node.rrset(TYPE_DNAME) {
-            return Some((node, d));
-        }
-    }
-    None
-}
-
-/// RFC 4592: the source of synthesis is `*.<closest encloser>`.
-pub(crate) fn wildcard<'t>(tree: &'t Tree, lname: &[u8]) -> Option<&'t Node> {
-    if !tree.has_wildcards {
-        return None;
-    }
-    let mut offs = [0u8; 128];
-    let n = label_offsets(lname, &mut offs);
-    let encloser = offs[1..n]
-        .iter()
-        .map(|&o| &lname[o as usize..])
-        .find(|k| tree.nodes.contains_key(*k))
-        .unwrap_or(&tree.apex_lower);
-    let mut key = NameBuf::empty();
-    if encloser.len() + 2 > MAX_NAME {
-        return None;
-    }
-    key.buf[..2].copy_from_slice(b"\x01*");
-    key.buf[2..2 + encloser.len()].copy_from_slice(encloser);
-    key.len = (2 + encloser.len()) as u8;
-    tree.nodes.get(key.as_bytes())
 }
 
 /// NXDOMAIN and NODATA carry the SOA (RFC 2308 §3) with the negative TTL.
@@ -480,22 +392,29 @@ fn add_glue<'a>(tree: &'a Tree, set: &'a Rrset, ans: &mut Answer<'a>) {
     }
 }
 
+/// Where a steered name is answered: the snapshot (with the GeoIP
+/// database), the zone and the question.
+#[derive(Clone, Copy)]
+struct Here<'a, 'q> {
+    snap: &'a Snapshot,
+    zone: &'a Zone,
+    q: &'q Question<'q>,
+}
+
 /// Steering's decision for one family of a steered host; the answer's ECS
 /// scope grows to cover it.
 fn decide<T: steer::Trace>(
-    snap: &Snapshot,
-    zone: &Zone,
+    here: Here<'_, '_>,
     host: &steer::Host,
-    q: &Question<'_>,
     family: Family,
     trace: &mut T,
     ans: &mut Answer<'_>,
 ) -> steer::Decision {
     let d = steer::decide(
-        &zone.steering,
+        &here.zone.steering,
         host,
-        snap.geodb.as_deref(),
-        q.client,
+        here.snap.geodb.as_deref(),
+        here.q.client,
         family,
         trace,
     );
@@ -506,14 +425,13 @@ fn decide<T: steer::Trace>(
 /// Fills the answer of a steered name. Returns a CNAME target to chase, if
 /// steering chose the fallback or a partner CDN.
 fn steer_answer<'a, T: steer::Trace>(
-    snap: &'a Snapshot,
-    zone: &'a Zone,
+    here: Here<'a, '_>,
     node: &'a Node,
     owner: Owner<'a>,
-    q: &Question<'_>,
     trace: &mut T,
     ans: &mut Answer<'a>,
 ) -> Option<&'a [u8]> {
+    let Here { zone, q, .. } = here;
     let hidx = node.host? as usize;
     let host = &zone.steering.hosts[hidx];
     let families: &[Family] = match (q.qtype, q.transport) {
@@ -523,7 +441,7 @@ fn steer_answer<'a, T: steer::Trace>(
     };
     let mut fallback = None;
     for &family in families {
-        let d = decide(snap, zone, host, q, family, trace, ans);
+        let d = decide(here, host, family, trace, ans);
         match d.outcome {
             Outcome::Edges => ans.answer.push(Item::Edges {
                 owner,
@@ -584,23 +502,21 @@ fn steer_answer<'a, T: steer::Trace>(
 /// edges in the same order, the larger ECS scope of the two, the host's
 /// TTL). A decision for a CNAME (fallback) is answered with that CNAME,
 /// whose target the caller follows; SERVFAIL stays SERVFAIL.
-#[allow(clippy::too_many_arguments)]
 fn steer_svcb<'a, T: steer::Trace>(
-    snap: &'a Snapshot,
-    zone: &'a Zone,
+    here: Here<'a, '_>,
     node: &'a Node,
     template: &'a crate::zone::svcb::Template,
     owner: Owner<'a>,
-    q: &Question<'_>,
     trace: &mut T,
     ans: &mut Answer<'a>,
 ) -> Option<&'a [u8]> {
+    let zone = here.zone;
     let hidx = node.host? as usize;
     let host = &zone.steering.hosts[hidx];
     let mut hints: [SmallVec<[EdgeIdx; 8]>; 2] = Default::default();
     let mut empty = 0;
     for (i, family) in [Family::V4, Family::V6].into_iter().enumerate() {
-        let d = decide(snap, zone, host, q, family, trace, ans);
+        let d = decide(here, host, family, trace, ans);
         let outcome = d.outcome;
         let edges = d.edges.clone();
         ans.steered = Some(Steered {

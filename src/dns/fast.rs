@@ -26,12 +26,12 @@
 //! fills it when the snapshot is made, and the answer path reads it.
 
 use super::answer::{self, Question, Steered};
-use super::opt::OptExtra;
-use super::{Summary, header_flags, opt_len, render_answer, write_opt};
+use super::render::{self, Body, Summary};
+use super::request::Request;
 use crate::net::Transport;
 use crate::snapshot::Snapshot;
 use crate::snapshot::fast::{Entry, FastTable, KeyTable, Secure, Static};
-use crate::steer::{self, Client, EdgeIdx, Family, Outcome};
+use crate::steer::{self, Client, Family, Outcome};
 use crate::wire::*;
 
 /// Types rendered at every name even when absent there: A and AAAA are
@@ -55,7 +55,7 @@ pub fn build(snap: &Snapshot) -> FastTable {
             {
                 continue;
             }
-            let direct_steer = node.host.is_some() && answer::find_cut(tree, key).is_none();
+            let direct_steer = node.host.is_some() && tree.find_cut(key).is_none();
             let types = node
                 .rrsets
                 .iter()
@@ -140,7 +140,9 @@ fn render_one(
         qclass: CLASS_IN,
         edns: None,
     };
-    let signed = answer::zone_for(snap, key, qtype).is_some_and(|z| z.dnssec.is_some());
+    let signed = snap
+        .zone_for(key, qtype)
+        .is_some_and(|z| z.dnssec.is_some());
     let mut name = NameBuf::empty();
     name.buf[..key.len()].copy_from_slice(key);
     name.len = key.len() as u8;
@@ -149,8 +151,7 @@ fn render_one(
     } else {
         None
     };
-    let (len, truncated) =
-        render_answer(&q, &ans, &OptExtra::default(), out.len(), out, sec.as_ref());
+    let (len, truncated) = render::answer(&Request::ahead(&q, out.len()), &ans, out, sec.as_ref());
     if truncated {
         return None;
     }
@@ -186,57 +187,19 @@ fn render_one(
     })
 }
 
-/// Writes the header and the client's question; returns the position after it.
-#[inline(always)]
-pub(super) fn head(q: &Query<'_>, flags: u16, counts: [u16; 4], out: &mut [u8]) -> usize {
-    out[0..2].copy_from_slice(&q.id.to_be_bytes());
-    out[2..4].copy_from_slice(&flags.to_be_bytes());
-    for (i, c) in counts.iter().enumerate() {
-        out[4 + 2 * i..6 + 2 * i].copy_from_slice(&c.to_be_bytes());
-    }
-    let qend = HEADER + q.qname_raw.len();
-    out[HEADER..qend].copy_from_slice(q.qname_raw);
-    out[qend..qend + 2].copy_from_slice(&q.qtype.to_be_bytes());
-    out[qend + 2..qend + 4].copy_from_slice(&q.qclass.to_be_bytes());
-    qend + 4
-}
-
-/// Appends our OPT record (if the query had EDNS) at `pos`; returns the end.
-#[inline(always)]
-pub(super) fn tail(
-    q: &Query<'_>,
-    extra: &OptExtra<'_>,
-    rcode: Rcode,
-    scope: u8,
-    pos: usize,
-    out: &mut [u8],
-) -> usize {
-    match &q.edns {
-        Some(e) => {
-            let mut w = super::render::Writer::at(out, pos);
-            // Room was checked by the caller.
-            let _ = write_opt(&mut w, e, rcode, scope, extra, None);
-            w.pos
-        }
-        None => pos,
-    }
-}
-
-/// Answers `q` from the pre-rendered table (a name not in it may be a
-/// pre-rendered NXDOMAIN: [`super::negative`]), or `None` for the general path.
-/// `max` is the response size the transport allows; nothing else about the
-/// transport matters, as ANY (which differs over TCP) is never here.
-/// Inlined into its one caller, so the summary is built where it is returned.
+/// Answers `req` from the pre-rendered table (a name not in it may be a
+/// pre-rendered NXDOMAIN: [`super::negative`]), or `None` for the general
+/// path. Of the transport only the size limit matters, as ANY (which
+/// differs over TCP) is never here. Inlined into its one caller, so the
+/// summary is built where it is returned.
 #[inline(always)]
 pub(super) fn respond<'s, T: steer::Trace>(
     snap: &'s Snapshot,
-    q: &Query<'_>,
-    extra: &OptExtra<'_>,
-    client: Client,
-    max: usize,
+    req: &Request<'_>,
     out: &mut [u8],
     trace: &mut T,
 ) -> Option<Summary<'s>> {
+    let q = req.query;
     // Most names are short: a small key buffer saves zeroing 257 bytes.
     let mut small = [0u8; 64];
     let mut big;
@@ -249,51 +212,36 @@ pub(super) fn respond<'s, T: steer::Trace>(
     let n = q.lower_qname(key);
     key[n..n + 2].copy_from_slice(&q.qtype.to_be_bytes());
     let Some(entry) = snap.fast.map.get(&key[..n + 2]) else {
-        return super::negative::respond(snap, q, extra, &key[..n], max, out);
+        return super::negative::respond(snap, req, &key[..n], out);
     };
     let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
-    let opt = q.edns.as_ref().map_or(0, |e| opt_len(e, extra, None));
-    let qlen = HEADER + q.qname_raw.len() + 4;
     match entry {
         Entry::Static(s) => {
-            let (rcode, aa, counts, body) = match &s.secure {
-                _ if !(dnssec && s.signed) => (s.rcode, s.aa, s.counts, &s.body),
-                Some(sec) if crate::dnssec::unix_now() < sec.fresh_until => {
-                    (sec.rcode, sec.aa, sec.counts, &sec.body)
-                }
+            let body = match &s.secure {
+                _ if !(dnssec && s.signed) => Body {
+                    rcode: s.rcode,
+                    aa: s.aa,
+                    counts: s.counts,
+                    bytes: &s.body,
+                },
+                Some(sec) if crate::dnssec::unix_now() < sec.fresh_until => Body {
+                    rcode: sec.rcode,
+                    aa: sec.aa,
+                    counts: sec.counts,
+                    bytes: &sec.body,
+                },
                 // Signatures due for renewal: the general path signs anew.
                 _ => return None,
             };
-            let end = qlen + body.len();
-            if end + opt > max.min(out.len()) {
-                return None;
-            }
-            let ar = counts[2] + u16::from(q.edns.is_some());
-            let flags = header_flags(q.flags, aa, false, rcode);
-            let pos = head(q, flags, [1, counts[0], counts[1], ar], out);
-            out[pos..end].copy_from_slice(body);
-            let len = tail(q, extra, rcode, 0, end, out);
-            Some(Summary::prerendered(q, len, rcode, extra.cookie_valid))
+            render::body(req, body, out)
         }
         Entry::Steered { zone, host, family } => {
             let st = &zone.steering;
             let h = &st.hosts[*host as usize];
-            let d = steer::decide(st, h, snap.geodb.as_deref(), client, *family, trace);
+            let d = steer::decide(st, h, snap.geodb.as_deref(), req.client, *family, trace);
             if d.outcome != Outcome::Edges {
                 return None;
             }
-            let (rtype, rdlen) = match family {
-                Family::V4 => (TYPE_A, 4usize),
-                Family::V6 => (TYPE_AAAA, 16),
-            };
-            let addrs = |e: &EdgeIdx| {
-                let edge = &st.edges[*e as usize];
-                match family {
-                    Family::V4 => edge.v4.len(),
-                    Family::V6 => edge.v6.len(),
-                }
-            };
-            let records: usize = d.edges.iter().map(addrs).sum();
             // Unsigned answers (most) skip building and dropping a vector.
             let signed;
             let sigs: &[std::sync::Arc<[u8]>] = match (&zone.dnssec, dnssec) {
@@ -304,65 +252,12 @@ pub(super) fn respond<'s, T: steer::Trace>(
                 }
                 _ => &[],
             };
-            let sig_bytes: usize = sigs.iter().map(|s| 12 + s.len()).sum();
-            let end = qlen + records * (12 + rdlen) + sig_bytes;
-            if end + opt > max.min(out.len()) || records + sigs.len() > usize::from(u16::MAX) {
-                return None;
-            }
-            let flags = header_flags(q.flags, true, false, Rcode::NoError);
-            let ar = u16::from(q.edns.is_some());
-            let an = (records + sigs.len()) as u16;
-            let mut pos = head(q, flags, [1, an, 0, ar], out);
-            // Every record: pointer to the question, type, class, TTL, RDATA.
-            let mut fixed = [0u8; 12];
-            fixed[0..2].copy_from_slice(&(0xC000 | HEADER as u16).to_be_bytes());
-            fixed[2..4].copy_from_slice(&rtype.to_be_bytes());
-            fixed[4..6].copy_from_slice(&CLASS_IN.to_be_bytes());
-            fixed[6..10].copy_from_slice(&h.ttl.to_be_bytes());
-            fixed[10..12].copy_from_slice(&(rdlen as u16).to_be_bytes());
-            for &e in &d.edges {
-                let edge = &st.edges[e as usize];
-                match family {
-                    Family::V4 => {
-                        for a in &edge.v4 {
-                            out[pos..pos + 12].copy_from_slice(&fixed);
-                            out[pos + 12..pos + 16].copy_from_slice(&a.octets());
-                            pos += 16;
-                        }
-                    }
-                    Family::V6 => {
-                        for a in &edge.v6 {
-                            out[pos..pos + 12].copy_from_slice(&fixed);
-                            out[pos + 12..pos + 28].copy_from_slice(&a.octets());
-                            pos += 28;
-                        }
-                    }
-                }
-            }
-            for sig in sigs {
-                fixed[2..4].copy_from_slice(&crate::dnssec::sign::TYPE_RRSIG.to_be_bytes());
-                fixed[10..12].copy_from_slice(&(sig.len() as u16).to_be_bytes());
-                out[pos..pos + 12].copy_from_slice(&fixed);
-                out[pos + 12..pos + 12 + sig.len()].copy_from_slice(sig);
-                pos += 12 + sig.len();
-            }
-            let scope = if q.ecs_scoped() { d.scope } else { 0 };
-            let len = tail(q, extra, Rcode::NoError, scope, pos, out);
-            Some(Summary {
-                len,
-                rcode: Rcode::NoError,
-                qtype: q.qtype,
-                truncated: false,
-                ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
-                scope,
-                steered: Some(Steered {
-                    zone,
-                    host: *host,
-                    decision: d,
-                }),
-                cookie_valid: extra.cookie_valid,
-                rum_probe: false,
-            })
+            let steered = Steered {
+                zone,
+                host: *host,
+                decision: d,
+            };
+            render::steered(req, steered, *family, sigs, out)
         }
     }
 }

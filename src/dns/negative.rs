@@ -11,27 +11,23 @@
 //! [`build`] renders the tail once through the general path behind a
 //! dummy question and records where its pointers are; per query
 //! [`respond`] checks that the general path's lookup would say plain
-//! NXDOMAIN or NODATA, copies header, question and tail, shifts the pointers by the
-//! question's length and appends the OPT record as the positive fast path
-//! does. Whatever it cannot prove gives the same bytes goes to the general
-//! path: DO=1 on a signed zone (denial needs NSECs), a name that could
-//! compress differently (see [`Negative::below_apex`]), one too long to fit.
+//! NXDOMAIN or NODATA and has [`super::render`] copy header, question
+//! and tail, shift the pointers by the question's length and append the
+//! OPT record as for the positive fast path. Whatever it cannot prove
+//! gives the same bytes goes to the general path: DO=1 on a signed zone
+//! (denial needs NSECs), a name that could compress differently (see
+//! [`Negative::below_apex`]), one too long to fit.
 //! `tests/negative_path.rs` compares both paths over generated names.
 
 use std::sync::Arc;
 
 use super::answer::{Answer, Item};
-use super::opt::OptExtra;
-use super::{Summary, header_flags, opt_len, render_answer};
+use super::render::{self, COMPRESS_SLOTS, Summary};
+use super::request::Request;
 use crate::snapshot::fast::{KeyTable, NameFilter, Negative, Negatives, same_bytes};
 use crate::snapshot::{Snapshot, Zone};
 use crate::wire::*;
 use crate::zone::tree::{NameMap, Rdata, Tree};
-
-/// What the general path's [`super::render::Writer`] can remember as
-/// compression targets; the tail's pointers are only the same while the
-/// question and the tail's own labels all fit.
-const COMPRESS_SLOTS: usize = 48;
 
 /// The negative tail of every zone of `snap`: an entry for each zone
 /// (`None` where the tail is not one [`respond`] can reuse).
@@ -72,14 +68,8 @@ fn render_behind(tree: &Tree, label: &[u8], out: &mut [u8]) -> Option<(Vec<u8>, 
         qclass: CLASS_IN,
         edns: None,
     };
-    let (len, truncated) = render_answer(
-        &q,
-        &nxdomain(tree),
-        &OptExtra::default(),
-        out.len(),
-        out,
-        None,
-    );
+    let (len, truncated) =
+        render::answer(&Request::ahead(&q, out.len()), &nxdomain(tree), out, None);
     if truncated {
         return None;
     }
@@ -192,21 +182,8 @@ fn render(zone: &Arc<Zone>, out: &mut [u8]) -> Option<Negative> {
     let other = b"\x05\x00\x00\x00\x00\x00";
     let (want, _) = render_behind(tree, other, out)?;
     let mut got = neg.tail.to_vec();
-    neg.patch_into(&mut got, other.len() + tree.apex.len());
+    render::patch_pointers(&mut got, &neg.patch, other.len() + tree.apex.len());
     (got == want).then_some(neg)
-}
-
-impl Negative {
-    /// Rewrites the pointers of `tail` (a copy of `self.tail`) for a
-    /// question name of `qname_len` bytes.
-    #[inline]
-    pub(crate) fn patch_into(&self, tail: &mut [u8], qname_len: usize) {
-        for &(at, base) in &self.patch {
-            let at = usize::from(at);
-            let ptr = 0xC000 | base.wrapping_add(qname_len as u16);
-            tail[at..at + 2].copy_from_slice(&ptr.to_be_bytes());
-        }
-    }
 }
 
 /// The rcode of the general path's answer to `lname` (lowercased, labels
@@ -285,12 +262,11 @@ fn nodata(node: &crate::zone::tree::Node, qtype: u16) -> Option<Rcode> {
 #[inline]
 pub(super) fn respond<'s>(
     snap: &'s Snapshot,
-    q: &Query<'_>,
-    extra: &OptExtra<'_>,
+    req: &Request<'_>,
     lname: &[u8],
-    max: usize,
     out: &mut [u8],
 ) -> Option<Summary<'s>> {
+    let q = req.query;
     // DS at a zone's apex is the parent's (`answer::zone_for`): an apex
     // exists in its own zone, so that goes to the general path below.
     let neg = snap.fast.negative.find(lname)?.as_ref()?;
@@ -313,19 +289,5 @@ pub(super) fn respond<'s>(
         return None;
     }
     let rcode = negative_rcode(neg, lname, &offs[..labels], q.qtype)?;
-    let qlen = q.qname_raw.len();
-    let opt = q.edns.as_ref().map_or(0, |e| opt_len(e, extra, None));
-    let pos = HEADER + qlen + 4;
-    let end = pos + neg.tail.len();
-    if end + opt > max.min(out.len()) {
-        // Would be truncated: the general path sets TC.
-        return None;
-    }
-    let flags = header_flags(q.flags, true, false, rcode);
-    let ar = u16::from(q.edns.is_some());
-    super::fast::head(q, flags, [1, 0, 1, ar], out);
-    out[pos..end].copy_from_slice(&neg.tail);
-    neg.patch_into(&mut out[pos..end], qlen);
-    let len = super::fast::tail(q, extra, rcode, 0, end, out);
-    Some(Summary::prerendered(q, len, rcode, extra.cookie_valid))
+    render::negative(req, rcode, &neg.tail, &neg.patch, out)
 }

@@ -3,15 +3,15 @@
 //! Errors (RFC 8914).
 //!
 //! The server-wide part (our NSID, the cookie secret) is
-//! [`crate::protocol`], held by the snapshot. [`OptExtra`] is what one response adds to its OPT
-//! record, worked out once per query so the fast and the general path
-//! write the same bytes.
+//! [`crate::protocol`], held by the snapshot. [`OptExtra`] is what one
+//! response adds to its OPT record, worked out once per query so the fast
+//! and the general path write the same bytes ([`super::render`] writes
+//! them).
 
 use std::net::IpAddr;
 
-use super::render::{Full, Writer};
 use crate::protocol::Protocol;
-use crate::wire::{Edns, OPT_COOKIE, OPT_EDE, OPT_NSID};
+use crate::wire::Edns;
 
 /// Seconds since the epoch, as cookie timestamps count.
 pub fn unix_now() -> u32 {
@@ -69,30 +69,6 @@ impl<'a> OptExtra<'a> {
     pub fn len(&self, ede: Option<&Ede<'_>>) -> usize {
         usize::from(self.opts_len) + ede.map_or(0, |e| 4 + 2 + e.text.len())
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.nsid.is_none() && self.cookie.is_none()
-    }
-
-    pub fn write(&self, w: &mut Writer<'_>, ede: Option<&Ede<'_>>) -> Result<(), Full> {
-        if let Some(n) = self.nsid {
-            w.u16(OPT_NSID)?;
-            w.u16(n.len() as u16)?;
-            w.bytes(n)?;
-        }
-        if let Some(c) = &self.cookie {
-            w.u16(OPT_COOKIE)?;
-            w.u16(24)?;
-            w.bytes(c)?;
-        }
-        if let Some(e) = ede {
-            w.u16(OPT_EDE)?;
-            w.u16(2 + e.text.len() as u16)?;
-            w.u16(e.code)?;
-            w.bytes(e.text.as_bytes())?;
-        }
-        Ok(())
-    }
 }
 
 /// An Extended DNS Error (RFC 8914 §2): info code and a short text.
@@ -106,5 +82,3 @@ pub struct Ede<'a> {
 pub const EDE_NOT_AUTHORITATIVE: u16 = 20;
 /// RFC 8914 §4.23: the server cannot answer (here: no edge can serve).
 pub const EDE_NETWORK_ERROR: u16 = 23;
-/// RFC 8914 §4.22: not supported (EDE for an opcode we don't serve).
-pub const EDE_NOT_SUPPORTED: u16 = 21;

@@ -1,6 +1,6 @@
 //! DNSSEC for queries with DO=1 to a signed zone: the denial records an
-//! answer needs ([`prepare`]) and an RRSIG after every RRset it writes
-//! ([`write_rrsigs`]).
+//! answer needs ([`prepare`]) and the RRSIGs of every RRset it carries
+//! ([`rrsigs`], written after each by [`super::render`]).
 //!
 //! Denial is RFC 9824 compact denial: NODATA and NXDOMAIN get one NSEC at
 //! the denied name whose next name is `\000.<name>` (nothing else lies
@@ -16,25 +16,12 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use super::answer::{self, Answer, Item, Owner};
-use super::render::{Full, Writer};
+use super::answer::{Answer, Item, Nsec, Owner};
 use crate::dnssec::ZoneSigner;
 use crate::dnssec::sign::{Canon, TYPE_NSEC, TYPE_NXNAME, TYPE_RRSIG, nsec_rdata};
 use crate::snapshot::{Snapshot, Zone};
 use crate::wire::*;
 use crate::zone::tree::{Node, Tree};
-
-/// An NSEC made for one answer.
-#[derive(Clone, Debug)]
-pub struct Nsec<'a> {
-    /// Where it is written when it is a name of the answer.
-    pub owner: Owner<'a>,
-    /// A made-up owner (wildcard proofs), lowercased; wins over `owner`.
-    pub synth: Option<Box<[u8]>>,
-    pub ttl: u32,
-    /// Next owner name and type bitmap.
-    pub rdata: Box<[u8]>,
-}
 
 /// What signing needs while rendering one answer.
 pub struct Ctx<'a> {
@@ -63,7 +50,7 @@ pub fn prepare<'a>(
     if !matches!(ans.rcode, Rcode::NoError | Rcode::NxDomain) {
         return None;
     }
-    let zone: &'a Zone = answer::zone_for(snap, qname.as_bytes(), qtype)?;
+    let zone: &'a Zone = snap.zone_for(qname.as_bytes(), qtype)?;
     let signer = zone.dnssec.as_deref()?;
     let tree = &zone.tree;
     let ctx = Ctx {
@@ -162,7 +149,7 @@ fn denial<'a>(ctx: &Ctx<'a>, qtype: u16, compact_ok: bool, ans: &mut Answer<'a>)
             .tree
             .nodes
             .get(lname.as_bytes())
-            .or_else(|| answer::wildcard(ctx.tree, lname.as_bytes()));
+            .or_else(|| ctx.tree.wildcard(lname.as_bytes()));
         node_types(node, qtype, ctx.svcb)
     };
     if ans.rcode == Rcode::NxDomain && !compact_ok {
@@ -218,7 +205,7 @@ fn wildcard_proofs<'a>(ctx: &Ctx<'a>, ans: &mut Answer<'a>) {
         if ctx.tree.nodes.contains_key(lname.as_bytes()) {
             continue;
         }
-        let Some(wild) = answer::wildcard(ctx.tree, lname.as_bytes()) else {
+        let Some(wild) = ctx.tree.wildcard(lname.as_bytes()) else {
             continue;
         };
         // Closest encloser: the wildcard minus `*`; next closer: the
@@ -292,14 +279,22 @@ fn around(name: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (pred, succ)
 }
 
-/// Writes the RRSIGs of `item`, just written, when it is to be signed;
-/// returns how many records that was.
-pub fn write_rrsigs(
-    w: &mut Writer<'_>,
-    ctx: &Ctx<'_>,
-    item: &Item<'_>,
-    synth: &[Box<[u8]>],
-) -> Result<u16, Full> {
+/// The RRSIGs an item of a signed answer gets, and how to write them.
+pub struct Rrsigs<'i> {
+    /// Whose name they carry (that of the RRset they sign)...
+    pub owner: Owner<'i>,
+    /// ...unless the NSEC they sign has a made-up owner.
+    pub made: Option<&'i [u8]>,
+    /// The TTL of the records they sign, as written.
+    pub ttl: u32,
+    /// RRSIG RDATA, one per signing key; none for what stays unsigned.
+    pub sigs: SmallVec<[Arc<[u8]>; 2]>,
+}
+
+/// The RRSIGs of `item` (written just before them, see
+/// [`super::render`]), from the signature cache; records the earliest
+/// expiration in `ctx`.
+pub fn rrsigs<'i>(ctx: &Ctx<'_>, item: &'i Item<'_>, synth: &[Box<[u8]>]) -> Rrsigs<'i> {
     thread_local! {
         static CANON: std::cell::RefCell<Canon> = std::cell::RefCell::new(Canon::default());
     }
@@ -312,12 +307,12 @@ pub fn write_rrsigs(
                 let lname = lower_owner(ctx, *o, synth);
                 // NS at a cut and glue below it are the child's (unsigned);
                 // DS at a cut is the parent's.
-                if set.rtype != TYPE_DS && answer::find_cut(tree, lname.as_bytes()).is_some() {
+                if set.rtype != TYPE_DS && tree.find_cut(lname.as_bytes()).is_some() {
                     return (*o, None, 0);
                 }
                 let (sign_owner, labels) = match tree.nodes.contains_key(lname.as_bytes()) {
                     true => (lname, rrsig_labels(lname.as_bytes())),
-                    false => match answer::wildcard(tree, lname.as_bytes()) {
+                    false => match tree.wildcard(lname.as_bytes()) {
                         Some(wild) => (lower_buf(&wild.owner), label_count(&wild.owner) - 1),
                         None => (lname, label_count(lname.as_bytes())),
                     },
@@ -395,21 +390,13 @@ pub fn write_rrsigs(
             let exp = u32::from_be_bytes(exp.try_into().expect("4 bytes"));
             ctx.min_expiration.set(ctx.min_expiration.get().min(exp));
         }
-        match made {
-            Some(s) => w.name(s, true)?,
-            None => match owner {
-                Owner::Query => w.qname_ptr()?,
-                Owner::Name(n) => w.name(n, true)?,
-                Owner::Synth(i) => w.name(&synth[i as usize], true)?,
-            },
-        }
-        w.u16(TYPE_RRSIG)?;
-        w.u16(CLASS_IN)?;
-        w.u32(ttl)?;
-        w.u16(sig.len() as u16)?;
-        w.bytes(sig)?;
     }
-    Ok(sigs.len() as u16)
+    Rrsigs {
+        owner,
+        made,
+        ttl,
+        sigs,
+    }
 }
 
 thread_local! {
@@ -458,8 +445,20 @@ pub fn edge_rrsigs(
         return sigs;
     }
     let mut sigs = SmallVec::new();
+    let rtype = match family {
+        crate::steer::Family::V4 => TYPE_A,
+        crate::steer::Family::V6 => TYPE_AAAA,
+    };
     EDGE_CANON.with_borrow_mut(|c| {
-        edge_rrsigs_into(signer, lname, family, ttl, steering, edges, c, &mut sigs)
+        c.start(rtype, ttl, label_count(lname) as u8);
+        for &e in edges {
+            let edge = &steering.edges[e as usize];
+            match family {
+                crate::steer::Family::V4 => edge.v4.iter().for_each(|a| c.push(&a.octets())),
+                crate::steer::Family::V6 => edge.v6.iter().for_each(|a| c.push(&a.octets())),
+            }
+        }
+        signer.rrsigs(lname, c, &mut sigs);
     });
     let p = signer.policy;
     let fresh_until = sigs
@@ -533,32 +532,6 @@ struct EdgeSlot {
 
 thread_local! {
     static EDGE_FRONT: std::cell::RefCell<Vec<Option<EdgeSlot>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-#[allow(clippy::too_many_arguments)]
-fn edge_rrsigs_into(
-    signer: &ZoneSigner,
-    lname: &[u8],
-    family: crate::steer::Family,
-    ttl: u32,
-    steering: &crate::steer::Steering,
-    edges: &[crate::steer::EdgeIdx],
-    c: &mut Canon,
-    sigs: &mut SmallVec<[Arc<[u8]>; 2]>,
-) {
-    let rtype = match family {
-        crate::steer::Family::V4 => TYPE_A,
-        crate::steer::Family::V6 => TYPE_AAAA,
-    };
-    c.start(rtype, ttl, label_count(lname) as u8);
-    for &e in edges {
-        let edge = &steering.edges[e as usize];
-        match family {
-            crate::steer::Family::V4 => edge.v4.iter().for_each(|a| c.push(&a.octets())),
-            crate::steer::Family::V6 => edge.v6.iter().for_each(|a| c.push(&a.octets())),
-        }
-    }
-    signer.rrsigs(lname, c, sigs);
 }
 
 #[cfg(test)]

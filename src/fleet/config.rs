@@ -323,7 +323,7 @@ mod tests {
             ),
             (
                 "fleet:\n  etcd: [\"http://e:1\"]\n  instance: a\n  colour: red\n",
-                "unknown field",
+                "unknown key `colour`",
             ),
         ] {
             let e = ServerConfig::from_str(bad, Path::new("g.yaml")).unwrap_err();

@@ -166,10 +166,10 @@ fn new_writer(database_type: &str, description: &str) -> Writer {
 type Lines = Vec<(Option<u64>, SourceEntry)>;
 
 fn parse_yaml(path: &Path, text: &str) -> Result<(Option<String>, Lines), GeoError> {
-    let doc: SourceDoc = serde_saphyr::from_str(text).map_err(|e| GeoError::Source {
+    let doc: SourceDoc = crate::config::parse_yaml(text, path).map_err(|e| GeoError::Source {
         path: path.to_owned(),
-        line: None,
-        reason: e.to_string(),
+        line: (e.line > 0).then_some(u64::from(e.line)),
+        reason: e.reason,
     })?;
     let entries = doc
         .networks

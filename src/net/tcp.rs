@@ -41,7 +41,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{Handler, MAX_MESSAGE, Transport};
+use super::handler::{Handler, MAX_MESSAGE, Transport};
 
 /// Limits for the TCP listener.
 #[derive(Clone, Debug)]

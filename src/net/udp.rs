@@ -45,7 +45,7 @@ use std::thread::JoinHandle;
 use metrics::Counter;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{Handler, MAX_MESSAGE, Transport};
+use super::handler::{Handler, MAX_MESSAGE, Transport};
 
 /// Datagrams read per `recvmmsg` call. Knot uses 10; 32 amortises the
 /// syscalls better under load and costs 128 KiB of receive buffers.

@@ -150,7 +150,7 @@ mod tests {
                 "listen: 127.0.0.1:1\ntrust_forwarded: [10.0.0.1/8]\n",
                 "host bits",
             ),
-            ("listen: 127.0.0.1:1\nbogus: 1\n", "unknown field"),
+            ("listen: 127.0.0.1:1\nbogus: 1\n", "unknown key `bogus`"),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.contains(key), "{text}: {e}");

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::Zone;
+use super::zone::Zone;
 use crate::steer::Family;
 use crate::wire::Rcode;
 use crate::zone::tree::NameHasher;
@@ -113,7 +113,7 @@ impl Negatives {
     /// the walk of [`super::Snapshot::find_zone`] over the same apexes.
     #[inline]
     pub(crate) fn find(&self, qname: &[u8]) -> Option<&Option<Negative>> {
-        super::closest_suffix(qname, self.apex_len, |s| self.by_apex.get(s))
+        super::zone::closest_suffix(qname, self.apex_len, |s| self.by_apex.get(s))
     }
 }
 

@@ -6,8 +6,10 @@
 //! one, which is freed when its last reader drops it.
 
 pub mod fast;
+mod zone;
 
-use std::path::PathBuf;
+pub use zone::Zone;
+
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -17,38 +19,8 @@ use fast::FastTable;
 
 use crate::geo::GeoDb;
 use crate::protocol::Protocol;
-use crate::steer::Steering;
-use crate::wire;
-use crate::zone::tree::{NameMap, Tree};
-
-/// One authoritative zone with its steering data.
-#[derive(Debug)]
-pub struct Zone {
-    /// Presentation name, `cdn.example.`.
-    pub name: String,
-    pub tree: Tree,
-    pub steering: Steering,
-    /// Keys and signing policy, for a signed zone.
-    pub dnssec: Option<Arc<crate::dnssec::ZoneSigner>>,
-    /// The zone file it came from (and the pools file, if any).
-    pub zone_file: PathBuf,
-    pub pools_file: Option<PathBuf>,
-    /// Steered-answer counters, made with the zone.
-    pub counters: crate::metrics::SteerCounters,
-    /// HTTPS/SVCB templates of steered hosts (pools file).
-    pub svcb: Vec<crate::zone::svcb::Template>,
-    /// Each edge's `rum_url` (pools file), by edge index.
-    pub rum_urls: Vec<Option<Box<str>>>,
-}
-
-impl Zone {
-    /// The steered HTTPS (65) or SVCB (64) template of host `host`.
-    pub fn svcb_template(&self, host: u32, rtype: u16) -> Option<&crate::zone::svcb::Template> {
-        self.svcb
-            .iter()
-            .find(|t| t.host == host && t.rtype == rtype)
-    }
-}
+use crate::wire::{self, TYPE_DS};
+use crate::zone::tree::NameMap;
 
 /// Everything a query needs, immutable once built.
 pub struct Snapshot {
@@ -118,7 +90,23 @@ impl Snapshot {
 
     /// The closest enclosing zone of a lowercased wire name.
     pub fn find_zone(&self, qname: &[u8]) -> Option<&Zone> {
-        closest_suffix(qname, self.apex_len, |s| self.zones.get(s)).map(|z| &**z)
+        zone::closest_suffix(qname, self.apex_len, |s| self.zones.get(s)).map(|z| &**z)
+    }
+
+    /// The zone that answers `name`/`qtype` (lowercased wire name): the
+    /// closest enclosing one, except that DS at a zone's apex is the
+    /// parent's data (RFC 4035 §3.1.4.1), answered from the parent zone
+    /// when we serve it too.
+    pub fn zone_for(&self, name: &[u8], qtype: u16) -> Option<&Zone> {
+        let zone = self.find_zone(name)?;
+        if qtype == TYPE_DS
+            && name.len() == zone.tree.apex_lower.len()
+            && name.len() > 1
+            && let Some(parent) = self.find_zone(&name[1 + name[0] as usize..])
+        {
+            return Some(parent);
+        }
+        Some(zone)
     }
 
     /// Looks a zone up by presentation name (`cdn.example` or `cdn.example.`).
@@ -136,34 +124,3 @@ impl Snapshot {
 
 /// The handle every transport and the reloader share.
 pub type Shared = Arc<ArcSwap<Snapshot>>;
-
-/// What `get` knows for the longest suffix of the wire name `qname` (the
-/// closest enclosing zone). `apex_len` bounds the apex lengths: suffixes
-/// longer than every apex are skipped without hashing, and past the
-/// shortest one the walk stops.
-#[inline]
-pub(crate) fn closest_suffix<'a, T>(
-    qname: &[u8],
-    (min, max): (usize, usize),
-    get: impl Fn(&[u8]) -> Option<&'a T>,
-) -> Option<&'a T> {
-    // Walk the labels from the left: the first suffix that is an apex is
-    // the closest enclosing zone.
-    let mut pos = 0usize;
-    while pos < qname.len() {
-        let suffix = &qname[pos..];
-        if suffix.len() < min {
-            break;
-        }
-        if suffix.len() <= max
-            && let Some(v) = get(suffix)
-        {
-            return Some(v);
-        }
-        if qname[pos] == 0 {
-            break;
-        }
-        pos += 1 + qname[pos] as usize;
-    }
-    None
-}

@@ -7,7 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use hickory_proto::rr::{RData, Record};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
-use crate::wire::{self, TYPE_CNAME, TYPE_NS, TYPE_SOA};
+use crate::wire::{self, TYPE_NS, TYPE_SOA};
 
 /// RDATA in wire form, split where it holds names so the renderer can
 /// compress them (or, for SRV, must not).
@@ -328,10 +328,84 @@ impl Tree {
             .expect("tree built without apex SOA")
     }
 
-    /// Does the name have a CNAME (used by validation of steered hosts).
-    pub fn has_cname(&self, key: &[u8]) -> bool {
-        self.nodes
-            .get(key)
-            .is_some_and(|n| n.rrset(TYPE_CNAME).is_some())
+    /// Is the lowercased `lname` the apex or a name below it?
+    pub fn contains_name(&self, lname: &[u8]) -> bool {
+        let apex = &self.apex_lower;
+        lname.len() >= apex.len()
+            && lname.ends_with(apex)
+            && (lname.len() == apex.len() || is_label_boundary(lname, lname.len() - apex.len()))
     }
+
+    /// The topmost zone cut at or above `lname` (below the apex), and
+    /// whether it is `lname` itself.
+    pub fn find_cut(&self, lname: &[u8]) -> Option<(&Node, bool)> {
+        let mut offs = [0u8; 128];
+        let n = wire::label_offsets(lname, &mut offs);
+        let apex = self.apex_lower.len();
+        for &off in offs[..n].iter().rev() {
+            let key = &lname[off as usize..];
+            if key.len() <= apex {
+                continue;
+            }
+            // Ancestors of every node exist (empty non-terminals), so a
+            // missing node means nothing deeper exists either.
+            let node = self.nodes.get(key)?;
+            if node.cut {
+                return Some((node, off == 0));
+            }
+        }
+        None
+    }
+
+    /// The DNAME at a proper ancestor of `lname` inside the zone, if any.
+    /// Validation leaves nothing below a DNAME, so there is at most one and
+    /// a missing node on the way down means there is none.
+    pub fn find_dname(&self, lname: &[u8]) -> Option<(&Node, &Rrset)> {
+        let mut offs = [0u8; 128];
+        let n = wire::label_offsets(lname, &mut offs);
+        let apex = self.apex_lower.len();
+        for &off in offs[1..n].iter().rev() {
+            let key = &lname[off as usize..];
+            if key.len() < apex {
+                continue;
+            }
+            let node = self.nodes.get(key)?;
+            if let Some(d) = node.rrset(wire::TYPE_DNAME) {
+                return Some((node, d));
+            }
+        }
+        None
+    }
+
+    /// RFC 4592: the wildcard that is the source of synthesis for the
+    /// lowercased `lname`, `*.<closest encloser>`, if the zone has it.
+    pub fn wildcard(&self, lname: &[u8]) -> Option<&Node> {
+        if !self.has_wildcards {
+            return None;
+        }
+        let mut offs = [0u8; 128];
+        let n = wire::label_offsets(lname, &mut offs);
+        let encloser = offs[1..n]
+            .iter()
+            .map(|&o| &lname[o as usize..])
+            .find(|k| self.nodes.contains_key(*k))
+            .unwrap_or(&self.apex_lower);
+        if encloser.len() + 2 > wire::MAX_NAME {
+            return None;
+        }
+        let mut key = wire::NameBuf::empty();
+        key.buf[..2].copy_from_slice(b"\x01*");
+        key.buf[2..2 + encloser.len()].copy_from_slice(encloser);
+        key.len = (2 + encloser.len()) as u8;
+        self.nodes.get(key.as_bytes())
+    }
+}
+
+/// Does a label start at byte `at` of the wire name?
+fn is_label_boundary(name: &[u8], at: usize) -> bool {
+    let mut p = 0;
+    while p < at {
+        p += 1 + name[p] as usize;
+    }
+    p == at
 }

@@ -1,12 +1,13 @@
-//! Writing a response straight into the caller's buffer, with name
-//! compression, without allocating.
+//! The cursor every response is written with: bounds-checked writes
+//! straight into the caller's buffer, with name compression, without
+//! allocating.
 
 use crate::wire::HEADER;
 use crate::zone::tree::Rdata;
 
 /// Name compression remembers at most this many label positions; past it,
 /// names are written in full, which is always correct.
-const COMPRESS_SLOTS: usize = 48;
+pub(crate) const COMPRESS_SLOTS: usize = 48;
 
 /// The buffer ran out before the item fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,10 +40,6 @@ impl<'b> Writer<'b> {
         let mut w = Writer::new(buf, usize::MAX);
         w.pos = pos;
         w
-    }
-
-    pub fn limit(&self) -> usize {
-        self.limit
     }
 
     pub fn set_limit(&mut self, limit: usize) {
@@ -80,10 +77,6 @@ impl<'b> Writer<'b> {
 
     pub fn put_u16_at(&mut self, at: usize, v: u16) {
         self.buf[at..at + 2].copy_from_slice(&v.to_be_bytes());
-    }
-
-    pub fn written(&self) -> &[u8] {
-        &self.buf[..self.pos]
     }
 
     /// Registers the labels of a name already in the buffer at `at` (the

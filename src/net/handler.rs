@@ -1,0 +1,44 @@
+//! What a transport hands each message to, and what it tells about it.
+
+use std::net::SocketAddr;
+
+/// Which transport a query arrived on; the answer core needs it for the
+/// response size limit (UDP truncates, TCP does not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// The largest DNS message any transport carries (TCP's 16-bit length).
+pub const MAX_MESSAGE: usize = 65_535;
+
+/// What a transport calls for each received message.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers `query` from `client` into `out` (at least [`MAX_MESSAGE`]
+    /// bytes long) and returns the response length, or `None` to send
+    /// nothing (the packet was not worth an answer).
+    ///
+    /// Transports call this inline on their I/O thread: it must not block.
+    /// `out` is scratch space with stale contents, not zeroed. A returned
+    /// length of 0 or above `out.len()`, or a panic, is treated as a
+    /// handler bug: that message gets no answer and is counted. Over UDP,
+    /// answers up to [`super::udp::TX_SLOT`] bytes are batched; longer ones (beyond
+    /// any sane EDNS size) cost one extra `sendmsg`.
+    fn handle(
+        &self,
+        query: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        out: &mut [u8],
+    ) -> Option<usize>;
+}
