@@ -17,15 +17,19 @@ use super::{repo, write_file};
 /// Where the site's override nets put loopback networks (pools `nets:`).
 pub const NETS: &str = "  127.1.0.0/16: [51.5, -0.12]\n  127.2.0.0/16: [35.68, 139.69]\n  127.3.0.0/16: [51.5, -0.12]\n  127.4.0.0/14: [40.7, -74.0]\n  127.8.0.0/13: [40.7, -74.0]\n";
 
-/// A config directory: the demo zone, its pools file with a `rum_url` on
-/// every edge and [`NETS`] (plus `nets`), and `geosteer.yaml` with the
+/// A config directory: the demo zone, its pools file (whose `rum_url`s
+/// become `http://<edge>.edges.test/rum-object`) with [`NETS`] (plus `nets`), and `geosteer.yaml` with the
 /// demo database, `http:` and `rum:` (`rum` lines appended to the section;
 /// `min_samples` is 5 unless they say).
 pub fn site(dir: &Path, rum: &str, nets: &str) -> PathBuf {
     let zone = std::fs::read_to_string(repo().join("zones/cdn.example.zone")).unwrap();
     write_file(dir, "zones/cdn.example.zone", &zone);
     let pools = std::fs::read_to_string(repo().join("zones/cdn.example.pools.yaml")).unwrap();
-    let pools = with_rum_urls(&pools, "http://{edge}.edges.test/rum-object");
+    // The demo's rum_urls, on names the browser test maps to loopback.
+    assert!(pools.contains("https://lhr.edge.cdn.example/rum.gif"));
+    let pools = pools
+        .replace("https://", "http://")
+        .replace(".edge.cdn.example/rum.gif", ".edges.test/rum-object");
     let pools = pools.replacen("\nnets:\n", &format!("\nnets:\n{NETS}{nets}"), 1);
     write_file(dir, "zones/cdn.example.pools.yaml", &pools);
     geosteer::geo::build(
@@ -46,36 +50,6 @@ pub fn site(dir: &Path, rum: &str, nets: &str) -> PathBuf {
             "listen: [127.0.0.1:0]\nzones: zones\ngeodb: geo.mmdb\nworkers: 1\nhttp: 127.0.0.1:0\nstate_file: state.json\nrum:\n  listen: 127.0.0.1:0\n{min}{rum}"
         ),
     )
-}
-
-/// The pools text with `rum_url: <template>` (`{edge}` replaced) on every
-/// edge of the `edges:` section (one-line flow maps, as the demo writes
-/// them).
-pub fn with_rum_urls(pools: &str, template: &str) -> String {
-    let mut out = String::new();
-    let mut in_edges = false;
-    for line in pools.lines() {
-        if line.starts_with("edges:") {
-            in_edges = true;
-        } else if !line.starts_with(' ') && !line.is_empty() {
-            in_edges = false;
-        }
-        let t = line.trim_start();
-        if in_edges && line.starts_with("  ") && !t.starts_with('#') && t.contains(": {") {
-            let edge = t.split(':').next().unwrap();
-            let close = line.rfind('}').unwrap();
-            out.push_str(&line[..close]);
-            out.push_str(&format!(
-                ", rum_url: \"{}\" ",
-                template.replace("{edge}", edge)
-            ));
-            out.push_str(&line[close..]);
-        } else {
-            out.push_str(line);
-        }
-        out.push('\n');
-    }
-    out
 }
 
 /// One HTTP/1.1 request from source address `from`: (status, head, body).
