@@ -113,7 +113,7 @@ async fn run(cfg: FleetConfig, rum: Arc<Rum>, connected: Arc<AtomicBool>) {
         } else {
             tracing::debug!(endpoint, error = %err, "fleet: RUM sharing: etcd unreachable");
         }
-        if next % n == 0 {
+        if next.is_multiple_of(n) {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
@@ -267,8 +267,11 @@ fn apply(cfg: &FleetConfig, rum: &Rum, key: &str, value: Option<&[u8]>) -> bool 
     }
 }
 
+/// A cell as a shard's value lists it: network, edge, ms, samples, newest.
+pub type Line<'a> = (Net, &'a str, f32, u32, u32);
+
 /// One shard's value: this instance's cells in it.
-pub fn encode(cells: &[(Net, &str, f32, u32, u32)]) -> String {
+pub fn encode(cells: &[Line<'_>]) -> String {
     use std::fmt::Write as _;
     let mut s = String::from("v1\n");
     for (net, edge, ms, samples, last) in cells {
@@ -350,7 +353,7 @@ async fn push(
             if dirty.is_empty() {
                 continue;
             }
-            let mut by_shard: HashMap<String, Vec<(Net, &str, f32, u32, u32)>> = HashMap::new();
+            let mut by_shard: HashMap<String, Vec<Line<'_>>> = HashMap::new();
             for (net, cells) in &z.nets {
                 let s = shard(*net);
                 if !dirty.contains(&s) {

@@ -196,7 +196,9 @@ impl ZoneCells {
     /// (net, edge id) → (ms, samples, newest).
     pub fn combined(&self, min_samples: u32) -> HashMap<(Net, u16), (f32, u32, u32)> {
         let cap = min_samples.saturating_mul(CAP_FACTOR).max(1);
-        let mut parts: HashMap<(Net, u16), Vec<(f32, u32, u32)>> = HashMap::new();
+        // (ms, samples, newest) of every estimate of a cell.
+        type Parts = Vec<(f32, u32, u32)>;
+        let mut parts: HashMap<(Net, u16), Parts> = HashMap::new();
         for (net, cells) in &self.nets {
             for c in cells {
                 parts

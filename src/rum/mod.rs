@@ -197,8 +197,11 @@ pub struct Rum {
     poke: AtomicU64,
     published: Mutex<Published>,
     aggregator: Mutex<Option<std::thread::JoinHandle<()>>>,
-    listener: Mutex<Option<(JoinHandle<std::io::Result<()>>, watch::Sender<bool>)>>,
+    listener: Mutex<Option<Serving>>,
 }
+
+/// The listener's task and the switch that stops it.
+type Serving = (JoinHandle<std::io::Result<()>>, watch::Sender<bool>);
 
 impl std::fmt::Debug for Rum {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
