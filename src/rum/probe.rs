@@ -189,6 +189,69 @@ mod tests {
         p
     }
 
+    fn tree(text: &str) -> Tree {
+        let origin = hickory_proto::rr::Name::from_ascii("cdn.example.").unwrap();
+        let zf = crate::zone::parse_zone_str(text, std::path::Path::new("z"), &origin).unwrap();
+        Tree::build(
+            &zf.origin,
+            zf.records.iter().enumerate().map(|(i, r)| (i, &r.record)),
+        )
+        .unwrap()
+    }
+
+    const SOA: &str = "$TTL 300\n@ SOA ns h 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.53\n";
+
+    fn probe_node(t: &Tree) -> &Node {
+        t.nodes
+            .get(&b"\x01*\x03rum\x03cdn\x07example\x00"[..])
+            .unwrap()
+    }
+
+    #[test]
+    fn probe_wildcard_answers_with_the_listeners_name() {
+        // rum.<zone> exists: its addresses, TTL 0.
+        let mut t = tree(&format!("{SOA}rum A 198.51.100.7\nrum AAAA 2001:db8::7\n"));
+        assert_eq!(
+            add_probe_node(&mut t, "0.0.0.0:8054".parse().unwrap()),
+            None
+        );
+        let n = probe_node(&t);
+        assert!(n.rum_probe && t.has_wildcards);
+        assert_eq!(n.rrsets.len(), 2);
+        assert!(n.rrsets.iter().all(|s| s.ttl == 0));
+        // A CNAME there is followed the same way.
+        let mut t = tree(&format!("{SOA}rum CNAME lb.example.net.\n"));
+        add_probe_node(&mut t, "0.0.0.0:8054".parse().unwrap());
+        assert_eq!(probe_node(&t).rrsets[0].rtype, TYPE_CNAME);
+        // No rum name: the listener's own address, else nothing and a warning.
+        let mut t = tree(SOA);
+        assert_eq!(
+            add_probe_node(&mut t, "192.0.2.80:8054".parse().unwrap()),
+            None
+        );
+        assert_eq!(probe_node(&t).rrsets[0].rtype, TYPE_A);
+        let mut t = tree(SOA);
+        let w = add_probe_node(&mut t, "[::]:8054".parse().unwrap()).unwrap();
+        assert!(
+            w.contains("rum A <the RUM listener's public address>"),
+            "{w}"
+        );
+        assert!(probe_node(&t).rrsets.is_empty());
+        // The operator's own wildcard stays as written.
+        let mut t = tree(&format!("{SOA}*.rum TXT \"mine\"\n"));
+        add_probe_node(&mut t, "192.0.2.80:8054".parse().unwrap());
+        let n = probe_node(&t);
+        assert!(n.rum_probe);
+        assert_eq!(n.rrsets[0].ttl, 300);
+        // A delegated rum: not answered here.
+        let mut t = tree(&format!("{SOA}rum NS ns.elsewhere.example.\n"));
+        assert!(
+            add_probe_node(&mut t, "192.0.2.80:8054".parse().unwrap())
+                .unwrap()
+                .contains("delegated")
+        );
+    }
+
     #[test]
     fn records_label_resolver_and_ecs() {
         let q = ProbeQueue::new(2);

@@ -390,6 +390,28 @@ hosts:
     }
 
     #[test]
+    fn ipv6_cells_are_56s() {
+        let st = steering(&[]);
+        learn(&st, &[("2001:db8:1:100::/56", "c", 4.0)], &[]);
+        let six = |a: &str| {
+            let d = decide(
+                &st,
+                &st.hosts[0],
+                None,
+                Client {
+                    addr: a.parse().unwrap(),
+                    ecs_source: Some(56),
+                },
+                Family::V4,
+                &mut (),
+            );
+            (st.edges[d.edges[0] as usize].name.clone(), d.scope)
+        };
+        assert_eq!(six("2001:db8:1:100::"), ("c".into(), 56));
+        assert_eq!(six("2001:db8:1:200::"), ("a".into(), 56));
+    }
+
+    #[test]
     fn resolvers_steer_for_their_users_without_ecs() {
         let st = steering(&[]);
         learn(&st, &[], &[("192.0.2.0/24", "c", 40.0)]);
