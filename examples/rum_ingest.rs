@@ -9,7 +9,9 @@
 //! ```
 //!
 //! The server runs under `taskset -c 0` (its UDP worker, HTTP runtime and
-//! aggregator share that one core). Reported: beacons per second of wall
+//! aggregator share that one core; `PIN=0` leaves it unpinned, for a
+//! machine with cores to spare). `RATE=<beacons/s>` paces the beacons
+//! instead of sending them as fast as the server takes them. Reported: beacons per second of wall
 //! time and per second of the server's CPU time (utime + stime from
 //! /proc), which is the "per core" figure even on a shared machine; and
 //! the DNS p50/p99/p99.9 with and without the beacon load. Every beacon
@@ -156,7 +158,9 @@ fn main() {
         ),
     )
     .unwrap();
-    let pinned = Command::new("taskset").arg("-V").output().is_ok();
+    let pinned = std::env::var("PIN").as_deref() != Ok("0")
+        && Command::new("taskset").arg("-V").output().is_ok();
+    let rate: f64 = std::env::var("RATE").ok().and_then(|r| r.parse().ok()).unwrap_or(0.0);
     let mut cmd = if pinned {
         let mut c = Command::new("taskset");
         c.args(["-c", "0"]).arg(&bin);
@@ -244,9 +248,17 @@ fn main() {
             let sent = sent.clone();
             s.spawn(move || {
                 let mut c = Conn::open(from, rum);
+                let gap = (rate > 0.0).then(|| Duration::from_secs_f64(conns as f64 / rate));
+                let mut next = Instant::now();
                 for tok in list {
                     if Instant::now() >= deadline {
                         break;
+                    }
+                    if let Some(g) = gap {
+                        next += g;
+                        if let Some(d) = next.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(d);
+                        }
                     }
                     let body = format!(r#"{{"token":"{tok}","rtt":{{"lhr":23.5,"fra":31.0,"cdg":28.2,"nrt":240.0}}}}"#);
                     let (code, _) = c.call("POST", "/rum/beacon", body.as_bytes());

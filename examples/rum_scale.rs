@@ -22,6 +22,13 @@ const EDGES: [&str; 11] = [
     "lhr", "fra", "cdg", "iad", "sjc", "gru", "jnb", "nrt", "sin", "syd", "bom",
 ];
 
+/// CPU seconds this process used so far (user + system).
+fn cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap()
@@ -62,6 +69,7 @@ fn main() {
 
     let before = rss_kib();
     let t = Instant::now();
+    let c0 = cpu();
     let mut st = State::new(1, 1800.0, 86_400);
     let mut rows = Vec::with_capacity(4 * NETS as usize);
     for (i, &n) in nets.iter().enumerate() {
@@ -95,8 +103,9 @@ fn main() {
     let (cells, _) = st.counts();
     let state_kib = rss_kib().saturating_sub(before);
     println!(
-        "state: {cells} cells in {:.1?}, {} MiB resident: {:.0} bytes a cell (Cell is {} bytes)",
+        "state: {cells} cells in {:.1?} ({:.2} s CPU), {} MiB resident: {:.0} bytes a cell (Cell is {} bytes)",
         t.elapsed(),
+        cpu() - c0,
         state_kib / 1024,
         state_kib as f64 * 1024.0 / cells as f64,
         std::mem::size_of::<geosteer::rum::cells::Cell>()
@@ -118,35 +127,28 @@ fn main() {
     let steering = p.steering;
     let before = rss_kib();
     let t = Instant::now();
+    let c0 = cpu();
     let r = st.rows("cdn.example.", &steering);
     let rows_took = t.elapsed();
+    let rows_cpu = cpu() - c0;
     let t = Instant::now();
+    let c0 = cpu();
     let table = Learned::build(&steering, r.clients, r.resolvers, &r.users, now);
     let build_took = t.elapsed();
+    let build_cpu = cpu() - c0;
     let table_kib = rss_kib().saturating_sub(before);
     println!(
-        "published table: {} rows, gathered in {rows_took:.1?}, built in {build_took:.1?}; {} MiB resident: {:.0} bytes a cell",
+        "published table: {} rows, gathered in {rows_took:.1?} ({rows_cpu:.2} s CPU), built in {build_took:.1?} ({build_cpu:.2} s CPU); {} MiB resident: {:.0} bytes a cell",
         table.clients.rows(),
         table_kib / 1024,
         table_kib as f64 * 1024.0 / cells as f64
     );
     steering.learned.publish(Some(Arc::new(table)));
 
-    let t = Instant::now();
-    let bytes = geosteer::rum::persist::encode(&st, now);
-    let enc = t.elapsed();
-    let t = Instant::now();
-    let mut back = State::new(1, 1800.0, 86_400);
-    geosteer::rum::persist::decode(&bytes, &mut back).unwrap();
-    println!(
-        "state file: {} MB ({:.0} bytes a cell), written in {enc:.1?}, read in {:.1?}",
-        bytes.len() / 1_000_000,
-        bytes.len() as f64 / cells as f64,
-        t.elapsed()
-    );
     if let Some(dir) = write {
         std::fs::create_dir_all(&dir).unwrap();
-        geosteer::rum::persist::write(&dir.join("rum.state"), &bytes).unwrap();
+        let one = geosteer::rum::persist::encode(&st, now);
+        geosteer::rum::persist::write(&dir.join("rum.state"), &one).unwrap();
         use std::fmt::Write as _;
         let mut csv = String::from("client,edge,rtt_ms,samples\n");
         let mut by: HashMap<(u32, &str), f32> = HashMap::new();
@@ -163,4 +165,36 @@ fn main() {
             dir.display()
         );
     }
+    // Full reservoirs: eleven more page views for every network.
+    let c0 = cpu();
+    for round in 1..12u64 {
+        for (i, &n) in nets.iter().enumerate() {
+            st.add_beacon(&Beacon {
+                zone: "cdn.example.".into(),
+                net: Net::of(IpAddr::V4(Ipv4Addr::from(n << 8))),
+                id: (round << 40 | i as u64).to_be_bytes(),
+                rtt: rows[4 * i..4 * i + 4].iter().map(|r| (r.1.clone(), r.2 + round as f32)).collect(),
+                at: now + round,
+            });
+        }
+    }
+    let adds = 11.0 * f64::from(NETS) * 4.0;
+    println!(
+        "{adds} more samples taken in {:.2} s CPU ({:.2} µs a sample, its cell's weighted median included)",
+        cpu() - c0,
+        (cpu() - c0) * 1e6 / adds
+    );
+    st.expire(now + 1_000);
+    let t = Instant::now();
+    let bytes = geosteer::rum::persist::encode(&st, now);
+    let enc = t.elapsed();
+    let t = Instant::now();
+    let mut back = State::new(1, 1800.0, 86_400);
+    geosteer::rum::persist::decode(&bytes, &mut back).unwrap();
+    println!(
+        "state file: {} MB ({:.0} bytes a cell), written in {enc:.1?}, read in {:.1?}",
+        bytes.len() / 1_000_000,
+        bytes.len() as f64 / cells as f64,
+        t.elapsed()
+    );
 }

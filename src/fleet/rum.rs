@@ -98,6 +98,8 @@ pub fn shard(net: Net) -> String {
 }
 
 async fn run(cfg: FleetConfig, rum: Arc<Rum>, connected: Arc<AtomicBool>) {
+    // From now on the aggregator notes which networks changed, for push.
+    rum.state().track = true;
     let mut backoff = Duration::from_millis(200);
     let mut next = 0usize;
     let n = cfg.etcd.len().max(1);

@@ -196,6 +196,14 @@ impl ZoneCells {
     /// (net, edge id) → (ms, samples, newest).
     pub fn combined(&self, min_samples: u32) -> HashMap<(Net, u16), (f32, u32, u32)> {
         let cap = min_samples.saturating_mul(CAP_FACTOR).max(1);
+        if self.remote.values().all(|s| s.values().all(Vec::is_empty)) {
+            // This instance's cells alone: nothing to combine.
+            return self
+                .nets
+                .iter()
+                .flat_map(|(net, cells)| cells.iter().map(|c| ((*net, c.edge), (c.ms, c.samples, c.last))))
+                .collect();
+        }
         // (ms, samples, newest) of every estimate of a cell.
         type Parts = Vec<(f32, u32, u32)>;
         let mut parts: HashMap<(Net, u16), Parts> = HashMap::new();
@@ -286,8 +294,12 @@ pub struct State {
     /// Changed since the tables were last built / the file last written.
     pub dirty: bool,
     pub unsaved: bool,
-    /// Networks whose cells changed since the fleet last heard: zone → nets.
+    /// Networks whose cells changed since the fleet last heard: zone → nets
+    /// (kept only while `track` is on: a fleet link takes them).
     pub changed: HashMap<String, std::collections::HashSet<Net>>,
+    pub track: bool,
+    /// This instance's cells.
+    cells: usize,
     /// Counters for the API.
     pub beacons: u64,
     pub samples: u64,
@@ -307,6 +319,8 @@ impl State {
             dirty: false,
             unsaved: false,
             changed: HashMap::new(),
+            track: false,
+            cells: 0,
             beacons: 0,
             samples: 0,
             linked: 0,
@@ -326,19 +340,22 @@ impl State {
                 Some(i) => i,
                 None => {
                     cells.push(Cell::new(id));
+                    self.cells += 1;
                     cells.len() - 1
                 }
             };
             cells[at].add(f64::from(*ms), b.at, self.half_life);
             self.samples += 1;
         }
-        match self.changed.get_mut(&*b.zone) {
-            Some(set) => {
-                set.insert(b.net);
-            }
-            None => {
-                self.changed
-                    .insert(b.zone.to_string(), std::iter::once(b.net).collect());
+        if self.track {
+            match self.changed.get_mut(&*b.zone) {
+                Some(set) => {
+                    set.insert(b.net);
+                }
+                None => {
+                    self.changed
+                        .insert(b.zone.to_string(), std::iter::once(b.net).collect());
+                }
             }
         }
         self.beacons += 1;
@@ -421,20 +438,33 @@ impl State {
         let stale = |t: u64| now.saturating_sub(t) > PENDING_SECS;
         self.probes.retain(|_, p| !stale(p.2));
         self.views.retain(|_, v| !stale(v.1));
+        // A burst of page views leaves big, mostly empty tables behind.
+        if self.views.capacity() > 4 * self.views.len() + 1024 {
+            self.views.shrink_to_fit();
+        }
+        if self.probes.capacity() > 4 * self.probes.len() + 1024 {
+            self.probes.shrink_to_fit();
+        }
         if gone {
             self.dirty = true;
             self.unsaved = true;
+            self.recount();
         }
     }
 
-    /// Cells of this instance, and the page views waiting.
+    /// Cells of this instance, and the page views waiting (kept count:
+    /// the aggregator asks every tick).
     pub fn counts(&self) -> (usize, usize) {
-        let cells = self
+        (self.cells, self.probes.len() + self.views.len())
+    }
+
+    /// Counts the cells again (after a load or an expiry).
+    pub fn recount(&mut self) {
+        self.cells = self
             .zones
             .values()
             .map(|z| z.nets.values().map(Vec::len).sum::<usize>())
             .sum();
-        (cells, self.probes.len() + self.views.len())
     }
 
     /// The learned rows of `zone` for steering `st`: client rows (cells

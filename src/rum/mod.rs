@@ -28,7 +28,7 @@ pub mod token;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -48,8 +48,10 @@ use crate::steer::Learned;
 pub const TOKEN_TTL: u64 = 600;
 /// Beacons waiting for the aggregator before the listener drops them.
 pub const BEACON_QUEUE: usize = 65_536;
-/// The aggregator's longest wait for input.
-const TICK: Duration = Duration::from_millis(100);
+/// How often the aggregator wakes to drain its queues: it sleeps between
+/// ticks rather than waking per beacon (a wake-up per beacon cost more
+/// than taking it).
+const TICK: Duration = Duration::from_millis(50);
 /// Tables are rebuilt at most this often (and at most a quarter of the
 /// time goes to rebuilding, however big they get).
 const PUBLISH_EVERY: Duration = Duration::from_millis(500);
@@ -403,22 +405,13 @@ fn aggregate(rum: Arc<Rum>, rx: Receiver<cells::Beacon>) {
     let mut build_time = Duration::ZERO;
     loop {
         let stopping = rum.stop.load(Ordering::Acquire);
-        match rx.recv_timeout(TICK) {
-            Ok(b) => batch.push(b),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {}
+        std::thread::sleep(TICK);
+        // Everything queued now (the queues are bounded).
+        while let Ok(b) = rx.try_recv() {
+            batch.push(b);
         }
-        while batch.len() < 8192 {
-            match rx.try_recv() {
-                Ok(b) => batch.push(b),
-                Err(_) => break,
-            }
-        }
-        while probes.len() < 8192 {
-            match rum.probes.pop() {
-                Some(p) => probes.push(p),
-                None => break,
-            }
+        while let Some(p) = rum.probes.pop() {
+            probes.push(p);
         }
         let now = unix_now();
         if !batch.is_empty() || !probes.is_empty() {

@@ -223,6 +223,7 @@ pub fn decode(bytes: &[u8], s: &mut State) -> Result<(), (usize, String)> {
     if r.at != body.len() {
         return Err((r.at, "bytes after the end".into()));
     }
+    s.recount();
     Ok(())
 }
 
@@ -276,6 +277,7 @@ pub fn load(path: &Path, s: &mut State) -> Result<(), PersistError> {
     if let Err((at, reason)) = decode(&bytes, s) {
         s.zones.clear();
         s.links.clear();
+        s.recount();
         let bad = beside(path, "bad");
         let _ = std::fs::rename(path, &bad);
         return Err(PersistError::Corrupt {
