@@ -160,7 +160,10 @@ fn main() {
     .unwrap();
     let pinned = std::env::var("PIN").as_deref() != Ok("0")
         && Command::new("taskset").arg("-V").output().is_ok();
-    let rate: f64 = std::env::var("RATE").ok().and_then(|r| r.parse().ok()).unwrap_or(0.0);
+    let rate: f64 = std::env::var("RATE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0.0);
     let mut cmd = if pinned {
         let mut c = Command::new("taskset");
         c.args(["-c", "0"]).arg(&bin);

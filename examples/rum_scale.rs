@@ -25,7 +25,12 @@ const EDGES: [&str; 11] = [
 /// CPU seconds this process used so far (user + system).
 fn cpu() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let f: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
 }
 
@@ -173,7 +178,10 @@ fn main() {
                 zone: "cdn.example.".into(),
                 net: Net::of(IpAddr::V4(Ipv4Addr::from(n << 8))),
                 id: (round << 40 | i as u64).to_be_bytes(),
-                rtt: rows[4 * i..4 * i + 4].iter().map(|r| (r.1.clone(), r.2 + round as f32)).collect(),
+                rtt: rows[4 * i..4 * i + 4]
+                    .iter()
+                    .map(|r| (r.1.clone(), r.2 + round as f32))
+                    .collect(),
                 at: now + round,
             });
         }

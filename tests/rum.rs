@@ -9,15 +9,11 @@ mod support;
 use std::time::Duration;
 
 use support::http::{get, get_json};
-use support::rum::{Client, answer, ask_from, site, www_edge};
+use support::rum::{Client, answer, ask_from, rum_addr, start, www_edge};
 use support::server::AppServer;
 use support::wait::until_true;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn rum_addr(app: &AppServer) -> std::net::SocketAddr {
-    app.app().rum.as_ref().expect("rum: configured").addr
-}
 
 /// Five page views from London network 127.1.1.0/24 say fra is fast and
 /// lhr slow: that network moves to fra (scope /24), its neighbours stay,
@@ -25,9 +21,7 @@ fn rum_addr(app: &AppServer) -> std::net::SocketAddr {
 /// API, the export and the metrics all say so. Then a restart keeps it.
 #[test]
 fn beacons_move_their_network_and_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = site(dir.path(), "", "");
-    let app = AppServer::load(&cfg);
+    let (dir, cfg, app) = start("", "");
     let (dns, http, rum) = (app.dns(), app.http(), rum_addr(&app));
     let london = Some(("127.1.1.0", 24));
     assert_eq!(www_edge(dns, "127.0.0.1", london).0, "lhr");
@@ -218,9 +212,7 @@ fn beacons_move_their_network_and_survive_a_restart() {
 /// edge; another resolver in London keeps London's.
 #[test]
 fn resolvers_are_steered_for_their_linked_users() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = site(dir.path(), "", "");
-    let app = AppServer::load(&cfg);
+    let (_dir, _, app) = start("", "");
     let (dns, http, rum) = (app.dns(), app.http(), rum_addr(&app));
     let resolver = "127.3.0.53";
     assert_eq!(www_edge(dns, resolver, None).0, "lhr");
@@ -283,9 +275,7 @@ fn resolvers_are_steered_for_their_linked_users() {
 /// The snippet and the small endpoints: what a browser and a proxy see.
 #[test]
 fn snippet_probe_and_preflight() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = site(dir.path(), "", "");
-    let app = AppServer::load(&cfg);
+    let (_dir, _, app) = start("", "");
     let rum = rum_addr(&app);
     let from = "127.0.0.1".parse().unwrap();
     let http = |method: &str, path: &str, headers: &str| {
@@ -342,9 +332,7 @@ fn unbound_subnet_cache_with_learned_cells() {
     if !support::tools::need_tools(&["unbound", "dig"]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = site(dir.path(), "", "");
-    let app = AppServer::load(&cfg);
+    let (dir, _, app) = start("", "");
     let (dns, rum) = (app.dns(), rum_addr(&app));
     for i in 0..5 {
         let c = Client::new(&format!("127.1.1.{}", 10 + i), rum);

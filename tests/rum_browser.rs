@@ -15,18 +15,15 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
-use support::KillOnDrop;
+use support::browser::{self, log};
 use support::http::get_json;
 use support::rum::{site, www_edge};
 use support::server::AppServer;
-use support::tools::{need_tools, tool};
+use support::tools::need_tools;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -75,33 +72,6 @@ fn origin(
         }
     });
     Origin { addr, seen }
-}
-
-/// chromedriver's log of a type (`browser`: the console).
-#[derive(Debug)]
-struct GetLog(&'static str);
-
-impl WebDriverCompatibleCommand for GetLog {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
-    }
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (
-            http::Method::POST,
-            Some(json!({ "type": self.0 }).to_string()),
-        )
-    }
-}
-
-async fn log(c: &Client, kind: &'static str) -> Vec<Value> {
-    match c.issue_cmd(GetLog(kind)).await.unwrap() {
-        Value::Array(v) => v,
-        other => panic!("log {kind}: {other}"),
-    }
 }
 
 #[test]
@@ -156,47 +126,15 @@ fn snippet_in_chromium_moves_the_browsers_network() {
         ),
     );
 
-    let port = support::free_port();
-    let driver = KillOnDrop(
-        Command::new(tool("chromedriver"))
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (driver, port) = browser::driver();
+    let caps = browser::caps(
+        &dir.path().join("chromium-profile"),
+        // Names resolve to loopback, the rest nowhere.
+        &["--host-resolver-rules=MAP *.edges.test 127.0.0.1, MAP rum.cdn.example 127.0.0.1, MAP *.rum.cdn.example 127.0.0.1, MAP www.shop.test 127.0.0.1, MAP admin.test 127.0.0.1, MAP * ~NOTFOUND".to_string()],
     );
-    let profile = dir.path().join("chromium-profile");
-    let caps = json!({
-        "goog:chromeOptions": {
-            "binary": tool("chromium").display().to_string(),
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", format!("--user-data-dir={}", profile.display()),
-                // Names resolve to loopback, the rest nowhere.
-                "--host-resolver-rules=MAP *.edges.test 127.0.0.1, MAP rum.cdn.example 127.0.0.1, MAP *.rum.cdn.example 127.0.0.1, MAP www.shop.test 127.0.0.1, MAP admin.test 127.0.0.1, MAP * ~NOTFOUND",
-            ],
-        },
-        "goog:loggingPrefs": { "browser": "ALL" },
-    });
-    let caps = caps.as_object().unwrap().clone();
     let page_url = format!("http://www.shop.test:{}/", page.addr.port());
     app.rt.block_on(async {
-        let t = Instant::now();
-        let c = loop {
-            match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-                .capabilities(caps.clone())
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-            {
-                Ok(c) => break c,
-                Err(e) if t.elapsed() < PATIENCE => {
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => panic!("chromedriver: {e}"),
-            }
-        };
+        let c = browser::connect(port, caps, PATIENCE).await;
         let c2 = c.clone();
         let r = tokio::spawn(async move {
             // Two page views, each a beacon.

@@ -9,8 +9,7 @@ mod support;
 use std::time::Duration;
 
 use support::http::get;
-use support::rum::{Client, ask_from, site, www_edge};
-use support::server::AppServer;
+use support::rum::{Client, ask_from, rum_addr, start, www_edge};
 use support::wait::until_true;
 
 /// A labelled series of `/metrics` (0 when absent).
@@ -25,11 +24,8 @@ fn series(http: std::net::SocketAddr, name: &str, label: &str) -> f64 {
 
 #[test]
 fn guards() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = site(dir.path(), "", "");
-    let app = AppServer::load(&cfg);
-    let (dns, http) = (app.dns(), app.http());
-    let rum = app.app().rum.as_ref().unwrap().addr;
+    let (_dir, _, app) = start("", "");
+    let (dns, http, rum) = (app.dns(), app.http(), rum_addr(&app));
     let beacons = |r: &str| {
         series(
             http,

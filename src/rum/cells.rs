@@ -201,7 +201,11 @@ impl ZoneCells {
             return self
                 .nets
                 .iter()
-                .flat_map(|(net, cells)| cells.iter().map(|c| ((*net, c.edge), (c.ms, c.samples, c.last))))
+                .flat_map(|(net, cells)| {
+                    cells
+                        .iter()
+                        .map(|c| ((*net, c.edge), (c.ms, c.samples, c.last)))
+                })
                 .collect();
         }
         // (ms, samples, newest) of every estimate of a cell.

@@ -4,6 +4,7 @@
 //! - [`server`]: in-process servers (the DNS server alone, or the whole
 //!   `App` with its HTTP listener), their config directories, and a
 //!   metrics recorder per server;
+//! - [`browser`]: headless Chromium through chromedriver;
 //! - [`dns`]: queries (hickory messages and bytes by hand) and the UDP and
 //!   TCP exchanges that send them;
 //! - [`http`]: a small blocking HTTP/1.1 client for `/api/*` and `/metrics`;
@@ -23,6 +24,7 @@
 #![allow(dead_code)]
 
 pub mod alloc;
+pub mod browser;
 pub mod dns;
 pub mod http;
 pub mod probe;

@@ -199,3 +199,17 @@ pub fn www_edge(dns: SocketAddr, from: &str, ecs: Option<(&str, u8)>) -> (String
         scope,
     )
 }
+
+/// A [`site`] in a fresh directory, served by the whole `App`:
+/// (directory, config path, server).
+pub fn start(rum: &str, nets: &str) -> (tempfile::TempDir, PathBuf, super::server::AppServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = site(dir.path(), rum, nets);
+    let app = super::server::AppServer::load(&cfg);
+    (dir, cfg, app)
+}
+
+/// The RUM listener of a running `App`.
+pub fn rum_addr(app: &super::server::AppServer) -> SocketAddr {
+    app.app().rum.as_ref().expect("rum: configured").addr
+}
