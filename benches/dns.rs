@@ -12,11 +12,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use geosteer::config::ServerConfig;
-use geosteer::config::pools::AlwaysUp;
-use geosteer::net::Transport;
-use geosteer::steer::{self, Client, Family};
-use geosteer::{dns, wire};
+use geosteer::AlwaysUp;
+use geosteer::ServerConfig;
+use geosteer::Transport;
+use geosteer::{Client, Family};
 
 /// A query for `name` (presentation, no trailing dot) with EDNS and,
 /// optionally, ECS for an IPv4 /24.
@@ -54,7 +53,7 @@ fn query_do(name: &str, ecs: Option<[u8; 3]>, dnssec_ok: bool) -> Vec<u8> {
 fn benches(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cfg = ServerConfig::load(&root.join("geosteer.yaml")).expect("demo config");
-    let snap = geosteer::reload::build_snapshot(&cfg, &AlwaysUp, 0).expect("demo snapshot");
+    let snap = geosteer::build_snapshot(&cfg, &AlwaysUp, 0).expect("demo snapshot");
     let client: SocketAddr = "127.0.0.1:5353".parse().unwrap();
     let mut out = vec![0u8; 65_535];
 
@@ -85,16 +84,16 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse");
     for (name, q) in &cases {
         g.bench_function(*name, |b| {
-            b.iter(|| wire::parse_query(black_box(q)).is_ok())
+            b.iter(|| geosteer::parse_query(black_box(q)).is_ok())
         });
     }
     g.finish();
 
     let mut g = c.benchmark_group("respond");
     for (name, q) in &cases {
-        assert!(dns::respond(&snap, q, client, Transport::Udp, &mut out).is_some());
+        assert!(geosteer::respond(&snap, q, client, Transport::Udp, &mut out).is_some());
         g.bench_function(*name, |b| {
-            b.iter(|| dns::respond(&snap, black_box(q), client, Transport::Udp, &mut out))
+            b.iter(|| geosteer::respond(&snap, black_box(q), client, Transport::Udp, &mut out))
         });
     }
     g.finish();
@@ -102,23 +101,25 @@ fn benches(c: &mut Criterion) {
     // The demo zone signed with a KSK and a ZSK made now.
     let keys = tempfile::tempdir().expect("tempdir");
     for ksk in [true, false] {
-        geosteer::dnssec::keys::generate(
+        geosteer::generate_key(
             keys.path(),
             "cdn.example",
             ksk,
             13,
-            geosteer::dnssec::unix_now(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
         )
         .expect("keygen");
     }
     let mut signed_cfg = cfg.clone();
-    signed_cfg.dnssec = Some(geosteer::config::DnssecConfig {
+    signed_cfg.dnssec = Some(geosteer::DnssecConfig {
         keys: keys.path().to_path_buf(),
         policy: Default::default(),
-        cache_size: geosteer::dnssec::sign::DEFAULT_CACHE_ENTRIES,
+        cache_size: geosteer::DEFAULT_CACHE_ENTRIES,
     });
-    let signed =
-        geosteer::reload::build_snapshot(&signed_cfg, &AlwaysUp, 0).expect("signed snapshot");
+    let signed = geosteer::build_snapshot(&signed_cfg, &AlwaysUp, 0).expect("signed snapshot");
     let mut g = c.benchmark_group("respond DO=1 signed");
     let signed_cases = [
         ("static A", query_do("static.cdn.example", None, true)),
@@ -128,17 +129,17 @@ fn benches(c: &mut Criterion) {
         ),
     ];
     for (name, q) in &signed_cases {
-        assert!(dns::respond(&signed, q, client, Transport::Udp, &mut out).is_some());
+        assert!(geosteer::respond(&signed, q, client, Transport::Udp, &mut out).is_some());
         g.bench_function(*name, |b| {
-            b.iter(|| dns::respond(&signed, black_box(q), client, Transport::Udp, &mut out))
+            b.iter(|| geosteer::respond(&signed, black_box(q), client, Transport::Udp, &mut out))
         });
     }
     // A cache miss: the steered RRset signed for this answer.
-    let cache = geosteer::dnssec::sign::SigCache::global();
+    let cache = geosteer::SigCache::global();
     g.bench_function("geo A, ECS 8.8.8.0/24, cold signature", |b| {
         b.iter(|| {
             cache.clear();
-            dns::respond(
+            geosteer::respond(
                 &signed,
                 black_box(&signed_cases[1].1),
                 client,
@@ -162,9 +163,9 @@ fn benches(c: &mut Criterion) {
         addr,
         ecs_source: Some(24),
     };
-    c.bench_function("steer::decide www ECS 8.8.8.0/24", |b| {
+    c.bench_function("geosteer::decide www ECS 8.8.8.0/24", |b| {
         b.iter(|| {
-            steer::decide(
+            geosteer::decide(
                 &zone.steering,
                 host,
                 snap.geodb.as_deref(),

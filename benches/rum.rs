@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use geosteer::config::ServerConfig;
-use geosteer::config::pools::AlwaysUp;
-use geosteer::snapshot::Snapshot;
-use geosteer::steer::{self, Client, EdgeIdx, Family, Learned, LearnedRow};
+use geosteer::{
+    AlwaysUp, Client, EdgeIdx, Family, Learned, LearnedRow, ServerConfig, Snapshot, Steering,
+    decide,
+};
 
 const NETWORKS: usize = 1_200_000;
 const CLIENTS: usize = 4096;
@@ -73,7 +73,7 @@ fn synthetic_db() -> PathBuf {
         eprintln!("reusing {}", path.display());
         return path;
     }
-    geosteer::geo::synth(&path, NETWORKS, 7).expect("synth");
+    geosteer::synth_geodb(&path, NETWORKS, 7).expect("synth");
     path
 }
 
@@ -86,7 +86,7 @@ fn snapshot(db: &Path, dir: &Path, rtt: Option<&str>) -> Snapshot {
     }
     let yaml = format!("zones: zones\ngeodb: {}\n", db.display());
     let cfg = ServerConfig::from_str(&yaml, &dir.join("geosteer.yaml")).unwrap();
-    geosteer::reload::build_snapshot(&cfg, &AlwaysUp, 1).expect("bench snapshot")
+    geosteer::build_snapshot(&cfg, &AlwaysUp, 1).expect("bench snapshot")
 }
 
 /// Located IPv4 /24s: the first `n` from a fixed pseudo-random sequence.
@@ -147,7 +147,7 @@ fn csv(rows: &[(u32, usize, u32)]) -> String {
     s
 }
 
-fn st_of(s: &Snapshot) -> &steer::Steering {
+fn st_of(s: &Snapshot) -> &Steering {
     &s.zone_named("bench.example").unwrap().steering
 }
 
@@ -243,7 +243,7 @@ fn benches(c: &mut Criterion) {
             );
             for a in clients.iter().chain(&others) {
                 let d = |st, h, s: &Snapshot| {
-                    steer::decide(st, h, s.geodb.as_deref(), ecs(a), Family::V4, &mut ())
+                    decide(st, h, s.geodb.as_deref(), ecs(a), Family::V4, &mut ())
                 };
                 assert_eq!(d(fs, fh, f), d(ls, lh, l), "{host} {a}");
             }
@@ -253,7 +253,7 @@ fn benches(c: &mut Criterion) {
             .filter(|a| {
                 let d = |s: &Snapshot| {
                     let st = st_of(s);
-                    steer::decide(
+                    decide(
                         st,
                         &st.hosts[0],
                         s.geodb.as_deref(),
@@ -302,14 +302,7 @@ fn benches(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 i = (i + 1) % list.len();
-                black_box(steer::decide(
-                    st,
-                    h,
-                    geo,
-                    black_box(list[i]),
-                    Family::V4,
-                    &mut (),
-                ))
+                black_box(decide(st, h, geo, black_box(list[i]), Family::V4, &mut ()))
             })
         });
     }

@@ -1,4 +1,4 @@
-//! Steering speed (issue 3 "Speed"): `steer::decide` against a synthetic
+//! Steering speed (issue 3 "Speed"): `geosteer::decide` against a synthetic
 //! GeoIP database of more than 1M networks, ECS-located, 11 edges, with and
 //! without rules and spreading; and `dns::respond` end to end for a steered
 //! A with ECS and for a static A. Target: < 500 ns per decision.
@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use geosteer::config::ServerConfig;
-use geosteer::config::pools::AlwaysUp;
-use geosteer::net::Transport;
-use geosteer::snapshot::Snapshot;
-use geosteer::steer::{self, Client, Family};
+use geosteer::AlwaysUp;
+use geosteer::ServerConfig;
+use geosteer::Snapshot;
+use geosteer::Transport;
+use geosteer::{Client, Family};
 
 /// Networks in the synthetic database (half IPv4 /24s, half IPv6 /48s).
 const NETWORKS: usize = 1_200_000;
@@ -70,7 +70,7 @@ fn synthetic_db() -> PathBuf {
         return path;
     }
     let t = Instant::now();
-    let stats = geosteer::geo::synth(&path, NETWORKS, 7).expect("synth");
+    let stats = geosteer::synth_geodb(&path, NETWORKS, 7).expect("synth");
     eprintln!(
         "geo::synth: {} networks, {} MB in {:.1?}",
         stats.networks,
@@ -88,7 +88,7 @@ fn snapshot(db: &Path, dir: &Path) -> Snapshot {
     let yaml = format!("zones: zones\ngeodb: {}\n", db.display());
     let cfg = ServerConfig::from_str(&yaml, &dir.join("geosteer.yaml")).unwrap();
     let t = Instant::now();
-    let snap = geosteer::reload::build_snapshot(&cfg, &AlwaysUp, 1).expect("bench snapshot");
+    let snap = geosteer::build_snapshot(&cfg, &AlwaysUp, 1).expect("bench snapshot");
     eprintln!(
         "open + verify the DB and build the snapshot: {:.1?}",
         t.elapsed()
@@ -203,7 +203,7 @@ fn benches(c: &mut Criterion) {
     let by_rtt = clients
         .iter()
         .filter(|&&c| {
-            let d = |st, h, geo| steer::decide(st, h, geo, c, Family::V4, &mut ()).edges;
+            let d = |st, h, geo| geosteer::decide(st, h, geo, c, Family::V4, &mut ()).edges;
             d(st, host("plain"), geo) != d(rtt_st, rtt_host("plain"), rtt_geo)
         })
         .count();
@@ -230,7 +230,7 @@ fn benches(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 i = (i + 1) % clients.len();
-                black_box(steer::decide(
+                black_box(geosteer::decide(
                     st,
                     h,
                     geo,
@@ -251,11 +251,20 @@ fn benches(c: &mut Criterion) {
     g.bench_function("ecs_11_edges_cold", |b| {
         b.iter_batched(
             || {
-                steer::forget_cached_orders();
+                geosteer::forget_cached_orders();
                 i = (i + 1) % clients.len();
                 clients[i]
             },
-            |client| black_box(steer::decide(st, plain, geo, client, Family::V4, &mut ())),
+            |client| {
+                black_box(geosteer::decide(
+                    st,
+                    plain,
+                    geo,
+                    client,
+                    Family::V4,
+                    &mut (),
+                ))
+            },
             // One setup per run, right before it: a batch would clear once.
             criterion::BatchSize::PerIteration,
         )
@@ -279,7 +288,7 @@ fn benches(c: &mut Criterion) {
         .take(256)
         .map(|c| {
             let net = ipnet::IpNet::new(c.addr, 24).unwrap();
-            geosteer::explain::query_bytes(
+            geosteer::query_bytes(
                 &name("steered.bench.example."),
                 hickory_proto::rr::RecordType::A,
                 Some(net),
@@ -290,7 +299,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("steered_a_ecs", |b| {
         b.iter(|| {
             i = (i + 1) % steered.len();
-            black_box(geosteer::dns::respond(
+            black_box(geosteer::respond(
                 &snap,
                 black_box(&steered[i]),
                 from,
@@ -299,14 +308,14 @@ fn benches(c: &mut Criterion) {
             ))
         })
     });
-    let stat = geosteer::explain::query_bytes(
+    let stat = geosteer::query_bytes(
         &name("static.bench.example."),
         hickory_proto::rr::RecordType::A,
         None,
     );
     g.bench_function("static_a", |b| {
         b.iter(|| {
-            black_box(geosteer::dns::respond(
+            black_box(geosteer::respond(
                 &snap,
                 black_box(&stat),
                 from,

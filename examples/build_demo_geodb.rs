@@ -7,7 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args_os().skip(1).map(PathBuf::from);
     let src = args.next().unwrap_or_else(|| "geodb/demo-city.yaml".into());
     let out = args.next().unwrap_or_else(|| "geodb/demo-city.mmdb".into());
-    let stats = geosteer::geo::build(&src, &out, geosteer::geo::Schema::City)?;
+    let stats = geosteer::build_geodb(&src, &out, geosteer::Schema::City)?;
     println!("{}: {stats:?}", out.display());
     Ok(())
 }

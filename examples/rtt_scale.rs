@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Instant;
 
-use geosteer::config::pools::{self, AlwaysUp};
+use geosteer::AlwaysUp;
 
 const EDGES: [&str; 11] = [
     "lhr", "fra", "cdg", "iad", "sjc", "gru", "jnb", "nrt", "sin", "syd", "bom",
@@ -100,7 +100,7 @@ fn main() {
     }
     pools += "hosts:\n  www: {}\n";
     let origin = hickory_proto::rr::Name::from_ascii("bench.example.").unwrap();
-    let st = pools::from_str(
+    let st = geosteer::parse_pools(
         &pools,
         Path::new("bench.example.pools.yaml"),
         &origin,
@@ -111,7 +111,7 @@ fn main() {
 
     let before = rss_kib("VmRSS:");
     let t = Instant::now();
-    let table = geosteer::config::rtt::load(&path, &st, 1).expect("valid file");
+    let table = geosteer::load_rtt(&path, &st, 1).expect("valid file");
     let load = t.elapsed();
     let after = rss_kib("VmRSS:");
     let added = (after.saturating_sub(before)) * 1024;

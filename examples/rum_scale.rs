@@ -13,9 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use geosteer::rum::cells::{Beacon, State};
-use geosteer::rum::token::Net;
-use geosteer::steer::Learned;
+use geosteer::{Beacon, ClientNet as Net, Learned, RumState as State};
 
 const NETS: u32 = 250_000;
 const EDGES: [&str; 11] = [
@@ -50,7 +48,10 @@ fn main() {
         .position(|a| a == "--write")
         .and_then(|i| args.get(i + 1))
         .map(std::path::PathBuf::from);
-    let now = geosteer::rum::unix_now();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     // The nets: 8.8.8.0/24 first (bench/profile.sh's default ECS subnet),
     // then /24s spread over the space.
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
@@ -113,7 +114,7 @@ fn main() {
         cpu() - c0,
         state_kib / 1024,
         state_kib as f64 * 1024.0 / cells as f64,
-        std::mem::size_of::<geosteer::rum::cells::Cell>()
+        std::mem::size_of::<geosteer::RumCell>()
     );
 
     // A steering with the demo's edges (no database needed for the table).
@@ -122,11 +123,11 @@ fn main() {
     )
     .unwrap();
     let origin = hickory_proto::rr::Name::from_ascii("cdn.example.").unwrap();
-    let p = geosteer::config::pools::from_str(
+    let p = geosteer::parse_pools(
         &pools,
         std::path::Path::new("cdn.example.pools.yaml"),
         &origin,
-        &geosteer::config::pools::AlwaysUp,
+        &geosteer::AlwaysUp,
     )
     .unwrap();
     let steering = p.steering;
@@ -152,8 +153,8 @@ fn main() {
 
     if let Some(dir) = write {
         std::fs::create_dir_all(&dir).unwrap();
-        let one = geosteer::rum::persist::encode(&st, now);
-        geosteer::rum::persist::write(&dir.join("rum.state"), &one).unwrap();
+        let one = geosteer::encode_rum_state(&st, now);
+        geosteer::write_rum_state(&dir.join("rum.state"), &one).unwrap();
         use std::fmt::Write as _;
         let mut csv = String::from("client,edge,rtt_ms,samples\n");
         let mut by: HashMap<(u32, &str), f32> = HashMap::new();
@@ -194,11 +195,11 @@ fn main() {
     );
     st.expire(now + 1_000);
     let t = Instant::now();
-    let bytes = geosteer::rum::persist::encode(&st, now);
+    let bytes = geosteer::encode_rum_state(&st, now);
     let enc = t.elapsed();
     let t = Instant::now();
     let mut back = State::new(1, 1800.0, 86_400);
-    geosteer::rum::persist::decode(&bytes, &mut back).unwrap();
+    geosteer::decode_rum_state(&bytes, &mut back).unwrap();
     println!(
         "state file: {} MB ({:.0} bytes a cell), written in {enc:.1?}, read in {:.1?}",
         bytes.len() / 1_000_000,

@@ -22,9 +22,9 @@ fn main() {
         .get(seed_at)
         .map_or(1, |s| s.parse().expect("SEED is a number"));
     let made = if dense {
-        geosteer::geo::synth_dense(out, n, seed)
+        geosteer::synth_dense_geodb(out, n, seed)
     } else {
-        geosteer::geo::synth(out, n, seed)
+        geosteer::synth_geodb(out, n, seed)
     };
     match made {
         Ok(stats) => println!("{stats:?}"),

@@ -22,9 +22,9 @@ const PROBE_CONCURRENCY: usize = 256;
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// The files don't make a valid snapshot: one `file:line: reason` per line.
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigErrors),
-    #[error("{0}")]
+    #[error(transparent)]
     Health(#[from] crate::health::HealthError),
     /// The HTTP listener's settings are unsafe (e.g. no token off loopback).
     #[error("{0}")]

@@ -1,5 +1,6 @@
 //! The command line: `serve`, `check`, `explain`, `status`, `reload`,
-//! `fleet status`, `rum export`, `geodb build|lookup`, `dnssec keygen|ds`.
+//! `drain|down|up|auto|load EDGE`, `fleet status`, `rum export`,
+//! `geodb build|lookup`, `dnssec keygen|ds`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::ServerConfig;
 use crate::config::pools::AlwaysUp;
+use crate::health::AdminState;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -45,7 +47,10 @@ pub enum Command {
         #[arg(long, short, default_value = "geosteer.yaml")]
         config: PathBuf,
     },
-    /// Show how a name would be answered for a client, without a network.
+    /// Show how a name is answered for a client: by the running server
+    /// (asked over its API, so its live health, drains and loads count)
+    /// when the config's `http:` (or --http) reaches one, else from the
+    /// files, saying so.
     Explain {
         /// The name, e.g. www.cdn.example
         name: String,
@@ -61,6 +66,13 @@ pub enum Command {
         json: bool,
         #[arg(long, short, default_value = "geosteer.yaml")]
         config: PathBuf,
+        /// Ask the server here; default: the config's `http:`.
+        #[arg(long, env = "GEOSTEER_HTTP")]
+        http: Option<String>,
+        /// Answer from the files even when a server is running (its live
+        /// state then does not count).
+        #[arg(long, conflicts_with = "http")]
+        files: bool,
     },
     /// Show a running server's zones and edges (from its HTTP API).
     Status {
@@ -84,6 +96,36 @@ pub enum Command {
     Rum {
         #[command(subcommand)]
         command: RumCommand,
+    },
+    /// Drain an edge on a running server: it gets new clients only when
+    /// nothing else can serve them.
+    Drain(OverrideArgs),
+    /// Take an edge out on a running server: it gets no traffic.
+    Down(OverrideArgs),
+    /// Serve from an edge whatever its probes and load say.
+    Up(OverrideArgs),
+    /// Lift an edge's override: probes and load decide again.
+    Auto {
+        edge: String,
+        /// Only in this zone (default: every zone with an edge of that name).
+        #[arg(long)]
+        zone: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Push an edge's load (0 to 1), valid for `--ttl`.
+    Load {
+        edge: String,
+        /// 0.0 (idle) to 1.0 (full).
+        load: f64,
+        /// How long the reading counts: `60s`, `5m`, or seconds.
+        #[arg(long, default_value = "60s")]
+        ttl: String,
+        /// Only in this zone (default: every zone with an edge of that name).
+        #[arg(long)]
+        zone: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Build or query MaxMind-format databases.
     Geodb {
@@ -146,11 +188,28 @@ pub enum DnssecCommand {
     },
 }
 
+/// `drain|down|up EDGE [--for 2h] [--reason "fibre cut"]`.
+#[derive(clap::Args, Debug)]
+pub struct OverrideArgs {
+    pub edge: String,
+    /// Only in this zone (default: every zone with an edge of that name).
+    #[arg(long)]
+    pub zone: Option<String>,
+    /// Lift the override by itself after this long (`2h`, `30m`, seconds).
+    #[arg(long = "for", value_name = "DURATION")]
+    pub for_: Option<String>,
+    /// Why, shown with the override in status, on the page and in metrics.
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
 /// Where a running server's HTTP API is.
 #[derive(clap::Args, Debug)]
 pub struct ApiArgs {
     /// The server's `http` address; default: the config's, else 127.0.0.1:8053.
-    #[arg(long)]
+    #[arg(long, env = "GEOSTEER_HTTP")]
     pub http: Option<String>,
     /// Bearer token for mutating calls; default: the config's `http_token`.
     #[arg(long, env = "GEOSTEER_HTTP_TOKEN", hide_env_values = true)]
@@ -212,6 +271,22 @@ fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
+/// An error and its causes on one line, each cause once: most of ours
+/// already say their cause, which `{:#}` would repeat.
+pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
@@ -236,7 +311,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             };
             // What `serve` refuses before building, in its words.
             if let Err(e) = crate::app::preflight(&cfg) {
-                println!("{e}");
+                println!("{}", error_text(&e));
                 return Ok(1);
             }
             // The same build and load-file checks a reload runs, so the
@@ -291,17 +366,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             qtype,
             json,
             config,
+            http,
+            files,
         } => {
-            let cfg = ServerConfig::load(&config)?;
-            let snap = crate::reload::build_snapshot(&cfg, &AlwaysUp, 0)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let report = crate::explain::explain(&snap, &name, client, ecs, &qtype)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
-            } else {
-                print!("{}", report.to_text());
-            }
-            Ok(0)
+            let q = Question {
+                name,
+                client,
+                ecs,
+                qtype,
+            };
+            explain(&q, json, &config, http, files)
         }
         Command::Rum {
             command:
@@ -316,9 +390,158 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Dnssec { command } => dnssec(command),
         Command::Status { api, json } => status(api, json),
         Command::Reload { api } => reload(api),
+        Command::Drain(a) => set_override(a, AdminState::Drain),
+        Command::Down(a) => set_override(a, AdminState::Down),
+        Command::Up(a) => set_override(a, AdminState::Up),
+        Command::Auto { edge, zone, api } => set_override(
+            OverrideArgs {
+                edge,
+                zone,
+                for_: None,
+                reason: None,
+                api,
+            },
+            AdminState::Auto,
+        ),
+        Command::Load {
+            edge,
+            load,
+            ttl,
+            zone,
+            api,
+        } => push_load(&edge, load, &ttl, zone.as_deref(), &api),
         Command::Fleet {
             command: FleetCommand::Status { api, json },
         } => fleet_status(api, json),
+    }
+}
+
+/// What `geosteer explain` asks.
+struct Question {
+    name: String,
+    client: Option<IpAddr>,
+    ecs: Option<ipnet::IpNet>,
+    qtype: String,
+}
+
+/// Why a running server gave no report.
+enum Asked {
+    /// Nothing answered there: fall back to the files.
+    Unreachable(String),
+    /// It answered, with an error (a bad name, a bad type).
+    Refused(String),
+}
+
+/// `GET /api/explain` on a running server.
+fn ask_server(base: &str, q: &Question) -> Result<serde_json::Value, Asked> {
+    let mut url = reqwest::Url::parse(&format!("{base}/api/explain"))
+        .map_err(|e| Asked::Unreachable(format!("{base}: {e}")))?;
+    {
+        let mut p = url.query_pairs_mut();
+        p.append_pair("name", &q.name);
+        p.append_pair("type", &q.qtype);
+        if let Some(c) = q.client {
+            p.append_pair("client", &c.to_string());
+        }
+        if let Some(e) = q.ecs {
+            p.append_pair("ecs", &e.to_string());
+        }
+    }
+    crate::health::ensure_crypto_provider();
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| Asked::Unreachable(e.to_string()))?;
+    let got = block_on(async {
+        let resp = client.get(url).send().await?;
+        let code = resp.status();
+        let body: serde_json::Value = resp.json().await?;
+        Ok::<_, reqwest::Error>((code, body))
+    })
+    .map_err(|e| Asked::Unreachable(e.to_string()))?;
+    match got {
+        Ok((code, body)) if code.is_success() => Ok(body),
+        Ok((code, body)) => Err(Asked::Refused(format!(
+            "HTTP {code}: {}",
+            body["error"].as_str().unwrap_or("unexpected answer")
+        ))),
+        Err(e) => {
+            // The root cause says it best ("Connection refused").
+            let mut root: &dyn std::error::Error = &e;
+            while let Some(c) = root.source() {
+                root = c;
+            }
+            Err(Asked::Unreachable(root.to_string()))
+        }
+    }
+}
+
+/// `geosteer explain`: the running server's answer when one is reachable,
+/// else the files', with a line saying which.
+fn explain(
+    q: &Question,
+    json: bool,
+    config: &std::path::Path,
+    http: Option<String>,
+    files: bool,
+) -> Result<i32> {
+    let cfg = if config.exists() || http.is_none() {
+        Some(ServerConfig::load(config)?)
+    } else {
+        None
+    };
+    let server = (!files)
+        .then(|| http.or_else(|| cfg.as_ref().and_then(|c| c.http).map(|a| a.to_string())))
+        .flatten()
+        .map(|a| base_url(&a));
+    let why_files = match &server {
+        Some(base) => match ask_server(base, q) {
+            Ok(mut report) => {
+                let said = format!(
+                    "by the running server at {base}, with its live health, drains and loads"
+                );
+                if json {
+                    report["answered_by"] = serde_json::json!({ "server": base, "live": true });
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    println!("answered  {said}");
+                    print!("{}", crate::explain::text(&report));
+                }
+                return Ok(0);
+            }
+            Err(Asked::Refused(e)) => bail!("{base}/api/explain: {e}"),
+            Err(Asked::Unreachable(e)) => format!("the server at {base} did not answer ({e})"),
+        },
+        None if files => "--files".to_owned(),
+        None => "no `http:` in the config to ask a running server".to_owned(),
+    };
+    let Some(cfg) = cfg else {
+        bail!("{}: no config to answer from", config.display());
+    };
+    let snap =
+        crate::reload::build_snapshot(&cfg, &AlwaysUp, 0).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = crate::explain::explain(&snap, &q.name, q.client, q.ecs, &q.qtype)?;
+    let note = format!(
+        "from the files ({why_files}): live state (health checks, drains, pushed loads) is not applied; every edge counts as up"
+    );
+    if json {
+        let mut v = report.to_json();
+        v["answered_by"] = serde_json::json!({ "files": cfg.path, "live": false, "note": note });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("answered  {note}");
+        print!("{}", report.to_text());
+    }
+    Ok(0)
+}
+
+/// `http://addr` for an address, or the URL as given.
+fn base_url(addr: &str) -> String {
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.trim_end_matches('/').to_string()
+    } else {
+        format!("http://{addr}")
     }
 }
 
@@ -336,11 +559,7 @@ fn api_target(args: &ApiArgs) -> Result<(String, Option<String>)> {
             .and_then(|c| c.http)
             .map_or_else(|| "127.0.0.1:8053".to_string(), |a| a.to_string()),
     };
-    let base = if addr.starts_with("http://") || addr.starts_with("https://") {
-        addr.trim_end_matches('/').to_string()
-    } else {
-        format!("http://{addr}")
-    };
+    let base = base_url(&addr);
     let token = args
         .token
         .clone()
@@ -398,7 +617,7 @@ fn rum_export(
             r.max_age.as_secs(),
         );
         crate::rum::persist::load(&r.state_file, &mut st)?;
-        st.expire(crate::rum::unix_now());
+        st.expire(crate::clock::unix_now());
         let zone = match zone {
             Some(z) => z,
             None => {
@@ -561,7 +780,7 @@ pub fn status_text(st: &serde_json::Value, edges: &serde_json::Value) -> String 
             s(&e["name"]),
             s(&e["effective"]),
             s(&e["state"]),
-            s(&e["admin"]),
+            admin_text(e),
             e["last_load"]
                 .as_f64()
                 .map_or_else(|| "-".to_string(), |l| format!("{l:.2}")),
@@ -570,6 +789,25 @@ pub fn status_text(st: &serde_json::Value, edges: &serde_json::Value) -> String 
         ]);
     }
     table(&mut out, &rows);
+    out
+}
+
+/// An edge's ADMIN cell: the override, why, and how long it still holds.
+fn admin_text(e: &serde_json::Value) -> String {
+    let mut out = e["admin"].as_str().unwrap_or("-").to_string();
+    let mut extra = Vec::new();
+    if let Some(r) = e["admin_reason"].as_str() {
+        extra.push(r.to_string());
+    }
+    if let Some(secs) = e["admin_expires_in_secs"].as_f64() {
+        extra.push(format!(
+            "{} left",
+            humantime::format_duration(std::time::Duration::from_secs(secs as u64))
+        ));
+    }
+    if !extra.is_empty() {
+        out.push_str(&format!(" ({})", extra.join("; ")));
+    }
     out
 }
 
@@ -695,6 +933,129 @@ fn table(out: &mut String, rows: &[Vec<String>]) {
     }
 }
 
+/// `/api/edges/{edge}/...` with `?zone=` when given.
+fn edge_url(base: &str, edge: &str, what: &str, zone: Option<&str>) -> String {
+    let mut url = format!("{base}/api/edges/{}/{what}", path_segment(edge));
+    if let Some(z) = zone {
+        url.push_str("?zone=");
+        url.push_str(&path_segment(z));
+    }
+    url
+}
+
+/// Percent-encodes what is not safe in a path segment or query value.
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Sends one mutating call; returns the exit code: 0 done, 1 refused
+/// (unknown edge, bad value, token), 2 not reachable.
+fn mutate(
+    args: &ApiArgs,
+    method: reqwest::Method,
+    url: &str,
+    body: serde_json::Value,
+    done: impl FnOnce(&serde_json::Value) -> String,
+) -> Result<i32> {
+    let (_, token) = api_target(args)?;
+    let client = http_client()?;
+    let mut req = client.request(method.clone(), url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let sent = block_on(async {
+        let resp = req.send().await?;
+        let code = resp.status();
+        let text = resp.text().await?;
+        Ok::<_, reqwest::Error>((code, text))
+    })?;
+    let (code, text) = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "geosteer: cannot reach the server: {method} {url}: {e} (is it running, and is `http:` in its config or --http right?)"
+            );
+            return Ok(2);
+        }
+    };
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    if code.is_success() {
+        println!("{}", done(&body));
+        return Ok(0);
+    }
+    let why = body["error"].as_str().unwrap_or(text.trim());
+    match code.as_u16() {
+        401 => eprintln!(
+            "geosteer: the server wants its token: --token, GEOSTEER_HTTP_TOKEN or the config's http_token ({why})"
+        ),
+        _ => eprintln!("geosteer: {method} {url}: HTTP {code}: {why}"),
+    }
+    Ok(1)
+}
+
+/// `geosteer drain|down|up|auto EDGE`.
+fn set_override(a: OverrideArgs, state: AdminState) -> Result<i32> {
+    if let Some(d) = &a.for_ {
+        crate::duration::parse(d).map_err(|e| anyhow::anyhow!("--for: {e}"))?;
+    }
+    let (base, _) = api_target(&a.api)?;
+    let url = edge_url(&base, &a.edge, "admin", a.zone.as_deref());
+    let mut body = serde_json::json!({ "state": state });
+    if let Some(d) = &a.for_ {
+        body["for"] = d.clone().into();
+    }
+    if let Some(r) = &a.reason {
+        body["reason"] = r.clone().into();
+    }
+    let edge = a.edge.clone();
+    mutate(&a.api, reqwest::Method::POST, &url, body, move |b| {
+        let n = b["matched"].as_u64().unwrap_or(0);
+        let mut line = format!(
+            "{edge}: {} in {n} zone{}",
+            b["state"].as_str().unwrap_or("?"),
+            if n == 1 { "" } else { "s" }
+        );
+        if let (Some(until), Some(secs)) = (b["until"].as_str(), b["expires_in_secs"].as_f64()) {
+            line.push_str(&format!(
+                " for {} (until {until})",
+                humantime::format_duration(std::time::Duration::from_secs(secs.round() as u64))
+            ));
+        }
+        if let Some(r) = b["reason"].as_str() {
+            line.push_str(&format!(": {r}"));
+        }
+        line
+    })
+}
+
+/// `geosteer load EDGE LOAD --ttl 60s`.
+fn push_load(edge: &str, load: f64, ttl: &str, zone: Option<&str>, api: &ApiArgs) -> Result<i32> {
+    if !(0.0..=1.0).contains(&load) {
+        bail!("load {load} is not within 0..=1");
+    }
+    let ttl_d = crate::duration::parse(ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+    let (base, _) = api_target(api)?;
+    let url = edge_url(&base, edge, "load", zone);
+    let body = serde_json::json!({ "load": load, "ttl": ttl_d.as_secs_f64() });
+    let edge = edge.to_owned();
+    mutate(api, reqwest::Method::PUT, &url, body, move |b| {
+        let n = b["matched"].as_u64().unwrap_or(0);
+        format!(
+            "{edge}: load {} for {} in {n} zone{}",
+            b["load"],
+            humantime::format_duration(ttl_d),
+            if n == 1 { "" } else { "s" }
+        )
+    })
+}
+
 /// `geosteer reload`: exit 0 when the new files were swapped in, 1 when the
 /// server rejected them (and kept serving), 2 when it can't be reached.
 fn reload(args: ApiArgs) -> Result<i32> {
@@ -757,7 +1118,7 @@ fn dnssec(cmd: DnssecCommand) -> Result<i32> {
             let dir = key_dir(dir, &config)?;
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let path =
-                crate::dnssec::keys::generate(&dir, &zone, ksk, alg, crate::dnssec::unix_now())?;
+                crate::dnssec::keys::generate(&dir, &zone, ksk, alg, crate::clock::unix_now())?;
             // Like dnssec-keygen: the base name on stdout, for scripts.
             println!("{}", path.with_extension("").display());
             Ok(0)
@@ -770,7 +1131,7 @@ fn dnssec(cmd: DnssecCommand) -> Result<i32> {
                 &apex,
                 Default::default(),
                 3600,
-                crate::dnssec::unix_now(),
+                crate::clock::unix_now(),
             )
             .map_err(|errs| {
                 anyhow::anyhow!(

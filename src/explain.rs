@@ -1,5 +1,9 @@
 //! `geosteer explain`: answer one question through the server's own code
 //! path ([`crate::dns::respond_traced`]), recording every steering step.
+//! A name that is a CNAME to a steered host is followed to that host's
+//! decision. The report renders as JSON ([`Report::to_json`]) and as text
+//! from that JSON ([`text`]), so the CLI prints a running server's
+//! `/api/explain` answer the same way as one made from the files.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
@@ -115,6 +119,8 @@ pub struct Report {
     pub scope: Option<u8>,
     pub ttl: Option<u32>,
     pub steered_host: Option<String>,
+    /// The CNAMEs followed to the steered host: (owner, target, TTL).
+    pub cname_chain: Vec<(String, String, u32)>,
     /// RTT, bias, cost, shares and partner steps, for `--json`.
     pub steps: serde_json::Value,
     /// Why the answer is what it is, one step a line.
@@ -193,18 +199,31 @@ pub fn explain(
     }
     lower.len = w.len() as u8;
     let zone = snap.find_zone(lower.as_bytes());
-    let edge_name = |i: EdgeIdx| {
-        zone.map_or_else(
-            || i.to_string(),
-            |z| z.steering.edges[i as usize].name.clone(),
-        )
-    };
-    let candidate_names = rec.candidates.iter().map(|c| edge_name(c.0)).collect();
 
     let mut answers = Vec::new();
     let mut ttl = None;
     let mut chosen = Vec::new();
+    // A name that is not steered itself but a CNAME (chain) to one: the
+    // answer is the last target's, so explain that one.
+    let steered_here = zone.is_some_and(|z| {
+        z.tree
+            .nodes
+            .get(lower.as_bytes())
+            .is_some_and(|n| n.host.is_some())
+    });
+    let mut cname_chain = Vec::new();
+    let mut owner = qname.clone();
     for r in msg.answers.iter() {
+        match &r.data {
+            // hickory compares names case-insensitively.
+            RData::CNAME(c) if !steered_here && r.name == owner => {
+                cname_chain.push((r.name.to_string(), c.0.to_string(), r.ttl));
+                owner = c.0.clone();
+                answers.push(format!("CNAME {}", c.0));
+                continue;
+            }
+            _ => {}
+        }
         ttl.get_or_insert(r.ttl);
         match &r.data {
             RData::A(a) => answers.push(a.0.to_string()),
@@ -212,6 +231,29 @@ pub fn explain(
             other => answers.push(format!("{} {}", r.record_type(), other)),
         }
     }
+    if ttl.is_none() {
+        // Only CNAMEs (the target has nothing of this type): their TTL.
+        ttl = cname_chain.first().map(|c| c.2);
+    }
+    // Where the steering happened: the last CNAME target, or the name.
+    let mut target = wire::NameBuf::empty();
+    let tw = wire::from_hickory(&owner);
+    for (d, s) in target.buf.iter_mut().zip(tw.iter()) {
+        *d = s.to_ascii_lowercase();
+    }
+    target.len = tw.len() as u8;
+    let zone = if cname_chain.is_empty() {
+        zone
+    } else {
+        snap.find_zone(target.as_bytes())
+    };
+    let edge_name = |i: EdgeIdx| {
+        zone.map_or_else(
+            || i.to_string(),
+            |z| z.steering.edges[i as usize].name.clone(),
+        )
+    };
+    let candidate_names = rec.candidates.iter().map(|c| edge_name(c.0)).collect();
     let mut steered_host = None;
     let mut rule = None;
     let mut steps = serde_json::Value::Null;
@@ -239,7 +281,7 @@ pub fn explain(
         {
             chosen.push(e.name.clone());
         }
-        if let Some(node) = z.tree.nodes.get(lower.as_bytes())
+        if let Some(node) = z.tree.nodes.get(target.as_bytes())
             && let Some(h) = node.host
         {
             let host = &z.steering.hosts[h as usize];
@@ -268,6 +310,7 @@ pub fn explain(
         scope: if ecs.is_some() { scope } else { Some(0) },
         ttl,
         steered_host,
+        cname_chain,
         steps,
         why,
     })
@@ -284,6 +327,15 @@ fn steering_steps(st: &Steering, host: usize, rec: &Recorder) -> (serde_json::Va
     let host = &st.hosts[host];
     let name = |i: EdgeIdx| st.edges[i as usize].name.clone();
     let mut why = Vec::new();
+    // Without coordinates there is no distance: a 0 km would read as
+    // "right next to every edge".
+    let placed = located_at(rec);
+    if !placed {
+        why.push(
+            "the client is not located (no override net places it and the GeoIP database has no coordinates for it): there are no distances, so the edges keep their configured order"
+                .into(),
+        );
+    }
     let learned = rec.learned.as_ref().map(|l| {
         let rows: Vec<String> = l
             .rows
@@ -356,10 +408,14 @@ fn steering_steps(st: &Steering, host: usize, rec: &Recorder) -> (serde_json::Va
                     r1(100.0 - f64::from(e.bias)) / 100.0
                 ));
             }
+            let metric = match r.class {
+                Class::Distance if !placed => serde_json::Value::Null,
+                _ => r1(r.metric).into(),
+            };
             json!({
                 "edge": e.name,
                 "by": match r.class { Class::Rtt => "rtt_ms", Class::Distance => "km", Class::Partner => "partner" },
-                "metric": r1(r.metric),
+                "metric": metric,
                 "bias": e.bias,
                 "cost": e.cost,
                 "partner": e.is_partner(),
@@ -435,6 +491,13 @@ fn steering_steps(st: &Steering, host: usize, rec: &Recorder) -> (serde_json::Va
     (steps, why)
 }
 
+/// Whether the trace placed the client somewhere (has coordinates).
+fn located_at(rec: &Recorder) -> bool {
+    rec.located
+        .as_ref()
+        .is_some_and(|(_, loc)| loc.is_some_and(|l| l.coords.is_some()))
+}
+
 fn state_str(s: Effective) -> &'static str {
     match s {
         Effective::Up => "up",
@@ -461,6 +524,7 @@ impl Report {
         let loc = loc.unwrap_or_default();
         json!({
             "source": source,
+            "located": loc.coords.is_some(),
             "country": loc.country.map(|c| c.to_string()),
             "continent": loc.continent.map(|c| c.to_string()),
             "subdivision": loc.subdivision.map(|c| c.to_string()),
@@ -472,12 +536,16 @@ impl Report {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
+        let placed = located_at(&self.trace);
         let candidates: Vec<_> = self
             .trace
             .candidates
             .iter()
             .zip(&self.candidate_names)
-            .map(|((_, km, st), name)| json!({"edge": name, "km": km.map(|k| (k * 10.0).round() / 10.0), "state": state_str(*st)}))
+            .map(|((_, km, st), name)| {
+                let km = km.filter(|_| placed).map(|k| (k * 10.0).round() / 10.0);
+                json!({"edge": name, "km": km, "state": state_str(*st)})
+            })
             .collect();
         json!({
             "name": self.name,
@@ -488,6 +556,9 @@ impl Report {
                 "source": if self.via_ecs.is_some() { "ecs" } else { "packet source" },
                 "ecs_prefix": self.via_ecs,
             },
+            "cname": self.cname_chain.iter().map(|(name, target, ttl)| json!({
+                "name": name, "target": target, "ttl": ttl,
+            })).collect::<Vec<_>>(),
             "host": self.steered_host,
             "rule": self.rule,
             "location": self.location_json(),
@@ -502,105 +573,140 @@ impl Report {
     }
 
     pub fn to_text(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "question  {} {}", self.name, self.qtype);
-        match self.via_ecs {
-            Some(p) => {
-                let _ = writeln!(
-                    s,
-                    "client    {}/{} (from ECS: the resolver said where its client is)",
-                    self.client, p
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    s,
-                    "client    {} (packet source: no ECS, so the resolver's own address)",
-                    self.client
-                );
-            }
-        }
-        if let Some(h) = &self.steered_host {
-            let _ = writeln!(
-                s,
-                "host      {h} (steered){}",
-                self.rule
-                    .as_ref()
-                    .map_or(String::new(), |r| format!(", matched {r}"))
-            );
-        }
-        let l = self.location_json();
-        if !l.is_null() {
-            let _ = writeln!(
-                s,
-                "location  {} country={} continent={} lat={} lon={} network={}",
-                l["source"].as_str().unwrap_or("-"),
-                l["country"].as_str().unwrap_or("-"),
-                l["continent"].as_str().unwrap_or("-"),
-                l["lat"],
-                l["lon"],
-                l["network"].as_str().unwrap_or("-"),
-            );
-        }
-        if !self.trace.candidates.is_empty() {
-            let _ = writeln!(s, "candidates");
-            for ((_, km, st), name) in self.trace.candidates.iter().zip(&self.candidate_names) {
-                let km = km.map_or("-".to_string(), |k| format!("{k:.0} km"));
-                let _ = writeln!(s, "  {name:<12} {km:>10}  {}", state_str(*st));
-            }
-        }
-        if !self.trace.ranked.is_empty() {
-            let _ = writeln!(s, "order");
-            if let Some(list) = self.steps["order"].as_array() {
-                for o in list {
-                    let by = o["by"].as_str().unwrap_or("");
-                    let metric = match by {
-                        "rtt_ms" => format!("{} ms", o["metric"]),
-                        "km" => format!("{} km", o["metric"]),
-                        _ => "partner".into(),
-                    };
-                    let _ = writeln!(
-                        s,
-                        "  {:<12} {metric:>12}  bias {} cost {}",
-                        o["edge"].as_str().unwrap_or(""),
-                        o["bias"],
-                        o["cost"]
-                    );
-                }
-            }
-        }
-        for w in &self.why {
-            let _ = writeln!(s, "why       {w}");
-        }
-        let _ = writeln!(s, "rcode     {}", self.rcode);
-        let _ = writeln!(
-            s,
-            "edges     {}",
-            if self.chosen.is_empty() {
-                "-".into()
-            } else {
-                self.chosen.join(", ")
-            }
-        );
-        let _ = writeln!(
-            s,
-            "answers   {}",
-            if self.answers.is_empty() {
-                "-".into()
-            } else {
-                self.answers.join(", ")
-            }
-        );
-        let _ = writeln!(
-            s,
-            "ttl       {}",
-            self.ttl.map_or("-".into(), |t| t.to_string())
-        );
-        let _ = writeln!(
-            s,
-            "scope     {}",
-            self.scope.map_or("-".into(), |t| t.to_string())
-        );
-        s
+        text(&self.to_json())
     }
+}
+
+/// The text form of a report's JSON ([`Report::to_json`], or what a
+/// running server's `/api/explain` sent).
+pub fn text(r: &serde_json::Value) -> String {
+    let str_or = |v: &serde_json::Value, d: &'static str| v.as_str().unwrap_or(d).to_owned();
+    let list = |v: &serde_json::Value| {
+        let items: Vec<String> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+            .collect();
+        if items.is_empty() {
+            "-".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "question  {} {}",
+        str_or(&r["name"], "?"),
+        str_or(&r["type"], "?")
+    );
+    let c = &r["client"];
+    match c["ecs_prefix"].as_u64() {
+        Some(p) => {
+            let _ = writeln!(
+                s,
+                "client    {}/{p} (from ECS: the resolver said where its client is)",
+                str_or(&c["address"], "?")
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "client    {} (packet source: no ECS, so the resolver's own address)",
+                str_or(&c["address"], "?")
+            );
+        }
+    }
+    for link in r["cname"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "cname     {} -> {} (ttl {})",
+            str_or(&link["name"], "?"),
+            str_or(&link["target"], "?"),
+            link["ttl"]
+        );
+    }
+    if let Some(h) = r["host"].as_str() {
+        let via = if r["cname"].as_array().is_some_and(|a| !a.is_empty()) {
+            ", via CNAME"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "host      {h} (steered{via}){}",
+            r["rule"]
+                .as_str()
+                .map_or(String::new(), |r| format!(", matched {r}"))
+        );
+    }
+    let l = &r["location"];
+    if !l.is_null() {
+        if l["source"] == "unknown" {
+            let _ = writeln!(
+                s,
+                "location  not located (no override net matched, and the GeoIP database does not know this address)"
+            );
+        } else {
+            let coords = if l["located"] == false {
+                "no coordinates".to_owned()
+            } else {
+                format!("lat={} lon={}", l["lat"], l["lon"])
+            };
+            let _ = writeln!(
+                s,
+                "location  {} country={} continent={} {coords} network={}",
+                str_or(&l["source"], "-"),
+                str_or(&l["country"], "-"),
+                str_or(&l["continent"], "-"),
+                str_or(&l["network"], "-"),
+            );
+        }
+    }
+    let placed = l["located"] == true;
+    if let Some(cands) = r["candidates"].as_array().filter(|a| !a.is_empty()) {
+        let _ = writeln!(s, "candidates");
+        for c in cands {
+            let km = match c["km"].as_f64() {
+                Some(k) => format!("{k:.0} km"),
+                None if !placed => "not located".into(),
+                None => "-".into(),
+            };
+            let _ = writeln!(
+                s,
+                "  {:<12} {km:>11}  {}",
+                str_or(&c["edge"], "?"),
+                str_or(&c["state"], "?")
+            );
+        }
+    }
+    if let Some(order) = r["steering"]["order"].as_array().filter(|a| !a.is_empty()) {
+        let _ = writeln!(s, "order");
+        for o in order {
+            let metric = match (o["by"].as_str().unwrap_or(""), o["metric"].as_f64()) {
+                ("rtt_ms", Some(m)) => format!("{m} ms"),
+                ("km", Some(m)) => format!("{m} km"),
+                ("km", None) => "not located".into(),
+                _ => "partner".into(),
+            };
+            let _ = writeln!(
+                s,
+                "  {:<12} {metric:>12}  bias {} cost {}",
+                str_or(&o["edge"], ""),
+                o["bias"],
+                o["cost"]
+            );
+        }
+    }
+    for w in r["why"].as_array().into_iter().flatten() {
+        let _ = writeln!(s, "why       {}", str_or(w, ""));
+    }
+    let _ = writeln!(s, "rcode     {}", str_or(&r["rcode"], "?"));
+    let _ = writeln!(s, "edges     {}", list(&r["edges"]));
+    let _ = writeln!(s, "answers   {}", list(&r["answers"]));
+    let num = |v: &serde_json::Value| v.as_u64().map_or("-".into(), |t| t.to_string());
+    let _ = writeln!(s, "ttl       {}", num(&r["ttl"]));
+    let _ = writeln!(s, "scope     {}", num(&r["scope"]));
+    s
 }

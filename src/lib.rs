@@ -1,69 +1,141 @@
 //! geosteer: a geo-aware authoritative DNS server for CDN request steering.
 //!
-//! One query's path through the modules:
+//! # One query, one direction
 //!
-//! 1. [`net`] receives a packet (UDP worker threads or a TCP connection) and
-//!    hands the bytes to [`server::Responder`], which loads the current
-//!    [`snapshot`] and calls [`dns::respond`] with the client's address
-//!    ([`rrl`] may then limit the UDP response; [`metrics`] count it).
-//! 2. [`wire`] parses the header, the question and the OPT record (ECS
-//!    included) without building a `Message`.
-//! 3. [`dns::fast`] answers the common queries from the snapshot's
-//!    pre-rendered answers (one hash probe and a copy; a steered A/AAAA asks
-//!    [`steer`] and writes its edges). The rest goes to [`dns::answer`], which
-//!    finds the closest enclosing zone in the [`snapshot`] and applies
-//!    authoritative semantics (NXDOMAIN/NODATA, referral, CNAME, wildcard)
-//!    over its [`zone::tree`]. For a steered name it asks [`steer`].
-//! 4. [`steer`] locates the client with [`geo`] (ECS address, else source),
-//!    takes the candidates in distance order for that place (cached per
-//!    GeoIP record), puts those with a measured RTT for the client first
-//!    (`<zone>.rtt.csv`), filters them by [`health`] state, and applies
-//!    partner split, cost margin and capacity shares.
-//! 5. [`dns::render`] writes general-path responses straight into the output
-//!    buffer.
+//! ```text
+//! net (bytes) -> dns: wire parse -> mandatory checks -> Request
+//!   -> fast (pre-rendered tables) | answer (zone lookup -> steer) -> secure -> render -> net
+//! ```
 //!
-//! Beside that flow: [`reload`] builds new snapshots from [`config`] and
-//! [`zone`] files and swaps them in; [`health`] probes edges; [`rum`]
-//! learns RTTs from real users' browsers into each zone's live learned
-//! table, which [`steer`] reads beside the RTT file; [`fleet`]
-//! shares overrides, load and probe verdicts with other instances through
-//! etcd (feeding [`health`]); [`http`] serves metrics, the admin API and the
-//! [`status`] page (a world map of where each country's clients go, computed
-//! by [`steer::decide`], and what-ifs); [`querylog`] writes sampled queries
-//! as JSON lines and [`dnstap`] as dnstap messages.
+//! 1. `net` receives a packet (UDP worker threads, or a TCP connection) and
+//!    hands the bytes to `server::Responder`, which loads the current
+//!    `snapshot` and calls `dns::respond` with the packet's source; `rrl`
+//!    may then limit a UDP response, `metrics`, `querylog` and `dnstap`
+//!    observe it.
+//! 2. `dns` parses the packet (`wire`: header, question, OPT with ECS and
+//!    cookies, no allocation), applies the RFC MUST checks
+//!    (`dns::mandatory`), and builds the `dns::request::Request` every later
+//!    step reads.
+//! 3. `dns::fast` answers the common queries from the snapshot's
+//!    pre-rendered tables (one hash probe and a copy; a steered A/AAAA asks
+//!    `steer` and writes its edges; `dns::negative` holds each zone's
+//!    NXDOMAIN). Everything else goes to `dns::answer`, which finds the
+//!    zone (`snapshot`) and applies authoritative semantics over its
+//!    `zone::tree` (referral, DNAME, CNAME, wildcard, NXDOMAIN/NODATA), and
+//!    `dns::secure` adds what DNSSEC needs (`dnssec` signs).
+//! 4. `steer` locates the client with `geo` (ECS address, else source),
+//!    orders the candidates by distance and measured RTT, filters them by
+//!    `health`, and applies partner split, cost margin and capacity shares.
+//! 5. `dns::render` writes every response byte straight into the
+//!    transport's buffer.
 //!
-//! At the edge: [`cli`] parses the command line, [`app`] starts a server with
-//! everything around it, and [`explain`] runs one question through the
-//! answer core for `geosteer explain`.
+//! # Beside that flow
 //!
-//! Imports go one way (`tests/layers.rs`): [`wire`], [`zone`] and
-//! [`protocol`] at the bottom; the [`snapshot`] is data built from them;
-//! [`dns`] reads it; [`metrics`] observe the answers (through
-//! [`metrics::Answered`], filled by [`server`]) and import neither.
+//! `reload` builds snapshots from `config` and `zone` files and swaps them
+//! in; `health` probes edges; `rum` learns RTTs from real users' browsers
+//! into each zone's learned table, which `steer` reads beside the RTT file;
+//! `fleet` shares overrides, load and verdicts
+//! with other instances through etcd; `http` serves metrics, the admin API
+//! and the `status` page; `explain` runs one question through the answer
+//! core for `geosteer explain`. At the edge, `cli` parses the command line
+//! and `app` starts a server with everything around it.
+//!
+//! Imports go one way, between modules and between files
+//! (`src/layers.rs`); `docs/architecture.md` is the longer tour.
+//!
+//! # The public API
+//!
+//! Every module is private; what the binary, the benchmarks, the examples
+//! and the integration tests use is re-exported below, by purpose.
 
-pub mod app;
-pub mod cli;
-pub mod config;
-pub mod dns;
-pub mod dnssec;
-pub mod dnstap;
-pub mod duration;
-pub mod explain;
-pub mod fleet;
-pub mod geo;
-pub mod health;
-pub mod http;
-pub mod hugepage;
-pub mod metrics;
-pub mod net;
-pub mod protocol;
-pub mod querylog;
-pub mod reload;
-pub mod rrl;
-pub mod rum;
-pub mod server;
-pub mod snapshot;
-pub mod status;
-pub mod steer;
-pub mod wire;
-pub mod zone;
+mod app;
+mod cli;
+mod clock;
+mod config;
+mod dns;
+mod dnssec;
+mod dnstap;
+mod duration;
+mod explain;
+mod fleet;
+mod geo;
+mod health;
+mod http;
+mod hugepage;
+mod metrics;
+mod net;
+mod protocol;
+mod querylog;
+mod reload;
+mod rrl;
+mod rum;
+mod server;
+mod snapshot;
+mod status;
+mod steer;
+mod wire;
+mod yaml;
+mod zone;
+
+#[cfg(test)]
+mod layers;
+
+// The binary and a whole server.
+pub use app::App;
+pub use cli::{Cli, error_text, init_tracing, run};
+pub use config::{DnssecConfig, ServerConfig};
+pub use server::{Running, start};
+
+// Snapshots: built from the configuration, answered from.
+pub use config::pools::{AlwaysUp, HealthSource, Pools, from_str as parse_pools};
+pub use config::rtt::load as load_rtt;
+pub use reload::{FileCache, Reloader, build_snapshot, build_snapshot_with, build_zone};
+pub use snapshot::Snapshot;
+
+// The answer core and the transports around it.
+pub use dns::{Summary, respond, respond_traced};
+pub use explain::query_bytes;
+pub use net::{Handler, TcpConfig, Transport, UdpRunning, UdpServer, serve_tcp};
+pub use wire::{Rcode, parse_query};
+
+// Zone files.
+pub use zone::tree::{Node, Tree};
+pub use zone::{
+    MAX_INCLUDE_DEPTH, ZoneError, ZoneFile, load_zone_file, origin_from_filename, parse_zone_str,
+    validate as validate_zone,
+};
+
+// DNSSEC keys and the signature cache.
+pub use dnssec::keys::{format_time, generate as generate_key};
+pub use dnssec::sign::{DEFAULT_CACHE_ENTRIES, SigCache};
+
+// GeoIP databases: building and reading them.
+pub use geo::{
+    Code, Coords, GeoDb, GeoError, GeoMatch, Location, RecordSchema, Schema, build as build_geodb,
+    describe as describe_match, normalize, synth as synth_geodb, synth_dense as synth_dense_geodb,
+};
+
+// Steering decisions.
+pub use steer::{
+    AllDown, Client, Family, Host, NetTarget, OrderTable, Outcome, Rule, Steering, Trace, decide,
+    forget_cached_orders, locate,
+};
+
+// Steering from real users (RUM): cells learned from beacons, their state
+// file, and the learned table steering reads.
+pub use rum::cells::{Beacon, Cell as RumCell, State as RumState};
+pub use rum::persist::{
+    decode as decode_rum_state, encode as encode_rum_state, write as write_rum_state,
+};
+pub use rum::token::Net as ClientNet;
+pub use steer::{EdgeIdx, Learned, LearnedRow};
+
+// Edge health.
+pub use health::{
+    AdminState, CheckConfig, CheckSpec, Checker, EdgeHealth, EdgeState, EdgeStatus, Effective,
+    HealthError, ProbeTarget, Registry, ensure_crypto_provider,
+};
+
+// The dnstap wire format (Frame Streams and the protobuf messages), to read
+// what the server writes.
+pub use dnstap::{fstrm, proto as dnstap_proto};

@@ -5,16 +5,78 @@
 //! counters read an [`Answered`], which the server fills from the answer
 //! core's summary, and the reload gauges take the snapshot's numbers, so
 //! this module imports neither `dns` nor `snapshot`.
+//!
+//! Two kinds of series. Counters and gauges with a fixed label set go
+//! through the `metrics` recorder. Series whose set changes with the
+//! state — each edge's state, its override, the busiest hosts — are
+//! written at scrape time from that state ([`render_edges`],
+//! [`render_hosts`]), so an edge or host that is gone leaves no stale
+//! series, and a zone of 50,000 hosts exports only its top
+//! [`MetricsConfig::top_hosts`].
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use metrics::{Counter, Gauge, counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Deserialize;
 
+use crate::health::{AdminState, EdgeStatus, Effective};
 use crate::net::Transport;
 use crate::steer::{EdgeIdx, Steering};
 use crate::wire::*;
+
+/// Default [`MetricsConfig::top_hosts`].
+pub const DEFAULT_TOP_HOSTS: usize = 50;
+
+/// `metrics:` in `geosteer.yaml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Per-host answer series for the busiest this many hosts of each
+    /// zone (`0`: none, `all`: every host, one series each).
+    #[serde(default = "default_top_hosts", deserialize_with = "top_hosts")]
+    pub top_hosts: Option<usize>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            top_hosts: default_top_hosts(),
+        }
+    }
+}
+
+fn default_top_hosts() -> Option<usize> {
+    Some(DEFAULT_TOP_HOSTS)
+}
+
+/// A number, or `all` (`None`: no limit).
+fn top_hosts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Option<usize>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a number of hosts, or `all`")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Option<usize>, E> {
+            Ok(Some(usize::try_from(v).unwrap_or(usize::MAX)))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<usize>, E> {
+            match v.trim() {
+                "all" => Ok(None),
+                n => n
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| E::custom(format!("{v:?} is not a number of hosts or `all`"))),
+            }
+        }
+    }
+    d.deserialize_any(V)
+}
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -39,10 +101,71 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-/// HELP text for the series the query path and reloads own; the net and
-/// health modules' series render without HELP (still valid text format).
+/// HELP text for every series the recorder renders; `promtool check
+/// metrics` on a running server's output (tests/metrics.rs) finds any
+/// without.
 fn describe() {
-    use metrics::{describe_counter, describe_gauge};
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "geosteer_udp_received_total",
+        "UDP packets read from the sockets"
+    );
+    describe_counter!(
+        "geosteer_udp_batches_total",
+        "recvmmsg batches read from the UDP sockets"
+    );
+    describe_counter!("geosteer_udp_answered_total", "UDP responses sent");
+    describe_counter!(
+        "geosteer_udp_dropped_total",
+        "UDP packets not answered, by reason"
+    );
+    describe_counter!(
+        "geosteer_udp_send_errors_total",
+        "UDP responses the socket refused to send"
+    );
+    describe_counter!(
+        "geosteer_udp_recv_errors_total",
+        "Errors reading from the UDP sockets"
+    );
+    describe_counter!("geosteer_tcp_connections_total", "TCP connections accepted");
+    describe_gauge!("geosteer_tcp_connections_open", "TCP connections open now");
+    describe_counter!(
+        "geosteer_tcp_evicted_total",
+        "Idle TCP connections closed to make room for new ones"
+    );
+    describe_counter!(
+        "geosteer_tcp_refused_total",
+        "TCP connections refused at a limit, by reason"
+    );
+    describe_counter!(
+        "geosteer_tcp_idle_timeouts_total",
+        "TCP connections closed after tcp.idle_timeout without a query"
+    );
+    describe_counter!(
+        "geosteer_tcp_dropped_total",
+        "TCP queries not answered, by reason"
+    );
+    describe_counter!(
+        "geosteer_probe_total",
+        "Health probes by zone, edge and result (ok, fail, timeout)"
+    );
+    describe_histogram!(
+        "geosteer_probe_duration_seconds",
+        metrics::Unit::Seconds,
+        "How long health probes took, by zone and edge"
+    );
+    describe_counter!(
+        "geosteer_rrl_dropped_total",
+        "UDP responses dropped by response rate limiting"
+    );
+    describe_counter!(
+        "geosteer_rrl_slipped_total",
+        "UDP responses sent truncated by response rate limiting (slip)"
+    );
+    describe_gauge!(
+        "geosteer_dnssec_cached_signatures",
+        "RRSIGs in the signature cache"
+    );
     describe_counter!(
         "geosteer_queries_total",
         "DNS responses sent, by transport, qtype and rcode"
@@ -83,10 +206,6 @@ fn describe() {
     describe_counter!(
         "geosteer_dropped_total",
         "Packets that got no answer (unparseable)"
-    );
-    describe_counter!(
-        "geosteer_steered_answers_total",
-        "Steered answers by zone and host"
     );
     describe_counter!(
         "geosteer_steered_edge_answers_total",
@@ -252,29 +371,65 @@ impl QueryMetrics {
     }
 }
 
+/// Per-host answer counts by (zone, host), shared across reloads so counts
+/// carry over; entries no zone uses any more are dropped when a zone is
+/// built.
+type HostCounts = Mutex<HashMap<(String, String), Arc<AtomicU64>>>;
+
+fn host_counts() -> &'static HostCounts {
+    static C: OnceLock<HostCounts> = OnceLock::new();
+    C.get_or_init(Default::default)
+}
+
 /// Steered-answer counters of one zone, made when the zone is built, so
-/// the query path indexes a `Vec` instead of formatting labels. Series with
-/// the same labels share one atomic across reloads (the recorder keys them
-/// by name and labels), so counts carry over.
+/// the query path indexes a `Vec` instead of formatting labels. Edge series
+/// with the same labels share one atomic across reloads (the recorder keys
+/// them by name and labels); host counts are plain atomics kept by (zone,
+/// host) the same way, and exported at scrape time for the busiest hosts
+/// only ([`render_hosts`]).
 #[derive(Default)]
 pub struct SteerCounters {
-    hosts: Vec<Counter>,
+    zone: String,
+    hosts: Vec<(String, Arc<AtomicU64>)>,
     edges: Vec<Counter>,
 }
 
 impl SteerCounters {
     pub fn new(zone: &str, steering: &Steering) -> SteerCounters {
+        SteerCounters::with_names(
+            zone,
+            steering.hosts.iter().map(|h| h.name.as_str()),
+            steering.edges.iter().map(|e| e.name.as_str()),
+        )
+    }
+
+    /// Counters for hosts and edges by name, in index order.
+    pub fn with_names<'a>(
+        zone: &str,
+        hosts: impl IntoIterator<Item = &'a str>,
+        edges: impl IntoIterator<Item = &'a str>,
+    ) -> SteerCounters {
+        let hosts = {
+            let mut all = host_counts().lock().unwrap_or_else(|e| e.into_inner());
+            all.retain(|_, c| Arc::strong_count(c) > 1);
+            hosts
+                .into_iter()
+                .map(|h| {
+                    let c = all
+                        .entry((zone.to_owned(), h.to_owned()))
+                        .or_default()
+                        .clone();
+                    (h.to_owned(), c)
+                })
+                .collect()
+        };
         let zone = zone.to_string();
         SteerCounters {
-            hosts: steering
-                .hosts
-                .iter()
-                .map(|h| counter!("geosteer_steered_answers_total", "zone" => zone.clone(), "host" => h.name.clone()))
-                .collect(),
-            edges: steering
-                .edges
-                .iter()
-                .map(|e| counter!("geosteer_steered_edge_answers_total", "zone" => zone.clone(), "edge" => e.name.clone()))
+            zone: zone.clone(),
+            hosts,
+            edges: edges
+                .into_iter()
+                .map(|e| counter!("geosteer_steered_edge_answers_total", "zone" => zone.clone(), "edge" => e.to_owned()))
                 .collect(),
         }
     }
@@ -282,8 +437,8 @@ impl SteerCounters {
     /// Counts one steered answer for `host` made of `edges`.
     #[inline]
     pub fn record(&self, host: u32, edges: &[EdgeIdx]) {
-        if let Some(c) = self.hosts.get(host as usize) {
-            c.increment(1);
+        if let Some((_, c)) = self.hosts.get(host as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
         }
         for &e in edges {
             if let Some(c) = self.edges.get(e as usize) {
@@ -375,6 +530,168 @@ impl Default for ReloadMetrics {
     }
 }
 
+/// Escapes a label value for the text format.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `# HELP` and `# TYPE` lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// The states `geosteer_edge_state` has a series for, as labelled.
+const STATES: [(Effective, &str); 4] = [
+    (Effective::Up, "up"),
+    (Effective::Overloaded, "overloaded"),
+    (Effective::Drain, "drain"),
+    (Effective::Down, "down"),
+];
+
+/// Each edge's state, load and override, from the health registry:
+///
+/// - `geosteer_edge_state{zone,edge,state}`: 1 for the state the edge is
+///   in (`up`, `overloaded`, `drain`, `down`), 0 for the other three;
+/// - `geosteer_edge_load{zone,edge}`: the load in force (0 when none);
+/// - `geosteer_edge_admin_override{zone,edge,state,reason}`: 1 per
+///   override in force (`up`, `down`, `drain`);
+/// - `geosteer_edge_admin_override_expiry_timestamp_seconds{zone,edge}`:
+///   when an override with `--for` lifts itself.
+pub fn render_edges(out: &mut String, edges: &[EdgeStatus]) {
+    family(
+        out,
+        "geosteer_edge_state",
+        "gauge",
+        "Edge state: 1 on the series whose state label (up, overloaded, drain, down) is the edge's, 0 on the others",
+    );
+    for e in edges {
+        let (z, n) = (label(&e.zone), label(&e.name));
+        for (st, name) in STATES {
+            let v = u8::from(e.effective == st);
+            let _ = writeln!(
+                out,
+                "geosteer_edge_state{{zone=\"{z}\",edge=\"{n}\",state=\"{name}\"}} {v}"
+            );
+        }
+    }
+    family(
+        out,
+        "geosteer_edge_load",
+        "gauge",
+        "Load in force on the edge, 0 to 1 (probe or pushed; 0 when none is known)",
+    );
+    for e in edges {
+        let _ = writeln!(
+            out,
+            "geosteer_edge_load{{zone=\"{}\",edge=\"{}\"}} {}",
+            label(&e.zone),
+            label(&e.name),
+            e.last_load.unwrap_or(0.0)
+        );
+    }
+    family(
+        out,
+        "geosteer_edge_admin_override",
+        "gauge",
+        "1 for each admin override in force, with its state and reason",
+    );
+    for e in edges.iter().filter(|e| e.admin != AdminState::Auto) {
+        let state = match e.admin {
+            AdminState::Up => "up",
+            AdminState::Down => "down",
+            AdminState::Drain => "drain",
+            AdminState::Auto => "auto",
+        };
+        let _ = writeln!(
+            out,
+            "geosteer_edge_admin_override{{zone=\"{}\",edge=\"{}\",state=\"{state}\",reason=\"{}\"}} 1",
+            label(&e.zone),
+            label(&e.name),
+            label(e.admin_reason.as_deref().unwrap_or(""))
+        );
+    }
+    family(
+        out,
+        "geosteer_edge_admin_override_expiry_timestamp_seconds",
+        "gauge",
+        "Unix time an admin override set with a duration lifts itself",
+    );
+    let now = crate::health::unix_ms() as f64 / 1000.0;
+    for e in edges.iter().filter(|e| e.admin != AdminState::Auto) {
+        if let Some(left) = e.admin_expires_in_secs {
+            let _ = writeln!(
+                out,
+                "geosteer_edge_admin_override_expiry_timestamp_seconds{{zone=\"{}\",edge=\"{}\"}} {}",
+                label(&e.zone),
+                label(&e.name),
+                (now + left).round()
+            );
+        }
+    }
+}
+
+/// Steered answers per zone, and per host for each zone's busiest `top`
+/// hosts (`None`: all):
+///
+/// - `geosteer_steered_zone_answers_total{zone}`: every steered answer;
+/// - `geosteer_steered_answers_total{zone,host}`: the top hosts by answers
+///   since start. A host that drops out of the top loses its series until
+///   it is back (its count kept counting meanwhile).
+pub fn render_hosts<'a>(
+    out: &mut String,
+    zones: impl IntoIterator<Item = &'a SteerCounters>,
+    top: Option<usize>,
+) {
+    let zones: Vec<&SteerCounters> = zones.into_iter().collect();
+    family(
+        out,
+        "geosteer_steered_zone_answers_total",
+        "counter",
+        "Steered answers by zone",
+    );
+    let mut per_zone = Vec::with_capacity(zones.len());
+    for z in &zones {
+        let counts: Vec<(&str, u64)> = z
+            .hosts
+            .iter()
+            .map(|(h, c)| (h.as_str(), c.load(Ordering::Relaxed)))
+            .collect();
+        let total: u64 = counts.iter().map(|c| c.1).sum();
+        let _ = writeln!(
+            out,
+            "geosteer_steered_zone_answers_total{{zone=\"{}\"}} {total}",
+            label(&z.zone)
+        );
+        per_zone.push(counts);
+    }
+    family(
+        out,
+        "geosteer_steered_answers_total",
+        "counter",
+        "Steered answers by zone and host, for each zone's busiest hosts (metrics.top_hosts)",
+    );
+    for (z, mut counts) in zones.iter().zip(per_zone) {
+        let keep = top.unwrap_or(counts.len()).min(counts.len());
+        if keep < counts.len() {
+            // The busiest `keep`, ties by name so the set is stable.
+            counts.select_nth_unstable_by(keep, |a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            counts.truncate(keep);
+        }
+        counts.sort_by(|a, b| a.0.cmp(b.0));
+        for (h, n) in counts {
+            let _ = writeln!(
+                out,
+                "geosteer_steered_answers_total{{zone=\"{}\",host=\"{}\"}} {n}",
+                label(&z.zone),
+                label(h)
+            );
+        }
+    }
+}
+
 /// Copies the signer's counters and the signature cache's state into the
 /// exporter (called when `/metrics` is scraped; the query path only bumps
 /// atomics).
@@ -406,6 +723,43 @@ pub fn dnssec_summary() -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_hosts_only() {
+        let names: Vec<String> = (0..10).map(|i| format!("h{i}")).collect();
+        let c = SteerCounters::with_names("top.test.", names.iter().map(String::as_str), []);
+        for (i, n) in [(3u32, 5), (7, 9), (1, 2), (0, 1)] {
+            for _ in 0..n {
+                c.record(i, &[]);
+            }
+        }
+        let mut out = String::new();
+        render_hosts(&mut out, [&c], Some(2));
+        let hosts: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("geosteer_steered_answers_total{"))
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                "geosteer_steered_answers_total{zone=\"top.test.\",host=\"h3\"} 5",
+                "geosteer_steered_answers_total{zone=\"top.test.\",host=\"h7\"} 9",
+            ]
+        );
+        assert!(out.contains("geosteer_steered_zone_answers_total{zone=\"top.test.\"} 17"));
+        // Counts carry over to the next build of the zone.
+        let again = SteerCounters::with_names("top.test.", names.iter().map(String::as_str), []);
+        let mut out = String::new();
+        render_hosts(&mut out, [&again], None);
+        assert_eq!(out.matches("geosteer_steered_answers_total{").count(), 10);
+        assert!(out.contains("host=\"h7\"} 9"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(label("x\ny"), "x\\ny");
+    }
 
     #[test]
     fn indexes_match_the_label_tables() {

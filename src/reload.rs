@@ -176,7 +176,7 @@ pub fn sign_zone(cfg: &ServerConfig, zone: &mut Zone) -> Result<(), Vec<ConfigEr
     let Some(d) = &cfg.dnssec else {
         return Ok(());
     };
-    let now = crate::dnssec::unix_now();
+    let now = crate::clock::unix_now();
     let key_ttl = zone.tree.soa().ttl;
     let signer =
         crate::dnssec::ZoneSigner::load(&d.keys, &zone.tree.apex_lower, d.policy, key_ttl, now)
@@ -553,7 +553,7 @@ impl Reloader {
             geo: std::sync::Mutex::new(geo),
             status: std::sync::Mutex::new(ReloadStatus {
                 ok: true,
-                at: unix_now(),
+                at: crate::clock::unix_now(),
                 trigger: "start".into(),
                 generation: 1,
                 duration_ms: started.elapsed().as_secs_f64() * 1e3,
@@ -616,7 +616,7 @@ impl Reloader {
         };
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = ReloadStatus {
             ok: result.is_ok(),
-            at: unix_now(),
+            at: crate::clock::unix_now(),
             trigger: trigger.to_string(),
             generation: self.shared.load().generation,
             duration_ms: ms,
@@ -814,7 +814,7 @@ impl Reloader {
                 loop {
                     std::thread::sleep(std::time::Duration::from_secs(2));
                     let Some(me) = me.upgrade() else { break };
-                    let now = crate::dnssec::unix_now();
+                    let now = crate::clock::unix_now();
                     let due = me
                         .shared
                         .load()
@@ -843,10 +843,4 @@ const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Keeps the file watcher alive.
 pub struct Watch {
     _watcher: Arc<std::sync::Mutex<notify::RecommendedWatcher>>,
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

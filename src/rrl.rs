@@ -212,7 +212,8 @@ impl Rrl {
     }
 
     /// Bytes the table holds; fixed at construction.
-    pub fn table_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn table_bytes(&self) -> usize {
         self.shards.len() * (WAYS << self.set_bits) * std::mem::size_of::<Entry>()
     }
 

@@ -29,7 +29,6 @@ pub const TYPE_DNAME: u16 = 39;
 pub const TYPE_SVCB: u16 = 64;
 pub const TYPE_HTTPS: u16 = 65;
 pub const CLASS_IN: u16 = 1;
-pub const CLASS_CH: u16 = 3;
 pub const CLASS_ANY: u16 = 255;
 pub const OPT_NSID: u16 = 3;
 pub const OPT_ECS: u16 = 8;

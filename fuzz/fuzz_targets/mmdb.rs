@@ -19,7 +19,7 @@ const PROBES: [&str; 6] = ["8.8.8.8", "1.1.1.1", "77.88.8.8", "0.0.0.0", "2001:4
 fuzz_target!(|data: &[u8]| {
     let p = path();
     std::fs::write(p, data).unwrap();
-    if let Ok(db) = geosteer::geo::GeoDb::open(p) {
+    if let Ok(db) = geosteer::GeoDb::open(p) {
         for ip in PROBES {
             let _ = db.lookup(ip.parse::<IpAddr>().unwrap());
         }

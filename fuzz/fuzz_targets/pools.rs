@@ -7,12 +7,12 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use geosteer::config::pools::AlwaysUp;
+use geosteer::AlwaysUp;
 use hickory_proto::rr::Name;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let origin = Name::from_str("cdn.example.").unwrap();
-    let _ = geosteer::config::pools::from_str(text, Path::new("/nonexistent/cdn.example.pools.yaml"), &origin, &AlwaysUp);
+    let _ = geosteer::parse_pools(text, Path::new("/nonexistent/cdn.example.pools.yaml"), &origin, &AlwaysUp);
 });

@@ -11,10 +11,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use geosteer::config::ServerConfig;
-use geosteer::config::pools::AlwaysUp;
-use geosteer::net::Transport;
-use geosteer::snapshot::Snapshot;
+use geosteer::ServerConfig;
+use geosteer::AlwaysUp;
+use geosteer::Transport;
+use geosteer::Snapshot;
 use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;
 
@@ -31,10 +31,10 @@ fn snapshot() -> &'static Snapshot {
         std::fs::write(zones.join("cdn.example.zone"), ZONE).unwrap();
         std::fs::write(zones.join("cdn.example.pools.yaml"), POOLS).unwrap();
         std::fs::write(dir.join("geo.yaml"), GEO).unwrap();
-        geosteer::geo::build(&dir.join("geo.yaml"), &dir.join("geo.mmdb"), geosteer::geo::Schema::City).unwrap();
+        geosteer::build_geodb(&dir.join("geo.yaml"), &dir.join("geo.mmdb"), geosteer::Schema::City).unwrap();
         let cfg_path: PathBuf = dir.join("geosteer.yaml");
         let cfg = ServerConfig::from_str("zones: zones\ngeodb: geo.mmdb\n", &cfg_path).unwrap();
-        let snap = geosteer::reload::build_snapshot(&cfg, &AlwaysUp, 1).unwrap();
+        let snap = geosteer::build_snapshot(&cfg, &AlwaysUp, 1).unwrap();
         // Everything is in memory now (the DB is a private snapshot).
         let _ = std::fs::remove_dir_all(&dir);
         snap
@@ -68,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
     let parsed = Message::from_vec(data).ok();
     let mut out = vec![0u8; 65_535];
     for transport in [Transport::Udp, Transport::Tcp] {
-        let Some(n) = geosteer::dns::respond(snap, data, client, transport, &mut out) else {
+        let Some(n) = geosteer::respond(snap, data, client, transport, &mut out) else {
             continue;
         };
         let resp = &out[..n];

@@ -17,8 +17,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let origin = Name::from_str("cdn.example.").unwrap();
-    if let Ok(z) = geosteer::zone::parse_zone_str(text, Path::new("/nonexistent/fuzz.zone"), &origin) {
+    if let Ok(z) = geosteer::parse_zone_str(text, Path::new("/nonexistent/fuzz.zone"), &origin) {
         // A zone that parsed must also build an answer tree or say why.
-        let _ = geosteer::zone::tree::Tree::build(&z.origin, z.records.iter().enumerate().map(|(i, r)| (i, &r.record)));
+        let _ = geosteer::Tree::build(&z.origin, z.records.iter().enumerate().map(|(i, r)| (i, &r.record)));
     }
 });

@@ -4,7 +4,8 @@
 
 pub mod pools;
 pub mod rtt;
-pub mod yaml;
+
+pub use crate::yaml::ConfigError;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -12,35 +13,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-
-/// One problem in one input file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    /// 1-based; 0 when the problem has no single line (a missing file).
-    pub line: u32,
-    pub reason: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line > 0 {
-            write!(f, "{}:{}: {}", self.file.display(), self.line, self.reason)
-        } else {
-            write!(f, "{}: {}", self.file.display(), self.reason)
-        }
-    }
-}
-
-impl ConfigError {
-    pub fn new(file: &Path, line: u32, reason: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: file.to_path_buf(),
-            line,
-            reason: reason.into(),
-        }
-    }
-}
 
 /// A list of problems, printed one per line (`geosteer check`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,10 +30,10 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// Parses YAML into `T` (see [`yaml::parse`]): errors read
+/// Parses YAML into `T` (see [`crate::yaml::parse`]): errors read
 /// `file:line: key.path: what was wrong`.
 pub fn parse_yaml<T: for<'de> Deserialize<'de>>(text: &str, file: &Path) -> Result<T, ConfigError> {
-    yaml::parse(text, file)
+    crate::yaml::parse(text, file)
 }
 
 fn read(file: &Path) -> Result<String, ConfigError> {
@@ -155,6 +127,9 @@ pub struct ServerRaw {
     /// off when absent.
     #[serde(default)]
     pub rum: Option<crate::rum::RumRaw>,
+    /// What `/metrics` exports beyond the fixed series.
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// `cookies:` as written: `off` (or `false`/`on`/`true`), or a table.
@@ -429,6 +404,7 @@ pub struct ServerConfig {
     pub cookies: CookieSetting,
     pub dnssec: Option<DnssecConfig>,
     pub rum: Option<crate::rum::RumConfig>,
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 impl ServerConfig {
@@ -464,6 +440,11 @@ impl ServerConfig {
     }
 
     pub fn from_str(text: &str, path: &Path) -> Result<ServerConfig, ConfigError> {
+        // Problems found after parsing name their key; find its line.
+        Self::validate(text, path).map_err(|e| crate::yaml::with_line(e, text))
+    }
+
+    fn validate(text: &str, path: &Path) -> Result<ServerConfig, ConfigError> {
         let raw: ServerRaw = parse_yaml(text, path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let base = if base.as_os_str().is_empty() {
@@ -529,6 +510,7 @@ impl ServerConfig {
             .map_err(|e| ConfigError::new(path, 0, e))?;
         Ok(ServerConfig {
             rum,
+            metrics: raw.metrics,
             dnssec,
             fleet,
             probe_source: raw.probe_source,
@@ -585,8 +567,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.rrl, Some(crate::rrl::RrlConfig::with_rate(100)));
-        let e = ServerConfig::from_str("rrl: {rate: 0}\n", Path::new("g.yaml")).unwrap_err();
-        assert!(e.to_string().contains("rrl.rate"), "{e}");
+        let e = ServerConfig::from_str(
+            "listen: [127.0.0.1:53]\nrrl: {rate: 0}\n",
+            Path::new("g.yaml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("g.yaml:2: rrl.rate"), "{e}");
+        let e = ServerConfig::from_str("workers: 0\n", Path::new("g.yaml")).unwrap_err();
+        assert_eq!(e.to_string(), "g.yaml:1: workers: must be at least 1");
     }
 
     #[test]

@@ -13,12 +13,12 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use smallvec::SmallVec;
 
-use super::yaml::Codes;
 use super::{ConfigError, parse_yaml};
 use crate::geo::{Code, Coords, Location};
 use crate::health::{AdminState, CheckConfig, CheckSpec, EdgeHealth, EdgeState};
 use crate::steer::{AllDown, Edge, EdgeIdx, Host, NetTarget, Nets, Rule, Steering};
 use crate::wire;
+use crate::yaml::{Codes, NameAt};
 
 /// Default TTL of steered answers when neither the file nor the host says.
 pub const DEFAULT_TTL: u32 = 30;
@@ -89,7 +89,8 @@ pub struct RuleRaw {
     pub subdivision: Option<Codes>,
     #[serde(default)]
     pub asn: Option<OneOrMany<u32>>,
-    pub edges: Vec<Spanned<String>>,
+    #[serde(deserialize_with = "crate::yaml::names")]
+    pub edges: Vec<NameAt>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,8 +102,8 @@ pub struct HostRaw {
     /// The same as SVCB (RFC 9460 §2).
     #[serde(default)]
     pub svcb: Option<Spanned<SvcbRaw>>,
-    #[serde(default)]
-    pub edges: Option<Vec<Spanned<String>>>,
+    #[serde(default, deserialize_with = "crate::yaml::option_names")]
+    pub edges: Option<Vec<NameAt>>,
     #[serde(default)]
     pub answers: Option<u8>,
     #[serde(default)]
@@ -545,21 +546,17 @@ pub fn from_str(
                 }),
         );
     }
-    let resolve =
-        |list: &[Spanned<String>], key: &str, err: &mut dyn FnMut(u32, String)| -> Vec<EdgeIdx> {
-            let mut out = Vec::new();
-            for e in list {
-                match index.get(e.value.as_str()) {
-                    Some(&i) if !out.contains(&i) => out.push(i),
-                    Some(_) => {}
-                    None => err(
-                        e.referenced.line() as u32,
-                        format!("{key}: unknown edge {:?}", e.value),
-                    ),
-                }
+    let resolve = |list: &[NameAt], key: &str, err: &mut dyn FnMut(u32, String)| -> Vec<EdgeIdx> {
+        let mut out = Vec::new();
+        for e in list {
+            match index.get(&*e.text) {
+                Some(&i) if !out.contains(&i) => out.push(i),
+                Some(_) => {}
+                None => err(e.line, format!("{key}: unknown edge {:?}", &*e.text)),
             }
-            out
-        };
+        }
+        out
+    };
 
     // Override nets.
     let mut nets = Vec::new();
@@ -609,11 +606,14 @@ pub fn from_str(
                             format!("{key}: give either edges or a location, not both"),
                         );
                     }
-                    let spanned: Vec<Spanned<String>> = list
+                    let names: Vec<NameAt> = list
                         .iter()
-                        .map(|s| Spanned::new(s.clone(), net.referenced, net.defined))
+                        .map(|s| NameAt {
+                            text: s.as_str().into(),
+                            line,
+                        })
                         .collect();
-                    let idx = resolve(&spanned, &key, &mut err);
+                    let idx = resolve(&names, &key, &mut err);
                     if idx.is_empty() {
                         err(line, format!("{key}: edges: needs at least one edge"));
                     }

@@ -19,7 +19,7 @@
 //! NODATA (unless [`super::negative`] has them), ANY, answers
 //! that don't fit the client's size, steering that chose something other
 //! than edges — returns `None` and takes the general path, which produces
-//! the same bytes for everything this path answers (`tests/fast_path.rs`
+//! the same bytes for everything this path answers (`tests/dns/fast_path.rs`
 //! compares the two over generated queries).
 //!
 //! The table itself is snapshot data ([`crate::snapshot::fast`]): [`build`]
@@ -224,7 +224,7 @@ pub(super) fn respond<'s, T: steer::Trace>(
                     counts: s.counts,
                     bytes: &s.body,
                 },
-                Some(sec) if crate::dnssec::unix_now() < sec.fresh_until => Body {
+                Some(sec) if crate::clock::unix_now() < sec.fresh_until => Body {
                     rcode: sec.rcode,
                     aa: sec.aa,
                     counts: sec.counts,

@@ -61,55 +61,11 @@ pub fn respond_traced<'s, T: steer::Trace>(
     out: &mut [u8],
     trace: &mut T,
 ) -> Option<Summary<'s>> {
-    respond_inner(snap, packet, source, transport, out, trace, Paths::Both)
+    respond_inner(snap, packet, source, transport, out, trace)
 }
 
-/// [`respond`] without the pre-rendered answers of [`fast`]: what the fast
-/// path is checked against.
-#[doc(hidden)]
-pub fn respond_general(
-    snap: &Snapshot,
-    packet: &[u8],
-    client: SocketAddr,
-    transport: Transport,
-    out: &mut [u8],
-) -> Option<usize> {
-    respond_inner(
-        snap,
-        packet,
-        client.ip(),
-        transport,
-        out,
-        &mut (),
-        Paths::General,
-    )
-    .map(|s| s.len)
-}
-
-/// Only the fast path: `None` when it would hand the query to the general
-/// path. For tests that must know which path answered.
-#[doc(hidden)]
-pub fn fast_respond(
-    snap: &Snapshot,
-    packet: &[u8],
-    source: IpAddr,
-    transport: Transport,
-    out: &mut [u8],
-) -> Option<usize> {
-    respond_inner(snap, packet, source, transport, out, &mut (), Paths::Fast).map(|s| s.len)
-}
-
-/// Which answer paths [`respond_inner`] may take.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Paths {
-    /// The fast path, else the general one: what serves queries.
-    Both,
-    /// Only the general path (to check the fast one against).
-    General,
-    /// Only the fast path; `None` where the general one would answer.
-    Fast,
-}
-
+/// Parse, the mandatory checks, the request, dispatch: the one place a
+/// request is routed.
 #[inline(always)]
 fn respond_inner<'s, T: steer::Trace>(
     snap: &'s Snapshot,
@@ -118,12 +74,10 @@ fn respond_inner<'s, T: steer::Trace>(
     transport: Transport,
     out: &mut [u8],
     trace: &mut T,
-    paths: Paths,
 ) -> Option<Summary<'s>> {
     let mut q = Query::EMPTY;
     let refused = match mandatory::check(packet, parse_query_into(packet, &mut q), &q) {
         Check::Pass => None,
-        _ if paths == Paths::Fast => return None,
         Check::Drop => return None,
         Check::Reject(r) => return Some(reject(snap, packet, &r, source, transport, out)),
         Check::Refuse(rcode) => Some(rcode),
@@ -132,7 +86,7 @@ fn respond_inner<'s, T: steer::Trace>(
     // Dispatch: a query, or a refusal of one. (Other opcodes and zone
     // transfers, once served, are routed here by opcode and type.)
     match refused {
-        None => query(snap, &req, out, trace, paths),
+        None => query(snap, &req, out, trace),
         Some(rcode) => Some(answered(snap, &req, Answer::new(rcode), out)),
     }
 }
@@ -145,15 +99,13 @@ fn query<'s, T: steer::Trace>(
     req: &Request<'_>,
     out: &mut [u8],
     trace: &mut T,
-    paths: Paths,
 ) -> Option<Summary<'s>> {
     // explain's detailed trace must see one decision, so it stays on the
     // general path (same `decide`, same answer).
-    if paths != Paths::General && !T::DETAILED {
-        let fast = fast::respond(snap, req, out, trace);
-        if fast.is_some() || paths == Paths::Fast {
-            return fast;
-        }
+    if !T::DETAILED
+        && let Some(s) = fast::respond(snap, req, out, trace)
+    {
+        return Some(s);
     }
     let qname = req.query.qname();
     let question = Question {
@@ -192,6 +144,7 @@ fn answered<'s>(
         steered: ans.steered,
         cookie_valid: req.extra.cookie_valid,
         rum_probe: ans.rum_probe,
+        prerendered: false,
     }
 }
 

@@ -17,7 +17,7 @@
 //! gives the same bytes goes to the general path: DO=1 on a signed zone
 //! (denial needs NSECs), a name that could compress differently (see
 //! [`Negative::below_apex`]), one too long to fit.
-//! `tests/negative_path.rs` compares both paths over generated names.
+//! `tests/dns/negative_path.rs` compares both paths over generated names.
 
 use std::sync::Arc;
 

@@ -13,13 +13,6 @@ use std::net::IpAddr;
 use crate::protocol::Protocol;
 use crate::wire::Edns;
 
-/// Seconds since the epoch, as cookie timestamps count.
-pub fn unix_now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
-}
-
 /// What one response adds to its OPT record besides ECS.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OptExtra<'a> {
@@ -53,7 +46,8 @@ impl<'a> OptExtra<'a> {
             ..OptExtra::default()
         };
         if let (Some(c), Some(cookies)) = (&edns.cookie, &p.cookies) {
-            let now = unix_now();
+            // Cookie timestamps are 32-bit serial numbers (RFC 9018 §4.3).
+            let now = crate::clock::unix_now() as u32;
             x.cookie_valid = !c.server().is_empty() && cookies.verify(c, source, now);
             let mut v = [0u8; 24];
             v[..8].copy_from_slice(c.client());

@@ -428,7 +428,7 @@ pub fn edge_rrsigs(
         h.write_u16(e);
     }
     let slot = (h.finish() as usize) % EDGE_SLOTS;
-    let now = crate::dnssec::unix_now();
+    let now = crate::clock::unix_now();
     let epoch = crate::dnssec::sign::epoch();
     let hit = EDGE_FRONT.with_borrow(|front| {
         let s = front.get(slot)?.as_ref()?;

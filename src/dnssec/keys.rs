@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 
-use super::DnssecError;
+use super::error::DnssecError;
 use crate::wire;
 
 /// DNSKEY algorithm numbers we sign with (RFC 8624).
@@ -249,7 +249,7 @@ fn parse_public(file: &Path, text: &str) -> Result<PublicPart, DnssecError> {
                 "DNSKEY record needs owner, flags, protocol, algorithm and key",
             ));
         }
-        let owner = super::parse_name(f[0]).map_err(|e| err(file, line, format!("owner: {e}")))?;
+        let owner = parse_name(f[0]).map_err(|e| err(file, line, format!("owner: {e}")))?;
         let flags: u16 = f[at + 1]
             .parse()
             .map_err(|_| err(file, line, format!("invalid flags '{}'", f[at + 1])))?;
@@ -505,8 +505,7 @@ pub fn generate(
     algorithm: u8,
     now: u64,
 ) -> Result<PathBuf, DnssecError> {
-    let owner =
-        super::parse_name(zone).map_err(|e| DnssecError::Generate(format!("{zone}: {e}")))?;
+    let owner = parse_name(zone).map_err(|e| DnssecError::Generate(format!("{zone}: {e}")))?;
     let rng = SystemRandom::new();
     let (private, public): (Vec<u8>, Vec<u8>) = match algorithm {
         ALG_ECDSAP256SHA256 => {
@@ -604,6 +603,14 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     f.write_all(text.as_bytes())
+}
+
+/// A presentation name (`cdn.example` or `cdn.example.`) to lowercased wire form.
+pub fn parse_name(text: &str) -> Result<Box<[u8]>, String> {
+    let mut name = hickory_proto::rr::Name::from_ascii(text)
+        .map_err(|e| format!("invalid name '{text}': {e}"))?;
+    name.set_fqdn(true);
+    Ok(wire::lowercase(&wire::from_hickory(&name)))
 }
 
 #[cfg(test)]

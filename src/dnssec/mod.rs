@@ -7,10 +7,13 @@
 //! the DNSKEY, CDS and CDNSKEY RRsets, active ZSKs everything else; a zone
 //! with only KSKs (a CSK) signs everything with them.
 
+mod error;
 pub mod keys;
 pub mod sign;
 
-use std::path::PathBuf;
+pub use error::DnssecError;
+pub use keys::parse_name;
+
 use std::sync::Arc;
 
 use keys::{Key, KeyState};
@@ -18,48 +21,6 @@ use sign::{Canon, Policy, SigCache};
 
 use crate::wire;
 use crate::zone::tree::Rrset;
-
-/// Everything that can go wrong with keys and signing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DnssecError {
-    /// A key file is unreadable or malformed. Never carries key material.
-    #[error("{}:{line}: {reason}", file.display())]
-    KeyFile {
-        file: PathBuf,
-        line: u32,
-        reason: String,
-    },
-    /// A zone has key files but none of them signs now.
-    #[error("{dir}: zone {zone} has key files but no active key")]
-    NoActiveKey { dir: String, zone: String },
-    #[error("signing failed")]
-    Sign,
-    #[error("keygen: {0}")]
-    Generate(String),
-}
-
-impl DnssecError {
-    /// (file, line, reason) for the config error list.
-    pub fn parts(&self) -> (PathBuf, u32, String) {
-        match self {
-            DnssecError::KeyFile { file, line, reason } => (file.clone(), *line, reason.clone()),
-            DnssecError::NoActiveKey { dir, zone } => (
-                PathBuf::from(dir),
-                0,
-                format!("zone {zone} has key files but no active key"),
-            ),
-            other => (PathBuf::new(), 0, other.to_string()),
-        }
-    }
-}
-
-/// A presentation name (`cdn.example` or `cdn.example.`) to lowercased wire form.
-pub fn parse_name(text: &str) -> Result<Box<[u8]>, String> {
-    let mut name = hickory_proto::rr::Name::from_ascii(text)
-        .map_err(|e| format!("invalid name '{text}': {e}"))?;
-    name.set_fqdn(true);
-    Ok(wire::lowercase(&wire::from_hickory(&name)))
-}
 
 /// A zone's keys and what they sign, at the moment the snapshot was built.
 #[derive(Debug)]
@@ -80,13 +41,6 @@ pub struct ZoneSigner {
     pub next_event: Option<u64>,
     /// TTL of DNSKEY, CDS and CDNSKEY (the SOA's).
     pub key_ttl: u32,
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl ZoneSigner {
@@ -224,7 +178,7 @@ impl ZoneSigner {
         };
         let (rtype, ttl, labels) = (canon.rtype, canon.ttl, canon.labels);
         let rrs = canon.finish(owner);
-        let now = unix_now();
+        let now = crate::clock::unix_now();
         let p = self.policy;
         let cache = SigCache::global();
         thread_local! {

@@ -162,7 +162,7 @@ pub fn make_rrsig(
     signer: &[u8],
     h: RrsigFields,
     rrs: &[u8],
-) -> Result<Vec<u8>, super::DnssecError> {
+) -> Result<Vec<u8>, super::error::DnssecError> {
     let mut rd = Vec::with_capacity(18 + signer.len() + 64);
     rd.extend_from_slice(&h.rtype.to_be_bytes());
     rd.push(key.algorithm);

@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 use etcd_client::{Client, EventType, GetOptions, WatchOptions};
 use tokio::task::JoinHandle;
 
-use super::{FleetConfig, FleetError, MAX_BACKOFF, connect, within};
+use super::config::FleetConfig;
+use super::session::{FleetError, MAX_BACKOFF, connect, within};
 use crate::rum::Rum;
 use crate::rum::cells::Aggregate;
 use crate::rum::token::Net;
@@ -294,7 +295,7 @@ pub fn decode(
     if lines.next() != Some("v1") {
         return Err("not a v1 RUM aggregate".into());
     }
-    let now = crate::rum::unix_now();
+    let now = crate::clock::unix_now();
     let mut out = Vec::new();
     for (i, line) in lines.enumerate() {
         let bad = || format!("line {}: {line:?}", i + 2);
@@ -417,7 +418,7 @@ mod tests {
     #[test]
     fn aggregates_round_trip_and_junk_is_refused() {
         let net = Net::of("198.51.100.7".parse().unwrap());
-        let now = crate::rum::unix_now() as u32;
+        let now = crate::clock::unix_now() as u32;
         let v = encode(&[(net, "lhr", 23.5, 40, now), (net, "nrt", 180.0, 3, now)]);
         assert_eq!(v.lines().count(), 3);
         let mut names = Vec::new();

@@ -15,9 +15,9 @@ mod writer;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-pub use code::{CONTINENTS, Code, InvalidCode, continent_of, is_continent};
-pub use reader::{GeoDb, GeoInfo, RecordSchema};
-pub use writer::{BuildStats, Schema, build, synth, synth_dense};
+pub use code::{Code, continent_of, is_continent};
+pub use reader::{GeoDb, RecordSchema};
+pub use writer::{Schema, build, synth, synth_dense};
 
 /// Latitude and longitude in degrees (WGS84).
 #[derive(Clone, Copy, Debug, PartialEq, Default)]

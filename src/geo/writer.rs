@@ -166,7 +166,7 @@ fn new_writer(database_type: &str, description: &str) -> Writer {
 type Lines = Vec<(Option<u64>, SourceEntry)>;
 
 fn parse_yaml(path: &Path, text: &str) -> Result<(Option<String>, Lines), GeoError> {
-    let doc: SourceDoc = crate::config::parse_yaml(text, path).map_err(|e| GeoError::Source {
+    let doc: SourceDoc = crate::yaml::parse(text, path).map_err(|e| GeoError::Source {
         path: path.to_owned(),
         line: (e.line > 0).then_some(u64::from(e.line)),
         reason: e.reason,

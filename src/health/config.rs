@@ -3,9 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde::{Deserialize, Deserializer};
 
-use super::state::EdgeState;
+use super::state::{EdgeState, Thresholds};
 
 /// Default probe interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -48,25 +50,6 @@ pub enum Initial {
     Up,
     /// Hold the edge back until it has passed `rise` probes.
     Down,
-}
-
-/// Load thresholds with hysteresis: `load >= overload` makes an edge
-/// overloaded, and it stays so until `load <= recover`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Thresholds {
-    /// Load at or above which an edge becomes overloaded.
-    pub overload: f64,
-    /// Load at or below which an overloaded edge recovers.
-    pub recover: f64,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Thresholds {
-            overload: 0.9,
-            recover: 0.75,
-        }
-    }
 }
 
 /// One `checks:` entry as written in a pools file.
@@ -303,7 +286,7 @@ impl CheckConfig {
                 let path = base_dir.join(rel);
                 let pem =
                     std::fs::read(&path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-                let count = super::probe::pem_certificates(&pem)
+                let count = pem_certificates(&pem)
                     .map_err(|e| format!("ca_file {}: {e}", path.display()))?
                     .len();
                 if count == 0 {
@@ -340,4 +323,11 @@ impl CheckConfig {
             source: self.probe_source,
         })
     }
+}
+
+/// Parses every certificate in a PEM bundle.
+pub(crate) fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad PEM: {e}"))
 }

@@ -6,11 +6,10 @@ use std::sync::{Arc, Once, OnceLock};
 use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use super::config::{CheckKind, CheckSpec};
+use super::config::{CheckKind, CheckSpec, pem_certificates};
 
 /// Most of a response body a probe reads: enough to let a small health page
 /// finish, never a large download.
@@ -30,13 +29,6 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     rustls::crypto::CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
-}
-
-/// Parses every certificate in a PEM bundle.
-pub(crate) fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("bad PEM: {e}"))
 }
 
 /// How an https check verifies servers; also the key for sharing a built

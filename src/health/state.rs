@@ -7,7 +7,24 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::config::Thresholds;
+/// Load thresholds with hysteresis: `load >= overload` makes an edge
+/// overloaded, and it stays so until `load <= recover`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// Load at or above which an edge becomes overloaded.
+    pub overload: f64,
+    /// Load at or below which an overloaded edge recovers.
+    pub recover: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            overload: 0.9,
+            recover: 0.75,
+        }
+    }
+}
 
 /// What probes and load say about an edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +48,55 @@ pub enum AdminState {
     Down,
     /// Stop sending new clients (steering decides how).
     Drain,
+}
+
+/// Why an override was set and when it lifts itself: `geosteer drain lhr
+/// --for 2h --reason "fibre cut"`. Kept with the override in the state
+/// file and in etcd, shown wherever the override is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminNote {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Unix time in milliseconds after which the override is `auto` again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
+}
+
+/// Unix time now, in milliseconds.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis().min(u128::from(u64::MAX)) as u64)
+}
+
+impl AdminNote {
+    /// A note lifting the override `ttl` from now (none: until lifted).
+    pub fn new(reason: Option<String>, ttl: Option<Duration>) -> AdminNote {
+        AdminNote {
+            reason: reason.filter(|r| !r.trim().is_empty()),
+            until_ms: ttl
+                .map(|t| unix_ms().saturating_add(t.as_millis().min(u128::from(u64::MAX)) as u64)),
+        }
+    }
+
+    /// Whether the override has run out at `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.until_ms.is_some_and(|u| u <= now_ms)
+    }
+
+    /// When it lifts, RFC 3339 (UTC).
+    pub fn until_rfc3339(&self) -> Option<String> {
+        self.until_ms.map(|ms| {
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms))
+                .to_string()
+        })
+    }
+
+    /// Seconds left until it lifts (0 when past).
+    pub fn expires_in_secs(&self, now_ms: u64) -> Option<f64> {
+        self.until_ms
+            .map(|u| u.saturating_sub(now_ms) as f64 / 1000.0)
+    }
 }
 
 /// The state steering acts on: the admin override applied to [`EdgeState`].
@@ -59,15 +125,6 @@ impl Effective {
             1 => Effective::Overloaded,
             2 => Effective::Drain,
             _ => Effective::Down,
-        }
-    }
-
-    /// The `geosteer_edge_state` gauge value: 0 down, 1 overloaded/drain, 2 up.
-    pub fn gauge_value(self) -> f64 {
-        match self {
-            Effective::Down => 0.0,
-            Effective::Overloaded | Effective::Drain => 1.0,
-            Effective::Up => 2.0,
         }
     }
 }
@@ -99,6 +156,15 @@ pub struct EdgeStatus {
     /// What probes and load say.
     pub state: EdgeState,
     pub admin: AdminState,
+    /// Why the override was set, when the operator said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_reason: Option<String>,
+    /// When the override lifts itself (RFC 3339), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_until: Option<String>,
+    /// Seconds until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_expires_in_secs: Option<f64>,
     /// What steering uses.
     pub effective: Effective,
     /// The load currently in force (highest unexpired of probe and fed load).
@@ -152,6 +218,7 @@ pub struct Verdict {
 #[derive(Debug)]
 struct Details {
     admin: AdminState,
+    note: AdminNote,
     /// Up/down as decided by rise/fall on this instance's probes.
     healthy: bool,
     /// The fleet's quorum verdict, which overrides `healthy` while set.
@@ -183,8 +250,6 @@ pub struct EdgeHealth {
     /// capacity shares read it with one atomic load.
     load_permille: AtomicU16,
     details: Mutex<Details>,
-    state_gauge: metrics::Gauge,
-    load_gauge: metrics::Gauge,
 }
 
 /// [`EdgeHealth::load_permille`] when no load is known.
@@ -196,10 +261,10 @@ fn pack(e: Effective, s: EdgeState) -> u8 {
 
 impl EdgeHealth {
     pub(crate) fn new(zone: &str, name: &str, initial: EdgeState, admin: AdminState) -> Self {
-        let labels = [("zone", zone.to_owned()), ("edge", name.to_owned())];
         let now = Instant::now();
         let d = Details {
             admin,
+            note: AdminNote::default(),
             healthy: initial != EdgeState::Down,
             fleet_healthy: None,
             consecutive: 0,
@@ -222,17 +287,13 @@ impl EdgeHealth {
             EdgeState::Down
         };
         let eff = effective_of(admin, state);
-        let h = EdgeHealth {
+        EdgeHealth {
             zone: zone.to_owned(),
             name: name.to_owned(),
             packed: AtomicU8::new(pack(eff, state)),
             load_permille: AtomicU16::new(NO_LOAD),
             details: Mutex::new(d),
-            state_gauge: metrics::gauge!("geosteer_edge_state", &labels),
-            load_gauge: metrics::gauge!("geosteer_edge_load", &labels),
-        };
-        h.state_gauge.set(eff.gauge_value());
-        h
+        }
     }
 
     /// The zone this edge belongs to.
@@ -293,10 +354,20 @@ impl EdgeHealth {
         self.recompute(&mut d, now);
     }
 
-    pub(crate) fn set_admin(&self, admin: AdminState) {
+    pub(crate) fn set_admin(&self, admin: AdminState, note: AdminNote) {
         let mut d = self.lock();
         d.admin = admin;
+        d.note = if admin == AdminState::Auto {
+            AdminNote::default()
+        } else {
+            note
+        };
         self.recompute(&mut d, Instant::now());
+    }
+
+    /// Why and until when the override holds.
+    pub fn admin_note(&self) -> AdminNote {
+        self.lock().note.clone()
     }
 
     /// Re-evaluates load expiry. Called by the background ticker so that a
@@ -428,8 +499,6 @@ impl EdgeHealth {
                 "edge state changed"
             );
         }
-        self.state_gauge.set(eff.gauge_value());
-        self.load_gauge.set(load.unwrap_or(0.0));
     }
 
     /// The edge as the admin API shows it.
@@ -441,6 +510,9 @@ impl EdgeHealth {
             zone: self.zone.clone(),
             state: EdgeState::from_bits(packed >> 2),
             admin: d.admin,
+            admin_reason: d.note.reason.clone(),
+            admin_until: d.note.until_rfc3339(),
+            admin_expires_in_secs: d.note.expires_in_secs(unix_ms()),
             effective: Effective::from_bits(packed),
             last_load: d.current_load,
             last_check: d

@@ -8,8 +8,8 @@
 //! | GET | `/api/status` | version, uptime, files, DB, last reload, zones (with DNSSEC keys and DS) |
 //! | GET | `/api/edges` | every edge's health |
 //! | GET | `/api/fleet` | instances, liveness, verdicts per edge, drift |
-//! | POST | `/api/edges/{name}/admin` | `{"state": "drain"}` (auth) |
-//! | PUT | `/api/edges/{name}/load` | `{"load": 0.93, "ttl": "60s"}` (auth) |
+//! | POST | `/api/edges/{name}/admin` | `{"state": "drain", "for": "2h", "reason": "fibre cut"}` (auth) |
+//! | PUT | `/api/edges/{name}/load` | `{"load": 0.93, "ttl": "60s"}` or `"ttl": 60` (auth) |
 //! | POST | `/api/reload` | rebuild from files now (auth) |
 //! | GET | `/` | the status page ([`crate::status`]) |
 //! | GET | `/api/view` | what the status page draws: edges, rates, per-country answers |
@@ -153,12 +153,19 @@ async fn metrics(State(api): State<Api>) -> impl IntoResponse {
     if let Ok(age) = snap.built_at.elapsed() {
         metrics::gauge!("geosteer_snapshot_age_seconds").set(age.as_secs_f64());
     }
-    drop(snap);
     crate::metrics::publish_dnssec();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        api.prometheus.render(),
-    )
+    let mut text = api.prometheus.render();
+    // The series whose set follows the state, written from it now.
+    crate::metrics::render_edges(&mut text, &api.reloader.registry.snapshot());
+    let mut zones: Vec<_> = snap.zones.values().collect();
+    zones.sort_by(|a, b| a.name.cmp(&b.name));
+    crate::metrics::render_hosts(
+        &mut text,
+        zones.iter().map(|z| &z.counters),
+        api.reloader.cfg.metrics.top_hosts,
+    );
+    drop(snap);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 async fn healthz(State(api): State<Api>) -> impl IntoResponse {
@@ -214,6 +221,9 @@ async fn status(State(api): State<Api>) -> impl IntoResponse {
         "last_reload": api.reloader.status(),
         "zones": zones,
         "dnssec": crate::metrics::dnssec_summary(),
+        // Every override in force, with its reason and expiry (edges not
+        // configured now included: they apply when the edge comes back).
+        "overrides": api.reloader.registry.overrides_status(),
         "fleet": api.fleet.as_ref().map(|f| f.status_json()),
     }))
 }
@@ -242,15 +252,29 @@ fn zone_key(z: Option<String>) -> Option<String> {
     z.map(|z| if z.ends_with('.') { z } else { format!("{z}.") })
 }
 
-/// A mutating call's prelude: the token, then a well-formed JSON body.
-fn accept<T>(
+/// A mutating call's prelude: the token, then a JSON body. Whatever the
+/// Content-Type says, or without one: `curl -d` sends its form type by
+/// default, and the body is what matters. A body that is not the JSON
+/// wanted gets a 400 saying what is, with `example`.
+fn accept<T: serde::de::DeserializeOwned>(
     api: &Api,
     headers: &HeaderMap,
-    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+    body: &[u8],
+    example: &str,
 ) -> Result<T, Box<Response>> {
     authorized(api, headers)?;
-    body.map(|Json(b)| b)
-        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, e.body_text())))
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!("the request has no body; send JSON like {example}"),
+        )));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!("body: {e}; send JSON like {example}"),
+        ))
+    })
 }
 
 /// The registry's answer as HTTP: an unknown edge is a 404.
@@ -268,10 +292,19 @@ fn registry_reply(
     }
 }
 
+/// Longest override reason kept (it is shown on the page and in metrics).
+const MAX_REASON: usize = 200;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AdminBody {
     state: AdminState,
+    /// Why, for whoever looks at the edge next.
+    #[serde(default)]
+    reason: Option<String>,
+    /// How long until the override lifts itself (`"2h"` or seconds).
+    #[serde(default, rename = "for", with = "crate::duration::option")]
+    for_: Option<std::time::Duration>,
 }
 
 async fn set_admin(
@@ -279,19 +312,54 @@ async fn set_admin(
     headers: HeaderMap,
     Path(name): Path<String>,
     Query(q): Query<ZoneParam>,
-    body: Result<Json<AdminBody>, axum::extract::rejection::JsonRejection>,
+    body: axum::body::Bytes,
 ) -> Response {
-    let body = match accept(&api, &headers, body) {
+    let body: AdminBody = match accept(
+        &api,
+        &headers,
+        &body,
+        r#"{"state": "drain", "for": "2h", "reason": "fibre cut"}"#,
+    ) {
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let r = api
-        .reloader
-        .registry
-        .set_admin(zone_key(q.zone).as_deref(), &name, body.state);
+    if body.state == AdminState::Auto && (body.for_.is_some() || body.reason.is_some()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "auto lifts the override; `for` and `reason` go with up, down or drain",
+        );
+    }
+    if body.for_.is_some_and(|d| d.is_zero()) {
+        return error(StatusCode::BAD_REQUEST, "for: must be longer than 0s");
+    }
+    if let Some(r) = &body.reason
+        && (r.len() > MAX_REASON || r.chars().any(char::is_control))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("reason: one line of at most {MAX_REASON} bytes"),
+        );
+    }
+    let note = crate::health::AdminNote::new(body.reason, body.for_);
+    let r = api.reloader.registry.set_admin_with(
+        zone_key(q.zone).as_deref(),
+        &name,
+        body.state,
+        note.clone(),
+    );
+    let now = crate::health::unix_ms();
     registry_reply(
         r,
-        |n| json!({ "edge": name, "state": body.state, "matched": n }),
+        |n| {
+            json!({
+                "edge": name,
+                "state": body.state,
+                "matched": n,
+                "reason": note.reason,
+                "until": note.until_rfc3339(),
+                "expires_in_secs": note.expires_in_secs(now),
+            })
+        },
         // Only the state file can fail here.
         StatusCode::INTERNAL_SERVER_ERROR,
     )
@@ -301,7 +369,9 @@ async fn set_admin(
 #[serde(deny_unknown_fields)]
 struct LoadBody {
     load: f64,
-    ttl: String,
+    /// How long the reading counts (`"60s"` or seconds).
+    #[serde(with = "crate::duration")]
+    ttl: std::time::Duration,
 }
 
 async fn feed_load(
@@ -309,21 +379,16 @@ async fn feed_load(
     headers: HeaderMap,
     Path(name): Path<String>,
     Query(q): Query<ZoneParam>,
-    body: Result<Json<LoadBody>, axum::extract::rejection::JsonRejection>,
+    body: axum::body::Bytes,
 ) -> Response {
-    let body = match accept(&api, &headers, body) {
+    let body: LoadBody = match accept(&api, &headers, &body, r#"{"load": 0.93, "ttl": "60s"}"#) {
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let ttl = match humantime::parse_duration(&body.ttl) {
-        Ok(t) if !t.is_zero() => t,
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("ttl: invalid duration {:?} (like \"60s\")", body.ttl),
-            );
-        }
-    };
+    let ttl = body.ttl;
+    if ttl.is_zero() {
+        return error(StatusCode::BAD_REQUEST, "ttl: must be longer than 0s");
+    }
     let r = api
         .reloader
         .registry

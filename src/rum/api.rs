@@ -10,8 +10,9 @@ use ipnet::IpNet;
 use serde_json::{Value, json};
 
 use super::cells::State;
+use super::engine::Rum;
 use super::token::Net;
-use super::{Rum, unix_now};
+use crate::clock::unix_now;
 use crate::snapshot::Snapshot;
 use crate::steer::{self, Client, Family, Trace};
 

@@ -6,10 +6,12 @@
 //! Beside the query path, never in it:
 //!
 //! - [`listener`]: the public listener (`rum.listen`): the snippet
-//!   ([`snippet`]), configs with signed [`token`]s, beacons;
+//!   ([`snippet`]), configs with signed [`token`]s, beacons, each behind
+//!   the guards (`guard`: a rate per client network, a token once);
 //! - [`probe`]: the DNS workers push resolver probes into a lock-free
 //!   queue;
-//! - the aggregator thread (here) drains beacons and probes into the
+//! - the aggregator thread (here; the [`Rum`] it shares with the
+//!   listener and the API is in `engine`) drains beacons and probes into the
 //!   [`cells`] and, when they change, builds each zone's
 //!   [`crate::steer::Learned`] table and swaps it into the zone's slot,
 //!   which `steer::decide` reads with one atomic load;
@@ -20,6 +22,8 @@
 pub mod api;
 pub mod cells;
 pub mod config;
+mod engine;
+mod guard;
 pub mod listener;
 pub mod persist;
 pub mod probe;
@@ -28,24 +32,25 @@ pub mod token;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use metrics::{Counter, Gauge};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 pub use cells::State;
 pub use config::{RumConfig, RumRaw};
+pub use engine::{Metrics, Published, Rum};
 pub use probe::ProbeQueue;
-pub use token::{Net, Secret};
+pub use token::Secret;
 
+use engine::lock;
+use guard::{Limiter, Seen};
+
+use crate::clock::unix_now;
 use crate::snapshot::{Shared, Snapshot};
 use crate::steer::Learned;
 
-/// How long a config's token is good for, seconds.
-pub const TOKEN_TTL: u64 = 600;
 /// Beacons waiting for the aggregator before the listener drops them.
 pub const BEACON_QUEUE: usize = 65_536;
 /// How often the aggregator wakes to drain its queues: it sleeps between
@@ -71,151 +76,6 @@ pub enum RumError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// The RUM metrics' handles, made once.
-pub struct Metrics {
-    pub beacons_accepted: Counter,
-    pub beacons_bad: Counter,
-    pub beacons_forbidden: Counter,
-    pub beacons_limited: Counter,
-    pub configs_ok: Counter,
-    pub configs_unknown: Counter,
-    pub configs_limited: Counter,
-    pub samples_accepted: Counter,
-    pub samples_out_of_range: Counter,
-    pub samples_unknown_edge: Counter,
-    pub dropped_beacons: Counter,
-    dropped_probes: Counter,
-    probes_linked: Counter,
-    probes_waiting: Counter,
-    probes_bad: Counter,
-    cells: Gauge,
-    steering_cells: Gauge,
-    linked_resolvers: Gauge,
-    table_age: Gauge,
-    pending: Gauge,
-}
-
-impl Metrics {
-    fn new() -> Metrics {
-        use metrics::{counter, describe_counter, describe_gauge, gauge};
-        describe_counter!(
-            "geosteer_rum_beacons_total",
-            "RUM beacons received, by result (accepted, bad_request, forbidden, rate_limited)"
-        );
-        describe_counter!(
-            "geosteer_rum_configs_total",
-            "RUM configs asked for, by result"
-        );
-        describe_counter!(
-            "geosteer_rum_samples_total",
-            "RTT samples in accepted beacons, by result (accepted, out_of_range, unknown_edge)"
-        );
-        describe_counter!(
-            "geosteer_rum_dropped_total",
-            "Beacons or resolver probes dropped because the aggregator's queue was full"
-        );
-        describe_counter!(
-            "geosteer_rum_probes_total",
-            "Resolver probe queries, by result (linked, waiting, bad_label)"
-        );
-        describe_gauge!(
-            "geosteer_rum_cells",
-            "Learned (client network, edge) cells this instance keeps"
-        );
-        describe_gauge!(
-            "geosteer_rum_steering_cells",
-            "Learned cells with min_samples in the serving tables (this instance's and the fleet's)"
-        );
-        describe_gauge!(
-            "geosteer_rum_linked_resolvers",
-            "Resolver networks with linked user networks"
-        );
-        describe_gauge!(
-            "geosteer_rum_table_age_seconds",
-            "Seconds since the learned tables were last rebuilt"
-        );
-        describe_gauge!(
-            "geosteer_rum_pending_views",
-            "Page views waiting for their resolver probe or beacon"
-        );
-        let b = |r: &'static str| counter!("geosteer_rum_beacons_total", "result" => r);
-        let c = |r: &'static str| counter!("geosteer_rum_configs_total", "result" => r);
-        let s = |r: &'static str| counter!("geosteer_rum_samples_total", "result" => r);
-        let p = |r: &'static str| counter!("geosteer_rum_probes_total", "result" => r);
-        Metrics {
-            beacons_accepted: b("accepted"),
-            beacons_bad: b("bad_request"),
-            beacons_forbidden: b("forbidden"),
-            beacons_limited: b("rate_limited"),
-            configs_ok: c("ok"),
-            configs_unknown: c("not_found"),
-            configs_limited: c("rate_limited"),
-            samples_accepted: s("accepted"),
-            samples_out_of_range: s("out_of_range"),
-            samples_unknown_edge: s("unknown_edge"),
-            dropped_beacons: counter!("geosteer_rum_dropped_total", "queue" => "beacons"),
-            dropped_probes: counter!("geosteer_rum_dropped_total", "queue" => "probes"),
-            probes_linked: p("linked"),
-            probes_waiting: p("waiting"),
-            probes_bad: p("bad_label"),
-            cells: gauge!("geosteer_rum_cells"),
-            steering_cells: gauge!("geosteer_rum_steering_cells"),
-            linked_resolvers: gauge!("geosteer_rum_linked_resolvers"),
-            table_age: gauge!("geosteer_rum_table_age_seconds"),
-            pending: gauge!("geosteer_rum_pending_views"),
-        }
-    }
-}
-
-/// What the last table build made, for the API and the status page.
-#[derive(Debug, Default, Clone)]
-pub struct Published {
-    /// Unix seconds of the last build.
-    pub at: u64,
-    /// Steering cells (client rows) and resolver networks per zone.
-    pub zones: Vec<(String, usize, usize)>,
-    pub build_ms: f64,
-}
-
-/// A running RUM engine.
-pub struct Rum {
-    pub cfg: RumConfig,
-    pub(crate) secret: Secret,
-    pub(crate) shared: Shared,
-    state: Mutex<State>,
-    pub(crate) beacons: SyncSender<cells::Beacon>,
-    /// Resolver probes from the DNS workers.
-    pub probes: Arc<ProbeQueue>,
-    pub(crate) beacons_allowed: listener::Limiter,
-    pub(crate) configs_allowed: listener::Limiter,
-    pub(crate) seen: listener::Seen,
-    pub metrics: Metrics,
-    /// The listener's bound address.
-    pub addr: SocketAddr,
-    stop: AtomicBool,
-    /// Bumped to make the aggregator rebuild now (fleet data arrived).
-    poke: AtomicU64,
-    published: Mutex<Published>,
-    aggregator: Mutex<Option<std::thread::JoinHandle<()>>>,
-    listener: Mutex<Option<Serving>>,
-}
-
-/// The listener's task and the switch that stops it.
-type Serving = (JoinHandle<std::io::Result<()>>, watch::Sender<bool>);
-
-impl std::fmt::Debug for Rum {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rum").field("addr", &self.addr).finish()
-    }
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl Rum {
@@ -251,9 +111,9 @@ impl Rum {
         })?;
         let (tx, rx) = sync_channel(BEACON_QUEUE);
         let rum = Arc::new(Rum {
-            beacons_allowed: listener::Limiter::new(cfg.rate),
-            configs_allowed: listener::Limiter::new(cfg.rate),
-            seen: listener::Seen::default(),
+            beacons_allowed: Limiter::new(cfg.rate),
+            configs_allowed: Limiter::new(cfg.rate),
+            seen: Seen::default(),
             cfg,
             secret,
             shared,
@@ -385,10 +245,6 @@ impl Rum {
             self.state().unsaved = true;
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The aggregator thread: drains the queues into the state, rebuilds and

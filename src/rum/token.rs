@@ -14,6 +14,9 @@ use data_encoding::{BASE64URL_NOPAD, HEXLOWER};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use ring::hmac;
 
+/// How long a config's token is good for, seconds.
+pub const TOKEN_TTL: u64 = 600;
+
 /// A client (or resolver) network as RUM keys it: the /24 of an IPv4
 /// address, the /56 of an IPv6 one. Packed in a u64: the /24's 24 bits, or
 /// the /56's 56 bits with bit 56 set.
@@ -102,7 +105,8 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Secret {
-    /// A secret from raw key bytes (tests, benches).
+    /// A secret from raw key bytes (tests).
+    #[cfg(test)]
     pub fn from_bytes(keys: &[[u8; 32]]) -> Secret {
         Secret {
             keys: keys

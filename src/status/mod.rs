@@ -123,10 +123,6 @@ impl WhatIf {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.down.is_empty() && self.drain.is_empty()
-    }
-
     fn admin_for(&self, edge: &str) -> Option<AdminState> {
         if self.down.iter().any(|e| e == edge) {
             Some(AdminState::Down)
@@ -209,12 +205,10 @@ fn country_net(i: usize) -> Ipv4Net {
     Ipv4Net::new(Ipv4Addr::from(0xF000_0000u32 | ((i as u32) << 8)), 24).expect("prefix 24")
 }
 
-/// A health record steering reads but nobody else sees: made under a no-op
-/// metrics recorder, so it never touches the real edge's gauges.
+/// A health record steering reads but nobody else sees (not in the
+/// registry, so not in `/api/edges` or the metrics).
 fn whatif_health(zone: &str, edge: &str, admin: AdminState) -> Arc<EdgeHealth> {
-    metrics::with_local_recorder(&metrics::NoopRecorder, || {
-        Arc::new(EdgeHealth::new(zone, edge, EdgeState::Up, admin))
-    })
+    Arc::new(EdgeHealth::new(zone, edge, EdgeState::Up, admin))
 }
 
 /// Runs `decide` for every country on `zone`'s `host`, with the live health

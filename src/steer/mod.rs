@@ -33,7 +33,7 @@ pub use candidates::Rule;
 pub use learned::{Learned, LearnedHit, LearnedRow, Which};
 pub use locate::{NetTarget, Nets, Place, locate};
 pub use order::{Class, Ranked, forget_cached_orders};
-pub use rtt::{RttAt, RttHit, RttKey, RttTable};
+pub use rtt::{RttKey, RttTable};
 pub use table::OrderTable;
 
 use crate::geo::{Coords, GeoDb, Location};

@@ -38,50 +38,22 @@
 //! - a problem concerning the whole zone (no SOA, no NS) or the whole file
 //!   (unreadable) is reported at line 0.
 
+mod fields;
 mod lexer;
 mod parse;
 mod rdata;
+mod source;
 pub mod svcb;
 pub mod tree;
 mod types;
 mod validate;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use hickory_proto::rr::{Name, Record};
+use hickory_proto::rr::Name;
 
 pub use parse::MAX_INCLUDE_DEPTH;
-
-/// One problem in a zone file, displayed as `file:line: reason`.
-///
-/// `line` is 1-based; 0 means the problem concerns the whole file or zone.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}:{line}: {reason}", file.display())]
-pub struct ZoneError {
-    pub file: PathBuf,
-    pub line: u32,
-    pub reason: String,
-}
-
-/// A record and the place (file and first line of its entry) it came from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourcedRecord {
-    pub record: Record,
-    pub file: Arc<Path>,
-    pub line: u32,
-}
-
-/// A loaded, validated zone. Records are in file order (`$INCLUDE`d records
-/// where the directive was), owner names in the case written in the file,
-/// all RDATA names absolute, every RRset with a single TTL and no duplicates.
-#[derive(Debug, Clone)]
-pub struct ZoneFile {
-    pub origin: Name,
-    pub records: Vec<SourcedRecord>,
-    /// Non-fatal problems, e.g. RRset TTL mismatches that were normalised.
-    pub warnings: Vec<ZoneError>,
-}
+pub use source::{ZoneError, ZoneFile};
 
 /// Reads and parses, collecting every error (continue at the next entry after an error) so `geosteer check` can print one line per problem.
 ///
@@ -129,7 +101,7 @@ pub fn origin_from_filename(path: &Path) -> Option<Name> {
     if stem.is_empty() || stem.ends_with('.') {
         return None;
     }
-    rdata::parse_name(&format!("{stem}."), &Name::root()).ok()
+    fields::parse_name(&format!("{stem}."), &Name::root()).ok()
 }
 
 /// Zone-level checks, every problem reported with file:line. Run by load_zone_file too (so callers get all errors at once).

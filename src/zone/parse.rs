@@ -6,9 +6,10 @@ use std::sync::Arc;
 use hickory_proto::rr::{DNSClass, Name, Record};
 use hickory_proto::serialize::txt::parse_ttl;
 
+use super::fields::parse_name;
 use super::lexer::{Entry, Token, split_entries};
-use super::rdata::{parse_name, parse_rdata, supported_type};
-use super::{SourcedRecord, ZoneError};
+use super::rdata::{parse_rdata, supported_type};
+use super::source::{SourcedRecord, ZoneError};
 
 /// Deepest `$INCLUDE` nesting accepted (files below the top-level one); deeper is almost certainly a mistake
 /// and the limit bounds work on hostile input.

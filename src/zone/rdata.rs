@@ -1,9 +1,7 @@
-//! Domain names and RDATA from master-file tokens, built as hickory-proto types.
-//!
-//! Names are parsed here rather than by `Name::parse` because hickory decodes
-//! `\DDD` as octal (RFC 1035 §5.1 says decimal) and would not preserve the
-//! bytes of the escape. Relative names are completed against the origin in
-//! force at the record, so RDATA names come out absolute.
+//! RDATA from master-file tokens, built as hickory-proto types (the
+//! RFC 1035 types and CAA here; the rest in [`super::types`]). Relative
+//! names are completed against the origin in force at the record, so RDATA
+//! names come out absolute.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -13,14 +11,8 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecoder, Restrict};
 use hickory_proto::serialize::txt::parse_ttl;
 
+use super::fields::{FieldError, Fields, extra_type};
 use super::lexer::Token;
-
-/// An RDATA problem and the line it is on (a multi-line SOA reports the
-/// line of the bad field, not of the owner).
-pub(crate) struct FieldError {
-    pub line: u32,
-    pub reason: String,
-}
 
 /// The record types this server loads, by mnemonic or RFC 3597 `TYPEnnn`;
 /// anything else is refused with `unsupported record type X`.
@@ -40,7 +32,7 @@ pub(crate) fn supported_type(mnemonic: &str) -> Result<Option<RecordType>, Strin
         "SRV" => RecordType::SRV,
         "CAA" => RecordType::CAA,
         "PTR" => RecordType::PTR,
-        other => return Ok(super::types::extra_type(other)),
+        other => return Ok(extra_type(other)),
     }))
 }
 
@@ -60,74 +52,6 @@ fn core_type(t: RecordType) -> bool {
             | RecordType::CAA
             | RecordType::PTR
     )
-}
-
-/// Parses a domain name as written in a master file: `@` is the origin, a
-/// name without a trailing dot is relative to `origin`. Case is preserved.
-pub(crate) fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
-    if text == "@" {
-        return Ok(origin.clone());
-    }
-    if text == "." {
-        return Ok(Name::root());
-    }
-    if text.is_empty() {
-        return Err("empty domain name".into());
-    }
-    let src = text.as_bytes();
-    let mut labels: Vec<Vec<u8>> = Vec::new();
-    let mut label = Vec::new();
-    let mut absolute = false;
-    let mut i = 0;
-    while i < src.len() {
-        match src[i] {
-            b'.' => {
-                if label.is_empty() {
-                    return Err(format!("empty label in '{text}'"));
-                }
-                labels.push(std::mem::take(&mut label));
-                if i + 1 == src.len() {
-                    absolute = true;
-                }
-                i += 1;
-            }
-            b'\\' => {
-                let digits = src.get(i + 1..i + 4).unwrap_or(&[]);
-                if digits.len() == 3 && digits.iter().all(u8::is_ascii_digit) {
-                    let v = digits
-                        .iter()
-                        .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
-                    let byte = u8::try_from(v)
-                        .map_err(|_| format!("escape '\\{v:03}' is larger than 255"))?;
-                    label.push(byte);
-                    i += 4;
-                } else if let Some(&c) = src.get(i + 1) {
-                    if c.is_ascii_digit() {
-                        return Err("escape '\\DDD' needs exactly three decimal digits".into());
-                    }
-                    label.push(c);
-                    i += 2;
-                } else {
-                    return Err(format!("trailing '\\' in '{text}'"));
-                }
-            }
-            c => {
-                label.push(c);
-                i += 1;
-            }
-        }
-    }
-    if !label.is_empty() {
-        labels.push(label);
-    }
-    let name =
-        Name::from_labels(labels).map_err(|e| format!("invalid domain name '{text}': {e}"))?;
-    if absolute {
-        Ok(name)
-    } else {
-        name.append_domain(origin)
-            .map_err(|e| format!("'{text}' with origin {origin} is not a valid name: {e}"))
-    }
 }
 
 /// Builds the RDATA of one record from the tokens after the type.
@@ -265,78 +189,4 @@ fn caa(f: &Fields<'_>) -> Result<RData, FieldError> {
     let quoted = value.replace('\\', "\\\\").replace('"', "\\\"");
     RData::try_from_str(RecordType::CAA, &format!("{flags} {tag} \"{quoted}\""))
         .map_err(|e| f.err(0, format!("invalid CAA record: {e}")))
-}
-
-/// Field access for one record's RDATA tokens, with errors naming the field.
-pub(crate) struct Fields<'a> {
-    pub(crate) rtype: RecordType,
-    pub(crate) tokens: &'a [Token],
-    pub(crate) entry_line: u32,
-}
-
-impl Fields<'_> {
-    pub(crate) fn err(&self, i: usize, reason: String) -> FieldError {
-        FieldError {
-            line: self.tokens.get(i).map_or(self.entry_line, |t| t.line),
-            reason,
-        }
-    }
-
-    /// Checks the number of fields, naming the first missing one.
-    pub(crate) fn count(&self, names: &[&str]) -> Result<(), FieldError> {
-        if let Some(missing) = names.get(self.tokens.len()) {
-            return Err(FieldError {
-                line: self.tokens.last().map_or(self.entry_line, |t| t.line),
-                reason: format!(
-                    "{} record is missing its {missing} field",
-                    super::types::type_name(self.rtype)
-                ),
-            });
-        }
-        if self.tokens.len() > names.len() {
-            return Err(self.err(
-                names.len(),
-                format!(
-                    "{} record has {} fields, expected {}; extra '{}'",
-                    super::types::type_name(self.rtype),
-                    self.tokens.len(),
-                    names.len(),
-                    self.tokens[names.len()].raw
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// An unquoted field's text.
-    pub(crate) fn plain(&self, i: usize) -> Result<&str, FieldError> {
-        let Some(t) = self.tokens.get(i) else {
-            return Err(self.err(
-                i,
-                format!(
-                    "{} record is missing a field",
-                    super::types::type_name(self.rtype)
-                ),
-            ));
-        };
-        if t.quoted {
-            return Err(self.err(i, format!("unexpected quoted string \"{}\"", t.raw)));
-        }
-        Ok(&t.raw)
-    }
-
-    pub(crate) fn parse<T, E>(
-        &self,
-        i: usize,
-        what: &str,
-        p: impl Fn(&str) -> Result<T, E>,
-    ) -> Result<T, FieldError> {
-        let text = self.plain(i)?;
-        p(text).map_err(|_| self.err(i, format!("invalid {what} '{text}'")))
-    }
-
-    pub(crate) fn name(&self, i: usize, origin: &Name) -> Result<Name, FieldError> {
-        let text = self.plain(i)?;
-        parse_name(text, origin).map_err(|e| self.err(i, e))
-    }
 }

@@ -17,35 +17,7 @@ use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecoder, Restrict};
 
-use super::rdata::{FieldError, Fields};
-
-/// Types whose RDATA this module builds, by mnemonic.
-pub(crate) fn extra_type(mnemonic: &str) -> Option<RecordType> {
-    Some(match mnemonic {
-        "HTTPS" => RecordType::HTTPS,
-        "SVCB" => RecordType::SVCB,
-        "TLSA" => RecordType::TLSA,
-        "SMIMEA" => RecordType::SMIMEA,
-        "SSHFP" => RecordType::SSHFP,
-        "NAPTR" => RecordType::NAPTR,
-        "DS" => RecordType::DS,
-        "CDS" => RecordType::CDS,
-        "DNSKEY" => RecordType::DNSKEY,
-        "CDNSKEY" => RecordType::CDNSKEY,
-        "DNAME" => RecordType::DNAME,
-        "LOC" => RecordType::Unknown(TYPE_LOC),
-        "URI" => RecordType::Unknown(TYPE_URI),
-        "HINFO" => RecordType::HINFO,
-        "RP" => RecordType::Unknown(TYPE_RP),
-        "CERT" => RecordType::CERT,
-        "OPENPGPKEY" => RecordType::OPENPGPKEY,
-        _ => return None,
-    })
-}
-
-pub(crate) const TYPE_RP: u16 = 17;
-pub(crate) const TYPE_LOC: u16 = 29;
-pub(crate) const TYPE_URI: u16 = 256;
+use super::fields::{FieldError, Fields, type_name};
 
 /// `TYPEnnn` (RFC 3597 §5). Meta types and those only a server makes
 /// (OPT, TSIG, TKEY, transfers, ANY) cannot be in a zone.
@@ -611,17 +583,5 @@ impl Fields<'_> {
         out.push(t.bytes.len() as u8);
         out.extend_from_slice(&t.bytes);
         Ok(())
-    }
-}
-
-/// A type's mnemonic for messages: hickory calls LOC, URI, RP and every
-/// unassigned type `Unknown`; we say `LOC` or `TYPE65280` (RFC 3597 §5).
-pub(crate) fn type_name(t: RecordType) -> String {
-    match u16::from(t) {
-        TYPE_RP => "RP".into(),
-        TYPE_LOC => "LOC".into(),
-        TYPE_URI => "URI".into(),
-        n if matches!(t, RecordType::Unknown(_)) => format!("TYPE{n}"),
-        _ => t.to_string(),
     }
 }

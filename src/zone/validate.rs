@@ -5,8 +5,8 @@ use std::path::Path;
 
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 
-use super::types::type_name;
-use super::{SourcedRecord, ZoneError, ZoneFile};
+use super::fields::type_name;
+use super::source::{SourcedRecord, ZoneError, ZoneFile};
 
 fn at(r: &SourcedRecord, reason: String) -> ZoneError {
     ZoneError {

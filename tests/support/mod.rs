@@ -7,7 +7,10 @@
 //! - [`browser`]: headless Chromium through chromedriver;
 //! - [`dns`]: queries (hickory messages and bytes by hand) and the UDP and
 //!   TCP exchanges that send them;
+//! - [`fleet`]: an etcd cluster, edges and `geosteer` processes joined
+//!   through it;
 //! - [`http`]: a small blocking HTTP/1.1 client for `/api/*` and `/metrics`;
+//! - [`paths`]: the answer core's fast and general paths, to compare them;
 //! - [`probe`]: health-check specs and probe targets;
 //! - [`steer`]: the steering fixtures (tests/fixtures/steer and
 //!   tests/fixtures/rtt): GeoIP databases built once per binary, snapshots,
@@ -26,7 +29,9 @@
 pub mod alloc;
 pub mod browser;
 pub mod dns;
+pub mod fleet;
 pub mod http;
+pub mod paths;
 pub mod probe;
 pub mod rng;
 pub mod rum;
@@ -83,6 +88,14 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Seconds since the Unix epoch (key timing in fixtures).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// This process's resident set size in KiB.

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use geosteer::health::{CheckConfig, CheckSpec, ProbeTarget, Registry};
+use geosteer::{CheckConfig, CheckSpec, ProbeTarget, Registry};
 
 /// The check `name` from its YAML (`{ type: http, port: ... }`); relative
 /// paths in it (CA files) resolve against `dir`.

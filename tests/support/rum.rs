@@ -32,10 +32,10 @@ pub fn site(dir: &Path, rum: &str, nets: &str) -> PathBuf {
         .replace(".edge.cdn.example/rum.gif", ".edges.test/rum-object");
     let pools = pools.replacen("\nnets:\n", &format!("\nnets:\n{NETS}{nets}"), 1);
     write_file(dir, "zones/cdn.example.pools.yaml", &pools);
-    geosteer::geo::build(
+    geosteer::build_geodb(
         &repo().join("geodb/demo-city.yaml"),
         &dir.join("geo.mmdb"),
-        geosteer::geo::Schema::City,
+        geosteer::Schema::City,
     )
     .unwrap();
     let min = if rum.contains("min_samples:") {

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use geosteer::app::App;
-use geosteer::config::ServerConfig;
-use geosteer::config::pools::AlwaysUp;
-use geosteer::snapshot::Snapshot;
+use geosteer::AlwaysUp;
+use geosteer::App;
+use geosteer::ServerConfig;
+use geosteer::Snapshot;
 use hickory_proto::op::Message;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 
@@ -129,10 +129,10 @@ impl Fixture {
         );
         let pools = pools.replacen("\nnets:\n", &format!("\nnets:\n{nets}"), 1);
         std::fs::write(zones.join("cdn.example.pools.yaml"), pools).unwrap();
-        geosteer::geo::build(
+        geosteer::build_geodb(
             &repo().join("geodb/demo-city.yaml"),
             &dir.path().join("geo.mmdb"),
-            geosteer::geo::Schema::City,
+            geosteer::Schema::City,
         )
         .unwrap();
         std::fs::write(
@@ -232,7 +232,7 @@ pub struct Server {
     /// The config directory, when the server made its own.
     dir: Option<tempfile::TempDir>,
     rt: tokio::runtime::Runtime,
-    running: Option<geosteer::server::Running>,
+    running: Option<geosteer::Running>,
 }
 
 impl Server {
@@ -252,7 +252,7 @@ impl Server {
 
     /// A server on `cfg`, every edge up.
     pub fn from_config(cfg: &ServerConfig) -> Server {
-        let snap = geosteer::reload::build_snapshot(cfg, &AlwaysUp, 1)
+        let snap = geosteer::build_snapshot(cfg, &AlwaysUp, 1)
             .unwrap_or_else(|e| panic!("fixture does not load:\n{e}"));
         Self::with_snapshot(cfg, snap)
     }
@@ -264,10 +264,9 @@ impl Server {
         let metrics = Arc::new(TestRecorder::default());
         // The server registers its metric handles while starting, on this
         // thread, so they land in this server's recorder.
-        let running = metrics::with_local_recorder(&*metrics, || {
-            rt.block_on(geosteer::server::start(cfg, snap))
-        })
-        .expect("server starts");
+        let running =
+            metrics::with_local_recorder(&*metrics, || rt.block_on(geosteer::start(cfg, snap)))
+                .expect("server starts");
         Server {
             udp: running.udp_addr(),
             tcp: running.tcp_addr(),

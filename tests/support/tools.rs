@@ -26,6 +26,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("chromedriver", "chromium-driver"),
     ("dnstap-ldns", "dnstap-ldns"),
     ("fstrm_capture", "fstrm-bin"),
+    ("promtool", "prometheus"),
 ];
 
 /// Finds an executable on PATH or in the sbin directories (Debian puts

@@ -48,6 +48,32 @@ pub fn until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) 
     }
 }
 
+/// Whether `f` holds every time it is asked during `window` (asked every
+/// 5 ms): for what must not happen, where there is nothing to wait for.
+/// Returns at the first failure.
+pub fn holds_for(window: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + window;
+    while Instant::now() < end {
+        if !f() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    f()
+}
+
+/// [`holds_for`] for async tests: the runtime keeps running in between.
+pub async fn holds_for_async(window: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + window;
+    while Instant::now() < end {
+        if !f() {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    f()
+}
+
 /// [`until`] for a condition.
 pub fn until_true(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     until(what, within, || f().then_some(()))

@@ -31,6 +31,9 @@ pub struct Summary<'a> {
     pub cookie_valid: bool,
     /// A RUM resolver probe was answered (see [`crate::dns::answer::Answer::rum_probe`]).
     pub rum_probe: bool,
+    /// Answered from the snapshot's pre-rendered tables (the fast path),
+    /// not looked up.
+    pub prerendered: bool,
 }
 
 impl Summary<'_> {
@@ -48,6 +51,7 @@ impl Summary<'_> {
             steered: None,
             cookie_valid,
             rum_probe: false,
+            prerendered: true,
         }
     }
 }
@@ -239,5 +243,6 @@ pub(crate) fn error_reply(
         steered: None,
         cookie_valid: extra.cookie_valid,
         rum_probe: false,
+        prerendered: false,
     }
 }

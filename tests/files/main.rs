@@ -1,0 +1,12 @@
+//! The files operators edit: zone files, pools files as YAML, pushed
+//! load files, and `geosteer check` refusing what `serve` refuses.
+//!
+//! One test binary of the suite; `tests/README.md` says how they are laid out.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod check_serve;
+mod config_yaml;
+mod load_file;
+mod zone_file;
