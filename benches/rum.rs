@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use geosteer::{
-    AlwaysUp, Client, EdgeIdx, Family, Learned, LearnedRow, ServerConfig, Snapshot, Steering,
+    AlwaysUp, Client, EdgeIdx, Family, LearnedRow, LearnedRows, ServerConfig, Snapshot, Steering,
     decide,
 };
 
@@ -213,15 +213,14 @@ fn benches(c: &mut Criterion) {
         }
         let rss = rss_kib();
         let t = Instant::now();
-        let table = Learned::build(
-            st,
-            learned_rows,
-            combined.into_values().collect(),
-            &HashMap::from([("192.0.2.0/24".parse().unwrap(), 100)]),
-            0,
-        );
+        let table = LearnedRows {
+            clients: learned_rows,
+            resolvers: combined.into_values().collect(),
+            users: HashMap::from([("192.0.2.0/24".parse().unwrap(), 100)]),
+        }
+        .table(st);
         let took = t.elapsed();
-        st.learned.publish(Some(Arc::new(table)));
+        st.live().set_learned(Some(Arc::new(table)));
         eprintln!(
             "learned table of {ROWS} cells built in {took:.1?}, {} MiB more resident ({:.0} bytes a cell)",
             (rss_kib().saturating_sub(rss)) / 1024,

@@ -188,15 +188,10 @@ fn benches(c: &mut Criterion) {
     let rtt_snap = snapshot(&db, rtt_dir.path());
     eprintln!("snapshot with {RTT_ROWS} RTT rows: {:.1?}", t.elapsed());
     let rtt_st = &rtt_snap.zone_named("bench.example").unwrap().steering;
-    eprintln!(
-        "flattened IPv4 table (database networks and RTT prefixes): {} ranges",
-        rtt_st.flat_ranges()
-    );
     let rtt_host = |n: &str| rtt_st.hosts.iter().find(|h| h.name == n).unwrap();
 
-    // Each steering with the database of its own snapshot: what the
-    // snapshot precomputed (orders per record, the flattened RTT table) is
-    // kept for that database only.
+    // Each steering with the database of its own snapshot: the edges are
+    // ranked for that database's points only.
     let rtt_geo = rtt_snap.geodb.as_deref();
     // The RTT rows must be what decides (random edges at random ms), not
     // distance: a bench that silently missed them would flatter the ratio.
@@ -241,34 +236,6 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
-    // Cold: the per-thread order cache emptied before every decision
-    // (outside the timing), so each one walks the tree, reads the record's
-    // location decoded at open, and computes the candidate order. The synthetic DB
-    // has only 24 distinct records, so the warm rows above always hit the
-    // caches; this row is the cost of a place seen for the first time.
-    let mut i = 0;
-    let plain = host("plain");
-    g.bench_function("ecs_11_edges_cold", |b| {
-        b.iter_batched(
-            || {
-                geosteer::forget_cached_orders();
-                i = (i + 1) % clients.len();
-                clients[i]
-            },
-            |client| {
-                black_box(geosteer::decide(
-                    st,
-                    plain,
-                    geo,
-                    client,
-                    Family::V4,
-                    &mut (),
-                ))
-            },
-            // One setup per run, right before it: a batch would clear once.
-            criterion::BatchSize::PerIteration,
-        )
-    });
     // The GeoIP lookup alone, for comparison.
     let mut i = 0;
     g.bench_function("geodb_lookup_only", |b| {

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use geosteer::{Beacon, ClientNet as Net, Learned, RumState as State};
+use geosteer::{Beacon, ClientNet as Net, RumState as State};
 
 const NETS: u32 = 250_000;
 const EDGES: [&str; 11] = [
@@ -139,17 +139,17 @@ fn main() {
     let rows_cpu = cpu() - c0;
     let t = Instant::now();
     let c0 = cpu();
-    let table = Learned::build(&steering, r.clients, r.resolvers, &r.users, now);
+    let table = r.table(&steering);
     let build_took = t.elapsed();
     let build_cpu = cpu() - c0;
     let table_kib = rss_kib().saturating_sub(before);
     println!(
-        "published table: {} rows, gathered in {rows_took:.1?} ({rows_cpu:.2} s CPU), built in {build_took:.1?} ({build_cpu:.2} s CPU); {} MiB resident: {:.0} bytes a cell",
-        table.clients.rows(),
+        "published table: {} cells, gathered in {rows_took:.1?} ({rows_cpu:.2} s CPU), built in {build_took:.1?} ({build_cpu:.2} s CPU); {} MiB resident: {:.0} bytes a cell",
+        table.cells(),
         table_kib / 1024,
         table_kib as f64 * 1024.0 / cells as f64
     );
-    steering.learned.publish(Some(Arc::new(table)));
+    steering.live().set_learned(Some(Arc::new(table)));
 
     if let Some(dir) = write {
         std::fs::create_dir_all(&dir).unwrap();

@@ -521,7 +521,7 @@ fn explain(
     };
     let snap =
         crate::reload::build_snapshot(&cfg, &AlwaysUp, 0).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let report = crate::explain::explain(&snap, &q.name, q.client, q.ecs, &q.qtype)?;
+    let report = crate::explain::explain(&snap, &q.name, q.client, q.ecs, &q.qtype, None)?;
     let note = format!(
         "from the files ({why_files}): live state (health checks, drains, pushed loads) is not applied; every edge counts as up"
     );

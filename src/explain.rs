@@ -18,10 +18,9 @@ use crate::dns;
 use crate::geo::Location;
 use crate::health::Effective;
 use crate::net::Transport;
+use crate::rum::{LearnedDetail, Rum};
 use crate::snapshot::Snapshot;
-use crate::steer::{
-    Class, EdgeIdx, Learned, LearnedHit, Located, Ranked, RttKey, Steering, Trace, Which,
-};
+use crate::steer::{Class, EdgeIdx, Located, Ranked, RttKey, Steering, Trace};
 use crate::wire;
 
 /// Why a question could not be explained.
@@ -53,8 +52,8 @@ pub struct Recorder {
     pub cost: Option<(f64, Vec<EdgeIdx>)>,
     /// Capacity shares: (edge, weight) and the edge the subnet hashed to.
     pub shares: Option<(Vec<(EdgeIdx, f64)>, EdgeIdx)>,
-    /// Learned rows (RUM) that decided, with the samples behind them.
-    pub learned: Option<LearnedHit>,
+    /// The learned cell (RUM) whose rows decided.
+    pub learned: Option<IpNet>,
     /// Whether the RTT trace was seen (the first decision is recorded).
     seen_rtt: bool,
 }
@@ -81,10 +80,8 @@ impl Trace for Recorder {
             self.rtt = key.map(|(k, rows)| (*k, rows.to_vec()));
         }
     }
-    fn learned(&mut self, learned: &Learned, which: Which, key: u32) {
-        if self.learned.is_none() {
-            self.learned = Some(learned.hit(which, key));
-        }
+    fn learned(&mut self, cell: IpNet) {
+        self.learned.get_or_insert(cell);
     }
     fn ranked(&mut self, order: &[Ranked]) {
         if self.ranked.is_empty() {
@@ -163,13 +160,15 @@ pub fn query_bytes(name: &Name, qtype: RecordType, ecs: Option<IpNet>) -> Vec<u8
     p
 }
 
-/// Runs the question through the answer core and records what happened.
+/// Runs the question through the answer core and records what happened;
+/// `rum` (the running server's) says what stands behind a learned cell.
 pub fn explain(
     snap: &Snapshot,
     name: &str,
     client: Option<IpAddr>,
     ecs: Option<IpNet>,
     qtype: &str,
+    rum: Option<&Rum>,
 ) -> Result<Report, ExplainError> {
     let bad_name =
         |e: hickory_proto::ProtoError| ExplainError::Name(name.to_string(), e.to_string());
@@ -287,7 +286,11 @@ pub fn explain(
             let host = &z.steering.hosts[h as usize];
             steered_host = Some(host.name.clone());
             rule = rec.rule.map(|i| format!("rules[{i}]"));
-            (steps, why) = steering_steps(&z.steering, h as usize, &rec);
+            let detail = rec
+                .learned
+                .zip(rum)
+                .and_then(|(cell, rum)| rum.learned_detail(&z.name, cell));
+            (steps, why) = steering_steps(&z.steering, h as usize, &rec, detail);
         }
     }
     let scope = msg.edns.as_ref().and_then(|e| {
@@ -323,7 +326,12 @@ fn r1(x: f64) -> f64 {
 
 /// The RTT, bias, cost, share and partner steps of one decision, as JSON
 /// and as sentences.
-fn steering_steps(st: &Steering, host: usize, rec: &Recorder) -> (serde_json::Value, Vec<String>) {
+fn steering_steps(
+    st: &Steering,
+    host: usize,
+    rec: &Recorder,
+    detail: Option<LearnedDetail>,
+) -> (serde_json::Value, Vec<String>) {
     let host = &st.hosts[host];
     let name = |i: EdgeIdx| st.edges[i as usize].name.clone();
     let mut why = Vec::new();
@@ -336,38 +344,51 @@ fn steering_steps(st: &Steering, host: usize, rec: &Recorder) -> (serde_json::Va
                 .into(),
         );
     }
-    let learned = rec.learned.as_ref().map(|l| {
-        let rows: Vec<String> = l
-            .rows
+    let learned = rec.learned.zip(rec.rtt.as_ref()).map(|(cell, (_, rows))| {
+        // Rows of a file prefix of the cell's own length win over the
+        // learned ones for their edges.
+        let file: &[(EdgeIdx, f32)] = match st.rtt.prefix(cell.network()) {
+            Some(hit) if hit.prefix == Some(cell.prefix_len()) => st.rtt.rows_of(hit.key),
+            _ => &[],
+        };
+        let samples = |e: EdgeIdx| -> Option<u32> {
+            detail
+                .as_ref()?
+                .samples
+                .get(&st.edges[e as usize].name)
+                .copied()
+        };
+        let from_file = |e: EdgeIdx| file.iter().any(|f| f.0 == e);
+        let text: Vec<String> = rows
             .iter()
-            .map(|&(e, ms, n)| match n {
-                0 => format!("{} {ms} ms (RTT file)", name(e)),
-                n => format!("{} {ms} ms from {n} samples", name(e)),
+            .map(|&(e, ms)| match (from_file(e), samples(e)) {
+                (true, _) => format!("{} {ms} ms (RTT file)", name(e)),
+                (false, Some(n)) => format!("{} {ms} ms from {n} samples", name(e)),
+                (false, None) => format!("{} {ms} ms", name(e)),
             })
             .collect();
-        let (source, whose) = match l.which {
-            Which::Client => ("client network", format!("client network {}", l.key)),
-            Which::Resolver => (
+        let users = detail.as_ref().and_then(|d| d.resolver_users);
+        let (source, whose) = match (&detail, users) {
+            (Some(_), Some(n)) => (
                 "resolver's users",
-                format!(
-                    "the {} user networks linked to resolver network {}",
-                    l.users, l.key
-                ),
+                format!("the {n} user networks linked to resolver network {cell}"),
             ),
+            (Some(_), None) => ("client network", format!("client network {cell}")),
+            (None, _) => ("learned cell", format!("cell {cell}")),
         };
         why.push(format!(
             "learned from real users (RUM): {whose}: {}",
-            rows.join(", ")
+            text.join(", ")
         ));
         json!({
             "source": source,
-            "key": l.key.to_string(),
-            "users": l.users,
-            "rows": l.rows.iter().map(|&(e, ms, n)| json!({
+            "key": cell.to_string(),
+            "users": users,
+            "rows": rows.iter().map(|&(e, ms)| json!({
                 "edge": name(e),
                 "rtt_ms": ms,
-                "samples": n,
-                "from": if n == 0 { "rtt file" } else { "rum" },
+                "samples": if from_file(e) { Some(0) } else { samples(e) },
+                "from": if from_file(e) { "rtt file" } else { "rum" },
             })).collect::<Vec<_>>(),
         })
     });

@@ -73,7 +73,9 @@ mod server;
 mod snapshot;
 mod status;
 mod steer;
+mod tsig;
 mod wire;
+mod xfr;
 mod yaml;
 mod zone;
 
@@ -105,11 +107,28 @@ pub use zone::{
     validate as validate_zone,
 };
 
+// The RDATA layout of every record type (zone files and transfers).
+pub use zone::schema::{
+    canonical as canonical_rdata, check_rdata, from_wire as rdata_from_wire, type_code, type_name,
+};
+
+// TSIG (RFC 8945), zone transfers and PROXY v2.
+pub use net::proxy::{Proxies, Verdict as ProxyVerdict};
+pub use tsig::{
+    Algorithm as TsigAlgorithm, BADKEY, BADSIG, BADTIME, BADTRUNC, Key as TsigKey,
+    Keyring as TsigKeyring, Signer as TsigSigner, Verifier as TsigVerifier, find as find_tsig,
+    verify_request as verify_tsig,
+};
+pub use xfr::image::soa_serial_at;
+
 // DNSSEC keys and the signature cache.
 pub use dnssec::keys::{format_time, generate as generate_key};
 pub use dnssec::sign::{DEFAULT_CACHE_ENTRIES, SigCache};
 
-// GeoIP databases: building and reading them.
+// GeoIP databases: building and reading them (and, for tests, the tree
+// walk over the file that the ranges are checked against).
+#[doc(hidden)]
+pub use geo::Reference as GeoReference;
 pub use geo::{
     Code, Coords, GeoDb, GeoError, GeoMatch, Location, RecordSchema, Schema, build as build_geodb,
     describe as describe_match, normalize, synth as synth_geodb, synth_dense as synth_dense_geodb,
@@ -117,18 +136,17 @@ pub use geo::{
 
 // Steering decisions.
 pub use steer::{
-    AllDown, Client, Family, Host, NetTarget, OrderTable, Outcome, Rule, Steering, Trace, decide,
-    forget_cached_orders, locate,
+    AllDown, Client, EdgeIdx, Family, Host, Learned, Live, Located, NetTarget, Outcome, Place,
+    Rule, Steering, Trace, decide, locate,
 };
 
-// Steering from real users (RUM): cells learned from beacons, their state
-// file, and the learned table steering reads.
-pub use rum::cells::{Beacon, Cell as RumCell, State as RumState};
+// Steering from real users (RUM): cells learned from beacons and their
+// state file (the table steering reads is `Learned`, above).
+pub use rum::cells::{Beacon, Cell as RumCell, LearnedRow, Rows as LearnedRows, State as RumState};
 pub use rum::persist::{
     decode as decode_rum_state, encode as encode_rum_state, write as write_rum_state,
 };
 pub use rum::token::Net as ClientNet;
-pub use steer::{EdgeIdx, Learned, LearnedRow};
 
 // Edge health.
 pub use health::{

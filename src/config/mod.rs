@@ -4,6 +4,7 @@
 
 pub mod pools;
 pub mod rtt;
+pub mod xfr;
 
 pub use crate::yaml::ConfigError;
 
@@ -127,6 +128,18 @@ pub struct ServerRaw {
     /// off when absent.
     #[serde(default)]
     pub rum: Option<crate::rum::RumRaw>,
+    /// TSIG keys (RFC 8945) by name, for transfers and NOTIFY.
+    #[serde(default)]
+    pub tsig: Option<indexmap::IndexMap<serde_saphyr::Spanned<String>, xfr::TsigRaw>>,
+    /// Zone transfers out: who may, whom to NOTIFY.
+    #[serde(default)]
+    pub transfer: Option<xfr::TransferRaw>,
+    /// Zones pulled from primaries.
+    #[serde(default)]
+    pub secondary: Option<indexmap::IndexMap<serde_saphyr::Spanned<String>, xfr::SecondaryRaw>>,
+    /// Senders whose PROXY v2 header names the client.
+    #[serde(default)]
+    pub proxy_protocol: Option<Vec<serde_saphyr::Spanned<String>>>,
     /// What `/metrics` exports beyond the fixed series.
     #[serde(default)]
     pub metrics: crate::metrics::MetricsConfig,
@@ -404,6 +417,10 @@ pub struct ServerConfig {
     pub cookies: CookieSetting,
     pub dnssec: Option<DnssecConfig>,
     pub rum: Option<crate::rum::RumConfig>,
+    /// TSIG keys, transfers out, NOTIFY, secondary zones.
+    pub xfr: xfr::XfrConfig,
+    /// Senders trusted to prepend a PROXY v2 header.
+    pub proxy_protocol: Vec<ipnet::IpNet>,
     pub metrics: crate::metrics::MetricsConfig,
 }
 
@@ -508,10 +525,16 @@ impl ServerConfig {
             .map(|r| r.validate(base))
             .transpose()
             .map_err(|e| ConfigError::new(path, 0, e))?;
+        let at = |(line, reason)| ConfigError::new(path, line, reason);
+        let keys = xfr::keys(raw.tsig, base).map_err(at)?;
+        let xfr = xfr::validate(keys, raw.transfer, raw.secondary, base).map_err(at)?;
+        let proxy_protocol = xfr::proxy_senders(raw.proxy_protocol).map_err(at)?;
         Ok(ServerConfig {
             rum,
             metrics: raw.metrics,
             dnssec,
+            xfr,
+            proxy_protocol,
             fleet,
             probe_source: raw.probe_source,
             nsid,

@@ -308,6 +308,12 @@ pub struct Pools {
 /// keeps state by edge name across reloads.
 pub trait HealthSource {
     fn edge(&self, zone: &str, edge: &str, check: Option<&CheckSpec>) -> Arc<EdgeHealth>;
+
+    /// The zone's live steering state (learned RTT rows), the same across
+    /// reloads when the source is long-lived.
+    fn live(&self, _zone: &str) -> Arc<crate::steer::Live> {
+        Arc::default()
+    }
 }
 
 /// Every edge always up: for `check`, `explain` and tests without a checker.
@@ -324,6 +330,10 @@ impl HealthSource for AlwaysUp {
 impl HealthSource for crate::health::Registry {
     fn edge(&self, zone: &str, edge: &str, check: Option<&CheckSpec>) -> Arc<EdgeHealth> {
         crate::health::Registry::edge(self, zone, edge, check.map_or(EdgeState::Up, |c| c.initial))
+    }
+
+    fn live(&self, zone: &str) -> Arc<crate::steer::Live> {
+        self.zone_state(zone)
     }
 }
 
@@ -783,6 +793,7 @@ pub fn from_str(
                 all_down,
                 plain: false,
                 reads_km: false,
+                group: 0,
             }
             .finish(),
         );
@@ -793,7 +804,7 @@ pub fn from_str(
     }
     Ok(Pools {
         svcb,
-        steering: Steering::new(edges, hosts, Nets::new(nets)),
+        steering: Steering::new(edges, hosts, Nets::new(nets)).with_live(health.live(&zone_name)),
         names,
         rtt_min_samples: min_samples,
         rum_urls,

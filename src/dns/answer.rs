@@ -123,6 +123,9 @@ pub struct Answer<'a> {
     /// The question is a RUM resolver probe (`<id>.rum.<zone>`), which the
     /// server records beside the answer.
     pub rum_probe: bool,
+    /// An explicit RRSIG query to a signed zone: the answer section's
+    /// items are written as their RRSIGs only (see [`super::secure`]).
+    pub sigs_only: bool,
 }
 
 impl<'a> Answer<'a> {
@@ -138,6 +141,7 @@ impl<'a> Answer<'a> {
             synth: Vec::new(),
             ede: None,
             rum_probe: false,
+            sigs_only: false,
         }
     }
 }
@@ -269,9 +273,12 @@ pub fn lookup<'a, T: steer::Trace>(
             }
         }
         // ANY matches the CNAME itself (RFC 1034 §4.3.2), so only other
-        // types follow the chain.
+        // types follow the chain; in a signed zone so do the RRSIG and NSEC
+        // that live beside a CNAME (RFC 4035 §2.5).
+        let beside_cname = zone.dnssec.is_some() && matches!(q.qtype, TYPE_RRSIG | TYPE_NSEC);
         if q.qtype != TYPE_CNAME
             && q.qtype != TYPE_ANY
+            && !beside_cname
             && let Some(cname) = node.rrset(TYPE_CNAME)
         {
             ans.answer.push(Item::Set(owner, cname));

@@ -1,14 +1,18 @@
 //! Locating a client: MaxMind-format database reader and writer.
 //!
 //! [`GeoDb`] opens a `.mmdb` file (GeoIP2/GeoLite2 nested schema or the flat DB-IP /
-//! ip-location-db schema) into a private sealed snapshot, verifies it, and answers
-//! allocation-free lookups. [`build`] and [`synth`] write databases for tests, demos and
-//! benchmarks.
+//! ip-location-db schema, with or without a `geodb_asn:` ASN database merged in) into
+//! the database stage of steering: one pass over its search tree ([`tree`]) gives every
+//! network as an address range of one location ([`table`]), and the distinct locations
+//! with their points on the sphere. Lookups are allocation-free range searches; the file
+//! is not kept. [`build`] and [`synth`] write databases for tests, demos and benchmarks.
 
 mod code;
 mod load;
 mod reader;
 mod record;
+mod reference;
+pub(crate) mod table;
 mod tree;
 mod writer;
 
@@ -16,7 +20,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 pub use code::{Code, continent_of, is_continent};
+pub(crate) use reader::network;
 pub use reader::{GeoDb, RecordSchema};
+#[doc(hidden)]
+pub use reference::Reference;
+pub use table::LocId;
 pub use writer::{Schema, build, synth, synth_dense};
 
 /// Latitude and longitude in degrees (WGS84).
@@ -60,9 +68,9 @@ pub struct GeoMatch {
     /// The matched network, in the family of the normalized address: an IPv4 address found
     /// in an IPv6 database's IPv4 subtree reports an IPv4 net.
     pub network: ipnet::IpNet,
-    /// Identifies the database record (unique per opened database and
-    /// data offset): equal values mean equal locations.
-    pub record: u64,
+    /// The location's id in the database that answered
+    /// ([`GeoDb::location`]).
+    pub loc: LocId,
 }
 
 impl PartialEq for GeoMatch {

@@ -1,17 +1,21 @@
-//! `GeoDb`: an opened, verified, immutable database and its allocation-free lookup.
+//! `GeoDb`: an opened, verified database, read once into the network table
+//! ([`super::table`]) and the distinct locations, then let go of: a lookup
+//! is a range search, allocation-free, and no record is decoded after open.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use maxminddb::Reader;
 
-use super::load::{Snapshot, load};
+use super::load::load;
 use super::record::{NestedRecord, RawRecord};
-use super::tree::Tree;
+use super::table::{self, Builder, LocId, MAX_LOCATIONS, NOWHERE, Ranges, UNLOCATED, V4_AT, Value};
+use super::tree::{Leaf, Tree};
 use super::{GeoError, GeoMatch, Location, normalize};
-use std::sync::Arc;
 
 /// Record layout detected in a database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -40,125 +44,128 @@ pub struct GeoInfo {
     pub file_size: u64,
 }
 
-/// An opened MaxMind-format database. Immutable after [`GeoDb::open`]; `Send + Sync`.
+/// An opened MaxMind-format database: the database stage of steering,
+/// rebuilt only when the file changes. Immutable; `Send + Sync`.
 pub struct GeoDb {
-    /// Decodes records (on a cache miss) and serves `verify`/`within`.
-    reader: Reader<Shared>,
-    /// Walks the tree for every lookup (stride tables, see [`Tree`]).
-    tree: Tree<Snapshot>,
     info: GeoInfo,
-    /// Every distinct record's location, decoded once at open, as gdnsd
-    /// computes its answers per network at load: a query walks the tree and
-    /// probes this table, and never runs the serde decoder, so a client
-    /// seen for the first time costs what a known one does.
-    locations: Locations,
-    /// Unique per opened DB, so record identities never mix DBs.
+    /// IPv4 networks (the IPv4 subtree of an IPv6 database).
+    v4: Ranges<u32>,
+    /// IPv6 networks; `None` for an IPv4-only database, which locates no
+    /// IPv6 address.
+    v6: Option<Ranges<u128>>,
+    /// Every distinct location the networks lead to (equal records, as
+    /// far as steering reads them, are one location).
+    locations: Box<[Location]>,
+    /// Per location, its point in `points`, or [`NO_POINT`] without
+    /// coordinates.
+    point_of: Box<[u32]>,
+    /// Every distinct coordinate pair, as a point on the unit sphere.
+    points: Box<[[f64; 3]]>,
+    /// Unique per opened database (and per main + ASN pair).
     id: u64,
-    /// A second, ASN-only database (`geodb_asn:`) consulted for the ASN
-    /// when this one's record has none.
+    /// A second, ASN-only database (`geodb_asn:`) merged into this one's
+    /// networks: an address's ASN comes from it when this one has none.
     asn: Option<Arc<GeoDb>>,
 }
 
-/// Data offset → decoded location: open addressing with linear probing over
-/// offsets (u32, 0 = empty slot since offset 0 is stored as 1), values in a
-/// dense side array so empty slots cost 8 bytes, not a whole `Location`.
-struct Locations {
-    /// (offset + 1, index into `values`); a power-of-two length, at most
-    /// half full.
-    slots: Box<[(u32, u32)]>,
-    values: Box<[Location]>,
+/// [`GeoDb::point`] of a location without coordinates.
+const NO_POINT: u32 = u32::MAX;
+
+/// A location as a hash key (coordinates by their bits).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct LocKey {
+    codes: [Option<super::Code>; 3],
+    coords: Option<(u64, u64)>,
+    asn: Option<u32>,
 }
 
-impl Locations {
-    fn build(found: Vec<(usize, Location)>) -> Locations {
-        let cap = (found.len() * 2).next_power_of_two().max(16);
-        let mut slots = vec![(0u32, 0u32); cap].into_boxed_slice();
-        let mut values = Vec::with_capacity(found.len());
-        for (offset, loc) in found {
-            let key = offset as u32 + 1;
-            let mut i = Self::home(key, cap);
-            while slots[i].0 != 0 {
-                i = (i + 1) & (cap - 1);
-            }
-            slots[i] = (key, values.len() as u32);
-            values.push(loc);
-        }
-        Locations {
-            slots,
-            values: values.into_boxed_slice(),
-        }
-    }
-
-    /// Fibonacci hashing: record offsets are often multiples of a record
-    /// size, and the top bits of the product spread them over the slots.
-    #[inline]
-    fn home(key: u32, cap: usize) -> usize {
-        (u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - cap.trailing_zeros())) as usize
-    }
-
-    #[inline]
-    fn get(&self, offset: usize) -> Option<&Location> {
-        self.index(offset).map(|v| &self.values[v as usize])
-    }
-
-    /// The record's position in `values`.
-    #[inline]
-    fn index(&self, offset: usize) -> Option<u32> {
-        let key = offset as u32 + 1;
-        let cap = self.slots.len();
-        let mut i = Self::home(key, cap);
-        loop {
-            let (k, v) = self.slots[i];
-            if k == key {
-                return Some(v);
-            }
-            if k == 0 {
-                return None;
-            }
-            i = (i + 1) & (cap - 1);
+impl From<&Location> for LocKey {
+    fn from(l: &Location) -> LocKey {
+        LocKey {
+            codes: [l.continent, l.country, l.subdivision],
+            coords: l.coords.map(|c| (c.lat.to_bits(), c.lon.to_bits())),
+            asn: l.asn,
         }
     }
 }
 
-/// The snapshot bytes, shared by the reader and our own tree walker.
-pub(crate) struct Shared(Arc<Snapshot>);
+/// Distinct locations (and their points) as they are found.
+#[derive(Default)]
+struct Places {
+    ids: FxMap<LocKey, LocId>,
+    locations: Vec<Location>,
+    points: FxMap<(u64, u64), u32>,
+    point_of: Vec<u32>,
+    units: Vec<[f64; 3]>,
+}
 
-impl AsRef<[u8]> for Shared {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_ref().as_ref()
+impl Places {
+    /// The id of `loc` (None for a location that says nothing we read).
+    fn id(&mut self, loc: Location) -> Result<Option<LocId>, String> {
+        if loc == Location::default() {
+            return Ok(None);
+        }
+        if let Some(&id) = self.ids.get(&LocKey::from(&loc)) {
+            return Ok(Some(id));
+        }
+        if self.locations.len() >= MAX_LOCATIONS {
+            return Err(format!("more than {MAX_LOCATIONS} distinct locations"));
+        }
+        let id = self.locations.len() as LocId;
+        self.ids.insert(LocKey::from(&loc), id);
+        self.locations.push(loc);
+        let point = match loc.coords {
+            Some(c) => {
+                let next = self.units.len() as u32;
+                let p = *self
+                    .points
+                    .entry((c.lat.to_bits(), c.lon.to_bits()))
+                    .or_insert(next);
+                if p == next {
+                    self.units.push(c.unit());
+                }
+                p
+            }
+            None => NO_POINT,
+        };
+        self.point_of.push(point);
+        Ok(Some(id))
     }
 }
 
-/// One record identity for a (main, ASN) record pair, either missing: both
-/// data offsets (the low 40 bits of a record id) plus one, packed side by
-/// side, exact for data sections under 4 GiB and 1 GiB; beyond that a hash.
-fn pair_id(main: Option<u64>, asn: Option<u64>) -> u64 {
-    let part = |r: Option<u64>| r.map_or(0, |r| (r & ((1 << 40) - 1)) + 1);
-    let (m, a) = (part(main), part(asn));
-    if m < 1 << 32 && a < 1 << 30 {
-        m | (a << 32)
-    } else {
-        (m.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ a).rotate_left(7) & ((1 << 62) - 1)
+/// A multiply-rotate hasher (FxHash's): the build hashes a data offset per
+/// leaf (millions) and a location per record, where SipHash was a third of
+/// the time. Keys come from the file, but a collision only costs time, and
+/// the table is rebuilt per open.
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl std::hash::Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
     }
 }
 
-/// The narrower of two walks' networks, or the one there is.
-fn both(a: Option<(Option<u64>, IpNet)>, b: Option<(Option<u64>, IpNet)>) -> Option<IpNet> {
-    match (a, b) {
-        (Some((_, x)), Some((_, y))) => Some(narrower(x, y)),
-        (Some((_, x)), None) | (None, Some((_, x))) => Some(x),
-        (None, None) => None,
-    }
-}
-
-/// The more specific of two networks holding the same address.
-fn narrower(a: IpNet, b: IpNet) -> IpNet {
-    if b.prefix_len() > a.prefix_len() && a.network().is_ipv4() == b.network().is_ipv4() {
-        b
-    } else {
-        a
-    }
-}
+type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fx>>;
 
 /// Hands out [`GeoDb::id`]s.
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -172,10 +179,19 @@ impl std::fmt::Debug for GeoDb {
 /// How many records the schema detection samples.
 const SCHEMA_SAMPLE: usize = 256;
 
+/// A leaf's value: its location (an empty leaf, or a record that says
+/// nothing we read, keeps only its prefix, which a merge with an ASN
+/// database needs).
+fn leaf_value(loc: Option<LocId>, prefix: u8) -> Value {
+    table::value(loc.unwrap_or(NOWHERE), prefix)
+}
+
 impl GeoDb {
-    /// Snapshots `path` into private memory, verifies the whole database and detects its
-    /// schema. Never uses a file that changed during the copy, and rejects corrupt trees,
-    /// bad pointers, cyclic or too-deep data with [`GeoError::Invalid`].
+    /// Snapshots `path` into private memory, verifies the whole database and
+    /// reads its networks and locations; the snapshot is let go of before
+    /// this returns. Never uses a file that changed during the copy, and
+    /// rejects corrupt trees, bad pointers, cyclic or too-deep data with
+    /// [`GeoError::Invalid`].
     pub fn open(path: &Path) -> Result<GeoDb, GeoError> {
         let started = std::time::Instant::now();
         let started_cpu = cpu_now();
@@ -187,46 +203,35 @@ impl GeoDb {
         // maxminddb is meant to return errors on hostile input; catch_unwind is a second
         // line of defence so a reader bug on a corrupt file cannot take the server down.
         let opened = catch_unwind(AssertUnwindSafe(|| -> Result<_, String> {
-            // A borrowed reader first, so the tree scan can see the raw bytes.
-            let meta = Reader::from_source(snapshot.as_ref())
-                .map_err(|e| e.to_string())?
-                .metadata()
-                .clone();
-            scan_tree(snapshot.as_ref(), &meta)?;
+            let bytes = snapshot.as_ref();
+            let reader = Reader::from_source(bytes).map_err(|e| e.to_string())?;
+            let m = reader.metadata().clone();
+            let release = |r: std::ops::Range<usize>| snapshot.release(r);
+            scan_tree(bytes, &m, &release)?;
             let scanned = cpu_now();
-            let bytes = Arc::new(snapshot);
-            let reader = Reader::from_source(Shared(bytes.clone())).map_err(|e| e.to_string())?;
-            let m = reader.metadata();
-            let tree = Tree::new(bytes, m.node_count, m.record_size, m.ip_version);
-            // What maxminddb's `verify()` checks, in one visit of each node
-            // instead of an iteration over every network (0.4 s of a 128 MB
-            // file's open): the scan bounded every record, this walk finds
-            // each distinct data record, and `decode_all` decodes each one
-            // whole, following every pointer.
-            let records = tree.records(m.ip_version)?;
-            let verified = cpu_now();
-            let schema = detect_schema(&reader, &records).map_err(|e| e.to_string())?;
-            let strided = cpu_now();
-            let locations = decode_all(&reader, &records, schema)?;
-            let decoded = cpu_now();
+            let tree =
+                Tree::new(bytes, m.node_count, m.record_size, m.ip_version).releasing(&release);
+            let schema = detect_schema(&reader, &tree)?;
+            let read = read_networks(&reader, &tree, schema, m.node_count as usize)?;
+            let done = cpu_now();
             tracing::debug!(
                 path = %path.display(),
                 wall_ms = started.elapsed().as_millis() as u64,
                 scan_cpu_ms = (scanned - started_cpu) * 1e3,
-                walk_cpu_ms = (verified - scanned) * 1e3,
-                schema_cpu_ms = (strided - verified) * 1e3,
-                decode_cpu_ms = (decoded - strided) * 1e3,
-                records = locations.values.len(),
+                read_cpu_ms = (done - scanned) * 1e3,
+                locations = read.places.locations.len(),
+                v4_ranges = read.v4.len(),
+                v6_ranges = read.v6.as_ref().map_or(0, Ranges::len),
                 "geodb opened"
             );
-            Ok((reader, tree, schema, locations))
+            Ok((m, schema, read))
         }));
-        let (reader, tree, schema, locations) = match opened {
+        let (m, schema, read) = match opened {
             Ok(Ok(v)) => v,
             Ok(Err(reason)) => return Err(invalid(reason)),
             Err(_) => return Err(invalid("reader panicked while verifying".into())),
         };
-        let m = reader.metadata();
+        drop(snapshot);
         let info = GeoInfo {
             path: path.to_owned(),
             database_type: m.database_type.clone(),
@@ -239,22 +244,67 @@ impl GeoDb {
             description: m.description.get("en").cloned(),
             file_size,
         };
-        Ok(GeoDb {
-            reader,
-            tree,
-            info,
-            locations,
-            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            asn: None,
-        })
+        Ok(GeoDb::from_parts(info, read.v4, read.v6, read.places, None))
     }
 
-    /// This database with `asn` (a GeoLite2-ASN-format database) attached:
-    /// lookups take the ASN from it when this one's record has none, and
-    /// report the narrower of the two networks, since both decided.
-    pub fn with_asn(mut self, asn: Arc<GeoDb>) -> GeoDb {
-        self.asn = Some(asn);
-        self
+    fn from_parts(
+        info: GeoInfo,
+        v4: Ranges<u32>,
+        v6: Option<Ranges<u128>>,
+        places: Places,
+        asn: Option<Arc<GeoDb>>,
+    ) -> GeoDb {
+        GeoDb {
+            info,
+            v4,
+            v6,
+            locations: places.locations.into_boxed_slice(),
+            point_of: places.point_of.into_boxed_slice(),
+            points: places.units.into_boxed_slice(),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            asn,
+        }
+    }
+
+    /// This database with `asn` (a GeoLite2-ASN-format database) merged in:
+    /// its networks cut this one's, an address's ASN comes from it when
+    /// this one's record has none, and the network is the narrower of the
+    /// two (both decided).
+    pub fn with_asn(self, asn: Arc<GeoDb>) -> GeoDb {
+        let mut places = Places::default();
+        let mut pairs: FxMap<(LocId, LocId), Option<LocId>> = FxMap::default();
+        let mut merge = |a: Value, b: Value, places: &mut Places| -> Value {
+            if table::v4_at(a).is_some() || table::v4_at(b).is_some() {
+                // The IPv4 subtree inside IPv6: both look up IPv4.
+                return if table::v4_at(a).is_some() { a } else { b };
+            }
+            let (la, pa) = (a >> 8, a as u8);
+            let (lb, pb) = (b >> 8, b as u8);
+            let id = *pairs.entry((la, lb)).or_insert_with(|| {
+                let mut loc = self.location_of(la).copied().unwrap_or_default();
+                loc.asn = loc.asn.or(asn.location_of(lb).and_then(|l| l.asn));
+                places
+                    .id(loc)
+                    .expect("no more locations than the two databases have pairs")
+            });
+            leaf_value(id, pa.max(pb))
+        };
+        let mut v4 = Builder::with_capacity(self.v4.len() + asn.v4.len());
+        table::overlay(&self.v4, &asn.v4, |s, a, b| {
+            v4.push(s, merge(a, b, &mut places))
+        });
+        let none = Builder::<u128>::empty(leaf_value(None, 0));
+        let v6 = match (&self.v6, &asn.v6) {
+            (None, None) => None,
+            (a, b) => {
+                let (a, b) = (a.as_ref().unwrap_or(&none), b.as_ref().unwrap_or(&none));
+                let mut v6 = Builder::with_capacity(a.len() + b.len());
+                table::overlay(a, b, |s, x, y| v6.push(s, merge(x, y, &mut places)));
+                Some(v6.finish())
+            }
+        };
+        let info = self.info.clone();
+        GeoDb::from_parts(info, v4.finish(), v6, places, Some(asn))
     }
 
     /// The attached ASN database, if any.
@@ -262,182 +312,97 @@ impl GeoDb {
         self.asn.as_deref()
     }
 
-    /// Where `ip` falls in the tree, without decoding the record: (record
-    /// identity as in [`GeoMatch::record`], matched network). `None` when
-    /// the tree has no data for it. The steering path uses this and decodes
-    /// only when it has not seen the record before.
-    pub fn find(&self, ip: IpAddr) -> Option<(u64, IpNet)> {
-        let Some(asn) = &self.asn else {
-            return self.find_own(ip);
-        };
-        let (main, other) = (self.span(ip), asn.span(ip));
-        let (mr, ar) = (main.and_then(|s| s.0), other.and_then(|s| s.0));
-        if mr.is_none() && ar.is_none() {
-            return None;
-        }
-        Some((pair_id(mr, ar), both(main, other)?))
-    }
-
-    /// [`GeoDb::find`] with the record's position in
-    /// [`GeoDb::record_locations`] (None with a `geodb_asn:` database,
-    /// whose record pairs have no such position).
-    #[inline]
-    pub fn find_indexed(&self, ip: IpAddr) -> Option<(u64, Option<u32>, IpNet)> {
-        if self.asn.is_some() {
-            return self.find(ip).map(|(r, n)| (r, None, n));
-        }
-        let (walk, network) = self.walk_net(normalize(ip))?;
-        let offset = walk.offset?;
-        Some((
-            self.record_id(offset),
-            self.locations.index(offset),
-            network,
-        ))
-    }
-
-    /// Every IPv4 network of the database in address order, as (first
-    /// address, prefix length, the record's index in
-    /// [`GeoDb::record_locations`] or `None` for no data): what
-    /// [`GeoDb::find_indexed`] answers for every address in it. `false`
-    /// (having called `f` for some networks, or none) for a database
-    /// paired with a `geodb_asn:` one, whose records are not numbered.
-    pub fn v4_networks(&self, mut f: impl FnMut(u32, u8, Option<u32>)) -> bool {
-        if self.asn.is_some() {
-            return false;
-        }
-        let mut whole = true;
-        self.tree.v4_leaves(|first, len, offset| match offset {
-            None => f(first, len, None),
-            Some(o) => match self.locations.index(o) {
-                Some(i) => f(first, len, Some(i)),
-                // Every record the tree points to was decoded at open.
-                None => whole = false,
-            },
-        });
-        whole
-    }
-
-    /// The order cache's identity for record number `index`: unique per
-    /// database, and apart from [`GeoDb::find_indexed`]'s offset-based ids
-    /// (bit 39).
-    pub fn index_key(&self, index: u32) -> u64 {
-        (self.id << 40) ^ (1 << 39) ^ u64::from(index)
-    }
-
-    /// Every distinct record's location, decoded at open, in the order
-    /// [`GeoDb::find_indexed`] numbers them; a record that says nothing we
-    /// understand is `Location::default()`.
-    pub fn record_locations(&self) -> &[Location] {
-        &self.locations.values
-    }
-
     /// Unique per opened database (and per main + ASN pair).
     pub fn id(&self) -> u64 {
         self.id
     }
 
-    /// Where `ip` falls in this database's own tree: the record, if any,
-    /// and the network the walk ended in (data or not).
-    fn span(&self, ip: IpAddr) -> Option<(Option<u64>, IpNet)> {
-        let (walk, network) = self.walk_net(normalize(ip))?;
-        Some((walk.offset.map(|o| self.record_id(o)), network))
+    /// Where `ip` is (after [`normalize`]): its location and the prefix
+    /// length of the database network that says so; `None` when the
+    /// database does not locate it. One range search, no allocation.
+    #[inline]
+    pub fn locate(&self, ip: IpAddr) -> Option<(LocId, u8)> {
+        table::located(self.value(normalize(ip)))
     }
 
-    fn find_own(&self, ip: IpAddr) -> Option<(u64, IpNet)> {
-        let ip = normalize(ip);
-        let (walk, network) = self.walk_net(ip)?;
-        Some((self.record_id(walk.offset?), network))
-    }
-
-    fn record_id(&self, offset: usize) -> u64 {
-        (self.id << 40) ^ offset as u64
-    }
-
-    /// The walk for a normalized address and the network it matched.
-    fn walk_net(&self, ip: IpAddr) -> Option<(super::tree::Walk, IpNet)> {
-        let walk = match ip {
-            IpAddr::V4(a) => self.tree.v4(u32::from(a)),
-            IpAddr::V6(a) => self.tree.v6(u128::from(a))?,
-        };
-        let network = match ip {
-            IpAddr::V4(a) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(walk.prefix))
-                    .unwrap_or(0);
-                IpNet::V4(Ipv4Net::new(Ipv4Addr::from(u32::from(a) & mask), walk.prefix).ok()?)
-            }
+    /// The value of the range holding `ip` (already normalized).
+    #[inline]
+    fn value(&self, ip: IpAddr) -> Value {
+        match ip {
+            IpAddr::V4(a) => self.v4.get(u32::from(a)),
             IpAddr::V6(a) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(walk.prefix))
-                    .unwrap_or(0);
-                IpNet::V6(Ipv6Net::new(Ipv6Addr::from(u128::from(a) & mask), walk.prefix).ok()?)
+                let Some(v6) = &self.v6 else {
+                    return UNLOCATED;
+                };
+                let a = u128::from(a);
+                let v = v6.get(a);
+                let Some(at) = table::v4_at(v) else {
+                    return v;
+                };
+                // The IPv4 subtree after `at` bits: its 32 bits from there.
+                let Some(shift) = 96u32.checked_sub(u32::from(at)) else {
+                    return UNLOCATED;
+                };
+                let v4 = self.v4.get((a >> shift) as u32);
+                match table::located(v4) {
+                    Some((loc, p)) => table::value(loc, p + at),
+                    None => v4,
+                }
             }
-        };
-        Some((walk, network))
-    }
-
-    /// Locates `ip` (after [`normalize`]). `None` when the address is not in the database
-    /// or its record carries nothing we understand. Does not allocate.
-    pub fn lookup(&self, ip: IpAddr) -> Option<GeoMatch> {
-        let Some(asn) = &self.asn else {
-            return self.lookup_own(ip);
-        };
-        let (own, other) = (self.lookup_own(ip), asn.lookup_own(ip));
-        // Both databases decided, so the network is the narrower of where
-        // each walk ended, whether or not it found data there.
-        let network = both(self.span(ip), asn.span(ip))?;
-        let record = pair_id(own.map(|m| m.record), other.map(|m| m.record));
-        let mut location = own.map(|m| m.location).unwrap_or_default();
-        location.asn = location.asn.or(other.and_then(|a| a.location.asn));
-        (location != Location::default()).then_some(GeoMatch {
-            location,
-            network,
-            record,
-        })
-    }
-
-    fn lookup_own(&self, ip: IpAddr) -> Option<GeoMatch> {
-        let ip = normalize(ip);
-        let (walk, network) = self.walk_net(ip)?;
-        let offset = walk.offset?;
-        // Every record the tree points to was decoded at open.
-        let location = *self.locations.get(offset)?;
-        if location == Location::default() {
-            return None;
         }
+    }
+
+    /// Location `id`.
+    #[inline]
+    pub fn location(&self, id: LocId) -> &Location {
+        &self.locations[id as usize]
+    }
+
+    fn location_of(&self, id: LocId) -> Option<&Location> {
+        self.locations.get(id as usize)
+    }
+
+    /// Every distinct location, by id.
+    pub fn locations(&self) -> &[Location] {
+        &self.locations
+    }
+
+    /// Location `id`'s point (an index into [`GeoDb::points`]), if it has
+    /// coordinates.
+    #[inline]
+    pub fn point(&self, id: LocId) -> Option<u32> {
+        let p = self.point_of[id as usize];
+        (p != NO_POINT).then_some(p)
+    }
+
+    /// Every distinct coordinate pair, as a point on the unit sphere
+    /// ([`Coords::unit`]).
+    pub fn points(&self) -> &[[f64; 3]] {
+        &self.points
+    }
+
+    /// Locates `ip` (after [`normalize`]) with the network that matched.
+    /// `None` when the address is not in the database or its record
+    /// carries nothing we understand. Does not allocate.
+    pub fn lookup(&self, ip: IpAddr) -> Option<GeoMatch> {
+        let ip = normalize(ip);
+        let (loc, prefix) = table::located(self.value(ip))?;
         Some(GeoMatch {
-            location,
-            network,
-            record: self.record_id(offset),
+            location: self.locations[loc as usize],
+            network: network(ip, prefix),
+            loc,
         })
     }
 
-    /// The maxminddb reader's own lookup: (data offset, network), for
-    /// checking our walker against it.
-    #[doc(hidden)]
-    pub fn reference_lookup(&self, ip: IpAddr) -> (Option<usize>, Option<IpNet>) {
-        let ip = normalize(ip);
-        let Ok(r) = self.reader.lookup(ip) else {
-            return (None, None);
-        };
-        let net = r
-            .network()
-            .ok()
-            .and_then(|n| IpNet::new(n.ip(), n.prefix()).ok());
-        (r.offset(), net)
-    }
-
-    /// Our walker's (data offset, prefix), for the same check.
-    #[doc(hidden)]
-    pub fn walk(&self, ip: IpAddr) -> (Option<usize>, u8) {
-        let w = match normalize(ip) {
-            IpAddr::V4(a) => self.tree.v4(u32::from(a)),
-            IpAddr::V6(a) => match self.tree.v6(u128::from(a)) {
-                Some(w) => w,
-                None => return (None, 0),
-            },
-        };
-        (w.offset, w.prefix)
+    /// How many ranges each family's table holds and their bytes, for logs
+    /// and benchmarks.
+    pub fn table_stats(&self) -> (usize, usize, usize) {
+        let v6 = self.v6.as_ref();
+        (
+            self.v4.len(),
+            v6.map_or(0, Ranges::len),
+            self.v4.bytes() + v6.map_or(0, Ranges::bytes),
+        )
     }
 
     /// Metadata and file facts.
@@ -446,7 +411,183 @@ impl GeoDb {
     }
 }
 
-/// The metadata marker; the spec limits the metadata section to the last 128 KiB.
+/// `ip`'s network of `prefix` bits.
+pub(crate) fn network(ip: IpAddr, prefix: u8) -> IpNet {
+    match ip {
+        IpAddr::V4(a) => IpNet::V4(Ipv4Net::new_assert(a, prefix.min(32)).trunc()),
+        IpAddr::V6(a) => IpNet::V6(Ipv6Net::new_assert(a, prefix.min(128)).trunc()),
+    }
+}
+
+/// What one pass over the tree read.
+struct Read {
+    v4: Ranges<u32>,
+    v6: Option<Ranges<u128>>,
+    places: Places,
+}
+
+/// Walks both families' leaves once: every distinct record is verified
+/// (decoded whole, every pointer followed) and decoded into a location
+/// the first time a leaf leads to it; neighbouring leaves alike become
+/// one range.
+fn read_networks(
+    reader: &Reader<&[u8]>,
+    tree: &Tree<'_>,
+    schema: RecordSchema,
+    node_count: usize,
+) -> Result<Read, String> {
+    let mut places = Places::default();
+    // Data offset -> location (None: it says nothing we read); only while
+    // reading. Neighbouring leaves often share a record: the last one is
+    // kept at hand.
+    let mut seen: FxMap<u32, Option<LocId>> = FxMap::default();
+    // A small direct-mapped cache in front of it: leaves near each other
+    // come back to a few records, and the map's probes are cache misses
+    // (they were most of the walk's time).
+    const NEAR: usize = 4096;
+    let mut near = vec![(u32::MAX, None::<LocId>); NEAR];
+    let slot = |o: u32| (u64::from(o).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize;
+    let mut last: Option<(usize, Option<LocId>)> = None;
+    let mut error = None;
+    let mut value = |ip: IpAddr, prefix: u8, leaf: Leaf, places: &mut Places| -> Option<Value> {
+        let offset = match leaf {
+            Leaf::Empty => return Some(leaf_value(None, prefix)),
+            Leaf::V4 => return Some(table::value(V4_AT, prefix)),
+            Leaf::Data(o) => o,
+        };
+        if let Some((o, loc)) = last
+            && o == offset
+        {
+            return Some(leaf_value(loc, prefix));
+        }
+        let Ok(key) = u32::try_from(offset) else {
+            error = Some(format!("data offset {offset} does not fit 32 bits"));
+            return None;
+        };
+        let at = slot(key);
+        let loc = match near[at] {
+            (k, loc) if k == key => loc,
+            _ => match seen.get(&key) {
+                Some(&loc) => loc,
+                None => match decode(reader, ip, offset, schema).and_then(|l| places.id(l)) {
+                    Ok(loc) => {
+                        seen.insert(key, loc);
+                        loc
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        return None;
+                    }
+                },
+            },
+        };
+        near[at] = (key, loc);
+        last = Some((offset, loc));
+        Some(leaf_value(loc, prefix))
+    };
+    // At most one range per node and one more: capacity never touched
+    // is never resident.
+    let mut v4 = Builder::with_capacity(node_count + 1);
+    tree.v4_leaves(|first, len, leaf| {
+        match value(IpAddr::V4(Ipv4Addr::from(first)), len, leaf, &mut places) {
+            Some(v) => {
+                v4.push(first, v);
+                true
+            }
+            None => false,
+        }
+    })?;
+    let v4 = v4.finish();
+    let v6 = if tree.is_v6() {
+        let mut v6 = Builder::with_capacity(node_count + 1);
+        tree.v6_leaves(|first, len, leaf| {
+            match value(IpAddr::V6(Ipv6Addr::from(first)), len, leaf, &mut places) {
+                Some(v) => {
+                    v6.push(first, v);
+                    true
+                }
+                None => false,
+            }
+        })?;
+        Some(v6.finish())
+    } else {
+        None
+    };
+    if let Some(e) = error {
+        return Err(e);
+    }
+    Ok(Read { v4, v6, places })
+}
+
+/// Record `offset`, which a lookup of `ip` leads to, read as `schema`. A
+/// corrupt record (a bad pointer, a bad type code, data past the section)
+/// refuses the database; one that decodes but not into our shape (a field
+/// of another type) locates nothing, as one we understand nothing of.
+///
+/// The fields steering does not read are skipped, not verified: a record
+/// is read once, here, and nothing reads it again, so checking what no
+/// one reads would double the time a City database takes to open.
+fn decode(
+    reader: &Reader<&[u8]>,
+    ip: IpAddr,
+    offset: usize,
+    schema: RecordSchema,
+) -> Result<Location, String> {
+    let item = reader.lookup(ip).map_err(|e| e.to_string())?;
+    if item.offset() != Some(offset) {
+        return Err(format!(
+            "tree walk and reader disagree for {ip}: {:?} vs {offset}",
+            item.offset()
+        ));
+    }
+    let raw: Result<Option<RawRecord<'_>>, _> = match schema {
+        RecordSchema::Nested => item.decode::<NestedRecord<'_>>().map(|r| r.map(|n| n.0)),
+        RecordSchema::Flat => item.decode(),
+    };
+    match raw {
+        Ok(raw) => Ok(raw.map(|r| r.location()).unwrap_or_default()),
+        Err(maxminddb::MaxMindDbError::Decoding { .. }) => Ok(Location::default()),
+        Err(e) => Err(format!("record for {ip}: {e}")),
+    }
+}
+
+/// Samples the first records: flat-only keys make it `Flat`, anything else `Nested`
+/// (including empty databases and ASN-only ones, whose key is shared by both).
+fn detect_schema(reader: &Reader<&[u8]>, tree: &Tree<'_>) -> Result<RecordSchema, String> {
+    let mut sample: Vec<IpAddr> = Vec::new();
+    let mut offsets = std::collections::HashSet::new();
+    let mut take = |ip: IpAddr, leaf: Leaf| {
+        if let Leaf::Data(o) = leaf
+            && offsets.insert(o)
+        {
+            sample.push(ip);
+        }
+        offsets.len() < SCHEMA_SAMPLE
+    };
+    let mut more = true;
+    tree.v4_leaves(|a, _, leaf| {
+        more = take(IpAddr::V4(Ipv4Addr::from(a)), leaf);
+        more
+    })?;
+    if more {
+        tree.v6_leaves(|a, _, leaf| take(IpAddr::V6(Ipv6Addr::from(a)), leaf))?;
+    }
+    let (mut flat, mut nested) = (0usize, 0usize);
+    for ip in sample {
+        let item = reader.lookup(ip).map_err(|e| e.to_string())?;
+        let Some(raw) = item.decode::<RawRecord<'_>>().map_err(|e| e.to_string())? else {
+            continue;
+        };
+        flat += usize::from(raw.flat_shape && !raw.nested_shape);
+        nested += usize::from(raw.nested_shape);
+    }
+    Ok(if flat > nested {
+        RecordSchema::Flat
+    } else {
+        RecordSchema::Nested
+    })
+}
+
 const METADATA_MARKER: &[u8] = b"\xab\xcd\xefMaxMind.com";
 const METADATA_MAX: usize = 128 * 1024;
 
@@ -455,7 +596,11 @@ const METADATA_MAX: usize = 128 * 1024;
 /// data section. With [`Tree::records`] (which visits each reachable node once) and the
 /// whole-record decodes of `decode_all`, this is what maxminddb's `verify()` checks,
 /// plus the nodes no walk reaches. O(node_count), a few ms per million nodes.
-fn scan_tree(buf: &[u8], m: &maxminddb::Metadata) -> Result<(), String> {
+fn scan_tree(
+    buf: &[u8],
+    m: &maxminddb::Metadata,
+    release: &dyn Fn(std::ops::Range<usize>),
+) -> Result<(), String> {
     let node_count = m.node_count as usize;
     let node_bytes = usize::from(m.record_size) / 4;
     let tree_len = node_count
@@ -490,14 +635,14 @@ fn scan_tree(buf: &[u8], m: &maxminddb::Metadata) -> Result<(), String> {
                     .is_some_and(|d| d < data_len))
     };
     let bad = match m.record_size {
-        24 => scan_records::<6>(tree, ok, |c| (be3(&c[0..3]), be3(&c[3..6]))),
-        28 => scan_records::<7>(tree, ok, |c| {
+        24 => scan_records::<6>(tree, ok, release, |c| (be3(&c[0..3]), be3(&c[3..6]))),
+        28 => scan_records::<7>(tree, ok, release, |c| {
             (
                 be3(&c[0..3]) | (usize::from(c[3]) & 0xf0) << 20,
                 be3(&c[4..7]) | (usize::from(c[3]) & 0x0f) << 24,
             )
         }),
-        32 => scan_records::<8>(tree, ok, |c| {
+        32 => scan_records::<8>(tree, ok, release, |c| {
             let w = |b: &[u8]| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize;
             (w(&c[0..4]), w(&c[4..8]))
         }),
@@ -521,134 +666,37 @@ fn scan_tree(buf: &[u8], m: &maxminddb::Metadata) -> Result<(), String> {
 /// The first (node, record) of `tree` that `ok` rejects, nodes of `N` bytes
 /// read by `split` into their two records. Generic over the size so the
 /// loop has no dispatch; it only tests, and says why once.
+/// The bytes behind it are let go of as the scan goes (`release`).
 fn scan_records<const N: usize>(
     tree: &[u8],
     ok: impl Fn(usize) -> bool,
+    release: &dyn Fn(std::ops::Range<usize>),
     split: impl Fn(&[u8; N]) -> (usize, usize),
 ) -> Option<(usize, usize)> {
     let (nodes, _) = tree.as_chunks::<N>();
-    nodes.iter().enumerate().find_map(|(node, c)| {
-        let (left, right) = split(c);
-        if !ok(left) {
-            Some((node, left))
-        } else if !ok(right) {
-            Some((node, right))
-        } else {
-            None
+    const CHUNK: usize = 1 << 16;
+    for (k, chunk) in nodes.chunks(CHUNK).enumerate() {
+        let bad = chunk.iter().enumerate().find_map(|(i, c)| {
+            let (left, right) = split(c);
+            let node = k * CHUNK + i;
+            if !ok(left) {
+                Some((node, left))
+            } else if !ok(right) {
+                Some((node, right))
+            } else {
+                None
+            }
+        });
+        if bad.is_some() {
+            return bad;
         }
-    })
+        release(k * CHUNK * N..(k + 1) * CHUNK * N);
+    }
+    None
 }
 
 fn be3(b: &[u8]) -> usize {
     usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2])
-}
-
-/// Decodes and discards a whole value, following every pointer (unlike `IgnoredAny`).
-struct DeepSkip;
-
-impl<'de> serde::Deserialize<'de> for DeepSkip {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(DeepSkip)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for DeepSkip {
-    type Value = DeepSkip;
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_u128<E>(self, _: u128) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_bytes<E>(self, _: &[u8]) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_unit<E>(self) -> Result<DeepSkip, E> {
-        Ok(DeepSkip)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<DeepSkip, A::Error> {
-        while seq.next_element::<DeepSkip>()?.is_some() {}
-        Ok(DeepSkip)
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<DeepSkip, A::Error> {
-        while map.next_entry::<DeepSkip, DeepSkip>()?.is_some() {}
-        Ok(DeepSkip)
-    }
-}
-
-/// Decodes every distinct record the tree points to, once (see
-/// [`GeoDb::locations`]): `records` is [`Tree::records`], each record with
-/// one address that leads to it; maxminddb decodes it through a lookup of
-/// that address, first whole (every pointer followed, under the decoder's
-/// depth and size limits: the verification) and then into our shape.
-fn decode_all(
-    reader: &Reader<Shared>,
-    records: &[(usize, IpAddr)],
-    schema: RecordSchema,
-) -> Result<Locations, String> {
-    let mut found = Vec::with_capacity(records.len());
-    for &(offset, ip) in records {
-        if offset >= u32::MAX as usize {
-            return Err(format!("data offset {offset} does not fit 32 bits"));
-        }
-        let item = reader.lookup(ip).map_err(|e| e.to_string())?;
-        if item.offset() != Some(offset) {
-            return Err(format!(
-                "tree walk and reader disagree for {ip}: {:?} vs {offset}",
-                item.offset()
-            ));
-        }
-        item.decode::<DeepSkip>()
-            .map_err(|e| format!("record for {ip}: {e}"))?;
-        // A record that does not decode into our shape (a field of another
-        // type) locates nothing, as one we understand nothing of.
-        let raw: Option<RawRecord<'_>> = match schema {
-            RecordSchema::Nested => item
-                .decode::<NestedRecord<'_>>()
-                .ok()
-                .flatten()
-                .map(|n| n.0),
-            RecordSchema::Flat => item.decode().ok().flatten(),
-        };
-        found.push((offset, raw.map(|r| r.location()).unwrap_or_default()));
-    }
-    Ok(Locations::build(found))
-}
-
-/// Samples the first records: flat-only keys make it `Flat`, anything else `Nested`
-/// (including empty databases and ASN-only ones, whose key is shared by both).
-fn detect_schema(
-    reader: &Reader<Shared>,
-    records: &[(usize, IpAddr)],
-) -> Result<RecordSchema, maxminddb::MaxMindDbError> {
-    let (mut flat, mut nested) = (0usize, 0usize);
-    for &(_, ip) in records.iter().take(SCHEMA_SAMPLE) {
-        let Some(raw) = reader.lookup(ip)?.decode::<RawRecord<'_>>()? else {
-            continue;
-        };
-        flat += usize::from(raw.flat_shape && !raw.nested_shape);
-        nested += usize::from(raw.nested_shape);
-    }
-    Ok(if flat > nested {
-        RecordSchema::Flat
-    } else {
-        RecordSchema::Nested
-    })
 }
 
 /// This thread's CPU time in seconds, for the open-time log line (wall

@@ -1,306 +1,223 @@
-//! A faster walk of the MaxMind search tree: a stride table per family
-//! jumps over the first 16 levels (20 for IPv4 in a big tree) in one lookup.
-//!
-//! A lookup is a chain of dependent memory reads, one per prefix bit. In a
-//! database of millions of networks the upper levels are shared and stay in
-//! cache, but the chain is still 24 reads for an IPv4 /24 and 48 for an
-//! IPv6 /48. The tables (64 Ki entries × 8 bytes per family, or 1 Mi
-//! entries, 8 MiB, for IPv4 in a big tree) replace the first 16 (20) reads
-//! with one, built once at open. Records keep maxminddb's
-//! meaning, so data offsets match [`maxminddb::LookupResult::offset`].
+//! The MaxMind search tree, read once when a database is opened: a walk
+//! that lists every leaf (network) in address order, refusing a tree that
+//! is deeper than an address, cyclic, or shared so much that listing it
+//! would never end. [`super::table`] turns the leaves into ranges; nothing
+//! walks the tree per query (maxminddb's own lookup stays the tests'
+//! reference).
 
-use std::sync::Arc;
-
-/// Where a walk ended: a data offset and the prefix length that led there.
+/// What the walk found at the end of a branch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Walk {
-    /// Offset in the data section, or `None` for "no data here".
-    pub offset: Option<usize>,
-    /// Bits consumed, in the looked-up address's family.
-    pub prefix: u8,
+pub(crate) enum Leaf {
+    /// A data record, at this offset in the data section.
+    Data(usize),
+    /// "No data here".
+    Empty,
+    /// The IPv4 subtree again (the `::ffff:0:0/96`, 6to4 and Teredo aliases
+    /// of an IPv6 tree, and `::/96` itself): the address's 32 bits after
+    /// the leaf's prefix are looked up as IPv4.
+    V4,
 }
 
-/// An address as the walk reads it: one bit per level, most significant first.
-trait Address: Copy {
-    const BITS: u8;
-    fn bit(self, depth: u8) -> usize;
-}
-
-impl Address for u32 {
-    const BITS: u8 = 32;
-    #[inline(always)]
-    fn bit(self, depth: u8) -> usize {
-        ((self >> (31 - depth)) & 1) as usize
-    }
-}
-
-impl Address for u128 {
-    const BITS: u8 = 128;
-    #[inline(always)]
-    fn bit(self, depth: u8) -> usize {
-        ((self >> (127 - depth)) & 1) as usize
-    }
-}
-
-/// One stride entry: the node (or record) after `depth` bits.
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    node: u32,
-    depth: u8,
-}
-
-/// The tree of one opened database, read through the same bytes the
-/// maxminddb reader holds.
-pub(crate) struct Tree<B: AsRef<[u8]>> {
-    bytes: Arc<B>,
+/// One search tree: the bytes of its nodes and their shape.
+pub(crate) struct Tree<'a> {
+    buf: &'a [u8],
     node_count: usize,
     record_size: u16,
-    /// IPv4 entries, one per prefix of 16 bits (20 in a big tree: the
-    /// length says which).
-    v4: Box<[Entry]>,
-    /// Empty for IPv4-only databases.
-    v6: Box<[Entry]>,
+    ip_version: u16,
+    /// Told, now and then, which bytes of the tree the walk is done with
+    /// (those of nodes numbered before the current one, except the nodes on
+    /// the way down to it): the walk reads each node once, so they need not
+    /// stay resident. (Writers number nodes depth first, so those are all
+    /// behind it; with another numbering a node let go of is read back.)
+    release: Option<&'a dyn Fn(std::ops::Range<usize>)>,
 }
 
-/// Trees of at least this many nodes get a 20-bit IPv4 table (8 MiB): in a
-/// City-size tree levels 17 to 20 no longer stay in cache, and one read of
-/// the table replaces four dependent reads of the tree.
-const V4_WIDE_FROM: usize = 1 << 18;
+/// Nodes walked between two calls of [`Tree::release`].
+const RELEASE_EVERY: usize = 1 << 16;
 
-impl<B: AsRef<[u8]>> Tree<B> {
-    /// Builds the stride tables. The tree must already be verified (every
-    /// record points inside the tree, at "no data", or into the data
-    /// section), as [`super::reader`] does before calling this.
-    pub(crate) fn new(
-        bytes: Arc<B>,
-        node_count: u32,
-        record_size: u16,
-        ip_version: u16,
-    ) -> Tree<B> {
-        let mut t = Tree {
-            bytes,
+/// Every leaf reached more often than this many times the node count means
+/// subtrees shared beyond the IPv4 aliases (a hostile file could make the
+/// listing exponential).
+const VISITS_PER_NODE: usize = 2;
+
+impl<'a> Tree<'a> {
+    /// The tree at the start of `buf`, already bounded by the caller (every
+    /// node inside `buf`, followed by the 16-byte separator).
+    pub(crate) fn new(buf: &'a [u8], node_count: u32, record_size: u16, ip_version: u16) -> Self {
+        Tree {
+            buf,
             node_count: node_count as usize,
             record_size,
-            v4: Box::new([]),
-            v6: Box::new([]),
-        };
-        // IPv4 lives under ::/96 in an IPv6 tree.
-        let v4_start = if ip_version == 6 {
-            let mut node = 0usize;
-            for _ in 0..96 {
-                if node >= t.node_count {
-                    break;
-                }
-                node = t.read(node, 0);
-            }
-            node
-        } else {
-            0
-        };
-        let v4_bits = if t.node_count >= V4_WIDE_FROM { 20 } else { 16 };
-        t.v4 = t.stride(v4_start, v4_bits);
-        if ip_version == 6 {
-            t.v6 = t.stride(0, 16);
+            ip_version,
+            release: None,
         }
-        t
     }
 
-    /// The entry after `bits` levels for every `bits`-bit prefix, from a
-    /// walk that reads each node of those levels once; a branch that ends
-    /// sooner fills all the entries below it.
-    fn stride(&self, start: usize, bits: u8) -> Box<[Entry]> {
-        let mut out = vec![Entry { node: 0, depth: 0 }; 1 << bits];
-        let mut stack = vec![(start, 0u8, 0usize)];
-        while let Some((node, depth, path)) = stack.pop() {
-            if depth == bits || node >= self.node_count {
-                let first = path << (bits - depth);
-                out[first..first + (1 << (bits - depth))].fill(Entry {
-                    node: node as u32,
-                    depth,
-                });
-                continue;
-            }
-            stack.push((self.read(node, 1), depth + 1, path << 1 | 1));
-            stack.push((self.read(node, 0), depth + 1, path << 1));
-        }
-        out.into_boxed_slice()
+    /// The same tree, telling `release` which bytes the walk is done with.
+    pub(crate) fn releasing(mut self, release: &'a dyn Fn(std::ops::Range<usize>)) -> Self {
+        self.release = Some(release);
+        self
     }
 
-    #[inline(always)]
+    /// Bytes per node.
+    fn node_bytes(&self) -> usize {
+        usize::from(self.record_size) / 4
+    }
+
+    /// Releases the bytes of the nodes before `current` (from `from`), but
+    /// for those of the nodes on the way down to it (`path`).
+    fn release_behind(&self, from: usize, current: usize, path: &[usize]) -> usize {
+        let Some(release) = self.release else {
+            return from;
+        };
+        let nb = self.node_bytes();
+        let mut keep: Vec<usize> = path
+            .iter()
+            .filter(|&&n| n < current)
+            .map(|&n| n * nb)
+            .collect();
+        keep.sort_unstable();
+        let mut at = from;
+        for k in keep {
+            if k >= at {
+                release(at..k);
+                at = k + nb;
+            }
+        }
+        let end = current * nb;
+        if end > at {
+            release(at..end);
+        }
+        end.max(from)
+    }
+
+    /// An IPv6 tree (with the IPv4 subtree under `::/96`).
+    pub(crate) fn is_v6(&self) -> bool {
+        self.ip_version == 6
+    }
+
     fn read(&self, node: usize, bit: usize) -> usize {
-        let buf = self.bytes.as_ref().as_ref();
         match self.record_size {
-            24 => read_at::<24>(buf, node, bit),
-            28 => read_at::<28>(buf, node, bit),
-            _ => read_at::<32>(buf, node, bit),
+            24 => read_at::<24>(self.buf, node, bit),
+            28 => read_at::<28>(self.buf, node, bit),
+            _ => read_at::<32>(self.buf, node, bit),
         }
     }
 
-    #[inline]
-    fn finish(&self, node: usize, prefix: u8) -> Walk {
-        // node == node_count means "no data"; above it, a pointer past the
-        // 16-byte separator into the data section.
-        let offset = node.checked_sub(self.node_count + 16);
-        Walk { offset, prefix }
-    }
-
-    /// Walks an IPv4 address (in the IPv4 subtree of an IPv6 database).
-    #[inline]
-    pub(crate) fn v4(&self, ip: u32) -> Walk {
-        let bits = self.v4.len().trailing_zeros();
-        let e = self.v4[(ip >> (32 - bits)) as usize];
-        match self.record_size {
-            24 => self.descend::<24, u32>(e, ip),
-            28 => self.descend::<28, u32>(e, ip),
-            _ => self.descend::<32, u32>(e, ip),
+    /// What a record value leads to: a node (`Ok`), or a leaf (`Err`).
+    fn classify(&self, rec: usize) -> Result<usize, Result<Leaf, String>> {
+        if rec < self.node_count {
+            return Ok(rec);
         }
-    }
-
-    /// Walks an IPv6 address; `None` for an IPv4-only database.
-    #[inline]
-    pub(crate) fn v6(&self, ip: u128) -> Option<Walk> {
-        let e = *self.v6.get((ip >> 112) as usize)?;
-        Some(match self.record_size {
-            24 => self.descend::<24, u128>(e, ip),
-            28 => self.descend::<28, u128>(e, ip),
-            _ => self.descend::<32, u128>(e, ip),
+        Err(match rec.checked_sub(self.node_count + 16) {
+            Some(offset) => Ok(Leaf::Data(offset)),
+            None if rec == self.node_count => Ok(Leaf::Empty),
+            None => Err(format!(
+                "corrupt search tree: record {rec} points into the data section separator"
+            )),
         })
     }
 
-    /// Every IPv4 network the tree holds, in address order: (first address,
-    /// prefix length, data offset or `None` for "no data"), exactly where
-    /// [`Tree::v4`] ends for each address in it. The networks tile the
-    /// whole IPv4 space.
-    pub(crate) fn v4_leaves(&self, mut f: impl FnMut(u32, u8, Option<usize>)) {
-        let bits = self.v4.len().trailing_zeros() as u8;
-        let mut stack: Vec<(usize, u8, u32)> = Vec::with_capacity(64);
-        let mut slot = 0usize;
-        while let Some(&e) = self.v4.get(slot) {
-            // Slots are aligned runs: an entry that ended above the stride
-            // fills the 2^(bits - depth) slots below it, walked once.
-            let first = (slot as u32) << (32 - u32::from(bits));
-            slot += 1 << (bits - e.depth.min(bits));
-            stack.push((e.node as usize, e.depth, first));
-            while let Some((node, depth, first)) = stack.pop() {
-                if depth >= 32 || node >= self.node_count {
-                    f(first, depth, self.finish(node, depth).offset);
-                    continue;
-                }
-                // Right pushed first, so the lower half comes out first.
-                stack.push((self.read(node, 1), depth + 1, first | 1 << (31 - depth)));
-                stack.push((self.read(node, 0), depth + 1, first));
+    /// The node (or leaf) where the IPv4 subtree of an IPv6 tree starts:
+    /// 96 left branches from the root.
+    fn v4_root(&self) -> usize {
+        let mut node = 0usize;
+        for _ in 0..96 {
+            if node >= self.node_count {
+                break;
             }
+            node = self.read(node, 0);
         }
+        node
     }
 
-    /// Every distinct data offset the tree points to, each with the first
-    /// address of one network that leads there (`ip_version` 4 or 6). A
-    /// depth-first walk that visits each node once, so IPv4 aliases in an
-    /// IPv6 tree (::ffff:0:0/96, 2002::/16) and any shared subtree are
-    /// read once, and no tree can make it loop. Refuses, as maxminddb's
-    /// `verify()` does, a tree deeper than the address and a cycle (a node
-    /// that leads back to one above it).
-    pub(crate) fn records(
-        &self,
-        ip_version: u16,
-    ) -> Result<Vec<(usize, std::net::IpAddr)>, String> {
-        let bits: u8 = if ip_version == 6 { 128 } else { 32 };
-        match self.record_size {
-            24 => self.records_of::<24>(bits),
-            28 => self.records_of::<28>(bits),
-            _ => self.records_of::<32>(bits),
-        }
+    /// Every IPv4 leaf in address order: `f(first address, prefix length,
+    /// leaf)`, the prefix counted from the start of the IPv4 space (as
+    /// maxminddb reports an IPv4 lookup). The leaves tile the space. The
+    /// walk stops early when `f` returns false.
+    pub(crate) fn v4_leaves(&self, mut f: impl FnMut(u32, u8, Leaf) -> bool) -> Result<(), String> {
+        let root = if self.ip_version == 6 {
+            self.v4_root()
+        } else {
+            0
+        };
+        self.walk(root, 32, None, |first, len, leaf| {
+            f((first >> 96) as u32, len, leaf)
+        })
     }
 
-    /// [`Tree::records`] with the record size fixed at compile time (this
-    /// walk visits every node of a 100 MB database at each open).
-    fn records_of<const RS: u16>(
+    /// Every IPv6 leaf in address order, the IPv4 subtree and its aliases
+    /// reported as [`Leaf::V4`] rather than walked again; nothing for an
+    /// IPv4-only tree. Stops early when `f` returns false.
+    pub(crate) fn v6_leaves(&self, f: impl FnMut(u128, u8, Leaf) -> bool) -> Result<(), String> {
+        if self.ip_version != 6 {
+            return Ok(());
+        }
+        let v4 = self.v4_root();
+        // A tree whose ::/96 branch ends in a leaf has no IPv4 subtree.
+        let alias = (v4 < self.node_count).then_some(v4);
+        self.walk(0, 128, alias, f)
+    }
+
+    /// Depth-first, left first, from `root` over addresses of `bits` bits
+    /// (left-aligned in a u128); `alias` is a node reported as
+    /// [`Leaf::V4`] instead of entered.
+    fn walk(
         &self,
+        root: usize,
         bits: u8,
-    ) -> Result<Vec<(usize, std::net::IpAddr)>, String> {
-        let buf = self.bytes.as_ref().as_ref();
-        // Each node's height (levels of nodes from it down), known once its
-        // subtree is done; 0 until it is first entered. A node reached again
-        // (the IPv4 aliases, at another depth) must still fit in the address.
-        let mut height = vec![0u8; self.node_count];
-        const OPEN: u8 = u8::MAX;
-        let mut seen = vec![0u64; buf.len() / 64 + 1];
-        let mut out = Vec::new();
-        // (node, depth, path bits so far right-aligned, leaving it)
-        let mut stack: Vec<(usize, u8, u128, bool)> = vec![(0, 0, 0, false)];
-        while let Some((node, depth, path, leaving)) = stack.pop() {
-            if node < self.node_count {
-                if leaving {
-                    let h = |child: usize| height.get(child).copied().unwrap_or(0);
-                    height[node] =
-                        1 + h(read_at::<RS>(buf, node, 0)).max(h(read_at::<RS>(buf, node, 1)));
+        alias: Option<usize>,
+        mut f: impl FnMut(u128, u8, Leaf) -> bool,
+    ) -> Result<(), String> {
+        let mut budget = self.node_count.saturating_mul(VISITS_PER_NODE) + 1024;
+        // (record value, depth, first address).
+        let mut stack: Vec<(usize, u8, u128)> = Vec::with_capacity(2 * usize::from(bits) + 2);
+        stack.push((root, 0, 0));
+        // The nodes on the way down to the current one, by depth.
+        let mut path = [0usize; 129];
+        let (mut walked, mut released) = (0usize, 0usize);
+        while let Some((rec, depth, first)) = stack.pop() {
+            let node = match self.classify(rec) {
+                Ok(node) if Some(node) == alias => {
+                    if !f(first, depth, Leaf::V4) {
+                        return Ok(());
+                    }
                     continue;
                 }
-                let known = height[node];
-                let fits = if known == OPEN {
-                    // Still being walked: this way leads back up to it.
-                    return Err(format!("corrupt search tree: a cycle through node {node}"));
-                } else if known > 0 {
-                    u16::from(depth) + u16::from(known) <= u16::from(bits)
-                } else {
-                    depth < bits
-                };
-                if !fits {
-                    return Err(format!(
-                        "corrupt search tree: node {node} reaches deeper than {bits} bits"
-                    ));
-                }
-                if known > 0 {
+                Ok(node) => node,
+                Err(leaf) => {
+                    if !f(first, depth, leaf?) {
+                        return Ok(());
+                    }
                     continue;
                 }
-                height[node] = OPEN;
-                stack.push((node, depth, path, true));
-                // Right first, so the left (lower) half is walked first.
-                stack.push((
-                    read_at::<RS>(buf, node, 1),
-                    depth + 1,
-                    (path << 1) | 1,
-                    false,
+            };
+            if depth >= bits {
+                return Err(format!(
+                    "corrupt search tree: node {node} reaches deeper than {bits} bits"
                 ));
-                stack.push((read_at::<RS>(buf, node, 0), depth + 1, path << 1, false));
-                continue;
             }
-            let Some(offset) = self.finish(node, depth).offset else {
-                continue;
-            };
-            if offset / 64 >= seen.len() || seen[offset / 64] & (1 << (offset % 64)) != 0 {
-                continue;
+            budget = budget.checked_sub(1).ok_or_else(|| {
+                "corrupt search tree: subtrees shared beyond the IPv4 aliases".to_string()
+            })?;
+            path[usize::from(depth)] = node;
+            walked += 1;
+            if walked % RELEASE_EVERY == 0 {
+                released = self.release_behind(released, node, &path[..usize::from(depth)]);
             }
-            seen[offset / 64] |= 1 << (offset % 64);
-            let first = path << (bits - depth);
-            let ip = if bits == 128 {
-                std::net::IpAddr::V6(std::net::Ipv6Addr::from(first))
-            } else {
-                std::net::IpAddr::V4(std::net::Ipv4Addr::from(first as u32))
-            };
-            out.push((offset, ip));
+            // Right pushed first, so the lower half comes out first.
+            let half = 1u128 << (127 - depth);
+            stack.push((self.read(node, 1), depth + 1, first | half));
+            stack.push((self.read(node, 0), depth + 1, first));
         }
-        Ok(out)
-    }
-
-    /// Continues a walk from a stride entry; the loop has no dispatch.
-    #[inline(always)]
-    fn descend<const RS: u16, A: Address>(&self, e: Entry, ip: A) -> Walk {
-        let buf = self.bytes.as_ref().as_ref();
-        let (mut node, mut depth) = (e.node as usize, e.depth);
-        while depth < A::BITS && node < self.node_count {
-            node = read_at::<RS>(buf, node, ip.bit(depth));
-            depth += 1;
-        }
-        self.finish(node, depth)
+        Ok(())
     }
 }
 
 /// Reads one record with the record size fixed at compile time, and one
 /// bounds check: a record is read as the big-endian word it starts, which
 /// stays inside the file because the 16-byte data section separator
-/// follows the last node. Takes the bytes, so a walk fetches them once.
-#[inline(always)]
+/// follows the last node.
 fn read_at<const RS: u16>(buf: &[u8], node: usize, bit: usize) -> usize {
     match RS {
         24 => {
@@ -340,14 +257,101 @@ mod tests {
         let node = [0x12, 0x34, 0x56, 0xAB, 0x78, 0x9A, 0xBC];
         let mut bytes = node.to_vec();
         bytes.extend_from_slice(&[0; 16]);
-        let t = Tree {
-            bytes: Arc::new(bytes),
-            node_count: 1,
-            record_size: 28,
-            v4: Box::new([]),
-            v6: Box::new([]),
-        };
+        let t = Tree::new(&bytes, 1, 28, 4);
         assert_eq!(t.read(0, 0), 0x0A12_3456);
         assert_eq!(t.read(0, 1), 0x0B78_9ABC);
+    }
+
+    /// 24-bit nodes from (left, right) pairs, then the separator.
+    fn tree_bytes(nodes: &[(u32, u32)]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for &(l, r) in nodes {
+            b.extend_from_slice(&l.to_be_bytes()[1..]);
+            b.extend_from_slice(&r.to_be_bytes()[1..]);
+        }
+        b.extend_from_slice(&[0; 16]);
+        b
+    }
+
+    #[test]
+    fn leaves_tile_the_space_in_order() {
+        // 3 nodes, IPv4: 0/1 -> node 1, 128/1 -> data at 0; node 1:
+        // 0/2 -> no data, 64/2 -> node 2; node 2: both data at 5.
+        let n = 3u32;
+        let data = |o: u32| n + 16 + o;
+        let b = tree_bytes(&[(1, data(0)), (n, 2), (data(5), data(5))]);
+        let t = Tree::new(&b, n, 24, 4);
+        let mut got = Vec::new();
+        t.v4_leaves(|a, len, leaf| {
+            got.push((a, len, leaf));
+            true
+        })
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (0, 2, Leaf::Empty),
+                (0x4000_0000, 3, Leaf::Data(5)),
+                (0x6000_0000, 3, Leaf::Data(5)),
+                (0x8000_0000, 1, Leaf::Data(0)),
+            ]
+        );
+        let mut none = 0;
+        t.v6_leaves(|_, _, _| {
+            none += 1;
+            true
+        })
+        .unwrap();
+        assert_eq!(none, 0, "an IPv4 tree has no IPv6 leaves");
+    }
+
+    #[test]
+    fn cycles_depth_and_bad_pointers_are_refused() {
+        // A node pointing back at itself: deeper than any address.
+        let b = tree_bytes(&[(0, 1)]);
+        let e = Tree::new(&b, 1, 24, 4)
+            .v4_leaves(|_, _, _| true)
+            .unwrap_err();
+        assert!(e.contains("deeper than 32 bits"), "{e}");
+        // A record into the 16-byte separator.
+        let b = tree_bytes(&[(3, 1)]);
+        let e = Tree::new(&b, 1, 24, 4)
+            .v4_leaves(|_, _, _| true)
+            .unwrap_err();
+        assert!(e.contains("separator"), "{e}");
+    }
+
+    #[test]
+    fn ipv4_aliases_are_reported_not_walked() {
+        // IPv6 tree: node 0..95 a chain of left branches to node 96 (the
+        // IPv4 root, both halves data), right branches empty, except the
+        // root's right half, which aliases the IPv4 root.
+        let mut nodes: Vec<(u32, u32)> = Vec::new();
+        let n = 97u32;
+        for i in 0..96u32 {
+            nodes.push((i + 1, if i == 0 { 96 } else { n }));
+        }
+        nodes.push((n + 16, n + 16 + 7));
+        let b = tree_bytes(&nodes);
+        let t = Tree::new(&b, n, 24, 6);
+        let mut v4 = Vec::new();
+        t.v4_leaves(|a, len, leaf| {
+            v4.push((a, len, leaf));
+            true
+        })
+        .unwrap();
+        assert_eq!(
+            v4,
+            vec![(0, 1, Leaf::Data(0)), (0x8000_0000, 1, Leaf::Data(7))]
+        );
+        let mut v6 = Vec::new();
+        t.v6_leaves(|a, len, leaf| {
+            v6.push((a, len, leaf));
+            true
+        })
+        .unwrap();
+        assert_eq!(v6.first(), Some(&(0, 96, Leaf::V4)));
+        assert_eq!(v6.last(), Some(&(1 << 127, 1, Leaf::V4)));
+        assert!(v6[1..v6.len() - 1].iter().all(|l| l.2 == Leaf::Empty));
     }
 }

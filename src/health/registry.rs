@@ -110,6 +110,9 @@ pub struct Registry {
     loads_dirty: AtomicBool,
     state_file: Option<PathBuf>,
     sink: OnceLock<Arc<dyn LocalChanges>>,
+    /// Per zone, live state other layers keep across reloads (steering's
+    /// learned RTT slot), by type.
+    zone_state: Mutex<HashMap<(String, std::any::TypeId), Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -162,7 +165,20 @@ impl Registry {
             loads_dirty: AtomicBool::new(false),
             state_file: Some(path),
             sink: OnceLock::new(),
+            zone_state: Mutex::default(),
         })
+    }
+
+    /// `zone`'s `T`, made on first use and the same one every reload after:
+    /// live state of other layers that must outlive a snapshot.
+    pub fn zone_state<T: Default + Send + Sync + 'static>(&self, zone: &str) -> Arc<T> {
+        let key = (zone.to_owned(), std::any::TypeId::of::<T>());
+        let mut map = self.zone_state.lock().unwrap_or_else(|p| p.into_inner());
+        let any = map
+            .entry(key)
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        any.downcast::<T>().expect("keyed by its type")
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Key, Arc<EdgeHealth>>> {

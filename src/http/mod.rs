@@ -606,6 +606,7 @@ async fn explain(State(api): State<Api>, Query(q): Query<ExplainParams>) -> Resp
         return error(StatusCode::BAD_REQUEST, "give client= or ecs=");
     }
     let snap = api.reloader.shared().load_full();
+    let rum = api.rum.clone();
     let r = tokio::task::spawn_blocking(move || {
         crate::explain::explain(
             &snap,
@@ -613,6 +614,7 @@ async fn explain(State(api): State<Api>, Query(q): Query<ExplainParams>) -> Resp
             q.client,
             q.ecs,
             q.qtype.as_deref().unwrap_or("A"),
+            rum.as_deref(),
         )
         .map(|r| r.to_json())
     })

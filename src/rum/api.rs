@@ -2,7 +2,7 @@
 //! or `?client=<cidr>` / `?resolver=<ip>`), the status page's panel, and
 //! the learned table in the `rtt.csv` format (`geosteer rum export`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -145,12 +145,18 @@ impl Rum {
         };
         let mut zones = Vec::new();
         for z in crate::status::sorted_zones(snap) {
-            let Some(l) = z.steering.learned.current() else {
+            let Some(guard) = z.steering.live().learned() else {
                 continue;
             };
-            let Some(rows) = l.resolvers.rows_for(&steer::RttKey::Prefix(net.ipnet())) else {
+            let Some(l) = guard.as_deref() else {
                 continue;
             };
+            // What the zone's table steers the resolver's network with:
+            // its users' rows, or its own network's if those measured.
+            let rows = l.rows(net.ipnet().network());
+            if rows.is_empty() {
+                continue;
+            }
             zones.push(json!({
                 "zone": z.name,
                 "rows": rows.iter().map(|(e, ms)| json!({"edge": z.steering.edges[*e as usize].name, "rtt_ms": ms})).collect::<Vec<_>>(),
@@ -166,10 +172,62 @@ impl Rum {
         })
     }
 
+    /// What stands behind learned cell `cell` of `zone`, for explain: its
+    /// own users' samples per edge, or (a resolver's network) the user
+    /// networks linked to it and theirs. None when nothing does (any more).
+    pub fn learned_detail(&self, zone: &str, cell: IpNet) -> Option<LearnedDetail> {
+        let st = self.state();
+        let z = st.zones.get(zone)?;
+        let net = Net::of(cell.network());
+        let counting = |n: Net| -> Vec<(u16, u32)> {
+            z.combined_for(n, st.min_samples)
+                .into_iter()
+                .filter(|(_, (_, samples, _))| *samples >= st.min_samples)
+                .map(|(e, (_, samples, _))| (e, samples))
+                .collect()
+        };
+        let name = |e: u16| z.edges[usize::from(e)].to_string();
+        let own = counting(net);
+        if !own.is_empty() {
+            return Some(LearnedDetail {
+                resolver_users: None,
+                samples: own.into_iter().map(|(e, n)| (name(e), n)).collect(),
+            });
+        }
+        let link = st.links.get(&net)?;
+        let cap = st
+            .min_samples
+            .saturating_mul(super::cells::CAP_FACTOR)
+            .max(1);
+        let mut samples: HashMap<String, u32> = HashMap::new();
+        let mut users = 0;
+        for client in link.clients.keys() {
+            let rows = counting(*client);
+            users += u32::from(!rows.is_empty());
+            for (e, n) in rows {
+                *samples.entry(name(e)).or_default() += n.min(cap);
+            }
+        }
+        (users > 0).then_some(LearnedDetail {
+            resolver_users: Some(users),
+            samples,
+        })
+    }
+
     /// The learned table of `zone` in the `rtt.csv` format.
     pub fn export(&self, zone: &str) -> Option<String> {
         export(&self.state(), zone)
     }
+}
+
+/// What stands behind a learned cell ([`Rum::learned_detail`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearnedDetail {
+    /// The cell is a resolver's network, steered by this many linked user
+    /// networks; None: the cell's own users measured it.
+    pub resolver_users: Option<u32>,
+    /// Samples behind each edge's row, by edge name.
+    pub samples: HashMap<String, u32>,
 }
 
 /// Every network of `st` inside `net` (the /24 or /56 holding it when
@@ -227,37 +285,19 @@ impl Trace for WithoutLearned {
 }
 
 /// The client networks of `zone` that learned rows steer elsewhere than
-/// the RTT file and the map would, for `host` (best-sampled first, at
-/// most `limit`): (network, edge without, edge with, samples).
+/// the RTT file and the map would, for `host` (of `top`, the best-sampled
+/// networks, most first; at most `limit`): (network, edge without, edge
+/// with, samples).
 pub fn moved(
     snap: &Snapshot,
     zone: &crate::snapshot::Zone,
     host: &steer::Host,
+    top: &[(IpNet, u32)],
     limit: usize,
 ) -> Vec<Value> {
-    let Some(l) = zone.steering.learned.current() else {
-        return Vec::new();
-    };
-    let mut nets: Vec<(IpNet, u32)> = l
-        .clients
-        .groups()
-        .filter_map(|(k, key, _)| match key {
-            steer::RttKey::Prefix(n) => Some((
-                *n,
-                l.hit(steer::Which::Client, k)
-                    .rows
-                    .iter()
-                    .map(|r| r.2)
-                    .max()
-                    .unwrap_or(0),
-            )),
-            _ => None,
-        })
-        .collect();
-    nets.sort_by_key(|n| std::cmp::Reverse(n.1));
     let st = &zone.steering;
     let mut out = Vec::new();
-    for (net, samples) in nets.into_iter().take(limit * 8) {
+    for &(net, samples) in top {
         let family = if net.network().is_ipv4() {
             Family::V4
         } else {
@@ -299,10 +339,11 @@ pub fn moved(
 pub fn panel(rum: &Rum, snap: &Snapshot, zone: Option<&str>, host: Option<&str>) -> Value {
     let mut v = rum.summary();
     if let Ok((z, h)) = crate::status::pick(snap, zone, host) {
+        let top = rum.published().top.remove(&z.name).unwrap_or_default();
         v["moved"] = json!({
             "zone": z.name,
             "host": h.name,
-            "clients": moved(snap, z, h, 20),
+            "clients": moved(snap, z, h, &top, 20),
         });
     }
     v

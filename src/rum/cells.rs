@@ -15,14 +15,14 @@
 //! [`CAP_FACTOR`] × `min_samples`, so no one network or instance outweighs
 //! the others by volume alone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
 
 use super::token::{Id, Net};
-use crate::steer::{EdgeIdx, LearnedRow, Steering};
+use crate::steer::{EdgeIdx, Learned, Steering};
 
 /// Samples a cell keeps.
 pub const KEEP: usize = 12;
@@ -231,21 +231,50 @@ impl ZoneCells {
         }
         parts
             .into_iter()
-            .map(|(k, list)| {
-                if let [one] = list.as_slice() {
-                    return (k, *one);
-                }
-                let samples = list.iter().fold(0u32, |a, p| a.saturating_add(p.1));
-                let last = list.iter().map(|p| p.2).max().unwrap_or(0);
-                let mut v: Vec<(f32, f64)> = list
-                    .iter()
-                    .map(|p| (p.0, f64::from(p.1.min(cap))))
-                    .collect();
-                let ms = weighted_median(&mut v).unwrap_or(list[0].0);
-                (k, (ms, samples, last))
-            })
+            .map(|(k, list)| (k, merge(&list, cap)))
             .collect()
     }
+
+    /// [`ZoneCells::combined`] for one network: (edge id, (ms, samples,
+    /// newest)), off the query path (explain).
+    pub fn combined_for(&self, net: Net, min_samples: u32) -> Vec<(u16, (f32, u32, u32))> {
+        let cap = min_samples.saturating_mul(CAP_FACTOR).max(1);
+        let mut parts: HashMap<u16, Vec<(f32, u32, u32)>> = HashMap::new();
+        for c in self.nets.get(&net).into_iter().flatten() {
+            parts
+                .entry(c.edge)
+                .or_default()
+                .push((c.ms, c.samples, c.last));
+        }
+        for a in self.remote.values().flat_map(|s| s.values().flatten()) {
+            if a.net == net {
+                parts
+                    .entry(a.edge)
+                    .or_default()
+                    .push((a.ms, a.samples, a.last));
+            }
+        }
+        parts
+            .into_iter()
+            .map(|(e, list)| (e, merge(&list, cap)))
+            .collect()
+    }
+}
+
+/// Estimates of one cell (this instance's, other instances'): (ms,
+/// samples, newest) combined, each weighing at most `cap` samples.
+fn merge(list: &[(f32, u32, u32)], cap: u32) -> (f32, u32, u32) {
+    if let [one] = list {
+        return *one;
+    }
+    let samples = list.iter().fold(0u32, |a, p| a.saturating_add(p.1));
+    let last = list.iter().map(|p| p.2).max().unwrap_or(0);
+    let mut v: Vec<(f32, f64)> = list
+        .iter()
+        .map(|p| (p.0, f64::from(p.1.min(cap))))
+        .collect();
+    let ms = weighted_median(&mut v).unwrap_or(list[0].0);
+    (ms, samples, last)
 }
 
 /// A resolver network and the client networks seen behind it.
@@ -544,12 +573,42 @@ impl State {
     }
 }
 
-/// What [`State::rows`] hands to [`crate::steer::Learned::build`].
+/// One learned row: a network's estimate for an edge.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LearnedRow {
+    /// The client's /24 or /56 (the resolver's, for resolver rows).
+    pub net: IpNet,
+    pub edge: EdgeIdx,
+    pub ms: f32,
+    /// Samples behind the estimate.
+    pub samples: u32,
+}
+
+/// What [`State::rows`] finds for one steering: what the zone's learned
+/// table ([`crate::steer::Learned`]) is made of.
 #[derive(Default, Debug)]
 pub struct Rows {
     pub clients: Vec<LearnedRow>,
     pub resolvers: Vec<LearnedRow>,
     pub users: HashMap<IpNet, u32>,
+}
+
+impl Rows {
+    /// The zone's learned table for `st`: the client cells, and each
+    /// linked resolver's users' rows in the resolver's own cell unless
+    /// users of that network measured it themselves (their rows win).
+    pub fn table(&self, st: &Steering) -> Learned {
+        let own: HashSet<IpNet> = self.clients.iter().map(|c| c.net).collect();
+        let cells = self
+            .clients
+            .iter()
+            .chain(self.resolvers.iter().filter(|row| !own.contains(&row.net)));
+        Learned::new(
+            st.edges_id(),
+            cells.map(|row| (row.net, row.edge, row.ms)),
+            |e| st.edges[usize::from(e)].scale(),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -682,5 +741,42 @@ mod tests {
         assert_eq!(ms, 12.0);
         assert_eq!(samples, 1_000_090);
         assert_eq!(last, 200);
+    }
+
+    #[test]
+    fn a_resolvers_users_fill_its_cell_unless_its_own_users_measured() {
+        let origin = hickory_proto::rr::Name::from_ascii("t.example.").unwrap();
+        let pools = "edges:\n  lhr: { addresses: [192.0.2.10], location: [51.47, -0.45] }\n  nrt: { addresses: [192.0.2.20], location: [35.76, 140.39] }\nhosts:\n  www: {}\n";
+        let st = crate::config::pools::from_str(
+            pools,
+            std::path::Path::new("t.example.pools.yaml"),
+            &origin,
+            &crate::config::pools::AlwaysUp,
+        )
+        .unwrap()
+        .steering;
+        let row = |net: &str, edge: EdgeIdx, ms: f32| LearnedRow {
+            net: net.parse().unwrap(),
+            edge,
+            ms,
+            samples: 5,
+        };
+        let rows = Rows {
+            clients: vec![row("192.0.2.0/24", 0, 50.0), row("203.0.113.0/24", 0, 9.0)],
+            // Two resolvers' users say nrt; the second resolver's network
+            // has users of its own, who say lhr.
+            resolvers: vec![
+                row("198.51.100.0/24", 1, 20.0),
+                row("203.0.113.0/24", 1, 1.0),
+            ],
+            users: HashMap::new(),
+        };
+        let t = rows.table(&st);
+        assert_eq!(t.edges_id(), st.edges_id());
+        assert_eq!(t.cells(), 3);
+        let at = |a: &str| t.rows(a.parse().unwrap()).to_vec();
+        assert_eq!(at("192.0.2.1"), [(0, 50.0)]);
+        assert_eq!(at("198.51.100.53"), [(1, 20.0)]);
+        assert_eq!(at("203.0.113.53"), [(0, 9.0)]);
     }
 }

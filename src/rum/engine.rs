@@ -120,6 +120,8 @@ pub struct Published {
     pub at: u64,
     /// Steering cells (client rows) and resolver networks per zone.
     pub zones: Vec<(String, usize, usize)>,
+    /// Per zone, the best-sampled client networks and their samples.
+    pub top: std::collections::HashMap<String, Vec<(ipnet::IpNet, u32)>>,
     pub build_ms: f64,
 }
 

@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+pub use api::LearnedDetail;
 pub use cells::State;
 pub use config::{RumConfig, RumRaw};
 pub use engine::{Metrics, Published, Rum};
@@ -49,7 +50,6 @@ use guard::{Limiter, Seen};
 
 use crate::clock::unix_now;
 use crate::snapshot::{Shared, Snapshot};
-use crate::steer::Learned;
 
 /// Beacons waiting for the aggregator before the listener drops them.
 pub const BEACON_QUEUE: usize = 65_536;
@@ -60,6 +60,9 @@ const TICK: Duration = Duration::from_millis(50);
 /// Tables are rebuilt at most this often (and at most a quarter of the
 /// time goes to rebuilding, however big they get).
 const PUBLISH_EVERY: Duration = Duration::from_millis(500);
+/// Client networks kept per zone for the status panel's "moved by
+/// learning" list (it decides for each, so a few hundred).
+const TOP_LISTED: usize = 200;
 /// Expiry runs this often.
 const EXPIRE_EVERY: Duration = Duration::from_secs(30);
 /// The state file is written this often while something changed.
@@ -192,20 +195,56 @@ impl Rum {
                 .map(|z| (z.clone(), st.rows(&z.name, &z.steering)))
                 .collect()
         };
+        self.publish(rows, now, started);
+    }
+
+    /// The reloader's hook, before a new snapshot serves: a zone's slot is
+    /// kept across reloads, and its table stays good while the zone's edge
+    /// list is the same, so only zones whose list changed wait for a build
+    /// here; the aggregator rebuilds the rest (bias changes) a tick later.
+    pub fn attach_changed(&self, snap: &Snapshot) {
+        let stale = |z: &crate::snapshot::Zone| {
+            let table = z.steering.live().learned();
+            let id = table
+                .as_ref()
+                .and_then(|g| g.as_ref().map(|l| l.edges_id()));
+            id.is_some_and(|id| id != z.steering.edges_id())
+        };
+        let mut st = self.state();
+        for z in snap.zones.values().filter(|z| stale(z)) {
+            let table = st.rows(&z.name, &z.steering).table(&z.steering);
+            z.steering
+                .live()
+                .set_learned((table.cells() > 0).then(|| Arc::new(table)));
+        }
+        st.dirty = true;
+    }
+
+    /// Swaps each zone's table into its slot and notes what was published.
+    fn publish(
+        &self,
+        rows: Vec<(Arc<crate::snapshot::Zone>, cells::Rows)>,
+        now: u64,
+        started: Instant,
+    ) {
         let mut zones = Vec::new();
+        let mut top = std::collections::HashMap::new();
         let mut steering = 0;
         for (z, r) in rows {
-            let l = Learned::build(&z.steering, r.clients, r.resolvers, &r.users, now);
-            zones.push((z.name.clone(), l.clients.keys(), l.resolvers.keys()));
-            steering += l.clients.rows();
+            let table = r.table(&z.steering);
+            let (nets, best) = best_sampled(&r.clients);
+            zones.push((z.name.clone(), nets, r.users.len()));
+            steering += r.clients.len();
+            top.insert(z.name.clone(), best);
             z.steering
-                .learned
-                .publish((!l.is_empty()).then(|| Arc::new(l)));
+                .live()
+                .set_learned((table.cells() > 0).then(|| Arc::new(table)));
         }
         self.metrics.steering_cells.set(steering as f64);
         *lock(&self.published) = Published {
             at: now,
             zones,
+            top,
             build_ms: started.elapsed().as_secs_f64() * 1e3,
         };
     }
@@ -245,6 +284,26 @@ impl Rum {
             self.state().unsaved = true;
         }
     }
+}
+
+/// How many client networks `rows` has, and those with the most samples
+/// (their best-sampled edge's), most first: the ones the status panel
+/// looks at.
+fn best_sampled(rows: &[cells::LearnedRow]) -> (usize, Vec<(ipnet::IpNet, u32)>) {
+    let mut by_net: std::collections::HashMap<ipnet::IpNet, u32> = Default::default();
+    for r in rows {
+        let n = by_net.entry(r.net).or_default();
+        *n = (*n).max(r.samples);
+    }
+    let count = by_net.len();
+    let mut v: Vec<_> = by_net.into_iter().collect();
+    let by_samples = |a: &(ipnet::IpNet, u32)| (std::cmp::Reverse(a.1), a.0);
+    if v.len() > TOP_LISTED {
+        v.select_nth_unstable_by_key(TOP_LISTED, by_samples);
+        v.truncate(TOP_LISTED);
+    }
+    v.sort_by_key(by_samples);
+    (count, v)
 }
 
 /// The aggregator thread: drains the queues into the state, rebuilds and

@@ -258,10 +258,12 @@ pub fn assign(
             (IpNet::V4(country_net(i)), NetTarget::Location(loc))
         })
         .collect();
-    // `host` is not one of this steering's hosts, so `decide` neither
-    // caches its orders nor mistakes it for another; its edge indices are
-    // the zone's, which `edges` keeps.
-    let synthetic = Steering::new(edges, Vec::new(), Nets::new(nets)).with_rtt(st.rtt.clone());
+    // The host is the synthetic steering's own (its candidate groups are
+    // made with it); its edge indices are the zone's, which `edges` keeps.
+    let synthetic = Steering::new(edges, vec![host.clone()], Nets::new(nets))
+        .with_rtt(st.rtt.clone())
+        .with_live(st.live().clone());
+    let host = &synthetic.hosts[0];
     let v4 = host
         .candidates
         .iter()

@@ -1,23 +1,25 @@
 //! Which edges may answer: the edges an override net pins, else the first
 //! matching rule's, else the host's own; then the health filter that keeps
-//! the ones that can serve, healthy first.
+//! the ones that can serve, healthy first, reading the order only as far
+//! as the answer can depend on it.
 
 use smallvec::SmallVec;
 
-use super::locate::Place;
-use super::order::{Class, Ranked};
-use super::{EdgeIdx, Host, Steering};
+use super::types::{Class, EdgeIdx, Place, Ranked};
+use super::{Host, Steering};
 use crate::geo::{Code, Location};
 use crate::health::Effective;
 
 /// A rule matches when every criterion it names matches (empty = any).
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq, Clone)]
 pub struct Rule {
     pub continent: Vec<Code>,
     pub country: Vec<Code>,
     pub subdivision: Vec<Code>,
     pub asn: Vec<u32>,
     pub edges: Vec<EdgeIdx>,
+    /// Its edges' group in the steering, set by [`Steering::new`].
+    pub(crate) group: u32,
 }
 
 impl Rule {
@@ -35,8 +37,8 @@ impl Rule {
 /// The first of `host`'s rules that matches the place (none for a pinned
 /// or unlocated client).
 pub(super) fn matching_rule(host: &Host, place: &Place<'_>) -> Option<u32> {
-    match (place.pinned, &place.location) {
-        (None, Some(l)) => host
+    match (place.pinned, place.location) {
+        (None, Some(l)) if !host.rules.is_empty() => host
             .rules
             .iter()
             .position(|r| r.matches(l))
@@ -45,17 +47,13 @@ pub(super) fn matching_rule(host: &Host, place: &Place<'_>) -> Option<u32> {
     }
 }
 
-/// The candidates of a host for a client: the edges an override net pins,
-/// else the first matching rule's, else the host's own.
-pub(super) fn candidates<'s>(
-    host: &'s Host,
-    place: &Place<'s>,
-    rule: Option<u32>,
-) -> &'s [EdgeIdx] {
+/// The candidate group of a host for a client: the edges an override net
+/// pins, else the first matching rule's, else the host's own.
+pub(super) fn group_of(host: &Host, place: &Place<'_>, rule: Option<u32>) -> u32 {
     match (place.pinned, rule) {
-        (Some(p), _) => p,
-        (None, Some(i)) => &host.rules[i as usize].edges,
-        (None, None) => &host.candidates,
+        (Some(g), _) => g,
+        (None, Some(i)) => host.rules[i as usize].group,
+        (None, None) => host.group,
     }
 }
 
@@ -86,7 +84,6 @@ impl Cand {
 /// no health beyond them matters. Pushes them into `out` and returns true
 /// then; leaves `out` empty and returns false when the full filter is
 /// needed.
-#[inline(always)]
 pub(super) fn all_up_prefix(
     st: &Steering,
     order: impl IntoIterator<Item = Ranked>,
@@ -114,17 +111,44 @@ pub(super) fn all_up_prefix(
     false
 }
 
+/// Where [`by_health`] may stop reading the order: once `answers` + 1 up
+/// edges of our own are in hand and the last one is out of reach of
+/// the first up edge's spread and cost margin, no later candidate can
+/// change the answer (every later up edge comes after it, every later
+/// overloaded or draining one after every up edge). `None`: read all (a
+/// partner split, which moves partners from anywhere to the front).
+pub(super) fn enough(host: &Host) -> Option<Enough> {
+    host.partner_share.is_none().then_some(Enough {
+        wanted: usize::from(host.answers.max(1)),
+        km: host.spread_km.max(host.cost_margin_km),
+        ms: host.spread_ms.max(host.cost_margin_ms),
+    })
+}
+
+/// [`enough`]'s bounds.
+#[derive(Clone, Copy)]
+pub(super) struct Enough {
+    wanted: usize,
+    km: f64,
+    ms: f64,
+}
+
 /// The candidates that can serve, by (tier, order): down edges skipped,
 /// overloaded ones behind every up edge, draining ones only when nothing
-/// else can serve. One atomic load per candidate.
+/// else can serve. One atomic load per candidate read; with `stop`, the
+/// order is read only as far as [`enough`] says the answer can depend on.
 pub(super) fn by_health(
     st: &Steering,
     order: impl IntoIterator<Item = Ranked>,
+    stop: Option<Enough>,
 ) -> SmallVec<[Cand; 16]> {
     let mut list: SmallVec<[Cand; 16]> = SmallVec::new();
     let mut mixed = false;
+    let mut first_up: Option<Ranked> = None;
+    let mut up_own = 0usize;
     for r in order {
-        let tier = match st.edges[r.idx as usize].health.effective() {
+        let edge = &st.edges[r.idx as usize];
+        let tier = match edge.health.effective() {
             Effective::Up => 0,
             Effective::Overloaded => 1,
             Effective::Drain => 2,
@@ -132,6 +156,25 @@ pub(super) fn by_health(
         };
         mixed |= tier != 0;
         list.push(Cand::new(&r, tier));
+        if tier != 0 {
+            continue;
+        }
+        let f = *first_up.get_or_insert(r);
+        if edge.is_partner() {
+            continue;
+        }
+        up_own += 1;
+        if let Some(e) = stop {
+            let width = match f.class {
+                Class::Rtt => e.ms,
+                Class::Distance => e.km,
+                Class::Partner => f64::INFINITY,
+            };
+            let beyond = r.class != f.class || width <= 0.0 || r.metric > f.metric + width;
+            if up_own > e.wanted && beyond {
+                break;
+            }
+        }
     }
     if mixed {
         if list.iter().any(|c| c.tier < 2) {

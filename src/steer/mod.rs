@@ -1,55 +1,57 @@
-//! Choosing edges: candidates (override nets, rules) → family and health
-//! filter → order by great-circle distance → spread by weight.
+//! Choosing edges: where is the client (override nets and RTT prefixes,
+//! then the GeoIP database) → which candidates (override net, rule, host)
+//! → in what order (ranked per point of the database, RTT rows first) →
+//! which can serve (health, load) → spread by weight.
 //!
 //! Like gdnsd, three jobs stay apart: *where is the client* ([`locate`]),
 //! *which edges are up* ([`crate::health`]), and *failover* (walk the
-//! ordered list, skip what can't serve). [`decide`] is pure CPU work and
-//! allocates nothing unless a host has more than 16 candidates.
+//! ordered list, skip what can't serve). State comes in three layers, each
+//! rebuilt only when its own inputs change:
 //!
-//! One job per module: [`locate`] (override nets, the GeoIP database),
-//! [`candidates`] (rules, the health filter), [`order`] (metric order and
-//! the per-place cache), [`spread`] (sharing among near-equal edges),
-//! [`scope`] (the ECS scope) and [`flat`] (the database's IPv4 networks and
-//! the RTT prefixes in one table, so locating an RTT-steered client is one
-//! lookup). This file holds the types and [`decide`].
+//! - the database stage, [`crate::geo::GeoDb`]: the database's networks as
+//!   address ranges of one location, and the locations' points;
+//! - the files stage, [`Steering`] (the pools and RTT files, over one
+//!   database stage): the override nets and RTT prefixes merged into one
+//!   range table ([`overlay`]), the candidate groups, and the zone's edges
+//!   ranked for every point of the database ([`ranks`]);
+//! - the live layer ([`live`]): health, load and admin state per edge, and
+//!   a slot for learned RTT rows, read per query and never rebuilt.
+//!
+//! One module per job: [`types`] (the shared vocabulary), [`overlay`],
+//! [`rtt`] (the RTT file's rows), [`ranks`] (orders), [`candidates`]
+//! (rules and the health filter), [`spread`] (sharing among near-equal
+//! edges), [`scope`] (the ECS scope), [`live`], and [`decide`], the one
+//! decision every caller (the query path, `explain`, the status page)
+//! runs. This file holds the edges, hosts and the files stage.
 
 mod candidates;
-mod flat;
-pub mod learned;
-mod locate;
-mod order;
+mod decide;
+pub mod live;
+mod overlay;
+mod ranks;
 pub mod rtt;
 mod scope;
 mod spread;
-mod table;
+mod types;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use ipnet::IpNet;
 use smallvec::SmallVec;
 
 pub use candidates::Rule;
-pub use learned::{Learned, LearnedHit, LearnedRow, Which};
-pub use locate::{NetTarget, Nets, Place, locate};
-pub use order::{Class, Ranked, forget_cached_orders};
+pub use decide::{decide, locate};
+pub use live::{Learned, Live};
+pub use overlay::{NetTarget, Nets};
 pub use rtt::{RttKey, RttTable};
-pub use table::OrderTable;
+pub use types::{
+    AllDown, Class, Client, Decision, EdgeIdx, Family, Located, Outcome, Place, Ranked, Trace,
+};
 
-use crate::geo::{Coords, GeoDb, Location};
-use crate::health::{EdgeHealth, Effective};
-use rtt::Rows;
-use scope::Located4;
-
-/// Edges are referred to by their index in [`Steering::edges`].
-pub type EdgeIdx = u16;
-
-/// Address family asked for (A or AAAA).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
-}
+use crate::geo::{Coords, GeoDb};
+use crate::health::EdgeHealth;
+use overlay::Overlay;
+use ranks::{Group, Ranks};
 
 /// An edge server (or PoP) answers are made of, or a partner CDN answered
 /// with a CNAME.
@@ -179,6 +181,11 @@ impl Edge {
             .collect()
     }
 
+    /// Its point on the unit sphere (None for a partner).
+    pub(crate) fn unit(&self) -> Option<[f64; 3]> {
+        self.unit
+    }
+
     /// The factor bias puts on the ordering metric.
     pub(crate) fn scale(&self) -> f64 {
         // A product, not `/ 100`: this is read per RTT row on the query path.
@@ -197,22 +204,8 @@ impl Edge {
     }
 }
 
-/// What to answer when no candidate edge can serve.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AllDown {
-    /// Answer as if all were up (fail open, as gdnsd does).
-    #[default]
-    Serve,
-    /// Answer the host's `fallback` CNAME.
-    Fallback,
-    Servfail,
-    /// NOERROR with no records (fail closed).
-    Empty,
-}
-
 /// A steered name.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Host {
     /// Relative name as configured (`www`), for logs, metrics and explain.
     pub name: String,
@@ -241,6 +234,8 @@ pub struct Host {
     /// cost by distance), which a bare order leaves out. Set by
     /// [`Host::finish`].
     pub(crate) reads_km: bool,
+    /// Its candidates' group in [`Steering`], set by [`Steering::new`].
+    pub(crate) group: u32,
 }
 
 impl Host {
@@ -256,40 +251,72 @@ impl Host {
     }
 }
 
-/// One zone's steering data, from `<zone>.pools.yaml` and `<zone>.rtt.csv`.
+/// One zone's steering data, from `<zone>.pools.yaml` and `<zone>.rtt.csv`:
+/// the files stage, built against one database stage.
 #[derive(Debug)]
 pub struct Steering {
     pub edges: Vec<Edge>,
     pub hosts: Vec<Host>,
     pub nets: Nets,
-    /// Measured RTTs (empty without an RTT file). Shared, so a what-if copy
-    /// of the steering (the status page) costs no copy of a 1M-row table.
+    /// Measured RTTs (empty without an RTT file). Shared: the reloader
+    /// keeps a table while its file is unchanged, and a what-if copy of
+    /// the steering (the status page) costs no copy of a 1M-row table.
     pub rtt: Arc<RttTable>,
-    /// Every host's order per GeoIP record, made with the snapshot
-    /// ([`Steering::precompute`]).
-    orders: Option<Box<OrderTable>>,
-    /// The database's IPv4 networks and the RTT prefixes in one table, made
-    /// with the snapshot when there are IPv4 prefix rows ([`flat`]).
-    flat: Option<Box<flat::Flat4>>,
-    /// Learned RTT rows (RUM), published by the aggregator for this
-    /// steering; live, beside the snapshot ([`learned`]).
-    pub learned: learned::Slot,
-    /// Unique per instance, so cached orders never outlive their steering.
-    uid: u64,
+    /// Every distinct candidate list (hosts', rules', pinning nets').
+    groups: Vec<Group>,
+    /// Per net of [`Nets::list`]: the group it pins, or [`NO_GROUP`].
+    net_groups: Box<[u32]>,
+    /// The nets and the RTT prefixes in one range table per family.
+    overlay: Overlay,
+    /// The edges ranked for every point of the database the steering was
+    /// made for ([`Steering::precompute`]).
+    ranks: Option<Arc<Ranks>>,
+    /// Live state beyond each edge's own health: learned RTT rows.
+    live: Arc<Live>,
+    /// [`Steering::edges_id`].
+    edges_id: u64,
 }
 
+/// [`Steering::net_groups`] of a net that places clients rather than
+/// pinning edges.
+const NO_GROUP: u32 = u32::MAX;
+
 impl Steering {
-    pub fn new(edges: Vec<Edge>, hosts: Vec<Host>, nets: Nets) -> Steering {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    pub fn new(edges: Vec<Edge>, mut hosts: Vec<Host>, nets: Nets) -> Steering {
+        let mut groups: Vec<Group> = Vec::new();
+        let mut ids: std::collections::HashMap<Vec<EdgeIdx>, u32> = Default::default();
+        let mut group = |list: &[EdgeIdx]| -> u32 {
+            *ids.entry(list.to_vec()).or_insert_with(|| {
+                groups.push(Group::new(list, &edges));
+                groups.len() as u32 - 1
+            })
+        };
+        for h in &mut hosts {
+            h.group = group(&h.candidates);
+            for r in &mut h.rules {
+                r.group = group(&r.edges);
+            }
+        }
+        let net_groups = nets
+            .list()
+            .iter()
+            .map(|(_, t)| match t {
+                NetTarget::Edges(e) => group(e),
+                NetTarget::Location(_) => NO_GROUP,
+            })
+            .collect();
+        let rtt = Arc::<RttTable>::default();
         Steering {
+            overlay: Overlay::build(&nets, &rtt),
+            edges_id: edges_id(&edges),
             edges,
             hosts,
             nets,
-            rtt: Arc::default(),
-            orders: None,
-            flat: None,
-            learned: learned::Slot::default(),
-            uid: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            rtt,
+            groups,
+            net_groups,
+            ranks: None,
+            live: Arc::default(),
         }
     }
 
@@ -321,394 +348,58 @@ impl Steering {
         (a4, a6)
     }
 
-    /// Computes every host's order for every record of `geo` (see
-    /// [`OrderTable`]); decisions on another database compute theirs per
-    /// query. Returns how many distinct orders it kept.
-    ///
-    /// With IPv4 RTT prefixes it also flattens them with the database's
-    /// IPv4 networks, so an IPv4 client's record and RTT key are one lookup.
+    /// Ranks the edges for every point of `geo` (see [`ranks`]): the part
+    /// of the files stage that depends on the database stage. Decisions
+    /// with another database compute their orders per query. Returns the
+    /// bytes the ranks hold.
     pub fn precompute(&mut self, geo: Option<&GeoDb>) -> usize {
-        self.orders = geo.and_then(|g| OrderTable::build(self, g)).map(Box::new);
-        self.flat = geo
-            .and_then(|g| flat::Flat4::build(&self.rtt, g))
-            .map(Box::new);
-        self.orders.as_ref().map_or(0, |t| t.orders())
+        self.ranks = geo.and_then(|g| Ranks::build(g, &self.edges)).map(Arc::new);
+        self.ranks.as_ref().map_or(0, |r| r.bytes())
     }
 
-    /// How many ranges the flattened IPv4 table holds (0: none built).
-    pub fn flat_ranges(&self) -> usize {
-        self.flat.as_ref().map_or(0, |f| f.len())
+    /// The same steering with RTT data: its prefixes merged with the nets.
+    pub fn with_rtt(mut self, rtt: Arc<RttTable>) -> Steering {
+        self.overlay = Overlay::build(&self.nets, &rtt);
+        self.rtt = rtt;
+        self
     }
 
-    fn flat(&self) -> Option<&flat::Flat4> {
-        self.flat.as_deref()
+    /// The same steering reading `live` (a zone's live layer, kept across
+    /// reloads by whoever builds the steering).
+    pub fn with_live(mut self, live: Arc<Live>) -> Steering {
+        self.live = live;
+        self
     }
 
-    /// The same steering with RTT data: a new instance, so no order cached
-    /// without it is used.
-    pub fn with_rtt(self, rtt: Arc<RttTable>) -> Steering {
-        let mut st = Steering::new(self.edges, self.hosts, self.nets);
-        st.rtt = rtt;
-        st
+    /// The live layer decisions read: where learned RTT rows are plugged in.
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
     }
+
+    /// An identity of the edge list (names, in order): learned rows refer
+    /// to edges by index, valid only for the list they were learned with.
+    pub fn edges_id(&self) -> u64 {
+        self.edges_id
+    }
+
+    /// Candidate group `g`.
+    fn group(&self, g: u32) -> &Group {
+        &self.groups[g as usize]
+    }
+}
+
+/// [`Steering::edges_id`] of `edges`.
+fn edges_id(edges: &[Edge]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for e in edges {
+        e.name.hash(&mut h);
+    }
+    h.finish()
 }
 
 impl Default for Steering {
     fn default() -> Steering {
         Steering::new(Vec::new(), Vec::new(), Nets::default())
     }
-}
-
-/// The address being located and how we got it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Client {
-    pub addr: IpAddr,
-    /// The ECS source prefix when `addr` came from ECS; None for the
-    /// packet's source address.
-    pub ecs_source: Option<u8>,
-}
-
-/// What kind of answer steering wants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Addresses of `Decision::edges`.
-    Edges,
-    /// CNAME to this partner CDN's target (`Edge::cname`); `edges` holds it
-    /// alone.
-    Partner(EdgeIdx),
-    /// No candidate has an address of this family.
-    NoData,
-    /// CNAME to the host's fallback.
-    Fallback,
-    ServFail,
-    Empty,
-}
-
-/// The result of [`decide`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Decision {
-    pub outcome: Outcome,
-    /// Chosen edges, best first; at most `answers` of them.
-    pub edges: SmallVec<[EdgeIdx; 8]>,
-    /// ECS scope prefix for the response.
-    pub scope: u8,
-}
-
-/// Where the location came from, for `explain`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Located {
-    /// An override net from the pools file.
-    Net(IpNet),
-    /// The GeoIP database's matched network.
-    Db(IpNet),
-    /// Neither knows this address.
-    Unknown,
-}
-
-/// Observes a decision; `()` observes nothing and costs nothing. `explain`
-/// records everything through this, so it runs the server's code path.
-pub trait Trace {
-    /// Whether the trace wants the detail the query path doesn't need
-    /// (kilometres per candidate, share weights): computing it costs.
-    const DETAILED: bool = false;
-    fn located(&mut self, _how: Located, _loc: Option<&Location>) {}
-    fn rule(&mut self, _rule: Option<usize>) {}
-    fn candidate(&mut self, _edge: EdgeIdx, _km: Option<f64>, _state: Effective) {}
-    /// The RTT key that matched and its rows (fastest first), if any.
-    fn rtt(&mut self, _key: Option<(&RttKey, &[(EdgeIdx, f32)])>) {}
-    /// Learned rows (RUM) decided: `key` of `learned`'s `which` table.
-    fn learned(&mut self, _learned: &Learned, _which: Which, _key: u32) {}
-    /// Whether learned rows take part (the status page turns them off to
-    /// see which clients they moved).
-    const LEARNED: bool = true;
-    /// The candidates in order, before health.
-    fn ranked(&mut self, _order: &[Ranked]) {}
-    /// `partner_share` decided: the subnet's draw in (0, 1] against it.
-    fn partner_split(&mut self, _share: f64, _draw: f64, _to_partner: bool) {}
-    /// A cost margin reordered these candidates (cheapest first).
-    fn cost(&mut self, _margin: f64, _group: &[EdgeIdx]) {}
-    /// Near-equal edges shared clients with these weights; `chosen` won.
-    fn shares(&mut self, _weights: &[(EdgeIdx, f64)], _chosen: EdgeIdx) {}
-}
-
-impl Trace for () {}
-
-/// Chooses the edges for one query. Pure: the same inputs give the same
-/// decision, on every instance of a fleet.
-pub fn decide<T: Trace>(
-    st: &Steering,
-    host: &Host,
-    geo: Option<&GeoDb>,
-    client: Client,
-    family: Family,
-    trace: &mut T,
-) -> Decision {
-    // A zone without an RTT file gets its own copy of the path, with every
-    // RTT step compiled out: carried along as empty values, they cost each
-    // steered query 20 to 40 instructions for nothing. Learned rows are RTT
-    // rows too.
-    let learned = if T::LEARNED { st.learned.load() } else { None };
-    match learned.as_ref().and_then(|g| g.as_deref()) {
-        None if st.rtt.is_empty() => {
-            decide_in::<T, false>(st, host, geo, client, family, None, trace)
-        }
-        l => decide_in::<T, true>(st, host, geo, client, family, l, trace),
-    }
-}
-
-/// [`decide`], for a steering with RTT rows (`RTT`) or without.
-#[inline(always)]
-fn decide_in<T: Trace, const RTT: bool>(
-    st: &Steering,
-    host: &Host,
-    geo: Option<&GeoDb>,
-    client: Client,
-    family: Family,
-    learned: Option<&Learned>,
-    trace: &mut T,
-) -> Decision {
-    // An IPv4 client inside an IPv6 address (v4-mapped, 6to4, Teredo) is
-    // steered as that IPv4 address, as the GeoIP lookup already locates it:
-    // override nets, spreading and the scope then work in its IPv4 bits, and
-    // the scope is put back into IPv6 bits at the end. An override net
-    // written for the IPv6 address itself still wins.
-    let (mut addr, mut offset) = locate::embedded_v4(client.addr);
-    if offset != 0 && st.nets.lookup(client.addr).is_some() {
-        (addr, offset) = (client.addr, 0);
-    }
-    let source = client.ecs_source.map(|s| {
-        if offset > 0 {
-            s.saturating_sub(offset).min(32)
-        } else {
-            s
-        }
-    });
-    // The place and the most specific RTT prefix (one lookup when the
-    // snapshot flattened them); a key the location implies is found with
-    // the order, once per place. explain's trace wants the decoded
-    // location, the query path doesn't.
-    let mut rtt = locate::RttSide::default();
-    let flat = if T::DETAILED || !RTT || st.flat.is_none() {
-        None
-    } else {
-        locate::locate_flat(st, geo, addr, &mut rtt)
-    };
-    let mut place = match flat {
-        Some(place) => place,
-        None if T::DETAILED => locate(st, geo, addr),
-        None => locate::locate_lazy(st, geo, addr),
-    };
-    if RTT && rtt.at.is_none() {
-        rtt.at = st.rtt.at(addr);
-    }
-    // Learned rows compete with the file's prefixes as one more prefix.
-    let mut pick = learned::Pick {
-        rows: None,
-        scope_at: None,
-    };
-    if RTT && let Some(l) = learned {
-        let file_len = rtt.at.and_then(|a| a.hit).and_then(|h| h.prefix);
-        pick = l.pick(addr, client.ecs_source.is_some(), file_len);
-        if let Some((table, key, _, _)) = pick.rows {
-            rtt.rows = Some(Rows::of_key(table, key));
-        }
-    }
-    if RTT
-        && let Some(rows) = &rtt.rows
-        && !host.plain
-    {
-        // It reads every row; fetch them while the order is found.
-        rows.prefetch();
-    }
-    let rest = Rest {
-        st,
-        host,
-        rows: rtt.rows,
-        learned: pick
-            .rows
-            .zip(learned)
-            .map(|((_, key, which, _), l)| (l, key, which)),
-        at: Located4 {
-            raw: client.addr,
-            addr,
-            offset,
-            source,
-            rtt: rtt.at,
-            learned: pick.scope_at,
-            learned_len: pick.rows.map_or(0, |r| r.3),
-        },
-    };
-    if !T::DETAILED
-        && let Some(o) = order::precomputed(st, host, family, &mut place, geo)
-    {
-        return rest.decide::<T, RTT>(&order::OrderRef::Cached(o), &place, trace);
-    }
-    order::with_order(
-        st,
-        host,
-        family,
-        place,
-        geo,
-        addr,
-        T::DETAILED,
-        |ord, place| rest.decide::<T, RTT>(ord, place, trace),
-    )
-}
-
-/// What [`decide_in`] knows of the client once it is located: the rest of
-/// the decision needs only the order of its candidates on top.
-struct Rest<'a, 's> {
-    st: &'s Steering,
-    host: &'a Host,
-    /// The rows of the most specific RTT prefix the client is in, as far
-    /// as the flattened table keeps them (or the learned rows that won).
-    rows: Option<Rows<'a>>,
-    /// The learned key whose rows decide, if learned rows won.
-    learned: Option<(&'a Learned, u32, Which)>,
-    at: Located4<'a>,
-}
-
-impl Rest<'_, '_> {
-    /// The decision on the candidates in `ord`, for the client at `place`.
-    #[inline(always)]
-    fn decide<T: Trace, const RTT: bool>(
-        &self,
-        ord: &order::OrderRef<'_>,
-        place: &Place<'_>,
-        trace: &mut T,
-    ) -> Decision {
-        let st = self.st;
-        trace.located(place.how, place.location.as_ref());
-        trace.rule(ord.rule().map(|r| r as usize));
-        // The winning RTT key: a prefix, else what the location implies.
-        let key = if RTT {
-            let prefix = self.at.rtt.and_then(|a| a.hit);
-            prefix.map(|h| h.key).or(ord.rtt())
-        } else {
-            None
-        };
-        let rows = match (self.rows, key) {
-            (Some(rows), _) => rows,
-            (None, Some(k)) => Rows::of_key(&st.rtt, k),
-            _ => Rows::none(&st.rtt),
-        };
-        if T::DETAILED {
-            // Every candidate with its distance and state, for explain.
-            let here = place.unit();
-            for &idx in candidates::candidates(self.host, place, ord.rule()) {
-                let edge = &st.edges[idx as usize];
-                let km = here
-                    .zip(edge.unit)
-                    .map(|(h, e)| order::km_of(order::chord2(&e, &h)));
-                trace.candidate(idx, km, edge.health.effective());
-            }
-            match self.learned {
-                Some((l, k, which)) => {
-                    let table = match which {
-                        Which::Client => &l.clients,
-                        Which::Resolver => &l.resolvers,
-                    };
-                    trace.rtt(Some((table.key(k), rows.all())));
-                    trace.learned(l, which, k);
-                }
-                None => trace.rtt(key.map(|k| (st.rtt.key(k), rows.all()))),
-            }
-            trace.ranked(&order::merge_rtt(st, ord.base(), &rows));
-        }
-        choose::<T, RTT>(
-            st,
-            self.host,
-            ord.base(),
-            &rows,
-            ord.any_family(),
-            &self.at,
-            place.how,
-            trace,
-        )
-    }
-}
-
-/// Picks from the candidates in metric order: health first, then the
-/// partner split, the cost margin and the capacity shares, then `answers`
-/// of them (a partner answers alone, with its CNAME).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn choose<T: Trace, const RTT: bool>(
-    st: &Steering,
-    host: &Host,
-    base: order::Base<'_>,
-    rows: &Rows<'_>,
-    any_family: bool,
-    at: &Located4<'_>,
-    how: Located,
-    trace: &mut T,
-) -> Decision {
-    let (addr, source) = (at.addr, at.source);
-    let mut decision = Decision {
-        outcome: Outcome::Edges,
-        edges: SmallVec::new(),
-        scope: 0,
-    };
-    if !any_family {
-        decision.outcome = Outcome::NoData;
-        // NODATA depends on where the client is when a net or a rule chose
-        // the candidates: elsewhere the same name may have addresses.
-        if !st.nets.is_empty() || !host.rules.is_empty() {
-            decision.scope = at.scope(st, how, None);
-        }
-        return decision;
-    }
-    let wanted = usize::from(host.answers.max(1));
-    // Candidates with an RTT row first; the plain host's common case reads
-    // only the first few of them. Without RTT rows in the zone, `rows` is
-    // known empty at compile time.
-    let no_rows = !RTT || rows.is_empty();
-    let plain = host.plain
-        && if no_rows {
-            candidates::all_up_prefix(st, base.list.iter().copied(), wanted, &mut decision.edges)
-        } else {
-            let order = order::RttFirst::new(st, base, rows);
-            candidates::all_up_prefix(st, order, wanted, &mut decision.edges)
-        };
-    if plain {
-        decision.scope = at.scope(st, how, None);
-        return decision;
-    }
-    // The health filter reads the merge as it goes: no merged list is
-    // built (nor copied) for it.
-    let mut list = if no_rows {
-        candidates::by_health(st, base.list.iter().copied())
-    } else {
-        candidates::by_health(st, order::RttFirst::new(st, base, rows))
-    };
-    if list.is_empty() {
-        match host.all_down {
-            AllDown::Serve => list
-                .extend(order::RttFirst::new(st, base, rows).map(|r| candidates::Cand::new(&r, 0))),
-            AllDown::Fallback => decision.outcome = Outcome::Fallback,
-            AllDown::Servfail => decision.outcome = Outcome::ServFail,
-            AllDown::Empty => decision.outcome = Outcome::Empty,
-        }
-    }
-    let split_bits = spread::partner_split(st, host, &mut list, addr, source, trace);
-    spread::cost_first(st, host, &mut list, trace);
-    let spread_bits = spread::spread(st, host, &mut list, addr, source, trace);
-    match list.first() {
-        Some(c) if st.edges[c.idx as usize].is_partner() => {
-            decision.outcome = Outcome::Partner(c.idx);
-            decision.edges.push(c.idx);
-        }
-        _ => decision.edges.extend(
-            list.iter()
-                .filter(|c| !st.edges[c.idx as usize].is_partner())
-                .take(wanted)
-                .map(|c| c.idx),
-        ),
-    }
-    // ECS scope: how much of the client's address decided this answer.
-    // With one possible edge and nothing keyed on location, none of it.
-    if !st.nets.is_empty() || !host.rules.is_empty() || list.len() > 1 {
-        decision.scope = at.scope(st, how, split_bits.max(spread_bits));
-    }
-    decision
 }

@@ -11,7 +11,10 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::EdgeIdx;
+use super::Steering;
+use super::ranks::EdgeSet;
+use super::types::{Class, EdgeIdx, Ranked};
+use crate::geo::table::{self, Ranges};
 use crate::geo::{Code, Location};
 
 /// A client key of the RTT file.
@@ -34,33 +37,14 @@ impl std::fmt::Display for RttKey {
     }
 }
 
-/// Marks "no prefix" in a range table.
-const NONE: u32 = u32::MAX;
-/// The key bits of a range's key (the top 8 hold the prefix length).
+/// Marks "no prefix" (and, in the overlay, "no net") in a range table.
+pub(crate) const NONE: u32 = u32::MAX;
+/// The key bits of a range's key word (the top 8 hold the prefix length).
 const KEY_MASK: u32 = (1 << 24) - 1;
 
 /// Keys are indices into the row groups, 24 bits: about 16 million rows
 /// and headers.
 pub const MAX_ROWS: usize = KEY_MASK as usize - 1;
-
-/// Disjoint ranges covering a family's address space: `starts[i]..starts[i+1]`
-/// maps to key `keys[i]` (or [`NONE`]), with a direct index on the top 16
-/// bits so a lookup searches only the ranges of its bucket.
-#[derive(Debug, Default)]
-struct Ranges {
-    /// Addresses left-aligned in a u128 (IPv4 in the top 32 bits), so one
-    /// type serves both families. Empty for IPv4, which keeps `starts4`.
-    starts: Vec<u128>,
-    /// IPv4 (start as u32, key) pairs: a quarter of the memory the binary
-    /// search walks, and the key on the line the search ends on.
-    starts4: Vec<(u32, u32)>,
-    /// Each range's key with its prefix length in the top 8 bits (the scope
-    /// needs it), or [`NONE`].
-    keys: Vec<u32>,
-    /// `bucket[b]`: the range holding the first address of bucket `b`
-    /// (65,537 entries; empty when there are no prefixes).
-    bucket: Vec<u32>,
-}
 
 /// Left-aligns an address of either family.
 fn aligned(addr: IpAddr) -> u128 {
@@ -70,152 +54,6 @@ fn aligned(addr: IpAddr) -> u128 {
     }
 }
 
-/// The last address of a left-aligned prefix of `len` bits in a family of
-/// `width` bits.
-fn last_of(start: u128, len: u8, width: u8) -> u128 {
-    let host = 128 - u32::from(len.min(width));
-    let low = if host >= 128 {
-        u128::MAX
-    } else {
-        (1u128 << host) - 1
-    };
-    // IPv4 keeps its low 96 bits zero.
-    let pad = if width == 32 { (1u128 << 96) - 1 } else { 0 };
-    (start | low) & !pad
-}
-
-impl Ranges {
-    /// Builds from (left-aligned network, prefix length, key) sorted by
-    /// network then length: nested prefixes come after their parents.
-    fn build(prefixes: &[(u128, u8, u32)], width: u8) -> Ranges {
-        if prefixes.is_empty() {
-            return Ranges::default();
-        }
-        let step = if width == 32 { 1u128 << 96 } else { 1 };
-        let mut starts: Vec<u128> = vec![0];
-        let mut keys: Vec<u32> = vec![NONE];
-        // Open prefixes: (last address, key).
-        let mut stack: Vec<(u128, u32)> = Vec::new();
-        for &(start, len, key) in prefixes.iter().chain([&(u128::MAX, 0, NONE)]) {
-            let sentinel = key == NONE;
-            // Close the prefixes that end before this one starts.
-            while let Some(&(end, _)) = stack.last() {
-                if !sentinel && end >= start {
-                    break;
-                }
-                stack.pop();
-                let parent = stack.last().map_or(NONE, |t| t.1);
-                if let Some(next) = end.checked_add(step) {
-                    emit(next, parent, &mut starts, &mut keys);
-                }
-            }
-            if !sentinel {
-                stack.push((last_of(start, len, width), key));
-                emit(start, key, &mut starts, &mut keys);
-            }
-        }
-        let bucket = bucket_index(starts.len(), 16, |i| starts[i]);
-        keys.shrink_to_fit();
-        let mut len_of = vec![0u8; prefixes.iter().map(|p| p.2 as usize + 1).max().unwrap_or(0)];
-        for &(_, len, key) in prefixes {
-            len_of[key as usize] = len;
-        }
-        let keys: Vec<u32> = keys
-            .iter()
-            .map(|&k| {
-                if k == NONE {
-                    NONE
-                } else {
-                    k | u32::from(len_of[k as usize]) << 24
-                }
-            })
-            .collect();
-        if width == 32 {
-            return Ranges {
-                starts4: starts
-                    .iter()
-                    .zip(&keys)
-                    .map(|(&s, &k)| ((s >> 96) as u32, k))
-                    .collect(),
-                starts: Vec::new(),
-                keys: Vec::new(),
-                bucket,
-            };
-        }
-        starts.shrink_to_fit();
-        Ranges {
-            starts,
-            starts4: Vec::new(),
-            keys,
-            bucket,
-        }
-    }
-
-    /// The range holding `a`: (its index).
-    #[inline]
-    fn find(&self, a: u128) -> Option<usize> {
-        if self.bucket.is_empty() {
-            return None;
-        }
-        let b = (a >> 112) as usize;
-        let (lo, hi) = (self.bucket[b] as usize, self.bucket[b + 1] as usize);
-        if !self.starts4.is_empty() {
-            let a = (a >> 96) as u32;
-            return Some(lo + self.starts4[lo..=hi].partition_point(|s| s.0 <= a) - 1);
-        }
-        Some(lo + self.starts[lo..=hi].partition_point(|&s| s <= a) - 1)
-    }
-
-    /// The left-aligned start of range `i`.
-    fn start(&self, i: usize) -> u128 {
-        match self.starts4.get(i) {
-            Some(&(s, _)) => u128::from(s) << 96,
-            None => self.starts[i],
-        }
-    }
-
-    /// First and last address of range `i`.
-    fn bounds(&self, i: usize, step: u128) -> (u128, u128) {
-        let end = if i + 1 < self.len() {
-            self.start(i + 1) - step
-        } else {
-            u128::MAX
-        };
-        (self.start(i), end)
-    }
-
-    fn len(&self) -> usize {
-        self.starts.len().max(self.starts4.len())
-    }
-
-    /// Range `i`'s key word (key and prefix length, or [`NONE`]).
-    #[inline]
-    fn key(&self, i: usize) -> u32 {
-        match self.starts4.get(i) {
-            Some(&(_, k)) => k,
-            None => self.keys[i],
-        }
-    }
-}
-
-/// A direct index over sorted, left-aligned range starts (the first at 0):
-/// entry `b` is the range holding the first address of bucket `b` (the top
-/// `bits` bits), and one more entry ends it, so a lookup searches only
-/// `index[b]..=index[b + 1]`.
-pub(super) fn bucket_index(len: usize, bits: u32, start: impl Fn(usize) -> u128) -> Vec<u32> {
-    let mut index = Vec::with_capacity((1 << bits) + 1);
-    let mut i = 0usize;
-    for b in 0..1u128 << bits {
-        let at = b << (128 - bits);
-        while i + 1 < len && start(i + 1) <= at {
-            i += 1;
-        }
-        index.push(i as u32);
-    }
-    index.push((len - 1) as u32);
-    index
-}
-
 /// A range's key word as the prefix hit it stands for.
 #[inline]
 pub(super) fn hit_of(word: u32) -> Option<RttHit> {
@@ -223,21 +61,6 @@ pub(super) fn hit_of(word: u32) -> Option<RttHit> {
         key: word & KEY_MASK,
         prefix: Some((word >> 24) as u8),
     })
-}
-
-/// Starts range `key` at `at`, merging with the range before when it maps
-/// to the same key.
-fn emit(at: u128, key: u32, starts: &mut Vec<u128>, keys: &mut Vec<u32>) {
-    if *starts.last().expect("never empty") == at {
-        *keys.last_mut().expect("never empty") = key;
-        if keys.len() > 1 && keys[keys.len() - 2] == key {
-            starts.pop();
-            keys.pop();
-        }
-    } else if *keys.last().expect("never empty") != key {
-        starts.push(at);
-        keys.push(key);
-    }
 }
 
 /// The RTT rows of one zone, ready for lookups.
@@ -253,142 +76,102 @@ pub struct RttTable {
     rows: Vec<(EdgeIdx, f32)>,
     /// Rows kept (headers not counted).
     row_count: usize,
-    v4: Ranges,
-    v6: Ranges,
+    /// Each family's prefixes flattened into ranges of one most specific
+    /// prefix: values are key words (key, prefix length in the top 8
+    /// bits) or [`NONE`]; `None` without prefix rows of the family.
+    v4: Option<Ranges<u32>>,
+    v6: Option<Ranges<u128>>,
     /// (asn, key) sorted by asn; likewise countries and continents.
     asn: Vec<(u32, u32)>,
     country: Vec<(Code, u32)>,
     continent: Vec<(Code, u32)>,
 }
 
-/// Where an address falls in the prefix ranges: the range (for the scope)
-/// and the prefix key holding it, if any.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RttAt {
-    pub hit: Option<RttHit>,
-    span: Span,
-}
-
-/// Which addresses around the client an [`RttAt`] knows are located alike.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Span {
-    /// The range's index among its family's prefix ranges.
-    Range(u32),
-    /// From the flattened table: the IPv4 span around the address that has
-    /// both its database network and its prefix range. Narrowing the scope
-    /// of a database-located answer to it is narrowing to the range (the
-    /// scope already holds the network), without reading the range.
-    Piece(u32, u32),
-}
-
-/// A key's rows (best biased ms first) as the RTT merge reads them: the
-/// first two at hand, from the flattened table's range when it had them,
-/// and the rest read from the table only when the merge gets past them.
-#[derive(Clone, Copy)]
+/// A key's rows (best biased ms first), as the RTT merge reads them.
+#[derive(Clone, Copy, Default)]
 pub(super) struct Rows<'a> {
-    table: &'a RttTable,
-    key: u32,
-    len: usize,
-    head: [(EdgeIdx, f32); 2],
+    all: &'a [(EdgeIdx, f32)],
 }
 
 impl<'a> Rows<'a> {
-    /// No rows.
-    pub fn none(table: &'a RttTable) -> Rows<'a> {
-        Rows {
-            table,
-            key: 0,
-            len: 0,
-            head: [(0, 0.0); 2],
-        }
-    }
-
     /// Key `key`'s rows, read from the table.
     pub fn of_key(table: &'a RttTable, key: u32) -> Rows<'a> {
-        let all = table.rows_of(key);
-        let mut head = [(0, 0.0); 2];
-        for (h, r) in head.iter_mut().zip(all) {
-            *h = *r;
-        }
         Rows {
-            table,
-            key,
-            len: all.len(),
-            head,
+            all: table.rows_of(key),
         }
     }
 
-    /// The rows of prefix key `key` whose count and first two rows the
-    /// flattened table keeps.
-    #[inline]
-    pub fn of_head(
-        table: &'a RttTable,
-        key: u32,
-        len: u16,
-        edges: [EdgeIdx; 2],
-        ms: [f32; 2],
-    ) -> Rows<'a> {
-        let len = if len == u16::MAX {
-            table.rows_of(key).len()
-        } else {
-            usize::from(len)
-        };
-        Rows {
-            table,
-            key,
-            len,
-            head: [(edges[0], ms[0]), (edges[1], ms[1])],
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
+    /// Rows kept elsewhere (learned ones).
+    pub fn of(all: &'a [(EdgeIdx, f32)]) -> Rows<'a> {
+        Rows { all }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.all.is_empty()
     }
 
-    /// Row `i` (< [`Rows::len`]).
-    #[inline]
-    pub fn get(&self, i: usize) -> (EdgeIdx, f32) {
-        match self.head.get(i) {
-            Some(&r) => r,
-            None => self.table.rows_of(self.key)[i],
-        }
-    }
-
-    /// Starts fetching the rows past the head from memory, so a merge that
-    /// reads them all (a host that spreads or weighs cost) finds them in
-    /// cache by then instead of waiting at the end of a dependent chain.
-    #[inline]
-    pub fn prefetch(&self) {
-        if self.len <= self.head.len() {
-            return;
-        }
-        let group = &self.table.rows[self.key as usize..];
-        for r in [group.first(), group.get(self.len)].into_iter().flatten() {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a prefetch is a hint; it reads nothing we use and
-            // cannot fault, and `r` is a valid reference anyway.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch(
-                    (r as *const (EdgeIdx, f32)).cast::<i8>(),
-                    std::arch::x86_64::_MM_HINT_T0,
-                );
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = r;
-        }
-    }
-
-    /// Every row, from the table.
+    /// Every row.
     pub fn all(&self) -> &'a [(EdgeIdx, f32)] {
-        if self.len == 0 {
-            &[]
-        } else {
-            self.table.rows_of(self.key)
+        self.all
+    }
+}
+
+/// An order (a place's candidates, nearest first) with the candidates
+/// that have a row in `rows` moved in front, in row order. Lazy, so a
+/// plain host that finds its live edges among the first rows never reads
+/// the rest nor builds a list.
+pub(super) struct RttFirst<'a, I> {
+    st: &'a Steering,
+    rows: Rows<'a>,
+    row: usize,
+    base: I,
+    /// The candidates (serving the family), which rows may name.
+    members: &'a EdgeSet,
+    /// Edges moved to the front (below 256; beyond, the rows are scanned).
+    moved: [u64; 4],
+}
+
+impl<'a, I: Iterator<Item = Ranked>> RttFirst<'a, I> {
+    pub(super) fn new(st: &'a Steering, rows: Rows<'a>, base: I, members: &'a EdgeSet) -> Self {
+        RttFirst {
+            st,
+            rows,
+            row: 0,
+            base,
+            members,
+            moved: [0; 4],
         }
+    }
+}
+
+impl<I: Iterator<Item = Ranked>> Iterator for RttFirst<'_, I> {
+    type Item = Ranked;
+
+    #[inline]
+    fn next(&mut self) -> Option<Ranked> {
+        while let Some(&(idx, ms)) = self.rows.all.get(self.row) {
+            self.row += 1;
+            if self.members.contains(idx) {
+                if let Some(w) = self.moved.get_mut(usize::from(idx) >> 6) {
+                    *w |= 1 << (idx & 63);
+                }
+                return Some(Ranked {
+                    idx,
+                    class: Class::Rtt,
+                    metric: f64::from(ms) * self.st.edges[idx as usize].scale(),
+                });
+            }
+        }
+        for r in self.base.by_ref() {
+            let gone = match self.moved.get(usize::from(r.idx) >> 6) {
+                Some(w) => w >> (r.idx & 63) & 1 != 0,
+                None => self.rows.all.iter().any(|x| x.0 == r.idx),
+            };
+            if !gone {
+                return Some(r);
+            }
+        }
+        None
     }
 }
 
@@ -441,8 +224,17 @@ impl RttTable {
             t.row_count += 1;
         }
         // IpNet orders by network then length: parents before children.
-        t.v4 = Ranges::build(&v4, 32);
-        t.v6 = Ranges::build(&v6, 128);
+        let word = |k: u32, len: u8| k | u32::from(len) << 24;
+        let v4: Vec<(u32, u8, u32)> = v4
+            .iter()
+            .map(|&(a, len, k)| ((a >> 96) as u32, len, word(k, len)))
+            .collect();
+        let v6: Vec<(u128, u8, u32)> = v6
+            .iter()
+            .map(|&(a, len, k)| (a, len, word(k, len)))
+            .collect();
+        t.v4 = (!v4.is_empty()).then(|| table::from_prefixes(&v4, NONE));
+        t.v6 = (!v6.is_empty()).then(|| table::from_prefixes(&v6, NONE));
         t.keys.shrink_to_fit();
         t.heads.shrink_to_fit();
         // Random reads over MBs of rows: on huge pages where the kernel has them.
@@ -466,39 +258,8 @@ impl RttTable {
 
     /// The client key `k` stands for (a search: for explain, not queries).
     pub fn key(&self, k: u32) -> &RttKey {
-        &self.keys[self.key_ordinal(k)]
-    }
-
-    /// The position of key `k` among the keys, in key order.
-    pub fn key_ordinal(&self, k: u32) -> usize {
-        self.heads.partition_point(|&h| h < k)
-    }
-
-    /// The rows of exactly `key`, if it has any (a search: for building
-    /// tables that merge with this one, not queries).
-    pub fn rows_for(&self, key: &RttKey) -> Option<&[(EdgeIdx, f32)]> {
-        let i = self.keys.binary_search(key).ok()?;
-        Some(self.rows_of(self.heads[i]))
-    }
-
-    /// Every key in key order, with the key word [`RttTable::rows_of`]
-    /// takes and its rows.
-    pub fn groups(&self) -> impl Iterator<Item = (u32, &RttKey, &[(EdgeIdx, f32)])> {
-        self.keys
-            .iter()
-            .zip(&self.heads)
-            .map(|(key, &k)| (k, key, self.rows_of(k)))
-    }
-
-    /// Where row `i` of key `k` is stored, below [`RttTable::storage_len`]:
-    /// data kept beside the rows (learned sample counts) is aligned by it.
-    pub fn row_slot(k: u32, i: usize) -> usize {
-        k as usize + 1 + i
-    }
-
-    /// The length of the row storage (rows and one header per key).
-    pub fn storage_len(&self) -> usize {
-        self.rows.len()
+        let i = self.heads.partition_point(|&h| h < k);
+        &self.keys[i]
     }
 
     /// Key `k`'s rows, best first (by ms times the edge's bias factor).
@@ -509,46 +270,40 @@ impl RttTable {
         &self.rows[k + 1..k + 1 + n]
     }
 
-    fn ranges(&self, addr: IpAddr) -> (&Ranges, u128, u8) {
+    /// The IPv4 prefix ranges (None without IPv4 prefix rows), which the
+    /// zone's [`super::overlay`] searches.
+    pub(crate) fn prefix_ranges4(&self) -> Option<&Ranges<u32>> {
+        self.v4.as_ref()
+    }
+
+    /// The IPv6 prefix ranges, likewise.
+    pub(crate) fn prefix_ranges6(&self) -> Option<&Ranges<u128>> {
+        self.v6.as_ref()
+    }
+
+    /// The key word of the range holding `addr`, its first and last
+    /// address, its family's last address and width; None without prefix
+    /// rows of its family.
+    fn range_of(&self, addr: IpAddr) -> Option<(u32, u128, u128, u128, u8)> {
         match addr {
-            IpAddr::V4(_) => (&self.v4, 1u128 << 96, 32),
-            IpAddr::V6(_) => (&self.v6, 1, 128),
+            IpAddr::V4(a) => {
+                let r = self.v4.as_ref()?;
+                let i = r.find(u32::from(a));
+                let (lo, hi) = r.bounds(i);
+                Some((r.value(i), lo.into(), hi.into(), u32::MAX.into(), 32))
+            }
+            IpAddr::V6(a) => {
+                let r = self.v6.as_ref()?;
+                let i = r.find(u128::from(a));
+                let (lo, hi) = r.bounds(i);
+                Some((r.value(i), lo, hi, u128::MAX, 128))
+            }
         }
-    }
-
-    /// Where `addr` falls in the prefix ranges; None when its family has
-    /// no prefix rows.
-    #[inline]
-    pub fn at(&self, addr: IpAddr) -> Option<RttAt> {
-        let (r, _, _) = self.ranges(addr);
-        let i = r.find(aligned(addr))?;
-        Some(RttAt {
-            hit: hit_of(r.key(i)),
-            span: Span::Range(i as u32),
-        })
-    }
-
-    /// What [`RttTable::at`] gives for an IPv4 address whose prefix key
-    /// word is `word`, known to the flattened table together with the
-    /// `span` of addresses around it located alike (the range itself is
-    /// looked up only if the scope needs it).
-    #[inline]
-    pub(super) fn at_piece(word: u32, span: (u32, u32)) -> RttAt {
-        RttAt {
-            hit: hit_of(word),
-            span: Span::Piece(span.0, span.1),
-        }
-    }
-
-    /// The IPv4 prefix ranges in address order: (first address, key word),
-    /// tiling the space; empty without IPv4 prefix rows.
-    pub(super) fn v4_ranges(&self) -> &[(u32, u32)] {
-        &self.v4.starts4
     }
 
     /// The most specific prefix holding `addr`, if any.
     pub fn prefix(&self, addr: IpAddr) -> Option<RttHit> {
-        self.at(addr)?.hit
+        hit_of(self.range_of(addr)?.0)
     }
 
     /// The key for a client no prefix covers: its ASN, else country, else
@@ -571,51 +326,20 @@ impl RttTable {
     /// a caching resolver never hands our answer to a client another RTT
     /// row decides.
     pub fn narrow_scope(&self, addr: IpAddr, scope: u8) -> u8 {
-        match self.at(addr) {
-            Some(at) => self.narrow_scope_at(&at, addr, scope, false),
+        match self.range_of(addr) {
+            Some((_, lo, hi, max, width)) => {
+                super::overlay::within(unaligned(addr), lo, hi, max, width, scope)
+            }
             None => scope,
         }
     }
+}
 
-    /// [`RttTable::narrow_scope`] for an address already located with
-    /// [`RttTable::at`]. `in_network`: `scope` is at least the prefix of
-    /// the database network the client was located in, so a flattened
-    /// table's span serves for the range.
-    #[inline(always)]
-    pub fn narrow_scope_at(&self, at: &RttAt, addr: IpAddr, scope: u8, in_network: bool) -> u8 {
-        // The client's block at `len` bits stays inside [lo, hi] once it
-        // no longer holds the address before `lo` nor the one after `hi`:
-        // once `len` exceeds the bits `a` shares with each of them.
-        if let (Span::Piece(lo, hi), true, IpAddr::V4(a)) = (at.span, in_network, addr) {
-            // The flattened table's span, in 32 bits: inline, as this is
-            // per query.
-            let a = u32::from(a);
-            let beyond = |b: u32| (a ^ b).leading_zeros() as u8 + 1;
-            let below = lo.checked_sub(1).map_or(0, beyond);
-            let above = hi.checked_add(1).map_or(0, beyond);
-            return scope.min(32).max(below).max(above).min(32);
-        }
-        self.narrow_scope_in_range(at, addr, scope)
-    }
-
-    /// [`RttTable::narrow_scope_at`] by the prefix range's own bounds.
-    #[inline(never)]
-    fn narrow_scope_in_range(&self, at: &RttAt, addr: IpAddr, scope: u8) -> u8 {
-        let (r, step, width) = self.ranges(addr);
-        if r.len() == 1 {
-            return scope;
-        }
-        let range = match at.span {
-            // An answer the database did not decide: the range's own bounds.
-            Span::Piece(..) => r.find(aligned(addr)).unwrap_or(0),
-            Span::Range(i) => i as usize,
-        };
-        let (lo, hi) = r.bounds(range, step);
-        let a = aligned(addr);
-        let beyond = |b: u128| (a ^ b).leading_zeros() as u8 + 1;
-        let below = if lo > 0 { beyond(lo - step) } else { 0 };
-        let above = hi.checked_add(step).map_or(0, beyond);
-        scope.min(width).max(below).max(above).min(width)
+/// An address of either family as an integer.
+fn unaligned(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
     }
 }
 
@@ -695,19 +419,20 @@ mod tests {
     /// The scope by definition: the shortest block around the address
     /// (at least `scope` bits) inside its range.
     fn scope_by_search(t: &RttTable, addr: IpAddr, scope: u8) -> u8 {
-        let (r, step, width) = t.ranges(addr);
-        let Some(i) = r.find(aligned(addr)) else {
+        let Some((_, lo, hi, _, width)) = t.range_of(addr) else {
             return scope;
         };
-        if r.len() == 1 {
-            return scope;
-        }
-        let (lo, hi) = r.bounds(i, step);
-        let a = aligned(addr);
+        let a = unaligned(addr);
         let mut len = scope.min(width);
         while len < width {
-            let first = if len == 0 { 0 } else { a & !(u128::MAX >> len) };
-            if first >= lo && last_of(first, len, width) <= hi {
+            let host = u32::from(width - len);
+            let mask = if host >= 128 {
+                u128::MAX
+            } else {
+                (1u128 << host) - 1
+            };
+            let (first, last) = (a & !mask, a | mask);
+            if first >= lo && last <= hi {
                 break;
             }
             len += 1;
@@ -782,5 +507,102 @@ mod tests {
         assert_eq!(key("ffff::1").as_deref(), Some("::/0"));
         assert_eq!(t.narrow_scope(ip("1.2.3.4"), 0), 1);
         assert_eq!(t.narrow_scope(ip("255.255.255.254"), 24), 32);
+    }
+
+    /// What [`RttFirst`] must give, said the long way: the candidates with
+    /// a row, by biased ms (ties by row order), then the rest of `base`.
+    fn merged_by_definition(
+        st: &Steering,
+        base: &[Ranked],
+        rows: &[(EdgeIdx, f32)],
+    ) -> Vec<Ranked> {
+        let mut with: Vec<Ranked> = rows
+            .iter()
+            .filter(|r| base.iter().any(|b| b.idx == r.0))
+            .map(|&(idx, ms)| Ranked {
+                idx,
+                class: Class::Rtt,
+                metric: f64::from(ms) * st.edges[idx as usize].scale(),
+            })
+            .collect();
+        with.sort_by(|a, b| a.metric.total_cmp(&b.metric));
+        let rest = base.iter().filter(|b| !rows.iter().any(|r| r.0 == b.idx));
+        with.into_iter().chain(rest.copied()).collect()
+    }
+
+    #[test]
+    fn rtt_first_is_rows_by_biased_ms_then_the_rest() {
+        use crate::geo::Coords;
+        use crate::health::{AdminState, EdgeHealth, EdgeState};
+        use crate::steer::Edge;
+        use crate::steer::ranks::Group;
+        use smallvec::SmallVec;
+        use std::sync::Arc;
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for round in 0..300 {
+            // Up to 300 edges, so indices past the 256 bits of `moved`
+            // are covered.
+            let count = 1 + next(if round % 3 == 0 { 300 } else { 12 }) as usize;
+            let edges = (0..count)
+                .map(|i| {
+                    let health =
+                        Arc::new(EdgeHealth::new("z", "e", EdgeState::Up, AdminState::Auto));
+                    let mut e = Edge::new(
+                        format!("e{i}"),
+                        smallvec::smallvec!["192.0.2.1".parse().unwrap()],
+                        SmallVec::new(),
+                        Coords::default(),
+                        1,
+                        None,
+                        health,
+                    );
+                    e.bias = next(3) as i8 * 40 - 40;
+                    e
+                })
+                .collect::<Vec<_>>();
+            let st = Steering::new(edges, Vec::new(), Default::default());
+            // A candidate subset in some distance order.
+            let mut base: Vec<Ranked> = Vec::new();
+            for idx in 0..count as EdgeIdx {
+                if next(4) != 0 {
+                    let metric = next(10_000) as f64;
+                    base.push(Ranked {
+                        idx,
+                        class: Class::Distance,
+                        metric,
+                    });
+                }
+            }
+            base.sort_by(|a, b| a.metric.total_cmp(&b.metric));
+            let ids: Vec<EdgeIdx> = base.iter().map(|r| r.idx).collect();
+            let group = Group::new(&ids, &st.edges);
+            // Rows for some edges, candidates or not, as the table keeps them.
+            let mut raw: Vec<(RttKey, EdgeIdx, f32)> = Vec::new();
+            for e in 0..count as EdgeIdx {
+                if next(3) == 0 {
+                    let key = RttKey::Prefix("10.0.0.0/8".parse().unwrap());
+                    raw.push((key, e, 1.0 + next(50) as f32));
+                }
+            }
+            if raw.is_empty() {
+                continue;
+            }
+            let table = RttTable::new(raw, |e| st.edges[e as usize].scale());
+            let key = table.prefix("10.1.2.3".parse().unwrap()).unwrap().key;
+            let rows = Rows::of_key(&table, key);
+            let got: Vec<Ranked> =
+                RttFirst::new(&st, rows, base.iter().copied(), &group.fam[0].all).collect();
+            assert_eq!(
+                got,
+                merged_by_definition(&st, &base, rows.all()),
+                "round {round}"
+            );
+        }
     }
 }

@@ -5,9 +5,9 @@
 use std::net::IpAddr;
 
 use super::candidates::{Cand, stable_sort_by_key};
-use super::order::Class;
 use super::scope::masked_bits;
-use super::{EdgeIdx, Host, Steering, Trace};
+use super::types::{Class, EdgeIdx, Trace};
+use super::{Host, Steering};
 
 /// Spreading granularity: one answer per /24 (IPv4) or /56 (IPv6), the
 /// sizes resolvers send as ECS by default.

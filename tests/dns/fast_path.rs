@@ -344,11 +344,17 @@ fn reference(
     family: Family,
 ) -> (Outcome, Vec<u16>) {
     let place = geosteer::locate(st, geo, addr);
-    let cands: Vec<u16> = match place.pinned {
-        Some(p) => p.to_vec(),
+    let pinned = match place.how {
+        geosteer::Located::Net(_) => match st.nets.lookup(addr) {
+            Some((_, geosteer::NetTarget::Edges(e))) => Some(e.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let cands: Vec<u16> = match pinned {
+        Some(p) => p,
         None => place
             .location
-            .as_ref()
             .and_then(|l| host.rules.iter().find(|r| r.matches(l)))
             .map_or(host.candidates.clone(), |r| r.edges.clone()),
     };

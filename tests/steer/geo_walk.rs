@@ -1,34 +1,42 @@
-//! Our stride-table tree walk against maxminddb's own lookup: the same data
-//! offset and the same network for every address tried.
+//! The database's ranges against maxminddb's own tree walk: for every
+//! address tried, `GeoDb::lookup` (a range search over the table built in
+//! one pass at open) gives the location and network that a walk of the
+//! file and a decode of the record it lands on give.
 
 use crate::support;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
 
-use geosteer::{GeoDb, Schema, build_geodb as build, synth_geodb as synth};
+use geosteer::{
+    GeoDb, GeoReference as Reference, Schema, build_geodb as build, synth_geodb as synth,
+};
 use support::rng::Rng;
 
-fn compare(db: &GeoDb, ip: IpAddr) -> bool {
-    let (want_off, want_net) = db.reference_lookup(ip);
-    let (got_off, got_prefix) = db.walk(ip);
-    assert_eq!(got_off, want_off, "{ip}: data offset");
-    if let (Some(_), Some(net)) = (want_off, want_net) {
-        assert_eq!(
-            got_prefix,
-            net.prefix_len(),
-            "{ip}: prefix (reference {net})"
+/// The database at `path` and its reference.
+fn open(path: &Path) -> (GeoDb, Reference) {
+    (GeoDb::open(path).unwrap(), Reference::open(path).unwrap())
+}
+
+fn compare(db: &(GeoDb, Reference), ip: IpAddr) -> bool {
+    let (db, reference) = db;
+    let want = reference.lookup(ip);
+    let got = db.lookup(ip);
+    assert_eq!(got, want, "{ip}");
+    assert_eq!(
+        db.locate(ip)
+            .map(|(loc, prefix)| (*db.location(loc), prefix)),
+        want.map(|m| (m.location, m.network.prefix_len())),
+        "{ip}: locate"
+    );
+    if let Some(m) = got {
+        assert!(
+            m.network.contains(&geosteer::normalize(ip)),
+            "{ip} not in {}",
+            m.network
         );
-        let m = db.lookup(ip);
-        if let Some(m) = m {
-            assert_eq!(m.network.prefix_len(), net.prefix_len(), "{ip}");
-            assert!(
-                m.network.contains(&geosteer::normalize(ip)),
-                "{ip} not in {}",
-                m.network
-            );
-        }
     }
-    want_off.is_some()
+    want.is_some()
 }
 
 #[test]
@@ -36,10 +44,7 @@ fn walk_matches_maxminddb_on_a_synthetic_db() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("synth.mmdb");
     synth(&path, 40_000, 11).unwrap();
-    let db = GeoDb::open(&path).unwrap();
-    // Big enough for the 20-bit IPv4 table (the demo DB below takes the
-    // 16-bit one).
-    assert!(db.info().node_count >= 1 << 18, "{}", db.info().node_count);
+    let db = open(&path);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (mut hits4, mut hits6) = (0, 0);
     for _ in 0..100_000 {
@@ -67,7 +72,7 @@ fn walk_matches_maxminddb_on_both_schemas() {
     for schema in [Schema::City, Schema::Flat] {
         let path = dir.path().join(format!("{schema:?}.mmdb"));
         build(std::path::Path::new(src), &path, schema).unwrap();
-        let db = GeoDb::open(&path).unwrap();
+        let db = open(&path);
         let mut rng = Rng(7);
         let mut hits = 0;
         for a in [
@@ -159,8 +164,8 @@ fn walk_matches_maxminddb_with_28_and_32_bit_records() {
     for to in [28u16, 32] {
         let path = dir.path().join(format!("synth{to}.mmdb"));
         std::fs::write(&path, widen(&bytes, nodes, to)).unwrap();
-        let db = GeoDb::open(&path).unwrap();
-        assert_eq!(db.info().record_size, to);
+        let db = open(&path);
+        assert_eq!(db.0.info().record_size, to);
         let mut rng = Rng(to as u64);
         let mut hits = 0;
         for _ in 0..200_000 {
@@ -174,4 +179,81 @@ fn walk_matches_maxminddb_with_28_and_32_bit_records() {
         // The synthetic networks are sparse: a few dozen random hits.
         assert!(hits > 20, "{to}-bit: {hits} hits");
     }
+}
+
+/// A City database with an ASN database merged in: the merged ranges give
+/// what the two walks give together (the ASN where the City record has
+/// none, the narrower network), including where one has data and the
+/// other none.
+#[test]
+fn asn_merge_matches_both_walks() {
+    let dir = tempfile::tempdir().unwrap();
+    let city = dir.path().join("city.mmdb");
+    let asn_src = dir.path().join("asn.yaml");
+    let asn = dir.path().join("asn.mmdb");
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/geodb/demo-city.yaml");
+    build(Path::new(src), &city, Schema::City).unwrap();
+    // ASN networks that cut across the demo's: wider, narrower, beside.
+    std::fs::write(
+        &asn_src,
+        "networks:
+  - { network: 8.8.0.0/21, asn: 64500 }
+  - { network: 8.8.8.128/25, asn: 64501 }
+  - { network: 77.88.8.0/26, asn: 64502 }
+  - { network: 1.1.0.0/23, asn: 64503 }
+  - { network: 2001:4860::/33, asn: 64504 }
+  - { network: 2606:4700::/31, asn: 64505 }
+",
+    )
+    .unwrap();
+    build(&asn_src, &asn, Schema::City).unwrap();
+    let merged = GeoDb::open(&city)
+        .unwrap()
+        .with_asn(std::sync::Arc::new(GeoDb::open(&asn).unwrap()));
+    let (rc, ra) = (
+        Reference::open(&city).unwrap(),
+        Reference::open(&asn).unwrap(),
+    );
+    let mut rng = Rng(28);
+    let mut hits = 0;
+    let bases: [u32; 4] = [0x0808_0800, 0x4D58_0800, 0x0101_0100, 0x0808_0000];
+    for _ in 0..50_000 {
+        let r = rng.next();
+        let v4 = IpAddr::V4(Ipv4Addr::from(
+            bases[(r % 4) as usize] ^ ((r >> 8) as u32 & 0x3FFF),
+        ));
+        let v6 = IpAddr::V6(Ipv6Addr::from(
+            [0x2001_4860u128 << 96, 0x2606_4700 << 96][(r >> 40) as usize % 2]
+                ^ u128::from(rng.next()) << 64,
+        ));
+        for ip in [v4, v6] {
+            let want = rc.lookup_with_asn(&ra, ip);
+            assert_eq!(merged.lookup(ip), want, "{ip}");
+            hits += usize::from(want.is_some_and(|m| m.location.asn.is_some()));
+        }
+    }
+    assert!(hits > 1000, "{hits}");
+}
+
+/// A real database (GEOSTEER_GEODB=path/to/GeoLite2-City.mmdb), a million
+/// random addresses and the edges of its networks; skipped without one.
+#[test]
+fn a_real_database_matches_its_walk() {
+    let Some(path) = std::env::var_os("GEOSTEER_GEODB") else {
+        eprintln!("SKIPPED: set GEOSTEER_GEODB to a real database");
+        return;
+    };
+    let db = open(Path::new(&path));
+    let mut rng = Rng(2828);
+    let mut hits = 0;
+    for _ in 0..1_000_000 {
+        let r = rng.next();
+        hits += usize::from(compare(&db, IpAddr::V4(Ipv4Addr::from(r as u32))));
+        if r.is_multiple_of(4) {
+            let top = [0x2001u128, 0x2400, 0x2600, 0x2800, 0x2a00, 0x2c00][(r >> 32) as usize % 6];
+            let a = top << 112 | u128::from(rng.next()) << 48 | u128::from(rng.next() as u16);
+            compare(&db, IpAddr::V6(Ipv6Addr::from(a)));
+        }
+    }
+    assert!(hits > 500_000, "{hits}");
 }

@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod answers;
 mod decisions;
 mod geo;
 mod geo_walk;

@@ -121,6 +121,7 @@ pub(crate) fn steered<'s>(
         cookie_valid: extra.cookie_valid,
         rum_probe: false,
         prerendered: true,
+        deferred: false,
     })
 }
 
