@@ -94,7 +94,12 @@ fn all_up(zone: &Zone) -> Steering {
             e.with_health(health)
         })
         .collect();
-    Steering::new(edges, Vec::new(), steer::Nets::new(Vec::new()))
+    // The zone's hosts, so that their candidate groups exist in this steering.
+    Steering::new(
+        edges,
+        zone.steering.hosts.clone(),
+        steer::Nets::new(Vec::new()),
+    )
 }
 
 /// The unlocated client: no database, no override net, no ECS.
@@ -143,7 +148,7 @@ pub fn build(zone: &Zone) -> Image {
 /// A steered host's default records: A and AAAA (or the CNAME of a
 /// fallback or partner), and its HTTPS/SVCB templates with those hints.
 fn steered(zone: &Zone, up: &Steering, node: &Node, h: u32, out: &mut Vec<Rr>) {
-    let host = &zone.steering.hosts[h as usize];
+    let host = &up.hosts[h as usize];
     let d4 = steer::decide(up, host, None, NOWHERE, Family::V4, &mut ());
     let d6 = steer::decide(up, host, None, NOWHERE, Family::V6, &mut ());
     let rr = |rtype, rdata| Rr {

@@ -8,7 +8,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use support::http::{get, get_json};
+use support::http::{get, get_json, http_with};
 use support::rum::{Client, answer, ask_from, rum_addr, start, www_edge};
 use support::server::AppServer;
 use support::wait::until_true;
@@ -221,6 +221,72 @@ fn beacons_move_their_network_and_survive_a_restart() {
             "{net} from the exported rtt.csv: {r}"
         );
     }
+}
+
+/// A reload that reorders the zone's edges (learned rows refer to edges
+/// by index) keeps the learned cell steering: the new snapshot gets a
+/// table for its own edge list before it serves, so no query in between
+/// falls back to the map.
+#[test]
+fn a_reload_that_reorders_the_edges_keeps_learned_cells() {
+    let _counters = crate::shared_counters();
+    let (dir, _, app) = start("", "");
+    let (dns, http, rum) = (app.dns(), app.http(), rum_addr(&app));
+    let net = Some(("127.1.5.0", 24));
+    for i in 0..5 {
+        let c = Client::new(&format!("127.1.5.{}", 10 + i), rum);
+        assert_eq!(c.view(&[("lhr", 300.0), ("fra", 20.0)]).1, 204);
+    }
+    until_true("the learned cell to steer", WAIT, || {
+        www_edge(dns, "127.0.0.1", net).0 == "fra"
+    });
+    // Asked all along from another thread.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                got.push(www_edge(dns, "127.0.0.1", net).0);
+            }
+            got
+        })
+    };
+    // fra before lhr now: every index moves.
+    let pools = dir.path().join("zones/cdn.example.pools.yaml");
+    let text = std::fs::read_to_string(&pools).unwrap();
+    let (lhr, fra) = (
+        text.lines()
+            .find(|l| l.trim_start().starts_with("lhr:"))
+            .unwrap(),
+        text.lines()
+            .find(|l| l.trim_start().starts_with("fra:"))
+            .unwrap(),
+    );
+    let swapped = text
+        .replacen(lhr, "@@LHR@@", 1)
+        .replacen(fra, lhr, 1)
+        .replacen("@@LHR@@", fra, 1);
+    assert_ne!(swapped, text);
+    std::fs::write(&pools, swapped).unwrap();
+    let (code, _, body) = http_with(http, "POST", "/api/reload", "", "");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        www_edge(dns, "127.0.0.1", net).0,
+        "fra",
+        "right after the reload"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let got = asker.join().unwrap();
+    let wrong: Vec<_> = got.iter().filter(|e| *e != "fra").collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} answers: {wrong:?}",
+        wrong.len(),
+        got.len()
+    );
+    // The neighbours still get the map's edge, now at another index.
+    assert_eq!(www_edge(dns, "127.0.0.1", Some(("127.1.6.0", 24))).0, "lhr");
 }
 
 /// A resolver in London (127.3.0.53, no ECS) whose users are in Tokyo:
