@@ -30,6 +30,8 @@ pub struct Responder {
     dnstap: Option<Dnstap>,
     /// UDP response rate limiting, when configured.
     rrl: Option<Rrl>,
+    /// Where RUM resolver probes are noted, when RUM is on.
+    rum: Option<Arc<crate::rum::ProbeQueue>>,
     /// Transfers, NOTIFY and TSIG: what the answer core defers.
     estate: Option<Arc<Estate>>,
 }
@@ -42,8 +44,15 @@ impl Responder {
             query_log: None,
             dnstap: None,
             rrl: None,
+            rum: None,
             estate: None,
         }
+    }
+
+    /// Notes RUM resolver probes (see [`crate::rum::probe`]).
+    pub fn with_rum(mut self, probes: Option<Arc<crate::rum::ProbeQueue>>) -> Responder {
+        self.rum = probes;
+        self
     }
 
     /// Answers NOTIFY, zone transfers and TSIG-signed messages.
@@ -89,6 +98,11 @@ impl Handler for Responder {
     fn handle_tcp(&self, query: &[u8], client: SocketAddr, out: &mut [u8]) -> Reply {
         self.answer(query, client, Transport::Tcp, out)
     }
+
+    fn idle(&self) {
+        // Drop this thread's snapshot: a reload may be waiting to free it.
+        SNAPSHOT.with(|c| c.borrow_mut().take());
+    }
 }
 
 impl Responder {
@@ -103,7 +117,7 @@ impl Responder {
         let sampled = self.query_log.as_ref().and_then(|l| l.sample());
         let tapped = self.dnstap.as_ref().and_then(|t| t.sample());
         let mut deferred = None;
-        let len = self.with_snapshot(|snap| {
+        let len = self.with_snapshot(transport, |snap| {
             let summary = dns::respond_traced(snap, query, client.ip(), transport, out, &mut ());
             if summary.as_ref().is_some_and(|s| s.deferred) {
                 // Not a plain query: NOTIFY, a transfer, TSIG.
@@ -123,6 +137,11 @@ impl Responder {
                 log.record(t, query, client.ip(), transport, s);
             }
             let s = summary?;
+            if s.rum_probe
+                && let Some(p) = &self.rum
+            {
+                p.record(query, client.ip());
+            }
             match &self.rrl {
                 // TCP needs a real handshake, so its source is not forged;
                 // nor is that of a valid server cookie (as BIND exempts it).
@@ -162,8 +181,10 @@ fn answered<'a>(s: &'a dns::Summary<'_>) -> metrics::Answered<'a> {
 /// about a hundred instructions (a debt slot claimed and released); the
 /// cache is one atomic load and a compare while nothing changed. Keyed by
 /// the `ArcSwap` it reads, so threads serving several servers (tests) stay
-/// correct. The price: an idle thread keeps the snapshot it last used (at
-/// most one old snapshot per thread) until its next query.
+/// correct. An idle thread would keep the snapshot it last used (and with
+/// it a replaced GeoIP DB) until its next query: UDP workers drop it when
+/// idle ([`Handler::idle`]), and TCP, whose threads are the runtime's and
+/// never idle as such, loads per query (its syscalls cost far more).
 type SnapshotCache = Cache<Shared, Arc<Snapshot>>;
 
 thread_local! {
@@ -172,7 +193,10 @@ thread_local! {
 
 impl Responder {
     #[inline(always)]
-    fn with_snapshot<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
+    fn with_snapshot<R>(&self, transport: Transport, f: impl FnOnce(&Snapshot) -> R) -> R {
+        if transport == Transport::Tcp {
+            return f(&self.shared.load());
+        }
         SNAPSHOT.with(|c| {
             let mut c = c.borrow_mut();
             let cache = match &mut *c {
@@ -240,11 +264,16 @@ async fn bind_pair(addr: SocketAddr, workers: usize) -> std::io::Result<(UdpServ
 /// Starts serving `snapshot` on every `listen` address of `cfg`.
 pub async fn start(cfg: &ServerConfig, snapshot: Snapshot) -> std::io::Result<Running> {
     let shared: Shared = Arc::new(ArcSwap::from_pointee(snapshot));
-    start_shared(cfg, shared).await
+    start_shared(cfg, shared, None).await
 }
 
-/// [`start`] with a snapshot handle the caller keeps (for reloads).
-pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result<Running> {
+/// [`start`] with a snapshot handle the caller keeps (for reloads), and
+/// RUM's probe queue when RUM is on.
+pub async fn start_shared(
+    cfg: &ServerConfig,
+    shared: Shared,
+    rum: Option<Arc<crate::rum::ProbeQueue>>,
+) -> std::io::Result<Running> {
     let query_log = match &cfg.query_log {
         Some(q) => QueryLog::start(q)?,
         None => None,
@@ -259,6 +288,7 @@ pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result
             .with_query_log(query_log)
             .with_dnstap(dnstap)
             .with_rrl(cfg.rrl.as_ref())
+            .with_rum(rum)
             .with_estate(Some(estate.clone())),
     );
     let (stop, _) = watch::channel(false);
