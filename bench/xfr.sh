@@ -81,14 +81,21 @@ transfer:
   allow: [{ net: 127.0.0.0/8 }]
 EOF
 
+# answering PORT: waits (up to a minute) until the server on PORT answers.
+answering() {
+    for _ in $(seq 600); do
+        kdig @127.0.0.1 -p "$1" +short +timeout=1 +retry=0 ns1.xfr.example A 2>/dev/null | grep -q 192.0.2.53 && return
+        sleep 0.1
+    done
+    log "nothing answers on port $1"
+    exit 1
+}
+
 # --- geosteer ---------------------------------------------------------------------
 "${ON_CPU[@]}" "$GS_BIN" serve -c "$OUT/gs/geosteer.yaml" 2>"$OUT/gs/log" &
 GS_PID=$!
 PIDS+=("$GS_PID")
-for _ in $(seq 600); do
-    kdig @127.0.0.1 -p "$GS_PORT" +short +time=1 +tries=1 ns1.xfr.example A 2>/dev/null | grep -q 192.0.2.53 && break
-    sleep 0.1
-done
+answering "$GS_PORT"
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 # geosteer's first AXFR builds the zone's image: its CPU is the first column.
@@ -130,10 +137,7 @@ EOF
 "${ON_CPU[@]}" knotd -c "$OUT/knot/knot.conf" &
 KNOT_PID=$!
 PIDS+=("$KNOT_PID")
-for _ in $(seq 600); do
-    kdig @127.0.0.1 -p "$KNOT_PORT" +short +time=1 +tries=1 ns1.xfr.example A 2>/dev/null | grep -q 192.0.2.53 && break
-    sleep 0.1
-done
+answering "$KNOT_PORT"
 
 # --- measure ------------------------------------------------------------------------
 # measure NAME PID PORT: "first_cpu_ms cpu_ms wall_ms records": one AXFR,
