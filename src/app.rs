@@ -128,6 +128,8 @@ pub struct App {
     /// The etcd link, when `fleet:` is configured.
     pub fleet: Option<Arc<crate::fleet::Fleet>>,
     http: Option<JoinHandle<std::io::Result<()>>>,
+    /// NOTIFY out and secondary zones' refreshes (see [`crate::xfr`]).
+    xfr: Vec<JoinHandle<()>>,
     _watch: Option<Watch>,
     stop: watch::Sender<bool>,
 }
@@ -171,6 +173,7 @@ impl App {
             }
         };
         let (stop, _) = watch::channel(false);
+        let xfr = start_xfr(&cfg, &reloader, &running, &stop);
         let listener = match cfg.http {
             Some(addr) => {
                 let l = tokio::net::TcpListener::bind(addr)
@@ -215,6 +218,7 @@ impl App {
             running,
             http_addr,
             http,
+            xfr,
             _watch: watch,
             stop,
         })
@@ -236,7 +240,54 @@ impl App {
         if let Some(h) = self.http {
             let _ = h.await;
         }
+        for j in self.xfr {
+            let _ = j.await;
+        }
     }
+}
+
+/// Starts the jobs beside the query path that transfers need: NOTIFY out
+/// (and a signed zone's serial moving each signing period), and one
+/// refresh task per secondary zone. They stop with `stop`.
+fn start_xfr(
+    cfg: &ServerConfig,
+    reloader: &Arc<Reloader>,
+    running: &Running,
+    stop: &watch::Sender<bool>,
+) -> Vec<JoinHandle<()>> {
+    let reload: crate::xfr::notify::Reload = {
+        let r = Arc::downgrade(reloader);
+        Arc::new(move |why| {
+            if let Some(r) = r.upgrade() {
+                let _ = r.reload(why);
+            }
+        })
+    };
+    let xcfg = Arc::new(cfg.xfr.clone());
+    let mut jobs = Vec::new();
+    if xcfg.serves_transfers() {
+        jobs.push(tokio::spawn(crate::xfr::notify::run(
+            xcfg.clone(),
+            reloader.shared().clone(),
+            reload.clone(),
+            stop.subscribe(),
+        )));
+    }
+    for zone in &xcfg.secondaries {
+        let Some(wake) = running.estate.waker(&zone.apex) else {
+            continue;
+        };
+        tracing::info!(zone = %zone.zone, primaries = ?zone.primaries, "secondary zone");
+        jobs.push(tokio::spawn(crate::xfr::secondary::run(
+            zone.clone(),
+            cfg.zones.clone(),
+            xcfg.state_file.clone(),
+            wake,
+            reload.clone(),
+            stop.subscribe(),
+        )));
+    }
+    jobs
 }
 
 /// Serves until SIGINT or SIGTERM; SIGHUP reloads.

@@ -70,7 +70,9 @@ mod server;
 mod snapshot;
 mod status;
 mod steer;
+mod tsig;
 mod wire;
+mod xfr;
 mod yaml;
 mod zone;
 
@@ -101,6 +103,20 @@ pub use zone::{
     MAX_INCLUDE_DEPTH, ZoneError, ZoneFile, load_zone_file, origin_from_filename, parse_zone_str,
     validate as validate_zone,
 };
+
+// The RDATA layout of every record type (zone files and transfers).
+pub use zone::schema::{
+    canonical as canonical_rdata, check_rdata, from_wire as rdata_from_wire, type_code, type_name,
+};
+
+// TSIG (RFC 8945), zone transfers and PROXY v2.
+pub use net::proxy::{Proxies, Verdict as ProxyVerdict};
+pub use tsig::{
+    Algorithm as TsigAlgorithm, BADKEY, BADSIG, BADTIME, BADTRUNC, Key as TsigKey,
+    Keyring as TsigKeyring, Signer as TsigSigner, Verifier as TsigVerifier, find as find_tsig,
+    verify_request as verify_tsig,
+};
+pub use xfr::image::soa_serial_at;
 
 // DNSSEC keys and the signature cache.
 pub use dnssec::keys::{format_time, generate as generate_key};

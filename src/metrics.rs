@@ -247,6 +247,30 @@ fn describe() {
         "geosteer_dnstap_dropped_total",
         "dnstap messages dropped: queue full, no socket reader, or a failed write"
     );
+    describe_counter!(
+        "geosteer_proxy_accepted_total",
+        "Packets and connections whose PROXY v2 header named the client"
+    );
+    describe_counter!(
+        "geosteer_proxy_dropped_total",
+        "PROXY v2 headers dropped, by reason (untrusted sender, malformed)"
+    );
+    describe_counter!(
+        "geosteer_xfr_messages_total",
+        "Transfers, NOTIFYs and TSIG-signed queries handled, by kind and result"
+    );
+    describe_counter!(
+        "geosteer_tsig_errors_total",
+        "TSIG-signed requests refused, by TSIG error (BADSIG, BADKEY, BADTIME, ...)"
+    );
+    describe_counter!(
+        "geosteer_notify_sent_total",
+        "NOTIFY attempts to transfer.notify targets, by result (ok, error, retry)"
+    );
+    describe_counter!(
+        "geosteer_secondary_refresh_total",
+        "Secondary zone refreshes, by result (unchanged, ixfr, axfr, refused, failed)"
+    );
 }
 
 /// A and AAAA first, as [`qtype_index`] assumes.

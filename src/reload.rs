@@ -236,6 +236,9 @@ pub struct FileCache {
     rtt: std::collections::HashMap<PathBuf, HeldRtt>,
     /// The RTT files the build in progress read (the others are dropped).
     rtt_used: HashSet<PathBuf>,
+    /// Serials of zones transferred out, when something transfers: each
+    /// build gives every zone its serial (see [`crate::xfr::serial`]).
+    pub serials: Option<crate::xfr::serial::SerialBook>,
 }
 
 /// A parsed RTT file and what its table depends on besides the file: the
@@ -354,7 +357,8 @@ pub fn build_snapshot_with(
     let mut zones = Vec::new();
     match zone_files(&cfg.zones) {
         Ok(files) => {
-            if files.is_empty() {
+            // A secondary-only server starts empty and fills on transfer.
+            if files.is_empty() && cfg.xfr.secondaries.is_empty() {
                 errs.push(ConfigError::new(
                     &cfg.zones,
                     0,
@@ -367,8 +371,11 @@ pub fn build_snapshot_with(
                     sign_zone(cfg, &mut z)?;
                     Ok(z)
                 }) {
-                    Ok(z) => {
+                    Ok(mut z) => {
                         if seen.insert(z.tree.apex_lower.clone()) {
+                            if let Some(book) = &mut geo.serials {
+                                book.assign(&mut z, crate::clock::unix_now());
+                            }
                             zones.push(z);
                         }
                     }
@@ -520,6 +527,9 @@ impl Reloader {
         checker: Option<crate::health::Checker>,
     ) -> Result<Arc<Reloader>, ConfigErrors> {
         let mut geo = FileCache::default();
+        if cfg.xfr.serves_transfers() {
+            geo.serials = Some(crate::xfr::serial::SerialBook::open(&cfg.xfr.state_file));
+        }
         let started = std::time::Instant::now();
         if let Some(d) = &cfg.dnssec {
             crate::dnssec::sign::SigCache::global().set_capacity(d.cache_size);

@@ -15,10 +15,11 @@ use crate::config::ServerConfig;
 use crate::dns;
 use crate::dnstap::Dnstap;
 use crate::metrics::{self, QueryMetrics};
-use crate::net::{Handler, TcpConfig, Transport, UdpRunning, UdpServer, serve_tcp};
+use crate::net::{Handler, Reply, TcpConfig, Transport, UdpRunning, UdpServer, serve_tcp};
 use crate::querylog::QueryLog;
 use crate::rrl::{Rrl, RrlConfig};
 use crate::snapshot::{Shared, Snapshot};
+use crate::xfr::{Deferred, Estate};
 
 /// The bridge from transports to the answer core: loads the current
 /// snapshot and answers.
@@ -29,6 +30,8 @@ pub struct Responder {
     dnstap: Option<Dnstap>,
     /// UDP response rate limiting, when configured.
     rrl: Option<Rrl>,
+    /// Transfers, NOTIFY and TSIG: what the answer core defers.
+    estate: Option<Arc<Estate>>,
 }
 
 impl Responder {
@@ -39,7 +42,14 @@ impl Responder {
             query_log: None,
             dnstap: None,
             rrl: None,
+            estate: None,
         }
+    }
+
+    /// Answers NOTIFY, zone transfers and TSIG-signed messages.
+    pub fn with_estate(mut self, estate: Option<Arc<Estate>>) -> Responder {
+        self.estate = estate;
+        self
     }
 
     /// Logs a sample of queries (see [`crate::querylog`]).
@@ -69,10 +79,44 @@ impl Handler for Responder {
         transport: Transport,
         out: &mut [u8],
     ) -> Option<usize> {
+        match self.answer(query, client, transport, out) {
+            Reply::One(n) => Some(n),
+            // A stream never comes over UDP; `handle_tcp` takes TCP's.
+            Reply::None | Reply::Stream(_) => None,
+        }
+    }
+
+    fn handle_tcp(&self, query: &[u8], client: SocketAddr, out: &mut [u8]) -> Reply {
+        self.answer(query, client, Transport::Tcp, out)
+    }
+}
+
+impl Responder {
+    #[inline(always)]
+    fn answer(
+        &self,
+        query: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        out: &mut [u8],
+    ) -> Reply {
         let sampled = self.query_log.as_ref().and_then(|l| l.sample());
         let tapped = self.dnstap.as_ref().and_then(|t| t.sample());
+        let mut deferred = None;
         let len = self.with_snapshot(|snap| {
             let summary = dns::respond_traced(snap, query, client.ip(), transport, out, &mut ());
+            if summary.as_ref().is_some_and(|s| s.deferred) {
+                // Not a plain query: NOTIFY, a transfer, TSIG.
+                let estate = self.estate.as_ref()?;
+                return match estate.answer(snap, query, client, transport, out) {
+                    Deferred::One(n) => Some(n),
+                    Deferred::Drop => None,
+                    Deferred::Stream(rx) => {
+                        deferred = Some(rx);
+                        None
+                    }
+                };
+            }
             self.metrics
                 .record(transport, summary.as_ref().map(answered));
             if let (Some(log), Some(t), Some(s)) = (&self.query_log, sampled, &summary) {
@@ -91,7 +135,11 @@ impl Handler for Responder {
         if let (Some(tap), Some(t)) = (&self.dnstap, tapped) {
             tap.record(t, query, len.map(|n| &out[..n]), client, transport);
         }
-        len
+        match (deferred, len) {
+            (Some(rx), _) => Reply::Stream(rx),
+            (None, Some(n)) => Reply::One(n),
+            (None, None) => Reply::None,
+        }
     }
 }
 
@@ -143,6 +191,8 @@ pub struct Running {
     tcp: Vec<JoinHandle<std::io::Result<()>>>,
     /// (UDP, TCP) bound addresses, one pair per `listen` entry.
     pub addrs: Vec<(SocketAddr, SocketAddr)>,
+    /// What answers transfers and NOTIFY (secondary zones wait on it).
+    pub estate: Arc<Estate>,
     stop: watch::Sender<bool>,
 }
 
@@ -203,11 +253,13 @@ pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result
         Some(d) => Dnstap::start(d)?,
         None => None,
     };
+    let estate = Arc::new(Estate::new(&cfg.xfr));
     let handler: Arc<dyn Handler> = Arc::new(
         Responder::new(shared.clone())
             .with_query_log(query_log)
             .with_dnstap(dnstap)
-            .with_rrl(cfg.rrl.as_ref()),
+            .with_rrl(cfg.rrl.as_ref())
+            .with_estate(Some(estate.clone())),
     );
     let (stop, _) = watch::channel(false);
     let mut running = Running {
@@ -215,9 +267,12 @@ pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result
         udp: Vec::new(),
         tcp: Vec::new(),
         addrs: Vec::new(),
+        estate,
         stop,
     };
+    let proxies = crate::net::Proxies::new(cfg.proxy_protocol.clone());
     let tcp_cfg = TcpConfig {
+        proxies: proxies.clone(),
         idle_timeout: cfg.tcp.idle_timeout,
         max_connections: cfg.tcp.max_connections,
         max_per_client: cfg.tcp.max_per_client,
@@ -226,7 +281,7 @@ pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result
     for &addr in &cfg.listen {
         let (udp, tcp) = bind_pair(addr, cfg.workers).await?;
         let tcp_addr = tcp.local_addr()?;
-        let udp = udp.start(handler.clone())?;
+        let udp = udp.with_proxies(proxies.clone()).start(handler.clone())?;
         running.addrs.push((udp.local_addr(), tcp_addr));
         running.udp.push(udp);
         let mut rx = running.stop.subscribe();

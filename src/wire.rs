@@ -19,6 +19,9 @@ pub const TYPE_AAAA: u16 = 28;
 pub const TYPE_SRV: u16 = 33;
 pub const TYPE_OPT: u16 = 41;
 pub const TYPE_DS: u16 = 43;
+pub const TYPE_RRSIG: u16 = 46;
+pub const TYPE_NSEC: u16 = 47;
+pub const TYPE_TSIG: u16 = 250;
 pub const TYPE_IXFR: u16 = 251;
 pub const TYPE_AXFR: u16 = 252;
 pub const TYPE_MAILB: u16 = 253;
@@ -28,6 +31,8 @@ pub const TYPE_CAA: u16 = 257;
 pub const TYPE_DNAME: u16 = 39;
 pub const TYPE_SVCB: u16 = 64;
 pub const TYPE_HTTPS: u16 = 65;
+/// RFC 1996's opcode.
+pub const OPCODE_NOTIFY: u8 = 4;
 pub const CLASS_IN: u16 = 1;
 pub const CLASS_ANY: u16 = 255;
 pub const OPT_NSID: u16 = 3;
@@ -149,6 +154,8 @@ pub struct Query<'a> {
     pub qtype: u16,
     pub qclass: u16,
     pub edns: Option<Edns<'a>>,
+    /// The message carries a TSIG RR (RFC 8945): `crate::xfr` checks it.
+    pub tsig: bool,
 }
 
 impl Query<'_> {
@@ -307,6 +314,7 @@ impl Query<'_> {
         qtype: 0,
         qclass: 0,
         edns: None,
+        tsig: false,
     };
 }
 
@@ -358,6 +366,7 @@ fn parse_message<'a>(p: &'a [u8], flags: u16, q: &mut Query<'a>) -> Result<(), P
         }
     }
     q.edns = None;
+    q.tsig = false;
     for _ in 0..ar {
         let owner = pos;
         pos = skip_name(p, pos).ok_or(formerr(question, q.edns))?;
@@ -368,6 +377,10 @@ fn parse_message<'a>(p: &'a [u8], flags: u16, q: &mut Query<'a>) -> Result<(), P
         let end = rdata + rdlen as usize;
         if end > p.len() {
             return Err(formerr(question, q.edns));
+        }
+        if rtype == TYPE_TSIG {
+            // Where it must be and whether it verifies is the TSIG code's.
+            q.tsig = true;
         }
         if rtype == TYPE_OPT {
             // RFC 6891 §6.1.1: one OPT, owned by the root.

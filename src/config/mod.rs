@@ -4,6 +4,7 @@
 
 pub mod pools;
 pub mod rtt;
+pub mod xfr;
 
 pub use crate::yaml::ConfigError;
 
@@ -123,6 +124,18 @@ pub struct ServerRaw {
     /// Online DNSSEC signing; absent: no zone is signed.
     #[serde(default)]
     pub dnssec: Option<DnssecRaw>,
+    /// TSIG keys (RFC 8945) by name, for transfers and NOTIFY.
+    #[serde(default)]
+    pub tsig: Option<indexmap::IndexMap<serde_saphyr::Spanned<String>, xfr::TsigRaw>>,
+    /// Zone transfers out: who may, whom to NOTIFY.
+    #[serde(default)]
+    pub transfer: Option<xfr::TransferRaw>,
+    /// Zones pulled from primaries.
+    #[serde(default)]
+    pub secondary: Option<indexmap::IndexMap<serde_saphyr::Spanned<String>, xfr::SecondaryRaw>>,
+    /// Senders whose PROXY v2 header names the client.
+    #[serde(default)]
+    pub proxy_protocol: Option<Vec<serde_saphyr::Spanned<String>>>,
     /// What `/metrics` exports beyond the fixed series.
     #[serde(default)]
     pub metrics: crate::metrics::MetricsConfig,
@@ -399,6 +412,10 @@ pub struct ServerConfig {
     pub nsid: Option<Box<[u8]>>,
     pub cookies: CookieSetting,
     pub dnssec: Option<DnssecConfig>,
+    /// TSIG keys, transfers out, NOTIFY, secondary zones.
+    pub xfr: xfr::XfrConfig,
+    /// Senders trusted to prepend a PROXY v2 header.
+    pub proxy_protocol: Vec<ipnet::IpNet>,
     pub metrics: crate::metrics::MetricsConfig,
 }
 
@@ -498,9 +515,15 @@ impl ServerConfig {
             d
         });
         let dnssec = raw.dnssec.map(|d| d.validate(base, path)).transpose()?;
+        let at = |(line, reason)| ConfigError::new(path, line, reason);
+        let keys = xfr::keys(raw.tsig, base).map_err(at)?;
+        let xfr = xfr::validate(keys, raw.transfer, raw.secondary, base).map_err(at)?;
+        let proxy_protocol = xfr::proxy_senders(raw.proxy_protocol).map_err(at)?;
         Ok(ServerConfig {
             metrics: raw.metrics,
             dnssec,
+            xfr,
+            proxy_protocol,
             fleet,
             probe_source: raw.probe_source,
             nsid,

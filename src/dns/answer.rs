@@ -120,6 +120,9 @@ pub struct Answer<'a> {
     pub synth: Vec<Box<[u8]>>,
     /// Extended DNS Error for the OPT record (RFC 8914).
     pub ede: Option<Ede<'a>>,
+    /// An explicit RRSIG query to a signed zone: the answer section's
+    /// items are written as their RRSIGs only (see [`super::secure`]).
+    pub sigs_only: bool,
 }
 
 impl<'a> Answer<'a> {
@@ -134,6 +137,7 @@ impl<'a> Answer<'a> {
             steered: None,
             synth: Vec::new(),
             ede: None,
+            sigs_only: false,
         }
     }
 }
@@ -262,9 +266,12 @@ pub fn lookup<'a, T: steer::Trace>(
             }
         }
         // ANY matches the CNAME itself (RFC 1034 §4.3.2), so only other
-        // types follow the chain.
+        // types follow the chain; in a signed zone so do the RRSIG and NSEC
+        // that live beside a CNAME (RFC 4035 §2.5).
+        let beside_cname = zone.dnssec.is_some() && matches!(q.qtype, TYPE_RRSIG | TYPE_NSEC);
         if q.qtype != TYPE_CNAME
             && q.qtype != TYPE_ANY
+            && !beside_cname
             && let Some(cname) = node.rrset(TYPE_CNAME)
         {
             ans.answer.push(Item::Set(owner, cname));

@@ -139,6 +139,7 @@ fn render_one(
         qtype,
         qclass: CLASS_IN,
         edns: None,
+        tsig: false,
     };
     let signed = snap
         .zone_for(key, qtype)

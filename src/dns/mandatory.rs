@@ -9,7 +9,7 @@
 //! | EDNS version above 0 | BADVERS | RFC 6891 §6.1.3 |
 //! | any opcode but QUERY | NOTIMP | RFC 1035 §4.1.1 (wins over the two above, as in Knot and gdnsd) |
 //! | a class other than IN (or ANY) | REFUSED | we serve IN zones only |
-//! | AXFR or IXFR | REFUSED | zone transfers are not offered |
+//! | NOTIFY, AXFR or IXFR, a TSIG RR | deferred | `crate::xfr` answers them (transfers, RFC 1996, RFC 8945) |
 //! | OPT, MAILA, MAILB or NXNAME as the type | FORMERR | meta-types nobody may ask (RFC 6891 §6.1.1, RFC 9824 §3.5) |
 //!
 //! The first three are the packet's form, found by [`crate::wire`]'s
@@ -19,9 +19,9 @@
 //! ([`super::request`]): an invalid server cookie is answered as if only
 //! the client cookie had been sent (RFC 7873 §5.2.3).
 //!
-//! NOTIFY, UPDATE and zone transfers get their NOTIMP or REFUSED here; a
-//! server that handles them lets them pass here and routes them in
-//! [`super::respond`]'s dispatch.
+//! UPDATE and the other opcodes get their NOTIMP here. NOTIFY, zone
+//! transfers and TSIG-signed messages are deferred: [`super::respond`]
+//! hands them back (`Summary::deferred`) for `crate::xfr`.
 
 use crate::wire::*;
 
@@ -34,6 +34,9 @@ pub(crate) enum Check<'a> {
     Reject(Reject<'a>),
     /// A well-formed query answered with this rcode and no records.
     Refuse(Rcode),
+    /// Not the answer core's: a NOTIFY, AXFR/IXFR, or a TSIG-signed
+    /// message (`crate::xfr`).
+    Defer,
     /// A query to dispatch.
     Pass,
 }
@@ -67,6 +70,7 @@ pub(crate) fn check<'a>(
             question,
             edns,
         },
+        Ok(()) if q.tsig || q.opcode() == OPCODE_NOTIFY => return Check::Defer,
         Ok(()) if q.opcode() == 0 => return question(q),
         Ok(()) => Reject {
             rcode: Rcode::NotImp,
@@ -92,8 +96,8 @@ fn question(q: &Query<'_>) -> Check<'static> {
     if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
         Check::Refuse(Rcode::Refused)
     } else if matches!(q.qtype, TYPE_AXFR | TYPE_IXFR) {
-        // Zone transfers are not offered (and never over UDP).
-        Check::Refuse(Rcode::Refused)
+        // Transfers (and IXFR's SOA over UDP) are `crate::xfr`'s.
+        Check::Defer
     } else if matches!(
         q.qtype,
         TYPE_OPT | TYPE_MAILA | TYPE_MAILB | crate::dnssec::sign::TYPE_NXNAME

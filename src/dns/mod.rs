@@ -23,6 +23,7 @@ mod request;
 mod secure;
 
 pub use render::Summary;
+pub use request::OUR_UDP_SIZE;
 use request::Request;
 
 use std::net::{IpAddr, SocketAddr};
@@ -44,7 +45,9 @@ pub fn respond(
     transport: Transport,
     out: &mut [u8],
 ) -> Option<usize> {
-    respond_traced(snap, packet, client.ip(), transport, out, &mut ()).map(|s| s.len)
+    respond_traced(snap, packet, client.ip(), transport, out, &mut ())
+        .filter(|s| !s.deferred)
+        .map(|s| s.len)
 }
 
 /// [`respond`] with a steering trace and a summary of what was sent.
@@ -79,12 +82,14 @@ fn respond_inner<'s, T: steer::Trace>(
     let refused = match mandatory::check(packet, parse_query_into(packet, &mut q), &q) {
         Check::Pass => None,
         Check::Drop => return None,
+        // NOTIFY, transfers, TSIG: handed back for `crate::xfr`.
+        Check::Defer => return Some(Summary::deferred()),
         Check::Reject(r) => return Some(reject(snap, packet, &r, source, transport, out)),
         Check::Refuse(rcode) => Some(rcode),
     };
     let req = Request::new(&snap.protocol, &q, source, transport, out.len());
-    // Dispatch: a query, or a refusal of one. (Other opcodes and zone
-    // transfers, once served, are routed here by opcode and type.)
+    // Dispatch: a query, or a refusal of one. (NOTIFY, zone transfers and
+    // TSIG-signed messages were deferred above, to `crate::xfr`.)
     match refused {
         None => query(snap, &req, out, trace),
         Some(rcode) => Some(answered(snap, &req, Answer::new(rcode), out)),
@@ -144,6 +149,7 @@ fn answered<'s>(
         steered: ans.steered,
         cookie_valid: req.extra.cookie_valid,
         prerendered: false,
+        deferred: false,
     }
 }
 

@@ -67,6 +67,7 @@ fn render_behind(tree: &Tree, label: &[u8], out: &mut [u8]) -> Option<(Vec<u8>, 
         qtype: TYPE_A,
         qclass: CLASS_IN,
         edns: None,
+        tsig: false,
     };
     let (len, truncated) =
         render::answer(&Request::ahead(&q, out.len()), &nxdomain(tree), out, None);

@@ -6,11 +6,19 @@
 //! the denied name whose next name is `\000.<name>` (nothing else lies
 //! between), with the types there in its bitmap, or RRSIG NSEC NXNAME for
 //! a name that does not exist; the rcode of the latter is NOERROR unless
-//! the query set CO. A wildcard answer is signed with the wildcard's label
-//! count (RFC 4035 §5.3.4) and carries an NSEC that minimally covers the
-//! next closer name (RFC 4470 style), proving no closer match exists. A
-//! referral carries the DS (signed) or the NSEC at the cut proving there
-//! is none; the NS at the cut and glue stay unsigned (RFC 4035 §3.1.4).
+//! the query set CO. A wildcard answer, static or steered, is signed as
+//! the wildcard's RRset (its owner and label count, RFC 4035 §3.1.3.3 and
+//! §5.3.4: one signature serves every name the wildcard answers) and
+//! carries an NSEC that minimally covers the next closer name (RFC 4470
+//! style), proving no closer match exists. A referral carries the DS
+//! (signed) or the NSEC at the cut proving there is none; the NS at the
+//! cut and glue stay unsigned (RFC 4035 §3.1.4).
+//!
+//! Every name of a signed zone, and every name compact denial says has no
+//! data, has an NSEC (the one its denial would carry) and RRSIGs. So an
+//! explicit NSEC query gets that NSEC as its answer, and an RRSIG query
+//! the signatures of the RRsets there and of that NSEC; a NODATA for
+//! either would contradict its own bitmap.
 
 use std::sync::Arc;
 
@@ -61,6 +69,9 @@ pub fn prepare<'a>(
         min_expiration: std::cell::Cell::new(u32::MAX),
     };
     referral(tree, ans);
+    if matches!(qtype, TYPE_NSEC | TYPE_RRSIG) && explicit(&ctx, qtype, compact_ok, ans) {
+        return Some(ctx);
+    }
     wildcard_proofs(&ctx, ans);
     if ans
         .authority
@@ -70,6 +81,62 @@ pub fn prepare<'a>(
         denial(&ctx, qtype, compact_ok, ans);
     }
     Some(ctx)
+}
+
+/// An explicit NSEC or RRSIG query the lookup answered with NODATA (or
+/// NXDOMAIN) at the question: answers it with the NSEC at that name, or
+/// the RRSIGs of what is there and of that NSEC. `false` when the answer
+/// is anything else (a referral, a chain).
+fn explicit<'a>(ctx: &Ctx<'a>, qtype: u16, compact_ok: bool, ans: &mut Answer<'a>) -> bool {
+    let negative = ans
+        .authority
+        .iter()
+        .any(|i| matches!(i, Item::NegativeSoa(_)));
+    if !negative || !ans.answer.is_empty() {
+        return false;
+    }
+    let lname = ctx.qname.as_bytes();
+    let node = ctx
+        .tree
+        .nodes
+        .get(lname)
+        .or_else(|| ctx.tree.wildcard(lname));
+    let mut types = match node {
+        Some(n) if ans.rcode == Rcode::NoError => node_types(Some(n), 0, ctx.svcb),
+        _ => vec![TYPE_RRSIG, TYPE_NSEC, TYPE_NXNAME],
+    };
+    if ans.rcode == Rcode::NxDomain && !compact_ok {
+        ans.rcode = Rcode::NoError;
+    }
+    ans.authority.clear();
+    if qtype == TYPE_RRSIG {
+        if let Some(n) = node.filter(|_| ans.rcode == Rcode::NoError) {
+            ans.answer
+                .extend(n.rrsets.iter().map(|s| Item::Set(Owner::Query, s)));
+        }
+        ans.sigs_only = true;
+    }
+    ans.answer.push(Item::Nsec(Box::new(Nsec {
+        owner: Owner::Query,
+        synth: None,
+        ttl: ctx.tree.neg_ttl,
+        rdata: nsec_rdata(&next_of(lname), &mut types).into(),
+    })));
+    true
+}
+
+/// Who signs an RRset at `lname` (lowercased) and with which RRSIG label
+/// count: the name itself, or for a name only a wildcard answers, the
+/// wildcard (RFC 4035 §3.1.3.3), whose signature is then the same for
+/// every name it answers.
+fn signer_of(ctx: &Ctx<'_>, lname: NameBuf) -> (NameBuf, u8) {
+    if ctx.tree.nodes.contains_key(lname.as_bytes()) {
+        return (lname, rrsig_labels(lname.as_bytes()) as u8);
+    }
+    match ctx.tree.wildcard(lname.as_bytes()) {
+        Some(wild) => (lower_buf(&wild.owner), (label_count(&wild.owner) - 1) as u8),
+        None => (lname, label_count(lname.as_bytes()) as u8),
+    }
 }
 
 /// The lowercased name an owner stands for.
@@ -200,7 +267,13 @@ fn wire_lower(n: &[u8]) -> Vec<u8> {
 fn wildcard_proofs<'a>(ctx: &Ctx<'a>, ans: &mut Answer<'a>) {
     let mut proofs: SmallVec<[Item<'a>; 1]> = SmallVec::new();
     for item in &ans.answer {
-        let Item::Set(owner, _) = item else { continue };
+        let owner = match item {
+            Item::Set(o, _)
+            | Item::Edges { owner: o, .. }
+            | Item::Svcb { owner: o, .. }
+            | Item::Cname { owner: o, .. } => o,
+            _ => continue,
+        };
         let lname = lower_owner(ctx, *owner, &ans.synth);
         if ctx.tree.nodes.contains_key(lname.as_bytes()) {
             continue;
@@ -310,14 +383,8 @@ pub fn rrsigs<'i>(ctx: &Ctx<'_>, item: &'i Item<'_>, synth: &[Box<[u8]>]) -> Rrs
                 if set.rtype != TYPE_DS && tree.find_cut(lname.as_bytes()).is_some() {
                     return (*o, None, 0);
                 }
-                let (sign_owner, labels) = match tree.nodes.contains_key(lname.as_bytes()) {
-                    true => (lname, rrsig_labels(lname.as_bytes())),
-                    false => match tree.wildcard(lname.as_bytes()) {
-                        Some(wild) => (lower_buf(&wild.owner), label_count(&wild.owner) - 1),
-                        None => (lname, label_count(lname.as_bytes())),
-                    },
-                };
-                c.start(set.rtype, set.ttl, labels as u8);
+                let (sign_owner, labels) = signer_of(ctx, lname);
+                c.start(set.rtype, set.ttl, labels);
                 for rd in &set.rdata {
                     c.push_rdata(rd);
                 }
@@ -338,15 +405,22 @@ pub fn rrsigs<'i>(ctx: &Ctx<'_>, item: &'i Item<'_>, synth: &[Box<[u8]>]) -> Rrs
                 steering,
                 edges,
             } => {
-                let lname = lower_owner(ctx, *owner, synth);
-                sigs = edge_rrsigs(ctx.signer, lname.as_bytes(), *family, *ttl, steering, edges);
+                let (sign_owner, _) = signer_of(ctx, lower_owner(ctx, *owner, synth));
+                sigs = edge_rrsigs(
+                    ctx.signer,
+                    sign_owner.as_bytes(),
+                    *family,
+                    *ttl,
+                    steering,
+                    edges,
+                );
                 (*owner, None, *ttl)
             }
             Item::Cname { owner, ttl, target } => {
-                let lname = lower_owner(ctx, *owner, synth);
-                c.start(TYPE_CNAME, *ttl, label_count(lname.as_bytes()) as u8);
+                let (sign_owner, labels) = signer_of(ctx, lower_owner(ctx, *owner, synth));
+                c.start(TYPE_CNAME, *ttl, labels);
                 c.push(&wire_lower(target));
-                ctx.signer.rrsigs(lname.as_bytes(), c, &mut sigs);
+                ctx.signer.rrsigs(sign_owner.as_bytes(), c, &mut sigs);
                 (*owner, None, *ttl)
             }
             // One record: the template with this answer's hints, which the
@@ -359,10 +433,10 @@ pub fn rrsigs<'i>(ctx: &Ctx<'_>, item: &'i Item<'_>, synth: &[Box<[u8]>]) -> Rrs
                 v4,
                 v6,
             } => {
-                let lname = lower_owner(ctx, *owner, synth);
+                let (sign_owner, _) = signer_of(ctx, lower_owner(ctx, *owner, synth));
                 sigs = svcb_rrsigs(
                     ctx.signer,
-                    lname.as_bytes(),
+                    sign_owner.as_bytes(),
                     *ttl,
                     template,
                     steering,
@@ -404,8 +478,9 @@ thread_local! {
 }
 
 /// The RRSIGs of a steered A or AAAA RRset: the addresses of `edges` at
-/// `lname` (lowercased). Shared by the general and the fast path, so both
-/// write the same (cached) signature.
+/// `lname` (lowercased; a wildcard's `*.` owner for the names it answers,
+/// signed with the wildcard's label count). Shared by the general and the
+/// fast path, so both write the same (cached) signature.
 pub fn edge_rrsigs(
     signer: &ZoneSigner,
     lname: &[u8],
@@ -450,7 +525,7 @@ pub fn edge_rrsigs(
         crate::steer::Family::V6 => TYPE_AAAA,
     };
     EDGE_CANON.with_borrow_mut(|c| {
-        c.start(rtype, ttl, label_count(lname) as u8);
+        c.start(rtype, ttl, rrsig_labels(lname) as u8);
         for &e in edges {
             let edge = &steering.edges[e as usize];
             match family {

@@ -10,8 +10,8 @@ use super::keys::Key;
 use crate::wire;
 use crate::zone::tree::Rdata;
 
-pub const TYPE_RRSIG: u16 = 46;
-pub const TYPE_NSEC: u16 = 47;
+pub const TYPE_RRSIG: u16 = crate::wire::TYPE_RRSIG;
+pub const TYPE_NSEC: u16 = crate::wire::TYPE_NSEC;
 pub const TYPE_DNSKEY: u16 = 48;
 pub const TYPE_CDS: u16 = 59;
 pub const TYPE_CDNSKEY: u16 = 60;
@@ -41,32 +41,13 @@ impl Default for Policy {
 }
 
 /// Appends the canonical (RFC 4034 §6.2) form of RDATA of type `rtype`:
-/// the names inside NS, CNAME, PTR, MX, SRV, SOA, DNAME, RP, AFSDB, RT,
-/// KX and NAPTR lowercased, uncompressed (wire names have no letters in
-/// their length octets, so a whole name lowercases at once).
+/// the names inside lowercased for the types RFC 4034 lists (with RFC
+/// 6840 §5.1), uncompressed (wire names have no letters in their length
+/// octets, so a whole name lowercases at once).
 pub fn canonical_rdata(rtype: u16, rd: &Rdata, out: &mut Vec<u8>) {
     let lower = |n: &[u8], out: &mut Vec<u8>| out.extend(n.iter().map(u8::to_ascii_lowercase));
     match rd {
-        Rdata::Opaque(b) => match rtype {
-            // DNAME (39) is one name, RP (17) two.
-            39 | 17 => lower(b, out),
-            // AFSDB (18), RT (21), KX (36): a 16-bit field, then a name.
-            18 | 21 | 36 if b.len() > 2 => {
-                out.extend_from_slice(&b[..2]);
-                lower(&b[2..], out);
-            }
-            // NAPTR (35): order, preference, three strings, then a name.
-            35 => {
-                let mut p = 4;
-                for _ in 0..3 {
-                    p += 1 + usize::from(*b.get(p).unwrap_or(&0));
-                }
-                let p = p.min(b.len());
-                out.extend_from_slice(&b[..p]);
-                lower(&b[p..], out);
-            }
-            _ => out.extend_from_slice(b),
-        },
+        Rdata::Opaque(b) => crate::zone::schema::canonical(rtype, b, out),
         Rdata::Name(n) => lower(n, out),
         Rdata::Mx(p, n) => {
             out.extend_from_slice(&p.to_be_bytes());
@@ -195,27 +176,8 @@ pub fn ds_rdata(owner: &[u8], key: &Key) -> Vec<u8> {
 /// NSEC RDATA: next owner name (canonical, uncompressed), then the type
 /// bitmap of `types` (any order, duplicates allowed).
 pub fn nsec_rdata(next: &[u8], types: &mut [u16]) -> Vec<u8> {
-    types.sort_unstable();
     let mut rd = next.to_vec();
-    let mut window: Option<(u8, [u8; 32], usize)> = None;
-    let flush = |rd: &mut Vec<u8>, w: &(u8, [u8; 32], usize)| {
-        rd.push(w.0);
-        rd.push(w.2 as u8);
-        rd.extend_from_slice(&w.1[..w.2]);
-    };
-    for &t in types.iter() {
-        let (hi, lo) = ((t >> 8) as u8, (t & 0xFF) as usize);
-        if window.as_ref().is_some_and(|w| w.0 != hi) {
-            flush(&mut rd, window.as_ref().expect("checked"));
-            window = None;
-        }
-        let w = window.get_or_insert((hi, [0u8; 32], 0));
-        w.1[lo / 8] |= 0x80 >> (lo % 8);
-        w.2 = w.2.max(lo / 8 + 1);
-    }
-    if let Some(w) = &window {
-        flush(&mut rd, w);
-    }
+    crate::zone::schema::write_bitmap(types, &mut rd);
     rd
 }
 

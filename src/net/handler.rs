@@ -41,4 +41,25 @@ pub trait Handler: Send + Sync + 'static {
         transport: Transport,
         out: &mut [u8],
     ) -> Option<usize>;
+
+    /// A message over TCP, where the answer may also be a stream of
+    /// messages (a zone transfer): the transport writes them in order
+    /// before it reads the next query. By default, [`Handler::handle`].
+    fn handle_tcp(&self, query: &[u8], client: SocketAddr, out: &mut [u8]) -> Reply {
+        match self.handle(query, client, Transport::Tcp, out) {
+            Some(n) => Reply::One(n),
+            None => Reply::None,
+        }
+    }
+}
+
+/// What [`Handler::handle_tcp`] answers with.
+pub enum Reply {
+    /// Nothing.
+    None,
+    /// One message of this length in `out`.
+    One(usize),
+    /// Messages to send in order until the sender closes (each a whole
+    /// DNS message, unframed).
+    Stream(tokio::sync::mpsc::Receiver<Vec<u8>>),
 }

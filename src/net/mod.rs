@@ -5,9 +5,11 @@
 //! wrote, so the answer core never sees a socket.
 
 mod handler;
+pub mod proxy;
 pub mod tcp;
 pub mod udp;
 
-pub use handler::{Handler, MAX_MESSAGE, Transport};
+pub use handler::{Handler, MAX_MESSAGE, Reply, Transport};
+pub use proxy::Proxies;
 pub use tcp::{TcpConfig, serve_tcp};
 pub use udp::{UdpRunning, UdpServer};

@@ -41,7 +41,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::handler::{Handler, MAX_MESSAGE, Transport};
+use super::handler::{Handler, MAX_MESSAGE, Reply};
+use super::proxy::{Proxies, Verdict};
 
 /// Limits for the TCP listener.
 #[derive(Clone, Debug)]
@@ -58,6 +59,9 @@ pub struct TcpConfig {
     /// After shutdown, how long connections get to finish their answers
     /// before they are aborted.
     pub shutdown_grace: Duration,
+    /// Senders whose PROXY v2 header names the client (and who are not
+    /// held to `max_per_client`: they carry many clients).
+    pub proxies: Proxies,
 }
 
 impl Default for TcpConfig {
@@ -67,6 +71,7 @@ impl Default for TcpConfig {
             max_connections: 1024,
             max_per_client: 64,
             shutdown_grace: Duration::from_secs(2),
+            proxies: Proxies::default(),
         }
     }
 }
@@ -277,7 +282,7 @@ fn admit(shared: &Shared, peer: SocketAddr, fd: RawFd) -> Option<Arc<Conn>> {
     let ip = peer.ip().to_canonical();
     let cfg = &shared.cfg;
     let mut reg = shared.registry();
-    if reg.per_ip.get(&ip).copied().unwrap_or(0) >= cfg.max_per_client {
+    if reg.per_ip.get(&ip).copied().unwrap_or(0) >= cfg.max_per_client && !cfg.proxies.trusts(ip) {
         shared.metrics.refused_per_client.increment(1);
         return None;
     }
@@ -330,6 +335,9 @@ enum Parsed {
     Consumed(usize),
     /// Consumed this many bytes, then met a zero-length message.
     Close(usize),
+    /// Consumed this many bytes, the last of which asked for a stream of
+    /// answers (a zone transfer), sent before anything else is read.
+    Stream(usize, tokio::sync::mpsc::Receiver<Vec<u8>>),
 }
 
 /// Answers the complete messages at the front of `buf` into `out` (each
@@ -348,21 +356,27 @@ fn answer_buffered(shared: &Shared, client: SocketAddr, buf: &[u8], out: &mut Ve
             break;
         };
         pos += 2 + len;
+        let mut stream = None;
         let answered = SCRATCH.with_borrow_mut(|scratch| {
             let handled = catch_unwind(AssertUnwindSafe(|| {
-                shared
-                    .handler
-                    .handle(query, client, Transport::Tcp, scratch)
+                shared.handler.handle_tcp(query, client, scratch)
             }));
             match handled {
-                Ok(Some(n)) if n > 0 && n <= MAX_MESSAGE => {
+                Ok(Reply::One(n)) if n > 0 && n <= MAX_MESSAGE => {
                     out.extend_from_slice(&(n as u16).to_be_bytes());
                     out.extend_from_slice(&scratch[..n]);
+                    true
+                }
+                Ok(Reply::Stream(rx)) => {
+                    stream = Some(rx);
                     true
                 }
                 _ => false,
             }
         });
+        if let Some(rx) = stream {
+            return Parsed::Stream(pos, rx);
+        }
         if !answered {
             shared.metrics.declined.increment(1);
         }
@@ -379,6 +393,10 @@ fn has_message(buf: &[u8]) -> bool {
 }
 
 async fn serve_conn(open: &mut Open, peer: SocketAddr) {
+    // The client the messages are answered for: the peer, or the source
+    // of a PROXY v2 header at the start of the stream.
+    let mut client = peer;
+    let mut proxy_pending = true;
     let Open {
         shared,
         conn,
@@ -396,10 +414,28 @@ async fn serve_conn(open: &mut Open, peer: SocketAddr) {
     let mut rbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::new();
     loop {
-        let parsed = answer_buffered(shared, peer, &rbuf, &mut out);
-        let (consumed, close) = match parsed {
-            Parsed::Consumed(n) => (n, false),
-            Parsed::Close(n) => (n, true),
+        if proxy_pending && !rbuf.is_empty() {
+            match shared.cfg.proxies.check(peer, &rbuf) {
+                Verdict::Plain => proxy_pending = false,
+                Verdict::Proxied { client: c, len } => {
+                    client = c;
+                    rbuf.drain(..len);
+                    proxy_pending = false;
+                }
+                Verdict::Incomplete => {}
+                Verdict::Drop => return,
+            }
+        }
+        let parsed = if proxy_pending {
+            // A header's start: nothing is answered before it is whole.
+            Parsed::Consumed(0)
+        } else {
+            answer_buffered(shared, client, &rbuf, &mut out)
+        };
+        let (consumed, close, transfer) = match parsed {
+            Parsed::Consumed(n) => (n, false, None),
+            Parsed::Close(n) => (n, true, None),
+            Parsed::Stream(n, rx) => (n, false, Some(rx)),
         };
         if consumed > 0 {
             rbuf.drain(..consumed);
@@ -417,10 +453,23 @@ async fn serve_conn(open: &mut Open, peer: SocketAddr) {
             }
             out.clear();
         }
+        if let Some(mut rx) = transfer {
+            // A zone transfer: its messages, framed, as they are made.
+            let mut framed = Vec::new();
+            while let Some(m) = rx.recv().await {
+                framed.clear();
+                framed.extend_from_slice(&(m.len() as u16).to_be_bytes());
+                framed.extend_from_slice(&m);
+                if write_answers(stream, &framed, idle).await.is_err() {
+                    return;
+                }
+            }
+            last_message = Instant::now();
+        }
         if close {
             return;
         }
-        if has_message(&rbuf) {
+        if !proxy_pending && has_message(&rbuf) {
             // Stopped at FLUSH_AT with more to answer.
             continue;
         }

@@ -46,6 +46,7 @@ use metrics::Counter;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::handler::{Handler, MAX_MESSAGE, Transport};
+use super::proxy::Proxies;
 
 /// Datagrams read per `recvmmsg` call. Knot uses 10; 32 amortises the
 /// syscalls better under load and costs 128 KiB of receive buffers.
@@ -72,6 +73,8 @@ pub struct UdpServer {
     /// Bound to a wildcard address: answers must leave from the address the
     /// query was sent to, so workers read and echo the packet info.
     pktinfo: bool,
+    /// Senders whose PROXY v2 header names the client.
+    proxies: Proxies,
 }
 
 impl UdpServer {
@@ -100,6 +103,7 @@ impl UdpServer {
             sockets,
             local_addr,
             pktinfo,
+            proxies: Proxies::default(),
         })
     }
 
@@ -115,6 +119,12 @@ impl UdpServer {
 
     /// Starts one worker thread per socket. Metric handles are registered
     /// here, with whatever recorder is installed at this point.
+    /// Believes PROXY v2 headers from these senders (see [`super::proxy`]).
+    pub fn with_proxies(mut self, proxies: Proxies) -> UdpServer {
+        self.proxies = proxies;
+        self
+    }
+
     pub fn start(self, handler: Arc<dyn Handler>) -> io::Result<UdpRunning> {
         let stop = Arc::new(AtomicBool::new(false));
         let metrics = UdpMetrics::new();
@@ -133,6 +143,7 @@ impl UdpServer {
                 stop: stop.clone(),
                 metrics: metrics.clone(),
                 pktinfo: self.pktinfo,
+                proxies: self.proxies.clone(),
             };
             // On failure `running` is dropped, which stops the threads
             // already started.
@@ -264,6 +275,7 @@ struct Worker {
     stop: Arc<AtomicBool>,
     metrics: UdpMetrics,
     pktinfo: bool,
+    proxies: Proxies,
 }
 
 /// A control-message buffer aligned for `cmsghdr`.
@@ -405,6 +417,11 @@ impl Worker {
                 continue;
             };
             let query = &b.rx[i * RX_SLOT..i * RX_SLOT + len.min(RX_SLOT)];
+            // A PROXY v2 header names the client; the answer still goes
+            // back to the sender (the proxy).
+            let Some((client, query)) = self.proxies.datagram(client, query) else {
+                continue;
+            };
             // SAFETY: the window [i * TX_SLOT, i * TX_SLOT + MAX_MESSAGE)
             // lies inside `tx` (its length is (BATCH-1)*TX_SLOT+MAX_MESSAGE),
             // and no other reference into `tx` is alive during the call.

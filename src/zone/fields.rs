@@ -84,44 +84,16 @@ pub(crate) fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
     }
 }
 
-/// Types whose RDATA [`super::types`] builds, by mnemonic.
+/// Types whose RDATA [`super::types`] builds, by mnemonic: every type of
+/// the schema (the RFC 1035 ones are matched before, by `rdata`).
 pub(crate) fn extra_type(mnemonic: &str) -> Option<RecordType> {
-    Some(match mnemonic {
-        "HTTPS" => RecordType::HTTPS,
-        "SVCB" => RecordType::SVCB,
-        "TLSA" => RecordType::TLSA,
-        "SMIMEA" => RecordType::SMIMEA,
-        "SSHFP" => RecordType::SSHFP,
-        "NAPTR" => RecordType::NAPTR,
-        "DS" => RecordType::DS,
-        "CDS" => RecordType::CDS,
-        "DNSKEY" => RecordType::DNSKEY,
-        "CDNSKEY" => RecordType::CDNSKEY,
-        "DNAME" => RecordType::DNAME,
-        "LOC" => RecordType::Unknown(TYPE_LOC),
-        "URI" => RecordType::Unknown(TYPE_URI),
-        "HINFO" => RecordType::HINFO,
-        "RP" => RecordType::Unknown(TYPE_RP),
-        "CERT" => RecordType::CERT,
-        "OPENPGPKEY" => RecordType::OPENPGPKEY,
-        _ => return None,
-    })
+    super::schema::by_name(mnemonic).map(|s| RecordType::from(s.code))
 }
 
-const TYPE_RP: u16 = 17;
-const TYPE_LOC: u16 = 29;
-const TYPE_URI: u16 = 256;
-
-/// A type's mnemonic for messages: hickory calls LOC, URI, RP and every
-/// unassigned type `Unknown`; we say `LOC` or `TYPE65280` (RFC 3597 §5).
+/// A type's mnemonic for messages: hickory calls most of them `Unknown`;
+/// we say `LOC` or `TYPE65280` (RFC 3597 §5).
 pub(crate) fn type_name(t: RecordType) -> String {
-    match u16::from(t) {
-        TYPE_RP => "RP".into(),
-        TYPE_LOC => "LOC".into(),
-        TYPE_URI => "URI".into(),
-        n if matches!(t, RecordType::Unknown(_)) => format!("TYPE{n}"),
-        _ => t.to_string(),
-    }
+    super::schema::type_name(u16::from(t))
 }
 
 /// Field access for one record's RDATA tokens, with errors naming the field.

@@ -10,13 +10,14 @@
 //!    inheritance and TTL/class defaults, and `rdata` builds hickory-proto
 //!    `RData` for SOA, NS, A, AAAA, CNAME, MX, TXT, SRV, CAA and PTR with
 //!    relative names completed against the `$ORIGIN` in force; `types`
-//!    (with `svcb` for SvcParams) writes HTTPS, SVCB, TLSA, SMIMEA, SSHFP,
-//!    NAPTR, DS, CDS, DNSKEY, CDNSKEY, DNAME, LOC, URI, HINFO, RP, CERT and
-//!    OPENPGPKEY straight to wire bytes, and reads RFC 3597's `TYPEnnn`,
-//!    `CLASS1` and `\# len hex` for any type;
+//!    writes every other type BIND's `named-checkzone` loads straight to
+//!    wire bytes, field by field as [`schema`] lays them out (with `svcb`
+//!    for SvcParams), and reads RFC 3597's `TYPEnnn`, `CLASS1` and
+//!    `\# len hex` for any type;
 //! 3. `validate` normalises RRsets (one TTL, no duplicates) and checks the
 //!    zone as a whole (SOA/NS at the apex, CNAME rules, delegations, and
-//!    kzonecheck's DS, DNAME and SVCB/HTTPS rules).
+//!    kzonecheck's DS, DNAME and SVCB/HTTPS rules; a signer's RRSIG, NSEC,
+//!    NSEC3 and NSEC3PARAM are refused: geosteer signs online).
 //!
 //! hickory-proto's zone `Parser` is not used: it reports no line numbers, and
 //! its lexer and name parser decode `\DDD` escapes wrongly (as
@@ -42,6 +43,7 @@ mod fields;
 mod lexer;
 mod parse;
 mod rdata;
+pub mod schema;
 mod source;
 pub mod svcb;
 pub mod tree;
@@ -128,5 +130,5 @@ pub fn validate(zone: &ZoneFile) -> Result<(), Vec<ZoneError>> {
 /// RFC 9460 checks on SVCB/HTTPS wire RDATA (key order, mandatory keys
 /// present, value shapes), as zone files get them; `Err` says what is wrong.
 pub fn check_svcb_rdata(rdata: &[u8]) -> Result<(), String> {
-    types::check_svcb_wire(rdata)
+    svcb::check_wire(rdata)
 }

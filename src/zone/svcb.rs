@@ -20,6 +20,9 @@ pub const KEY_ECH: u16 = 5;
 pub const KEY_IPV6HINT: u16 = 6;
 pub const KEY_DOHPATH: u16 = 7;
 pub const KEY_OHTTP: u16 = 8;
+/// draft-ietf-tls-key-share-prediction: TLS named groups, in order of
+/// preference.
+pub const KEY_TLS_SUPPORTED_GROUPS: u16 = 9;
 
 /// SvcParams by key: wire values, kept in key order (the wire order).
 pub type Params = BTreeMap<u16, Vec<u8>>;
@@ -36,6 +39,7 @@ pub fn key_name(k: u16) -> String {
         KEY_IPV6HINT => "ipv6hint".into(),
         KEY_DOHPATH => "dohpath".into(),
         KEY_OHTTP => "ohttp".into(),
+        KEY_TLS_SUPPORTED_GROUPS => "tls-supported-groups".into(),
         _ => format!("key{k}"),
     }
 }
@@ -52,6 +56,7 @@ pub fn key_number(name: &str) -> Result<u16, String> {
         "ipv6hint" => KEY_IPV6HINT,
         "dohpath" => KEY_DOHPATH,
         "ohttp" => KEY_OHTTP,
+        "tls-supported-groups" => KEY_TLS_SUPPORTED_GROUPS,
         _ => {
             let n = name
                 .strip_prefix("key")
@@ -172,6 +177,14 @@ pub fn encode_value(key: u16, value: Option<&[u8]>) -> Result<Vec<u8>, String> {
             let v = text(value.ok_or_else(need)?)?;
             out.extend(v.as_bytes());
         }
+        KEY_TLS_SUPPORTED_GROUPS => {
+            for g in value_list(value.ok_or_else(need)?) {
+                let g: u16 = text(&g)?.parse().map_err(|_| {
+                    "tls-supported-groups takes TLS group numbers 0-65535, like 29,23".to_string()
+                })?;
+                out.extend(g.to_be_bytes());
+            }
+        }
         _ => out.extend(value.unwrap_or_default()),
     }
     check_value(key, &out)?;
@@ -207,6 +220,7 @@ pub fn check_value(key: u16, v: &[u8]) -> Result<(), String> {
         KEY_IPV4HINT => !v.is_empty() && v.len().is_multiple_of(4),
         KEY_IPV6HINT => !v.is_empty() && v.len().is_multiple_of(16),
         KEY_DOHPATH => std::str::from_utf8(v).is_ok(),
+        KEY_TLS_SUPPORTED_GROUPS => !v.is_empty() && v.len().is_multiple_of(2),
         _ => true,
     };
     if ok {
@@ -214,6 +228,76 @@ pub fn check_value(key: u16, v: &[u8]) -> Result<(), String> {
     } else {
         Err(format!("SvcParam {name} has a malformed value"))
     }
+}
+
+/// RFC 9460 checks on SVCB/HTTPS wire RDATA (Knot's `kzonecheck` rules):
+/// keys in strictly increasing order, every `mandatory` key present and
+/// `mandatory` not listing itself, values of the known keys well formed.
+pub(crate) fn check_wire(b: &[u8]) -> Result<(), String> {
+    let end = name_end(b, 2).ok_or("bad SvcPriority or TargetName")?;
+    let mut pos = end;
+    let mut keys: Vec<u16> = Vec::new();
+    let mut mandatory: Vec<u16> = Vec::new();
+    while pos < b.len() {
+        let (Some(k), Some(l)) = (rd16(b, pos), rd16(b, pos + 2)) else {
+            return Err("truncated SvcParam".into());
+        };
+        let v = b
+            .get(pos + 4..pos + 4 + l as usize)
+            .ok_or("SvcParam value runs past the RDATA")?;
+        if let Some(&last) = keys.last()
+            && k <= last
+        {
+            return Err(format!(
+                "SvcParam keys out of order: {} after {} (RFC 9460 §2.2 wants strictly increasing keys)",
+                key_name(k),
+                key_name(last)
+            ));
+        }
+        check_value(k, v)?;
+        if k == 0 {
+            mandatory = v
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+        }
+        keys.push(k);
+        pos += 4 + l as usize;
+    }
+    for m in mandatory {
+        if !keys.contains(&m) {
+            return Err(format!(
+                "mandatory SvcParam {} is missing (RFC 9460 §8)",
+                key_name(m)
+            ));
+        }
+    }
+    if keys.contains(&2) && !keys.contains(&1) {
+        return Err("no-default-alpn needs alpn (RFC 9460 §7.1.1)".into());
+    }
+    Ok(())
+}
+
+/// End of an uncompressed wire name starting at `pos`.
+fn name_end(b: &[u8], mut pos: usize) -> Option<usize> {
+    let start = pos;
+    loop {
+        let len = *b.get(pos)? as usize;
+        if len > 63 {
+            return None;
+        }
+        pos += 1 + len;
+        if pos - start > 255 || pos > b.len() {
+            return None;
+        }
+        if len == 0 {
+            return Some(pos);
+        }
+    }
+}
+
+fn rd16(b: &[u8], i: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]))
 }
 
 /// Parses the SvcParams tokens of a record; errors carry the token index.

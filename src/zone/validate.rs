@@ -104,6 +104,23 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
         // RFC 4592 §2.1.1: '*' makes a wildcard only as the whole leftmost
         // label; anywhere else ('sub.*.example.', 'a*b') it is an ordinary
         // character, and Knot and BIND load such names as they are.
+
+        // A pre-signed zone's signatures and denial chain would go out
+        // beside answers signed online (or unsigned), and stale once a
+        // steered answer changes: geosteer signs as it answers instead.
+        let t = u16::from(r.record.record_type());
+        if matches!(t, 46 | 47 | 50 | 51) {
+            errors.push((
+                i,
+                at(
+                    r,
+                    format!(
+                        "{} record at {name}: pre-signed zones are not served; geosteer signs online with the keys in dnssec.keys (remove the RRSIG, NSEC, NSEC3 and NSEC3PARAM records)",
+                        type_name(r.record.record_type())
+                    ),
+                ),
+            ));
+        }
     }
 
     // SOA: exactly one, at the apex.
@@ -373,7 +390,7 @@ pub(crate) fn check(zone: &ZoneFile, top: &Path, partial: bool) -> Vec<ZoneError
             continue;
         }
         if let RData::Unknown { rdata, .. } = &r.record.data
-            && let Err(e) = super::types::check_svcb_wire(&rdata.anything)
+            && let Err(e) = super::svcb::check_wire(&rdata.anything)
         {
             errors.push((
                 i,

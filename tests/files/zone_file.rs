@@ -629,10 +629,11 @@ fn bad_ip_addresses() {
 
 #[test]
 fn unknown_type_is_unsupported() {
+    // MD and MF are obsolete (RFC 973); BIND refuses them too.
     assert_one_error(
-        &format!("{HEAD}x WKS 192.0.2.1 6 25\n"),
+        &format!("{HEAD}x MD madname.example.\n"),
         5,
-        "unsupported record type WKS",
+        "unsupported record type MD",
     );
     assert_one_error(
         &format!("{HEAD}x 300 IN bogus data\n"),

@@ -12,21 +12,14 @@ use crate::support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use support::dns::*;
+use support::free_port;
+use support::peers::Knot;
 use support::server::*;
-use support::tools::{need_tools, tool};
-use support::{KillOnDrop, free_port};
-
-struct Knot {
-    child: KillOnDrop,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
+use support::tools::need_tools;
 
 fn zone_files() -> Vec<(String, String)> {
     default_zone_files()
@@ -39,88 +32,25 @@ fn start_knot(files: &[(String, String)]) -> Knot {
     start_knot_with(files, "")
 }
 
-/// Knot with more `server:` settings (`nsid: ...`).
+/// Knot with more `server:` settings (`nsid: ...`), serving `files`
+/// (every zone whole from its file, no journal); up when `example.`
+/// answers its SOA.
 fn start_knot_with(files: &[(String, String)], server_extra: &str) -> Knot {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    for sub in ["zones", "run", "db"] {
-        std::fs::create_dir_all(d.join(sub)).unwrap();
-    }
     let mut zones = String::new();
-    for (name, text) in files {
-        std::fs::write(d.join("zones").join(name), text).unwrap();
+    for (name, _) in files {
         zones.push_str(&format!(
             "  - domain: {}.\n",
             name.trim_end_matches(".zone")
         ));
     }
-    let port = free_port();
     let conf = format!(
-        r#"server:
-    rundir: "{run}"
-    pidfile: "{run}/knot.pid"
-    listen: 127.0.0.1@{port}
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-    udp-max-payload: 1232
-{server_extra}
-database:
-    storage: "{db}"
-control:
-    listen: "{run}/knot.sock"
-log:
-  - target: stderr
-    any: warning
-template:
-  - id: default
-    storage: "{zones}"
-    file: "%s.zone"
-    zonefile-sync: -1
-    zonefile-load: whole
-    journal-content: none
-zone:
-{zones_list}"#,
-        run = d.join("run").display(),
-        db = d.join("db").display(),
-        zones = d.join("zones").display(),
-        zones_list = zones,
+        "template:\n  - id: default\n    storage: \"{{zones}}\"\n    file: \"%s.zone\"\n    zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\nzone:\n{zones}"
     );
-    let conf_path = d.join("knot.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let child = Command::new(tool("knotd"))
-        .arg("-c")
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn knotd");
-    let mut knot = Knot {
-        child: KillOnDrop(child),
-        addr: ([127, 0, 0, 1], port).into(),
-        _dir: dir,
-    };
-    // Up when it answers the apex SOA (zones load after the socket binds).
-    let q = query("example.", RecordType::SOA);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(raw) =
-            udp_raw_timeout(knot.addr, &q.to_vec().unwrap(), Duration::from_millis(200))
-            && Message::from_vec(&raw).is_ok_and(|m| !m.answers.is_empty())
-        {
-            break;
-        }
-        if let Ok(Some(s)) = knot.child.0.try_wait() {
-            panic!("knotd exited: {s}");
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "knotd did not come up on {}",
-            knot.addr
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    knot
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    Knot::start_with(free_port(), &files, server_extra, &conf, "example.")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -16,6 +16,9 @@
 //!   in-process answers, replies parsed into edge names;
 //! - [`tools`]: external peers (dig, knotd, unbound ...): find them, skip
 //!   or fail when they are missing, run them;
+//! - [`keys`]: DNSSEC keys made by the binary, their DS, delv's anchor;
+//! - [`peers`]: BIND's `named` and Knot's `knotd` as primaries,
+//!   secondaries or comparisons;
 //! - [`unbound`]: Unbound as a resolver in front of the server under test;
 //! - [`wait`]: poll until something holds (never a fixed sleep);
 //! - [`alloc`]: a counting global allocator, for "allocates nothing";
@@ -28,7 +31,9 @@ pub mod alloc;
 pub mod dns;
 pub mod fleet;
 pub mod http;
+pub mod keys;
 pub mod paths;
+pub mod peers;
 pub mod probe;
 pub mod rng;
 pub mod server;

@@ -39,7 +39,7 @@ pub(crate) fn answer(
         .enumerate()
     {
         for item in section.iter() {
-            match write_signed(&mut w, item, &ans.synth, sec) {
+            match write_signed(&mut w, item, &ans.synth, sec, ans.sigs_only && i == 0) {
                 Ok(n) => counts[i] += n,
                 Err(Full) => {
                     // An answer or authority RRset that doesn't fit: send
@@ -55,7 +55,7 @@ pub(crate) fn answer(
     if !truncated {
         for item in ans.additional.iter() {
             let mark = w.pos;
-            match write_signed(&mut w, item, &ans.synth, sec) {
+            match write_signed(&mut w, item, &ans.synth, sec, false) {
                 Ok(n) => counts[2] += n,
                 Err(Full) => {
                     // Additional data is optional: stop adding, no TC,
@@ -206,13 +206,18 @@ fn write_item(w: &mut Writer<'_>, item: &Item<'_>, synth: &[Box<[u8]>]) -> Resul
     }
 }
 
-/// An item and, for a signed answer, its RRSIGs: written whole or not at all.
+/// An item and, for a signed answer, its RRSIGs: written whole or not at
+/// all. `sigs_only` (an explicit RRSIG query) writes just the RRSIGs.
 fn write_signed(
     w: &mut Writer<'_>,
     item: &Item<'_>,
     synth: &[Box<[u8]>],
     sec: Option<&secure::Ctx<'_>>,
+    sigs_only: bool,
 ) -> Result<u16, Full> {
+    if let (true, Some(ctx)) = (sigs_only, sec) {
+        return write_rrsigs(w, ctx, item, synth);
+    }
     let n = write_item(w, item, synth)?;
     match sec {
         Some(ctx) => Ok(n + write_rrsigs(w, ctx, item, synth)?),

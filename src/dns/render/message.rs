@@ -32,6 +32,9 @@ pub struct Summary<'a> {
     /// Answered from the snapshot's pre-rendered tables (the fast path),
     /// not looked up.
     pub prerendered: bool,
+    /// Not answered here: a NOTIFY, a zone transfer or a TSIG-signed
+    /// message, for `crate::xfr` (nothing was written).
+    pub deferred: bool,
 }
 
 impl Summary<'_> {
@@ -49,6 +52,23 @@ impl Summary<'_> {
             steered: None,
             cookie_valid,
             prerendered: true,
+            deferred: false,
+        }
+    }
+
+    /// A message the mandatory checks leave to `crate::xfr`.
+    pub(crate) fn deferred() -> Self {
+        Summary {
+            len: 0,
+            rcode: Rcode::NoError,
+            qtype: 0,
+            truncated: false,
+            ecs: false,
+            scope: 0,
+            steered: None,
+            cookie_valid: false,
+            prerendered: false,
+            deferred: true,
         }
     }
 }
@@ -240,5 +260,6 @@ pub(crate) fn error_reply(
         steered: None,
         cookie_valid: extra.cookie_valid,
         prerendered: false,
+        deferred: false,
     }
 }

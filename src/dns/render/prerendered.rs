@@ -120,6 +120,7 @@ pub(crate) fn steered<'s>(
         steered: Some(steered),
         cookie_valid: extra.cookie_valid,
         prerendered: true,
+        deferred: false,
     })
 }
 
