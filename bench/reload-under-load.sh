@@ -7,13 +7,28 @@
 # usage: bench/reload-under-load.sh [rate_qps] [seconds]
 # KEEP=1 keeps the work dir (server.log, dnsperf.txt, *.ms); RUST_LOG=info
 # logs every reload with its trigger.
+#
+# SHAPE=groups measures a CDN-shaped zone instead (bench/reload-shape.py:
+# EDGES/HOSTS/NGROUPS, default 150/50,000/2,000, one line a host) over a dense
+# synthetic City DB (DB_RECORDS, default 150,000), at RATE qps (default
+# 20,000) of queries for random hosts:
+#   - the first build (start to first answer) and its peak RSS;
+#   - a pools edit written 0.2 s after a DB swap begins: write -> answered;
+#   - a pools edit once the swap is done: write -> answered;
+#   - the rate answered and the max latency during the DB swap's reload
+#     against a run before it (dnsperf, same rate);
+#   - RSS after the first reload and after RELOADS more (default 100; each
+#     a pools edit and POST /api/reload, a DB swap every 10th).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RATE=${1:-10000}
-SECS=${2:-20}
 BIN=${BIN:-target/release/geosteer}
 [ -x "$BIN" ] || cargo build --release --bin geosteer
 command -v dnsperf >/dev/null || { echo "needs dnsperf" >&2; exit 1; }
+if [ "${SHAPE:-}" = groups ]; then
+    exec bench/reload-groups.sh "$@"
+fi
+RATE=${1:-10000}
+SECS=${2:-20}
 
 W=$(mktemp -d)
 PID=""

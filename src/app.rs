@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::ServerConfig;
 use crate::health::{Checker, Registry};
-use crate::reload::{Reloader, Watch};
+use crate::reload::Reloader;
 use crate::server::Running;
 
 /// How many probes may be in flight at once, across all edges.
@@ -130,7 +130,6 @@ pub struct App {
     http: Option<JoinHandle<std::io::Result<()>>>,
     /// NOTIFY out and secondary zones' refreshes (see [`crate::xfr`]).
     xfr: Vec<JoinHandle<()>>,
-    _watch: Option<Watch>,
     stop: watch::Sender<bool>,
 }
 
@@ -159,19 +158,6 @@ impl App {
         let running = crate::server::start_shared(&cfg, reloader.shared().clone())
             .await
             .map_err(io(format!("binding {:?}", cfg.listen)))?;
-        reloader.key_timer();
-        let watch = if !cfg.watch {
-            tracing::info!("file watching is off (watch: false); reload with SIGHUP or the API");
-            None
-        } else {
-            match reloader.watch() {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    tracing::warn!("file watching is off: {e}; reload with SIGHUP or the API");
-                    None
-                }
-            }
-        };
         let (stop, _) = watch::channel(false);
         let xfr = start_xfr(&cfg, &reloader, &running, &stop);
         let listener = match cfg.http {
@@ -219,7 +205,6 @@ impl App {
             http_addr,
             http,
             xfr,
-            _watch: watch,
             stop,
         })
     }

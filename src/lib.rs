@@ -88,7 +88,7 @@ pub use server::{Running, start};
 // Snapshots: built from the configuration, answered from.
 pub use config::pools::{AlwaysUp, HealthSource, Pools, from_str as parse_pools};
 pub use config::rtt::load as load_rtt;
-pub use reload::{FileCache, Reloader, build_snapshot, build_snapshot_with, build_zone};
+pub use reload::{Reloader, build_snapshot, build_zone};
 pub use snapshot::Snapshot;
 
 // The answer core and the transports around it.

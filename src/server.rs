@@ -89,6 +89,11 @@ impl Handler for Responder {
     fn handle_tcp(&self, query: &[u8], client: SocketAddr, out: &mut [u8]) -> Reply {
         self.answer(query, client, Transport::Tcp, out)
     }
+
+    fn idle(&self) {
+        // Drop this thread's snapshot: a reload may be waiting to free it.
+        SNAPSHOT.with(|c| c.borrow_mut().take());
+    }
 }
 
 impl Responder {
@@ -103,7 +108,7 @@ impl Responder {
         let sampled = self.query_log.as_ref().and_then(|l| l.sample());
         let tapped = self.dnstap.as_ref().and_then(|t| t.sample());
         let mut deferred = None;
-        let len = self.with_snapshot(|snap| {
+        let len = self.with_snapshot(transport, |snap| {
             let summary = dns::respond_traced(snap, query, client.ip(), transport, out, &mut ());
             if summary.as_ref().is_some_and(|s| s.deferred) {
                 // Not a plain query: NOTIFY, a transfer, TSIG.
@@ -162,8 +167,10 @@ fn answered<'a>(s: &'a dns::Summary<'_>) -> metrics::Answered<'a> {
 /// about a hundred instructions (a debt slot claimed and released); the
 /// cache is one atomic load and a compare while nothing changed. Keyed by
 /// the `ArcSwap` it reads, so threads serving several servers (tests) stay
-/// correct. The price: an idle thread keeps the snapshot it last used (at
-/// most one old snapshot per thread) until its next query.
+/// correct. An idle thread would keep the snapshot it last used (and with
+/// it a replaced GeoIP DB) until its next query: UDP workers drop it when
+/// idle ([`Handler::idle`]), and TCP, whose threads are the runtime's and
+/// never idle as such, loads per query (its syscalls cost far more).
 type SnapshotCache = Cache<Shared, Arc<Snapshot>>;
 
 thread_local! {
@@ -172,7 +179,10 @@ thread_local! {
 
 impl Responder {
     #[inline(always)]
-    fn with_snapshot<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
+    fn with_snapshot<R>(&self, transport: Transport, f: impl FnOnce(&Snapshot) -> R) -> R {
+        if transport == Transport::Tcp {
+            return f(&self.shared.load());
+        }
         SNAPSHOT.with(|c| {
             let mut c = c.borrow_mut();
             let cache = match &mut *c {

@@ -147,7 +147,7 @@ impl Drop for SourceGuard {
 }
 
 /// One shared copy of `s` while a parse runs (a fresh one otherwise).
-fn intern(s: &str) -> Arc<str> {
+pub(crate) fn intern(s: &str) -> Arc<str> {
     if SOURCE.with(Cell::get).is_none() {
         return Arc::from(s);
     }
@@ -200,20 +200,6 @@ impl<'de> Deserialize<'de> for NameAt {
             line: s.referenced.line() as u32,
         })
     }
-}
-
-/// A list of [`NameAt`]s without spare capacity (`deserialize_with`).
-pub fn names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<NameAt>, D::Error> {
-    let mut v = Vec::<NameAt>::deserialize(d)?;
-    v.shrink_to_fit();
-    Ok(v)
-}
-
-/// [`names`] for an optional list.
-pub fn option_names<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<NameAt>>, D::Error> {
-    #[derive(serde::Deserialize)]
-    struct W(#[serde(deserialize_with = "names")] Vec<NameAt>);
-    Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
 }
 
 /// The bytes of the source text at `loc`'s span, while a parse runs.
@@ -1100,24 +1086,6 @@ mod tests {
             .to_string();
         assert!(e.contains("nest more than 64 levels"), "{e}");
         assert!(e.contains(DEPTH_ENV), "{e}");
-    }
-
-    #[test]
-    fn names_are_shared_and_keep_their_lines() {
-        #[derive(Deserialize)]
-        struct L {
-            #[serde(deserialize_with = "names")]
-            a: Vec<NameAt>,
-            #[serde(deserialize_with = "names")]
-            b: Vec<NameAt>,
-        }
-        let l: L = parse("a: [fra, lhr]\nb:\n  - fra\n  - iad\n", Path::new("p")).unwrap();
-        assert_eq!(l.a[0].text.as_ref(), "fra");
-        assert!(Arc::ptr_eq(&l.a[0].text, &l.b[0].text), "one fra");
-        assert_eq!((l.a[1].line, l.b[0].line, l.b[1].line), (1, 3, 4));
-        assert_eq!(l.a.capacity(), 2);
-        // Nothing is kept once the parse is over.
-        assert_eq!(NAMES.with(|n| n.borrow().len()), 0);
     }
 
     #[test]

@@ -511,7 +511,7 @@ async fn steps(c: &Client, http: SocketAddr, dns: SocketAddr, root: &std::path::
     eprintln!("status page: rejected reload shown in {took:?}");
     let text = text.as_str().unwrap();
     assert!(
-        text.contains("cdn.example.pools.yaml:") && text.contains("unknown edge \"ams\""),
+        text.contains("cdn.example.pools.yaml:") && text.contains("unknown edge or group \"ams\""),
         "{text}"
     );
     std::fs::write(&pools, good).unwrap();

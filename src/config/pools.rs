@@ -42,6 +42,62 @@ impl<T: Clone> OneOrMany<T> {
     }
 }
 
+/// An `edges:` value as written: one name or a list of names, each an
+/// edge or an edge group (`groups:`), with its line (a lone name has the
+/// key's). Names are [`NameAt`]s, kept at the list's length.
+#[derive(Debug, Default)]
+pub struct EdgeList(Vec<NameAt>);
+
+impl EdgeList {
+    fn names(&self) -> &[NameAt] {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for EdgeList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EdgeList, D::Error> {
+        /// The value before a lone name gets its line.
+        struct Written(Vec<NameAt>);
+        impl<'de> Deserialize<'de> for Written {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Written, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Written;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("an edge or group name, or a list of them")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Written, E> {
+                        // Line 0: the key's line, filled in below.
+                        Ok(Written(vec![NameAt {
+                            text: crate::yaml::intern(v),
+                            line: 0,
+                        }]))
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<Written, A::Error> {
+                        let mut v = Vec::new();
+                        while let Some(n) = seq.next_element::<NameAt>()? {
+                            v.push(n);
+                        }
+                        Ok(Written(v))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+        let s = Spanned::<Written>::deserialize(d)?;
+        let line = s.referenced.line() as u32;
+        let mut v = s.value.0;
+        for n in v.iter_mut().filter(|n| n.line == 0) {
+            n.line = line;
+        }
+        v.shrink_to_fit();
+        Ok(EdgeList(v))
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeRaw {
@@ -86,8 +142,7 @@ pub struct RuleRaw {
     pub subdivision: Option<Codes>,
     #[serde(default)]
     pub asn: Option<OneOrMany<u32>>,
-    #[serde(deserialize_with = "crate::yaml::names")]
-    pub edges: Vec<NameAt>,
+    pub edges: EdgeList,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,8 +154,8 @@ pub struct HostRaw {
     /// The same as SVCB (RFC 9460 §2).
     #[serde(default)]
     pub svcb: Option<Spanned<SvcbRaw>>,
-    #[serde(default, deserialize_with = "crate::yaml::option_names")]
-    pub edges: Option<Vec<NameAt>>,
+    #[serde(default)]
+    pub edges: Option<EdgeList>,
     #[serde(default)]
     pub answers: Option<u8>,
     #[serde(default)]
@@ -133,7 +188,7 @@ pub struct NetMapRaw {
     #[serde(default)]
     pub continent: Option<String>,
     #[serde(default)]
-    pub edges: Option<Vec<String>>,
+    pub edges: Option<EdgeList>,
 }
 
 /// `https: { priority: 1, target: ".", alpn: [h3, h2], port: 443, ech: "..." }`:
@@ -236,6 +291,92 @@ fn svcb_template(
     Ok(t)
 }
 
+/// `groups:` resolved to edge indexes. A group may name edges and other
+/// groups (not itself, however indirectly); its name may not be an edge's.
+fn resolve_groups(
+    raw: &IndexMap<Spanned<String>, EdgeList>,
+    index: &HashMap<&str, EdgeIdx>,
+    err: &mut dyn FnMut(u32, String),
+) -> HashMap<String, Vec<EdgeIdx>> {
+    /// Expands group `name`; `path` holds the groups being expanded.
+    fn expand<'a>(
+        name: &'a str,
+        raw: &'a IndexMap<Spanned<String>, EdgeList>,
+        index: &HashMap<&str, EdgeIdx>,
+        done: &mut HashMap<String, Option<Vec<EdgeIdx>>>,
+        path: &mut Vec<&'a str>,
+        err: &mut dyn FnMut(u32, String),
+    ) -> Option<Vec<EdgeIdx>> {
+        if let Some(d) = done.get(name) {
+            return d.clone();
+        }
+        let (gname, list) = raw.iter().find(|(k, _)| k.value == name)?;
+        let line = gname.referenced.line() as u32;
+        if let Some(at) = path.iter().position(|&p| p == name) {
+            let cycle: Vec<&str> = path[at..].iter().copied().chain([name]).collect();
+            err(
+                line,
+                format!("groups.{name}: includes itself ({})", cycle.join(" -> ")),
+            );
+            return None;
+        }
+        path.push(name);
+        let mut out: Vec<EdgeIdx> = Vec::new();
+        let mut ok = true;
+        let members = list.names();
+        if members.is_empty() {
+            err(line, format!("groups.{name}: needs at least one edge"));
+            ok = false;
+        }
+        for m in members {
+            let group = raw.keys().find(|k| *k.value == *m.text);
+            let idx = match (index.get(&*m.text), group) {
+                (Some(&i), _) => Some(vec![i]),
+                (None, Some(g)) => expand(&g.value, raw, index, done, path, err),
+                (None, None) => {
+                    err(
+                        m.line,
+                        format!("groups.{name}: unknown edge or group {:?}", &*m.text),
+                    );
+                    None
+                }
+            };
+            match idx {
+                Some(idx) => {
+                    for i in idx {
+                        if !out.contains(&i) {
+                            out.push(i);
+                        }
+                    }
+                }
+                None => ok = false,
+            }
+        }
+        path.pop();
+        let result = ok.then_some(out);
+        done.insert(name.to_string(), result.clone());
+        result
+    }
+    let mut done = HashMap::new();
+    let mut groups = HashMap::new();
+    for name in raw.keys() {
+        if index.contains_key(name.value.as_str()) {
+            err(
+                name.referenced.line() as u32,
+                format!(
+                    "groups.{0}: {0:?} is already an edge; a group needs a name of its own",
+                    name.value
+                ),
+            );
+            continue;
+        }
+        if let Some(idx) = expand(&name.value, raw, index, &mut done, &mut Vec::new(), err) {
+            groups.insert(name.value.clone(), idx);
+        }
+    }
+    groups
+}
+
 /// An override net: `[lat, lon]` or a map.
 #[derive(Debug)]
 pub enum NetRaw {
@@ -276,6 +417,10 @@ pub struct PoolsRaw {
     pub ttl: Option<u32>,
     #[serde(default)]
     pub edges: IndexMap<Spanned<String>, EdgeRaw>,
+    /// Edge groups: a name for a list of edges (and groups), used in
+    /// `edges:` like an edge's name.
+    #[serde(default)]
+    pub groups: IndexMap<Spanned<String>, EdgeList>,
     #[serde(default)]
     pub nets: IndexMap<Spanned<String>, NetRaw>,
     #[serde(default)]
@@ -539,13 +684,28 @@ pub fn from_str(
         edge.probe = probe;
         edges.push(edge);
     }
-    let resolve = |list: &[NameAt], key: &str, err: &mut dyn FnMut(u32, String)| -> Vec<EdgeIdx> {
+    let groups = resolve_groups(&raw.groups, &index, &mut err);
+    // Names in an `edges:` list: edges and groups, each edge once, in the
+    // order written.
+    let resolve = |list: &EdgeList, key: &str, err: &mut dyn FnMut(u32, String)| {
         let mut out = Vec::new();
-        for e in list {
-            match index.get(&*e.text) {
-                Some(&i) if !out.contains(&i) => out.push(i),
-                Some(_) => {}
-                None => err(e.line, format!("{key}: unknown edge {:?}", &*e.text)),
+        for e in list.names() {
+            let found = match index.get(&*e.text) {
+                Some(i) => Some(std::slice::from_ref(i)),
+                None => groups.get(&*e.text).map(Vec::as_slice),
+            };
+            match found {
+                Some(idx) => {
+                    for i in idx {
+                        if !out.contains(i) {
+                            out.push(*i);
+                        }
+                    }
+                }
+                None => err(
+                    e.line,
+                    format!("{key}: unknown edge or group {:?}", &*e.text),
+                ),
             }
         }
         out
@@ -599,14 +759,7 @@ pub fn from_str(
                             format!("{key}: give either edges or a location, not both"),
                         );
                     }
-                    let names: Vec<NameAt> = list
-                        .iter()
-                        .map(|s| NameAt {
-                            text: s.as_str().into(),
-                            line,
-                        })
-                        .collect();
-                    let idx = resolve(&names, &key, &mut err);
+                    let idx = resolve(list, &format!("{key}.edges"), &mut err);
                     if idx.is_empty() {
                         err(line, format!("{key}: edges: needs at least one edge"));
                     }
@@ -791,4 +944,105 @@ pub fn from_str(
         names,
         rtt_min_samples: min_samples,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Pools, Vec<String>> {
+        let origin = Name::from_ascii("cdn.example.").unwrap();
+        from_str(text, Path::new("p.yaml"), &origin, &AlwaysUp)
+            .map_err(|e| e.iter().map(|e| e.to_string()).collect())
+    }
+
+    const EDGES: &str = "edges:\n  lhr: { addresses: [192.0.2.1], location: [51.5, -0.1] }\n  fra: { addresses: [192.0.2.2], location: [50.1, 8.7] }\n  iad: { addresses: [192.0.2.3], location: [38.9, -77.4] }\n  akamai: { cname: x.akamai.example. }\n";
+
+    #[test]
+    fn edge_lists_share_names_and_keep_their_lines() {
+        #[derive(Deserialize)]
+        struct L {
+            a: EdgeList,
+            b: EdgeList,
+            c: EdgeList,
+        }
+        let l: L = crate::yaml::parse(
+            "a: [fra, lhr]\nb:\n  - fra\n  - iad\nc: eu\n",
+            Path::new("p"),
+        )
+        .unwrap();
+        let (a, b, c) = (l.a.names(), l.b.names(), l.c.names());
+        assert_eq!(a[0].text.as_ref(), "fra");
+        assert!(Arc::ptr_eq(&a[0].text, &b[0].text), "one fra");
+        assert_eq!((a[1].line, b[0].line, b[1].line), (1, 3, 4));
+        assert_eq!(
+            (c[0].text.as_ref(), c[0].line),
+            ("eu", 5),
+            "a lone name has the key's line"
+        );
+        assert_eq!(l.a.0.capacity(), 2);
+    }
+
+    fn names(p: &Pools, host: &str) -> Vec<String> {
+        let h = p.steering.hosts.iter().find(|h| h.name == host).unwrap();
+        h.candidates
+            .iter()
+            .map(|&i| p.steering.edges[i as usize].name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_group_is_named_once_and_used_where_edges_are() {
+        let p = load(&format!(
+            "{EDGES}groups:\n  eu: [lhr, fra]\n  world: [eu, iad]\n  backup: akamai\n\
+             nets:\n  10.0.0.0/8: {{ edges: eu }}\n\
+             hosts:\n  www: {{ edges: eu }}\n  img: {{ edges: [world, akamai, lhr] }}\n\
+             \x20 dl: {{ edges: [iad, backup] }}\n\
+             \x20 video:\n    edges: [iad]\n    rules:\n      - {{ continent: EU, edges: eu }}\n"
+        ))
+        .unwrap();
+        assert_eq!(names(&p, "www"), ["lhr", "fra"]);
+        // Groups nest; an edge named twice counts once, in first-seen order.
+        assert_eq!(names(&p, "img"), ["lhr", "fra", "iad", "akamai"]);
+        assert_eq!(names(&p, "dl"), ["iad", "akamai"]);
+        let video = p.steering.hosts.iter().find(|h| h.name == "video").unwrap();
+        assert_eq!(video.rules[0].edges, [0, 1]);
+    }
+
+    #[test]
+    fn group_mistakes_name_file_line_and_key() {
+        let cases = [
+            (
+                "groups:\n  eu: [lhr, frx]\n",
+                "p.yaml:7: groups.eu: unknown edge or group \"frx\"",
+            ),
+            (
+                "groups:\n  lhr: [fra]\n",
+                "p.yaml:7: groups.lhr: \"lhr\" is already an edge",
+            ),
+            (
+                "groups:\n  a: [b]\n  b: [a]\n",
+                "groups.a: includes itself (a -> b -> a)",
+            ),
+            (
+                "groups:\n  a: []\n",
+                "p.yaml:7: groups.a: needs at least one edge",
+            ),
+            (
+                "groups:\n  eu: [lhr]\nhosts:\n  www: { edges: eux }\n",
+                "p.yaml:9: hosts.www.edges: unknown edge or group \"eux\"",
+            ),
+            (
+                "hosts:\n  www:\n    edges:\n      - lhr\n      - nope\n",
+                "p.yaml:10: hosts.www.edges: unknown edge or group \"nope\"",
+            ),
+        ];
+        for (tail, want) in cases {
+            let errs = load(&format!("{EDGES}{tail}")).map(|_| ()).unwrap_err();
+            assert!(
+                errs.iter().any(|e| e.contains(want)),
+                "{want} not in {errs:?}"
+            );
+        }
+    }
 }

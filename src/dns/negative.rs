@@ -37,6 +37,10 @@ pub(crate) fn build(snap: &Snapshot) -> Negatives {
     for zone in snap.zones.values() {
         by_apex.insert(zone.tree.apex_lower.clone(), render(zone, &mut out));
     }
+    // A zone that did not load answers SERVFAIL on the general path.
+    for apex in snap.unloaded.keys() {
+        by_apex.insert(apex.clone(), None);
+    }
     Negatives {
         apex_len: snap.apex_len(),
         by_apex: KeyTable::new(by_apex),

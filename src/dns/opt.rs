@@ -76,3 +76,5 @@ pub struct Ede<'a> {
 pub const EDE_NOT_AUTHORITATIVE: u16 = 20;
 /// RFC 8914 §4.23: the server cannot answer (here: no edge can serve).
 pub const EDE_NETWORK_ERROR: u16 = 23;
+/// RFC 8914 §4.25: invalid data (a zone whose files did not load, as Knot says).
+pub const EDE_INVALID_DATA: u16 = 24;

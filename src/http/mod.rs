@@ -173,12 +173,22 @@ async fn healthz(State(api): State<Api>) -> impl IntoResponse {
 async fn status(State(api): State<Api>) -> impl IntoResponse {
     let snap = api.reloader.shared().load();
     let cfg = &api.reloader.cfg;
+    let reload = api.reloader.status();
+    // A zone whose files do not load now: why, per zone.
+    let load_errors = |file: &std::path::Path| {
+        reload
+            .zones
+            .iter()
+            .find(|f| f.zone_file == file)
+            .map(|f| &f.errors)
+    };
     let mut zones: Vec<_> = snap
         .zones
         .values()
         .map(|z| {
             json!({
                 "name": z.name,
+                "loaded": true,
                 "zone_file": z.zone_file,
                 "pools_file": z.pools_file,
                 "names": z.tree.nodes.len(),
@@ -186,8 +196,18 @@ async fn status(State(api): State<Api>) -> impl IntoResponse {
                 "edges": z.steering.edges.len(),
                 // Keys (tag, algorithm, role, state) and the DS; no key material.
                 "dnssec": z.dnssec.as_ref().map(|s| s.describe()),
+                // Set while the files are broken: this is the last good copy.
+                "load_errors": load_errors(&z.zone_file),
             })
         })
+        .chain(snap.unloaded.values().map(|u| {
+            json!({
+                "name": u.name,
+                "loaded": false,
+                "zone_file": u.zone_file,
+                "load_errors": load_errors(&u.zone_file),
+            })
+        }))
         .collect();
     zones.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     let db = snap.geodb.as_ref().map(|db| {
@@ -212,7 +232,7 @@ async fn status(State(api): State<Api>) -> impl IntoResponse {
         "zones_dir": cfg.zones,
         "geodb": db,
         "generation": snap.generation,
-        "last_reload": api.reloader.status(),
+        "last_reload": reload,
         "zones": zones,
         "dnssec": crate::metrics::dnssec_summary(),
         // Every override in force, with its reason and expiry (edges not

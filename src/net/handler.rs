@@ -22,6 +22,10 @@ impl Transport {
 /// The largest DNS message any transport carries (TCP's 16-bit length).
 pub const MAX_MESSAGE: usize = 65_535;
 
+/// How long a UDP worker waits for a datagram before it calls
+/// [`Handler::idle`] (and then waits again).
+pub const IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What a transport calls for each received message.
 pub trait Handler: Send + Sync + 'static {
     /// Answers `query` from `client` into `out` (at least [`MAX_MESSAGE`]
@@ -41,6 +45,12 @@ pub trait Handler: Send + Sync + 'static {
         transport: Transport,
         out: &mut [u8],
     ) -> Option<usize>;
+
+    /// Called on a transport thread that has been idle for [`IDLE`]: let go
+    /// of what is kept for the next query. (The answer core keeps the
+    /// current snapshot per thread; an idle thread would otherwise hold an
+    /// old one, and its GeoIP DB, long after a reload.)
+    fn idle(&self) {}
 
     /// A message over TCP, where the answer may also be a stream of
     /// messages (a zone transfer): the transport writes them in order

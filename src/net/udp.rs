@@ -164,6 +164,8 @@ fn bind_one(addr: SocketAddr, pktinfo: bool) -> io::Result<Socket> {
     }
     // Best effort: a smaller buffer only means earlier drops under bursts.
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    // A worker blocked this long wakes up to tell the handler it is idle.
+    socket.set_read_timeout(Some(super::handler::IDLE))?;
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
     if pktinfo {
         let (level, name) = if addr.is_ipv6() {
@@ -368,7 +370,8 @@ impl Worker {
                 dirty = BATCH;
                 let e = io::Error::last_os_error();
                 match e.kind() {
-                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => {}
+                    io::ErrorKind::WouldBlock => self.handler.idle(),
+                    io::ErrorKind::Interrupted => {}
                     _ => {
                         // E.g. ENOMEM; don't spin on it.
                         self.metrics.recv_errors.increment(1);

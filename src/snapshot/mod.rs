@@ -10,6 +10,7 @@ mod zone;
 
 pub use zone::Zone;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -22,10 +23,23 @@ use crate::protocol::Protocol;
 use crate::wire::{self, TYPE_DS};
 use crate::zone::tree::NameMap;
 
+/// A zone whose files have never loaded: queries in it are answered
+/// SERVFAIL (as Knot answers for a zone that failed to load) until they do.
+#[derive(Debug, Clone)]
+pub struct Unloaded {
+    /// Lowercased wire apex.
+    pub apex: Box<[u8]>,
+    /// Presentation name, `cdn.example.`.
+    pub name: String,
+    pub zone_file: PathBuf,
+}
+
 /// Everything a query needs, immutable once built.
 pub struct Snapshot {
     /// Keyed by the lowercased wire apex.
     pub zones: NameMap<Arc<Zone>>,
+    /// Zones configured but not loaded, by lowercased wire apex.
+    pub unloaded: NameMap<Unloaded>,
     pub geodb: Option<Arc<GeoDb>>,
     /// Increments with every swap; shown in the status API.
     pub generation: u64,
@@ -60,13 +74,35 @@ impl Snapshot {
     /// everything on the general path (the same bytes) until
     /// `snap.fast = dns::fast::build(&snap)` fills it.
     pub fn new(zones: Vec<Zone>, geodb: Option<Arc<GeoDb>>, generation: u64) -> Snapshot {
-        let lens = zones.iter().map(|z| z.tree.apex_lower.len());
+        let zones = zones.into_iter().map(Arc::new).collect();
+        Snapshot::assemble(zones, Vec::new(), geodb, generation)
+    }
+
+    /// A snapshot of zones built (or kept) by the reloader, and of zones
+    /// that did not load; of two zones with one apex the first is served.
+    pub fn assemble(
+        zones: Vec<Arc<Zone>>,
+        unloaded: Vec<Unloaded>,
+        geodb: Option<Arc<GeoDb>>,
+        generation: u64,
+    ) -> Snapshot {
+        let lens = zones
+            .iter()
+            .map(|z| z.tree.apex_lower.len())
+            .chain(unloaded.iter().map(|u| u.apex.len()));
         let apex_len = (lens.clone().min().unwrap_or(0), lens.max().unwrap_or(0));
+        let mut map = NameMap::default();
+        for z in zones {
+            map.entry(z.tree.apex_lower.clone()).or_insert(z);
+        }
+        let unloaded = unloaded
+            .into_iter()
+            .filter(|u| !map.contains_key(&u.apex))
+            .map(|u| (u.apex.clone(), u))
+            .collect();
         Snapshot {
-            zones: zones
-                .into_iter()
-                .map(|z| (z.tree.apex_lower.clone(), Arc::new(z)))
-                .collect(),
+            zones: map,
+            unloaded,
             geodb,
             generation,
             built_at: SystemTime::now(),
@@ -88,25 +124,57 @@ impl Snapshot {
         self.apex_len
     }
 
-    /// The closest enclosing zone of a lowercased wire name.
+    /// The closest enclosing zone of a lowercased wire name; `None` also
+    /// when the closest is one that did not load ([`Snapshot::unloaded_zone`]).
     pub fn find_zone(&self, qname: &[u8]) -> Option<&Zone> {
-        zone::closest_suffix(qname, self.apex_len, |s| self.zones.get(s)).map(|z| &**z)
+        if self.unloaded.is_empty() {
+            return zone::closest_suffix(qname, self.apex_len, |s| self.zones.get(s)).map(|z| &**z);
+        }
+        self.closest(qname)?.ok()
+    }
+
+    /// The closest enclosing zone of a lowercased wire name, when it is
+    /// one that did not load.
+    pub fn unloaded_zone(&self, qname: &[u8]) -> Option<&Unloaded> {
+        if self.unloaded.is_empty() {
+            return None;
+        }
+        self.closest(qname)?.err()
+    }
+
+    /// The closest enclosing zone, loaded or not.
+    fn closest(&self, qname: &[u8]) -> Option<Result<&Zone, &Unloaded>> {
+        // closest_suffix hands back a reference to what it found: the key.
+        #[allow(clippy::borrowed_box)]
+        let apex: &Box<[u8]> = zone::closest_suffix(qname, self.apex_len, |s| {
+            match self.zones.get_key_value(s) {
+                Some((k, _)) => Some(k),
+                None => self.unloaded.get_key_value(s).map(|(k, _)| k),
+            }
+        })?;
+        Some(match self.zones.get(&**apex) {
+            Some(z) => Ok(&**z),
+            None => Err(self.unloaded.get(&**apex)?),
+        })
     }
 
     /// The zone that answers `name`/`qtype` (lowercased wire name): the
     /// closest enclosing one, except that DS at a zone's apex is the
     /// parent's data (RFC 4035 §3.1.4.1), answered from the parent zone
-    /// when we serve it too.
+    /// when we serve it too (even when the child did not load, as Knot).
     pub fn zone_for(&self, name: &[u8], qtype: u16) -> Option<&Zone> {
-        let zone = self.find_zone(name)?;
+        let apex_len = match self.find_zone(name) {
+            Some(zone) => zone.tree.apex_lower.len(),
+            None => self.unloaded_zone(name)?.apex.len(),
+        };
         if qtype == TYPE_DS
-            && name.len() == zone.tree.apex_lower.len()
+            && name.len() == apex_len
             && name.len() > 1
             && let Some(parent) = self.find_zone(&name[1 + name[0] as usize..])
         {
             return Some(parent);
         }
-        Some(zone)
+        self.find_zone(name)
     }
 
     /// Looks a zone up by presentation name (`cdn.example` or `cdn.example.`).

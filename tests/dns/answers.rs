@@ -9,7 +9,7 @@
 use crate::support;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
@@ -1138,7 +1138,7 @@ fn respond_fuzz_in_process() {
 const BIN: &str = env!("CARGO_BIN_EXE_geosteer");
 
 #[test]
-fn check_reports_bad_zone_file_and_serve_refuses() {
+fn check_reports_bad_zone_file() {
     let dir = tempfile::tempdir().unwrap();
     let mut files = default_zone_files();
     files[1].1 = "$TTL 600\n@ IN SOA ns1.example. h.example. 1 2 3 4 5\n@ IN NS ns1.example.\nwww IN A 999.1.2.3\n".into();
@@ -1159,32 +1159,6 @@ fn check_reports_bad_zone_file_and_serve_refuses() {
         .find(|l| l.starts_with(&want))
         .unwrap_or_else(|| panic!("no `{want}` in {stdout:?}"));
     assert!(line.len() > want.len(), "a reason after file:line");
-
-    // serve refuses with the same message (and never binds).
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t0.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("serve kept running with a broken zone");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = child.wait_with_output().unwrap();
-    let all =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!status.success());
-    assert!(all.contains(line), "serve output lacks {line:?}: {all}");
 
     // The good set passes.
     let dir = tempfile::tempdir().unwrap();

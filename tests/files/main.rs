@@ -12,3 +12,4 @@ mod config_yaml;
 mod load_file;
 mod rrtypes;
 mod zone_file;
+mod zone_isolation;

@@ -1,0 +1,75 @@
+//! Keeping builds from crowding the query path: lower CPU priority for the
+//! build threads, and freed build memory handed back to the system.
+
+/// How much nicer than the query threads a build runs. Linux threads
+/// inherit the nice value and policy of the thread that creates them, so
+/// the threads a build spawns (order tables, database passes) are just as
+/// nice without knowing it.
+const BUILD_NICE: libc::c_int = 10;
+
+/// Moves the calling thread to `SCHED_BATCH` (the scheduler treats it as
+/// CPU-bound and never lets it preempt a waking query thread) at nice
+/// [`BUILD_NICE`]. One-way: an unprivileged thread cannot come back.
+pub(super) fn lower_this_thread() {
+    // SAFETY: plain syscalls on the calling thread (tid from gettid), with
+    // a zeroed sched_param as SCHED_BATCH requires.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let param: libc::sched_param = std::mem::zeroed();
+        if libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) != 0 {
+            tracing::debug!(
+                "build thread: SCHED_BATCH refused: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        // The `which` parameter's type differs between libc targets.
+        #[allow(clippy::useless_conversion)]
+        if libc::setpriority(
+            libc::PRIO_PROCESS.try_into().unwrap_or_default(),
+            tid,
+            BUILD_NICE,
+        ) != 0
+        {
+            tracing::debug!(
+                "build thread: nice {BUILD_NICE} refused: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+/// Returns memory freed by builds to the system. glibc keeps freed memory
+/// in the arena of the thread that allocated it; a build's many short-lived
+/// threads leave it spread over many arenas, where it stays as RSS until
+/// trimmed.
+pub(super) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lowered_thread_and_its_children_are_nice() {
+        let nice_of_this = || unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            *libc::__errno_location() = 0;
+            libc::getpriority(libc::PRIO_PROCESS as _, tid)
+        };
+        let caller = nice_of_this();
+        let (own, child) = std::thread::spawn(move || {
+            super::lower_this_thread();
+            let own = nice_of_this();
+            let child = std::thread::spawn(nice_of_this).join().unwrap();
+            (own, child)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(own, caller.max(super::BUILD_NICE), "nice {own}");
+        assert_eq!(child, own, "a thread the build spawns inherits it");
+        assert_eq!(nice_of_this(), caller, "the caller is untouched");
+    }
+}
