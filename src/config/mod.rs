@@ -124,6 +124,10 @@ pub struct ServerRaw {
     /// Online DNSSEC signing; absent: no zone is signed.
     #[serde(default)]
     pub dnssec: Option<DnssecRaw>,
+    /// Steering from real users (beacons from a snippet in the pages);
+    /// off when absent.
+    #[serde(default)]
+    pub rum: Option<crate::rum::RumRaw>,
     /// TSIG keys (RFC 8945) by name, for transfers and NOTIFY.
     #[serde(default)]
     pub tsig: Option<indexmap::IndexMap<serde_saphyr::Spanned<String>, xfr::TsigRaw>>,
@@ -422,6 +426,7 @@ pub struct ServerConfig {
     pub nsid: Option<Box<[u8]>>,
     pub cookies: CookieSetting,
     pub dnssec: Option<DnssecConfig>,
+    pub rum: Option<crate::rum::RumConfig>,
     /// TSIG keys, transfers out, NOTIFY, secondary zones.
     pub xfr: xfr::XfrConfig,
     /// Senders trusted to prepend a PROXY v2 header.
@@ -525,11 +530,17 @@ impl ServerConfig {
             d
         });
         let dnssec = raw.dnssec.map(|d| d.validate(base, path)).transpose()?;
+        let rum = raw
+            .rum
+            .map(|r| r.validate(base))
+            .transpose()
+            .map_err(|e| ConfigError::new(path, 0, e))?;
         let at = |(line, reason)| ConfigError::new(path, line, reason);
         let keys = xfr::keys(raw.tsig, base).map_err(at)?;
         let xfr = xfr::validate(keys, raw.transfer, raw.secondary, base).map_err(at)?;
         let proxy_protocol = xfr::proxy_senders(raw.proxy_protocol).map_err(at)?;
         Ok(ServerConfig {
+            rum,
             metrics: raw.metrics,
             dnssec,
             xfr,
