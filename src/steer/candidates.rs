@@ -197,3 +197,174 @@ pub(super) fn stable_sort_by_key<K: PartialOrd>(list: &mut [Cand], key: impl Fn(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::pools::{AlwaysUp, from_str};
+    use crate::health::{AdminState, EdgeHealth, EdgeState};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    const POOLS: &str = "
+edges:
+  a: { addresses: [192.0.2.1], location: [51.5, -0.1] }
+  b: { addresses: [192.0.2.2], location: [50.0, 8.6] }
+  c: { addresses: [192.0.2.3], location: [48.9, 2.4] }
+  d: { addresses: [192.0.2.4], location: [40.7, -74.0] }
+  p: { cname: cdn.partner.example. }
+hosts:
+  www: {}
+";
+
+    /// The edges above, each in the state given (by name; the rest up).
+    fn steering(states: &[(&str, EdgeState, AdminState)]) -> Steering {
+        let origin = hickory_proto::rr::Name::from_ascii("t.example.").unwrap();
+        let mut st = from_str(POOLS, Path::new("t.example.pools.yaml"), &origin, &AlwaysUp)
+            .unwrap()
+            .steering;
+        for &(name, state, admin) in states {
+            let e = st.edges.iter().position(|e| e.name == name).unwrap();
+            let health = Arc::new(EdgeHealth::new("t.example.", name, state, admin));
+            if state == EdgeState::Overloaded {
+                // Overloaded is a load above the threshold, not a start state.
+                health.feed_load(1.0, std::time::Duration::from_secs(600));
+            }
+            st.edges[e] = st.edges[e].with_health(health);
+        }
+        st
+    }
+
+    /// `names` in order, as distance-ranked candidates 100 km apart.
+    fn order(st: &Steering, names: &[&str]) -> Vec<Ranked> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Ranked {
+                idx: st.edges.iter().position(|e| e.name == *n).unwrap() as EdgeIdx,
+                class: Class::Distance,
+                metric: 100.0 * i as f64,
+            })
+            .collect()
+    }
+
+    fn names(st: &Steering, list: &[Cand]) -> Vec<String> {
+        list.iter()
+            .map(|c| st.edges[c.idx as usize].name.clone())
+            .collect()
+    }
+
+    fn loc(continent: &str, country: &str, asn: Option<u32>) -> Location {
+        Location {
+            continent: Some(Code::parse(continent).unwrap()),
+            country: Some(Code::parse(country).unwrap()),
+            asn,
+            ..Location::default()
+        }
+    }
+
+    #[test]
+    fn a_rule_matches_when_every_criterion_it_names_does() {
+        let code = |s: &str| Code::parse(s).unwrap();
+        let any = Rule::default();
+        assert!(any.matches(&loc("EU", "DE", None)));
+        assert!(any.matches(&Location::default()));
+        let eu_de = Rule {
+            continent: vec![code("EU")],
+            country: vec![code("DE"), code("FR")],
+            ..Rule::default()
+        };
+        assert!(eu_de.matches(&loc("EU", "FR", None)));
+        assert!(!eu_de.matches(&loc("EU", "GB", None)));
+        assert!(!eu_de.matches(&loc("NA", "DE", None)));
+        // A criterion the location says nothing about does not match.
+        assert!(!eu_de.matches(&Location::default()));
+        let asn = Rule {
+            asn: vec![64500],
+            ..Rule::default()
+        };
+        assert!(asn.matches(&loc("EU", "DE", Some(64500))));
+        assert!(!asn.matches(&loc("EU", "DE", Some(64501))));
+        assert!(!asn.matches(&loc("EU", "DE", None)));
+    }
+
+    #[test]
+    fn health_orders_up_then_overloaded_and_drains_only_when_nothing_else_can() {
+        use AdminState::{Auto, Drain};
+        use EdgeState::{Down, Overloaded, Up};
+        let st = steering(&[("a", Overloaded, Auto), ("b", Up, Drain), ("c", Down, Auto)]);
+        let got = by_health(&st, order(&st, &["a", "b", "c", "d"]), None);
+        assert_eq!(names(&st, &got), ["d", "a"]);
+        assert_eq!(got.iter().map(|c| c.tier).collect::<Vec<_>>(), [0, 1]);
+        // Only a draining edge left: it serves.
+        let st = steering(&[("a", Down, Auto), ("b", Up, Drain), ("d", Down, Auto)]);
+        let got = by_health(&st, order(&st, &["a", "b", "c", "d"]), None);
+        assert_eq!(names(&st, &got), ["c"]);
+        let got = by_health(&st, order(&st, &["a", "b", "d"]), None);
+        assert_eq!(names(&st, &got), ["b"]);
+        assert!(by_health(&st, order(&st, &["a", "d"]), None).is_empty());
+    }
+
+    #[test]
+    fn health_stops_reading_once_later_candidates_cannot_change_the_answer() {
+        let st = steering(&[]);
+        let host = |spread: f64| Host {
+            spread_km: spread,
+            ..st.hosts[0].clone()
+        };
+        let all = order(&st, &["a", "b", "c", "d"]);
+        // One answer, no spread: the first two up edges decide it.
+        let got = by_health(&st, all.clone(), enough(&host(0.0)));
+        assert_eq!(names(&st, &got), ["a", "b"]);
+        // Spreading over 150 km reads on to the first edge beyond it.
+        let got = by_health(&st, all.clone(), enough(&host(150.0)));
+        assert_eq!(names(&st, &got), ["a", "b", "c"]);
+        // A partner split reads everything.
+        let split = Host {
+            partner_share: Some(0.5),
+            ..st.hosts[0].clone()
+        };
+        assert_eq!(by_health(&st, all, enough(&split)).len(), 4);
+    }
+
+    #[test]
+    fn the_all_up_prefix_answers_only_when_health_beyond_it_cannot_matter() {
+        use EdgeState::{Down, Overloaded, Up};
+        let ask = |st: &Steering, names: &[&str], wanted| {
+            let mut out = SmallVec::new();
+            let ok = all_up_prefix(st, order(st, names), wanted, &mut out);
+            let got: Vec<&str> = out
+                .iter()
+                .map(|&e| st.edges[e as usize].name.as_str())
+                .collect();
+            (ok, got.join(" "))
+        };
+        let st = steering(&[("a", Down, AdminState::Auto)]);
+        assert_eq!(ask(&st, &["a", "b", "c"], 1), (true, "b".into()));
+        assert_eq!(ask(&st, &["a", "b", "c", "d"], 2), (true, "b c".into()));
+        // Fewer than two live ones: the scope depends on health, so no.
+        assert_eq!(ask(&st, &["a", "b"], 1), (false, String::new()));
+        // An overloaded or partner edge before enough up ones: the full filter.
+        let st = steering(&[
+            ("b", Overloaded, AdminState::Auto),
+            ("c", Up, AdminState::Auto),
+        ]);
+        assert_eq!(ask(&st, &["a", "b", "c"], 1), (false, String::new()));
+        assert_eq!(ask(&st, &["p", "a", "c"], 1), (false, String::new()));
+        assert_eq!(ask(&st, &["a", "c", "b"], 1), (true, "a".into()));
+    }
+
+    #[test]
+    fn the_sort_is_stable() {
+        let c = |idx, tier| Cand {
+            idx,
+            class: Class::Distance,
+            metric: 0.0,
+            tier,
+        };
+        let mut list = [c(0, 2), c(1, 0), c(2, 1), c(3, 0), c(4, 2), c(5, 1)];
+        stable_sort_by_key(&mut list, |c| c.tier);
+        let got: Vec<EdgeIdx> = list.iter().map(|c| c.idx).collect();
+        assert_eq!(got, [1, 3, 2, 5, 0, 4]);
+    }
+}

@@ -349,11 +349,13 @@ impl Steering {
     }
 
     /// Ranks the edges for every point of `geo` (see [`ranks`]): the part
-    /// of the files stage that depends on the database stage. Decisions
+    /// of the files stage that depends on the database stage and the
+    /// edges' places, shared with any steering in use ranked from the same
+    /// (a pools edit that moves no edge ranks nothing). Decisions
     /// with another database compute their orders per query. Returns the
     /// bytes the ranks hold.
     pub fn precompute(&mut self, geo: Option<&GeoDb>) -> usize {
-        self.ranks = geo.and_then(|g| Ranks::build(g, &self.edges)).map(Arc::new);
+        self.ranks = geo.and_then(|g| Ranks::shared(g, &self.edges));
         self.ranks.as_ref().map_or(0, |r| r.bytes())
     }
 

@@ -10,6 +10,8 @@
 //! order; one the lists do not cover (an override net's location, a list
 //! too short) has its group's order computed, as the ranking would have it.
 
+use std::sync::{Arc, Mutex, Weak};
+
 use smallvec::SmallVec;
 
 use super::types::{Class, EdgeIdx, Family, Ranked};
@@ -134,6 +136,8 @@ impl Group {
 pub(crate) struct Ranks {
     /// [`GeoDb::id`] of the database whose points these are.
     geo: u64,
+    /// What they were ranked from, so that a build from the same can share them.
+    inputs: Inputs,
     /// Entries per point.
     depth: usize,
     list: Box<[u16]>,
@@ -148,7 +152,58 @@ impl std::fmt::Debug for Ranks {
     }
 }
 
+/// What a ranking depends on: the database, and per edge index its place
+/// and bias scale (none for a partner), compared bit for bit.
+#[derive(PartialEq, Eq)]
+struct Inputs {
+    geo: u64,
+    edges: Box<[Option<EdgePlace>]>,
+}
+
+/// An edge's unit vector and bias scale, as bits.
+type EdgePlace = ([u64; 3], u64);
+
+impl Inputs {
+    fn of(geo: &GeoDb, edges: &[Edge]) -> Inputs {
+        let bits = |e: &Edge| Some((e.unit()?.map(f64::to_bits), e.scale().to_bits()));
+        Inputs {
+            geo: geo.id(),
+            edges: edges.iter().map(bits).collect(),
+        }
+    }
+}
+
+/// Ranks in use, so that a build whose edges did not move (a pools edit
+/// of hosts, groups or addresses; another zone with the same edges) shares
+/// them instead of ranking again. Weak: ranks go with the last steering
+/// that holds them. Read only while building, never per query.
+static SHARED: Mutex<Vec<Weak<Ranks>>> = Mutex::new(Vec::new());
+
 impl Ranks {
+    /// The ranks of `edges` over `geo`: ones already in use for the same
+    /// inputs, else [`Ranks::build`]'s, kept for the next build to share.
+    pub(crate) fn shared(geo: &GeoDb, edges: &[Edge]) -> Option<Arc<Ranks>> {
+        let inputs = Inputs::of(geo, edges);
+        let found = {
+            let mut live = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+            live.retain(|w| w.strong_count() > 0);
+            live.iter()
+                .filter_map(Weak::upgrade)
+                .find(|r| r.inputs == inputs)
+        };
+        if found.is_some() {
+            return found;
+        }
+        // Built outside the lock: two builds at once may both rank; the
+        // second simply keeps its own.
+        let built = Arc::new(Ranks::build(geo, edges)?);
+        SHARED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(&built));
+        Some(built)
+    }
+
     /// Ranks `edges` (those with a place on the map) for every point of
     /// `geo`, on at most [`MAX_THREADS`] threads started here (so they run
     /// at the caller's priority). `None` without such edges, or with more
@@ -183,6 +238,7 @@ impl Ranks {
         });
         Some(Ranks {
             geo: geo.id(),
+            inputs: Inputs::of(geo, edges),
             depth,
             list: list.into_boxed_slice(),
         })
@@ -219,12 +275,20 @@ fn rank_point(
         let primary = if biased { km_of(c) * scale } else { c };
         m.push((primary, c, i));
     }
-    m.sort_unstable_by(|a, b| {
+    let cmp = |a: &(f64, f64, EdgeIdx), b: &(f64, f64, EdgeIdx)| {
         a.0.total_cmp(&b.0)
             .then(a.1.total_cmp(&b.1))
             .then(a.2.cmp(&b.2))
-    });
+    };
     let mut len = out.len();
+    // Only the first `len` (and the one after, for a tie across the cut)
+    // are kept: with 150 edges, selecting them first halves the work.
+    if m.len() > len {
+        m.select_nth_unstable_by(len, cmp);
+        m[..len].sort_unstable_by(cmp);
+    } else {
+        m.sort_unstable_by(cmp);
+    }
     if let Some(next) = m.get(len)
         && (next.0 == m[len - 1].0 || next.1 == m[len - 1].1)
     {
@@ -498,6 +562,31 @@ mod tests {
             .collect();
         keyed.sort_by(|a, b| (a.0, a.1).partial_cmp(&(b.0, b.1)).unwrap());
         keyed.into_iter().map(|k| k.2).collect()
+    }
+
+    #[test]
+    fn builds_from_the_same_places_share_ranks() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("geodb/demo-city.mmdb");
+        let db = GeoDb::open(&path).unwrap();
+        let edges = |lat: f64| vec![edge(0, 51.5, -0.1, 0, true), edge(1, lat, 2.4, 0, false)];
+        let a = Ranks::shared(&db, &edges(48.9)).unwrap();
+        let b = Ranks::shared(&db, &edges(48.9)).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        // An edge moved or biased, or another database: ranked again.
+        let moved = Ranks::shared(&db, &edges(40.0)).unwrap();
+        assert!(!Arc::ptr_eq(&a, &moved));
+        let mut biased = edges(48.9);
+        biased[1].bias = 20;
+        assert!(!Arc::ptr_eq(&a, &Ranks::shared(&db, &biased).unwrap()));
+        let again = GeoDb::open(&path).unwrap();
+        let other = Ranks::shared(&again, &edges(48.9)).unwrap();
+        assert!(!Arc::ptr_eq(&a, &other));
+        assert_eq!(a.list, other.list);
+        // Gone with the last steering that held them.
+        let weak = Arc::downgrade(&a);
+        drop((a, b));
+        assert_eq!(weak.strong_count(), 0);
+        assert!(Ranks::shared(&db, &edges(48.9)).is_some());
     }
 
     #[test]

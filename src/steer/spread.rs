@@ -155,3 +155,135 @@ pub(super) fn spread<T: Trace>(
     list[..=best].rotate_right(1);
     Some(prefix)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::pools::{AlwaysUp, from_str};
+    use std::path::Path;
+
+    const POOLS: &str = "
+edges:
+  a: { addresses: [192.0.2.1], location: [51.5, -0.1], weight: 1 }
+  b: { addresses: [192.0.2.2], location: [50.0, 8.6], weight: 3 }
+  c: { addresses: [192.0.2.3], location: [48.9, 2.4], cost: 0.5 }
+  d: { addresses: [192.0.2.4], location: [40.7, -74.0] }
+  p: { cname: cdn.partner.example. }
+hosts:
+  www: {}
+";
+
+    fn steering() -> Steering {
+        let origin = hickory_proto::rr::Name::from_ascii("t.example.").unwrap();
+        from_str(POOLS, Path::new("t.example.pools.yaml"), &origin, &AlwaysUp)
+            .unwrap()
+            .steering
+    }
+
+    /// Up candidates `names` at the given km.
+    fn list(st: &Steering, names: &[(&str, f64)]) -> Vec<Cand> {
+        names
+            .iter()
+            .map(|&(n, km)| Cand {
+                idx: st.edges.iter().position(|e| e.name == n).unwrap() as EdgeIdx,
+                class: if n == "p" {
+                    Class::Partner
+                } else {
+                    Class::Distance
+                },
+                metric: km,
+                tier: 0,
+            })
+            .collect()
+    }
+
+    fn first<'s>(st: &'s Steering, list: &[Cand]) -> &'s str {
+        &st.edges[list[0].idx as usize].name
+    }
+
+    /// The /24 number `i` in 10.0.0.0/8.
+    fn client(i: u32) -> IpAddr {
+        IpAddr::from((10 << 24 | i << 8).to_be_bytes())
+    }
+
+    #[test]
+    fn spreading_shares_subnets_by_weight_and_keeps_each_subnet_on_its_edge() {
+        let st = steering();
+        let host = Host {
+            spread_km: 500.0,
+            ..st.hosts[0].clone()
+        };
+        let mut to_b = 0;
+        for i in 0..4000 {
+            let mut l = list(&st, &[("a", 0.0), ("b", 300.0), ("d", 900.0)]);
+            assert_eq!(
+                spread(&st, &host, &mut l, client(i), Some(24), &mut ()),
+                Some(24)
+            );
+            let got = first(&st, &l).to_string();
+            assert_ne!(got, "d", "d is beyond the spread");
+            to_b += usize::from(got == "b");
+            // Another address of the same /24 gets the same edge.
+            let mut again = list(&st, &[("a", 0.0), ("b", 300.0), ("d", 900.0)]);
+            let addr = IpAddr::from((10 << 24 | i << 8 | 77).to_be_bytes());
+            spread(&st, &host, &mut again, addr, None, &mut ());
+            assert_eq!(first(&st, &again), got);
+        }
+        // b has weight 3 to a's 1: about three quarters of the subnets.
+        assert!((2800..3200).contains(&to_b), "{to_b} of 4000 to b");
+        // No spread configured, or one candidate in reach: nothing moves.
+        let mut l = list(&st, &[("a", 0.0), ("b", 300.0)]);
+        assert_eq!(
+            spread(&st, &st.hosts[0], &mut l, client(1), None, &mut ()),
+            None
+        );
+        let mut l = list(&st, &[("a", 0.0), ("d", 900.0)]);
+        assert_eq!(spread(&st, &host, &mut l, client(1), None, &mut ()), None);
+        assert_eq!(first(&st, &l), "a");
+    }
+
+    #[test]
+    fn within_the_cost_margin_the_cheapest_goes_first() {
+        let st = steering();
+        let host = Host {
+            cost_margin_km: 400.0,
+            ..st.hosts[0].clone()
+        };
+        let mut l = list(&st, &[("a", 0.0), ("b", 100.0), ("c", 350.0), ("d", 900.0)]);
+        cost_first(&st, &host, &mut l, &mut ());
+        let got: Vec<&str> = l
+            .iter()
+            .map(|c| st.edges[c.idx as usize].name.as_str())
+            .collect();
+        assert_eq!(got, ["c", "a", "b", "d"]);
+        // Out of the margin, the cheaper edge stays where it is.
+        let mut l = list(&st, &[("a", 0.0), ("b", 100.0), ("c", 450.0)]);
+        cost_first(&st, &host, &mut l, &mut ());
+        assert_eq!(first(&st, &l), "a");
+    }
+
+    #[test]
+    fn the_partner_split_sends_its_share_of_subnets_to_partners() {
+        let st = steering();
+        let host = Host {
+            partner_share: Some(0.2),
+            ..st.hosts[0].clone()
+        };
+        let mut to_partner = 0;
+        for i in 0..4000 {
+            let mut l = list(&st, &[("a", 0.0), ("b", 100.0), ("p", 0.0)]);
+            assert_eq!(
+                partner_split(&st, &host, &mut l, client(i), Some(24), &mut ()),
+                Some(24)
+            );
+            to_partner += usize::from(first(&st, &l) == "p");
+        }
+        assert!((600..1000).contains(&to_partner), "{to_partner} of 4000");
+        // Without an own edge up there is nothing to split.
+        let mut l = list(&st, &[("p", 0.0)]);
+        assert_eq!(
+            partner_split(&st, &host, &mut l, client(1), None, &mut ()),
+            None
+        );
+    }
+}
