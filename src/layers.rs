@@ -491,11 +491,13 @@ fn print(g: &Graph) {
     }
 }
 
-/// Folders whose circles are still to be taken apart: `steer/` and `geo/`
-/// are being rewritten (issue 28). A circle inside one of them is let
-/// pass; the list may only shrink: a folder here with no circle left fails
+/// Folders whose circles are still to be taken apart: in `steer/`,
+/// `mod.rs` defines `Steering`, `Host` and `Edge` that its children take
+/// while it calls them, and `rtt`/`overlay`/`ranks`/`types` lean on each
+/// other (moving the shared types into a leaf file would end it). A circle
+/// inside one of them is let pass; the list may only shrink: a folder here with no circle left fails
 /// the test, so it comes off.
-const PENDING: &[&str] = &["steer/", "geo/"];
+const PENDING: &[&str] = &["steer/"];
 
 fn pending(file: &str) -> Option<&'static str> {
     PENDING.iter().copied().find(|d| file.starts_with(d))

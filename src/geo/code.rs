@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 /// A small inline uppercase ASCII code of 1 to 3 bytes ("EU", "GB", "ENG").
 ///
-/// `Copy` and allocation-free so a [`Location`](super::Location) can be returned by value
+/// `Copy` and allocation-free so a [`Location`](super::location::Location) can be returned by value
 /// from the lookup hot path. Input is accepted in any case and stored uppercase.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Code {

@@ -10,7 +10,7 @@ use std::io::{self, Read, Seek};
 use std::path::Path;
 use std::time::SystemTime;
 
-use super::GeoError;
+use super::location::GeoError;
 
 /// The bytes of one database file, frozen at open time.
 pub(crate) enum Snapshot {

@@ -11,11 +11,12 @@ use std::sync::Arc;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use maxminddb::Reader;
 
+use super::code::Code;
 use super::load::load;
+use super::location::{GeoError, GeoMatch, Location, normalize};
 use super::record::{NestedRecord, RawRecord};
 use super::table::{self, Builder, LocId, MAX_LOCATIONS, NOWHERE, Ranges, UNLOCATED, V4_AT, Value};
 use super::tree::{Leaf, Tree};
-use super::{GeoError, GeoMatch, Location, normalize};
 
 /// Record layout detected in a database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -74,7 +75,7 @@ const NO_POINT: u32 = u32::MAX;
 /// A location as a hash key (coordinates by their bits).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct LocKey {
-    codes: [Option<super::Code>; 3],
+    codes: [Option<Code>; 3],
     coords: Option<(u64, u64)>,
     asn: Option<u32>,
 }

@@ -11,7 +11,8 @@ use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::{Code, Coords, Location, continent_of};
+use super::code::{Code, continent_of, is_continent};
+use super::location::{Coords, Location};
 
 /// The raw fields of a record, still borrowed from the database.
 #[derive(Default, Debug)]
@@ -36,7 +37,7 @@ impl RawRecord<'_> {
         let continent = self
             .continent
             .and_then(Code::parse)
-            .filter(|c| super::is_continent(*c))
+            .filter(|c| is_continent(*c))
             .or_else(|| country.and_then(continent_of));
         let coords = match (self.lat, self.lon) {
             (Some(lat), Some(lon))

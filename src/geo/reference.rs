@@ -9,8 +9,9 @@ use std::path::Path;
 use ipnet::IpNet;
 use maxminddb::Reader;
 
+use super::location::{GeoError, GeoMatch, Location, normalize};
+use super::reader::{GeoDb, RecordSchema};
 use super::record::{NestedRecord, RawRecord};
-use super::{GeoDb, GeoError, GeoMatch, Location, RecordSchema, normalize};
 
 /// One database file, looked up address by address.
 #[doc(hidden)]

@@ -15,7 +15,8 @@ use mmdb_writer::{Value, Writer};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Code, GeoError, continent_of, is_continent};
+use super::code::{Code, continent_of, is_continent};
+use super::location::GeoError;
 
 /// Which record layout [`build`] writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
