@@ -404,6 +404,7 @@ async fn transfer(
     let mut reader = Reader::default();
     loop {
         let m = tcp.recv().await.map_err(|e| e.to_string())?;
+        reader.count_bytes(m.len(), MAX_TRANSFER_BYTES)?;
         if m.len() < 12 || m[0..2] != q[0..2] {
             return Err("answer with another ID".into());
         }
@@ -434,6 +435,12 @@ async fn transfer(
     }
 }
 
+/// The most wire bytes one incoming transfer may carry: a primary that
+/// sends more (a runaway or hostile one) is cut off and the last good copy
+/// keeps serving, rather than the transfer growing without bound in memory.
+/// 1 GiB of messages is several million records, beyond any zone here.
+const MAX_TRANSFER_BYTES: usize = 1 << 30;
+
 /// Reads a transfer record by record (RFC 5936 §2.2, RFC 1995 §4).
 #[derive(Default)]
 struct Reader {
@@ -448,9 +455,24 @@ struct Reader {
     /// The serial the difference being read leads to.
     to: u32,
     records: usize,
+    /// Wire bytes of the messages read so far.
+    bytes: usize,
 }
 
 impl Reader {
+    /// Counts a message of `len` bytes; an error once the transfer passes
+    /// `cap`.
+    fn count_bytes(&mut self, len: usize, cap: usize) -> Result<(), String> {
+        self.bytes += len;
+        if self.bytes > cap {
+            return Err(format!(
+                "transfer passed {cap} bytes after {} records: cut off",
+                self.records
+            ));
+        }
+        Ok(())
+    }
+
     /// Takes one record; `true` when the transfer is complete.
     fn push(&mut self, rr: Rr, ours: Option<u32>) -> Result<bool, String> {
         self.records += 1;
@@ -626,6 +648,15 @@ mod tests {
         };
         assert_eq!(how, "AXFR");
         assert_eq!(new.records, vec![soa(2), a(7), a(8)]);
+    }
+
+    #[test]
+    fn a_transfer_past_the_cap_is_cut_off() {
+        let mut r = Reader::default();
+        r.count_bytes(600, 1000).unwrap();
+        r.push(soa(2), None).unwrap();
+        let e = r.count_bytes(600, 1000).unwrap_err();
+        assert!(e.contains("passed 1000 bytes after 1 records"), "{e}");
     }
 
     #[test]
