@@ -65,7 +65,10 @@ pub(super) enum Outcome {
 
 /// Builds the zone of `zone_file` against `db`, signed with `cfg`'s keys;
 /// its stamps are taken before anything is read. `keys` are the key files'
-/// stamps (see [`super::files::key_stamps`]), taken before this build.
+/// stamps (see [`super::files::key_stamps`]), taken before this build;
+/// `previous` is the zone's last good build, whose orders are kept when
+/// its edges have not moved.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn build(
     cfg: &ServerConfig,
     zone_file: &Path,
@@ -74,6 +77,7 @@ pub(super) fn build(
     keys: &Arc<Stamps>,
     rtt: &RttCache,
     serials: Option<&Serials>,
+    previous: Option<&Zone>,
 ) -> Outcome {
     let companions = companions(zone_file);
     let mut inputs = Stamps::of(
@@ -87,8 +91,10 @@ pub(super) fn build(
     let built = build_unplaced(zone_file, health, rtt, &mut included).and_then(|mut z| {
         // Every host's order per database record, as gdnsd does at load.
         let t = std::time::Instant::now();
-        let n = z.steering.precompute(db.map(|d| &**d));
-        tracing::debug!(zone = %z.name, orders = n, ms = t.elapsed().as_secs_f64() * 1e3, "orders precomputed");
+        let before = previous.map(|p| &p.steering);
+        let n = z.steering.precompute(db.map(|d| &**d), before);
+        let kept = before.is_some_and(|b| z.steering.shares_ranks(b));
+        tracing::debug!(zone = %z.name, orders = n, kept, ms = t.elapsed().as_secs_f64() * 1e3, "orders precomputed");
         sign_zone(cfg, &mut z)?;
         if let Some(book) = serials {
             book.lock().unwrap_or_else(|e| e.into_inner()).assign(&mut z, now);

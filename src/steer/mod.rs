@@ -350,11 +350,22 @@ impl Steering {
 
     /// Ranks the edges for every point of `geo` (see [`ranks`]): the part
     /// of the files stage that depends on the database stage. Decisions
-    /// with another database compute their orders per query. Returns the
-    /// bytes the ranks hold.
-    pub fn precompute(&mut self, geo: Option<&GeoDb>) -> usize {
-        self.ranks = geo.and_then(|g| Ranks::build(g, &self.edges)).map(Arc::new);
+    /// with another database compute their orders per query. `previous`
+    /// (the zone's steering before an edit) lends its ranks when its edges
+    /// sit where these do and it ranked them for `geo`: a pools edit that
+    /// moves no edge does not rank again. Returns the bytes the ranks hold.
+    pub fn precompute(&mut self, geo: Option<&GeoDb>, previous: Option<&Steering>) -> usize {
+        let previous = previous.and_then(|p| p.ranks.as_ref());
+        self.ranks = geo.and_then(|g| Ranks::build(g, &self.edges, previous));
         self.ranks.as_ref().map_or(0, |r| r.bytes())
+    }
+
+    /// Do `self` and `other` share one ranking (see [`Steering::precompute`])?
+    pub fn shares_ranks(&self, other: &Steering) -> bool {
+        match (&self.ranks, &other.ranks) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 
     /// The same steering with RTT data: its prefixes merged with the nets.

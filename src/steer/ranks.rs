@@ -10,6 +10,8 @@
 //! order; one the lists do not cover (an override net's location, a list
 //! too short) has its group's order computed, as the ranking would have it.
 
+use std::sync::Arc;
+
 use smallvec::SmallVec;
 
 use super::types::{Class, EdgeIdx, Family, Ranked};
@@ -130,10 +132,21 @@ impl Group {
     }
 }
 
+/// The edges a ranking reads: (index, unit vector, bias scale) of each
+/// edge with a place, and whether any is biased.
+#[derive(PartialEq)]
+struct Inputs {
+    own: Vec<(EdgeIdx, [f64; 3], f64)>,
+    biased: bool,
+}
+
 /// The zone's own edges ranked for every point of one database.
 pub(crate) struct Ranks {
     /// [`GeoDb::id`] of the database whose points these are.
     geo: u64,
+    /// What the ranking read of the edges: equal inputs rank alike, so a
+    /// pools edit that moves no edge keeps these ranks.
+    inputs: Inputs,
     /// Entries per point.
     depth: usize,
     list: Box<[u16]>,
@@ -151,9 +164,14 @@ impl std::fmt::Debug for Ranks {
 impl Ranks {
     /// Ranks `edges` (those with a place on the map) for every point of
     /// `geo`, on at most [`MAX_THREADS`] threads started here (so they run
-    /// at the caller's priority). `None` without such edges, or with more
-    /// than an entry holds.
-    pub(crate) fn build(geo: &GeoDb, edges: &[Edge]) -> Option<Ranks> {
+    /// at the caller's priority); `previous` is returned instead when it
+    /// ranked the same edges (index, place, bias) for the same database.
+    /// `None` without such edges, or with more than an entry holds.
+    pub(crate) fn build(
+        geo: &GeoDb,
+        edges: &[Edge],
+        previous: Option<&Arc<Ranks>>,
+    ) -> Option<Arc<Ranks>> {
         let own: Vec<(EdgeIdx, [f64; 3], f64)> = edges
             .iter()
             .enumerate()
@@ -163,6 +181,12 @@ impl Ranks {
             return None;
         }
         let biased = edges.iter().any(|e| e.unit().is_some() && e.bias != 0);
+        let inputs = Inputs { own, biased };
+        if let Some(p) = previous.filter(|p| p.geo == geo.id() && p.inputs == inputs) {
+            return Some(p.clone());
+        }
+        let Inputs { own, biased } = &inputs;
+        let (own, biased) = (own.as_slice(), *biased);
         let depth = own.len().min(RANK_DEPTH);
         let points = geo.points();
         let mut list = vec![END; points.len() * depth];
@@ -172,7 +196,6 @@ impl Ranks {
         let per = points.len().div_ceil(threads).max(1024);
         std::thread::scope(|s| {
             for (out, pts) in list.chunks_mut(per * depth).zip(points.chunks(per)) {
-                let own = &own;
                 s.spawn(move || {
                     let mut m: Vec<(f64, f64, EdgeIdx)> = Vec::with_capacity(own.len());
                     for (out, p) in out.chunks_mut(depth).zip(pts) {
@@ -181,11 +204,12 @@ impl Ranks {
                 });
             }
         });
-        Some(Ranks {
+        Some(Arc::new(Ranks {
             geo: geo.id(),
+            inputs,
             depth,
             list: list.into_boxed_slice(),
-        })
+        }))
     }
 
     /// Point `p`'s list, if these ranks are `geo`'s.

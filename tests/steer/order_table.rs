@@ -222,7 +222,7 @@ fn decide_as_fresh(rtt: &str, prefixes: &[(u32, u8)]) {
     let registry = Registry::new();
     let mut table = build_zone(&zone_file, &registry).unwrap().steering;
     let fresh = build_zone(&zone_file, &registry).unwrap().steering;
-    let kept = table.precompute(Some(&db));
+    let kept = table.precompute(Some(&db), None);
     assert!(kept > 0, "no edges ranked");
 
     let names: Vec<&str> = fresh.edges.iter().map(|e| e.name.as_str()).collect();
@@ -270,7 +270,7 @@ fn orders_of_another_database_are_not_used() {
     let registry = Registry::new();
     let mut table = build_zone(&zone_file, &registry).unwrap().steering;
     let fresh = build_zone(&zone_file, &registry).unwrap().steering;
-    table.precompute(Some(&da));
+    table.precompute(Some(&da), None);
     let mut rng = Rng(9);
     for _ in 0..5000 {
         let c = client(&mut rng, &prefixes);
