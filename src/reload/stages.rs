@@ -195,12 +195,13 @@ impl Stages {
             metrics: crate::metrics::ReloadMetrics::new(),
             retired: Mutex::default(),
         });
-        for (name, build) in [
+        for (name, build, nice) in [
             (
                 "geosteer-geodb",
                 Stages::db_build as fn(&Stages) -> Option<bool>,
+                quiet::DB_NICE,
             ),
-            ("geosteer-build", Stages::files_build),
+            ("geosteer-build", Stages::files_build, quiet::FILES_NICE),
         ] {
             let me = s.clone();
             std::thread::Builder::new()
@@ -212,7 +213,7 @@ impl Stages {
                     let mut lowered = false;
                     while let Some(built) = build(&me) {
                         if built && !lowered {
-                            quiet::lower_this_thread();
+                            quiet::lower_this_thread(nice);
                             lowered = true;
                         }
                     }
