@@ -168,15 +168,21 @@ grep -E "database stage built|reloaded" "$W/server.log" | sed 's/^.*Z //' | tail
 
 # RSS over many reloads: after the first, after RELOADS more.
 reload_once() { curl -s -X POST "http://127.0.0.1:$HPORT/api/reload" >/dev/null; }
+generation() { curl -s "http://127.0.0.1:$HPORT/api/status" | python3 -c 'import json, sys; print(json.load(sys.stdin)["generation"])'; }
+settled() { # no build for 5 s (the watcher's own builds included), then the trim
+    local g last=""
+    while g=$(generation); [ "$g" != "$last" ]; do last=$g; sleep 5; done
+    sleep 3
+}
 reload_once
-sleep 2
+settled
 R1=$(rss)
 for i in $(seq 1 "$RELOADS"); do
     printf '# reload %s\n' "$i" >> "$W/zones/$Z.pools.yaml"
     if [ $((i % 10)) = 0 ]; then cp "$W/city.copy" "$W/geodb/.n.mmdb"; mv "$W/geodb/.n.mmdb" "$W/geodb/city.mmdb"; fi
     reload_once
 done
-sleep 3 # idle workers drop their snapshot after 1 s
+settled # idle workers drop their snapshot after 1 s; freed memory is trimmed
 R2=$(rss)
 echo "RSS after the first reload $((R1 / 1024)) MB, after $RELOADS more $((R2 / 1024)) MB: $(echo "scale=2; $R2 / $R1" | bc)x; peak $(( $(hwm) / 1024 )) MB"
 echo "threads over the whole run: $(cat "$W/threads.txt" 2>/dev/null)"
