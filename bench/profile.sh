@@ -17,6 +17,9 @@
 #                                    or the zone and pools file from ZONE_SRC=dir)
 #   RRL=1000000 bench/profile.sh flood   (with `rrl: {rate: RRL}`; at that rate
 #                                    nothing is limited, so RRL's own cost shows)
+#   RTT_CSV=f.csv / RUM_STATE=rum.state bench/profile.sh ecs   (an RTT file, or RUM's
+#                                    learned cells from a state file; WAIT_TRIES=3000
+#                                    gives a 1M-row start-up under callgrind time)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 KIND=${1:-ecs}
@@ -54,6 +57,15 @@ workers: 1
 state_file: state.json
 EOF
 if [ -n "${RRL:-}" ]; then printf 'rrl:\n  rate: %s\n' "$RRL" >>"$OUT/g.yaml"; fi
+# Learned rows against the same rows from rtt.csv (examples/rum_scale.rs
+# --write DIR makes both): RTT_CSV=DIR/cdn.example.rtt.csv serves the zone
+# with that RTT file; RUM_STATE=DIR/rum.state serves it with RUM on and that
+# state file (min_samples 1). Loading 1M rows under callgrind takes minutes.
+if [ -n "${RTT_CSV:-}" ]; then cp "$RTT_CSV" "$OUT/zones/cdn.example.rtt.csv"; fi
+if [ -n "${RUM_STATE:-}" ]; then
+    cp "$RUM_STATE" "$OUT/rum.state"
+    printf 'rum:\n  listen: 127.0.0.1:%s\n  min_samples: 1\n  state_file: rum.state\n' $((PORT + 2)) >>"$OUT/g.yaml"
+fi
 
 ecs_hex() {
     local net=${1%/*} len=${1#*/} hex a b c d
@@ -73,7 +85,7 @@ esac
     --dump-line=${LINES_:-no} --compress-strings=no "$GS" serve --config g.yaml) >"$OUT/server.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 300); do
+for _ in $(seq 1 "${WAIT_TRIES:-300}"); do
     dig +time=1 +tries=1 -p "$PORT" @127.0.0.1 static.cdn.example A 2>/dev/null | grep -q NOERROR && break
     sleep 0.2
 done

@@ -37,6 +37,8 @@ pub enum AppError {
     },
     #[error("start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Rum(#[from] crate::rum::RumError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AppError {
@@ -127,6 +129,10 @@ pub struct App {
     pub http_addr: Option<SocketAddr>,
     /// The etcd link, when `fleet:` is configured.
     pub fleet: Option<Arc<crate::fleet::Fleet>>,
+    /// Steering from real users, when `rum:` is configured.
+    pub rum: Option<Arc<crate::rum::Rum>>,
+    /// RUM's aggregates through etcd, with both `rum:` and `fleet:`.
+    rum_share: Option<Arc<crate::fleet::RumShare>>,
     http: Option<JoinHandle<std::io::Result<()>>>,
     /// NOTIFY out and secondary zones' refreshes (see [`crate::xfr`]).
     xfr: Vec<JoinHandle<()>>,
@@ -155,9 +161,24 @@ impl App {
             "snapshot built"
         );
         drop(snap);
-        let running = crate::server::start_shared(&cfg, reloader.shared().clone())
-            .await
-            .map_err(io(format!("binding {:?}", cfg.listen)))?;
+        // RUM before the listeners: its learned tables attach to each
+        // snapshot before it serves, the first one included.
+        let rum = match &cfg.rum {
+            Some(r) => {
+                let rum = crate::rum::Rum::start(r.clone(), reloader.shared().clone()).await?;
+                let hook = rum.clone();
+                reloader.set_attach(Some(Arc::new(move |snap| hook.attach_changed(snap))));
+                Some(rum)
+            }
+            None => None,
+        };
+        let running = crate::server::start_shared(
+            &cfg,
+            reloader.shared().clone(),
+            rum.as_ref().map(|r| r.probes.clone()),
+        )
+        .await
+        .map_err(io(format!("binding {:?}", cfg.listen)))?;
         let (stop, _) = watch::channel(false);
         let xfr = start_xfr(&cfg, &reloader, &running, &stop);
         let listener = match cfg.http {
@@ -179,6 +200,11 @@ impl App {
                 listener.as_ref().map(|(_, a)| *a),
             )
         });
+        let rum_share = cfg
+            .fleet
+            .clone()
+            .zip(rum.clone())
+            .map(|(f, r)| crate::fleet::RumShare::start(f, r));
         let (http_addr, http) = match listener {
             Some((listener, bound)) => {
                 let api = crate::http::Api {
@@ -188,6 +214,7 @@ impl App {
                     token,
                     rates: Default::default(),
                     fleet: fleet.clone(),
+                    rum: rum.clone(),
                 };
                 let mut rx = stop.subscribe();
                 let task = tokio::spawn(crate::http::serve(listener, api, async move {
@@ -199,6 +226,8 @@ impl App {
             None => (None, None),
         };
         Ok(App {
+            rum,
+            rum_share,
             fleet,
             reloader,
             running,
@@ -221,9 +250,16 @@ impl App {
         if let Some(f) = &self.fleet {
             f.stop().await;
         }
+        if let Some(s) = &self.rum_share {
+            s.stop();
+        }
         self.running.shutdown().await;
         if let Some(h) = self.http {
             let _ = h.await;
+        }
+        if let Some(r) = &self.rum {
+            self.reloader.set_attach(None);
+            r.stop().await;
         }
         for j in self.xfr {
             let _ = j.await;

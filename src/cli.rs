@@ -1,6 +1,6 @@
 //! The command line: `serve`, `check`, `explain`, `status`, `reload`,
-//! `drain|down|up|auto|load EDGE`, `fleet status`, `geodb build|lookup`,
-//! `dnssec keygen|ds`.
+//! `drain|down|up|auto|load EDGE`, `fleet status`, `rum export`,
+//! `geodb build|lookup`, `dnssec keygen|ds`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -92,6 +92,11 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Steering from real users: what was learned.
+    Rum {
+        #[command(subcommand)]
+        command: RumCommand,
+    },
     /// Drain an edge on a running server: it gets new clients only when
     /// nothing else can serve them.
     Drain(OverrideArgs),
@@ -131,6 +136,27 @@ pub enum Command {
     Dnssec {
         #[command(subcommand)]
         command: DnssecCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RumCommand {
+    /// Write the learned table in the `rtt.csv` format (client,edge,rtt_ms,
+    /// samples): from a running server's API, or with --offline from its
+    /// state file.
+    Export {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The zone (needed when several zones learned).
+        #[arg(long)]
+        zone: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Read `rum.state_file` instead of asking the server (this
+        /// instance's own cells only; the fleet's live in etcd).
+        #[arg(long)]
+        offline: bool,
     },
 }
 
@@ -347,6 +373,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             };
             explain(&q, json, &config, http, files)
         }
+        Command::Rum {
+            command:
+                RumCommand::Export {
+                    api,
+                    zone,
+                    out,
+                    offline,
+                },
+        } => rum_export(api, zone, out, offline),
         Command::Geodb { command } => geodb(command),
         Command::Dnssec { command } => dnssec(command),
         Command::Status { api, json } => status(api, json),
@@ -482,7 +517,7 @@ fn explain(
     };
     let snap =
         crate::reload::build_snapshot(&cfg, &AlwaysUp, 0).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let report = crate::explain::explain(&snap, &q.name, q.client, q.ecs, &q.qtype)?;
+    let report = crate::explain::explain(&snap, &q.name, q.client, q.ecs, &q.qtype, None)?;
     let note = format!(
         "from the files ({why_files}): live state (health checks, drains, pushed loads) is not applied; every edge counts as up"
     );
@@ -557,6 +592,66 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Val
     resp.json()
         .await
         .with_context(|| format!("GET {url}: not JSON"))
+}
+
+/// `geosteer rum export`.
+fn rum_export(
+    args: ApiArgs,
+    zone: Option<String>,
+    out: Option<PathBuf>,
+    offline: bool,
+) -> Result<i32> {
+    let zone = zone.map(|z| if z.ends_with('.') { z } else { format!("{z}.") });
+    let csv = if offline {
+        let cfg = ServerConfig::load(&args.config)?;
+        let Some(r) = cfg.rum else {
+            bail!("{}: no `rum:` section", args.config.display());
+        };
+        let mut st = crate::rum::State::new(
+            r.min_samples,
+            r.half_life.as_secs_f64(),
+            r.max_age.as_secs(),
+        );
+        crate::rum::persist::load(&r.state_file, &mut st)?;
+        st.expire(crate::clock::unix_now());
+        let zone = match zone {
+            Some(z) => z,
+            None => {
+                let names: Vec<&String> = st.zones.keys().collect();
+                match names[..] {
+                    [one] => one.clone(),
+                    [] => bail!("{}: nothing learned yet", r.state_file.display()),
+                    _ => bail!("several zones learned ({names:?}): give --zone"),
+                }
+            }
+        };
+        crate::rum::api::export(&st, &zone)
+            .with_context(|| format!("nothing learned for zone {zone}"))?
+    } else {
+        let (base, _) = api_target(&args)?;
+        let url = match &zone {
+            Some(z) => format!("{base}/api/rum/export?zone={z}"),
+            None => format!("{base}/api/rum/export"),
+        };
+        block_on(async {
+            let resp = http_client()?
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("GET {url}"))?;
+            let code = resp.status();
+            let body = resp.text().await?;
+            if !code.is_success() {
+                bail!("GET {url}: HTTP {code}: {}", body.trim());
+            }
+            Ok(body)
+        })??
+    };
+    match out {
+        Some(p) => std::fs::write(&p, csv).with_context(|| format!("writing {}", p.display()))?,
+        None => print!("{csv}"),
+    }
+    Ok(0)
 }
 
 /// `geosteer status`: zones and edges as two short tables.

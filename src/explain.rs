@@ -18,6 +18,7 @@ use crate::dns;
 use crate::geo::Location;
 use crate::health::Effective;
 use crate::net::Transport;
+use crate::rum::{LearnedDetail, Rum};
 use crate::snapshot::Snapshot;
 use crate::steer::{Class, EdgeIdx, Located, Ranked, RttKey, Steering, Trace};
 use crate::wire;
@@ -51,6 +52,8 @@ pub struct Recorder {
     pub cost: Option<(f64, Vec<EdgeIdx>)>,
     /// Capacity shares: (edge, weight) and the edge the subnet hashed to.
     pub shares: Option<(Vec<(EdgeIdx, f64)>, EdgeIdx)>,
+    /// The learned cell (RUM) whose rows decided.
+    pub learned: Option<IpNet>,
     /// Whether the RTT trace was seen (the first decision is recorded).
     seen_rtt: bool,
 }
@@ -76,6 +79,9 @@ impl Trace for Recorder {
             self.seen_rtt = true;
             self.rtt = key.map(|(k, rows)| (*k, rows.to_vec()));
         }
+    }
+    fn learned(&mut self, cell: IpNet) {
+        self.learned.get_or_insert(cell);
     }
     fn ranked(&mut self, order: &[Ranked]) {
         if self.ranked.is_empty() {
@@ -154,13 +160,15 @@ pub fn query_bytes(name: &Name, qtype: RecordType, ecs: Option<IpNet>) -> Vec<u8
     p
 }
 
-/// Runs the question through the answer core and records what happened.
+/// Runs the question through the answer core and records what happened;
+/// `rum` (the running server's) says what stands behind a learned cell.
 pub fn explain(
     snap: &Snapshot,
     name: &str,
     client: Option<IpAddr>,
     ecs: Option<IpNet>,
     qtype: &str,
+    rum: Option<&Rum>,
 ) -> Result<Report, ExplainError> {
     let bad_name =
         |e: hickory_proto::ProtoError| ExplainError::Name(name.to_string(), e.to_string());
@@ -278,7 +286,11 @@ pub fn explain(
             let host = &z.steering.hosts[h as usize];
             steered_host = Some(host.name.clone());
             rule = rec.rule.map(|i| format!("rules[{i}]"));
-            (steps, why) = steering_steps(&z.steering, h as usize, &rec);
+            let detail = rec
+                .learned
+                .zip(rum)
+                .and_then(|(cell, rum)| rum.learned_detail(&z.name, cell));
+            (steps, why) = steering_steps(&z.steering, h as usize, &rec, detail);
         }
     }
     let scope = msg.edns.as_ref().and_then(|e| {
@@ -314,7 +326,12 @@ fn r1(x: f64) -> f64 {
 
 /// The RTT, bias, cost, share and partner steps of one decision, as JSON
 /// and as sentences.
-fn steering_steps(st: &Steering, host: usize, rec: &Recorder) -> (serde_json::Value, Vec<String>) {
+fn steering_steps(
+    st: &Steering,
+    host: usize,
+    rec: &Recorder,
+    detail: Option<LearnedDetail>,
+) -> (serde_json::Value, Vec<String>) {
     let host = &st.hosts[host];
     let name = |i: EdgeIdx| st.edges[i as usize].name.clone();
     let mut why = Vec::new();
@@ -327,7 +344,56 @@ fn steering_steps(st: &Steering, host: usize, rec: &Recorder) -> (serde_json::Va
                 .into(),
         );
     }
+    let learned = rec.learned.zip(rec.rtt.as_ref()).map(|(cell, (_, rows))| {
+        // Rows of a file prefix of the cell's own length win over the
+        // learned ones for their edges.
+        let file: &[(EdgeIdx, f32)] = match st.rtt.prefix(cell.network()) {
+            Some(hit) if hit.prefix == Some(cell.prefix_len()) => st.rtt.rows_of(hit.key),
+            _ => &[],
+        };
+        let samples = |e: EdgeIdx| -> Option<u32> {
+            detail
+                .as_ref()?
+                .samples
+                .get(&st.edges[e as usize].name)
+                .copied()
+        };
+        let from_file = |e: EdgeIdx| file.iter().any(|f| f.0 == e);
+        let text: Vec<String> = rows
+            .iter()
+            .map(|&(e, ms)| match (from_file(e), samples(e)) {
+                (true, _) => format!("{} {ms} ms (RTT file)", name(e)),
+                (false, Some(n)) => format!("{} {ms} ms from {n} samples", name(e)),
+                (false, None) => format!("{} {ms} ms", name(e)),
+            })
+            .collect();
+        let users = detail.as_ref().and_then(|d| d.resolver_users);
+        let (source, whose) = match (&detail, users) {
+            (Some(_), Some(n)) => (
+                "resolver's users",
+                format!("the {n} user networks linked to resolver network {cell}"),
+            ),
+            (Some(_), None) => ("client network", format!("client network {cell}")),
+            (None, _) => ("learned cell", format!("cell {cell}")),
+        };
+        why.push(format!(
+            "learned from real users (RUM): {whose}: {}",
+            text.join(", ")
+        ));
+        json!({
+            "source": source,
+            "key": cell.to_string(),
+            "users": users,
+            "rows": rows.iter().map(|&(e, ms)| json!({
+                "edge": name(e),
+                "rtt_ms": ms,
+                "samples": if from_file(e) { Some(0) } else { samples(e) },
+                "from": if from_file(e) { "rtt file" } else { "rum" },
+            })).collect::<Vec<_>>(),
+        })
+    });
     let rtt = match &rec.rtt {
+        Some(_) if learned.is_some() => serde_json::Value::Null,
         Some((key, rows)) => {
             why.push(format!(
                 "RTT key {key} matched ({} rows): candidates measured for it are ordered by ms, the rest follow by distance",
@@ -435,6 +501,7 @@ fn steering_steps(st: &Steering, host: usize, rec: &Recorder) -> (serde_json::Va
     }
     let steps = json!({
         "rtt": rtt,
+        "learned": learned,
         "order": order,
         "cost_margin": cost,
         "partner_share": partner,

@@ -32,7 +32,9 @@
 //! # Beside that flow
 //!
 //! `reload` builds snapshots from `config` and `zone` files and swaps them
-//! in; `health` probes edges; `fleet` shares overrides, load and verdicts
+//! in; `health` probes edges; `rum` learns RTTs from real users' browsers
+//! into each zone's learned table, which `steer` reads beside the RTT file;
+//! `fleet` shares overrides, load and verdicts
 //! with other instances through etcd; `http` serves metrics, the admin API
 //! and the `status` page; `explain` runs one question through the answer
 //! core for `geosteer explain`. At the edge, `cli` parses the command line
@@ -66,6 +68,7 @@ mod protocol;
 mod querylog;
 mod reload;
 mod rrl;
+mod rum;
 mod server;
 mod snapshot;
 mod status;
@@ -133,9 +136,17 @@ pub use geo::{
 
 // Steering decisions.
 pub use steer::{
-    AllDown, Client, Family, Host, Learned, Live, Located, NetTarget, Outcome, Place, Rule,
-    Steering, Trace, decide, locate,
+    AllDown, Client, EdgeIdx, Family, Host, Learned, Live, Located, NetTarget, Outcome, Place,
+    Rule, Steering, Trace, decide, locate,
 };
+
+// Steering from real users (RUM): cells learned from beacons and their
+// state file (the table steering reads is `Learned`, above).
+pub use rum::cells::{Beacon, Cell as RumCell, LearnedRow, Rows as LearnedRows, State as RumState};
+pub use rum::persist::{
+    decode as decode_rum_state, encode as encode_rum_state, write as write_rum_state,
+};
+pub use rum::token::Net as ClientNet;
 
 // Edge health.
 pub use health::{

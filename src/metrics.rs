@@ -267,6 +267,18 @@ fn describe() {
         "geosteer_notify_sent_total",
         "NOTIFY attempts to transfer.notify targets, by result (ok, error, retry)"
     );
+    describe_gauge!(
+        "geosteer_secondary_serial",
+        "Serial of the copy a secondary zone serves (0: none)"
+    );
+    describe_gauge!(
+        "geosteer_secondary_last_ok_timestamp_seconds",
+        "Unix time a secondary zone's primary last confirmed its copy"
+    );
+    describe_gauge!(
+        "geosteer_secondary_expires_timestamp_seconds",
+        "Unix time a secondary zone's copy expires without a good refresh (0: no copy)"
+    );
     describe_counter!(
         "geosteer_secondary_refresh_total",
         "Secondary zone refreshes, by result (unchanged, ixfr, axfr, refused, failed)"

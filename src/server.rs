@@ -30,6 +30,8 @@ pub struct Responder {
     dnstap: Option<Dnstap>,
     /// UDP response rate limiting, when configured.
     rrl: Option<Rrl>,
+    /// Where RUM resolver probes are noted, when RUM is on.
+    rum: Option<Arc<crate::rum::ProbeQueue>>,
     /// Transfers, NOTIFY and TSIG: what the answer core defers.
     estate: Option<Arc<Estate>>,
 }
@@ -42,8 +44,15 @@ impl Responder {
             query_log: None,
             dnstap: None,
             rrl: None,
+            rum: None,
             estate: None,
         }
+    }
+
+    /// Notes RUM resolver probes (see [`crate::rum::probe`]).
+    pub fn with_rum(mut self, probes: Option<Arc<crate::rum::ProbeQueue>>) -> Responder {
+        self.rum = probes;
+        self
     }
 
     /// Answers NOTIFY, zone transfers and TSIG-signed messages.
@@ -128,6 +137,11 @@ impl Responder {
                 log.record(t, query, client.ip(), transport, s);
             }
             let s = summary?;
+            if s.rum_probe
+                && let Some(p) = &self.rum
+            {
+                p.record(query, client.ip());
+            }
             match &self.rrl {
                 // TCP needs a real handshake, so its source is not forged;
                 // nor is that of a valid server cookie (as BIND exempts it).
@@ -250,11 +264,16 @@ async fn bind_pair(addr: SocketAddr, workers: usize) -> std::io::Result<(UdpServ
 /// Starts serving `snapshot` on every `listen` address of `cfg`.
 pub async fn start(cfg: &ServerConfig, snapshot: Snapshot) -> std::io::Result<Running> {
     let shared: Shared = Arc::new(ArcSwap::from_pointee(snapshot));
-    start_shared(cfg, shared).await
+    start_shared(cfg, shared, None).await
 }
 
-/// [`start`] with a snapshot handle the caller keeps (for reloads).
-pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result<Running> {
+/// [`start`] with a snapshot handle the caller keeps (for reloads), and
+/// RUM's probe queue when RUM is on.
+pub async fn start_shared(
+    cfg: &ServerConfig,
+    shared: Shared,
+    rum: Option<Arc<crate::rum::ProbeQueue>>,
+) -> std::io::Result<Running> {
     let query_log = match &cfg.query_log {
         Some(q) => QueryLog::start(q)?,
         None => None,
@@ -269,6 +288,7 @@ pub async fn start_shared(cfg: &ServerConfig, shared: Shared) -> std::io::Result
             .with_query_log(query_log)
             .with_dnstap(dnstap)
             .with_rrl(cfg.rrl.as_ref())
+            .with_rum(rum)
             .with_estate(Some(estate.clone())),
     );
     let (stop, _) = watch::channel(false);

@@ -17,17 +17,15 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::Client;
 use serde_json::{Value, json};
-use support::KillOnDrop;
+use support::browser::log;
 use support::dns::udp_raw;
 use support::http::get_json;
 use support::server::AppServer;
-use support::tools::{need_tools, tool};
+use support::tools::need_tools;
 
 /// Patience on a loaded 2-core machine (the 3 s budget below is separate).
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -41,34 +39,6 @@ fn set_admin(addr: SocketAddr, edge: &str, state: &str) {
         &json!({ "state": state }).to_string(),
     );
     assert_eq!(code, 200, "{body}");
-}
-
-/// `POST /session/{id}/se/log`: chromedriver's log of a type (`browser`
-/// for the console, `performance` for DevTools network events).
-#[derive(Debug)]
-struct GetLog(&'static str);
-
-impl WebDriverCompatibleCommand for GetLog {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
-    }
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (
-            http::Method::POST,
-            Some(json!({ "type": self.0 }).to_string()),
-        )
-    }
-}
-
-async fn log(c: &Client, kind: &'static str) -> Vec<Value> {
-    match c.issue_cmd(GetLog(kind)).await.unwrap() {
-        Value::Array(v) => v,
-        other => panic!("log {kind}: {other}"),
-    }
 }
 
 async fn js(c: &Client, script: &str) -> Value {
@@ -139,48 +109,13 @@ where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let port = support::free_port();
-    // chromedriver, killed when the test ends.
-    let driver = KillOnDrop(
-        Command::new(tool("chromedriver"))
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (driver, port) = support::browser::driver();
+    let caps = support::browser::caps(
+        &dir.join("chromium-profile"),
+        &["--window-size=1400,1000".to_string()],
     );
-    let profile = dir.join("chromium-profile");
-    let chromium = tool("chromium").display().to_string();
-    let caps = json!({
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1400,1000",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        },
-        "goog:loggingPrefs": { "browser": "ALL", "performance": "ALL" },
-    });
-    let caps = caps.as_object().unwrap().clone();
     rt.block_on(async {
-        // chromedriver takes a moment to listen.
-        let t = Instant::now();
-        let c = loop {
-            match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-                .capabilities(caps.clone())
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-            {
-                Ok(c) => break c,
-                Err(e) if t.elapsed() < PATIENCE => {
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => panic!("chromedriver: {e}"),
-            }
-        };
+        let c = support::browser::connect(port, caps, PATIENCE).await;
         // The steps run as a task so that a failing one still ends the
         // session (and so Chromium) before the panic goes on.
         let r = tokio::spawn(steps(c.clone())).await;

@@ -124,6 +124,10 @@ pub struct ServerRaw {
     /// Online DNSSEC signing; absent: no zone is signed.
     #[serde(default)]
     pub dnssec: Option<DnssecRaw>,
+    /// Steering from real users (beacons from a snippet in the pages);
+    /// off when absent.
+    #[serde(default)]
+    pub rum: Option<crate::rum::RumRaw>,
     /// TSIG keys (RFC 8945) by name, for transfers and NOTIFY.
     #[serde(default)]
     pub tsig: Option<indexmap::IndexMap<serde_saphyr::Spanned<String>, xfr::TsigRaw>>,
@@ -160,7 +164,16 @@ pub struct CookiesTable {
     /// How often the key derived from the secret changes (`1h`), or `off`
     /// to use the secret itself as RFC 9018's SipHash key.
     #[serde(default)]
-    pub rotate: Option<String>,
+    pub rotate: Option<RotateRaw>,
+}
+
+/// `cookies.rotate:` as written: a duration, or `off` (which YAML reads
+/// as `false` unless quoted).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RotateRaw {
+    Flag(bool),
+    Word(String),
 }
 
 /// Validated `cookies:`.
@@ -203,11 +216,12 @@ fn cookies_setting(
             }
         },
         Some(CookiesRaw::Table(t)) => {
-            let rotate = match t.rotate.as_deref() {
-                None => Some(COOKIE_ROTATE),
-                Some("off" | "never") => None,
-                Some(d) => {
-                    let d = humantime::parse_duration(d).map_err(|e| {
+            let rotate = match t.rotate {
+                None | Some(RotateRaw::Flag(true)) => Some(COOKIE_ROTATE),
+                Some(RotateRaw::Flag(false)) => None,
+                Some(RotateRaw::Word(w)) if matches!(w.as_str(), "off" | "never") => None,
+                Some(RotateRaw::Word(d)) => {
+                    let d = humantime::parse_duration(&d).map_err(|e| {
                         ConfigError::new(
                             path,
                             0,
@@ -412,6 +426,7 @@ pub struct ServerConfig {
     pub nsid: Option<Box<[u8]>>,
     pub cookies: CookieSetting,
     pub dnssec: Option<DnssecConfig>,
+    pub rum: Option<crate::rum::RumConfig>,
     /// TSIG keys, transfers out, NOTIFY, secondary zones.
     pub xfr: xfr::XfrConfig,
     /// Senders trusted to prepend a PROXY v2 header.
@@ -515,11 +530,17 @@ impl ServerConfig {
             d
         });
         let dnssec = raw.dnssec.map(|d| d.validate(base, path)).transpose()?;
+        let rum = raw
+            .rum
+            .map(|r| r.validate(base))
+            .transpose()
+            .map_err(|e| ConfigError::new(path, 0, e))?;
         let at = |(line, reason)| ConfigError::new(path, line, reason);
         let keys = xfr::keys(raw.tsig, base).map_err(at)?;
         let xfr = xfr::validate(keys, raw.transfer, raw.secondary, base).map_err(at)?;
         let proxy_protocol = xfr::proxy_senders(raw.proxy_protocol).map_err(at)?;
         Ok(ServerConfig {
+            rum,
             metrics: raw.metrics,
             dnssec,
             xfr,
@@ -604,6 +625,29 @@ mod tests {
         assert!(e.to_string().contains("dnssec.refresh"), "{e}");
         assert!(
             ServerConfig::from_str("dnssec: {keys: k, ttl: 1}\n", Path::new("g.yaml")).is_err()
+        );
+    }
+
+    #[test]
+    fn cookie_rotation_off_as_written_in_the_docs() {
+        for off in ["off", "\"off\"", "never", "false"] {
+            let c = ServerConfig::from_str(
+                &format!("cookies: {{ secret_file: s, rotate: {off} }}\n"),
+                Path::new("/g/g.yaml"),
+            )
+            .unwrap();
+            assert_eq!(
+                c.cookies,
+                CookieSetting::On {
+                    secret_file: Some("/g/s".into()),
+                    rotate: None
+                },
+                "{off}"
+            );
+        }
+        let c = ServerConfig::from_str("cookies: { rotate: 2h }\n", Path::new("g.yaml")).unwrap();
+        assert!(
+            matches!(c.cookies, CookieSetting::On { rotate: Some(d), .. } if d.as_secs() == 7200)
         );
     }
 

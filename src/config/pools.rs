@@ -121,6 +121,9 @@ pub struct EdgeRaw {
     /// What a partner's check probes.
     #[serde(default)]
     pub probe: Vec<Spanned<String>>,
+    /// A small object this edge serves, which the RUM snippet times.
+    #[serde(default)]
+    pub rum_url: Option<Spanned<String>>,
 }
 
 /// `rtt:` settings for the zone's RTT file.
@@ -442,6 +445,8 @@ pub struct Pools {
     pub names: Vec<(Box<[u8]>, u32, u32)>,
     /// RTT rows with fewer samples are ignored (`rtt.min_samples`).
     pub rtt_min_samples: u64,
+    /// Each edge's `rum_url`, by edge index.
+    pub rum_urls: Vec<Option<Box<str>>>,
 }
 
 /// Hands out the health handle of an edge; the reloader passes one that
@@ -543,6 +548,7 @@ pub fn from_str(
     }
     let mut index: HashMap<&str, EdgeIdx> = HashMap::new();
     let mut edges = Vec::with_capacity(raw.edges.len());
+    let mut rum_urls = Vec::with_capacity(raw.edges.len());
     for (name, e) in &raw.edges {
         let line = name.referenced.line() as u32;
         let key = format!("edges.{}", name.value);
@@ -683,6 +689,17 @@ pub fn from_str(
         edge.capacity = capacity;
         edge.probe = probe;
         edges.push(edge);
+        rum_urls.push(
+            e.rum_url
+                .as_ref()
+                .and_then(|u| match check_rum_url(&u.value) {
+                    Ok(()) => Some(u.value.clone().into_boxed_str()),
+                    Err(m) => {
+                        err(u.referenced.line() as u32, format!("{key}.rum_url: {m}"));
+                        None
+                    }
+                }),
+        );
     }
     let groups = resolve_groups(&raw.groups, &index, &mut err);
     // Names in an `edges:` list: edges and groups, each edge once, in the
@@ -943,7 +960,30 @@ pub fn from_str(
         steering: Steering::new(edges, hosts, Nets::new(nets)).with_live(health.live(&zone_name)),
         names,
         rtt_min_samples: min_samples,
+        rum_urls,
     })
+}
+
+/// A `rum_url`: an absolute http(s) URL the snippet can fetch as it is
+/// (it adds a cache-buster parameter).
+fn check_rum_url(u: &str) -> Result<(), String> {
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"))
+        .ok_or_else(|| format!("{u:?} is not an http:// or https:// URL"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.contains('@') {
+        return Err(format!("{u:?} has no host"));
+    }
+    if u.contains('#')
+        || u.bytes()
+            .any(|b| b <= b' ' || b == b'"' || b == b'\\' || b >= 0x7f)
+    {
+        return Err(format!(
+            "{u:?}: no spaces, quotes, backslashes, fragments or non-ASCII"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

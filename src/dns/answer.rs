@@ -120,6 +120,9 @@ pub struct Answer<'a> {
     pub synth: Vec<Box<[u8]>>,
     /// Extended DNS Error for the OPT record (RFC 8914).
     pub ede: Option<Ede<'a>>,
+    /// The question is a RUM resolver probe (`<id>.rum.<zone>`), which the
+    /// server records beside the answer.
+    pub rum_probe: bool,
     /// An explicit RRSIG query to a signed zone: the answer section's
     /// items are written as their RRSIGs only (see [`super::secure`]).
     pub sigs_only: bool,
@@ -137,6 +140,7 @@ impl<'a> Answer<'a> {
             steered: None,
             synth: Vec::new(),
             ede: None,
+            rum_probe: false,
             sigs_only: false,
         }
     }
@@ -241,7 +245,10 @@ pub fn lookup<'a, T: steer::Trace>(
         let node = match tree.nodes.get(lname) {
             Some(n) => n,
             None => match tree.wildcard(lname) {
-                Some(w) => w,
+                Some(w) => {
+                    ans.rum_probe |= step == 0 && w.rum_probe;
+                    w
+                }
                 None => {
                     ans.rcode = Rcode::NxDomain;
                     negative(tree, &mut ans);

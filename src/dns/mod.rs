@@ -148,6 +148,7 @@ fn answered<'s>(
         scope,
         steered: ans.steered,
         cookie_valid: req.extra.cookie_valid,
+        rum_probe: ans.rum_probe,
         prerendered: false,
         deferred: false,
     }

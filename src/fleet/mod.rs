@@ -21,6 +21,7 @@ mod config;
 mod files;
 mod outbox;
 mod report;
+mod rum;
 mod session;
 mod values;
 mod view;
@@ -32,6 +33,8 @@ pub use config::{FleetConfig, FleetRaw};
 pub use session::FleetError;
 pub use values::InstanceInfo;
 pub use view::Fleet;
+
+pub use rum::RumShare;
 
 use crate::clock::unix_now_ms;
 use crate::health::Registry;

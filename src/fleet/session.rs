@@ -46,7 +46,7 @@ const TICK: Duration = Duration::from_millis(100);
 const TXN_OPS: usize = 100;
 
 /// Longest wait between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub(super) async fn within<T, E: Into<FleetError>>(
     limit: Duration,

@@ -15,6 +15,8 @@
 //! | GET | `/api/view` | what the status page draws: edges, rates, per-country answers |
 //! | GET | `/api/whatif` | per-country answers with `down=`/`drain=` edges, changing nothing |
 //! | GET | `/api/explain` | `geosteer explain` for one client |
+//! | GET | `/api/rum` | RUM: a summary, or `?client=<cidr>` / `?resolver=<ip>` ([`crate::rum::api`]) |
+//! | GET | `/api/rum/export?zone=` | the learned table as `rtt.csv` |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +50,8 @@ pub struct Api {
     pub rates: Arc<crate::status::Rates>,
     /// The etcd link, when `fleet:` is configured.
     pub fleet: Option<Arc<crate::fleet::Fleet>>,
+    /// Steering from real users, when `rum:` is configured.
+    pub rum: Option<Arc<crate::rum::Rum>>,
 }
 
 /// Builds the router.
@@ -65,6 +69,8 @@ pub fn router(api: Api) -> Router {
         .route("/api/view", get(view))
         .route("/api/whatif", get(whatif))
         .route("/api/explain", get(explain))
+        .route("/api/rum", get(rum))
+        .route("/api/rum/export", get(rum_export))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(api)
 }
@@ -540,6 +546,72 @@ async fn whatif(State(api): State<Api>, Query(q): Query<ViewParams>) -> Response
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RumParams {
+    client: Option<ipnet::IpNet>,
+    resolver: Option<std::net::IpAddr>,
+    zone: Option<String>,
+    host: Option<String>,
+}
+
+/// `GET /api/rum`: what RUM learned (see [`crate::rum::api`]).
+async fn rum(State(api): State<Api>, Query(q): Query<RumParams>) -> Response {
+    let Some(rum) = api.rum.clone() else {
+        // The status page asks every few seconds: not an error.
+        if q.client.is_none() && q.resolver.is_none() {
+            return Json(json!({ "enabled": false })).into_response();
+        }
+        return error(
+            StatusCode::NOT_FOUND,
+            "RUM is off: no `rum:` section in the config",
+        );
+    };
+    let snap = api.reloader.shared().load_full();
+    let r = tokio::task::spawn_blocking(move || match (q.client, q.resolver) {
+        (Some(c), _) => rum.client(c),
+        (None, Some(r)) => rum.resolver(r, &snap),
+        (None, None) => crate::rum::api::panel(&rum, &snap, q.zone.as_deref(), q.host.as_deref()),
+    })
+    .await;
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `GET /api/rum/export?zone=`: the learned table as `rtt.csv`.
+async fn rum_export(State(api): State<Api>, Query(q): Query<ZoneParam>) -> Response {
+    let Some(rum) = &api.rum else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "RUM is off: no `rum:` section in the config",
+        );
+    };
+    let zone = match zone_key(q.zone) {
+        Some(z) => z,
+        None => {
+            let snap = api.reloader.shared().load();
+            match snap
+                .zones
+                .values()
+                .filter(|z| !z.steering.edges.is_empty())
+                .collect::<Vec<_>>()[..]
+            {
+                [z] => z.name.clone(),
+                _ => return error(StatusCode::BAD_REQUEST, "give zone= (several zones steer)"),
+            }
+        }
+    };
+    match rum.export(&zone) {
+        Some(csv) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("nothing learned for zone {zone}"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ExplainParams {
     name: String,
     client: Option<std::net::IpAddr>,
@@ -554,6 +626,7 @@ async fn explain(State(api): State<Api>, Query(q): Query<ExplainParams>) -> Resp
         return error(StatusCode::BAD_REQUEST, "give client= or ecs=");
     }
     let snap = api.reloader.shared().load_full();
+    let rum = api.rum.clone();
     let r = tokio::task::spawn_blocking(move || {
         crate::explain::explain(
             &snap,
@@ -561,6 +634,7 @@ async fn explain(State(api): State<Api>, Query(q): Query<ExplainParams>) -> Resp
             q.client,
             q.ecs,
             q.qtype.as_deref().unwrap_or("A"),
+            rum.as_deref(),
         )
         .map(|r| r.to_json())
     })

@@ -98,6 +98,15 @@ impl Reloader {
     }
 
     /// The snapshot handle the transports read.
+    /// Sets what each new snapshot is handed to before it is swapped in.
+    pub fn set_attach(&self, f: Option<stages::Attach>) {
+        *self
+            .stages
+            .attach
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = f;
+    }
+
     pub fn shared(&self) -> &crate::snapshot::Shared {
         &self.stages.shared
     }

@@ -150,7 +150,13 @@ pub(super) struct Stages {
     /// Snapshots swapped out and perhaps still read by a query: their
     /// memory is handed back to the system once they are gone.
     retired: Mutex<Vec<std::sync::Weak<Snapshot>>>,
+    /// Called with each new snapshot before it serves: live layers (RUM's
+    /// learned tables) attach to it, so it never serves without them.
+    pub(super) attach: std::sync::RwLock<Option<Attach>>,
 }
+
+/// See [`super::Reloader::set_attach`].
+pub type Attach = Arc<dyn Fn(&Snapshot) + Send + Sync>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -194,6 +200,7 @@ impl Stages {
             }),
             metrics: crate::metrics::ReloadMetrics::new(),
             retired: Mutex::default(),
+            attach: std::sync::RwLock::new(None),
         });
         for (name, build, nice) in [
             (
@@ -449,6 +456,9 @@ impl Stages {
 
     /// Swaps `snap` in, then does the health bookkeeping for it.
     fn swap(&self, snap: Snapshot, loads: Vec<FedLoad>) {
+        if let Some(f) = &*self.attach.read().unwrap_or_else(|e| e.into_inner()) {
+            f(&snap);
+        }
         let db_epoch = snap.geodb.as_ref().map(|db| db.info().build_epoch);
         self.metrics
             .observe(snap.generation, snap.built_at, db_epoch);

@@ -89,6 +89,12 @@ pub(super) fn build(
     let now = crate::clock::unix_now();
     let mut included = Vec::new();
     let built = build_unplaced(zone_file, health, rtt, &mut included).and_then(|mut z| {
+        // RUM's resolver probe name, when RUM is on.
+        if let Some(r) = &cfg.rum
+            && let Some(w) = crate::rum::probe::add_probe_node(&mut z.tree, r.listen)
+        {
+            tracing::warn!("{w}");
+        }
         // Every host's order per database record, as gdnsd does at load.
         let t = std::time::Instant::now();
         let before = previous.map(|p| &p.steering);
@@ -182,6 +188,7 @@ fn build_unplaced(
     })?;
     let pools_file = pools_path(zone_file);
     let mut svcb = Vec::new();
+    let mut rum_urls = Vec::new();
     let steering = if pools_file.exists() {
         let mut p = pools::load(&pools_file, &zf.origin, health)?;
         let rtt_file = rtt_path(zone_file);
@@ -191,6 +198,7 @@ fn build_unplaced(
         }
         add_steered_names(&mut tree, &p, zone_file, &pools_file)?;
         svcb = p.svcb;
+        rum_urls = p.rum_urls;
         p.steering
     } else {
         if rtt_path(zone_file).exists() {
@@ -212,6 +220,7 @@ fn build_unplaced(
         zone_file: zone_file.to_path_buf(),
         pools_file: pools_file.exists().then_some(pools_file),
         svcb,
+        rum_urls,
     })
 }
 

@@ -23,6 +23,8 @@ pub struct Zone {
     pub counters: crate::metrics::SteerCounters,
     /// HTTPS/SVCB templates of steered hosts (pools file).
     pub svcb: Vec<crate::zone::svcb::Template>,
+    /// Each edge's `rum_url` (pools file), by edge index.
+    pub rum_urls: Vec<Option<Box<str>>>,
 }
 
 impl Zone {

@@ -127,7 +127,7 @@ pub fn decide<T: Trace>(
             .map(|h| h.key),
     };
     let mut rows = key.map_or_else(Rows::default, |k| Rows::of_key(&st.rtt, k));
-    let guard = st.live.learned();
+    let guard = if T::LEARNED { st.live.learned() } else { None };
     let learned: Option<&Learned> = guard
         .as_ref()
         .and_then(|g| g.as_deref())
@@ -172,6 +172,9 @@ pub fn decide<T: Trace>(
             let edge = &st.edges[idx as usize];
             let km = here.zip(edge.unit()).map(|(h, e)| km_of(chord2(&e, &h)));
             trace.candidate(idx, km, edge.health.effective());
+        }
+        if let Some(RttKey::Prefix(cell)) = learned_key {
+            trace.learned(cell);
         }
         let shown = learned_key.as_ref().or(key.map(|k| st.rtt.key(k)));
         trace.rtt(shown.map(|k| (k, rows.all())));
@@ -292,6 +295,7 @@ mod tests {
     use super::*;
     use crate::config::pools::{AlwaysUp, from_str};
     use crate::steer::Learned;
+    use ipnet::IpNet;
     use std::path::Path;
     use std::sync::Arc;
 
@@ -379,5 +383,47 @@ hosts:
             |_| 1.0,
         ))));
         assert_eq!(ask(&st, "10.1.2.3", 24), ("lhr".into(), 8));
+    }
+
+    /// A trace that turns learned rows off and sees which cell decided.
+    #[derive(Default)]
+    struct Cells {
+        seen: Option<IpNet>,
+    }
+
+    impl Trace for Cells {
+        const DETAILED: bool = true;
+        fn learned(&mut self, cell: IpNet) {
+            self.seen = Some(cell);
+        }
+    }
+
+    struct Without;
+
+    impl Trace for Without {
+        const LEARNED: bool = false;
+    }
+
+    #[test]
+    fn traces_see_the_deciding_cell_or_turn_learned_rows_off() {
+        let st = steering(HEADER, &[("10.1.2.0/24", "iad", 5.0)]);
+        let client = Client {
+            addr: "10.1.2.3".parse().unwrap(),
+            ecs_source: Some(24),
+        };
+        let mut t = Cells::default();
+        let d = decide(&st, &st.hosts[0], None, client, Family::V4, &mut t);
+        assert_eq!(st.edges[d.edges[0] as usize].name, "iad");
+        assert_eq!(t.seen, Some("10.1.2.0/24".parse().unwrap()));
+        let d = decide(&st, &st.hosts[0], None, client, Family::V4, &mut Without);
+        assert_eq!(st.edges[d.edges[0] as usize].name, "lhr");
+        // Another /24: no cell decided.
+        let mut t = Cells::default();
+        let other = Client {
+            addr: "10.1.3.3".parse().unwrap(),
+            ..client
+        };
+        decide(&st, &st.hosts[0], None, other, Family::V4, &mut t);
+        assert_eq!(t.seen, None);
     }
 }

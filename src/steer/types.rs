@@ -145,6 +145,12 @@ pub trait Trace {
     fn candidate(&mut self, _edge: EdgeIdx, _km: Option<f64>, _state: Effective) {}
     /// The RTT key that matched and its rows (fastest first), if any.
     fn rtt(&mut self, _key: Option<(&RttKey, &[(EdgeIdx, f32)])>) {}
+    /// Whether the live layer's learned rows take part: the RUM panel
+    /// decides without them to see which clients they moved.
+    const LEARNED: bool = true;
+    /// The learned cell (RUM) whose rows decided, merged with the file's
+    /// rows of the same prefix if it has one (a detailed trace only).
+    fn learned(&mut self, _cell: IpNet) {}
     /// The candidates in order, before health.
     fn ranked(&mut self, _order: &[Ranked]) {}
     /// `partner_share` decided: the subnet's draw in (0, 1] against it.

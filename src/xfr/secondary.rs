@@ -274,6 +274,7 @@ pub async fn run(
             let reload = reload.clone();
             let _ = tokio::task::spawn_blocking(move || reload("zone expired")).await;
         }
+        gauges(&zone.zone, copy.as_ref(), last_ok);
         let ok_recently = last_ok >= now.saturating_sub(1);
         wait = match t {
             // RFC 1035 §3.3.13: REFRESH after a good check, RETRY after a
@@ -283,6 +284,19 @@ pub async fn run(
             None => Duration::from_secs(5),
         };
     }
+}
+
+/// What an operator's alert watches: the serial served (0 without a
+/// copy), the last good check, and when the copy expires without another.
+fn gauges(zone: &str, copy: Option<&Copy>, last_ok: u64) {
+    let t = copy.and_then(Copy::timers);
+    let z = zone.to_string();
+    metrics::gauge!("geosteer_secondary_serial", "zone" => z.clone())
+        .set(t.map_or(0.0, |t| f64::from(t.serial)));
+    metrics::gauge!("geosteer_secondary_last_ok_timestamp_seconds", "zone" => z.clone())
+        .set(last_ok as f64);
+    metrics::gauge!("geosteer_secondary_expires_timestamp_seconds", "zone" => z)
+        .set(t.map_or(0.0, |t| (last_ok + u64::from(t.expire)) as f64));
 }
 
 fn write_aside(path: &Path, text: &str) -> std::io::Result<()> {

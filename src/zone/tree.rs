@@ -128,6 +128,9 @@ pub struct Node {
     pub host: Option<u32>,
     /// NS records here, and this is not the apex: a zone cut.
     pub cut: bool,
+    /// The RUM resolver-probe wildcard (`*.rum.<zone>`): a query it
+    /// answers is recorded ([`crate::rum`]).
+    pub rum_probe: bool,
 }
 
 impl Node {

@@ -279,8 +279,10 @@ fn sighup_triggers_reload() {
     wait_answer(server, V1, Duration::from_secs(10));
 
     fx.write("zones/t.example.pools.yaml", &pools(V2, 5));
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(answer(server), [V1], "watch: false, yet it reloaded");
+    assert!(
+        support::wait::holds_for(Duration::from_millis(500), || answer(server) == [V1]),
+        "watch: false, yet it reloaded"
+    );
     let pid = child.0.id() as libc::pid_t;
     assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
     let took = wait_answer(server, V2, Duration::from_secs(1));
@@ -297,8 +299,10 @@ fn api_and_cli_trigger_reload() {
     assert_eq!(answer(srv.dns()), [V1]);
 
     fx.write("zones/t.example.pools.yaml", &pools(V2, 5));
-    std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(answer(srv.dns()), [V1], "watch: false, yet it reloaded");
+    assert!(
+        support::wait::holds_for(Duration::from_millis(400), || answer(srv.dns()) == [V1]),
+        "watch: false, yet it reloaded"
+    );
     let (code, body) = http(srv.http(), "POST", "/api/reload", "");
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"ok\":true"), "{body}");
@@ -357,6 +361,11 @@ fn check(cfg: &Path) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
     )
 }
+
+/// How long this test waits for a verdict: generous, since it asserts what
+/// is served, not how fast (the timing targets are measured elsewhere), and
+/// CI machines are loaded.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 #[test]
 fn bad_changes_keep_the_old_answers() {
@@ -431,12 +440,12 @@ fn bad_changes_keep_the_old_answers() {
                 break st;
             }
             assert!(
-                start.elapsed() < Duration::from_secs(3),
+                start.elapsed() < PATIENCE,
                 "{what}: no failed reload seen: {st}"
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        wait_answer(srv.dns(), after, Duration::from_secs(1));
+        wait_answer(srv.dns(), after, PATIENCE);
         assert_eq!(answer(srv.dns()), [after], "{what}");
         let errors: Vec<String> = st["last_reload"]["errors"]
             .as_array()
@@ -464,7 +473,7 @@ fn bad_changes_keep_the_old_answers() {
         let start = Instant::now();
         while status(&srv)["last_reload"]["ok"] != true {
             assert!(
-                start.elapsed() < Duration::from_secs(3),
+                start.elapsed() < PATIENCE,
                 "{what}: good files not reloaded"
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -472,7 +481,7 @@ fn bad_changes_keep_the_old_answers() {
         // The database written again is opened again, and every zone built
         // against it: wait for that too before the next case edits files.
         srv.app().reloader.reload("test").unwrap();
-        wait_answer(srv.dns(), V1, Duration::from_secs(1));
+        wait_answer(srv.dns(), V1, PATIENCE);
     }
 }
 

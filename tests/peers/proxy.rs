@@ -4,7 +4,10 @@
 //! UDP and TCP. By hand: a header from an untrusted sender and a
 //! malformed one are dropped and counted, a trusted sender without a
 //! header is served as itself, a LOCAL header keeps the sender, and the
-//! header's client is who RRL limits.
+//! header's client is who RRL limits, whose address the sampled query
+//! log and dnstap (read by `dnstap-ldns`) record, and whom a DNS cookie
+//! is made for (RFC 9018's hash over the client's address, recomputed
+//! here).
 
 use crate::support;
 
@@ -12,8 +15,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::dns::raw_query;
-use support::server::{Fixture, Server};
+use support::dns::{opt_rr, raw_query};
+use support::server::{AppServer, Fixture, Server};
 use support::tools::{need_tools, tool};
 use support::wait::until;
 use support::{KillOnDrop, free_port};
@@ -220,4 +223,113 @@ newServer({{address="127.0.0.1:{backend}", useProxyProtocol=true, healthCheckMod
     }
     assert!(gs.metrics.counter("geosteer_proxy_accepted_total") >= 4);
     assert_eq!(gs.metrics.sum("geosteer_proxy_dropped_total"), 0);
+}
+
+/// RFC 9018's server cookie for `client` at `ip`, made at `ts` with
+/// `secret` as the SipHash key (`rotate: off`).
+#[allow(deprecated)]
+fn rfc9018_cookie(
+    secret: &[u8; 16],
+    client: &[u8; 8],
+    ip: std::net::Ipv4Addr,
+    ts: u32,
+) -> [u8; 16] {
+    use std::hash::Hasher;
+    let mut out = [0u8; 16];
+    out[0] = 1;
+    out[4..8].copy_from_slice(&ts.to_be_bytes());
+    let k0 = u64::from_le_bytes(secret[..8].try_into().unwrap());
+    let k1 = u64::from_le_bytes(secret[8..].try_into().unwrap());
+    let mut h = std::hash::SipHasher::new_with_keys(k0, k1);
+    h.write(client);
+    h.write(&out[..8]);
+    h.write(&ip.octets());
+    out[8..].copy_from_slice(&h.finish().to_le_bytes());
+    out
+}
+
+#[test]
+fn query_log_dnstap_and_cookies_see_the_proxied_client() {
+    let secret: [u8; 16] = *b"0123456789abcdef";
+    let fx = Fixture::new(
+        NETS,
+        "proxy_protocol: [127.0.0.1/32]\nquery_log: { sample: 1, path: queries.log }\n\
+         dnstap: { file: tap.fstrm }\ncookies: { secret_file: cookie.secret, rotate: off }\n",
+    );
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(fx.dir.path().join("cookie.secret"), hex + "\n").unwrap();
+    let app = AppServer::load(&fx.config_path());
+    let to = app.dns();
+    let sock = UdpSocket::bind(("127.0.0.1", 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let client_cookie = *b"clientck";
+    let q = raw_query(
+        0x5151,
+        0,
+        [1, 0, 0, 1],
+        "www.cdn.example",
+        1,
+        &opt_rr(1232, 0, 0, 0, &[(10, &client_cookie)]),
+    );
+    // The same query, from the proxy itself and through it for 127.0.0.2.
+    let mut answers = Vec::new();
+    for proxied in [None, Some("127.0.0.2:5353")] {
+        let mut p = proxied.map_or_else(Vec::new, |c| header(c, to, 1));
+        p.extend_from_slice(&q);
+        sock.send_to(&p, to).unwrap();
+        let mut buf = [0u8; 1500];
+        let n = sock.recv(&mut buf).expect("an answer");
+        answers.push(buf[..n].to_vec());
+    }
+    let server_cookie = |r: &[u8]| -> [u8; 16] {
+        let mut want = vec![0, 10, 0, 24];
+        want.extend_from_slice(&client_cookie);
+        let at = r
+            .windows(want.len())
+            .position(|w| w == want)
+            .expect("a COOKIE option with our client cookie");
+        r[at + 12..at + 28].try_into().unwrap()
+    };
+    for (r, ip) in answers.iter().zip(["127.0.0.1", "127.0.0.2"]) {
+        let got = server_cookie(r);
+        let ts = u32::from_be_bytes(got[4..8].try_into().unwrap());
+        assert_eq!(
+            got,
+            rfc9018_cookie(&secret, &client_cookie, ip.parse().unwrap(), ts),
+            "the server cookie is not made for {ip}"
+        );
+    }
+
+    // The query log names the header's client.
+    let log = fx.dir.path().join("queries.log");
+    let text = until("two query-log lines", Duration::from_secs(10), || {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        (t.lines().count() >= 2).then_some(t)
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("\"127.0.0.1\""), "{text}");
+    assert!(lines[1].contains("\"127.0.0.2\""), "{text}");
+
+    // dnstap too, as Debian's reader prints it.
+    if need_tools(&["dnstap-ldns"]) {
+        let tap = until("four dnstap messages", Duration::from_secs(20), || {
+            let out = Command::new(tool("dnstap-ldns"))
+                .arg("-r")
+                .arg(fx.dir.path().join("tap.fstrm"))
+                .output()
+                .unwrap();
+            let t = String::from_utf8_lossy(&out.stdout).into_owned();
+            (t.lines().count() >= 4).then_some(t)
+        });
+        let who: Vec<&str> = tap
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(3))
+            .collect();
+        assert_eq!(
+            who,
+            ["127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.2"],
+            "{tap}"
+        );
+    }
+    app.shutdown();
 }

@@ -496,10 +496,12 @@ fn now_secs() -> u64 {
 
 /// A loopback relay in front of a primary, UDP and TCP on one port, that
 /// can cut TCP answers short (half the first message, then close): the
-/// broken transfer a secondary must survive.
+/// broken transfer a secondary must survive; or be down (nothing
+/// forwarded, connections closed at once): a primary out of reach.
 struct Relay {
     port: u16,
     cut: Arc<AtomicBool>,
+    down: Arc<AtomicBool>,
     /// TCP connections cut so far.
     cuts: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
@@ -518,15 +520,19 @@ impl Relay {
         let relay = Relay {
             port,
             cut: Arc::default(),
+            down: Arc::default(),
             cuts: Arc::default(),
             stop: Arc::default(),
         };
-        let stop = relay.stop.clone();
+        let (stop, down) = (relay.stop.clone(), relay.down.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 65535];
             while let Ok((n, from)) = udp.recv_from(&mut buf) {
                 if stop.load(Ordering::Acquire) {
                     return;
+                }
+                if down.load(Ordering::Acquire) {
+                    continue;
                 }
                 let up = UdpSocket::bind("127.0.0.1:0").unwrap();
                 up.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -538,10 +544,14 @@ impl Relay {
             }
         });
         let (stop, cut, cuts) = (relay.stop.clone(), relay.cut.clone(), relay.cuts.clone());
+        let down = relay.down.clone();
         std::thread::spawn(move || {
             for client in tcp.incoming() {
                 if stop.load(Ordering::Acquire) {
                     return;
+                }
+                if down.load(Ordering::Acquire) {
+                    continue;
                 }
                 let (Ok(mut client), Ok(mut up)) = (client, TcpStream::connect(to)) else {
                     continue;
@@ -594,18 +604,18 @@ fn a_broken_transfer_keeps_the_last_good_copy_and_notify_brings_the_next() {
         "{}remote:\n  - id: geosteer\n    address: 127.0.0.1@{gport}\n    key: xfr-key\n\
          acl:\n  - id: to-geosteer\n    address: 127.0.0.1\n    key: xfr-key\n    action: transfer\n\
          template:\n  - id: default\n    storage: \"{{zones}}\"\n    file: \"%s.zone\"\n    zonefile-load: difference\n    journal-content: changes\n    zonefile-sync: -1\n\
-         zone:\n  - domain: static.example.\n    notify: geosteer\n    acl: to-geosteer\n",
+         zone:\n  - domain: broken.example.\n    notify: geosteer\n    acl: to-geosteer\n",
         knot_key(SECRET)
     );
     let knot = Knot::start_on(
         kport,
-        &[("static.example.zone", zone_v1)],
+        &[("broken.example.zone", zone_v1)],
         &knot_conf,
-        "static.example.",
+        "broken.example.",
     );
     let relay = Relay::start(([127, 0, 0, 1], kport).into());
     let cfg = format!(
-        "{}http: 127.0.0.1:{http}\nsecondary:\n  static.example: {{ primaries: [\"127.0.0.1:{}\"], tsig: xfr-key }}\n",
+        "{}http: 127.0.0.1:{http}\nsecondary:\n  broken.example: {{ primaries: [\"127.0.0.1:{}\"], tsig: xfr-key }}\n",
         tsig_cfg(),
         relay.port
     );
@@ -614,9 +624,9 @@ fn a_broken_transfer_keeps_the_last_good_copy_and_notify_brings_the_next() {
     let gs: SocketAddr = ([127, 0, 0, 1], gport).into();
     let web: SocketAddr = ([127, 0, 0, 1], http).into();
     until_true("the first transfer", Duration::from_secs(10), || {
-        soa_serial(gs, "static.example") == Some(1)
+        soa_serial(gs, "broken.example") == Some(1)
     });
-    let copy = fx.dir.path().join("zones/static.example.zone");
+    let copy = fx.dir.path().join("zones/broken.example.zone");
     let failed =
         || support::http::metric(web, "geosteer_secondary_refresh_total{result=\"failed\"}");
     let failed_before = failed();
@@ -627,9 +637,9 @@ fn a_broken_transfer_keeps_the_last_good_copy_and_notify_brings_the_next() {
     let zone_v2 = zone_v1
         .replace("hostmaster 1 ", "hostmaster 2 ")
         .replace("192.0.2.80", "192.0.2.81");
-    std::fs::write(knot.zones().join("static.example.zone"), &zone_v2).unwrap();
+    std::fs::write(knot.zones().join("broken.example.zone"), &zone_v2).unwrap();
     assert!(
-        knot.knotc(&["zone-reload", "static.example."])
+        knot.knotc(&["zone-reload", "broken.example."])
             .contains("OK")
     );
     until_true("IXFR and AXFR cut", Duration::from_secs(10), || {
@@ -640,32 +650,160 @@ fn a_broken_transfer_keeps_the_last_good_copy_and_notify_brings_the_next() {
     });
     assert!(
         holds_for(Duration::from_secs(1), || {
-            soa_serial(gs, "static.example") == Some(1)
-                && a_records(gs, "www.static.example") == ["192.0.2.80"]
+            soa_serial(gs, "broken.example") == Some(1)
+                && a_records(gs, "www.broken.example") == ["192.0.2.80"]
         }),
         "the last good copy stopped serving"
     );
     let on_disk = std::fs::read_to_string(&copy).unwrap();
     assert!(on_disk.contains("serial 1,"), "{on_disk}");
+    let gauge =
+        |name: &str| support::http::metric(web, &format!("{name}{{zone=\"broken.example.\"}}"));
+    assert_eq!(gauge("geosteer_secondary_serial"), 1.0);
+    // EXPIRE counts from the last good check: the first transfer.
+    let expires = gauge("geosteer_secondary_expires_timestamp_seconds");
+    let ok = gauge("geosteer_secondary_last_ok_timestamp_seconds");
+    assert_eq!(expires - ok, 86400.0);
+    assert!((now_secs() as f64 - ok).abs() < 60.0, "{ok}");
 
     // The network mended: the next NOTIFY brings serial 2 in.
     relay.cut.store(false, Ordering::Release);
     let t0 = Instant::now();
     assert!(
-        knot.knotc(&["zone-notify", "static.example."])
+        knot.knotc(&["zone-notify", "broken.example."])
             .contains("OK")
     );
     until_true("serial 2 after NOTIFY", Duration::from_secs(5), || {
-        a_records(gs, "www.static.example") == ["192.0.2.81"]
+        a_records(gs, "www.broken.example") == ["192.0.2.81"]
     });
     println!(
         "NOTIFY to the new copy serving: {} ms",
         t0.elapsed().as_millis()
     );
-    assert_eq!(soa_serial(gs, "static.example"), Some(2));
+    assert_eq!(soa_serial(gs, "broken.example"), Some(2));
     assert!(
         std::fs::read_to_string(&copy)
             .unwrap()
             .contains("serial 2,")
     );
+    until_true("the serial gauge", Duration::from_secs(5), || {
+        gauge("geosteer_secondary_serial") == 2.0
+    });
+}
+
+/// The README's AXFR line, run as written (but on a free port) against
+/// the committed demo: `geosteer.yaml` with its demo TSIG key, `zones/`
+/// and `geodb/`, prints what the README says it prints.
+#[test]
+fn the_readme_axfr_line_works_on_the_committed_demo() {
+    if !need_tools(&["dig", "grep", "sh"]) {
+        return;
+    }
+    let repo = support::repo();
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let lines: Vec<&str> = readme.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("$ dig @127.0.0.1 -p 5300 ") && l.contains(" AXFR -y "))
+        .expect("an AXFR line in the README");
+    let expected: Vec<&str> = lines[at + 1..]
+        .iter()
+        .take_while(|l| !l.starts_with("```") && !l.starts_with('$'))
+        .copied()
+        .collect();
+    assert!(!expected.is_empty());
+
+    let (port, http) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = std::fs::read_to_string(repo.join("geosteer.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:5300", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:8053", &format!("127.0.0.1:{http}"))
+        .replace(
+            "zones: zones",
+            &format!("zones: {}", repo.join("zones").display()),
+        )
+        .replace(
+            "geodb: geodb/",
+            &format!("geodb: {}/", repo.join("geodb").display()),
+        );
+    let path = dir.path().join("geosteer.yaml");
+    std::fs::write(&path, cfg).unwrap();
+    let _app = AppServer::load(&path);
+    let cmd = lines[at]
+        .trim_start_matches("$ ")
+        .replace("-p 5300", &format!("-p {port}"));
+    let out = Command::new(tool("sh"))
+        .args(["-c", &cmd])
+        .output()
+        .unwrap();
+    let got = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        expected,
+        "{cmd}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// SOA EXPIRE honoured: with the primary out of reach for longer than
+/// EXPIRE, the copy is set aside (`<zone>.zone.expired`) and the zone is
+/// no longer answered from it; when the primary is back, a new transfer
+/// serves it again.
+#[test]
+fn a_copy_expires_when_the_primary_stays_away_and_comes_back_with_it() {
+    if !need_tools(&["knotd", "knotc"]) {
+        return;
+    }
+    let (gport, kport) = (free_port(), free_port());
+    // REFRESH 1 s, RETRY 1 s, EXPIRE 4 s.
+    let zone =
+        "$TTL 300\n@ SOA ns1 hostmaster 7 1 1 4 60\n@ NS ns1\nns1 A 192.0.2.53\nwww A 192.0.2.80\n";
+    let knot_conf = format!(
+        "{}acl:\n  - id: to-geosteer\n    address: 127.0.0.1\n    key: xfr-key\n    action: transfer\n\
+         template:\n  - id: default\n    storage: \"{{zones}}\"\n    file: \"%s.zone\"\n\
+         zone:\n  - domain: static.example.\n    acl: to-geosteer\n",
+        knot_key(SECRET)
+    );
+    let _knot = Knot::start_on(
+        kport,
+        &[("static.example.zone", zone)],
+        &knot_conf,
+        "static.example.",
+    );
+    let relay = Relay::start(([127, 0, 0, 1], kport).into());
+    let cfg = format!(
+        "{}secondary:\n  static.example: {{ primaries: [\"127.0.0.1:{}\"], tsig: xfr-key }}\n",
+        tsig_cfg(),
+        relay.port
+    );
+    let fx = Fixture::custom("", &format!("listen: [127.0.0.1:{gport}]\n"), &cfg, |z| z);
+    let _app = AppServer::load(&fx.config_path());
+    let gs: SocketAddr = ([127, 0, 0, 1], gport).into();
+    until_true("the first transfer", Duration::from_secs(10), || {
+        soa_serial(gs, "static.example") == Some(7)
+    });
+    let copy = fx.dir.path().join("zones/static.example.zone");
+    let expired = fx.dir.path().join("zones/static.example.zone.expired");
+
+    relay.down.store(true, Ordering::Release);
+    let t0 = Instant::now();
+    until_true("the zone to expire", Duration::from_secs(20), || {
+        a_records(gs, "www.static.example").is_empty()
+    });
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(3),
+        "expired after {took:?}, before EXPIRE"
+    );
+    assert!(expired.exists() && !copy.exists());
+    let q = raw_query(0x7777, 0, [1, 0, 0, 0], "www.static.example", 1, &[]);
+    let r = udp_raw(gs, &q).expect("an answer");
+    assert_ne!(r[3] & 0x0F, 0, "an expired zone answers with an error");
+
+    relay.down.store(false, Ordering::Release);
+    until_true("a new copy", Duration::from_secs(20), || {
+        a_records(gs, "www.static.example") == ["192.0.2.80"]
+    });
+    assert!(copy.exists());
 }

@@ -4,6 +4,7 @@
 //! - [`server`]: in-process servers (the DNS server alone, or the whole
 //!   `App` with its HTTP listener), their config directories, and a
 //!   metrics recorder per server;
+//! - [`browser`]: headless Chromium through chromedriver;
 //! - [`dns`]: queries (hickory messages and bytes by hand) and the UDP and
 //!   TCP exchanges that send them;
 //! - [`fleet`]: an etcd cluster, edges and `geosteer` processes joined
@@ -23,11 +24,13 @@
 //! - [`wait`]: poll until something holds (never a fixed sleep);
 //! - [`alloc`]: a counting global allocator, for "allocates nothing";
 //! - [`rng`]: a deterministic generator for randomized tests;
+//! - [`rum`]: a RUM site and clients on many loopback source addresses;
 //! - here: paths, files, free ports, child processes killed on drop, RSS.
 // Each test binary uses a different subset.
 #![allow(dead_code)]
 
 pub mod alloc;
+pub mod browser;
 pub mod dns;
 pub mod fleet;
 pub mod http;
@@ -36,6 +39,7 @@ pub mod paths;
 pub mod peers;
 pub mod probe;
 pub mod rng;
+pub mod rum;
 pub mod server;
 pub mod steer;
 pub mod tools;

@@ -29,6 +29,8 @@ pub struct Summary<'a> {
     /// The query carried a valid server cookie of ours (RFC 7873 §5.2.4):
     /// its source address is not forged, so RRL lets it through.
     pub cookie_valid: bool,
+    /// A RUM resolver probe was answered (see [`crate::dns::answer::Answer::rum_probe`]).
+    pub rum_probe: bool,
     /// Answered from the snapshot's pre-rendered tables (the fast path),
     /// not looked up.
     pub prerendered: bool,
@@ -51,6 +53,7 @@ impl Summary<'_> {
             scope: 0,
             steered: None,
             cookie_valid,
+            rum_probe: false,
             prerendered: true,
             deferred: false,
         }
@@ -67,6 +70,7 @@ impl Summary<'_> {
             scope: 0,
             steered: None,
             cookie_valid: false,
+            rum_probe: false,
             prerendered: false,
             deferred: true,
         }
@@ -259,6 +263,7 @@ pub(crate) fn error_reply(
         scope: 0,
         steered: None,
         cookie_valid: extra.cookie_valid,
+        rum_probe: false,
         prerendered: false,
         deferred: false,
     }

@@ -119,6 +119,7 @@ pub(crate) fn steered<'s>(
         scope,
         steered: Some(steered),
         cookie_valid: extra.cookie_valid,
+        rum_probe: false,
         prerendered: true,
         deferred: false,
     })
