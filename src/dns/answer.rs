@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-use super::opt::{EDE_INVALID_DATA, EDE_NETWORK_ERROR, EDE_NOT_AUTHORITATIVE, Ede};
+use super::opt::{EDE_INVALID_DATA, EDE_NETWORK_ERROR, EDE_NOT_AUTHORITATIVE, EDE_NOT_READY, Ede};
 use crate::net::Transport;
 use crate::snapshot::{Snapshot, Zone};
 use crate::steer::{self, Client, Decision, EdgeIdx, Family, Outcome, Steering};
@@ -163,11 +163,16 @@ pub fn lookup<'a, T: steer::Trace>(
     trace: &mut T,
 ) -> Answer<'a> {
     let Some(zone) = snap.zone_for(q.name, q.qtype) else {
-        if snap.unloaded_zone(q.name).is_some() {
-            // Ours, but its files did not load: what Knot answers.
+        if let Some(u) = snap.unloaded_zone(q.name) {
+            // Ours, but its files did not load (what Knot answers), or a
+            // secondary zone without a copy.
             let mut ans = Answer::new(Rcode::ServFail);
             ans.ede = Some(Ede {
-                code: EDE_INVALID_DATA,
+                code: if u.awaiting_transfer {
+                    EDE_NOT_READY
+                } else {
+                    EDE_INVALID_DATA
+                },
                 text: Cow::Borrowed(""),
             });
             return ans;

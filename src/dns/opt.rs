@@ -72,6 +72,8 @@ pub struct Ede<'a> {
     pub text: std::borrow::Cow<'a, str>,
 }
 
+/// RFC 8914 §4.15: not ready (a secondary zone with no copy yet, or expired).
+pub const EDE_NOT_READY: u16 = 14;
 /// RFC 8914 §4.21: the server is not authoritative for the name.
 pub const EDE_NOT_AUTHORITATIVE: u16 = 20;
 /// RFC 8914 §4.23: the server cannot answer (here: no edge can serve).

@@ -210,6 +210,7 @@ async fn status(State(api): State<Api>) -> impl IntoResponse {
             json!({
                 "name": u.name,
                 "loaded": false,
+                "awaiting_transfer": u.awaiting_transfer,
                 "zone_file": u.zone_file,
                 "load_errors": load_errors(&u.zone_file),
             })

@@ -253,7 +253,8 @@ pub fn build_snapshot(
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
-    let (served, unloaded, _) = zones.served();
+    let (served, mut unloaded, _) = zones.served();
+    add_awaiting_transfer(cfg, &served, &mut unloaded);
     Ok(assemble(
         served,
         unloaded,
@@ -271,7 +272,32 @@ fn unloaded(zone_file: &Path) -> Option<Unloaded> {
         apex: crate::wire::lowercase(&crate::wire::from_hickory(&origin)),
         name: origin.to_string(),
         zone_file: zone_file.to_path_buf(),
+        awaiting_transfer: false,
     })
+}
+
+/// Adds to `unloaded` the secondary zones of `cfg` that have no copy
+/// among `zones` (none transferred yet, or expired): answered SERVFAIL
+/// until one is.
+pub(super) fn add_awaiting_transfer(
+    cfg: &ServerConfig,
+    zones: &[Arc<Zone>],
+    unloaded: &mut Vec<Unloaded>,
+) {
+    for s in &cfg.xfr.secondaries {
+        let apex = &s.apex;
+        if zones.iter().any(|z| z.tree.apex_lower == *apex)
+            || unloaded.iter().any(|u| u.apex == *apex)
+        {
+            continue;
+        }
+        unloaded.push(Unloaded {
+            apex: apex.clone(),
+            name: s.zone.clone(),
+            zone_file: crate::xfr::secondary::zone_path(&cfg.zones, s),
+            awaiting_transfer: true,
+        });
+    }
 }
 
 #[cfg(test)]

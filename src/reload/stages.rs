@@ -372,7 +372,8 @@ impl Stages {
             Ok(p) => Ok(p),
             Err(e) => Err((e, old.protocol.clone())),
         };
-        let (zones, unloaded, loads) = state.zones.served();
+        let (zones, mut unloaded, loads) = state.zones.served();
+        super::build::add_awaiting_transfer(&self.cfg, &zones, &mut unloaded);
         let mut errors = lock(&self.errors);
         errors.zones = state.zones.errors();
         if let Err(e) = &pass {

@@ -32,6 +32,9 @@ pub struct Unloaded {
     /// Presentation name, `cdn.example.`.
     pub name: String,
     pub zone_file: PathBuf,
+    /// A secondary zone without a copy (none transferred yet, or expired):
+    /// "not ready" rather than "invalid data".
+    pub awaiting_transfer: bool,
 }
 
 /// Everything a query needs, immutable once built.

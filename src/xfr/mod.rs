@@ -29,13 +29,13 @@ mod client;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::clock::unix_now;
 use crate::config::xfr::XfrConfig;
 use crate::net::Transport;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, Zone};
 use crate::tsig::{self, Checked, Key, Signer};
 use crate::wire::{self, HEADER, OPCODE_NOTIFY, TYPE_AXFR, TYPE_IXFR, TYPE_SOA};
 
@@ -60,6 +60,41 @@ pub struct Estate {
     /// Wakes a secondary zone's refresh (NOTIFY), by lowercased apex.
     wake: HashMap<Box<[u8]>, Arc<tokio::sync::Notify>>,
     running: Arc<AtomicUsize>,
+    images: Arc<Images>,
+}
+
+/// The image last sent of each zone, by lowercased apex, while the
+/// snapshot still serves that very zone: secondaries that transfer after
+/// one NOTIFY cost one build.
+#[derive(Default)]
+struct Images(Mutex<HashMap<Box<[u8]>, Sent>>);
+
+/// A zone (as long as it lives) and its image.
+type Sent = (Weak<Zone>, Arc<image::Image>);
+
+impl Images {
+    fn get(&self, zone: &Arc<Zone>) -> Arc<image::Image> {
+        let apex = &zone.tree.apex_lower;
+        let cached = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(apex)
+            .and_then(|(z, img)| (z.as_ptr() == Arc::as_ptr(zone)).then(|| img.clone()));
+        if let Some(img) = cached {
+            return img;
+        }
+        let img = image::build(zone);
+        let img = Arc::new(match &zone.dnssec {
+            Some(s) => image::sign(&img, s, zone.tree.neg_ttl),
+            None => img,
+        });
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Images of zones no snapshot serves any more go.
+        map.retain(|_, (z, _)| z.strong_count() > 0);
+        map.insert(apex.clone(), (Arc::downgrade(zone), img.clone()));
+        img
+    }
 }
 
 /// RFC 1035/2136 rcodes used here.
@@ -143,6 +178,7 @@ impl Estate {
             cfg: Arc::new(cfg.clone()),
             wake,
             running: Arc::default(),
+            images: Arc::default(),
         }
     }
 
@@ -395,14 +431,10 @@ impl Estate {
         tracing::info!(client = %client, zone = %zone.name, serial = ours, signed = key.is_some(), "{kind} out");
         count(kind, "started");
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let running = self.running.clone();
+        let (running, images) = (self.running.clone(), self.images.clone());
         let (id, question, signer) = (req.id, req.question.to_vec(), signer());
         rt.spawn_blocking(move || {
-            let img = image::build(&zone);
-            let img = match &zone.dnssec {
-                Some(s) => image::sign(&img, s, zone.tree.neg_ttl),
-                None => img,
-            };
+            let img = images.get(&zone);
             let mut p = out::Packer::new(id, &question, rd, signer, now);
             let mut sent = 0usize;
             for rr in img.records.iter().chain(std::iter::once(&img.records[0])) {

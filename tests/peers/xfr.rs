@@ -797,9 +797,15 @@ fn a_copy_expires_when_the_primary_stays_away_and_comes_back_with_it() {
         "expired after {took:?}, before EXPIRE"
     );
     assert!(expired.exists() && !copy.exists());
-    let q = raw_query(0x7777, 0, [1, 0, 0, 0], "www.static.example", 1, &[]);
+    let opt = support::dns::opt_rr(1232, 0, 0, 0, &[]);
+    let q = raw_query(0x7777, 0, [1, 0, 0, 1], "www.static.example", 1, &opt);
     let r = udp_raw(gs, &q).expect("an answer");
-    assert_ne!(r[3] & 0x0F, 0, "an expired zone answers with an error");
+    assert_eq!(r[3] & 0x0F, 2, "an expired zone answers SERVFAIL");
+    // RFC 8914 EDE 14, Not Ready: the option's code after its length.
+    assert!(
+        r.windows(6).any(|w| w == [0, 15, 0, 2, 0, 14]),
+        "no EDE 14: {r:?}"
+    );
 
     relay.down.store(false, Ordering::Release);
     until_true("a new copy", Duration::from_secs(20), || {
