@@ -15,7 +15,7 @@ SYNTH=target/release/examples/synth_db
 [ -x "$SYNTH" ] || cargo build --release --example synth_db
 W=$(mktemp -d)
 PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; if [ -n "${KEEP:-}" ]; then echo "kept $W"; else rm -rf "$W"; fi; }
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null; wait 2>/dev/null; if [ -n "${KEEP:-}" ]; then echo "kept $W"; else rm -rf "$W"; fi; }
 trap cleanup EXIT
 PORT=$((21000 + RANDOM % 900)); HPORT=$((PORT + 1))
 
@@ -47,6 +47,32 @@ PY
 T0=$(date +%s.%N)
 RUST_LOG=${RUST_LOG:-info} "$BIN" serve -c "$W/geosteer.yaml" 2>"$W/server.log" &
 PID=$!
+# Thread count, sampled every 20 ms for the whole run: the most at once,
+# and the most of each name at once (build helpers carry their parent's).
+python3 - "$PID" "$W/threads.txt" <<'PY' &
+import collections, os, sys, time
+pid, out = sys.argv[1], sys.argv[2]
+top, names = 0, collections.Counter()
+while os.path.exists(f"/proc/{pid}"):
+    now = collections.Counter()
+    try:
+        for t in os.listdir(f"/proc/{pid}/task"):
+            try:
+                now[open(f"/proc/{pid}/task/{t}/comm").read().strip()] += 1
+            except OSError:
+                pass
+    except OSError:
+        break
+    top = max(top, sum(now.values()))
+    for k, v in now.items():
+        names[k] = max(names[k], v)
+    with open(out + ".tmp", "w") as f:
+        f.write(f"{top} at once; most of each name: " + ", ".join(f"{k} {v}" for k, v in sorted(names.items())) + "\n")
+    os.replace(out + ".tmp", out)
+    time.sleep(0.02)
+PY
+SAMPLER=$!
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / t }' "/proc/$PID/stat"; }
 until dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" "h0.$Z" A 2>/dev/null | grep -q .; do
     if ! kill -0 "$PID" 2>/dev/null || grep -q "zone not reloaded" "$W/server.log"; then
         grep -E "ERROR|error" "$W/server.log" | head -5; exit 1
@@ -56,7 +82,8 @@ done
 T1=$(date +%s.%N)
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$PID/status"; }
 hwm() { awk '/^VmHWM/ { print $2 }' "/proc/$PID/status"; }
-echo "first build: $(echo "$T1 - $T0" | bc) s to the first answer; peak RSS $(( $(hwm) / 1024 )) MB, RSS $(( $(rss) / 1024 )) MB"
+echo "first build: $(echo "$T1 - $T0" | bc) s to the first answer, $(cpu_s) s CPU; peak RSS $(( $(hwm) / 1024 )) MB, RSS $(( $(rss) / 1024 )) MB"
+echo "threads so far: $(cat "$W/threads.txt" 2>/dev/null)"
 
 perf() { # $1 = seconds, $2 = output
     dnsperf -s 127.0.0.1 -p "$PORT" -d "$W/queries.txt" -l "$1" -Q "$RATE" -c 4 -q 500 -t 2 >"$2" 2>&1
@@ -123,8 +150,10 @@ time.sleep(0.2)
 took, wrote = timed("192.0.2.2")
 print(f"pools edit 0.2 s into a DB swap: answered {took:.3f} s after the write (writing it took {wrote:.2f} s)" if took is not None else "pools edit during the DB swap: NOT answered")
 # The swap is done when the log says so (the database stage) and a build follows.
-log = open(f"{W}/server.log").read
-while "database stage built" not in log()[-20000:] or status()["generation"] < gen0 + 2:
+def log():
+    with open(f"{W}/server.log") as f:
+        return f.read()
+while log().count("database stage built") < 2 or status()["generation"] < gen0 + 2:
     time.sleep(0.05)
     if time.monotonic() - t_swap > 600:
         break
@@ -134,19 +163,27 @@ print(f"pools edit after the swap: answered {took:.3f} s after the write" if too
 PY
 wait "$PERF" || true
 echo "during the DB swap:     $(summary "$W/during.txt")"
+echo "threads up to here: $(cat "$W/threads.txt" 2>/dev/null)"
 grep -E "database stage built|reloaded" "$W/server.log" | sed 's/^.*Z //' | tail -6
 
 # RSS over many reloads: after the first, after RELOADS more.
 reload_once() { curl -s -X POST "http://127.0.0.1:$HPORT/api/reload" >/dev/null; }
+generation() { curl -s "http://127.0.0.1:$HPORT/api/status" | python3 -c 'import json, sys; print(json.load(sys.stdin)["generation"])'; }
+settled() { # no build for 5 s (the watcher's own builds included), then the trim
+    local g last=""
+    while g=$(generation); [ "$g" != "$last" ]; do last=$g; sleep 5; done
+    sleep 3
+}
 reload_once
-sleep 2
+settled
 R1=$(rss)
 for i in $(seq 1 "$RELOADS"); do
     printf '# reload %s\n' "$i" >> "$W/zones/$Z.pools.yaml"
     if [ $((i % 10)) = 0 ]; then cp "$W/city.copy" "$W/geodb/.n.mmdb"; mv "$W/geodb/.n.mmdb" "$W/geodb/city.mmdb"; fi
     reload_once
 done
-sleep 3 # idle workers drop their snapshot after 1 s
+settled # idle workers drop their snapshot after 1 s; freed memory is trimmed
 R2=$(rss)
 echo "RSS after the first reload $((R1 / 1024)) MB, after $RELOADS more $((R2 / 1024)) MB: $(echo "scale=2; $R2 / $R1" | bc)x; peak $(( $(hwm) / 1024 )) MB"
+echo "threads over the whole run: $(cat "$W/threads.txt" 2>/dev/null)"
 echo "load: $(uptime | sed 's/.*load/load/')"

@@ -363,6 +363,65 @@ mod tests {
         assert!(!z.errors().is_empty());
     }
 
+    /// A pools edit that moves no edge keeps the zone's orders (ranking
+    /// every database point again is most of a big zone's build); one that
+    /// moves an edge, or a new database, ranks again.
+    #[test]
+    fn orders_are_kept_while_no_edge_moves() {
+        let (dir, _) = setup();
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/geodb/demo-city.mmdb"),
+            dir.path().join("city.mmdb"),
+        )
+        .unwrap();
+        let cfg = ServerConfig::from_str(
+            "listen: [127.0.0.1:0]\nzones: zones\ngeodb: city.mmdb\n",
+            &dir.path().join("geosteer.yaml"),
+        )
+        .unwrap();
+        let pools = |ttl: u32, lat: f64| {
+            format!(
+                "ttl: {ttl}\nedges:\n  a: {{ addresses: [192.0.2.1], location: [{lat}, 8] }}\n  \
+                 b: {{ addresses: [192.0.2.2], location: [40, -74] }}\nhosts:\n  www: {{}}\n"
+            )
+        };
+        let zones = dir.path().join("zones");
+        std::fs::write(
+            zones.join("a.test.zone"),
+            "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n",
+        )
+        .unwrap();
+        std::fs::write(zones.join("a.test.pools.yaml"), pools(30, 50.0)).unwrap();
+        let db = DbStage::default().open(&cfg).unwrap();
+        let rtt = RttCache::default();
+        let mut z = Zones::default();
+        z.build(&cfg, &AlwaysUp, &db, &rtt, None);
+        let steering = |z: &Zones| z.served().0[0].clone();
+        let first = steering(&z);
+        // Stamps tell edits apart by content within the same second.
+        std::fs::write(zones.join("a.test.pools.yaml"), pools(60, 50.0)).unwrap();
+        let p = z.build(&cfg, &AlwaysUp, &db, &rtt, None);
+        assert_eq!(p.rebuilt, 1);
+        let second = steering(&z);
+        assert!(
+            second.steering.shares_ranks(&first.steering),
+            "no edge moved: orders kept"
+        );
+        std::fs::write(zones.join("a.test.pools.yaml"), pools(60, 51.0)).unwrap();
+        z.build(&cfg, &AlwaysUp, &db, &rtt, None);
+        let third = steering(&z);
+        assert!(
+            !third.steering.shares_ranks(&second.steering),
+            "edge a moved: ranked again"
+        );
+        let newer = DbStage::default().open(&cfg).unwrap();
+        z.build(&cfg, &AlwaysUp, &newer, &rtt, None);
+        assert!(
+            !steering(&z).steering.shares_ranks(&third.steering),
+            "another database: ranked again"
+        );
+    }
+
     /// A full build against a new database stage started from an older
     /// state: adopting it keeps an edit the files stage served meanwhile.
     #[test]

@@ -3,14 +3,19 @@
 
 /// How much nicer than the query threads a build runs. Linux threads
 /// inherit the nice value and policy of the thread that creates them, so
-/// the threads a build spawns (order tables, database passes) are just as
-/// nice without knowing it.
-const BUILD_NICE: libc::c_int = 10;
+/// the threads a build spawns (the ranking's helpers) are just as nice
+/// without knowing it.
+pub(super) const FILES_NICE: libc::c_int = 10;
+
+/// The database stage is nicer still: an edit (the files stage) is to be
+/// served within a second, a new database may take its time. When both
+/// build, the files stage gets about three quarters of what is left.
+pub(super) const DB_NICE: libc::c_int = 15;
 
 /// Moves the calling thread to `SCHED_BATCH` (the scheduler treats it as
-/// CPU-bound and never lets it preempt a waking query thread) at nice
-/// [`BUILD_NICE`]. One-way: an unprivileged thread cannot come back.
-pub(super) fn lower_this_thread() {
+/// CPU-bound and never lets it preempt a waking query thread) at `nice`.
+/// One-way: an unprivileged thread cannot come back.
+pub(super) fn lower_this_thread(nice: libc::c_int) {
     // SAFETY: plain syscalls on the calling thread (tid from gettid), with
     // a zeroed sched_param as SCHED_BATCH requires.
     unsafe {
@@ -24,14 +29,9 @@ pub(super) fn lower_this_thread() {
         }
         // The `which` parameter's type differs between libc targets.
         #[allow(clippy::useless_conversion)]
-        if libc::setpriority(
-            libc::PRIO_PROCESS.try_into().unwrap_or_default(),
-            tid,
-            BUILD_NICE,
-        ) != 0
-        {
+        if libc::setpriority(libc::PRIO_PROCESS.try_into().unwrap_or_default(), tid, nice) != 0 {
             tracing::debug!(
-                "build thread: nice {BUILD_NICE} refused: {}",
+                "build thread: nice {nice} refused: {}",
                 std::io::Error::last_os_error()
             );
         }
@@ -61,14 +61,14 @@ mod tests {
         };
         let caller = nice_of_this();
         let (own, child) = std::thread::spawn(move || {
-            super::lower_this_thread();
+            super::lower_this_thread(super::FILES_NICE);
             let own = nice_of_this();
             let child = std::thread::spawn(nice_of_this).join().unwrap();
             (own, child)
         })
         .join()
         .unwrap();
-        assert_eq!(own, caller.max(super::BUILD_NICE), "nice {own}");
+        assert_eq!(own, caller.max(super::FILES_NICE), "nice {own}");
         assert_eq!(child, own, "a thread the build spawns inherits it");
         assert_eq!(nice_of_this(), caller, "the caller is untouched");
     }

@@ -202,12 +202,13 @@ impl Stages {
             retired: Mutex::default(),
             attach: std::sync::RwLock::new(None),
         });
-        for (name, build) in [
+        for (name, build, nice) in [
             (
                 "geosteer-geodb",
                 Stages::db_build as fn(&Stages) -> Option<bool>,
+                quiet::DB_NICE,
             ),
-            ("geosteer-build", Stages::files_build),
+            ("geosteer-build", Stages::files_build, quiet::FILES_NICE),
         ] {
             let me = s.clone();
             std::thread::Builder::new()
@@ -219,7 +220,7 @@ impl Stages {
                     let mut lowered = false;
                     while let Some(built) = build(&me) {
                         if built && !lowered {
-                            quiet::lower_this_thread();
+                            quiet::lower_this_thread(nice);
                             lowered = true;
                         }
                     }

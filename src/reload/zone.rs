@@ -66,6 +66,8 @@ pub(super) enum Outcome {
 /// Builds the zone of `zone_file` against `db`, signed with `cfg`'s keys;
 /// its stamps are taken before anything is read. `keys` are the key files'
 /// stamps (see [`super::files::key_stamps`]), taken before this build.
+/// Its orders are shared with any steering in use whose edges sit where
+/// these do ([`crate::steer::Steering::precompute`]).
 pub(super) fn build(
     cfg: &ServerConfig,
     zone_file: &Path,

@@ -359,6 +359,15 @@ impl Steering {
         self.ranks.as_ref().map_or(0, |r| r.bytes())
     }
 
+    /// Whether both steerings read the same ranks (one was lent the
+    /// other's: no edge moved between them).
+    pub fn shares_ranks(&self, other: &Steering) -> bool {
+        match (&self.ranks, &other.ranks) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     /// The same steering with RTT data: its prefixes merged with the nets.
     pub fn with_rtt(mut self, rtt: Arc<RttTable>) -> Steering {
         self.overlay = Overlay::build(&self.nets, &rtt);
