@@ -15,95 +15,30 @@
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use geosteer::{
-    AlwaysUp, Client, EdgeIdx, Family, LearnedRow, LearnedRows, ServerConfig, Snapshot, Steering,
-    decide,
-};
+use geosteer::{Client, EdgeIdx, Family, LearnedRow, LearnedRows, Snapshot, Steering, decide};
 
-const NETWORKS: usize = 1_200_000;
 const CLIENTS: usize = 4096;
 const ROWS: usize = 1_000_000;
 const EDGES: [&str; 11] = [
     "lhr", "fra", "cdg", "iad", "sjc", "gru", "jnb", "nrt", "sin", "syd", "bom",
 ];
 
-const ZONE: &str = "$TTL 3600
-@       IN SOA ns1.bench.example. hostmaster.bench.example. ( 1 3600 600 604800 300 )
-        IN NS  ns1
-ns1     IN A   127.0.0.1
-";
+#[path = "fixture/mod.rs"]
+mod fixture;
+use fixture::{located, synthetic_db};
 
-const POOLS: &str = r#"
-ttl: 30
-edges:
-  lhr: { addresses: [192.0.2.10, "2001:db8:10::1"], location: [51.47, -0.45], weight: 2 }
-  fra: { addresses: [192.0.2.20, "2001:db8:20::1"], location: [50.03, 8.57] }
-  cdg: { addresses: [192.0.2.30], location: [49.01, 2.55] }
-  iad: { addresses: [198.51.100.10, "2001:db8:110::1"], location: [38.95, -77.45] }
-  sjc: { addresses: [198.51.100.20, "2001:db8:120::1"], location: [37.36, -121.93] }
-  gru: { addresses: [198.51.100.30], location: [-23.43, -46.47] }
-  jnb: { addresses: [198.51.100.40], location: [-26.14, 28.24] }
-  nrt: { addresses: [203.0.113.10, "2001:db8:210::1"], location: [35.76, 140.39] }
-  sin: { addresses: [203.0.113.20, "2001:db8:220::1"], location: [1.36, 103.99] }
-  syd: { addresses: [203.0.113.30], location: [-33.95, 151.18] }
-  bom: { addresses: [203.0.113.40], location: [19.09, 72.87] }
-nets:
-  10.20.0.0/16: [48.85, 2.35]
-  10.30.0.0/16: { edges: [fra] }
-hosts:
-  plain: {}
-  steered:
-    answers: 2
-    spread_km: 800
-    rules:
-      - { asn: [64500], edges: [iad] }
-      - { continent: EU, edges: [fra, lhr, cdg] }
-      - { country: [US, CA], edges: [iad, sjc] }
-      - { continent: AS, edges: [nrt, sin, bom] }
-"#;
-
-fn synthetic_db() -> PathBuf {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("steer-bench-synth.mmdb");
-    if std::env::var_os("GEOSTEER_BENCH_REUSE").is_some() && path.exists() {
-        eprintln!("reusing {}", path.display());
-        return path;
-    }
-    geosteer::synth_geodb(&path, NETWORKS, 7).expect("synth");
-    path
-}
-
+/// The bench zone, with `rtt` as its RTT file when given.
 fn snapshot(db: &Path, dir: &Path, rtt: Option<&str>) -> Snapshot {
     std::fs::create_dir_all(dir.join("zones")).unwrap();
-    std::fs::write(dir.join("zones/bench.example.zone"), ZONE).unwrap();
-    std::fs::write(dir.join("zones/bench.example.pools.yaml"), POOLS).unwrap();
     if let Some(csv) = rtt {
         std::fs::write(dir.join("zones/bench.example.rtt.csv"), csv).unwrap();
     }
-    let yaml = format!("zones: zones\ngeodb: {}\n", db.display());
-    let cfg = ServerConfig::from_str(&yaml, &dir.join("geosteer.yaml")).unwrap();
-    geosteer::build_snapshot(&cfg, &AlwaysUp, 1).expect("bench snapshot")
-}
-
-/// Located IPv4 /24s: the first `n` from a fixed pseudo-random sequence.
-fn located(snap: &Snapshot, n: usize, seed: u64) -> Vec<IpAddr> {
-    let db = snap.geodb.as_deref().unwrap();
-    let mut x = seed;
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let ip = IpAddr::V4(Ipv4Addr::from((x as u32) & 0xFFFF_FF00));
-        if db.lookup(ip).is_some_and(|m| m.location.coords.is_some()) && !out.contains(&ip) {
-            out.push(ip);
-        }
-    }
-    out
+    fixture::snapshot(db, dir)
 }
 
 /// The 1M rows: four edges for every bench client's /24, then other /24s.

@@ -126,12 +126,9 @@ fn find_host(
     let wire =
         crate::wire::from_hickory(&hickory_proto::rr::Name::from_ascii(format!("{name}.")).ok()?);
     let lower = crate::wire::lowercase(&wire);
-    let zone = snap
-        .zones
-        .values()
-        .filter(|z| lower.ends_with(&z.tree.apex_lower))
-        .max_by_key(|z| z.tree.apex_lower.len())?
-        .clone();
+    // The DNS path's own closest-enclosing-zone lookup, label by label.
+    let apex = &snap.find_zone(&lower)?.tree.apex_lower;
+    let zone = snap.zones.get(apex)?.clone();
     let h = zone.tree.nodes.get(&lower)?.host?;
     Some((zone, h))
 }
