@@ -11,6 +11,12 @@
 //! steer bench). `GEOSTEER_BENCH_ONLY=file|learned|distance` builds only
 //! that snapshot (for callgrind, whose start-up is slow), without the
 //! cross-check that both decide alike.
+//!
+//! `GEOSTEER_BENCH_CALLGRIND=N` runs each case's clients N times through
+//! `callgrind_window` instead of criterion, printing the cases in order:
+//! under `valgrind --tool=callgrind --collect-atstart=no
+//! --toggle-collect='*callgrind_window*' --dump-after='*callgrind_window*'`
+//! each case's instructions are one dump (`bench/rum-decide-callgrind.sh`).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -232,6 +238,19 @@ fn benches(c: &mut Criterion) {
         }];
         cases.push(("resolver_users_plain_learned_1m", l, "plain", resolver));
     }
+    if let Some(n) = std::env::var("GEOSTEER_BENCH_CALLGRIND")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        callgrind_start_instrumentation();
+        for (name, s, host, list) in &cases {
+            let st = st_of(s);
+            let h = st.hosts.iter().find(|x| x.name == *host).unwrap();
+            eprintln!("callgrind case {name}: {} decisions", n * list.len());
+            callgrind_window(st, h, s.geodb.as_deref(), list, n);
+        }
+        return;
+    }
     for (name, s, host, list) in cases {
         let st = st_of(s);
         let h = st.hosts.iter().find(|x| x.name == host).unwrap();
@@ -245,6 +264,43 @@ fn benches(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// Callgrind's START_INSTRUMENTATION client request (`callgrind.h`), so
+/// that under `--instr-atstart=no` the minutes of set-up run at full
+/// speed; a no-op outside valgrind.
+fn callgrind_start_instrumentation() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: valgrind's client-request preamble: the four rotations
+    // leave rdi as it was, `xchg rbx, rbx` changes nothing, and rdx (the
+    // result) is declared.
+    unsafe {
+        let args: [u64; 6] = [((u64::from(b'C') << 24) | (u64::from(b'T') << 16)) + 4, 0, 0, 0, 0, 0];
+        std::arch::asm!(
+            "rol rdi, 3", "rol rdi, 13", "rol rdi, 61", "rol rdi, 51", "xchg rbx, rbx",
+            in("rax") args.as_ptr(),
+            inout("rdx") 0u64 => _,
+            inout("rdi") 0u64 => _,
+            options(nostack),
+        );
+    }
+}
+
+/// Every client of `list`, `n` times: what callgrind counts, one dump a
+/// case.
+#[inline(never)]
+fn callgrind_window(
+    st: &Steering,
+    h: &geosteer::Host,
+    geo: Option<&geosteer::GeoDb>,
+    list: &[Client],
+    n: usize,
+) {
+    for _ in 0..n {
+        for c in list {
+            black_box(decide(st, h, geo, black_box(*c), Family::V4, &mut ()));
+        }
+    }
 }
 
 criterion_group! {

@@ -19,7 +19,7 @@
 mod build;
 mod files;
 mod geodb;
-mod quiet;
+pub(crate) mod quiet;
 mod stages;
 mod status;
 mod timer;

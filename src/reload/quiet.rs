@@ -14,8 +14,9 @@ pub(super) const DB_NICE: libc::c_int = 15;
 
 /// Moves the calling thread to `SCHED_BATCH` (the scheduler treats it as
 /// CPU-bound and never lets it preempt a waking query thread) at `nice`.
-/// One-way: an unprivileged thread cannot come back.
-pub(super) fn lower_this_thread(nice: libc::c_int) {
+/// One-way: an unprivileged thread cannot come back. (RUM's listener and
+/// aggregator threads are lowered too.)
+pub(crate) fn lower_this_thread(nice: libc::c_int) {
     // SAFETY: plain syscalls on the calling thread (tid from gettid), with
     // a zeroed sched_param as SCHED_BATCH requires.
     unsafe {

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use metrics::{Counter, Gauge};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::cells::{self, State};
 use super::config::RumConfig;
@@ -148,8 +147,11 @@ pub struct Rum {
     pub(super) listener: Mutex<Option<Serving>>,
 }
 
-/// The listener's task and the switch that stops it.
-type Serving = (JoinHandle<std::io::Result<()>>, watch::Sender<bool>);
+/// The listener's thread and the switch that stops it.
+type Serving = (
+    std::thread::JoinHandle<std::io::Result<()>>,
+    watch::Sender<bool>,
+);
 
 impl std::fmt::Debug for Rum {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

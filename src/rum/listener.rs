@@ -13,7 +13,7 @@
 //! reaches the aggregator through a bounded queue (a full queue drops and
 //! counts; nothing here waits for the aggregator or touches the DNS path).
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,6 +25,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+use smallvec::SmallVec;
 use serde_json::json;
 
 use super::cells::{Beacon, MAX_MS};
@@ -269,11 +271,88 @@ pub fn offer(
         .collect()
 }
 
-/// A beacon as sent.
+/// A beacon as sent, read in place: the token and edge names borrow the
+/// body (owned only when they hold JSON escapes), so a beacon allocates
+/// nothing to be parsed.
 #[derive(Deserialize)]
-struct BeaconBody {
-    token: String,
-    rtt: HashMap<String, serde_json::Value>,
+struct BeaconBody<'a> {
+    #[serde(borrow)]
+    token: Cow<'a, str>,
+    #[serde(borrow)]
+    rtt: Rtts<'a>,
+}
+
+/// A beacon's `rtt` object in the order sent, a repeated edge once (the
+/// last value, as a map would keep), at most [`MAX_EDGES`] of them.
+struct Rtts<'a>(SmallVec<[(Cow<'a, str>, Ms); 8]>);
+
+/// A reported time: a JSON number, or whatever else was sent in its place
+/// (counted as out of range, not a bad request).
+struct Ms(Option<f64>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Rtts<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Rtts<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of edge: ms")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Rtts<'a>, M::Error> {
+                let mut out: SmallVec<[(Cow<'a, str>, Ms); 8]> = SmallVec::new();
+                while let Some((edge, ms)) = m.next_entry::<Cow<'a, str>, Ms>()? {
+                    match out.iter().position(|(e, _)| *e == edge) {
+                        Some(i) => out[i].1 = ms,
+                        None if out.len() == MAX_EDGES => {
+                            return Err(serde::de::Error::custom("too many edges"));
+                        }
+                        None => out.push((edge, ms)),
+                    }
+                }
+                Ok(Rtts(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+impl<'de> Deserialize<'de> for Ms {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Ms;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of milliseconds")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Ms, E> {
+                Ok(Ms(Some(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Ms, E> {
+                Ok(Ms(Some(v as f64)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Ms, E> {
+                Ok(Ms(Some(v as f64)))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Ms, E> {
+                Ok(Ms(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Ms, E> {
+                Ok(Ms(None))
+            }
+            fn visit_unit<E>(self) -> Result<Ms, E> {
+                Ok(Ms(None))
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut s: S) -> Result<Ms, S::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Ms(None))
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Ms, M::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Ms(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 async fn beacon(
@@ -305,10 +384,6 @@ async fn beacon(
             "want {\"token\": ..., \"rtt\": {edge: ms}}",
         );
     };
-    if b.rtt.len() > MAX_EDGES {
-        m.beacons_bad.increment(1);
-        return problem(StatusCode::BAD_REQUEST, "too many edges");
-    }
     let now = unix_now();
     let claims = match rum.secret.verify_token(&b.token, net, now) {
         Ok(c) => c,
@@ -330,10 +405,10 @@ async fn beacon(
     // dropped and counted, the rest goes on.
     let snap = rum.shared.load();
     let zone = snap.zone_named(&claims.zone);
-    let mut rtt = Vec::with_capacity(b.rtt.len());
-    for (edge, v) in &b.rtt {
+    let mut rtt = Vec::with_capacity(b.rtt.0.len());
+    for (edge, v) in &b.rtt.0 {
         let Some(ms) = v
-            .as_f64()
+            .0
             .filter(|ms| ms.is_finite() && (0.0..=MAX_MS).contains(ms))
         else {
             m.samples_out_of_range.increment(1);
@@ -371,4 +446,34 @@ async fn probe() -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     cors(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Option<(String, Vec<(String, Option<f64>)>)> {
+        let b: BeaconBody = serde_json::from_str(body).ok()?;
+        let rtt = b.rtt.0.iter().map(|(e, ms)| (e.to_string(), ms.0)).collect();
+        Some((b.token.into_owned(), rtt))
+    }
+
+    #[test]
+    fn beacon_bodies_read_in_place() {
+        let (token, rtt) =
+            parse(r#"{"token":"a\u0062c","rtt":{"lhr":23.5,"fra":31,"x":"7","y":[1,{}],"z":null,"lhr":9}}"#)
+                .unwrap();
+        // Escapes are decoded; a repeated edge keeps its last value, in
+        // its first place; what is not a number is no time.
+        assert_eq!(token, "abc");
+        let want = [("lhr", Some(9.0)), ("fra", Some(31.0)), ("x", None), ("y", None), ("z", None)];
+        let want: Vec<(String, Option<f64>)> = want.iter().map(|(e, m)| (e.to_string(), *m)).collect();
+        assert_eq!(rtt, want);
+        let many: Vec<String> = (0..=MAX_EDGES).map(|i| format!(r#""e{i}":1"#)).collect();
+        assert!(parse(&format!(r#"{{"token":"t","rtt":{{{}}}}}"#, many[1..].join(","))).is_some());
+        assert!(parse(&format!(r#"{{"token":"t","rtt":{{{}}}}}"#, many.join(","))).is_none());
+        for junk in [r#"{"token":"t"}"#, r#"{"token":1,"rtt":{}}"#, r#"{"token":"t","rtt":[]}"#, "[]", "{"] {
+            assert!(parse(junk).is_none(), "{junk}");
+        }
+    }
 }

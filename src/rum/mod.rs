@@ -10,6 +10,8 @@
 //!   the guards (`guard`: a rate per client network, a token once);
 //! - [`probe`]: the DNS workers push resolver probes into a lock-free
 //!   queue;
+//! - the listener has a runtime and thread of its own, and it and the
+//!   aggregator run nicer than the query threads (`SCHED_BATCH`, nice 10);
 //! - the aggregator thread (here; the [`Rum`] it shares with the
 //!   listener and the API is in `engine`) drains beacons and probes into the
 //!   [`cells`] and, when they change, builds each zone's
@@ -45,6 +47,7 @@ pub use engine::{Metrics, Published, Rum};
 pub use probe::ProbeQueue;
 pub use token::Secret;
 
+use crate::reload::quiet::lower_this_thread;
 use engine::lock;
 use guard::{Limiter, Seen};
 
@@ -67,6 +70,11 @@ const TOP_LISTED: usize = 200;
 const EXPIRE_EVERY: Duration = Duration::from_secs(30);
 /// The state file is written this often while something changed.
 const SAVE_EVERY: Duration = Duration::from_secs(60);
+
+/// How much nicer than the query threads the listener and the aggregator
+/// run: a beacon flood on a busy core yields to a waking DNS worker
+/// instead of sharing the core with it evenly.
+const NICE: libc::c_int = 10;
 
 /// Why RUM could not start.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +120,12 @@ impl Rum {
             addr: cfg.listen,
             source,
         })?;
+        // The listener runs on its own runtime (below), on a thread made
+        // nicer than the query threads.
+        let listener = listener.into_std().map_err(|source| RumError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
         let (tx, rx) = sync_channel(BEACON_QUEUE);
         let rum = Arc::new(Rum {
             beacons_allowed: Limiter::new(cfg.rate),
@@ -132,19 +146,34 @@ impl Rum {
             listener: Mutex::new(None),
         });
         rum.attach(&rum.shared.load());
+        let spawn_err = |source| RumError::Bind { addr, source };
         let me = rum.clone();
         let thread = std::thread::Builder::new()
             .name("geosteer-rum".into())
-            .spawn(move || aggregate(me, rx))
-            .map_err(|source| RumError::Bind {
-                addr: rum.cfg.listen,
-                source,
-            })?;
+            .spawn(move || {
+                lower_this_thread(NICE);
+                aggregate(me, rx)
+            })
+            .map_err(spawn_err)?;
         *lock(&rum.aggregator) = Some(thread);
         let (stop, mut rx) = watch::channel(false);
-        let task = tokio::spawn(listener::serve(listener, rum.clone(), async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }));
+        let me = rum.clone();
+        let task = std::thread::Builder::new()
+            .name("geosteer-rum-http".into())
+            .spawn(move || {
+                lower_this_thread(NICE);
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    listener::serve(listener, me, async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    })
+                    .await
+                })
+            })
+            .map_err(spawn_err)?;
         *lock(&rum.listener) = Some((task, stop));
         tracing::info!(rum = %addr, "RUM listener up");
         Ok(rum)
@@ -155,7 +184,7 @@ impl Rum {
         let listener = lock(&self.listener).take();
         if let Some((task, stop)) = listener {
             let _ = stop.send(true);
-            let _ = task.await;
+            let _ = tokio::task::spawn_blocking(move || task.join()).await;
         }
         self.stop.store(true, Ordering::Release);
         let thread = lock(&self.aggregator).take();
