@@ -11,10 +11,10 @@ use super::candidates::{self, Cand};
 use super::live::Learned;
 use super::overlay::Hit;
 use super::ranks::{Members, Order, chord2, km_of};
-use super::rtt::{Rows, RttFirst, RttKey, hit_of};
+use super::rtt::{Rows, RttFirst, hit_of};
 use super::scope::Located4;
 use super::types::{
-    AllDown, Client, Decision, EdgeIdx, Family, Located, Outcome, Place, Ranked, Trace,
+    AllDown, Client, Decision, EdgeIdx, Family, Located, Outcome, Place, Ranked, RttKey, Trace,
 };
 use super::{Host, NO_GROUP, NetTarget, Steering, spread};
 use crate::geo::{Coords, GeoDb};

@@ -43,9 +43,10 @@ pub use candidates::Rule;
 pub use decide::{decide, locate};
 pub use live::{Learned, Live};
 pub use overlay::{NetTarget, Nets};
-pub use rtt::{RttKey, RttTable};
+pub use rtt::RttTable;
 pub use types::{
-    AllDown, Class, Client, Decision, EdgeIdx, Family, Located, Outcome, Place, Ranked, Trace,
+    AllDown, Class, Client, Decision, EdgeIdx, Family, Located, Outcome, Place, Ranked, RttKey,
+    Trace,
 };
 
 use crate::geo::{Coords, GeoDb};

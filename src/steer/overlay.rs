@@ -249,7 +249,7 @@ fn side<K: Key>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::steer::rtt::RttKey;
+    use crate::steer::RttKey;
     use rand::{Rng, SeedableRng, rngs::StdRng};
     use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -13,29 +13,9 @@ use ipnet::IpNet;
 
 use super::Steering;
 use super::ranks::EdgeSet;
-use super::types::{Class, EdgeIdx, Ranked};
-use crate::geo::table::{self, Ranges};
+use super::types::{Class, EdgeIdx, Ranked, RttKey};
 use crate::geo::{Code, Location};
-
-/// A client key of the RTT file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RttKey {
-    Prefix(IpNet),
-    Asn(u32),
-    Country(Code),
-    Continent(Code),
-}
-
-impl std::fmt::Display for RttKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RttKey::Prefix(n) => write!(f, "{n}"),
-            RttKey::Asn(a) => write!(f, "AS{a}"),
-            RttKey::Country(c) => write!(f, "country:{c}"),
-            RttKey::Continent(c) => write!(f, "continent:{c}"),
-        }
-    }
-}
+use crate::geo::table::{self, Ranges};
 
 /// Marks "no prefix" (and, in the overlay, "no net") in a range table.
 pub(crate) const NONE: u32 = u32::MAX;
