@@ -14,8 +14,8 @@ use ipnet::IpNet;
 use super::Steering;
 use super::ranks::EdgeSet;
 use super::types::{Class, EdgeIdx, Ranked, RttKey};
-use crate::geo::{Code, Location};
 use crate::geo::table::{self, Ranges};
+use crate::geo::{Code, Location};
 
 /// Marks "no prefix" (and, in the overlay, "no net") in a range table.
 pub(crate) const NONE: u32 = u32::MAX;
@@ -307,12 +307,22 @@ impl RttTable {
     /// row decides.
     pub fn narrow_scope(&self, addr: IpAddr, scope: u8) -> u8 {
         match self.range_of(addr) {
-            Some((_, lo, hi, max, width)) => {
-                super::overlay::within(unaligned(addr), lo, hi, max, width, scope)
-            }
+            Some((_, lo, hi, max, width)) => within(unaligned(addr), lo, hi, max, width, scope),
             None => scope,
         }
     }
+}
+
+/// The shortest block of at least `scope` bits around `a` (of a family of
+/// `width` bits, whose last address is `max`) inside `[lo, hi]`: longer
+/// than the bits `a` shares with the address before `lo` and the one after
+/// `hi`.
+pub(super) fn within(a: u128, lo: u128, hi: u128, max: u128, width: u8, scope: u8) -> u8 {
+    let pad = 128 - u32::from(width);
+    let beyond = |b: u128| ((a ^ b).leading_zeros() - pad) as u8 + 1;
+    let below = if lo > 0 { beyond(lo - 1) } else { 0 };
+    let above = if hi < max { beyond(hi + 1) } else { 0 };
+    scope.min(width).max(below).max(above).min(width)
 }
 
 /// An address of either family as an integer.
