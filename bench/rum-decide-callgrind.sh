@@ -23,7 +23,7 @@ for l in sys.stdin:
 [ -x "$BIN" ] || { echo "no bench binary" >&2; exit 1; }
 GEOSTEER_BENCH_REUSE=${GEOSTEER_BENCH_REUSE:-1} GEOSTEER_BENCH_CALLGRIND=$N \
     valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no \
-    --toggle-collect='*callgrind_window*' --dump-after='*callgrind_window*' \
+    --toggle-collect='*callgrind_window*' --dump-after=rum::callgrind_window \
     --callgrind-out-file="$OUT/cg.%p" "$BIN" --bench 2>"$OUT/log"
 grep '^callgrind case' "$OUT/log" | sed 's/^callgrind case \([^:]*\): \([0-9]*\).*/\1 \2/' >"$OUT/cases"
 # One dump per case, in order (cg.PID.1, .2, ...; the final one at exit is empty).

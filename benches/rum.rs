@@ -15,7 +15,7 @@
 //! `GEOSTEER_BENCH_CALLGRIND=N` runs each case's clients N times through
 //! `callgrind_window` instead of criterion, printing the cases in order:
 //! under `valgrind --tool=callgrind --collect-atstart=no
-//! --toggle-collect='*callgrind_window*' --dump-after='*callgrind_window*'`
+//! --toggle-collect='*callgrind_window*' --dump-after=rum::callgrind_window`
 //! each case's instructions are one dump (`bench/rum-decide-callgrind.sh`).
 
 use std::collections::HashMap;

@@ -265,9 +265,12 @@ impl Rum {
             zones.push((z.name.clone(), nets, r.users.len()));
             steering += r.clients.len();
             top.insert(z.name.clone(), best);
-            z.steering
-                .live()
-                .set_learned((table.cells() > 0).then(|| Arc::new(table)));
+            // A reload may have moved the slot to a new edge list since the
+            // rows were gathered: then the next tick builds for it.
+            z.steering.live().set_learned_for(
+                z.steering.edges_id(),
+                (table.cells() > 0).then(|| Arc::new(table)),
+            );
         }
         self.metrics.steering_cells.set(steering as f64);
         *lock(&self.published) = Published {

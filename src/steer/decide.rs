@@ -144,13 +144,17 @@ pub fn decide<T: Trace>(
         floor = l.cell_len(addr).unwrap_or(0);
         let file_len = prefix.and_then(|p| p.prefix).unwrap_or(0);
         if !cell.is_empty() && file_len <= floor {
-            if file_len == floor {
+            // The cell's own rows unless a file prefix of its length has
+            // rows too (a copy per query cost ~60 instructions).
+            rows = if file_len == floor {
                 learned_merge(st, rows.all(), cell, &mut union);
+                Rows::of(&union)
             } else {
-                union.extend_from_slice(cell);
+                Rows::of(cell)
+            };
+            if T::DETAILED {
+                learned_key = Some(RttKey::Prefix(crate::geo::network(addr, floor)));
             }
-            rows = Rows::of(&union);
-            learned_key = Some(RttKey::Prefix(crate::geo::network(addr, floor)));
         }
     }
 

@@ -49,6 +49,31 @@ impl Live {
         self.plugged.store(some, Ordering::Release);
     }
 
+    /// [`Live::set_learned`] for a table built aside for the steering of
+    /// edge list `edges`, unless the slot already holds a table for another
+    /// edge list: only the reloader's hook moves a slot to a new list, just
+    /// before the new snapshot serves, so a table built meanwhile for the
+    /// snapshot it replaces must not land over it. Returns whether it was
+    /// plugged in.
+    pub fn set_learned_for(&self, edges: u64, table: Option<Arc<Learned>>) -> bool {
+        let mut ours = false;
+        let was = self.learned.rcu(|cur| match cur {
+            Some(c) if c.edges_id() != edges => {
+                ours = false;
+                cur.clone()
+            }
+            _ => {
+                ours = true;
+                table.clone()
+            }
+        });
+        drop(was);
+        if ours {
+            self.plugged.store(table.is_some(), Ordering::Release);
+        }
+        ours
+    }
+
     /// The learned table, if one is plugged in: one atomic load when none
     /// is, a lock-free arc-swap load when one is.
     #[inline]
@@ -299,6 +324,15 @@ mod tests {
             .and_then(|g| g.as_ref().map(|l| l.edges_id()));
         assert_eq!(got, Some(1));
         live.set_learned(None);
+        assert!(live.learned().is_none());
+        // A table for edge list 2 lands on an empty slot, one for list 1
+        // then does not, one for list 2 does.
+        let table = |edges| Some(Arc::new(Learned::new(edges, vec![], |_| 1.0)));
+        assert!(live.set_learned_for(2, table(2)));
+        assert!(!live.set_learned_for(1, table(1)));
+        let id = || live.learned().and_then(|g| g.as_ref().map(|l| l.edges_id()));
+        assert_eq!(id(), Some(2));
+        assert!(live.set_learned_for(2, None));
         assert!(live.learned().is_none());
     }
 }
