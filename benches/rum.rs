@@ -275,7 +275,14 @@ fn callgrind_start_instrumentation() {
     // leave rdi as it was, `xchg rbx, rbx` changes nothing, and rdx (the
     // result) is declared.
     unsafe {
-        let args: [u64; 6] = [((u64::from(b'C') << 24) | (u64::from(b'T') << 16)) + 4, 0, 0, 0, 0, 0];
+        let args: [u64; 6] = [
+            ((u64::from(b'C') << 24) | (u64::from(b'T') << 16)) + 4,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
         std::arch::asm!(
             "rol rdi, 3", "rol rdi, 13", "rol rdi, 61", "rol rdi, 51", "xchg rbx, rbx",
             in("rax") args.as_ptr(),

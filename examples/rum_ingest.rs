@@ -374,7 +374,10 @@ fn main() {
     println!(
         "DNS latency, µs (2,000 qps ECS A, same server core; load average 1/5/15 min at the end of each phase)"
     );
-    println!("{:<16} {:>7} {:>7} {:>7} {:>8}   load", "phase", "p50", "p99", "p99.9", "answers");
+    println!(
+        "{:<16} {:>7} {:>7} {:>7} {:>8}   load",
+        "phase", "p50", "p99", "p99.9", "answers"
+    );
     row("before beacons", &mut quiet, &load_quiet);
     row("with beacons", &mut loaded, &load_loaded);
     row("after beacons", &mut after, &load_after);

@@ -26,8 +26,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
-use smallvec::SmallVec;
 use serde_json::json;
+use smallvec::SmallVec;
 
 use super::cells::{Beacon, MAX_MS};
 use super::engine::Rum;
@@ -407,9 +407,8 @@ async fn beacon(
     let zone = snap.zone_named(&claims.zone);
     let mut rtt = Vec::with_capacity(b.rtt.0.len());
     for (edge, v) in &b.rtt.0 {
-        let Some(ms) = v
-            .0
-            .filter(|ms| ms.is_finite() && (0.0..=MAX_MS).contains(ms))
+        let Some(ms) =
+            v.0.filter(|ms| ms.is_finite() && (0.0..=MAX_MS).contains(ms))
         else {
             m.samples_out_of_range.increment(1);
             continue;
@@ -452,9 +451,16 @@ async fn probe() -> Response {
 mod tests {
     use super::*;
 
-    fn parse(body: &str) -> Option<(String, Vec<(String, Option<f64>)>)> {
+    type Parsed = (String, Vec<(String, Option<f64>)>);
+
+    fn parse(body: &str) -> Option<Parsed> {
         let b: BeaconBody = serde_json::from_str(body).ok()?;
-        let rtt = b.rtt.0.iter().map(|(e, ms)| (e.to_string(), ms.0)).collect();
+        let rtt = b
+            .rtt
+            .0
+            .iter()
+            .map(|(e, ms)| (e.to_string(), ms.0))
+            .collect();
         Some((b.token.into_owned(), rtt))
     }
 
@@ -466,13 +472,32 @@ mod tests {
         // Escapes are decoded; a repeated edge keeps its last value, in
         // its first place; what is not a number is no time.
         assert_eq!(token, "abc");
-        let want = [("lhr", Some(9.0)), ("fra", Some(31.0)), ("x", None), ("y", None), ("z", None)];
-        let want: Vec<(String, Option<f64>)> = want.iter().map(|(e, m)| (e.to_string(), *m)).collect();
+        let want = [
+            ("lhr", Some(9.0)),
+            ("fra", Some(31.0)),
+            ("x", None),
+            ("y", None),
+            ("z", None),
+        ];
+        let want: Vec<(String, Option<f64>)> =
+            want.iter().map(|(e, m)| (e.to_string(), *m)).collect();
         assert_eq!(rtt, want);
         let many: Vec<String> = (0..=MAX_EDGES).map(|i| format!(r#""e{i}":1"#)).collect();
-        assert!(parse(&format!(r#"{{"token":"t","rtt":{{{}}}}}"#, many[1..].join(","))).is_some());
+        assert!(
+            parse(&format!(
+                r#"{{"token":"t","rtt":{{{}}}}}"#,
+                many[1..].join(",")
+            ))
+            .is_some()
+        );
         assert!(parse(&format!(r#"{{"token":"t","rtt":{{{}}}}}"#, many.join(","))).is_none());
-        for junk in [r#"{"token":"t"}"#, r#"{"token":1,"rtt":{}}"#, r#"{"token":"t","rtt":[]}"#, "[]", "{"] {
+        for junk in [
+            r#"{"token":"t"}"#,
+            r#"{"token":1,"rtt":{}}"#,
+            r#"{"token":"t","rtt":[]}"#,
+            "[]",
+            "{",
+        ] {
             assert!(parse(junk).is_none(), "{junk}");
         }
     }

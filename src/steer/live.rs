@@ -275,7 +275,14 @@ mod tests {
     fn every_address_finds_its_own_cell_or_none() {
         // Neighbouring cells, the first and last of each family, gaps.
         let v4 = [0u32, 1, 2, 5, 0x7f_0000, 0x7f_0001, 0xff_fffe, 0xff_ffff];
-        let v6 = [0u64, 1, 3, 0x20_0100_0db8_0000, 0x20_0100_0db8_0001, (1 << 56) - 1];
+        let v6 = [
+            0u64,
+            1,
+            3,
+            0x20_0100_0db8_0000,
+            0x20_0100_0db8_0001,
+            (1 << 56) - 1,
+        ];
         let mut cells = Vec::new();
         for (i, &c) in v4.iter().enumerate() {
             let net = IpNet::new(IpAddr::from((c << 8).to_be_bytes()), 24).unwrap();
@@ -283,7 +290,11 @@ mod tests {
         }
         for (i, &c) in v6.iter().enumerate() {
             let a = (u128::from(c) << 72).to_be_bytes();
-            cells.push((IpNet::new(IpAddr::from(a), 56).unwrap(), 100 + i as EdgeIdx, 2.0));
+            cells.push((
+                IpNet::new(IpAddr::from(a), 56).unwrap(),
+                100 + i as EdgeIdx,
+                2.0,
+            ));
         }
         let t = Learned::new(1, cells, |_| 1.0);
         assert_eq!(t.cells(), v4.len() + v6.len());
@@ -299,9 +310,18 @@ mod tests {
                 }
             }
         }
-        for c in [0u64, 1, 2, 3, 4, 0x20_0100_0db8_0000, 0x20_0100_0db8_0001, 0x20_0100_0db8_0002]
-            .into_iter()
-            .chain([(1 << 56) - 2, (1 << 56) - 1])
+        for c in [
+            0u64,
+            1,
+            2,
+            3,
+            4,
+            0x20_0100_0db8_0000,
+            0x20_0100_0db8_0001,
+            0x20_0100_0db8_0002,
+        ]
+        .into_iter()
+        .chain([(1 << 56) - 2, (1 << 56) - 1])
         {
             for low in [0u128, 1, u128::from(u64::MAX), (1 << 72) - 1] {
                 let a = IpAddr::from(((u128::from(c) << 72) | low).to_be_bytes());
@@ -330,7 +350,10 @@ mod tests {
         let table = |edges| Some(Arc::new(Learned::new(edges, vec![], |_| 1.0)));
         assert!(live.set_learned_for(2, table(2)));
         assert!(!live.set_learned_for(1, table(1)));
-        let id = || live.learned().and_then(|g| g.as_ref().map(|l| l.edges_id()));
+        let id = || {
+            live.learned()
+                .and_then(|g| g.as_ref().map(|l| l.edges_id()))
+        };
         assert_eq!(id(), Some(2));
         assert!(live.set_learned_for(2, None));
         assert!(live.learned().is_none());
