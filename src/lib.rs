@@ -64,6 +64,7 @@ mod http;
 mod hugepage;
 mod metrics;
 mod net;
+mod priority;
 mod protocol;
 mod querylog;
 mod reload;

@@ -19,7 +19,7 @@
 mod build;
 mod files;
 mod geodb;
-pub(crate) mod quiet;
+mod quiet;
 mod stages;
 mod status;
 mod timer;

@@ -12,32 +12,9 @@ pub(super) const FILES_NICE: libc::c_int = 10;
 /// build, the files stage gets about three quarters of what is left.
 pub(super) const DB_NICE: libc::c_int = 15;
 
-/// Moves the calling thread to `SCHED_BATCH` (the scheduler treats it as
-/// CPU-bound and never lets it preempt a waking query thread) at `nice`.
-/// One-way: an unprivileged thread cannot come back. (RUM's listener and
-/// aggregator threads are lowered too.)
-pub(crate) fn lower_this_thread(nice: libc::c_int) {
-    // SAFETY: plain syscalls on the calling thread (tid from gettid), with
-    // a zeroed sched_param as SCHED_BATCH requires.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        let param: libc::sched_param = std::mem::zeroed();
-        if libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) != 0 {
-            tracing::debug!(
-                "build thread: SCHED_BATCH refused: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-        // The `which` parameter's type differs between libc targets.
-        #[allow(clippy::useless_conversion)]
-        if libc::setpriority(libc::PRIO_PROCESS.try_into().unwrap_or_default(), tid, nice) != 0 {
-            tracing::debug!(
-                "build thread: nice {nice} refused: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
-}
+/// The calling thread to `SCHED_BATCH` at a nice value (shared with RUM's
+/// threads, so it lives in [`crate::priority`]).
+pub(super) use crate::priority::lower_this_thread;
 
 /// Returns memory freed by builds to the system. glibc keeps freed memory
 /// in the arena of the thread that allocated it; a build's many short-lived

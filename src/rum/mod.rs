@@ -47,7 +47,7 @@ pub use engine::{Metrics, Published, Rum};
 pub use probe::ProbeQueue;
 pub use token::Secret;
 
-use crate::reload::quiet::lower_this_thread;
+use crate::priority::lower_this_thread;
 use engine::lock;
 use guard::{Limiter, Seen};
 
