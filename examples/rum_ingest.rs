@@ -19,7 +19,9 @@
 //! the DNS p50/p99/p99.9 before, with and after the beacon load, with the
 //! machine's load average beside each (the prober runs SCHED_FIFO when
 //! allowed, so its own CPU's queue of beacon senders does not count).
-//! Every beacon must be accepted (204) and none dropped.
+//! Every beacon must be accepted (204) and none dropped. `PORTS=<first>`
+//! sets the server's DNS, admin and RUM ports (25100-25102 by default;
+//! `PORTS=0`: free ones).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
@@ -36,12 +38,25 @@ impl Drop for Kill {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The server's DNS, admin and RUM ports: `PORTS=<first>` and the two
+/// after it (25100 by default), else free ones the system picks
+/// (`PORTS=0`).
+fn ports() -> (u16, u16, u16) {
+    let first: u16 = std::env::var("PORTS")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(25100);
+    if first > 0 {
+        return (first, first + 1, first + 2);
+    }
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    (free(), free(), free())
 }
 
 /// A keep-alive HTTP/1.1 connection from a chosen source address.
@@ -173,6 +188,16 @@ fn probe(dns: SocketAddr, qps: u64, stop: Arc<AtomicBool>) -> Vec<u64> {
     out
 }
 
+/// [`probe`] alone for `secs`: the latencies and the load average after.
+fn probe_quiet(dns: SocketAddr, secs: u64) -> (Vec<u64>, String) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let prober = std::thread::spawn(move || probe(dns, 2000, s2));
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    (prober.join().unwrap(), loadavg())
+}
+
 fn pct(v: &mut [u64], p: f64) -> u64 {
     v.sort_unstable();
     v[((v.len() as f64 - 1.0) * p) as usize]
@@ -190,7 +215,7 @@ fn main() {
     for f in ["cdn.example.zone", "cdn.example.pools.yaml"] {
         std::fs::copy(root.join("zones").join(f), d.join("zones").join(f)).unwrap();
     }
-    let (dns_port, http_port, rum_port) = (free_port(), free_port(), free_port());
+    let (dns_port, http_port, rum_port) = ports();
     std::fs::write(
         d.join("geosteer.yaml"),
         format!(
@@ -237,13 +262,7 @@ fn main() {
     );
 
     // DNS latency without beacons.
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = stop.clone();
-    let prober = std::thread::spawn(move || probe(dns, 2000, s2));
-    std::thread::sleep(Duration::from_secs(secs.min(5)));
-    stop.store(true, Ordering::Relaxed);
-    let mut quiet = prober.join().unwrap();
-    let load_quiet = loadavg();
+    let (mut quiet, load_quiet) = probe_quiet(dns, secs.min(5));
 
     // Tokens: per connection a /24 of its own, as many as it will post.
     let per_conn = (25_000 * secs as usize).div_ceil(conns);
@@ -325,13 +344,7 @@ fn main() {
     let mut loaded = prober.join().unwrap();
     let load_loaded = loadavg();
     // The DNS path again without beacons: how much the machine moves.
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = stop.clone();
-    let prober = std::thread::spawn(move || probe(dns, 2000, s2));
-    std::thread::sleep(Duration::from_secs(secs.min(5)));
-    stop.store(true, Ordering::Relaxed);
-    let mut after = prober.join().unwrap();
-    let load_after = loadavg();
+    let (mut after, load_after) = probe_quiet(dns, secs.min(5));
     let n = sent.load(Ordering::Relaxed);
     // Let the aggregator catch up, then check nothing was dropped.
     std::thread::sleep(Duration::from_secs(2));
