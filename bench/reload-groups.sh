@@ -12,7 +12,7 @@ EDGES=${EDGES:-150} HOSTS=${HOSTS:-50000} NGROUPS=${NGROUPS:-2000} ZONES=${ZONES
 DB_RECORDS=${DB_RECORDS:-150000} RELOADS=${RELOADS:-100}
 BIN=${BIN:-target/release/geosteer}
 SYNTH=target/release/examples/synth_db
-[ -x "$SYNTH" ] || cargo build --release --example synth_db
+[ -n "${DB:-}" ] || [ -x "$SYNTH" ] || cargo build --release --example synth_db
 W=$(mktemp -d)
 PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null; wait 2>/dev/null; if [ -n "${KEEP:-}" ]; then echo "kept $W"; else rm -rf "$W"; fi; }
