@@ -145,25 +145,61 @@ impl<'de> Decoder<'de> {
         Ok(())
     }
 
-    /// Passes over one value without following pointers.
+    /// Passes over one value without following pointers: one loop over
+    /// the values inside it, counting what is left per level, since most
+    /// of a City record is names no one reads.
     fn skip(&mut self) -> Result<()> {
-        let (kind, size) = self.head()?;
-        match kind {
-            POINTER | BOOLEAN => {
-                if kind == BOOLEAN && size > 1 {
+        let mut left = [0usize; MAX_DEPTH as usize + 1];
+        let mut depth = 0;
+        left[0] = 1;
+        loop {
+            while left[depth] == 0 {
+                if depth == 0 {
+                    return Ok(());
+                }
+                depth -= 1;
+            }
+            left[depth] -= 1;
+            let c = self.byte()?;
+            let mut kind = c >> 5;
+            if kind == POINTER {
+                // Not followed: only its 1 to 4 bytes are passed.
+                self.take(usize::from((c >> 3) & 3) + 1)?;
+                continue;
+            }
+            if kind == 0 {
+                kind = self.byte()?.checked_add(7).ok_or(NotPlain)?;
+            }
+            let size = match c & 0x1f {
+                s @ 0..29 => usize::from(s),
+                29 => 29 + self.be(1)? as usize,
+                30 => 285 + self.be(2)? as usize,
+                _ => 65_821 + self.be(3)? as usize,
+            };
+            let n = match (kind, size) {
+                (STRING | BYTES, _)
+                | (DOUBLE, 8)
+                | (FLOAT, 4)
+                | (UINT16, 0..=2)
+                | (UINT32, 0..=4)
+                | (UINT64, 0..=8) => {
+                    self.take(size)?;
+                    continue;
+                }
+                (BOOLEAN, 0..=1) => continue,
+                (MAP, _) => 2 * size,
+                (ARRAY, _) => size,
+                _ => return Err(NotPlain),
+            };
+            if n > 0 {
+                self.entries(n)?;
+                depth += 1;
+                if depth > MAX_DEPTH as usize {
                     return Err(NotPlain);
                 }
-            }
-            STRING | BYTES => {
-                self.take(size)?;
-            }
-            MAP => self.container(2 * size, |_| Ok(()))?,
-            ARRAY => self.container(size, |_| Ok(()))?,
-            _ => {
-                self.number(kind, size)?;
+                left[depth] = n;
             }
         }
-        Ok(())
     }
 
     /// A container of `n` entries: no more than [`MAX_ENTRIES`], nor than

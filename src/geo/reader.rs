@@ -216,8 +216,10 @@ impl GeoDb {
             let schema = detect_schema(&reader, &tree)?;
             let records = Records {
                 reader: &reader,
+                start: data.start,
                 data: &bytes[data],
                 schema,
+                release: &release,
             };
             let read = read_networks(&records, &tree, m.node_count as usize)?;
             let done = cpu_now();
@@ -454,6 +456,11 @@ fn read_networks(
     let mut near = vec![(u32::MAX, NOWHERE); NEAR];
     let slot = |o: u32| (u64::from(o).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize;
     let mut last: Option<(usize, LocId)> = None;
+    // Writers put the records in about the order the walk meets them: the
+    // data section's pages a round of new records left behind are let go
+    // of (a record read again there faults its page back in).
+    const RELEASE_RECORDS: usize = 8192;
+    let (mut decoded, mut behind, mut reached) = (0usize, 0usize, 0usize);
     let mut error = None;
     let mut value = |ip: IpAddr, prefix: u8, leaf: Leaf, places: &mut Places| -> Option<Value> {
         let offset = match leaf {
@@ -479,6 +486,12 @@ fn read_networks(
                     Ok(loc) => {
                         let loc = loc.unwrap_or(NOWHERE);
                         seen.insert(key, loc);
+                        decoded += 1;
+                        reached = reached.max(offset);
+                        if decoded.is_multiple_of(RELEASE_RECORDS) {
+                            records.release(behind);
+                            behind = reached;
+                        }
                         loc
                     }
                     Err(e) => {
@@ -529,12 +542,20 @@ fn read_networks(
 /// The records of one database, read at open.
 struct Records<'a> {
     reader: &'a Reader<&'a [u8]>,
-    /// The data section.
+    /// The data section, and where it starts in the file.
     data: &'a [u8],
+    start: usize,
     schema: RecordSchema,
+    /// Lets go of bytes of the file ([`super::load::Snapshot::release`]).
+    release: &'a dyn Fn(std::ops::Range<usize>),
 }
 
 impl Records<'_> {
+    /// Lets go of the data section's first `len` bytes.
+    fn release(&self, len: usize) {
+        (self.release)(self.start..self.start + len.min(self.data.len()));
+    }
+
     /// Record `offset`, which a lookup of `ip` leads to, read as the
     /// schema. A corrupt record (a bad pointer, a bad type code, data past
     /// the section) refuses the database; one that decodes but not into
@@ -767,8 +788,10 @@ mod tests {
             let tree = Tree::new(&bytes, m.node_count, m.record_size, m.ip_version);
             let records = Records {
                 reader: &reader,
+                start: data.start,
                 data: &bytes[data],
                 schema: RecordSchema::Nested,
+                release: &|_| (),
             };
             let mut seen = std::collections::HashSet::new();
             let (mut plain, mut located) = (0, 0);
