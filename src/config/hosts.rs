@@ -70,14 +70,15 @@ impl HostReuse {
     /// The file from the rest and its hosts, the unchanged ones as held;
     /// `None` when the whole file is to be parsed.
     fn reuse(&self, s: &Split<'_>, path: &Path) -> Option<PoolsRaw> {
-        let mut hosts: Vec<Option<(Spanned<String>, HostRaw)>> = {
-            let held = self.lock();
-            let held = held.get(path)?;
-            s.hosts
-                .iter()
-                .map(|&(line, t)| held.get(&(line, Box::from(t))).cloned())
-                .collect()
-        };
+        // Taken out (a read that gives up leaves the next one to read the
+        // whole file, which keeps its hosts again).
+        let mut held = self.lock().remove(path)?;
+        let mut hosts: Vec<Option<(Spanned<String>, HostRaw)>> = s
+            .hosts
+            .iter()
+            .map(|&(line, t)| held.remove(&(line, Box::from(t))))
+            .collect();
+        drop(held);
         let changed = hosts.iter().filter(|h| h.is_none()).count();
         if changed > MAX_CHANGED {
             return None;

@@ -94,7 +94,12 @@ impl From<&Location> for LocKey {
 /// Distinct locations (and their points) as they are found.
 #[derive(Default)]
 struct Places {
-    ids: FxMap<LocKey, LocId>,
+    /// Ids by their key's hash (16 bytes an entry where the key itself
+    /// took 60: this map is most of what open holds besides the tables).
+    /// The location found is compared with the one asked for; keys whose
+    /// hashes collide go to `collided`.
+    ids: FxMap<u64, LocId>,
+    collided: FxMap<LocKey, LocId>,
     locations: Vec<Location>,
     points: FxMap<(u64, u64), u32>,
     point_of: Vec<u32>,
@@ -107,14 +112,26 @@ impl Places {
         if loc == Location::default() {
             return Ok(None);
         }
-        if let Some(&id) = self.ids.get(&LocKey::from(&loc)) {
-            return Ok(Some(id));
+        let key = LocKey::from(&loc);
+        let hash = std::hash::BuildHasher::hash_one(&FxBuild::default(), key);
+        let held = self.ids.get(&hash).copied();
+        if let Some(id) = held {
+            if LocKey::from(&self.locations[id as usize]) == key {
+                return Ok(Some(id));
+            }
+            if let Some(&id) = self.collided.get(&key) {
+                return Ok(Some(id));
+            }
         }
         if self.locations.len() >= MAX_LOCATIONS {
             return Err(format!("more than {MAX_LOCATIONS} distinct locations"));
         }
         let id = self.locations.len() as LocId;
-        self.ids.insert(LocKey::from(&loc), id);
+        if held.is_some() {
+            self.collided.insert(key, id);
+        } else {
+            self.ids.insert(hash, id);
+        }
         self.locations.push(loc);
         let point = match loc.coords {
             Some(c) => {
@@ -167,7 +184,8 @@ impl std::hash::Hasher for Fx {
     }
 }
 
-type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fx>>;
+type FxBuild = std::hash::BuildHasherDefault<Fx>;
+type FxMap<K, V> = HashMap<K, V, FxBuild>;
 
 /// Hands out [`GeoDb::id`]s.
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -216,10 +234,8 @@ impl GeoDb {
             let schema = detect_schema(&reader, &tree)?;
             let records = Records {
                 reader: &reader,
-                start: data.start,
                 data: &bytes[data],
                 schema,
-                release: &release,
             };
             let read = read_networks(&records, &tree, m.node_count as usize)?;
             let done = cpu_now();
@@ -456,11 +472,6 @@ fn read_networks(
     let mut near = vec![(u32::MAX, NOWHERE); NEAR];
     let slot = |o: u32| (u64::from(o).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize;
     let mut last: Option<(usize, LocId)> = None;
-    // Writers put the records in about the order the walk meets them: the
-    // data section's pages a round of new records left behind are let go
-    // of (a record read again there faults its page back in).
-    const RELEASE_RECORDS: usize = 8192;
-    let (mut decoded, mut behind, mut reached) = (0usize, 0usize, 0usize);
     let mut error = None;
     let mut value = |ip: IpAddr, prefix: u8, leaf: Leaf, places: &mut Places| -> Option<Value> {
         let offset = match leaf {
@@ -486,12 +497,6 @@ fn read_networks(
                     Ok(loc) => {
                         let loc = loc.unwrap_or(NOWHERE);
                         seen.insert(key, loc);
-                        decoded += 1;
-                        reached = reached.max(offset);
-                        if decoded.is_multiple_of(RELEASE_RECORDS) {
-                            records.release(behind);
-                            behind = reached;
-                        }
                         loc
                     }
                     Err(e) => {
@@ -542,20 +547,12 @@ fn read_networks(
 /// The records of one database, read at open.
 struct Records<'a> {
     reader: &'a Reader<&'a [u8]>,
-    /// The data section, and where it starts in the file.
+    /// The data section.
     data: &'a [u8],
-    start: usize,
     schema: RecordSchema,
-    /// Lets go of bytes of the file ([`super::load::Snapshot::release`]).
-    release: &'a dyn Fn(std::ops::Range<usize>),
 }
 
 impl Records<'_> {
-    /// Lets go of the data section's first `len` bytes.
-    fn release(&self, len: usize) {
-        (self.release)(self.start..self.start + len.min(self.data.len()));
-    }
-
     /// Record `offset`, which a lookup of `ip` leads to, read as the
     /// schema. A corrupt record (a bad pointer, a bad type code, data past
     /// the section) refuses the database; one that decodes but not into
@@ -788,10 +785,8 @@ mod tests {
             let tree = Tree::new(&bytes, m.node_count, m.record_size, m.ip_version);
             let records = Records {
                 reader: &reader,
-                start: data.start,
                 data: &bytes[data],
                 schema: RecordSchema::Nested,
-                release: &|_| (),
             };
             let mut seen = std::collections::HashSet::new();
             let (mut plain, mut located) = (0, 0);
