@@ -321,15 +321,22 @@ struct Entries<'a, 'de> {
     left: &'a mut usize,
 }
 
-impl<'de> MapAccess<'de> for Entries<'_, 'de> {
-    type Error = NotPlain;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
+impl<'de> Entries<'_, 'de> {
+    /// The next entry (a key, or an item), if any is left.
+    fn next<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
         if *self.left == 0 {
             return Ok(None);
         }
         *self.left -= 1;
         seed.deserialize(&mut *self.de).map(Some)
+    }
+}
+
+impl<'de> MapAccess<'de> for Entries<'_, 'de> {
+    type Error = NotPlain;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
+        self.next(seed)
     }
 
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value> {
@@ -342,10 +349,6 @@ impl<'de> SeqAccess<'de> for Entries<'_, 'de> {
     type Error = NotPlain;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
-        if *self.left == 0 {
-            return Ok(None);
-        }
-        *self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
+        self.next(seed)
     }
 }
