@@ -491,44 +491,19 @@ fn print(g: &Graph) {
     }
 }
 
-/// Folders whose circles are still to be taken apart: in `steer/`,
-/// `mod.rs` defines `Steering`, `Host` and `Edge` that its children take
-/// while it calls them, and `rtt`/`overlay`/`ranks`/`types` lean on each
-/// other (moving the shared types into a leaf file would end it). A circle
-/// inside one of them is let pass; the list may only shrink: a folder here with no circle left fails
-/// the test, so it comes off.
-const PENDING: &[&str] = &["steer/"];
-
-fn pending(file: &str) -> Option<&'static str> {
-    PENDING.iter().copied().find(|d| file.starts_with(d))
-}
-
 #[test]
 fn files_import_one_way() {
     let g = file_graph();
     print(&g);
-    let cycles = edges_on_cycles(&g);
-    let mut bad = Vec::new();
-    let mut still = BTreeSet::new();
-    for (from, to, why) in &cycles {
-        match (pending(from), pending(to)) {
-            (Some(a), Some(b)) if a == b => {
-                still.insert(a);
-            }
-            _ => bad.push(format!("{from} -> {to} ({why})")),
-        }
-    }
+    let bad: Vec<String> = edges_on_cycles(&g)
+        .into_iter()
+        .map(|(from, to, why)| format!("{from} -> {to} ({why})"))
+        .collect();
     assert!(
         bad.is_empty(),
         "files import each other:\n{}",
         bad.join("\n")
     );
-    for p in PENDING {
-        assert!(
-            still.contains(p),
-            "{p} has no circle left: take it off PENDING"
-        );
-    }
 }
 
 #[test]

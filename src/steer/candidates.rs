@@ -5,34 +5,10 @@
 
 use smallvec::SmallVec;
 
+use super::host::Host;
+use super::steering::Steering;
 use super::types::{Class, EdgeIdx, Place, Ranked};
-use super::{Host, Steering};
-use crate::geo::{Code, Location};
 use crate::health::Effective;
-
-/// A rule matches when every criterion it names matches (empty = any).
-#[derive(Debug, Default, PartialEq, Clone)]
-pub struct Rule {
-    pub continent: Vec<Code>,
-    pub country: Vec<Code>,
-    pub subdivision: Vec<Code>,
-    pub asn: Vec<u32>,
-    pub edges: Vec<EdgeIdx>,
-    /// Its edges' group in the steering, set by [`Steering::new`].
-    pub(crate) group: u32,
-}
-
-impl Rule {
-    pub fn matches(&self, loc: &Location) -> bool {
-        fn one<T: PartialEq + Copy>(want: &[T], have: Option<T>) -> bool {
-            want.is_empty() || have.is_some_and(|h| want.contains(&h))
-        }
-        one(&self.continent, loc.continent)
-            && one(&self.country, loc.country)
-            && one(&self.subdivision, loc.subdivision)
-            && one(&self.asn, loc.asn)
-    }
-}
 
 /// The first of `host`'s rules that matches the place (none for a pinned
 /// or unlocated client).
@@ -252,40 +228,6 @@ hosts:
         list.iter()
             .map(|c| st.edges[c.idx as usize].name.clone())
             .collect()
-    }
-
-    fn loc(continent: &str, country: &str, asn: Option<u32>) -> Location {
-        Location {
-            continent: Some(Code::parse(continent).unwrap()),
-            country: Some(Code::parse(country).unwrap()),
-            asn,
-            ..Location::default()
-        }
-    }
-
-    #[test]
-    fn a_rule_matches_when_every_criterion_it_names_does() {
-        let code = |s: &str| Code::parse(s).unwrap();
-        let any = Rule::default();
-        assert!(any.matches(&loc("EU", "DE", None)));
-        assert!(any.matches(&Location::default()));
-        let eu_de = Rule {
-            continent: vec![code("EU")],
-            country: vec![code("DE"), code("FR")],
-            ..Rule::default()
-        };
-        assert!(eu_de.matches(&loc("EU", "FR", None)));
-        assert!(!eu_de.matches(&loc("EU", "GB", None)));
-        assert!(!eu_de.matches(&loc("NA", "DE", None)));
-        // A criterion the location says nothing about does not match.
-        assert!(!eu_de.matches(&Location::default()));
-        let asn = Rule {
-            asn: vec![64500],
-            ..Rule::default()
-        };
-        assert!(asn.matches(&loc("EU", "DE", Some(64500))));
-        assert!(!asn.matches(&loc("EU", "DE", Some(64501))));
-        assert!(!asn.matches(&loc("EU", "DE", None)));
     }
 
     #[test]

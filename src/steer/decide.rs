@@ -8,15 +8,19 @@ use std::net::IpAddr;
 use smallvec::SmallVec;
 
 use super::candidates::{self, Cand};
+use super::host::Host;
 use super::live::Learned;
+use super::order::{Order, RttFirst};
 use super::overlay::Hit;
-use super::ranks::{Members, Order, chord2, km_of};
-use super::rtt::{Rows, RttFirst, RttKey, hit_of};
+use super::overlay::NetTarget;
+use super::ranks::{Members, chord2, km_of};
+use super::rtt::{Rows, hit_of};
 use super::scope::Located4;
+use super::spread;
+use super::steering::{NO_GROUP, Steering};
 use super::types::{
-    AllDown, Client, Decision, EdgeIdx, Family, Located, Outcome, Place, Ranked, Trace,
+    AllDown, Client, Decision, EdgeIdx, Family, Located, Outcome, Place, Ranked, RttKey, Trace,
 };
-use super::{Host, NO_GROUP, NetTarget, Steering, spread};
 use crate::geo::{Coords, GeoDb};
 
 /// Where is the client: the most specific override net holding `addr`,

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::rtt::{NONE, RttTable};
+use super::rtt::{NONE, RttTable, within};
 use super::types::EdgeIdx;
 use crate::geo::Location;
 use crate::geo::table::{self, Key, Ranges, Value};
@@ -204,18 +204,6 @@ impl Overlay {
     }
 }
 
-/// The shortest block of at least `scope` bits around `a` (of a family of
-/// `width` bits, whose last address is `max`) inside `[lo, hi]`: longer
-/// than the bits `a` shares with the address before `lo` and the one after
-/// `hi`.
-pub(crate) fn within(a: u128, lo: u128, hi: u128, max: u128, width: u8, scope: u8) -> u8 {
-    let pad = 128 - u32::from(width);
-    let beyond = |b: u128| ((a ^ b).leading_zeros() - pad) as u8 + 1;
-    let below = if lo > 0 { beyond(lo - 1) } else { 0 };
-    let above = if hi < max { beyond(hi + 1) } else { 0 };
-    scope.min(width).max(below).max(above).min(width)
-}
-
 /// One family's side of the overlay.
 fn side<K: Key>(
     nets: &Nets,
@@ -249,7 +237,7 @@ fn side<K: Key>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::steer::rtt::RttKey;
+    use crate::steer::RttKey;
     use rand::{Rng, SeedableRng, rngs::StdRng};
     use std::net::{Ipv4Addr, Ipv6Addr};
 

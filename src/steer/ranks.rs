@@ -1,7 +1,8 @@
-//! Candidates in metric order. The files stage ranks the zone's edges once
-//! for every point of the database (each distinct pair of coordinates),
-//! nearest first, and keeps the first [`RANK_DEPTH`]; a query walks its
-//! point's list and keeps the edges of its candidate group. So orders cost
+//! Candidates in metric order, as the files stage keeps them. It ranks the
+//! zone's edges once for every point of the database (each distinct pair
+//! of coordinates), nearest first, and keeps the first [`RANK_DEPTH`]; a
+//! query ([`super::order`]) walks its point's list and keeps the edges of
+//! its candidate [`Group`]. So orders cost
 //! memory per point, whatever the number of hosts and groups, and a query
 //! reads as far down the list as its group's nearest live edges are: a
 //! host of 150 candidates stops after the first few, as gdnsd's
@@ -12,10 +13,8 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use smallvec::SmallVec;
-
-use super::types::{Class, EdgeIdx, Family, Ranked};
-use super::{Edge, Steering};
+use super::edge::Edge;
+use super::types::{EdgeIdx, Family};
 use crate::geo::GeoDb;
 
 /// Mean Earth radius, km.
@@ -28,11 +27,11 @@ pub(crate) const RANK_DEPTH: usize = 64;
 /// A rank entry: the edge in the low 14 bits, and whether its metric
 /// equals the previous entry's, biased (bit 15) and as a chord (bit 14):
 /// equal metrics keep the group's configured order.
-const TIE_BIASED: u16 = 1 << 15;
-const TIE_CHORD: u16 = 1 << 14;
-const EDGE_BITS: u16 = TIE_CHORD - 1;
+pub(super) const TIE_BIASED: u16 = 1 << 15;
+pub(super) const TIE_CHORD: u16 = 1 << 14;
+pub(super) const EDGE_BITS: u16 = TIE_CHORD - 1;
 /// Pads a point's list that was cut short (at the start of a tie run).
-const END: u16 = EDGE_BITS;
+pub(super) const END: u16 = EDGE_BITS;
 
 /// At most this many build threads: ranking is a few hundred ms of work,
 /// and a reload must stay a quiet neighbour of the query threads.
@@ -79,13 +78,13 @@ pub(crate) struct Members {
     /// Candidates serving the family, own edges and partners.
     pub all: EdgeSet,
     /// Own edges serving the family.
-    own: EdgeSet,
+    pub(super) own: EdgeSet,
     /// `own` in configured order.
-    order: Box<[EdgeIdx]>,
+    pub(super) order: Box<[EdgeIdx]>,
     /// Partners, in configured order (all serve every family).
-    partners: Box<[EdgeIdx]>,
+    pub(super) partners: Box<[EdgeIdx]>,
     /// Some own member has a bias: its order is by biased km.
-    biased: bool,
+    pub(super) biased: bool,
 }
 
 /// A distinct list of candidate edges (a host's, a rule's, or the edges
@@ -311,193 +310,13 @@ fn rank_point(
     }
 }
 
-/// Where an [`Order`] takes its own edges from.
-enum Source<'a> {
-    /// The point's ranked list, from `pos`.
-    Ranked { list: &'a [u16], pos: usize },
-    /// The group's configured order (a client without coordinates).
-    Configured { pos: usize },
-    /// Computed into the buffer.
-    Computed,
-}
-
-/// A group's candidates for one family at one place, best first: own
-/// edges by distance, then partners in configured order. Lazy: a plain
-/// host that finds its answer in the first entries reads no further.
-pub(crate) struct Order<'a> {
-    st: &'a Steering,
-    m: &'a Members,
-    /// The client's point on the unit sphere.
-    here: Option<[f64; 3]>,
-    /// Whether kilometres are wanted (else distance metrics are 0).
-    km: bool,
-    source: Source<'a>,
-    /// Own members yielded (or buffered).
-    own_done: usize,
-    /// Own members in order, not yet yielded: a tie run, or the computed
-    /// rest (edges only, so the order stays small to move).
-    buf: SmallVec<[EdgeIdx; 8]>,
-    next_buf: usize,
-    next_partner: usize,
-}
-
-impl<'a> Order<'a> {
-    /// The order of `m` for a client at `here` (its database point `point`
-    /// when the ranks cover it).
-    pub(crate) fn new(
-        st: &'a Steering,
-        m: &'a Members,
-        here: Option<[f64; 3]>,
-        list: Option<&'a [u16]>,
-        km: bool,
-    ) -> Order<'a> {
-        let source = match (here, list) {
-            (None, _) => Source::Configured { pos: 0 },
-            (Some(_), Some(list)) => Source::Ranked { list, pos: 0 },
-            (Some(_), None) => Source::Computed,
-        };
-        let mut o = Order {
-            st,
-            m,
-            here,
-            km,
-            source,
-            own_done: 0,
-            buf: SmallVec::new(),
-            next_buf: 0,
-            next_partner: 0,
-        };
-        if matches!(o.source, Source::Computed) {
-            o.compute();
-        }
-        o
-    }
-
-    /// Own edge `e` as ranked.
-    fn ranked(&self, e: EdgeIdx) -> Ranked {
-        let edge = &self.st.edges[e as usize];
-        let metric = match (self.km, self.here, edge.unit()) {
-            (true, Some(h), Some(u)) => km_of(chord2(&u, &h)) * edge.scale(),
-            _ => 0.0,
-        };
-        Ranked {
-            idx: e,
-            class: Class::Distance,
-            metric,
-        }
-    }
-
-    /// The rest of the own members, in order, computed (as the ranking
-    /// orders them: biased km when the group has a bias, else chord;
-    /// equal metrics in configured order).
-    fn compute(&mut self) {
-        let mut all: SmallVec<[(f64, EdgeIdx); 16]> = self
-            .m
-            .order
-            .iter()
-            .map(|&e| {
-                let edge = &self.st.edges[e as usize];
-                let c = match (self.here, edge.unit()) {
-                    (Some(h), Some(u)) => chord2(&u, &h),
-                    _ => 0.0,
-                };
-                let key = if self.m.biased {
-                    km_of(c) * edge.scale()
-                } else {
-                    c
-                };
-                (key, e)
-            })
-            .collect();
-        // Stable: equal metrics keep the configured order.
-        all.sort_by(|a, b| a.0.total_cmp(&b.0));
-        self.buf.clear();
-        self.buf
-            .extend(all.into_iter().skip(self.own_done).map(|(_, e)| e));
-        self.next_buf = 0;
-        self.own_done = self.m.order.len();
-        self.source = Source::Computed;
-    }
-
-    /// The members of the tie run starting with `first` at `pos - 1` of
-    /// `list`, in configured order, into the buffer.
-    fn tie_run(&mut self, list: &[u16], first: EdgeIdx, mut pos: usize) -> usize {
-        let tie = if self.m.biased { TIE_BIASED } else { TIE_CHORD };
-        let mut run: SmallVec<[EdgeIdx; 8]> = SmallVec::new();
-        run.push(first);
-        while let Some(&x) = list.get(pos) {
-            if x == END || x & tie == 0 {
-                break;
-            }
-            pos += 1;
-            if self.m.own.contains(x & EDGE_BITS) {
-                run.push(x & EDGE_BITS);
-            }
-        }
-        let at = |e: &EdgeIdx| self.m.order.iter().position(|x| x == e);
-        run.sort_by_key(at);
-        self.own_done += run.len();
-        self.buf = run;
-        self.next_buf = 0;
-        pos
-    }
-}
-
-impl Iterator for Order<'_> {
-    type Item = Ranked;
-
-    #[inline]
-    fn next(&mut self) -> Option<Ranked> {
-        if let Some(&e) = self.buf.get(self.next_buf) {
-            self.next_buf += 1;
-            return Some(self.ranked(e));
-        }
-        while self.own_done < self.m.order.len() {
-            match self.source {
-                Source::Ranked { list, pos } => {
-                    let Some(&x) = list.get(pos).filter(|&&x| x != END) else {
-                        // The list ends before the group does.
-                        self.compute();
-                        return self.next();
-                    };
-                    let e = x & EDGE_BITS;
-                    if !self.m.own.contains(e) {
-                        self.source = Source::Ranked { list, pos: pos + 1 };
-                        continue;
-                    }
-                    let tie = if self.m.biased { TIE_BIASED } else { TIE_CHORD };
-                    if list.get(pos + 1).is_some_and(|&n| n != END && n & tie != 0) {
-                        let end = self.tie_run(list, e, pos + 1);
-                        self.source = Source::Ranked { list, pos: end };
-                        return self.next();
-                    }
-                    self.source = Source::Ranked { list, pos: pos + 1 };
-                    self.own_done += 1;
-                    return Some(self.ranked(e));
-                }
-                Source::Configured { pos } => {
-                    self.source = Source::Configured { pos: pos + 1 };
-                    self.own_done += 1;
-                    return Some(self.ranked(self.m.order[pos]));
-                }
-                Source::Computed => break,
-            }
-        }
-        let &p = self.m.partners.get(self.next_partner)?;
-        self.next_partner += 1;
-        Some(Ranked {
-            idx: p,
-            class: Class::Partner,
-            metric: 0.0,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::geo::Coords;
     use crate::health::{AdminState, EdgeHealth, EdgeState};
+    use crate::steer::order::Order;
+    use crate::steer::{Ranked, Steering};
     use smallvec::smallvec;
     use std::sync::Arc;
 

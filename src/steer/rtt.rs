@@ -11,31 +11,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::Steering;
-use super::ranks::EdgeSet;
-use super::types::{Class, EdgeIdx, Ranked};
+use super::types::{EdgeIdx, RttKey};
 use crate::geo::table::{self, Ranges};
 use crate::geo::{Code, Location};
-
-/// A client key of the RTT file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RttKey {
-    Prefix(IpNet),
-    Asn(u32),
-    Country(Code),
-    Continent(Code),
-}
-
-impl std::fmt::Display for RttKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RttKey::Prefix(n) => write!(f, "{n}"),
-            RttKey::Asn(a) => write!(f, "AS{a}"),
-            RttKey::Country(c) => write!(f, "country:{c}"),
-            RttKey::Continent(c) => write!(f, "continent:{c}"),
-        }
-    }
-}
 
 /// Marks "no prefix" (and, in the overlay, "no net") in a range table.
 pub(crate) const NONE: u32 = u32::MAX;
@@ -113,65 +91,6 @@ impl<'a> Rows<'a> {
     /// Every row.
     pub fn all(&self) -> &'a [(EdgeIdx, f32)] {
         self.all
-    }
-}
-
-/// An order (a place's candidates, nearest first) with the candidates
-/// that have a row in `rows` moved in front, in row order. Lazy, so a
-/// plain host that finds its live edges among the first rows never reads
-/// the rest nor builds a list.
-pub(super) struct RttFirst<'a, I> {
-    st: &'a Steering,
-    rows: Rows<'a>,
-    row: usize,
-    base: I,
-    /// The candidates (serving the family), which rows may name.
-    members: &'a EdgeSet,
-    /// Edges moved to the front (below 256; beyond, the rows are scanned).
-    moved: [u64; 4],
-}
-
-impl<'a, I: Iterator<Item = Ranked>> RttFirst<'a, I> {
-    pub(super) fn new(st: &'a Steering, rows: Rows<'a>, base: I, members: &'a EdgeSet) -> Self {
-        RttFirst {
-            st,
-            rows,
-            row: 0,
-            base,
-            members,
-            moved: [0; 4],
-        }
-    }
-}
-
-impl<I: Iterator<Item = Ranked>> Iterator for RttFirst<'_, I> {
-    type Item = Ranked;
-
-    #[inline]
-    fn next(&mut self) -> Option<Ranked> {
-        while let Some(&(idx, ms)) = self.rows.all.get(self.row) {
-            self.row += 1;
-            if self.members.contains(idx) {
-                if let Some(w) = self.moved.get_mut(usize::from(idx) >> 6) {
-                    *w |= 1 << (idx & 63);
-                }
-                return Some(Ranked {
-                    idx,
-                    class: Class::Rtt,
-                    metric: f64::from(ms) * self.st.edges[idx as usize].scale(),
-                });
-            }
-        }
-        for r in self.base.by_ref() {
-            let gone = match self.moved.get(usize::from(r.idx) >> 6) {
-                Some(w) => w >> (r.idx & 63) & 1 != 0,
-                None => self.rows.all.iter().any(|x| x.0 == r.idx),
-            };
-            if !gone {
-                return Some(r);
-            }
-        }
-        None
     }
 }
 
@@ -327,12 +246,22 @@ impl RttTable {
     /// row decides.
     pub fn narrow_scope(&self, addr: IpAddr, scope: u8) -> u8 {
         match self.range_of(addr) {
-            Some((_, lo, hi, max, width)) => {
-                super::overlay::within(unaligned(addr), lo, hi, max, width, scope)
-            }
+            Some((_, lo, hi, max, width)) => within(unaligned(addr), lo, hi, max, width, scope),
             None => scope,
         }
     }
+}
+
+/// The shortest block of at least `scope` bits around `a` (of a family of
+/// `width` bits, whose last address is `max`) inside `[lo, hi]`: longer
+/// than the bits `a` shares with the address before `lo` and the one after
+/// `hi`.
+pub(super) fn within(a: u128, lo: u128, hi: u128, max: u128, width: u8, scope: u8) -> u8 {
+    let pad = 128 - u32::from(width);
+    let beyond = |b: u128| ((a ^ b).leading_zeros() - pad) as u8 + 1;
+    let below = if lo > 0 { beyond(lo - 1) } else { 0 };
+    let above = if hi < max { beyond(hi + 1) } else { 0 };
+    scope.min(width).max(below).max(above).min(width)
 }
 
 /// An address of either family as an integer.
@@ -507,102 +436,5 @@ mod tests {
         assert_eq!(key("ffff::1").as_deref(), Some("::/0"));
         assert_eq!(t.narrow_scope(ip("1.2.3.4"), 0), 1);
         assert_eq!(t.narrow_scope(ip("255.255.255.254"), 24), 32);
-    }
-
-    /// What [`RttFirst`] must give, said the long way: the candidates with
-    /// a row, by biased ms (ties by row order), then the rest of `base`.
-    fn merged_by_definition(
-        st: &Steering,
-        base: &[Ranked],
-        rows: &[(EdgeIdx, f32)],
-    ) -> Vec<Ranked> {
-        let mut with: Vec<Ranked> = rows
-            .iter()
-            .filter(|r| base.iter().any(|b| b.idx == r.0))
-            .map(|&(idx, ms)| Ranked {
-                idx,
-                class: Class::Rtt,
-                metric: f64::from(ms) * st.edges[idx as usize].scale(),
-            })
-            .collect();
-        with.sort_by(|a, b| a.metric.total_cmp(&b.metric));
-        let rest = base.iter().filter(|b| !rows.iter().any(|r| r.0 == b.idx));
-        with.into_iter().chain(rest.copied()).collect()
-    }
-
-    #[test]
-    fn rtt_first_is_rows_by_biased_ms_then_the_rest() {
-        use crate::geo::Coords;
-        use crate::health::{AdminState, EdgeHealth, EdgeState};
-        use crate::steer::Edge;
-        use crate::steer::ranks::Group;
-        use smallvec::SmallVec;
-        use std::sync::Arc;
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
-        for round in 0..300 {
-            // Up to 300 edges, so indices past the 256 bits of `moved`
-            // are covered.
-            let count = 1 + next(if round % 3 == 0 { 300 } else { 12 }) as usize;
-            let edges = (0..count)
-                .map(|i| {
-                    let health =
-                        Arc::new(EdgeHealth::new("z", "e", EdgeState::Up, AdminState::Auto));
-                    let mut e = Edge::new(
-                        format!("e{i}"),
-                        smallvec::smallvec!["192.0.2.1".parse().unwrap()],
-                        SmallVec::new(),
-                        Coords::default(),
-                        1,
-                        None,
-                        health,
-                    );
-                    e.bias = next(3) as i8 * 40 - 40;
-                    e
-                })
-                .collect::<Vec<_>>();
-            let st = Steering::new(edges, Vec::new(), Default::default());
-            // A candidate subset in some distance order.
-            let mut base: Vec<Ranked> = Vec::new();
-            for idx in 0..count as EdgeIdx {
-                if next(4) != 0 {
-                    let metric = next(10_000) as f64;
-                    base.push(Ranked {
-                        idx,
-                        class: Class::Distance,
-                        metric,
-                    });
-                }
-            }
-            base.sort_by(|a, b| a.metric.total_cmp(&b.metric));
-            let ids: Vec<EdgeIdx> = base.iter().map(|r| r.idx).collect();
-            let group = Group::new(&ids, &st.edges);
-            // Rows for some edges, candidates or not, as the table keeps them.
-            let mut raw: Vec<(RttKey, EdgeIdx, f32)> = Vec::new();
-            for e in 0..count as EdgeIdx {
-                if next(3) == 0 {
-                    let key = RttKey::Prefix("10.0.0.0/8".parse().unwrap());
-                    raw.push((key, e, 1.0 + next(50) as f32));
-                }
-            }
-            if raw.is_empty() {
-                continue;
-            }
-            let table = RttTable::new(raw, |e| st.edges[e as usize].scale());
-            let key = table.prefix("10.1.2.3".parse().unwrap()).unwrap().key;
-            let rows = Rows::of_key(&table, key);
-            let got: Vec<Ranked> =
-                RttFirst::new(&st, rows, base.iter().copied(), &group.fam[0].all).collect();
-            assert_eq!(
-                got,
-                merged_by_definition(&st, &base, rows.all()),
-                "round {round}"
-            );
-        }
     }
 }

@@ -3,8 +3,8 @@
 
 use std::net::IpAddr;
 
-use super::Steering;
 use super::overlay::Hit;
+use super::steering::Steering;
 use super::types::Located;
 
 /// The address steering works with, and how it relates to the one asked

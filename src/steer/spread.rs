@@ -5,9 +5,10 @@
 use std::net::IpAddr;
 
 use super::candidates::{Cand, stable_sort_by_key};
+use super::host::Host;
 use super::scope::masked_bits;
+use super::steering::Steering;
 use super::types::{Class, EdgeIdx, Trace};
-use super::{Host, Steering};
 
 /// Spreading granularity: one answer per /24 (IPv4) or /56 (IPv6), the
 /// sizes resolvers send as ECS by default.

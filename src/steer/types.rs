@@ -1,5 +1,5 @@
-//! The words steering's modules share: edges by index, the client and
-//! where it was found, candidates in order, the decision, and the trace
+//! The words steering's modules share: edges by index, the RTT file's
+//! client keys, the client and where it was found, candidates in order, the decision, and the trace
 //! `explain` records through. Data only; every module imports from here,
 //! nothing here imports them.
 
@@ -8,13 +8,31 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use smallvec::SmallVec;
 
-use crate::geo::{LocId, Location};
+use crate::geo::{Code, LocId, Location};
 use crate::health::Effective;
-
-use super::rtt::RttKey;
 
 /// Edges are referred to by their index in [`super::Steering::edges`].
 pub type EdgeIdx = u16;
+
+/// A client key of the RTT file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RttKey {
+    Prefix(IpNet),
+    Asn(u32),
+    Country(Code),
+    Continent(Code),
+}
+
+impl std::fmt::Display for RttKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RttKey::Prefix(n) => write!(f, "{n}"),
+            RttKey::Asn(a) => write!(f, "AS{a}"),
+            RttKey::Country(c) => write!(f, "country:{c}"),
+            RttKey::Continent(c) => write!(f, "continent:{c}"),
+        }
+    }
+}
 
 /// Address family asked for (A or AAAA).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
