@@ -18,7 +18,9 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::pools::{HostRaw, PoolsRaw};
+use hickory_proto::rr::Name;
+
+use super::pools::{HealthSource, HostRaw, Pools, PoolsRaw};
 use super::{ConfigError, parse_yaml};
 
 /// Hosts changed since the last read up to which they are parsed one by
@@ -44,6 +46,20 @@ struct HostsOnly {
 }
 
 impl HostReuse {
+    /// Reads and validates a pools file against its zone's origin, parsing
+    /// again only the hosts that changed since this last read it.
+    pub fn load(
+        &self,
+        path: &Path,
+        origin: &Name,
+        health: &dyn HealthSource,
+    ) -> Result<Pools, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![ConfigError::new(path, 0, format!("cannot read: {e}"))])?;
+        let raw = self.parse(&text, path).map_err(|e| vec![e])?;
+        super::pools::from_raw(&raw, path, origin, health)
+    }
+
     /// `text` (the pools file `path`) as [`PoolsRaw`], reusing the hosts
     /// whose lines are as they were at the last read.
     pub fn parse(&self, text: &str, path: &Path) -> Result<PoolsRaw, ConfigError> {

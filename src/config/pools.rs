@@ -498,21 +498,8 @@ fn codes(v: &Option<Codes>, what: &str) -> Result<Vec<Code>, String> {
         .collect()
 }
 
-/// Reads and validates a pools file against its zone's origin, parsing
-/// again only the hosts that changed since `reuse` last read it.
-pub fn load(
-    path: &Path,
-    origin: &Name,
-    health: &dyn HealthSource,
-    reuse: &super::hosts::HostReuse,
-) -> Result<Pools, Vec<ConfigError>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| vec![ConfigError::new(path, 0, format!("cannot read: {e}"))])?;
-    let raw = reuse.parse(&text, path).map_err(|e| vec![e])?;
-    from_raw(&raw, path, origin, health)
-}
-
-/// [`load`] from memory.
+/// A pools file's text, validated against its zone's origin (the server
+/// reads files through [`super::hosts::HostReuse::load`]).
 pub fn from_str(
     text: &str,
     path: &Path,
@@ -524,7 +511,7 @@ pub fn from_str(
 }
 
 /// The file as parsed, validated.
-fn from_raw(
+pub(super) fn from_raw(
     raw: &PoolsRaw,
     path: &Path,
     origin: &Name,

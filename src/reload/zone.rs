@@ -186,7 +186,7 @@ fn build_unplaced(
     let mut svcb = Vec::new();
     let mut rum_urls = Vec::new();
     let steering = if pools_file.exists() {
-        let mut p = pools::load(&pools_file, &zf.origin, health, &parsed.hosts)?;
+        let mut p = parsed.hosts.load(&pools_file, &zf.origin, health)?;
         let rtt_file = rtt_path(zone_file);
         if rtt_file.exists() {
             let table = parsed.rtt.get(&rtt_file, &p.steering, p.rtt_min_samples)?;
