@@ -169,7 +169,14 @@ grep -E "database stage built|reloaded" "$W/server.log" | sed 's/^.*Z //' | tail
 # CPU of a pools edit: the files-stage build thread's utime + stime across
 # one edit of h0's nearest edge (the figure to compare on a busy machine,
 # where the build's low priority makes its wall time the machine's).
-build_cpu() { for t in /proc/"$PID"/task/*; do [ "$(cat "$t/comm")" = geosteer-build ] && awk -v k="$(getconf CLK_TCK)" '{ print ($14 + $15) / k }' "$t/stat"; done; }
+build_cpu() {
+    local t
+    for t in /proc/"$PID"/task/*; do
+        if [ "$(cat "$t/comm" 2>/dev/null)" = geosteer-build ]; then
+            awk -v k="$(getconf CLK_TCK)" '{ print ($14 + $15) / k }' "$t/stat"
+        fi
+    done
+}
 for addr in 192.0.2.3 192.0.2.1 192.0.2.3; do
     g0=$(curl -s "http://127.0.0.1:$HPORT/api/status" | python3 -c 'import json, sys; print(json.load(sys.stdin)["generation"])')
     c0=$(build_cpu)
