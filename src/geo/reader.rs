@@ -350,8 +350,9 @@ impl GeoDb {
         table::located(self.value(normalize(ip)))
     }
 
-    /// The value of the range holding `ip` (already normalized).
-    #[inline]
+    /// The value of the range holding `ip` (already normalized). Always
+    /// inlined, like [`table::Ranges::find`] it wraps (a call a query).
+    #[inline(always)]
     fn value(&self, ip: IpAddr) -> Value {
         match ip {
             IpAddr::V4(a) => self.v4.get(u32::from(a)),
