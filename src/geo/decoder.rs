@@ -112,13 +112,19 @@ impl<'de> Decoder<'de> {
         if kind == 0 {
             kind = self.byte()?.checked_add(7).ok_or(NotPlain)?;
         }
-        let size = match c & 0x1f {
+        let size = self.size(c)?;
+        Ok((kind, size))
+    }
+
+    /// The size a control byte `c` gives, with the bytes after it that
+    /// extend it.
+    fn size(&mut self, c: u8) -> Result<usize> {
+        Ok(match c & 0x1f {
             s @ 0..29 => usize::from(s),
             29 => 29 + self.be(1)? as usize,
             30 => 285 + self.be(2)? as usize,
             _ => 65_821 + self.be(3)? as usize,
-        };
-        Ok((kind, size))
+        })
     }
 
     /// The next value's head, a pointer followed (to a value that is not a
@@ -170,12 +176,7 @@ impl<'de> Decoder<'de> {
             if kind == 0 {
                 kind = self.byte()?.checked_add(7).ok_or(NotPlain)?;
             }
-            let size = match c & 0x1f {
-                s @ 0..29 => usize::from(s),
-                29 => 29 + self.be(1)? as usize,
-                30 => 285 + self.be(2)? as usize,
-                _ => 65_821 + self.be(3)? as usize,
-            };
+            let size = self.size(c)?;
             let n = match (kind, size) {
                 (STRING | BYTES, _)
                 | (DOUBLE, 8)
