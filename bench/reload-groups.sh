@@ -12,7 +12,7 @@ EDGES=${EDGES:-150} HOSTS=${HOSTS:-50000} NGROUPS=${NGROUPS:-2000} ZONES=${ZONES
 DB_RECORDS=${DB_RECORDS:-150000} RELOADS=${RELOADS:-100}
 BIN=${BIN:-target/release/geosteer}
 SYNTH=target/release/examples/synth_db
-[ -x "$SYNTH" ] || cargo build --release --example synth_db
+[ -n "${DB:-}" ] || [ -x "$SYNTH" ] || cargo build --release --example synth_db
 W=$(mktemp -d)
 PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null; wait 2>/dev/null; if [ -n "${KEEP:-}" ]; then echo "kept $W"; else rm -rf "$W"; fi; }
@@ -165,6 +165,26 @@ wait "$PERF" || true
 echo "during the DB swap:     $(summary "$W/during.txt")"
 echo "threads up to here: $(cat "$W/threads.txt" 2>/dev/null)"
 grep -E "database stage built|reloaded" "$W/server.log" | sed 's/^.*Z //' | tail -6
+
+# CPU of a pools edit: the files-stage build thread's utime + stime across
+# one edit of h0's nearest edge (the figure to compare on a busy machine,
+# where the build's low priority makes its wall time the machine's).
+build_cpu() {
+    local t
+    for t in /proc/"$PID"/task/*; do
+        if [ "$(cat "$t/comm" 2>/dev/null)" = geosteer-build ]; then
+            awk -v k="$(getconf CLK_TCK)" '{ print ($14 + $15) / k }' "$t/stat"
+        fi
+    done
+}
+for addr in 192.0.2.3 192.0.2.1 192.0.2.3; do
+    g0=$(curl -s "http://127.0.0.1:$HPORT/api/status" | python3 -c 'import json, sys; print(json.load(sys.stdin)["generation"])')
+    c0=$(build_cpu)
+    NEAR=$addr python3 bench/reload-shape.py "$W/next" "$EDGES" "$HOSTS" "$NGROUPS" "$ZONES" 1
+    mv "$W/next/$Z.pools.yaml" "$W/zones/$Z.pools.yaml"
+    until [ "$(curl -s "http://127.0.0.1:$HPORT/api/status" | python3 -c 'import json, sys; print(json.load(sys.stdin)["generation"])')" -gt "$g0" ]; do sleep 0.2; done
+    echo "a pools edit: files-stage build thread CPU $(echo "$(build_cpu) - $c0" | bc) s"
+done
 
 # RSS over many reloads: after the first, after RELOADS more.
 reload_once() { curl -s -X POST "http://127.0.0.1:$HPORT/api/reload" >/dev/null; }

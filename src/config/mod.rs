@@ -2,6 +2,7 @@
 //! raw serde types with `deny_unknown_fields`, then validated runtime types.
 //! Every error names the file, the line and the key.
 
+pub mod hosts;
 pub mod pools;
 pub mod rtt;
 pub mod xfr;

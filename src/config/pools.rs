@@ -45,7 +45,7 @@ impl<T: Clone> OneOrMany<T> {
 /// An `edges:` value as written: one name or a list of names, each an
 /// edge or an edge group (`groups:`), with its line (a lone name has the
 /// key's). Names are [`NameAt`]s, kept at the list's length.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct EdgeList(Vec<NameAt>);
 
 impl EdgeList {
@@ -134,7 +134,7 @@ pub struct RttRaw {
     pub min_samples: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleRaw {
     #[serde(default)]
@@ -148,7 +148,7 @@ pub struct RuleRaw {
     pub edges: EdgeList,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostRaw {
     /// An HTTPS record whose hints follow this host's steering.
@@ -196,7 +196,7 @@ pub struct NetMapRaw {
 
 /// `https: { priority: 1, target: ".", alpn: [h3, h2], port: 443, ech: "..." }`:
 /// the SvcParams of RFC 9460 §7 by name, hints left to steering.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SvcbRaw {
     #[serde(default = "one")]
@@ -498,18 +498,8 @@ fn codes(v: &Option<Codes>, what: &str) -> Result<Vec<Code>, String> {
         .collect()
 }
 
-/// Reads and validates a pools file against its zone's origin.
-pub fn load(
-    path: &Path,
-    origin: &Name,
-    health: &dyn HealthSource,
-) -> Result<Pools, Vec<ConfigError>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| vec![ConfigError::new(path, 0, format!("cannot read: {e}"))])?;
-    from_str(&text, path, origin, health)
-}
-
-/// [`load`] from memory.
+/// A pools file's text, validated against its zone's origin (the server
+/// reads files through [`super::hosts::HostReuse::load`]).
 pub fn from_str(
     text: &str,
     path: &Path,
@@ -517,6 +507,16 @@ pub fn from_str(
     health: &dyn HealthSource,
 ) -> Result<Pools, Vec<ConfigError>> {
     let raw: PoolsRaw = parse_yaml(text, path).map_err(|e| vec![e])?;
+    from_raw(&raw, path, origin, health)
+}
+
+/// The file as parsed, validated.
+pub(super) fn from_raw(
+    raw: &PoolsRaw,
+    path: &Path,
+    origin: &Name,
+    health: &dyn HealthSource,
+) -> Result<Pools, Vec<ConfigError>> {
     let mut errs = Vec::new();
     let mut err = |line: u32, msg: String| errs.push(ConfigError::new(path, line, msg));
     let default_ttl = raw.ttl.unwrap_or(DEFAULT_TTL);

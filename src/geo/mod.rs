@@ -8,6 +8,7 @@
 //! is not kept. [`build`] and [`synth`] write databases for tests, demos and benchmarks.
 
 mod code;
+mod decoder;
 mod load;
 mod location;
 mod reader;

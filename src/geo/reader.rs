@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use maxminddb::Reader;
+use serde::Deserialize;
 
 use super::code::Code;
 use super::load::load;
@@ -93,7 +94,12 @@ impl From<&Location> for LocKey {
 /// Distinct locations (and their points) as they are found.
 #[derive(Default)]
 struct Places {
-    ids: FxMap<LocKey, LocId>,
+    /// Ids by their key's hash (16 bytes an entry where the key itself
+    /// took 60: this map is most of what open holds besides the tables).
+    /// The location found is compared with the one asked for; keys whose
+    /// hashes collide go to `collided`.
+    ids: FxMap<u64, LocId>,
+    collided: FxMap<LocKey, LocId>,
     locations: Vec<Location>,
     points: FxMap<(u64, u64), u32>,
     point_of: Vec<u32>,
@@ -106,14 +112,26 @@ impl Places {
         if loc == Location::default() {
             return Ok(None);
         }
-        if let Some(&id) = self.ids.get(&LocKey::from(&loc)) {
-            return Ok(Some(id));
+        let key = LocKey::from(&loc);
+        let hash = std::hash::BuildHasher::hash_one(&FxBuild::default(), key);
+        let held = self.ids.get(&hash).copied();
+        if let Some(id) = held {
+            if LocKey::from(&self.locations[id as usize]) == key {
+                return Ok(Some(id));
+            }
+            if let Some(&id) = self.collided.get(&key) {
+                return Ok(Some(id));
+            }
         }
         if self.locations.len() >= MAX_LOCATIONS {
             return Err(format!("more than {MAX_LOCATIONS} distinct locations"));
         }
         let id = self.locations.len() as LocId;
-        self.ids.insert(LocKey::from(&loc), id);
+        if held.is_some() {
+            self.collided.insert(key, id);
+        } else {
+            self.ids.insert(hash, id);
+        }
         self.locations.push(loc);
         let point = match loc.coords {
             Some(c) => {
@@ -166,7 +184,8 @@ impl std::hash::Hasher for Fx {
     }
 }
 
-type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fx>>;
+type FxBuild = std::hash::BuildHasherDefault<Fx>;
+type FxMap<K, V> = HashMap<K, V, FxBuild>;
 
 /// Hands out [`GeoDb::id`]s.
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -208,12 +227,17 @@ impl GeoDb {
             let reader = Reader::from_source(bytes).map_err(|e| e.to_string())?;
             let m = reader.metadata().clone();
             let release = |r: std::ops::Range<usize>| snapshot.release(r);
-            scan_tree(bytes, &m, &release)?;
+            let data = scan_tree(bytes, &m, &release)?;
             let scanned = cpu_now();
             let tree =
                 Tree::new(bytes, m.node_count, m.record_size, m.ip_version).releasing(&release);
             let schema = detect_schema(&reader, &tree)?;
-            let read = read_networks(&reader, &tree, schema, m.node_count as usize)?;
+            let records = Records {
+                reader: &reader,
+                data: &bytes[data],
+                schema,
+            };
+            let read = read_networks(&records, &tree, m.node_count as usize)?;
             let done = cpu_now();
             tracing::debug!(
                 path = %path.display(),
@@ -326,8 +350,9 @@ impl GeoDb {
         table::located(self.value(normalize(ip)))
     }
 
-    /// The value of the range holding `ip` (already normalized).
-    #[inline]
+    /// The value of the range holding `ip` (already normalized). Always
+    /// inlined, like [`table::Ranges::find`] it wraps (a call a query).
+    #[inline(always)]
     fn value(&self, ip: IpAddr) -> Value {
         match ip {
             IpAddr::V4(a) => self.v4.get(u32::from(a)),
@@ -432,23 +457,22 @@ struct Read {
 /// the first time a leaf leads to it; neighbouring leaves alike become
 /// one range.
 fn read_networks(
-    reader: &Reader<&[u8]>,
+    records: &Records<'_>,
     tree: &Tree<'_>,
-    schema: RecordSchema,
     node_count: usize,
 ) -> Result<Read, String> {
     let mut places = Places::default();
-    // Data offset -> location (None: it says nothing we read); only while
-    // reading. Neighbouring leaves often share a record: the last one is
-    // kept at hand.
-    let mut seen: FxMap<u32, Option<LocId>> = FxMap::default();
+    // Data offset -> location ([`NOWHERE`]: it says nothing we read); only
+    // while reading. Neighbouring leaves often share a record: the last
+    // one is kept at hand.
+    let mut seen: FxMap<u32, LocId> = FxMap::default();
     // A small direct-mapped cache in front of it: leaves near each other
     // come back to a few records, and the map's probes are cache misses
     // (they were most of the walk's time).
     const NEAR: usize = 4096;
-    let mut near = vec![(u32::MAX, None::<LocId>); NEAR];
+    let mut near = vec![(u32::MAX, NOWHERE); NEAR];
     let slot = |o: u32| (u64::from(o).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize;
-    let mut last: Option<(usize, Option<LocId>)> = None;
+    let mut last: Option<(usize, LocId)> = None;
     let mut error = None;
     let mut value = |ip: IpAddr, prefix: u8, leaf: Leaf, places: &mut Places| -> Option<Value> {
         let offset = match leaf {
@@ -459,7 +483,7 @@ fn read_networks(
         if let Some((o, loc)) = last
             && o == offset
         {
-            return Some(leaf_value(loc, prefix));
+            return Some(table::value(loc, prefix));
         }
         let Ok(key) = u32::try_from(offset) else {
             error = Some(format!("data offset {offset} does not fit 32 bits"));
@@ -470,8 +494,9 @@ fn read_networks(
             (k, loc) if k == key => loc,
             _ => match seen.get(&key) {
                 Some(&loc) => loc,
-                None => match decode(reader, ip, offset, schema).and_then(|l| places.id(l)) {
+                None => match records.location(ip, offset).and_then(|l| places.id(l)) {
                     Ok(loc) => {
+                        let loc = loc.unwrap_or(NOWHERE);
                         seen.insert(key, loc);
                         loc
                     }
@@ -484,7 +509,7 @@ fn read_networks(
         };
         near[at] = (key, loc);
         last = Some((offset, loc));
-        Some(leaf_value(loc, prefix))
+        Some(table::value(loc, prefix))
     };
     // At most one range per node and one more: capacity never touched
     // is never resident.
@@ -520,35 +545,61 @@ fn read_networks(
     Ok(Read { v4, v6, places })
 }
 
-/// Record `offset`, which a lookup of `ip` leads to, read as `schema`. A
-/// corrupt record (a bad pointer, a bad type code, data past the section)
-/// refuses the database; one that decodes but not into our shape (a field
-/// of another type) locates nothing, as one we understand nothing of.
-///
-/// The fields steering does not read are skipped, not verified: a record
-/// is read once, here, and nothing reads it again, so checking what no
-/// one reads would double the time a City database takes to open.
-fn decode(
-    reader: &Reader<&[u8]>,
-    ip: IpAddr,
-    offset: usize,
+/// The records of one database, read at open.
+struct Records<'a> {
+    reader: &'a Reader<&'a [u8]>,
+    /// The data section.
+    data: &'a [u8],
     schema: RecordSchema,
-) -> Result<Location, String> {
-    let item = reader.lookup(ip).map_err(|e| e.to_string())?;
-    if item.offset() != Some(offset) {
-        return Err(format!(
-            "tree walk and reader disagree for {ip}: {:?} vs {offset}",
-            item.offset()
-        ));
+}
+
+impl Records<'_> {
+    /// Record `offset`, which a lookup of `ip` leads to, read as the
+    /// schema. A corrupt record (a bad pointer, a bad type code, data past
+    /// the section) refuses the database; one that decodes but not into
+    /// our shape (a field of another type) locates nothing, as one we
+    /// understand nothing of.
+    ///
+    /// A nested record is read where it is ([`super::decoder`]); only one
+    /// that is not plain is looked up again through maxminddb, whose
+    /// decoder decides. The fields steering does not read are skipped, not
+    /// verified: a record is read once, here, and nothing reads it again.
+    fn location(&self, ip: IpAddr, offset: usize) -> Result<Location, String> {
+        match self.plain(offset) {
+            Some(l) => Ok(l),
+            None => self.careful(ip, offset),
+        }
     }
-    let raw: Result<Option<RawRecord<'_>>, _> = match schema {
-        RecordSchema::Nested => item.decode::<NestedRecord<'_>>().map(|r| r.map(|n| n.0)),
-        RecordSchema::Flat => item.decode(),
-    };
-    match raw {
-        Ok(raw) => Ok(raw.map(|r| r.location()).unwrap_or_default()),
-        Err(maxminddb::MaxMindDbError::Decoding { .. }) => Ok(Location::default()),
-        Err(e) => Err(format!("record for {ip}: {e}")),
+
+    /// A nested record read where it is, if it is plain.
+    fn plain(&self, offset: usize) -> Option<Location> {
+        if self.schema != RecordSchema::Nested {
+            return None;
+        }
+        let mut d = super::decoder::Decoder::new(self.data, offset);
+        NestedRecord::deserialize(&mut d)
+            .ok()
+            .map(|r| r.0.location())
+    }
+
+    /// The record looked up and decoded by maxminddb.
+    fn careful(&self, ip: IpAddr, offset: usize) -> Result<Location, String> {
+        let item = self.reader.lookup(ip).map_err(|e| e.to_string())?;
+        if item.offset() != Some(offset) {
+            return Err(format!(
+                "tree walk and reader disagree for {ip}: {:?} vs {offset}",
+                item.offset()
+            ));
+        }
+        let raw: Result<Option<RawRecord<'_>>, _> = match self.schema {
+            RecordSchema::Nested => item.decode::<NestedRecord<'_>>().map(|r| r.map(|n| n.0)),
+            RecordSchema::Flat => item.decode(),
+        };
+        match raw {
+            Ok(raw) => Ok(raw.map(|r| r.location()).unwrap_or_default()),
+            Err(maxminddb::MaxMindDbError::Decoding { .. }) => Ok(Location::default()),
+            Err(e) => Err(format!("record for {ip}: {e}")),
+        }
     }
 }
 
@@ -597,11 +648,12 @@ const METADATA_MAX: usize = 128 * 1024;
 /// data section. With [`Tree::records`] (which visits each reachable node once) and the
 /// whole-record decodes of `decode_all`, this is what maxminddb's `verify()` checks,
 /// plus the nodes no walk reaches. O(node_count), a few ms per million nodes.
+/// The data section's byte range when the tree is sound.
 fn scan_tree(
     buf: &[u8],
     m: &maxminddb::Metadata,
     release: &dyn Fn(std::ops::Range<usize>),
-) -> Result<(), String> {
+) -> Result<std::ops::Range<usize>, String> {
     let node_count = m.node_count as usize;
     let node_bytes = usize::from(m.record_size) / 4;
     let tree_len = node_count
@@ -650,7 +702,7 @@ fn scan_tree(
         other => return Err(format!("unsupported record size {other}")),
     };
     let Some((node, rec)) = bad else {
-        return Ok(());
+        return Ok(tree_len + 16..marker);
     };
     let why = if rec == 0 {
         "points back to the root node (cycle)"
@@ -715,6 +767,53 @@ fn cpu_now() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every record of a database read both ways: where the lean decoder
+    /// reads one, it says what maxminddb's says. The demo database, and a
+    /// real one with GEOSTEER_GEODB=path.
+    #[test]
+    fn plain_records_read_as_maxminddb_reads_them() {
+        let mut paths = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/geodb/demo-city.mmdb"
+        ))];
+        paths.extend(std::env::var_os("GEOSTEER_GEODB").map(Into::into));
+        for path in paths {
+            let bytes = std::fs::read(&path).unwrap();
+            let reader = Reader::from_source(&bytes[..]).unwrap();
+            let m = reader.metadata().clone();
+            let data = scan_tree(&bytes, &m, &|_| ()).unwrap();
+            let tree = Tree::new(&bytes, m.node_count, m.record_size, m.ip_version);
+            let records = Records {
+                reader: &reader,
+                data: &bytes[data],
+                schema: RecordSchema::Nested,
+            };
+            let mut seen = std::collections::HashSet::new();
+            let (mut plain, mut located) = (0, 0);
+            let mut check = |ip: IpAddr, leaf: Leaf| {
+                if let Leaf::Data(o) = leaf
+                    && seen.insert(o)
+                    && let Some(fast) = records.plain(o)
+                {
+                    assert_eq!(Ok(fast), records.careful(ip, o), "{ip} at {o}");
+                    plain += 1;
+                    located += usize::from(fast != Location::default());
+                }
+                true
+            };
+            tree.v4_leaves(|a, _, l| check(IpAddr::V4(Ipv4Addr::from(a)), l))
+                .unwrap();
+            tree.v6_leaves(|a, _, l| check(IpAddr::V6(Ipv6Addr::from(a)), l))
+                .unwrap();
+            assert!(
+                plain == seen.len() && located > 0,
+                "{}: {plain} of {} plain",
+                path.display(),
+                seen.len()
+            );
+        }
+    }
 
     #[test]
     fn geodb_is_send_sync() {

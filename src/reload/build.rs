@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::files::{Stamps, key_stamps, zone_files};
 use super::geodb::DbStage;
-use super::zone::{self, Built, Failed, Outcome, RttCache, Serials};
+use super::zone::{self, Built, Failed, Outcome, Parsed, Serials};
 use crate::config::pools::HealthSource;
 use crate::config::{ConfigError, ConfigErrors, ServerConfig};
 use crate::snapshot::{Snapshot, Unloaded, Zone};
@@ -50,7 +50,7 @@ impl Zones {
         cfg: &ServerConfig,
         health: &dyn HealthSource,
         db: &DbStage,
-        rtt: &RttCache,
+        parsed: &Parsed,
         serials: Option<&Serials>,
     ) -> Pass {
         let mut pass = Pass::default();
@@ -102,7 +102,7 @@ impl Zones {
                 pass.reused += 1;
             } else {
                 pass.rebuilt += 1;
-                match zone::build(cfg, f, health, db.db.as_ref(), &keys, rtt, serials) {
+                match zone::build(cfg, f, health, db.db.as_ref(), &keys, parsed, serials) {
                     Outcome::Built(b) => {
                         slot.good = Some(b);
                         slot.failed = None;
@@ -127,7 +127,7 @@ impl Zones {
         }
         // Zone files gone since are no longer served.
         self.slots = slots;
-        rtt.retain(&files);
+        parsed.retain(&files);
         pass
     }
 
@@ -238,7 +238,7 @@ pub fn build_snapshot(
         DbStage::default()
     });
     let mut zones = Zones::default();
-    zones.build(cfg, health, &db, &RttCache::default(), None);
+    zones.build(cfg, health, &db, &Parsed::default(), None);
     errs.splice(0..0, zones.errors());
     let protocol = cfg.protocol().map_err(|e| errs.push(e)).ok();
     if !errs.is_empty() {
@@ -336,7 +336,7 @@ mod tests {
         let g = dir.path().join("zones/b.test.zone");
         std::fs::write(&f, zone("192.0.2.1")).unwrap();
         std::fs::write(&g, zone("192.0.2.9")).unwrap();
-        let (db, rtt) = (DbStage::default(), RttCache::default());
+        let (db, rtt) = (DbStage::default(), Parsed::default());
         let mut z = Zones::default();
         let p = z.build(&cfg, &AlwaysUp, &db, &rtt, None);
         assert_eq!((p.rebuilt, p.reused), (2, 0));
@@ -393,7 +393,7 @@ mod tests {
         .unwrap();
         std::fs::write(zones.join("a.test.pools.yaml"), pools(30, 50.0)).unwrap();
         let db = DbStage::default().open(&cfg).unwrap();
-        let rtt = RttCache::default();
+        let rtt = Parsed::default();
         let mut z = Zones::default();
         z.build(&cfg, &AlwaysUp, &db, &rtt, None);
         let steering = |z: &Zones| z.served().0[0].clone();
@@ -429,7 +429,7 @@ mod tests {
         let (dir, cfg) = setup();
         let f = dir.path().join("zones/a.test.zone");
         std::fs::write(&f, zone("192.0.2.1")).unwrap();
-        let (db, rtt) = (DbStage::default(), RttCache::default());
+        let (db, rtt) = (DbStage::default(), Parsed::default());
         let mut mine = Zones::default();
         mine.build(&cfg, &AlwaysUp, &db, &rtt, None);
         // The database thread starts from this state...

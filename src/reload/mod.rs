@@ -59,6 +59,7 @@ impl Reloader {
         if let Some(d) = &cfg.dnssec {
             crate::dnssec::sign::SigCache::global().set_capacity(d.cache_size);
         }
+        quiet::tune_allocator();
         let io = |e: std::io::Error| {
             ConfigErrors(vec![crate::config::ConfigError::new(
                 &cfg.path,

@@ -16,6 +16,20 @@ pub(super) const DB_NICE: libc::c_int = 15;
 /// threads, so it lives in [`crate::priority`]).
 pub(super) use crate::priority::lower_this_thread;
 
+/// Puts every allocation of 256 KiB or more (range tables, ranks, host
+/// lists, parse buffers) in a mapping of its own, handed back to the system
+/// when freed. glibc otherwise raises that threshold to the size of the
+/// first such block freed (up to 32 MiB), so the next builds' tables land
+/// in the malloc arenas, where freed memory stays resident, fragmented
+/// between what lives on. A fixed threshold turns that adjustment off.
+pub(super) fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets glibc's own malloc parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
 /// Returns memory freed by builds to the system. glibc keeps freed memory
 /// in the arena of the thread that allocated it; a build's many short-lived
 /// threads leave it spread over many arenas, where it stays as RSS until

@@ -20,7 +20,7 @@ use super::build::{Zones, assemble};
 use super::geodb::DbStage;
 use super::quiet;
 use super::status::{ReloadStatus, ZoneFailure};
-use super::zone::{FedLoad, RttCache, Serials};
+use super::zone::{FedLoad, Parsed, Serials};
 use crate::clock::unix_now;
 use crate::config::{ConfigError, ServerConfig};
 use crate::snapshot::{Shared, Snapshot};
@@ -141,7 +141,8 @@ pub(super) struct Stages {
     /// A database stage and every zone built against it, for the files
     /// thread to adopt.
     posted: Mutex<Option<Committed>>,
-    rtt: RttCache,
+    /// What the builds keep of the files they parsed.
+    parsed: Parsed,
     /// Each built zone's serial, when zones are transferred out.
     serials: Option<Serials>,
     errors: Mutex<Errors>,
@@ -186,7 +187,7 @@ impl Stages {
             db: Queue::default(),
             committed: Mutex::new(None),
             posted: Mutex::new(None),
-            rtt: RttCache::default(),
+            parsed: Parsed::default(),
             serials,
             errors: Mutex::default(),
             status: Mutex::new(ReloadStatus {
@@ -319,7 +320,7 @@ impl Stages {
                 &self.cfg,
                 &*self.registry,
                 &stage,
-                &self.rtt,
+                &self.parsed,
                 self.serials.as_ref(),
             ))
         });
@@ -363,7 +364,7 @@ impl Stages {
                 &self.cfg,
                 &*self.registry,
                 &state.db,
-                &self.rtt,
+                &self.parsed,
                 self.serials.as_ref(),
             ))
         });

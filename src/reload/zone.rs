@@ -52,7 +52,7 @@ pub(super) struct Failed {
 /// Loads one zone and its pools (and RTT) file into a [`Zone`], without
 /// the orders a database stage adds or the keys that sign it.
 pub fn build_zone(zone_file: &Path, health: &dyn HealthSource) -> Result<Zone, Vec<ConfigError>> {
-    build_unplaced(zone_file, health, &RttCache::default(), &mut Vec::new())
+    build_unplaced(zone_file, health, &Parsed::default(), &mut Vec::new())
 }
 
 /// What building a zone came to.
@@ -74,7 +74,7 @@ pub(super) fn build(
     health: &dyn HealthSource,
     db: Option<&Arc<GeoDb>>,
     keys: &Arc<Stamps>,
-    rtt: &RttCache,
+    parsed: &Parsed,
     serials: Option<&Serials>,
 ) -> Outcome {
     let companions = companions(zone_file);
@@ -86,7 +86,7 @@ pub(super) fn build(
     let db_id = db.map_or(0, |d| d.id());
     let now = crate::clock::unix_now();
     let mut included = Vec::new();
-    let built = build_unplaced(zone_file, health, rtt, &mut included).and_then(|mut z| {
+    let built = build_unplaced(zone_file, health, parsed, &mut included).and_then(|mut z| {
         // RUM's resolver probe name, when RUM is on.
         if let Some(r) = &cfg.rum
             && let Some(w) = crate::rum::probe::add_probe_node(&mut z.tree, r.listen)
@@ -143,7 +143,7 @@ pub(super) fn build(
 fn build_unplaced(
     zone_file: &Path,
     health: &dyn HealthSource,
-    rtt: &RttCache,
+    parsed: &Parsed,
     included: &mut Vec<PathBuf>,
 ) -> Result<Zone, Vec<ConfigError>> {
     let origin = crate::zone::origin_from_filename(zone_file).ok_or_else(|| {
@@ -186,10 +186,10 @@ fn build_unplaced(
     let mut svcb = Vec::new();
     let mut rum_urls = Vec::new();
     let steering = if pools_file.exists() {
-        let mut p = pools::load(&pools_file, &zf.origin, health)?;
+        let mut p = parsed.hosts.load(&pools_file, &zf.origin, health)?;
         let rtt_file = rtt_path(zone_file);
         if rtt_file.exists() {
-            let table = rtt.get(&rtt_file, &p.steering, p.rtt_min_samples)?;
+            let table = parsed.rtt.get(&rtt_file, &p.steering, p.rtt_min_samples)?;
             p.steering = p.steering.with_rtt(table);
         }
         add_steered_names(&mut tree, &p, zone_file, &pools_file)?;
@@ -368,11 +368,29 @@ pub(super) fn read_loads(zone: &Zone) -> Result<Vec<FedLoad>, Vec<ConfigError>> 
     if errs.is_empty() { Ok(out) } else { Err(errs) }
 }
 
+/// What builds keep of the files they parsed, so that an unchanged file
+/// (or part of one) is not parsed again: the RTT tables, and the hosts of
+/// the pools files ([`crate::config::hosts`]).
+#[derive(Default)]
+pub(super) struct Parsed {
+    rtt: RttCache,
+    hosts: crate::config::hosts::HostReuse,
+}
+
+impl Parsed {
+    /// Forgets what the zones of `zone_files` no longer read.
+    pub(super) fn retain(&self, zone_files: &[PathBuf]) {
+        self.rtt.retain(zone_files);
+        let pools: Vec<PathBuf> = zone_files.iter().map(|z| pools_path(z)).collect();
+        self.hosts.retain(&pools);
+    }
+}
+
 /// Parsed RTT files, kept while the file and what its table depends on
 /// are unchanged: a zone rebuilt for a pools edit does not parse a
 /// million-row file again.
 #[derive(Default)]
-pub(super) struct RttCache {
+struct RttCache {
     held: Mutex<HashMap<PathBuf, HeldRtt>>,
 }
 
@@ -417,7 +435,7 @@ impl RttCache {
     }
 
     /// Forgets the tables of files no zone reads any more.
-    pub(super) fn retain(&self, zone_files: &[PathBuf]) {
+    fn retain(&self, zone_files: &[PathBuf]) {
         let keep: std::collections::HashSet<PathBuf> =
             zone_files.iter().map(|z| rtt_path(z)).collect();
         self.lock().retain(|p, _| keep.contains(p));

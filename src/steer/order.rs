@@ -11,11 +11,13 @@ use super::steering::Steering;
 use super::types::{Class, EdgeIdx, Ranked};
 
 /// Where an [`Order`] takes its own edges from.
-enum Source<'a> {
-    /// The point's ranked list, from `pos`.
-    Ranked { list: &'a [u16], pos: usize },
-    /// The group's configured order (a client without coordinates).
-    Configured { pos: usize },
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The point's ranked list (`Order::list`), from `Order::pos`.
+    Ranked,
+    /// The group's configured order, from `Order::pos` (a client without
+    /// coordinates).
+    Configured,
     /// Computed into the buffer.
     Computed,
 }
@@ -23,21 +25,27 @@ enum Source<'a> {
 /// A group's candidates for one family at one place, best first: own
 /// edges by distance, then partners in configured order. Lazy: a plain
 /// host that finds its answer in the first entries reads no further.
+/// Kept under 128 bytes: a query makes one or two and moves them by value,
+/// and a larger one is moved with a call to `memcpy`.
 pub(crate) struct Order<'a> {
     st: &'a Steering,
     m: &'a Members,
     /// The client's point on the unit sphere.
-    here: Option<[f64; 3]>,
+    here: Option<&'a [f64; 3]>,
+    /// The point's ranked list (empty unless `source` is `Ranked`).
+    list: &'a [u16],
+    /// Where `source` goes on.
+    pos: u32,
+    source: Source,
     /// Whether kilometres are wanted (else distance metrics are 0).
     km: bool,
-    source: Source<'a>,
     /// Own members yielded (or buffered).
-    own_done: usize,
+    own_done: u32,
+    next_buf: u32,
+    next_partner: u32,
     /// Own members in order, not yet yielded: a tie run, or the computed
     /// rest (edges only, so the order stays small to move).
     buf: SmallVec<[EdgeIdx; 8]>,
-    next_buf: usize,
-    next_partner: usize,
 }
 
 impl<'a> Order<'a> {
@@ -46,27 +54,29 @@ impl<'a> Order<'a> {
     pub(crate) fn new(
         st: &'a Steering,
         m: &'a Members,
-        here: Option<[f64; 3]>,
+        here: Option<&'a [f64; 3]>,
         list: Option<&'a [u16]>,
         km: bool,
     ) -> Order<'a> {
-        let source = match (here, list) {
-            (None, _) => Source::Configured { pos: 0 },
-            (Some(_), Some(list)) => Source::Ranked { list, pos: 0 },
-            (Some(_), None) => Source::Computed,
+        let (source, list) = match (here, list) {
+            (None, _) => (Source::Configured, &[][..]),
+            (Some(_), Some(list)) => (Source::Ranked, list),
+            (Some(_), None) => (Source::Computed, &[][..]),
         };
         let mut o = Order {
             st,
             m,
             here,
-            km,
+            list,
+            pos: 0,
             source,
+            km,
             own_done: 0,
-            buf: SmallVec::new(),
             next_buf: 0,
             next_partner: 0,
+            buf: SmallVec::new(),
         };
-        if matches!(o.source, Source::Computed) {
+        if source == Source::Computed {
             o.compute();
         }
         o
@@ -76,7 +86,7 @@ impl<'a> Order<'a> {
     fn ranked(&self, e: EdgeIdx) -> Ranked {
         let edge = &self.st.edges[e as usize];
         let metric = match (self.km, self.here, edge.unit()) {
-            (true, Some(h), Some(u)) => km_of(chord2(&u, &h)) * edge.scale(),
+            (true, Some(h), Some(u)) => km_of(chord2(&u, h)) * edge.scale(),
             _ => 0.0,
         };
         Ranked {
@@ -88,7 +98,9 @@ impl<'a> Order<'a> {
 
     /// The rest of the own members, in order, computed (as the ranking
     /// orders them: biased km when the group has a bias, else chord;
-    /// equal metrics in configured order).
+    /// equal metrics in configured order). Cold: only clients whose point
+    /// has no ranks, or whose list ends before the group does, get here.
+    #[cold]
     fn compute(&mut self) {
         let mut all: SmallVec<[(f64, EdgeIdx); 16]> = self
             .m
@@ -97,7 +109,7 @@ impl<'a> Order<'a> {
             .map(|&e| {
                 let edge = &self.st.edges[e as usize];
                 let c = match (self.here, edge.unit()) {
-                    (Some(h), Some(u)) => chord2(&u, &h),
+                    (Some(h), Some(u)) => chord2(&u, h),
                     _ => 0.0,
                 };
                 let key = if self.m.biased {
@@ -112,19 +124,21 @@ impl<'a> Order<'a> {
         all.sort_by(|a, b| a.0.total_cmp(&b.0));
         self.buf.clear();
         self.buf
-            .extend(all.into_iter().skip(self.own_done).map(|(_, e)| e));
+            .extend(all.into_iter().skip(self.own_done as usize).map(|(_, e)| e));
         self.next_buf = 0;
-        self.own_done = self.m.order.len();
+        self.own_done = self.m.order.len() as u32;
         self.source = Source::Computed;
     }
 
     /// The members of the tie run starting with `first` at `pos - 1` of
-    /// `list`, in configured order, into the buffer.
-    fn tie_run(&mut self, list: &[u16], first: EdgeIdx, mut pos: usize) -> usize {
+    /// the list, in configured order, into the buffer; where the list goes
+    /// on after it. Cold: ties are rare (edges at one place).
+    #[cold]
+    fn tie_run(&mut self, first: EdgeIdx, mut pos: usize) -> usize {
         let tie = if self.m.biased { TIE_BIASED } else { TIE_CHORD };
         let mut run: SmallVec<[EdgeIdx; 8]> = SmallVec::new();
         run.push(first);
-        while let Some(&x) = list.get(pos) {
+        while let Some(&x) = self.list.get(pos) {
             if x == END || x & tie == 0 {
                 break;
             }
@@ -135,7 +149,7 @@ impl<'a> Order<'a> {
         }
         let at = |e: &EdgeIdx| self.m.order.iter().position(|x| x == e);
         run.sort_by_key(at);
-        self.own_done += run.len();
+        self.own_done += run.len() as u32;
         self.buf = run;
         self.next_buf = 0;
         pos
@@ -145,44 +159,53 @@ impl<'a> Order<'a> {
 impl Iterator for Order<'_> {
     type Item = Ranked;
 
-    #[inline]
+    /// A loop, not recursion, and always inlined where a query reads the
+    /// order (the ties and the computed rest are out of line): as a call it
+    /// cost ~40 instructions an edge read (callgrind, `bench/profile.sh ecs`).
+    #[inline(always)]
     fn next(&mut self) -> Option<Ranked> {
-        if let Some(&e) = self.buf.get(self.next_buf) {
-            self.next_buf += 1;
-            return Some(self.ranked(e));
-        }
-        while self.own_done < self.m.order.len() {
+        loop {
+            if let Some(&e) = self.buf.get(self.next_buf as usize) {
+                self.next_buf += 1;
+                return Some(self.ranked(e));
+            }
+            if self.own_done as usize >= self.m.order.len() {
+                break;
+            }
+            let pos = self.pos as usize;
             match self.source {
-                Source::Ranked { list, pos } => {
-                    let Some(&x) = list.get(pos).filter(|&&x| x != END) else {
+                Source::Ranked => {
+                    let Some(&x) = self.list.get(pos).filter(|&&x| x != END) else {
                         // The list ends before the group does.
                         self.compute();
-                        return self.next();
+                        continue;
                     };
+                    self.pos += 1;
                     let e = x & EDGE_BITS;
                     if !self.m.own.contains(e) {
-                        self.source = Source::Ranked { list, pos: pos + 1 };
                         continue;
                     }
                     let tie = if self.m.biased { TIE_BIASED } else { TIE_CHORD };
-                    if list.get(pos + 1).is_some_and(|&n| n != END && n & tie != 0) {
-                        let end = self.tie_run(list, e, pos + 1);
-                        self.source = Source::Ranked { list, pos: end };
-                        return self.next();
+                    if self
+                        .list
+                        .get(pos + 1)
+                        .is_some_and(|&n| n != END && n & tie != 0)
+                    {
+                        self.pos = self.tie_run(e, pos + 1) as u32;
+                        continue;
                     }
-                    self.source = Source::Ranked { list, pos: pos + 1 };
                     self.own_done += 1;
                     return Some(self.ranked(e));
                 }
-                Source::Configured { pos } => {
-                    self.source = Source::Configured { pos: pos + 1 };
+                Source::Configured => {
+                    self.pos += 1;
                     self.own_done += 1;
                     return Some(self.ranked(self.m.order[pos]));
                 }
                 Source::Computed => break,
             }
         }
-        let &p = self.m.partners.get(self.next_partner)?;
+        let &p = self.m.partners.get(self.next_partner as usize)?;
         self.next_partner += 1;
         Some(Ranked {
             idx: p,

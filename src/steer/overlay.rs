@@ -130,8 +130,9 @@ impl Overlay {
     }
 
     /// What the overlay says about `ip`; `None` when its family has
-    /// neither nets nor RTT prefixes.
-    #[inline]
+    /// neither nets nor RTT prefixes. Always inlined: once a query, and a
+    /// call returning the `Hit` cost a fifth of it (callgrind).
+    #[inline(always)]
     pub(crate) fn find(&self, rtt: &RttTable, ip: IpAddr) -> Option<Hit> {
         match ip {
             IpAddr::V4(a) => self.find_in(&self.v4, rtt.prefix_ranges4(), u32::from(a)),

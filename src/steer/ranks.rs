@@ -483,11 +483,11 @@ mod tests {
                     for family in [Family::V4, Family::V6] {
                         let m = &group.fam[family.index()];
                         let want = reference(&st, &g, family, Some(*h));
-                        let got: Vec<EdgeIdx> = Order::new(&st, m, Some(*h), Some(&list), false)
+                        let got: Vec<EdgeIdx> = Order::new(&st, m, Some(h), Some(&list), false)
                             .map(|r| r.idx)
                             .collect();
                         assert_eq!(got, want, "round {round}, group {g:?}");
-                        let computed: Vec<EdgeIdx> = Order::new(&st, m, Some(*h), None, false)
+                        let computed: Vec<EdgeIdx> = Order::new(&st, m, Some(h), None, false)
                             .map(|r| r.idx)
                             .collect();
                         assert_eq!(computed, want, "computed, round {round}");
@@ -518,7 +518,7 @@ mod tests {
             lon: 1.0,
         }
         .unit();
-        let got: Vec<Ranked> = Order::new(&st, &g.fam[0], Some(here), None, true).collect();
+        let got: Vec<Ranked> = Order::new(&st, &g.fam[0], Some(&here), None, true).collect();
         // Paris (bias 20: its km x 0.8) ranks first.
         let km = |e: usize| km_of(chord2(&st.edges[e].unit().unwrap(), &here));
         assert_eq!(got[0].idx, 1);
@@ -529,7 +529,7 @@ mod tests {
             "London is ~184 km away: {}",
             km(0)
         );
-        let bare: Vec<Ranked> = Order::new(&st, &g.fam[0], Some(here), None, false).collect();
+        let bare: Vec<Ranked> = Order::new(&st, &g.fam[0], Some(&here), None, false).collect();
         assert!(bare.iter().all(|r| r.metric == 0.0));
     }
 
