@@ -242,9 +242,7 @@ impl Rum {
         let mut st = self.state();
         for z in snap.zones.values().filter(|z| stale(z)) {
             let table = st.rows(&z.name, &z.steering).table(&z.steering);
-            z.steering
-                .live()
-                .set_learned((table.cells() > 0).then(|| Arc::new(table)));
+            z.steering.live().move_to(table);
         }
         st.dirty = true;
     }

@@ -136,7 +136,8 @@ pub fn decide<T: Trace>(
     let learned: Option<&Learned> = guard
         .as_ref()
         .and_then(|g| g.as_deref())
-        .filter(|l| l.edges_id() == st.edges_id && l.cells() > 0);
+        .and_then(|l| l.for_edges(st.edges_id))
+        .filter(|l| l.cells() > 0);
     let mut floor = 0;
     let mut union: SmallVec<[(EdgeIdx, f32); 16]> = SmallVec::new();
     let mut learned_key = None;

@@ -74,6 +74,20 @@ impl Live {
         ours
     }
 
+    /// Plugs in `table`, made for a new edge list by the reloader's hook
+    /// just before the snapshot with that list serves. The table it
+    /// replaces is kept behind it ([`Learned::for_edges`] finds it): until
+    /// the swap, the snapshot being replaced still answers, and without its
+    /// own table its learned clients would get the map's edge meanwhile.
+    pub fn move_to(&self, mut table: Learned) {
+        // A chain only as long as the reloads between two aggregator ticks:
+        // the tick's table (`set_learned_for`) holds no previous one.
+        table.previous = self.learned.load_full();
+        let some = table.cells() > 0 || table.previous.is_some();
+        self.learned.store(some.then(|| Arc::new(table)));
+        self.plugged.store(some, Ordering::Release);
+    }
+
     /// The learned table, if one is plugged in: one atomic load when none
     /// is, a lock-free arc-swap load when one is.
     #[inline]
@@ -106,6 +120,10 @@ pub struct Learned {
     /// Groups of rows, one per cell: a header `(count, 0)` then `count`
     /// rows (edge, ms), so a cell's rows are read from one place.
     rows: Box<[(EdgeIdx, f32)]>,
+    /// The table this one replaced for another edge list, while the
+    /// snapshot made with that list may still be answering (see
+    /// [`Live::move_to`]); the aggregator's next table drops it.
+    previous: Option<Arc<Learned>>,
 }
 
 /// The value of the ranges between cells.
@@ -165,7 +183,25 @@ impl Learned {
             v6,
             cells: heads.len(),
             rows: rows.into_boxed_slice(),
+            previous: None,
         }
+    }
+
+    /// This table if it was made for edge list `edges`, else the one it
+    /// replaced if that was (a snapshot still answering during a reload).
+    #[inline]
+    pub fn for_edges(&self, edges: u64) -> Option<&Learned> {
+        if self.edges == edges {
+            return Some(self);
+        }
+        let mut at = self.previous.as_deref();
+        while let Some(t) = at {
+            if t.edges == edges {
+                return Some(t);
+            }
+            at = t.previous.as_deref();
+        }
+        None
     }
 
     /// The edge list the rows refer to.
@@ -357,5 +393,32 @@ mod tests {
         assert_eq!(id(), Some(2));
         assert!(live.set_learned_for(2, None));
         assert!(live.learned().is_none());
+    }
+
+    /// The reloader's hook moves a slot to a new edge list and keeps the
+    /// table it replaces findable for the snapshot still answering with
+    /// the old list; the aggregator's next table drops it.
+    #[test]
+    fn a_moved_slot_keeps_the_table_it_replaced() {
+        let cell = |edge| vec![("192.0.2.0/24".parse::<IpNet>().unwrap(), edge, 5.0)];
+        let a: IpAddr = "192.0.2.9".parse().unwrap();
+        let live = Live::default();
+        live.set_learned(Some(Arc::new(Learned::new(1, cell(3), |_| 1.0))));
+        live.move_to(Learned::new(2, cell(7), |_| 1.0));
+        let rows = |edges| {
+            let g = live.learned()?;
+            let l = g.as_deref()?.for_edges(edges)?;
+            Some(l.rows(a).to_vec())
+        };
+        assert_eq!(rows(1), Some(vec![(3, 5.0)]), "the old list's table");
+        assert_eq!(rows(2), Some(vec![(7, 5.0)]), "the new list's table");
+        assert_eq!(rows(9), None);
+        // A second move before the aggregator's tick still finds both.
+        live.move_to(Learned::new(3, vec![], |_| 1.0));
+        assert_eq!(rows(2), Some(vec![(7, 5.0)]));
+        assert_eq!(rows(3), Some(vec![]));
+        assert!(live.set_learned_for(3, Some(Arc::new(Learned::new(3, cell(1), |_| 1.0)))));
+        assert_eq!(rows(2), None, "the tick's table holds no previous one");
+        assert_eq!(rows(3), Some(vec![(1, 5.0)]));
     }
 }
