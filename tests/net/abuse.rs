@@ -9,26 +9,17 @@ use crate::support;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::str::FromStr;
-use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use support::dns::{udp_exchange, wire_query as query};
-use support::server::{Fixture, Server};
-use support::{repo, vm_rss_kib};
+use support::repo;
+use support::server::{Binary, Fixture, Server};
 
 const IDLE: Duration = Duration::from_secs(2);
 const MAX_CONNS: usize = 40;
 const PER_CLIENT: usize = 5;
-
-/// The memory test measures this process's RSS, so it runs alone; the
-/// others may share the process with each other.
-static MEASURE: RwLock<()> = RwLock::new(());
-
-fn shared() -> RwLockReadGuard<'static, ()> {
-    MEASURE.read().unwrap_or_else(|p| p.into_inner())
-}
 
 fn server() -> Server {
     Fixture::new(
@@ -80,7 +71,6 @@ fn closed_within(c: &mut TcpStream, within: Duration) -> Option<Duration> {
 
 #[test]
 fn tcp_per_client_and_total_caps() {
-    let _shared = shared();
     let s = server();
     let to = s.tcp;
     // Per client: five connections from one address work, the sixth is shut.
@@ -161,7 +151,6 @@ fn tcp_per_client_and_total_caps() {
 
 #[test]
 fn slowloris_connections_are_closed_at_the_idle_timeout() {
-    let _shared = shared();
     let s = server();
     let to = s.tcp;
     // Each connection is timed from its own start, in its own thread.
@@ -222,18 +211,32 @@ fn slowloris_connections_are_closed_at_the_idle_timeout() {
     assert!(s.metrics.sum("geosteer_tcp_idle_timeouts_total") >= 2);
 }
 
+/// Measures the `geosteer` binary in a process of its own: this test
+/// process's memory moves with whatever its other tests are doing.
 #[test]
 fn ten_thousand_connect_attempts_keep_memory_bounded() {
-    let _alone = MEASURE.write().unwrap_or_else(|p| p.into_inner());
-    let s = server();
-    let to = s.tcp;
+    let http_addr: SocketAddr = ([127, 0, 0, 1], support::free_port()).into();
+    let fx = Fixture::new(
+        "",
+        &format!(
+            "tcp: {{idle_timeout: 2s, max_connections: {MAX_CONNS}, max_per_client: {PER_CLIENT}}}\nhttp: {http_addr}\n"
+        ),
+    );
+    let cfg = fx.config_path();
+    let s = Binary::serve(fx.dir, &cfg);
+    let to = s.addr();
+    let open_now = || support::http::metric(http_addr, "geosteer_tcp_connections_open");
     // Warm up: buffers, thread-locals and metrics exist before measuring.
     for i in 0..50 {
         let mut c = connect_from("127.0.6.1", to).unwrap();
         let _ = tcp_ask(&mut c, i);
     }
-    std::thread::sleep(Duration::from_millis(300));
-    let before = vm_rss_kib();
+    support::wait::until_true(
+        "the warm-up connections closed",
+        Duration::from_secs(5),
+        || open_now() == 0.0,
+    );
+    let before = s.rss_kib();
     let start = Instant::now();
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -261,23 +264,21 @@ fn ten_thousand_connect_attempts_keep_memory_bounded() {
         .collect();
     let connected: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     let elapsed = start.elapsed();
-    let peak = vm_rss_kib();
+    let peak = s.rss_kib();
     // Evicted connections close on their own tasks, a moment after the
     // newcomer is admitted: let the gauge settle before reading it.
     let settle = Instant::now() + Duration::from_secs(3);
-    while s.metrics.gauge("geosteer_tcp_connections_open") > MAX_CONNS as f64
-        && Instant::now() < settle
-    {
+    while open_now() > MAX_CONNS as f64 && Instant::now() < settle {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let open = s.metrics.gauge("geosteer_tcp_connections_open");
+    let open = open_now();
     // The server is still serving.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    assert!(udp_exchange(&sock, s.udp, &query(1, "static.cdn.example", 1, None, None)).is_some());
+    assert!(udp_exchange(&sock, to, &query(1, "static.cdn.example", 1, None, None)).is_some());
     let mut c = connect_from("127.0.9.9", to).unwrap();
     tcp_ask(&mut c, 2).expect("TCP still answers after the flood");
     println!(
-        "10000 connect attempts ({connected} connected) in {elapsed:?}: VmRSS {before} KiB -> {peak} KiB \
+        "10000 connect attempts ({connected} connected) in {elapsed:?}: server VmRSS {before} KiB -> {peak} KiB \
          (+{} KiB); {open} open at the end (cap {MAX_CONNS})",
         peak.saturating_sub(before)
     );
@@ -315,7 +316,6 @@ const TYPES: [u16; 12] = [1, 28, 2, 6, 15, 16, 33, 12, 257, 5, 99, 255];
 
 #[test]
 fn udp_responses_never_exceed_what_the_client_allows() {
-    let _shared = shared();
     let s = server();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut id = 0u16;
@@ -367,7 +367,6 @@ fn udp_responses_never_exceed_what_the_client_allows() {
 
 #[test]
 fn any_over_udp_is_one_rrset() {
-    let _shared = shared();
     let s = server();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     for (i, name) in all_names().iter().enumerate() {

@@ -105,7 +105,12 @@ pub fn unix_now() -> u64 {
 
 /// This process's resident set size in KiB.
 pub fn vm_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    rss_kib("/proc/self/status")
+}
+
+/// VmRSS from a `/proc/PID/status` file.
+pub fn rss_kib(status_file: &str) -> u64 {
+    let status = std::fs::read_to_string(status_file).unwrap();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))

@@ -335,10 +335,16 @@ impl Binary {
     pub fn spawn() -> Binary {
         let dir = tempfile::tempdir().unwrap();
         let cfg = write_config(dir.path(), &default_zone_files(), "127.0.0.1:5300");
+        Binary::serve(dir, &cfg)
+    }
+
+    /// Serves `cfg` (written inside `dir`, which lives as long as the
+    /// server), with `--listen` on a free port.
+    pub fn serve(dir: tempfile::TempDir, cfg: &Path) -> Binary {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_geosteer"))
             .args(["serve", "--config"])
-            .arg(&cfg)
+            .arg(cfg)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -358,6 +364,11 @@ impl Binary {
 
     pub fn addr(&self) -> SocketAddr {
         ([127, 0, 0, 1], self.port).into()
+    }
+
+    /// The server process's resident memory.
+    pub fn rss_kib(&self) -> u64 {
+        super::rss_kib(&format!("/proc/{}/status", self.child.0.id()))
     }
 }
 
