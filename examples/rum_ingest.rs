@@ -10,7 +10,10 @@
 //!
 //! The server runs under `taskset -c 0` (its UDP worker, HTTP runtime and
 //! aggregator share that one core; `PIN=0` leaves it unpinned, for a
-//! machine with cores to spare). `RATE=<beacons/s>` paces the beacons
+//! machine with cores to spare). `RUM_CPUS=1` puts `cpus: [1]` in its
+//! `rum:` section, as an operator keeps the RUM threads off the DNS
+//! workers' core: the listener and the aggregator then run on CPU 1 with
+//! the beacon senders, the DNS worker alone on CPU 0. `RATE=<beacons/s>` paces the beacons
 //! instead of sending them as fast as the server takes them. Reported: beacons per second of wall
 //! time and per second of the server's CPU time (utime + stime from
 //! /proc), which is the "per core" figure even on a shared machine; and
@@ -138,6 +141,27 @@ fn thread_cpu_secs(pid: u32, prefix: &str) -> f64 {
         .sum()
 }
 
+/// Each thread of the process: (name, the CPUs it may run on).
+fn thread_cpus(pid: u32) -> Vec<(String, String)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = tasks
+        .flatten()
+        .filter_map(|t| {
+            let name = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            let status = std::fs::read_to_string(t.path().join("status")).ok()?;
+            let cpus = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+            Some((name.trim().to_string(), cpus.trim().to_string()))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -216,11 +240,16 @@ fn main() {
         std::fs::copy(root.join("zones").join(f), d.join("zones").join(f)).unwrap();
     }
     let (dns_port, http_port, rum_port) = ports();
+    let rum_cpus = std::env::var("RUM_CPUS").ok();
     std::fs::write(
         d.join("geosteer.yaml"),
         format!(
-            "listen: [127.0.0.1:{dns_port}]\nzones: zones\ngeodb: {}\nhttp: 127.0.0.1:{http_port}\nworkers: 1\nwatch: false\nstate_file: state.json\nrum:\n  listen: 127.0.0.1:{rum_port}\n  rate: 100000000\n",
-            root.join("geodb/demo-city.mmdb").display()
+            "listen: [127.0.0.1:{dns_port}]\nzones: zones\ngeodb: {}\nhttp: 127.0.0.1:{http_port}\nworkers: 1\nwatch: false\nstate_file: state.json\nrum:\n  listen: 127.0.0.1:{rum_port}\n  rate: 100000000\n{}",
+            root.join("geodb/demo-city.mmdb").display(),
+            rum_cpus
+                .as_ref()
+                .map(|c| format!("  cpus: [{c}]\n"))
+                .unwrap_or_default()
         ),
     )
     .unwrap();
@@ -260,6 +289,9 @@ fn main() {
         "server pid {pid}{}",
         if pinned { " on CPU 0 (taskset)" } else { "" }
     );
+    for (thread, cpus) in thread_cpus(pid) {
+        println!("  thread {thread:<20} may run on CPUs {cpus}");
+    }
 
     // DNS latency without beacons.
     let (mut quiet, load_quiet) = probe_quiet(dns, secs.min(5));
@@ -385,7 +417,12 @@ fn main() {
         )
     };
     println!(
-        "DNS latency, µs (2,000 qps ECS A, same server core; load average 1/5/15 min at the end of each phase)"
+        "DNS latency, µs (2,000 qps ECS A; RUM threads {}; load average 1/5/15 min at the end of each phase)",
+        match &rum_cpus {
+            Some(c) => format!("on CPUs {c}, DNS worker on CPU 0"),
+            None if pinned => "on CPU 0 with the DNS worker".into(),
+            None => "unpinned".into(),
+        }
     );
     println!(
         "{:<16} {:>7} {:>7} {:>7} {:>8}   load",

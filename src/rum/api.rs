@@ -145,10 +145,7 @@ impl Rum {
         };
         let mut zones = Vec::new();
         for z in crate::status::sorted_zones(snap) {
-            let Some(guard) = z.steering.live().learned() else {
-                continue;
-            };
-            let Some(l) = guard.as_deref() else {
+            let Some(l) = z.steering.live().learned() else {
                 continue;
             };
             // What the zone's table steers the resolver's network with:

@@ -34,6 +34,10 @@ pub struct RumRaw {
     /// Where learned data persists; default `rum.state` beside the config.
     #[serde(default)]
     pub state_file: Option<PathBuf>,
+    /// CPUs the listener and the aggregator run on (default: wherever the
+    /// process may run).
+    #[serde(default)]
+    pub cpus: Option<Vec<usize>>,
 }
 
 fn default_secret_file() -> PathBuf {
@@ -64,7 +68,12 @@ pub struct RumConfig {
     pub rate: u32,
     pub trust_forwarded: Vec<IpNet>,
     pub state_file: PathBuf,
+    /// CPUs the RUM threads are pinned to; empty: not pinned.
+    pub cpus: Vec<usize>,
 }
+
+/// CPU numbers a `cpus` list may name (the kernel's `CPU_SETSIZE`).
+pub const MAX_CPUS: usize = libc::CPU_SETSIZE as usize;
 
 impl RumRaw {
     /// Checks the values; `base` is the config's directory. Errors name
@@ -98,6 +107,23 @@ impl RumRaw {
             }
             trust.push(net);
         }
+        if self.cpus.as_ref().is_some_and(Vec::is_empty) {
+            return Err("rum.cpus: name at least one CPU (or leave the key out)".into());
+        }
+        let cpus = self.cpus.unwrap_or_default();
+        if let Some(c) = cpus.iter().find(|&&c| c >= MAX_CPUS) {
+            return Err(format!(
+                "rum.cpus: {c} is not a CPU number (0 to {})",
+                MAX_CPUS - 1
+            ));
+        }
+        if let Some(c) = cpus
+            .iter()
+            .enumerate()
+            .find_map(|(i, c)| cpus[..i].contains(c).then_some(c))
+        {
+            return Err(format!("rum.cpus: CPU {c} is listed twice"));
+        }
         Ok(RumConfig {
             listen: self.listen,
             secret_file: base.join(self.secret_file),
@@ -110,6 +136,7 @@ impl RumRaw {
                 self.state_file
                     .unwrap_or_else(|| PathBuf::from("rum.state")),
             ),
+            cpus,
         })
     }
 }
@@ -134,6 +161,9 @@ mod tests {
         assert_eq!(c.secret_file, Path::new("/etc/g/rum.secret"));
         assert_eq!(c.state_file, Path::new("/etc/g/rum.state"));
         assert!(c.trust_forwarded.is_empty());
+        assert!(c.cpus.is_empty());
+        let c = parse("listen: 127.0.0.1:8054\ncpus: [1, 3]\n").unwrap();
+        assert_eq!(c.cpus, vec![1, 3]);
     }
 
     #[test]
@@ -151,6 +181,19 @@ mod tests {
                 "host bits",
             ),
             ("listen: 127.0.0.1:1\nbogus: 1\n", "unknown key `bogus`"),
+            (
+                "listen: 127.0.0.1:1\ncpus: []\n",
+                "rum.cpus: name at least one",
+            ),
+            (
+                "listen: 127.0.0.1:1\ncpus: [1024]\n",
+                "rum.cpus: 1024 is not",
+            ),
+            (
+                "listen: 127.0.0.1:1\ncpus: [0, 1, 0]\n",
+                "CPU 0 is listed twice",
+            ),
+            ("listen: 127.0.0.1:1\ncpus: [-1]\n", "cpus"),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.contains(key), "{text}: {e}");

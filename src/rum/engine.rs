@@ -148,10 +148,7 @@ pub struct Rum {
 }
 
 /// The listener's thread and the switch that stops it.
-type Serving = (
-    std::thread::JoinHandle<std::io::Result<()>>,
-    watch::Sender<bool>,
-);
+type Serving = (std::thread::JoinHandle<()>, watch::Sender<bool>);
 
 impl std::fmt::Debug for Rum {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

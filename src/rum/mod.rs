@@ -47,7 +47,7 @@ pub use engine::{Metrics, Published, Rum};
 pub use probe::ProbeQueue;
 pub use token::Secret;
 
-use crate::priority::lower_this_thread;
+use crate::priority::{SpawnError, spawn_beside};
 use engine::lock;
 use guard::{Limiter, Seen};
 
@@ -81,6 +81,10 @@ const NICE: libc::c_int = 10;
 pub enum RumError {
     #[error("rum.secret_file: {0}")]
     Secret(#[from] token::SecretError),
+    #[error("rum.cpus: {0}")]
+    Cpus(#[source] std::io::Error),
+    #[error("rum: its threads did not start: {0}")]
+    Thread(#[source] std::io::Error),
     #[error("rum.listen {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -146,34 +150,41 @@ impl Rum {
             listener: Mutex::new(None),
         });
         rum.attach(&rum.shared.load());
-        let spawn_err = |source| RumError::Bind { addr, source };
+        let cpus = rum.cfg.cpus.clone();
+        let spawn_err = |e| match e {
+            SpawnError::Pin(e) => RumError::Cpus(e),
+            SpawnError::Spawn(e) => RumError::Thread(e),
+        };
         let me = rum.clone();
-        let thread = std::thread::Builder::new()
-            .name("geosteer-rum".into())
-            .spawn(move || {
-                lower_this_thread(NICE);
-                aggregate(me, rx)
-            })
+        let thread = spawn_beside("geosteer-rum", NICE, &cpus, move || aggregate(me, rx))
             .map_err(spawn_err)?;
         *lock(&rum.aggregator) = Some(thread);
         let (stop, mut rx) = watch::channel(false);
         let me = rum.clone();
-        let task = std::thread::Builder::new()
-            .name("geosteer-rum-http".into())
-            .spawn(move || {
-                lower_this_thread(NICE);
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)?;
-                    listener::serve(listener, me, async move {
-                        let _ = rx.wait_for(|s| *s).await;
+        let task = spawn_beside("geosteer-rum-http", NICE, &cpus, move || {
+            let served = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|rt| {
+                    rt.block_on(async move {
+                        let listener = tokio::net::TcpListener::from_std(listener)?;
+                        listener::serve(listener, me, async move {
+                            let _ = rx.wait_for(|s| *s).await;
+                        })
+                        .await
                     })
-                    .await
-                })
-            })
-            .map_err(spawn_err)?;
+                });
+            if let Err(e) = served {
+                tracing::error!("rum: the listener stopped: {e}");
+            }
+        });
+        let task = match task {
+            Ok(t) => t,
+            Err(e) => {
+                rum.stop().await;
+                return Err(spawn_err(e));
+            }
+        };
         *lock(&rum.listener) = Some((task, stop));
         tracing::info!(rum = %addr, "RUM listener up");
         Ok(rum)
@@ -233,10 +244,7 @@ impl Rum {
     /// here; the aggregator rebuilds the rest (bias changes) a tick later.
     pub fn attach_changed(&self, snap: &Snapshot) {
         let stale = |z: &crate::snapshot::Zone| {
-            let table = z.steering.live().learned();
-            let id = table
-                .as_ref()
-                .and_then(|g| g.as_ref().map(|l| l.edges_id()));
+            let id = z.steering.live().learned().map(|l| l.edges_id());
             id.is_some_and(|id| id != z.steering.edges_id())
         };
         let mut st = self.state();

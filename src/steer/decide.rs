@@ -134,8 +134,7 @@ pub fn decide<T: Trace>(
     let mut rows = key.map_or_else(Rows::default, |k| Rows::of_key(&st.rtt, k));
     let guard = if T::LEARNED { st.live.learned() } else { None };
     let learned: Option<&Learned> = guard
-        .as_ref()
-        .and_then(|g| g.as_deref())
+        .as_deref()
         .and_then(|l| l.for_edges(st.edges_id))
         .filter(|l| l.cells() > 0);
     let mut floor = 0;

@@ -6,7 +6,8 @@
 //!   across reloads, read with one atomic load per candidate looked at.
 //! - Learned RTT rows (RUM, issue 27) are a [`Learned`] table, immutable,
 //!   built aside by whoever learns them and swapped whole into the zone's
-//!   [`Live`] slot; a decision reads the slot with one atomic load.
+//!   [`Live`] slot; a decision reads the slot with one load and names the
+//!   table in its thread's hazard while it reads it ([`slot`]).
 //!
 //! A learned cell behaves like an RTT-file prefix row keyed by the
 //! client's /24 (IPv4) or /56 (IPv6): it beats a file prefix that is
@@ -16,15 +17,17 @@
 //! table is plugged in, every answer of its family is scoped to at least
 //! the cell length, so no resolver caches one cell's answer for another.
 
+mod slot;
+
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use arc_swap::ArcSwapOption;
 use ipnet::IpNet;
 
 use super::types::EdgeIdx;
 use crate::geo::table::{Builder, Key, Ranges, Value};
+pub use slot::Read;
+use slot::Slot;
 
 /// IPv4 learned cells are /24s.
 pub const CELL_V4: u8 = 24;
@@ -35,18 +38,13 @@ pub const CELL_V6: u8 = 56;
 /// reloader hands the same one to every steering of the zone).
 #[derive(Debug, Default)]
 pub struct Live {
-    learned: ArcSwapOption<Learned>,
-    /// Whether `learned` holds a table: a zone that never had one (most)
-    /// pays one relaxed load per decision, not arc-swap's reader protocol.
-    plugged: AtomicBool,
+    learned: Slot<Learned>,
 }
 
 impl Live {
     /// Plugs in (or, with `None`, takes out) a learned table.
     pub fn set_learned(&self, table: Option<Arc<Learned>>) {
-        let some = table.is_some();
-        self.learned.store(table);
-        self.plugged.store(some, Ordering::Release);
+        self.learned.write().set(table);
     }
 
     /// [`Live::set_learned`] for a table built aside for the steering of
@@ -56,22 +54,12 @@ impl Live {
     /// snapshot it replaces must not land over it. Returns whether it was
     /// plugged in.
     pub fn set_learned_for(&self, edges: u64, table: Option<Arc<Learned>>) -> bool {
-        let mut ours = false;
-        let was = self.learned.rcu(|cur| match cur {
-            Some(c) if c.edges_id() != edges => {
-                ours = false;
-                cur.clone()
-            }
-            _ => {
-                ours = true;
-                table.clone()
-            }
-        });
-        drop(was);
-        if ours {
-            self.plugged.store(table.is_some(), Ordering::Release);
+        let w = self.learned.write();
+        if w.get().is_some_and(|c| c.edges_id() != edges) {
+            return false;
         }
-        ours
+        w.set(table);
+        true
     }
 
     /// Plugs in `table`, made for a new edge list by the reloader's hook
@@ -80,21 +68,20 @@ impl Live {
     /// the swap, the snapshot being replaced still answers, and without its
     /// own table its learned clients would get the map's edge meanwhile.
     pub fn move_to(&self, mut table: Learned) {
+        let w = self.learned.write();
         // A chain only as long as the reloads between two aggregator ticks:
         // the tick's table (`set_learned_for`) holds no previous one.
-        table.previous = self.learned.load_full();
+        table.previous = w.get();
         let some = table.cells() > 0 || table.previous.is_some();
-        self.learned.store(some.then(|| Arc::new(table)));
-        self.plugged.store(some, Ordering::Release);
+        w.set(some.then(|| Arc::new(table)));
     }
 
-    /// The learned table, if one is plugged in: one atomic load when none
-    /// is, a lock-free arc-swap load when one is.
+    /// The learned table, if one is plugged in: one load when none is, a
+    /// hazard-protected read ([`slot`]) when one is. Hold it briefly: a
+    /// table being replaced is dropped once no read holds it.
     #[inline]
-    pub fn learned(&self) -> Option<arc_swap::Guard<Option<Arc<Learned>>>> {
-        self.plugged
-            .load(Ordering::Acquire)
-            .then(|| self.learned.load())
+    pub fn learned(&self) -> Option<Read<'_, Learned>> {
+        self.learned.read()
     }
 }
 
@@ -375,9 +362,7 @@ mod tests {
         let live = Live::default();
         assert!(live.learned().is_none());
         live.set_learned(Some(Arc::new(Learned::new(1, vec![], |_| 1.0))));
-        let got = live
-            .learned()
-            .and_then(|g| g.as_ref().map(|l| l.edges_id()));
+        let got = live.learned().map(|l| l.edges_id());
         assert_eq!(got, Some(1));
         live.set_learned(None);
         assert!(live.learned().is_none());
@@ -386,10 +371,7 @@ mod tests {
         let table = |edges| Some(Arc::new(Learned::new(edges, vec![], |_| 1.0)));
         assert!(live.set_learned_for(2, table(2)));
         assert!(!live.set_learned_for(1, table(1)));
-        let id = || {
-            live.learned()
-                .and_then(|g| g.as_ref().map(|l| l.edges_id()))
-        };
+        let id = || live.learned().map(|l| l.edges_id());
         assert_eq!(id(), Some(2));
         assert!(live.set_learned_for(2, None));
         assert!(live.learned().is_none());
@@ -407,7 +389,7 @@ mod tests {
         live.move_to(Learned::new(2, cell(7), |_| 1.0));
         let rows = |edges| {
             let g = live.learned()?;
-            let l = g.as_deref()?.for_edges(edges)?;
+            let l = g.for_edges(edges)?;
             Some(l.rows(a).to_vec())
         };
         assert_eq!(rows(1), Some(vec![(3, 5.0)]), "the old list's table");

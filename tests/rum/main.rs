@@ -12,6 +12,7 @@ mod browser;
 mod fleet;
 mod guards;
 mod learning;
+mod threads;
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
