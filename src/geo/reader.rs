@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use maxminddb::Reader;
-use serde::Deserialize;
 
 use super::code::Code;
+use super::decoder::Plain;
 use super::load::load;
 use super::location::{GeoError, GeoMatch, Location, normalize};
 use super::record::{NestedRecord, RawRecord};
@@ -232,12 +232,8 @@ impl GeoDb {
             let tree =
                 Tree::new(bytes, m.node_count, m.record_size, m.ip_version).releasing(&release);
             let schema = detect_schema(&reader, &tree)?;
-            let records = Records {
-                reader: &reader,
-                data: &bytes[data],
-                schema,
-            };
-            let read = read_networks(&records, &tree, m.node_count as usize)?;
+            let mut records = Records::new(&reader, &bytes[data], schema);
+            let read = read_networks(&mut records, &tree, m.node_count as usize)?;
             let done = cpu_now();
             tracing::debug!(
                 path = %path.display(),
@@ -457,7 +453,7 @@ struct Read {
 /// the first time a leaf leads to it; neighbouring leaves alike become
 /// one range.
 fn read_networks(
-    records: &Records<'_>,
+    records: &mut Records<'_>,
     tree: &Tree<'_>,
     node_count: usize,
 ) -> Result<Read, String> {
@@ -548,12 +544,21 @@ fn read_networks(
 /// The records of one database, read at open.
 struct Records<'a> {
     reader: &'a Reader<&'a [u8]>,
-    /// The data section.
-    data: &'a [u8],
+    /// The data section's records read where they are (nested schema).
+    plain: Plain<'a>,
     schema: RecordSchema,
 }
 
-impl Records<'_> {
+impl<'a> Records<'a> {
+    /// The records of `data` (the data section) that `reader` reads too.
+    fn new(reader: &'a Reader<&'a [u8]>, data: &'a [u8], schema: RecordSchema) -> Self {
+        Records {
+            reader,
+            plain: Plain::new(data),
+            schema,
+        }
+    }
+
     /// Record `offset`, which a lookup of `ip` leads to, read as the
     /// schema. A corrupt record (a bad pointer, a bad type code, data past
     /// the section) refuses the database; one that decodes but not into
@@ -564,7 +569,7 @@ impl Records<'_> {
     /// that is not plain is looked up again through maxminddb, whose
     /// decoder decides. The fields steering does not read are skipped, not
     /// verified: a record is read once, here, and nothing reads it again.
-    fn location(&self, ip: IpAddr, offset: usize) -> Result<Location, String> {
+    fn location(&mut self, ip: IpAddr, offset: usize) -> Result<Location, String> {
         match self.plain(offset) {
             Some(l) => Ok(l),
             None => self.careful(ip, offset),
@@ -572,14 +577,11 @@ impl Records<'_> {
     }
 
     /// A nested record read where it is, if it is plain.
-    fn plain(&self, offset: usize) -> Option<Location> {
+    fn plain(&mut self, offset: usize) -> Option<Location> {
         if self.schema != RecordSchema::Nested {
             return None;
         }
-        let mut d = super::decoder::Decoder::new(self.data, offset);
-        NestedRecord::deserialize(&mut d)
-            .ok()
-            .map(|r| r.0.location())
+        self.plain.record(offset).ok().map(|r| r.location())
     }
 
     /// The record looked up and decoded by maxminddb.
@@ -784,11 +786,7 @@ mod tests {
             let m = reader.metadata().clone();
             let data = scan_tree(&bytes, &m, &|_| ()).unwrap();
             let tree = Tree::new(&bytes, m.node_count, m.record_size, m.ip_version);
-            let records = Records {
-                reader: &reader,
-                data: &bytes[data],
-                schema: RecordSchema::Nested,
-            };
+            let mut records = Records::new(&reader, &bytes[data], RecordSchema::Nested);
             let mut seen = std::collections::HashSet::new();
             let (mut plain, mut located) = (0, 0);
             let mut check = |ip: IpAddr, leaf: Leaf| {
