@@ -91,7 +91,8 @@ impl From<&Location> for LocKey {
     }
 }
 
-/// Distinct locations (and their points) as they are found.
+/// Distinct locations as they are found (their points are found in
+/// [`points`], once the database file is let go of).
 #[derive(Default)]
 struct Places {
     /// Ids by their key's hash (16 bytes an entry where the key itself
@@ -101,9 +102,6 @@ struct Places {
     ids: FxMap<u64, LocId>,
     collided: FxMap<LocKey, LocId>,
     locations: Vec<Location>,
-    points: FxMap<(u64, u64), u32>,
-    point_of: Vec<u32>,
-    units: Vec<[f64; 3]>,
 }
 
 impl Places {
@@ -133,23 +131,35 @@ impl Places {
             self.ids.insert(hash, id);
         }
         self.locations.push(loc);
-        let point = match loc.coords {
-            Some(c) => {
-                let next = self.units.len() as u32;
-                let p = *self
-                    .points
-                    .entry((c.lat.to_bits(), c.lon.to_bits()))
-                    .or_insert(next);
-                if p == next {
-                    self.units.push(c.unit());
-                }
-                p
-            }
-            None => NO_POINT,
-        };
-        self.point_of.push(point);
         Ok(Some(id))
     }
+
+    /// The locations, by id; the maps that found them let go of.
+    fn into_locations(self) -> Vec<Location> {
+        self.locations
+    }
+}
+
+/// Each location's point ([`NO_POINT`] without coordinates) and the
+/// distinct points on the unit sphere. Done after the walk, when the file
+/// and the walk's maps are gone, so this map is not held beside them at
+/// the build's peak.
+fn points(locations: &[Location]) -> (Box<[u32]>, Box<[[f64; 3]]>) {
+    let mut ids: FxMap<(u64, u64), u32> = FxMap::default();
+    let mut units = Vec::new();
+    let point_of = locations
+        .iter()
+        .map(|l| match l.coords {
+            Some(c) => *ids
+                .entry((c.lat.to_bits(), c.lon.to_bits()))
+                .or_insert_with(|| {
+                    units.push(c.unit());
+                    units.len() as u32 - 1
+                }),
+            None => NO_POINT,
+        })
+        .collect();
+    (point_of, units.into_boxed_slice())
 }
 
 /// A multiply-rotate hasher (FxHash's): the build hashes a data offset per
@@ -275,13 +285,15 @@ impl GeoDb {
         places: Places,
         asn: Option<Arc<GeoDb>>,
     ) -> GeoDb {
+        let locations = places.into_locations();
+        let (point_of, points) = points(&locations);
         GeoDb {
             info,
             v4,
             v6,
-            locations: places.locations.into_boxed_slice(),
-            point_of: places.point_of.into_boxed_slice(),
-            points: places.units.into_boxed_slice(),
+            locations: locations.into_boxed_slice(),
+            point_of,
+            points,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             asn,
         }
