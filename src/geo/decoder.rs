@@ -32,7 +32,7 @@ const MAX_ENTRIES: usize = 4096;
 
 /// Remembered shared values: a direct-mapped table of this many slots (a
 /// power of two). A City database's records point to ~250 countries, a
-/// few thousand subdivision lists and ~150,000 locations; a slot lost to
+/// few thousand subdivision lists and ~100,000 locations; a slot lost to
 /// another value only costs reading that value again.
 const MEMO_SLOTS: usize = 4096;
 
@@ -275,8 +275,8 @@ impl<'de> Cursor<'de> {
             }
             let b = c.take(size)?;
             if b.is_ascii() {
-                // SAFETY: ASCII is UTF-8. (Keys are ASCII; checking them
-                // so, inline, took a tenth of what `from_utf8`'s call did.)
+                // SAFETY: ASCII is UTF-8. (Keys are ASCII: checked so
+                // inline, where `from_utf8`'s call was 8 % of a City open.)
                 Ok(unsafe { std::str::from_utf8_unchecked(b) })
             } else {
                 std::str::from_utf8(b).map_err(|_| NotPlain)
