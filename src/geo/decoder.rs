@@ -395,3 +395,107 @@ impl<'de> Cursor<'de> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand-written data section values (MaxMind DB spec encodings); the
+    /// project's writer puts no pointers in, so the shared values are
+    /// tested here.
+    fn text(s: &str) -> Vec<u8> {
+        let mut b = vec![STRING << 5 | s.len() as u8];
+        b.extend_from_slice(s.as_bytes());
+        b
+    }
+
+    fn map(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut b = vec![MAP << 5 | entries.len() as u8];
+        for (k, v) in entries {
+            b.extend(text(k));
+            b.extend_from_slice(v);
+        }
+        b
+    }
+
+    fn array(items: &[Vec<u8>]) -> Vec<u8> {
+        let mut b = vec![items.len() as u8, ARRAY - 7];
+        for i in items {
+            b.extend_from_slice(i);
+        }
+        b
+    }
+
+    fn double(v: f64) -> Vec<u8> {
+        let mut b = vec![DOUBLE << 5 | 8];
+        b.extend_from_slice(&v.to_be_bytes());
+        b
+    }
+
+    /// A pointer of the one-byte form (targets under 2,048).
+    fn pointer(target: usize) -> Vec<u8> {
+        vec![POINTER << 5 | (target >> 8) as u8, target as u8]
+    }
+
+    /// Appends a record (a map of `entries`) and says where it starts.
+    fn push(data: &mut Vec<u8>, entries: &[(&str, Vec<u8>)]) -> usize {
+        let at = data.len();
+        data.extend(map(entries));
+        at
+    }
+
+    #[test]
+    fn shared_values_read_once_say_what_they_say_inline() {
+        let mut data = Vec::new();
+        let country = data.len();
+        data.extend(map(&[
+            ("iso_code", text("GB")),
+            ("names", map(&[("en", text("United Kingdom"))])),
+        ]));
+        let subdivisions = data.len();
+        data.extend(array(&[map(&[("iso_code", text("ENG"))])]));
+        let first = push(
+            &mut data,
+            &[
+                ("country", pointer(country)),
+                ("subdivisions", pointer(subdivisions)),
+                (
+                    "location",
+                    map(&[("latitude", double(51.5)), ("longitude", double(-0.1))]),
+                ),
+            ],
+        );
+        let second = push(
+            &mut data,
+            &[
+                ("city", pointer(country)),
+                ("country", pointer(country)),
+                ("subdivisions", pointer(subdivisions)),
+            ],
+        );
+        // A map where an array is read, through the memo and without.
+        let wrong = push(&mut data, &[("subdivisions", pointer(country))]);
+        let to_pointer = data.len();
+        data.extend(pointer(country));
+        let twice = push(&mut data, &[("country", pointer(to_pointer))]);
+        let flat = push(&mut data, &[("country_code", text("GB"))]);
+
+        let mut plain = Plain::new(&data);
+        for at in [first, second, first] {
+            let r = plain.record(at).unwrap();
+            assert_eq!((r.country, r.subdivision), (Some("GB"), Some("ENG")));
+        }
+        let r = plain.record(first).unwrap();
+        assert_eq!((r.lat, r.lon), (Some(51.5), Some(-0.1)));
+        assert_eq!(plain.record(second).unwrap().lat, None);
+        assert_eq!(plain.record(wrong).err(), Some(NotPlain));
+        assert_eq!(Plain::new(&data).record(wrong).err(), Some(NotPlain));
+        assert_eq!(plain.record(twice).err(), Some(NotPlain));
+        assert_eq!(plain.record(flat).err(), Some(NotPlain));
+        // Cut short: bytes past the section are not plain either.
+        assert_eq!(
+            Plain::new(&data[..first + 4]).record(first).err(),
+            Some(NotPlain)
+        );
+    }
+}
