@@ -20,56 +20,13 @@ use serde_saphyr::Spanned;
 
 use hickory_proto::rr::Name;
 
-use super::pools::{HealthSource, HostRaw, Pools, PoolsRaw};
+use super::pools::{HealthSource, HostEntry, HostRaw, Pools, PoolsRaw, PoolsRead};
 use super::{ConfigError, parse_yaml};
 
 /// Hosts changed since the last read up to which they are parsed one by
 /// one (each with the lines above it as blank lines); more, and the whole
 /// file is parsed.
 const MAX_CHANGED: usize = 64;
-
-/// One host as written: its key (name and line) and what it parsed to.
-/// Shared by every read that finds its lines unchanged, so an edit neither
-/// copies nor frees the hosts it did not touch; it also keeps what the host
-/// last validated to ([`super::pools`]), which an edit that leaves the
-/// edges' names as they were uses again.
-#[derive(Debug)]
-pub struct HostEntry {
-    pub key: Spanned<String>,
-    pub raw: HostRaw,
-    /// The last validation: the [`super::pools::HostEnv`] id it was made
-    /// in, and its result.
-    pub(super) checked: Mutex<Option<(u64, super::pools::Checked)>>,
-}
-
-impl HostEntry {
-    pub(super) fn new(key: Spanned<String>, raw: HostRaw) -> Arc<HostEntry> {
-        Arc::new(HostEntry {
-            key,
-            raw,
-            checked: Mutex::new(None),
-        })
-    }
-}
-
-/// A pools file as read: everything but the hosts, and the hosts.
-#[derive(Debug)]
-pub struct PoolsRead {
-    /// The file with `hosts:` empty.
-    pub rest: PoolsRaw,
-    pub hosts: Vec<Arc<HostEntry>>,
-}
-
-impl PoolsRead {
-    /// A whole file's parse, its hosts moved out into entries.
-    pub(super) fn whole(mut raw: PoolsRaw) -> PoolsRead {
-        let hosts = std::mem::take(&mut raw.hosts)
-            .into_iter()
-            .map(|(k, h)| HostEntry::new(k, h))
-            .collect();
-        PoolsRead { rest: raw, hosts }
-    }
-}
 
 /// The hosts of each pools file as last read, by file.
 #[derive(Default)]
@@ -78,7 +35,11 @@ pub struct HostReuse {
 }
 
 /// One file's hosts by the text of their lines, with their first line.
-type Held = HashMap<Box<str>, (u32, Arc<HostEntry>)>;
+/// Hashed as zone names are (operator text, so no need of SipHash's
+/// resistance, and 4 MB of it are looked up on every edit).
+type Held = HashMap<Box<str>, (u32, Arc<HostEntry>), Fast>;
+
+type Fast = std::hash::BuildHasherDefault<crate::zone::tree::NameHasher>;
 
 /// Only the hosts, for parsing one host's lines.
 #[derive(Deserialize)]
@@ -165,7 +126,7 @@ impl HostReuse {
         }
         let hosts: Vec<Arc<HostEntry>> = hosts.into_iter().collect::<Option<_>>()?;
         // A name given twice: the whole file's error.
-        let mut names = HashSet::with_capacity(hosts.len());
+        let mut names = HashSet::with_capacity_and_hasher(hosts.len(), Fast::default());
         if !hosts.iter().all(|h| names.insert(h.key.value.as_str())) {
             return None;
         }
@@ -189,7 +150,7 @@ impl HostReuse {
             }
         }
         if held.len() > hosts.len() {
-            let now: HashSet<&str> = s.hosts.iter().map(|&(_, t)| t).collect();
+            let now: HashSet<&str, Fast> = s.hosts.iter().map(|&(_, t)| t).collect();
             held.retain(|t, _| now.contains(&**t));
         }
     }

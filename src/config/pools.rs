@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use hickory_proto::rr::Name;
 use indexmap::IndexMap;
@@ -434,6 +434,49 @@ pub struct PoolsRaw {
     pub rtt: RttRaw,
 }
 
+/// One host as written: its key (name and line) and what it parsed to.
+/// Shared by every read that finds its lines unchanged, so an edit neither
+/// copies nor frees the hosts it did not touch; it also keeps what the host
+/// last validated to (below), which an edit that leaves the
+/// edges' names as they were uses again.
+#[derive(Debug)]
+pub struct HostEntry {
+    pub key: Spanned<String>,
+    pub raw: HostRaw,
+    /// The last validation: the [`HostEnv`] id it was made
+    /// in, and its result.
+    pub(super) checked: Mutex<Option<(u64, Checked)>>,
+}
+
+impl HostEntry {
+    pub(super) fn new(key: Spanned<String>, raw: HostRaw) -> Arc<HostEntry> {
+        Arc::new(HostEntry {
+            key,
+            raw,
+            checked: Mutex::new(None),
+        })
+    }
+}
+
+/// A pools file as read: everything but the hosts, and the hosts.
+#[derive(Debug)]
+pub struct PoolsRead {
+    /// The file with `hosts:` empty.
+    pub rest: PoolsRaw,
+    pub hosts: Vec<Arc<HostEntry>>,
+}
+
+impl PoolsRead {
+    /// A whole file's parse, its hosts moved out into entries.
+    pub(super) fn whole(mut raw: PoolsRaw) -> PoolsRead {
+        let hosts = std::mem::take(&mut raw.hosts)
+            .into_iter()
+            .map(|(k, h)| HostEntry::new(k, h))
+            .collect();
+        PoolsRead { rest: raw, hosts }
+    }
+}
+
 /// What a pools file adds to its zone.
 #[derive(Debug)]
 pub struct Pools {
@@ -507,12 +550,12 @@ pub fn from_str(
     health: &dyn HealthSource,
 ) -> Result<Pools, Vec<ConfigError>> {
     let raw: PoolsRaw = parse_yaml(text, path).map_err(|e| vec![e])?;
-    from_read(&super::hosts::PoolsRead::whole(raw), path, origin, health)
+    from_read(&PoolsRead::whole(raw), path, origin, health)
 }
 
 /// The file as read, validated.
 pub(super) fn from_read(
-    read: &super::hosts::PoolsRead,
+    read: &PoolsRead,
     path: &Path,
     origin: &Name,
     health: &dyn HealthSource,

@@ -148,9 +148,12 @@ pub(super) struct Stages {
     errors: Mutex<Errors>,
     status: Mutex<ReloadStatus>,
     metrics: crate::metrics::ReloadMetrics,
-    /// Snapshots swapped out and perhaps still read by a query: their
-    /// memory is handed back to the system once they are gone.
-    retired: Mutex<Vec<std::sync::Weak<Snapshot>>>,
+    /// Snapshots swapped out and perhaps still read by a query, held here
+    /// so that the last reference is this one: a query thread letting go
+    /// of one never frees a big snapshot (50,000 hosts' worth) on the query
+    /// path, nor does the build thread before its next build. The timer
+    /// frees them once no query reads them ([`Stages::retired_freed`]).
+    retired: Mutex<Vec<Arc<Snapshot>>>,
     /// Called with each new snapshot before it serves: live layers (RUM's
     /// learned tables) attach to it, so it never serves without them.
     pub(super) attach: std::sync::RwLock<Option<Attach>>,
@@ -447,13 +450,21 @@ impl Stages {
         Some(true)
     }
 
-    /// Have snapshots been swapped out and freed since this was last asked?
-    /// (Then their memory can be handed back to the system.)
+    /// Frees the snapshots swapped out that no query reads any more; were
+    /// there any? (Then their memory can be handed back to the system.)
     pub(super) fn retired_freed(&self) -> bool {
-        let mut retired = lock(&self.retired);
-        let before = retired.len();
-        retired.retain(|w| w.strong_count() > 0);
-        retired.len() < before
+        let gone: Vec<Arc<Snapshot>> = {
+            let mut retired = lock(&self.retired);
+            let (gone, kept) = std::mem::take(&mut *retired)
+                .into_iter()
+                .partition(|s| Arc::strong_count(s) == 1);
+            *retired = kept;
+            gone
+        };
+        // Freed unlocked: a swap need not wait for it.
+        let freed = !gone.is_empty();
+        drop(gone);
+        freed
     }
 
     /// Swaps `snap` in, then does the health bookkeeping for it.
@@ -465,8 +476,7 @@ impl Stages {
         self.metrics
             .observe(snap.generation, snap.built_at, db_epoch);
         let old = self.shared.swap(Arc::new(snap));
-        lock(&self.retired).push(Arc::downgrade(&old));
-        drop(old);
+        lock(&self.retired).push(old);
         self.metrics.reloaded();
         self.after_swap(loads);
     }
