@@ -972,6 +972,10 @@ pub(super) struct Checked {
     owner: Box<[u8]>,
 }
 
+/// Resolves an `edges:` list (edges and groups) to edge indexes, telling
+/// `err` of unknown names; the second argument is the key for errors.
+type Resolve<'a> = dyn Fn(&EdgeList, &str, &mut dyn FnMut(u32, String)) -> Vec<EdgeIdx> + 'a;
+
 /// Validates one host (`hname: h`); `None` when its name is unusable
 /// (reported through `err`), else the host (whose other mistakes `err`
 /// has been told of).
@@ -979,7 +983,7 @@ fn check_host(
     hname: &Spanned<String>,
     h: &HostRaw,
     env: &HostEnv<'_>,
-    resolve: &dyn Fn(&EdgeList, &str, &mut dyn FnMut(u32, String)) -> Vec<EdgeIdx>,
+    resolve: &Resolve<'_>,
     mut err: &mut dyn FnMut(u32, String),
 ) -> Option<Checked> {
     let default_ttl = env.default_ttl;
