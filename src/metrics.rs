@@ -506,10 +506,16 @@ impl Drop for QueryMetrics {
     }
 }
 
-/// Per-host answer counts by (zone, host), shared across reloads so counts
+/// Per-host answer counts by zone and host, shared across reloads so counts
 /// carry over; entries no zone uses any more are dropped when a zone is
-/// built.
-type HostCounts = Mutex<HashMap<(String, String), Arc<AtomicU64>>>;
+/// built. By zone, then by host name: a zone of 50,000 hosts built again
+/// looks each one up without making a key.
+type HostCounts = Mutex<HashMap<String, ZoneHostCounts>>;
+
+/// One zone's host counts, by host name (the hasher of zone names: a build
+/// looks up every host of the zone).
+type ZoneHostCounts =
+    HashMap<Arc<str>, Arc<AtomicU64>, std::hash::BuildHasherDefault<crate::zone::tree::NameHasher>>;
 
 fn host_counts() -> &'static HostCounts {
     static C: OnceLock<HostCounts> = OnceLock::new();
@@ -525,7 +531,7 @@ fn host_counts() -> &'static HostCounts {
 #[derive(Default)]
 pub struct SteerCounters {
     zone: String,
-    hosts: Vec<(String, Arc<AtomicU64>)>,
+    hosts: Vec<(Arc<str>, Arc<AtomicU64>)>,
     edges: Vec<Counter>,
 }
 
@@ -546,15 +552,24 @@ impl SteerCounters {
     ) -> SteerCounters {
         let hosts = {
             let mut all = host_counts().lock().unwrap_or_else(|e| e.into_inner());
-            all.retain(|_, c| Arc::strong_count(c) > 1);
+            for z in all.values_mut() {
+                z.retain(|_, c| Arc::strong_count(c) > 1);
+            }
+            all.retain(|_, z| !z.is_empty());
+            let mine = match all.get_mut(zone) {
+                Some(m) => m,
+                None => all.entry(zone.to_owned()).or_default(),
+            };
             hosts
                 .into_iter()
-                .map(|h| {
-                    let c = all
-                        .entry((zone.to_owned(), h.to_owned()))
-                        .or_default()
-                        .clone();
-                    (h.to_owned(), c)
+                .map(|h| match mine.get_key_value(h) {
+                    Some((k, c)) => (k.clone(), c.clone()),
+                    None => {
+                        let k: Arc<str> = Arc::from(h);
+                        let c = Arc::<AtomicU64>::default();
+                        mine.insert(k.clone(), c.clone());
+                        (k, c)
+                    }
                 })
                 .collect()
         };
@@ -792,7 +807,7 @@ pub fn render_hosts<'a>(
         let counts: Vec<(&str, u64)> = z
             .hosts
             .iter()
-            .map(|(h, c)| (h.as_str(), c.load(Ordering::Relaxed)))
+            .map(|(h, c)| (&**h, c.load(Ordering::Relaxed)))
             .collect();
         let total: u64 = counts.iter().map(|c| c.1).sum();
         let _ = writeln!(
