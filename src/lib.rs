@@ -87,6 +87,7 @@ mod layers;
 pub use app::App;
 pub use cli::{Cli, error_text, init_tracing, run};
 pub use config::{DnssecConfig, ServerConfig};
+pub use metrics::publish_query_counts;
 pub use server::{Running, start};
 
 // Snapshots: built from the configuration, answered from.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use hickory_proto::rr::Name;
 use indexmap::IndexMap;
@@ -434,6 +434,49 @@ pub struct PoolsRaw {
     pub rtt: RttRaw,
 }
 
+/// One host as written: its key (name and line) and what it parsed to.
+/// Shared by every read that finds its lines unchanged, so an edit neither
+/// copies nor frees the hosts it did not touch; it also keeps what the host
+/// last validated to (below), which an edit that leaves the
+/// edges' names as they were uses again.
+#[derive(Debug)]
+pub struct HostEntry {
+    pub key: Spanned<String>,
+    pub raw: HostRaw,
+    /// The last validation: the [`HostEnv`] id it was made
+    /// in, and its result.
+    pub(super) checked: Mutex<Option<(u64, Checked)>>,
+}
+
+impl HostEntry {
+    pub(super) fn new(key: Spanned<String>, raw: HostRaw) -> Arc<HostEntry> {
+        Arc::new(HostEntry {
+            key,
+            raw,
+            checked: Mutex::new(None),
+        })
+    }
+}
+
+/// A pools file as read: everything but the hosts, and the hosts.
+#[derive(Debug)]
+pub struct PoolsRead {
+    /// The file with `hosts:` empty.
+    pub rest: PoolsRaw,
+    pub hosts: Vec<Arc<HostEntry>>,
+}
+
+impl PoolsRead {
+    /// A whole file's parse, its hosts moved out into entries.
+    pub(super) fn whole(mut raw: PoolsRaw) -> PoolsRead {
+        let hosts = std::mem::take(&mut raw.hosts)
+            .into_iter()
+            .map(|(k, h)| HostEntry::new(k, h))
+            .collect();
+        PoolsRead { rest: raw, hosts }
+    }
+}
+
 /// What a pools file adds to its zone.
 #[derive(Debug)]
 pub struct Pools {
@@ -507,16 +550,17 @@ pub fn from_str(
     health: &dyn HealthSource,
 ) -> Result<Pools, Vec<ConfigError>> {
     let raw: PoolsRaw = parse_yaml(text, path).map_err(|e| vec![e])?;
-    from_raw(&raw, path, origin, health)
+    from_read(&PoolsRead::whole(raw), path, origin, health)
 }
 
-/// The file as parsed, validated.
-pub(super) fn from_raw(
-    raw: &PoolsRaw,
+/// The file as read, validated.
+pub(super) fn from_read(
+    read: &PoolsRead,
     path: &Path,
     origin: &Name,
     health: &dyn HealthSource,
 ) -> Result<Pools, Vec<ConfigError>> {
+    let raw = &read.rest;
     let mut errs = Vec::new();
     let mut err = |line: u32, msg: String| errs.push(ConfigError::new(path, line, msg));
     let default_ttl = raw.ttl.unwrap_or(DEFAULT_TTL);
@@ -813,143 +857,65 @@ pub(super) fn from_raw(
         nets.push((parsed, t));
     }
 
-    // Hosts.
-    let mut hosts = Vec::new();
-    let mut names = Vec::new();
+    // Hosts. A host validates to the same thing while its text and what
+    // it refers to (the origin, the default TTL, the edges' names and
+    // which are partners, the groups) are as they were: an edit of a few
+    // hosts, or of an edge's addresses, validates only what it changed.
+    let mut hosts = Vec::with_capacity(read.hosts.len());
+    let mut names = Vec::with_capacity(read.hosts.len());
     // Partners join a host only when named: a host without `edges:` is
     // served by every edge of our own.
     let all: Vec<EdgeIdx> = (0..edges.len() as EdgeIdx)
         .filter(|&i| !edges[i as usize].is_partner())
         .collect();
-    for (hname, h) in &raw.hosts {
-        let line = hname.referenced.line() as u32;
-        let key = format!("hosts.{}", hname.value);
-        let owner = if hname.value == "@" {
-            Ok(origin.clone())
-        } else {
-            Name::parse(&hname.value, Some(origin))
-        };
-        let owner = match owner {
-            Ok(n) if origin.zone_of(&n) => n,
-            Ok(n) => {
-                err(line, format!("{key}: {n} is not inside zone {origin}"));
-                continue;
-            }
-            Err(e) => {
-                err(line, format!("{key}: invalid name: {e}"));
-                continue;
-            }
-        };
-        let candidates = match &h.edges {
-            Some(list) => resolve(list, &format!("{key}.edges"), &mut err),
-            None => all.clone(),
-        };
-        if candidates.is_empty() && h.rules.is_empty() {
-            err(line, format!("{key}: no candidate edges"));
-        }
-        let mut rules = Vec::new();
-        for (i, r) in h.rules.iter().enumerate() {
-            let rl = r.referenced.line() as u32;
-            let rkey = format!("{key}.rules[{i}]");
-            let r = &r.value;
-            let mut rule = Rule {
-                edges: resolve(&r.edges, &format!("{rkey}.edges"), &mut err),
-                asn: r.asn.as_ref().map(|a| a.to_vec()).unwrap_or_default(),
-                ..Rule::default()
-            };
-            match (
-                codes(&r.continent, "continent"),
-                codes(&r.country, "country"),
-                codes(&r.subdivision, "subdivision"),
-            ) {
-                (Ok(a), Ok(b), Ok(c)) => {
-                    rule.continent = a;
-                    rule.country = b;
-                    rule.subdivision = c;
+    let env = HostEnv {
+        origin,
+        default_ttl,
+        all: &all,
+    };
+    let env_id = env.id(&edges, &raw.groups, &groups);
+    for entry in &read.hosts {
+        let line = entry.key.referenced.line() as u32;
+        let h = &entry.raw;
+        // Steered HTTPS/SVCB templates name the host by its index: such a
+        // host is validated again each time.
+        let cacheable = h.https.is_none() && h.svcb.is_none();
+        let held = cacheable
+            .then(|| {
+                let c = entry.checked.lock().unwrap_or_else(|e| e.into_inner());
+                c.as_ref()
+                    .filter(|(id, _)| *id == env_id)
+                    .map(|(_, c)| c.clone())
+            })
+            .flatten();
+        let checked = match held {
+            Some(c) => c,
+            None => {
+                let before = errs.len();
+                let mut err = |line: u32, msg: String| errs.push(ConfigError::new(path, line, msg));
+                let Some(c) = check_host(&entry.key, h, &env, &resolve, &mut err) else {
+                    continue;
+                };
+                for (field, rtype) in [(&h.https, 65u16), (&h.svcb, 64)] {
+                    let Some(raw) = field else { continue };
+                    let which = if rtype == 65 { "https" } else { "svcb" };
+                    match svcb_template(&raw.value, rtype, hosts.len() as u32, origin) {
+                        Ok(t) => svcb.push(t),
+                        Err(m) => err(
+                            raw.referenced.line() as u32,
+                            format!("hosts.{}.{which}: {m}", entry.key.value),
+                        ),
+                    }
                 }
-                (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => err(rl, format!("{rkey}.{m}")),
-            }
-            if rule.continent.is_empty()
-                && rule.country.is_empty()
-                && rule.subdivision.is_empty()
-                && rule.asn.is_empty()
-            {
-                err(
-                    rl,
-                    format!("{rkey}: a rule needs continent, country, subdivision or asn"),
-                );
-            }
-            if rule.edges.is_empty() {
-                err(rl, format!("{rkey}.edges: needs at least one edge"));
-            }
-            rules.push(rule);
-        }
-        let answers = h.answers.unwrap_or(1);
-        if answers == 0 {
-            err(line, format!("{key}.answers: must be at least 1"));
-        }
-        let mut nonneg = |v: Option<f64>, what: &str| {
-            let v = v.unwrap_or(0.0);
-            if !(v >= 0.0 && v.is_finite()) {
-                err(line, format!("{key}.{what}: must be a number >= 0"));
-            }
-            v
-        };
-        let spread_km = nonneg(h.spread_km, "spread_km");
-        let spread_ms = nonneg(h.spread_ms, "spread_ms");
-        let cost_margin_km = nonneg(h.cost_margin_km, "cost_margin_km");
-        let cost_margin_ms = nonneg(h.cost_margin_ms, "cost_margin_ms");
-        if let Some(p) = h.partner_share
-            && !(0.0..=1.0).contains(&p)
-        {
-            err(line, format!("{key}.partner_share: {p} is not within 0..1"));
-        }
-        let fallback = match &h.fallback {
-            Some(f) => match Name::parse(f, Some(origin)) {
-                Ok(n) => Some(wire::from_hickory(&n)),
-                Err(e) => {
-                    err(line, format!("{key}.fallback: invalid name {f:?}: {e}"));
-                    None
+                if cacheable && errs.len() == before {
+                    *entry.checked.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((env_id, c.clone()));
                 }
-            },
-            None => None,
+                c
+            }
         };
-        let all_down = h.all_down.unwrap_or_default();
-        if all_down == AllDown::Fallback && fallback.is_none() {
-            err(
-                line,
-                format!("{key}.all_down: `fallback` needs a fallback name"),
-            );
-        }
-        for (field, rtype) in [(&h.https, 65u16), (&h.svcb, 64)] {
-            let Some(raw) = field else { continue };
-            let which = if rtype == 65 { "https" } else { "svcb" };
-            match svcb_template(&raw.value, rtype, hosts.len() as u32, origin) {
-                Ok(t) => svcb.push(t),
-                Err(m) => err(raw.referenced.line() as u32, format!("{key}.{which}: {m}")),
-            }
-        }
-        names.push((wire::from_hickory(&owner), hosts.len() as u32, line));
-        hosts.push(
-            Host {
-                name: hname.value.clone(),
-                candidates,
-                rules,
-                answers: answers.max(1),
-                ttl: h.ttl.unwrap_or(default_ttl),
-                spread_km,
-                spread_ms,
-                cost_margin_km,
-                cost_margin_ms,
-                partner_share: h.partner_share,
-                fallback,
-                all_down,
-                plain: false,
-                reads_km: false,
-                group: 0,
-            }
-            .finish(),
-        );
+        names.push((checked.owner, hosts.len() as u32, line));
+        hosts.push(checked.host);
     }
     let min_samples = raw.rtt.min_samples.unwrap_or(1);
     if !errs.is_empty() {
@@ -961,6 +927,188 @@ pub(super) fn from_raw(
         names,
         rtt_min_samples: min_samples,
         rum_urls,
+    })
+}
+
+/// What a host's validation reads besides the host itself.
+struct HostEnv<'a> {
+    origin: &'a Name,
+    default_ttl: u32,
+    /// Every edge of our own (a host without `edges:` has them all).
+    all: &'a [EdgeIdx],
+}
+
+impl HostEnv<'_> {
+    /// An identity of everything a host's validation reads besides the
+    /// host: the origin, the default TTL, the edges' names in order and
+    /// which are partners (what `edges:` lists resolve to), and the groups
+    /// as resolved. Equal ids, equal validations.
+    fn id(
+        &self,
+        edges: &[Edge],
+        group_order: &IndexMap<Spanned<String>, EdgeList>,
+        groups: &HashMap<String, Vec<EdgeIdx>>,
+    ) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.origin.to_string().hash(&mut h);
+        self.default_ttl.hash(&mut h);
+        edges.len().hash(&mut h);
+        for e in edges {
+            (&e.name, e.is_partner()).hash(&mut h);
+        }
+        for k in group_order.keys() {
+            (&k.value, groups.get(&k.value)).hash(&mut h);
+        }
+        h.finish()
+    }
+}
+
+/// A host validated: the steered host and its owner name (wire form, case
+/// kept). Its HTTPS/SVCB templates are made apart (they carry its index).
+#[derive(Debug, Clone)]
+pub(super) struct Checked {
+    host: Host,
+    owner: Box<[u8]>,
+}
+
+/// Resolves an `edges:` list (edges and groups) to edge indexes, telling
+/// `err` of unknown names; the second argument is the key for errors.
+type Resolve<'a> = dyn Fn(&EdgeList, &str, &mut dyn FnMut(u32, String)) -> Vec<EdgeIdx> + 'a;
+
+/// Validates one host (`hname: h`); `None` when its name is unusable
+/// (reported through `err`), else the host (whose other mistakes `err`
+/// has been told of).
+fn check_host(
+    hname: &Spanned<String>,
+    h: &HostRaw,
+    env: &HostEnv<'_>,
+    resolve: &Resolve<'_>,
+    mut err: &mut dyn FnMut(u32, String),
+) -> Option<Checked> {
+    let default_ttl = env.default_ttl;
+    let line = hname.referenced.line() as u32;
+    let key = format!("hosts.{}", hname.value);
+    let owner = if hname.value == "@" {
+        Ok(env.origin.clone())
+    } else {
+        Name::parse(&hname.value, Some(env.origin))
+    };
+    let owner = match owner {
+        Ok(n) if env.origin.zone_of(&n) => n,
+        Ok(n) => {
+            err(
+                line,
+                format!("{key}: {n} is not inside zone {}", env.origin),
+            );
+            return None;
+        }
+        Err(e) => {
+            err(line, format!("{key}: invalid name: {e}"));
+            return None;
+        }
+    };
+    let candidates = match &h.edges {
+        Some(list) => resolve(list, &format!("{key}.edges"), &mut err),
+        None => env.all.to_vec(),
+    };
+    if candidates.is_empty() && h.rules.is_empty() {
+        err(line, format!("{key}: no candidate edges"));
+    }
+    let mut rules = Vec::new();
+    for (i, r) in h.rules.iter().enumerate() {
+        let rl = r.referenced.line() as u32;
+        let rkey = format!("{key}.rules[{i}]");
+        let r = &r.value;
+        let mut rule = Rule {
+            edges: resolve(&r.edges, &format!("{rkey}.edges"), &mut err),
+            asn: r.asn.as_ref().map(|a| a.to_vec()).unwrap_or_default(),
+            ..Rule::default()
+        };
+        match (
+            codes(&r.continent, "continent"),
+            codes(&r.country, "country"),
+            codes(&r.subdivision, "subdivision"),
+        ) {
+            (Ok(a), Ok(b), Ok(c)) => {
+                rule.continent = a;
+                rule.country = b;
+                rule.subdivision = c;
+            }
+            (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => err(rl, format!("{rkey}.{m}")),
+        }
+        if rule.continent.is_empty()
+            && rule.country.is_empty()
+            && rule.subdivision.is_empty()
+            && rule.asn.is_empty()
+        {
+            err(
+                rl,
+                format!("{rkey}: a rule needs continent, country, subdivision or asn"),
+            );
+        }
+        if rule.edges.is_empty() {
+            err(rl, format!("{rkey}.edges: needs at least one edge"));
+        }
+        rules.push(rule);
+    }
+    let answers = h.answers.unwrap_or(1);
+    if answers == 0 {
+        err(line, format!("{key}.answers: must be at least 1"));
+    }
+    let mut nonneg = |v: Option<f64>, what: &str| {
+        let v = v.unwrap_or(0.0);
+        if !(v >= 0.0 && v.is_finite()) {
+            err(line, format!("{key}.{what}: must be a number >= 0"));
+        }
+        v
+    };
+    let spread_km = nonneg(h.spread_km, "spread_km");
+    let spread_ms = nonneg(h.spread_ms, "spread_ms");
+    let cost_margin_km = nonneg(h.cost_margin_km, "cost_margin_km");
+    let cost_margin_ms = nonneg(h.cost_margin_ms, "cost_margin_ms");
+    if let Some(p) = h.partner_share
+        && !(0.0..=1.0).contains(&p)
+    {
+        err(line, format!("{key}.partner_share: {p} is not within 0..1"));
+    }
+    let fallback = match &h.fallback {
+        Some(f) => match Name::parse(f, Some(env.origin)) {
+            Ok(n) => Some(wire::from_hickory(&n)),
+            Err(e) => {
+                err(line, format!("{key}.fallback: invalid name {f:?}: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let all_down = h.all_down.unwrap_or_default();
+    if all_down == AllDown::Fallback && fallback.is_none() {
+        err(
+            line,
+            format!("{key}.all_down: `fallback` needs a fallback name"),
+        );
+    }
+    Some(Checked {
+        owner: wire::from_hickory(&owner),
+        host: Host {
+            name: hname.value.clone(),
+            candidates,
+            rules,
+            answers: answers.max(1),
+            ttl: h.ttl.unwrap_or(default_ttl),
+            spread_km,
+            spread_ms,
+            cost_margin_km,
+            cost_margin_ms,
+            partner_share: h.partner_share,
+            fallback,
+            all_down,
+            plain: false,
+            reads_km: false,
+            group: 0,
+        }
+        .finish(),
     })
 }
 

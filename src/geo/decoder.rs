@@ -1,51 +1,46 @@
-//! A lean serde `Deserializer` over the MMDB data section, for reading every
-//! distinct record once at open: it starts at a record's data offset (which
-//! the tree walk already has), so nothing walks the search tree again, and
-//! it keeps no budgets or error text. It only ever says "this record is
-//! plain": anything it does not expect (an unknown or oversized type, a
-//! pointer to a pointer, nesting past [`MAX_DEPTH`], bytes past the section,
-//! text that is not UTF-8) is an error, on which the caller reads the record
-//! the careful way (maxminddb's decoder), which decides whether the record
-//! locates nothing or the database is refused. So what a record says is
-//! decided by the same visitors ([`super::record`]) either way.
+//! Reading GeoIP2 (nested) records where they lie in the data section, once
+//! each at open: the tree walk already has a record's data offset, so
+//! nothing walks the search tree again. Only what steering reads is read
+//! (the continent, country and first subdivision codes, the coordinates,
+//! the ASN); everything else, mostly names in eight languages, is passed
+//! over by its sizes alone, no string built or checked. A City record is
+//! a handful of pointers to values records share (its continent, country,
+//! subdivisions, location), so those are read once each and remembered by
+//! their offset.
+//!
+//! It only ever says "this record is plain": anything it does not expect
+//! (an unknown or oversized type, a pointer to a pointer, nesting past
+//! [`MAX_DEPTH`], bytes past the section, text that is not UTF-8, a field
+//! steering reads holding another type than GeoIP2 gives it, a key of the
+//! flat schema) is [`NotPlain`], on which the caller reads the record the
+//! careful way (maxminddb's decoder and [`super::record`]'s visitors),
+//! which decides whether the record locates nothing or the database is
+//! refused. Where it reads a record, it reads what the careful way reads
+//! (`plain_records_read_as_maxminddb_reads_them` checks every record of a
+//! real City database).
 
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use super::record::RawRecord;
 
-/// Maps and arrays inside each other (pointers followed count as a level).
-/// GeoIP2 records nest four deep.
-const MAX_DEPTH: u32 = 16;
+/// Maps and arrays inside each other in a value passed over. GeoIP2
+/// records nest four deep.
+const MAX_DEPTH: usize = 16;
 
 /// Entries in one map (keys and values counted apart) or array: GeoIP2
 /// maps hold a dozen; past this the careful decoder (with its own limits)
 /// decides.
 const MAX_ENTRIES: usize = 4096;
 
+/// Remembered shared values: a direct-mapped table of this many slots (a
+/// power of two). A City database's records point to ~250 countries, a
+/// few thousand subdivision lists and ~100,000 locations; a slot lost to
+/// another value only costs reading that value again.
+const MEMO_SLOTS: usize = 4096;
+
 /// "Not a plain record": no reason is kept, the careful path finds it.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct NotPlain;
 
-impl std::fmt::Display for NotPlain {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("not a plain record")
-    }
-}
-
-impl std::error::Error for NotPlain {}
-
-impl de::Error for NotPlain {
-    fn custom<T: std::fmt::Display>(_msg: T) -> Self {
-        NotPlain
-    }
-}
-
 type Result<T> = std::result::Result<T, NotPlain>;
-
-/// The data section, read from one position.
-pub(crate) struct Decoder<'de> {
-    data: &'de [u8],
-    pos: usize,
-    depth: u32,
-}
 
 // MMDB type numbers (MaxMind DB spec, "Output Data Section").
 const POINTER: u8 = 1;
@@ -60,16 +55,133 @@ const ARRAY: u8 = 11;
 const BOOLEAN: u8 = 14;
 const FLOAT: u8 = 15;
 
-impl<'de> Decoder<'de> {
-    /// A decoder of `data` (the data section) at `offset`.
-    pub(crate) fn new(data: &'de [u8], offset: usize) -> Decoder<'de> {
-        Decoder {
+/// What one of a record's maps says that steering reads. Key names are
+/// distinct across the continent, country, location, traits and
+/// subdivision maps, so one struct serves them all (as
+/// [`super::record`]'s `Sub` does); for the subdivisions array, `code` is
+/// its first map's.
+#[derive(Clone, Copy, Default)]
+struct Fields<'de> {
+    code: Option<&'de str>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    asn: Option<u64>,
+}
+
+/// A remembered value: its offset ([`EMPTY`] in a free slot), its type and
+/// what it says.
+#[derive(Clone, Copy)]
+struct Memo<'de> {
+    offset: u32,
+    kind: u8,
+    fields: Fields<'de>,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+/// The records of one data section, read where they are.
+pub(crate) struct Plain<'de> {
+    data: &'de [u8],
+    memo: Box<[Memo<'de>]>,
+}
+
+impl<'de> Plain<'de> {
+    /// A reader of `data` (the data section).
+    pub(crate) fn new(data: &'de [u8]) -> Plain<'de> {
+        let free = Memo {
+            offset: EMPTY,
+            kind: 0,
+            fields: Fields::default(),
+        };
+        Plain {
             data,
-            pos: offset,
-            depth: 0,
+            memo: vec![free; MEMO_SLOTS].into_boxed_slice(),
         }
     }
 
+    /// The record at `offset`, as [`super::record`]'s nested visitor reads
+    /// it, if it is plain.
+    pub(crate) fn record(&mut self, offset: usize) -> Result<RawRecord<'de>> {
+        let mut c = Cursor {
+            data: self.data,
+            pos: offset,
+        };
+        let (kind, size, _) = c.value_head()?;
+        if kind != MAP {
+            return Err(NotPlain);
+        }
+        c.entries(2 * size)?;
+        let mut r = RawRecord::default();
+        for _ in 0..size {
+            match c.text()? {
+                "continent" => r.continent = self.shared(&mut c, MAP)?.code,
+                "country" => r.country = self.shared(&mut c, MAP)?.code,
+                "subdivisions" => r.subdivision = self.shared(&mut c, ARRAY)?.code,
+                "location" => {
+                    let f = self.shared(&mut c, MAP)?;
+                    (r.lat, r.lon) = (f.lat, f.lon);
+                }
+                "traits" => r.asn = r.asn.or(self.shared(&mut c, MAP)?.asn),
+                "autonomous_system_number" => r.asn = Some(c.uint()?),
+                // Flat-schema keys: how they mix with nested ones is the
+                // careful path's to say.
+                "country_code" | "continent_code" | "state1" | "latitude" | "longitude" => {
+                    return Err(NotPlain);
+                }
+                _ => c.skip()?,
+            }
+        }
+        Ok(r)
+    }
+
+    /// The next value, a `kind` (map or array) that records may share: a
+    /// pointer's target is read once and remembered.
+    fn shared(&mut self, c: &mut Cursor<'de>, kind: u8) -> Result<Fields<'de>> {
+        let (k, size) = c.head()?;
+        if k != POINTER {
+            return if k == kind {
+                c.fields(k, size)
+            } else {
+                Err(NotPlain)
+            };
+        }
+        let (target, back) = (size, c.pos);
+        // The section is under 4 GiB (pointers reach no further).
+        let key = target as u32;
+        let slot = (u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize;
+        let slot = slot & (MEMO_SLOTS - 1);
+        let held = self.memo[slot];
+        let fields = if held.offset == key {
+            if held.kind != kind {
+                return Err(NotPlain);
+            }
+            held.fields
+        } else {
+            c.pos = target;
+            let (k, size) = c.head()?;
+            if k != kind {
+                return Err(NotPlain);
+            }
+            let fields = c.fields(k, size)?;
+            self.memo[slot] = Memo {
+                offset: key,
+                kind,
+                fields,
+            };
+            fields
+        };
+        c.pos = back;
+        Ok(fields)
+    }
+}
+
+/// A position in the data section.
+struct Cursor<'de> {
+    data: &'de [u8],
+    pos: usize,
+}
+
+impl<'de> Cursor<'de> {
     fn byte(&mut self) -> Result<u8> {
         let b = *self.data.get(self.pos).ok_or(NotPlain)?;
         self.pos += 1;
@@ -143,19 +255,99 @@ impl<'de> Decoder<'de> {
         }
     }
 
-    fn enter(&mut self) -> Result<()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
+    /// Runs `f` on the next value's head (a pointer followed), then goes on
+    /// after the value.
+    fn value<T>(&mut self, f: impl FnOnce(&mut Self, u8, usize) -> Result<T>) -> Result<T> {
+        let (kind, size, back) = self.value_head()?;
+        let r = f(self, kind, size)?;
+        if let Some(b) = back {
+            self.pos = b;
+        }
+        Ok(r)
+    }
+
+    /// The next value, a string (a map's key, or a code): UTF-8, as the
+    /// careful path checks every key.
+    fn text(&mut self) -> Result<&'de str> {
+        self.value(|c, kind, size| {
+            if kind != STRING {
+                return Err(NotPlain);
+            }
+            let b = c.take(size)?;
+            if b.is_ascii() {
+                // SAFETY: ASCII is UTF-8. (Keys are ASCII: checked so
+                // inline, where `from_utf8`'s call was 8 % of a City open.)
+                Ok(unsafe { std::str::from_utf8_unchecked(b) })
+            } else {
+                std::str::from_utf8(b).map_err(|_| NotPlain)
+            }
+        })
+    }
+
+    /// The next value, an unsigned integer.
+    fn uint(&mut self) -> Result<u64> {
+        self.value(|c, kind, size| match (kind, size) {
+            (UINT16, 0..=2) | (UINT32, 0..=4) | (UINT64, 0..=8) => c.be(size),
+            _ => Err(NotPlain),
+        })
+    }
+
+    /// The next value, a number, as a coordinate: `None` when it is not
+    /// finite (the careful path's `Scalar::float`).
+    fn float(&mut self) -> Result<Option<f64>> {
+        let v = self.value(|c, kind, size| match (kind, size) {
+            (DOUBLE, 8) => Ok(f64::from_bits(c.be(8)?)),
+            (FLOAT, 4) => Ok(f64::from(f32::from_bits(c.be(4)? as u32))),
+            (UINT16, 0..=2) | (UINT32, 0..=4) | (UINT64, 0..=8) => Ok(c.be(size)? as f64),
+            _ => Err(NotPlain),
+        })?;
+        Ok(v.is_finite().then_some(v))
+    }
+
+    /// A container of `n` entries: no more than [`MAX_ENTRIES`], nor than
+    /// the bytes left (each entry takes one at least).
+    fn entries(&self, n: usize) -> Result<()> {
+        if n > MAX_ENTRIES || n > self.data.len() - self.pos {
             return Err(NotPlain);
         }
         Ok(())
+    }
+
+    /// What the map (`kind` MAP) or the subdivisions array (ARRAY: its
+    /// first map's code) of `size` entries here says.
+    fn fields(&mut self, kind: u8, size: usize) -> Result<Fields<'de>> {
+        let mut f = Fields::default();
+        if kind == ARRAY {
+            self.entries(size)?;
+            if size > 0 {
+                f.code = self.value(|c, kind, size| match kind {
+                    MAP => Ok(c.fields(MAP, size)?.code),
+                    _ => Err(NotPlain),
+                })?;
+                for _ in 1..size {
+                    self.skip()?;
+                }
+            }
+            return Ok(f);
+        }
+        self.entries(2 * size)?;
+        for _ in 0..size {
+            match self.text()? {
+                "code" | "iso_code" => f.code = Some(self.text()?),
+                "latitude" => f.lat = self.float()?,
+                "longitude" => f.lon = self.float()?,
+                "autonomous_system_number" => f.asn = Some(self.uint()?),
+                _ => self.skip()?,
+            }
+        }
+        Ok(f)
     }
 
     /// Passes over one value without following pointers: one loop over
     /// the values inside it, counting what is left per level, since most
     /// of a City record is names no one reads.
     fn skip(&mut self) -> Result<()> {
-        let mut left = [0usize; MAX_DEPTH as usize + 1];
+        let mut left = [0usize; MAX_DEPTH + 1];
         let mut depth = 0;
         left[0] = 1;
         loop {
@@ -195,161 +387,115 @@ impl<'de> Decoder<'de> {
             if n > 0 {
                 self.entries(n)?;
                 depth += 1;
-                if depth > MAX_DEPTH as usize {
+                if depth > MAX_DEPTH {
                     return Err(NotPlain);
                 }
                 left[depth] = n;
             }
         }
     }
-
-    /// A container of `n` entries: no more than [`MAX_ENTRIES`], nor than
-    /// the bytes left (each entry takes one at least).
-    fn entries(&self, n: usize) -> Result<()> {
-        if n > MAX_ENTRIES || n > self.data.len() - self.pos {
-            return Err(NotPlain);
-        }
-        Ok(())
-    }
-
-    /// A number of `kind` and `size` bytes, read.
-    fn number(&mut self, kind: u8, size: usize) -> Result<Number> {
-        Ok(match (kind, size) {
-            (DOUBLE, 8) => Number::F64(f64::from_bits(self.be(8)?)),
-            (FLOAT, 4) => Number::F32(f32::from_bits(self.be(4)? as u32)),
-            (UINT16, 0..=2) | (UINT32, 0..=4) | (UINT64, 0..=8) => Number::U64(self.be(size)?),
-            _ => return Err(NotPlain),
-        })
-    }
-
-    fn text(&mut self, size: usize) -> Result<&'de str> {
-        let b = self.take(size)?;
-        if b.is_ascii() {
-            // SAFETY: ASCII is UTF-8.
-            Ok(unsafe { std::str::from_utf8_unchecked(b) })
-        } else {
-            std::str::from_utf8(b).map_err(|_| NotPlain)
-        }
-    }
-
-    /// A map's or array's `n` entries (keys and values counted apart) read
-    /// by `f`; those it leaves are passed over, so the position is after
-    /// the container whatever the visitor read.
-    fn container<T>(
-        &mut self,
-        n: usize,
-        f: impl FnOnce(Entries<'_, 'de>) -> Result<T>,
-    ) -> Result<T> {
-        self.entries(n)?;
-        self.enter()?;
-        let mut left = n;
-        let r = f(Entries {
-            de: self,
-            left: &mut left,
-        })?;
-        for _ in 0..left {
-            self.skip()?;
-        }
-        self.depth -= 1;
-        Ok(r)
-    }
-
-    /// Runs `f` on the value at the position (a pointer followed), then
-    /// goes on after the value.
-    fn with_value<T>(&mut self, f: impl FnOnce(&mut Self, u8, usize) -> Result<T>) -> Result<T> {
-        let (kind, size, back) = self.value_head()?;
-        if back.is_some() {
-            self.enter()?;
-        }
-        let r = f(self, kind, size)?;
-        if let Some(b) = back {
-            self.pos = b;
-            self.depth -= 1;
-        }
-        Ok(r)
-    }
 }
 
-enum Number {
-    F64(f64),
-    F32(f32),
-    U64(u64),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
-    type Error = NotPlain;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.with_value(|de, kind, size| match kind {
-            STRING => visitor.visit_borrowed_str(de.text(size)?),
-            BYTES => visitor.visit_borrowed_bytes(de.take(size)?),
-            BOOLEAN if size <= 1 => visitor.visit_bool(size == 1),
-            MAP => de.container(2 * size, |e| visitor.visit_map(e)),
-            ARRAY => de.container(size, |e| visitor.visit_seq(e)),
-            _ => match de.number(kind, size)? {
-                Number::F64(v) => visitor.visit_f64(v),
-                Number::F32(v) => visitor.visit_f32(v),
-                Number::U64(v) => visitor.visit_u64(v),
-            },
-        })
+    /// Hand-written data section values (MaxMind DB spec encodings); the
+    /// project's writer puts no pointers in, so the shared values are
+    /// tested here.
+    fn text(s: &str) -> Vec<u8> {
+        let mut b = vec![STRING << 5 | s.len() as u8];
+        b.extend_from_slice(s.as_bytes());
+        b
     }
 
-    /// A map, or not plain.
-    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.with_value(|de, kind, size| {
-            if kind != MAP {
-                return Err(NotPlain);
-            }
-            de.container(2 * size, |e| visitor.visit_map(e))
-        })
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.skip()?;
-        visitor.visit_unit()
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct struct enum identifier
-    }
-}
-
-/// A map's keys and values (`left` counts both) or an array's items.
-struct Entries<'a, 'de> {
-    de: &'a mut Decoder<'de>,
-    left: &'a mut usize,
-}
-
-impl<'de> Entries<'_, 'de> {
-    /// The next entry (a key, or an item), if any is left.
-    fn next<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
-        if *self.left == 0 {
-            return Ok(None);
+    fn map(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut b = vec![MAP << 5 | entries.len() as u8];
+        for (k, v) in entries {
+            b.extend(text(k));
+            b.extend_from_slice(v);
         }
-        *self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
-    }
-}
-
-impl<'de> MapAccess<'de> for Entries<'_, 'de> {
-    type Error = NotPlain;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
-        self.next(seed)
+        b
     }
 
-    fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value> {
-        *self.left = self.left.checked_sub(1).ok_or(NotPlain)?;
-        seed.deserialize(&mut *self.de)
+    fn array(items: &[Vec<u8>]) -> Vec<u8> {
+        let mut b = vec![items.len() as u8, ARRAY - 7];
+        for i in items {
+            b.extend_from_slice(i);
+        }
+        b
     }
-}
 
-impl<'de> SeqAccess<'de> for Entries<'_, 'de> {
-    type Error = NotPlain;
+    fn double(v: f64) -> Vec<u8> {
+        let mut b = vec![DOUBLE << 5 | 8];
+        b.extend_from_slice(&v.to_be_bytes());
+        b
+    }
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
-        self.next(seed)
+    /// A pointer of the one-byte form (targets under 2,048).
+    fn pointer(target: usize) -> Vec<u8> {
+        vec![POINTER << 5 | (target >> 8) as u8, target as u8]
+    }
+
+    /// Appends a record (a map of `entries`) and says where it starts.
+    fn push(data: &mut Vec<u8>, entries: &[(&str, Vec<u8>)]) -> usize {
+        let at = data.len();
+        data.extend(map(entries));
+        at
+    }
+
+    #[test]
+    fn shared_values_read_once_say_what_they_say_inline() {
+        let mut data = Vec::new();
+        let country = data.len();
+        data.extend(map(&[
+            ("iso_code", text("GB")),
+            ("names", map(&[("en", text("United Kingdom"))])),
+        ]));
+        let subdivisions = data.len();
+        data.extend(array(&[map(&[("iso_code", text("ENG"))])]));
+        let first = push(
+            &mut data,
+            &[
+                ("country", pointer(country)),
+                ("subdivisions", pointer(subdivisions)),
+                (
+                    "location",
+                    map(&[("latitude", double(51.5)), ("longitude", double(-0.1))]),
+                ),
+            ],
+        );
+        let second = push(
+            &mut data,
+            &[
+                ("city", pointer(country)),
+                ("country", pointer(country)),
+                ("subdivisions", pointer(subdivisions)),
+            ],
+        );
+        // A map where an array is read, through the memo and without.
+        let wrong = push(&mut data, &[("subdivisions", pointer(country))]);
+        let to_pointer = data.len();
+        data.extend(pointer(country));
+        let twice = push(&mut data, &[("country", pointer(to_pointer))]);
+        let flat = push(&mut data, &[("country_code", text("GB"))]);
+
+        let mut plain = Plain::new(&data);
+        for at in [first, second, first] {
+            let r = plain.record(at).unwrap();
+            assert_eq!((r.country, r.subdivision), (Some("GB"), Some("ENG")));
+        }
+        let r = plain.record(first).unwrap();
+        assert_eq!((r.lat, r.lon), (Some(51.5), Some(-0.1)));
+        assert_eq!(plain.record(second).unwrap().lat, None);
+        assert_eq!(plain.record(wrong).err(), Some(NotPlain));
+        assert_eq!(Plain::new(&data).record(wrong).err(), Some(NotPlain));
+        assert_eq!(plain.record(twice).err(), Some(NotPlain));
+        assert_eq!(plain.record(flat).err(), Some(NotPlain));
+        // Cut short: bytes past the section are not plain either.
+        assert_eq!(
+            Plain::new(&data[..first + 4]).record(first).err(),
+            Some(NotPlain)
+        );
     }
 }

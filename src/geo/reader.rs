@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use maxminddb::Reader;
-use serde::Deserialize;
 
 use super::code::Code;
+use super::decoder::Plain;
 use super::load::load;
 use super::location::{GeoError, GeoMatch, Location, normalize};
 use super::record::{NestedRecord, RawRecord};
@@ -91,7 +91,8 @@ impl From<&Location> for LocKey {
     }
 }
 
-/// Distinct locations (and their points) as they are found.
+/// Distinct locations as they are found (their points are found in
+/// [`points`], once the database file is let go of).
 #[derive(Default)]
 struct Places {
     /// Ids by their key's hash (16 bytes an entry where the key itself
@@ -101,9 +102,6 @@ struct Places {
     ids: FxMap<u64, LocId>,
     collided: FxMap<LocKey, LocId>,
     locations: Vec<Location>,
-    points: FxMap<(u64, u64), u32>,
-    point_of: Vec<u32>,
-    units: Vec<[f64; 3]>,
 }
 
 impl Places {
@@ -133,23 +131,35 @@ impl Places {
             self.ids.insert(hash, id);
         }
         self.locations.push(loc);
-        let point = match loc.coords {
-            Some(c) => {
-                let next = self.units.len() as u32;
-                let p = *self
-                    .points
-                    .entry((c.lat.to_bits(), c.lon.to_bits()))
-                    .or_insert(next);
-                if p == next {
-                    self.units.push(c.unit());
-                }
-                p
-            }
-            None => NO_POINT,
-        };
-        self.point_of.push(point);
         Ok(Some(id))
     }
+
+    /// The locations, by id; the maps that found them let go of.
+    fn into_locations(self) -> Vec<Location> {
+        self.locations
+    }
+}
+
+/// Each location's point ([`NO_POINT`] without coordinates) and the
+/// distinct points on the unit sphere. Done after the walk, when the file
+/// and the walk's maps are gone, so this map is not held beside them at
+/// the build's peak.
+fn points(locations: &[Location]) -> (Box<[u32]>, Box<[[f64; 3]]>) {
+    let mut ids: FxMap<(u64, u64), u32> = FxMap::default();
+    let mut units = Vec::new();
+    let point_of = locations
+        .iter()
+        .map(|l| match l.coords {
+            Some(c) => *ids
+                .entry((c.lat.to_bits(), c.lon.to_bits()))
+                .or_insert_with(|| {
+                    units.push(c.unit());
+                    units.len() as u32 - 1
+                }),
+            None => NO_POINT,
+        })
+        .collect();
+    (point_of, units.into_boxed_slice())
 }
 
 /// A multiply-rotate hasher (FxHash's): the build hashes a data offset per
@@ -232,12 +242,8 @@ impl GeoDb {
             let tree =
                 Tree::new(bytes, m.node_count, m.record_size, m.ip_version).releasing(&release);
             let schema = detect_schema(&reader, &tree)?;
-            let records = Records {
-                reader: &reader,
-                data: &bytes[data],
-                schema,
-            };
-            let read = read_networks(&records, &tree, m.node_count as usize)?;
+            let mut records = Records::new(&reader, &bytes[data], schema);
+            let read = read_networks(&mut records, &tree, m.node_count as usize)?;
             let done = cpu_now();
             tracing::debug!(
                 path = %path.display(),
@@ -279,13 +285,15 @@ impl GeoDb {
         places: Places,
         asn: Option<Arc<GeoDb>>,
     ) -> GeoDb {
+        let locations = places.into_locations();
+        let (point_of, points) = points(&locations);
         GeoDb {
             info,
             v4,
             v6,
-            locations: places.locations.into_boxed_slice(),
-            point_of: places.point_of.into_boxed_slice(),
-            points: places.units.into_boxed_slice(),
+            locations: locations.into_boxed_slice(),
+            point_of,
+            points,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             asn,
         }
@@ -457,7 +465,7 @@ struct Read {
 /// the first time a leaf leads to it; neighbouring leaves alike become
 /// one range.
 fn read_networks(
-    records: &Records<'_>,
+    records: &mut Records<'_>,
     tree: &Tree<'_>,
     node_count: usize,
 ) -> Result<Read, String> {
@@ -548,12 +556,21 @@ fn read_networks(
 /// The records of one database, read at open.
 struct Records<'a> {
     reader: &'a Reader<&'a [u8]>,
-    /// The data section.
-    data: &'a [u8],
+    /// The data section's records read where they are (nested schema).
+    plain: Plain<'a>,
     schema: RecordSchema,
 }
 
-impl Records<'_> {
+impl<'a> Records<'a> {
+    /// The records of `data` (the data section) that `reader` reads too.
+    fn new(reader: &'a Reader<&'a [u8]>, data: &'a [u8], schema: RecordSchema) -> Self {
+        Records {
+            reader,
+            plain: Plain::new(data),
+            schema,
+        }
+    }
+
     /// Record `offset`, which a lookup of `ip` leads to, read as the
     /// schema. A corrupt record (a bad pointer, a bad type code, data past
     /// the section) refuses the database; one that decodes but not into
@@ -564,7 +581,7 @@ impl Records<'_> {
     /// that is not plain is looked up again through maxminddb, whose
     /// decoder decides. The fields steering does not read are skipped, not
     /// verified: a record is read once, here, and nothing reads it again.
-    fn location(&self, ip: IpAddr, offset: usize) -> Result<Location, String> {
+    fn location(&mut self, ip: IpAddr, offset: usize) -> Result<Location, String> {
         match self.plain(offset) {
             Some(l) => Ok(l),
             None => self.careful(ip, offset),
@@ -572,14 +589,11 @@ impl Records<'_> {
     }
 
     /// A nested record read where it is, if it is plain.
-    fn plain(&self, offset: usize) -> Option<Location> {
+    fn plain(&mut self, offset: usize) -> Option<Location> {
         if self.schema != RecordSchema::Nested {
             return None;
         }
-        let mut d = super::decoder::Decoder::new(self.data, offset);
-        NestedRecord::deserialize(&mut d)
-            .ok()
-            .map(|r| r.0.location())
+        self.plain.record(offset).ok().map(|r| r.location())
     }
 
     /// The record looked up and decoded by maxminddb.
@@ -784,11 +798,7 @@ mod tests {
             let m = reader.metadata().clone();
             let data = scan_tree(&bytes, &m, &|_| ()).unwrap();
             let tree = Tree::new(&bytes, m.node_count, m.record_size, m.ip_version);
-            let records = Records {
-                reader: &reader,
-                data: &bytes[data],
-                schema: RecordSchema::Nested,
-            };
+            let mut records = Records::new(&reader, &bytes[data], RecordSchema::Nested);
             let mut seen = std::collections::HashSet::new();
             let (mut plain, mut located) = (0, 0);
             let mut check = |ip: IpAddr, leaf: Leaf| {

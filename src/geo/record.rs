@@ -17,12 +17,12 @@ use super::location::{Coords, Location};
 /// The raw fields of a record, still borrowed from the database.
 #[derive(Default, Debug)]
 pub(crate) struct RawRecord<'a> {
-    continent: Option<&'a str>,
-    country: Option<&'a str>,
-    subdivision: Option<&'a str>,
-    lat: Option<f64>,
-    lon: Option<f64>,
-    asn: Option<u64>,
+    pub(super) continent: Option<&'a str>,
+    pub(super) country: Option<&'a str>,
+    pub(super) subdivision: Option<&'a str>,
+    pub(super) lat: Option<f64>,
+    pub(super) lon: Option<f64>,
+    pub(super) asn: Option<u64>,
     /// Saw a field only the flat schema uses (`country_code`, `latitude`, `state1`, ...).
     pub(crate) flat_shape: bool,
     /// Saw a map-valued field of the nested schema (`country: {..}`, `location: {..}`).

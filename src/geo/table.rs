@@ -326,12 +326,20 @@ impl<K: Key> Ranges<K> {
         self.values[self.find(a)]
     }
 
-    /// Range `i`'s start.
+    /// Range `i`'s start: a read when the full starts are kept (the
+    /// overlay's, read for every ECS scope), else a search for its bucket.
     #[inline]
     pub(crate) fn start(&self, i: usize) -> K {
-        if let Some(s) = &self.starts {
-            return s[i];
+        match &self.starts {
+            Some(s) => s[i],
+            None => self.start_of_bucket(i),
         }
+    }
+
+    /// [`Ranges::start`] without the full starts: the bucket is found
+    /// from `first`. Out of line so the read above inlines.
+    #[inline(never)]
+    fn start_of_bucket(&self, i: usize) -> K {
         let shift = K::BITS - self.bits;
         // The bucket is the last whose first range is at or before `i`.
         let b = self.first.partition_point(|&f| f as usize <= i) - 1;
@@ -355,6 +363,7 @@ impl<K: Key> Ranges<K> {
     }
 
     /// Range `i`'s first and last address.
+    #[inline]
     pub(crate) fn bounds(&self, i: usize) -> (K, K) {
         let last = if i + 1 < self.len() {
             K::from_u128(self.start(i + 1).to_u128() - 1)

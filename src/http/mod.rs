@@ -154,6 +154,7 @@ async fn metrics(State(api): State<Api>) -> impl IntoResponse {
         metrics::gauge!("geosteer_snapshot_age_seconds").set(age.as_secs_f64());
     }
     crate::metrics::publish_dnssec();
+    crate::metrics::publish_query_counts();
     let mut text = api.prometheus.render();
     // The series whose set follows the state, written from it now.
     crate::metrics::render_edges(&mut text, &api.reloader.registry.snapshot());

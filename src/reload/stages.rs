@@ -148,9 +148,15 @@ pub(super) struct Stages {
     errors: Mutex<Errors>,
     status: Mutex<ReloadStatus>,
     metrics: crate::metrics::ReloadMetrics,
-    /// Snapshots swapped out and perhaps still read by a query: their
-    /// memory is handed back to the system once they are gone.
-    retired: Mutex<Vec<std::sync::Weak<Snapshot>>>,
+    /// Snapshots swapped out and perhaps still read by a query, held here
+    /// so that the last reference is this one: a query thread letting go
+    /// of one never frees a big snapshot (50,000 hosts' worth) on the query
+    /// path, and the build thread frees them only once its build is served
+    /// and answered ([`Stages::free_retired`]); the timer frees those a
+    /// query still read then.
+    retired: Mutex<Vec<Arc<Snapshot>>>,
+    /// Snapshots were freed since the timer last looked.
+    freed: std::sync::atomic::AtomicBool,
     /// Called with each new snapshot before it serves: live layers (RUM's
     /// learned tables) attach to it, so it never serves without them.
     pub(super) attach: std::sync::RwLock<Option<Attach>>,
@@ -201,6 +207,7 @@ impl Stages {
             }),
             metrics: crate::metrics::ReloadMetrics::new(),
             retired: Mutex::default(),
+            freed: Default::default(),
             attach: std::sync::RwLock::new(None),
         });
         for (name, build, nice) in [
@@ -444,16 +451,35 @@ impl Stages {
         *lock(&self.committed) = Some(state);
         self.set_status(&trigger, started, ok);
         self.files.finish(ticket, 0);
+        // The snapshot this one replaced, once served and answered: off
+        // the path from the write to its answer.
+        self.free_retired();
         Some(true)
     }
 
-    /// Have snapshots been swapped out and freed since this was last asked?
-    /// (Then their memory can be handed back to the system.)
+    /// Frees the snapshots swapped out that no query reads any more.
+    fn free_retired(&self) {
+        let gone: Vec<Arc<Snapshot>> = {
+            let mut retired = lock(&self.retired);
+            let (gone, kept) = std::mem::take(&mut *retired)
+                .into_iter()
+                .partition(|s| Arc::strong_count(s) == 1);
+            *retired = kept;
+            gone
+        };
+        // Freed unlocked: a swap need not wait for it.
+        if !gone.is_empty() {
+            drop(gone);
+            self.freed.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Frees the snapshots swapped out that no query reads any more; were
+    /// any freed since this was last asked? (Then their memory can be
+    /// handed back to the system.)
     pub(super) fn retired_freed(&self) -> bool {
-        let mut retired = lock(&self.retired);
-        let before = retired.len();
-        retired.retain(|w| w.strong_count() > 0);
-        retired.len() < before
+        self.free_retired();
+        self.freed.swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Swaps `snap` in, then does the health bookkeeping for it.
@@ -465,8 +491,7 @@ impl Stages {
         self.metrics
             .observe(snap.generation, snap.built_at, db_epoch);
         let old = self.shared.swap(Arc::new(snap));
-        lock(&self.retired).push(Arc::downgrade(&old));
-        drop(old);
+        lock(&self.retired).push(old);
         self.metrics.reloaded();
         self.after_swap(loads);
     }

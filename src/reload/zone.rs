@@ -229,6 +229,7 @@ fn add_steered_names(
     pools_file: &Path,
 ) -> Result<(), Vec<ConfigError>> {
     let mut errs = Vec::new();
+    tree.nodes.reserve(p.names.len());
     for (owner, host, line) in &p.names {
         let key = wire::lowercase(owner);
         let host_name = &p.steering.hosts[*host as usize].name;

@@ -182,7 +182,7 @@ impl Slot {
 
 impl<V> Default for KeyTable<V> {
     fn default() -> Self {
-        KeyTable::new(std::iter::empty())
+        KeyTable::new(std::iter::empty::<(&[u8], V)>())
     }
 }
 
@@ -246,34 +246,70 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-impl<V> KeyTable<V> {
-    /// Builds the table from distinct keys.
-    pub(crate) fn new(entries: impl IntoIterator<Item = (Box<[u8]>, V)>) -> Self {
-        let entries: Vec<(Box<[u8]>, V)> = entries.into_iter().collect();
-        let size = (entries.len() * 2).max(1).next_power_of_two();
+/// Distinct keys and their values gathered for a [`KeyTable`], the keys
+/// back to back in one buffer (as the table keeps them).
+pub(crate) struct KeyArena<V> {
+    keys: Vec<u8>,
+    /// Where each key ends in `keys`.
+    ends: Vec<u32>,
+    values: Vec<V>,
+}
+
+impl<V> KeyArena<V> {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        KeyArena {
+            keys: Vec::with_capacity(n * 16),
+            ends: Vec::with_capacity(n),
+            values: Vec::with_capacity(n),
+        }
+    }
+
+    /// Adds the key made of `parts`, one after the other.
+    pub(crate) fn push(&mut self, parts: &[&[u8]], value: V) {
+        for p in parts {
+            self.keys.extend_from_slice(p);
+        }
+        self.ends.push(self.keys.len() as u32);
+        self.values.push(value);
+    }
+
+    /// The table of these keys (which must be distinct).
+    pub(crate) fn into_table(self) -> KeyTable<V> {
+        let size = (self.values.len() * 2).max(1).next_power_of_two();
         let mut slots = vec![Slot::FREE; size];
-        let mut keys = Vec::with_capacity(entries.iter().map(|(k, _)| k.len()).sum());
-        let mut values = Vec::with_capacity(entries.len());
-        for (key, value) in entries {
-            let h = key_hash(&key);
-            let mut i = h as usize & (size - 1);
-            while slots[i].value != EMPTY {
-                i = (i + 1) & (size - 1);
+        let mut start = 0u32;
+        for (i, &end) in self.ends.iter().enumerate() {
+            let key = &self.keys[start as usize..end as usize];
+            let h = key_hash(key);
+            let mut at = h as usize & (size - 1);
+            while slots[at].value != EMPTY {
+                at = (at + 1) & (size - 1);
             }
-            slots[i] = Slot {
+            slots[at] = Slot {
                 tag: (h >> 32) as u32,
-                len: key.len() as u32,
-                key_at: keys.len() as u32,
-                value: values.len() as u32,
+                len: end - start,
+                key_at: start,
+                value: i as u32,
             };
-            keys.extend_from_slice(&key);
-            values.push(value);
+            start = end;
         }
         KeyTable {
             slots: slots.into_boxed_slice(),
-            keys: keys.into_boxed_slice(),
-            values: values.into_boxed_slice(),
+            keys: self.keys.into_boxed_slice(),
+            values: self.values.into_boxed_slice(),
         }
+    }
+}
+
+impl<V> KeyTable<V> {
+    /// Builds the table from distinct keys.
+    pub(crate) fn new<K: AsRef<[u8]>>(entries: impl IntoIterator<Item = (K, V)>) -> Self {
+        let entries = entries.into_iter();
+        let mut arena = KeyArena::with_capacity(entries.size_hint().0);
+        for (key, value) in entries {
+            arena.push(&[key.as_ref()], value);
+        }
+        arena.into_table()
     }
 
     /// The value of `key`.

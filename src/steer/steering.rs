@@ -50,12 +50,20 @@ pub(super) const NO_GROUP: u32 = u32::MAX;
 impl Steering {
     pub fn new(edges: Vec<Edge>, mut hosts: Vec<Host>, nets: Nets) -> Steering {
         let mut groups: Vec<Group> = Vec::new();
-        let mut ids: std::collections::HashMap<Vec<EdgeIdx>, u32> = Default::default();
+        let mut ids: std::collections::HashMap<
+            Vec<EdgeIdx>,
+            u32,
+            std::hash::BuildHasherDefault<crate::zone::tree::NameHasher>,
+        > = Default::default();
+        // Looked up before inserting: most hosts share a list already seen,
+        // and a key made for every host is an allocation each.
         let mut group = |list: &[EdgeIdx]| -> u32 {
-            *ids.entry(list.to_vec()).or_insert_with(|| {
-                groups.push(Group::new(list, &edges));
-                groups.len() as u32 - 1
-            })
+            if let Some(&g) = ids.get(list) {
+                return g;
+            }
+            groups.push(Group::new(list, &edges));
+            ids.insert(list.to_vec(), groups.len() as u32 - 1);
+            groups.len() as u32 - 1
         };
         for h in &mut hosts {
             h.group = group(&h.candidates);

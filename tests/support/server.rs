@@ -182,6 +182,8 @@ impl TestRecorder {
 
     /// The counter keyed exactly `series` (`name` or `name{label=value}`).
     pub fn counter(&self, series: &str) -> u64 {
+        // Servers count queries per thread until asked.
+        geosteer::publish_query_counts();
         self.values
             .lock()
             .unwrap()
@@ -191,6 +193,7 @@ impl TestRecorder {
 
     /// The sum of every counter named `name`, whatever its labels.
     pub fn sum(&self, name: &str) -> u64 {
+        geosteer::publish_query_counts();
         self.values
             .lock()
             .unwrap()
