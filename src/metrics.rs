@@ -374,7 +374,8 @@ struct Shard([AtomicU64; SERIES]);
 /// [`publish_query_counts`] adds what they counted to the recorder's
 /// counters, when `/metrics` is scraped: a recorder counter costs a dynamic
 /// call and two atomic adds (value and generation) a bump, and these are
-/// bumped two or three times every query (~50 instructions, callgrind).
+/// bumped two or three times every query (~66 instructions a query,
+/// `bench/profile.sh ecs`).
 pub struct QueryMetrics {
     tally: Arc<Tally>,
 }
@@ -387,9 +388,13 @@ struct Tally {
 }
 
 /// Every live server's counts, for [`publish_query_counts`].
-fn tallies() -> &'static Mutex<Vec<std::sync::Weak<Tally>>> {
-    static T: OnceLock<Mutex<Vec<std::sync::Weak<Tally>>>> = OnceLock::new();
-    T.get_or_init(Default::default)
+static TALLIES: Mutex<Vec<std::sync::Weak<Tally>>> = Mutex::new(Vec::new());
+
+fn tallies() -> std::sync::MutexGuard<'static, Vec<std::sync::Weak<Tally>>> {
+    let mut all = TALLIES.lock().unwrap_or_else(|e| e.into_inner());
+    // Servers stop (tests start hundreds): forget those gone.
+    all.retain(|t| t.strong_count() > 0);
+    all
 }
 
 /// Adds what the answering threads counted since the last call to the
@@ -397,11 +402,10 @@ fn tallies() -> &'static Mutex<Vec<std::sync::Weak<Tally>>> {
 /// `_ecs_queries_`, `_dropped_`). `/metrics` calls it before rendering; an
 /// embedder reading its own recorder calls it first.
 pub fn publish_query_counts() {
-    let live: Vec<Arc<Tally>> = {
-        let mut all = tallies().lock().unwrap_or_else(|e| e.into_inner());
-        all.retain(|t| t.strong_count() > 0);
-        all.iter().filter_map(std::sync::Weak::upgrade).collect()
-    };
+    let live: Vec<Arc<Tally>> = tallies()
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .collect();
     for t in live {
         t.publish();
     }
@@ -469,10 +473,7 @@ impl QueryMetrics {
                 .collect(),
             published: Mutex::new((counters, vec![0; SERIES])),
         });
-        tallies()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::downgrade(&tally));
+        tallies().push(Arc::downgrade(&tally));
         QueryMetrics { tally }
     }
 
